@@ -1,0 +1,144 @@
+//! Graph passes: the [`Pass`] trait, the [`PassManager`] that runs them and
+//! verifies the graph after each, and one file per pass.
+//!
+//! Mounted into the library as `bertc::passes` (see `src/lib.rs`): passes
+//! are part of the compiler core but live at the top level so that each
+//! rewrite is easy to find and review. The invariants every pass keeps are
+//! in `passes/RULES.md`.
+
+mod dead_node_elimination;
+
+use std::time::{Duration, Instant};
+
+use crate::ir::{verify, Graph, IrError};
+
+pub use dead_node_elimination::DeadNodeElimination;
+
+/// What one run of a pass changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PassReport {
+    /// Pattern instances found and rewritten.
+    pub matches: usize,
+    pub nodes_added: usize,
+    pub nodes_removed: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    #[error("unknown pass `{name}`; valid passes: {}", .valid.join(", "))]
+    Unknown { name: String, valid: Vec<&'static str> },
+    #[error("pass `{pass}` left an invalid graph: {source}")]
+    Verify {
+        pass: &'static str,
+        #[source]
+        source: IrError,
+    },
+    #[error("pass `{pass}` failed: {source}")]
+    Rewrite {
+        pass: &'static str,
+        #[source]
+        source: IrError,
+    },
+}
+
+/// A graph rewrite: matches a pattern, rewrites it, reports what it changed,
+/// and leaves the graph valid. Passes never print; the manager reports.
+pub trait Pass {
+    /// The pass's name: its file name and the name `--passes` takes.
+    fn name(&self) -> &'static str;
+    fn run(&self, g: &mut Graph) -> Result<PassReport, IrError>;
+}
+
+/// One pass run, as the manager records it.
+#[derive(Debug, Clone)]
+pub struct PassRun {
+    pub pass: &'static str,
+    pub report: PassReport,
+    pub nodes_before: usize,
+    pub nodes_after: usize,
+    pub elapsed: Duration,
+}
+
+/// Every pass by name, for `--passes` lists.
+pub fn pass_by_name(name: &str) -> Result<Box<dyn Pass>, PassError> {
+    match name {
+        "dead_node_elimination" => Ok(Box::new(DeadNodeElimination)),
+        _ => Err(PassError::Unknown {
+            name: name.into(),
+            valid: all_pass_names(),
+        }),
+    }
+}
+
+pub fn all_pass_names() -> Vec<&'static str> {
+    vec!["dead_node_elimination"]
+}
+
+/// Runs passes in order and verifies the graph after each one when
+/// verification is on (always in debug builds and tests).
+pub struct PassManager {
+    passes: Vec<Box<dyn Pass>>,
+    verify: bool,
+}
+
+impl Default for PassManager {
+    fn default() -> Self {
+        PassManager {
+            passes: Vec::new(),
+            verify: cfg!(debug_assertions),
+        }
+    }
+}
+
+impl PassManager {
+    pub fn new() -> PassManager {
+        PassManager::default()
+    }
+
+    /// A manager for a comma-separated list of pass names.
+    pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<PassManager, PassError> {
+        let mut pm = PassManager::new();
+        for n in names {
+            pm.passes.push(pass_by_name(n.trim())?);
+        }
+        Ok(pm)
+    }
+
+    pub fn with(mut self, pass: impl Pass + 'static) -> PassManager {
+        self.passes.push(Box::new(pass));
+        self
+    }
+
+    /// Forces verification after each pass on (or off) regardless of build.
+    pub fn verify_each(mut self, on: bool) -> PassManager {
+        self.verify = on;
+        self
+    }
+
+    pub fn run(&self, g: &mut Graph) -> Result<Vec<PassRun>, PassError> {
+        let mut runs = Vec::with_capacity(self.passes.len());
+        for pass in &self.passes {
+            let nodes_before = g.node_count();
+            let start = Instant::now();
+            let report = pass.run(g).map_err(|source| PassError::Rewrite {
+                pass: pass.name(),
+                source,
+            })?;
+            let elapsed = start.elapsed();
+            if self.verify {
+                verify(g).map_err(|source| PassError::Verify {
+                    pass: pass.name(),
+                    source,
+                })?;
+            }
+            runs.push(PassRun {
+                pass: pass.name(),
+                report,
+                nodes_before,
+                nodes_after: g.node_count(),
+                elapsed,
+            });
+        }
+        Ok(runs)
+    }
+}

@@ -1,0 +1,169 @@
+//! BertModel: embeddings → N encoder layers → pooler, as transformers
+//! computes it in eval mode (dropout is the identity).
+
+use crate::config::PositionEmbeddingType;
+use crate::ir::{BinaryOp, DType, Dim, Op, Shape, Tensor, UnaryOp, Value, BATCH, SEQUENCE};
+
+use super::{BuildError, Builder};
+
+impl Builder<'_> {
+    pub(super) fn bert_model(&mut self) -> Result<(), BuildError> {
+        if self.config.position_embedding_type != PositionEmbeddingType::Absolute {
+            return Err(BuildError::Unsupported(format!(
+                "config field `position_embedding_type` = {:?}: only absolute position embeddings are built so far",
+                self.config.position_embedding_type
+            )));
+        }
+        let ids_shape = Shape(vec![Dim::sym(BATCH), Dim::sym(SEQUENCE)]);
+        let input_ids = self.g.add_input("input_ids", DType::I64, ids_shape.clone())?;
+        let attention_mask = self
+            .g
+            .add_input("attention_mask", DType::I64, ids_shape.clone())?;
+        let token_type_ids = self.g.add_input("token_type_ids", DType::I64, ids_shape)?;
+
+        let mut hidden = self.embeddings(input_ids, token_type_ids)?;
+        let mask = self.extended_attention_mask(attention_mask)?;
+        for i in 0..self.config.num_hidden_layers {
+            hidden = self.encoder_layer(hidden, mask, i)?;
+        }
+        self.g.set_output("last_hidden_state", hidden);
+        let pooled = self.pooler(hidden)?;
+        self.g.set_output("pooler_output", pooled);
+        Ok(())
+    }
+
+    /// word[input_ids] + token_type[token_type_ids] + position[0..S], then
+    /// layer norm. Position ids are a slice of the `position_ids` buffer up
+    /// to the run-time sequence length, as transformers takes them.
+    fn embeddings(&mut self, input_ids: Value, token_type_ids: Value) -> Result<Value, BuildError> {
+        let word_table = self.param("embeddings.word_embeddings.weight")?;
+        let words = self.g.add(
+            "embeddings.word_embeddings",
+            Op::Gather { axis: 0 },
+            &[word_table, input_ids],
+        )?;
+        let tt_table = self.param("embeddings.token_type_embeddings.weight")?;
+        let types = self.g.add(
+            "embeddings.token_type_embeddings",
+            Op::Gather { axis: 0 },
+            &[tt_table, token_type_ids],
+        )?;
+        let sum = self.binary("embeddings.add_token_type", BinaryOp::Add, words, types)?;
+
+        let max_pos = self.config.max_position_embeddings;
+        let all_pos: Vec<i64> = (0..max_pos as i64).collect();
+        let pos_buffer = self.g.add_const(
+            "embeddings.position_ids",
+            Tensor::from_i64(vec![1, max_pos], &all_pos),
+        )?;
+        let shape = self.g.add("embeddings.input_shape", Op::Shape, &[input_ids])?;
+        let one = self.g.add_const("embeddings.seq_axis", Tensor::scalar_i64(1))?;
+        let seq = self
+            .g
+            .add("embeddings.seq_len", Op::Gather { axis: 0 }, &[shape, one])?;
+        let seq = self
+            .g
+            .add("embeddings.seq_len_1d", Op::Unsqueeze { axes: vec![0] }, &[seq])?;
+        let zero = self
+            .g
+            .add_const("embeddings.slice_start", Tensor::vec_i64(&[0]))?;
+        let axis = self.g.add_const("embeddings.slice_axis", Tensor::vec_i64(&[1]))?;
+        let pos_ids = self.g.add(
+            "embeddings.position_ids_slice",
+            Op::Slice,
+            &[pos_buffer, zero, seq, axis],
+        )?;
+        let pos_table = self.param("embeddings.position_embeddings.weight")?;
+        let positions = self.g.add(
+            "embeddings.position_embeddings",
+            Op::Gather { axis: 0 },
+            &[pos_table, pos_ids],
+        )?;
+        let sum = self.binary("embeddings.add_position", BinaryOp::Add, sum, positions)?;
+        self.layer_norm(sum, "embeddings.LayerNorm")
+    }
+
+    /// `(1 − mask) · lowest_f32`, shaped [B, 1, 1, S] to broadcast over
+    /// heads and query positions; built once and shared by every layer.
+    fn extended_attention_mask(&mut self, mask: Value) -> Result<Value, BuildError> {
+        let m = self.g.add(
+            "attention_mask.unsqueeze",
+            Op::Unsqueeze { axes: vec![1, 2] },
+            &[mask],
+        )?;
+        let m = self
+            .g
+            .add("attention_mask.cast", Op::Cast { to: DType::F32 }, &[m])?;
+        let one = self.scalar("attention_mask.one", 1.0)?;
+        let inv = self.binary("attention_mask.invert", BinaryOp::Sub, one, m)?;
+        let lowest = self.scalar("attention_mask.lowest", f32::MIN)?;
+        self.binary("attention_mask.additive", BinaryOp::Mul, inv, lowest)
+    }
+
+    fn encoder_layer(&mut self, x: Value, mask: Value, i: usize) -> Result<Value, BuildError> {
+        let p = format!("encoder.layer.{i}");
+        let attn = self.self_attention(x, mask, &format!("{p}.attention.self"))?;
+        let dense = self.linear(attn, &format!("{p}.attention.output.dense"))?;
+        let res = self.binary(&format!("{p}.attention.output.residual"), BinaryOp::Add, dense, x)?;
+        let h = self.layer_norm(res, &format!("{p}.attention.output.LayerNorm"))?;
+
+        let inter = self.linear(h, &format!("{p}.intermediate.dense"))?;
+        let act = self.activation(inter, self.config.hidden_act, &format!("{p}.intermediate.act"))?;
+        let out = self.linear(act, &format!("{p}.output.dense"))?;
+        let res = self.binary(&format!("{p}.output.residual"), BinaryOp::Add, out, h)?;
+        self.layer_norm(res, &format!("{p}.output.LayerNorm"))
+    }
+
+    /// softmax(Q·Kᵀ / √d + mask) · V over heads, merged back to [B, S, H].
+    fn self_attention(&mut self, x: Value, mask: Value, p: &str) -> Result<Value, BuildError> {
+        let (heads, head_size) = (self.config.num_attention_heads, self.config.head_size());
+        let split = self.g.add_const(
+            &format!("{p}.split_heads_shape"),
+            Tensor::vec_i64(&[0, 0, heads as i64, head_size as i64]),
+        )?;
+        let project = |b: &mut Self, name: &str, perm: Vec<usize>| -> Result<Value, BuildError> {
+            let y = b.linear(x, &format!("{p}.{name}"))?;
+            let y =
+                b.g.add(&format!("{p}.{name}.split_heads"), Op::Reshape, &[y, split])?;
+            Ok(b.g.add(&format!("{p}.{name}.transpose"), Op::Transpose { perm }, &[y])?)
+        };
+        let q = project(self, "query", vec![0, 2, 1, 3])?;
+        let k = project(self, "key", vec![0, 2, 3, 1])?;
+        let v = project(self, "value", vec![0, 2, 1, 3])?;
+
+        let scores = self.g.add(&format!("{p}.scores"), Op::MatMul, &[q, k])?;
+        let scale = self.scalar(&format!("{p}.scale"), (head_size as f32).sqrt())?;
+        let scores = self.binary(&format!("{p}.scaled"), BinaryOp::Div, scores, scale)?;
+        let scores = self.binary(&format!("{p}.masked"), BinaryOp::Add, scores, mask)?;
+        let probs = self
+            .g
+            .add(&format!("{p}.softmax"), Op::Softmax { axis: -1 }, &[scores])?;
+        let ctx = self.g.add(&format!("{p}.context"), Op::MatMul, &[probs, v])?;
+        let ctx = self.g.add(
+            &format!("{p}.context.transpose"),
+            Op::Transpose {
+                perm: vec![0, 2, 1, 3],
+            },
+            &[ctx],
+        )?;
+        let merge = self.g.add_const(
+            &format!("{p}.merge_heads_shape"),
+            Tensor::vec_i64(&[0, 0, self.config.hidden_size as i64]),
+        )?;
+        Ok(self
+            .g
+            .add(&format!("{p}.context.merge_heads"), Op::Reshape, &[ctx, merge])?)
+    }
+
+    /// tanh(dense(hidden[:, 0])).
+    fn pooler(&mut self, hidden: Value) -> Result<Value, BuildError> {
+        let zero = self
+            .g
+            .add_const("pooler.first_token_index", Tensor::scalar_i64(0))?;
+        let first = self
+            .g
+            .add("pooler.first_token", Op::Gather { axis: 1 }, &[hidden, zero])?;
+        let dense = self.linear(first, "pooler.dense")?;
+        self.unary("pooler.activation", UnaryOp::Tanh, dense)
+    }
+}

@@ -1,0 +1,116 @@
+//! The building blocks of BERT in the primitive form PyTorch's TorchScript
+//! exporter writes at opset 14: decomposed layer norm, activations from
+//! elementwise ops, Linear as MatMul + Add. The fusion passes recognise
+//! exactly these forms.
+
+use crate::config::Activation;
+use crate::ir::{BinaryOp, Op, Tensor, UnaryOp, Value};
+
+use super::{BuildError, Builder};
+
+impl Builder<'_> {
+    pub(super) fn scalar(&mut self, name: &str, v: f32) -> Result<Value, BuildError> {
+        let name = self.g.fresh_name(name);
+        Ok(self.g.add_const(&name, Tensor::scalar_f32(v))?)
+    }
+
+    pub(super) fn binary(
+        &mut self,
+        name: &str,
+        op: BinaryOp,
+        a: Value,
+        b: Value,
+    ) -> Result<Value, BuildError> {
+        Ok(self.g.add(name, Op::Binary(op), &[a, b])?)
+    }
+
+    pub(super) fn unary(&mut self, name: &str, op: UnaryOp, a: Value) -> Result<Value, BuildError> {
+        Ok(self.g.add(name, Op::Unary(op), &[a])?)
+    }
+
+    /// `x · scalar` style op with a named scalar constant `{name}.c`.
+    fn with_scalar(&mut self, name: &str, op: BinaryOp, x: Value, c: f32) -> Result<Value, BuildError> {
+        let k = self.scalar(&format!("{name}.c"), c)?;
+        self.binary(name, op, x, k)
+    }
+
+    /// torch.nn.Linear: `x @ Wᵀ + b`, the weight stored pre-transposed.
+    pub(super) fn linear(&mut self, x: Value, prefix: &str) -> Result<Value, BuildError> {
+        let w = self.param(&format!("{prefix}.weight"))?;
+        let b = self.param(&format!("{prefix}.bias"))?;
+        let y = self.g.add(&format!("{prefix}.matmul"), Op::MatMul, &[x, w])?;
+        self.binary(&format!("{prefix}.add"), BinaryOp::Add, y, b)
+    }
+
+    /// Layer norm over the last axis:
+    /// `(x − mean) / sqrt(mean((x − mean)²) + eps) · γ + β`.
+    pub(super) fn layer_norm(&mut self, x: Value, prefix: &str) -> Result<Value, BuildError> {
+        let mean_op = Op::ReduceMean {
+            axes: vec![-1],
+            keepdims: true,
+        };
+        let mean = self.g.add(&format!("{prefix}.mean"), mean_op.clone(), &[x])?;
+        let centered = self.binary(&format!("{prefix}.sub"), BinaryOp::Sub, x, mean)?;
+        let sq = self.with_scalar(&format!("{prefix}.pow"), BinaryOp::Pow, centered, 2.0)?;
+        let var = self.g.add(&format!("{prefix}.var"), mean_op, &[sq])?;
+        let eps = self.config.layer_norm_eps as f32;
+        let var_eps = self.with_scalar(&format!("{prefix}.add_eps"), BinaryOp::Add, var, eps)?;
+        let std = self.unary(&format!("{prefix}.sqrt"), UnaryOp::Sqrt, var_eps)?;
+        let normed = self.binary(&format!("{prefix}.div"), BinaryOp::Div, centered, std)?;
+        let gamma = self.param(&format!("{prefix}.weight"))?;
+        let beta = self.param(&format!("{prefix}.bias"))?;
+        let scaled = self.binary(&format!("{prefix}.mul"), BinaryOp::Mul, normed, gamma)?;
+        self.binary(&format!("{prefix}.add"), BinaryOp::Add, scaled, beta)
+    }
+
+    /// The configured activation, in primitive ops, named `{prefix}.*`.
+    pub(super) fn activation(
+        &mut self,
+        x: Value,
+        act: Activation,
+        prefix: &str,
+    ) -> Result<Value, BuildError> {
+        let p = |s: &str| format!("{prefix}.{s}");
+        match act {
+            // 0.5 · x · (1 + erf(x / √2))
+            Activation::Gelu => {
+                let d = self.with_scalar(&p("div"), BinaryOp::Div, x, std::f32::consts::SQRT_2)?;
+                let e = self.unary(&p("erf"), UnaryOp::Erf, d)?;
+                let a = self.with_scalar(&p("add"), BinaryOp::Add, e, 1.0)?;
+                let m = self.binary(&p("mul"), BinaryOp::Mul, x, a)?;
+                self.with_scalar(&p("half"), BinaryOp::Mul, m, 0.5)
+            }
+            // 0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³)))
+            Activation::GeluNew | Activation::GeluPytorchTanh | Activation::GeluFast => {
+                let cube = self.with_scalar(&p("pow"), BinaryOp::Pow, x, 3.0)?;
+                let c = self.with_scalar(&p("mul_c"), BinaryOp::Mul, cube, 0.044715)?;
+                let inner = self.binary(&p("add_x"), BinaryOp::Add, x, c)?;
+                let k = (2.0f64 / std::f64::consts::PI).sqrt() as f32;
+                let s = self.with_scalar(&p("mul_k"), BinaryOp::Mul, inner, k)?;
+                let t = self.unary(&p("tanh"), UnaryOp::Tanh, s)?;
+                let a = self.with_scalar(&p("add"), BinaryOp::Add, t, 1.0)?;
+                let m = self.binary(&p("mul"), BinaryOp::Mul, x, a)?;
+                self.with_scalar(&p("half"), BinaryOp::Mul, m, 0.5)
+            }
+            // x · sigmoid(1.702 · x)
+            Activation::QuickGelu => {
+                let s = self.with_scalar(&p("mul_c"), BinaryOp::Mul, x, 1.702)?;
+                let sig = self.unary(&p("sigmoid"), UnaryOp::Sigmoid, s)?;
+                self.binary(&p("mul"), BinaryOp::Mul, x, sig)
+            }
+            Activation::Relu => self.unary(&p("relu"), UnaryOp::Relu, x),
+            // x · sigmoid(x)
+            Activation::Silu => {
+                let sig = self.unary(&p("sigmoid"), UnaryOp::Sigmoid, x)?;
+                self.binary(&p("mul"), BinaryOp::Mul, x, sig)
+            }
+            Activation::Tanh => self.unary(&p("tanh"), UnaryOp::Tanh, x),
+            // x · tanh(softplus(x))
+            Activation::Mish => {
+                let sp = self.unary(&p("softplus"), UnaryOp::Softplus, x)?;
+                let t = self.unary(&p("tanh"), UnaryOp::Tanh, sp)?;
+                self.binary(&p("mul"), BinaryOp::Mul, x, t)
+            }
+        }
+    }
+}

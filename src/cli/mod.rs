@@ -1,0 +1,87 @@
+//! Subcommands and their arguments.
+
+mod compile;
+mod dump;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "bertc",
+    version,
+    about = "Compile BERT configs and weights to ONNX, proven with tract"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compile a config (file or preset) to an ONNX model.
+    Compile(compile::CompileArgs),
+    /// Run an ONNX model in tract on a golden file's inputs and compare outputs.
+    Validate(validate::ValidateArgs),
+    /// Print the deterministic text dump of a config, preset or ONNX model.
+    Dump(dump::DumpArgs),
+    /// List the preset model configs.
+    Presets,
+}
+
+/// Where the model comes from, shared by compile and dump.
+#[derive(clap::Args, Clone)]
+pub struct SourceArgs {
+    /// A config.json path or a preset name (see `bertc presets`).
+    pub model: String,
+    /// Weights to load (safetensors); without it, seeded random init.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Seed of the random init (ignored with --weights).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Compile(a) => compile::run(a),
+        Command::Validate(a) => validate::run(a),
+        Command::Dump(a) => dump::run(a),
+        Command::Presets => {
+            for (name, text) in bertc::presets::PRESETS {
+                let c = bertc::config::BertConfig::from_json_str(text, name)?;
+                println!(
+                    "{name:<30} L{:<3} H{:<5} A{:<3} I{:<5} vocab {:<7} {:>12} parameters",
+                    c.num_hidden_layers,
+                    c.hidden_size,
+                    c.num_attention_heads,
+                    c.intermediate_size,
+                    c.vocab_size,
+                    group_digits(
+                        bertc::builder::bert_model_params(&c)
+                            .iter()
+                            .map(|s| s.shape.iter().product::<usize>())
+                            .sum()
+                    )
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// 109482240 → "109,482,240".
+pub fn group_digits(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,100 @@
+//! The compile pipeline as a library call: config → parameters → IR →
+//! passes → ONNX bytes. The CLI is a thin layer over this.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::builder::{bert_model_params, build_bert_model};
+use crate::config::BertConfig;
+use crate::error::Error;
+use crate::ir::{verify, Graph};
+use crate::onnx::{export_bytes, ExportOptions};
+use crate::passes::{PassManager, PassRun};
+use crate::presets::preset;
+use crate::weights::{from_safetensors, seeded};
+
+/// Resolves a CLI model argument: a preset name or a config.json path.
+pub fn load_config(model: &str) -> Result<BertConfig, Error> {
+    if let Some(text) = preset(model) {
+        return Ok(BertConfig::from_json_str(text, &format!("preset {model}"))?);
+    }
+    let path = Path::new(model);
+    if path.exists() {
+        return Ok(BertConfig::from_path(path)?);
+    }
+    Err(Error::UnknownModel(model.to_string()))
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CompileOptions {
+    /// A safetensors checkpoint; `None` draws seeded random weights.
+    pub weights: Option<PathBuf>,
+    pub seed: u64,
+    pub export: ExportOptions,
+}
+
+/// A built graph and how long each stage took.
+pub struct Built {
+    pub graph: Graph,
+    pub load_time: Duration,
+    pub build_time: Duration,
+}
+
+/// Builds the verified IR graph of a config (no passes).
+pub fn build(config: &BertConfig, opts: &CompileOptions) -> Result<Built, Error> {
+    let start = Instant::now();
+    let specs = bert_model_params(config);
+    let weights = match &opts.weights {
+        Some(path) => from_safetensors(path, &specs)?,
+        None => seeded(&specs, opts.seed),
+    };
+    let load_time = start.elapsed();
+    let start = Instant::now();
+    let mut graph = build_bert_model(config, weights)?;
+    if opts.weights.is_none() {
+        graph.metadata.insert(
+            "bertc.weights".into(),
+            format!("seeded random init, seed {}", opts.seed),
+        );
+    }
+    verify(&graph)?;
+    Ok(Built {
+        graph,
+        load_time,
+        build_time: start.elapsed(),
+    })
+}
+
+/// The result of a compile: the final graph, its ONNX bytes and timings.
+pub struct Compiled {
+    pub graph: Graph,
+    pub bytes: Vec<u8>,
+    pub passes: Vec<PassRun>,
+    pub load_time: Duration,
+    pub build_time: Duration,
+    pub pass_time: Duration,
+    pub export_time: Duration,
+}
+
+/// Builds, runs the passes, and serializes.
+pub fn compile(config: &BertConfig, opts: &CompileOptions, passes: &PassManager) -> Result<Compiled, Error> {
+    let Built {
+        mut graph,
+        load_time,
+        build_time,
+    } = build(config, opts)?;
+    let start = Instant::now();
+    let runs = passes.run(&mut graph)?;
+    let pass_time = start.elapsed();
+    let start = Instant::now();
+    let bytes = export_bytes(&graph, opts.export)?;
+    Ok(Compiled {
+        graph,
+        bytes,
+        passes: runs,
+        load_time,
+        build_time,
+        pass_time,
+        export_time: start.elapsed(),
+    })
+}

@@ -1,0 +1,403 @@
+//! Hugging Face `BertConfig`: parsing with transformers' defaults, and the
+//! rules a config must satisfy before anything is built from it.
+//!
+//! Unknown fields are ignored on purpose: real `config.json` files carry many
+//! (tokenizer ids, `transformers_version`, task-specific parameters).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a config was refused. Every variant names the field, its value and the rule.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("config {origin} is not a valid BERT config.json: {source}")]
+    Json {
+        origin: String,
+        source: serde_json::Error,
+    },
+    #[error("config field `{field}` = {value}: {rule}")]
+    Invalid {
+        field: &'static str,
+        value: String,
+        rule: String,
+    },
+    #[error("config field `{field}` = {value}: {what} is not supported by bertc")]
+    Unsupported {
+        field: &'static str,
+        value: String,
+        what: &'static str,
+    },
+}
+
+/// The activation functions transformers' BERT accepts for `hidden_act`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Activation {
+    /// Exact GELU: x · Φ(x), computed with erf.
+    #[serde(rename = "gelu")]
+    Gelu,
+    /// tanh approximation of GELU (`gelu_new`, `gelu_pytorch_tanh`, `gelu_fast`
+    /// differ only in how they spell the same formula).
+    #[serde(rename = "gelu_new")]
+    GeluNew,
+    #[serde(rename = "gelu_pytorch_tanh")]
+    GeluPytorchTanh,
+    #[serde(rename = "gelu_fast")]
+    GeluFast,
+    /// x · sigmoid(1.702 x)
+    #[serde(rename = "quick_gelu")]
+    QuickGelu,
+    #[serde(rename = "relu")]
+    Relu,
+    #[serde(rename = "silu", alias = "swish")]
+    Silu,
+    #[serde(rename = "tanh")]
+    Tanh,
+    /// x · tanh(softplus(x))
+    #[serde(rename = "mish")]
+    Mish,
+}
+
+impl Activation {
+    pub const SUPPORTED: &'static str =
+        "gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, quick_gelu, relu, silu, swish, tanh, mish";
+
+    fn parse(name: &str) -> Option<Activation> {
+        Some(match name {
+            "gelu" => Activation::Gelu,
+            "gelu_new" => Activation::GeluNew,
+            "gelu_pytorch_tanh" => Activation::GeluPytorchTanh,
+            "gelu_fast" => Activation::GeluFast,
+            "quick_gelu" => Activation::QuickGelu,
+            "relu" => Activation::Relu,
+            "silu" | "swish" => Activation::Silu,
+            "tanh" => Activation::Tanh,
+            "mish" => Activation::Mish,
+            _ => return None,
+        })
+    }
+}
+
+/// How positions enter the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PositionEmbeddingType {
+    Absolute,
+    RelativeKey,
+    RelativeKeyQuery,
+}
+
+/// A validated BERT configuration. Field names and defaults are transformers'.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BertConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    pub hidden_act: Activation,
+    pub max_position_embeddings: usize,
+    pub type_vocab_size: usize,
+    pub initializer_range: f64,
+    pub layer_norm_eps: f64,
+    pub pad_token_id: Option<i64>,
+    pub position_embedding_type: PositionEmbeddingType,
+    /// Dropouts are identities at inference; kept so the metadata round-trips.
+    pub hidden_dropout_prob: f64,
+    pub attention_probs_dropout_prob: f64,
+    pub classifier_dropout: Option<f64>,
+    pub num_labels: usize,
+    pub id2label: BTreeMap<usize, String>,
+    pub label2id: BTreeMap<String, usize>,
+    pub architectures: Vec<String>,
+    pub model_type: String,
+    pub tie_word_embeddings: bool,
+    pub chunk_size_feed_forward: usize,
+    pub torch_dtype: Option<String>,
+}
+
+/// The raw JSON form: every field optional so that defaults apply, values
+/// kept as JSON so that a wrong type is reported against its field.
+#[derive(Debug, Deserialize)]
+struct RawConfig {
+    #[serde(flatten)]
+    fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl BertConfig {
+    /// Reads and validates a `config.json` file.
+    pub fn from_path(path: &Path) -> Result<BertConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        BertConfig::from_json_str(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates config JSON; `origin` names it in errors.
+    pub fn from_json_str(text: &str, origin: &str) -> Result<BertConfig, ConfigError> {
+        let raw: RawConfig = serde_json::from_str(text).map_err(|source| ConfigError::Json {
+            origin: origin.to_string(),
+            source,
+        })?;
+        let f = Fields(&raw.fields);
+
+        if let Some(model_type) = f.string("model_type")? {
+            if model_type != "bert" {
+                return Err(invalid("model_type", &model_type, "must be \"bert\""));
+            }
+        }
+        if f.bool("is_decoder")?.unwrap_or(false) {
+            return Err(ConfigError::Unsupported {
+                field: "is_decoder",
+                value: "true".into(),
+                what: "a decoder (causal) BERT",
+            });
+        }
+        if f.bool("add_cross_attention")?.unwrap_or(false) {
+            return Err(ConfigError::Unsupported {
+                field: "add_cross_attention",
+                value: "true".into(),
+                what: "cross-attention",
+            });
+        }
+
+        let act_name = f.string("hidden_act")?.unwrap_or_else(|| "gelu".into());
+        let hidden_act = Activation::parse(&act_name).ok_or_else(|| {
+            invalid(
+                "hidden_act",
+                &act_name,
+                &format!("must be one of {}", Activation::SUPPORTED),
+            )
+        })?;
+        let pos_name = f
+            .string("position_embedding_type")?
+            .unwrap_or_else(|| "absolute".into());
+        let position_embedding_type = match pos_name.as_str() {
+            "absolute" => PositionEmbeddingType::Absolute,
+            "relative_key" => PositionEmbeddingType::RelativeKey,
+            "relative_key_query" => PositionEmbeddingType::RelativeKeyQuery,
+            other => {
+                return Err(invalid(
+                    "position_embedding_type",
+                    other,
+                    "must be one of absolute, relative_key, relative_key_query",
+                ))
+            }
+        };
+
+        let (id2label, label2id, num_labels) = labels(&f)?;
+        let config = BertConfig {
+            vocab_size: f.positive("vocab_size", 30522)?,
+            hidden_size: f.positive("hidden_size", 768)?,
+            num_hidden_layers: f.positive("num_hidden_layers", 12)?,
+            num_attention_heads: f.positive("num_attention_heads", 12)?,
+            intermediate_size: f.positive("intermediate_size", 3072)?,
+            hidden_act,
+            max_position_embeddings: f.positive("max_position_embeddings", 512)?,
+            type_vocab_size: f.positive("type_vocab_size", 2)?,
+            initializer_range: f.float("initializer_range")?.unwrap_or(0.02),
+            layer_norm_eps: f.float("layer_norm_eps")?.unwrap_or(1e-12),
+            pad_token_id: f.int_or_null("pad_token_id", Some(0))?,
+            position_embedding_type,
+            hidden_dropout_prob: f.float("hidden_dropout_prob")?.unwrap_or(0.1),
+            attention_probs_dropout_prob: f.float("attention_probs_dropout_prob")?.unwrap_or(0.1),
+            classifier_dropout: f.float("classifier_dropout")?,
+            num_labels,
+            id2label,
+            label2id,
+            architectures: f.strings("architectures")?,
+            model_type: "bert".into(),
+            tie_word_embeddings: f.bool("tie_word_embeddings")?.unwrap_or(true),
+            chunk_size_feed_forward: f.int_or_null("chunk_size_feed_forward", Some(0))?.unwrap_or(0) as usize,
+            torch_dtype: match f.string("torch_dtype")? {
+                Some(d) => Some(d),
+                None => f.string("dtype")?,
+            },
+        };
+        config.check_rules()?;
+        Ok(config)
+    }
+
+    fn check_rules(&self) -> Result<(), ConfigError> {
+        if self.hidden_size % self.num_attention_heads != 0 {
+            return Err(invalid(
+                "hidden_size",
+                &self.hidden_size.to_string(),
+                &format!(
+                    "must be divisible by num_attention_heads ({})",
+                    self.num_attention_heads
+                ),
+            ));
+        }
+        if !(self.layer_norm_eps > 0.0 && self.layer_norm_eps.is_finite()) {
+            return Err(invalid(
+                "layer_norm_eps",
+                &self.layer_norm_eps.to_string(),
+                "must be a finite number > 0",
+            ));
+        }
+        if !(self.initializer_range >= 0.0 && self.initializer_range.is_finite()) {
+            return Err(invalid(
+                "initializer_range",
+                &self.initializer_range.to_string(),
+                "must be a finite number >= 0",
+            ));
+        }
+        for (field, p) in [
+            ("hidden_dropout_prob", Some(self.hidden_dropout_prob)),
+            (
+                "attention_probs_dropout_prob",
+                Some(self.attention_probs_dropout_prob),
+            ),
+            ("classifier_dropout", self.classifier_dropout),
+        ] {
+            if let Some(p) = p {
+                if !(0.0..=1.0).contains(&p) {
+                    return Err(invalid(field, &p.to_string(), "must be in [0, 1]"));
+                }
+            }
+        }
+        if let Some(pad) = self.pad_token_id {
+            if pad < 0 || pad as usize >= self.vocab_size {
+                return Err(invalid(
+                    "pad_token_id",
+                    &pad.to_string(),
+                    &format!("must be in [0, vocab_size = {})", self.vocab_size),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Size of one attention head.
+    pub fn head_size(&self) -> usize {
+        self.hidden_size / self.num_attention_heads
+    }
+
+    /// The config as canonical JSON (fixed field order, sorted maps): what
+    /// goes into the ONNX metadata, so equal configs give equal bytes.
+    pub fn to_canonical_json(&self) -> String {
+        serde_json::to_string(self).expect("a BertConfig always serializes")
+    }
+}
+
+fn invalid(field: &'static str, value: &str, rule: &str) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        value: value.to_string(),
+        rule: rule.to_string(),
+    }
+}
+
+type Labels = (BTreeMap<usize, String>, BTreeMap<String, usize>, usize);
+
+/// transformers derives num_labels from id2label when it is given, else
+/// defaults to 2 labels named LABEL_0, LABEL_1.
+fn labels(f: &Fields) -> Result<Labels, ConfigError> {
+    let mut id2label = BTreeMap::new();
+    if let Some(v) = f.0.get("id2label").filter(|v| !v.is_null()) {
+        let map = v
+            .as_object()
+            .ok_or_else(|| invalid("id2label", &v.to_string(), "must be an object"))?;
+        for (k, name) in map {
+            let id: usize = k
+                .parse()
+                .map_err(|_| invalid("id2label", k, "keys must be non-negative integers"))?;
+            let name = name
+                .as_str()
+                .ok_or_else(|| invalid("id2label", &name.to_string(), "values must be strings"))?;
+            id2label.insert(id, name.to_string());
+        }
+    }
+    let num_labels = match f.0.get("num_labels").filter(|v| !v.is_null()) {
+        Some(_) => f.positive("num_labels", 2)?,
+        None if !id2label.is_empty() => id2label.len(),
+        None => 2,
+    };
+    if id2label.is_empty() {
+        id2label = (0..num_labels).map(|i| (i, format!("LABEL_{i}"))).collect();
+    }
+    if id2label.len() != num_labels || id2label.keys().any(|&k| k >= num_labels) {
+        return Err(invalid(
+            "id2label",
+            &format!("{} entries", id2label.len()),
+            &format!("must map exactly the ids 0..{num_labels} (num_labels)"),
+        ));
+    }
+    let label2id = id2label.iter().map(|(&i, n)| (n.clone(), i)).collect();
+    Ok((id2label, label2id, num_labels))
+}
+
+/// Typed access to the raw JSON fields, each error naming its field.
+struct Fields<'a>(&'a serde_json::Map<String, serde_json::Value>);
+
+impl Fields<'_> {
+    fn get(&self, field: &str) -> Option<&serde_json::Value> {
+        self.0.get(field).filter(|v| !v.is_null())
+    }
+
+    fn positive(&self, field: &'static str, default: usize) -> Result<usize, ConfigError> {
+        match self.get(field) {
+            None => Ok(default),
+            Some(v) => match v.as_u64() {
+                Some(n) if n > 0 => Ok(n as usize),
+                _ => Err(invalid(field, &v.to_string(), "must be an integer > 0")),
+            },
+        }
+    }
+
+    fn int_or_null(&self, field: &'static str, default: Option<i64>) -> Result<Option<i64>, ConfigError> {
+        match self.0.get(field) {
+            None => Ok(default),
+            Some(v) if v.is_null() => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| invalid(field, &v.to_string(), "must be an integer")),
+        }
+    }
+
+    fn float(&self, field: &'static str) -> Result<Option<f64>, ConfigError> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(v) => v
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| invalid(field, &v.to_string(), "must be a number")),
+        }
+    }
+
+    fn bool(&self, field: &'static str) -> Result<Option<bool>, ConfigError> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(v) => v
+                .as_bool()
+                .map(Some)
+                .ok_or_else(|| invalid(field, &v.to_string(), "must be true or false")),
+        }
+    }
+
+    fn string(&self, field: &'static str) -> Result<Option<String>, ConfigError> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(v) => v
+                .as_str()
+                .map(|s| Some(s.to_string()))
+                .ok_or_else(|| invalid(field, &v.to_string(), "must be a string")),
+        }
+    }
+
+    fn strings(&self, field: &'static str) -> Result<Vec<String>, ConfigError> {
+        match self.get(field) {
+            None => Ok(Vec::new()),
+            Some(v) => v
+                .as_array()
+                .and_then(|items| items.iter().map(|s| s.as_str().map(String::from)).collect())
+                .ok_or_else(|| invalid(field, &v.to_string(), "must be a list of strings")),
+        }
+    }
+}

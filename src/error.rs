@@ -1,0 +1,30 @@
+//! The library's error type: one variant per stage, each carrying the
+//! stage's own typed error with its context.
+
+use crate::builder::BuildError;
+use crate::config::ConfigError;
+use crate::ir::IrError;
+use crate::onnx::OnnxError;
+use crate::passes::PassError;
+use crate::runtime::RuntimeError;
+use crate::weights::WeightsError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Weights(#[from] WeightsError),
+    #[error("building the graph: {0}")]
+    Build(#[from] BuildError),
+    #[error("invalid graph: {0}")]
+    Ir(#[from] IrError),
+    #[error(transparent)]
+    Pass(#[from] PassError),
+    #[error(transparent)]
+    Onnx(#[from] OnnxError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("`{0}` is neither a preset nor a config file (run `bertc presets` for the list)")]
+    UnknownModel(String),
+}

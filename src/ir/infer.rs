@@ -1,0 +1,464 @@
+//! Shape and dtype inference, one rule per op.
+//!
+//! Besides types, inference tracks the values of small integer tensors
+//! (`ValueInfo::known`): a `Shape` of `[batch_size, sequence_length, 768]`
+//! is known to hold exactly those dims, so a Reshape or Slice fed by it keeps
+//! its symbolic dimensions instead of losing them.
+
+use super::dtype::DType;
+use super::graph::ValueInfo;
+use super::op::{BinaryOp, Op, UnaryOp};
+use super::shape::{normalize_axis, Dim, Shape};
+
+type Infer = Result<Vec<ValueInfo>, String>;
+
+/// Output types of `op` applied to `inputs` (`None` = absent optional input).
+pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Infer {
+    let (required, max) = op.arity();
+    if inputs.len() > max {
+        return Err(format!("takes at most {max} inputs, got {}", inputs.len()));
+    }
+    if inputs.len() < required || inputs[..required].iter().any(Option::is_none) {
+        return Err(format!(
+            "needs {required} inputs, got {}",
+            inputs.iter().flatten().count()
+        ));
+    }
+    let x = |i: usize| inputs[i].expect("required input present");
+    let one = |dtype, shape| Ok(vec![ValueInfo::new(dtype, shape)]);
+    match op {
+        Op::Input => Err("graph inputs are declared, not inferred".into()),
+        Op::Constant(t) => Ok(vec![ValueInfo {
+            dtype: t.dtype(),
+            shape: t.shape(),
+            known: t.as_known_ints(),
+        }]),
+        Op::Unary(u) => {
+            let a = x(0);
+            let int_ok = matches!(u, UnaryOp::Relu | UnaryOp::Neg | UnaryOp::Abs);
+            if !(a.dtype.is_float() || int_ok && a.dtype.is_int()) {
+                return Err(format!("does not apply to {}", a.dtype));
+            }
+            one(a.dtype, a.shape.clone())
+        }
+        Op::Binary(b) => binary(*b, x(0), x(1)),
+        Op::MatMul => matmul(x(0), x(1)),
+        Op::ReduceMean { axes, keepdims } => {
+            let a = x(0);
+            float_only(a)?;
+            let axes = axes_of(axes, a.shape.rank())?;
+            let dims =
+                a.shape
+                    .dims()
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, d)| match (axes.contains(&i), keepdims) {
+                        (false, _) => Some(d.clone()),
+                        (true, true) => Some(Dim::Fixed(1)),
+                        (true, false) => None,
+                    });
+            one(a.dtype, Shape(dims.collect()))
+        }
+        Op::Softmax { axis } => {
+            let a = x(0);
+            float_only(a)?;
+            axis_of(*axis, a.shape.rank())?;
+            one(a.dtype, a.shape.clone())
+        }
+        Op::Transpose { perm } => {
+            let a = x(0);
+            let mut seen = perm.clone();
+            seen.sort_unstable();
+            if seen != (0..a.shape.rank()).collect::<Vec<_>>() {
+                return Err(format!(
+                    "perm {perm:?} is not a permutation of rank {}",
+                    a.shape.rank()
+                ));
+            }
+            one(
+                a.dtype,
+                Shape(perm.iter().map(|&p| a.shape.0[p].clone()).collect()),
+            )
+        }
+        Op::Reshape => reshape(x(0), x(1)),
+        Op::Unsqueeze { axes } => {
+            let a = x(0);
+            let rank = a.shape.rank() + axes.len();
+            let axes = axes_of(axes, rank)?;
+            let mut rest = a.shape.dims().iter();
+            let dims = (0..rank).map(|i| match axes.contains(&i) {
+                true => Dim::Fixed(1),
+                false => rest.next().expect("rank arithmetic").clone(),
+            });
+            let known = a.known.clone().filter(|_| a.shape.rank() <= 1 && rank == 1);
+            Ok(vec![ValueInfo {
+                dtype: a.dtype,
+                shape: Shape(dims.collect()),
+                known,
+            }])
+        }
+        Op::Squeeze { axes } => {
+            let a = x(0);
+            let axes = axes_of(axes, a.shape.rank())?;
+            let mut dims = Vec::new();
+            for (i, d) in a.shape.dims().iter().enumerate() {
+                let squeeze = if axes.is_empty() {
+                    *d == Dim::Fixed(1)
+                } else {
+                    axes.contains(&i)
+                };
+                if squeeze && *d != Dim::Fixed(1) {
+                    return Err(format!("cannot squeeze axis {i} of size {d}"));
+                }
+                if !squeeze {
+                    dims.push(d.clone());
+                }
+            }
+            let known = a.known.clone().filter(|_| dims.is_empty());
+            Ok(vec![ValueInfo {
+                dtype: a.dtype,
+                shape: Shape(dims),
+                known,
+            }])
+        }
+        Op::Slice => slice(
+            x(0),
+            x(1),
+            x(2),
+            inputs.get(3).copied().flatten(),
+            inputs.get(4).copied().flatten(),
+        ),
+        Op::Gather { axis } => gather(*axis, x(0), x(1)),
+        Op::Shape => {
+            let a = x(0);
+            Ok(vec![ValueInfo {
+                dtype: DType::I64,
+                shape: Shape::fixed(&[a.shape.rank()]),
+                known: Some(a.shape.0.clone()),
+            }])
+        }
+        Op::Cast { to } => {
+            let a = x(0);
+            let known = a.known.clone().filter(|_| a.dtype.is_int() && to.is_int());
+            Ok(vec![ValueInfo {
+                dtype: *to,
+                shape: a.shape.clone(),
+                known,
+            }])
+        }
+        Op::Concat { axis } => concat(*axis, &inputs.iter().flatten().copied().collect::<Vec<_>>()),
+        Op::Where => {
+            let (c, a, b) = (x(0), x(1), x(2));
+            if c.dtype != DType::Bool {
+                return Err(format!("condition must be bool, got {}", c.dtype));
+            }
+            same_dtype(a, b)?;
+            let shape = broadcast(&broadcast(&c.shape, &a.shape)?, &b.shape)?;
+            one(a.dtype, shape)
+        }
+        Op::Identity => Ok(vec![x(0).clone()]),
+    }
+}
+
+fn float_only(a: &ValueInfo) -> Result<(), String> {
+    match a.dtype.is_float() {
+        true => Ok(()),
+        false => Err(format!("needs a float input, got {}", a.dtype)),
+    }
+}
+
+fn same_dtype(a: &ValueInfo, b: &ValueInfo) -> Result<(), String> {
+    match a.dtype == b.dtype {
+        true => Ok(()),
+        false => Err(format!("input dtypes differ: {} and {}", a.dtype, b.dtype)),
+    }
+}
+
+fn broadcast(a: &Shape, b: &Shape) -> Result<Shape, String> {
+    a.broadcast(b)
+        .ok_or_else(|| format!("shapes {a} and {b} do not broadcast"))
+}
+
+fn axis_of(axis: i64, rank: usize) -> Result<usize, String> {
+    normalize_axis(axis, rank).ok_or_else(|| format!("axis {axis} is out of range for rank {rank}"))
+}
+
+fn axes_of(axes: &[i64], rank: usize) -> Result<Vec<usize>, String> {
+    let mut out = Vec::with_capacity(axes.len());
+    for &a in axes {
+        let a = axis_of(a, rank)?;
+        if out.contains(&a) {
+            return Err(format!("axis {a} is repeated in {axes:?}"));
+        }
+        out.push(a);
+    }
+    Ok(out)
+}
+
+fn binary(op: BinaryOp, a: &ValueInfo, b: &ValueInfo) -> Infer {
+    same_dtype(a, b)?;
+    if a.dtype == DType::Bool && !op.is_comparison() {
+        return Err("arithmetic on bool tensors".into());
+    }
+    let shape = broadcast(&a.shape, &b.shape)?;
+    let dtype = if op.is_comparison() { DType::Bool } else { a.dtype };
+    // Track integer arithmetic on known, fully fixed values (shape math).
+    let known = match (&a.known, &b.known, op) {
+        (Some(x), Some(y), BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div)
+            if x.len() == y.len() || x.len() == 1 || y.len() == 1 =>
+        {
+            let n = x.len().max(y.len());
+            let pick = |v: &Vec<Dim>, i: usize| v[if v.len() == 1 { 0 } else { i }].fixed();
+            (0..n)
+                .map(|i| {
+                    let (p, q) = (pick(x, i)?, pick(y, i)?);
+                    Some(Dim::Fixed(match op {
+                        BinaryOp::Add => p + q,
+                        BinaryOp::Sub => p - q,
+                        BinaryOp::Mul => p * q,
+                        _ => p.checked_div(q)?,
+                    }))
+                })
+                .collect()
+        }
+        _ => None,
+    };
+    Ok(vec![ValueInfo { dtype, shape, known }])
+}
+
+fn matmul(a: &ValueInfo, b: &ValueInfo) -> Infer {
+    same_dtype(a, b)?;
+    float_only(a)?;
+    let (ra, rb) = (a.shape.rank(), b.shape.rank());
+    if ra == 0 || rb == 0 {
+        return Err("MatMul of a scalar".into());
+    }
+    // numpy rules: a 1-D operand is promoted to a matrix, then the added dim dropped.
+    let mut sa = a.shape.0.clone();
+    let mut sb = b.shape.0.clone();
+    if ra == 1 {
+        sa.insert(0, Dim::Fixed(1));
+    }
+    if rb == 1 {
+        sb.push(Dim::Fixed(1));
+    }
+    let (m, k1) = (&sa[sa.len() - 2], &sa[sa.len() - 1]);
+    let (k2, n) = (&sb[sb.len() - 2], &sb[sb.len() - 1]);
+    if k1 != k2 {
+        return Err(format!("inner dims differ: {} × {}", a.shape, b.shape));
+    }
+    let batch = broadcast(
+        &Shape(sa[..sa.len() - 2].to_vec()),
+        &Shape(sb[..sb.len() - 2].to_vec()),
+    )?;
+    let mut dims = batch.0;
+    if ra > 1 {
+        dims.push(m.clone());
+    }
+    if rb > 1 {
+        dims.push(n.clone());
+    }
+    Ok(vec![ValueInfo::new(a.dtype, Shape(dims))])
+}
+
+fn reshape(a: &ValueInfo, target: &ValueInfo) -> Infer {
+    if target.dtype != DType::I64 || target.shape.rank() != 1 {
+        return Err(format!(
+            "shape input must be a 1-D i64 tensor, got {}{}",
+            target.dtype, target.shape
+        ));
+    }
+    let spec = target
+        .known
+        .as_ref()
+        .ok_or("the target shape is not known at compile time")?;
+    let mut dims: Vec<Option<Dim>> = Vec::with_capacity(spec.len());
+    for (i, d) in spec.iter().enumerate() {
+        dims.push(match d {
+            Dim::Fixed(0) => Some(
+                a.shape
+                    .0
+                    .get(i)
+                    .cloned()
+                    .ok_or("0 copies a dim the input lacks")?,
+            ),
+            Dim::Fixed(-1) => None,
+            Dim::Fixed(n) if *n < 0 => return Err(format!("invalid target dim {n}")),
+            d => Some(d.clone()),
+        });
+    }
+    if dims.iter().filter(|d| d.is_none()).count() > 1 {
+        return Err("more than one -1 in the target shape".into());
+    }
+    // Cancel the known output dims against the input dims to size the -1
+    // (or to check the element count when there is none).
+    let mut rest: Vec<Dim> = a.shape.0.clone();
+    let mut fixed_out: i64 = 1;
+    for d in dims.iter().flatten() {
+        match d {
+            Dim::Fixed(n) => fixed_out *= n,
+            Dim::Sym(_) => match rest.iter().position(|r| r == d) {
+                Some(p) => {
+                    rest.remove(p);
+                }
+                None => return Err(format!("cannot reshape {} to {spec:?}", a.shape)),
+            },
+        }
+    }
+    let syms: Vec<&Dim> = rest.iter().filter(|d| d.fixed().is_none()).collect();
+    let fixed_in: i64 = rest.iter().filter_map(Dim::fixed).product();
+    let mismatch = || format!("cannot reshape {} to {spec:?}", a.shape);
+    let hole = match (syms.as_slice(), dims.iter().any(Option::is_none)) {
+        ([], false) if fixed_in == fixed_out => None,
+        ([], true) if fixed_out != 0 && fixed_in % fixed_out == 0 => Some(Dim::Fixed(fixed_in / fixed_out)),
+        ([s], true) if fixed_in == fixed_out => Some((*s).clone()),
+        _ => return Err(mismatch()),
+    };
+    let shape = Shape(
+        dims.into_iter()
+            .map(|d| d.or_else(|| hole.clone()).unwrap())
+            .collect(),
+    );
+    let known = a.known.clone().filter(|_| shape.rank() <= 1);
+    Ok(vec![ValueInfo {
+        dtype: a.dtype,
+        shape,
+        known,
+    }])
+}
+
+/// ONNX clamps ends past the dimension, so `x[0:sequence_length]` of a
+/// fixed 512-long table is taken to have `sequence_length` rows: the model
+/// is only defined for sequences up to max_position_embeddings anyway.
+fn slice(
+    a: &ValueInfo,
+    starts: &ValueInfo,
+    ends: &ValueInfo,
+    axes: Option<&ValueInfo>,
+    steps: Option<&ValueInfo>,
+) -> Infer {
+    let known = |v: &ValueInfo, what: &str| {
+        v.known
+            .clone()
+            .ok_or_else(|| format!("{what} are not known at compile time"))
+    };
+    let (starts, ends) = (known(starts, "starts")?, known(ends, "ends")?);
+    let axes = match axes {
+        Some(v) => known(v, "axes")?,
+        None => (0..starts.len() as i64).map(Dim::Fixed).collect(),
+    };
+    let steps = match steps {
+        Some(v) => known(v, "steps")?,
+        None => vec![Dim::Fixed(1); starts.len()],
+    };
+    if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
+        return Err("starts, ends, axes and steps differ in length".into());
+    }
+    let mut dims = a.shape.0.clone();
+    for i in 0..starts.len() {
+        let axis = axis_of(axes[i].fixed().ok_or("symbolic axis")?, a.shape.rank())?;
+        let step = steps[i].fixed().ok_or("symbolic step")?;
+        if step != 1 {
+            return Err(format!("step {step} is not supported"));
+        }
+        let size = &dims[axis];
+        let big = |e: i64| e >= i32::MAX as i64;
+        dims[axis] = match (&starts[i], &ends[i], size) {
+            (Dim::Fixed(s), Dim::Fixed(e), Dim::Fixed(n)) => {
+                let clamp = |v: i64| if v < 0 { (v + n).max(0) } else { v.min(*n) };
+                Dim::Fixed((clamp(*e) - clamp(*s)).max(0))
+            }
+            (Dim::Fixed(0), Dim::Fixed(e), d) if big(*e) => d.clone(),
+            (Dim::Fixed(0), e @ Dim::Sym(_), _) => e.clone(),
+            _ => {
+                return Err(format!(
+                    "cannot size slice {}..{} of a dim {size}",
+                    starts[i], ends[i]
+                ))
+            }
+        };
+    }
+    let known = match (&a.known, a.shape.rank(), &dims[..]) {
+        (Some(values), 1, [Dim::Fixed(len)]) => match (&starts[0], &ends[0]) {
+            (Dim::Fixed(s), _) => {
+                let s = if *s < 0 {
+                    (*s + values.len() as i64).max(0)
+                } else {
+                    *s
+                } as usize;
+                values.get(s..s + *len as usize).map(<[Dim]>::to_vec)
+            }
+            _ => None,
+        },
+        _ => None,
+    };
+    Ok(vec![ValueInfo {
+        dtype: a.dtype,
+        shape: Shape(dims),
+        known,
+    }])
+}
+
+fn gather(axis: i64, data: &ValueInfo, indices: &ValueInfo) -> Infer {
+    if !matches!(indices.dtype, DType::I64 | DType::I32) {
+        return Err(format!("indices must be i64 or i32, got {}", indices.dtype));
+    }
+    let axis = axis_of(axis, data.shape.rank())?;
+    let mut dims = data.shape.0[..axis].to_vec();
+    dims.extend(indices.shape.0.iter().cloned());
+    dims.extend(data.shape.0[axis + 1..].iter().cloned());
+    let known = match (&data.known, &indices.known) {
+        (Some(values), Some(idx)) if data.shape.rank() == 1 => idx
+            .iter()
+            .map(|i| {
+                let i = i.fixed()?;
+                let i = if i < 0 { i + values.len() as i64 } else { i };
+                values.get(usize::try_from(i).ok()?).cloned()
+            })
+            .collect(),
+        _ => None,
+    };
+    Ok(vec![ValueInfo {
+        dtype: data.dtype,
+        shape: Shape(dims),
+        known,
+    }])
+}
+
+fn concat(axis: i64, parts: &[&ValueInfo]) -> Infer {
+    let first = parts[0];
+    let axis = axis_of(axis, first.shape.rank())?;
+    let mut total: i64 = 0;
+    for p in parts {
+        same_dtype(first, p)?;
+        if p.shape.rank() != first.shape.rank() {
+            return Err(format!("ranks differ: {} and {}", first.shape, p.shape));
+        }
+        for (i, (x, y)) in first.shape.0.iter().zip(&p.shape.0).enumerate() {
+            if i != axis && x != y {
+                return Err(format!(
+                    "shapes {} and {} differ off the concat axis",
+                    first.shape, p.shape
+                ));
+            }
+        }
+        total += p.shape.0[axis]
+            .fixed()
+            .ok_or("concatenating along a symbolic dim")?;
+    }
+    let mut dims = first.shape.0.clone();
+    dims[axis] = Dim::Fixed(total);
+    let known = match first.shape.rank() {
+        1 => parts
+            .iter()
+            .map(|p| p.known.clone())
+            .collect::<Option<Vec<_>>>()
+            .map(|v| v.concat()),
+        _ => None,
+    };
+    Ok(vec![ValueInfo {
+        dtype: first.dtype,
+        shape: Shape(dims),
+        known,
+    }])
+}

@@ -1,0 +1,39 @@
+//! bertc's intermediate representation: builders produce it, passes
+//! transform it, the ONNX emitter serializes it.
+
+mod dtype;
+mod dump;
+mod graph;
+mod infer;
+mod op;
+mod order;
+mod shape;
+mod tensor;
+mod verify;
+
+pub use dtype::DType;
+pub use dump::{dump, value_name};
+pub use graph::{Edge, Graph, Node, NodeId, Value, ValueInfo};
+pub use infer::infer;
+pub use op::{BinaryOp, Op, UnaryOp};
+pub use order::canonical_order;
+pub use shape::{normalize_axis, Dim, Shape, BATCH, SEQUENCE};
+pub use tensor::Tensor;
+pub use verify::verify;
+
+/// A graph that breaks an IR invariant, named by the node that breaks it.
+#[derive(Debug, thiserror::Error)]
+pub enum IrError {
+    #[error("node `{node}` ({op}): {reason}")]
+    Infer {
+        node: String,
+        op: &'static str,
+        reason: String,
+    },
+    #[error("node name `{0}` is used twice")]
+    DuplicateName(String),
+    #[error("node `{node}`: {reason}")]
+    Invalid { node: String, reason: String },
+    #[error("the graph has a cycle through node `{0}`")]
+    Cycle(String),
+}

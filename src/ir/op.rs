@@ -1,0 +1,177 @@
+//! The closed set of operations bertc's IR knows, with typed attributes.
+//!
+//! Attributes that ONNX moved from attributes to inputs across opsets
+//! (`axes` of ReduceMean and Unsqueeze) are attributes here; the emitter
+//! writes the form the target opset wants. Inputs that may be computed at
+//! run time (Reshape's shape, Slice's bounds) stay inputs.
+
+use std::fmt;
+
+use super::dtype::DType;
+use super::tensor::Tensor;
+
+/// Elementwise functions of one tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    Erf,
+    Tanh,
+    Sqrt,
+    Relu,
+    Sigmoid,
+    Neg,
+    Exp,
+    Log,
+    Softplus,
+    Abs,
+    Reciprocal,
+}
+
+/// Elementwise functions of two broadcast tensors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+    Equal,
+    Less,
+    Greater,
+}
+
+impl BinaryOp {
+    /// Comparisons produce booleans; arithmetic keeps the input type.
+    pub fn is_comparison(self) -> bool {
+        matches!(self, BinaryOp::Equal | BinaryOp::Less | BinaryOp::Greater)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// A graph input; its type is the node's single output type.
+    Input,
+    /// A constant (weights, scalars, shapes); emitted as an initializer.
+    Constant(Tensor),
+    Unary(UnaryOp),
+    Binary(BinaryOp),
+    /// numpy matmul semantics, batched over leading dims.
+    MatMul,
+    ReduceMean {
+        axes: Vec<i64>,
+        keepdims: bool,
+    },
+    Softmax {
+        axis: i64,
+    },
+    Transpose {
+        perm: Vec<usize>,
+    },
+    /// Inputs: data, shape (int64; 0 copies the input dim, -1 is inferred).
+    Reshape,
+    Unsqueeze {
+        axes: Vec<i64>,
+    },
+    Squeeze {
+        axes: Vec<i64>,
+    },
+    /// Inputs: data, starts, ends, axes (optional), steps (optional).
+    Slice,
+    /// Inputs: data, indices.
+    Gather {
+        axis: i64,
+    },
+    Shape,
+    Cast {
+        to: DType,
+    },
+    Concat {
+        axis: i64,
+    },
+    /// Inputs: condition, then, else.
+    Where,
+    Identity,
+}
+
+impl Op {
+    /// The op's name as it appears in dumps and reports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Input => "Input",
+            Op::Constant(_) => "Constant",
+            Op::Unary(u) => match u {
+                UnaryOp::Erf => "Erf",
+                UnaryOp::Tanh => "Tanh",
+                UnaryOp::Sqrt => "Sqrt",
+                UnaryOp::Relu => "Relu",
+                UnaryOp::Sigmoid => "Sigmoid",
+                UnaryOp::Neg => "Neg",
+                UnaryOp::Exp => "Exp",
+                UnaryOp::Log => "Log",
+                UnaryOp::Softplus => "Softplus",
+                UnaryOp::Abs => "Abs",
+                UnaryOp::Reciprocal => "Reciprocal",
+            },
+            Op::Binary(b) => match b {
+                BinaryOp::Add => "Add",
+                BinaryOp::Sub => "Sub",
+                BinaryOp::Mul => "Mul",
+                BinaryOp::Div => "Div",
+                BinaryOp::Pow => "Pow",
+                BinaryOp::Equal => "Equal",
+                BinaryOp::Less => "Less",
+                BinaryOp::Greater => "Greater",
+            },
+            Op::MatMul => "MatMul",
+            Op::ReduceMean { .. } => "ReduceMean",
+            Op::Softmax { .. } => "Softmax",
+            Op::Transpose { .. } => "Transpose",
+            Op::Reshape => "Reshape",
+            Op::Unsqueeze { .. } => "Unsqueeze",
+            Op::Squeeze { .. } => "Squeeze",
+            Op::Slice => "Slice",
+            Op::Gather { .. } => "Gather",
+            Op::Shape => "Shape",
+            Op::Cast { .. } => "Cast",
+            Op::Concat { .. } => "Concat",
+            Op::Where => "Where",
+            Op::Identity => "Identity",
+        }
+    }
+
+    /// Inputs the op takes: (required, maximum).
+    pub fn arity(&self) -> (usize, usize) {
+        match self {
+            Op::Input | Op::Constant(_) => (0, 0),
+            Op::Binary(_) | Op::MatMul | Op::Reshape | Op::Gather { .. } => (2, 2),
+            Op::Slice => (3, 5),
+            Op::Where => (3, 3),
+            Op::Concat { .. } => (1, usize::MAX),
+            _ => (1, 1),
+        }
+    }
+
+    /// Ops computed from their inputs alone (no state, no side effect):
+    /// all of them today, kept explicit for the passes that rely on it.
+    pub fn is_pure(&self) -> bool {
+        !matches!(self, Op::Input)
+    }
+}
+
+/// The attributes part of a dump line, e.g. `{axes=[-1], keepdims=1}`.
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.kind())?;
+        match self {
+            Op::ReduceMean { axes, keepdims } => {
+                write!(f, "{{axes={axes:?}, keepdims={}}}", *keepdims as u8)
+            }
+            Op::Softmax { axis } | Op::Gather { axis } | Op::Concat { axis } => {
+                write!(f, "{{axis={axis}}}")
+            }
+            Op::Transpose { perm } => write!(f, "{{perm={perm:?}}}"),
+            Op::Unsqueeze { axes } | Op::Squeeze { axes } => write!(f, "{{axes={axes:?}}}"),
+            Op::Cast { to } => write!(f, "{{to={to}}}"),
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Shapes made of fixed and named symbolic dimensions, and the broadcasting
+//! rule of ONNX (numpy's) over them.
+
+use std::fmt;
+
+/// The symbolic batch dimension of every bertc graph input.
+pub const BATCH: &str = "batch_size";
+/// The symbolic sequence dimension of every bertc graph input.
+pub const SEQUENCE: &str = "sequence_length";
+
+/// One dimension: a known size or a named symbol fixed only at run time.
+/// The same name means the same size everywhere in a graph.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dim {
+    Fixed(i64),
+    Sym(String),
+}
+
+impl Dim {
+    pub fn sym(name: &str) -> Dim {
+        Dim::Sym(name.to_string())
+    }
+
+    pub fn fixed(&self) -> Option<i64> {
+        match self {
+            Dim::Fixed(n) => Some(*n),
+            Dim::Sym(_) => None,
+        }
+    }
+}
+
+impl From<usize> for Dim {
+    fn from(n: usize) -> Dim {
+        Dim::Fixed(n as i64)
+    }
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Dim::Fixed(n) => write!(f, "{n}"),
+            Dim::Sym(s) => f.write_str(s),
+        }
+    }
+}
+
+/// A tensor shape. Rank is always known in bertc's IR.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Shape(pub Vec<Dim>);
+
+impl Shape {
+    pub fn fixed(dims: &[usize]) -> Shape {
+        Shape(dims.iter().map(|&d| Dim::from(d)).collect())
+    }
+
+    pub fn scalar() -> Shape {
+        Shape(Vec::new())
+    }
+
+    pub fn rank(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn dims(&self) -> &[Dim] {
+        &self.0
+    }
+
+    /// The fixed sizes, when no dimension is symbolic.
+    pub fn as_fixed(&self) -> Option<Vec<usize>> {
+        self.0.iter().map(|d| d.fixed().map(|n| n as usize)).collect()
+    }
+
+    /// Resolves a possibly negative axis against this rank.
+    pub fn axis(&self, axis: i64) -> Option<usize> {
+        normalize_axis(axis, self.rank())
+    }
+
+    /// numpy-style broadcasting of two shapes, or `None` if they conflict.
+    pub fn broadcast(&self, other: &Shape) -> Option<Shape> {
+        let rank = self.rank().max(other.rank());
+        let one = Dim::Fixed(1);
+        let mut out = Vec::with_capacity(rank);
+        for i in 0..rank {
+            let a = dim_from_right(self, rank - 1 - i).unwrap_or(&one);
+            let b = dim_from_right(other, rank - 1 - i).unwrap_or(&one);
+            out.push(match (a, b) {
+                _ if a == b => a.clone(),
+                (Dim::Fixed(1), _) => b.clone(),
+                (_, Dim::Fixed(1)) => a.clone(),
+                _ => return None,
+            });
+        }
+        Some(Shape(out))
+    }
+}
+
+fn dim_from_right(shape: &Shape, i: usize) -> Option<&Dim> {
+    shape.rank().checked_sub(i + 1).map(|k| &shape.0[k])
+}
+
+/// Resolves a possibly negative axis; `None` when out of range.
+pub fn normalize_axis(axis: i64, rank: usize) -> Option<usize> {
+    let r = rank as i64;
+    let a = if axis < 0 { axis + r } else { axis };
+    (0..r).contains(&a).then_some(a as usize)
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{d}")?;
+        }
+        f.write_str("]")
+    }
+}

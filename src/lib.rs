@@ -1,0 +1,18 @@
+//! bertc: a BERT model compiler. A Hugging Face config (plus optional
+//! safetensors weights) becomes an IR graph ([`builder`]), is rewritten by
+//! graph [`passes`], serialized to ONNX ([`onnx`]) and proven by running it
+//! in tract ([`runtime`]).
+
+pub mod atomic_write;
+pub mod builder;
+pub mod compile;
+pub mod config;
+mod error;
+pub mod ir;
+pub mod onnx;
+#[path = "../passes/mod.rs"]
+pub mod passes;
+pub mod presets;
+pub mod runtime;
+pub mod weights;
+pub use error::Error;

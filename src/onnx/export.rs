@@ -1,0 +1,255 @@
+//! IR graph → ONNX ModelProto bytes.
+//!
+//! Deterministic: nodes in canonical order, initializers in the order first
+//! used, metadata sorted, no timestamps or paths — the same graph always
+//! gives the same bytes.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use prost::Message;
+
+use super::proto::{self, attribute_type as at, tensor_shape_proto::dimension::Value as DimValue};
+use super::{ir_version_for, onnx_dtype, OnnxError};
+use crate::ir::{canonical_order, value_name, Dim, Graph, Op, Tensor, Value, ValueInfo};
+
+pub const DEFAULT_OPSET: i64 = 17;
+pub const MIN_OPSET: i64 = 14;
+pub const MAX_OPSET: i64 = 23;
+
+#[derive(Debug, Clone, Copy)]
+pub struct ExportOptions {
+    pub opset: i64,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions { opset: DEFAULT_OPSET }
+    }
+}
+
+/// Serializes the graph to ONNX bytes.
+pub fn export_bytes(g: &Graph, opts: ExportOptions) -> Result<Vec<u8>, OnnxError> {
+    let model = to_model(g, opts)?;
+    Ok(model.encode_to_vec())
+}
+
+/// Serializes the graph and writes it atomically to `path`.
+pub fn write_model(g: &Graph, opts: ExportOptions, path: &Path) -> Result<usize, OnnxError> {
+    let bytes = export_bytes(g, opts)?;
+    crate::atomic_write::write_atomic(path, &bytes).map_err(|source| OnnxError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(bytes.len())
+}
+
+fn to_model(g: &Graph, opts: ExportOptions) -> Result<proto::ModelProto, OnnxError> {
+    if !(MIN_OPSET..=MAX_OPSET).contains(&opts.opset) {
+        return Err(OnnxError::Opset(opts.opset));
+    }
+    let mut e = Emitter {
+        g,
+        opset: opts.opset,
+        names: HashMap::new(),
+        graph: proto::GraphProto::default(),
+    };
+    e.graph.name = "bertc".into();
+    e.name_outputs();
+    let order = canonical_order(g);
+    for &id in &order {
+        e.emit_node(id)?;
+    }
+    e.emit_outputs();
+    Ok(proto::ModelProto {
+        ir_version: ir_version_for(opts.opset),
+        opset_import: vec![proto::OperatorSetIdProto {
+            domain: String::new(),
+            version: opts.opset,
+        }],
+        producer_name: "bertc".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        graph: Some(e.graph),
+        metadata_props: g
+            .metadata
+            .iter()
+            .map(|(k, v)| proto::StringStringEntryProto {
+                key: k.clone(),
+                value: v.clone(),
+            })
+            .collect(),
+        ..Default::default()
+    })
+}
+
+struct Emitter<'g> {
+    g: &'g Graph,
+    opset: i64,
+    /// ONNX names of values that are not simply `value_name` (graph outputs).
+    names: HashMap<Value, String>,
+    graph: proto::GraphProto,
+}
+
+impl Emitter<'_> {
+    fn name(&self, v: Value) -> String {
+        self.names
+            .get(&v)
+            .cloned()
+            .unwrap_or_else(|| value_name(self.g, v))
+    }
+
+    /// A graph output takes over the name of the value it reads, unless
+    /// that value is an input, a constant or already another output: then
+    /// an Identity node gives it its own name (see `emit_outputs`).
+    fn name_outputs(&mut self) {
+        for (name, v) in self.g.outputs() {
+            let is_source = matches!(self.g.node(v.node).op, Op::Input | Op::Constant(_));
+            if !is_source && !self.names.contains_key(v) {
+                self.names.insert(*v, name.clone());
+            }
+        }
+    }
+
+    fn emit_node(&mut self, id: crate::ir::NodeId) -> Result<(), OnnxError> {
+        let node = self.g.node(id);
+        let out = Value { node: id, slot: 0 };
+        match &node.op {
+            Op::Input => {
+                let info = value_info(&self.name(out), &node.outputs[0]);
+                self.graph.input.push(info);
+                return Ok(());
+            }
+            Op::Constant(t) => {
+                self.graph.initializer.push(tensor_proto(&self.name(out), t));
+                return Ok(());
+            }
+            _ => {}
+        }
+        let mut inputs: Vec<String> = self
+            .g
+            .inputs_of(id)
+            .into_iter()
+            .map(|v| v.map(|v| self.name(v)).unwrap_or_default())
+            .collect();
+        let mut attrs = Vec::new();
+        match &node.op {
+            Op::ReduceMean { axes, keepdims } => {
+                attrs.push(int_attr("keepdims", *keepdims as i64));
+                if self.opset >= 18 {
+                    inputs.push(self.axes_input(&node.name, axes));
+                } else {
+                    attrs.push(ints_attr("axes", axes));
+                }
+            }
+            Op::Unsqueeze { axes } | Op::Squeeze { axes } => inputs.push(self.axes_input(&node.name, axes)),
+            Op::Softmax { axis } | Op::Gather { axis } | Op::Concat { axis } => {
+                attrs.push(int_attr("axis", *axis))
+            }
+            Op::Transpose { perm } => attrs.push(ints_attr(
+                "perm",
+                &perm.iter().map(|&p| p as i64).collect::<Vec<_>>(),
+            )),
+            Op::Cast { to } => attrs.push(int_attr("to", onnx_dtype(*to) as i64)),
+            _ => {}
+        }
+        while inputs.last().is_some_and(String::is_empty) {
+            inputs.pop();
+        }
+        let outputs: Vec<String> = (0..node.outputs.len())
+            .map(|slot| self.name(Value { node: id, slot }))
+            .collect();
+        for (slot, info) in node.outputs.iter().enumerate() {
+            let v = Value { node: id, slot };
+            if !self.g.is_output(v) {
+                self.graph.value_info.push(value_info(&outputs[slot], info));
+            }
+        }
+        self.graph.node.push(proto::NodeProto {
+            input: inputs,
+            output: outputs,
+            name: node.name.clone(),
+            op_type: node.op.kind().into(),
+            attribute: attrs,
+            ..Default::default()
+        });
+        Ok(())
+    }
+
+    /// Axes as an int64 initializer input (Unsqueeze ≥ 13, ReduceMean ≥ 18).
+    fn axes_input(&mut self, node: &str, axes: &[i64]) -> String {
+        let name = format!("{node}.axes");
+        self.graph
+            .initializer
+            .push(tensor_proto(&name, &Tensor::vec_i64(axes)));
+        name
+    }
+
+    fn emit_outputs(&mut self) {
+        for (name, v) in self.g.outputs() {
+            if self.name(*v) != *name {
+                self.graph.node.push(proto::NodeProto {
+                    input: vec![self.name(*v)],
+                    output: vec![name.clone()],
+                    name: format!("{name}.identity"),
+                    op_type: "Identity".into(),
+                    ..Default::default()
+                });
+            }
+            self.graph.output.push(value_info(name, self.g.info(*v)));
+        }
+    }
+}
+
+fn value_info(name: &str, info: &ValueInfo) -> proto::ValueInfoProto {
+    let dims = info
+        .shape
+        .dims()
+        .iter()
+        .map(|d| proto::tensor_shape_proto::Dimension {
+            value: Some(match d {
+                Dim::Fixed(n) => DimValue::DimValue(*n),
+                Dim::Sym(s) => DimValue::DimParam(s.clone()),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    proto::ValueInfoProto {
+        name: name.into(),
+        r#type: Some(proto::TypeProto {
+            value: Some(proto::type_proto::Value::TensorType(proto::type_proto::Tensor {
+                elem_type: onnx_dtype(info.dtype),
+                shape: Some(proto::TensorShapeProto { dim: dims }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn tensor_proto(name: &str, t: &Tensor) -> proto::TensorProto {
+    proto::TensorProto {
+        dims: t.dims().iter().map(|&d| d as i64).collect(),
+        data_type: onnx_dtype(t.dtype()),
+        name: name.into(),
+        raw_data: t.raw().clone(),
+        ..Default::default()
+    }
+}
+
+fn int_attr(name: &str, i: i64) -> proto::AttributeProto {
+    proto::AttributeProto {
+        name: name.into(),
+        r#type: at::INT,
+        i,
+        ..Default::default()
+    }
+}
+
+fn ints_attr(name: &str, ints: &[i64]) -> proto::AttributeProto {
+    proto::AttributeProto {
+        name: name.into(),
+        r#type: at::INTS,
+        ints: ints.to_vec(),
+        ..Default::default()
+    }
+}

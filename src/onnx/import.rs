@@ -1,0 +1,320 @@
+//! ONNX bytes → IR graph, for the ops bertc's IR knows.
+//!
+//! Attributes ONNX moved into inputs across opsets (axes of Unsqueeze,
+//! Squeeze, ReduceMean) must be constants and become IR attributes. An op
+//! outside the IR, or a malformed file, is an error naming the node, its op
+//! type and the opset — never a panic.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use prost::Message;
+
+use super::proto::{self, tensor_shape_proto::dimension::Value as DimValue};
+use super::OnnxError;
+use crate::ir::{BinaryOp, DType, Dim, Graph, Op, Shape, Tensor, UnaryOp, Value};
+
+pub fn read_model(path: &Path) -> Result<Graph, OnnxError> {
+    let bytes = std::fs::read(path).map_err(|source| OnnxError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    import_bytes(&bytes).map_err(|e| match e {
+        OnnxError::Decode(reason) => OnnxError::Decode(format!("{}: {reason}", path.display())),
+        other => other,
+    })
+}
+
+pub fn import_bytes(bytes: &[u8]) -> Result<Graph, OnnxError> {
+    let model = proto::ModelProto::decode(bytes).map_err(|e| OnnxError::Decode(e.to_string()))?;
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| OnnxError::Decode("the model has no graph".into()))?;
+    let opset = model
+        .opset_import
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map(|o| o.version)
+        .ok_or_else(|| OnnxError::Decode("the model imports no default-domain opset".into()))?;
+    let mut im = Importer {
+        g: Graph::new(),
+        values: HashMap::new(),
+        opset,
+    };
+    im.g.metadata = model
+        .metadata_props
+        .iter()
+        .map(|p| (p.key.clone(), p.value.clone()))
+        .collect();
+    for t in &graph.initializer {
+        let tensor = tensor_from_proto(t).map_err(|reason| im.err(&t.name, "initializer", reason))?;
+        let name = im.g.fresh_name(&t.name);
+        let v =
+            im.g.add_const(&name, tensor)
+                .map_err(|e| im.err(&t.name, "initializer", e.to_string()))?;
+        im.values.insert(t.name.clone(), v);
+    }
+    for input in &graph.input {
+        if im.values.contains_key(&input.name) {
+            continue; // an initializer listed as input (IR < 4 style)
+        }
+        let (dtype, shape) = value_type(input).map_err(|reason| im.err(&input.name, "input", reason))?;
+        let v =
+            im.g.add_input(&input.name, dtype, shape)
+                .map_err(|e| im.err(&input.name, "input", e.to_string()))?;
+        im.values.insert(input.name.clone(), v);
+    }
+    for (i, node) in graph.node.iter().enumerate() {
+        im.node(i, node)?;
+    }
+    for out in &graph.output {
+        let v = *im
+            .values
+            .get(&out.name)
+            .ok_or_else(|| im.err(&out.name, "output", "no node produces it".into()))?;
+        im.g.set_output(&out.name, v);
+    }
+    Ok(im.g)
+}
+
+struct Importer {
+    g: Graph,
+    values: HashMap<String, Value>,
+    opset: i64,
+}
+
+impl Importer {
+    fn err(&self, node: &str, op_type: &str, reason: String) -> OnnxError {
+        OnnxError::Import {
+            node: node.into(),
+            op_type: op_type.into(),
+            opset: self.opset,
+            reason,
+        }
+    }
+
+    fn node(&mut self, index: usize, n: &proto::NodeProto) -> Result<(), OnnxError> {
+        let label = if n.name.is_empty() {
+            format!("{}_{index}", n.op_type)
+        } else {
+            n.name.clone()
+        };
+        let err = |s: &Self, reason: String| s.err(&label, &n.op_type, reason);
+        if !(n.domain.is_empty() || n.domain == "ai.onnx") {
+            return Err(err(self, format!("domain `{}` is not supported", n.domain)));
+        }
+        let mut inputs: Vec<Option<Value>> = Vec::new();
+        for name in &n.input {
+            inputs.push(match name.is_empty() {
+                true => None,
+                false => Some(*self.values.get(name).ok_or_else(|| {
+                    err(
+                        self,
+                        format!("input `{name}` is not produced by any earlier node"),
+                    )
+                })?),
+            });
+        }
+        let attr = |name: &str| n.attribute.iter().find(|a| a.name == name);
+        let int = |name: &str, default: i64| attr(name).map_or(default, |a| a.i);
+        let ints = |name: &str| attr(name).map(|a| a.ints.clone());
+        // Axes given as a constant input (Unsqueeze ≥ 13, ReduceMean ≥ 18).
+        let const_axes = |s: &Self, slot: usize| -> Result<Option<Vec<i64>>, OnnxError> {
+            match inputs.get(slot).copied().flatten() {
+                None => Ok(None),
+                Some(v) => match &s.g.node(v.node).op {
+                    Op::Constant(t) => Ok(t.to_i64_vec()),
+                    _ => Err(err(s, "axes must be a constant".into())),
+                },
+            }
+        };
+        let unary = |u| Ok::<_, OnnxError>(Op::Unary(u));
+        let binary = |b| Ok::<_, OnnxError>(Op::Binary(b));
+        let mut keep = inputs.len();
+        let op = match n.op_type.as_str() {
+            "Constant" => {
+                let t = attr("value")
+                    .and_then(|a| a.t.as_ref())
+                    .ok_or_else(|| err(self, "only tensor `value` constants are supported".into()))?;
+                Op::Constant(tensor_from_proto(t).map_err(|r| err(self, r))?)
+            }
+            "Erf" => unary(UnaryOp::Erf)?,
+            "Tanh" => unary(UnaryOp::Tanh)?,
+            "Sqrt" => unary(UnaryOp::Sqrt)?,
+            "Relu" => unary(UnaryOp::Relu)?,
+            "Sigmoid" => unary(UnaryOp::Sigmoid)?,
+            "Neg" => unary(UnaryOp::Neg)?,
+            "Exp" => unary(UnaryOp::Exp)?,
+            "Log" => unary(UnaryOp::Log)?,
+            "Softplus" => unary(UnaryOp::Softplus)?,
+            "Abs" => unary(UnaryOp::Abs)?,
+            "Reciprocal" => unary(UnaryOp::Reciprocal)?,
+            "Add" => binary(BinaryOp::Add)?,
+            "Sub" => binary(BinaryOp::Sub)?,
+            "Mul" => binary(BinaryOp::Mul)?,
+            "Div" => binary(BinaryOp::Div)?,
+            "Pow" => binary(BinaryOp::Pow)?,
+            "Equal" => binary(BinaryOp::Equal)?,
+            "Less" => binary(BinaryOp::Less)?,
+            "Greater" => binary(BinaryOp::Greater)?,
+            "MatMul" => Op::MatMul,
+            "ReduceMean" => {
+                let axes = match self.opset >= 18 {
+                    true => {
+                        keep = 1;
+                        const_axes(self, 1)?
+                    }
+                    false => ints("axes"),
+                };
+                let axes = axes.ok_or_else(|| err(self, "reducing over all axes is not supported".into()))?;
+                Op::ReduceMean {
+                    axes,
+                    keepdims: int("keepdims", 1) != 0,
+                }
+            }
+            "Softmax" => Op::Softmax {
+                axis: int("axis", -1),
+            },
+            "Transpose" => {
+                let perm = ints("perm")
+                    .ok_or_else(|| err(self, "Transpose without perm is not supported".into()))?;
+                Op::Transpose {
+                    perm: perm.iter().map(|&p| p as usize).collect(),
+                }
+            }
+            "Reshape" => {
+                if int("allowzero", 0) != 0 {
+                    return Err(err(self, "allowzero=1 is not supported".into()));
+                }
+                Op::Reshape
+            }
+            "Unsqueeze" | "Squeeze" => {
+                keep = 1;
+                let axes = const_axes(self, 1)?.or_else(|| ints("axes")).unwrap_or_default();
+                match n.op_type.as_str() {
+                    "Unsqueeze" => Op::Unsqueeze { axes },
+                    _ => Op::Squeeze { axes },
+                }
+            }
+            "Slice" => Op::Slice,
+            "Gather" => Op::Gather { axis: int("axis", 0) },
+            "Shape" => {
+                if attr("start").is_some() || attr("end").is_some() {
+                    return Err(err(self, "Shape with start/end is not supported".into()));
+                }
+                Op::Shape
+            }
+            "Cast" => Op::Cast {
+                to: dtype_from_onnx(int("to", 0) as i32).map_err(|r| err(self, r))?,
+            },
+            "Concat" => Op::Concat { axis: int("axis", 0) },
+            "Where" => Op::Where,
+            "Identity" => Op::Identity,
+            other => return Err(err(self, format!("op `{other}` is not supported by bertc's IR"))),
+        };
+        inputs.truncate(keep);
+        let name = self.g.fresh_name(&label);
+        let id = match op {
+            Op::Constant(t) => self.g.add_const(&name, t).map(|v| v.node),
+            op => self.g.add_node(&name, op, &inputs),
+        }
+        .map_err(|e| err(self, e.to_string()))?;
+        for (slot, out) in n.output.iter().enumerate() {
+            if slot < self.g.node(id).outputs.len() && !out.is_empty() {
+                self.values.insert(out.clone(), Value { node: id, slot });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn dtype_from_onnx(code: i32) -> Result<DType, String> {
+    use proto::data_type as t;
+    Ok(match code {
+        t::FLOAT => DType::F32,
+        t::FLOAT16 => DType::F16,
+        t::BFLOAT16 => DType::BF16,
+        t::INT64 => DType::I64,
+        t::INT32 => DType::I32,
+        t::INT8 => DType::I8,
+        t::UINT8 => DType::U8,
+        t::BOOL => DType::Bool,
+        other => return Err(format!("element type {other} is not supported")),
+    })
+}
+
+fn value_type(v: &proto::ValueInfoProto) -> Result<(DType, Shape), String> {
+    let Some(proto::TypeProto {
+        value: Some(proto::type_proto::Value::TensorType(t)),
+        ..
+    }) = &v.r#type
+    else {
+        return Err("only tensor-typed values are supported".into());
+    };
+    let dtype = dtype_from_onnx(t.elem_type)?;
+    let shape = t.shape.as_ref().ok_or("the value has no shape")?;
+    let dims = shape
+        .dim
+        .iter()
+        .enumerate()
+        .map(|(i, d)| match &d.value {
+            Some(DimValue::DimValue(n)) => Dim::Fixed(*n),
+            Some(DimValue::DimParam(s)) if !s.is_empty() => Dim::Sym(s.clone()),
+            _ => Dim::Sym(format!("{}_dim{i}", v.name)),
+        })
+        .collect();
+    Ok((dtype, Shape(dims)))
+}
+
+fn tensor_from_proto(t: &proto::TensorProto) -> Result<Tensor, String> {
+    let dtype = dtype_from_onnx(t.data_type)?;
+    if !t.external_data.is_empty() || t.data_location == 1 {
+        return Err("external data is not supported yet".into());
+    }
+    let dims: Vec<usize> = t
+        .dims
+        .iter()
+        .map(|&d| usize::try_from(d).map_err(|_| format!("negative dim {d}")))
+        .collect::<Result<_, _>>()?;
+    let data: bytes::Bytes = if !t.raw_data.is_empty() || dims.contains(&0) {
+        t.raw_data.clone()
+    } else {
+        match dtype {
+            DType::F32 => t
+                .float_data
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect::<Vec<u8>>()
+                .into(),
+            DType::I64 => t
+                .int64_data
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect::<Vec<u8>>()
+                .into(),
+            DType::I32 => t
+                .int32_data
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect::<Vec<u8>>()
+                .into(),
+            DType::I8 | DType::U8 | DType::Bool => {
+                t.int32_data.iter().map(|&v| v as u8).collect::<Vec<u8>>().into()
+            }
+            DType::F16 | DType::BF16 => t
+                .int32_data
+                .iter()
+                .flat_map(|&v| (v as u16).to_le_bytes())
+                .collect::<Vec<u8>>()
+                .into(),
+        }
+    };
+    let n = dims.iter().product::<usize>();
+    Tensor::from_raw(dtype, dims, data).ok_or_else(|| {
+        format!(
+            "tensor `{}` holds the wrong number of bytes for {n} elements",
+            t.name
+        )
+    })
+}

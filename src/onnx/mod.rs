@@ -1,0 +1,59 @@
+//! ONNX serialization: the only module that knows protobuf types.
+
+mod export;
+mod import;
+pub mod proto;
+
+pub use export::{export_bytes, write_model, ExportOptions, DEFAULT_OPSET, MAX_OPSET, MIN_OPSET};
+pub use import::{import_bytes, read_model};
+
+use crate::ir::DType;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OnnxError {
+    #[error("opset {0} is not supported: bertc emits opsets {MIN_OPSET} to {MAX_OPSET}")]
+    Opset(i64),
+    #[error("node `{node}`: {op} needs opset >= {needs}, but the target is opset {opset}")]
+    OpsetTooLow {
+        node: String,
+        op: &'static str,
+        needs: i64,
+        opset: i64,
+    },
+    #[error("not a valid ONNX model: {0}")]
+    Decode(String),
+    #[error("node `{node}` ({op_type}, opset {opset}): {reason}")]
+    Import {
+        node: String,
+        op_type: String,
+        opset: i64,
+        reason: String,
+    },
+    #[error("cannot access {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+/// ONNX `TensorProto.DataType` code of an IR dtype.
+pub(crate) fn onnx_dtype(d: DType) -> i32 {
+    use proto::data_type as t;
+    match d {
+        DType::F32 => t::FLOAT,
+        DType::F16 => t::FLOAT16,
+        DType::BF16 => t::BFLOAT16,
+        DType::I64 => t::INT64,
+        DType::I32 => t::INT32,
+        DType::I8 => t::INT8,
+        DType::U8 => t::UINT8,
+        DType::Bool => t::BOOL,
+    }
+}
+
+/// The IR version that goes with an opset (onnx/docs/Versioning.md).
+pub(crate) fn ir_version_for(opset: i64) -> i64 {
+    match opset {
+        ..=18 => 8,
+        19..=20 => 9,
+        21..=22 => 10,
+        _ => 11,
+    }
+}

@@ -1,0 +1,40 @@
+//! Model configs that ship inside the binary (the files in `models/`), so
+//! `bertc compile bert-base-uncased` works with nothing else on disk.
+
+/// (name, config.json text) for every preset, sorted by name.
+pub const PRESETS: &[(&str, &str)] = &[
+    (
+        "all-MiniLM-L6-v2",
+        include_str!("../models/all-MiniLM-L6-v2.json"),
+    ),
+    ("bert-base-cased", include_str!("../models/bert-base-cased.json")),
+    (
+        "bert-base-chinese",
+        include_str!("../models/bert-base-chinese.json"),
+    ),
+    (
+        "bert-base-multilingual-cased",
+        include_str!("../models/bert-base-multilingual-cased.json"),
+    ),
+    (
+        "bert-base-uncased",
+        include_str!("../models/bert-base-uncased.json"),
+    ),
+    (
+        "bert-large-cased",
+        include_str!("../models/bert-large-cased.json"),
+    ),
+    (
+        "bert-large-uncased",
+        include_str!("../models/bert-large-uncased.json"),
+    ),
+    ("bert-medium", include_str!("../models/bert-medium.json")),
+    ("bert-mini", include_str!("../models/bert-mini.json")),
+    ("bert-small", include_str!("../models/bert-small.json")),
+    ("bert-tiny", include_str!("../models/bert-tiny.json")),
+];
+
+/// The config text of a preset, by name.
+pub fn preset(name: &str) -> Option<&'static str> {
+    PRESETS.iter().find(|(n, _)| *n == name).map(|(_, text)| *text)
+}

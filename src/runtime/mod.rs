@@ -1,0 +1,43 @@
+//! Running emitted models in tract: load, bind shapes, run, compare.
+
+mod compare;
+mod host;
+mod session;
+
+pub use compare::{compare, OutputComparison};
+pub use host::{read_safetensors, write_safetensors, HostData, HostTensor, NamedTensors};
+pub use session::TractSession;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("{0}")]
+    Io(String),
+    #[error("tract could not {stage} the model: {message}")]
+    Tract { stage: &'static str, message: String },
+    #[error("tract panicked while it tried to {stage} the model: {message}")]
+    Panic { stage: &'static str, message: String },
+    #[error("model input `{0}` is missing from the provided tensors")]
+    MissingInput(String),
+    #[error("model input `{name}` expects {expected}, got {got}")]
+    InputType {
+        name: String,
+        expected: String,
+        got: String,
+    },
+}
+
+/// Sets how many threads tract's matrix products use (1 = single-threaded).
+/// Applies process-wide; call before running models.
+pub fn set_threads(n: usize) {
+    use tract_linalg::multithread::{set_default_executor, Executor};
+    let executor = match n {
+        0 | 1 => Executor::SingleThread,
+        n => Executor::multithread(n),
+    };
+    set_default_executor(executor);
+}
+
+/// The number of cores, the default thread count.
+pub fn available_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}

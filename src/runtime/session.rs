@@ -1,0 +1,185 @@
+//! A loaded ONNX model in tract, with one optimized plan per input shape.
+//!
+//! Shapes are bound to concrete values before tract optimizes, as bench and
+//! validation run fixed shapes: tract then plans every buffer and picks its
+//! matrix kernels for those sizes.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use tract_onnx::prelude::*;
+
+use super::host::{HostData, HostTensor, NamedTensors};
+use super::RuntimeError;
+
+type Plan = Arc<TypedRunnableModel>;
+
+pub struct TractSession {
+    model: InferenceModel,
+    input_names: Vec<String>,
+    output_names: Vec<String>,
+    plans: HashMap<Vec<Vec<usize>>, Plan>,
+}
+
+fn tract_err(stage: &'static str) -> impl Fn(TractError) -> RuntimeError {
+    move |e| RuntimeError::Tract {
+        stage,
+        message: format!("{e:#}"),
+    }
+}
+
+/// Runs `f`, turning a tract panic into an error (foreign files can trigger them).
+fn guarded<T>(stage: &'static str, f: impl FnOnce() -> Result<T, RuntimeError>) -> Result<T, RuntimeError> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(RuntimeError::Panic { stage, message })
+    })
+}
+
+impl TractSession {
+    /// Parses ONNX bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<TractSession, RuntimeError> {
+        guarded("load", || {
+            // Shapes are bound to concrete sizes per run; the file's symbolic
+            // value_info (batch_size, sequence_length) would then conflict
+            // with them in tract's analysis, so tract re-derives them instead.
+            let onnx = tract_onnx::onnx().with_ignore_value_info(true);
+            let model = onnx.model_for_read(&mut &*bytes).map_err(tract_err("load"))?;
+            let label = |o: OutletId| -> String {
+                model
+                    .outlet_label(o)
+                    .map(String::from)
+                    .unwrap_or_else(|| model.node(o.node).name.clone())
+            };
+            let input_names = model
+                .input_outlets()
+                .map_err(tract_err("load"))?
+                .iter()
+                .map(|&o| label(o))
+                .collect();
+            let output_names = model
+                .output_outlets()
+                .map_err(tract_err("load"))?
+                .iter()
+                .map(|&o| label(o))
+                .collect();
+            Ok(TractSession {
+                model,
+                input_names,
+                output_names,
+                plans: HashMap::new(),
+            })
+        })
+    }
+
+    pub fn from_path(path: &std::path::Path) -> Result<TractSession, RuntimeError> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| RuntimeError::Io(format!("cannot read {}: {e}", path.display())))?;
+        TractSession::from_bytes(&bytes)
+    }
+
+    pub fn input_names(&self) -> &[String] {
+        &self.input_names
+    }
+
+    pub fn output_names(&self) -> &[String] {
+        &self.output_names
+    }
+
+    /// The model's inputs picked by name from `tensors`, in model order.
+    fn bind<'t>(&self, tensors: &'t NamedTensors) -> Result<Vec<&'t HostTensor>, RuntimeError> {
+        self.input_names
+            .iter()
+            .map(|n| {
+                tensors
+                    .get(n)
+                    .ok_or_else(|| RuntimeError::MissingInput(n.clone()))
+            })
+            .collect()
+    }
+
+    /// The optimized plan for these input shapes (built on first use).
+    pub fn plan_for(&mut self, inputs: &[&HostTensor]) -> Result<Plan, RuntimeError> {
+        let key: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape.clone()).collect();
+        if let Some(plan) = self.plans.get(&key) {
+            return Ok(plan.clone());
+        }
+        let mut model = self.model.clone();
+        let plan = guarded("optimize", || {
+            for (i, t) in inputs.iter().enumerate() {
+                let dt = match t.data {
+                    HostData::F32(_) => f32::datum_type(),
+                    HostData::I64(_) => i64::datum_type(),
+                };
+                model = model
+                    .with_input_fact(i, InferenceFact::dt_shape(dt, t.shape.clone()))
+                    .map_err(tract_err("bind the input shapes of"))?;
+            }
+            let typed = model.into_optimized().map_err(tract_err("optimize"))?;
+            typed.into_runnable().map_err(tract_err("plan"))
+        })?;
+        self.plans.insert(key, plan.clone());
+        Ok(plan)
+    }
+
+    /// Runs the model on the named tensors (extra tensors are ignored) and
+    /// returns its outputs by name.
+    pub fn run(&mut self, tensors: &NamedTensors) -> Result<NamedTensors, RuntimeError> {
+        let inputs = self.bind(tensors)?;
+        let plan = self.plan_for(&inputs)?;
+        let values: TVec<TValue> = inputs.iter().map(|t| to_tract(t)).collect::<Result<_, _>>()?;
+        let outputs = guarded("run", || plan.run(values).map_err(tract_err("run")))?;
+        outputs
+            .iter()
+            .zip(&self.output_names)
+            .map(|(t, name)| {
+                Ok((
+                    name.clone(),
+                    from_tract(t).map_err(tract_err("read the outputs of"))?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Runs a prepared plan once on prepared values (for benchmarks).
+    pub fn run_plan(plan: &Plan, values: TVec<TValue>) -> Result<(), RuntimeError> {
+        guarded("run", || plan.run(values).map(|_| ()).map_err(tract_err("run")))
+    }
+
+    /// Converts inputs to tract values once (for benchmarks).
+    pub fn prepare(&self, tensors: &NamedTensors) -> Result<(Vec<HostTensor>, TVec<TValue>), RuntimeError> {
+        let inputs = self.bind(tensors)?;
+        let values = inputs.iter().map(|t| to_tract(t)).collect::<Result<_, _>>()?;
+        Ok((inputs.into_iter().cloned().collect(), values))
+    }
+}
+
+fn to_tract(t: &HostTensor) -> Result<TValue, RuntimeError> {
+    let tensor = match &t.data {
+        HostData::F32(v) => Tensor::from_shape(&t.shape, v),
+        HostData::I64(v) => Tensor::from_shape(&t.shape, v),
+    };
+    Ok(tensor.map_err(tract_err("take the inputs of"))?.into_tvalue())
+}
+
+fn from_tract(t: &Tensor) -> TractResult<HostTensor> {
+    let shape = t.shape().to_vec();
+    if t.datum_type().is_float() {
+        let c = t.cast_to::<f32>()?;
+        Ok(HostTensor::f32(
+            shape,
+            c.to_plain_array_view::<f32>()?.iter().copied().collect(),
+        ))
+    } else {
+        let c = t.cast_to::<i64>()?;
+        Ok(HostTensor::i64(
+            shape,
+            c.to_plain_array_view::<i64>()?.iter().copied().collect(),
+        ))
+    }
+}

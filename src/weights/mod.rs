@@ -1,0 +1,97 @@
+//! Model parameters: what a model needs ([`ParamSpec`]) and where the values
+//! come from — a safetensors checkpoint ([`from_safetensors`]) or a seeded
+//! random initialisation like transformers' ([`seeded`]).
+//!
+//! All tensors are materialised up front, in parallel, into a [`Weights`]
+//! map that the builder takes from: loading a checkpoint converts and
+//! transposes on both cores, and a seeded init draws every tensor from its
+//! own generator so the bytes do not depend on thread scheduling.
+
+mod checkpoint;
+mod seeded;
+
+use std::collections::HashMap;
+
+use crate::ir::Tensor;
+
+pub use checkpoint::from_safetensors;
+pub use seeded::seeded;
+
+/// How transformers initialises a parameter (`_init_weights`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Init {
+    /// normal(0, initializer_range): Linear and Embedding weights.
+    Normal {
+        std: f64,
+    },
+    /// An Embedding whose `padding_idx` row is zeroed after the normal draw.
+    NormalPadded {
+        std: f64,
+        padding_row: usize,
+    },
+    Zeros,
+    Ones,
+}
+
+/// One parameter the model needs, named as transformers names it
+/// (without the `bert.` prefix for the encoder's own parameters).
+#[derive(Debug, Clone)]
+pub struct ParamSpec {
+    pub name: String,
+    /// The shape as PyTorch stores it (Linear weights are [out, in]).
+    pub shape: Vec<usize>,
+    pub init: Init,
+    /// Store transposed (2-D only): Linear weights become [in, out] for MatMul.
+    pub transpose: bool,
+    /// Whether a checkpoint may carry it under `bert.` (BertFor* models do).
+    pub under_bert_prefix: bool,
+}
+
+/// Parameters ready for the builder, by spec name, in the builder's layout.
+#[derive(Debug, Default)]
+pub struct Weights {
+    tensors: HashMap<String, Tensor>,
+}
+
+impl Weights {
+    /// Takes a parameter out of the map (each is used exactly once).
+    pub fn take(&mut self, name: &str) -> Option<Tensor> {
+        self.tensors.remove(name)
+    }
+}
+
+/// A checkpoint that does not fit the model.
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    #[error("cannot read weights {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("weights {path} are not a valid safetensors file: {reason}")]
+    Format { path: String, reason: String },
+    #[error("weights {path} do not fit the config:\n{}", .problems.join("\n"))]
+    Mismatch { path: String, problems: Vec<String> },
+}
+
+/// Copies a row-major [rows, cols] matrix into [cols, rows] order.
+fn transpose_f32(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; values.len()];
+    // Blocked so both sides stay in cache for large matrices.
+    const B: usize = 32;
+    for r0 in (0..rows).step_by(B) {
+        for c0 in (0..cols).step_by(B) {
+            for r in r0..(r0 + B).min(rows) {
+                for c in c0..(c0 + B).min(cols) {
+                    out[c * rows + r] = values[r * cols + c];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The final tensor for a spec from values in PyTorch layout.
+fn finish(spec: &ParamSpec, values: Vec<f32>) -> Tensor {
+    match (spec.transpose, spec.shape.as_slice()) {
+        (true, &[rows, cols]) => Tensor::from_f32(vec![cols, rows], &transpose_f32(&values, rows, cols)),
+        _ => Tensor::from_f32(spec.shape.clone(), &values),
+    }
+}
