@@ -12,12 +12,12 @@ use serde::{Deserialize, Serialize};
 /// Why a config was refused. Every variant names the field, its value and the rule.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config {path}: {source}")]
-    Io { path: String, source: std::io::Error },
-    #[error("config {origin} is not a valid BERT config.json: {source}")]
+    #[error("cannot read config {path}: {error}")]
+    Io { path: String, error: std::io::Error },
+    #[error("config {origin} is not a valid BERT config.json: {error}")]
     Json {
         origin: String,
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
     #[error("config field `{field}` = {value}: {rule}")]
     Invalid {
@@ -130,18 +130,18 @@ struct RawConfig {
 impl BertConfig {
     /// Reads and validates a `config.json` file.
     pub fn from_path(path: &Path) -> Result<BertConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Io {
             path: path.display().to_string(),
-            source,
+            error,
         })?;
         BertConfig::from_json_str(&text, &path.display().to_string())
     }
 
     /// Parses and validates config JSON; `origin` names it in errors.
     pub fn from_json_str(text: &str, origin: &str) -> Result<BertConfig, ConfigError> {
-        let raw: RawConfig = serde_json::from_str(text).map_err(|source| ConfigError::Json {
+        let raw: RawConfig = serde_json::from_str(text).map_err(|error| ConfigError::Json {
             origin: origin.to_string(),
-            source,
+            error,
         })?;
         let f = Fields(&raw.fields);
 
@@ -212,7 +212,7 @@ impl BertConfig {
             architectures: f.strings("architectures")?,
             model_type: "bert".into(),
             tie_word_embeddings: f.bool("tie_word_embeddings")?.unwrap_or(true),
-            chunk_size_feed_forward: f.int_or_null("chunk_size_feed_forward", Some(0))?.unwrap_or(0) as usize,
+            chunk_size_feed_forward: f.non_negative("chunk_size_feed_forward")?,
             torch_dtype: match f.string("torch_dtype")? {
                 Some(d) => Some(d),
                 None => f.string("dtype")?,
@@ -347,6 +347,16 @@ impl Fields<'_> {
                 Some(n) if n > 0 => Ok(n as usize),
                 _ => Err(invalid(field, &v.to_string(), "must be an integer > 0")),
             },
+        }
+    }
+
+    fn non_negative(&self, field: &'static str) -> Result<usize, ConfigError> {
+        match self.get(field) {
+            None => Ok(0),
+            Some(v) => v
+                .as_u64()
+                .map(|n| n as usize)
+                .ok_or_else(|| invalid(field, &v.to_string(), "must be an integer >= 0")),
         }
     }
 

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
+
 use bertc::runtime::{
     available_threads, compare, read_safetensors, set_threads, write_safetensors, TractSession,
 };
@@ -29,7 +31,13 @@ pub fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
     set_threads(a.threads.unwrap_or_else(available_threads));
     let golden = read_safetensors(&a.golden)?;
     let mut session = TractSession::from_path(&a.model)?;
-    let outputs = session.run(&golden)?;
+    let outputs = session.run(&golden).with_context(|| {
+        format!(
+            "running {} on the inputs of {}",
+            a.model.display(),
+            a.golden.display()
+        )
+    })?;
     if let Some(path) = &a.save_outputs {
         write_safetensors(path, &outputs)?;
     }

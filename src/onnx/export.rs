@@ -37,9 +37,9 @@ pub fn export_bytes(g: &Graph, opts: ExportOptions) -> Result<Vec<u8>, OnnxError
 /// Serializes the graph and writes it atomically to `path`.
 pub fn write_model(g: &Graph, opts: ExportOptions, path: &Path) -> Result<usize, OnnxError> {
     let bytes = export_bytes(g, opts)?;
-    crate::atomic_write::write_atomic(path, &bytes).map_err(|source| OnnxError::Io {
+    crate::atomic_write::write_atomic(path, &bytes).map_err(|error| OnnxError::Io {
         path: path.display().to_string(),
-        source,
+        error,
     })?;
     Ok(bytes.len())
 }

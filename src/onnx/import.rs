@@ -13,11 +13,12 @@ use prost::Message;
 use super::proto::{self, tensor_shape_proto::dimension::Value as DimValue};
 use super::OnnxError;
 use crate::ir::{BinaryOp, DType, Dim, Graph, Op, Shape, Tensor, UnaryOp, Value};
+use crate::passes::Pass;
 
 pub fn read_model(path: &Path) -> Result<Graph, OnnxError> {
-    let bytes = std::fs::read(path).map_err(|source| OnnxError::Io {
+    let bytes = std::fs::read(path).map_err(|error| OnnxError::Io {
         path: path.display().to_string(),
-        source,
+        error,
     })?;
     import_bytes(&bytes).map_err(|e| match e {
         OnnxError::Decode(reason) => OnnxError::Decode(format!("{}: {reason}", path.display())),
@@ -75,6 +76,10 @@ pub fn import_bytes(bytes: &[u8]) -> Result<Graph, OnnxError> {
             .ok_or_else(|| im.err(&out.name, "output", "no node produces it".into()))?;
         im.g.set_output(&out.name, v);
     }
+    // Constants absorbed as attributes (axes inputs) are left unused.
+    crate::passes::DeadNodeElimination
+        .run(&mut im.g)
+        .map_err(|e| OnnxError::Decode(e.to_string()))?;
     Ok(im.g)
 }
 

@@ -29,8 +29,8 @@ pub enum OnnxError {
         opset: i64,
         reason: String,
     },
-    #[error("cannot access {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    #[error("cannot access {path}: {error}")]
+    Io { path: String, error: std::io::Error },
 }
 
 /// ONNX `TensorProto.DataType` code of an IR dtype.

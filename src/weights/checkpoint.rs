@@ -16,27 +16,36 @@ use super::{finish, ParamSpec, Weights, WeightsError};
 
 pub fn from_safetensors(path: &Path, specs: &[ParamSpec]) -> Result<Weights, WeightsError> {
     let shown = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|source| WeightsError::Io {
+    if path.is_dir() {
+        return Err(WeightsError::Format {
+            path: shown,
+            reason: "is a directory, not a safetensors file".into(),
+        });
+    }
+    let file = std::fs::File::open(path).map_err(|error| WeightsError::Io {
         path: shown.clone(),
-        source,
+        error,
     })?;
     // SAFETY: the map is read-only and lives only for this call; a file
     // truncated underneath us by another process is outside our contract.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| WeightsError::Io {
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|error| WeightsError::Io {
         path: shown.clone(),
-        source,
+        error,
     })?;
     let st = SafeTensors::deserialize(&map).map_err(|e| WeightsError::Format {
         path: shown.clone(),
         reason: e.to_string(),
     })?;
 
+    // Name missing tensors the way this checkpoint names the others.
+    let prefixed = st.names().iter().any(|n| n.starts_with("bert."));
     let results: Vec<Result<(String, super::Tensor), String>> = specs
         .par_iter()
         .map(|spec| {
-            let candidates = match spec.under_bert_prefix {
-                true => vec![format!("bert.{}", spec.name), spec.name.clone()],
-                false => vec![spec.name.clone()],
+            let candidates = match (spec.under_bert_prefix, prefixed) {
+                (true, true) => vec![format!("bert.{}", spec.name), spec.name.clone()],
+                (true, false) => vec![spec.name.clone(), format!("bert.{}", spec.name)],
+                (false, _) => vec![spec.name.clone()],
             };
             let Some((found, view)) = candidates.iter().find_map(|n| st.tensor(n).ok().map(|v| (n, v)))
             else {
@@ -74,7 +83,10 @@ pub fn from_safetensors(path: &Path, specs: &[ParamSpec]) -> Result<Weights, Wei
     }
     let expected: BTreeSet<String> = specs
         .iter()
-        .flat_map(|s| [format!("bert.{}", s.name), s.name.clone()])
+        .flat_map(|s| {
+            let prefixed = s.under_bert_prefix.then(|| format!("bert.{}", s.name));
+            prefixed.into_iter().chain([s.name.clone()])
+        })
         .collect();
     let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
     names.sort();

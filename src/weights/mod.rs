@@ -63,8 +63,8 @@ impl Weights {
 /// A checkpoint that does not fit the model.
 #[derive(Debug, thiserror::Error)]
 pub enum WeightsError {
-    #[error("cannot read weights {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    #[error("cannot read weights {path}: {error}")]
+    Io { path: String, error: std::io::Error },
     #[error("weights {path} are not a valid safetensors file: {reason}")]
     Format { path: String, reason: String },
     #[error("weights {path} do not fit the config:\n{}", .problems.join("\n"))]
