@@ -1,0 +1,112 @@
+//! Helpers shared by the integration tests: fixtures, compiling, running.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bertc::compile::{compile, CompileOptions};
+use bertc::config::BertConfig;
+use bertc::passes::{DeadNodeElimination, PassManager};
+use bertc::runtime::{compare, read_safetensors, write_safetensors, NamedTensors, TractSession};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(case: &str) -> PathBuf {
+    root().join("tests/fixtures").join(case)
+}
+
+/// The real all-MiniLM-L6-v2 checkpoint, fetched by scripts/fetch-minilm.sh.
+/// Missing weights fail the test: a skipped numeric check is no check.
+pub fn minilm_dir() -> PathBuf {
+    let dir = match std::env::var_os("BERTC_MINILM_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => {
+            let cache = std::env::var_os("BERTC_CACHE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/bertc")
+                });
+            cache.join("minilm-l6")
+        }
+    };
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "the MiniLM checkpoint is not at {}: run scripts/fetch-minilm.sh (or scripts/setup-test-env.sh) first",
+        dir.display()
+    );
+    dir
+}
+
+/// Compiles a config + checkpoint with the verifier on after every pass.
+pub fn compile_checkpoint(config: &Path, weights: &Path) -> Vec<u8> {
+    let config = BertConfig::from_path(config).expect("config parses");
+    let opts = CompileOptions {
+        weights: Some(weights.to_path_buf()),
+        ..Default::default()
+    };
+    let passes = PassManager::new().with(DeadNodeElimination).verify_each(true);
+    compile(&config, &opts, &passes).expect("compiles").bytes
+}
+
+/// Runs ONNX bytes in tract on the golden file's inputs.
+pub fn run_tract(model: &[u8], inputs: &NamedTensors) -> NamedTensors {
+    bertc::runtime::set_threads(2);
+    let mut s = TractSession::from_bytes(model).expect("tract loads the model");
+    s.run(inputs).expect("tract runs the model")
+}
+
+/// Asserts every output in `actual` that `expected` has is within `atol`;
+/// returns the worst max-abs seen.
+pub fn assert_close(what: &str, actual: &NamedTensors, expected: &NamedTensors, atol: f64) -> f64 {
+    let mut worst = 0f64;
+    let mut compared = 0;
+    for (name, a) in actual {
+        let Some(e) = expected.get(name) else { continue };
+        let c = compare(name, a, e);
+        assert!(
+            c.shape_matches,
+            "{what}: `{name}` has shape {:?}, expected {:?}",
+            a.shape, e.shape
+        );
+        assert!(
+            c.max_abs <= atol,
+            "{what}: `{name}` max-abs {:e} > {atol:e}",
+            c.max_abs
+        );
+        worst = worst.max(c.max_abs);
+        compared += 1;
+    }
+    assert!(compared > 0, "{what}: no output had a reference");
+    worst
+}
+
+/// Runs the model in onnxruntime through scripts/ort_check.py, which first
+/// runs `onnx.checker.check_model(full_check=True)`.
+pub fn run_onnxruntime(model: &[u8], inputs: &NamedTensors) -> NamedTensors {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, i, o) = (
+        dir.path().join("m.onnx"),
+        dir.path().join("in.safetensors"),
+        dir.path().join("out.safetensors"),
+    );
+    std::fs::write(&m, model).unwrap();
+    write_safetensors(&i, inputs).unwrap();
+    let out = Command::new("python3")
+        .arg(root().join("scripts/ort_check.py"))
+        .args([&m, &i, &o])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "onnx checker / onnxruntime failed ({}); run scripts/setup-test-env.sh if onnx or onnxruntime are missing:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    read_safetensors(&o).unwrap()
+}
+
+pub fn golden(case_dir: &Path) -> NamedTensors {
+    read_safetensors(&case_dir.join("golden.safetensors")).expect("golden file reads")
+}
