@@ -14,8 +14,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .prefix(".bertc-")
         .suffix(".tmp")
         .tempfile_in(dir)?;
+    // No fsync: the guarantee is "complete file or none" against errors
+    // and interruptions of bertc, which rename gives. Durability across a
+    // power loss would cost a full disk flush (over a second for BERT-base)
+    // on every compile of an artifact that can be rebuilt byte for byte.
     tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
