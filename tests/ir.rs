@@ -1,0 +1,173 @@
+//! The IR's own contracts: inference keeps symbolic dims, the verifier
+//! names what is broken, dead-node elimination keeps exactly what outputs
+//! need, and the pass manager verifies after each pass.
+
+use bertc::ir::{
+    verify, BinaryOp, DType, Dim, Graph, IrError, Op, Shape, Tensor, UnaryOp, Value, BATCH, SEQUENCE,
+};
+use bertc::passes::{DeadNodeElimination, Pass, PassError, PassManager, PassReport};
+
+fn bs(h: usize) -> Shape {
+    Shape(vec![Dim::sym(BATCH), Dim::sym(SEQUENCE), Dim::Fixed(h as i64)])
+}
+
+#[test]
+fn reshape_keeps_symbolic_dims_through_zero_and_minus_one() {
+    let mut g = Graph::new();
+    let x = g.add_input("x", DType::F32, bs(64)).unwrap();
+    let split = g.add_const("split", Tensor::vec_i64(&[0, 0, 4, 16])).unwrap();
+    let y = g.add("y", Op::Reshape, &[x, split]).unwrap();
+    assert_eq!(g.info(y).shape.to_string(), "[batch_size,sequence_length,4,16]");
+    let merge = g.add_const("merge", Tensor::vec_i64(&[0, -1, 64])).unwrap();
+    let z = g.add("z", Op::Reshape, &[y, merge]).unwrap();
+    assert_eq!(g.info(z).shape, bs(64));
+    let bad = g.add_const("bad", Tensor::vec_i64(&[0, 0, 3, 16])).unwrap();
+    let err = g.add("w", Op::Reshape, &[y, bad]).unwrap_err();
+    assert!(err.to_string().contains("node `w` (Reshape)"), "{err}");
+}
+
+#[test]
+fn shape_gather_slice_chain_yields_sequence_length() {
+    let mut g = Graph::new();
+    let ids = g
+        .add_input(
+            "ids",
+            DType::I64,
+            Shape(vec![Dim::sym(BATCH), Dim::sym(SEQUENCE)]),
+        )
+        .unwrap();
+    let table = g
+        .add_const(
+            "table",
+            Tensor::from_i64(vec![1, 40], &(0..40).collect::<Vec<_>>()),
+        )
+        .unwrap();
+    let shape = g.add("shape", Op::Shape, &[ids]).unwrap();
+    let one = g.add_const("one", Tensor::scalar_i64(1)).unwrap();
+    let seq = g.add("seq", Op::Gather { axis: 0 }, &[shape, one]).unwrap();
+    assert_eq!(g.info(seq).known, Some(vec![Dim::sym(SEQUENCE)]));
+    let seq = g.add("seq1", Op::Unsqueeze { axes: vec![0] }, &[seq]).unwrap();
+    let zero = g.add_const("zero", Tensor::vec_i64(&[0])).unwrap();
+    let axis = g.add_const("axis", Tensor::vec_i64(&[1])).unwrap();
+    let pos = g.add("pos", Op::Slice, &[table, zero, seq, axis]).unwrap();
+    assert_eq!(g.info(pos).shape.to_string(), "[1,sequence_length]");
+}
+
+#[test]
+fn broadcasting_and_matmul_check_their_operands() {
+    let mut g = Graph::new();
+    let x = g.add_input("x", DType::F32, bs(8)).unwrap();
+    let w = g
+        .add_const("w", Tensor::from_f32(vec![8, 3], &[0.0; 24]))
+        .unwrap();
+    let y = g.add("y", Op::MatMul, &[x, w]).unwrap();
+    assert_eq!(g.info(y).shape, bs(3));
+    let err = g.add("z", Op::MatMul, &[y, w]).unwrap_err();
+    assert!(err.to_string().contains("inner dims differ"), "{err}");
+    let v = g.add_const("v", Tensor::from_f32(vec![5], &[0.0; 5])).unwrap();
+    let err = g.add("s", Op::Binary(BinaryOp::Add), &[y, v]).unwrap_err();
+    assert!(err.to_string().contains("do not broadcast"), "{err}");
+    let ids = g.add_input("ids", DType::I64, bs(3)).unwrap();
+    let err = g.add("e", Op::Unary(UnaryOp::Erf), &[ids]).unwrap_err();
+    assert!(err.to_string().contains("i64"), "{err}");
+}
+
+fn small_graph() -> (Graph, Value) {
+    let mut g = Graph::new();
+    let x = g.add_input("x", DType::F32, bs(4)).unwrap();
+    let t = g.add("t", Op::Unary(UnaryOp::Tanh), &[x]).unwrap();
+    let r = g.add("r", Op::Unary(UnaryOp::Relu), &[t]).unwrap();
+    g.set_output("y", r);
+    (g, t)
+}
+
+#[test]
+fn verifier_names_the_node_with_a_stale_type() {
+    let (mut g, t) = small_graph();
+    verify(&g).unwrap();
+    g.node_mut(t.node).outputs[0].shape = bs(5);
+    let err = verify(&g).unwrap_err();
+    assert!(
+        err.to_string().contains("`r`") || err.to_string().contains("`t`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn verifier_finds_cycles() {
+    let (mut g, t) = small_graph();
+    let r = g.outputs()[0].1;
+    // Feed r back into t's consumer chain: r -> (uses of t) makes r read itself.
+    g.replace_uses(t, r);
+    assert!(matches!(verify(&g), Err(IrError::Cycle(_))));
+}
+
+#[test]
+fn dead_node_elimination_keeps_inputs_and_what_outputs_need() {
+    let (mut g, t) = small_graph();
+    g.add_input("unused", DType::F32, bs(4)).unwrap();
+    g.add("dead", Op::Unary(UnaryOp::Sqrt), &[t]).unwrap();
+    g.add_const("dead_c", Tensor::scalar_f32(1.0)).unwrap();
+    let report = DeadNodeElimination.run(&mut g).unwrap();
+    assert_eq!(
+        report,
+        PassReport {
+            matches: 2,
+            nodes_added: 0,
+            nodes_removed: 2
+        }
+    );
+    assert!(g.find("dead").is_none() && g.find("dead_c").is_none());
+    assert!(g.find("unused").is_some() && g.find("t").is_some() && g.find("r").is_some());
+    verify(&g).unwrap();
+}
+
+struct BreaksTypes;
+impl Pass for BreaksTypes {
+    fn name(&self) -> &'static str {
+        "breaks_types"
+    }
+    fn run(&self, g: &mut Graph) -> Result<PassReport, IrError> {
+        let id = g.find("t").unwrap();
+        g.node_mut(id).outputs[0].dtype = DType::F16;
+        Ok(PassReport::default())
+    }
+}
+
+#[test]
+fn pass_manager_verifies_after_each_pass_and_names_the_pass() {
+    let (mut g, _) = small_graph();
+    let err = PassManager::new()
+        .with(BreaksTypes)
+        .verify_each(true)
+        .run(&mut g)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PassError::Verify {
+                pass: "breaks_types",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let runs = PassManager::new()
+        .with(DeadNodeElimination)
+        .run(&mut small_graph().0)
+        .unwrap();
+    assert_eq!(runs[0].pass, "dead_node_elimination");
+    assert_eq!((runs[0].nodes_before, runs[0].nodes_after), (3, 3));
+}
+
+#[test]
+fn unknown_pass_names_list_the_valid_ones() {
+    let err = PassManager::from_names(["dead_node_elimination", "fuse_everything"])
+        .err()
+        .unwrap();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("fuse_everything") && msg.contains("dead_node_elimination"),
+        "{msg}"
+    );
+}
