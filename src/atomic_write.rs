@@ -22,3 +22,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
+
+/// Like [`write_atomic`] for a file of known length produced in place:
+/// `fill` writes straight into the file's pages through a memory map,
+/// sparing a copy of the whole (possibly 1 GB) content through a buffer.
+pub fn write_atomic_with(path: &Path, len: usize, fill: impl FnOnce(&mut [u8])) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".bertc-")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.as_file().set_len(len as u64)?;
+    if len > 0 {
+        // SAFETY: the file is ours alone (a fresh temporary file), sized
+        // above, and the map is dropped before the file is renamed.
+        let mut map = unsafe { memmap2::MmapMut::map_mut(tmp.as_file())? };
+        fill(&mut map[..]);
+    }
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

@@ -8,7 +8,7 @@ use crate::builder::{bert_model_params, build_bert_model};
 use crate::config::BertConfig;
 use crate::error::Error;
 use crate::ir::{verify, Graph};
-use crate::onnx::{export_bytes, ExportOptions};
+use crate::onnx::{export_bytes, write_model, ExportOptions};
 use crate::passes::{PassManager, PassRun};
 use crate::presets::preset;
 use crate::weights::{from_safetensors, seeded};
@@ -65,18 +65,18 @@ pub fn build(config: &BertConfig, opts: &CompileOptions) -> Result<Built, Error>
     })
 }
 
-/// The result of a compile: the final graph, its ONNX bytes and timings.
+/// The result of a compile: the final graph and timings; serialize it with
+/// [`Compiled::to_bytes`] or [`Compiled::write`].
 pub struct Compiled {
     pub graph: Graph,
-    pub bytes: Vec<u8>,
+    pub export: ExportOptions,
     pub passes: Vec<PassRun>,
     pub load_time: Duration,
     pub build_time: Duration,
     pub pass_time: Duration,
-    pub export_time: Duration,
 }
 
-/// Builds, runs the passes, and serializes.
+/// Builds and runs the passes.
 pub fn compile(config: &BertConfig, opts: &CompileOptions, passes: &PassManager) -> Result<Compiled, Error> {
     let Built {
         mut graph,
@@ -85,16 +85,24 @@ pub fn compile(config: &BertConfig, opts: &CompileOptions, passes: &PassManager)
     } = build(config, opts)?;
     let start = Instant::now();
     let runs = passes.run(&mut graph)?;
-    let pass_time = start.elapsed();
-    let start = Instant::now();
-    let bytes = export_bytes(&graph, opts.export)?;
     Ok(Compiled {
         graph,
-        bytes,
+        export: opts.export,
         passes: runs,
         load_time,
         build_time,
-        pass_time,
-        export_time: start.elapsed(),
+        pass_time: start.elapsed(),
     })
+}
+
+impl Compiled {
+    /// The ONNX bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
+        Ok(export_bytes(&self.graph, self.export)?)
+    }
+
+    /// Serializes straight into `path` (atomically); returns the file size.
+    pub fn write(&self, path: &Path) -> Result<usize, Error> {
+        Ok(write_model(&self.graph, self.export, path)?)
+    }
 }

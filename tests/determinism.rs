@@ -14,7 +14,8 @@ fn compile_seeded(preset: &str, seed: u64) -> Vec<u8> {
     };
     compile(&config, &opts, &PassManager::new().with(DeadNodeElimination))
         .unwrap()
-        .bytes
+        .to_bytes()
+        .unwrap()
 }
 
 #[test]

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::Context;
 use bertc::compile::{compile, load_config, CompileOptions};
 use bertc::onnx::{ExportOptions, DEFAULT_OPSET};
 use bertc::passes::PassManager;
@@ -34,8 +33,7 @@ pub fn run(a: CompileArgs) -> anyhow::Result<ExitCode> {
     let passes = PassManager::new().with(bertc::passes::DeadNodeElimination);
     let compiled = compile(&config, &opts, &passes)?;
     let write_start = Instant::now();
-    bertc::atomic_write::write_atomic(&a.output, &compiled.bytes)
-        .with_context(|| format!("cannot write {}", a.output.display()))?;
+    let size = compiled.write(&a.output)?;
     let write_time = write_start.elapsed();
 
     let g = &compiled.graph;
@@ -63,16 +61,15 @@ pub fn run(a: CompileArgs) -> anyhow::Result<ExitCode> {
     println!("  opset       {}", a.opset);
     println!(
         "  file        {} bytes ({:.1} MB)",
-        group_digits(compiled.bytes.len()),
-        compiled.bytes.len() as f64 / 1e6
+        group_digits(size),
+        size as f64 / 1e6
     );
     println!(
-        "  time        {:.3} s (weights {:.3}, build {:.3}, passes {:.3}, serialize {:.3}, write {:.3})",
+        "  time        {:.3} s (weights {:.3}, build {:.3}, passes {:.3}, serialize + write {:.3})",
         start.elapsed().as_secs_f64(),
         compiled.load_time.as_secs_f64(),
         compiled.build_time.as_secs_f64(),
         compiled.pass_time.as_secs_f64(),
-        compiled.export_time.as_secs_f64(),
         write_time.as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)

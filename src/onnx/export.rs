@@ -34,14 +34,20 @@ pub fn export_bytes(g: &Graph, opts: ExportOptions) -> Result<Vec<u8>, OnnxError
     Ok(model.encode_to_vec())
 }
 
-/// Serializes the graph and writes it atomically to `path`.
+/// Serializes the graph and writes it atomically to `path`; returns the size.
 pub fn write_model(g: &Graph, opts: ExportOptions, path: &Path) -> Result<usize, OnnxError> {
-    let bytes = export_bytes(g, opts)?;
-    crate::atomic_write::write_atomic(path, &bytes).map_err(|error| OnnxError::Io {
+    let model = to_model(g, opts)?;
+    let len = model.encoded_len();
+    crate::atomic_write::write_atomic_with(path, len, |mut buf: &mut [u8]| {
+        model
+            .encode(&mut buf)
+            .expect("the buffer has exactly encoded_len bytes");
+    })
+    .map_err(|error| OnnxError::Io {
         path: path.display().to_string(),
         error,
     })?;
-    Ok(bytes.len())
+    Ok(len)
 }
 
 fn to_model(g: &Graph, opts: ExportOptions) -> Result<proto::ModelProto, OnnxError> {

@@ -47,7 +47,10 @@ pub fn compile_checkpoint(config: &Path, weights: &Path) -> Vec<u8> {
         ..Default::default()
     };
     let passes = PassManager::new().with(DeadNodeElimination).verify_each(true);
-    compile(&config, &opts, &passes).expect("compiles").bytes
+    compile(&config, &opts, &passes)
+        .expect("compiles")
+        .to_bytes()
+        .expect("serializes")
 }
 
 /// Runs ONNX bytes in tract on the golden file's inputs.
