@@ -7,12 +7,19 @@
 //! in `passes/RULES.md`.
 
 mod dead_node_elimination;
+mod fuse_attention;
+mod fuse_gelu;
+mod fuse_layer_norm;
+mod pattern;
 
 use std::time::{Duration, Instant};
 
 use crate::ir::{verify, Graph, IrError};
 
 pub use dead_node_elimination::DeadNodeElimination;
+pub use fuse_attention::FuseAttention;
+pub use fuse_gelu::FuseGelu;
+pub use fuse_layer_norm::FuseLayerNorm;
 
 /// What one run of a pass changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -63,6 +70,9 @@ pub struct PassRun {
 pub fn pass_by_name(name: &str) -> Result<Box<dyn Pass>, PassError> {
     match name {
         "dead_node_elimination" => Ok(Box::new(DeadNodeElimination)),
+        "fuse_layer_norm" => Ok(Box::new(FuseLayerNorm)),
+        "fuse_gelu" => Ok(Box::new(FuseGelu)),
+        "fuse_attention" => Ok(Box::new(FuseAttention)),
         _ => Err(PassError::Unknown {
             name: name.into(),
             valid: all_pass_names(),
@@ -71,7 +81,37 @@ pub fn pass_by_name(name: &str) -> Result<Box<dyn Pass>, PassError> {
 }
 
 pub fn all_pass_names() -> Vec<&'static str> {
-    vec!["dead_node_elimination"]
+    vec![
+        "dead_node_elimination",
+        "fuse_layer_norm",
+        "fuse_gelu",
+        "fuse_attention",
+    ]
+}
+
+/// Optimization levels, as `-O0`, `-O1`, `-O2` on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Nothing: the graph exactly as built.
+    O0,
+    /// Clean-ups that keep every op as it is.
+    O1,
+    /// O1 plus the fusions (layer norm, GELU, attention). The default.
+    O2,
+}
+
+/// The pass names of a level's pipeline, in order.
+pub fn level_passes(level: Level) -> Vec<&'static str> {
+    match level {
+        Level::O0 => vec![],
+        Level::O1 => vec!["dead_node_elimination"],
+        Level::O2 => vec![
+            "fuse_layer_norm",
+            "fuse_gelu",
+            "fuse_attention",
+            "dead_node_elimination",
+        ],
+    }
 }
 
 /// Runs passes in order and verifies the graph after each one when

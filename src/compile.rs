@@ -69,6 +69,8 @@ pub fn build(config: &BertConfig, opts: &CompileOptions) -> Result<Built, Error>
 /// [`Compiled::to_bytes`] or [`Compiled::write`].
 pub struct Compiled {
     pub graph: Graph,
+    /// The graph before any pass: the reference of the equivalence check.
+    pub unoptimized: Graph,
     pub export: ExportOptions,
     pub passes: Vec<PassRun>,
     pub load_time: Duration,
@@ -83,10 +85,12 @@ pub fn compile(config: &BertConfig, opts: &CompileOptions, passes: &PassManager)
         load_time,
         build_time,
     } = build(config, opts)?;
+    let unoptimized = graph.clone();
     let start = Instant::now();
     let runs = passes.run(&mut graph)?;
     Ok(Compiled {
         graph,
+        unoptimized,
         export: opts.export,
         passes: runs,
         load_time,

@@ -25,6 +25,11 @@ pub enum Error {
     Onnx(#[from] OnnxError),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    #[error(
+        "the optimized model's `{output}` moved by {max_abs:e} from the unoptimized one (tolerance {atol:e}); \
+         nothing was written (--no-check writes it anyway)"
+    )]
+    CheckFailed { output: String, max_abs: f64, atol: f64 },
     #[error("`{0}` is neither a preset nor a config file (run `bertc presets` for the list)")]
     UnknownModel(String),
 }

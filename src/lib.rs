@@ -5,6 +5,7 @@
 
 pub mod atomic_write;
 pub mod builder;
+pub mod check;
 pub mod compile;
 pub mod config;
 mod error;

@@ -1,29 +1,34 @@
-//! Compiled models against PyTorch's outputs: the seeded tiny checkpoints
-//! and the real all-MiniLM-L6-v2, every position (padding included), in
-//! tract; and the same files in onnxruntime, after the ONNX checker.
+//! Compiled models against PyTorch's outputs at -O0 and -O2: the seeded
+//! tiny checkpoints and the real all-MiniLM-L6-v2, every position (padding
+//! included), in tract; and the same files in onnxruntime, after the ONNX
+//! checker (full_check).
 
 mod common;
 
+use bertc::passes::Level;
 use common::*;
 
 /// The tolerance the golden data supports for fp32 (see its README).
 const ATOL: f64 = 1e-4;
 
 fn check_case(case: &str) {
-    let dir = fixture(case);
-    let model = compile_checkpoint(&dir.join("config.json"), &dir.join("model.safetensors"));
-    let golden = golden(&dir);
-    let tract = run_tract(&model, &golden);
-    assert_eq!(
-        tract.keys().collect::<Vec<_>>(),
-        ["last_hidden_state", "pooler_output"]
-    );
-    let worst = assert_close(&format!("{case} tract vs PyTorch"), &tract, &golden, ATOL);
-    eprintln!("{case}: tract vs PyTorch max-abs {worst:e}");
-    let ort = run_onnxruntime(&model, &golden);
-    assert_close(&format!("{case} onnxruntime vs PyTorch"), &ort, &golden, ATOL);
-    let worst = assert_close(&format!("{case} onnxruntime vs tract"), &ort, &tract, ATOL);
-    eprintln!("{case}: onnxruntime vs tract max-abs {worst:e}");
+    for level in [Level::O0, Level::O2] {
+        let what = format!("{case} {level:?}");
+        let dir = fixture(case);
+        let model = compile_checkpoint_at(&dir.join("config.json"), &dir.join("model.safetensors"), level);
+        let golden = golden(&dir);
+        let tract = run_tract(&model, &golden);
+        assert_eq!(
+            tract.keys().collect::<Vec<_>>(),
+            ["last_hidden_state", "pooler_output"]
+        );
+        let worst = assert_close(&format!("{what} tract vs PyTorch"), &tract, &golden, ATOL);
+        eprintln!("{what}: tract vs PyTorch max-abs {worst:e}");
+        let ort = run_onnxruntime(&model, &golden);
+        assert_close(&format!("{what} onnxruntime vs PyTorch"), &ort, &golden, ATOL);
+        let worst = assert_close(&format!("{what} onnxruntime vs tract"), &ort, &tract, ATOL);
+        eprintln!("{what}: onnxruntime vs tract max-abs {worst:e}");
+    }
 }
 
 #[test]
@@ -49,13 +54,31 @@ fn tiny_silu_h8_matches_pytorch() {
 #[test]
 fn minilm_real_weights_match_pytorch() {
     let weights = minilm_dir();
-    let model = compile_checkpoint(&weights.join("config.json"), &weights.join("model.safetensors"));
-    let golden =
-        bertc::runtime::read_safetensors(&fixture("minilm-l6").join("minilm-l6-golden.safetensors")).unwrap();
-    let tract = run_tract(&model, &golden);
-    let worst = assert_close("MiniLM tract vs PyTorch", &tract, &golden, ATOL);
-    eprintln!("MiniLM: tract vs PyTorch max-abs {worst:e}");
-    let ort = run_onnxruntime(&model, &golden);
-    assert_close("MiniLM onnxruntime vs PyTorch", &ort, &golden, ATOL);
-    assert_close("MiniLM onnxruntime vs tract", &ort, &tract, ATOL);
+    let golden_file = fixture("minilm-l6").join("minilm-l6-golden.safetensors");
+    let golden = bertc::runtime::read_safetensors(&golden_file).unwrap();
+    for level in [Level::O0, Level::O2] {
+        let (config, ckpt) = (weights.join("config.json"), weights.join("model.safetensors"));
+        let model = compile_checkpoint_at(&config, &ckpt, level);
+        let tract = run_tract(&model, &golden);
+        let worst = assert_close(
+            &format!("MiniLM {level:?} tract vs PyTorch"),
+            &tract,
+            &golden,
+            ATOL,
+        );
+        eprintln!("MiniLM {level:?}: tract vs PyTorch max-abs {worst:e}");
+        let ort = run_onnxruntime(&model, &golden);
+        assert_close(
+            &format!("MiniLM {level:?} onnxruntime vs PyTorch"),
+            &ort,
+            &golden,
+            ATOL,
+        );
+        assert_close(
+            &format!("MiniLM {level:?} onnxruntime vs tract"),
+            &ort,
+            &tract,
+            ATOL,
+        );
+    }
 }

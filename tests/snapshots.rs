@@ -6,6 +6,7 @@ mod common;
 use bertc::compile::{build, load_config, CompileOptions};
 use bertc::ir::dump;
 use bertc::onnx::{export_bytes, import_bytes, ExportOptions};
+use bertc::passes::{level_passes, Level, PassManager};
 use bertc::presets::PRESETS;
 
 fn preset_dump(name: &str) -> String {
@@ -13,17 +14,28 @@ fn preset_dump(name: &str) -> String {
     dump(&build(&config, &CompileOptions::default()).unwrap().graph)
 }
 
+fn assert_dump_snapshot(name: &str, text: &str) {
+    insta::with_settings!({
+        snapshot_path => "../snapshots",
+        prepend_module_to_snapshot => false,
+        omit_expression => true,
+    }, {
+        insta::assert_snapshot!(name.to_string(), text);
+    });
+}
+
+/// The O0 (as built) and O2 (fused) dumps of every preset.
 #[test]
 fn preset_dumps() {
     for (name, _) in PRESETS {
-        let text = preset_dump(name);
-        insta::with_settings!({
-            snapshot_path => "../snapshots",
-            prepend_module_to_snapshot => false,
-            omit_expression => true,
-        }, {
-            insta::assert_snapshot!(format!("dump-{name}"), text);
-        });
+        let config = load_config(name).unwrap();
+        let mut graph = build(&config, &CompileOptions::default()).unwrap().graph;
+        assert_dump_snapshot(&format!("O0-{name}"), &dump(&graph));
+        PassManager::from_names(level_passes(Level::O2))
+            .unwrap()
+            .run(&mut graph)
+            .unwrap();
+        assert_dump_snapshot(&format!("O2-{name}"), &dump(&graph));
     }
 }
 
@@ -32,7 +44,7 @@ fn dump_survives_onnx_round_trip_at_every_opset() {
     let config = load_config("bert-tiny").unwrap();
     let graph = build(&config, &CompileOptions::default()).unwrap().graph;
     for opset in [14, 17, 18, 23] {
-        let bytes = export_bytes(&graph, ExportOptions { opset }).unwrap();
+        let bytes = export_bytes(&graph, ExportOptions { opset: Some(opset) }).unwrap();
         let back = import_bytes(&bytes).unwrap();
         bertc::ir::verify(&back).unwrap();
         assert_eq!(
@@ -56,7 +68,7 @@ fn no_unreferenced_snapshots() {
     // would be reviewed as if it still meant something.
     let expected: std::collections::BTreeSet<String> = PRESETS
         .iter()
-        .map(|(name, _)| format!("dump-{name}.snap"))
+        .flat_map(|(name, _)| [format!("O0-{name}.snap"), format!("O2-{name}.snap")])
         .collect();
     let dir = common::root().join("snapshots");
     let found: std::collections::BTreeSet<String> = std::fs::read_dir(&dir)

@@ -4,9 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use bertc::check::{check_equivalence, require_within, CHECK_ATOL};
 use bertc::compile::{compile, load_config, CompileOptions};
-use bertc::onnx::{ExportOptions, DEFAULT_OPSET};
-use bertc::passes::PassManager;
+use bertc::onnx::ExportOptions;
+use bertc::passes::{level_passes, Level, PassManager};
+use bertc::runtime::{available_threads, realistic_inputs, set_threads};
 
 use super::{group_digits, SourceArgs};
 
@@ -14,12 +16,45 @@ use super::{group_digits, SourceArgs};
 pub struct CompileArgs {
     #[command(flatten)]
     source: SourceArgs,
-    /// ONNX opset to emit.
-    #[arg(long, default_value_t = DEFAULT_OPSET)]
-    opset: i64,
+    #[command(flatten)]
+    optimize: OptimizeArgs,
+    /// ONNX opset to emit (default: the lowest that covers the ops used, at least 17).
+    #[arg(long)]
+    opset: Option<i64>,
     /// Where to write the ONNX model.
     #[arg(short, long)]
     output: PathBuf,
+}
+
+/// Pass selection and checking, shared by commands that optimize.
+#[derive(clap::Args)]
+pub struct OptimizeArgs {
+    /// Optimization level: 0 (none), 1 (clean-ups), 2 (fusions).
+    #[arg(short = 'O', default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=2))]
+    level: u8,
+    /// Run exactly these passes, comma-separated, instead of a level's pipeline.
+    #[arg(long, value_delimiter = ',')]
+    passes: Option<Vec<String>>,
+    /// Print what each pass did: matches, nodes before -> after, milliseconds.
+    #[arg(long)]
+    report: bool,
+    /// Skip checking the optimized model against the unoptimized one in tract.
+    #[arg(long)]
+    no_check: bool,
+}
+
+impl OptimizeArgs {
+    fn pass_manager(&self) -> anyhow::Result<PassManager> {
+        let names: Vec<&str> = match &self.passes {
+            Some(list) => list.iter().map(String::as_str).collect(),
+            None => level_passes(match self.level {
+                0 => Level::O0,
+                1 => Level::O1,
+                _ => Level::O2,
+            }),
+        };
+        Ok(PassManager::from_names(names)?)
+    }
 }
 
 pub fn run(a: CompileArgs) -> anyhow::Result<ExitCode> {
@@ -30,13 +65,49 @@ pub fn run(a: CompileArgs) -> anyhow::Result<ExitCode> {
         seed: a.source.seed,
         export: ExportOptions { opset: a.opset },
     };
-    let passes = PassManager::new().with(bertc::passes::DeadNodeElimination);
-    let compiled = compile(&config, &opts, &passes)?;
+    let compiled = compile(&config, &opts, &a.optimize.pass_manager()?)?;
+    let g = &compiled.graph;
+    let opset = bertc::onnx::resolve_opset(g, a.opset)?;
+    if a.optimize.report {
+        for r in &compiled.passes {
+            println!(
+                "  pass {:<24} {:>4} matches  nodes {:>5} -> {:<5} {:>8.2} ms",
+                r.pass,
+                r.report.matches,
+                r.nodes_before,
+                r.nodes_after,
+                r.elapsed.as_secs_f64() * 1e3
+            );
+        }
+    }
+
+    let check_start = Instant::now();
+    let checked = !a.optimize.no_check && !compiled.passes.is_empty();
+    if checked {
+        set_threads(available_threads());
+        // Batch 3, length 16: one full sequence, one right- and one left-padded.
+        let inputs = realistic_inputs(
+            config.vocab_size,
+            config.type_vocab_size,
+            3,
+            16.min(config.max_position_embeddings),
+            0,
+        );
+        let comparisons = check_equivalence(&compiled.unoptimized, g, &inputs)?;
+        for c in &comparisons {
+            println!(
+                "  check       {:<20} max-abs {:.2e} vs unoptimized (tolerance {:.0e})",
+                c.name, c.max_abs, CHECK_ATOL
+            );
+        }
+        require_within(&comparisons, CHECK_ATOL)?;
+    }
+    let check_time = check_start.elapsed();
+
     let write_start = Instant::now();
     let size = compiled.write(&a.output)?;
     let write_time = write_start.elapsed();
 
-    let g = &compiled.graph;
     println!("compiled {} -> {}", a.source.model, a.output.display());
     println!(
         "  parameters  {} ({} layers, hidden {}, {} heads)",
@@ -45,31 +116,27 @@ pub fn run(a: CompileArgs) -> anyhow::Result<ExitCode> {
         config.hidden_size,
         config.num_attention_heads
     );
-    let ops: Vec<String> = g
-        .op_histogram()
+    let histogram = g.op_histogram();
+    let ops: Vec<(&str, usize)> = histogram
         .into_iter()
         .filter(|(k, _)| !matches!(*k, "Input" | "Constant"))
-        .map(|(k, n)| format!("{k} {n}"))
         .collect();
-    let total: usize = g
-        .op_histogram()
-        .iter()
-        .filter(|(k, _)| !matches!(**k, "Input" | "Constant"))
-        .map(|(_, n)| n)
-        .sum();
-    println!("  nodes       {total}: {}", ops.join(", "));
-    println!("  opset       {}", a.opset);
+    let total: usize = ops.iter().map(|(_, n)| n).sum();
+    let listed: Vec<String> = ops.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    println!("  nodes       {total}: {}", listed.join(", "));
+    println!("  opset       {opset}");
     println!(
         "  file        {} bytes ({:.1} MB)",
         group_digits(size),
         size as f64 / 1e6
     );
     println!(
-        "  time        {:.3} s (weights {:.3}, build {:.3}, passes {:.3}, serialize + write {:.3})",
+        "  time        {:.3} s (weights {:.3}, build {:.3}, passes {:.3}, check {:.3}, serialize + write {:.3})",
         start.elapsed().as_secs_f64(),
         compiled.load_time.as_secs_f64(),
         compiled.build_time.as_secs_f64(),
         compiled.pass_time.as_secs_f64(),
+        check_time.as_secs_f64(),
         write_time.as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)

@@ -157,7 +157,106 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Infer {
             one(a.dtype, shape)
         }
         Op::Identity => Ok(vec![x(0).clone()]),
+        Op::Expand => {
+            let (a, target) = (x(0), x(1));
+            if target.dtype != DType::I64 || target.shape.rank() != 1 {
+                return Err(format!(
+                    "shape input must be a 1-D i64 tensor, got {}{}",
+                    target.dtype, target.shape
+                ));
+            }
+            let dims = target
+                .known
+                .clone()
+                .ok_or("the target shape is not known at compile time")?;
+            one(a.dtype, broadcast(&a.shape, &Shape(dims))?)
+        }
+        Op::LayerNorm { axis, .. } => {
+            let a = x(0);
+            float_only(a)?;
+            let axis = axis_of(*axis, a.shape.rank())?;
+            let normalized = Shape(a.shape.0[axis..].to_vec());
+            for (what, p) in [("scale", Some(x(1))), ("bias", inputs.get(2).copied().flatten())] {
+                if let Some(p) = p {
+                    same_dtype(a, p)?;
+                    if broadcast(&normalized, &p.shape)? != normalized {
+                        return Err(format!(
+                            "{what} {} does not fit the normalized shape {normalized}",
+                            p.shape
+                        ));
+                    }
+                }
+            }
+            one(a.dtype, a.shape.clone())
+        }
+        Op::Gelu { .. } => {
+            float_only(x(0))?;
+            one(x(0).dtype, x(0).shape.clone())
+        }
+        Op::Attention {
+            q_num_heads,
+            kv_num_heads,
+            ..
+        } => attention(*q_num_heads, *kv_num_heads, inputs),
     }
+}
+
+/// 3-D Attention-23: Q [B, Sq, Hq·d], K [B, Skv, Hkv·d], V [B, Skv, Hkv·dv],
+/// mask broadcastable to [B, Hq, Sq, Skv]; output [B, Sq, Hq·dv].
+fn attention(q_heads: usize, kv_heads: usize, inputs: &[Option<&ValueInfo>]) -> Infer {
+    let (q, k, v) = (inputs[0].unwrap(), inputs[1].unwrap(), inputs[2].unwrap());
+    float_only(q)?;
+    same_dtype(q, k)?;
+    same_dtype(q, v)?;
+    if [q, k, v].iter().any(|t| t.shape.rank() != 3) {
+        return Err(format!(
+            "needs 3-D Q, K, V, got {}, {}, {}",
+            q.shape, k.shape, v.shape
+        ));
+    }
+    if q_heads == 0 || kv_heads == 0 || q_heads % kv_heads != 0 {
+        return Err(format!(
+            "q_num_heads {q_heads} must be a positive multiple of kv_num_heads {kv_heads}"
+        ));
+    }
+    let width = |t: &ValueInfo, heads: usize, what: &str| -> Result<i64, String> {
+        let w = t.shape.0[2]
+            .fixed()
+            .ok_or(format!("{what} hidden size must be fixed"))?;
+        match w % heads as i64 {
+            0 => Ok(w / heads as i64),
+            _ => Err(format!(
+                "{what} hidden size {w} is not divisible by {heads} heads"
+            )),
+        }
+    };
+    if width(q, q_heads, "Q")? != width(k, kv_heads, "K")? {
+        return Err("Q and K head sizes differ".into());
+    }
+    let dv = width(v, kv_heads, "V")?;
+    if k.shape.0[..2] != v.shape.0[..2] || q.shape.0[0] != k.shape.0[0] {
+        return Err(format!(
+            "batch or key length mismatch: {}, {}, {}",
+            q.shape, k.shape, v.shape
+        ));
+    }
+    let (b, sq, skv) = (q.shape.0[0].clone(), q.shape.0[1].clone(), k.shape.0[1].clone());
+    if let Some(Some(mask)) = inputs.get(3) {
+        if !mask.dtype.is_float() {
+            return Err(format!(
+                "the mask must be an additive float mask, got {}",
+                mask.dtype
+            ));
+        }
+        let full = Shape(vec![b.clone(), Dim::Fixed(q_heads as i64), sq.clone(), skv]);
+        if mask.shape.rank() > 4 || broadcast(&full, &mask.shape)? != full {
+            return Err(format!("mask {} does not broadcast to {full}", mask.shape));
+        }
+    }
+    Ok(vec![ValueInfo::new(
+        q.dtype,
+        Shape(vec![b, sq, Dim::Fixed(q_heads as i64 * dv)]),
+    )])
 }
 
 fn float_only(a: &ValueInfo) -> Result<(), String> {

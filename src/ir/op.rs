@@ -90,6 +90,33 @@ pub enum Op {
     /// Inputs: condition, then, else.
     Where,
     Identity,
+    /// Inputs: data, shape (int64): numpy broadcasting of data to shape.
+    Expand,
+    /// ONNX LayerNormalization (opset 17). Inputs: x, scale, bias.
+    LayerNorm {
+        axis: i64,
+        epsilon: f32,
+    },
+    /// ONNX Gelu (opset 20): exact (erf) or tanh approximation.
+    Gelu {
+        approximate: GeluApproximation,
+    },
+    /// ONNX Attention (opset 23) on 3-D [B, S, heads·d] Q, K, V with an
+    /// additive float mask [B, 1, S, S]. Inputs: q, k, v, mask (optional).
+    Attention {
+        q_num_heads: usize,
+        kv_num_heads: usize,
+        /// Multiplies Q·Kᵀ; `None` is ONNX's default 1/√head_size.
+        scale: Option<f32>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GeluApproximation {
+    /// 0.5·x·(1 + erf(x/√2))
+    None,
+    /// 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
+    Tanh,
 }
 
 impl Op {
@@ -135,6 +162,10 @@ impl Op {
             Op::Concat { .. } => "Concat",
             Op::Where => "Where",
             Op::Identity => "Identity",
+            Op::Expand => "Expand",
+            Op::LayerNorm { .. } => "LayerNormalization",
+            Op::Gelu { .. } => "Gelu",
+            Op::Attention { .. } => "Attention",
         }
     }
 
@@ -142,7 +173,9 @@ impl Op {
     pub fn arity(&self) -> (usize, usize) {
         match self {
             Op::Input | Op::Constant(_) => (0, 0),
-            Op::Binary(_) | Op::MatMul | Op::Reshape | Op::Gather { .. } => (2, 2),
+            Op::Binary(_) | Op::MatMul | Op::Reshape | Op::Gather { .. } | Op::Expand => (2, 2),
+            Op::LayerNorm { .. } => (2, 3),
+            Op::Attention { .. } => (3, 4),
             Op::Slice => (3, 5),
             Op::Where => (3, 3),
             Op::Concat { .. } => (1, usize::MAX),
@@ -171,6 +204,19 @@ impl fmt::Display for Op {
             Op::Transpose { perm } => write!(f, "{{perm={perm:?}}}"),
             Op::Unsqueeze { axes } | Op::Squeeze { axes } => write!(f, "{{axes={axes:?}}}"),
             Op::Cast { to } => write!(f, "{{to={to}}}"),
+            Op::LayerNorm { axis, epsilon } => write!(f, "{{axis={axis}, epsilon={epsilon:e}}}"),
+            Op::Gelu { approximate } => write!(f, "{{approximate={approximate:?}}}"),
+            Op::Attention {
+                q_num_heads,
+                kv_num_heads,
+                scale,
+            } => {
+                write!(f, "{{q_num_heads={q_num_heads}, kv_num_heads={kv_num_heads}")?;
+                match scale {
+                    Some(s) => write!(f, ", scale={s:e}}}"),
+                    None => write!(f, "}}"),
+                }
+            }
             _ => Ok(()),
         }
     }

@@ -11,21 +11,17 @@ use prost::Message;
 
 use super::proto::{self, attribute_type as at, tensor_shape_proto::dimension::Value as DimValue};
 use super::{ir_version_for, onnx_dtype, OnnxError};
-use crate::ir::{canonical_order, value_name, Dim, Graph, Op, Tensor, Value, ValueInfo};
+use crate::ir::{canonical_order, value_name, Dim, GeluApproximation, Graph, Op, Tensor, Value, ValueInfo};
 
 pub const DEFAULT_OPSET: i64 = 17;
 pub const MIN_OPSET: i64 = 14;
 pub const MAX_OPSET: i64 = 23;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct ExportOptions {
-    pub opset: i64,
-}
-
-impl Default for ExportOptions {
-    fn default() -> Self {
-        ExportOptions { opset: DEFAULT_OPSET }
-    }
+    /// The opset to emit; `None` picks the lowest that covers every op
+    /// used, and at least [`DEFAULT_OPSET`].
+    pub opset: Option<i64>,
 }
 
 /// Serializes the graph to ONNX bytes.
@@ -51,12 +47,10 @@ pub fn write_model(g: &Graph, opts: ExportOptions, path: &Path) -> Result<usize,
 }
 
 fn to_model(g: &Graph, opts: ExportOptions) -> Result<proto::ModelProto, OnnxError> {
-    if !(MIN_OPSET..=MAX_OPSET).contains(&opts.opset) {
-        return Err(OnnxError::Opset(opts.opset));
-    }
+    let opset = resolve_opset(g, opts.opset)?;
     let mut e = Emitter {
         g,
-        opset: opts.opset,
+        opset,
         names: HashMap::new(),
         graph: proto::GraphProto::default(),
     };
@@ -68,10 +62,10 @@ fn to_model(g: &Graph, opts: ExportOptions) -> Result<proto::ModelProto, OnnxErr
     }
     e.emit_outputs();
     Ok(proto::ModelProto {
-        ir_version: ir_version_for(opts.opset),
+        ir_version: ir_version_for(opset),
         opset_import: vec![proto::OperatorSetIdProto {
             domain: String::new(),
-            version: opts.opset,
+            version: opset,
         }],
         producer_name: "bertc".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
@@ -86,6 +80,38 @@ fn to_model(g: &Graph, opts: ExportOptions) -> Result<proto::ModelProto, OnnxErr
             .collect(),
         ..Default::default()
     })
+}
+
+/// The opset a graph is emitted at: the requested one if every op exists
+/// there, else an error naming the first node that needs more.
+pub fn resolve_opset(g: &Graph, requested: Option<i64>) -> Result<i64, OnnxError> {
+    let needs = |op: &Op| match op {
+        Op::LayerNorm { .. } => 17,
+        Op::Gelu { .. } => 20,
+        Op::Attention { .. } => 23,
+        _ => MIN_OPSET,
+    };
+    let Some(opset) = requested else {
+        return Ok(g
+            .node_ids()
+            .map(|id| needs(&g.node(id).op))
+            .fold(DEFAULT_OPSET, i64::max));
+    };
+    if !(MIN_OPSET..=MAX_OPSET).contains(&opset) {
+        return Err(OnnxError::Opset(opset));
+    }
+    for id in canonical_order(g) {
+        let node = g.node(id);
+        if needs(&node.op) > opset {
+            return Err(OnnxError::OpsetTooLow {
+                node: node.name.clone(),
+                op: node.op.kind(),
+                needs: needs(&node.op),
+                opset,
+            });
+        }
+    }
+    Ok(opset)
 }
 
 struct Emitter<'g> {
@@ -156,6 +182,28 @@ impl Emitter<'_> {
                 &perm.iter().map(|&p| p as i64).collect::<Vec<_>>(),
             )),
             Op::Cast { to } => attrs.push(int_attr("to", onnx_dtype(*to) as i64)),
+            Op::LayerNorm { axis, epsilon } => {
+                attrs.push(int_attr("axis", *axis));
+                attrs.push(float_attr("epsilon", *epsilon));
+            }
+            Op::Gelu { approximate } => {
+                let name = match approximate {
+                    GeluApproximation::None => "none",
+                    GeluApproximation::Tanh => "tanh",
+                };
+                attrs.push(string_attr("approximate", name));
+            }
+            Op::Attention {
+                q_num_heads,
+                kv_num_heads,
+                scale,
+            } => {
+                attrs.push(int_attr("q_num_heads", *q_num_heads as i64));
+                attrs.push(int_attr("kv_num_heads", *kv_num_heads as i64));
+                if let Some(s) = scale {
+                    attrs.push(float_attr("scale", *s));
+                }
+            }
             _ => {}
         }
         while inputs.last().is_some_and(String::is_empty) {
@@ -238,6 +286,24 @@ fn tensor_proto(name: &str, t: &Tensor) -> proto::TensorProto {
         data_type: onnx_dtype(t.dtype()),
         name: name.into(),
         raw_data: t.raw().clone(),
+        ..Default::default()
+    }
+}
+
+fn float_attr(name: &str, f: f32) -> proto::AttributeProto {
+    proto::AttributeProto {
+        name: name.into(),
+        r#type: at::FLOAT,
+        f,
+        ..Default::default()
+    }
+}
+
+fn string_attr(name: &str, s: &str) -> proto::AttributeProto {
+    proto::AttributeProto {
+        name: name.into(),
+        r#type: at::STRING,
+        s: s.as_bytes().to_vec(),
         ..Default::default()
     }
 }

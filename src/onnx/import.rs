@@ -12,7 +12,7 @@ use prost::Message;
 
 use super::proto::{self, tensor_shape_proto::dimension::Value as DimValue};
 use super::OnnxError;
-use crate::ir::{BinaryOp, DType, Dim, Graph, Op, Shape, Tensor, UnaryOp, Value};
+use crate::ir::{BinaryOp, DType, Dim, GeluApproximation, Graph, Op, Shape, Tensor, UnaryOp, Value};
 use crate::passes::Pass;
 
 pub fn read_model(path: &Path) -> Result<Graph, OnnxError> {
@@ -216,6 +216,54 @@ impl Importer {
             "Concat" => Op::Concat { axis: int("axis", 0) },
             "Where" => Op::Where,
             "Identity" => Op::Identity,
+            "Expand" => Op::Expand,
+            "LayerNormalization" => {
+                if n.output.len() > 1 {
+                    return Err(err(
+                        self,
+                        "the mean and inv_std_dev outputs are not supported".into(),
+                    ));
+                }
+                let epsilon = attr("epsilon").map_or(1e-5, |a| a.f);
+                Op::LayerNorm {
+                    axis: int("axis", -1),
+                    epsilon,
+                }
+            }
+            "Gelu" => {
+                let approximate = match attr("approximate").map(|a| a.s.as_slice()) {
+                    None | Some(b"none") => GeluApproximation::None,
+                    Some(b"tanh") => GeluApproximation::Tanh,
+                    Some(other) => {
+                        return Err(err(
+                            self,
+                            format!("approximate={:?}", String::from_utf8_lossy(other)),
+                        ))
+                    }
+                };
+                Op::Gelu { approximate }
+            }
+            "Attention" => {
+                if inputs.len() > 4 || n.output.len() > 1 || int("is_causal", 0) != 0 {
+                    return Err(err(
+                        self,
+                        "only Q, K, V and a mask, non-causal, one output".into(),
+                    ));
+                }
+                let heads = |name: &str| usize::try_from(int(name, 0)).ok().filter(|&h| h > 0);
+                let (Some(q_num_heads), Some(kv_num_heads)) = (heads("q_num_heads"), heads("kv_num_heads"))
+                else {
+                    return Err(err(
+                        self,
+                        "3-D Attention needs q_num_heads and kv_num_heads".into(),
+                    ));
+                };
+                Op::Attention {
+                    q_num_heads,
+                    kv_num_heads,
+                    scale: attr("scale").map(|a| a.f),
+                }
+            }
             other => return Err(err(self, format!("op `{other}` is not supported by bertc's IR"))),
         };
         inputs.truncate(keep);

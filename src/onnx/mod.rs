@@ -4,7 +4,9 @@ mod export;
 mod import;
 pub mod proto;
 
-pub use export::{export_bytes, write_model, ExportOptions, DEFAULT_OPSET, MAX_OPSET, MIN_OPSET};
+pub use export::{
+    export_bytes, resolve_opset, write_model, ExportOptions, DEFAULT_OPSET, MAX_OPSET, MIN_OPSET,
+};
 pub use import::{import_bytes, read_model};
 
 use crate::ir::DType;

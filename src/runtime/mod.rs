@@ -2,10 +2,12 @@
 
 mod compare;
 mod host;
+mod inputs;
 mod session;
 
 pub use compare::{compare, OutputComparison};
 pub use host::{read_safetensors, write_safetensors, HostData, HostTensor, NamedTensors};
+pub use inputs::realistic_inputs;
 pub use session::TractSession;
 
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use bertc::compile::{compile, CompileOptions};
 use bertc::config::BertConfig;
-use bertc::passes::{DeadNodeElimination, PassManager};
+use bertc::passes::{level_passes, DeadNodeElimination, Level, PassManager};
 use bertc::runtime::{compare, read_safetensors, write_safetensors, NamedTensors, TractSession};
 
 pub fn root() -> PathBuf {
@@ -39,15 +39,28 @@ pub fn minilm_dir() -> PathBuf {
     dir
 }
 
-/// Compiles a config + checkpoint with the verifier on after every pass.
+/// Compiles a config + checkpoint at -O0 (dead-node elimination only).
 pub fn compile_checkpoint(config: &Path, weights: &Path) -> Vec<u8> {
+    compile_checkpoint_with(config, weights, PassManager::new().with(DeadNodeElimination))
+}
+
+/// Compiles a config + checkpoint at `level`.
+pub fn compile_checkpoint_at(config: &Path, weights: &Path, level: Level) -> Vec<u8> {
+    compile_checkpoint_with(
+        config,
+        weights,
+        PassManager::from_names(level_passes(level)).unwrap(),
+    )
+}
+
+/// Compiles with `passes`, verifying the graph after every pass.
+fn compile_checkpoint_with(config: &Path, weights: &Path, passes: PassManager) -> Vec<u8> {
     let config = BertConfig::from_path(config).expect("config parses");
     let opts = CompileOptions {
         weights: Some(weights.to_path_buf()),
         ..Default::default()
     };
-    let passes = PassManager::new().with(DeadNodeElimination).verify_each(true);
-    compile(&config, &opts, &passes)
+    compile(&config, &opts, &passes.verify_each(true))
         .expect("compiles")
         .to_bytes()
         .expect("serializes")

@@ -1,0 +1,210 @@
+//! `fuse_attention`: multi-head self-attention written as MatMul/Softmax →
+//! the standard `Attention` op (opset 23) on 3-D Q, K, V.
+//!
+//! Matches `Reshape(Transpose(MatMul(Softmax(Add(Div(MatMul(Qh, Kh), c), M)), Vh), [0,2,1,3]), [B,S,H])`
+//! where `Qh = Transpose(Reshape(q, [B,S,n,d]), [0,2,1,3])`,
+//! `Kh = Transpose(Reshape(k, [B,S,n,d]), [0,2,3,1])`, `Vh` like `Qh`, `c` a
+//! scalar (or `Mul` by 1/c), `M` an additive float mask, and every
+//! intermediate read only inside the pattern.
+//!
+//! The mask becomes the Attention mask expanded to [B, 1, S, S]: both tract
+//! (whose flash kernel rejects [B,1,1,S]) and onnxruntime (which wants the
+//! query length as the second-to-last dim) accept that shape. It is
+//! expanded once per distinct mask and shared by every layer.
+
+use std::collections::HashMap;
+
+use crate::ir::{BinaryOp, Dim, Graph, IrError, NodeId, Op, Shape, Tensor, Value};
+
+use super::pattern::{fused_name, input, only_read_by, operands, producer, scalar};
+use super::{Pass, PassReport};
+
+pub struct FuseAttention;
+
+struct Match {
+    root: NodeId,
+    nodes: Vec<NodeId>,
+    q: Value,
+    k: Value,
+    v: Value,
+    mask: Value,
+    heads: usize,
+    scale: Option<f32>,
+}
+
+impl Pass for FuseAttention {
+    fn name(&self) -> &'static str {
+        "fuse_attention"
+    }
+
+    fn run(&self, g: &mut Graph) -> Result<PassReport, IrError> {
+        let matches: Vec<Match> = g.node_ids().filter_map(|id| match_at(g, id)).collect();
+        let mut expanded: HashMap<Value, Value> = HashMap::new();
+        let mut added = 0;
+        for m in &matches {
+            let mask = match expanded.get(&m.mask) {
+                Some(&e) => e,
+                None => {
+                    let before = g.node_count();
+                    let e = expand_mask(g, m.mask, m.q, m.k)?;
+                    added += g.node_count() - before;
+                    expanded.insert(m.mask, e);
+                    e
+                }
+            };
+            let name = fused_name(g, m.root, &m.nodes, "Attention");
+            let op = Op::Attention {
+                q_num_heads: m.heads,
+                kv_num_heads: m.heads,
+                scale: m.scale,
+            };
+            let fused = g.add(&name, op, &[m.q, m.k, m.v, mask])?;
+            g.replace_uses(
+                Value {
+                    node: m.root,
+                    slot: 0,
+                },
+                fused,
+            );
+            added += 1;
+        }
+        Ok(PassReport {
+            matches: matches.len(),
+            nodes_added: added,
+            nodes_removed: 0,
+        })
+    }
+}
+
+/// `Expand(mask, [B, 1, Sq, Skv])`, the dims taken from Q's and K's shapes
+/// at run time so batch and sequence stay symbolic.
+fn expand_mask(g: &mut Graph, mask: Value, q: Value, k: Value) -> Result<Value, IrError> {
+    let target = [
+        g.info(q).shape.dims()[0].clone(),
+        Dim::Fixed(1),
+        g.info(q).shape.dims()[1].clone(),
+        g.info(k).shape.dims()[1].clone(),
+    ];
+    if g.info(mask).shape == Shape(target.to_vec()) {
+        return Ok(mask);
+    }
+    let base = g.node(mask.node).name.clone();
+    let fresh = |g: &Graph, suffix: &str| g.fresh_name(&format!("{base}.{suffix}"));
+    let (n, qs) = (fresh(g, "q_shape"), fresh(g, "k_shape"));
+    let q_shape = g.add(&n, Op::Shape, &[q])?;
+    let k_shape = g.add(&qs, Op::Shape, &[k])?;
+    let pick = |g: &mut Graph, shape: Value, i: i64, what: &str| -> Result<Value, IrError> {
+        let (cn, gn) = (fresh(g, &format!("{what}_index")), fresh(g, what));
+        let idx = g.add_const(&cn, Tensor::vec_i64(&[i]))?;
+        g.add(&gn, Op::Gather { axis: 0 }, &[shape, idx])
+    };
+    let batch = pick(g, q_shape, 0, "batch")?;
+    let q_len = pick(g, q_shape, 1, "q_len")?;
+    let kv_len = pick(g, k_shape, 1, "kv_len")?;
+    let on = fresh(g, "one");
+    let one = g.add_const(&on, Tensor::vec_i64(&[1]))?;
+    let tn = fresh(g, "expand_shape");
+    let target = g.add(&tn, Op::Concat { axis: 0 }, &[batch, one, q_len, kv_len])?;
+    let en = fresh(g, "expanded");
+    g.add(&en, Op::Expand, &[mask, target])
+}
+
+/// `Transpose(Reshape(x, [B, S, n, d]), perm)` → (x, n).
+fn split_heads(g: &Graph, v: Value, perm: &[usize]) -> Option<(Value, usize, Value)> {
+    let Op::Transpose { perm: p } = &producer(g, v).op else {
+        return None;
+    };
+    if p != perm {
+        return None;
+    }
+    let split = input(g, v.node, 0)?;
+    if producer(g, split).op != Op::Reshape {
+        return None;
+    }
+    let x = input(g, split.node, 0)?;
+    let (xs, ss) = (&g.info(x).shape, &g.info(split).shape);
+    if xs.rank() != 3 || ss.rank() != 4 || xs.dims()[..2] != ss.dims()[..2] {
+        return None;
+    }
+    let (n, d) = (ss.dims()[2].fixed()?, ss.dims()[3].fixed()?);
+    (xs.dims()[2] == Dim::Fixed(n * d)).then_some((x, n as usize, split))
+}
+
+fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
+    let out = Value { node: root, slot: 0 };
+    if producer(g, out).op != Op::Reshape || g.info(out).shape.rank() != 3 {
+        return None;
+    }
+    let merged = input(g, root, 0)?;
+    if producer(g, merged).op
+        != (Op::Transpose {
+            perm: vec![0, 2, 1, 3],
+        })
+    {
+        return None;
+    }
+    let ctx = input(g, merged.node, 0)?;
+    if producer(g, ctx).op != Op::MatMul {
+        return None;
+    }
+    let (probs, vh) = operands(g, ctx.node)?;
+    if !matches!(producer(g, probs).op, Op::Softmax { axis: -1 | 3 }) {
+        return None;
+    }
+    let masked = input(g, probs.node, 0)?;
+    if producer(g, masked).op != Op::Binary(BinaryOp::Add) {
+        return None;
+    }
+    let (scaled, mask) = operands(g, masked.node)?;
+    let (scores, c) = operands(g, scaled.node)?;
+    let factor = match producer(g, scaled).op {
+        Op::Binary(BinaryOp::Div) => 1.0 / scalar(g, c)?,
+        Op::Binary(BinaryOp::Mul) => scalar(g, c)?,
+        _ => return None,
+    };
+    if producer(g, scores).op != Op::MatMul {
+        return None;
+    }
+    let (qh, kh) = operands(g, scores.node)?;
+    let (q, heads, q_split) = split_heads(g, qh, &[0, 2, 1, 3])?;
+    let (k, k_heads, k_split) = split_heads(g, kh, &[0, 2, 3, 1])?;
+    let (v, v_heads, v_split) = split_heads(g, vh, &[0, 2, 1, 3])?;
+    if heads != k_heads || heads != v_heads || !g.info(mask).dtype.is_float() {
+        return None;
+    }
+    // The merged output must be [B, S, heads·d] of Q's batch and length.
+    if g.info(out).shape != g.info(q).shape {
+        return None;
+    }
+    let head_size = g.info(q).shape.dims()[2].fixed()? as f32 / heads as f32;
+    let default = 1.0 / head_size.sqrt();
+    let scale = ((factor - default).abs() > 1e-6 * default).then_some(factor);
+    let chain = [
+        (qh, scores.node),
+        (kh, scores.node),
+        (q_split, qh.node),
+        (k_split, kh.node),
+        (v_split, vh.node),
+        (vh, ctx.node),
+        (scores, scaled.node),
+        (scaled, masked.node),
+        (masked, probs.node),
+        (probs, ctx.node),
+        (ctx, merged.node),
+        (merged, root),
+    ];
+    let nodes = chain.iter().map(|(v, _)| v.node).chain([root]).collect();
+    chain
+        .iter()
+        .all(|&(v, reader)| only_read_by(g, v, &[reader]))
+        .then_some(Match {
+            root,
+            nodes,
+            q,
+            k,
+            v,
+            mask,
+            heads,
+            scale,
+        })
+}

@@ -1,0 +1,149 @@
+//! `fuse_layer_norm`: the decomposed layer norm PyTorch's exporters write at
+//! opset < 17 (and bertc's builder writes) → `LayerNormalization`.
+//!
+//! Matches, over the last axis:
+//! `Add(Mul(Div(d, Sqrt(Add(ReduceMean(Pow(d, 2)), ε))), γ), β)` with
+//! `d = Sub(x, ReduceMean(x))`, the variance also as `Mul(d, d)`, and Add/Mul
+//! operands in either order. γ and β must be constants of the normalized
+//! shape, ε a scalar constant, and every intermediate read only inside the
+//! pattern.
+
+use crate::ir::{BinaryOp, Graph, IrError, NodeId, Op, UnaryOp, Value};
+
+use super::pattern::{constant, fused_name, input, only_read_by, operands, other_operand, producer, scalar};
+use super::{Pass, PassReport};
+
+pub struct FuseLayerNorm;
+
+struct Match {
+    root: NodeId,
+    nodes: Vec<NodeId>,
+    x: Value,
+    gamma: Value,
+    beta: Value,
+    epsilon: f32,
+}
+
+impl Pass for FuseLayerNorm {
+    fn name(&self) -> &'static str {
+        "fuse_layer_norm"
+    }
+
+    fn run(&self, g: &mut Graph) -> Result<PassReport, IrError> {
+        let matches: Vec<Match> = g.node_ids().filter_map(|id| match_at(g, id)).collect();
+        for m in &matches {
+            let name = fused_name(g, m.root, &m.nodes, "LayerNormalization");
+            let op = Op::LayerNorm {
+                axis: -1,
+                epsilon: m.epsilon,
+            };
+            let fused = g.add(&name, op, &[m.x, m.gamma, m.beta])?;
+            g.replace_uses(
+                Value {
+                    node: m.root,
+                    slot: 0,
+                },
+                fused,
+            );
+        }
+        Ok(PassReport {
+            matches: matches.len(),
+            nodes_added: matches.len(),
+            nodes_removed: 0,
+        })
+    }
+}
+
+fn is_binary(g: &Graph, v: Value, op: BinaryOp) -> bool {
+    producer(g, v).op == Op::Binary(op)
+}
+
+fn is_last_axis_mean(g: &Graph, v: Value) -> Option<Value> {
+    let Op::ReduceMean { axes, keepdims: true } = &producer(g, v).op else {
+        return None;
+    };
+    let x = input(g, v.node, 0)?;
+    let rank = g.info(x).shape.rank() as i64;
+    (axes.len() == 1 && (axes[0] == -1 || axes[0] == rank - 1)).then_some(x)
+}
+
+fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
+    let out = Value { node: root, slot: 0 };
+    if !is_binary(g, out, BinaryOp::Add) {
+        return None;
+    }
+    // Add(scaled, β) and Mul(normed, γ), constants on either side.
+    let is_const = |v: Value| constant(g, v).is_some();
+    let scaled = other_operand(g, root, is_const)?;
+    let beta = operands(g, root).map(|(a, b)| if a == scaled { b } else { a })?;
+    if !is_binary(g, scaled, BinaryOp::Mul) {
+        return None;
+    }
+    let normed = other_operand(g, scaled.node, is_const)?;
+    let gamma = operands(g, scaled.node).map(|(a, b)| if a == normed { b } else { a })?;
+    if !is_binary(g, normed, BinaryOp::Div) {
+        return None;
+    }
+    let (d, std) = operands(g, normed.node)?;
+    if producer(g, std).op != Op::Unary(UnaryOp::Sqrt) {
+        return None;
+    }
+    let var_eps = input(g, std.node, 0)?;
+    if !is_binary(g, var_eps, BinaryOp::Add) {
+        return None;
+    }
+    let var = other_operand(g, var_eps.node, |v| scalar(g, v).is_some())?;
+    let epsilon = operands(g, var_eps.node).and_then(|(a, b)| scalar(g, if a == var { b } else { a }))?;
+    let squared = is_last_axis_mean(g, var)?;
+    let square_ok = match &producer(g, squared).op {
+        Op::Binary(BinaryOp::Pow) => {
+            operands(g, squared.node).is_some_and(|(a, e)| a == d && scalar(g, e) == Some(2.0))
+        }
+        Op::Binary(BinaryOp::Mul) => operands(g, squared.node) == Some((d, d)),
+        _ => false,
+    };
+    if !square_ok || !is_binary(g, d, BinaryOp::Sub) {
+        return None;
+    }
+    let (x, mean) = operands(g, d.node)?;
+    if is_last_axis_mean(g, mean)? != x {
+        return None;
+    }
+    // γ and β must fit the normalized (last) dimension.
+    let width = g.info(x).shape.dims().last()?.clone();
+    for p in [gamma, beta] {
+        let t = constant(g, p)?;
+        if t.dims().len() != 1 || crate::ir::Dim::Fixed(t.dims()[0] as i64) != width || !t.dtype().is_float()
+        {
+            return None;
+        }
+    }
+    let inside = [
+        root,
+        scaled.node,
+        normed.node,
+        std.node,
+        var_eps.node,
+        var.node,
+        squared.node,
+        d.node,
+    ];
+    let private = only_read_by(g, scaled, &[root])
+        && only_read_by(g, normed, &[scaled.node])
+        && only_read_by(g, std, &[normed.node])
+        && only_read_by(g, var_eps, &[std.node])
+        && only_read_by(g, var, &[var_eps.node])
+        && only_read_by(g, squared, &[var.node])
+        && only_read_by(g, d, &inside)
+        && only_read_by(g, mean, &[d.node]);
+    let mut nodes = inside.to_vec();
+    nodes.push(mean.node);
+    private.then_some(Match {
+        root,
+        nodes,
+        x,
+        gamma,
+        beta,
+        epsilon,
+    })
+}

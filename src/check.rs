@@ -1,0 +1,42 @@
+//! The equivalence check behind `compile` and `optimize`: the optimized
+//! graph must give the unoptimized graph's numbers, in tract, on realistic
+//! inputs, before it is written.
+
+use crate::error::Error;
+use crate::ir::Graph;
+use crate::onnx::{export_bytes, ExportOptions};
+use crate::runtime::{compare, NamedTensors, OutputComparison, TractSession};
+
+/// The default tolerance of fp32 pipelines (max-abs, every output element).
+pub const CHECK_ATOL: f64 = 1e-4;
+
+/// Runs both graphs in tract on `inputs` and compares every output of
+/// `candidate` with the same-named output of `reference`.
+pub fn check_equivalence(
+    reference: &Graph,
+    candidate: &Graph,
+    inputs: &NamedTensors,
+) -> Result<Vec<OutputComparison>, Error> {
+    let run = |g: &Graph| -> Result<NamedTensors, Error> {
+        let bytes = export_bytes(g, ExportOptions::default())?;
+        Ok(TractSession::from_bytes(&bytes)?.run(inputs)?)
+    };
+    let expected = run(reference)?;
+    let actual = run(candidate)?;
+    Ok(actual
+        .iter()
+        .filter_map(|(name, a)| expected.get(name).map(|e| compare(name, a, e)))
+        .collect())
+}
+
+/// Fails with the first output beyond `atol`.
+pub fn require_within(comparisons: &[OutputComparison], atol: f64) -> Result<(), Error> {
+    match comparisons.iter().find(|c| !c.within(atol)) {
+        None => Ok(()),
+        Some(c) => Err(Error::CheckFailed {
+            output: c.name.clone(),
+            max_abs: c.max_abs,
+            atol,
+        }),
+    }
+}

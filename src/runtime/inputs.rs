@@ -1,0 +1,51 @@
+//! Realistic model inputs for checks and benchmarks: valid token ids, a
+//! [CLS]-like first token, token types, and padding on both sides, from a
+//! fixed seed so that runs repeat.
+
+use rand_xoshiro::rand_core::{Rng, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+use super::host::{HostTensor, NamedTensors};
+
+/// `batch` sequences of length `seq`: the first full, then alternately
+/// right- and left-padded to shorter lengths (bertc must not assume a side).
+pub fn realistic_inputs(
+    vocab: usize,
+    type_vocab: usize,
+    batch: usize,
+    seq: usize,
+    seed: u64,
+) -> NamedTensors {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let (mut ids, mut mask, mut types) = (Vec::new(), Vec::new(), Vec::new());
+    for b in 0..batch {
+        let len = if b == 0 {
+            seq
+        } else {
+            (seq - seq * b / (2 * batch)).max(1)
+        };
+        let left_pad = b % 2 == 0 && b > 0;
+        let start = if left_pad { seq - len } else { 0 };
+        for s in 0..seq {
+            let real = (start..start + len).contains(&s);
+            let token = match (real, s == start) {
+                (false, _) => 0,
+                (true, true) => 101.min(vocab as i64 - 1),
+                (true, false) => 1 + (rng.next_u64() % (vocab as u64 - 1).max(1)) as i64,
+            };
+            ids.push(token);
+            mask.push(real as i64);
+            types.push(if type_vocab > 1 && real && s >= start + len / 2 {
+                1
+            } else {
+                0
+            });
+        }
+    }
+    let shape = vec![batch, seq];
+    NamedTensors::from([
+        ("input_ids".to_string(), HostTensor::i64(shape.clone(), ids)),
+        ("attention_mask".to_string(), HostTensor::i64(shape.clone(), mask)),
+        ("token_type_ids".to_string(), HostTensor::i64(shape, types)),
+    ])
+}

@@ -1,0 +1,121 @@
+//! Fusion counts on bertc's own graphs, and what the fused graphs no longer
+//! contain.
+
+use std::collections::BTreeMap;
+
+use bertc::compile::{build, load_config, CompileOptions};
+use bertc::config::BertConfig;
+use bertc::ir::{dump, verify, Graph, Op};
+use bertc::passes::{level_passes, Level, PassManager};
+use bertc::presets::PRESETS;
+
+fn optimized(config: &BertConfig, level: Level) -> Graph {
+    let mut g = build(config, &CompileOptions::default()).unwrap().graph;
+    PassManager::from_names(level_passes(level))
+        .unwrap()
+        .verify_each(true)
+        .run(&mut g)
+        .unwrap();
+    g
+}
+
+fn count(g: &Graph, kind: &str) -> usize {
+    g.op_histogram().get(kind).copied().unwrap_or(0)
+}
+
+#[test]
+fn bert_base_fuses_25_layer_norms_12_gelus_12_attentions() {
+    let g = optimized(&load_config("bert-base-uncased").unwrap(), Level::O2);
+    assert_eq!(count(&g, "LayerNormalization"), 25);
+    assert_eq!(count(&g, "Gelu"), 12);
+    assert_eq!(count(&g, "Attention"), 12);
+    // One mask expansion shared by all layers.
+    assert_eq!(count(&g, "Expand"), 1);
+    for gone in [
+        "Erf",
+        "Softmax",
+        "ReduceMean",
+        "Pow",
+        "Sqrt",
+        "Transpose",
+        "Reshape",
+        "Div",
+    ] {
+        assert_eq!(count(&g, gone), 0, "{gone} left after fusion:\n{}", dump(&g));
+    }
+}
+
+#[test]
+fn every_preset_fuses_every_layer() {
+    for (name, _) in PRESETS {
+        let c = load_config(name).unwrap();
+        let g = optimized(&c, Level::O2);
+        let layers = c.num_hidden_layers;
+        assert_eq!(count(&g, "LayerNormalization"), 1 + 2 * layers, "{name}");
+        assert_eq!(count(&g, "Gelu"), layers, "{name}");
+        assert_eq!(count(&g, "Attention"), layers, "{name}");
+    }
+}
+
+#[test]
+fn each_activation_fuses_only_where_a_gelu_op_exists() {
+    let expected: BTreeMap<&str, (usize, &str)> = BTreeMap::from([
+        ("gelu", (2, "Gelu{approximate=None}")),
+        ("gelu_new", (2, "Gelu{approximate=Tanh}")),
+        ("gelu_pytorch_tanh", (2, "Gelu{approximate=Tanh}")),
+        ("gelu_fast", (2, "Gelu{approximate=Tanh}")),
+        ("relu", (0, "Relu")),
+        ("silu", (0, "Sigmoid")),
+        ("quick_gelu", (0, "Sigmoid")),
+        ("tanh", (0, "Tanh")),
+        ("mish", (0, "Softplus")),
+    ]);
+    for (act, (gelus, marker)) in expected {
+        let json = format!(
+            r#"{{"hidden_size": 32, "num_attention_heads": 4, "num_hidden_layers": 2, "intermediate_size": 64, "vocab_size": 50, "hidden_act": "{act}"}}"#
+        );
+        let c = BertConfig::from_json_str(&json, act).unwrap();
+        let g = optimized(&c, Level::O2);
+        assert_eq!(count(&g, "Gelu"), gelus, "{act}");
+        assert!(dump(&g).contains(marker), "{act}: expected {marker} in the dump");
+        assert_eq!(count(&g, "Attention"), 2, "{act}");
+    }
+}
+
+#[test]
+fn o0_and_o1_fuse_nothing() {
+    let c = load_config("bert-tiny").unwrap();
+    for level in [Level::O0, Level::O1] {
+        let g = optimized(&c, level);
+        assert_eq!(
+            count(&g, "LayerNormalization") + count(&g, "Gelu") + count(&g, "Attention"),
+            0
+        );
+    }
+}
+
+#[test]
+fn a_pattern_read_from_outside_is_left_alone() {
+    // If a value inside a layer norm is also a graph output, fusing would
+    // lose it: the fusion must not fire there (and only there).
+    let c = load_config("bert-tiny").unwrap();
+    let mut g = build(&c, &CompileOptions::default()).unwrap().graph;
+    let centered = g.find("embeddings.LayerNorm.sub").unwrap();
+    g.set_output(
+        "centered",
+        bertc::ir::Value {
+            node: centered,
+            slot: 0,
+        },
+    );
+    PassManager::from_names(level_passes(Level::O2))
+        .unwrap()
+        .verify_each(true)
+        .run(&mut g)
+        .unwrap();
+    verify(&g).unwrap();
+    assert_eq!(count(&g, "LayerNormalization"), 2 * c.num_hidden_layers);
+    assert!(g
+        .node_ids()
+        .any(|id| g.node(id).op == Op::Unary(bertc::ir::UnaryOp::Sqrt)));
+}
