@@ -40,3 +40,25 @@ pub fn require_within(comparisons: &[OutputComparison], atol: f64) -> Result<(),
         }),
     }
 }
+
+/// Realistic inputs for any BERT-like graph: the vocabulary and number of
+/// token types are read off the embedding tables its id inputs index.
+pub fn inputs_for(g: &Graph, batch: usize, seq: usize) -> NamedTensors {
+    let table_rows = |input: &str| -> Option<usize> {
+        let id = g.inputs().iter().copied().find(|&id| g.node(id).name == input)?;
+        g.consumers(crate::ir::Value { node: id, slot: 0 })
+            .iter()
+            .find_map(|&(user, slot)| {
+                let data = g.inputs_of(user).first().copied().flatten()?;
+                match (&g.node(user).op, &g.node(data.node).op, slot) {
+                    (crate::ir::Op::Gather { axis: 0 }, crate::ir::Op::Constant(t), 1) => {
+                        t.dims().first().copied()
+                    }
+                    _ => None,
+                }
+            })
+    };
+    let vocab = table_rows("input_ids").unwrap_or(100);
+    let types = table_rows("token_type_ids").unwrap_or(1);
+    crate::runtime::realistic_inputs(vocab, types, batch, seq, 0)
+}

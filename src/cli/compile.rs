@@ -31,20 +31,34 @@ pub struct CompileArgs {
 pub struct OptimizeArgs {
     /// Optimization level: 0 (none), 1 (clean-ups), 2 (fusions).
     #[arg(short = 'O', default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=2))]
-    level: u8,
+    pub level: u8,
     /// Run exactly these passes, comma-separated, instead of a level's pipeline.
     #[arg(long, value_delimiter = ',')]
-    passes: Option<Vec<String>>,
+    pub passes: Option<Vec<String>>,
     /// Print what each pass did: matches, nodes before -> after, milliseconds.
     #[arg(long)]
-    report: bool,
+    pub report: bool,
     /// Skip checking the optimized model against the unoptimized one in tract.
     #[arg(long)]
-    no_check: bool,
+    pub no_check: bool,
+}
+
+/// One line per pass run: matches, nodes before -> after, milliseconds.
+pub fn print_report(runs: &[bertc::passes::PassRun]) {
+    for r in runs {
+        println!(
+            "  pass {:<24} {:>4} matches  nodes {:>5} -> {:<5} {:>8.2} ms",
+            r.pass,
+            r.report.matches,
+            r.nodes_before,
+            r.nodes_after,
+            r.elapsed.as_secs_f64() * 1e3
+        );
+    }
 }
 
 impl OptimizeArgs {
-    fn pass_manager(&self) -> anyhow::Result<PassManager> {
+    pub fn pass_manager(&self) -> anyhow::Result<PassManager> {
         let names: Vec<&str> = match &self.passes {
             Some(list) => list.iter().map(String::as_str).collect(),
             None => level_passes(match self.level {
@@ -69,16 +83,7 @@ pub fn run(a: CompileArgs) -> anyhow::Result<ExitCode> {
     let g = &compiled.graph;
     let opset = bertc::onnx::resolve_opset(g, a.opset)?;
     if a.optimize.report {
-        for r in &compiled.passes {
-            println!(
-                "  pass {:<24} {:>4} matches  nodes {:>5} -> {:<5} {:>8.2} ms",
-                r.pass,
-                r.report.matches,
-                r.nodes_before,
-                r.nodes_after,
-                r.elapsed.as_secs_f64() * 1e3
-            );
-        }
+        print_report(&compiled.passes);
     }
 
     let check_start = Instant::now();

@@ -2,6 +2,7 @@
 
 mod compile;
 mod dump;
+mod optimize;
 mod validate;
 
 use std::path::PathBuf;
@@ -24,6 +25,8 @@ pub struct Cli {
 enum Command {
     /// Compile a config (file or preset) to an ONNX model.
     Compile(compile::CompileArgs),
+    /// Apply the graph passes to an ONNX model (bertc's or an exporter's).
+    Optimize(optimize::OptimizeCmdArgs),
     /// Run an ONNX model in tract on a golden file's inputs and compare outputs.
     Validate(validate::ValidateArgs),
     /// Print the deterministic text dump of a config, preset or ONNX model.
@@ -49,6 +52,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Compile(a) => compile::run(a),
         Command::Validate(a) => validate::run(a),
+        Command::Optimize(a) => optimize::run(a),
         Command::Dump(a) => dump::run(a),
         Command::Presets => {
             for (name, text) in bertc::presets::PRESETS {

@@ -8,7 +8,7 @@
 use super::dtype::DType;
 use super::graph::ValueInfo;
 use super::op::{BinaryOp, Op, UnaryOp};
-use super::shape::{normalize_axis, Dim, Shape};
+use super::shape::{normalize_axis, Dim, Factors, Shape};
 
 type Infer = Result<Vec<ValueInfo>, String>;
 
@@ -36,6 +36,24 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Infer {
         Op::Unary(u) => {
             let a = x(0);
             let int_ok = matches!(u, UnaryOp::Relu | UnaryOp::Neg | UnaryOp::Abs);
+            if *u == UnaryOp::Not {
+                if a.dtype != DType::Bool {
+                    return Err(format!("Not applies to bool, not {}", a.dtype));
+                }
+                let known = a.known.as_ref().map(|k| {
+                    k.iter()
+                        .map(|d| match d {
+                            Dim::Fixed(v) => Dim::Fixed((*v == 0) as i64),
+                            d => d.clone(),
+                        })
+                        .collect()
+                });
+                return Ok(vec![ValueInfo {
+                    dtype: a.dtype,
+                    shape: a.shape.clone(),
+                    known,
+                }]);
+            }
             if !(a.dtype.is_float() || int_ok && a.dtype.is_int()) {
                 return Err(format!("does not apply to {}", a.dtype));
             }
@@ -154,7 +172,103 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Infer {
             }
             same_dtype(a, b)?;
             let shape = broadcast(&broadcast(&c.shape, &a.shape)?, &b.shape)?;
-            one(a.dtype, shape)
+            let known = match (&c.known, &a.known, &b.known) {
+                (Some(c), Some(t), Some(e)) if shape.rank() <= 1 => {
+                    let n = shape.dims().first().and_then(Dim::fixed).unwrap_or(1) as usize;
+                    let at = |v: &Vec<Dim>, i: usize| v.get(if v.len() == 1 { 0 } else { i }).cloned();
+                    (0..n)
+                        .map(|i| match at(c, i)? {
+                            Dim::Fixed(0) => at(e, i),
+                            Dim::Fixed(_) => at(t, i),
+                            Dim::Sym(_) => None,
+                        })
+                        .collect()
+                }
+                _ => None,
+            };
+            Ok(vec![ValueInfo {
+                dtype: a.dtype,
+                shape,
+                known,
+            }])
+        }
+        Op::Range => {
+            let (start, limit, delta) = (x(0), x(1), x(2));
+            if [start, limit, delta]
+                .iter()
+                .any(|t| t.shape.rank() != 0 || t.dtype != start.dtype)
+            {
+                return Err("start, limit and delta must be scalars of one type".into());
+            }
+            let value = |t: &ValueInfo| t.known.as_ref().and_then(|k| k.first().cloned());
+            let len = match (value(start), value(limit), value(delta)) {
+                (Some(Dim::Fixed(s)), Some(Dim::Fixed(l)), Some(Dim::Fixed(d))) if d != 0 => {
+                    Dim::Fixed(((l - s) as f64 / d as f64).ceil().max(0.0) as i64)
+                }
+                (Some(Dim::Fixed(0)), Some(l @ Dim::Sym(_)), Some(Dim::Fixed(1))) => l,
+                _ => return Err("the length of the range is not known at compile time".into()),
+            };
+            one(start.dtype, Shape(vec![len]))
+        }
+        Op::ConstantOfShape { value } => {
+            let target = x(0);
+            let dims = target
+                .known
+                .clone()
+                .ok_or("the target shape is not known at compile time")?;
+            let known = match (dims.as_slice(), value.as_known_ints()) {
+                ([Dim::Fixed(n)], Some(v)) if v.len() == 1 && *n <= 16 => {
+                    Some(vec![v[0].clone(); *n as usize])
+                }
+                ([], Some(v)) if v.len() == 1 => Some(v),
+                _ => None,
+            };
+            Ok(vec![ValueInfo {
+                dtype: value.dtype(),
+                shape: Shape(dims),
+                known,
+            }])
+        }
+        Op::Flatten { axis } => {
+            let a = x(0);
+            let r = a.shape.rank();
+            let axis = if *axis < 0 { *axis + r as i64 } else { *axis };
+            if !(0..=r as i64).contains(&axis) {
+                return Err(format!("axis {axis} is out of range for rank {r}"));
+            }
+            let (outer, inner) = a.shape.0.split_at(axis as usize);
+            one(
+                a.dtype,
+                Shape(vec![Factors::of(outer).to_dim(), Factors::of(inner).to_dim()]),
+            )
+        }
+        Op::Gemm { trans_a, trans_b, .. } => {
+            let (a, b) = (x(0), x(1));
+            float_only(a)?;
+            same_dtype(a, b)?;
+            if a.shape.rank() != 2 || b.shape.rank() != 2 {
+                return Err(format!("needs 2-D A and B, got {} and {}", a.shape, b.shape));
+            }
+            let (m, k1) = if *trans_a {
+                (&a.shape.0[1], &a.shape.0[0])
+            } else {
+                (&a.shape.0[0], &a.shape.0[1])
+            };
+            let (k2, n) = if *trans_b {
+                (&b.shape.0[1], &b.shape.0[0])
+            } else {
+                (&b.shape.0[0], &b.shape.0[1])
+            };
+            if k1 != k2 {
+                return Err(format!("inner dims differ: {} × {}", a.shape, b.shape));
+            }
+            let out = Shape(vec![m.clone(), n.clone()]);
+            if let Some(Some(c)) = inputs.get(2) {
+                if broadcast(&out, &c.shape)? != out {
+                    return Err(format!("C {} does not broadcast to {out}", c.shape));
+                }
+            }
+            one(a.dtype, out)
         }
         Op::Identity => Ok(vec![x(0).clone()]),
         Op::Expand => {
@@ -296,33 +410,66 @@ fn axes_of(axes: &[i64], rank: usize) -> Result<Vec<usize>, String> {
 
 fn binary(op: BinaryOp, a: &ValueInfo, b: &ValueInfo) -> Infer {
     same_dtype(a, b)?;
-    if a.dtype == DType::Bool && !op.is_comparison() {
-        return Err("arithmetic on bool tensors".into());
+    if op.is_logic() != (a.dtype == DType::Bool) && !op.is_comparison() {
+        return Err(match op.is_logic() {
+            true => format!("logic on {} tensors", a.dtype),
+            false => "arithmetic on bool tensors".into(),
+        });
     }
     let shape = broadcast(&a.shape, &b.shape)?;
-    let dtype = if op.is_comparison() { DType::Bool } else { a.dtype };
-    // Track integer arithmetic on known, fully fixed values (shape math).
-    let known = match (&a.known, &b.known, op) {
-        (Some(x), Some(y), BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div)
-            if x.len() == y.len() || x.len() == 1 || y.len() == 1 =>
-        {
+    let dtype = if op.is_comparison() || op.is_logic() {
+        DType::Bool
+    } else {
+        a.dtype
+    };
+    // Track integer math on known values (shape computations); booleans are 0/1.
+    let known = match (&a.known, &b.known) {
+        (Some(x), Some(y)) if x.len() == y.len() || x.len() == 1 || y.len() == 1 => {
             let n = x.len().max(y.len());
-            let pick = |v: &Vec<Dim>, i: usize| v[if v.len() == 1 { 0 } else { i }].fixed();
+            let pick = |v: &Vec<Dim>, i: usize| v[if v.len() == 1 { 0 } else { i }].clone();
             (0..n)
-                .map(|i| {
-                    let (p, q) = (pick(x, i)?, pick(y, i)?);
-                    Some(Dim::Fixed(match op {
-                        BinaryOp::Add => p + q,
-                        BinaryOp::Sub => p - q,
-                        BinaryOp::Mul => p * q,
-                        _ => p.checked_div(q)?,
-                    }))
-                })
+                .map(|i| known_binary(op, &pick(x, i), &pick(y, i)))
                 .collect()
         }
         _ => None,
     };
     Ok(vec![ValueInfo { dtype, shape, known }])
+}
+
+/// One element of a binary op on known values. Symbols are sizes, so they
+/// are never negative: `sequence_length == -1` is known to be false.
+fn known_binary(op: BinaryOp, a: &Dim, b: &Dim) -> Option<Dim> {
+    let bit = |v: bool| Some(Dim::Fixed(v as i64));
+    if let (Dim::Fixed(p), Dim::Fixed(q)) = (a, b) {
+        let (p, q) = (*p, *q);
+        return Some(Dim::Fixed(match op {
+            BinaryOp::Add => p + q,
+            BinaryOp::Sub => p - q,
+            BinaryOp::Mul => p * q,
+            BinaryOp::Div => p.checked_div(q)?,
+            BinaryOp::Max => p.max(q),
+            BinaryOp::Min => p.min(q),
+            BinaryOp::Equal => (p == q) as i64,
+            BinaryOp::Less => (p < q) as i64,
+            BinaryOp::Greater => (p > q) as i64,
+            BinaryOp::GreaterOrEqual => (p >= q) as i64,
+            BinaryOp::LessOrEqual => (p <= q) as i64,
+            BinaryOp::And => (p != 0 && q != 0) as i64,
+            BinaryOp::Or => (p != 0 || q != 0) as i64,
+            BinaryOp::Pow => return None,
+        }));
+    }
+    match (op, a, b) {
+        (BinaryOp::Equal, x, y) if x == y => bit(true),
+        (BinaryOp::Equal, Dim::Sym(_), Dim::Fixed(n)) | (BinaryOp::Equal, Dim::Fixed(n), Dim::Sym(_))
+            if *n < 0 =>
+        {
+            bit(false)
+        }
+        (BinaryOp::Mul, x, Dim::Fixed(1)) | (BinaryOp::Mul, Dim::Fixed(1), x) => Some(x.clone()),
+        (BinaryOp::Add, x, Dim::Fixed(0)) | (BinaryOp::Add, Dim::Fixed(0), x) => Some(x.clone()),
+        _ => None,
+    }
 }
 
 fn matmul(a: &ValueInfo, b: &ValueInfo) -> Infer {
@@ -389,29 +536,17 @@ fn reshape(a: &ValueInfo, target: &ValueInfo) -> Infer {
     if dims.iter().filter(|d| d.is_none()).count() > 1 {
         return Err("more than one -1 in the target shape".into());
     }
-    // Cancel the known output dims against the input dims to size the -1
-    // (or to check the element count when there is none).
-    let mut rest: Vec<Dim> = a.shape.0.clone();
-    let mut fixed_out: i64 = 1;
-    for d in dims.iter().flatten() {
-        match d {
-            Dim::Fixed(n) => fixed_out *= n,
-            Dim::Sym(_) => match rest.iter().position(|r| r == d) {
-                Some(p) => {
-                    rest.remove(p);
-                }
-                None => return Err(format!("cannot reshape {} to {spec:?}", a.shape)),
-            },
-        }
-    }
-    let syms: Vec<&Dim> = rest.iter().filter(|d| d.fixed().is_none()).collect();
-    let fixed_in: i64 = rest.iter().filter_map(Dim::fixed).product();
+    // The element counts must agree; a -1 takes the quotient, which may be
+    // a symbolic product (e.g. batch_size*sequence_length).
     let mismatch = || format!("cannot reshape {} to {spec:?}", a.shape);
-    let hole = match (syms.as_slice(), dims.iter().any(Option::is_none)) {
-        ([], false) if fixed_in == fixed_out => None,
-        ([], true) if fixed_out != 0 && fixed_in % fixed_out == 0 => Some(Dim::Fixed(fixed_in / fixed_out)),
-        ([s], true) if fixed_in == fixed_out => Some((*s).clone()),
-        _ => return Err(mismatch()),
+    let known_dims: Vec<Dim> = dims.iter().flatten().cloned().collect();
+    let quotient = Factors::of(&a.shape.0)
+        .divide(&Factors::of(&known_dims))
+        .ok_or_else(mismatch)?;
+    let hole = match dims.iter().any(Option::is_none) {
+        true => Some(quotient.to_dim()),
+        false if quotient.to_dim() == Dim::Fixed(1) => None,
+        false => return Err(mismatch()),
     };
     let shape = Shape(
         dims.into_iter()

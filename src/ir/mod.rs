@@ -17,7 +17,7 @@ pub use graph::{Edge, Graph, Node, NodeId, Value, ValueInfo};
 pub use infer::infer;
 pub use op::{BinaryOp, GeluApproximation, Op, UnaryOp};
 pub use order::canonical_order;
-pub use shape::{normalize_axis, Dim, Shape, BATCH, SEQUENCE};
+pub use shape::{normalize_axis, Dim, Factors, Shape, BATCH, SEQUENCE};
 pub use tensor::Tensor;
 pub use verify::verify;
 

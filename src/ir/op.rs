@@ -24,6 +24,8 @@ pub enum UnaryOp {
     Softplus,
     Abs,
     Reciprocal,
+    /// Logical not of a bool tensor.
+    Not,
 }
 
 /// Elementwise functions of two broadcast tensors.
@@ -34,15 +36,34 @@ pub enum BinaryOp {
     Mul,
     Div,
     Pow,
+    Max,
+    Min,
     Equal,
     Less,
     Greater,
+    GreaterOrEqual,
+    LessOrEqual,
+    /// Logical and/or of bool tensors.
+    And,
+    Or,
 }
 
 impl BinaryOp {
     /// Comparisons produce booleans; arithmetic keeps the input type.
     pub fn is_comparison(self) -> bool {
-        matches!(self, BinaryOp::Equal | BinaryOp::Less | BinaryOp::Greater)
+        matches!(
+            self,
+            BinaryOp::Equal
+                | BinaryOp::Less
+                | BinaryOp::Greater
+                | BinaryOp::GreaterOrEqual
+                | BinaryOp::LessOrEqual
+        )
+    }
+
+    /// And/Or take and give booleans.
+    pub fn is_logic(self) -> bool {
+        matches!(self, BinaryOp::And | BinaryOp::Or)
     }
 }
 
@@ -92,6 +113,23 @@ pub enum Op {
     Identity,
     /// Inputs: data, shape (int64): numpy broadcasting of data to shape.
     Expand,
+    /// Inputs: start, limit, delta (scalars).
+    Range,
+    /// Input: shape (int64); output filled with `value` (one element).
+    ConstantOfShape {
+        value: Tensor,
+    },
+    /// Reshape to 2-D: [prod(dims[..axis]), prod(dims[axis..])].
+    Flatten {
+        axis: i64,
+    },
+    /// alpha·op(A)·op(B) + beta·C on 2-D A, B (C optional, broadcast).
+    Gemm {
+        alpha: f32,
+        beta: f32,
+        trans_a: bool,
+        trans_b: bool,
+    },
     /// ONNX LayerNormalization (opset 17). Inputs: x, scale, bias.
     LayerNorm {
         axis: i64,
@@ -137,6 +175,7 @@ impl Op {
                 UnaryOp::Softplus => "Softplus",
                 UnaryOp::Abs => "Abs",
                 UnaryOp::Reciprocal => "Reciprocal",
+                UnaryOp::Not => "Not",
             },
             Op::Binary(b) => match b {
                 BinaryOp::Add => "Add",
@@ -147,6 +186,12 @@ impl Op {
                 BinaryOp::Equal => "Equal",
                 BinaryOp::Less => "Less",
                 BinaryOp::Greater => "Greater",
+                BinaryOp::GreaterOrEqual => "GreaterOrEqual",
+                BinaryOp::LessOrEqual => "LessOrEqual",
+                BinaryOp::Max => "Max",
+                BinaryOp::Min => "Min",
+                BinaryOp::And => "And",
+                BinaryOp::Or => "Or",
             },
             Op::MatMul => "MatMul",
             Op::ReduceMean { .. } => "ReduceMean",
@@ -163,6 +208,10 @@ impl Op {
             Op::Where => "Where",
             Op::Identity => "Identity",
             Op::Expand => "Expand",
+            Op::Range => "Range",
+            Op::ConstantOfShape { .. } => "ConstantOfShape",
+            Op::Flatten { .. } => "Flatten",
+            Op::Gemm { .. } => "Gemm",
             Op::LayerNorm { .. } => "LayerNormalization",
             Op::Gelu { .. } => "Gelu",
             Op::Attention { .. } => "Attention",
@@ -177,6 +226,8 @@ impl Op {
             Op::LayerNorm { .. } => (2, 3),
             Op::Attention { .. } => (3, 4),
             Op::Slice => (3, 5),
+            Op::Range => (3, 3),
+            Op::Gemm { .. } => (2, 3),
             Op::Where => (3, 3),
             Op::Concat { .. } => (1, usize::MAX),
             _ => (1, 1),
@@ -204,6 +255,25 @@ impl fmt::Display for Op {
             Op::Transpose { perm } => write!(f, "{{perm={perm:?}}}"),
             Op::Unsqueeze { axes } | Op::Squeeze { axes } => write!(f, "{{axes={axes:?}}}"),
             Op::Cast { to } => write!(f, "{{to={to}}}"),
+            Op::Flatten { axis } => write!(f, "{{axis={axis}}}"),
+            Op::ConstantOfShape { value } => write!(
+                f,
+                "{{value={}:{}}}",
+                value.small_values().unwrap_or_default(),
+                value.dtype()
+            ),
+            Op::Gemm {
+                alpha,
+                beta,
+                trans_a,
+                trans_b,
+            } => {
+                write!(
+                    f,
+                    "{{alpha={alpha:e}, beta={beta:e}, trans_a={}, trans_b={}}}",
+                    *trans_a as u8, *trans_b as u8
+                )
+            }
             Op::LayerNorm { axis, epsilon } => write!(f, "{{axis={axis}, epsilon={epsilon:e}}}"),
             Op::Gelu { approximate } => write!(f, "{{approximate={approximate:?}}}"),
             Op::Attention {

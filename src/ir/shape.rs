@@ -29,6 +29,64 @@ impl Dim {
     }
 }
 
+/// A product of dims as a coefficient and the sorted symbol factors:
+/// `2*batch_size*sequence_length` is `(2, [batch_size, sequence_length])`.
+/// Symbolic products (from Flatten, or a Reshape to -1) are named by this
+/// canonical spelling, so equal products are equal dims.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Factors {
+    pub coefficient: i64,
+    pub symbols: Vec<String>,
+}
+
+impl Factors {
+    pub fn of(dims: &[Dim]) -> Factors {
+        let mut f = Factors {
+            coefficient: 1,
+            symbols: Vec::new(),
+        };
+        for d in dims {
+            match d {
+                Dim::Fixed(n) => f.coefficient *= n,
+                Dim::Sym(s) => {
+                    for part in s.split('*') {
+                        match part.parse::<i64>() {
+                            Ok(n) => f.coefficient *= n,
+                            Err(_) => f.symbols.push(part.to_string()),
+                        }
+                    }
+                }
+            }
+        }
+        f.symbols.sort();
+        f
+    }
+
+    /// `self / other`, when exact.
+    pub fn divide(&self, other: &Factors) -> Option<Factors> {
+        if other.coefficient == 0 || self.coefficient % other.coefficient != 0 {
+            return None;
+        }
+        let mut symbols = self.symbols.clone();
+        for s in &other.symbols {
+            let i = symbols.iter().position(|x| x == s)?;
+            symbols.remove(i);
+        }
+        Some(Factors {
+            coefficient: self.coefficient / other.coefficient,
+            symbols,
+        })
+    }
+
+    pub fn to_dim(&self) -> Dim {
+        match (self.coefficient, self.symbols.as_slice()) {
+            (n, []) => Dim::Fixed(n),
+            (1, syms) => Dim::Sym(syms.join("*")),
+            (n, syms) => Dim::Sym(format!("{n}*{}", syms.join("*"))),
+        }
+    }
+}
+
 impl From<usize> for Dim {
     fn from(n: usize) -> Dim {
         Dim::Fixed(n as i64)

@@ -182,6 +182,24 @@ impl Emitter<'_> {
                 &perm.iter().map(|&p| p as i64).collect::<Vec<_>>(),
             )),
             Op::Cast { to } => attrs.push(int_attr("to", onnx_dtype(*to) as i64)),
+            Op::Flatten { axis } => attrs.push(int_attr("axis", *axis)),
+            Op::ConstantOfShape { value } => attrs.push(proto::AttributeProto {
+                name: "value".into(),
+                r#type: at::TENSOR,
+                t: Some(tensor_proto("", value)),
+                ..Default::default()
+            }),
+            Op::Gemm {
+                alpha,
+                beta,
+                trans_a,
+                trans_b,
+            } => {
+                attrs.push(float_attr("alpha", *alpha));
+                attrs.push(float_attr("beta", *beta));
+                attrs.push(int_attr("transA", *trans_a as i64));
+                attrs.push(int_attr("transB", *trans_b as i64));
+            }
             Op::LayerNorm { axis, epsilon } => {
                 attrs.push(int_attr("axis", *axis));
                 attrs.push(float_attr("epsilon", *epsilon));

@@ -163,6 +163,34 @@ impl Importer {
             "Equal" => binary(BinaryOp::Equal)?,
             "Less" => binary(BinaryOp::Less)?,
             "Greater" => binary(BinaryOp::Greater)?,
+            "GreaterOrEqual" => binary(BinaryOp::GreaterOrEqual)?,
+            "LessOrEqual" => binary(BinaryOp::LessOrEqual)?,
+            "And" => binary(BinaryOp::And)?,
+            "Or" => binary(BinaryOp::Or)?,
+            "Not" => unary(UnaryOp::Not)?,
+            "Max" | "Min" if inputs.len() == 2 => binary(if n.op_type == "Max" {
+                BinaryOp::Max
+            } else {
+                BinaryOp::Min
+            })?,
+            "Range" => Op::Range,
+            "ConstantOfShape" => {
+                let value = match attr("value").and_then(|a| a.t.as_ref()) {
+                    Some(t) => tensor_from_proto(t).map_err(|r| err(self, r))?,
+                    None => Tensor::from_f32(vec![1], &[0.0]),
+                };
+                if value.len() != 1 {
+                    return Err(err(self, "value must hold one element".into()));
+                }
+                Op::ConstantOfShape { value }
+            }
+            "Flatten" => Op::Flatten { axis: int("axis", 1) },
+            "Gemm" => Op::Gemm {
+                alpha: attr("alpha").map_or(1.0, |a| a.f),
+                beta: attr("beta").map_or(1.0, |a| a.f),
+                trans_a: int("transA", 0) != 0,
+                trans_b: int("transB", 0) != 0,
+            },
             "MatMul" => Op::MatMul,
             "ReduceMean" => {
                 let axes = match self.opset >= 18 {
