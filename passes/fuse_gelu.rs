@@ -1,6 +1,7 @@
 //! `fuse_gelu`: GELU written out in elementwise ops → `Gelu` (opset 20).
 //!
-//! Exact form: `Mul(Mul(x, Add(Erf(Div(x, √2)), 1)), 0.5)`, also with
+//! Exact form: `Mul(Mul(x, Add(Erf(Div(x, √2)), 1)), 0.5)`, also with the
+//! 0.5 inside (`Mul(x, Mul(0.5, Add(…)))`, dynamo's spelling) and with
 //! `Mul(x, 1/√2)` inside the erf → `Gelu{approximate="none"}`.
 //! Tanh form: `Mul(Mul(x, Add(Tanh(Mul(Add(x, Mul(Pow(x, 3), 0.044715)),
 //! √(2/π))), 1)), 0.5)` → `Gelu{approximate="tanh"}`.
@@ -50,13 +51,23 @@ fn match_at(g: &Graph, root: NodeId) -> Option<(Value, GeluApproximation, Vec<No
     if !binary(g, out, BinaryOp::Mul) {
         return None;
     }
-    // Mul(m, 0.5) with m = Mul(x, a) and a = Add(inner, 1).
-    let m = other_operand(g, root, |v| is_scalar(g, v, 0.5))?;
-    if !binary(g, m, BinaryOp::Mul) {
-        return None;
+    // The 0.5 goes either outside, Mul(Mul(x, a), 0.5) as TorchScript
+    // writes it, or inside, Mul(x, Mul(0.5, a)) as dynamo writes it; in
+    // both a = Add(inner, 1). Candidates are (x, a, the Mul between).
+    let mut candidates = Vec::new();
+    let (p, q) = operands(g, root)?;
+    for (outer, half) in [(p, q), (q, p)] {
+        if is_scalar(g, half, 0.5) && binary(g, outer, BinaryOp::Mul) {
+            let (r, s) = operands(g, outer.node)?;
+            candidates.extend([(r, s, outer), (s, r, outer)]);
+        }
+        if binary(g, half, BinaryOp::Mul) {
+            if let Some(a) = other_operand(g, half.node, |v| is_scalar(g, v, 0.5)) {
+                candidates.push((outer, a, half));
+            }
+        }
     }
-    let (p, q) = operands(g, m.node)?;
-    for (x, a) in [(p, q), (q, p)] {
+    for (x, a, m) in candidates {
         if !binary(g, a, BinaryOp::Add) {
             continue;
         }
@@ -77,9 +88,7 @@ fn match_at(g: &Graph, root: NodeId) -> Option<(Value, GeluApproximation, Vec<No
         // Each intermediate is read only by the next node of the chain.
         let private = chain
             .windows(2)
-            .all(|w| only_read_by(g, Value { node: w[0], slot: 0 }, &[w[1]]))
-            && only_read_by(g, a, &[m.node])
-            && only_read_by(g, m, &[root]);
+            .all(|w| only_read_by(g, Value { node: w[0], slot: 0 }, &[w[1]]));
         if private {
             return Some((x, form, chain));
         }

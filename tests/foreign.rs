@@ -64,3 +64,10 @@ fn torchscript_opset14_export_fuses_everything() {
 fn torchscript_opset17_export_fuses_everything() {
     check_export("torchscript-opset17.onnx");
 }
+
+#[test]
+fn dynamo_opset18_export_fuses_everything() {
+    // onnxruntime's transformers optimizer fuses no attention in this file
+    // (shared notes); bertc fuses both layers'.
+    check_export("dynamo-opset18.onnx");
+}

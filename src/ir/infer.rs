@@ -192,6 +192,30 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Infer {
                 known,
             }])
         }
+        Op::GatherNd => {
+            let (data, idx) = (x(0), x(1));
+            if idx.dtype != DType::I64 || idx.shape.rank() == 0 {
+                return Err(format!(
+                    "indices must be i64 of rank >= 1, got {}{}",
+                    idx.dtype, idx.shape
+                ));
+            }
+            let k = idx
+                .shape
+                .dims()
+                .last()
+                .and_then(Dim::fixed)
+                .ok_or("the index depth must be fixed")? as usize;
+            if k > data.shape.rank() {
+                return Err(format!(
+                    "index depth {k} exceeds the data rank {}",
+                    data.shape.rank()
+                ));
+            }
+            let mut dims = idx.shape.0[..idx.shape.rank() - 1].to_vec();
+            dims.extend(data.shape.0[k..].iter().cloned());
+            one(data.dtype, Shape(dims))
+        }
         Op::Range => {
             let (start, limit, delta) = (x(0), x(1), x(2));
             if [start, limit, delta]

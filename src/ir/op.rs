@@ -115,6 +115,8 @@ pub enum Op {
     Expand,
     /// Inputs: start, limit, delta (scalars).
     Range,
+    /// GatherND with batch_dims 0. Inputs: data, indices (int64, last dim k).
+    GatherNd,
     /// Input: shape (int64); output filled with `value` (one element).
     ConstantOfShape {
         value: Tensor,
@@ -209,6 +211,7 @@ impl Op {
             Op::Identity => "Identity",
             Op::Expand => "Expand",
             Op::Range => "Range",
+            Op::GatherNd => "GatherND",
             Op::ConstantOfShape { .. } => "ConstantOfShape",
             Op::Flatten { .. } => "Flatten",
             Op::Gemm { .. } => "Gemm",
@@ -222,7 +225,9 @@ impl Op {
     pub fn arity(&self) -> (usize, usize) {
         match self {
             Op::Input | Op::Constant(_) => (0, 0),
-            Op::Binary(_) | Op::MatMul | Op::Reshape | Op::Gather { .. } | Op::Expand => (2, 2),
+            Op::Binary(_) | Op::MatMul | Op::Reshape | Op::Gather { .. } | Op::Expand | Op::GatherNd => {
+                (2, 2)
+            }
             Op::LayerNorm { .. } => (2, 3),
             Op::Attention { .. } => (3, 4),
             Op::Slice => (3, 5),

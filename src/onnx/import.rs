@@ -217,26 +217,79 @@ impl Importer {
                 }
             }
             "Reshape" => {
+                // allowzero=1 only differs when the target holds a 0.
                 if int("allowzero", 0) != 0 {
-                    return Err(err(self, "allowzero=1 is not supported".into()));
+                    let target = inputs
+                        .get(1)
+                        .copied()
+                        .flatten()
+                        .and_then(|v| self.g.info(v).known.clone());
+                    match target {
+                        Some(dims) if !dims.contains(&Dim::Fixed(0)) => {}
+                        _ => return Err(err(self, "allowzero=1 with a possibly-zero target dim".into())),
+                    }
                 }
                 Op::Reshape
+            }
+            "GatherND" => {
+                if int("batch_dims", 0) != 0 {
+                    return Err(err(self, "batch_dims != 0 is not supported".into()));
+                }
+                Op::GatherNd
             }
             "Unsqueeze" | "Squeeze" => {
                 keep = 1;
                 let axes = const_axes(self, 1)?.or_else(|| ints("axes")).unwrap_or_default();
                 match n.op_type.as_str() {
                     "Unsqueeze" => Op::Unsqueeze { axes },
+                    // No axes means every size-1 dim: made explicit, so the
+                    // emitted node never carries an empty axes list (which
+                    // runtimes read as "squeeze nothing").
+                    _ if axes.is_empty() => {
+                        let x = inputs
+                            .first()
+                            .copied()
+                            .flatten()
+                            .ok_or_else(|| err(self, "no input".into()))?;
+                        let dims = self.g.info(x).shape.dims().to_vec();
+                        let ones = dims.iter().enumerate().filter(|(_, d)| **d == Dim::Fixed(1));
+                        Op::Squeeze {
+                            axes: ones.map(|(i, _)| i as i64).collect(),
+                        }
+                    }
                     _ => Op::Squeeze { axes },
                 }
             }
             "Slice" => Op::Slice,
             "Gather" => Op::Gather { axis: int("axis", 0) },
             "Shape" => {
+                // Shape{start, end} (opset 15) is Shape then a Slice of it.
                 if attr("start").is_some() || attr("end").is_some() {
-                    return Err(err(self, "Shape with start/end is not supported".into()));
+                    let whole = self.g.fresh_name(&format!("{label}.full"));
+                    let whole = self.g.add(
+                        &whole,
+                        Op::Shape,
+                        &[inputs[0].ok_or_else(|| err(self, "no input".into()))?],
+                    );
+                    let whole = whole.map_err(|e| err(self, e.to_string()))?;
+                    let bounds = [int("start", 0), attr("end").map_or(i64::MAX, |a| a.i), 0];
+                    let mut args = vec![Some(whole)];
+                    for (i, b) in bounds.iter().enumerate() {
+                        let cname = self
+                            .g
+                            .fresh_name(&format!("{label}.{}", ["start", "end", "axis"][i]));
+                        let c = self
+                            .g
+                            .add_const(&cname, Tensor::vec_i64(&[*b]))
+                            .map_err(|e| err(self, e.to_string()))?;
+                        args.push(Some(c));
+                    }
+                    inputs = args;
+                    keep = 4;
+                    Op::Slice
+                } else {
+                    Op::Shape
                 }
-                Op::Shape
             }
             "Cast" => Op::Cast {
                 to: dtype_from_onnx(int("to", 0) as i32).map_err(|r| err(self, r))?,
