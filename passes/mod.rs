@@ -7,19 +7,25 @@
 //! in `passes/RULES.md`.
 
 mod dead_node_elimination;
+mod eliminate_common_subexpressions;
+mod fold_constants;
 mod fuse_attention;
 mod fuse_gelu;
 mod fuse_layer_norm;
 mod pattern;
+mod remove_identities;
 
 use std::time::{Duration, Instant};
 
 use crate::ir::{verify, Graph, IrError};
 
 pub use dead_node_elimination::DeadNodeElimination;
+pub use eliminate_common_subexpressions::EliminateCommonSubexpressions;
+pub use fold_constants::FoldConstants;
 pub use fuse_attention::FuseAttention;
 pub use fuse_gelu::FuseGelu;
 pub use fuse_layer_norm::FuseLayerNorm;
+pub use remove_identities::RemoveIdentities;
 
 /// What one run of a pass changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -70,6 +76,9 @@ pub struct PassRun {
 pub fn pass_by_name(name: &str) -> Result<Box<dyn Pass>, PassError> {
     match name {
         "dead_node_elimination" => Ok(Box::new(DeadNodeElimination)),
+        "fold_constants" => Ok(Box::new(FoldConstants)),
+        "eliminate_common_subexpressions" => Ok(Box::new(EliminateCommonSubexpressions)),
+        "remove_identities" => Ok(Box::new(RemoveIdentities)),
         "fuse_layer_norm" => Ok(Box::new(FuseLayerNorm)),
         "fuse_gelu" => Ok(Box::new(FuseGelu)),
         "fuse_attention" => Ok(Box::new(FuseAttention)),
@@ -82,6 +91,9 @@ pub fn pass_by_name(name: &str) -> Result<Box<dyn Pass>, PassError> {
 
 pub fn all_pass_names() -> Vec<&'static str> {
     vec![
+        "fold_constants",
+        "eliminate_common_subexpressions",
+        "remove_identities",
         "dead_node_elimination",
         "fuse_layer_norm",
         "fuse_gelu",
@@ -104,13 +116,22 @@ pub enum Level {
 pub fn level_passes(level: Level) -> Vec<&'static str> {
     match level {
         Level::O0 => vec![],
-        Level::O1 => vec!["dead_node_elimination"],
-        Level::O2 => vec![
-            "fuse_layer_norm",
-            "fuse_gelu",
-            "fuse_attention",
+        Level::O1 => vec![
+            "fold_constants",
+            "eliminate_common_subexpressions",
+            "remove_identities",
             "dead_node_elimination",
         ],
+        Level::O2 => {
+            let mut passes = level_passes(Level::O1);
+            passes.extend([
+                "fuse_layer_norm",
+                "fuse_gelu",
+                "fuse_attention",
+                "dead_node_elimination",
+            ]);
+            passes
+        }
     }
 }
 

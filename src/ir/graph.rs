@@ -254,6 +254,28 @@ impl Graph {
         }
     }
 
+    /// Points input `slot` of node `id` at `v` (replacing what it read).
+    /// The caller keeps the node's output type valid (the verifier checks).
+    pub fn set_input(&mut self, id: NodeId, slot: usize, v: Value) {
+        let old: Vec<_> = self
+            .g
+            .edges_directed(id, Direction::Incoming)
+            .filter(|e| e.weight().to_slot == slot)
+            .map(|e| e.id())
+            .collect();
+        for e in old {
+            self.g.remove_edge(e);
+        }
+        self.g.add_edge(
+            v.node,
+            id,
+            Edge {
+                from_slot: v.slot,
+                to_slot: slot,
+            },
+        );
+    }
+
     /// Removes a node and its edges. Graph inputs and nodes feeding graph
     /// outputs are kept; the caller (a pass) decides what is dead.
     pub fn remove(&mut self, id: NodeId) -> Option<Node> {
