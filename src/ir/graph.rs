@@ -115,14 +115,7 @@ impl Graph {
         let id = self.insert(name, op, outputs)?;
         for (slot, v) in inputs.iter().enumerate() {
             if let Some(v) = v {
-                self.g.add_edge(
-                    v.node,
-                    id,
-                    Edge {
-                        from_slot: v.slot,
-                        to_slot: slot,
-                    },
-                );
+                self.connect(*v, id, slot);
             }
         }
         Ok(id)
@@ -254,6 +247,18 @@ impl Graph {
         }
     }
 
+    /// An edge carrying `v` into input `slot` of node `to`.
+    fn connect(&mut self, v: Value, to: NodeId, slot: usize) {
+        self.g.add_edge(
+            v.node,
+            to,
+            Edge {
+                from_slot: v.slot,
+                to_slot: slot,
+            },
+        );
+    }
+
     /// Points input `slot` of node `id` at `v` (replacing what it read).
     /// The caller keeps the node's output type valid (the verifier checks).
     pub fn set_input(&mut self, id: NodeId, slot: usize, v: Value) {
@@ -266,14 +271,7 @@ impl Graph {
         for e in old {
             self.g.remove_edge(e);
         }
-        self.g.add_edge(
-            v.node,
-            id,
-            Edge {
-                from_slot: v.slot,
-                to_slot: slot,
-            },
-        );
+        self.connect(v, id, slot);
     }
 
     /// Removes a node and its edges. Graph inputs and nodes feeding graph

@@ -296,18 +296,8 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Infer {
         }
         Op::Identity => Ok(vec![x(0).clone()]),
         Op::Expand => {
-            let (a, target) = (x(0), x(1));
-            if target.dtype != DType::I64 || target.shape.rank() != 1 {
-                return Err(format!(
-                    "shape input must be a 1-D i64 tensor, got {}{}",
-                    target.dtype, target.shape
-                ));
-            }
-            let dims = target
-                .known
-                .clone()
-                .ok_or("the target shape is not known at compile time")?;
-            one(a.dtype, broadcast(&a.shape, &Shape(dims))?)
+            let (a, dims) = (x(0), shape_input(x(1))?);
+            one(a.dtype, broadcast(&a.shape, &Shape(dims.to_vec()))?)
         }
         Op::LayerNorm { axis, .. } => {
             let a = x(0);
@@ -531,17 +521,22 @@ fn matmul(a: &ValueInfo, b: &ValueInfo) -> Infer {
     Ok(vec![ValueInfo::new(a.dtype, Shape(dims))])
 }
 
-fn reshape(a: &ValueInfo, target: &ValueInfo) -> Infer {
+/// The dims a shape input (Reshape, Expand) holds, as far as known.
+fn shape_input(target: &ValueInfo) -> Result<&[Dim], String> {
     if target.dtype != DType::I64 || target.shape.rank() != 1 {
         return Err(format!(
             "shape input must be a 1-D i64 tensor, got {}{}",
             target.dtype, target.shape
         ));
     }
-    let spec = target
+    target
         .known
-        .as_ref()
-        .ok_or("the target shape is not known at compile time")?;
+        .as_deref()
+        .ok_or_else(|| "the target shape is not known at compile time".into())
+}
+
+fn reshape(a: &ValueInfo, target: &ValueInfo) -> Infer {
+    let spec = shape_input(target)?;
     let mut dims: Vec<Option<Dim>> = Vec::with_capacity(spec.len());
     for (i, d) in spec.iter().enumerate() {
         dims.push(match d {
