@@ -119,3 +119,19 @@ fn a_pattern_read_from_outside_is_left_alone() {
         .node_ids()
         .any(|id| g.node(id).op == Op::Unary(bertc::ir::UnaryOp::Sqrt)));
 }
+
+#[test]
+fn target_tract_keeps_attention_decomposed() {
+    use bertc::passes::{pipeline, Target};
+    let c = load_config("bert-mini").unwrap();
+    let mut g = build(&c, &CompileOptions::default()).unwrap().graph;
+    PassManager::from_names(pipeline(Level::O2, Target::Tract))
+        .unwrap()
+        .verify_each(true)
+        .run(&mut g)
+        .unwrap();
+    assert_eq!(count(&g, "Attention"), 0);
+    assert_eq!(count(&g, "Softmax"), c.num_hidden_layers);
+    assert_eq!(count(&g, "LayerNormalization"), 1 + 2 * c.num_hidden_layers);
+    assert_eq!(count(&g, "Gelu"), c.num_hidden_layers);
+}

@@ -7,7 +7,7 @@ use std::time::Instant;
 use bertc::check::{check_equivalence, require_within, CHECK_ATOL};
 use bertc::compile::{compile, load_config, CompileOptions};
 use bertc::onnx::ExportOptions;
-use bertc::passes::{level_passes, Level, PassManager};
+use bertc::passes::{pipeline, target_passes, Level, PassManager, Target};
 use bertc::runtime::{available_threads, realistic_inputs, set_threads};
 
 use super::{group_digits, SourceArgs};
@@ -38,6 +38,9 @@ pub struct OptimizeArgs {
     /// Print what each pass did: matches, nodes before -> after, milliseconds.
     #[arg(long)]
     pub report: bool,
+    /// The runtime the fused forms are chosen for.
+    #[arg(long, value_enum, default_value_t = TargetArg::Portable)]
+    pub target: TargetArg,
     /// Skip checking the optimized model against the unoptimized one in tract.
     #[arg(long)]
     pub no_check: bool,
@@ -57,15 +60,49 @@ pub fn print_report(runs: &[bertc::passes::PassRun]) {
     }
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum TargetArg {
+    /// Standard ONNX ops, for any runtime.
+    Portable,
+    /// onnxruntime's contrib ops (EmbedLayerNormalization, SkipLayerNormalization, BiasGelu, Attention).
+    Onnxruntime,
+    /// The forms tract runs fastest.
+    Tract,
+}
+
 impl OptimizeArgs {
+    fn level(&self) -> Level {
+        match self.level {
+            0 => Level::O0,
+            1 => Level::O1,
+            _ => Level::O2,
+        }
+    }
+
+    fn target(&self) -> Target {
+        match self.target {
+            TargetArg::Portable => Target::Portable,
+            TargetArg::Onnxruntime => Target::Onnxruntime,
+            TargetArg::Tract => Target::Tract,
+        }
+    }
+
+    /// The passes whose result is checked in tract.
     pub fn pass_manager(&self) -> anyhow::Result<PassManager> {
         let names: Vec<&str> = match &self.passes {
             Some(list) => list.iter().map(String::as_str).collect(),
-            None => level_passes(match self.level {
-                0 => Level::O0,
-                1 => Level::O1,
-                _ => Level::O2,
-            }),
+            None => pipeline(self.level(), self.target()),
+        };
+        Ok(PassManager::from_names(names)?)
+    }
+
+    /// The target's lowering to runtime-specific ops, after the check (tract
+    /// cannot run onnxruntime's contrib ops; the lowering is structural and
+    /// tested against onnxruntime itself).
+    pub fn lowering(&self) -> anyhow::Result<PassManager> {
+        let names = match &self.passes {
+            Some(_) => vec![],
+            None => target_passes(self.target(), self.level()),
         };
         Ok(PassManager::from_names(names)?)
     }
@@ -79,12 +116,7 @@ pub fn run(a: CompileArgs) -> anyhow::Result<ExitCode> {
         seed: a.source.seed,
         export: ExportOptions { opset: a.opset },
     };
-    let compiled = compile(&config, &opts, &a.optimize.pass_manager()?)?;
-    let g = &compiled.graph;
-    let opset = bertc::onnx::resolve_opset(g, a.opset)?;
-    if a.optimize.report {
-        print_report(&compiled.passes);
-    }
+    let mut compiled = compile(&config, &opts, &a.optimize.pass_manager()?)?;
 
     let check_start = Instant::now();
     let checked = !a.optimize.no_check && !compiled.passes.is_empty();
@@ -98,7 +130,7 @@ pub fn run(a: CompileArgs) -> anyhow::Result<ExitCode> {
             16.min(config.max_position_embeddings),
             0,
         );
-        let comparisons = check_equivalence(&compiled.unoptimized, g, &inputs)?;
+        let comparisons = check_equivalence(&compiled.unoptimized, &compiled.graph, &inputs)?;
         for c in &comparisons {
             println!(
                 "  check       {:<20} max-abs {:.2e} vs unoptimized (tolerance {:.0e})",
@@ -108,6 +140,13 @@ pub fn run(a: CompileArgs) -> anyhow::Result<ExitCode> {
         require_within(&comparisons, CHECK_ATOL)?;
     }
     let check_time = check_start.elapsed();
+    let lowering = a.optimize.lowering()?.run(&mut compiled.graph)?;
+    compiled.passes.extend(lowering);
+    let g = &compiled.graph;
+    let opset = bertc::onnx::resolve_opset(g, a.opset)?;
+    if a.optimize.report {
+        print_report(&compiled.passes);
+    }
 
     let write_start = Instant::now();
     let size = compiled.write(&a.output)?;

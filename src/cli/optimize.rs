@@ -45,6 +45,10 @@ pub fn run(a: OptimizeCmdArgs) -> anyhow::Result<ExitCode> {
         }
         require_within(&comparisons, CHECK_ATOL)?;
     }
+    let lowering = a.optimize.lowering()?.run(&mut g)?;
+    if a.optimize.report {
+        print_report(&lowering);
+    }
     let opset = resolve_opset(&g, a.opset)?;
     let size = write_model(&g, ExportOptions { opset: a.opset }, &a.output)?;
     let ops: Vec<String> = g

@@ -7,7 +7,7 @@
 
 use super::dtype::DType;
 use super::graph::ValueInfo;
-use super::op::{BinaryOp, Op, UnaryOp};
+use super::op::{BinaryOp, ContribOp, Op, UnaryOp};
 use super::shape::{normalize_axis, Dim, Factors, Shape};
 
 type Infer = Result<Vec<ValueInfo>, String>;
@@ -326,6 +326,7 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Infer {
             kv_num_heads,
             ..
         } => attention(*q_num_heads, *kv_num_heads, inputs),
+        Op::Contrib(c) => contrib(c, inputs),
     }
 }
 
@@ -385,6 +386,78 @@ fn attention(q_heads: usize, kv_heads: usize, inputs: &[Option<&ValueInfo>]) -> 
         q.dtype,
         Shape(vec![b, sq, Dim::Fixed(q_heads as i64 * dv)]),
     )])
+}
+
+fn contrib(op: &ContribOp, inputs: &[Option<&ValueInfo>]) -> Infer {
+    let x = |i: usize| inputs[i].expect("required input present");
+    match op {
+        ContribOp::SkipLayerNorm { .. } => {
+            let (a, skip) = (x(0), x(1));
+            float_only(a)?;
+            same_dtype(a, skip)?;
+            if a.shape != skip.shape || a.shape.rank() != 3 {
+                return Err(format!(
+                    "input {} and skip {} must be the same 3-D shape",
+                    a.shape, skip.shape
+                ));
+            }
+            Ok(vec![ValueInfo::new(a.dtype, a.shape.clone())])
+        }
+        ContribOp::BiasGelu | ContribOp::FastGelu => {
+            let (a, bias) = (x(0), x(1));
+            float_only(a)?;
+            if bias.shape.rank() != 1 || a.shape.dims().last() != bias.shape.dims().first() {
+                return Err(format!(
+                    "bias {} must be 1-D over the last dim of {}",
+                    bias.shape, a.shape
+                ));
+            }
+            Ok(vec![ValueInfo::new(a.dtype, a.shape.clone())])
+        }
+        ContribOp::EmbedLayerNorm { .. } => {
+            let (ids, segments, word) = (x(0), x(1), x(2));
+            if ids.dtype != DType::I32 || segments.dtype != DType::I32 || ids.shape.rank() != 2 {
+                return Err("input_ids and segment_ids must be 2-D int32".into());
+            }
+            let hidden = word
+                .shape
+                .dims()
+                .get(1)
+                .cloned()
+                .ok_or("the word table must be 2-D")?;
+            let mut dims = ids.shape.0.clone();
+            dims.push(hidden);
+            Ok(vec![
+                ValueInfo::new(word.dtype, Shape(dims)),
+                ValueInfo::new(DType::I32, Shape(vec![ids.shape.0[0].clone()])),
+            ])
+        }
+        ContribOp::Attention { num_heads } => {
+            let (a, w, b, mask) = (x(0), x(1), x(2), x(3));
+            float_only(a)?;
+            let hidden3 = w
+                .shape
+                .dims()
+                .get(1)
+                .and_then(Dim::fixed)
+                .ok_or("weights must be 2-D and fixed")?;
+            if hidden3 % (3 * *num_heads as i64) != 0 || b.shape.dims() != [Dim::Fixed(hidden3)] {
+                return Err(format!(
+                    "weights {} / bias {} do not pack Q, K, V for {num_heads} heads",
+                    w.shape, b.shape
+                ));
+            }
+            if mask.dtype != DType::I32 || mask.shape.rank() != 2 {
+                return Err(format!(
+                    "the mask must be a 2-D int32 raw mask, got {}{}",
+                    mask.dtype, mask.shape
+                ));
+            }
+            let mut dims = a.shape.0.clone();
+            *dims.last_mut().ok_or("input must be 3-D")? = Dim::Fixed(hidden3 / 3);
+            Ok(vec![ValueInfo::new(a.dtype, Shape(dims))])
+        }
+    }
 }
 
 fn float_only(a: &ValueInfo) -> Result<(), String> {

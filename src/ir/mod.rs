@@ -15,7 +15,7 @@ pub use dtype::DType;
 pub use dump::{dump, value_name};
 pub use graph::{Edge, Graph, Node, NodeId, Value, ValueInfo};
 pub use infer::infer;
-pub use op::{BinaryOp, GeluApproximation, Op, UnaryOp};
+pub use op::{BinaryOp, ContribOp, GeluApproximation, Op, UnaryOp};
 pub use order::canonical_order;
 pub use shape::{normalize_axis, Dim, Factors, Shape, BATCH, SEQUENCE};
 pub use tensor::Tensor;

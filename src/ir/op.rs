@@ -149,6 +149,27 @@ pub enum Op {
         /// Multiplies Q·Kᵀ; `None` is ONNX's default 1/√head_size.
         scale: Option<f32>,
     },
+    Contrib(ContribOp),
+}
+
+/// onnxruntime's contrib ops (domain `com.microsoft`), emitted only for
+/// `--target onnxruntime`: the forms its CPU kernels run fastest.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ContribOp {
+    /// LayerNorm(input + skip [+ bias]). Inputs: input, skip, gamma, beta, bias (optional).
+    SkipLayerNorm { epsilon: f32 },
+    /// Gelu(x + bias), exact. Inputs: x, bias.
+    BiasGelu,
+    /// Gelu(x + bias), tanh approximation. Inputs: x, bias.
+    FastGelu,
+    /// Word + position (0..S) + segment embeddings, then layer norm. Inputs:
+    /// input_ids (i32), segment_ids (i32), word, position, segment tables,
+    /// gamma, beta. Outputs: output, mask_index (i32 [B], unused by bertc).
+    EmbedLayerNorm { epsilon: f32 },
+    /// Self-attention with packed Q/K/V weights [H, 3H] and bias [3H], and a
+    /// 2-D raw int32 mask [B, S] (right or left padding alike).
+    /// Inputs: input, weights, bias, mask.
+    Attention { num_heads: usize },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -160,6 +181,22 @@ pub enum GeluApproximation {
 }
 
 impl Op {
+    /// The ONNX domain of the op: "" (the standard one) or `com.microsoft`.
+    pub fn domain(&self) -> &'static str {
+        match self {
+            Op::Contrib(_) => "com.microsoft",
+            _ => "",
+        }
+    }
+
+    /// The ONNX op_type (the kind without a domain prefix).
+    pub fn op_type(&self) -> &'static str {
+        match self {
+            Op::Contrib(ContribOp::Attention { .. }) => "Attention",
+            op => op.kind(),
+        }
+    }
+
     /// The op's name as it appears in dumps and reports.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -218,6 +255,13 @@ impl Op {
             Op::LayerNorm { .. } => "LayerNormalization",
             Op::Gelu { .. } => "Gelu",
             Op::Attention { .. } => "Attention",
+            Op::Contrib(c) => match c {
+                ContribOp::SkipLayerNorm { .. } => "SkipLayerNormalization",
+                ContribOp::BiasGelu => "BiasGelu",
+                ContribOp::FastGelu => "FastGelu",
+                ContribOp::EmbedLayerNorm { .. } => "EmbedLayerNormalization",
+                ContribOp::Attention { .. } => "com.microsoft.Attention",
+            },
         }
     }
 
@@ -230,6 +274,10 @@ impl Op {
             }
             Op::LayerNorm { .. } => (2, 3),
             Op::Attention { .. } => (3, 4),
+            Op::Contrib(ContribOp::SkipLayerNorm { .. }) => (4, 5),
+            Op::Contrib(ContribOp::BiasGelu | ContribOp::FastGelu) => (2, 2),
+            Op::Contrib(ContribOp::EmbedLayerNorm { .. }) => (7, 7),
+            Op::Contrib(ContribOp::Attention { .. }) => (4, 4),
             Op::Slice => (3, 5),
             Op::Range => (3, 3),
             Op::Gemm { .. } => (2, 3),
@@ -261,6 +309,10 @@ impl fmt::Display for Op {
             Op::Unsqueeze { axes } | Op::Squeeze { axes } => write!(f, "{{axes={axes:?}}}"),
             Op::Cast { to } => write!(f, "{{to={to}}}"),
             Op::Flatten { axis } => write!(f, "{{axis={axis}}}"),
+            Op::Contrib(ContribOp::SkipLayerNorm { epsilon } | ContribOp::EmbedLayerNorm { epsilon }) => {
+                write!(f, "{{epsilon={epsilon:e}}}")
+            }
+            Op::Contrib(ContribOp::Attention { num_heads }) => write!(f, "{{num_heads={num_heads}}}"),
             Op::ConstantOfShape { value } => write!(
                 f,
                 "{{value={}:{}}}",

@@ -11,7 +11,9 @@ use prost::Message;
 
 use super::proto::{self, attribute_type as at, tensor_shape_proto::dimension::Value as DimValue};
 use super::{ir_version_for, onnx_dtype, OnnxError};
-use crate::ir::{canonical_order, value_name, Dim, GeluApproximation, Graph, Op, Tensor, Value, ValueInfo};
+use crate::ir::{
+    canonical_order, value_name, ContribOp, Dim, GeluApproximation, Graph, Op, Tensor, Value, ValueInfo,
+};
 
 pub const DEFAULT_OPSET: i64 = 17;
 pub const MIN_OPSET: i64 = 14;
@@ -63,10 +65,19 @@ fn to_model(g: &Graph, opts: ExportOptions) -> Result<proto::ModelProto, OnnxErr
     e.emit_outputs();
     Ok(proto::ModelProto {
         ir_version: ir_version_for(opset),
-        opset_import: vec![proto::OperatorSetIdProto {
-            domain: String::new(),
-            version: opset,
-        }],
+        opset_import: {
+            let mut imports = vec![proto::OperatorSetIdProto {
+                domain: String::new(),
+                version: opset,
+            }];
+            if g.node_ids().any(|id| !g.node(id).op.domain().is_empty()) {
+                imports.push(proto::OperatorSetIdProto {
+                    domain: "com.microsoft".into(),
+                    version: 1,
+                });
+            }
+            imports
+        },
         producer_name: "bertc".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
         graph: Some(e.graph),
@@ -89,6 +100,9 @@ pub fn resolve_opset(g: &Graph, requested: Option<i64>) -> Result<i64, OnnxError
         Op::LayerNorm { .. } => 17,
         Op::Gelu { .. } => 20,
         Op::Attention { .. } => 23,
+        // Contrib ops come with their own domain; the fused standard ops
+        // that precede them set the default-domain opset.
+        Op::Contrib(_) => MIN_OPSET,
         _ => MIN_OPSET,
     };
     let Some(opset) = requested else {
@@ -211,6 +225,12 @@ impl Emitter<'_> {
                 };
                 attrs.push(string_attr("approximate", name));
             }
+            Op::Contrib(ContribOp::SkipLayerNorm { epsilon } | ContribOp::EmbedLayerNorm { epsilon }) => {
+                attrs.push(float_attr("epsilon", *epsilon));
+            }
+            Op::Contrib(ContribOp::Attention { num_heads }) => {
+                attrs.push(int_attr("num_heads", *num_heads as i64));
+            }
             Op::Attention {
                 q_num_heads,
                 kv_num_heads,
@@ -240,7 +260,8 @@ impl Emitter<'_> {
             input: inputs,
             output: outputs,
             name: node.name.clone(),
-            op_type: node.op.kind().into(),
+            op_type: node.op.op_type().into(),
+            domain: node.op.domain().into(),
             attribute: attrs,
             ..Default::default()
         });

@@ -1,0 +1,58 @@
+//! `fuse_bias_gelu` (target onnxruntime): `Gelu(Add(x, bias))` with a 1-D
+//! constant bias over the last dim → com.microsoft `BiasGelu(x, bias)`
+//! (exact GELU) or `FastGelu(x, bias)` (tanh approximation). The Add must
+//! be read only by the Gelu.
+
+use crate::ir::{BinaryOp, ContribOp, GeluApproximation, Graph, IrError, NodeId, Op, Value};
+
+use super::pattern::{constant, fused_name, input, only_read_by, operands, producer};
+use super::{Pass, PassReport};
+
+pub struct FuseBiasGelu;
+
+impl Pass for FuseBiasGelu {
+    fn name(&self) -> &'static str {
+        "fuse_bias_gelu"
+    }
+
+    fn run(&self, g: &mut Graph) -> Result<PassReport, IrError> {
+        let matches: Vec<_> = g.node_ids().filter_map(|id| match_at(g, id)).collect();
+        for (root, add, x, bias, op) in &matches {
+            let name = fused_name(g, *root, &[*add, *root], op.op_type());
+            let fused = g.add(&name, Op::Contrib(op.clone()), &[*x, *bias])?;
+            g.replace_uses(Value { node: *root, slot: 0 }, fused);
+        }
+        Ok(PassReport {
+            matches: matches.len(),
+            nodes_added: matches.len(),
+            nodes_removed: 0,
+        })
+    }
+}
+
+impl ContribOp {
+    fn op_type(&self) -> &'static str {
+        Op::Contrib(self.clone()).op_type()
+    }
+}
+
+fn match_at(g: &Graph, root: NodeId) -> Option<(NodeId, NodeId, Value, Value, ContribOp)> {
+    let op = match producer(g, Value { node: root, slot: 0 }).op {
+        Op::Gelu {
+            approximate: GeluApproximation::None,
+        } => ContribOp::BiasGelu,
+        Op::Gelu {
+            approximate: GeluApproximation::Tanh,
+        } => ContribOp::FastGelu,
+        _ => return None,
+    };
+    let sum = input(g, root, 0)?;
+    if producer(g, sum).op != Op::Binary(BinaryOp::Add) || !only_read_by(g, sum, &[root]) {
+        return None;
+    }
+    let (p, q) = operands(g, sum.node)?;
+    let (x, bias) = if constant(g, q).is_some() { (p, q) } else { (q, p) };
+    let t = constant(g, bias)?;
+    let width = g.info(x).shape.dims().last()?.fixed()?;
+    (t.dims() == [width as usize] && constant(g, x).is_none()).then_some((root, sum.node, x, bias, op))
+}

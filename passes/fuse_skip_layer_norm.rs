@@ -1,0 +1,91 @@
+//! `fuse_skip_layer_norm` (target onnxruntime): `LayerNormalization(Add(a, b))`
+//! over the residual → com.microsoft `SkipLayerNormalization(a, b, γ, β)`,
+//! absorbing the bias of a linear layer when `a = Add(MatMul(…), bias)`:
+//! `SkipLayerNormalization(MatMul(…), b, γ, β, bias)`. Both operands must be
+//! 3-D values of the same shape, and the Adds read only by the pattern.
+
+use crate::ir::{BinaryOp, ContribOp, Graph, IrError, NodeId, Op, Value};
+
+use super::pattern::{constant, fused_name, input, only_read_by, operands, producer};
+use super::{Pass, PassReport};
+
+pub struct FuseSkipLayerNorm;
+
+struct Match {
+    root: NodeId,
+    nodes: Vec<NodeId>,
+    inputs: Vec<Value>,
+    epsilon: f32,
+}
+
+impl Pass for FuseSkipLayerNorm {
+    fn name(&self) -> &'static str {
+        "fuse_skip_layer_norm"
+    }
+
+    fn run(&self, g: &mut Graph) -> Result<PassReport, IrError> {
+        let matches: Vec<Match> = g.node_ids().filter_map(|id| match_at(g, id)).collect();
+        for m in &matches {
+            let name = fused_name(g, m.root, &m.nodes, "SkipLayerNormalization");
+            let op = Op::Contrib(ContribOp::SkipLayerNorm { epsilon: m.epsilon });
+            let fused = g.add(&name, op, &m.inputs)?;
+            g.replace_uses(
+                Value {
+                    node: m.root,
+                    slot: 0,
+                },
+                fused,
+            );
+        }
+        Ok(PassReport {
+            matches: matches.len(),
+            nodes_added: matches.len(),
+            nodes_removed: 0,
+        })
+    }
+}
+
+/// `Add(MatMul(…), bias)` → (MatMul output, bias).
+fn linear_with_bias(g: &Graph, v: Value) -> Option<(Value, Value)> {
+    if producer(g, v).op != Op::Binary(BinaryOp::Add) {
+        return None;
+    }
+    let (p, q) = operands(g, v.node)?;
+    let (mm, bias) = if constant(g, q).is_some() { (p, q) } else { (q, p) };
+    let ok = producer(g, mm).op == Op::MatMul && constant(g, bias)?.dims().len() == 1;
+    ok.then_some((mm, bias))
+}
+
+fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
+    let Op::LayerNorm { axis: -1, epsilon } = producer(g, Value { node: root, slot: 0 }).op else {
+        return None;
+    };
+    let sum = input(g, root, 0)?;
+    let (gamma, beta) = (input(g, root, 1)?, input(g, root, 2)?);
+    if producer(g, sum).op != Op::Binary(BinaryOp::Add) || !only_read_by(g, sum, &[root]) {
+        return None;
+    }
+    let (a, b) = operands(g, sum.node)?;
+    let shape = &g.info(a).shape;
+    if shape.rank() != 3 || g.info(b).shape != *shape || constant(g, a).is_some() || constant(g, b).is_some()
+    {
+        return None;
+    }
+    // Absorb a linear layer's bias from either side.
+    for (x, skip) in [(a, b), (b, a)] {
+        if let Some((mm, bias)) = linear_with_bias(g, x).filter(|_| only_read_by(g, x, &[sum.node])) {
+            return Some(Match {
+                root,
+                nodes: vec![x.node, sum.node, root],
+                inputs: vec![mm, skip, gamma, beta, bias],
+                epsilon,
+            });
+        }
+    }
+    Some(Match {
+        root,
+        nodes: vec![sum.node, root],
+        inputs: vec![a, b, gamma, beta],
+        epsilon,
+    })
+}

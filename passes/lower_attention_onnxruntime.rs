@@ -1,0 +1,171 @@
+//! `lower_attention_onnxruntime` (target onnxruntime): a standard
+//! `Attention(q, k, v, mask)` whose q, k and v are linear layers of the same
+//! input → com.microsoft `Attention(x, [Wq|Wk|Wv], [bq|bk|bv], mask)` with
+//! packed weights, as onnxruntime's own optimizer emits it.
+//!
+//! The mask is given as the 2-D raw int32 `attention_mask`, not the 1-D
+//! "mask index" onnxruntime's optimizer derives, which assumes right padding
+//! and is wrong for left-padded batches. So the additive mask must be
+//! provably built from the `attention_mask` input the way bertc builds it:
+//! `(1 − Cast(Unsqueeze(attention_mask, [1, 2]))) · lowest`, maybe expanded.
+
+use std::collections::HashMap;
+
+use crate::ir::{BinaryOp, ContribOp, DType, Graph, IrError, NodeId, Op, Tensor, Value};
+
+use super::pattern::{constant, fused_name, input, is_scalar, operands, producer, scalar};
+use super::{Pass, PassReport};
+
+pub struct LowerAttentionOnnxruntime;
+
+struct Match {
+    root: NodeId,
+    x: Value,
+    weights: [Value; 3],
+    biases: [Value; 3],
+    mask_input: Value,
+    heads: usize,
+}
+
+impl Pass for LowerAttentionOnnxruntime {
+    fn name(&self) -> &'static str {
+        "lower_attention_onnxruntime"
+    }
+
+    fn run(&self, g: &mut Graph) -> Result<PassReport, IrError> {
+        let matches: Vec<Match> = g.node_ids().filter_map(|id| match_at(g, id)).collect();
+        let mut masks: HashMap<Value, Value> = HashMap::new();
+        for m in &matches {
+            let base = g.node(m.root).name.clone();
+            let mask = match masks.get(&m.mask_input) {
+                Some(&v) => v,
+                None => {
+                    let n = g.fresh_name(&format!("{}.i32", g.node(m.mask_input.node).name));
+                    let v = g.add(&n, Op::Cast { to: DType::I32 }, &[m.mask_input])?;
+                    masks.insert(m.mask_input, v);
+                    v
+                }
+            };
+            let w = pack_columns(g, &m.weights);
+            let b = pack_columns(g, &m.biases);
+            let (wn, bn) = (
+                g.fresh_name(&format!("{base}.qkv.weight")),
+                g.fresh_name(&format!("{base}.qkv.bias")),
+            );
+            let (w, b) = (g.add_const(&wn, w)?, g.add_const(&bn, b)?);
+            let name = fused_name(g, m.root, &[m.root], "ms_attention");
+            let op = Op::Contrib(ContribOp::Attention { num_heads: m.heads });
+            let fused = g.add(&g.fresh_name(&format!("{name}.packed")), op, &[m.x, w, b, mask])?;
+            g.replace_uses(
+                Value {
+                    node: m.root,
+                    slot: 0,
+                },
+                fused,
+            );
+        }
+        Ok(PassReport {
+            matches: matches.len(),
+            nodes_added: 4 * matches.len(),
+            nodes_removed: 0,
+        })
+    }
+}
+
+/// Concatenates constants along their last axis (rows stay rows).
+fn pack_columns(g: &Graph, parts: &[Value; 3]) -> Tensor {
+    let tensors: Vec<&Tensor> = parts
+        .iter()
+        .map(|&v| constant(g, v).expect("checked constant"))
+        .collect();
+    let dims = tensors[0].dims().to_vec();
+    let width = *dims.last().unwrap();
+    let rows = tensors[0].len() / width;
+    let values: Vec<Vec<f32>> = tensors
+        .iter()
+        .map(|t| t.to_f32_vec().expect("checked float"))
+        .collect();
+    let mut out = Vec::with_capacity(3 * rows * width);
+    for r in 0..rows {
+        for v in &values {
+            out.extend_from_slice(&v[r * width..(r + 1) * width]);
+        }
+    }
+    let mut packed = dims;
+    *packed.last_mut().unwrap() = 3 * width;
+    Tensor::from_f32(packed, &out)
+}
+
+/// `Add(MatMul(x, W), b)` (either Add order) → (x, W, b), W and b f32 constants.
+fn linear(g: &Graph, v: Value) -> Option<(Value, Value, Value)> {
+    if producer(g, v).op != Op::Binary(BinaryOp::Add) {
+        return None;
+    }
+    let (p, q) = operands(g, v.node)?;
+    let (mm, b) = if constant(g, q).is_some() { (p, q) } else { (q, p) };
+    if producer(g, mm).op != Op::MatMul {
+        return None;
+    }
+    let (x, w) = operands(g, mm.node)?;
+    let (wt, bt) = (constant(g, w)?, constant(g, b)?);
+    let ok = wt.dtype() == DType::F32
+        && bt.dtype() == DType::F32
+        && wt.dims().len() == 2
+        && bt.dims() == [wt.dims()[1]];
+    ok.then_some((x, w, b))
+}
+
+/// The `attention_mask` graph input behind bertc's additive mask, if it is one.
+fn raw_mask(g: &Graph, mask: Value) -> Option<Value> {
+    let mut v = mask;
+    if producer(g, v).op == Op::Expand {
+        v = input(g, v.node, 0)?;
+    }
+    if producer(g, v).op != Op::Binary(BinaryOp::Mul) {
+        return None;
+    }
+    let (inv, lowest) = operands(g, v.node)?;
+    if scalar(g, lowest)? > -1e30 || producer(g, inv).op != Op::Binary(BinaryOp::Sub) {
+        return None;
+    }
+    let (one, cast) = operands(g, inv.node)?;
+    if !is_scalar(g, one, 1.0) || producer(g, cast).op != (Op::Cast { to: DType::F32 }) {
+        return None;
+    }
+    let unsq = input(g, cast.node, 0)?;
+    if producer(g, unsq).op != (Op::Unsqueeze { axes: vec![1, 2] }) {
+        return None;
+    }
+    let raw = input(g, unsq.node, 0)?;
+    let is_input = g.inputs().contains(&raw.node) && g.node(raw.node).name == "attention_mask";
+    (is_input && g.info(raw).shape.rank() == 2).then_some(raw)
+}
+
+fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
+    let Op::Attention {
+        q_num_heads,
+        kv_num_heads,
+        scale: None,
+    } = producer(g, Value { node: root, slot: 0 }).op
+    else {
+        return None;
+    };
+    if q_num_heads != kv_num_heads {
+        return None;
+    }
+    let [q, k, v, mask] = [0, 1, 2, 3].map(|i| input(g, root, i));
+    let (xq, wq, bq) = linear(g, q?)?;
+    let (xk, wk, bk) = linear(g, k?)?;
+    let (xv, wv, bv) = linear(g, v?)?;
+    if xq != xk || xq != xv || g.info(xq).shape.rank() != 3 {
+        return None;
+    }
+    Some(Match {
+        root,
+        x: xq,
+        weights: [wq, wk, wv],
+        biases: [bq, bk, bv],
+        mask_input: raw_mask(g, mask?)?,
+        heads: q_num_heads,
+    })
+}
