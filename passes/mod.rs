@@ -16,6 +16,7 @@ mod fuse_gelu;
 mod fuse_layer_norm;
 mod fuse_skip_layer_norm;
 mod lower_attention_onnxruntime;
+mod merge_qkv;
 mod pattern;
 mod remove_identities;
 
@@ -33,6 +34,7 @@ pub use fuse_gelu::FuseGelu;
 pub use fuse_layer_norm::FuseLayerNorm;
 pub use fuse_skip_layer_norm::FuseSkipLayerNorm;
 pub use lower_attention_onnxruntime::LowerAttentionOnnxruntime;
+pub use merge_qkv::MergeQkv;
 pub use remove_identities::RemoveIdentities;
 
 /// What one run of a pass changed.
@@ -94,6 +96,7 @@ pub fn pass_by_name(name: &str) -> Result<Box<dyn Pass>, PassError> {
         "fuse_skip_layer_norm" => Ok(Box::new(FuseSkipLayerNorm)),
         "fuse_bias_gelu" => Ok(Box::new(FuseBiasGelu)),
         "lower_attention_onnxruntime" => Ok(Box::new(LowerAttentionOnnxruntime)),
+        "merge_qkv" => Ok(Box::new(MergeQkv)),
         _ => Err(PassError::Unknown {
             name: name.into(),
             valid: all_pass_names(),
@@ -114,6 +117,7 @@ pub fn all_pass_names() -> Vec<&'static str> {
         "fuse_skip_layer_norm",
         "fuse_bias_gelu",
         "lower_attention_onnxruntime",
+        "merge_qkv",
     ]
 }
 

@@ -135,3 +135,17 @@ fn target_tract_keeps_attention_decomposed() {
     assert_eq!(count(&g, "LayerNormalization"), 1 + 2 * c.num_hidden_layers);
     assert_eq!(count(&g, "Gelu"), c.num_hidden_layers);
 }
+
+#[test]
+fn merge_qkv_merges_the_three_projections_of_every_layer() {
+    let c = load_config("bert-mini").unwrap();
+    let mut g = build(&c, &CompileOptions::default()).unwrap().graph;
+    let before = count(&g, "MatMul");
+    PassManager::from_names(["merge_qkv", "dead_node_elimination"])
+        .unwrap()
+        .verify_each(true)
+        .run(&mut g)
+        .unwrap();
+    assert_eq!(count(&g, "MatMul"), before - 2 * c.num_hidden_layers);
+    assert_eq!(count(&g, "Slice"), 1 + 3 * c.num_hidden_layers);
+}
