@@ -71,3 +71,53 @@ fn dynamo_opset18_export_fuses_everything() {
     // (shared notes); bertc fuses both layers'.
     check_export("dynamo-opset18.onnx");
 }
+
+/// Saves `file` with every initializer in an external `weights.bin`
+/// (onnx's own writer) into `dir`, with `location` as the recorded path.
+fn with_external_data(file: &str, dir: &std::path::Path, location: &str) -> std::path::PathBuf {
+    let out = dir.join("model.onnx");
+    let script = format!(
+        "import onnx\nm = onnx.load({src:?})\n\
+         onnx.save_model(m, {out:?}, save_as_external_data=True, all_tensors_to_one_file=True, location='weights.bin', size_threshold=0)\n\
+         m = onnx.load({out:?}, load_external_data=False)\n\
+         for t in m.graph.initializer:\n    for e in t.external_data:\n        e.value = {location:?} if e.key == 'location' else e.value\n\
+         onnx.save_model(m, {out:?})\n",
+        src = fixture("foreign-tiny-base").join(file).to_str().unwrap(),
+        out = out.to_str().unwrap(),
+    );
+    let status = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .status()
+        .expect("python3 runs");
+    assert!(
+        status.success(),
+        "onnx could not write external data (run scripts/setup-test-env.sh)"
+    );
+    out
+}
+
+#[test]
+fn external_data_initializers_load_from_the_models_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = with_external_data("torchscript-opset17.onnx", dir.path(), "weights.bin");
+    let g = read_model(&path).unwrap();
+    let golden = golden(&fixture("tiny-base"));
+    let bytes = export_bytes(&g, ExportOptions::default()).unwrap();
+    assert_close("external data", &run_tract(&bytes, &golden), &golden, 1e-4);
+    // From bytes alone there is no folder to resolve it against.
+    let err = bertc::onnx::import_bytes(&std::fs::read(&path).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("external data needs the model's folder"), "{err}");
+}
+
+#[test]
+fn external_data_may_not_leave_the_models_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = with_external_data("torchscript-opset17.onnx", dir.path(), "../weights.bin");
+    let err = read_model(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("must stay inside the model's folder") && err.contains("opset 17"),
+        "{err}"
+    );
+}

@@ -20,13 +20,19 @@ pub fn read_model(path: &Path) -> Result<Graph, OnnxError> {
         path: path.display().to_string(),
         error,
     })?;
-    import_bytes(&bytes).map_err(|e| match e {
+    import_with_dir(&bytes, path.parent()).map_err(|e| match e {
         OnnxError::Decode(reason) => OnnxError::Decode(format!("{}: {reason}", path.display())),
         other => other,
     })
 }
 
+/// Imports a model from bytes; external-data initializers are refused
+/// (they need the model's folder: use [`read_model`]).
 pub fn import_bytes(bytes: &[u8]) -> Result<Graph, OnnxError> {
+    import_with_dir(bytes, None)
+}
+
+fn import_with_dir(bytes: &[u8], dir: Option<&Path>) -> Result<Graph, OnnxError> {
     let model = proto::ModelProto::decode(bytes).map_err(|e| OnnxError::Decode(e.to_string()))?;
     let graph = model
         .graph
@@ -49,7 +55,11 @@ pub fn import_bytes(bytes: &[u8]) -> Result<Graph, OnnxError> {
         .map(|p| (p.key.clone(), p.value.clone()))
         .collect();
     for t in &graph.initializer {
-        let tensor = tensor_from_proto(t).map_err(|reason| im.err(&t.name, "initializer", reason))?;
+        let tensor = match is_external(t) {
+            true => external_tensor(t, dir),
+            false => tensor_from_proto(t),
+        }
+        .map_err(|reason| im.err(&t.name, "initializer", reason))?;
         let name = im.g.fresh_name(&t.name);
         let v =
             im.g.add_const(&name, tensor)
@@ -401,10 +411,70 @@ fn value_type(v: &proto::ValueInfoProto) -> Result<(DType, Shape), String> {
     Ok((dtype, Shape(dims)))
 }
 
+fn is_external(t: &proto::TensorProto) -> bool {
+    !t.external_data.is_empty() || t.data_location == 1
+}
+
+/// An initializer stored outside the model (ONNX external data): `location`
+/// relative to the model's folder, optional `offset` and `length`.
+fn external_tensor(t: &proto::TensorProto, dir: Option<&Path>) -> Result<Tensor, String> {
+    let dir = dir.ok_or("external data needs the model's folder; load the model from its path")?;
+    let field = |k: &str| {
+        t.external_data
+            .iter()
+            .find(|e| e.key == k)
+            .map(|e| e.value.as_str())
+    };
+    let location = field("location").ok_or("external data without a location")?;
+    let rel = Path::new(location);
+    if rel.is_absolute()
+        || rel
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(format!(
+            "external data location `{location}` must stay inside the model's folder"
+        ));
+    }
+    let number = |k: &str| -> Result<Option<usize>, String> {
+        field(k)
+            .map(|v| {
+                v.parse::<usize>()
+                    .map_err(|_| format!("external data {k} `{v}` is not a number"))
+            })
+            .transpose()
+    };
+    let path = dir.join(rel);
+    let data =
+        std::fs::read(&path).map_err(|e| format!("cannot read external data {}: {e}", path.display()))?;
+    let offset = number("offset")?.unwrap_or(0);
+    let length = number("length")?.unwrap_or(data.len().saturating_sub(offset));
+    let bytes = data
+        .get(
+            offset
+                ..offset
+                    .checked_add(length)
+                    .ok_or("external data range overflows")?,
+        )
+        .ok_or_else(|| {
+            format!(
+                "external data {}: bytes {offset}..{} are past its end ({} bytes)",
+                path.display(),
+                offset + length,
+                data.len()
+            )
+        })?;
+    let mut inline = t.clone();
+    inline.external_data.clear();
+    inline.data_location = 0;
+    inline.raw_data = bytes::Bytes::copy_from_slice(bytes);
+    tensor_from_proto(&inline)
+}
+
 fn tensor_from_proto(t: &proto::TensorProto) -> Result<Tensor, String> {
     let dtype = dtype_from_onnx(t.data_type)?;
-    if !t.external_data.is_empty() || t.data_location == 1 {
-        return Err("external data is not supported yet".into());
+    if is_external(t) {
+        return Err("external data is only supported for initializers".into());
     }
     let dims: Vec<usize> = t
         .dims
