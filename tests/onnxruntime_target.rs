@@ -112,3 +112,16 @@ fn minilm_onnxruntime_target_matches_pytorch() {
     );
     eprintln!("MiniLM --target onnxruntime in onnxruntime vs PyTorch: max-abs {worst:e}");
 }
+
+#[test]
+fn every_preset_gets_onnxruntime_fusion_counts() {
+    for (name, _) in bertc::presets::PRESETS {
+        let c = load_config(name).unwrap();
+        let (_, g) = lowered(build(&c, &CompileOptions::default()).unwrap().graph);
+        let layers = c.num_hidden_layers;
+        assert_eq!(count(&g, "EmbedLayerNormalization"), 1, "{name}");
+        assert_eq!(count(&g, "SkipLayerNormalization"), 2 * layers, "{name}");
+        assert_eq!(count(&g, "BiasGelu"), layers, "{name}");
+        assert_eq!(count(&g, "com.microsoft.Attention"), layers, "{name}");
+    }
+}
