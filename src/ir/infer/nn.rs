@@ -1,0 +1,172 @@
+//! Inference for the compute ops: MatMul, Attention and onnxruntime's contrib ops.
+
+use super::super::dtype::DType;
+use super::super::graph::ValueInfo;
+use super::super::op::ContribOp;
+use super::super::shape::{Dim, Shape};
+use super::{broadcast, float_only, same_dtype, Infer};
+
+/// 3-D Attention-23: Q [B, Sq, Hq·d], K [B, Skv, Hkv·d], V [B, Skv, Hkv·dv],
+/// mask broadcastable to [B, Hq, Sq, Skv]; output [B, Sq, Hq·dv].
+pub(super) fn attention(q_heads: usize, kv_heads: usize, inputs: &[Option<&ValueInfo>]) -> Infer {
+    let (q, k, v) = (inputs[0].unwrap(), inputs[1].unwrap(), inputs[2].unwrap());
+    float_only(q)?;
+    same_dtype(q, k)?;
+    same_dtype(q, v)?;
+    if [q, k, v].iter().any(|t| t.shape.rank() != 3) {
+        return Err(format!(
+            "needs 3-D Q, K, V, got {}, {}, {}",
+            q.shape, k.shape, v.shape
+        ));
+    }
+    if q_heads == 0 || kv_heads == 0 || q_heads % kv_heads != 0 {
+        return Err(format!(
+            "q_num_heads {q_heads} must be a positive multiple of kv_num_heads {kv_heads}"
+        ));
+    }
+    let width = |t: &ValueInfo, heads: usize, what: &str| -> Result<i64, String> {
+        let w = t.shape.0[2]
+            .fixed()
+            .ok_or(format!("{what} hidden size must be fixed"))?;
+        match w % heads as i64 {
+            0 => Ok(w / heads as i64),
+            _ => Err(format!(
+                "{what} hidden size {w} is not divisible by {heads} heads"
+            )),
+        }
+    };
+    if width(q, q_heads, "Q")? != width(k, kv_heads, "K")? {
+        return Err("Q and K head sizes differ".into());
+    }
+    let dv = width(v, kv_heads, "V")?;
+    if k.shape.0[..2] != v.shape.0[..2] || q.shape.0[0] != k.shape.0[0] {
+        return Err(format!(
+            "batch or key length mismatch: {}, {}, {}",
+            q.shape, k.shape, v.shape
+        ));
+    }
+    let (b, sq, skv) = (q.shape.0[0].clone(), q.shape.0[1].clone(), k.shape.0[1].clone());
+    if let Some(Some(mask)) = inputs.get(3) {
+        if !mask.dtype.is_float() {
+            return Err(format!(
+                "the mask must be an additive float mask, got {}",
+                mask.dtype
+            ));
+        }
+        let full = Shape(vec![b.clone(), Dim::Fixed(q_heads as i64), sq.clone(), skv]);
+        if mask.shape.rank() > 4 || broadcast(&full, &mask.shape)? != full {
+            return Err(format!("mask {} does not broadcast to {full}", mask.shape));
+        }
+    }
+    Ok(vec![ValueInfo::new(
+        q.dtype,
+        Shape(vec![b, sq, Dim::Fixed(q_heads as i64 * dv)]),
+    )])
+}
+
+pub(super) fn contrib(op: &ContribOp, inputs: &[Option<&ValueInfo>]) -> Infer {
+    let x = |i: usize| inputs[i].expect("required input present");
+    match op {
+        ContribOp::SkipLayerNorm { .. } => {
+            let (a, skip) = (x(0), x(1));
+            float_only(a)?;
+            same_dtype(a, skip)?;
+            if a.shape != skip.shape || a.shape.rank() != 3 {
+                return Err(format!(
+                    "input {} and skip {} must be the same 3-D shape",
+                    a.shape, skip.shape
+                ));
+            }
+            Ok(vec![ValueInfo::new(a.dtype, a.shape.clone())])
+        }
+        ContribOp::BiasGelu | ContribOp::FastGelu => {
+            let (a, bias) = (x(0), x(1));
+            float_only(a)?;
+            if bias.shape.rank() != 1 || a.shape.dims().last() != bias.shape.dims().first() {
+                return Err(format!(
+                    "bias {} must be 1-D over the last dim of {}",
+                    bias.shape, a.shape
+                ));
+            }
+            Ok(vec![ValueInfo::new(a.dtype, a.shape.clone())])
+        }
+        ContribOp::EmbedLayerNorm { .. } => {
+            let (ids, segments, word) = (x(0), x(1), x(2));
+            if ids.dtype != DType::I32 || segments.dtype != DType::I32 || ids.shape.rank() != 2 {
+                return Err("input_ids and segment_ids must be 2-D int32".into());
+            }
+            let hidden = word
+                .shape
+                .dims()
+                .get(1)
+                .cloned()
+                .ok_or("the word table must be 2-D")?;
+            let mut dims = ids.shape.0.clone();
+            dims.push(hidden);
+            Ok(vec![
+                ValueInfo::new(word.dtype, Shape(dims)),
+                ValueInfo::new(DType::I32, Shape(vec![ids.shape.0[0].clone()])),
+            ])
+        }
+        ContribOp::Attention { num_heads } => {
+            let (a, w, b, mask) = (x(0), x(1), x(2), x(3));
+            float_only(a)?;
+            let hidden3 = w
+                .shape
+                .dims()
+                .get(1)
+                .and_then(Dim::fixed)
+                .ok_or("weights must be 2-D and fixed")?;
+            if hidden3 % (3 * *num_heads as i64) != 0 || b.shape.dims() != [Dim::Fixed(hidden3)] {
+                return Err(format!(
+                    "weights {} / bias {} do not pack Q, K, V for {num_heads} heads",
+                    w.shape, b.shape
+                ));
+            }
+            if mask.dtype != DType::I32 || mask.shape.rank() != 2 {
+                return Err(format!(
+                    "the mask must be a 2-D int32 raw mask, got {}{}",
+                    mask.dtype, mask.shape
+                ));
+            }
+            let mut dims = a.shape.0.clone();
+            *dims.last_mut().ok_or("input must be 3-D")? = Dim::Fixed(hidden3 / 3);
+            Ok(vec![ValueInfo::new(a.dtype, Shape(dims))])
+        }
+    }
+}
+
+pub(super) fn matmul(a: &ValueInfo, b: &ValueInfo) -> Infer {
+    same_dtype(a, b)?;
+    float_only(a)?;
+    let (ra, rb) = (a.shape.rank(), b.shape.rank());
+    if ra == 0 || rb == 0 {
+        return Err("MatMul of a scalar".into());
+    }
+    // numpy rules: a 1-D operand is promoted to a matrix, then the added dim dropped.
+    let mut sa = a.shape.0.clone();
+    let mut sb = b.shape.0.clone();
+    if ra == 1 {
+        sa.insert(0, Dim::Fixed(1));
+    }
+    if rb == 1 {
+        sb.push(Dim::Fixed(1));
+    }
+    let (m, k1) = (&sa[sa.len() - 2], &sa[sa.len() - 1]);
+    let (k2, n) = (&sb[sb.len() - 2], &sb[sb.len() - 1]);
+    if k1 != k2 {
+        return Err(format!("inner dims differ: {} × {}", a.shape, b.shape));
+    }
+    let batch = broadcast(
+        &Shape(sa[..sa.len() - 2].to_vec()),
+        &Shape(sb[..sb.len() - 2].to_vec()),
+    )?;
+    let mut dims = batch.0;
+    if ra > 1 {
+        dims.push(m.clone());
+    }
+    if rb > 1 {
+        dims.push(n.clone());
+    }
+    Ok(vec![ValueInfo::new(a.dtype, Shape(dims))])
+}
