@@ -3,6 +3,7 @@
 mod export;
 mod import;
 pub mod proto;
+mod tensors;
 
 pub use export::{
     export_bytes, resolve_opset, write_model, ExportOptions, DEFAULT_OPSET, MAX_OPSET, MIN_OPSET,
