@@ -6,7 +6,7 @@
 
 use crate::ir::{BinaryOp, ContribOp, Graph, IrError, NodeId, Op, Value};
 
-use super::pattern::{constant, fused_name, input, only_read_by, operands, producer};
+use super::pattern::{constant, fused_name, input, linear, only_read_by, operands, producer};
 use super::{Pass, PassReport};
 
 pub struct FuseSkipLayerNorm;
@@ -45,17 +45,6 @@ impl Pass for FuseSkipLayerNorm {
     }
 }
 
-/// `Add(MatMul(…), bias)` → (MatMul output, bias).
-fn linear_with_bias(g: &Graph, v: Value) -> Option<(Value, Value)> {
-    if producer(g, v).op != Op::Binary(BinaryOp::Add) {
-        return None;
-    }
-    let (p, q) = operands(g, v.node)?;
-    let (mm, bias) = if constant(g, q).is_some() { (p, q) } else { (q, p) };
-    let ok = producer(g, mm).op == Op::MatMul && constant(g, bias)?.dims().len() == 1;
-    ok.then_some((mm, bias))
-}
-
 fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
     let Op::LayerNorm { axis: -1, epsilon } = producer(g, Value { node: root, slot: 0 }).op else {
         return None;
@@ -73,7 +62,10 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
     }
     // Absorb a linear layer's bias from either side.
     for (x, skip) in [(a, b), (b, a)] {
-        if let Some((mm, bias)) = linear_with_bias(g, x).filter(|_| only_read_by(g, x, &[sum.node])) {
+        if let Some((mm, bias)) = linear(g, x)
+            .map(|l| (l.matmul, l.b))
+            .filter(|_| only_read_by(g, x, &[sum.node]))
+        {
             return Some(Match {
                 root,
                 nodes: vec![x.node, sum.node, root],

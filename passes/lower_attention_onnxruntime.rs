@@ -11,9 +11,9 @@
 
 use std::collections::HashMap;
 
-use crate::ir::{BinaryOp, ContribOp, DType, Graph, IrError, NodeId, Op, Tensor, Value};
+use crate::ir::{BinaryOp, ContribOp, DType, Graph, IrError, NodeId, Op, Value};
 
-use super::pattern::{constant, fused_name, input, is_scalar, operands, producer, scalar};
+use super::pattern::{concat_last_axis, fused_name, input, is_scalar, linear, operands, producer, scalar};
 use super::{Pass, PassReport};
 
 pub struct LowerAttentionOnnxruntime;
@@ -46,8 +46,8 @@ impl Pass for LowerAttentionOnnxruntime {
                     v
                 }
             };
-            let w = pack_columns(g, &m.weights);
-            let b = pack_columns(g, &m.biases);
+            let w = concat_last_axis(g, &m.weights);
+            let b = concat_last_axis(g, &m.biases);
             let (wn, bn) = (
                 g.fresh_name(&format!("{base}.qkv.weight")),
                 g.fresh_name(&format!("{base}.qkv.bias")),
@@ -70,49 +70,6 @@ impl Pass for LowerAttentionOnnxruntime {
             nodes_removed: 0,
         })
     }
-}
-
-/// Concatenates constants along their last axis (rows stay rows).
-fn pack_columns(g: &Graph, parts: &[Value; 3]) -> Tensor {
-    let tensors: Vec<&Tensor> = parts
-        .iter()
-        .map(|&v| constant(g, v).expect("checked constant"))
-        .collect();
-    let dims = tensors[0].dims().to_vec();
-    let width = *dims.last().unwrap();
-    let rows = tensors[0].len() / width;
-    let values: Vec<Vec<f32>> = tensors
-        .iter()
-        .map(|t| t.to_f32_vec().expect("checked float"))
-        .collect();
-    let mut out = Vec::with_capacity(3 * rows * width);
-    for r in 0..rows {
-        for v in &values {
-            out.extend_from_slice(&v[r * width..(r + 1) * width]);
-        }
-    }
-    let mut packed = dims;
-    *packed.last_mut().unwrap() = 3 * width;
-    Tensor::from_f32(packed, &out)
-}
-
-/// `Add(MatMul(x, W), b)` (either Add order) → (x, W, b), W and b f32 constants.
-fn linear(g: &Graph, v: Value) -> Option<(Value, Value, Value)> {
-    if producer(g, v).op != Op::Binary(BinaryOp::Add) {
-        return None;
-    }
-    let (p, q) = operands(g, v.node)?;
-    let (mm, b) = if constant(g, q).is_some() { (p, q) } else { (q, p) };
-    if producer(g, mm).op != Op::MatMul {
-        return None;
-    }
-    let (x, w) = operands(g, mm.node)?;
-    let (wt, bt) = (constant(g, w)?, constant(g, b)?);
-    let ok = wt.dtype() == DType::F32
-        && bt.dtype() == DType::F32
-        && wt.dims().len() == 2
-        && bt.dims() == [wt.dims()[1]];
-    ok.then_some((x, w, b))
 }
 
 /// The `attention_mask` graph input behind bertc's additive mask, if it is one.
@@ -154,17 +111,16 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
         return None;
     }
     let [q, k, v, mask] = [0, 1, 2, 3].map(|i| input(g, root, i));
-    let (xq, wq, bq) = linear(g, q?)?;
-    let (xk, wk, bk) = linear(g, k?)?;
-    let (xv, wv, bv) = linear(g, v?)?;
-    if xq != xk || xq != xv || g.info(xq).shape.rank() != 3 {
+    let [q, k, v] = [q?, k?, v?].map(|x| linear(g, x));
+    let (q, k, v) = (q?, k?, v?);
+    if q.x != k.x || q.x != v.x || g.info(q.x).shape.rank() != 3 {
         return None;
     }
     Some(Match {
         root,
-        x: xq,
-        weights: [wq, wk, wv],
-        biases: [bq, bk, bv],
+        x: q.x,
+        weights: [q.w, k.w, v.w],
+        biases: [q.b, k.b, v.b],
         mask_input: raw_mask(g, mask?)?,
         heads: q_num_heads,
     })

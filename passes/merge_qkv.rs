@@ -15,15 +15,15 @@
 
 use std::collections::BTreeMap;
 
-use crate::ir::{BinaryOp, DType, Graph, IrError, NodeId, Op, Tensor, Value};
+use crate::ir::{BinaryOp, Graph, IrError, NodeId, Op, Tensor, Value};
 
-use super::pattern::{constant, operands, producer};
+use super::pattern::{concat_last_axis, constant, linear};
 use super::{Pass, PassReport};
 
 pub struct MergeQkv;
 
 /// One linear layer: its output (the Add), weight and bias.
-struct Linear {
+struct Layer {
     out: Value,
     w: Value,
     b: Value,
@@ -36,7 +36,7 @@ impl Pass for MergeQkv {
 
     fn run(&self, g: &mut Graph) -> Result<PassReport, IrError> {
         // Group linear layers by their input value, in canonical order.
-        let mut groups: BTreeMap<Value, Vec<Linear>> = BTreeMap::new();
+        let mut groups: BTreeMap<Value, Vec<Layer>> = BTreeMap::new();
         for id in crate::ir::canonical_order(g) {
             if let Some((x, l)) = linear_at(g, id) {
                 groups.entry(x).or_default().push(l);
@@ -45,8 +45,8 @@ impl Pass for MergeQkv {
         let mut report = PassReport::default();
         for (x, layers) in groups.into_iter().filter(|(_, l)| (2..=3).contains(&l.len())) {
             let widths: Vec<usize> = layers.iter().map(|l| constant(g, l.b).unwrap().len()).collect();
-            let w = concat_columns(g, &layers.iter().map(|l| l.w).collect::<Vec<_>>());
-            let b = concat_columns(g, &layers.iter().map(|l| l.b).collect::<Vec<_>>());
+            let w = concat_last_axis(g, &layers.iter().map(|l| l.w).collect::<Vec<_>>());
+            let b = concat_last_axis(g, &layers.iter().map(|l| l.b).collect::<Vec<_>>());
             let base = g.node(layers[0].out.node).name.clone();
             let name = |g: &Graph, s: &str| g.fresh_name(&format!("{base}.merged_{s}"));
             let (wn, bn, mn, an) = (
@@ -80,46 +80,11 @@ impl Pass for MergeQkv {
     }
 }
 
-/// `Add(MatMul(x, W), b)` at node `id` → (x, the layer).
-fn linear_at(g: &Graph, id: NodeId) -> Option<(Value, Linear)> {
+/// A linear layer at node `id` that may be merged: its MatMul read only by
+/// its Add, its input computed (not a constant), its output no graph output.
+fn linear_at(g: &Graph, id: NodeId) -> Option<(Value, Layer)> {
     let out = Value { node: id, slot: 0 };
-    if producer(g, out).op != Op::Binary(BinaryOp::Add) || g.is_output(out) {
-        return None;
-    }
-    let (p, q) = operands(g, id)?;
-    let (mm, b) = if constant(g, q).is_some() { (p, q) } else { (q, p) };
-    if producer(g, mm).op != Op::MatMul || g.consumers(mm).len() != 1 {
-        return None;
-    }
-    let (x, w) = operands(g, mm.node)?;
-    let (wt, bt) = (constant(g, w)?, constant(g, b)?);
-    let ok = wt.dtype() == DType::F32
-        && bt.dtype() == DType::F32
-        && wt.dims().len() == 2
-        && bt.dims() == [wt.dims()[1]]
-        && constant(g, x).is_none();
-    ok.then_some((x, Linear { out, w, b }))
-}
-
-/// Constants concatenated along their last axis.
-fn concat_columns(g: &Graph, parts: &[Value]) -> Tensor {
-    let tensors: Vec<&Tensor> = parts
-        .iter()
-        .map(|&v| constant(g, v).expect("checked constant"))
-        .collect();
-    let rows = tensors[0].len() / tensors[0].dims().last().unwrap();
-    let values: Vec<Vec<f32>> = tensors
-        .iter()
-        .map(|t| t.to_f32_vec().expect("checked f32"))
-        .collect();
-    let widths: Vec<usize> = tensors.iter().map(|t| *t.dims().last().unwrap()).collect();
-    let mut out = Vec::with_capacity(values.iter().map(Vec::len).sum());
-    for r in 0..rows {
-        for (v, &w) in values.iter().zip(&widths) {
-            out.extend_from_slice(&v[r * w..(r + 1) * w]);
-        }
-    }
-    let mut dims = tensors[0].dims().to_vec();
-    *dims.last_mut().unwrap() = widths.iter().sum();
-    Tensor::from_f32(dims, &out)
+    let l = linear(g, out)?;
+    let ok = !g.is_output(out) && g.consumers(l.matmul).len() == 1 && constant(g, l.x).is_none();
+    ok.then_some((l.x, Layer { out, w: l.w, b: l.b }))
 }

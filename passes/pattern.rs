@@ -77,3 +77,56 @@ pub fn fused_name(g: &Graph, root: NodeId, nodes: &[NodeId], suffix: &str) -> St
     }
     g.fresh_name(&format!("{}.{suffix}", g.node(root).name))
 }
+
+/// A linear layer `Add(MatMul(x, W), b)`, Add operands in either order,
+/// with W a 2-D f32 constant and b a 1-D f32 constant of W's width.
+pub struct Linear {
+    pub x: Value,
+    pub matmul: Value,
+    pub w: Value,
+    pub b: Value,
+}
+
+/// The linear layer whose output is `v`, if it is one.
+pub fn linear(g: &Graph, v: Value) -> Option<Linear> {
+    if producer(g, v).op != Op::Binary(crate::ir::BinaryOp::Add) {
+        return None;
+    }
+    let (p, q) = operands(g, v.node)?;
+    let (matmul, b) = if constant(g, q).is_some() { (p, q) } else { (q, p) };
+    if producer(g, matmul).op != Op::MatMul {
+        return None;
+    }
+    let (x, w) = operands(g, matmul.node)?;
+    let (wt, bt) = (constant(g, w)?, constant(g, b)?);
+    let f32 = crate::ir::DType::F32;
+    let ok = wt.dtype() == f32 && bt.dtype() == f32 && wt.dims().len() == 2 && bt.dims() == [wt.dims()[1]];
+    ok.then_some(Linear { x, matmul, w, b })
+}
+
+/// Float constants concatenated along their last axis (rows stay rows):
+/// how Q/K/V weights [H, Hi] and biases [Hi] are packed side by side.
+pub fn concat_last_axis(g: &Graph, parts: &[Value]) -> Tensor {
+    let tensors: Vec<&Tensor> = parts
+        .iter()
+        .map(|&v| constant(g, v).expect("checked constant"))
+        .collect();
+    let widths: Vec<usize> = tensors
+        .iter()
+        .map(|t| *t.dims().last().expect("rank >= 1"))
+        .collect();
+    let values: Vec<Vec<f32>> = tensors
+        .iter()
+        .map(|t| t.to_f32_vec().expect("checked float"))
+        .collect();
+    let rows = tensors[0].len() / widths[0];
+    let mut out = Vec::with_capacity(values.iter().map(Vec::len).sum());
+    for r in 0..rows {
+        for (v, &w) in values.iter().zip(&widths) {
+            out.extend_from_slice(&v[r * w..(r + 1) * w]);
+        }
+    }
+    let mut dims = tensors[0].dims().to_vec();
+    *dims.last_mut().expect("rank >= 1") = widths.iter().sum();
+    Tensor::from_f32(dims, &out)
+}

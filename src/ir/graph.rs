@@ -211,11 +211,6 @@ impl Graph {
         users
     }
 
-    /// How many input slots of nodes depend on node `id` (any output).
-    pub fn out_degree(&self, id: NodeId) -> usize {
-        self.g.edges_directed(id, Direction::Outgoing).count()
-    }
-
     /// Whether a value is one of the graph outputs.
     pub fn is_output(&self, v: Value) -> bool {
         self.outputs.iter().any(|(_, o)| *o == v)

@@ -286,12 +286,6 @@ impl Op {
             _ => (1, 1),
         }
     }
-
-    /// Ops computed from their inputs alone (no state, no side effect):
-    /// all of them today, kept explicit for the passes that rely on it.
-    pub fn is_pure(&self) -> bool {
-        !matches!(self, Op::Input)
-    }
 }
 
 /// The attributes part of a dump line, e.g. `{axes=[-1], keepdims=1}`.
