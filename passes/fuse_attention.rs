@@ -7,6 +7,12 @@
 //! scalar (or `Mul` by 1/c), `M` an additive float mask, and every
 //! intermediate read only inside the pattern.
 //!
+//! Relative position models add a score bias before the scaling:
+//! `Div(Add(MatMul(Qh, Kh), R), c)`. Attention has no such input, but
+//! `(QKᵀ + R)·s + M = QKᵀ·s + (R·s + M)`, so `R·s + M` becomes its mask
+//! ([B, heads, S, S], already per query). The bias reads Q and K split
+//! into heads, so those reshapes may have readers outside the pattern.
+//!
 //! The mask becomes the Attention mask expanded to [B, 1, S, S]: both tract
 //! (whose flash kernel rejects [B,1,1,S]) and onnxruntime (which wants the
 //! query length as the second-to-last dim) accept that shape. It is
@@ -28,6 +34,10 @@ struct Match {
     k: Value,
     v: Value,
     mask: Value,
+    /// A relative position score bias added to Q·Kᵀ before scaling.
+    bias: Option<Value>,
+    /// The factor the scores are multiplied by (1/√d by default).
+    factor: f32,
     heads: usize,
     scale: Option<f32>,
 }
@@ -42,9 +52,15 @@ impl Pass for FuseAttention {
         let mut expanded: HashMap<Value, Value> = HashMap::new();
         let mut added = 0;
         for m in &matches {
-            let mask = match expanded.get(&m.mask) {
-                Some(&e) => e,
-                None => {
+            let mask = match (m.bias, expanded.get(&m.mask)) {
+                (Some(bias), _) => {
+                    let before = g.node_count();
+                    let mask = bias_mask(g, bias, m.factor, m.mask)?;
+                    added += g.node_count() - before;
+                    mask
+                }
+                (None, Some(&e)) => e,
+                (None, None) => {
                     let before = g.node_count();
                     let e = expand_mask(g, m.mask, m.q, m.k)?;
                     added += g.node_count() - before;
@@ -74,6 +90,18 @@ impl Pass for FuseAttention {
             nodes_removed: 0,
         })
     }
+}
+
+/// `bias · factor + mask`: the relative bias scaled as the scores are,
+/// plus the padding mask.
+fn bias_mask(g: &mut Graph, bias: Value, factor: f32, mask: Value) -> Result<Value, IrError> {
+    let base = g.node(bias.node).name.clone();
+    let cn = g.fresh_name(&format!("{base}.scale"));
+    let c = g.add_const(&cn, Tensor::scalar_f32(factor))?;
+    let sn = g.fresh_name(&format!("{base}.scaled"));
+    let scaled = g.add(&sn, Op::Binary(BinaryOp::Mul), &[bias, c])?;
+    let mn = g.fresh_name(&format!("{base}.with_mask"));
+    g.add(&mn, Op::Binary(BinaryOp::Add), &[scaled, mask])
 }
 
 /// `Expand(mask, [B, 1, Sq, Skv])`, the dims taken from Q's and K's shapes
@@ -162,9 +190,23 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
         Op::Binary(BinaryOp::Mul) => scalar(g, c)?,
         _ => return None,
     };
-    if producer(g, scores).op != Op::MatMul {
-        return None;
-    }
+    // An Add between the scores and the scaling carries a relative bias.
+    let (scores, bias) = match producer(g, scores).op {
+        Op::MatMul => (scores, None),
+        Op::Binary(BinaryOp::Add) => {
+            let (a, b) = operands(g, scores.node)?;
+            let (raw, bias) = if producer(g, a).op == Op::MatMul {
+                (a, b)
+            } else {
+                (b, a)
+            };
+            if producer(g, raw).op != Op::MatMul || !only_read_by(g, raw, &[scores.node]) {
+                return None;
+            }
+            (raw, Some((bias, scores)))
+        }
+        _ => return None,
+    };
     let (qh, kh) = operands(g, scores.node)?;
     let (q, heads, q_split) = split_heads(g, qh, &[0, 2, 1, 3])?;
     let (k, k_heads, k_split) = split_heads(g, kh, &[0, 2, 3, 1])?;
@@ -179,20 +221,28 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
     let head_size = g.info(q).shape.dims()[2].fixed()? as f32 / heads as f32;
     let default = 1.0 / head_size.sqrt();
     let scale = ((factor - default).abs() > 1e-6 * default).then_some(factor);
-    let chain = [
+    // With a bias, the raw scores feed the bias Add, which feeds the scaling.
+    let scaled_input = match bias {
+        Some((_, sum)) => sum,
+        None => scores,
+    };
+    let mut chain = vec![
         (qh, scores.node),
         (kh, scores.node),
-        (q_split, qh.node),
-        (k_split, kh.node),
         (v_split, vh.node),
         (vh, ctx.node),
-        (scores, scaled.node),
+        (scaled_input, scaled.node),
         (scaled, masked.node),
         (masked, probs.node),
         (probs, ctx.node),
         (ctx, merged.node),
         (merged, root),
     ];
+    // The relative bias reads Q and K split into heads; without one the
+    // splits belong to the pattern.
+    if bias.is_none() {
+        chain.extend([(q_split, qh.node), (k_split, kh.node)]);
+    }
     let nodes = chain.iter().map(|(v, _)| v.node).chain([root]).collect();
     chain
         .iter()
@@ -204,6 +254,8 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
             k,
             v,
             mask,
+            bias: bias.map(|(b, _)| b),
+            factor,
             heads,
             scale,
         })

@@ -4,14 +4,14 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::builder::{bert_model_params, build_bert_model};
+use crate::builder::{build_model, model_params, Head, ModelSpec};
 use crate::config::BertConfig;
 use crate::error::Error;
 use crate::ir::{verify, Graph};
 use crate::onnx::{export_bytes, write_model, ExportOptions};
 use crate::passes::{PassManager, PassRun};
 use crate::presets::preset;
-use crate::weights::{from_safetensors, seeded};
+use crate::weights::{checkpoint_names, from_safetensors, seeded};
 
 /// Resolves a CLI model argument: a preset name or a config.json path.
 pub fn load_config(model: &str) -> Result<BertConfig, Error> {
@@ -30,27 +30,56 @@ pub struct CompileOptions {
     /// A safetensors checkpoint; `None` draws seeded random weights.
     pub weights: Option<PathBuf>,
     pub seed: u64,
+    /// The task head; `None` takes it from the config's `architectures`.
+    pub head: Option<Head>,
+    /// Keep `last_hidden_state` as an output beside the head's own.
+    pub keep_last_hidden_state: bool,
     pub export: ExportOptions,
 }
 
 /// A built graph and how long each stage took.
 pub struct Built {
     pub graph: Graph,
+    pub spec: ModelSpec,
+    /// Checkpoint tensors of other heads (or the pooler) left unread.
+    pub ignored: Vec<String>,
     pub load_time: Duration,
     pub build_time: Duration,
+}
+
+/// The model to build: the chosen head (or the config's), with a pooler
+/// where transformers builds one — for the base model, only when the
+/// checkpoint has one (BertModel saved with `add_pooling_layer=False`
+/// has none).
+pub fn model_spec(config: &BertConfig, opts: &CompileOptions) -> Result<ModelSpec, Error> {
+    let head = match opts.head {
+        Some(h) => h,
+        None => Head::from_config(config)?,
+    };
+    let mut spec = ModelSpec::new(head);
+    spec.keep_last_hidden_state = opts.keep_last_hidden_state;
+    if let (Head::Base, Some(path)) = (head, &opts.weights) {
+        let names = checkpoint_names(path)?;
+        spec.pooler = names
+            .iter()
+            .any(|n| n.strip_prefix("bert.").unwrap_or(n) == "pooler.dense.weight");
+    }
+    Ok(spec)
 }
 
 /// Builds the verified IR graph of a config (no passes).
 pub fn build(config: &BertConfig, opts: &CompileOptions) -> Result<Built, Error> {
     let start = Instant::now();
-    let specs = bert_model_params(config);
-    let weights = match &opts.weights {
+    let spec = model_spec(config, opts)?;
+    let specs = model_params(config, &spec);
+    let mut weights = match &opts.weights {
         Some(path) => from_safetensors(path, &specs)?,
         None => seeded(&specs, opts.seed),
     };
+    let ignored = std::mem::take(&mut weights.ignored);
     let load_time = start.elapsed();
     let start = Instant::now();
-    let mut graph = build_bert_model(config, weights)?;
+    let mut graph = build_model(config, &spec, weights)?;
     if opts.weights.is_none() {
         graph.metadata.insert(
             "bertc.weights".into(),
@@ -60,6 +89,8 @@ pub fn build(config: &BertConfig, opts: &CompileOptions) -> Result<Built, Error>
     verify(&graph)?;
     Ok(Built {
         graph,
+        spec,
+        ignored,
         load_time,
         build_time: start.elapsed(),
     })
@@ -69,6 +100,8 @@ pub fn build(config: &BertConfig, opts: &CompileOptions) -> Result<Built, Error>
 /// [`Compiled::to_bytes`] or [`Compiled::write`].
 pub struct Compiled {
     pub graph: Graph,
+    pub spec: ModelSpec,
+    pub ignored: Vec<String>,
     /// The graph before any pass: the reference of the equivalence check.
     pub unoptimized: Graph,
     pub export: ExportOptions,
@@ -82,6 +115,8 @@ pub struct Compiled {
 pub fn compile(config: &BertConfig, opts: &CompileOptions, passes: &PassManager) -> Result<Compiled, Error> {
     let Built {
         mut graph,
+        spec,
+        ignored,
         load_time,
         build_time,
     } = build(config, opts)?;
@@ -90,6 +125,8 @@ pub fn compile(config: &BertConfig, opts: &CompileOptions, passes: &PassManager)
     let runs = passes.run(&mut graph)?;
     Ok(Compiled {
         graph,
+        spec,
+        ignored,
         unoptimized,
         export: opts.export,
         passes: runs,

@@ -15,6 +15,8 @@ pub enum Error {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Weights(#[from] WeightsError),
+    #[error(transparent)]
+    Architecture(#[from] crate::builder::UnknownArchitecture),
     #[error("building the graph: {0}")]
     Build(#[from] BuildError),
     #[error("invalid graph: {0}")]

@@ -1,19 +1,13 @@
 //! BertModel: embeddings → N encoder layers → pooler, as transformers
-//! computes it in eval mode (dropout is the identity).
+//! computes it in eval mode (dropout is the identity), then the task head.
 
 use crate::config::PositionEmbeddingType;
 use crate::ir::{BinaryOp, DType, Dim, Op, Shape, Tensor, UnaryOp, Value, BATCH, SEQUENCE};
 
-use super::{BuildError, Builder};
+use super::{BuildError, Builder, ModelSpec};
 
 impl Builder<'_> {
-    pub(super) fn bert_model(&mut self) -> Result<(), BuildError> {
-        if self.config.position_embedding_type != PositionEmbeddingType::Absolute {
-            return Err(BuildError::Unsupported(format!(
-                "config field `position_embedding_type` = {:?}: only absolute position embeddings are built so far",
-                self.config.position_embedding_type
-            )));
-        }
+    pub(super) fn model(&mut self, spec: &ModelSpec) -> Result<(), BuildError> {
         let ids_shape = Shape(vec![Dim::sym(BATCH), Dim::sym(SEQUENCE)]);
         let input_ids = self.g.add_input("input_ids", DType::I64, ids_shape.clone())?;
         let attention_mask = self
@@ -26,10 +20,11 @@ impl Builder<'_> {
         for i in 0..self.config.num_hidden_layers {
             hidden = self.encoder_layer(hidden, mask, i)?;
         }
-        self.g.set_output("last_hidden_state", hidden);
-        let pooled = self.pooler(hidden)?;
-        self.g.set_output("pooler_output", pooled);
-        Ok(())
+        let pooled = match spec.pooler {
+            true => Some(self.pooler(hidden)?),
+            false => None,
+        };
+        self.head(spec, hidden, pooled, attention_mask)
     }
 
     /// word[input_ids] + token_type[token_type_ids] + position[0..S], then
@@ -49,6 +44,11 @@ impl Builder<'_> {
             &[tt_table, token_type_ids],
         )?;
         let sum = self.binary("embeddings.add_token_type", BinaryOp::Add, words, types)?;
+        if self.config.position_embedding_type != PositionEmbeddingType::Absolute {
+            // transformers adds position embeddings only for the absolute
+            // type; relative models still carry the (unused) table.
+            return self.layer_norm(sum, "embeddings.LayerNorm");
+        }
 
         let max_pos = self.config.max_position_embeddings;
         let all_pos: Vec<i64> = (0..max_pos as i64).collect();
@@ -131,7 +131,13 @@ impl Builder<'_> {
         let k = project(self, "key", vec![0, 2, 3, 1])?;
         let v = project(self, "value", vec![0, 2, 1, 3])?;
 
-        let scores = self.g.add(&format!("{p}.scores"), Op::MatMul, &[q, k])?;
+        let mut scores = self.g.add(&format!("{p}.scores"), Op::MatMul, &[q, k])?;
+        if self.config.position_embedding_type != PositionEmbeddingType::Absolute {
+            let q_split = self.g.inputs_of(q.node)[0].expect("transpose input");
+            let k_split = self.g.inputs_of(k.node)[0].expect("transpose input");
+            let bias = self.relative_position_scores(q_split, k_split, p)?;
+            scores = self.binary(&format!("{p}.relative_scores"), BinaryOp::Add, scores, bias)?;
+        }
         let scale = self.scalar(&format!("{p}.scale"), (head_size as f32).sqrt())?;
         let scores = self.binary(&format!("{p}.scaled"), BinaryOp::Div, scores, scale)?;
         let scores = self.binary(&format!("{p}.masked"), BinaryOp::Add, scores, mask)?;

@@ -1,15 +1,43 @@
-//! Builds BertModel (embeddings, encoder, pooler) as an IR graph from a
-//! config and its parameters.
+//! Builds a BERT model (embeddings, encoder, pooler, task head) as an IR
+//! graph from a config and its parameters.
 
 mod bert;
+mod head;
+mod heads;
 mod params;
 mod primitives;
+mod relative;
 
 use crate::config::BertConfig;
 use crate::ir::{Graph, IrError, Value};
 use crate::weights::Weights;
 
-pub use params::bert_model_params;
+pub use head::{is_head_or_pooler_tensor, Head, UnknownArchitecture};
+pub use params::{bert_model_params, model_params};
+
+/// Which model to build on the encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelSpec {
+    pub head: Head,
+    /// Whether the model has BertPooler (`pooler.dense`).
+    pub pooler: bool,
+    /// Keep `last_hidden_state` as a second output beside a head's own
+    /// (the sentence-embedding head's token vectors, for reranking or
+    /// late interaction).
+    pub keep_last_hidden_state: bool,
+}
+
+impl ModelSpec {
+    /// The model transformers builds for `head`, pooler included where it
+    /// builds one.
+    pub fn new(head: Head) -> ModelSpec {
+        ModelSpec {
+            head,
+            pooler: head.uses_pooler(),
+            keep_last_hidden_state: false,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -24,14 +52,33 @@ pub enum BuildError {
 /// Builds the BertModel graph with inputs `input_ids`, `attention_mask`,
 /// `token_type_ids` and outputs `last_hidden_state`, `pooler_output`.
 pub fn build_bert_model(config: &BertConfig, weights: Weights) -> Result<Graph, BuildError> {
+    build_model(config, &ModelSpec::new(Head::Base), weights)
+}
+
+/// Builds the model `spec` describes, with inputs `input_ids`,
+/// `attention_mask`, `token_type_ids` and the head's outputs. The config
+/// and, for labelled heads, `num_labels` and `id2label` go into the
+/// metadata.
+pub fn build_model(config: &BertConfig, spec: &ModelSpec, weights: Weights) -> Result<Graph, BuildError> {
     let mut b = Builder {
         g: Graph::new(),
         config,
         weights,
+        distance_index: None,
     };
-    b.bert_model()?;
-    b.g.metadata
-        .insert("bertc.config".into(), config.to_canonical_json());
+    b.model(spec)?;
+    let meta = &mut b.g.metadata;
+    meta.insert("bertc.config".into(), config.to_canonical_json());
+    meta.insert("bertc.head".into(), spec.head.name().into());
+    if spec.head.has_labels() {
+        meta.insert("num_labels".into(), config.num_labels.to_string());
+        let labels: serde_json::Map<String, serde_json::Value> = config
+            .id2label
+            .iter()
+            .map(|(i, l)| (i.to_string(), serde_json::Value::String(l.clone())))
+            .collect();
+        meta.insert("id2label".into(), serde_json::Value::Object(labels).to_string());
+    }
     Ok(b.g)
 }
 
@@ -40,6 +87,8 @@ pub(crate) struct Builder<'c> {
     pub(crate) g: Graph,
     pub(crate) config: &'c BertConfig,
     weights: Weights,
+    /// The relative-distance index [S, S], shared by every layer.
+    distance_index: Option<Value>,
 }
 
 impl Builder<'_> {

@@ -1,21 +1,34 @@
-//! The parameters of BertModel for a config, named and shaped as
-//! transformers names and shapes them.
+//! The parameters of a BERT model for a config and head, named and shaped
+//! as transformers names and shapes them.
 
-use crate::config::BertConfig;
+use crate::config::{BertConfig, PositionEmbeddingType};
 use crate::weights::{Init, ParamSpec};
+
+use super::{Head, ModelSpec};
 
 /// Every parameter BertModel (embeddings, encoder, pooler) needs.
 pub fn bert_model_params(c: &BertConfig) -> Vec<ParamSpec> {
+    model_params(c, &ModelSpec::new(Head::Base))
+}
+
+/// Every parameter of the model `spec` describes: the encoder's (under
+/// `bert.` in BertFor* checkpoints), the pooler's when it has one, and the
+/// head's own (`classifier.*`, `qa_outputs.*`, `cls.predictions.*`).
+pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
     let std = c.initializer_range;
     let h = c.hidden_size;
     let mut specs = Vec::new();
     let mut add = |name: String, shape: Vec<usize>, init: Init, transpose: bool| {
+        // The head's own parameters live outside the `bert.` module.
+        let under_bert_prefix = !["classifier.", "qa_outputs.", "cls."]
+            .iter()
+            .any(|p| name.starts_with(p));
         specs.push(ParamSpec {
             name,
             shape,
             init,
             transpose,
-            under_bert_prefix: true,
+            under_bert_prefix,
         });
     };
     let word_init = match c.pad_token_id {
@@ -58,10 +71,20 @@ pub fn bert_model_params(c: &BertConfig) -> Vec<ParamSpec> {
             );
             add(format!("{prefix}.bias"), vec![n_out], Init::Zeros, false);
         };
+    let relative = c.position_embedding_type != PositionEmbeddingType::Absolute;
     for i in 0..c.num_hidden_layers {
         let p = format!("encoder.layer.{i}");
         for proj in ["query", "key", "value"] {
             linear(&mut add, &format!("{p}.attention.self.{proj}"), h, h);
+        }
+        if relative {
+            // One embedding per distance −(max−1) … (max−1), per head dim.
+            add(
+                format!("{p}.attention.self.distance_embedding.weight"),
+                vec![2 * c.max_position_embeddings - 1, c.head_size()],
+                Init::Normal { std },
+                false,
+            );
         }
         linear(&mut add, &format!("{p}.attention.output.dense"), h, h);
         layer_norm(&mut add, &format!("{p}.attention.output.LayerNorm"));
@@ -74,6 +97,33 @@ pub fn bert_model_params(c: &BertConfig) -> Vec<ParamSpec> {
         linear(&mut add, &format!("{p}.output.dense"), c.intermediate_size, h);
         layer_norm(&mut add, &format!("{p}.output.LayerNorm"));
     }
-    linear(&mut add, "pooler.dense", h, h);
+    if spec.pooler {
+        linear(&mut add, "pooler.dense", h, h);
+    }
+    match spec.head {
+        Head::Base | Head::SentenceEmbedding => {}
+        Head::SequenceClassification | Head::TokenClassification => {
+            linear(&mut add, "classifier", h, c.num_labels)
+        }
+        Head::QuestionAnswering => linear(&mut add, "qa_outputs", h, 2),
+        Head::MaskedLm => {
+            linear(&mut add, "cls.predictions.transform.dense", h, h);
+            layer_norm(&mut add, "cls.predictions.transform.LayerNorm");
+            if !c.tie_word_embeddings {
+                add(
+                    "cls.predictions.decoder.weight".into(),
+                    vec![c.vocab_size, h],
+                    Init::Normal { std },
+                    true,
+                );
+            }
+            add(
+                "cls.predictions.bias".into(),
+                vec![c.vocab_size],
+                Init::Zeros,
+                false,
+            );
+        }
+    }
     specs
 }

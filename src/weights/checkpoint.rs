@@ -14,7 +14,20 @@ use safetensors::{Dtype, SafeTensors};
 
 use super::{finish, ParamSpec, Weights, WeightsError};
 
-pub fn from_safetensors(path: &Path, specs: &[ParamSpec]) -> Result<Weights, WeightsError> {
+/// The tensor names a checkpoint holds (to see, say, whether it has a pooler).
+pub fn checkpoint_names(path: &Path) -> Result<Vec<String>, WeightsError> {
+    let shown = path.display().to_string();
+    let map = map_file(path)?;
+    let st = SafeTensors::deserialize(&map).map_err(|e| WeightsError::Format {
+        path: shown,
+        reason: e.to_string(),
+    })?;
+    let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
+    names.sort();
+    Ok(names)
+}
+
+fn map_file(path: &Path) -> Result<memmap2::Mmap, WeightsError> {
     let shown = path.display().to_string();
     if path.is_dir() {
         return Err(WeightsError::Format {
@@ -28,10 +41,12 @@ pub fn from_safetensors(path: &Path, specs: &[ParamSpec]) -> Result<Weights, Wei
     })?;
     // SAFETY: the map is read-only and lives only for this call; a file
     // truncated underneath us by another process is outside our contract.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|error| WeightsError::Io {
-        path: shown.clone(),
-        error,
-    })?;
+    unsafe { memmap2::Mmap::map(&file) }.map_err(|error| WeightsError::Io { path: shown, error })
+}
+
+pub fn from_safetensors(path: &Path, specs: &[ParamSpec]) -> Result<Weights, WeightsError> {
+    let shown = path.display().to_string();
+    let map = map_file(path)?;
     let st = SafeTensors::deserialize(&map).map_err(|e| WeightsError::Format {
         path: shown.clone(),
         reason: e.to_string(),
@@ -91,7 +106,13 @@ pub fn from_safetensors(path: &Path, specs: &[ParamSpec]) -> Result<Weights, Wei
     let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
     names.sort();
     for name in names {
-        if !expected.contains(&name) && !is_buffer(&name) {
+        if expected.contains(&name) || is_buffer(&name) {
+            continue;
+        }
+        if crate::builder::is_head_or_pooler_tensor(&name) {
+            // Another head's (or the pooler's) weights: not this model's.
+            weights.ignored.push(name);
+        } else {
             let shape = st.tensor(&name).map(|v| v.shape().to_vec()).unwrap_or_default();
             problems.push(format!(
                 "unexpected tensor `{name}` with shape {shape:?} (not part of this model)"

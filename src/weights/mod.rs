@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use crate::ir::Tensor;
 
-pub use checkpoint::from_safetensors;
+pub use checkpoint::{checkpoint_names, from_safetensors};
 pub use seeded::seeded;
 
 /// How transformers initialises a parameter (`_init_weights`).
@@ -51,6 +51,9 @@ pub struct ParamSpec {
 #[derive(Debug, Default)]
 pub struct Weights {
     tensors: HashMap<String, Tensor>,
+    /// Checkpoint tensors of another head or the pooler that this model
+    /// does not read (sorted), for the compile report.
+    pub ignored: Vec<String>,
 }
 
 impl Weights {

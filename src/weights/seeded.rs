@@ -27,7 +27,10 @@ pub fn seeded(specs: &[ParamSpec], seed: u64) -> Weights {
         .par_iter()
         .map(|spec| (spec.name.clone(), draw(spec, seed)))
         .collect();
-    Weights { tensors }
+    Weights {
+        tensors,
+        ignored: Vec::new(),
+    }
 }
 
 fn draw(spec: &ParamSpec, seed: u64) -> Tensor {

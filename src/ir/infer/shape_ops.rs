@@ -107,6 +107,9 @@ pub(super) fn slice(
             }
             (Dim::Fixed(0), Dim::Fixed(e), d) if big(*e) => d.clone(),
             (Dim::Fixed(0), e @ Dim::Sym(_), _) => e.clone(),
+            // The first row of a symbolic (batch, sequence) dim: such dims
+            // are at least 1 — an empty batch or sequence computes nothing.
+            (Dim::Fixed(0), Dim::Fixed(1), Dim::Sym(_)) => Dim::Fixed(1),
             _ => {
                 return Err(format!(
                     "cannot size slice {}..{} of a dim {size}",

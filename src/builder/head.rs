@@ -1,0 +1,121 @@
+//! What a compiled model computes on top of the encoder: the task head.
+//!
+//! Each head is the one transformers' `BertFor*` class puts on BertModel,
+//! with its weight names, and its outputs named as Optimum's ONNX export
+//! names them so that serving code written for Optimum's files works
+//! unchanged.
+
+use std::fmt;
+
+use crate::config::BertConfig;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Head {
+    /// BertModel: `last_hidden_state` and, when the model has a pooler,
+    /// `pooler_output`.
+    Base,
+    /// BertForSequenceClassification: `logits` [batch, num_labels] from the pooler.
+    SequenceClassification,
+    /// BertForTokenClassification: `logits` [batch, seq, num_labels].
+    TokenClassification,
+    /// BertForQuestionAnswering: `start_logits`, `end_logits` [batch, seq].
+    QuestionAnswering,
+    /// BertForMaskedLM: `logits` [batch, seq, vocab].
+    MaskedLm,
+    /// sentence-transformers' mean pooling + L2 normalisation:
+    /// `sentence_embedding` [batch, hidden].
+    SentenceEmbedding,
+}
+
+/// The architectures a config may name, and the head each one means.
+const ARCHITECTURES: [(&str, Head); 5] = [
+    ("BertModel", Head::Base),
+    ("BertForSequenceClassification", Head::SequenceClassification),
+    ("BertForTokenClassification", Head::TokenClassification),
+    ("BertForQuestionAnswering", Head::QuestionAnswering),
+    ("BertForMaskedLM", Head::MaskedLm),
+];
+
+/// The weight-name prefixes of every head's own parameters (outside `bert.`).
+const HEAD_PREFIXES: [&str; 3] = ["classifier.", "qa_outputs.", "cls."];
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "config field `architectures` = {found:?}: bertc cannot tell which head to build; \
+     known architectures: {known}; choose one with --head"
+)]
+pub struct UnknownArchitecture {
+    pub found: Vec<String>,
+    pub known: String,
+}
+
+impl Head {
+    pub const NAMES: [&'static str; 6] = [
+        "base",
+        "sequence-classification",
+        "token-classification",
+        "question-answering",
+        "masked-lm",
+        "sentence-embedding",
+    ];
+
+    /// The head a config's `architectures` asks for; BertModel (or no
+    /// architectures at all) is the base model.
+    pub fn from_config(config: &BertConfig) -> Result<Head, UnknownArchitecture> {
+        let Some(first) = config.architectures.first() else {
+            return Ok(Head::Base);
+        };
+        ARCHITECTURES
+            .iter()
+            .find(|(name, _)| name == first)
+            .map(|&(_, head)| head)
+            .ok_or_else(|| UnknownArchitecture {
+                found: config.architectures.clone(),
+                known: ARCHITECTURES.map(|(n, _)| n).join(", "),
+            })
+    }
+
+    pub fn parse(name: &str) -> Option<Head> {
+        Head::NAMES.iter().position(|n| *n == name).map(|i| Head::ALL[i])
+    }
+
+    const ALL: [Head; 6] = [
+        Head::Base,
+        Head::SequenceClassification,
+        Head::TokenClassification,
+        Head::QuestionAnswering,
+        Head::MaskedLm,
+        Head::SentenceEmbedding,
+    ];
+
+    pub fn name(self) -> &'static str {
+        let i = Head::ALL.iter().position(|&h| h == self).expect("listed");
+        Head::NAMES[i]
+    }
+
+    /// Whether transformers builds this model with BertPooler
+    /// (`add_pooling_layer`): the base model and sequence classification.
+    pub fn uses_pooler(self) -> bool {
+        matches!(self, Head::Base | Head::SequenceClassification)
+    }
+
+    /// Whether the head's outputs carry labels (`num_labels`, `id2label`).
+    pub fn has_labels(self) -> bool {
+        matches!(self, Head::SequenceClassification | Head::TokenClassification)
+    }
+}
+
+impl fmt::Display for Head {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Whether a checkpoint tensor belongs to some task head or the pooler:
+/// a checkpoint saved from one `BertFor*` class carries these, and
+/// compiling it with another head (say, the base model of a fine-tuned
+/// classifier) leaves them unread rather than failing.
+pub fn is_head_or_pooler_tensor(name: &str) -> bool {
+    let name = name.strip_prefix("bert.").unwrap_or(name);
+    HEAD_PREFIXES.iter().any(|p| name.starts_with(p)) || name.starts_with("pooler.")
+}

@@ -1,0 +1,339 @@
+//! Task heads and BERT's other configurations: every golden case through
+//! the `bertc` command line (compile + validate) at -O0 and -O2, fusion
+//! counts per head and per position-embedding type, label metadata, head
+//! selection, and the first-token pruning pass.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use bertc::builder::Head;
+use bertc::compile::{build, CompileOptions};
+use bertc::config::BertConfig;
+use bertc::ir::Graph;
+use bertc::passes::{level_passes, Level, PassManager};
+use common::*;
+
+/// The ten seeded checkpoints of ../shared/golden/cases (copied into
+/// tests/fixtures) and the outputs each golden file holds.
+const CASES: [(&str, &[&str]); 10] = [
+    ("tiny-base", &["last_hidden_state", "pooler_output"]),
+    ("tiny-cls", &["logits"]),
+    ("tiny-tok", &["logits"]),
+    ("tiny-qa", &["end_logits", "start_logits"]),
+    ("tiny-mlm", &["logits"]),
+    ("tiny-gelu-new", &["last_hidden_state", "pooler_output"]),
+    ("tiny-relu-3l", &["last_hidden_state", "pooler_output"]),
+    ("tiny-silu-h8", &["last_hidden_state", "pooler_output"]),
+    ("tiny-relative-key", &["last_hidden_state", "pooler_output"]),
+    ("tiny-relative-key-query", &["last_hidden_state", "pooler_output"]),
+];
+
+fn bertc(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_bertc"))
+        .args(args)
+        .output()
+        .expect("bertc runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn every_golden_case_matches_pytorch_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    for (case, outputs) in CASES {
+        let d = fixture(case);
+        let p = |f: &str| d.join(f).to_str().unwrap().to_string();
+        for level in ["-O0", "-O2"] {
+            let model = dir.path().join(format!("{case}{level}.onnx"));
+            let model = model.to_str().unwrap();
+            let (ok, text) = bertc(&[
+                "compile",
+                &p("config.json"),
+                "--weights",
+                &p("model.safetensors"),
+                level,
+                "-o",
+                model,
+            ]);
+            assert!(ok, "{case} {level}: compile failed:\n{text}");
+            let (ok, text) = bertc(&[
+                "validate",
+                model,
+                "--golden",
+                &p("golden.safetensors"),
+                "--atol",
+                "1e-4",
+            ]);
+            assert!(ok, "{case} {level}: validate failed:\n{text}");
+            for name in outputs.iter() {
+                let line = text.lines().find(|l| l.starts_with(name));
+                assert!(
+                    line.is_some_and(|l| l.trim_end().ends_with("ok")),
+                    "{case} {level}: no `ok` line for {name}:\n{text}"
+                );
+            }
+            assert!(
+                !text.contains("does not produce"),
+                "{case} {level}: the model lacks an output PyTorch has:\n{text}"
+            );
+        }
+    }
+}
+
+/// The head cases in onnxruntime too (after the checker), at -O2.
+#[test]
+fn head_cases_run_in_onnxruntime() {
+    for case in [
+        "tiny-cls",
+        "tiny-tok",
+        "tiny-qa",
+        "tiny-mlm",
+        "tiny-relative-key-query",
+    ] {
+        let d = fixture(case);
+        let model = compile_checkpoint_at(&d.join("config.json"), &d.join("model.safetensors"), Level::O2);
+        let golden = golden(&d);
+        let ort = run_onnxruntime(&model, &golden);
+        let worst = assert_close(&format!("{case} onnxruntime vs PyTorch"), &ort, &golden, 1e-4);
+        eprintln!("{case}: onnxruntime vs PyTorch max-abs {worst:e}");
+    }
+}
+
+fn case_config(case: &str) -> BertConfig {
+    BertConfig::from_path(&fixture(case).join("config.json")).unwrap()
+}
+
+fn compiled_graph(case: &str, head: Option<Head>, level: Level) -> Graph {
+    compiled_with(case, head, level_passes(level))
+}
+
+fn compiled_with(case: &str, head: Option<Head>, passes: Vec<&str>) -> Graph {
+    let d = fixture(case);
+    let opts = CompileOptions {
+        weights: Some(d.join("model.safetensors")),
+        head,
+        ..Default::default()
+    };
+    let mut g = build(&case_config(case), &opts).unwrap().graph;
+    PassManager::from_names(passes)
+        .unwrap()
+        .verify_each(true)
+        .run(&mut g)
+        .unwrap();
+    g
+}
+
+fn histogram(g: &Graph) -> BTreeMap<&'static str, usize> {
+    g.op_histogram()
+}
+
+fn count(g: &Graph, op: &str) -> usize {
+    histogram(g).get(op).copied().unwrap_or(0)
+}
+
+fn outputs(g: &Graph) -> Vec<&str> {
+    g.outputs().iter().map(|(n, _)| n.as_str()).collect()
+}
+
+#[test]
+fn fusion_counts_per_head_and_position_type() {
+    // (case, layer norms, gelus): 2 layers each; +1 layer norm and +1 GELU
+    // in the masked-LM transform.
+    for (case, layer_norms, gelus) in [
+        ("tiny-cls", 5, 2),
+        ("tiny-tok", 5, 2),
+        ("tiny-qa", 5, 2),
+        ("tiny-mlm", 6, 3),
+        ("tiny-relative-key", 5, 2),
+        ("tiny-relative-key-query", 5, 2),
+    ] {
+        let g = compiled_graph(case, None, Level::O2);
+        assert_eq!(
+            count(&g, "LayerNormalization"),
+            layer_norms,
+            "{case}: {:?}",
+            histogram(&g)
+        );
+        assert_eq!(count(&g, "Gelu"), gelus, "{case}: {:?}", histogram(&g));
+        assert_eq!(count(&g, "Attention"), 2, "{case}: {:?}", histogram(&g));
+        for gone in ["Softmax", "Erf", "ReduceMean", "Sqrt"] {
+            assert_eq!(count(&g, gone), 0, "{case}: {gone} left: {:?}", histogram(&g));
+        }
+    }
+    let g = sentence_embedding_graph(Level::O2);
+    assert_eq!(count(&g, "LayerNormalization"), 5);
+    assert_eq!(count(&g, "Gelu"), 2);
+    assert_eq!(count(&g, "Attention"), 2);
+}
+
+fn sentence_embedding_graph(level: Level) -> Graph {
+    compiled_graph("tiny-base", Some(Head::SentenceEmbedding), level)
+}
+
+#[test]
+fn heads_default_from_architectures_and_name_outputs_as_optimum() {
+    let cases = [
+        ("tiny-base", vec!["last_hidden_state", "pooler_output"]),
+        ("tiny-cls", vec!["logits"]),
+        ("tiny-tok", vec!["logits"]),
+        ("tiny-qa", vec!["start_logits", "end_logits"]),
+        ("tiny-mlm", vec!["logits"]),
+    ];
+    for (case, expected) in cases {
+        let g = compiled_graph(case, None, Level::O0);
+        assert_eq!(outputs(&g), expected, "{case}");
+    }
+    let g = sentence_embedding_graph(Level::O0);
+    assert_eq!(outputs(&g), ["sentence_embedding"]);
+}
+
+#[test]
+fn labels_go_into_the_onnx_metadata() {
+    for (case, labels) in [("tiny-cls", 3), ("tiny-tok", 7)] {
+        let g = compiled_graph(case, None, Level::O2);
+        assert_eq!(g.metadata["num_labels"], labels.to_string(), "{case}");
+        let id2label: serde_json::Value = serde_json::from_str(&g.metadata["id2label"]).unwrap();
+        assert_eq!(id2label.as_object().unwrap().len(), labels, "{case}");
+        assert_eq!(id2label["1"], "LABEL_1", "{case}");
+        // And survive the ONNX file.
+        let bytes = bertc::onnx::export_bytes(&g, Default::default()).unwrap();
+        let back = bertc::onnx::import_bytes(&bytes).unwrap();
+        assert_eq!(back.metadata["id2label"], g.metadata["id2label"], "{case}");
+        let head = if case == "tiny-cls" {
+            "sequence-classification"
+        } else {
+            "token-classification"
+        };
+        assert_eq!(back.metadata["bertc.head"], head);
+    }
+    let g = compiled_graph("tiny-qa", None, Level::O0);
+    assert!(!g.metadata.contains_key("num_labels"));
+}
+
+#[test]
+fn another_heads_checkpoint_compiles_as_the_base_model() {
+    // A fine-tuned classifier's checkpoint as the base model: the
+    // classifier is left unread (and reported), the pooler kept.
+    let d = fixture("tiny-cls");
+    let opts = CompileOptions {
+        weights: Some(d.join("model.safetensors")),
+        head: Some(Head::Base),
+        ..Default::default()
+    };
+    let built = build(&case_config("tiny-cls"), &opts).unwrap();
+    assert_eq!(outputs(&built.graph), ["last_hidden_state", "pooler_output"]);
+    assert_eq!(built.ignored, ["classifier.bias", "classifier.weight"]);
+    // Token classification has no pooler: as the base model, no pooler_output.
+    let opts = CompileOptions {
+        weights: Some(fixture("tiny-tok").join("model.safetensors")),
+        head: Some(Head::Base),
+        ..Default::default()
+    };
+    let built = build(&case_config("tiny-tok"), &opts).unwrap();
+    assert_eq!(outputs(&built.graph), ["last_hidden_state"]);
+}
+
+#[test]
+fn a_missing_head_weight_is_named() {
+    // QA weights compiled as a classifier: the classifier is missing.
+    let d = fixture("tiny-qa");
+    let opts = CompileOptions {
+        weights: Some(d.join("model.safetensors")),
+        head: Some(Head::TokenClassification),
+        ..Default::default()
+    };
+    let err = build(&case_config("tiny-qa"), &opts)
+        .err()
+        .expect("fails")
+        .to_string();
+    assert!(err.contains("missing tensor `classifier.weight`"), "{err}");
+    // Untied masked-LM weights must bring their decoder.
+    let mut c = case_config("tiny-mlm");
+    c.tie_word_embeddings = false;
+    let opts = CompileOptions {
+        weights: Some(fixture("tiny-mlm").join("model.safetensors")),
+        ..Default::default()
+    };
+    let err = build(&c, &opts).err().expect("fails").to_string();
+    assert!(
+        err.contains("missing tensor `cls.predictions.decoder.weight`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unknown_architecture_asks_for_a_head() {
+    let mut c = case_config("tiny-base");
+    c.architectures = vec!["BertForPreTraining".into()];
+    let err = build(&c, &CompileOptions::default())
+        .err()
+        .expect("fails")
+        .to_string();
+    assert!(err.contains("architectures") && err.contains("--head"), "{err}");
+    let opts = CompileOptions {
+        head: Some(Head::MaskedLm),
+        ..Default::default()
+    };
+    assert_eq!(outputs(&build(&c, &opts).unwrap().graph), ["logits"]);
+}
+
+#[test]
+fn tied_decoder_stores_the_word_embeddings_once() {
+    let g = compiled_graph("tiny-mlm", None, Level::O2);
+    let c = case_config("tiny-mlm");
+    // Encoder without pooler + transform (dense, layer norm) + output bias.
+    let h = c.hidden_size;
+    let encoder_and_embeddings = bertc::builder::bert_model_params(&c)
+        .iter()
+        .filter(|s| !s.name.starts_with("pooler."))
+        .map(|s| s.shape.iter().product::<usize>())
+        .sum::<usize>();
+    // The relative cases aside, the position table is used; the word table
+    // appears once although the decoder reads it too.
+    assert_eq!(
+        g.parameter_count(),
+        encoder_and_embeddings + h * h + h + 2 * h + c.vocab_size
+    );
+}
+
+#[test]
+fn sentence_embedding_head_matches_minilm_golden() {
+    let weights = minilm_dir();
+    let golden_file = fixture("minilm-l6").join("minilm-l6-golden.safetensors");
+    let golden = bertc::runtime::read_safetensors(&golden_file).unwrap();
+    let config = BertConfig::from_path(&weights.join("config.json")).unwrap();
+    for level in [Level::O0, Level::O2] {
+        let opts = CompileOptions {
+            weights: Some(weights.join("model.safetensors")),
+            head: Some(Head::SentenceEmbedding),
+            keep_last_hidden_state: true,
+            ..Default::default()
+        };
+        let model = bertc::compile::compile(
+            &config,
+            &opts,
+            &PassManager::from_names(level_passes(level))
+                .unwrap()
+                .verify_each(true),
+        )
+        .unwrap();
+        assert_eq!(outputs(&model.graph), ["last_hidden_state", "sentence_embedding"]);
+        let bytes = model.to_bytes().unwrap();
+        let tract = run_tract(&bytes, &golden);
+        let worst = assert_close(
+            &format!("MiniLM {level:?} sentence_embedding"),
+            &tract,
+            &golden,
+            1e-4,
+        );
+        eprintln!("MiniLM {level:?} sentence-embedding head: max-abs {worst:e}");
+        let ort = run_onnxruntime(&bytes, &golden);
+        assert_close(&format!("MiniLM {level:?} onnxruntime"), &ort, &golden, 1e-4);
+    }
+}
