@@ -18,6 +18,7 @@ mod fuse_skip_layer_norm;
 mod lower_attention_onnxruntime;
 mod merge_qkv;
 mod pattern;
+mod prune_to_first_token;
 mod remove_identities;
 
 use std::time::{Duration, Instant};
@@ -35,6 +36,7 @@ pub use fuse_layer_norm::FuseLayerNorm;
 pub use fuse_skip_layer_norm::FuseSkipLayerNorm;
 pub use lower_attention_onnxruntime::LowerAttentionOnnxruntime;
 pub use merge_qkv::MergeQkv;
+pub use prune_to_first_token::PruneToFirstToken;
 pub use remove_identities::RemoveIdentities;
 
 /// What one run of a pass changed.
@@ -97,6 +99,7 @@ pub fn pass_by_name(name: &str) -> Result<Box<dyn Pass>, PassError> {
         "fuse_bias_gelu" => Ok(Box::new(FuseBiasGelu)),
         "lower_attention_onnxruntime" => Ok(Box::new(LowerAttentionOnnxruntime)),
         "merge_qkv" => Ok(Box::new(MergeQkv)),
+        "prune_to_first_token" => Ok(Box::new(PruneToFirstToken)),
         _ => Err(PassError::Unknown {
             name: name.into(),
             valid: all_pass_names(),
@@ -118,6 +121,7 @@ pub fn all_pass_names() -> Vec<&'static str> {
         "fuse_bias_gelu",
         "lower_attention_onnxruntime",
         "merge_qkv",
+        "prune_to_first_token",
     ]
 }
 
@@ -148,6 +152,7 @@ pub fn level_passes(level: Level) -> Vec<&'static str> {
                 "fuse_layer_norm",
                 "fuse_gelu",
                 "fuse_attention",
+                "prune_to_first_token",
                 "dead_node_elimination",
             ]);
             passes

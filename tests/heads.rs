@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use bertc::builder::Head;
+use bertc::check::{check_equivalence, inputs_for};
 use bertc::compile::{build, CompileOptions};
 use bertc::config::BertConfig;
 use bertc::ir::Graph;
@@ -335,5 +336,96 @@ fn sentence_embedding_head_matches_minilm_golden() {
         eprintln!("MiniLM {level:?} sentence-embedding head: max-abs {worst:e}");
         let ort = run_onnxruntime(&bytes, &golden);
         assert_close(&format!("MiniLM {level:?} onnxruntime"), &ort, &golden, 1e-4);
+    }
+}
+
+/// The pruning pass alone and at -O2 against the unpruned graph, on padded
+/// batches (full, right- and left-padded rows), in tract.
+#[test]
+fn first_token_pruning_is_equivalent_and_shrinks_the_last_layer() {
+    for (case, level) in [
+        ("tiny-cls", Level::O0),
+        ("tiny-cls", Level::O1),
+        ("tiny-cls", Level::O2),
+        ("tiny-relative-key-query", Level::O2),
+    ] {
+        // The level's pipeline without the pass under test.
+        let passes = || {
+            let mut p = level_passes(level);
+            p.retain(|&p| p != "prune_to_first_token");
+            p
+        };
+        let reference = match case {
+            // A relative-position classifier (seeded weights).
+            "tiny-relative-key-query" => relative_classifier(passes()),
+            _ => compiled_with(case, None, passes()),
+        };
+        let mut pruned = reference.clone();
+        let report = PassManager::from_names(["prune_to_first_token", "dead_node_elimination"])
+            .unwrap()
+            .verify_each(true)
+            .run(&mut pruned)
+            .unwrap();
+        assert!(
+            report[0].report.matches >= 10,
+            "{case} {level:?}: {:?}",
+            report[0]
+        );
+        // The last layer's FFN now runs on one position per sequence.
+        let last_ffn = pruned
+            .node_ids()
+            .find(|&id| {
+                pruned
+                    .node(id)
+                    .name
+                    .starts_with("encoder.layer.1.output.dense.matmul")
+            })
+            .expect("last FFN matmul");
+        let shape = &pruned
+            .info(bertc::ir::Value {
+                node: last_ffn,
+                slot: 0,
+            })
+            .shape;
+        assert_eq!(
+            shape.dims()[1],
+            bertc::ir::Dim::Fixed(1),
+            "{case} {level:?}: {shape}"
+        );
+        for (b, s) in [(3, 16), (1, 7)] {
+            let inputs = inputs_for(&reference, b, s);
+            for c in check_equivalence(&reference, &pruned, &inputs).unwrap() {
+                assert!(
+                    c.max_abs <= 1e-5,
+                    "{case} {level:?} {b}x{s}: {} moved by {:e}",
+                    c.name,
+                    c.max_abs
+                );
+            }
+        }
+    }
+}
+
+fn relative_classifier(passes: Vec<&str>) -> Graph {
+    let mut c = case_config("tiny-relative-key-query");
+    c.architectures = vec!["BertForSequenceClassification".into()];
+    let mut g = build(&c, &CompileOptions::default()).unwrap().graph;
+    PassManager::from_names(passes)
+        .unwrap()
+        .verify_each(true)
+        .run(&mut g)
+        .unwrap();
+    g
+}
+
+#[test]
+fn pruning_leaves_models_that_read_every_token_alone() {
+    for case in ["tiny-base", "tiny-tok", "tiny-qa", "tiny-mlm"] {
+        let mut g = compiled_graph(case, None, Level::O2);
+        let report = PassManager::from_names(["prune_to_first_token"])
+            .unwrap()
+            .run(&mut g)
+            .unwrap();
+        assert_eq!(report[0].report.matches, 0, "{case}");
     }
 }
