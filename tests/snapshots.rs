@@ -3,6 +3,7 @@
 
 mod common;
 
+use bertc::builder::Head;
 use bertc::compile::{build, load_config, CompileOptions};
 use bertc::ir::dump;
 use bertc::onnx::{export_bytes, import_bytes, ExportOptions};
@@ -39,6 +40,34 @@ fn preset_dumps() {
     }
 }
 
+/// The heads other than the base model, on bert-tiny (the base model's
+/// dump is the preset's own), at -O2.
+const HEAD_SNAPSHOTS: [Head; 5] = [
+    Head::SequenceClassification,
+    Head::TokenClassification,
+    Head::QuestionAnswering,
+    Head::MaskedLm,
+    Head::SentenceEmbedding,
+];
+
+#[test]
+fn head_dumps() {
+    let config = load_config("bert-tiny").unwrap();
+    for head in HEAD_SNAPSHOTS {
+        let opts = CompileOptions {
+            head: Some(head),
+            ..Default::default()
+        };
+        let mut graph = build(&config, &opts).unwrap().graph;
+        PassManager::from_names(level_passes(Level::O2))
+            .unwrap()
+            .verify_each(true)
+            .run(&mut graph)
+            .unwrap();
+        assert_dump_snapshot(&format!("O2-bert-tiny-{head}"), &dump(&graph));
+    }
+}
+
 #[test]
 fn dump_survives_onnx_round_trip_at_every_opset() {
     let config = load_config("bert-tiny").unwrap();
@@ -69,6 +98,7 @@ fn no_unreferenced_snapshots() {
     let expected: std::collections::BTreeSet<String> = PRESETS
         .iter()
         .flat_map(|(name, _)| [format!("O0-{name}.snap"), format!("O2-{name}.snap")])
+        .chain(HEAD_SNAPSHOTS.iter().map(|h| format!("O2-bert-tiny-{h}.snap")))
         .collect();
     let dir = common::root().join("snapshots");
     let found: std::collections::BTreeSet<String> = std::fs::read_dir(&dir)

@@ -82,6 +82,24 @@ pub fn build_model(config: &BertConfig, spec: &ModelSpec, weights: Weights) -> R
     Ok(b.g)
 }
 
+/// The activation `act` alone, in the primitive form the encoder uses:
+/// input `x` (f32 [n]), output `y`. How each activation's numbers are
+/// checked against its formula, and its fusion tested, in isolation.
+pub fn build_activation(act: crate::config::Activation) -> Result<Graph, BuildError> {
+    let config = BertConfig::from_json_str("{}", "defaults").expect("the defaults are a valid config");
+    let mut b = Builder {
+        g: Graph::new(),
+        config: &config,
+        weights: Weights::default(),
+        distance_index: None,
+    };
+    let shape = crate::ir::Shape(vec![crate::ir::Dim::sym("n")]);
+    let x = b.g.add_input("x", crate::ir::DType::F32, shape)?;
+    let y = b.activation(x, act, "act")?;
+    b.g.set_output("y", y);
+    Ok(b.g)
+}
+
 /// Build state: the graph so far, the config, and the parameters not yet used.
 pub(crate) struct Builder<'c> {
     pub(crate) g: Graph,
