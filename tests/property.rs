@@ -1,9 +1,10 @@
 //! Property: for random small configs (layers, heads, hidden, intermediate,
-//! activation) and random batch/sequence sizes with padding on either side,
+//! activation, position embedding type, task head) and random batch/sequence sizes with padding on either side,
 //! every pipeline and every single pass agrees with the unoptimized graph
 //! in tract within 1e-4. A seeded sweep, so a failure names its case and
 //! reproduces.
 
+use bertc::builder::Head;
 use bertc::check::check_equivalence;
 use bertc::compile::{build, CompileOptions};
 use bertc::config::BertConfig;
@@ -33,13 +34,13 @@ fn every_pipeline_agrees_with_o0_on_random_configs() {
         .map(|l| (format!("{l:?}"), level_passes(*l)))
         .collect();
     pipelines.extend(all_pass_names().into_iter().map(|p| (p.to_string(), vec![p])));
-    for case in 0..12 {
+    for case in 0..16 {
         let heads = [1, 2, 4][pick(3)];
         let head_size = [4, 8, 16][pick(3)];
         let json = format!(
             r#"{{"vocab_size": {}, "hidden_size": {}, "num_attention_heads": {heads}, "num_hidden_layers": {},
                 "intermediate_size": {}, "hidden_act": "{}", "max_position_embeddings": 64,
-                "type_vocab_size": {}, "layer_norm_eps": {}}}"#,
+                "type_vocab_size": {}, "layer_norm_eps": {}, "position_embedding_type": "{}"}}"#,
             50 + pick(200),
             heads * head_size,
             1 + pick(3),
@@ -47,10 +48,13 @@ fn every_pipeline_agrees_with_o0_on_random_configs() {
             ACTIVATIONS[pick(ACTIVATIONS.len() as u64)],
             1 + pick(2),
             [1e-12, 1e-5][pick(2)],
+            ["absolute", "absolute", "relative_key", "relative_key_query"][pick(4)],
         );
+        let head = Head::parse(Head::NAMES[pick(Head::NAMES.len() as u64)]);
         let config = BertConfig::from_json_str(&json, "random").unwrap();
         let opts = CompileOptions {
             seed: case,
+            head,
             ..Default::default()
         };
         let reference = build(&config, &opts).unwrap().graph;
@@ -66,7 +70,7 @@ fn every_pipeline_agrees_with_o0_on_random_configs() {
             for c in check_equivalence(&reference, &g, &inputs).unwrap() {
                 assert!(
                     c.within(1e-4),
-                    "case {case} ({json}), batch {batch} seq {seq}, pipeline {name}: {} moved by {:e}",
+                    "case {case} ({json}, head {head:?}), batch {batch} seq {seq}, pipeline {name}: {} moved by {:e}",
                     c.name,
                     c.max_abs
                 );
