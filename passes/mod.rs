@@ -18,7 +18,9 @@ mod fuse_skip_layer_norm;
 mod lower_attention_onnxruntime;
 mod merge_qkv;
 mod pattern;
+mod quantize_int8;
 mod remove_identities;
+mod to_fp16;
 
 use std::time::{Duration, Instant};
 
@@ -35,7 +37,9 @@ pub use fuse_layer_norm::FuseLayerNorm;
 pub use fuse_skip_layer_norm::FuseSkipLayerNorm;
 pub use lower_attention_onnxruntime::LowerAttentionOnnxruntime;
 pub use merge_qkv::MergeQkv;
+pub use quantize_int8::{linear_inputs, quantize_weight, ActivationScales, QuantizeInt8, WeightGranularity};
 pub use remove_identities::RemoveIdentities;
+pub use to_fp16::ToFp16;
 
 /// What one run of a pass changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
