@@ -41,9 +41,9 @@ pub const MIN_EMBEDDING_ROWS: usize = 4096;
 pub enum ActivationScales {
     /// Computed at run time, per token row.
     Dynamic,
-    /// Calibrated per tensor: the range (max |x|) of each linear input,
-    /// keyed by the name of the node producing it.
-    Static(HashMap<String, f32>),
+    /// Calibrated: the range (max |x|) of each input channel of each
+    /// linear input, keyed by the name of the node producing it.
+    Static(HashMap<String, Vec<f32>>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,20 +156,46 @@ impl Pass for QuantizeInt8 {
     fn run(&self, g: &mut Graph) -> Result<PassReport, IrError> {
         let mut report = PassReport::default();
         let targets = targets(g, &self.skip);
-        // One quantization per distinct input: (q, row scale or None for static, static scale).
-        let mut quantized: HashMap<Value, (Value, Option<Value>, f32)> = HashMap::new();
+        // The largest |W[k, n]| of each input channel k over every linear reading x.
+        let mut row_max: HashMap<Value, Vec<f32>> = HashMap::new();
+        for t in &targets {
+            let w = constant(g, t.w).expect("linear weight");
+            let n = w.dims()[1];
+            let entry = row_max.entry(t.x).or_insert_with(|| vec![0.0; w.dims()[0]]);
+            for (m, row) in entry.iter_mut().zip(w.to_f32_vec().expect("f32").chunks_exact(n)) {
+                *m = row.iter().fold(*m, |m, v| m.max(v.abs()));
+            }
+        }
+        // One quantization per distinct input.
+        let mut quantized: HashMap<Value, Quantized> = HashMap::new();
         for t in targets {
             let before = g.node_count();
             let base = g.node(t.out.node).name.clone();
-            let (q, row_scale, s) = match quantized.get(&t.x) {
-                Some(&done) => done,
+            let Quantized {
+                q,
+                row_scale,
+                scale: s,
+                smooth,
+            } = match quantized.get(&t.x) {
+                Some(done) => done.clone(),
                 None => {
-                    let done = self.quantize_activation(g, t.x, &base)?;
-                    quantized.insert(t.x, done);
+                    let done = self.quantize_activation(g, t.x, &row_max[&t.x], &base)?;
+                    quantized.insert(t.x, done.clone());
                     done
                 }
             };
-            let qw = quantize_weight(constant(g, t.w).expect("linear weight"), self.weights);
+            let w = constant(g, t.w).expect("linear weight");
+            let qw = match &smooth {
+                None => quantize_weight(w, self.weights),
+                Some(factors) => {
+                    let n = w.dims()[1];
+                    let mut v = w.to_f32_vec().expect("f32");
+                    for (row, f) in v.chunks_exact_mut(n).zip(factors) {
+                        row.iter_mut().for_each(|x| *x *= f);
+                    }
+                    quantize_weight(&Tensor::from_f32(w.dims().to_vec(), &v), self.weights)
+                }
+            };
             let name = |g: &Graph, s: &str| g.fresh_name(&format!("{base}.{s}"));
             let wn = name(g, "weight_int8");
             let wq = g.add_const(&wn, qw.values)?;
@@ -208,21 +234,90 @@ impl Pass for QuantizeInt8 {
     }
 }
 
+/// The int8 form of one linear input.
+#[derive(Clone)]
+struct Quantized {
+    q: Value,
+    /// Dynamic: the per-row scale [.., 1].
+    row_scale: Option<Value>,
+    /// Static: the per-tensor scale.
+    scale: f32,
+    /// Static: per input channel factors folded into the weights' rows.
+    smooth: Option<Vec<f32>>,
+}
+
+/// SmoothQuant's migration strength: how much of an activation channel's
+/// range is moved into the weights (0.5 balances both).
+const SMOOTHING_ALPHA: f32 = 0.5;
+
 impl QuantizeInt8 {
-    /// Adds the int8 quantization of `x`: (q, row scale for dynamic, per-tensor scale for static).
+    /// Adds the int8 quantization of `x`. `row_max` is the largest |W| of
+    /// each input channel over the linears that read x.
     fn quantize_activation(
         &self,
         g: &mut Graph,
         x: Value,
+        row_max: &[f32],
         base: &str,
-    ) -> Result<(Value, Option<Value>, f32), IrError> {
+    ) -> Result<Quantized, IrError> {
         let name = |g: &Graph, s: &str| g.fresh_name(&format!("{base}.input_{s}"));
         let f = |g: &mut Graph, n: &str, v: f32| -> Result<Value, IrError> {
             let n = g.fresh_name(&format!("{base}.input_{n}"));
             g.add_const(&n, Tensor::scalar_f32(v))
         };
-        match &self.activations {
-            ActivationScales::Dynamic => {
+        let dynamic = match &self.activations {
+            ActivationScales::Dynamic => true,
+            // GELU outputs range from -0.17 to tens, differently on every
+            // token: one calibrated scale for all tokens loses too much
+            // (MiniLM min row cosine 0.911 with it, 0.994 without), so the
+            // FFN output layer keeps per-token scales.
+            ActivationScales::Static(_) => matches!(g.node(x.node).op, Op::Gelu { .. }),
+        };
+        match (&self.activations, dynamic) {
+            (ActivationScales::Static(ranges), false) => {
+                let producer = crate::ir::value_name(g, x);
+                let range = ranges.get(&producer).filter(|r| r.len() == row_max.len());
+                let range = range.ok_or_else(|| IrError::Invalid {
+                    node: producer.clone(),
+                    reason: format!(
+                        "no calibrated range of {} channels for this linear input",
+                        row_max.len()
+                    ),
+                })?;
+                // Per-channel outliers (a few hidden dims of BERT's residual
+                // stream are 10-100x the rest) would crush a per-tensor scale:
+                // x·W = (x / f)·(f·W), with f_k = sqrt(range_k / max|W_k|),
+                // moves half of each channel's range into the weights' rows.
+                let smooth: Vec<f32> = range
+                    .iter()
+                    .zip(row_max)
+                    .map(|(&r, &w)| match r > 0.0 && w > 0.0 {
+                        true => r.powf(SMOOTHING_ALPHA) / w.powf(1.0 - SMOOTHING_ALPHA),
+                        false => 1.0,
+                    })
+                    .collect();
+                let smoothed = range.iter().zip(&smooth).map(|(r, f)| r / f).fold(0f32, f32::max);
+                let s = if smoothed > 0.0 { smoothed / 127.0 } else { 1.0 };
+                let inv: Vec<f32> = smooth.iter().map(|f| 1.0 / (s * f)).collect();
+                let n = g.fresh_name(&format!("{base}.input_inv_scale"));
+                let inv = g.add_const(&n, Tensor::from_f32(vec![inv.len()], &inv))?;
+                let mn = name(g, "scaled");
+                let d = g.add(&mn, Op::Binary(BinaryOp::Mul), &[x, inv])?;
+                let rn = name(g, "round");
+                let r = g.add(&rn, Op::Unary(UnaryOp::Round), &[d])?;
+                let (lo, hi) = (f(g, "qmin", -127.0)?, f(g, "qmax", 127.0)?);
+                let cn = name(g, "clip");
+                let c = g.add(&cn, Op::Clip, &[r, lo, hi])?;
+                let qn = name(g, "int8");
+                let q = g.add(&qn, Op::Cast { to: DType::I8 }, &[c])?;
+                Ok(Quantized {
+                    q,
+                    row_scale: None,
+                    scale: s,
+                    smooth: Some(smooth),
+                })
+            }
+            _ => {
                 let an = name(g, "abs");
                 let abs = g.add(&an, Op::Unary(UnaryOp::Abs), &[x])?;
                 let mn = name(g, "absmax");
@@ -248,26 +343,12 @@ impl QuantizeInt8 {
                 let r = g.add(&rn, Op::Unary(UnaryOp::Round), &[d])?;
                 let qn = name(g, "int8");
                 let q = g.add(&qn, Op::Cast { to: DType::I8 }, &[r])?;
-                Ok((q, Some(s), 0.0))
-            }
-            ActivationScales::Static(ranges) => {
-                let producer = crate::ir::value_name(g, x);
-                let range = *ranges.get(&producer).ok_or_else(|| IrError::Invalid {
-                    node: producer.clone(),
-                    reason: "no calibrated range for this linear input".into(),
-                })?;
-                let s = if range > 0.0 { range / 127.0 } else { 1.0 };
-                let inv = f(g, "inv_scale", 1.0 / s)?;
-                let mn = name(g, "scaled");
-                let d = g.add(&mn, Op::Binary(BinaryOp::Mul), &[x, inv])?;
-                let rn = name(g, "round");
-                let r = g.add(&rn, Op::Unary(UnaryOp::Round), &[d])?;
-                let (lo, hi) = (f(g, "qmin", -127.0)?, f(g, "qmax", 127.0)?);
-                let cn = name(g, "clip");
-                let c = g.add(&cn, Op::Clip, &[r, lo, hi])?;
-                let qn = name(g, "int8");
-                let q = g.add(&qn, Op::Cast { to: DType::I8 }, &[c])?;
-                Ok((q, None, s))
+                Ok(Quantized {
+                    q,
+                    row_scale: Some(s),
+                    scale: 0.0,
+                    smooth: None,
+                })
             }
         }
     }

@@ -92,14 +92,14 @@ pub fn calibration_batches(
     Ok(batches)
 }
 
-/// The range of every linear input the int8 pass would quantize, keyed by
-/// the name of the node producing it. Shows a progress bar on stderr.
+/// The range of each channel of every linear input the int8 pass would
+/// quantize, keyed by the name of the node producing it. Shows a progress bar on stderr.
 pub fn calibrate(
     g: &Graph,
     skip: &[String],
     batches: &[NamedTensors],
     method: CalibrationMethod,
-) -> Result<HashMap<String, f32>, Error> {
+) -> Result<HashMap<String, Vec<f32>>, Error> {
     let xs = linear_inputs(g, skip);
     let mut probe = g.clone();
     let probe_name = |name: &str| format!("calibrate:{name}");
@@ -112,12 +112,16 @@ pub fn calibrate(
         ProgressStyle::with_template("calibrating {bar:30} {pos}/{len} batches ({elapsed})")
             .expect("valid template"),
     );
-    let mut per_batch: HashMap<&str, Vec<f32>> = HashMap::new();
+    let mut per_batch: HashMap<&str, Vec<Vec<f32>>> = HashMap::new();
     for inputs in batches {
         let outputs = session.run(inputs)?;
         for name in &names {
-            let values = outputs[&probe_name(name)].to_f32();
-            per_batch.entry(name).or_default().push(range_of(values, method));
+            let t = &outputs[&probe_name(name)];
+            let width = *t.shape.last().unwrap_or(&1);
+            per_batch
+                .entry(name)
+                .or_default()
+                .push(channel_ranges(t.to_f32(), width, method));
         }
         bar.inc(1);
     }
@@ -125,27 +129,34 @@ pub fn calibrate(
     Ok(per_batch
         .into_iter()
         .map(|(name, ranges)| {
-            let range = match method {
-                CalibrationMethod::MinMax => ranges.iter().copied().fold(0f32, f32::max),
-                CalibrationMethod::Percentile(_) => ranges.iter().sum::<f32>() / ranges.len() as f32,
-            };
-            (name.to_string(), range)
+            let combined = (0..ranges[0].len())
+                .map(|k| {
+                    let of_k = ranges.iter().map(|r| r[k]);
+                    match method {
+                        CalibrationMethod::MinMax => of_k.fold(0f32, f32::max),
+                        CalibrationMethod::Percentile(_) => of_k.sum::<f32>() / ranges.len() as f32,
+                    }
+                })
+                .collect();
+            (name.to_string(), combined)
         })
         .collect())
 }
 
-/// The range of one batch's values.
-fn range_of(mut values: Vec<f32>, method: CalibrationMethod) -> f32 {
-    values.iter_mut().for_each(|v| *v = v.abs());
-    match method {
-        CalibrationMethod::MinMax => values.iter().copied().fold(0f32, f32::max),
-        CalibrationMethod::Percentile(p) => {
-            if values.is_empty() {
-                return 0.0;
+/// The range of each channel (index along the last axis) of one batch's values.
+fn channel_ranges(values: Vec<f32>, width: usize, method: CalibrationMethod) -> Vec<f32> {
+    (0..width)
+        .map(|k| {
+            let mut channel: Vec<f32> = values.iter().skip(k).step_by(width).map(|v| v.abs()).collect();
+            match method {
+                CalibrationMethod::MinMax => channel.iter().copied().fold(0f32, f32::max),
+                CalibrationMethod::Percentile(_) if channel.is_empty() => 0.0,
+                CalibrationMethod::Percentile(p) => {
+                    let last = channel.len() - 1;
+                    let k = (((p / 100.0) * last as f64).round() as usize).min(last);
+                    *channel.select_nth_unstable_by(k, f32::total_cmp).1
+                }
             }
-            let k = ((p / 100.0) * (values.len() - 1) as f64).round() as usize;
-            let k = k.min(values.len() - 1);
-            *values.select_nth_unstable_by(k, f32::total_cmp).1
-        }
-    }
+        })
+        .collect()
 }

@@ -56,7 +56,7 @@ pub fn apply(g: &mut Graph, opts: &PrecisionOptions) -> Result<Vec<PassRun>, Err
             embeddings: opts.embeddings,
         }),
         Precision::Int8Static { batches, method } => {
-            let ranges: HashMap<String, f32> = calibrate(g, &opts.skip, batches, *method)?;
+            let ranges: HashMap<String, Vec<f32>> = calibrate(g, &opts.skip, batches, *method)?;
             PassManager::new().with(QuantizeInt8 {
                 activations: ActivationScales::Static(ranges),
                 weights: opts.weights,
