@@ -166,3 +166,33 @@ fn minilm_int8_size_op_counts_and_determinism() {
     assert!(ratio <= 0.3, "int8 file is {ratio:.3}x the fp32 one");
     assert_eq!(int8, reduced(&fp32, &opts), "int8 compile is not byte-identical");
 }
+
+/// `--min-cosine` refuses to write a model below it: error naming the
+/// output, non-zero exit, no file; the same compile passes the default gate.
+#[test]
+fn min_cosine_gate_refuses_to_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("int8.onnx");
+    let bertc = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_bertc"))
+            .args(["compile", "bert-tiny", "--quantize", "dynamic", "-o"])
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let refused = bertc(&["--min-cosine", "0.9999999"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "wrote a model below --min-cosine");
+    assert!(stderr.contains("below --min-cosine"), "{stderr}");
+    assert!(!out.exists(), "a refused model was written");
+    let written = bertc(&[]);
+    let stdout = String::from_utf8_lossy(&written.stdout);
+    assert!(
+        written.status.success(),
+        "{}",
+        String::from_utf8_lossy(&written.stderr)
+    );
+    assert!(stdout.contains("accuracy    last_hidden_state"), "{stdout}");
+    assert!(out.exists());
+}
