@@ -196,3 +196,46 @@ fn min_cosine_gate_refuses_to_write() {
     assert!(stdout.contains("accuracy    last_hidden_state"), "{stdout}");
     assert!(out.exists());
 }
+
+/// `--calibrate FILE` with percentile ranges: a valid file compiles, a file
+/// missing a model input is an error naming it, and nothing is written.
+#[test]
+fn calibration_file_is_used_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (good, bad, out) = (
+        dir.path().join("calib.safetensors"),
+        dir.path().join("bad.safetensors"),
+        dir.path().join("static.onnx"),
+    );
+    let mut inputs = bertc::runtime::realistic_inputs(30522, 2, 6, 32, 5);
+    bertc::runtime::write_safetensors(&good, &inputs).unwrap();
+    inputs.remove("token_type_ids");
+    bertc::runtime::write_safetensors(&bad, &inputs).unwrap();
+    let bertc = |file: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_bertc"))
+            .args([
+                "compile",
+                "bert-tiny",
+                "--quantize",
+                "static",
+                "--calibration-method",
+            ])
+            .args(["percentile", "--calibrate"])
+            .arg(file)
+            .arg("-o")
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let refused = bertc(&bad);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(stderr.contains("token_type_ids"), "{stderr}");
+    assert!(!out.exists());
+    let ok = bertc(&good);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let g = bertc::onnx::read_model(&out).unwrap();
+    // Calibrated inputs: per layer Q/K/V's, attention output's and FFN in's
+    // (FFN out's GELU input stays per token), plus the pooler's.
+    assert_eq!(g.op_histogram().get("Clip"), Some(&(2 * 3 + 1)));
+}
