@@ -19,7 +19,9 @@ mod lower_attention_onnxruntime;
 mod merge_qkv;
 mod pattern;
 mod prune_to_first_token;
+mod quantize_int8;
 mod remove_identities;
+mod to_fp16;
 
 use std::time::{Duration, Instant};
 
@@ -37,7 +39,9 @@ pub use fuse_skip_layer_norm::FuseSkipLayerNorm;
 pub use lower_attention_onnxruntime::LowerAttentionOnnxruntime;
 pub use merge_qkv::MergeQkv;
 pub use prune_to_first_token::PruneToFirstToken;
+pub use quantize_int8::{linear_inputs, quantize_weight, ActivationScales, QuantizeInt8, WeightGranularity};
 pub use remove_identities::RemoveIdentities;
+pub use to_fp16::ToFp16;
 
 /// What one run of a pass changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

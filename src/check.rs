@@ -44,6 +44,11 @@ pub fn require_within(comparisons: &[OutputComparison], atol: f64) -> Result<(),
 /// Realistic inputs for any BERT-like graph: the vocabulary and number of
 /// token types are read off the embedding tables its id inputs index.
 pub fn inputs_for(g: &Graph, batch: usize, seq: usize) -> NamedTensors {
+    inputs_for_seed(g, batch, seq, 0)
+}
+
+/// [`inputs_for`] with another seed (calibration draws several batches).
+pub fn inputs_for_seed(g: &Graph, batch: usize, seq: usize, seed: u64) -> NamedTensors {
     let table_rows = |input: &str| -> Option<usize> {
         let id = g.inputs().iter().copied().find(|&id| g.node(id).name == input)?;
         g.consumers(crate::ir::Value { node: id, slot: 0 })
@@ -60,5 +65,5 @@ pub fn inputs_for(g: &Graph, batch: usize, seq: usize) -> NamedTensors {
     };
     let vocab = table_rows("input_ids").unwrap_or(100);
     let types = table_rows("token_type_ids").unwrap_or(1);
-    crate::runtime::realistic_inputs(vocab, types, batch, seq, 0)
+    crate::runtime::realistic_inputs(vocab, types, batch, seq, seed)
 }

@@ -32,6 +32,15 @@ pub enum Error {
          nothing was written (--no-check writes it anyway)"
     )]
     CheckFailed { output: String, max_abs: f64, atol: f64 },
+    #[error(
+        "the reduced-precision model's `{output}` has cosine {cosine:.5} against the f32 model, \
+         below --min-cosine {min_cosine}; nothing was written"
+    )]
+    AccuracyBelow {
+        output: String,
+        cosine: f64,
+        min_cosine: f64,
+    },
     #[error("`{0}` is neither a preset nor a config file (run `bertc presets` for the list)")]
     UnknownModel(String),
 }

@@ -14,6 +14,7 @@ pub mod onnx;
 #[path = "../passes/mod.rs"]
 pub mod passes;
 pub mod presets;
+pub mod quantize;
 pub mod runtime;
 pub mod weights;
 pub use error::Error;

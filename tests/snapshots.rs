@@ -68,6 +68,33 @@ fn head_dumps() {
     }
 }
 
+/// The int8 (dynamic) dump of one preset, and its ONNX round trip.
+#[test]
+fn int8_dump() {
+    let config = load_config(INT8_PRESET).unwrap();
+    let mut graph = build(&config, &CompileOptions::default()).unwrap().graph;
+    PassManager::from_names(level_passes(Level::O2))
+        .unwrap()
+        .run(&mut graph)
+        .unwrap();
+    let opts = bertc::quantize::PrecisionOptions {
+        precision: bertc::quantize::Precision::Int8Dynamic,
+        weights: bertc::passes::WeightGranularity::PerChannel,
+        skip: vec![],
+        embeddings: true,
+    };
+    bertc::quantize::apply(&mut graph, &opts).unwrap();
+    assert_dump_snapshot(&format!("int8-{INT8_PRESET}"), &dump(&graph));
+    let back = import_bytes(&export_bytes(&graph, ExportOptions::default()).unwrap()).unwrap();
+    assert_eq!(
+        dump(&back),
+        dump(&graph),
+        "int8 ONNX round trip changed the graph"
+    );
+}
+
+const INT8_PRESET: &str = "bert-tiny";
+
 #[test]
 fn dump_survives_onnx_round_trip_at_every_opset() {
     let config = load_config("bert-tiny").unwrap();
@@ -99,6 +126,7 @@ fn no_unreferenced_snapshots() {
         .iter()
         .flat_map(|(name, _)| [format!("O0-{name}.snap"), format!("O2-{name}.snap")])
         .chain(HEAD_SNAPSHOTS.iter().map(|h| format!("O2-bert-tiny-{h}.snap")))
+        .chain([format!("int8-{INT8_PRESET}.snap")])
         .collect();
     let dir = common::root().join("snapshots");
     let found: std::collections::BTreeSet<String> = std::fs::read_dir(&dir)

@@ -52,9 +52,12 @@ pub struct OptimizeArgs {
     /// The runtime the fused forms are chosen for.
     #[arg(long, value_enum, default_value_t = TargetArg::Portable)]
     pub target: TargetArg,
-    /// Skip checking the optimized model against the unoptimized one in tract.
+    /// Skip checking the optimized model against the unoptimized one in tract
+    /// (and the accuracy gate of --quantize / --precision).
     #[arg(long)]
     pub no_check: bool,
+    #[command(flatten)]
+    pub precision: super::precision::PrecisionArgs,
 }
 
 /// One line per pass run: matches, nodes before -> after, milliseconds.
@@ -152,6 +155,11 @@ pub fn run(a: CompileArgs) -> anyhow::Result<ExitCode> {
         }
         require_within(&comparisons, CHECK_ATOL)?;
     }
+    let reduced = a
+        .optimize
+        .precision
+        .apply(&mut compiled.graph, !a.optimize.no_check)?;
+    compiled.passes.extend(reduced);
     let check_time = check_start.elapsed();
     let lowering = a.optimize.lowering()?.run(&mut compiled.graph)?;
     compiled.passes.extend(lowering);

@@ -3,6 +3,7 @@
 mod compile;
 mod dump;
 mod optimize;
+mod precision;
 mod validate;
 
 use std::path::PathBuf;

@@ -45,6 +45,10 @@ pub fn run(a: OptimizeCmdArgs) -> anyhow::Result<ExitCode> {
         }
         require_within(&comparisons, CHECK_ATOL)?;
     }
+    let reduced = a.optimize.precision.apply(&mut g, !a.optimize.no_check)?;
+    if a.optimize.report {
+        print_report(&reduced);
+    }
     let lowering = a.optimize.lowering()?.run(&mut g)?;
     if a.optimize.report {
         print_report(&lowering);

@@ -282,12 +282,17 @@ impl Graph {
 
     /// Number of parameters: elements of all float constants of rank ≥ 1.
     /// Scalars (epsilons, 0.5, √2, mask fill values) are structure, not
-    /// parameters, so the count matches PyTorch's `numel()` sum.
+    /// parameters, so the count matches PyTorch's `numel()` sum. int8
+    /// weights of a quantized graph count too (their f32 scales as well).
     pub fn parameter_count(&self) -> usize {
         self.g
             .node_weights()
             .filter_map(|n| match &n.op {
-                Op::Constant(t) if t.dtype().is_float() && !t.dims().is_empty() => Some(t.len()),
+                Op::Constant(t)
+                    if (t.dtype().is_float() || t.dtype() == DType::I8) && !t.dims().is_empty() =>
+                {
+                    Some(t.len())
+                }
                 _ => None,
             })
             .sum()

@@ -24,6 +24,8 @@ pub enum UnaryOp {
     Softplus,
     Abs,
     Reciprocal,
+    /// Round half to even (ONNX Round), used to quantize activations.
+    Round,
     /// Logical not of a bool tensor.
     Not,
 }
@@ -81,6 +83,16 @@ pub enum Op {
         axes: Vec<i64>,
         keepdims: bool,
     },
+    /// Maximum over `axes` (activation ranges of int8 quantization).
+    ReduceMax {
+        axes: Vec<i64>,
+        keepdims: bool,
+    },
+    /// Clamp to [min, max]. Inputs: x, min (optional), max (optional), scalars of x's type.
+    Clip,
+    /// Integer matrix product, numpy batching, i32 result. Inputs: a (i8 or
+    /// u8), b (i8 or u8), a_zero_point (optional), b_zero_point (optional).
+    MatMulInteger,
     Softmax {
         axis: i64,
     },
@@ -214,6 +226,7 @@ impl Op {
                 UnaryOp::Softplus => "Softplus",
                 UnaryOp::Abs => "Abs",
                 UnaryOp::Reciprocal => "Reciprocal",
+                UnaryOp::Round => "Round",
                 UnaryOp::Not => "Not",
             },
             Op::Binary(b) => match b {
@@ -234,6 +247,9 @@ impl Op {
             },
             Op::MatMul => "MatMul",
             Op::ReduceMean { .. } => "ReduceMean",
+            Op::ReduceMax { .. } => "ReduceMax",
+            Op::Clip => "Clip",
+            Op::MatMulInteger => "MatMulInteger",
             Op::Softmax { .. } => "Softmax",
             Op::Transpose { .. } => "Transpose",
             Op::Reshape => "Reshape",
@@ -273,6 +289,8 @@ impl Op {
                 (2, 2)
             }
             Op::LayerNorm { .. } => (2, 3),
+            Op::Clip => (1, 3),
+            Op::MatMulInteger => (2, 4),
             Op::Attention { .. } => (3, 4),
             Op::Contrib(ContribOp::SkipLayerNorm { .. }) => (4, 5),
             Op::Contrib(ContribOp::BiasGelu | ContribOp::FastGelu) => (2, 2),
@@ -293,7 +311,7 @@ impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.kind())?;
         match self {
-            Op::ReduceMean { axes, keepdims } => {
+            Op::ReduceMean { axes, keepdims } | Op::ReduceMax { axes, keepdims } => {
                 write!(f, "{{axes={axes:?}, keepdims={}}}", *keepdims as u8)
             }
             Op::Softmax { axis } | Op::Gather { axis } | Op::Concat { axis } => {

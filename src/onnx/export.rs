@@ -179,7 +179,7 @@ impl Emitter<'_> {
             .collect();
         let mut attrs = Vec::new();
         match &node.op {
-            Op::ReduceMean { axes, keepdims } => {
+            Op::ReduceMean { axes, keepdims } | Op::ReduceMax { axes, keepdims } => {
                 attrs.push(int_attr("keepdims", *keepdims as i64));
                 if self.opset >= 18 {
                     inputs.push(self.axes_input(&node.name, axes));
@@ -268,7 +268,7 @@ impl Emitter<'_> {
         Ok(())
     }
 
-    /// Axes as an int64 initializer input (Unsqueeze ≥ 13, ReduceMean ≥ 18).
+    /// Axes as an int64 initializer input (Unsqueeze ≥ 13, ReduceMean/ReduceMax ≥ 18).
     fn axes_input(&mut self, node: &str, axes: &[i64]) -> String {
         let name = format!("{node}.axes");
         self.graph

@@ -166,6 +166,14 @@ impl Importer {
             "Softplus" => unary(UnaryOp::Softplus)?,
             "Abs" => unary(UnaryOp::Abs)?,
             "Reciprocal" => unary(UnaryOp::Reciprocal)?,
+            "Round" => unary(UnaryOp::Round)?,
+            "Clip" => {
+                if attr("min").is_some() || attr("max").is_some() {
+                    return Err(err(self, "Clip with min/max attributes (opset < 11)".into()));
+                }
+                Op::Clip
+            }
+            "MatMulInteger" => Op::MatMulInteger,
             "Add" => binary(BinaryOp::Add)?,
             "Sub" => binary(BinaryOp::Sub)?,
             "Mul" => binary(BinaryOp::Mul)?,
@@ -203,7 +211,7 @@ impl Importer {
                 trans_b: int("transB", 0) != 0,
             },
             "MatMul" => Op::MatMul,
-            "ReduceMean" => {
+            "ReduceMean" | "ReduceMax" => {
                 let axes = match self.opset >= 18 {
                     true => {
                         keep = 1;
@@ -212,9 +220,10 @@ impl Importer {
                     false => ints("axes"),
                 };
                 let axes = axes.ok_or_else(|| err(self, "reducing over all axes is not supported".into()))?;
-                Op::ReduceMean {
-                    axes,
-                    keepdims: int("keepdims", 1) != 0,
+                let keepdims = int("keepdims", 1) != 0;
+                match n.op_type.as_str() {
+                    "ReduceMax" => Op::ReduceMax { axes, keepdims },
+                    _ => Op::ReduceMean { axes, keepdims },
                 }
             }
             "Softmax" => Op::Softmax {

@@ -12,7 +12,7 @@ use super::dtype::DType;
 use super::graph::ValueInfo;
 use super::op::{BinaryOp, Op, UnaryOp};
 use super::shape::{normalize_axis, Dim, Factors, Shape};
-use nn::{attention, contrib, matmul};
+use nn::{attention, contrib, matmul, matmul_integer};
 use shape_ops::{concat, gather, reshape, shape_input, slice};
 
 type Infer = Result<Vec<ValueInfo>, String>;
@@ -66,7 +66,18 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Infer {
         }
         Op::Binary(b) => binary(*b, x(0), x(1)),
         Op::MatMul => matmul(x(0), x(1)),
-        Op::ReduceMean { axes, keepdims } => {
+        Op::MatMulInteger => matmul_integer(inputs),
+        Op::Clip => {
+            let a = x(0);
+            for bound in inputs[1..].iter().flatten() {
+                same_dtype(a, bound)?;
+                if bound.shape.rank() != 0 {
+                    return Err(format!("min and max must be scalars, got {}", bound.shape));
+                }
+            }
+            one(a.dtype, a.shape.clone())
+        }
+        Op::ReduceMean { axes, keepdims } | Op::ReduceMax { axes, keepdims } => {
             let a = x(0);
             float_only(a)?;
             let axes = axes_of(axes, a.shape.rank())?;

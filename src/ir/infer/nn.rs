@@ -170,3 +170,31 @@ pub(super) fn matmul(a: &ValueInfo, b: &ValueInfo) -> Infer {
     }
     Ok(vec![ValueInfo::new(a.dtype, Shape(dims))])
 }
+
+/// MatMulInteger: 8-bit a and b, zero points (optional) of their operand's
+/// type that are scalars or 1-D (per row of a, per column of b); i32 result
+/// shaped like the float MatMul's.
+pub(super) fn matmul_integer(inputs: &[Option<&ValueInfo>]) -> Infer {
+    let (a, b) = (inputs[0].unwrap(), inputs[1].unwrap());
+    let eight_bit = |t: &ValueInfo| matches!(t.dtype, DType::I8 | DType::U8);
+    if !eight_bit(a) || !eight_bit(b) {
+        return Err(format!(
+            "needs i8 or u8 operands, got {} and {}",
+            a.dtype, b.dtype
+        ));
+    }
+    for (what, zp, operand) in [("a", inputs.get(2), a), ("b", inputs.get(3), b)] {
+        if let Some(Some(zp)) = zp {
+            if zp.dtype != operand.dtype || zp.shape.rank() > 1 {
+                return Err(format!(
+                    "{what}_zero_point must be a scalar or 1-D {}, got {}{}",
+                    operand.dtype, zp.dtype, zp.shape
+                ));
+            }
+        }
+    }
+    let as_float = |t: &ValueInfo| ValueInfo::new(DType::F32, t.shape.clone());
+    let mut out = matmul(&as_float(a), &as_float(b))?;
+    out[0].dtype = DType::I32;
+    Ok(out)
+}

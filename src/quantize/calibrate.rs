@@ -1,0 +1,162 @@
+//! Static quantization's activation ranges: the f32 graph is run in tract
+//! on calibration batches with every linear input exposed as an extra
+//! output, and each input's range (max |x|) is measured.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::error::Error;
+use crate::ir::{value_name, Graph};
+use crate::onnx::{export_bytes, ExportOptions};
+use crate::passes::linear_inputs;
+use crate::runtime::{read_safetensors, HostData, HostTensor, NamedTensors, RuntimeError, TractSession};
+
+/// How a range is read off the calibration values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CalibrationMethod {
+    /// The largest |x| seen in any batch.
+    MinMax,
+    /// The given percentile (e.g. 99.99) of |x| in each batch, averaged
+    /// over batches: rare outliers are clipped instead of stretching the
+    /// scale for every other value.
+    Percentile(f64),
+}
+
+/// Calibration batches: the rows of `file` (every model input, [N, S]) in
+/// batches of `batch`, or `count` generated batches of realistic inputs
+/// of `batch` × `seq` when no file is given.
+pub fn calibration_batches(
+    g: &Graph,
+    file: Option<&Path>,
+    batch: usize,
+    seq: usize,
+    count: usize,
+) -> Result<Vec<NamedTensors>, Error> {
+    let Some(path) = file else {
+        return Ok((0..count as u64)
+            .map(|seed| crate::check::inputs_for_seed(g, batch, seq, 1000 + seed))
+            .collect());
+    };
+    let all = read_safetensors(path)?;
+    let shown = path.display();
+    let mut rows = None;
+    for &id in g.inputs() {
+        let name = &g.node(id).name;
+        let t = all.get(name).ok_or_else(|| {
+            RuntimeError::Io(format!(
+                "{shown}: calibration inputs lack the model input `{name}`"
+            ))
+        })?;
+        if t.shape.len() != 2 || !matches!(t.data, HostData::I64(_)) {
+            return Err(RuntimeError::Io(format!(
+                "{shown}: `{name}` must be a 2-D integer tensor [N, S], got {} {:?}",
+                t.dtype_name(),
+                t.shape
+            ))
+            .into());
+        }
+        match rows {
+            None => rows = Some(t.shape.clone()),
+            Some(ref r) if *r != t.shape => {
+                return Err(RuntimeError::Io(format!(
+                    "{shown}: `{name}` has shape {:?}, other inputs {r:?}",
+                    t.shape
+                ))
+                .into())
+            }
+            _ => {}
+        }
+    }
+    let Some(dims) = rows.filter(|r| r[0] > 0) else {
+        return Err(RuntimeError::Io(format!("{shown}: no calibration rows")).into());
+    };
+    let (n, s) = (dims[0], dims[1]);
+    let mut batches = Vec::new();
+    for start in (0..n).step_by(batch.max(1)) {
+        let end = (start + batch.max(1)).min(n);
+        let mut b = NamedTensors::new();
+        for &id in g.inputs() {
+            let name = &g.node(id).name;
+            let HostData::I64(v) = &all[name].data else {
+                unreachable!("checked above")
+            };
+            b.insert(
+                name.clone(),
+                HostTensor::i64(vec![end - start, s], v[start * s..end * s].to_vec()),
+            );
+        }
+        batches.push(b);
+    }
+    Ok(batches)
+}
+
+/// The range of each channel of every linear input the int8 pass would
+/// quantize, keyed by the name of the node producing it. Shows a progress bar on stderr.
+pub fn calibrate(
+    g: &Graph,
+    skip: &[String],
+    batches: &[NamedTensors],
+    method: CalibrationMethod,
+) -> Result<HashMap<String, Vec<f32>>, Error> {
+    let xs = linear_inputs(g, skip);
+    let mut probe = g.clone();
+    let probe_name = |name: &str| format!("calibrate:{name}");
+    let names: Vec<String> = xs.iter().map(|&x| value_name(g, x)).collect();
+    for (x, name) in xs.iter().zip(&names) {
+        probe.set_output(&probe_name(name), *x);
+    }
+    let mut session = TractSession::from_bytes(&export_bytes(&probe, ExportOptions::default())?)?;
+    let bar = ProgressBar::new(batches.len() as u64).with_style(
+        ProgressStyle::with_template("calibrating {bar:30} {pos}/{len} batches ({elapsed})")
+            .expect("valid template"),
+    );
+    let mut per_batch: HashMap<&str, Vec<Vec<f32>>> = HashMap::new();
+    for inputs in batches {
+        let outputs = session.run(inputs)?;
+        for name in &names {
+            let t = &outputs[&probe_name(name)];
+            let width = *t.shape.last().unwrap_or(&1);
+            per_batch
+                .entry(name)
+                .or_default()
+                .push(channel_ranges(t.to_f32(), width, method));
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(per_batch
+        .into_iter()
+        .map(|(name, ranges)| {
+            let combined = (0..ranges[0].len())
+                .map(|k| {
+                    let of_k = ranges.iter().map(|r| r[k]);
+                    match method {
+                        CalibrationMethod::MinMax => of_k.fold(0f32, f32::max),
+                        CalibrationMethod::Percentile(_) => of_k.sum::<f32>() / ranges.len() as f32,
+                    }
+                })
+                .collect();
+            (name.to_string(), combined)
+        })
+        .collect())
+}
+
+/// The range of each channel (index along the last axis) of one batch's values.
+fn channel_ranges(values: Vec<f32>, width: usize, method: CalibrationMethod) -> Vec<f32> {
+    (0..width)
+        .map(|k| {
+            let mut channel: Vec<f32> = values.iter().skip(k).step_by(width).map(|v| v.abs()).collect();
+            match method {
+                CalibrationMethod::MinMax => channel.iter().copied().fold(0f32, f32::max),
+                CalibrationMethod::Percentile(_) if channel.is_empty() => 0.0,
+                CalibrationMethod::Percentile(p) => {
+                    let last = channel.len() - 1;
+                    let k = (((p / 100.0) * last as f64).round() as usize).min(last);
+                    *channel.select_nth_unstable_by(k, f32::total_cmp).1
+                }
+            }
+        })
+        .collect()
+}

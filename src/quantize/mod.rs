@@ -1,0 +1,69 @@
+//! Reduced precision as a library call: int8 quantization (dynamic or
+//! static with calibration) or f16 weights, then the accuracy report that
+//! decides whether the result may be written.
+//!
+//! The passes themselves (`quantize_int8`, `to_fp16`) only rewrite; this
+//! module calibrates static scales by running the f32 graph in tract, and
+//! measures the rewritten graph against the f32 one on validation inputs.
+
+mod accuracy;
+mod calibrate;
+
+use std::collections::HashMap;
+
+pub use accuracy::{accuracy_report, cosine, AccuracyReport, OutputAccuracy, DEFAULT_MIN_COSINE};
+pub use calibrate::{calibrate, calibration_batches, CalibrationMethod};
+
+use crate::error::Error;
+use crate::ir::Graph;
+use crate::passes::{
+    ActivationScales, DeadNodeElimination, PassManager, PassRun, QuantizeInt8, ToFp16, WeightGranularity,
+};
+use crate::runtime::NamedTensors;
+
+/// What `--quantize` / `--precision` ask for.
+#[derive(Debug, Clone)]
+pub enum Precision {
+    /// int8 weights, activations quantized per token at run time.
+    Int8Dynamic,
+    /// int8 weights, activations with scales calibrated on `batches`.
+    Int8Static {
+        batches: Vec<NamedTensors>,
+        method: CalibrationMethod,
+    },
+    /// f16 weights, f32 arithmetic.
+    Fp16,
+}
+
+#[derive(Debug, Clone)]
+pub struct PrecisionOptions {
+    pub precision: Precision,
+    pub weights: WeightGranularity,
+    /// Linear layers whose name contains one of these stay f32.
+    pub skip: Vec<String>,
+    /// Store large embedding tables as int8 (int8 modes only).
+    pub embeddings: bool,
+}
+
+/// Rewrites `g` to the requested precision; returns the pass runs.
+pub fn apply(g: &mut Graph, opts: &PrecisionOptions) -> Result<Vec<PassRun>, Error> {
+    let pm = match &opts.precision {
+        Precision::Fp16 => PassManager::new().with(ToFp16),
+        Precision::Int8Dynamic => PassManager::new().with(QuantizeInt8 {
+            activations: ActivationScales::Dynamic,
+            weights: opts.weights,
+            skip: opts.skip.clone(),
+            embeddings: opts.embeddings,
+        }),
+        Precision::Int8Static { batches, method } => {
+            let ranges: HashMap<String, Vec<f32>> = calibrate(g, &opts.skip, batches, *method)?;
+            PassManager::new().with(QuantizeInt8 {
+                activations: ActivationScales::Static(ranges),
+                weights: opts.weights,
+                skip: opts.skip.clone(),
+                embeddings: opts.embeddings,
+            })
+        }
+    };
+    Ok(pm.with(DeadNodeElimination).verify_each(true).run(g)?)
+}
