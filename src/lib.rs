@@ -4,10 +4,12 @@
 //! in tract ([`runtime`]).
 
 pub mod atomic_write;
+pub mod bench;
 pub mod builder;
 pub mod check;
 pub mod compile;
 pub mod config;
+pub mod cost;
 mod error;
 pub mod ir;
 pub mod onnx;
