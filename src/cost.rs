@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use crate::config::BertConfig;
-use crate::ir::{canonical_order, ContribOp, DType, Dim, Factors, Graph, Op, Shape, Value};
+use crate::ir::{canonical_order, ContribOp, DType, Dim, Factors, Graph, NodeId, Op, Shape, Value};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CostError {
@@ -147,8 +147,13 @@ enum Component {
 
 fn component_of(name: &str) -> Option<Component> {
     let dotted = name.replace('/', ".");
-    let n = dotted.trim_start_matches('.');
-    let n = n.strip_prefix("bert.").unwrap_or(n);
+    // The component names may follow any prefix (`bert.`, a wrapper's `m.`,
+    // an exporter's leading `/`): try every segment boundary.
+    let starts = std::iter::once(0).chain(dotted.match_indices('.').map(|(i, _)| i + 1));
+    starts.into_iter().find_map(|i| component_at(&dotted[i..]))
+}
+
+fn component_at(n: &str) -> Option<Component> {
     if n.starts_with("embeddings.") {
         return Some(Component::Embeddings);
     }
@@ -166,6 +171,28 @@ fn component_of(name: &str) -> Option<Component> {
         return Some(Component::Heads);
     }
     None
+}
+
+/// The component of a weight: its own name, else the names of the nodes
+/// reading it, else the names of the other constants their results meet
+/// (an anonymous `val_64` weight whose MatMul feeds `...query.bias`'s Add).
+fn component_of_weight(g: &Graph, id: NodeId) -> Option<Component> {
+    component_of(&g.node(id).name).or_else(|| {
+        let readers = g.consumers(Value { node: id, slot: 0 });
+        readers
+            .iter()
+            .find_map(|&(user, _)| component_of(&g.node(user).name))
+            .or_else(|| {
+                readers.iter().find_map(|&(user, _)| {
+                    g.consumers(Value { node: user, slot: 0 })
+                        .iter()
+                        .flat_map(|&(next, _)| g.inputs_of(next))
+                        .flatten()
+                        .filter(|v| matches!(g.node(v.node).op, Op::Constant(_)))
+                        .find_map(|v| component_of(&g.node(v.node).name))
+                })
+            })
+    })
 }
 
 /// Constants that are parameters: floats of rank ≥ 1 (as
@@ -247,7 +274,7 @@ pub fn graph_cost(g: &Graph, batch: usize, seq: usize) -> Result<Cost, CostError
 }
 
 /// (linear, attention) multiply-adds of one node.
-fn node_macs(g: &Graph, id: crate::ir::NodeId, bind: &Bindings) -> Result<(u64, u64), CostError> {
+fn node_macs(g: &Graph, id: NodeId, bind: &Bindings) -> Result<(u64, u64), CostError> {
     let node = g.node(id);
     let inputs = g.inputs_of(id);
     let shape_of = |slot: usize| -> Result<Vec<u64>, CostError> {
@@ -327,13 +354,7 @@ fn parameters_of(g: &Graph) -> Parameters {
             continue;
         };
         p.total += n;
-        // The weight's own name first, then the names of the nodes reading it.
-        let component = component_of(&node.name).or_else(|| {
-            g.consumers(Value { node: id, slot: 0 })
-                .iter()
-                .find_map(|&(user, _)| component_of(&g.node(user).name))
-        });
-        match component {
+        match component_of_weight(g, id) {
             Some(Component::Embeddings) => p.embeddings += n,
             Some(Component::Layer(i)) => {
                 if p.layers.len() <= i {
@@ -351,7 +372,7 @@ fn parameters_of(g: &Graph) -> Parameters {
 
 /// A weight matrix of a linear layer: a 2-D constant a MatMul or Gemm
 /// multiplies by (or onnxruntime's packed Attention projects with).
-fn is_linear_weight(g: &Graph, id: crate::ir::NodeId) -> bool {
+fn is_linear_weight(g: &Graph, id: NodeId) -> bool {
     let Op::Constant(t) = &g.node(id).op else {
         return false;
     };

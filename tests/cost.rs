@@ -117,3 +117,31 @@ fn zero_sizes_are_refused() {
     let e = graph_cost(&g, 0, 128).unwrap_err().to_string();
     assert!(e.contains("at least 1"), "{e}");
 }
+
+#[test]
+fn foreign_exports_cost_the_same_as_the_config_they_came_from() {
+    // tests/fixtures/foreign-tiny-base: PyTorch's exports of tiny-base (L2 H32 I80, vocab 300, 40 positions).
+    let config_path = common_fixture("tiny-base/config.json");
+    let c = load_config(config_path.to_str().unwrap()).unwrap();
+    let bertc_graph = build(&c, &CompileOptions::default()).unwrap().graph;
+    let expected = graph_cost(&bertc_graph, 2, 16).unwrap();
+    for file in [
+        "torchscript-opset14.onnx",
+        "torchscript-opset17.onnx",
+        "dynamo-opset18.onnx",
+    ] {
+        let g = bertc::onnx::read_model(&common_fixture(&format!("foreign-tiny-base/{file}"))).unwrap();
+        let cost = graph_cost(&g, 2, 16).unwrap();
+        assert_eq!(cost.macs_per_sequence, bert_macs_per_sequence(&c, 16), "{file}");
+        // word 300·32 + position 40·32 + types 2·32 + norm 2·32; the anonymous
+        // weights of the exports are placed by the biases they meet.
+        assert_eq!(cost.parameters.embeddings, 11_008, "{file}");
+        assert_eq!(cost.parameters, expected.parameters, "{file}");
+    }
+}
+
+fn common_fixture(rel: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
