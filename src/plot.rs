@@ -17,7 +17,7 @@ pub struct PlotPoint {
     pub latency_ms: f64,
 }
 
-const WIDTH: f64 = 800.0;
+const WIDTH: f64 = 850.0;
 const HEIGHT: f64 = 500.0;
 const LEFT: f64 = 80.0;
 const RIGHT: f64 = 620.0;
@@ -46,6 +46,13 @@ impl Rect {
     fn inside(&self, o: &Rect) -> bool {
         self.x0 >= o.x0 && self.x1 <= o.x1 && self.y0 >= o.y0 && self.y1 <= o.y1
     }
+
+    /// Distance from the rectangle to a point (0 inside).
+    fn distance(&self, (x, y): (f64, f64)) -> f64 {
+        let dx = (self.x0 - x).max(x - self.x1).max(0.0);
+        let dy = (self.y0 - y).max(y - self.y1).max(0.0);
+        dx.hypot(dy)
+    }
 }
 
 /// A log10 axis from a power-of-ten-aligned range covering the values.
@@ -64,7 +71,9 @@ impl LogAxis {
         if !lo.is_finite() {
             (lo, hi) = (1.0, 10.0);
         }
-        let (lo, mut hi) = (10f64.powf(lo.log10().floor()), 10f64.powf(hi.log10().ceil()));
+        // Bounds on the 1-2-5 sequence, with a margin so that no marker
+        // sits on the frame.
+        let (lo, mut hi) = (step_at_or_below(lo / 1.15), step_at_or_above(hi * 1.15));
         if hi <= lo {
             hi = lo * 10.0;
         }
@@ -78,14 +87,14 @@ impl LogAxis {
 
     /// Tick values: 1, 2, 5 per decade when few decades, else decades only.
     fn ticks(&self) -> Vec<f64> {
-        let decades = (self.hi / self.lo).log10().round() as i32;
-        let steps: &[f64] = if decades <= 3 { &[1.0, 2.0, 5.0] } else { &[1.0] };
+        let decades = (self.hi / self.lo).log10();
+        let steps: &[f64] = if decades <= 3.5 { &[1.0, 2.0, 5.0] } else { &[1.0] };
         let mut ticks = Vec::new();
-        let mut d = self.lo;
+        let mut d = 10f64.powf(self.lo.log10().floor());
         while d <= self.hi * 1.0001 {
             for s in steps {
                 let t = d * s;
-                if t <= self.hi * 1.0001 {
+                if t >= self.lo * 0.9999 && t <= self.hi * 1.0001 {
                     ticks.push(t);
                 }
             }
@@ -93,6 +102,26 @@ impl LogAxis {
         }
         ticks
     }
+}
+
+/// The largest of …, 0.5, 1, 2, 5, 10, … at or below `v`.
+fn step_at_or_below(v: f64) -> f64 {
+    let decade = 10f64.powf(v.log10().floor());
+    [5.0, 2.0, 1.0]
+        .iter()
+        .map(|s| s * decade)
+        .find(|&t| t <= v * (1.0 + 1e-9))
+        .unwrap_or(decade)
+}
+
+/// The smallest of …, 0.5, 1, 2, 5, 10, … at or above `v`.
+fn step_at_or_above(v: f64) -> f64 {
+    let decade = 10f64.powf(v.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|s| s * decade)
+        .find(|&t| t >= v * (1.0 - 1e-9))
+        .unwrap_or(10.0 * decade)
 }
 
 /// 0.5, 1, 20, 1000 — no trailing zeros.
@@ -246,16 +275,22 @@ pub fn latency_vs_parameters_svg(points: &[PlotPoint], title: &str) -> String {
         }
         let w = text_width(&p.label);
         let gap = MARKER + 4.0;
-        // (left edge, baseline) candidates: right, left, above, below, then diagonals.
+        // (left edge, baseline) candidates: right, left, then above and
+        // below — centred, starting at the marker, or ending at it.
+        let (above, below) = (y - gap, y + gap + FONT * 0.8);
         let candidates = [
             (x + gap, y + FONT * 0.35),
             (x - gap - w, y + FONT * 0.35),
-            (x - w / 2.0, y - gap),
-            (x - w / 2.0, y + gap + FONT * 0.8),
-            (x + gap, y - gap),
-            (x + gap, y + gap + FONT * 0.8),
-            (x - gap - w, y - gap),
-            (x - gap - w, y + gap + FONT * 0.8),
+            (x - w / 2.0, above),
+            (x - w / 2.0, below),
+            (x - MARKER, above),
+            (x - MARKER, below),
+            (x + MARKER - w, above),
+            (x + MARKER - w, below),
+            (x + gap, above),
+            (x + gap, below),
+            (x - gap - w, above),
+            (x - gap - w, below),
         ];
         let fit = candidates.iter().find_map(|&(lx, base)| {
             let r = Rect {
@@ -264,7 +299,15 @@ pub fn latency_vs_parameters_svg(points: &[PlotPoint], title: &str) -> String {
                 x1: lx + w,
                 y1: base + FONT * 0.25,
             };
-            (r.inside(&area) && !taken.iter().any(|t| t.overlaps(&r))).then_some((lx, base, r))
+            // A label must read as its own marker's: no other model's
+            // marker may be as close to it.
+            let own = r.distance((x, y));
+            let unambiguous = points
+                .iter()
+                .zip(&placed_xy)
+                .filter(|(q, _)| q.label != p.label)
+                .all(|(_, &c)| r.distance(c) > own + 4.0);
+            (unambiguous && r.inside(&area) && !taken.iter().any(|t| t.overlaps(&r))).then_some((lx, base, r))
         });
         if let Some((lx, base, r)) = fit {
             let _ = writeln!(
@@ -274,6 +317,12 @@ pub fn latency_vs_parameters_svg(points: &[PlotPoint], title: &str) -> String {
             );
             taken.push(r);
             labelled.push(&p.label);
+        }
+    }
+    let mut unlabelled: Vec<&str> = Vec::new();
+    for p in points {
+        if !labelled.contains(&p.label.as_str()) && !unlabelled.contains(&p.label.as_str()) {
+            unlabelled.push(&p.label);
         }
     }
 
@@ -289,6 +338,23 @@ pub fn latency_vs_parameters_svg(points: &[PlotPoint], title: &str) -> String {
             lx + 18.0,
             escape(s)
         );
+    }
+    // Names with no room beside their markers are listed, not drawn over others.
+    if !unlabelled.is_empty() {
+        let top = TOP + 32.0 + 22.0 * series.len() as f64 + 16.0;
+        let small = FONT - 2.0;
+        let _ = writeln!(
+            out,
+            r#"<text x="{lx}" y="{top:.1}" font-size="{small}">too crowded to label:</text>"#
+        );
+        for (i, name) in unlabelled.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                r#"<text x="{lx}" y="{:.1}" font-size="{small}">{}</text>"#,
+                top + 15.0 * (i + 1) as f64,
+                escape(name)
+            );
+        }
     }
     out.push_str("</svg>\n");
     out
@@ -308,10 +374,18 @@ mod tests {
     }
 
     #[test]
-    fn axes_cover_the_values_in_decades() {
+    fn axes_cover_the_values_on_one_two_five_steps() {
         let a = LogAxis::covering([4.4, 109.5].into_iter());
-        assert_eq!((a.lo, a.hi), (1.0, 1000.0));
-        assert_eq!(a.ticks().len(), 10); // 1 2 5 10 20 50 100 200 500 1000
+        // 4.4 / 1.15 → 2, 109.5 · 1.15 → 200.
+        assert_eq!((a.lo, a.hi), (2.0, 200.0));
+        assert_eq!(a.ticks(), [2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0]);
+        let b = LogAxis::covering([0.3, 4000.0].into_iter());
+        assert_eq!((b.lo, b.hi), (0.2, 5000.0));
+        assert_eq!(
+            b.ticks(),
+            [1.0, 10.0, 100.0, 1000.0],
+            "decades only over 4+ decades"
+        );
         assert_eq!(tick_label(0.5), "0.5");
         assert_eq!(tick_label(200.0), "200");
     }
@@ -324,14 +398,17 @@ mod tests {
             point("bert-base-uncased", "int8", 109.5, 150.0),
         ];
         for i in 0..6 {
-            points.push(point(&format!("crowd-{i}"), "fp32", 10.0 + i as f64 * 0.1, 20.0));
+            points.push(point(&format!("crowd-{i}"), "fp32", 10.0 * 1.5f64.powi(i), 20.0));
         }
+        // Markers on top of each other: no label can tell them apart.
+        points.push(point("twin-a", "fp32", 3.0, 2.0));
+        points.push(point("twin-b", "fp32", 3.0, 2.0));
         let svg = latency_vs_parameters_svg(&points, "test");
         assert_eq!(svg.matches(">bert-base-uncased</text>").count(), 1);
         // Every label's box, recomputed from the SVG, is disjoint from the others.
         let boxes: Vec<Rect> = svg
             .lines()
-            .filter(|l| l.starts_with("<text x=") && !l.contains("text-anchor"))
+            .filter(|l| l.starts_with("<text x=") && !l.contains("text-anchor") && !l.contains("font-size"))
             .filter_map(|l| {
                 let num = |key: &str| -> f64 {
                     let rest = &l[l.find(key).unwrap() + key.len()..];
@@ -347,7 +424,14 @@ mod tests {
                 })
             })
             .collect();
-        assert!(boxes.len() >= 3, "some crowd labels are placed");
+        assert!(boxes.len() >= 4, "most crowd labels are placed: {boxes:?}");
+        // Each name is either beside a marker or listed as too crowded.
+        let listed = &svg[svg.find("too crowded to label").expect("a list of the rest")..];
+        for p in &points {
+            let drawn = svg.matches(&format!(">{}</text>", p.label)).count();
+            assert_eq!(drawn, 1, "{} is written exactly once", p.label);
+        }
+        assert!(listed.contains(">twin-a<") && listed.contains(">twin-b<"));
         for (i, a) in boxes.iter().enumerate() {
             for b in &boxes[i + 1..] {
                 assert!(!a.overlaps(b), "{a:?} overlaps {b:?}");
