@@ -8,5 +8,5 @@ mod stats;
 
 pub use memory::{current_rss_bytes, peak_rss_bytes, reset_peak_rss};
 pub use peak::{measure_fp32_peak, MachinePeak};
-pub use runner::{run_interleaved, BenchModel, BenchOptions, CellResult, Progress};
+pub use runner::{apply_peak, run_interleaved, BenchModel, BenchOptions, CellResult, Progress};
 pub use stats::LatencyStats;

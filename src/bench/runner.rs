@@ -88,7 +88,8 @@ pub struct CellResult {
     pub flops_per_sequence: u64,
     /// batch · flops_per_sequence / p50, in 1e9 FLOP/s.
     pub gflops: f64,
-    /// gflops / the machine's measured fp32 peak, when it was measured.
+    /// gflops / the machine's measured fp32 peak, when it was measured
+    /// (see [`apply_peak`]).
     pub fraction_of_peak: Option<f64>,
     /// p50 / the first model's p50 in the same cell.
     pub ratio_to_first: f64,
@@ -116,7 +117,6 @@ pub enum Progress<'a> {
 pub fn run_interleaved(
     models: &mut [BenchModel],
     opts: &BenchOptions,
-    peak_gflops: Option<f64>,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Vec<CellResult>, Error> {
     let mut results = Vec::new();
@@ -169,7 +169,7 @@ pub fn run_interleaved(
                 tokens_per_s: (batch * seq) as f64 / p50_s,
                 flops_per_sequence: cost.flops_per_sequence,
                 gflops,
-                fraction_of_peak: peak_gflops.map(|p| gflops / p),
+                fraction_of_peak: None,
                 ratio_to_first: latency.p50_ms / first,
                 peak_rss_bytes: peak_rss,
                 peak_rss_scope: scope,
@@ -177,4 +177,11 @@ pub fn run_interleaved(
         }
     }
     Ok(results)
+}
+
+/// Fills in every result's fraction of the machine's peak.
+pub fn apply_peak(results: &mut [CellResult], peak_gflops: f64) {
+    for r in results {
+        r.fraction_of_peak = Some(r.gflops / peak_gflops);
+    }
 }

@@ -129,7 +129,7 @@ pub fn run(a: SweepArgs) -> anyhow::Result<ExitCode> {
         runs: a.runs,
         warmup: a.warmup,
     };
-    let measure = Measure::new(opts, a.threads, !a.no_peak)?;
+    let mut measure = Measure::new(opts, a.threads, !a.no_peak)?;
     let mut rows = Vec::new();
     for model in &models {
         for (precision, compile) in &compile_opts {
@@ -142,6 +142,12 @@ pub fn run(a: SweepArgs) -> anyhow::Result<ExitCode> {
                 weight_bytes: s.weight_bytes,
                 result,
             }));
+        }
+    }
+    // The best peak seen over the whole sweep judges every row alike.
+    if let Some(peak) = measure.peak {
+        for row in &mut rows {
+            row.result.fraction_of_peak = Some(row.result.gflops / peak.gflops);
         }
     }
     rows.sort_by(|x, y| x.result.latency.p50_ms.total_cmp(&y.result.latency.p50_ms));
