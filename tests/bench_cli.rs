@@ -262,3 +262,55 @@ fn bad_bench_inspect_and_sweep_arguments_are_refused_with_a_reason() {
         "--precision int8 is not supported yet",
     );
 }
+
+#[test]
+fn onnxruntime_script_reports_bench_keys_on_the_same_grid() {
+    let model = "tests/fixtures/foreign-tiny-base/torchscript-opset17.onnx";
+    let out = Command::new("python3")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "scripts/ort_latency.py",
+            model,
+            "--batch",
+            "1,3",
+            "--seq",
+            "16",
+            "--runs",
+            "2",
+            "--json",
+        ])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "scripts/ort_latency.py failed (run scripts/setup-test-env.sh if onnxruntime is missing): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("clean JSON on stdout");
+    assert_eq!(
+        (v["runtime"].as_str(), v["threads"].as_u64()),
+        (Some("onnxruntime"), Some(2))
+    );
+    let results = v["results"].as_array().unwrap();
+    let cells: Vec<(u64, u64)> = results
+        .iter()
+        .map(|r| (r["batch"].as_u64().unwrap(), r["seq"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(cells, [(1, 16), (3, 16)]);
+    for r in results {
+        assert_eq!(r["model"], model);
+        assert_eq!(r["runs"], 2);
+        for key in [
+            "p50_ms",
+            "p90_ms",
+            "p99_ms",
+            "mean_ms",
+            "min_ms",
+            "sequences_per_s",
+            "tokens_per_s",
+            "ratio_to_first",
+        ] {
+            positive_number(r, key);
+        }
+    }
+}
