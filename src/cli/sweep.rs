@@ -116,6 +116,18 @@ pub fn run(a: SweepArgs) -> anyhow::Result<ExitCode> {
         true => DEFAULT_MODELS.iter().map(|s| s.to_string()).collect(),
         false => a.models.clone(),
     };
+    // Refuse a report path that cannot be written before minutes of benchmarks, not after.
+    let stem = a.output.with_extension("");
+    let dir = match stem.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    anyhow::ensure!(
+        dir.is_dir(),
+        "-o {}: the directory {} does not exist",
+        a.output.display(),
+        dir.display()
+    );
     let mut precisions = a.precision.clone();
     precisions.dedup();
     // Refuse unsupported precisions before minutes of benchmarks, not after.
@@ -176,7 +188,6 @@ pub fn run(a: SweepArgs) -> anyhow::Result<ExitCode> {
             latency_ms: r.result.latency.p50_ms,
         })
         .collect();
-    let stem = a.output.with_extension("");
     let write = |ext: &str, text: &str| -> anyhow::Result<PathBuf> {
         let path = with_ext(&stem, ext);
         write_atomic(&path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
