@@ -3,6 +3,7 @@
 
 use crate::builder::BuildError;
 use crate::config::ConfigError;
+use crate::cost::CostError;
 use crate::ir::IrError;
 use crate::onnx::OnnxError;
 use crate::passes::PassError;
@@ -27,6 +28,8 @@ pub enum Error {
     Onnx(#[from] OnnxError),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Cost(#[from] CostError),
     #[error(
         "the optimized model's `{output}` moved by {max_abs:e} from the unoptimized one (tolerance {atol:e}); \
          nothing was written (--no-check writes it anyway)"

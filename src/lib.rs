@@ -4,15 +4,18 @@
 //! in tract ([`runtime`]).
 
 pub mod atomic_write;
+pub mod bench;
 pub mod builder;
 pub mod check;
 pub mod compile;
 pub mod config;
+pub mod cost;
 mod error;
 pub mod ir;
 pub mod onnx;
 #[path = "../passes/mod.rs"]
 pub mod passes;
+pub mod plot;
 pub mod presets;
 pub mod quantize;
 pub mod runtime;

@@ -1,9 +1,14 @@
 //! Subcommands and their arguments.
 
+mod bench;
 mod compile;
 mod dump;
+mod inspect;
+mod model_arg;
 mod optimize;
 mod precision;
+mod progress;
+mod sweep;
 mod validate;
 
 use std::path::PathBuf;
@@ -34,6 +39,12 @@ enum Command {
     Dump(dump::DumpArgs),
     /// List the preset model configs.
     Presets,
+    /// Measure latency, throughput and GFLOP/s in tract over a batch x sequence grid.
+    Bench(bench::BenchArgs),
+    /// Parameters by component, multiply-adds, activation and weight memory of a model.
+    Inspect(inspect::InspectArgs),
+    /// Inspect, compile and bench several configs; writes a table, JSON and an SVG plot.
+    Sweep(sweep::SweepArgs),
 }
 
 /// Where the model comes from, shared by compile and dump.
@@ -55,6 +66,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(a) => validate::run(a),
         Command::Optimize(a) => optimize::run(a),
         Command::Dump(a) => dump::run(a),
+        Command::Bench(a) => bench::run(a),
+        Command::Inspect(a) => inspect::run(a),
+        Command::Sweep(a) => sweep::run(a),
         Command::Presets => {
             for (name, text) in bertc::presets::PRESETS {
                 let c = bertc::config::BertConfig::from_json_str(text, name)?;

@@ -127,6 +127,12 @@ impl TractSession {
         Ok(plan)
     }
 
+    /// Drops the cached plans (each holds tract's packed weights), e.g.
+    /// before a benchmark plans the next shape.
+    pub fn forget_plans(&mut self) {
+        self.plans.clear();
+    }
+
     /// Runs the model on the named tensors (extra tensors are ignored) and
     /// returns its outputs by name.
     pub fn run(&mut self, tensors: &NamedTensors) -> Result<NamedTensors, RuntimeError> {

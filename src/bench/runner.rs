@@ -1,0 +1,187 @@
+//! Interleaved latency measurement in tract: for each (batch, sequence)
+//! cell, every model gets a plan for those fixed shapes and warm-up runs,
+//! then the timed runs alternate A B A B … so that a noisy neighbour or a
+//! frequency change hits every model alike.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::memory::{peak_rss_bytes, reset_peak_rss};
+use super::stats::LatencyStats;
+use crate::check::inputs_for;
+use crate::cost::{graph_cost, Cost};
+use crate::error::Error;
+use crate::ir::Graph;
+use crate::runtime::{NamedTensors, TractSession};
+
+/// The grid and repetition counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BenchOptions {
+    pub batches: Vec<usize>,
+    pub seqs: Vec<usize>,
+    pub runs: usize,
+    pub warmup: usize,
+}
+
+impl BenchOptions {
+    pub fn cells(&self) -> Vec<(usize, usize)> {
+        self.batches
+            .iter()
+            .flat_map(|&b| self.seqs.iter().map(move |&s| (b, s)))
+            .collect()
+    }
+}
+
+/// A model ready to benchmark: loaded in tract, with its inputs and cost
+/// per cell computed up front so that its IR graph (and weights) can be
+/// dropped before anything is timed.
+pub struct BenchModel {
+    pub name: String,
+    session: TractSession,
+    cells: Vec<PreparedCell>,
+}
+
+struct PreparedCell {
+    inputs: NamedTensors,
+    cost: Cost,
+}
+
+impl BenchModel {
+    /// Loads ONNX `bytes` whose IR form is `graph` (for inputs and cost).
+    pub fn new(name: &str, graph: &Graph, bytes: &[u8], opts: &BenchOptions) -> Result<BenchModel, Error> {
+        let cells = opts
+            .cells()
+            .into_iter()
+            .map(|(batch, seq)| {
+                Ok(PreparedCell {
+                    inputs: inputs_for(graph, batch, seq),
+                    cost: graph_cost(graph, batch, seq)?,
+                })
+            })
+            .collect::<Result<_, Error>>()?;
+        Ok(BenchModel {
+            name: name.to_string(),
+            session: TractSession::from_bytes(bytes)?,
+            cells,
+        })
+    }
+
+    /// The cost at the first cell (parameters and weights are the same at every cell).
+    pub fn cost(&self) -> &Cost {
+        &self.cells[0].cost
+    }
+}
+
+/// What one model did in one cell.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CellResult {
+    pub model: String,
+    pub batch: usize,
+    pub seq: usize,
+    #[serde(flatten)]
+    pub latency: LatencyStats,
+    /// batch / p50.
+    pub sequences_per_s: f64,
+    /// batch · seq / p50 (padding positions included: the model computes them).
+    pub tokens_per_s: f64,
+    pub flops_per_sequence: u64,
+    /// batch · flops_per_sequence / p50, in 1e9 FLOP/s.
+    pub gflops: f64,
+    /// gflops / the machine's measured fp32 peak, when it was measured
+    /// (see [`apply_peak`]).
+    pub fraction_of_peak: Option<f64>,
+    /// p50 / the first model's p50 in the same cell.
+    pub ratio_to_first: f64,
+    /// The process's peak resident memory (VmHWM) by the end of this cell.
+    pub peak_rss_bytes: Option<u64>,
+    /// "cell": the peak was reset before the cell, so it covers the models
+    /// loaded and this cell's plans and runs; "process": since start-up.
+    pub peak_rss_scope: &'static str,
+}
+
+/// Progress events, for a progress bar.
+pub enum Progress<'a> {
+    /// tract is optimizing a plan for these shapes.
+    Planning {
+        model: &'a str,
+        batch: usize,
+        seq: usize,
+    },
+    /// One warm-up or timed run finished.
+    Ran,
+}
+
+/// Runs every cell for every model, interleaved; results in cell order,
+/// models in the order given within a cell.
+pub fn run_interleaved(
+    models: &mut [BenchModel],
+    opts: &BenchOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Vec<CellResult>, Error> {
+    let mut results = Vec::new();
+    for (cell, (batch, seq)) in opts.cells().into_iter().enumerate() {
+        let scope = if reset_peak_rss() { "cell" } else { "process" };
+        let mut plans = Vec::with_capacity(models.len());
+        for m in models.iter_mut() {
+            progress(Progress::Planning {
+                model: &m.name,
+                batch,
+                seq,
+            });
+            let (hosts, values) = m.session.prepare(&m.cells[cell].inputs)?;
+            let plan = m.session.plan_for(&hosts.iter().collect::<Vec<_>>())?;
+            for _ in 0..opts.warmup {
+                TractSession::run_plan(&plan, values.clone())?;
+                progress(Progress::Ran);
+            }
+            plans.push((plan, values));
+        }
+        let mut times = vec![Vec::with_capacity(opts.runs); models.len()];
+        for _ in 0..opts.runs {
+            for ((plan, values), t) in plans.iter().zip(times.iter_mut()) {
+                let start = Instant::now();
+                TractSession::run_plan(plan, values.clone())?;
+                t.push(start.elapsed().as_secs_f64() * 1e3);
+                progress(Progress::Ran);
+            }
+        }
+        let peak_rss = peak_rss_bytes();
+        let mut first_p50 = None;
+        drop(plans);
+        for (m, t) in models.iter_mut().zip(&times) {
+            // A plan holds tract's packed copy of the weights: free it
+            // before the next cell plans its own.
+            m.session.forget_plans();
+            let Some(latency) = LatencyStats::of(t) else {
+                continue;
+            };
+            let p50_s = latency.p50_ms / 1e3;
+            let cost = &m.cells[cell].cost;
+            let gflops = (batch as u64 * cost.flops_per_sequence) as f64 / p50_s / 1e9;
+            let first = *first_p50.get_or_insert(latency.p50_ms);
+            results.push(CellResult {
+                model: m.name.clone(),
+                batch,
+                seq,
+                latency,
+                sequences_per_s: batch as f64 / p50_s,
+                tokens_per_s: (batch * seq) as f64 / p50_s,
+                flops_per_sequence: cost.flops_per_sequence,
+                gflops,
+                fraction_of_peak: None,
+                ratio_to_first: latency.p50_ms / first,
+                peak_rss_bytes: peak_rss,
+                peak_rss_scope: scope,
+            });
+        }
+    }
+    Ok(results)
+}
+
+/// Fills in every result's fraction of the machine's peak.
+pub fn apply_peak(results: &mut [CellResult], peak_gflops: f64) {
+    for r in results {
+        r.fraction_of_peak = Some(r.gflops / peak_gflops);
+    }
+}

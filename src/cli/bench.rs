@@ -1,0 +1,235 @@
+//! `bertc bench`: latency, throughput and achieved GFLOP/s in tract over a
+//! batch × sequence grid; several models run interleaved and compared.
+
+use std::process::ExitCode;
+
+use bertc::bench::{
+    apply_peak, measure_fp32_peak, run_interleaved, BenchModel, BenchOptions, CellResult, MachinePeak,
+};
+use bertc::compile::CompileOptions;
+use bertc::quantize::PrecisionOptions;
+use bertc::runtime::{available_threads, set_threads};
+use serde::Serialize;
+
+use super::group_digits;
+use super::model_arg::{level, load, mb, positive};
+use super::progress;
+
+/// Side of the square f32 MatMul that measures the machine's peak.
+pub const PEAK_MATMUL_N: usize = 1024;
+/// At most this many timed products per peak measurement (about 1 s).
+const PEAK_RUNS: usize = 50;
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// ONNX files, config.json paths or preset names; several run interleaved.
+    pub models: Vec<String>,
+    /// More models to run interleaved with the first (A B A B …); ratios are to the first.
+    #[arg(long, num_args = 1.., value_name = "MODEL")]
+    pub compare: Vec<String>,
+    /// Batch sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub batch: Vec<usize>,
+    /// Sequence lengths, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "128")]
+    pub seq: Vec<usize>,
+    /// Threads of tract's matrix products (default: every core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Timed runs per model and cell.
+    #[arg(long, default_value_t = 20)]
+    pub runs: usize,
+    /// Untimed runs per model and cell, after planning.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// Optimization level configs are compiled at (ONNX files run as they are).
+    #[arg(short = 'O', default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub level: u8,
+    /// Skip measuring the machine's fp32 peak (no fraction of peak then).
+    #[arg(long)]
+    pub no_peak: bool,
+    /// Print one JSON object on stdout (the progress bar stays on stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The `--json` document.
+#[derive(Serialize)]
+pub struct BenchReport {
+    pub runtime: &'static str,
+    pub threads: usize,
+    pub runs: usize,
+    pub warmup: usize,
+    /// tract's best rate on one f32 MatMul, `null` with --no-peak.
+    pub machine_peak: Option<MachinePeak>,
+    pub models: Vec<ModelSummary>,
+    pub results: Vec<CellResult>,
+}
+
+#[derive(Serialize)]
+pub struct ModelSummary {
+    pub name: String,
+    pub source: &'static str,
+    pub parameters: usize,
+    pub weight_bytes: usize,
+}
+
+/// The measuring settings shared by bench and sweep.
+pub struct Measure {
+    pub opts: BenchOptions,
+    pub threads: usize,
+    pub peak: Option<MachinePeak>,
+}
+
+impl Measure {
+    /// Validates the grid, sets tract's threads and measures the peak.
+    pub fn new(opts: BenchOptions, threads: Option<usize>, measure_peak: bool) -> anyhow::Result<Measure> {
+        positive("--batch", &opts.batches)?;
+        positive("--seq", &opts.seqs)?;
+        anyhow::ensure!(opts.runs >= 1, "--runs must be at least 1");
+        let threads = threads.unwrap_or_else(available_threads);
+        anyhow::ensure!(threads >= 1, "--threads must be at least 1");
+        set_threads(threads);
+        let peak = match measure_peak {
+            true => Some(measure_fp32_peak(PEAK_MATMUL_N, PEAK_RUNS)?),
+            false => None,
+        };
+        Ok(Measure { opts, threads, peak })
+    }
+
+    /// Loads (compiling configs) and measures `args` interleaved; the peak
+    /// is measured again afterwards and the better figure kept, so that a
+    /// busy moment at start-up does not make the models look faster than
+    /// the machine.
+    pub fn run(
+        &mut self,
+        args: &[String],
+        level_n: u8,
+        compile: &CompileOptions,
+        precision: Option<&PrecisionOptions>,
+    ) -> anyhow::Result<(Vec<ModelSummary>, Vec<CellResult>)> {
+        let mut models = Vec::new();
+        let mut summaries = Vec::new();
+        for arg in args {
+            let m = load(arg, level(level_n), compile, precision)?;
+            m.check_seqs(&self.opts.seqs)?;
+            let bytes = m.onnx_bytes()?;
+            let model = BenchModel::new(&m.name, &m.graph, &bytes, &self.opts)?;
+            summaries.push(ModelSummary {
+                name: m.name.clone(),
+                source: m.source,
+                parameters: model.cost().parameters.total,
+                weight_bytes: model.cost().weight_bytes.stored,
+            });
+            models.push(model);
+        }
+        let per_cell = (self.opts.runs + self.opts.warmup) as u64 * models.len() as u64;
+        let bar = progress::bar(per_cell * self.opts.cells().len() as u64);
+        bar.set_prefix("bench");
+        let results = run_interleaved(&mut models, &self.opts, &mut progress::report_to(&bar));
+        bar.finish_and_clear();
+        let mut results = results?;
+        drop(models);
+        if let Some(before) = self.peak {
+            let after = measure_fp32_peak(PEAK_MATMUL_N, PEAK_RUNS)?;
+            let best = before.best(after);
+            self.peak = Some(best);
+            apply_peak(&mut results, best.gflops);
+        }
+        Ok((summaries, results))
+    }
+}
+
+pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
+    let names: Vec<String> = a.models.iter().chain(&a.compare).cloned().collect();
+    anyhow::ensure!(
+        !names.is_empty(),
+        "give a model to bench: an ONNX file, a config.json or a preset (see `bertc presets`)"
+    );
+    let opts = BenchOptions {
+        batches: a.batch.clone(),
+        seqs: a.seq.clone(),
+        runs: a.runs,
+        warmup: a.warmup,
+    };
+    let mut measure = Measure::new(opts, a.threads, !a.no_peak)?;
+    let (models, results) = measure.run(&names, a.level, &CompileOptions::default(), None)?;
+    let report = BenchReport {
+        runtime: "tract",
+        threads: measure.threads,
+        runs: a.runs,
+        warmup: a.warmup,
+        machine_peak: measure.peak,
+        models,
+        results,
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(r: &BenchReport) {
+    println!(
+        "tract, {} threads, {} timed runs after {} warm-up per cell{}",
+        r.threads,
+        r.runs,
+        r.warmup,
+        if r.models.len() > 1 {
+            ", models interleaved"
+        } else {
+            ""
+        }
+    );
+    if let Some(p) = r.machine_peak {
+        println!(
+            "machine fp32 peak: {:.1} GFLOP/s (best of {} f32 MatMuls {n}x{n}x{n} in tract)",
+            p.gflops,
+            p.runs,
+            n = p.n
+        );
+    }
+    for m in &r.models {
+        println!(
+            "model {}: {} parameters, {} of weights",
+            m.name,
+            group_digits(m.parameters),
+            mb(m.weight_bytes as u64)
+        );
+    }
+    println!(
+        "{:>4} {:>5}  {:>9} {:>9} {:>9} {:>9} {:>10} {:>8} {:>6} {:>10} {:>6}  model",
+        "B", "S", "p50 ms", "p90 ms", "p99 ms", "seq/s", "tokens/s", "GFLOP/s", "%peak", "peak RSS", "ratio"
+    );
+    for c in &r.results {
+        println!(
+            "{:>4} {:>5}  {:>9.2} {:>9.2} {:>9.2} {:>9.1} {:>10.0} {:>8.1} {:>6} {:>10} {:>5.2}x  {}",
+            c.batch,
+            c.seq,
+            c.latency.p50_ms,
+            c.latency.p90_ms,
+            c.latency.p99_ms,
+            c.sequences_per_s,
+            c.tokens_per_s,
+            c.gflops,
+            c.fraction_of_peak
+                .map(|f| format!("{:.0} %", 100.0 * f))
+                .unwrap_or_else(|| "-".into()),
+            c.peak_rss_bytes.map(mb).unwrap_or_else(|| "-".into()),
+            c.ratio_to_first,
+            c.model
+        );
+    }
+    if let Some(c) = r.results.first() {
+        println!(
+            "peak RSS: the whole process's resident high-water mark ({}), weights included",
+            if c.peak_rss_scope == "cell" {
+                "reset before each cell"
+            } else {
+                "since start-up"
+            }
+        );
+    }
+}

@@ -1,0 +1,142 @@
+//! `bertc inspect`: what a model costs, without running it.
+
+use std::process::ExitCode;
+
+use bertc::compile::CompileOptions;
+use bertc::cost::{graph_cost, Cost};
+use serde::Serialize;
+
+use super::group_digits;
+use super::model_arg::{level, load, mb, positive};
+
+#[derive(clap::Args)]
+pub struct InspectArgs {
+    /// An ONNX file, a config.json path or a preset name.
+    pub model: String,
+    /// Sequence length the multiply-adds and activations are counted at.
+    #[arg(long, default_value_t = 128)]
+    pub seq: usize,
+    /// Batch size of the activation estimate.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Optimization level a config is compiled at (ONNX files are taken as they are).
+    #[arg(short = 'O', default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub level: u8,
+    /// Print one JSON object on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct InspectReport<'a> {
+    model: &'a str,
+    source: &'a str,
+    #[serde(flatten)]
+    cost: &'a Cost,
+}
+
+pub fn run(a: InspectArgs) -> anyhow::Result<ExitCode> {
+    positive("--seq", &[a.seq])?;
+    positive("--batch", &[a.batch])?;
+    let m = load(&a.model, level(a.level), &CompileOptions::default(), None)?;
+    m.check_seqs(&[a.seq])?;
+    let cost = graph_cost(&m.graph, a.batch, a.seq)?;
+    if a.json {
+        let report = InspectReport {
+            model: &m.name,
+            source: m.source,
+            cost: &cost,
+        };
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_cost(&m.name, &cost);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// 1.23 G, 45.6 M, 7.8 k: three significant figures at any model size.
+fn giga(n: u64) -> String {
+    let n = n as f64;
+    match n {
+        _ if n >= 1e9 => format!("{:.2} G", n / 1e9),
+        _ if n >= 1e6 => format!("{:.1} M", n / 1e6),
+        _ => format!("{:.1} k", n / 1e3),
+    }
+}
+
+fn print_cost(name: &str, c: &Cost) {
+    let p = &c.parameters;
+    let share = |n: usize| 100.0 * n as f64 / p.total.max(1) as f64;
+    println!("{name}");
+    println!("  parameters    {:>13}", group_digits(p.total));
+    println!(
+        "    embeddings  {:>13}  {:5.1} %",
+        group_digits(p.embeddings),
+        share(p.embeddings)
+    );
+    let encoder: usize = p.layers.iter().sum();
+    let per_layer = match p.layers.as_slice() {
+        [] => String::new(),
+        [first, rest @ ..] if rest.iter().all(|n| n == first) => {
+            format!("{} layers x {}", p.layers.len(), group_digits(*first))
+        }
+        layers => layers
+            .iter()
+            .map(|&n| group_digits(n))
+            .collect::<Vec<_>>()
+            .join(" + "),
+    };
+    println!(
+        "    encoder     {:>13}  {:5.1} %{}",
+        group_digits(encoder),
+        share(encoder),
+        if per_layer.is_empty() {
+            String::new()
+        } else {
+            format!("  {per_layer}")
+        }
+    );
+    println!(
+        "    pooler      {:>13}  {:5.1} %",
+        group_digits(p.pooler),
+        share(p.pooler)
+    );
+    println!(
+        "    heads       {:>13}  {:5.1} %",
+        group_digits(p.heads),
+        share(p.heads)
+    );
+    if p.unattributed > 0 {
+        println!(
+            "    unnamed     {:>13}  {:5.1} %  (weights whose names place them nowhere)",
+            group_digits(p.unattributed),
+            share(p.unattributed)
+        );
+    }
+    let m = c.macs_per_sequence;
+    println!(
+        "  multiply-adds {} per sequence at S={} (linear {}, attention {}) = {}FLOP (2 per multiply-add)",
+        giga(m.total),
+        c.seq,
+        giga(m.linear),
+        giga(m.attention),
+        giga(c.flops_per_sequence)
+    );
+    println!(
+        "  activations   {} peak live at B={}, S={} (values freed after their last reader)",
+        mb(c.activation_bytes),
+        c.batch,
+        c.seq
+    );
+    let w = c.weight_bytes;
+    println!(
+        "  weights       fp32 {}, fp16 {}, int8 {} (as stored: {})",
+        mb(w.fp32 as u64),
+        mb(w.fp16 as u64),
+        mb(w.int8 as u64),
+        mb(w.stored as u64)
+    );
+    let total: usize = c.op_histogram.values().sum();
+    let ops: Vec<String> = c.op_histogram.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    println!("  ops           {total}: {}", ops.join(", "));
+}

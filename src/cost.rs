@@ -1,0 +1,442 @@
+//! What a model costs: parameters by component, multiply-adds per sequence,
+//! an activation-memory estimate and weight bytes per precision — read off
+//! any IR graph (bertc's own or an imported ONNX file) with its batch and
+//! sequence dimensions bound to sizes.
+//!
+//! # The FLOP formula
+//!
+//! bertc counts **multiply-adds (MACs)** of the matrix products and reports
+//! FLOPs as **2 · MACs**. For a BERT with L layers, hidden size H,
+//! intermediate size I, a sequence of S tokens ([`bert_macs_per_sequence`]):
+//!
+//! ```text
+//! linear layers   L · (4·S·H² + 2·S·H·I)  + H²   (Q, K, V, attention output; FFN in, out; pooler on one token)
+//! attention       L · 2·S²·H                      (Q·Kᵀ: S·S·(heads·d) = S²·H; probabilities · V: the same)
+//! ```
+//!
+//! Elementwise work (biases, softmax, GELU, layer norms) and the embedding
+//! gathers are not counted: they are O(S·H) or O(S²·heads) per layer, under
+//! 2 % of the total at BERT-base sizes. BERT-base at S=128 is
+//! 11,174,215,680 MACs = 22.3 GFLOP per sequence. The graph count
+//! ([`graph_cost`]) finds the same terms node by node — MatMul, Gemm,
+//! Attention and onnxruntime's packed Attention — so it also costs fused,
+//! merged or foreign graphs; a batch of B costs B times one sequence.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use crate::config::BertConfig;
+use crate::ir::{canonical_order, ContribOp, DType, Dim, Factors, Graph, NodeId, Op, Shape, Value};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CostError {
+    #[error("cannot cost node `{node}`: its dimension `{dim}` is neither the batch nor the sequence dimension of an input")]
+    UnboundDim { node: String, dim: String },
+    #[error("cannot cost node `{node}` ({op}): {reason}")]
+    Shape {
+        node: String,
+        op: &'static str,
+        reason: String,
+    },
+    #[error("batch and sequence length must be at least 1 (got batch {batch}, sequence {seq})")]
+    EmptyShape { batch: usize, seq: usize },
+}
+
+/// The closed-form multiply-adds of one sequence of `seq` tokens through
+/// BertModel (encoder and pooler): see the module documentation.
+pub fn bert_macs_per_sequence(c: &BertConfig, seq: usize) -> MultiplyAdds {
+    let (l, h, i, s) = (
+        c.num_hidden_layers as u64,
+        c.hidden_size as u64,
+        c.intermediate_size as u64,
+        seq as u64,
+    );
+    let linear = l * (4 * s * h * h + 2 * s * h * i) + h * h;
+    let attention = l * 2 * s * s * h;
+    MultiplyAdds {
+        linear,
+        attention,
+        total: linear + attention,
+    }
+}
+
+/// Multiply-adds of the matrix products, split by what they multiply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct MultiplyAdds {
+    /// Activations times weights (projections, FFN, pooler).
+    pub linear: u64,
+    /// Activations times activations (Q·Kᵀ and probabilities·V).
+    pub attention: u64,
+    pub total: u64,
+}
+
+impl MultiplyAdds {
+    fn add(&mut self, linear: u64, attention: u64) {
+        self.linear += linear;
+        self.attention += attention;
+        self.total += linear + attention;
+    }
+
+    fn per(self, n: u64) -> MultiplyAdds {
+        MultiplyAdds {
+            linear: self.linear / n,
+            attention: self.attention / n,
+            total: self.total / n,
+        }
+    }
+}
+
+/// Parameters by the component their tensor's name places them in
+/// (transformers' names, with or without `bert.`; an exporter's node names
+/// such as `/bert/encoder/layer.0/...` are tried when the weight's own name
+/// says nothing).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Parameters {
+    pub total: usize,
+    pub embeddings: usize,
+    /// One entry per encoder layer, in order.
+    pub layers: Vec<usize>,
+    pub pooler: usize,
+    /// Task heads (classifier, qa_outputs, cls.*); BertModel has none.
+    pub heads: usize,
+    /// Weights no name places (e.g. `onnx::MatMul_123` of a TorchScript export).
+    pub unattributed: usize,
+}
+
+/// Bytes of the weights stored at each precision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct WeightBytes {
+    /// What the graph holds now (every constant, at its own dtype).
+    pub stored: usize,
+    pub fp32: usize,
+    pub fp16: usize,
+    /// Linear-layer weight matrices at 1 byte plus one f32 scale per output
+    /// channel, everything else (embeddings, biases, norms) kept f32: the
+    /// form dynamic quantization emits.
+    pub int8: usize,
+}
+
+/// The cost of a graph at one batch size and sequence length.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cost {
+    pub batch: usize,
+    pub seq: usize,
+    pub parameters: Parameters,
+    /// Multiply-adds of one sequence at `seq` (the whole batch divided by `batch`).
+    pub macs_per_sequence: MultiplyAdds,
+    /// 2 · MACs.
+    pub flops_per_sequence: u64,
+    /// Peak bytes of live activations for the whole batch when nodes run in
+    /// canonical order and each value is freed after its last reader; a
+    /// runtime that fuses or works in place needs less.
+    pub activation_bytes: u64,
+    pub weight_bytes: WeightBytes,
+    /// Nodes by op kind, graph inputs and constants left out.
+    pub op_histogram: BTreeMap<String, usize>,
+}
+
+/// Which component a parameter name belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Component {
+    Embeddings,
+    Layer(usize),
+    Pooler,
+    Heads,
+}
+
+fn component_of(name: &str) -> Option<Component> {
+    let dotted = name.replace('/', ".");
+    // The component names may follow any prefix (`bert.`, a wrapper's `m.`,
+    // an exporter's leading `/`): try every segment boundary.
+    let starts = std::iter::once(0).chain(dotted.match_indices('.').map(|(i, _)| i + 1));
+    starts.into_iter().find_map(|i| component_at(&dotted[i..]))
+}
+
+fn component_at(n: &str) -> Option<Component> {
+    if n.starts_with("embeddings.") {
+        return Some(Component::Embeddings);
+    }
+    if let Some(rest) = n.strip_prefix("encoder.layer.") {
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        return digits.parse().ok().map(Component::Layer);
+    }
+    if n.starts_with("pooler.") {
+        return Some(Component::Pooler);
+    }
+    if ["classifier.", "cls.", "qa_outputs."]
+        .iter()
+        .any(|p| n.starts_with(p))
+    {
+        return Some(Component::Heads);
+    }
+    None
+}
+
+/// The component of a weight: its own name, else the names of the nodes
+/// reading it, else the names of the other constants their results meet
+/// (an anonymous `val_64` weight whose MatMul feeds `...query.bias`'s Add).
+fn component_of_weight(g: &Graph, id: NodeId) -> Option<Component> {
+    component_of(&g.node(id).name).or_else(|| {
+        let readers = g.consumers(Value { node: id, slot: 0 });
+        readers
+            .iter()
+            .find_map(|&(user, _)| component_of(&g.node(user).name))
+            .or_else(|| {
+                readers.iter().find_map(|&(user, _)| {
+                    g.consumers(Value { node: user, slot: 0 })
+                        .iter()
+                        .flat_map(|&(next, _)| g.inputs_of(next))
+                        .flatten()
+                        .filter(|v| matches!(g.node(v.node).op, Op::Constant(_)))
+                        .find_map(|v| component_of(&g.node(v.node).name))
+                })
+            })
+    })
+}
+
+/// Constants that are parameters: floats of rank ≥ 1 (as
+/// [`Graph::parameter_count`]) and quantized int8/uint8 matrices.
+fn parameter_elements(op: &Op) -> Option<usize> {
+    let Op::Constant(t) = op else { return None };
+    let quantized = matches!(t.dtype(), DType::I8 | DType::U8) && t.dims().len() >= 2;
+    let float = t.dtype().is_float() && !t.dims().is_empty();
+    (quantized || float).then(|| t.len())
+}
+
+/// Sizes for the symbolic dims: the first dim of every rank-≥2 input is the
+/// batch, the second the sequence.
+struct Bindings(HashMap<String, u64>);
+
+impl Bindings {
+    fn of(g: &Graph, batch: usize, seq: usize) -> Bindings {
+        let mut map = HashMap::new();
+        for &id in g.inputs() {
+            let dims = g.node(id).outputs[0].shape.dims();
+            if dims.len() >= 2 {
+                for (d, size) in dims.iter().zip([batch, seq]) {
+                    if let Dim::Sym(s) = d {
+                        map.insert(s.clone(), size as u64);
+                    }
+                }
+            }
+        }
+        Bindings(map)
+    }
+
+    fn dim(&self, d: &Dim, node: &str) -> Result<u64, CostError> {
+        let f = Factors::of(std::slice::from_ref(d));
+        let mut n = f.coefficient.max(0) as u64;
+        for s in &f.symbols {
+            n *= self.0.get(s).ok_or_else(|| CostError::UnboundDim {
+                node: node.into(),
+                dim: s.clone(),
+            })?;
+        }
+        Ok(n)
+    }
+
+    fn dims(&self, shape: &Shape, node: &str) -> Result<Vec<u64>, CostError> {
+        shape.dims().iter().map(|d| self.dim(d, node)).collect()
+    }
+}
+
+/// The cost of `g` with its batch and sequence dims bound to `batch`, `seq`.
+pub fn graph_cost(g: &Graph, batch: usize, seq: usize) -> Result<Cost, CostError> {
+    if batch == 0 || seq == 0 {
+        return Err(CostError::EmptyShape { batch, seq });
+    }
+    let bind = Bindings::of(g, batch, seq);
+    let mut macs = MultiplyAdds::default();
+    for id in g.node_ids() {
+        let (linear, attention) = node_macs(g, id, &bind)?;
+        macs.add(linear, attention);
+    }
+    let parameters = parameters_of(g);
+    let weight_bytes = weight_bytes_of(g);
+    let op_histogram = g
+        .op_histogram()
+        .into_iter()
+        .filter(|(k, _)| !matches!(*k, "Input" | "Constant"))
+        .map(|(k, n)| (k.to_string(), n))
+        .collect();
+    let macs_per_sequence = macs.per(batch as u64);
+    Ok(Cost {
+        batch,
+        seq,
+        parameters,
+        macs_per_sequence,
+        flops_per_sequence: 2 * macs_per_sequence.total,
+        activation_bytes: peak_activation_bytes(g, &bind)?,
+        weight_bytes,
+        op_histogram,
+    })
+}
+
+/// (linear, attention) multiply-adds of one node.
+fn node_macs(g: &Graph, id: NodeId, bind: &Bindings) -> Result<(u64, u64), CostError> {
+    let node = g.node(id);
+    let inputs = g.inputs_of(id);
+    let shape_of = |slot: usize| -> Result<Vec<u64>, CostError> {
+        let v = inputs
+            .get(slot)
+            .copied()
+            .flatten()
+            .ok_or_else(|| CostError::Shape {
+                node: node.name.clone(),
+                op: node.op.kind(),
+                reason: format!("input {slot} is missing"),
+            })?;
+        bind.dims(&g.info(v).shape, &node.name)
+    };
+    let is_constant = |slot: usize| {
+        inputs
+            .get(slot)
+            .copied()
+            .flatten()
+            .is_some_and(|v| matches!(g.node(v.node).op, Op::Constant(_)))
+    };
+    let out: u64 = bind.dims(&node.outputs[0].shape, &node.name)?.iter().product();
+    let bad = |reason: &str| CostError::Shape {
+        node: node.name.clone(),
+        op: node.op.kind(),
+        reason: reason.into(),
+    };
+    Ok(match &node.op {
+        // int8 products (MatMulInteger) cost the same multiply-adds.
+        Op::MatMul | Op::MatMulInteger => {
+            let a = shape_of(0)?;
+            let k = *a.last().ok_or_else(|| bad("a scalar operand"))?;
+            let macs = out * k;
+            // A weight operand makes it a linear layer; two activations are attention.
+            if is_constant(0) || is_constant(1) {
+                (macs, 0)
+            } else {
+                (0, macs)
+            }
+        }
+        Op::Gemm { trans_a, .. } => {
+            let a = shape_of(0)?;
+            if a.len() != 2 {
+                return Err(bad("Gemm's A is not 2-D"));
+            }
+            (out * if *trans_a { a[0] } else { a[1] }, 0)
+        }
+        Op::Attention { .. } => {
+            // Q·Kᵀ: every query element meets every key position; P·V:
+            // every output element sums over the key positions.
+            let (q, k) = (shape_of(0)?, shape_of(1)?);
+            if k.len() < 2 {
+                return Err(bad("K has rank < 2"));
+            }
+            let kv_len = k[k.len() - 2];
+            let q_elems: u64 = q.iter().product();
+            (0, q_elems * kv_len + out * kv_len)
+        }
+        Op::Contrib(ContribOp::Attention { .. }) => {
+            // Packed projection [B,S,H]·[H,3H], then attention over S.
+            let (x, w) = (shape_of(0)?, shape_of(1)?);
+            if x.len() != 3 || w.len() != 2 {
+                return Err(bad("expects input [B,S,H] and weights [H,3H]"));
+            }
+            let (b, s, h) = (x[0], x[1], x[2]);
+            let projection = b * s * h * w[1];
+            (projection, 2 * b * s * s * (w[1] / 3))
+        }
+        _ => (0, 0),
+    })
+}
+
+fn parameters_of(g: &Graph) -> Parameters {
+    let mut p = Parameters::default();
+    for id in g.node_ids() {
+        let node = g.node(id);
+        let Some(n) = parameter_elements(&node.op) else {
+            continue;
+        };
+        p.total += n;
+        match component_of_weight(g, id) {
+            Some(Component::Embeddings) => p.embeddings += n,
+            Some(Component::Layer(i)) => {
+                if p.layers.len() <= i {
+                    p.layers.resize(i + 1, 0);
+                }
+                p.layers[i] += n;
+            }
+            Some(Component::Pooler) => p.pooler += n,
+            Some(Component::Heads) => p.heads += n,
+            None => p.unattributed += n,
+        }
+    }
+    p
+}
+
+/// A weight matrix of a linear layer: a 2-D constant a MatMul or Gemm
+/// multiplies by (or onnxruntime's packed Attention projects with).
+fn is_linear_weight(g: &Graph, id: NodeId) -> bool {
+    let Op::Constant(t) = &g.node(id).op else {
+        return false;
+    };
+    t.dims().len() == 2
+        && g.consumers(Value { node: id, slot: 0 })
+            .iter()
+            .any(|&(user, slot)| match g.node(user).op {
+                Op::MatMul | Op::MatMulInteger | Op::Gemm { .. } => true,
+                Op::Contrib(ContribOp::Attention { .. }) => slot == 1,
+                _ => false,
+            })
+}
+
+fn weight_bytes_of(g: &Graph) -> WeightBytes {
+    let mut w = WeightBytes::default();
+    for id in g.node_ids() {
+        let op = &g.node(id).op;
+        if let Op::Constant(t) = op {
+            w.stored += t.len() * t.dtype().size();
+        }
+        let Some(n) = parameter_elements(op) else {
+            continue;
+        };
+        w.fp32 += 4 * n;
+        w.fp16 += 2 * n;
+        w.int8 += match (is_linear_weight(g, id), op) {
+            (true, Op::Constant(t)) => n + 4 * t.dims()[1],
+            _ => 4 * n,
+        };
+    }
+    w
+}
+
+/// Simulates running the nodes in canonical order, each output allocated
+/// when its node runs and freed after its last reader (graph outputs live to
+/// the end); returns the largest total of live activation bytes.
+fn peak_activation_bytes(g: &Graph, bind: &Bindings) -> Result<u64, CostError> {
+    let order = canonical_order(g);
+    let position: HashMap<_, _> = order.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+    let end = order.len();
+    // (step at which the value dies, bytes) of every activation.
+    let mut frees: Vec<Vec<u64>> = vec![Vec::new(); end + 1];
+    let (mut live, mut peak) = (0u64, 0u64);
+    for (step, &id) in order.iter().enumerate() {
+        let node = g.node(id);
+        if !matches!(node.op, Op::Constant(_)) {
+            for (slot, info) in node.outputs.iter().enumerate() {
+                let elems: u64 = bind.dims(&info.shape, &node.name)?.iter().product();
+                let bytes = elems * info.dtype.size() as u64;
+                let v = Value { node: id, slot };
+                let last_read = g
+                    .consumers(v)
+                    .iter()
+                    .filter_map(|(user, _)| position.get(user).copied())
+                    .max()
+                    .unwrap_or(step);
+                let dies = if g.is_output(v) { end } else { last_read };
+                live += bytes;
+                frees[dies].push(bytes);
+            }
+        }
+        peak = peak.max(live);
+        live -= frees[step].iter().sum::<u64>();
+    }
+    Ok(peak)
+}

@@ -1,0 +1,147 @@
+//! The cost model against hand-computed figures.
+//!
+//! MACs per sequence (module docs of `bertc::cost`):
+//! linear L·(4·S·H² + 2·S·H·I) + H², attention L·2·S²·H.
+
+use bertc::compile::{build, compile, load_config, CompileOptions};
+use bertc::cost::{bert_macs_per_sequence, graph_cost, MultiplyAdds};
+use bertc::passes::{pipeline, Level, PassManager, Target};
+
+/// BERT-base (L12 H768 I3072) at S=128, by hand:
+/// linear    12·(4·128·768² + 2·128·768·3072) + 768² = 12·(301,989,888 + 603,979,776) + 589,824
+///           = 10,871,635,968 + 589,824 = 10,872,225,792
+/// attention 12·2·128²·768 = 301,989,888
+const BERT_BASE_S128: MultiplyAdds = MultiplyAdds {
+    linear: 10_872_225_792,
+    attention: 301_989_888,
+    total: 11_174_215_680,
+};
+
+/// all-MiniLM-L6-v2 (L6 H384 I1536) at S=128, by hand:
+/// linear    6·(4·128·384² + 2·128·384·1536) + 384² = 6·(75,497,472 + 150,994,944) + 147,456
+///           = 1,358,954,496 + 147,456 = 1,359,101,952
+/// attention 6·2·128²·384 = 75,497,472
+const MINILM_S128: MultiplyAdds = MultiplyAdds {
+    linear: 1_359_101_952,
+    attention: 75_497_472,
+    total: 1_434_599_424,
+};
+
+#[test]
+fn closed_form_macs_match_the_hand_computed_figures() {
+    let base = load_config("bert-base-uncased").unwrap();
+    assert_eq!(bert_macs_per_sequence(&base, 128), BERT_BASE_S128);
+    let minilm = load_config("all-MiniLM-L6-v2").unwrap();
+    assert_eq!(bert_macs_per_sequence(&minilm, 128), MINILM_S128);
+}
+
+#[test]
+fn graph_cost_of_bert_base_matches_hand_computed_parameters_and_macs() {
+    let c = load_config("bert-base-uncased").unwrap();
+    let g = build(&c, &CompileOptions::default()).unwrap().graph;
+    // Batch 2: per-sequence figures must not depend on the batch.
+    let cost = graph_cost(&g, 2, 128).unwrap();
+    assert_eq!(cost.macs_per_sequence, BERT_BASE_S128);
+    assert_eq!(cost.flops_per_sequence, 2 * BERT_BASE_S128.total);
+    let p = &cost.parameters;
+    assert_eq!(p.total, 109_482_240);
+    // word 30522·768 + position 512·768 + token type 2·768 + norm 2·768
+    assert_eq!(p.embeddings, 23_440_896 + 393_216 + 1_536 + 1_536);
+    // Q, K, V, output 4·(768² + 768), FFN 768·3072 + 3072 + 3072·768 + 768, two norms 4·768
+    assert_eq!(p.layers, vec![2_362_368 + 2_362_368 + 2_360_064 + 3_072; 12]);
+    assert_eq!(p.pooler, 768 * 768 + 768);
+    assert_eq!((p.heads, p.unattributed), (0, 0));
+    let w = cost.weight_bytes;
+    assert_eq!((w.fp32, w.fp16), (437_928_960, 218_964_480));
+    // What is stored: the f32 weights plus a few small shape and scalar constants.
+    assert!(w.stored >= w.fp32 && w.stored - w.fp32 < 16 * 1024, "{w:?}");
+    // int8: the 12·6 + 1 weight matrices (85,524,480 elements) at one byte
+    // plus an f32 scale per output column, the other 23,957,760 at 4 bytes.
+    let scales = 4 * (12 * (4 * 768 + 3072 + 768) + 768);
+    assert_eq!(w.int8, 85_524_480 + scales + 4 * 23_957_760);
+}
+
+#[test]
+fn graph_cost_of_minilm_at_o2_matches_the_closed_form() {
+    let c = load_config("all-MiniLM-L6-v2").unwrap();
+    let passes = PassManager::from_names(pipeline(Level::O2, Target::Portable)).unwrap();
+    let g = compile(&c, &CompileOptions::default(), &passes).unwrap().graph;
+    assert!(
+        g.op_histogram().contains_key("Attention"),
+        "fused attention is costed"
+    );
+    let cost = graph_cost(&g, 1, 128).unwrap();
+    assert_eq!(cost.parameters.total, 22_713_216);
+    assert_eq!(cost.parameters.layers.len(), 6);
+    assert_eq!(cost.macs_per_sequence, MINILM_S128);
+}
+
+#[test]
+fn every_preset_and_pipeline_agrees_with_the_closed_form() {
+    for name in ["bert-tiny", "bert-mini"] {
+        let c = load_config(name).unwrap();
+        for (level, target) in [
+            (Level::O0, Target::Portable),
+            (Level::O2, Target::Portable),
+            (Level::O2, Target::Tract),
+        ] {
+            let passes = PassManager::from_names(pipeline(level, target)).unwrap();
+            let g = compile(&c, &CompileOptions::default(), &passes).unwrap().graph;
+            for (b, s) in [(1, 7), (3, 64)] {
+                let cost = graph_cost(&g, b, s).unwrap();
+                assert_eq!(
+                    cost.macs_per_sequence,
+                    bert_macs_per_sequence(&c, s),
+                    "{name} {level:?} {target:?} B={b} S={s}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn activation_estimate_grows_with_batch_and_quadratically_with_sequence() {
+    let c = load_config("bert-tiny").unwrap();
+    let g = build(&c, &CompileOptions::default()).unwrap().graph;
+    let at = |b, s| graph_cost(&g, b, s).unwrap().activation_bytes;
+    // At least one layer's attention probabilities: B·heads·S²·4 bytes.
+    assert!(at(1, 512) >= 2 * 512 * 512 * 4);
+    assert!(at(2, 128) > at(1, 128));
+    assert!(at(1, 512) > 4 * at(1, 128));
+}
+
+#[test]
+fn zero_sizes_are_refused() {
+    let c = load_config("bert-tiny").unwrap();
+    let g = build(&c, &CompileOptions::default()).unwrap().graph;
+    let e = graph_cost(&g, 0, 128).unwrap_err().to_string();
+    assert!(e.contains("at least 1"), "{e}");
+}
+
+#[test]
+fn foreign_exports_cost_the_same_as_the_config_they_came_from() {
+    // tests/fixtures/foreign-tiny-base: PyTorch's exports of tiny-base (L2 H32 I80, vocab 300, 40 positions).
+    let config_path = common_fixture("tiny-base/config.json");
+    let c = load_config(config_path.to_str().unwrap()).unwrap();
+    let bertc_graph = build(&c, &CompileOptions::default()).unwrap().graph;
+    let expected = graph_cost(&bertc_graph, 2, 16).unwrap();
+    for file in [
+        "torchscript-opset14.onnx",
+        "torchscript-opset17.onnx",
+        "dynamo-opset18.onnx",
+    ] {
+        let g = bertc::onnx::read_model(&common_fixture(&format!("foreign-tiny-base/{file}"))).unwrap();
+        let cost = graph_cost(&g, 2, 16).unwrap();
+        assert_eq!(cost.macs_per_sequence, bert_macs_per_sequence(&c, 16), "{file}");
+        // word 300·32 + position 40·32 + types 2·32 + norm 2·32; the anonymous
+        // weights of the exports are placed by the biases they meet.
+        assert_eq!(cost.parameters.embeddings, 11_008, "{file}");
+        assert_eq!(cost.parameters, expected.parameters, "{file}");
+    }
+}
+
+fn common_fixture(rel: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
