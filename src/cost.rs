@@ -294,7 +294,7 @@ fn node_macs(g: &Graph, id: NodeId, bind: &Bindings) -> Result<(u64, u64), CostE
             .get(slot)
             .copied()
             .flatten()
-            .is_some_and(|v| matches!(g.node(v.node).op, Op::Constant(_)))
+            .is_some_and(|v| is_weight(g, v))
     };
     let out: u64 = bind.dims(&node.outputs[0].shape, &node.name)?.iter().product();
     let bad = |reason: &str| CostError::Shape {
@@ -369,6 +369,23 @@ fn parameters_of(g: &Graph) -> Parameters {
         }
     }
     p
+}
+
+/// Whether `v` is a weight: a constant, or a constant seen through
+/// layout and dtype ops — the tied masked-LM decoder's Transpose of the
+/// word embeddings, an f16 weight's Cast to f32.
+fn is_weight(g: &Graph, v: Value) -> bool {
+    let node = g.node(v.node);
+    match node.op {
+        Op::Constant(_) => true,
+        Op::Transpose { .. } | Op::Cast { .. } | Op::Reshape | Op::Unsqueeze { .. } => g
+            .inputs_of(v.node)
+            .first()
+            .copied()
+            .flatten()
+            .is_some_and(|x| is_weight(g, x)),
+        _ => false,
+    }
 }
 
 /// A weight matrix of a linear layer: a 2-D constant a MatMul or Gemm

@@ -145,3 +145,37 @@ fn common_fixture(rel: &str) -> std::path::PathBuf {
         .join("tests/fixtures")
         .join(rel)
 }
+
+#[test]
+fn weights_behind_a_transpose_or_cast_count_as_linear() {
+    // The tied masked-LM decoder reads the word embeddings through a
+    // Transpose; fp16 weights reach their MatMul through a Cast. Both are
+    // linear layers, and attention stays L·2·S²·H.
+    let c = bertc::config::BertConfig::from_path(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-mlm/config.json"),
+    )
+    .unwrap();
+    let passes = PassManager::from_names(pipeline(Level::O2, Target::Portable)).unwrap();
+    let mut g = compile(&c, &CompileOptions::default(), &passes).unwrap().graph;
+    let (l, s, h) = (c.num_hidden_layers as u64, 16u64, c.hidden_size as u64);
+    let attention = l * 2 * s * s * h;
+    let decoder = s * h * c.vocab_size as u64;
+    let cost = graph_cost(&g, 1, 16).unwrap();
+    assert_eq!(cost.macs_per_sequence.attention, attention);
+    assert_eq!(
+        cost.macs_per_sequence.linear,
+        bert_macs_per_sequence(&c, 16).linear - h * h + s * h * h + decoder,
+        "encoder without pooler + transform dense + decoder"
+    );
+    let precision = bertc::quantize::PrecisionOptions {
+        precision: bertc::quantize::Precision::Fp16,
+        weights: bertc::passes::WeightGranularity::PerChannel,
+        skip: vec![],
+        embeddings: false,
+    };
+    bertc::quantize::apply(&mut g, &precision).unwrap();
+    assert_eq!(
+        graph_cost(&g, 1, 16).unwrap().macs_per_sequence,
+        cost.macs_per_sequence
+    );
+}
