@@ -429,3 +429,18 @@ fn pruning_leaves_models_that_read_every_token_alone() {
         assert_eq!(report[0].report.matches, 0, "{case}");
     }
 }
+
+#[test]
+fn dump_takes_the_head_too() {
+    let (ok, text) = bertc(&["dump", "bert-tiny", "--head", "question-answering"]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("\n  start_logits = ") && text.contains("\n  end_logits = "),
+        "{text}"
+    );
+    let (ok, text) = bertc(&["dump", "bert-tiny", "--head", "regression"]);
+    assert!(
+        !ok && text.contains("valid heads: base, sequence-classification"),
+        "{text}"
+    );
+}

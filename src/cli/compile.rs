@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use bertc::builder::Head;
 use bertc::check::{check_equivalence, require_within, CHECK_ATOL};
 use bertc::compile::{compile, load_config, CompileOptions};
 use bertc::onnx::ExportOptions;
@@ -19,22 +18,12 @@ pub struct CompileArgs {
     source: SourceArgs,
     #[command(flatten)]
     optimize: OptimizeArgs,
-    /// The task head (default: from the config's `architectures`).
-    #[arg(long, value_parser = parse_head)]
-    head: Option<Head>,
-    /// Keep `last_hidden_state` as an output beside the head's own.
-    #[arg(long)]
-    keep_last_hidden_state: bool,
     /// ONNX opset to emit (default: the lowest that covers the ops used, at least 17).
     #[arg(long)]
     opset: Option<i64>,
     /// Where to write the ONNX model.
     #[arg(short, long)]
     output: PathBuf,
-}
-
-fn parse_head(name: &str) -> Result<Head, String> {
-    Head::parse(name).ok_or_else(|| format!("valid heads: {}", Head::NAMES.join(", ")))
 }
 
 /// Pass selection and checking, shared by commands that optimize.
@@ -128,8 +117,8 @@ pub fn run(a: CompileArgs) -> anyhow::Result<ExitCode> {
     let opts = CompileOptions {
         weights: a.source.weights.clone(),
         seed: a.source.seed,
-        head: a.head,
-        keep_last_hidden_state: a.keep_last_hidden_state,
+        head: a.source.head,
+        keep_last_hidden_state: a.source.keep_last_hidden_state,
         export: ExportOptions { opset: a.opset },
     };
     let mut compiled = compile(&config, &opts, &a.optimize.pass_manager()?)?;
@@ -175,7 +164,7 @@ pub fn run(a: CompileArgs) -> anyhow::Result<ExitCode> {
 
     println!("compiled {} -> {}", a.source.model, a.output.display());
     let outputs: Vec<&str> = g.outputs().iter().map(|(n, _)| n.as_str()).collect();
-    let origin = if a.head.is_some() {
+    let origin = if a.source.head.is_some() {
         ""
     } else {
         " (from architectures)"

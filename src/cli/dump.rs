@@ -20,6 +20,8 @@ pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
         let opts = CompileOptions {
             weights: a.source.weights,
             seed: a.source.seed,
+            head: a.source.head,
+            keep_last_hidden_state: a.source.keep_last_hidden_state,
             ..Default::default()
         };
         build(&config, &opts)?.graph

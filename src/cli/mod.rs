@@ -47,7 +47,7 @@ enum Command {
     Sweep(sweep::SweepArgs),
 }
 
-/// Where the model comes from, shared by compile and dump.
+/// Where the model comes from and which head it gets, shared by compile and dump.
 #[derive(clap::Args, Clone)]
 pub struct SourceArgs {
     /// A config.json path or a preset name (see `bertc presets`).
@@ -58,6 +58,17 @@ pub struct SourceArgs {
     /// Seed of the random init (ignored with --weights).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// The task head (default: from the config's `architectures`).
+    #[arg(long, value_parser = parse_head)]
+    pub head: Option<bertc::builder::Head>,
+    /// Keep `last_hidden_state` as an output beside the head's own.
+    #[arg(long)]
+    pub keep_last_hidden_state: bool,
+}
+
+fn parse_head(name: &str) -> Result<bertc::builder::Head, String> {
+    bertc::builder::Head::parse(name)
+        .ok_or_else(|| format!("valid heads: {}", bertc::builder::Head::NAMES.join(", ")))
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
