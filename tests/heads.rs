@@ -444,3 +444,41 @@ fn dump_takes_the_head_too() {
         "{text}"
     );
 }
+
+/// Heads, relative positions and short position tables (40 rows) through
+/// int8 and fp16: the calibration and validation inputs stay within the
+/// model's positions, and each passes its accuracy gate.
+#[test]
+fn heads_quantize_and_pass_the_accuracy_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    for case in ["tiny-cls", "tiny-mlm", "tiny-relative-key-query"] {
+        let d = fixture(case);
+        let p = |f: &str| d.join(f).to_str().unwrap().to_string();
+        for flags in [
+            &["--quantize", "dynamic"][..],
+            &["--quantize", "static"],
+            &["--precision", "fp16"],
+        ] {
+            let out = dir.path().join(format!("{case}.onnx"));
+            let mut args = vec![
+                "compile",
+                &p("config.json"),
+                "--weights",
+                &p("model.safetensors"),
+                "-o",
+                out.to_str().unwrap(),
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+            args.extend(flags.iter().map(|s| s.to_string()));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let (ok, text) = bertc(&args);
+            assert!(ok, "{case} {flags:?}:\n{text}");
+            assert!(
+                text.contains("accuracy"),
+                "{case} {flags:?}: no accuracy report:\n{text}"
+            );
+        }
+    }
+}

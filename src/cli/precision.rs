@@ -80,10 +80,13 @@ impl PrecisionArgs {
         if !(0.0 < self.percentile && self.percentile <= 100.0) {
             anyhow::bail!("--percentile must be within (0, 100], got {}", self.percentile);
         }
+        // Generated inputs stay within the model's position tables.
+        let longest = bertc::check::max_sequence(g);
+        let cap = |seq: usize| longest.map_or(seq, |m| seq.min(m));
         let precision = match (self.quantize, self.precision) {
             (Some(QuantizeArg::Dynamic), _) => Precision::Int8Dynamic,
             (Some(QuantizeArg::Static), _) => Precision::Int8Static {
-                batches: calibration_batches(g, self.calibrate.as_deref(), 4, 128, 8)?,
+                batches: calibration_batches(g, self.calibrate.as_deref(), 4, cap(128), 8)?,
                 method: match self.calibration_method {
                     MethodArg::Minmax => CalibrationMethod::MinMax,
                     MethodArg::Percentile => CalibrationMethod::Percentile(self.percentile),
@@ -104,7 +107,7 @@ impl PrecisionArgs {
         let runs = apply(g, &opts)?;
         // Validation inputs distinct from the generated calibration batches.
         let validation: Vec<_> = (0..2)
-            .map(|seed| bertc::check::inputs_for_seed(&reference, 4, 64, seed))
+            .map(|seed| bertc::check::inputs_for_seed(&reference, 4, cap(64), seed))
             .collect();
         let report = accuracy_report(&reference, g, &validation)?;
         for o in &report.outputs {
