@@ -47,29 +47,26 @@ pub fn inputs_for(g: &Graph, batch: usize, seq: usize) -> NamedTensors {
     inputs_for_seed(g, batch, seq, 0)
 }
 
-/// The longest sequence the graph's position tables cover: the rows of
-/// an absolute position table, or of a relative distance table (2·max − 1
-/// rows). `None` when it has neither (by these names).
+/// The longest sequence the graph's position tables cover: the rows of a
+/// relative distance table (2·max − 1 rows) when it has one — relative
+/// models keep an unused absolute table — else the rows of the absolute
+/// position table. `None` when it has neither (by these names).
 pub fn max_sequence(g: &Graph) -> Option<usize> {
-    g.node_ids().find_map(|id| {
-        let n = g.node(id);
-        let crate::ir::Op::Constant(t) = &n.op else {
-            return None;
-        };
-        let rows = *t.dims().first()?;
-        if n.name.ends_with("position_embeddings.weight") && t.dims().len() == 2 {
-            // Relative models keep an unused absolute table; the distance
-            // table bounds them (and is looked for below).
-            let relative = g
-                .node_ids()
-                .any(|i| g.node(i).name.ends_with("distance_embedding.weight"));
-            (!relative).then_some(rows)
-        } else if n.name.ends_with("distance_embedding.weight") {
-            Some(rows.div_ceil(2))
-        } else {
-            None
-        }
-    })
+    let rows = |suffix: &str| {
+        g.node_ids().find_map(|id| {
+            let n = g.node(id);
+            match &n.op {
+                crate::ir::Op::Constant(t) if n.name.ends_with(suffix) && t.dims().len() == 2 => {
+                    Some(t.dims()[0])
+                }
+                _ => None,
+            }
+        })
+    };
+    match rows("distance_embedding.weight") {
+        Some(r) => Some(r.div_ceil(2)),
+        None => rows("position_embeddings.weight"),
+    }
 }
 
 /// [`inputs_for`] with another seed (calibration draws several batches).

@@ -295,8 +295,7 @@ fn tied_decoder_stores_the_word_embeddings_once() {
         .filter(|s| !s.name.starts_with("pooler."))
         .map(|s| s.shape.iter().product::<usize>())
         .sum::<usize>();
-    // The relative cases aside, the position table is used; the word table
-    // appears once although the decoder reads it too.
+    // The word table counts once although the decoder reads it too.
     assert_eq!(
         g.parameter_count(),
         encoder_and_embeddings + h * h + h + 2 * h + c.vocab_size

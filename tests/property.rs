@@ -50,7 +50,7 @@ fn every_pipeline_agrees_with_o0_on_random_configs() {
             [1e-12, 1e-5][pick(2)],
             ["absolute", "absolute", "relative_key", "relative_key_query"][pick(4)],
         );
-        let head = Head::parse(Head::NAMES[pick(Head::NAMES.len() as u64)]);
+        let head = Some(Head::ALL[pick(Head::ALL.len() as u64)]);
         let config = BertConfig::from_json_str(&json, "random").unwrap();
         let opts = CompileOptions {
             seed: case,

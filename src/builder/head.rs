@@ -50,13 +50,13 @@ pub struct UnknownArchitecture {
 }
 
 impl Head {
-    pub const NAMES: [&'static str; 6] = [
-        "base",
-        "sequence-classification",
-        "token-classification",
-        "question-answering",
-        "masked-lm",
-        "sentence-embedding",
+    pub const ALL: [Head; 6] = [
+        Head::Base,
+        Head::SequenceClassification,
+        Head::TokenClassification,
+        Head::QuestionAnswering,
+        Head::MaskedLm,
+        Head::SentenceEmbedding,
     ];
 
     /// The head a config's `architectures` asks for; BertModel (or no
@@ -75,22 +75,26 @@ impl Head {
             })
     }
 
-    pub fn parse(name: &str) -> Option<Head> {
-        Head::NAMES.iter().position(|n| *n == name).map(|i| Head::ALL[i])
+    /// Every `--head` spelling, for messages.
+    pub fn names() -> Vec<&'static str> {
+        Head::ALL.map(Head::name).to_vec()
     }
 
-    const ALL: [Head; 6] = [
-        Head::Base,
-        Head::SequenceClassification,
-        Head::TokenClassification,
-        Head::QuestionAnswering,
-        Head::MaskedLm,
-        Head::SentenceEmbedding,
-    ];
+    /// The head `--head NAME` names.
+    pub fn parse(name: &str) -> Option<Head> {
+        Head::ALL.into_iter().find(|h| h.name() == name)
+    }
 
+    /// The `--head` spelling.
     pub fn name(self) -> &'static str {
-        let i = Head::ALL.iter().position(|&h| h == self).expect("listed");
-        Head::NAMES[i]
+        match self {
+            Head::Base => "base",
+            Head::SequenceClassification => "sequence-classification",
+            Head::TokenClassification => "token-classification",
+            Head::QuestionAnswering => "question-answering",
+            Head::MaskedLm => "masked-lm",
+            Head::SentenceEmbedding => "sentence-embedding",
+        }
     }
 
     /// Whether transformers builds this model with BertPooler
@@ -111,11 +115,16 @@ impl fmt::Display for Head {
     }
 }
 
+/// Whether a parameter is a task head's own (outside the `bert.` module).
+pub fn is_head_param(name: &str) -> bool {
+    HEAD_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
 /// Whether a checkpoint tensor belongs to some task head or the pooler:
 /// a checkpoint saved from one `BertFor*` class carries these, and
 /// compiling it with another head (say, the base model of a fine-tuned
 /// classifier) leaves them unread rather than failing.
 pub fn is_head_or_pooler_tensor(name: &str) -> bool {
     let name = name.strip_prefix("bert.").unwrap_or(name);
-    HEAD_PREFIXES.iter().any(|p| name.starts_with(p)) || name.starts_with("pooler.")
+    is_head_param(name) || name.starts_with("pooler.")
 }

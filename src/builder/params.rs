@@ -20,9 +20,7 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
     let mut specs = Vec::new();
     let mut add = |name: String, shape: Vec<usize>, init: Init, transpose: bool| {
         // The head's own parameters live outside the `bert.` module.
-        let under_bert_prefix = !["classifier.", "qa_outputs.", "cls."]
-            .iter()
-            .any(|p| name.starts_with(p));
+        let under_bert_prefix = !super::head::is_head_param(&name);
         specs.push(ParamSpec {
             name,
             shape,

@@ -68,7 +68,7 @@ pub struct SourceArgs {
 
 fn parse_head(name: &str) -> Result<bertc::builder::Head, String> {
     bertc::builder::Head::parse(name)
-        .ok_or_else(|| format!("valid heads: {}", bertc::builder::Head::NAMES.join(", ")))
+        .ok_or_else(|| format!("valid heads: {}", bertc::builder::Head::names().join(", ")))
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Context;
 use bertc::compile::{compile, load_config, CompileOptions};
 use bertc::config::BertConfig;
-use bertc::ir::{Graph, Op};
+use bertc::ir::Graph;
 use bertc::onnx::read_model;
 use bertc::passes::{pipeline, Level, PassManager, Target};
 use bertc::quantize::{apply, PrecisionOptions};
@@ -80,15 +80,7 @@ impl ModelArg {
         if let Some(c) = &self.config {
             return Some(c.max_position_embeddings);
         }
-        self.graph.node_ids().find_map(|id| {
-            let n = self.graph.node(id);
-            match &n.op {
-                Op::Constant(t) if n.name.contains("position_embeddings") && t.dims().len() == 2 => {
-                    Some(t.dims()[0])
-                }
-                _ => None,
-            }
-        })
+        bertc::check::max_sequence(&self.graph)
     }
 
     /// Refuses sequence lengths beyond the position table (tract would fail
