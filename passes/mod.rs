@@ -140,6 +140,26 @@ pub enum Level {
     O2,
 }
 
+impl Level {
+    /// The level `-O N` names; `None` beyond 2.
+    pub fn from_number(n: u8) -> Option<Level> {
+        match n {
+            0 => Some(Level::O0),
+            1 => Some(Level::O1),
+            2 => Some(Level::O2),
+            _ => None,
+        }
+    }
+
+    pub fn number(self) -> u8 {
+        match self {
+            Level::O0 => 0,
+            Level::O1 => 1,
+            Level::O2 => 2,
+        }
+    }
+}
+
 /// The pass names of a level's pipeline, in order.
 pub fn level_passes(level: Level) -> Vec<&'static str> {
     match level {

@@ -10,8 +10,17 @@ use crate::runtime::{compare, NamedTensors, OutputComparison, TractSession};
 /// The default tolerance of fp32 pipelines (max-abs, every output element).
 pub const CHECK_ATOL: f64 = 1e-4;
 
+/// The inputs of the equivalence check: batch 3 — one full sequence, one
+/// right- and one left-padded — of 16 tokens, or fewer when the position
+/// tables are shorter.
+pub fn check_inputs(g: &Graph) -> NamedTensors {
+    inputs_for(g, 3, sequence_length(g, 16))
+}
+
 /// Runs both graphs in tract on `inputs` and compares every output of
-/// `candidate` with the same-named output of `reference`.
+/// `reference` with the same-named output of `candidate`. An output of
+/// the reference that the candidate lacks is an error, as is a reference
+/// with no outputs: a check that compares nothing proves nothing.
 pub fn check_equivalence(
     reference: &Graph,
     candidate: &Graph,
@@ -23,14 +32,35 @@ pub fn check_equivalence(
     };
     let expected = run(reference)?;
     let actual = run(candidate)?;
-    Ok(actual
-        .iter()
-        .filter_map(|(name, a)| expected.get(name).map(|e| compare(name, a, e)))
-        .collect())
+    compare_outputs(&expected, &actual)
 }
 
-/// Fails with the first output beyond `atol`.
+/// Compares each expected output with the actual one of the same name;
+/// fails when one is missing or there is nothing to compare.
+pub fn compare_outputs(
+    expected: &NamedTensors,
+    actual: &NamedTensors,
+) -> Result<Vec<OutputComparison>, Error> {
+    if expected.is_empty() {
+        return Err(Error::NothingCompared);
+    }
+    expected
+        .iter()
+        .map(|(name, e)| match actual.get(name) {
+            Some(a) => Ok(compare(name, a, e)),
+            None => Err(Error::MissingOutput {
+                output: name.clone(),
+                found: actual.keys().cloned().collect(),
+            }),
+        })
+        .collect()
+}
+
+/// Fails with the first output beyond `atol`, or when nothing was compared.
 pub fn require_within(comparisons: &[OutputComparison], atol: f64) -> Result<(), Error> {
+    if comparisons.is_empty() {
+        return Err(Error::NothingCompared);
+    }
     match comparisons.iter().find(|c| !c.within(atol)) {
         None => Ok(()),
         Some(c) => Err(Error::CheckFailed {
@@ -67,6 +97,12 @@ pub fn max_sequence(g: &Graph) -> Option<usize> {
         Some(r) => Some(r.div_ceil(2)),
         None => rows("position_embeddings.weight"),
     }
+}
+
+/// The one rule for how long generated inputs may be: `wanted` tokens,
+/// or the longest sequence the position tables cover when that is less.
+pub fn sequence_length(g: &Graph, wanted: usize) -> usize {
+    max_sequence(g).map_or(wanted, |m| wanted.min(m))
 }
 
 /// [`inputs_for`] with another seed (calibration draws several batches).

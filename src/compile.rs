@@ -1,5 +1,5 @@
-//! The compile pipeline as a library call: config → parameters → IR →
-//! passes → ONNX bytes. The CLI is a thin layer over this.
+//! The source and build stages of the pipeline ([`crate::pipeline`]):
+//! a model argument → config → parameters → verified IR graph.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -8,10 +8,8 @@ use crate::builder::{build_model, model_params, Head, ModelSpec};
 use crate::config::BertConfig;
 use crate::error::Error;
 use crate::ir::{verify, Graph};
-use crate::onnx::{export_bytes, write_model, ExportOptions};
-use crate::passes::{PassManager, PassRun};
 use crate::presets::preset;
-use crate::weights::{checkpoint_names, from_safetensors, seeded};
+use crate::weights::{checkpoint_names, from_safetensors, placeholder, seeded};
 
 /// Resolves a CLI model argument: a preset name or a config.json path.
 pub fn load_config(model: &str) -> Result<BertConfig, Error> {
@@ -34,7 +32,11 @@ pub struct CompileOptions {
     pub head: Option<Head>,
     /// Keep `last_hidden_state` as an output beside the head's own.
     pub keep_last_hidden_state: bool,
-    pub export: ExportOptions,
+    /// Build with placeholder weights (zeros that are never touched) when
+    /// there are no `weights`: the graph's structure and shapes without
+    /// drawing hundreds of MB of random numbers, for commands that only
+    /// count (inspect).
+    pub shapes_only: bool,
 }
 
 /// A built graph and how long each stage took.
@@ -74,13 +76,14 @@ pub fn build(config: &BertConfig, opts: &CompileOptions) -> Result<Built, Error>
     let specs = model_params(config, &spec);
     let mut weights = match &opts.weights {
         Some(path) => from_safetensors(path, &specs)?,
+        None if opts.shapes_only => placeholder(&specs),
         None => seeded(&specs, opts.seed),
     };
     let ignored = std::mem::take(&mut weights.ignored);
     let load_time = start.elapsed();
     let start = Instant::now();
     let mut graph = build_model(config, &spec, weights)?;
-    if opts.weights.is_none() {
+    if opts.weights.is_none() && !opts.shapes_only {
         graph.metadata.insert(
             "bertc.weights".into(),
             format!("seeded random init, seed {}", opts.seed),
@@ -94,56 +97,4 @@ pub fn build(config: &BertConfig, opts: &CompileOptions) -> Result<Built, Error>
         load_time,
         build_time: start.elapsed(),
     })
-}
-
-/// The result of a compile: the final graph and timings; serialize it with
-/// [`Compiled::to_bytes`] or [`Compiled::write`].
-pub struct Compiled {
-    pub graph: Graph,
-    pub spec: ModelSpec,
-    pub ignored: Vec<String>,
-    /// The graph before any pass: the reference of the equivalence check.
-    pub unoptimized: Graph,
-    pub export: ExportOptions,
-    pub passes: Vec<PassRun>,
-    pub load_time: Duration,
-    pub build_time: Duration,
-    pub pass_time: Duration,
-}
-
-/// Builds and runs the passes.
-pub fn compile(config: &BertConfig, opts: &CompileOptions, passes: &PassManager) -> Result<Compiled, Error> {
-    let Built {
-        mut graph,
-        spec,
-        ignored,
-        load_time,
-        build_time,
-    } = build(config, opts)?;
-    let unoptimized = graph.clone();
-    let start = Instant::now();
-    let runs = passes.run(&mut graph)?;
-    Ok(Compiled {
-        graph,
-        spec,
-        ignored,
-        unoptimized,
-        export: opts.export,
-        passes: runs,
-        load_time,
-        build_time,
-        pass_time: start.elapsed(),
-    })
-}
-
-impl Compiled {
-    /// The ONNX bytes.
-    pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
-        Ok(export_bytes(&self.graph, self.export)?)
-    }
-
-    /// Serializes straight into `path` (atomically); returns the file size.
-    pub fn write(&self, path: &Path) -> Result<usize, Error> {
-        Ok(write_model(&self.graph, self.export, path)?)
-    }
 }

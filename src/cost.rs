@@ -27,7 +27,9 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use crate::config::BertConfig;
-use crate::ir::{canonical_order, ContribOp, DType, Dim, Factors, Graph, NodeId, Op, Shape, Value};
+use crate::ir::{
+    canonical_order, parameter_elements, ContribOp, Dim, Factors, Graph, NodeId, Op, Shape, Value,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CostError {
@@ -195,13 +197,12 @@ fn component_of_weight(g: &Graph, id: NodeId) -> Option<Component> {
     })
 }
 
-/// Constants that are parameters: floats of rank ≥ 1 (as
-/// [`Graph::parameter_count`]) and quantized int8/uint8 matrices.
-fn parameter_elements(op: &Op) -> Option<usize> {
-    let Op::Constant(t) = op else { return None };
-    let quantized = matches!(t.dtype(), DType::I8 | DType::U8) && t.dims().len() >= 2;
-    let float = t.dtype().is_float() && !t.dims().is_empty();
-    (quantized || float).then(|| t.len())
+/// Constants that are parameters, by the one rule of [`parameter_elements`].
+fn constant_parameters(op: &Op) -> Option<usize> {
+    match op {
+        Op::Constant(t) => parameter_elements(t),
+        _ => None,
+    }
 }
 
 /// Sizes for the symbolic dims: the first dim of every rank-≥2 input is the
@@ -257,7 +258,6 @@ pub fn graph_cost(g: &Graph, batch: usize, seq: usize) -> Result<Cost, CostError
     let op_histogram = g
         .op_histogram()
         .into_iter()
-        .filter(|(k, _)| !matches!(*k, "Input" | "Constant"))
         .map(|(k, n)| (k.to_string(), n))
         .collect();
     let macs_per_sequence = macs.per(batch as u64);
@@ -351,7 +351,7 @@ fn parameters_of(g: &Graph) -> Parameters {
     let mut p = Parameters::default();
     for id in g.node_ids() {
         let node = g.node(id);
-        let Some(n) = parameter_elements(&node.op) else {
+        let Some(n) = constant_parameters(&node.op) else {
             continue;
         };
         p.total += n;
@@ -411,7 +411,7 @@ fn weight_bytes_of(g: &Graph) -> WeightBytes {
         if let Op::Constant(t) = op {
             w.stored += t.len() * t.dtype().size();
         }
-        let Some(n) = parameter_elements(op) else {
+        let Some(n) = constant_parameters(op) else {
             continue;
         };
         w.fp32 += 4 * n;

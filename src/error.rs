@@ -36,7 +36,7 @@ pub enum Error {
     )]
     CheckFailed { output: String, max_abs: f64, atol: f64 },
     #[error(
-        "the reduced-precision model's `{output}` has cosine {cosine:.5} against the f32 model, \
+        "the reduced-precision model's `{output}` has cosine {cosine:.7} against the f32 model, \
          below --min-cosine {min_cosine}; nothing was written"
     )]
     AccuracyBelow {
@@ -44,6 +44,16 @@ pub enum Error {
         cosine: f64,
         min_cosine: f64,
     },
+    #[error(
+        "the checked model lacks the output `{output}` of the reference (it has: {}); \
+         a pass dropped or renamed it",
+        .found.join(", ")
+    )]
+    MissingOutput { output: String, found: Vec<String> },
+    #[error("the check compared nothing: the reference model has no outputs")]
+    NothingCompared,
+    #[error(transparent)]
+    Options(#[from] crate::pipeline::OptionError),
     #[error("`{0}` is neither a preset nor a config file (run `bertc presets` for the list)")]
     UnknownModel(String),
 }

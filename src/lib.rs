@@ -15,6 +15,7 @@ pub mod ir;
 pub mod onnx;
 #[path = "../passes/mod.rs"]
 pub mod passes;
+pub mod pipeline;
 pub mod plot;
 pub mod presets;
 pub mod quantize;

@@ -3,9 +3,10 @@
 //! MACs per sequence (module docs of `bertc::cost`):
 //! linear L·(4·S·H² + 2·S·H·I) + H², attention L·2·S²·H.
 
-use bertc::compile::{build, compile, load_config, CompileOptions};
+use bertc::compile::{build, load_config, CompileOptions};
 use bertc::cost::{bert_macs_per_sequence, graph_cost, MultiplyAdds};
-use bertc::passes::{pipeline, Level, PassManager, Target};
+use bertc::passes::{Level, Target};
+use bertc::pipeline::{at_level, compile, PipelineOptions};
 
 /// BERT-base (L12 H768 I3072) at S=128, by hand:
 /// linear    12·(4·128·768² + 2·128·768·3072) + 768² = 12·(301,989,888 + 603,979,776) + 589,824
@@ -64,8 +65,9 @@ fn graph_cost_of_bert_base_matches_hand_computed_parameters_and_macs() {
 #[test]
 fn graph_cost_of_minilm_at_o2_matches_the_closed_form() {
     let c = load_config("all-MiniLM-L6-v2").unwrap();
-    let passes = PassManager::from_names(pipeline(Level::O2, Target::Portable)).unwrap();
-    let g = compile(&c, &CompileOptions::default(), &passes).unwrap().graph;
+    let g = compile(&c, CompileOptions::default(), &at_level(Level::O2))
+        .unwrap()
+        .graph;
     assert!(
         g.op_histogram().contains_key("Attention"),
         "fused attention is costed"
@@ -85,8 +87,11 @@ fn every_preset_and_pipeline_agrees_with_the_closed_form() {
             (Level::O2, Target::Portable),
             (Level::O2, Target::Tract),
         ] {
-            let passes = PassManager::from_names(pipeline(level, target)).unwrap();
-            let g = compile(&c, &CompileOptions::default(), &passes).unwrap().graph;
+            let options = PipelineOptions {
+                target,
+                ..at_level(level)
+            };
+            let g = compile(&c, CompileOptions::default(), &options).unwrap().graph;
             for (b, s) in [(1, 7), (3, 64)] {
                 let cost = graph_cost(&g, b, s).unwrap();
                 assert_eq!(
@@ -155,8 +160,9 @@ fn weights_behind_a_transpose_or_cast_count_as_linear() {
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-mlm/config.json"),
     )
     .unwrap();
-    let passes = PassManager::from_names(pipeline(Level::O2, Target::Portable)).unwrap();
-    let mut g = compile(&c, &CompileOptions::default(), &passes).unwrap().graph;
+    let mut g = compile(&c, CompileOptions::default(), &at_level(Level::O2))
+        .unwrap()
+        .graph;
     let (l, s, h) = (c.num_hidden_layers as u64, 16u64, c.hidden_size as u64);
     let attention = l * 2 * s * s * h;
     let decoder = s * h * c.vocab_size as u64;

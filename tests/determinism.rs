@@ -2,8 +2,8 @@
 
 mod common;
 
-use bertc::compile::{compile, load_config, CompileOptions};
-use bertc::passes::{DeadNodeElimination, PassManager};
+use bertc::compile::{load_config, CompileOptions};
+use bertc::pipeline::{compile, with_passes};
 use common::*;
 
 fn compile_seeded(preset: &str, seed: u64) -> Vec<u8> {
@@ -12,7 +12,7 @@ fn compile_seeded(preset: &str, seed: u64) -> Vec<u8> {
         seed,
         ..Default::default()
     };
-    compile(&config, &opts, &PassManager::new().with(DeadNodeElimination))
+    compile(&config, opts, &with_passes(&["dead_node_elimination"]))
         .unwrap()
         .to_bytes()
         .unwrap()

@@ -315,14 +315,7 @@ fn sentence_embedding_head_matches_minilm_golden() {
             keep_last_hidden_state: true,
             ..Default::default()
         };
-        let model = bertc::compile::compile(
-            &config,
-            &opts,
-            &PassManager::from_names(level_passes(level))
-                .unwrap()
-                .verify_each(true),
-        )
-        .unwrap();
+        let model = bertc::pipeline::compile(&config, opts, &bertc::pipeline::at_level(level)).unwrap();
         assert_eq!(outputs(&model.graph), ["last_hidden_state", "sentence_embedding"]);
         let bytes = model.to_bytes().unwrap();
         let tract = run_tract(&bytes, &golden);

@@ -4,11 +4,11 @@
 
 mod common;
 
-use bertc::compile::{compile, CompileOptions};
+use bertc::compile::CompileOptions;
 use bertc::config::BertConfig;
 use bertc::ir::Graph;
 use bertc::onnx::{export_bytes, ExportOptions};
-use bertc::passes::{level_passes, Level, PassManager, WeightGranularity};
+use bertc::passes::{Level, WeightGranularity};
 use bertc::quantize::{apply, calibration_batches, cosine, CalibrationMethod, Precision, PrecisionOptions};
 use bertc::runtime::{read_safetensors, HostTensor, NamedTensors};
 use common::*;
@@ -25,8 +25,9 @@ fn minilm_fp32() -> Graph {
         weights: Some(dir.join("model.safetensors")),
         ..Default::default()
     };
-    let passes = PassManager::from_names(level_passes(Level::O2)).unwrap();
-    compile(&config, &opts, &passes).unwrap().graph
+    bertc::pipeline::compile(&config, opts, &bertc::pipeline::at_level(Level::O2))
+        .unwrap()
+        .graph
 }
 
 fn golden() -> NamedTensors {
@@ -115,7 +116,7 @@ fn minilm_int8_dynamic_meets_golden_cosine() {
 fn minilm_int8_static_meets_golden_cosine() {
     let fp32 = minilm_fp32();
     // Generated calibration inputs: never the golden sentences.
-    let batches = calibration_batches(&fp32, None, 4, 128, 8).unwrap();
+    let batches = calibration_batches(&fp32, None).unwrap();
     let model = reduced(
         &fp32,
         &with(Precision::Int8Static {

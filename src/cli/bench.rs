@@ -6,14 +6,14 @@ use std::process::ExitCode;
 use bertc::bench::{
     apply_peak, measure_fp32_peak, run_interleaved, BenchModel, BenchOptions, CellResult, MachinePeak,
 };
-use bertc::compile::CompileOptions;
-use bertc::quantize::PrecisionOptions;
+use bertc::pipeline::ReducedPrecision;
 use bertc::runtime::{available_threads, set_threads};
 use serde::Serialize;
 
 use super::group_digits;
-use super::model_arg::{level, load, mb, positive};
+use super::model_arg::{load, mb, positive, LoadOptions};
 use super::progress;
+use super::LevelArg;
 
 /// Side of the square f32 MatMul that measures the machine's peak.
 pub const PEAK_MATMUL_N: usize = 1024;
@@ -33,8 +33,8 @@ pub struct BenchArgs {
     /// Sequence lengths, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "128")]
     pub seq: Vec<usize>,
-    /// Threads of tract's matrix products (default: every core).
-    #[arg(long)]
+    /// Threads of tract (default: every core).
+    #[arg(long, value_parser = super::parse_threads)]
     pub threads: Option<usize>,
     /// Timed runs per model and cell.
     #[arg(long, default_value_t = 20)]
@@ -42,9 +42,9 @@ pub struct BenchArgs {
     /// Untimed runs per model and cell, after planning.
     #[arg(long, default_value_t = 3)]
     pub warmup: usize,
-    /// Optimization level configs are compiled at (ONNX files run as they are).
-    #[arg(short = 'O', default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=2))]
-    pub level: u8,
+    /// The level configs are compiled at (ONNX files run as they are).
+    #[command(flatten)]
+    pub level: LevelArg,
     /// Skip measuring the machine's fp32 peak (no fraction of peak then).
     #[arg(long)]
     pub no_peak: bool,
@@ -88,7 +88,6 @@ impl Measure {
         positive("--seq", &opts.seqs)?;
         anyhow::ensure!(opts.runs >= 1, "--runs must be at least 1");
         let threads = threads.unwrap_or_else(available_threads);
-        anyhow::ensure!(threads >= 1, "--threads must be at least 1");
         set_threads(threads);
         let peak = match measure_peak {
             true => Some(measure_fp32_peak(PEAK_MATMUL_N, PEAK_RUNS)?),
@@ -97,21 +96,27 @@ impl Measure {
         Ok(Measure { opts, threads, peak })
     }
 
-    /// Loads (compiling configs) and measures `args` interleaved; the peak
+    /// Loads (compiling configs through the pipeline, with its checks and
+    /// accuracy gate) and measures `entries` interleaved: every model runs
+    /// once per round, so a busy moment slows all of them alike. The peak
     /// is measured again afterwards and the better figure kept, so that a
     /// busy moment at start-up does not make the models look faster than
-    /// the machine.
+    /// the machine. Results come per cell, in the order of `entries`.
     pub fn run(
         &mut self,
-        args: &[String],
-        level_n: u8,
-        compile: &CompileOptions,
-        precision: Option<&PrecisionOptions>,
+        entries: &[(String, Option<ReducedPrecision>)],
+        level: bertc::passes::Level,
     ) -> anyhow::Result<(Vec<ModelSummary>, Vec<CellResult>)> {
         let mut models = Vec::new();
         let mut summaries = Vec::new();
-        for arg in args {
-            let m = load(arg, level(level_n), compile, precision)?;
+        for (arg, precision) in entries {
+            let opts = LoadOptions {
+                level,
+                precision: precision.as_ref(),
+                threads: Some(self.threads),
+                shapes_only: false,
+            };
+            let m = load(arg, &opts)?;
             m.check_seqs(&self.opts.seqs)?;
             let bytes = m.onnx_bytes()?;
             let model = BenchModel::new(&m.name, &m.graph, &bytes, &self.opts)?;
@@ -153,7 +158,8 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         warmup: a.warmup,
     };
     let mut measure = Measure::new(opts, a.threads, !a.no_peak)?;
-    let (models, results) = measure.run(&names, a.level, &CompileOptions::default(), None)?;
+    let entries: Vec<(String, Option<ReducedPrecision>)> = names.into_iter().map(|n| (n, None)).collect();
+    let (models, results) = measure.run(&entries, a.level.level())?;
     let report = BenchReport {
         runtime: "tract",
         threads: measure.threads,

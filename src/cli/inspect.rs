@@ -2,12 +2,11 @@
 
 use std::process::ExitCode;
 
-use bertc::compile::CompileOptions;
 use bertc::cost::{graph_cost, Cost};
 use serde::Serialize;
 
 use super::group_digits;
-use super::model_arg::{level, load, mb, positive};
+use super::model_arg::{load, mb, positive, LoadOptions};
 
 #[derive(clap::Args)]
 pub struct InspectArgs {
@@ -19,9 +18,9 @@ pub struct InspectArgs {
     /// Batch size of the activation estimate.
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
-    /// Optimization level a config is compiled at (ONNX files are taken as they are).
-    #[arg(short = 'O', default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=2))]
-    pub level: u8,
+    /// The level a config is compiled at (ONNX files are taken as they are).
+    #[command(flatten)]
+    pub level: super::LevelArg,
     /// Print one JSON object on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -38,7 +37,15 @@ struct InspectReport<'a> {
 pub fn run(a: InspectArgs) -> anyhow::Result<ExitCode> {
     positive("--seq", &[a.seq])?;
     positive("--batch", &[a.batch])?;
-    let m = load(&a.model, level(a.level), &CompileOptions::default(), None)?;
+    // A config is built with placeholder weights: every figure comes from
+    // the graph's shapes, so no weight is drawn (bert-large stays ~tens of MB).
+    let opts = LoadOptions {
+        level: a.level.level(),
+        precision: None,
+        threads: None,
+        shapes_only: true,
+    };
+    let m = load(&a.model, &opts)?;
     m.check_seqs(&[a.seq])?;
     let cost = graph_cost(&m.graph, a.batch, a.seq)?;
     if a.json {

@@ -8,6 +8,7 @@ mod model_arg;
 mod optimize;
 mod precision;
 mod progress;
+mod report;
 mod sweep;
 mod validate;
 
@@ -58,12 +59,66 @@ pub struct SourceArgs {
     /// Seed of the random init (ignored with --weights).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// The task head (default: from the config's `architectures`).
+    /// The task head (default: from the config's `architectures`): base, sequence-classification,
+    /// token-classification, question-answering, masked-lm, sentence-embedding.
     #[arg(long, value_parser = parse_head)]
     pub head: Option<bertc::builder::Head>,
     /// Keep `last_hidden_state` as an output beside the head's own.
     #[arg(long)]
     pub keep_last_hidden_state: bool,
+}
+
+/// `-O N` / `--opt-level N`, the same flag in every command.
+#[derive(clap::Args, Clone, Copy)]
+pub struct LevelArg {
+    /// Optimization level: 0 (the graph as built), 1 (clean-ups), 2 (fusions; the default).
+    #[arg(short = 'O', long = "opt-level", value_name = "N", value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub opt_level: Option<u8>,
+}
+
+impl LevelArg {
+    pub fn level(&self) -> bertc::passes::Level {
+        bertc::passes::Level::from_number(self.opt_level.unwrap_or(2)).unwrap_or(bertc::passes::Level::O2)
+    }
+
+    /// Whether -O was given on the command line.
+    pub fn given(&self) -> bool {
+        self.opt_level.is_some()
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TargetArg {
+    /// Standard ONNX ops, for any runtime.
+    Portable,
+    /// onnxruntime's contrib ops (EmbedLayerNormalization, SkipLayerNormalization, BiasGelu, Attention).
+    Onnxruntime,
+    /// The forms tract runs fastest.
+    Tract,
+}
+
+impl TargetArg {
+    pub fn target(self) -> bertc::passes::Target {
+        match self {
+            TargetArg::Portable => bertc::passes::Target::Portable,
+            TargetArg::Onnxruntime => bertc::passes::Target::Onnxruntime,
+            TargetArg::Tract => bertc::passes::Target::Tract,
+        }
+    }
+}
+
+/// `--threads N`: at least 1, at most 4 × the cores (more only spawns
+/// threads that wait).
+pub fn parse_threads(text: &str) -> Result<usize, String> {
+    let n: usize = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of threads"))?;
+    let most = 4 * bertc::runtime::available_threads();
+    match n {
+        0 => Err("must be at least 1".into()),
+        n if n > most => Err(format!("{n} threads on {} cores: at most {most}", most / 4)),
+        n => Ok(n),
+    }
 }
 
 fn parse_head(name: &str) -> Result<bertc::builder::Head, String> {

@@ -5,12 +5,11 @@
 use std::path::Path;
 
 use anyhow::Context;
-use bertc::compile::{compile, load_config, CompileOptions};
-use bertc::config::BertConfig;
+use bertc::compile::{load_config, CompileOptions};
 use bertc::ir::Graph;
 use bertc::onnx::read_model;
-use bertc::passes::{pipeline, Level, PassManager, Target};
-use bertc::quantize::{apply, PrecisionOptions};
+use bertc::passes::Level;
+use bertc::pipeline::{self, PassSelection, PipelineOptions, ReducedPrecision, Source};
 
 /// A model as the measuring commands need it.
 pub struct ModelArg {
@@ -19,49 +18,50 @@ pub struct ModelArg {
     /// "onnx", "preset" or "config".
     pub source: &'static str,
     pub graph: Graph,
-    /// The config, when given one or when the ONNX file carries bertc's metadata.
-    pub config: Option<BertConfig>,
 }
 
-/// The optimization level given as `-O N` to a measuring command.
-pub fn level(n: u8) -> Level {
-    match n {
-        0 => Level::O0,
-        1 => Level::O1,
-        _ => Level::O2,
-    }
+/// How a config argument is compiled: the pipeline at `level` (portable
+/// target, checked, with the accuracy gate when `precision` is given),
+/// tract running the checks on `threads`.
+pub struct LoadOptions<'a> {
+    pub level: Level,
+    pub precision: Option<&'a ReducedPrecision>,
+    pub threads: Option<usize>,
+    /// Structure only (placeholder weights, no checks): for counting.
+    pub shapes_only: bool,
 }
 
-/// Loads `arg`: an `.onnx` file as it is, a config or preset compiled at
-/// `level` with `opts` (portable target), then brought to `precision`.
-pub fn load(
-    arg: &str,
-    level: Level,
-    opts: &CompileOptions,
-    precision: Option<&PrecisionOptions>,
-) -> anyhow::Result<ModelArg> {
+/// Loads `arg`: an `.onnx` file as it is, a config or preset through the
+/// library pipeline.
+pub fn load(arg: &str, opts: &LoadOptions) -> anyhow::Result<ModelArg> {
     if arg.to_ascii_lowercase().ends_with(".onnx") {
+        anyhow::ensure!(
+            opts.precision.is_none(),
+            "{arg} is an ONNX file: reduce its precision with `bertc optimize` first"
+        );
         let graph =
             read_model(Path::new(arg)).with_context(|| format!("cannot load the ONNX model {arg}"))?;
-        let config = graph
-            .metadata
-            .get("bertc.config")
-            .and_then(|text| BertConfig::from_json_str(text, arg).ok());
         return Ok(ModelArg {
             name: arg.to_string(),
             source: "onnx",
             graph,
-            config,
         });
     }
     let config = load_config(arg)?;
-    let passes = PassManager::from_names(pipeline(level, Target::Portable))?;
-    let mut graph = compile(&config, opts, &passes)
+    let compile = CompileOptions {
+        shapes_only: opts.shapes_only,
+        ..Default::default()
+    };
+    let options = PipelineOptions {
+        passes: PassSelection::Level(opts.level),
+        check: !opts.shapes_only,
+        precision: opts.precision.cloned(),
+        threads: opts.threads,
+        ..Default::default()
+    };
+    let graph = pipeline::run(Source::Config(config, compile), &options)
         .with_context(|| format!("cannot compile {arg}"))?
         .graph;
-    if let Some(p) = precision {
-        apply(&mut graph, p).with_context(|| format!("cannot bring {arg} to reduced precision"))?;
-    }
     Ok(ModelArg {
         name: arg.to_string(),
         source: if bertc::presets::preset(arg).is_some() {
@@ -70,23 +70,14 @@ pub fn load(
             "config"
         },
         graph,
-        config: Some(config),
     })
 }
 
 impl ModelArg {
-    /// The longest sequence the model's position table covers, if known.
-    pub fn max_positions(&self) -> Option<usize> {
-        if let Some(c) = &self.config {
-            return Some(c.max_position_embeddings);
-        }
-        bertc::check::max_sequence(&self.graph)
-    }
-
     /// Refuses sequence lengths beyond the position table (tract would fail
     /// deep inside a Gather instead).
     pub fn check_seqs(&self, seqs: &[usize]) -> anyhow::Result<()> {
-        if let (Some(max), Some(&s)) = (self.max_positions(), seqs.iter().max()) {
+        if let (Some(max), Some(&s)) = (bertc::check::max_sequence(&self.graph), seqs.iter().max()) {
             anyhow::ensure!(
                 s <= max,
                 "--seq {s} is longer than {} accepts: its position table has {max} rows",

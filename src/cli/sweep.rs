@@ -8,10 +8,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use bertc::atomic_write::write_atomic;
 use bertc::bench::{BenchOptions, CellResult, MachinePeak};
-use bertc::compile::CompileOptions;
-use bertc::passes::WeightGranularity;
+use bertc::pipeline::{ReducedKind, ReducedPrecision};
 use bertc::plot::{latency_vs_parameters_svg, PlotPoint};
-use bertc::quantize::{self, PrecisionOptions};
 use serde::Serialize;
 
 use super::bench::Measure;
@@ -46,21 +44,14 @@ impl Precision {
 }
 
 /// How a config is compiled at `precision`: fp32 as `compile` does by
-/// default, int8 as `--quantize dynamic` (per-channel weights, int8 word
-/// embeddings), fp16 as `--precision fp16`.
-pub fn compile_options_for(precision: Precision) -> (CompileOptions, Option<PrecisionOptions>) {
-    let reduced = |p: quantize::Precision| PrecisionOptions {
-        precision: p,
-        weights: WeightGranularity::PerChannel,
-        skip: vec![],
-        embeddings: true,
-    };
-    let reduced = match precision {
+/// default, int8 as `--quantize dynamic`, fp16 as `--precision fp16`, with
+/// compile's defaults and accuracy gate.
+pub fn reduced_precision(precision: Precision) -> Option<ReducedPrecision> {
+    match precision {
         Precision::Fp32 => None,
-        Precision::Fp16 => Some(reduced(quantize::Precision::Fp16)),
-        Precision::Int8 => Some(reduced(quantize::Precision::Int8Dynamic)),
-    };
-    (CompileOptions::default(), reduced)
+        Precision::Fp16 => Some(ReducedPrecision::new(ReducedKind::Fp16)),
+        Precision::Int8 => Some(ReducedPrecision::new(ReducedKind::Int8Dynamic)),
+    }
 }
 
 #[derive(clap::Args)]
@@ -77,8 +68,8 @@ pub struct SweepArgs {
     /// Precisions, comma-separated.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "fp32")]
     pub precision: Vec<Precision>,
-    /// Threads of tract's matrix products (default: every core).
-    #[arg(long)]
+    /// Threads of tract (default: every core).
+    #[arg(long, value_parser = super::parse_threads)]
     pub threads: Option<usize>,
     /// Timed runs per model and cell.
     #[arg(long, default_value_t = 10)]
@@ -86,9 +77,9 @@ pub struct SweepArgs {
     /// Untimed runs per model and cell.
     #[arg(long, default_value_t = 2)]
     pub warmup: usize,
-    /// Optimization level of every compile.
-    #[arg(short = 'O', default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=2))]
-    pub level: u8,
+    /// The level every config is compiled at.
+    #[command(flatten)]
+    pub level: super::LevelArg,
     /// Report path without extension: writes REPORT.md, REPORT.json and REPORT.svg.
     #[arg(short, long, default_value = "sweep")]
     pub output: PathBuf,
@@ -135,10 +126,19 @@ pub fn run(a: SweepArgs) -> anyhow::Result<ExitCode> {
         a.output.display(),
         dir.display()
     );
-    let mut precisions = a.precision.clone();
-    precisions.dedup();
-    let compile_opts: Vec<(Precision, (CompileOptions, Option<PrecisionOptions>))> =
-        precisions.iter().map(|&p| (p, compile_options_for(p))).collect();
+    // Each precision once, in the order first given.
+    let mut precisions: Vec<Precision> = Vec::new();
+    for p in &a.precision {
+        if !precisions.contains(p) {
+            precisions.push(*p);
+        }
+    }
+    let mut entries = Vec::new();
+    for model in &models {
+        for &p in &precisions {
+            entries.push(((model.clone(), reduced_precision(p)), p));
+        }
+    }
     let opts = BenchOptions {
         batches: a.batch.clone(),
         seqs: a.seq.clone(),
@@ -146,21 +146,24 @@ pub fn run(a: SweepArgs) -> anyhow::Result<ExitCode> {
         warmup: a.warmup,
     };
     let mut measure = Measure::new(opts, a.threads, !a.no_peak)?;
-    let mut rows = Vec::new();
-    for model in &models {
-        for (precision, (compile, reduced)) in &compile_opts {
-            eprintln!("sweep: {model} {}", precision.name());
-            let (summaries, results) =
-                measure.run(std::slice::from_ref(model), a.level, compile, reduced.as_ref())?;
-            let s = &summaries[0];
-            rows.extend(results.into_iter().map(|result| SweepRow {
-                precision: *precision,
-                parameters: s.parameters,
-                weight_bytes: s.weight_bytes,
+    // Every configuration in one interleaved run: a busy moment slows them
+    // all alike instead of whichever happened to run then.
+    let loads: Vec<_> = entries.iter().map(|(e, _)| e.clone()).collect();
+    let (summaries, results) = measure.run(&loads, a.level.level())?;
+    let rows: Vec<SweepRow> = results
+        .into_iter()
+        .enumerate()
+        .map(|(i, result)| {
+            let k = i % entries.len();
+            SweepRow {
+                precision: entries[k].1,
+                parameters: summaries[k].parameters,
+                weight_bytes: summaries[k].weight_bytes,
                 result,
-            }));
-        }
-    }
+            }
+        })
+        .collect();
+    let mut rows = rows;
     // The best peak seen over the whole sweep judges every row alike.
     if let Some(peak) = measure.peak {
         for row in &mut rows {
@@ -173,14 +176,14 @@ pub fn run(a: SweepArgs) -> anyhow::Result<ExitCode> {
         threads: measure.threads,
         runs: a.runs,
         warmup: a.warmup,
-        level: a.level,
+        level: a.level.level().number(),
         machine_peak: measure.peak,
         rows,
     };
     let (first_b, first_s) = (a.batch[0], a.seq[0]);
     let title = format!(
         "bertc sweep: tract -O{}, {} threads, B={first_b}, S={first_s}",
-        a.level, report.threads
+        report.level, report.threads
     );
     let points: Vec<PlotPoint> = report
         .rows

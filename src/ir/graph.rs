@@ -150,6 +150,17 @@ impl Graph {
         self.outputs.push((name.to_string(), value));
     }
 
+    /// Renames the output `old` to `new`; false when there is no `old`.
+    pub fn rename_output(&mut self, old: &str, new: &str) -> bool {
+        match self.outputs.iter_mut().find(|(n, _)| n == old) {
+            Some(o) => {
+                o.0 = new.to_string();
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn inputs(&self) -> &[NodeId] {
         &self.inputs
     }
@@ -280,30 +291,48 @@ impl Graph {
         Some(node)
     }
 
-    /// Number of parameters: elements of all float constants of rank ≥ 1.
-    /// Scalars (epsilons, 0.5, √2, mask fill values) are structure, not
-    /// parameters, so the count matches PyTorch's `numel()` sum. int8
-    /// weights of a quantized graph count too (their f32 scales as well).
+    /// Number of parameters: the sum of [`parameter_elements`] over the
+    /// constants.
     pub fn parameter_count(&self) -> usize {
         self.g
             .node_weights()
             .filter_map(|n| match &n.op {
-                Op::Constant(t)
-                    if (t.dtype().is_float() || t.dtype() == DType::I8) && !t.dims().is_empty() =>
-                {
-                    Some(t.len())
-                }
+                Op::Constant(t) => parameter_elements(t),
                 _ => None,
             })
             .sum()
     }
 
-    /// Node counts by op kind, sorted by kind.
+    /// Counts of the operations by kind, sorted by kind: every node but
+    /// the graph's inputs and constants (see [`Graph::constant_count`]).
+    /// The one histogram every report prints.
     pub fn op_histogram(&self) -> BTreeMap<&'static str, usize> {
         let mut h = BTreeMap::new();
         for n in self.g.node_weights() {
-            *h.entry(n.op.kind()).or_insert(0) += 1;
+            if !matches!(n.op, Op::Input | Op::Constant(_)) {
+                *h.entry(n.op.kind()).or_insert(0) += 1;
+            }
         }
         h
     }
+
+    /// Constant nodes (weights and small structural constants).
+    pub fn constant_count(&self) -> usize {
+        self.g
+            .node_weights()
+            .filter(|n| matches!(n.op, Op::Constant(_)))
+            .count()
+    }
+}
+
+/// The one rule for what a parameter is: the elements of a float constant
+/// of rank ≥ 1, or of an int8/uint8 matrix (a quantized weight). Scalars
+/// (epsilons, 0.5, √2, mask fill values) are structure, so an f32 graph's
+/// count matches PyTorch's `numel()` sum; a quantized graph keeps its
+/// weights' count (its f32 scales count too), while zero points (rank ≤ 1
+/// integers) are quantization metadata.
+pub fn parameter_elements(t: &Tensor) -> Option<usize> {
+    let float = t.dtype().is_float() && !t.dims().is_empty();
+    let quantized = matches!(t.dtype(), DType::I8 | DType::U8) && t.dims().len() >= 2;
+    (float || quantized).then(|| t.len())
 }

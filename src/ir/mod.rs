@@ -13,7 +13,7 @@ mod verify;
 
 pub use dtype::DType;
 pub use dump::{dump, value_name};
-pub use graph::{Edge, Graph, Node, NodeId, Value, ValueInfo};
+pub use graph::{parameter_elements, Edge, Graph, Node, NodeId, Value, ValueInfo};
 pub use infer::infer;
 pub use op::{BinaryOp, ContribOp, GeluApproximation, Op, UnaryOp};
 pub use order::canonical_order;

@@ -16,7 +16,10 @@ use crate::ir::DType;
 pub enum OnnxError {
     #[error("opset {0} is not supported: bertc emits opsets {MIN_OPSET} to {MAX_OPSET}")]
     Opset(i64),
-    #[error("node `{node}`: {op} needs opset >= {needs}, but the target is opset {opset}")]
+    #[error(
+        "node `{node}`: {op} needs opset >= {needs}, but --opset is {opset}; drop --opset (bertc picks the \
+         lowest that fits), raise it to {needs}, or keep the op unfused (-O1, or --passes without the fusion)"
+    )]
     OpsetTooLow {
         node: String,
         op: &'static str,

@@ -4,7 +4,7 @@
 use crate::error::Error;
 use crate::ir::Graph;
 use crate::onnx::{export_bytes, ExportOptions};
-use crate::runtime::{compare, HostTensor, NamedTensors, TractSession};
+use crate::runtime::{compare, worst_row_cosine, HostTensor, NamedTensors, TractSession};
 
 /// `--min-cosine`'s default: the accuracy int8 BERTs are held to.
 pub const DEFAULT_MIN_COSINE: f64 = 0.99;
@@ -60,8 +60,11 @@ pub fn accuracy_report(
     let mut joined: std::collections::BTreeMap<String, (Vec<f32>, Vec<f32>, usize)> = Default::default();
     for set in inputs {
         let (expected, actual) = (r.run(set)?, c.run(set)?);
-        for (name, a) in &actual {
-            let Some(e) = expected.get(name) else { continue };
+        // The same rule as the equivalence check: every reference output
+        // must be there, and something must be compared.
+        crate::check::compare_outputs(&expected, &actual)?;
+        for (name, e) in &expected {
+            let a = &actual[name];
             let entry = joined.entry(name.clone()).or_default();
             entry.0.extend(a.to_f32());
             entry.1.extend(e.to_f32());
@@ -76,11 +79,7 @@ pub fn accuracy_report(
                 &HostTensor::f32(vec![a.len()], a.clone()),
                 &HostTensor::f32(vec![e.len()], e.clone()),
             );
-            let min_row_cosine = a
-                .chunks(width.max(1))
-                .zip(e.chunks(width.max(1)))
-                .map(|(x, y)| cosine(x, y))
-                .fold(1f64, |m, c| if c.is_nan() { c } else { m.min(c) });
+            let min_row_cosine = worst_row_cosine(&a, &e, width);
             OutputAccuracy {
                 name,
                 cosine: whole.cosine,
@@ -90,20 +89,4 @@ pub fn accuracy_report(
         })
         .collect();
     Ok(AccuracyReport { outputs })
-}
-
-/// Cosine similarity of two vectors (1 when both are zero).
-pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let (mut dot, mut na, mut nb) = (0f64, 0f64, 0f64);
-    for (&x, &y) in a.iter().zip(b) {
-        let (x, y) = (x as f64, y as f64);
-        dot += x * y;
-        na += x * x;
-        nb += y * y;
-    }
-    if na == 0.0 && nb == 0.0 {
-        1.0
-    } else {
-        dot / (na.sqrt() * nb.sqrt())
-    }
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::{CALIBRATION_BATCH, CALIBRATION_BATCHES, CALIBRATION_SEQ};
 use crate::error::Error;
 use crate::ir::{value_name, Graph};
 use crate::onnx::{export_bytes, ExportOptions};
@@ -25,17 +26,13 @@ pub enum CalibrationMethod {
 }
 
 /// Calibration batches: the rows of `file` (every model input, [N, S]) in
-/// batches of `batch`, or `count` generated batches of realistic inputs
-/// of `batch` × `seq` when no file is given.
-pub fn calibration_batches(
-    g: &Graph,
-    file: Option<&Path>,
-    batch: usize,
-    seq: usize,
-    count: usize,
-) -> Result<Vec<NamedTensors>, Error> {
+/// batches of [`CALIBRATION_BATCH`], or the policy's generated batches of
+/// realistic inputs when no file is given (see [`super::CALIBRATION_BATCHES`]).
+pub fn calibration_batches(g: &Graph, file: Option<&Path>) -> Result<Vec<NamedTensors>, Error> {
+    let batch = CALIBRATION_BATCH;
     let Some(path) = file else {
-        return Ok((0..count as u64)
+        let seq = crate::check::sequence_length(g, CALIBRATION_SEQ);
+        return Ok((0..CALIBRATION_BATCHES as u64)
             .map(|seed| crate::check::inputs_for_seed(g, batch, seq, 1000 + seed))
             .collect());
     };

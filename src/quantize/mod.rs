@@ -11,7 +11,8 @@ mod calibrate;
 
 use std::collections::HashMap;
 
-pub use accuracy::{accuracy_report, cosine, AccuracyReport, OutputAccuracy, DEFAULT_MIN_COSINE};
+pub use crate::runtime::cosine;
+pub use accuracy::{accuracy_report, AccuracyReport, OutputAccuracy, DEFAULT_MIN_COSINE};
 pub use calibrate::{calibrate, calibration_batches, CalibrationMethod};
 
 use crate::error::Error;
@@ -20,6 +21,27 @@ use crate::passes::{
     ActivationScales, DeadNodeElimination, PassManager, PassRun, QuantizeInt8, ToFp16, WeightGranularity,
 };
 use crate::runtime::NamedTensors;
+
+/// The calibration and validation policy, in one place: generated
+/// calibration is `CALIBRATION_BATCHES` batches of `CALIBRATION_BATCH` ×
+/// `CALIBRATION_SEQ` tokens (a calibration file is read in batches of
+/// `CALIBRATION_BATCH` rows); the accuracy gate runs `VALIDATION_BATCHES`
+/// batches of `VALIDATION_BATCH` × `VALIDATION_SEQ` tokens with seeds
+/// distinct from calibration's. Sequences are capped by the position tables.
+pub const CALIBRATION_BATCHES: usize = 8;
+pub const CALIBRATION_BATCH: usize = 4;
+pub const CALIBRATION_SEQ: usize = 128;
+pub const VALIDATION_BATCHES: usize = 2;
+pub const VALIDATION_BATCH: usize = 4;
+pub const VALIDATION_SEQ: usize = 64;
+
+/// The accuracy gate's inputs for `g` (see the policy above).
+pub fn validation_inputs(g: &Graph) -> Vec<NamedTensors> {
+    let seq = crate::check::sequence_length(g, VALIDATION_SEQ);
+    (0..VALIDATION_BATCHES as u64)
+        .map(|seed| crate::check::inputs_for_seed(g, VALIDATION_BATCH, seq, seed))
+        .collect()
+}
 
 /// What `--quantize` / `--precision` ask for.
 #[derive(Debug, Clone)]

@@ -10,6 +10,8 @@ pub struct OutputComparison {
     pub max_rel: f64,
     /// Cosine similarity of the flattened tensors.
     pub cosine: f64,
+    /// The lowest cosine of any row (vector along the last axis).
+    pub worst_row_cosine: f64,
     pub shape_matches: bool,
 }
 
@@ -29,10 +31,11 @@ pub fn compare(name: &str, actual: &HostTensor, expected: &HostTensor) -> Output
             max_abs: f64::INFINITY,
             max_rel: f64::INFINITY,
             cosine: 0.0,
+            worst_row_cosine: 0.0,
             shape_matches,
         };
     }
-    let (mut max_abs, mut max_rel, mut dot, mut na, mut nb) = (0f64, 0f64, 0f64, 0f64, 0f64);
+    let (mut max_abs, mut max_rel) = (0f64, 0f64);
     for (&x, &y) in a.iter().zip(&b) {
         let (x, y) = (x as f64, y as f64);
         let d = (x - y).abs();
@@ -40,20 +43,72 @@ pub fn compare(name: &str, actual: &HostTensor, expected: &HostTensor) -> Output
         max_abs = if d.is_nan() || d > max_abs { d } else { max_abs };
         let r = d / y.abs().max(1e-6);
         max_rel = if r.is_nan() || r > max_rel { r } else { max_rel };
-        dot += x * y;
-        na += x * x;
-        nb += y * y;
     }
-    let cosine = if na == 0.0 && nb == 0.0 {
-        1.0
-    } else {
-        dot / (na.sqrt() * nb.sqrt())
-    };
     OutputComparison {
         name: name.into(),
         max_abs,
         max_rel,
-        cosine,
+        cosine: cosine(&a, &b),
+        worst_row_cosine: worst_row_cosine(&a, &b, actual.shape.last().copied().unwrap_or(1)),
         shape_matches,
+    }
+}
+
+/// The lowest cosine over the real tokens' rows of a per-token output
+/// `[B, S, W]`, given the `[B, S]` attention mask: padding positions have
+/// outputs no pipeline reads (and reduced precision moves them most).
+/// `None` when the shapes are not per-token.
+pub fn worst_token_cosine(actual: &HostTensor, expected: &HostTensor, mask: &HostTensor) -> Option<f64> {
+    let (shape, m) = (&actual.shape, &mask.shape);
+    if shape.len() != 3 || m.len() != 2 || shape[..2] != m[..] || expected.shape != *shape {
+        return None;
+    }
+    let width = shape[2].max(1);
+    let (a, b, keep) = (actual.to_f32(), expected.to_f32(), mask.to_f32());
+    Some(
+        a.chunks(width)
+            .zip(b.chunks(width))
+            .zip(&keep)
+            .filter(|(_, &k)| k != 0.0)
+            .map(|((x, y), _)| cosine(x, y))
+            .fold(1f64, |m, c| {
+                if c.is_nan() || m.is_nan() {
+                    f64::NAN
+                } else {
+                    m.min(c)
+                }
+            }),
+    )
+}
+
+/// The lowest cosine of the rows of `width` elements (NaN if any is NaN).
+pub fn worst_row_cosine(a: &[f32], b: &[f32], width: usize) -> f64 {
+    let width = width.max(1);
+    a.chunks(width)
+        .zip(b.chunks(width))
+        .map(|(x, y)| cosine(x, y))
+        .fold(1f64, |m, c| {
+            if c.is_nan() || m.is_nan() {
+                f64::NAN
+            } else {
+                m.min(c)
+            }
+        })
+}
+
+/// Cosine similarity of two vectors, in f64 (1 when both are zero; NaN
+/// when either holds a NaN).
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let (mut dot, mut na, mut nb) = (0f64, 0f64, 0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        let (x, y) = (x as f64, y as f64);
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    if na == 0.0 && nb == 0.0 {
+        1.0
+    } else {
+        dot / (na.sqrt() * nb.sqrt())
     }
 }

@@ -5,7 +5,7 @@ mod host;
 mod inputs;
 mod session;
 
-pub use compare::{compare, OutputComparison};
+pub use compare::{compare, cosine, worst_row_cosine, worst_token_cosine, OutputComparison};
 pub use host::{read_safetensors, write_safetensors, HostData, HostTensor, NamedTensors};
 pub use inputs::realistic_inputs;
 pub use session::TractSession;

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use crate::ir::Tensor;
 
 pub use checkpoint::{checkpoint_names, from_safetensors};
-pub use seeded::seeded;
+pub use seeded::{placeholder, seeded};
 
 /// How transformers initialises a parameter (`_init_weights`).
 #[derive(Debug, Clone, Copy, PartialEq)]

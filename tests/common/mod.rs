@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use bertc::compile::{compile, CompileOptions};
+use bertc::compile::CompileOptions;
 use bertc::config::BertConfig;
-use bertc::passes::{level_passes, DeadNodeElimination, Level, PassManager};
+use bertc::passes::Level;
+use bertc::pipeline::{at_level, compile, with_passes, PipelineOptions};
 use bertc::runtime::{compare, read_safetensors, write_safetensors, NamedTensors, TractSession};
 
 pub fn root() -> PathBuf {
@@ -41,26 +42,23 @@ pub fn minilm_dir() -> PathBuf {
 
 /// Compiles a config + checkpoint at -O0 (dead-node elimination only).
 pub fn compile_checkpoint(config: &Path, weights: &Path) -> Vec<u8> {
-    compile_checkpoint_with(config, weights, PassManager::new().with(DeadNodeElimination))
+    compile_checkpoint_with(config, weights, &with_passes(&["dead_node_elimination"]))
 }
 
 /// Compiles a config + checkpoint at `level`.
 pub fn compile_checkpoint_at(config: &Path, weights: &Path, level: Level) -> Vec<u8> {
-    compile_checkpoint_with(
-        config,
-        weights,
-        PassManager::from_names(level_passes(level)).unwrap(),
-    )
+    compile_checkpoint_with(config, weights, &at_level(level))
 }
 
-/// Compiles with `passes`, verifying the graph after every pass.
-fn compile_checkpoint_with(config: &Path, weights: &Path, passes: PassManager) -> Vec<u8> {
+/// Compiles through the library pipeline, its equivalence check included
+/// (and the graph verified after every pass: tests are debug builds).
+fn compile_checkpoint_with(config: &Path, weights: &Path, options: &PipelineOptions) -> Vec<u8> {
     let config = BertConfig::from_path(config).expect("config parses");
     let opts = CompileOptions {
         weights: Some(weights.to_path_buf()),
         ..Default::default()
     };
-    compile(&config, &opts, &passes.verify_each(true))
+    compile(&config, opts, options)
         .expect("compiles")
         .to_bytes()
         .expect("serializes")

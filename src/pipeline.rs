@@ -1,0 +1,400 @@
+//! The whole compile path as one library call, shared by every command:
+//! source → build → fp32 passes → equivalence check → reduced precision →
+//! accuracy gate → target lowering → opset. The CLI parses arguments into
+//! [`PipelineOptions`] and prints the [`Report`]; it runs no stage itself.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::builder::ModelSpec;
+use crate::check::{check_equivalence, check_inputs, require_within, CHECK_ATOL};
+use crate::compile::{build, Built, CompileOptions};
+use crate::config::BertConfig;
+use crate::error::Error;
+use crate::ir::Graph;
+use crate::onnx::{export_bytes, resolve_opset, write_model, ExportOptions};
+use crate::passes::{
+    pipeline as level_pipeline, target_passes, Level, PassManager, PassRun, Target, WeightGranularity,
+};
+use crate::quantize::{
+    self, accuracy_report, calibration_batches, validation_inputs, AccuracyReport, CalibrationMethod,
+    Precision, PrecisionOptions,
+};
+use crate::runtime::{set_threads, OutputComparison};
+
+/// Where the graph comes from.
+pub enum Source {
+    /// A config (preset or config.json) built with these options.
+    Config(BertConfig, CompileOptions),
+    /// An existing graph (an imported ONNX file), taken as it is.
+    Graph(Graph),
+}
+
+/// Which fp32 passes run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PassSelection {
+    /// A level's pipeline for the target, then the target's lowering.
+    Level(Level),
+    /// Exactly these passes (no target lowering).
+    Explicit(Vec<String>),
+}
+
+/// Reduced precision: what to produce and the gate it must pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReducedPrecision {
+    pub kind: ReducedKind,
+    pub weights: WeightGranularity,
+    /// Linear layers whose name contains one of these stay f32.
+    pub skip: Vec<String>,
+    /// Store the word-embedding table as int8 (int8 kinds only).
+    pub embeddings: bool,
+    /// Worst cosine of any output against the f32 graph that may be written.
+    pub min_cosine: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReducedKind {
+    Int8Dynamic,
+    /// Calibrated on `calibrate` (every model input as [N, S]) or, without
+    /// it, on generated realistic inputs.
+    Int8Static {
+        calibrate: Option<PathBuf>,
+        method: CalibrationMethod,
+    },
+    Fp16,
+}
+
+impl ReducedPrecision {
+    /// int8 or fp16 with the defaults `compile` uses.
+    pub fn new(kind: ReducedKind) -> ReducedPrecision {
+        ReducedPrecision {
+            kind,
+            weights: WeightGranularity::PerChannel,
+            skip: vec![],
+            embeddings: true,
+            min_cosine: quantize::DEFAULT_MIN_COSINE,
+        }
+    }
+
+    /// The name metadata and reports use: `int8-dynamic`, `int8-static`, `fp16`.
+    pub fn name(&self) -> &'static str {
+        match self.kind {
+            ReducedKind::Int8Dynamic => "int8-dynamic",
+            ReducedKind::Int8Static { .. } => "int8-static",
+            ReducedKind::Fp16 => "fp16",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineOptions {
+    pub passes: PassSelection,
+    pub target: Target,
+    /// Run the equivalence check and the accuracy gate.
+    pub check: bool,
+    pub precision: Option<ReducedPrecision>,
+    /// The opset to emit; `None` for the lowest that covers the ops used.
+    pub opset: Option<i64>,
+    /// tract threads of the checks; `None` for every core.
+    pub threads: Option<usize>,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        PipelineOptions {
+            passes: PassSelection::Level(Level::O2),
+            target: Target::Portable,
+            check: true,
+            precision: None,
+            opset: None,
+            threads: None,
+        }
+    }
+}
+
+/// An option combination that cannot mean what it says.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum OptionError {
+    #[error("--min-cosine must be within 0 and 1, got {0}")]
+    MinCosine(f64),
+    #[error("--percentile must be within (0, 100], got {0}")]
+    Percentile(f64),
+    #[error("--quantize-skip: an empty pattern matches every layer and would quantize nothing; name a layer (e.g. pooler)")]
+    EmptySkipPattern,
+    #[error("--threads must be at least 1")]
+    ZeroThreads,
+    #[error(
+        "--target {target} lowers only after the -O2 pipeline; with {given} nothing would be lowered \
+         (use -O2 without --passes, or --target portable)"
+    )]
+    TargetNeedsO2 { target: &'static str, given: String },
+}
+
+impl PipelineOptions {
+    /// Refuses meaningless combinations before any work is done.
+    pub fn validate(&self) -> Result<(), OptionError> {
+        if self.threads == Some(0) {
+            return Err(OptionError::ZeroThreads);
+        }
+        if let Some(p) = &self.precision {
+            if !(0.0..=1.0).contains(&p.min_cosine) {
+                return Err(OptionError::MinCosine(p.min_cosine));
+            }
+            if let ReducedKind::Int8Static {
+                method: CalibrationMethod::Percentile(q),
+                ..
+            } = p.kind
+            {
+                if !(q > 0.0 && q <= 100.0) {
+                    return Err(OptionError::Percentile(q));
+                }
+            }
+            if p.skip.iter().any(|s| s.trim().is_empty()) {
+                return Err(OptionError::EmptySkipPattern);
+            }
+        }
+        if self.target == Target::Onnxruntime {
+            let given = match &self.passes {
+                PassSelection::Level(Level::O2) => None,
+                PassSelection::Level(l) => Some(format!("-O{}", l.number())),
+                PassSelection::Explicit(_) => Some("--passes".to_string()),
+            };
+            if let Some(given) = given {
+                return Err(OptionError::TargetNeedsO2 {
+                    target: "onnxruntime",
+                    given,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The fp32 passes, checked against the graph before them.
+    pub fn pass_manager(&self) -> Result<PassManager, Error> {
+        Ok(match &self.passes {
+            PassSelection::Level(level) => PassManager::from_names(level_pipeline(*level, self.target))?,
+            PassSelection::Explicit(names) => PassManager::from_names(names.iter().map(String::as_str))?,
+        })
+    }
+
+    /// The target's lowering to runtime-specific ops, after the checks
+    /// (tract cannot run onnxruntime's contrib ops; the lowering is
+    /// structural and tested against onnxruntime itself).
+    pub fn lowering(&self) -> Result<PassManager, Error> {
+        Ok(match &self.passes {
+            PassSelection::Level(level) => PassManager::from_names(target_passes(self.target, *level))?,
+            PassSelection::Explicit(_) => PassManager::new(),
+        })
+    }
+}
+
+/// How long each stage took.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageTimes {
+    pub load: Duration,
+    pub build: Duration,
+    pub passes: Duration,
+    pub check: Duration,
+    pub precision: Duration,
+    pub lowering: Duration,
+}
+
+/// Everything the pipeline did, for the CLI to print.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The fp32 passes, in order.
+    pub passes: Vec<PassRun>,
+    /// The equivalence check, one entry per output; empty when not run.
+    pub check: Vec<OutputComparison>,
+    /// The reduced-precision rewrite's passes.
+    pub precision: Vec<PassRun>,
+    /// The accuracy report of the reduced-precision graph against f32.
+    pub accuracy: Option<AccuracyReport>,
+    /// The lowering passes of the target.
+    pub lowering: Vec<PassRun>,
+    /// Graph size as the source gave it (nodes, of which constants).
+    pub nodes_before: NodeCount,
+    pub opset: i64,
+    pub times: StageTimes,
+}
+
+/// Node counts, with and without constants (inputs are not counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeCount {
+    pub ops: usize,
+    pub constants: usize,
+}
+
+impl NodeCount {
+    pub fn of(g: &Graph) -> NodeCount {
+        let histogram = g.op_histogram();
+        NodeCount {
+            ops: histogram.values().sum(),
+            constants: g.constant_count(),
+        }
+    }
+}
+
+impl Report {
+    /// Every pass run, in the order they ran.
+    pub fn all_passes(&self) -> impl Iterator<Item = &PassRun> {
+        self.passes.iter().chain(&self.precision).chain(&self.lowering)
+    }
+}
+
+/// The result: the final graph, what was built, and the report.
+pub struct Compiled {
+    pub graph: Graph,
+    /// The model built (for config sources).
+    pub spec: Option<ModelSpec>,
+    /// Checkpoint tensors of other heads (or the pooler) left unread.
+    pub ignored: Vec<String>,
+    pub export: ExportOptions,
+    pub report: Report,
+}
+
+impl Compiled {
+    /// The ONNX bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
+        Ok(export_bytes(&self.graph, self.export)?)
+    }
+
+    /// Serializes into `path` atomically; returns the file size.
+    pub fn write(&self, path: &std::path::Path) -> Result<usize, Error> {
+        Ok(write_model(&self.graph, self.export, path)?)
+    }
+}
+
+/// [`run`] on a config: the library's `compile`.
+pub fn compile(
+    config: &BertConfig,
+    compile: CompileOptions,
+    opts: &PipelineOptions,
+) -> Result<Compiled, Error> {
+    run(Source::Config(config.clone(), compile), opts)
+}
+
+/// The options of a level's pipeline, checked, portable target.
+pub fn at_level(level: Level) -> PipelineOptions {
+    PipelineOptions {
+        passes: PassSelection::Level(level),
+        ..Default::default()
+    }
+}
+
+/// The options of an explicit pass list, checked.
+pub fn with_passes(names: &[&str]) -> PipelineOptions {
+    PipelineOptions {
+        passes: PassSelection::Explicit(names.iter().map(|s| s.to_string()).collect()),
+        ..Default::default()
+    }
+}
+
+/// Runs every stage on `source`.
+pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
+    opts.validate()?;
+    let passes = opts.pass_manager()?;
+    let lowering = opts.lowering()?;
+    if let Some(n) = opts.threads {
+        set_threads(n);
+    } else {
+        set_threads(crate::runtime::available_threads());
+    }
+    let mut times = StageTimes::default();
+    let (mut graph, spec, ignored) = match source {
+        Source::Config(config, compile) => {
+            let Built {
+                graph,
+                spec,
+                ignored,
+                load_time,
+                build_time,
+            } = build(&config, &compile)?;
+            times.load = load_time;
+            times.build = build_time;
+            (graph, Some(spec), ignored)
+        }
+        Source::Graph(g) => (g, None, vec![]),
+    };
+    let nodes_before = NodeCount::of(&graph);
+
+    let start = Instant::now();
+    let reference = graph.clone();
+    let pass_runs = passes.run(&mut graph)?;
+    times.passes = start.elapsed();
+    // An explicit opset too low for a fused op fails here, before the checks.
+    resolve_opset(&graph, opts.opset)?;
+
+    let start = Instant::now();
+    let mut check = vec![];
+    if opts.check && !pass_runs.is_empty() {
+        let inputs = check_inputs(&reference);
+        check = check_equivalence(&reference, &graph, &inputs)?;
+        require_within(&check, CHECK_ATOL)?;
+    }
+    times.check = start.elapsed();
+
+    let start = Instant::now();
+    let (precision, accuracy) = match &opts.precision {
+        None => (vec![], None),
+        Some(p) => {
+            let (runs, report) = reduce(&mut graph, p, opts.target)?;
+            if opts.check {
+                report.require(p.min_cosine)?;
+            }
+            graph.metadata.insert("bertc.precision".into(), p.name().into());
+            (runs, Some(report))
+        }
+    };
+    times.precision = start.elapsed();
+
+    let start = Instant::now();
+    let lowering = lowering.run(&mut graph)?;
+    times.lowering = start.elapsed();
+    let opset = resolve_opset(&graph, opts.opset)?;
+    Ok(Compiled {
+        graph,
+        spec,
+        ignored,
+        export: ExportOptions { opset: opts.opset },
+        report: Report {
+            passes: pass_runs,
+            check,
+            precision,
+            accuracy,
+            lowering,
+            nodes_before,
+            opset,
+            times,
+        },
+    })
+}
+
+/// Rewrites `g` to reduced precision and measures it against the f32
+/// graph on the validation inputs (always: the report is printed even
+/// when the gate is off).
+fn reduce(
+    g: &mut Graph,
+    p: &ReducedPrecision,
+    target: Target,
+) -> Result<(Vec<PassRun>, AccuracyReport), Error> {
+    let precision = match &p.kind {
+        ReducedKind::Int8Dynamic => Precision::Int8Dynamic,
+        ReducedKind::Int8Static { calibrate, method } => Precision::Int8Static {
+            batches: calibration_batches(g, calibrate.as_deref())?,
+            method: *method,
+        },
+        ReducedKind::Fp16 => Precision::Fp16,
+    };
+    let opts = PrecisionOptions {
+        precision,
+        weights: p.weights,
+        skip: p.skip.clone(),
+        embeddings: p.embeddings,
+    };
+    let _ = target;
+    let reference = g.clone();
+    let runs = quantize::apply(g, &opts)?;
+    let report = accuracy_report(&reference, g, &validation_inputs(&reference))?;
+    Ok((runs, report))
+}

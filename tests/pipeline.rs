@@ -1,0 +1,221 @@
+//! The library pipeline: every stage and its checks run through one call,
+//! and a check that compares nothing, or misses an output, fails.
+
+use bertc::check::{check_equivalence, check_inputs, compare_outputs, require_within, CHECK_ATOL};
+use bertc::compile::{build, load_config, CompileOptions};
+use bertc::cost::graph_cost;
+use bertc::ir::{Graph, IrError};
+use bertc::passes::{Level, Pass, PassManager, PassReport, Target};
+use bertc::pipeline::{
+    at_level, compile, run, with_passes, OptionError, PassSelection, PipelineOptions, ReducedKind,
+    ReducedPrecision, Source,
+};
+use bertc::runtime::NamedTensors;
+use bertc::Error;
+
+/// A wrong pass: renames the first output.
+struct RenameFirstOutput;
+
+impl Pass for RenameFirstOutput {
+    fn name(&self) -> &'static str {
+        "rename_first_output"
+    }
+    fn run(&self, g: &mut Graph) -> Result<PassReport, IrError> {
+        let first = g.outputs()[0].0.clone();
+        g.rename_output(&first, "renamed");
+        Ok(PassReport {
+            matches: 1,
+            ..Default::default()
+        })
+    }
+}
+
+fn tiny() -> Graph {
+    let c = load_config("bert-tiny").unwrap();
+    build(&c, &CompileOptions::default()).unwrap().graph
+}
+
+#[test]
+fn compile_runs_the_check_on_every_output() {
+    let c = load_config("bert-tiny").unwrap();
+    let compiled = compile(&c, CompileOptions::default(), &at_level(Level::O2)).unwrap();
+    let checked: Vec<&str> = compiled.report.check.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(checked, ["last_hidden_state", "pooler_output"]);
+    for c in &compiled.report.check {
+        assert!(c.max_abs <= CHECK_ATOL, "{} moved by {}", c.name, c.max_abs);
+    }
+    let fused = compiled
+        .report
+        .passes
+        .iter()
+        .find(|r| r.pass == "fuse_attention")
+        .unwrap();
+    assert_eq!(fused.report.matches, 2, "both layers' attention fused");
+    assert_eq!(compiled.report.opset, 23);
+}
+
+#[test]
+fn a_pass_that_renames_an_output_is_refused_by_the_check() {
+    let reference = tiny();
+    let mut candidate = reference.clone();
+    PassManager::new()
+        .with(RenameFirstOutput)
+        .run(&mut candidate)
+        .unwrap();
+    let err = check_equivalence(&reference, &candidate, &check_inputs(&reference)).unwrap_err();
+    match err {
+        Error::MissingOutput { output, found } => {
+            assert_eq!(output, "last_hidden_state");
+            assert!(found.contains(&"renamed".to_string()), "{found:?}");
+        }
+        other => panic!("expected MissingOutput, got {other}"),
+    }
+}
+
+#[test]
+fn a_check_that_compares_nothing_fails() {
+    assert!(matches!(
+        compare_outputs(&NamedTensors::new(), &NamedTensors::new()),
+        Err(Error::NothingCompared)
+    ));
+    assert!(matches!(
+        require_within(&[], CHECK_ATOL),
+        Err(Error::NothingCompared)
+    ));
+}
+
+#[test]
+fn the_accuracy_gate_runs_inside_the_pipeline() {
+    let c = load_config("bert-tiny").unwrap();
+    let int8 = |min_cosine: f64| PipelineOptions {
+        precision: Some(ReducedPrecision {
+            min_cosine,
+            ..ReducedPrecision::new(ReducedKind::Int8Dynamic)
+        }),
+        ..at_level(Level::O2)
+    };
+    let ok = compile(&c, CompileOptions::default(), &int8(0.99)).unwrap();
+    let accuracy = ok.report.accuracy.expect("an accuracy report");
+    let names: Vec<&str> = accuracy.outputs.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(names, ["last_hidden_state", "pooler_output"]);
+    assert!(accuracy
+        .outputs
+        .iter()
+        .all(|o| o.min_row_cosine > 0.99 && o.min_row_cosine < 1.0));
+    assert_eq!(
+        ok.graph.metadata.get("bertc.precision").map(String::as_str),
+        Some("int8-dynamic")
+    );
+    // No int8 model is exactly the f32 one: a gate of 1 must refuse it.
+    match compile(&c, CompileOptions::default(), &int8(1.0)) {
+        Err(Error::AccuracyBelow { min_cosine, .. }) => assert_eq!(min_cosine, 1.0),
+        Err(other) => panic!("expected AccuracyBelow, got {other}"),
+        Ok(_) => panic!("a gate of cosine 1 passed an int8 model"),
+    }
+}
+
+#[test]
+fn meaningless_options_are_refused_before_any_work() {
+    let skip_everything = PipelineOptions {
+        precision: Some(ReducedPrecision {
+            skip: vec![String::new()],
+            ..ReducedPrecision::new(ReducedKind::Int8Dynamic)
+        }),
+        ..Default::default()
+    };
+    assert_eq!(skip_everything.validate(), Err(OptionError::EmptySkipPattern));
+    let ort_at_o1 = PipelineOptions {
+        target: Target::Onnxruntime,
+        ..at_level(Level::O1)
+    };
+    assert!(matches!(
+        ort_at_o1.validate(),
+        Err(OptionError::TargetNeedsO2 { .. })
+    ));
+    let ort_with_passes = PipelineOptions {
+        target: Target::Onnxruntime,
+        ..with_passes(&["fuse_gelu"])
+    };
+    assert!(matches!(
+        ort_with_passes.validate(),
+        Err(OptionError::TargetNeedsO2 { .. })
+    ));
+    let bad_gate = PipelineOptions {
+        precision: Some(ReducedPrecision {
+            min_cosine: 1.5,
+            ..ReducedPrecision::new(ReducedKind::Fp16)
+        }),
+        ..Default::default()
+    };
+    assert_eq!(bad_gate.validate(), Err(OptionError::MinCosine(1.5)));
+    let zero_threads = PipelineOptions {
+        threads: Some(0),
+        ..Default::default()
+    };
+    assert!(matches!(
+        run(Source::Graph(tiny()), &zero_threads),
+        Err(Error::Options(OptionError::ZeroThreads))
+    ));
+}
+
+#[test]
+fn an_opset_too_low_for_a_fused_op_fails_before_the_check() {
+    let opts = PipelineOptions {
+        opset: Some(17),
+        ..at_level(Level::O2)
+    };
+    let err = run(Source::Graph(tiny()), &opts)
+        .err()
+        .expect("opset 17 cannot hold Attention-23");
+    let text = err.to_string();
+    assert!(text.contains("Attention"), "{text}");
+}
+
+#[test]
+fn explicit_passes_replace_the_level_and_skip_the_lowering() {
+    let opts = PipelineOptions {
+        passes: PassSelection::Explicit(vec!["fuse_gelu".into()]),
+        ..Default::default()
+    };
+    let compiled = run(Source::Graph(tiny()), &opts).unwrap();
+    let ran: Vec<&str> = compiled.report.all_passes().map(|r| r.pass).collect();
+    assert_eq!(ran, ["fuse_gelu"]);
+    assert_eq!(compiled.report.passes[0].report.matches, 2);
+    assert_eq!(compiled.report.check.len(), 2, "the explicit list is checked too");
+}
+
+#[test]
+fn shapes_only_builds_cost_what_seeded_builds_cost() {
+    for name in ["bert-tiny", "all-MiniLM-L6-v2"] {
+        let c = load_config(name).unwrap();
+        for level in [Level::O0, Level::O2] {
+            let options = PipelineOptions {
+                check: false,
+                ..at_level(level)
+            };
+            let seeded = compile(&c, CompileOptions::default(), &options).unwrap().graph;
+            let shapes = CompileOptions {
+                shapes_only: true,
+                ..Default::default()
+            };
+            let placeholder = compile(&c, shapes, &options).unwrap().graph;
+            assert_eq!(
+                seeded.op_histogram(),
+                placeholder.op_histogram(),
+                "{name} {level:?}"
+            );
+            assert_eq!(
+                seeded.parameter_count(),
+                placeholder.parameter_count(),
+                "{name} {level:?}"
+            );
+            let (a, b) = (
+                graph_cost(&seeded, 2, 64).unwrap(),
+                graph_cost(&placeholder, 2, 64).unwrap(),
+            );
+            assert_eq!(a.macs_per_sequence, b.macs_per_sequence, "{name} {level:?}");
+            assert_eq!(a.activation_bytes, b.activation_bytes, "{name} {level:?}");
+            assert_eq!(a.weight_bytes.stored, b.weight_bytes.stored, "{name} {level:?}");
+        }
+    }
+}
