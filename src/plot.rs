@@ -30,6 +30,9 @@ const CHAR_WIDTH: f64 = 0.6 * FONT;
 const MARKER: f64 = 5.0;
 const COLORS: [&str; 4] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
 
+/// Series whose style is fixed: the precisions a sweep plots.
+const FIXED_SERIES: [&str; 3] = ["fp32", "fp16", "int8"];
+
 #[derive(Debug, Clone, Copy)]
 struct Rect {
     x0: f64,
@@ -182,12 +185,19 @@ pub fn latency_vs_parameters_svg(points: &[PlotPoint], title: &str) -> String {
     let ya = LogAxis::covering(points.iter().map(|p| p.latency_ms));
     let px = |v: f64| LEFT + xa.fraction(v) * (RIGHT - LEFT);
     let py = |v: f64| BOTTOM - ya.fraction(v) * (BOTTOM - TOP);
-    let mut series: Vec<&str> = Vec::new();
+    // Each precision keeps its colour and marker in every plot (fp32,
+    // fp16, int8 first, in that order); other series follow as first seen.
+    let mut series: Vec<&str> = FIXED_SERIES.to_vec();
     for p in points {
         if !series.contains(&p.series.as_str()) {
             series.push(&p.series);
         }
     }
+    let present: Vec<&str> = series
+        .iter()
+        .copied()
+        .filter(|s| points.iter().any(|p| p.series == *s))
+        .collect();
 
     let mut out = String::new();
     let _ = writeln!(
@@ -257,7 +267,15 @@ pub fn latency_vs_parameters_svg(points: &[PlotPoint], title: &str) -> String {
     let mut taken: Vec<Rect> = Vec::new();
     let mut placed_xy: Vec<(f64, f64)> = Vec::new();
     for p in points {
-        let (x, y) = (px(p.parameters_millions), py(p.latency_ms));
+        let (mut x, y) = (px(p.parameters_millions), py(p.latency_ms));
+        // A marker that would cover one already drawn moves right until it
+        // shows beside it (equal models at equal speed stay visible).
+        while placed_xy
+            .iter()
+            .any(|&(px, py)| (px - x).abs() < 2.0 * MARKER && (py - y).abs() < 2.0 * MARKER)
+        {
+            x += 2.0 * MARKER + 1.0;
+        }
         let s = series.iter().position(|s| *s == p.series).unwrap_or(0);
         marker(&mut out, s, x, y);
         taken.push(Rect {
@@ -329,9 +347,10 @@ pub fn latency_vs_parameters_svg(points: &[PlotPoint], title: &str) -> String {
     // Legend, right of the plot area.
     let lx = RIGHT + 20.0;
     let _ = writeln!(out, r#"<text x="{lx}" y="{:.1}">precision</text>"#, TOP + 10.0);
-    for (i, s) in series.iter().enumerate() {
+    for (i, s) in present.iter().enumerate() {
         let y = TOP + 32.0 + 22.0 * i as f64;
-        marker(&mut out, i, lx + 6.0, y - 4.0);
+        let style = series.iter().position(|t| t == s).unwrap_or(0);
+        marker(&mut out, style, lx + 6.0, y - 4.0);
         let _ = writeln!(
             out,
             r#"<text x="{:.1}" y="{y:.1}">{}</text>"#,
@@ -341,7 +360,7 @@ pub fn latency_vs_parameters_svg(points: &[PlotPoint], title: &str) -> String {
     }
     // Names with no room beside their markers are listed, not drawn over others.
     if !unlabelled.is_empty() {
-        let top = TOP + 32.0 + 22.0 * series.len() as f64 + 16.0;
+        let top = TOP + 32.0 + 22.0 * present.len() as f64 + 16.0;
         let small = FONT - 2.0;
         let _ = writeln!(
             out,
@@ -371,6 +390,62 @@ mod tests {
             parameters_millions: x,
             latency_ms: y,
         }
+    }
+
+    /// The fill colours of the markers, in drawing order.
+    fn fills(svg: &str) -> Vec<&str> {
+        svg.lines()
+            .filter_map(|l| l.split("fill=\"").nth(1)?.split('"').next())
+            .filter(|c| COLORS.contains(c))
+            .collect()
+    }
+
+    #[test]
+    fn each_precision_keeps_its_colour_whatever_the_order() {
+        let a = latency_vs_parameters_svg(
+            &[point("m", "fp32", 10.0, 50.0), point("m", "int8", 10.0, 20.0)],
+            "t",
+        );
+        let b = latency_vs_parameters_svg(
+            &[point("m", "int8", 10.0, 20.0), point("m", "fp32", 10.0, 50.0)],
+            "t",
+        );
+        let (fa, fb) = (fills(&a), fills(&b));
+        // Markers first (in point order), then the legend (in fixed order).
+        assert_eq!(fa[..2], [COLORS[0], COLORS[2]]);
+        assert_eq!(fb[..2], [COLORS[2], COLORS[0]]);
+        assert_eq!(fa[2..], fb[2..], "the legend does not depend on the order");
+    }
+
+    #[test]
+    fn markers_at_one_spot_are_drawn_side_by_side() {
+        let svg = latency_vs_parameters_svg(
+            &[point("a", "fp32", 10.0, 50.0), point("b", "fp16", 10.0, 50.0)],
+            "t",
+        );
+        let xs: Vec<f64> = svg
+            .lines()
+            .filter(|l| COLORS.iter().any(|c| l.contains(c)))
+            .take(2)
+            .map(|l| {
+                // A circle gives its centre, a square its left edge.
+                let (key, to_centre) = match l.starts_with("<circle") {
+                    true => ("cx=\"", 0.0),
+                    false => ("x=\"", MARKER),
+                };
+                let x: f64 = l
+                    .split(key)
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                x + to_centre
+            })
+            .collect();
+        assert!((xs[1] - xs[0]).abs() >= 2.0 * MARKER, "{xs:?}");
     }
 
     #[test]

@@ -355,7 +355,7 @@ fn validate_exit_code_follows_the_tolerance() {
     assert!(!stderr(&strict).contains("panicked"));
     assert!(
         text.lines()
-            .any(|l| l.starts_with("last_hidden_state") && l.ends_with("FAIL")),
+            .any(|l| l.starts_with("last_hidden_state") && l.ends_with("FAIL: max-abs above 0.000000000001")),
         "{text}"
     );
 }
