@@ -325,6 +325,69 @@ fn lower_attention_onnxruntime_packs_every_layer() {
     }
 }
 
+/// The reduced-precision passes (run by `--quantize` / `--precision`, not
+/// by name): counts, and numbers within their own tolerances of f32.
+#[test]
+fn quantize_int8_and_to_fp16_match_every_weight() {
+    use bertc::passes::{ActivationScales, QuantizeInt8, ToFp16, WeightGranularity};
+    bertc::runtime::set_threads(2);
+    for (preset, l) in PRESETS {
+        let before = prepared(preset, None, &o2());
+        let inputs = inputs_for(&before, 3, 16);
+        let reference = run_tract(&export_bytes(&before, ExportOptions::default()).unwrap(), &inputs);
+        let int8 = QuantizeInt8 {
+            activations: ActivationScales::Dynamic,
+            weights: WeightGranularity::PerChannel,
+            skip: vec![],
+            embeddings: true,
+        };
+        for (name, pm, expected, check) in [
+            // 6 linear layers per layer and the pooler, and the word
+            // embedding table (the only one with ≥ 4096 rows).
+            (
+                "quantize_int8",
+                PassManager::new().with(int8),
+                6 * l + 1 + 1,
+                "cosine",
+            ),
+            // Every f32 constant of rank ≥ 1: 3 embedding tables, the
+            // embedding layer norm's 2 vectors, 16 per layer, the pooler's 2.
+            (
+                "to_fp16",
+                PassManager::new().with(ToFp16),
+                3 + 2 + 16 * l + 2,
+                "max-abs",
+            ),
+        ] {
+            let mut after = before.clone();
+            let runs = pm.verify_each(true).run(&mut after).unwrap();
+            assert_eq!(runs[0].report.matches, expected, "{preset}: `{name}` matches");
+            verify(&after).unwrap();
+            let actual = run_tract(&export_bytes(&after, ExportOptions::default()).unwrap(), &inputs);
+            assert_eq!(
+                actual.keys().collect::<Vec<_>>(),
+                reference.keys().collect::<Vec<_>>()
+            );
+            if check == "max-abs" {
+                // f16 weights, f32 arithmetic.
+                assert_close(&format!("{preset} `{name}`"), &actual, &reference, 2e-2);
+            } else {
+                for (out, e) in &reference {
+                    let width = *e.shape.last().unwrap();
+                    let (a, b) = (actual[out].to_f32(), e.to_f32());
+                    let worst = a
+                        .chunks(width)
+                        .zip(b.chunks(width))
+                        .map(|(x, y)| bertc::quantize::cosine(x, y))
+                        .fold(f64::INFINITY, f64::min);
+                    eprintln!("{preset}: `{name}` {out} min row cosine {worst:.5}");
+                    assert!(worst >= 0.99, "{preset}: `{name}` {out} min row cosine {worst}");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn every_pass_has_a_test_here() {
     // A pass added to the registry without a matching test fails here.
