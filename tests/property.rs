@@ -3,15 +3,69 @@
 //! every pipeline and every single pass agrees with the unoptimized graph
 //! in tract within 1e-4. A seeded sweep, so a failure names its case and
 //! reproduces.
+//!
+//! The onnxruntime lowering passes (`fuse_embed_layer_norm`,
+//! `fuse_skip_layer_norm`, `fuse_bias_gelu`, `lower_attention_onnxruntime`)
+//! look for the fused forms -O2 makes, so they run after the -O2 pipeline,
+//! and each must match as often as the config implies (a pass that matches
+//! nothing would agree with anything). Those whose ops tract lacks
+//! (EmbedLayerNormalization, com.microsoft Attention) run in onnxruntime.
+
+mod common;
 
 use bertc::builder::Head;
 use bertc::check::check_equivalence;
 use bertc::compile::{build, CompileOptions};
-use bertc::config::BertConfig;
-use bertc::passes::{all_pass_names, level_passes, Level, PassManager};
+use bertc::config::{Activation, BertConfig, PositionEmbeddingType};
+use bertc::passes::{all_pass_names, level_passes, target_passes, Level, PassManager, Target};
 use bertc::runtime::realistic_inputs;
 use rand_xoshiro::rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
+
+/// The passes that rewrite -O2's fused forms for onnxruntime.
+fn lowering_passes() -> Vec<&'static str> {
+    target_passes(Target::Onnxruntime, Level::O2)
+        .into_iter()
+        .filter(|p| *p != "dead_node_elimination")
+        .collect()
+}
+
+/// How many times a lowering pass must match on a -O2 graph of `config`.
+fn expected_lowering_matches(pass: &str, config: &BertConfig, head: Head) -> usize {
+    let layers = config.num_hidden_layers;
+    let absolute = config.position_embedding_type == PositionEmbeddingType::Absolute;
+    match pass {
+        // Word + token type + absolute positions, then the layer norm.
+        "fuse_embed_layer_norm" => usize::from(absolute),
+        // Both residual layer norms of every layer; with relative positions
+        // the embeddings' layer norm reads word + token type only, two
+        // [B, S, H] values: a skip layer norm too.
+        "fuse_skip_layer_norm" => 2 * layers + usize::from(!absolute),
+        // Every GELU-family activation (quick_gelu is x·σ(1.702x), no Gelu).
+        "fuse_bias_gelu" => match config.hidden_act {
+            Activation::Gelu | Activation::GeluNew | Activation::GeluPytorchTanh | Activation::GeluFast => {
+                layers
+            }
+            _ => 0,
+        },
+        // Relative position models fold a score bias into the mask, which
+        // com.microsoft Attention cannot take: they stay standard.
+        // A classifier's last layer is pruned to the first token: its
+        // queries read one token, keys and values all, so Q/K/V cannot be
+        // packed there.
+        "lower_attention_onnxruntime" => match (absolute, head) {
+            (false, _) => 0,
+            (true, Head::SequenceClassification) => layers - 1,
+            (true, _) => layers,
+        },
+        other => panic!("no expectation for {other}"),
+    }
+}
+
+/// Whether tract can run what `pass` emits.
+fn tract_runs(pass: &str) -> bool {
+    !matches!(pass, "fuse_embed_layer_norm" | "lower_attention_onnxruntime")
+}
 
 const ACTIVATIONS: &[&str] = &[
     "gelu",
@@ -33,7 +87,14 @@ fn every_pipeline_agrees_with_o0_on_random_configs() {
         .iter()
         .map(|l| (format!("{l:?}"), level_passes(*l)))
         .collect();
-    pipelines.extend(all_pass_names().into_iter().map(|p| (p.to_string(), vec![p])));
+    let lowering = lowering_passes();
+    pipelines.extend(
+        all_pass_names()
+            .into_iter()
+            .filter(|p| !lowering.contains(p))
+            .map(|p| (p.to_string(), vec![p])),
+    );
+    let mut lowering_matched = vec![0usize; lowering.len()];
     for case in 0..16 {
         let heads = [1, 2, 4][pick(3)];
         let head_size = [4, 8, 16][pick(3)];
@@ -50,7 +111,8 @@ fn every_pipeline_agrees_with_o0_on_random_configs() {
             [1e-12, 1e-5][pick(2)],
             ["absolute", "absolute", "relative_key", "relative_key_query"][pick(4)],
         );
-        let head = Some(Head::ALL[pick(Head::ALL.len() as u64)]);
+        let picked = Head::ALL[pick(Head::ALL.len() as u64)];
+        let head = Some(picked);
         let config = BertConfig::from_json_str(&json, "random").unwrap();
         let opts = CompileOptions {
             seed: case,
@@ -76,5 +138,43 @@ fn every_pipeline_agrees_with_o0_on_random_configs() {
                 );
             }
         }
+        // Each lowering pass alone on the -O2 graph.
+        let mut o2 = reference.clone();
+        PassManager::from_names(level_passes(Level::O2))
+            .unwrap()
+            .verify_each(true)
+            .run(&mut o2)
+            .unwrap();
+        let expected_outputs = common::run_tract(
+            &bertc::onnx::export_bytes(&reference, Default::default()).unwrap(),
+            &inputs,
+        );
+        for (k, pass) in lowering.iter().enumerate() {
+            let what = format!("case {case} ({json}, head {head:?}), batch {batch} seq {seq}, -O2 + {pass}");
+            let mut g = o2.clone();
+            let runs = PassManager::from_names([*pass])
+                .unwrap()
+                .verify_each(true)
+                .run(&mut g)
+                .unwrap();
+            let expected = expected_lowering_matches(pass, &config, picked);
+            assert_eq!(runs[0].report.matches, expected, "{what}: matches");
+            lowering_matched[k] += expected;
+            let bytes = bertc::onnx::export_bytes(&g, Default::default()).unwrap();
+            let outputs = match tract_runs(pass) {
+                true => common::run_tract(&bytes, &inputs),
+                false => common::run_onnxruntime(&bytes, &inputs),
+            };
+            assert_eq!(
+                outputs.keys().collect::<Vec<_>>(),
+                expected_outputs.keys().collect::<Vec<_>>(),
+                "{what}: outputs"
+            );
+            common::assert_close(&what, &outputs, &expected_outputs, 1e-4);
+        }
+    }
+    // The sweep must exercise every lowering pass, not only agree with it.
+    for (pass, matched) in lowering.iter().zip(&lowering_matched) {
+        assert!(*matched > 0, "{pass} never matched in the sweep");
     }
 }

@@ -8,16 +8,18 @@ mod infer;
 mod op;
 mod order;
 mod shape;
+mod summary;
 mod tensor;
 mod verify;
 
 pub use dtype::DType;
-pub use dump::{dump, value_name};
+pub use dump::{constant_summary, dump, dump_with, value_name, DumpOptions, WeightStyle};
 pub use graph::{parameter_elements, Edge, Graph, Node, NodeId, Value, ValueInfo};
 pub use infer::infer;
 pub use op::{BinaryOp, ContribOp, GeluApproximation, Op, UnaryOp};
 pub use order::canonical_order;
 pub use shape::{normalize_axis, Dim, Factors, Shape, BATCH, SEQUENCE};
+pub use summary::structure_summary;
 pub use tensor::Tensor;
 pub use verify::verify;
 

@@ -1,0 +1,414 @@
+//! Every pass of `all_pass_names`, each on a graph where its pattern exists:
+//! it must report the number of matches the graph's structure implies, leave
+//! a graph that verifies, keep every output (same names, same shapes) and
+//! give the same numbers — in tract within 1e-4, or, for the ops tract
+//! cannot run (com.microsoft EmbedLayerNormalization and Attention), in
+//! onnxruntime against tract's run of the graph before the pass.
+//!
+//! Counts are written as functions of the layer count L and checked on two
+//! presets (bert-tiny, L = 2; bert-mini, L = 4), so a pass that matches only
+//! the first layer, or one instance too many, fails.
+
+mod common;
+
+use bertc::builder::Head;
+use bertc::check::inputs_for;
+use bertc::compile::{build, load_config, CompileOptions};
+use bertc::ir::{verify, Graph, Op, Value};
+use bertc::onnx::{export_bytes, read_model, ExportOptions};
+use bertc::passes::{all_pass_names, level_passes, Level, PassManager};
+use common::*;
+
+/// max-abs tolerance of every comparison here (fp32 rewrites).
+const ATOL: f64 = 1e-4;
+
+/// Where the rewritten graph can run.
+#[derive(Clone, Copy, PartialEq)]
+enum Runtime {
+    Tract,
+    /// com.microsoft ops tract does not have: onnxruntime runs the result.
+    Onnxruntime,
+}
+
+/// The graph of a preset (seed 0) as built, after `prepare`.
+fn prepared(preset: &str, head: Option<Head>, prepare: &[&str]) -> Graph {
+    let config = load_config(preset).unwrap();
+    let opts = CompileOptions {
+        head,
+        ..Default::default()
+    };
+    let mut g = build(&config, &opts).unwrap().graph;
+    PassManager::from_names(prepare.iter().copied())
+        .unwrap()
+        .verify_each(true)
+        .run(&mut g)
+        .unwrap();
+    g
+}
+
+/// The -O2 pipeline without its last passes: what the onnxruntime lowering
+/// passes start from.
+fn o2() -> Vec<&'static str> {
+    level_passes(Level::O2)
+}
+
+/// Runs `pass` on `before`; asserts its match count, that the result
+/// verifies, keeps every output and computes the same numbers. Returns the
+/// rewritten graph.
+fn check_pass(what: &str, before: &Graph, pass: &str, expected: usize, runtime: Runtime) -> Graph {
+    let mut after = before.clone();
+    let runs = PassManager::from_names([pass])
+        .unwrap()
+        .verify_each(true)
+        .run(&mut after)
+        .unwrap();
+    assert_eq!(
+        runs[0].report.matches, expected,
+        "{what}: `{pass}` matched {} times, expected {expected}",
+        runs[0].report.matches
+    );
+    verify(&after).unwrap();
+    let names = |g: &Graph| -> Vec<String> { g.outputs().iter().map(|(n, _)| n.clone()).collect() };
+    assert_eq!(
+        names(&after),
+        names(before),
+        "{what}: `{pass}` changed the outputs"
+    );
+
+    bertc::runtime::set_threads(2);
+    let inputs = inputs_for(before, 3, 16);
+    let reference = run_tract(&export_bytes(before, ExportOptions::default()).unwrap(), &inputs);
+    let bytes = export_bytes(&after, ExportOptions::default()).unwrap();
+    let actual = match runtime {
+        Runtime::Tract => run_tract(&bytes, &inputs),
+        Runtime::Onnxruntime => run_onnxruntime(&bytes, &inputs),
+    };
+    assert_eq!(
+        actual.keys().collect::<Vec<_>>(),
+        reference.keys().collect::<Vec<_>>(),
+        "{what}: `{pass}`: the outputs run differ"
+    );
+    let worst = assert_close(&format!("{what} after `{pass}`"), &actual, &reference, ATOL);
+    eprintln!("{what}: `{pass}` {expected} matches, max-abs {worst:e}");
+    after
+}
+
+/// bert-tiny (L = 2) and bert-mini (L = 4), with their layer counts.
+const PRESETS: [(&str, usize); 2] = [("bert-tiny", 2), ("bert-mini", 4)];
+
+#[test]
+fn fuse_layer_norm_fuses_the_embeddings_and_two_per_layer() {
+    for (preset, l) in PRESETS {
+        check_pass(
+            preset,
+            &prepared(preset, None, &[]),
+            "fuse_layer_norm",
+            1 + 2 * l,
+            Runtime::Tract,
+        );
+    }
+}
+
+#[test]
+fn fuse_gelu_fuses_one_per_layer() {
+    for (preset, l) in PRESETS {
+        check_pass(
+            preset,
+            &prepared(preset, None, &[]),
+            "fuse_gelu",
+            l,
+            Runtime::Tract,
+        );
+    }
+}
+
+#[test]
+fn fuse_attention_fuses_one_per_layer() {
+    for (preset, l) in PRESETS {
+        check_pass(
+            preset,
+            &prepared(preset, None, &[]),
+            "fuse_attention",
+            l,
+            Runtime::Tract,
+        );
+    }
+}
+
+#[test]
+fn merge_qkv_merges_one_group_per_layer() {
+    for (preset, l) in PRESETS {
+        check_pass(
+            preset,
+            &prepared(preset, None, &[]),
+            "merge_qkv",
+            l,
+            Runtime::Tract,
+        );
+    }
+}
+
+#[test]
+fn dead_node_elimination_removes_what_fuse_layer_norm_leaves() {
+    // Each decomposed layer norm leaves 11 nodes dead: ReduceMean, Sub, Pow
+    // and its exponent, ReduceMean, Add and its epsilon, Sqrt, Div, Mul, Add
+    // (γ and β are read by the fused op).
+    for (preset, l) in PRESETS {
+        let g = prepared(preset, None, &["fuse_layer_norm"]);
+        check_pass(
+            preset,
+            &g,
+            "dead_node_elimination",
+            11 * (1 + 2 * l),
+            Runtime::Tract,
+        );
+    }
+}
+
+#[test]
+fn eliminate_common_subexpressions_merges_per_layer_duplicates() {
+    // As built, every layer repeats 10 scalar or shape constants that an
+    // earlier one already has: the head split and merge shapes, the
+    // attention scale, both layer norms' exponent 2 and epsilon, and the
+    // GELU's √2, 1 and ½. Layer 0 repeats 5 of the embeddings': its layer
+    // norms' exponents and epsilons, and the GELU's 1 (= the mask's 1).
+    // So 5 + 10·(L − 1); bert-base's -O2 report shows 115.
+    for (preset, l) in PRESETS {
+        check_pass(
+            preset,
+            &prepared(preset, None, &[]),
+            "eliminate_common_subexpressions",
+            5 + 10 * (l - 1),
+            Runtime::Tract,
+        );
+    }
+}
+
+#[test]
+fn fold_constants_folds_the_shape_chains_of_a_pytorch_export() {
+    // bertc's own graphs have nothing to fold; PyTorch's TorchScript export
+    // computes shapes at run time (Shape → Gather → Unsqueeze → Concat →
+    // Reshape) in every layer.
+    let g = read_model(&fixture("foreign-tiny-base").join("torchscript-opset14.onnx")).unwrap();
+    let after = check_pass(
+        "torchscript-opset14",
+        &g,
+        "fold_constants",
+        FOLDS_IN_TORCHSCRIPT_OPSET14,
+        Runtime::Tract,
+    );
+    let mut after = after;
+    PassManager::from_names(["dead_node_elimination"])
+        .unwrap()
+        .run(&mut after)
+        .unwrap();
+    // Every Reshape in the encoder layers (head split and merge) now reads
+    // a constant shape; the mask's, built from the batch size, stays computed.
+    let reshapes: Vec<_> = after
+        .node_ids()
+        .filter(|&id| after.node(id).op.kind() == "Reshape" && after.node(id).name.contains("/encoder/"))
+        .collect();
+    assert_eq!(reshapes.len(), 8, "4 per layer");
+    for id in reshapes {
+        let shape = after.inputs_of(id)[1].unwrap();
+        assert!(
+            matches!(after.node(shape.node).op, Op::Constant(_)),
+            "Reshape `{}` still reads a computed shape from `{}`",
+            after.node(id).name,
+            after.node(shape.node).name
+        );
+    }
+}
+
+/// fold_constants' matches on PyTorch's opset-14 export of tiny-base (2
+/// layers), as measured; what they must achieve is asserted after the pass.
+const FOLDS_IN_TORCHSCRIPT_OPSET14: usize = 13;
+
+#[test]
+fn remove_identities_bypasses_every_identity() {
+    // bertc never builds Identity: insert one after each layer's output and
+    // before each graph output.
+    for (preset, l) in PRESETS {
+        let mut g = prepared(preset, None, &[]);
+        let mut targets: Vec<Value> = (0..l)
+            .map(|i| Value {
+                node: g
+                    .find(&format!("encoder.layer.{i}.output.LayerNorm.add"))
+                    .unwrap(),
+                slot: 0,
+            })
+            .collect();
+        targets.extend(g.outputs().iter().map(|(_, v)| *v));
+        for (k, v) in targets.iter().enumerate() {
+            let id = g.add(&format!("identity.{k}"), Op::Identity, &[*v]).unwrap();
+            g.replace_uses(*v, id);
+            g.set_input(id.node, 0, *v);
+        }
+        verify(&g).unwrap();
+        assert_eq!(g.op_histogram().get("Identity"), Some(&(l + 2)));
+        let after = check_pass(preset, &g, "remove_identities", l + 2, Runtime::Tract);
+        let mut after = after;
+        PassManager::from_names(["dead_node_elimination"])
+            .unwrap()
+            .run(&mut after)
+            .unwrap();
+        assert_eq!(after.op_histogram().get("Identity"), None);
+    }
+}
+
+#[test]
+fn prune_to_first_token_prunes_the_last_layer_of_a_classifier() {
+    let before: Vec<&str> = o2()
+        .into_iter()
+        .filter(|p| *p != "prune_to_first_token")
+        .collect();
+    for (preset, _) in PRESETS {
+        let g = prepared(preset, Some(Head::SequenceClassification), &before);
+        check_pass(preset, &g, "prune_to_first_token", PRUNE_MATCHES, Runtime::Tract);
+    }
+}
+
+/// prune_to_first_token's matches on a classifier: the pooler's Gather plus
+/// one per push of the first-token slice up the last layer (as measured).
+/// The same for every depth: earlier layers are never touched.
+const PRUNE_MATCHES: usize = 15;
+
+#[test]
+fn fuse_embed_layer_norm_fuses_the_embeddings_once() {
+    for (preset, _) in PRESETS {
+        check_pass(
+            preset,
+            &prepared(preset, None, &o2()),
+            "fuse_embed_layer_norm",
+            1,
+            Runtime::Onnxruntime,
+        );
+    }
+}
+
+#[test]
+fn fuse_skip_layer_norm_fuses_both_residuals_of_every_layer() {
+    for (preset, l) in PRESETS {
+        check_pass(
+            preset,
+            &prepared(preset, None, &o2()),
+            "fuse_skip_layer_norm",
+            2 * l,
+            Runtime::Tract,
+        );
+    }
+}
+
+#[test]
+fn fuse_bias_gelu_fuses_one_per_layer() {
+    for (preset, l) in PRESETS {
+        check_pass(
+            preset,
+            &prepared(preset, None, &o2()),
+            "fuse_bias_gelu",
+            l,
+            Runtime::Tract,
+        );
+    }
+}
+
+#[test]
+fn lower_attention_onnxruntime_packs_every_layer() {
+    for (preset, l) in PRESETS {
+        check_pass(
+            preset,
+            &prepared(preset, None, &o2()),
+            "lower_attention_onnxruntime",
+            l,
+            Runtime::Onnxruntime,
+        );
+    }
+}
+
+/// The reduced-precision passes (run by `--quantize` / `--precision`, not
+/// by name): counts, and numbers within their own tolerances of f32.
+#[test]
+fn quantize_int8_and_to_fp16_match_every_weight() {
+    use bertc::passes::{ActivationScales, QuantizeInt8, ToFp16, WeightGranularity};
+    bertc::runtime::set_threads(2);
+    for (preset, l) in PRESETS {
+        let before = prepared(preset, None, &o2());
+        let inputs = inputs_for(&before, 3, 16);
+        let reference = run_tract(&export_bytes(&before, ExportOptions::default()).unwrap(), &inputs);
+        let int8 = QuantizeInt8 {
+            activations: ActivationScales::Dynamic,
+            weights: WeightGranularity::PerChannel,
+            skip: vec![],
+            embeddings: true,
+        };
+        for (name, pm, expected, check) in [
+            // 6 linear layers per layer and the pooler, and the word
+            // embedding table (the only one with ≥ 4096 rows).
+            (
+                "quantize_int8",
+                PassManager::new().with(int8),
+                6 * l + 1 + 1,
+                "cosine",
+            ),
+            // Every f32 constant of rank ≥ 1: 3 embedding tables, the
+            // embedding layer norm's 2 vectors, 16 per layer, the pooler's 2.
+            (
+                "to_fp16",
+                PassManager::new().with(ToFp16),
+                3 + 2 + 16 * l + 2,
+                "max-abs",
+            ),
+        ] {
+            let mut after = before.clone();
+            let runs = pm.verify_each(true).run(&mut after).unwrap();
+            assert_eq!(runs[0].report.matches, expected, "{preset}: `{name}` matches");
+            verify(&after).unwrap();
+            let actual = run_tract(&export_bytes(&after, ExportOptions::default()).unwrap(), &inputs);
+            assert_eq!(
+                actual.keys().collect::<Vec<_>>(),
+                reference.keys().collect::<Vec<_>>()
+            );
+            if check == "max-abs" {
+                // f16 weights, f32 arithmetic.
+                assert_close(&format!("{preset} `{name}`"), &actual, &reference, 2e-2);
+            } else {
+                for (out, e) in &reference {
+                    let width = *e.shape.last().unwrap();
+                    let (a, b) = (actual[out].to_f32(), e.to_f32());
+                    let worst = a
+                        .chunks(width)
+                        .zip(b.chunks(width))
+                        .map(|(x, y)| bertc::quantize::cosine(x, y))
+                        .fold(f64::INFINITY, f64::min);
+                    eprintln!("{preset}: `{name}` {out} min row cosine {worst:.5}");
+                    assert!(worst >= 0.99, "{preset}: `{name}` {out} min row cosine {worst}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_pass_has_a_test_here() {
+    // A pass added to the registry without a matching test fails here.
+    let tested = [
+        "fold_constants",
+        "eliminate_common_subexpressions",
+        "remove_identities",
+        "dead_node_elimination",
+        "fuse_layer_norm",
+        "fuse_gelu",
+        "fuse_attention",
+        "fuse_embed_layer_norm",
+        "fuse_skip_layer_norm",
+        "fuse_bias_gelu",
+        "lower_attention_onnxruntime",
+        "merge_qkv",
+        "prune_to_first_token",
+    ];
+    let mut all = all_pass_names();
+    all.sort();
+    let mut tested = tested.to_vec();
+    tested.sort();
+    assert_eq!(all, tested);
+}
