@@ -47,7 +47,7 @@ pub struct TensorRef {
 /// these allow hundreds of thousands of tensors.
 const MAX_VALUES: usize = 4_000_000;
 const MAX_STACK: usize = 1_000_000;
-const MAX_HEAP_BYTES: usize = 512 << 20;
+const MAX_HEAP_BYTES: usize = 256 << 20;
 const MAX_DIMS: usize = 16;
 /// torch names storages by number ("0", "1", ...).
 const MAX_KEY_LEN: usize = 64;
