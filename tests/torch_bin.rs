@@ -818,3 +818,35 @@ fn find_weights_prefers_safetensors_then_single_files() {
         Some(dir.join("seq-cls/model.safetensors"))
     );
 }
+
+// ---------------------------------------------------------------- the CLI
+
+#[test]
+fn cli_refuses_a_hostile_bin_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("pwned");
+    let mut p = Pickle::new();
+    p.global("os", "system")
+        .str(&format!("touch {}", marker.display()))
+        .op(&[0x85])
+        .op(b"R.");
+    let weights = write(tmp.path(), "pytorch_model.bin", &torch_file(p.0, &[]));
+    let output = tmp.path().join("m.onnx");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bertc"))
+        .arg("compile")
+        .arg(pipelines().join("seq-cls/config.json"))
+        .arg("--weights")
+        .arg(&weights)
+        .arg("-o")
+        .arg(&output)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.starts_with("error: ") && !err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("refused global os.system") && err.contains("nothing was executed"),
+        "{err}"
+    );
+    assert!(!output.exists() && !marker.exists());
+}
