@@ -306,6 +306,7 @@ fn sniffs_kinds_by_bytes_not_names() {
         FileKind::Json
     );
     assert_eq!(Checkpoint::open(&bin).unwrap().names().len(), 41);
+    assert_eq!(Checkpoint::open(&bin).unwrap().kind(), FileKind::TorchZip);
     assert_eq!(Checkpoint::open(&st).unwrap().names().len(), 41);
 }
 
@@ -748,6 +749,7 @@ fn sharded_indexes_of_either_format_are_read() {
     );
     assert_eq!(file_kind(&index).unwrap(), FileKind::WeightIndex);
     let ck = Checkpoint::open(&index).unwrap();
+    assert_eq!(ck.kind(), FileKind::WeightIndex);
     assert_eq!(ck.names(), ["a", "b"]);
     assert_eq!(ck.to_f32("a").unwrap(), [1.0, 2.0]);
     assert_eq!(ck.to_f32("b").unwrap(), [3.0]);

@@ -101,6 +101,7 @@ pub fn file_kind(path: &Path) -> Result<FileKind, WeightsError> {
 #[derive(Debug)]
 pub struct Checkpoint {
     path: String,
+    kind: FileKind,
     files: Vec<memmap2::Mmap>,
     tensors: BTreeMap<String, StoredTensor>,
 }
@@ -111,12 +112,14 @@ impl Checkpoint {
     pub fn open(path: &Path) -> Result<Checkpoint, WeightsError> {
         let shown = path.display().to_string();
         let map = map_file(path)?;
+        let kind = FileKind::sniff(&map);
         let mut ck = Checkpoint {
             path: shown.clone(),
+            kind,
             files: Vec::new(),
             tensors: BTreeMap::new(),
         };
-        match FileKind::sniff(&map) {
+        match kind {
             FileKind::WeightIndex => {
                 let index =
                     serde_json::from_slice::<serde_json::Value>(&map).map_err(|e| index_error(&shown, e))?;
@@ -134,6 +137,11 @@ impl Checkpoint {
     /// The path as given, for messages.
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// What the opened file is (`WeightIndex` for a sharded checkpoint).
+    pub fn kind(&self) -> FileKind {
+        self.kind
     }
 
     /// Every tensor name, sorted.
