@@ -7,8 +7,6 @@
 //! byte by byte, as torch.save lays it out — valid ones, and hostile ones
 //! that must be refused by name without a panic.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
 use bertc::weights::{file_kind, find_weights, Checkpoint, FileKind, WeightsError};
@@ -251,7 +249,7 @@ fn valid_file() -> Vec<u8> {
 // ---------------------------------------------------------------- real files
 
 fn pipelines() -> PathBuf {
-    let dir = common::root().join("../shared/golden/pipelines");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/golden/pipelines");
     assert!(
         dir.join("seq-cls-bin/pytorch_model.bin").is_file(),
         "the reference folders are not at {} (../shared/golden/pipelines)",
@@ -275,13 +273,35 @@ fn pytorch_bin_holds_the_same_tensors_as_safetensors() {
     }
 }
 
+/// `bertc compile CONFIG --weights WEIGHTS -o OUT`: (output, stderr).
+fn bertc_compile(config: &Path, weights: &Path, output: &Path) -> (std::process::Output, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bertc"))
+        .arg("compile")
+        .arg(config)
+        .arg("--weights")
+        .arg(weights)
+        .arg("-o")
+        .arg(output)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, err)
+}
+
 #[test]
 fn pytorch_bin_compiles_to_the_same_onnx_bytes() {
     let dir = pipelines();
+    let tmp = tempfile::tempdir().unwrap();
     let config = dir.join("seq-cls/config.json");
-    let from_st = common::compile_checkpoint(&config, &dir.join("seq-cls/model.safetensors"));
-    let from_bin = common::compile_checkpoint(&config, &dir.join("seq-cls-bin/pytorch_model.bin"));
-    assert!(from_st == from_bin, "the ONNX files differ");
+    let (st, bin) = (tmp.path().join("st.onnx"), tmp.path().join("bin.onnx"));
+    let (out, err) = bertc_compile(&config, &dir.join("seq-cls/model.safetensors"), &st);
+    assert!(out.status.success(), "{err}");
+    let (out, err) = bertc_compile(&config, &dir.join("seq-cls-bin/pytorch_model.bin"), &bin);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        std::fs::read(st).unwrap() == std::fs::read(bin).unwrap(),
+        "the ONNX files differ"
+    );
 }
 
 #[test]
@@ -834,16 +854,7 @@ fn cli_refuses_a_hostile_bin_and_writes_nothing() {
         .op(b"R.");
     let weights = write(tmp.path(), "pytorch_model.bin", &torch_file(p.0, &[]));
     let output = tmp.path().join("m.onnx");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bertc"))
-        .arg("compile")
-        .arg(pipelines().join("seq-cls/config.json"))
-        .arg("--weights")
-        .arg(&weights)
-        .arg("-o")
-        .arg(&output)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (out, err) = bertc_compile(&pipelines().join("seq-cls/config.json"), &weights, &output);
     assert!(!out.status.success());
     assert!(err.starts_with("error: ") && !err.contains("panicked"), "{err}");
     assert!(
