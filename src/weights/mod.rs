@@ -1,6 +1,8 @@
 //! Model parameters: what a model needs ([`ParamSpec`]) and where the values
-//! come from — a safetensors checkpoint ([`from_safetensors`]) or a seeded
-//! random initialisation like transformers' ([`seeded`]).
+//! come from — a checkpoint ([`from_checkpoint`]: safetensors,
+//! `pytorch_model.bin`, or a sharded index of either, found in a model
+//! folder by [`find_weights`]) or a seeded random initialisation like
+//! transformers' ([`seeded`]).
 //!
 //! All tensors are materialised up front, in parallel, into a [`Weights`]
 //! map that the builder takes from: loading a checkpoint converts and
@@ -8,14 +10,23 @@
 //! own generator so the bytes do not depend on thread scheduling.
 
 mod checkpoint;
+mod find;
+mod pickle;
 mod seeded;
+mod source;
+mod stored;
+mod torch_bin;
+mod zip;
 
 use std::collections::HashMap;
 
 use crate::ir::Tensor;
 
-pub use checkpoint::{checkpoint_names, from_safetensors};
+pub use checkpoint::{checkpoint_names, from_checkpoint, from_safetensors};
+pub use find::find_weights;
 pub use seeded::{placeholder, seeded};
+pub use source::{file_kind, Checkpoint, FileKind};
+pub use stored::DType;
 
 /// How transformers initialises a parameter (`_init_weights`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -72,6 +83,27 @@ pub enum WeightsError {
     Format { path: String, reason: String },
     #[error("weights {path} do not fit the config:\n{}", .problems.join("\n"))]
     Mismatch { path: String, problems: Vec<String> },
+    #[error("weights {path} are not a readable PyTorch checkpoint: {reason}")]
+    Torch { path: String, reason: String },
+    /// The pickle names a global outside the state_dict allow-list.
+    #[error(
+        "weights {path}: refused global {global}: bertc reads only torch state_dict pickles; \
+         nothing was executed"
+    )]
+    RefusedGlobal { path: String, global: String },
+    #[error(
+        "weights {path} are in PyTorch's legacy (pre-1.6) format, which bertc does not read: \
+         re-save with a recent PyTorch (torch.save with _use_new_zipfile_serialization=True, \
+         the default since 1.6) or as safetensors"
+    )]
+    LegacyTorch { path: String },
+    #[error(
+        "weights {path}: expected a checkpoint (model.safetensors, pytorch_model.bin or a \
+         sharded *.index.json), found {found}"
+    )]
+    WrongKind { path: String, found: &'static str },
+    #[error("weights index {path}: {reason}")]
+    Index { path: String, reason: String },
 }
 
 /// Copies a row-major [rows, cols] matrix into [cols, rows] order.
