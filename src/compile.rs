@@ -1,26 +1,19 @@
 //! The source and build stages of the pipeline ([`crate::pipeline`]):
 //! a model argument → config → parameters → verified IR graph.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::builder::{build_model, model_params, Head, ModelSpec};
 use crate::config::BertConfig;
 use crate::error::Error;
 use crate::ir::{verify, Graph};
-use crate::presets::preset;
 use crate::weights::{checkpoint_names, from_safetensors, placeholder, seeded};
 
-/// Resolves a CLI model argument: a preset name or a config.json path.
+/// The config a model argument names (a preset, a config.json or a model
+/// folder), whatever its weights; see [`crate::source::resolve`].
 pub fn load_config(model: &str) -> Result<BertConfig, Error> {
-    if let Some(text) = preset(model) {
-        return Ok(BertConfig::from_json_str(text, &format!("preset {model}"))?);
-    }
-    let path = Path::new(model);
-    if path.exists() {
-        return Ok(BertConfig::from_path(path)?);
-    }
-    Err(Error::UnknownModel(model.to_string()))
+    Ok(crate::source::resolve(model, None, true, crate::source::MissingWeights::Random)?.config)
 }
 
 #[derive(Debug, Clone, Default)]

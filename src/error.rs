@@ -54,6 +54,28 @@ pub enum Error {
     NothingCompared,
     #[error(transparent)]
     Options(#[from] crate::pipeline::OptionError),
-    #[error("`{0}` is neither a preset nor a config file (run `bertc presets` for the list)")]
-    UnknownModel(String),
+    #[error(
+        "`{name}` is neither a preset, a config.json nor a model folder{}; presets: {}",
+        .suggestion.map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default(),
+        crate::presets::PRESETS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+    )]
+    UnknownModel {
+        name: String,
+        suggestion: Option<&'static str>,
+    },
+    #[error("{}: not a model folder: it has no config.json", .0.display())]
+    NotAModelFolder(std::path::PathBuf),
+    #[error("{}: expected {expected}, found {found}", .path.display())]
+    WrongKind {
+        path: std::path::PathBuf,
+        expected: &'static str,
+        found: &'static str,
+    },
+    #[error(
+        "{}: no weights beside the config (looked for model.safetensors, model.safetensors.index.json, \
+         pytorch_model.bin, pytorch_model.bin.index.json); give --weights FILE, or --random-weights for a \
+         seeded random init",
+        .0.display()
+    )]
+    NoWeights(std::path::PathBuf),
 }

@@ -20,5 +20,6 @@ pub mod plot;
 pub mod presets;
 pub mod quantize;
 pub mod runtime;
+pub mod source;
 pub mod weights;
 pub use error::Error;

@@ -199,9 +199,36 @@ pub struct StageTimes {
     pub lowering: Duration,
 }
 
+/// Where the weights came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WeightsReport {
+    /// A checkpoint file, with its sha256.
+    File { path: PathBuf, sha256: String },
+    /// Seeded random init.
+    Random { seed: u64 },
+    /// Placeholder zeros: structure only.
+    Placeholder,
+    /// The graph's own (an ONNX source).
+    Graph,
+}
+
+impl std::fmt::Display for WeightsReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WeightsReport::File { path, sha256 } => {
+                write!(f, "{} (sha256 {})", path.display(), &sha256[..12])
+            }
+            WeightsReport::Random { seed } => write!(f, "RANDOM (seed {seed})"),
+            WeightsReport::Placeholder => write!(f, "none (structure only)"),
+            WeightsReport::Graph => write!(f, "the input model's"),
+        }
+    }
+}
+
 /// Everything the pipeline did, for the CLI to print.
 #[derive(Debug, Clone)]
 pub struct Report {
+    pub weights: WeightsReport,
     /// The fp32 passes, in order.
     pub passes: Vec<PassRun>,
     /// The equivalence check, one entry per output; empty when not run.
@@ -301,6 +328,20 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
         set_threads(crate::runtime::available_threads());
     }
     let mut times = StageTimes::default();
+    let weights = match &source {
+        Source::Config(_, c) => match &c.weights {
+            Some(path) => WeightsReport::File {
+                path: path.clone(),
+                sha256: crate::source::sha256_file(path).map_err(|e| crate::weights::WeightsError::Io {
+                    path: path.display().to_string(),
+                    error: e,
+                })?,
+            },
+            None if c.shapes_only => WeightsReport::Placeholder,
+            None => WeightsReport::Random { seed: c.seed },
+        },
+        Source::Graph(_) => WeightsReport::Graph,
+    };
     let (mut graph, spec, ignored) = match source {
         Source::Config(config, compile) => {
             let Built {
@@ -358,6 +399,7 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
         ignored,
         export: ExportOptions { opset: opts.opset },
         report: Report {
+            weights,
             passes: pass_runs,
             check,
             precision,

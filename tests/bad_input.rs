@@ -237,10 +237,15 @@ fn unknown_model_is_refused() {
         let out = bertc(&[&"compile", &model, &"-o", &output]);
         let err = assert_clean_failure(&out, &output);
         assert!(
-            err.contains(&format!("`{model}` is neither a preset nor a config file")),
+            err.contains(&format!(
+                "`{model}` is neither a preset, a config.json nor a model folder"
+            )),
             "{err}"
         );
-        assert!(err.contains("bertc presets"), "{err}");
+        assert!(
+            err.contains("presets: all-MiniLM-L6-v2, bert-base-cased"),
+            "{err}"
+        );
     }
 }
 

@@ -254,7 +254,7 @@ fn bad_bench_inspect_and_sweep_arguments_are_refused_with_a_reason() {
     assert_refused(&["bench", "bert-tiny", "--runs", "0", "--no-peak"], "--runs");
     assert_refused(
         &["inspect", "no-such-model"],
-        "neither a preset nor a config file",
+        "neither a preset, a config.json nor a model folder",
     );
     assert_refused(&["inspect", "missing.onnx"], "missing.onnx");
     assert_refused(&["sweep", "bert-tiny", "--precision", "fp32,int4"], "int4");

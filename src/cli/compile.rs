@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use bertc::compile::{load_config, CompileOptions};
 use bertc::pipeline::{self, PassSelection, PipelineOptions, Source};
+use bertc::source::MissingWeights;
 
 use super::report::{print_summary, Summary};
 use super::{LevelArg, SourceArgs, TargetArg};
@@ -74,14 +74,9 @@ pub fn run(a: CompileArgs) -> anyhow::Result<ExitCode> {
     let start = Instant::now();
     let options = a.optimize.pipeline_options()?;
     options.validate()?;
-    let config = load_config(&a.source.model)?;
-    let compile = CompileOptions {
-        weights: a.source.weights.clone(),
-        seed: a.source.seed,
-        head: a.source.head,
-        keep_last_hidden_state: a.source.keep_last_hidden_state,
-        ..Default::default()
-    };
+    let source = a.source.resolve(MissingWeights::Refuse)?;
+    let config = source.config.clone();
+    let compile = a.source.compile_options(&source);
     let compiled = pipeline::run(Source::Config(config.clone(), compile), &options)?;
     let write_start = Instant::now();
     let size = compiled.write(&a.output)?;

@@ -2,7 +2,8 @@
 
 use std::process::ExitCode;
 
-use bertc::compile::{build, load_config, CompileOptions};
+use bertc::compile::build;
+use bertc::source::MissingWeights;
 
 use super::SourceArgs;
 
@@ -16,15 +17,8 @@ pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
     let graph = if a.source.model.ends_with(".onnx") {
         bertc::onnx::read_model(std::path::Path::new(&a.source.model))?
     } else {
-        let config = load_config(&a.source.model)?;
-        let opts = CompileOptions {
-            weights: a.source.weights,
-            seed: a.source.seed,
-            head: a.source.head,
-            keep_last_hidden_state: a.source.keep_last_hidden_state,
-            ..Default::default()
-        };
-        build(&config, &opts)?.graph
+        let source = a.source.resolve(MissingWeights::Random)?;
+        build(&source.config, &a.source.compile_options(&source))?.graph
     };
     print!("{}", bertc::ir::dump(&graph));
     Ok(ExitCode::SUCCESS)

@@ -51,14 +51,18 @@ enum Command {
 /// Where the model comes from and which head it gets, shared by compile and dump.
 #[derive(clap::Args, Clone)]
 pub struct SourceArgs {
-    /// A config.json path or a preset name (see `bertc presets`).
+    /// A model folder, a config.json path or a preset name (see `bertc presets`).
     pub model: String,
-    /// Weights to load (safetensors); without it, seeded random init.
-    #[arg(long)]
+    /// Weights to load (model.safetensors, pytorch_model.bin or a sharded index.json); by default the
+    /// ones in the model's folder. Presets without it get seeded random weights.
+    #[arg(long, conflicts_with = "random_weights")]
     pub weights: Option<PathBuf>,
-    /// Seed of the random init (ignored with --weights).
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Compile seeded random weights even where the folder has a checkpoint (or has none).
+    #[arg(long)]
+    pub random_weights: bool,
+    /// Seed of the random init (presets and --random-weights).
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// The task head (default: from the config's `architectures`): base, sequence-classification,
     /// token-classification, question-answering, masked-lm, sentence-embedding.
     #[arg(long, value_parser = parse_head)]
@@ -118,6 +122,40 @@ pub fn parse_threads(text: &str) -> Result<usize, String> {
         0 => Err("must be at least 1".into()),
         n if n > most => Err(format!("{n} threads on {} cores: at most {most}", most / 4)),
         n => Ok(n),
+    }
+}
+
+impl SourceArgs {
+    /// The model and its weights, as compile resolves them: a config's
+    /// checkpoint must be found (or --random-weights given).
+    pub fn resolve(
+        &self,
+        missing: bertc::source::MissingWeights,
+    ) -> anyhow::Result<bertc::source::ModelSource> {
+        let source =
+            bertc::source::resolve(&self.model, self.weights.as_deref(), self.random_weights, missing)?;
+        if self.seed.is_some() && source.weights.is_some() {
+            anyhow::bail!(
+                "--seed draws random weights, but {} are loaded: drop --seed, or add --random-weights",
+                source
+                    .weights
+                    .as_ref()
+                    .map(|w| w.display().to_string())
+                    .unwrap_or_default()
+            );
+        }
+        Ok(source)
+    }
+
+    /// The build options for a resolved source.
+    pub fn compile_options(&self, source: &bertc::source::ModelSource) -> bertc::compile::CompileOptions {
+        bertc::compile::CompileOptions {
+            weights: source.weights.clone(),
+            seed: self.seed.unwrap_or(0),
+            head: self.head,
+            keep_last_hidden_state: self.keep_last_hidden_state,
+            ..Default::default()
+        }
     }
 }
 

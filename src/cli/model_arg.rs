@@ -5,11 +5,12 @@
 use std::path::Path;
 
 use anyhow::Context;
-use bertc::compile::{load_config, CompileOptions};
+use bertc::compile::CompileOptions;
 use bertc::ir::Graph;
 use bertc::onnx::read_model;
 use bertc::passes::Level;
 use bertc::pipeline::{self, PassSelection, PipelineOptions, ReducedPrecision, Source};
+use bertc::source::{resolve, MissingWeights};
 
 /// A model as the measuring commands need it.
 pub struct ModelArg {
@@ -47,8 +48,12 @@ pub fn load(arg: &str, opts: &LoadOptions) -> anyhow::Result<ModelArg> {
             graph,
         });
     }
-    let config = load_config(arg)?;
+    // Speed and cost do not depend on the values: a folder's checkpoint is
+    // used when there is one, seeded random weights otherwise.
+    let source = resolve(arg, None, opts.shapes_only, MissingWeights::Random)?;
+    let config = source.config;
     let compile = CompileOptions {
+        weights: source.weights,
         shapes_only: opts.shapes_only,
         ..Default::default()
     };

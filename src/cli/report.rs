@@ -76,6 +76,7 @@ pub fn print_summary(s: &Summary) {
     if s.report {
         print_pass_runs(&r.lowering);
     }
+    println!("  weights     {}", r.weights);
     if let Some(head) = &s.head {
         let outputs: Vec<&str> = g.outputs().iter().map(|(n, _)| n.as_str()).collect();
         println!("  head        {head}: {}", outputs.join(", "));

@@ -1,0 +1,161 @@
+//! The source stage: what a model argument names — a preset, a
+//! `config.json`, or a model folder — and where its weights come from.
+//!
+//! A folder (or the folder of a `config.json`) is searched for weights as
+//! Hugging Face lays them out ([`find_weights`]); random weights are drawn
+//! only for a preset or when asked for, so a config whose checkpoint was
+//! forgotten is an error, never a silently random model.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::config::BertConfig;
+use crate::error::Error;
+use crate::presets::{preset, PRESETS};
+use crate::weights::{file_kind, find_weights, FileKind};
+
+/// A resolved model argument.
+#[derive(Debug, Clone)]
+pub struct ModelSource {
+    pub config: BertConfig,
+    /// The checkpoint to read; `None` for seeded random weights.
+    pub weights: Option<PathBuf>,
+    /// The folder the model came from (a folder argument, or a config's folder).
+    pub folder: Option<PathBuf>,
+}
+
+/// Where weights may come from when the argument does not name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissingWeights {
+    /// An error (compile): random weights only when asked for.
+    Refuse,
+    /// Seeded random weights (commands that measure speed or shapes).
+    Random,
+}
+
+/// Resolves `arg` (preset name, config.json path or model folder) with an
+/// explicit `weights` override and whether random weights were asked for.
+pub fn resolve(
+    arg: &str,
+    weights: Option<&Path>,
+    random: bool,
+    missing: MissingWeights,
+) -> Result<ModelSource, Error> {
+    let explicit = || weights.map(Path::to_path_buf);
+    if let Some(text) = preset(arg) {
+        let config = BertConfig::from_json_str(text, &format!("preset {arg}"))?;
+        return Ok(ModelSource {
+            config,
+            weights: explicit(),
+            folder: None,
+        });
+    }
+    let path = Path::new(arg);
+    if !path.exists() {
+        return Err(Error::UnknownModel {
+            name: arg.to_string(),
+            suggestion: closest_preset(arg),
+        });
+    }
+    let (config_path, folder) = if path.is_dir() {
+        let config = path.join("config.json");
+        if !config.is_file() {
+            return Err(Error::NotAModelFolder(path.to_path_buf()));
+        }
+        (config, path.to_path_buf())
+    } else {
+        match file_kind(path)? {
+            FileKind::Json => {}
+            other => {
+                return Err(Error::WrongKind {
+                    path: path.to_path_buf(),
+                    expected: "a config.json, a model folder or a preset name",
+                    found: other.describe(),
+                })
+            }
+        }
+        let folder = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        (path.to_path_buf(), folder.to_path_buf())
+    };
+    let config = BertConfig::from_path(&config_path)?;
+    let weights = match (explicit(), random) {
+        (Some(w), _) => Some(w),
+        (None, true) => None,
+        (None, false) => match (find_weights(&folder), missing) {
+            (Some(found), _) => Some(found),
+            (None, MissingWeights::Random) => None,
+            (None, MissingWeights::Refuse) => return Err(Error::NoWeights(folder)),
+        },
+    };
+    Ok(ModelSource {
+        config,
+        weights,
+        folder: Some(folder),
+    })
+}
+
+/// The preset nearest to `name` by edit distance, if any is close.
+fn closest_preset(name: &str) -> Option<&'static str> {
+    PRESETS
+        .iter()
+        .map(|(p, _)| (edit_distance(name, p), *p))
+        .filter(|(d, p)| *d <= (p.len() / 3).max(2))
+        .min()
+        .map(|(_, p)| p)
+}
+
+/// Levenshtein distance over chars.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// The sha256 of a file, hex, streamed (checkpoints are hundreds of MB).
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_counts_single_edits() {
+        assert_eq!(edit_distance("bert-base-uncased", "bert-base-uncased"), 0);
+        assert_eq!(edit_distance("bert-base-uncase", "bert-base-uncased"), 1);
+        assert_eq!(edit_distance("bert-bsae-uncased", "bert-base-uncased"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+
+    #[test]
+    fn a_near_miss_suggests_its_preset_and_nonsense_suggests_nothing() {
+        assert_eq!(closest_preset("bert-base-uncase"), Some("bert-base-uncased"));
+        assert_eq!(closest_preset("bert-tny"), Some("bert-tiny"));
+        assert_eq!(closest_preset("gpt2-xl-something-else"), None);
+    }
+}
