@@ -119,6 +119,11 @@ impl PrecisionArgs {
         if gate {
             report.require(self.min_cosine)?;
         }
+        if self.quantize.is_some() {
+            let (line, warning) = bertc::quantize::kernel::notice();
+            println!("  int8        {line}");
+            warning.inspect(|w| eprintln!("{w}"));
+        }
         Ok(runs)
     }
 }
