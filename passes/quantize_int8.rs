@@ -6,19 +6,30 @@
 //! (`ws[n] = max_k |W[k, n]| / 127`) or one per tensor.
 //!
 //! Activations, symmetric int8 with zero point 0, so that no zero-point
-//! correction sums are needed at run time:
-//! - dynamic, one scale per token row: `s = max(|x|, last axis) / 127`,
-//!   `q = Cast<i8>(Round(x / s))`, `y = Cast<f32>(MatMulInteger(q, Wq)) · s · ws + b`;
+//! correction sums are needed at run time. `round8(v)` below is
+//! `Cast<i8>((v + R) - R)` with `R = 1.5 · 2^23`: for |v| < 2^22 the f32
+//! sum rounds v half to even, exactly as ONNX Round does (see
+//! [`ROUNDING_BIAS`]).
+//! - dynamic, one scale per token row: `a = max(ReduceMax(x), -ReduceMin(x))`
+//!   over the last axis (floored at 1e-30), `q = round8(x · (127 / a))`,
+//!   `y = Cast<f32>(MatMulInteger(q, Wq)) · a · (ws / 127) + b`;
 //! - static, from calibrated per-channel ranges `r_k`: half of each
 //!   channel's range is moved into the weight rows (SmoothQuant, α = 0.5:
 //!   `f_k = sqrt(r_k / max_n |W[k, n]|)`, `W' = diag(f) W`), then one
 //!   scale `s = max_k(r_k / f_k) / 127` for the tensor:
-//!   `q = Cast<i8>(Clip(Round(x · 1/(s·f)), -127, 127))`,
+//!   `q = round8(Clip(x · 1/(s·f), -127, 127))`,
 //!   `y = Cast<f32>(MatMulInteger(q, W'q)) · (s · ws') + b`. Inputs made by
 //!   a Gelu (the FFN output layer) keep per-token dynamic scales: on
 //!   MiniLM one calibrated scale there drops the min row cosine from 0.994
 //!   to 0.911 (plain per-tensor scales on every input, no smoothing: 0.964;
 //!   with 99.99th-percentile clipping instead of the max: 0.908).
+//!
+//! Full-size work per quantized activation: two reductions that only read
+//! x, one fused multiply-add-sub pass (tract: `OptBinChain(Mul+Add+Sub)`,
+//! on every thread; static adds Max+Min to the same chain) and the Cast;
+//! per product: the Cast to f32 and one fused `Mul+Mul(+Add)` pass. Every
+//! constant factor is folded into a constant (1/127 into the weight
+//! scales, 1/(s·f) into one vector, s into the weight scales).
 //!
 //! Linears reading the same `x` (Q, K, V) share one quantization of it.
 //! Embedding tables (Gather of a constant 2-D f32 table with at least
@@ -38,26 +49,38 @@
 //! per-tensor symmetric activations reach 0.961 and onnxruntime's own
 //! per-channel dynamic int8 0.986.
 //!
-//! Measured on this project's AVX2 + FMA machine (no AVX-512, no VNNI),
-//! tract 0.23.9, BERT-base, B=1, S=128, 2 threads, one interleaved run of
-//! 7 (`examples/latency.rs`), medians:
+//! tract 0.23.9 per op (`examples/profile.rs`, sum of per-node minima
+//! over 5 runs), BERT-base dynamic, B=1, S=128, 2 threads, AMD EPYC Zen 4
+//! (AVX-512 VNNI, kernel `avx512vnni_mmm_i32_8x8`), a machine shared with
+//! other builds (load ~10 on 2 cores):
 //!
-//! | form | tract | ratio |
+//! | op | Round + Abs form | this form |
 //! |---|---|---|
-//! | f32 (`--target tract`) | 740 ms | 1.00 |
-//! | this pass, dynamic | 2526 ms | 3.41 |
-//! | this pass, static | 2527 ms | 3.41 |
-//! | onnxruntime `quantize_dynamic` (per channel) | 3472 ms | 4.69 |
+//! | int8 products (OptMatMul i8) | 97 ms | 53 ms |
+//! | Cast f32→i8 (49) | 13.9 ms | 13.1 ms |
+//! | Cast i32→f32 (73) + embeddings | 3.8 ms | 2.3 ms |
+//! | RoundHalfToEven (49) | 10.8 ms | – |
+//! | Abs (49) | 4.1 ms | – |
+//! | Reduce Max / Min | 1.7 ms | 2.6 ms |
+//! | quantize chain Mul+Add+Sub | 2.4 ms (Mul) | 4.1 ms |
+//! | dequantize chains Mul+Mul(+Add) | 7.7 ms | 6.5 ms |
+//! | int8 activation packing | ~3.5 ms | 3.4 ms |
+//! | whole plan (sum of minima) | 173 ms | 110 ms |
 //!
-//! Per op (`examples/profile.rs`): the integer products take 2449 ms of the
-//! 2538 (96.5 %); everything this form adds around them — Round 8.9 ms,
-//! Cast 16 ms, Abs 5.6 ms, ReduceMax 3.6 ms, the fused dequantization
-//! 10.6 ms — is 2 %. On AVX2, tract's only int8 kernel (`avx2_mmm_i32_8x8`)
-//! sign-extends bytes to i32 and multiplies with `vpmulld`: 8 products per
-//! instruction against 16 per FMA pair in f32, so int8 cannot beat f32 on
-//! this CPU in tract, whatever the graph. On AVX-512 VNNI (`vpdpbusd`) the
-//! same products run 3.15× faster than f32 (the anchors' machine); there
-//! this form leaves only the ~2 % overhead around them.
+//! What is left around the products (~32 ms) is bounded by tract 0.23.9's
+//! Cast: `Tensor::cast_to_dt` is a scalar, single-threaded loop, and
+//! float→int (`as i8`, saturating) does not vectorize in a build for the
+//! default x86-64 target: ~1.5 ns per element (0.62 ms on [1,128,3072]),
+//! against 0.08 ms for the fused Mul+Add+Sub chain and for an i32→i8 Cast.
+//! No ONNX op reaches tract with an f32→int8 conversion that runs on every
+//! thread (its QuantizeLinear i8 op is one parallel pass but rounds per
+//! element with a branchy function: 1.56 ms on the same tensor), and no
+//! int8 kernel stores f32, so each product needs its i32→f32 Cast.
+//!
+//! On AVX2 without VNNI (the project's earlier machines), tract's only int8
+//! kernel (`avx2_mmm_i32_8x8`) widens bytes and multiplies with `vpmulld`:
+//! int8 measured 3.4-3.6× slower than f32 there, whatever the graph
+//! (`bertc::quantize::kernel` names the kernel and warns).
 
 use std::collections::HashMap;
 
