@@ -121,5 +121,21 @@ fn main() -> anyhow::Result<()> {
     for ((op, fact), (ms, n)) in groups.iter().take(detail) {
         println!("  {ms:>8.2} ms {n:>4} nodes  {op} {fact}");
     }
+    // CPU seconds of each thread of this process: whether the second
+    // thread of tract's pool did a share of the work (the pool's threads
+    // sleep when idle, so an unused one shows ~0).
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        let mut cpu: Vec<f64> = tasks
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
+            .filter_map(|stat| {
+                let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+                let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+                Some(ticks / 100.0)
+            })
+            .collect();
+        cpu.sort_by(|a, b| b.total_cmp(a));
+        println!("  CPU seconds per thread (whole process): {cpu:.2?}");
+    }
     Ok(())
 }
