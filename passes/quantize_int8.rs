@@ -502,3 +502,33 @@ fn quantize_embeddings(g: &mut Graph, report: &mut PassReport) -> Result<usize, 
     }
     Ok(gathers.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ROUNDING_BIAS;
+
+    /// `(v + R) - R` in f32 is ONNX Round (half to even) over the whole
+    /// range the quantizer feeds it, ties included.
+    #[test]
+    fn rounding_bias_rounds_half_to_even() {
+        let round = |v: f32| (v + ROUNDING_BIAS) - ROUNDING_BIAS;
+        for i in -127_000..=127_000 {
+            let v = i as f32 / 1000.0;
+            assert_eq!(round(v), v.round_ties_even(), "{v}");
+        }
+        for (v, want) in [
+            (0.5, 0.0),
+            (1.5, 2.0),
+            (2.5, 2.0),
+            (-0.5, -0.0),
+            (-2.5, -2.0),
+            (126.5, 126.0),
+        ] {
+            assert_eq!(round(v), want, "{v}");
+        }
+        // Just below a tie rounds down, whatever the magnitude.
+        for v in [0.49999997f32, 126.49999f32, -126.49999f32] {
+            assert_eq!(round(v), v.round_ties_even(), "{v}");
+        }
+    }
+}
