@@ -201,18 +201,6 @@ pub fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown CPU".to_string())
 }
 
-/// One line naming the CPU and tract's int8 kernel on it, e.g.
-/// `CPU AMD EPYC, 2 threads; tract int8 kernel avx512vnni_mmm_i32_8x8 (AVX-512 VNNI)`.
-pub fn cpu_line(threads: usize) -> String {
-    let k = tract_int8_kernel();
-    format!(
-        "CPU {}, {threads} threads; tract int8 kernel {} ({})",
-        cpu_model(),
-        k.name,
-        k.kernel
-    )
-}
-
 /// The warning to print when int8 is slower than fp32 with this kernel.
 pub fn int8_warning(kernel: &TractInt8Kernel) -> Option<String> {
     int8_slower_than_fp32(kernel.kernel).then(|| {
