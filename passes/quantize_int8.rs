@@ -49,25 +49,30 @@
 //! per-tensor symmetric activations reach 0.961 and onnxruntime's own
 //! per-channel dynamic int8 0.986.
 //!
-//! tract 0.23.9 per op (`examples/profile.rs`, sum of per-node minima
-//! over 5 runs), BERT-base dynamic, B=1, S=128, 2 threads, AMD EPYC Zen 4
-//! (AVX-512 VNNI, kernel `avx512vnni_mmm_i32_8x8`), a machine shared with
-//! other builds (load ~10 on 2 cores):
+//! tract 0.23.9 per op (`examples/profile.rs --runs 8`: each node's best
+//! run, summed), BERT-base dynamic, B=1, S=128, 2 threads, AMD EPYC Zen 4
+//! (AVX-512 VNNI, kernel `avx512vnni_mmm_i32_8x8`), both files profiled back
+//! to back on a machine shared with other builds (load 9-10 on 2 cores):
 //!
 //! | op | Round + Abs form | this form |
 //! |---|---|---|
-//! | int8 products (OptMatMul i8) | 97 ms | 53 ms |
-//! | Cast f32→i8 (49) | 13.9 ms | 13.1 ms |
-//! | Cast i32→f32 (73) + embeddings | 3.8 ms | 2.3 ms |
-//! | RoundHalfToEven (49) | 10.8 ms | – |
-//! | Abs (49) | 4.1 ms | – |
-//! | Reduce Max / Min | 1.7 ms | 2.6 ms |
-//! | quantize chain Mul+Add+Sub | 2.4 ms (Mul) | 4.1 ms |
-//! | dequantize chains Mul+Mul(+Add) | 7.7 ms | 6.5 ms |
-//! | int8 activation packing | ~3.5 ms | 3.4 ms |
-//! | whole plan (sum of minima) | 173 ms | 110 ms |
+//! | int8 products (OptMatMul i8) | 77.6 ms | 78.4 ms |
+//! | Cast f32→i8 (49) | 13.8 ms | 13.0 ms |
+//! | Cast i32→f32 (73) | 2.3 ms | 2.4 ms |
+//! | RoundHalfToEven (49) | 7.6 ms | – |
+//! | Abs (49) | 3.4 ms | – |
+//! | ReduceMax / ReduceMin, scale ops on [.., 1] | 1.6 ms | 2.9 ms |
+//! | quantize multiply (+ Add + Sub here) | 2.0 ms | 5.4 ms |
+//! | dequantize chains Mul+Mul(+Add) | 6.6 ms | 7.1 ms |
+//! | int8 activation packing | 3.5 ms | 3.3 ms |
+//! | **around the products** | **40.8 ms** | **34.1 ms** |
+//! | whole plan | 143.6 ms | 138.7 ms |
 //!
-//! What is left around the products (~32 ms) is bounded by tract 0.23.9's
+//! (A first pair, profiled minutes apart under a changing load, read
+//! 173 → 110 ms for the plan: the load moves every number; the per-op
+//! shares above come from one pair.)
+//!
+//! What is left around the products (~34 ms) is bounded by tract 0.23.9's
 //! Cast: `Tensor::cast_to_dt` is a scalar, single-threaded loop, and
 //! float→int (`as i8`, saturating) does not vectorize in a build for the
 //! default x86-64 target: ~1.5 ns per element (0.62 ms on [1,128,3072]),
