@@ -61,11 +61,11 @@
 //! | Cast i32→f32 (73) | 2.3 ms | 2.4 ms |
 //! | RoundHalfToEven (49) | 7.6 ms | – |
 //! | Abs (49) | 3.4 ms | – |
-//! | ReduceMax / ReduceMin, scale ops on [.., 1] | 1.6 ms | 2.9 ms |
+//! | ReduceMax / ReduceMin, scale ops on [.., 1] | 1.6 ms | 3.0 ms |
 //! | quantize multiply (+ Add + Sub here) | 2.0 ms | 5.4 ms |
 //! | dequantize chains Mul+Mul(+Add) | 6.6 ms | 7.1 ms |
 //! | int8 activation packing | 3.5 ms | 3.3 ms |
-//! | **around the products** | **40.8 ms** | **34.1 ms** |
+//! | **around the products** | **40.6 ms** | **34.3 ms** |
 //! | whole plan | 143.6 ms | 138.7 ms |
 //!
 //! (A first pair, profiled minutes apart under a changing load, read
