@@ -6,19 +6,30 @@
 //! (`ws[n] = max_k |W[k, n]| / 127`) or one per tensor.
 //!
 //! Activations, symmetric int8 with zero point 0, so that no zero-point
-//! correction sums are needed at run time:
-//! - dynamic, one scale per token row: `s = max(|x|, last axis) / 127`,
-//!   `q = Cast<i8>(Round(x / s))`, `y = Cast<f32>(MatMulInteger(q, Wq)) · s · ws + b`;
+//! correction sums are needed at run time. `round8(v)` below is
+//! `Cast<i8>((v + R) - R)` with `R = 1.5 · 2^23`: for |v| < 2^22 the f32
+//! sum rounds v half to even, exactly as ONNX Round does (see
+//! [`ROUNDING_BIAS`]).
+//! - dynamic, one scale per token row: `a = max(ReduceMax(x), -ReduceMin(x))`
+//!   over the last axis (floored at 1e-30), `q = round8(x · (127 / a))`,
+//!   `y = Cast<f32>(MatMulInteger(q, Wq)) · a · (ws / 127) + b`;
 //! - static, from calibrated per-channel ranges `r_k`: half of each
 //!   channel's range is moved into the weight rows (SmoothQuant, α = 0.5:
 //!   `f_k = sqrt(r_k / max_n |W[k, n]|)`, `W' = diag(f) W`), then one
 //!   scale `s = max_k(r_k / f_k) / 127` for the tensor:
-//!   `q = Cast<i8>(Clip(Round(x · 1/(s·f)), -127, 127))`,
+//!   `q = round8(Clip(x · 1/(s·f), -127, 127))`,
 //!   `y = Cast<f32>(MatMulInteger(q, W'q)) · (s · ws') + b`. Inputs made by
 //!   a Gelu (the FFN output layer) keep per-token dynamic scales: on
 //!   MiniLM one calibrated scale there drops the min row cosine from 0.994
 //!   to 0.911 (plain per-tensor scales on every input, no smoothing: 0.964;
 //!   with 99.99th-percentile clipping instead of the max: 0.908).
+//!
+//! Full-size work per quantized activation: two reductions that only read
+//! x, one fused multiply-add-sub pass (tract: `OptBinChain(Mul+Add+Sub)`,
+//! on every thread; static adds Max+Min to the same chain) and the Cast;
+//! per product: the Cast to f32 and one fused `Mul+Mul(+Add)` pass. Every
+//! constant factor is folded into a constant (1/127 into the weight
+//! scales, 1/(s·f) into one vector, s into the weight scales).
 //!
 //! Linears reading the same `x` (Q, K, V) share one quantization of it.
 //! Embedding tables (Gather of a constant 2-D f32 table with at least
@@ -38,26 +49,43 @@
 //! per-tensor symmetric activations reach 0.961 and onnxruntime's own
 //! per-channel dynamic int8 0.986.
 //!
-//! Measured on this project's AVX2 + FMA machine (no AVX-512, no VNNI),
-//! tract 0.23.9, BERT-base, B=1, S=128, 2 threads, one interleaved run of
-//! 7 (`examples/latency.rs`), medians:
+//! tract 0.23.9 per op (`examples/profile.rs --runs 8`: each node's best
+//! run, summed), BERT-base dynamic, B=1, S=128, 2 threads, AMD EPYC Zen 4
+//! (AVX-512 VNNI, kernel `avx512vnni_mmm_i32_8x8`), both files profiled back
+//! to back on a machine shared with other builds (load 9-10 on 2 cores):
 //!
-//! | form | tract | ratio |
+//! | op | Round + Abs form | this form |
 //! |---|---|---|
-//! | f32 (`--target tract`) | 740 ms | 1.00 |
-//! | this pass, dynamic | 2526 ms | 3.41 |
-//! | this pass, static | 2527 ms | 3.41 |
-//! | onnxruntime `quantize_dynamic` (per channel) | 3472 ms | 4.69 |
+//! | int8 products (OptMatMul i8) | 77.6 ms | 78.4 ms |
+//! | Cast f32→i8 (49) | 13.8 ms | 13.0 ms |
+//! | Cast i32→f32 (73) | 2.3 ms | 2.4 ms |
+//! | RoundHalfToEven (49) | 7.6 ms | – |
+//! | Abs (49) | 3.4 ms | – |
+//! | ReduceMax / ReduceMin, scale ops on [.., 1] | 1.6 ms | 3.0 ms |
+//! | quantize multiply (+ Add + Sub here) | 2.0 ms | 5.4 ms |
+//! | dequantize chains Mul+Mul(+Add) | 6.6 ms | 7.1 ms |
+//! | int8 activation packing | 3.5 ms | 3.3 ms |
+//! | **around the products** | **40.6 ms** | **34.3 ms** |
+//! | whole plan | 143.6 ms | 138.7 ms |
 //!
-//! Per op (`examples/profile.rs`): the integer products take 2449 ms of the
-//! 2538 (96.5 %); everything this form adds around them — Round 8.9 ms,
-//! Cast 16 ms, Abs 5.6 ms, ReduceMax 3.6 ms, the fused dequantization
-//! 10.6 ms — is 2 %. On AVX2, tract's only int8 kernel (`avx2_mmm_i32_8x8`)
-//! sign-extends bytes to i32 and multiplies with `vpmulld`: 8 products per
-//! instruction against 16 per FMA pair in f32, so int8 cannot beat f32 on
-//! this CPU in tract, whatever the graph. On AVX-512 VNNI (`vpdpbusd`) the
-//! same products run 3.15× faster than f32 (the anchors' machine); there
-//! this form leaves only the ~2 % overhead around them.
+//! (A first pair, profiled minutes apart under a changing load, read
+//! 173 → 110 ms for the plan: the load moves every number; the per-op
+//! shares above come from one pair.)
+//!
+//! What is left around the products (~34 ms) is bounded by tract 0.23.9's
+//! Cast: `Tensor::cast_to_dt` is a scalar, single-threaded loop, and
+//! float→int (`as i8`, saturating) does not vectorize in a build for the
+//! default x86-64 target: ~1.5 ns per element (0.62 ms on [1,128,3072]),
+//! against 0.08 ms for the fused Mul+Add+Sub chain and for an i32→i8 Cast.
+//! No ONNX op reaches tract with an f32→int8 conversion that runs on every
+//! thread (its QuantizeLinear i8 op is one parallel pass but rounds per
+//! element with a branchy function: 1.56 ms on the same tensor), and no
+//! int8 kernel stores f32, so each product needs its i32→f32 Cast.
+//!
+//! On AVX2 without VNNI (the project's earlier machines), tract's only int8
+//! kernel (`avx2_mmm_i32_8x8`) widens bytes and multiplies with `vpmulld`:
+//! int8 measured 3.4-3.6× slower than f32 there, whatever the graph
+//! (`bertc::quantize::kernel` names the kernel and warns).
 
 use std::collections::HashMap;
 
@@ -241,8 +269,10 @@ impl Pass for QuantizeInt8 {
                 Some(rs) => {
                     let rn = name(g, "row_scale");
                     let y = g.add(&rn, Op::Binary(BinaryOp::Mul), &[accf, rs])?;
+                    // The row scale is max|x| (not max|x| / 127): the 1/127 is folded here.
+                    let cols: Vec<f32> = qw.scales.iter().map(|w| w / 127.0).collect();
                     let sn = name(g, "weight_scale");
-                    let ws = g.add_const(&sn, Tensor::from_f32(vec![qw.scales.len()], &qw.scales))?;
+                    let ws = g.add_const(&sn, Tensor::from_f32(vec![cols.len()], &cols))?;
                     let cn = name(g, "col_scale");
                     g.add(&cn, Op::Binary(BinaryOp::Mul), &[y, ws])?
                 }
@@ -337,13 +367,11 @@ impl QuantizeInt8 {
                 let inv = g.add_const(&n, Tensor::from_f32(vec![inv.len()], &inv))?;
                 let mn = name(g, "scaled");
                 let d = g.add(&mn, Op::Binary(BinaryOp::Mul), &[x, inv])?;
-                let rn = name(g, "round");
-                let r = g.add(&rn, Op::Unary(UnaryOp::Round), &[d])?;
+                // Clip before rounding: the rounded value stays in [-127, 127].
                 let (lo, hi) = (f(g, "qmin", -127.0)?, f(g, "qmax", 127.0)?);
                 let cn = name(g, "clip");
-                let c = g.add(&cn, Op::Clip, &[r, lo, hi])?;
-                let qn = name(g, "int8");
-                let q = g.add(&qn, Op::Cast { to: DType::I8 }, &[c])?;
+                let c = g.add(&cn, Op::Clip, &[d, lo, hi])?;
+                let q = round_to_i8(g, c, base)?;
                 Ok(Quantized {
                     q,
                     row_scale: None,
@@ -352,31 +380,40 @@ impl QuantizeInt8 {
                 })
             }
             _ => {
-                let an = name(g, "abs");
-                let abs = g.add(&an, Op::Unary(UnaryOp::Abs), &[x])?;
-                let mn = name(g, "absmax");
+                // max|x| per row as max(max x, -min x): two reductions that
+                // only read x, where Abs would write a whole tensor first.
                 let rank = g.info(x).shape.rank();
-                let max = g.add(
-                    &mn,
+                let axes = vec![rank as i64 - 1];
+                let hn = name(g, "max");
+                let hi = g.add(
+                    &hn,
                     Op::ReduceMax {
-                        axes: vec![rank as i64 - 1],
+                        axes: axes.clone(),
                         keepdims: true,
                     },
-                    &[abs],
+                    &[x],
                 )?;
-                let c = f(g, "inv127", 1.0 / 127.0)?;
-                let sn = name(g, "scale_raw");
-                let s = g.add(&sn, Op::Binary(BinaryOp::Mul), &[max, c])?;
-                // An all-zero row would divide 0 by 0; any positive scale quantizes it to 0.
-                let tiny = f(g, "min_scale", f32::MIN_POSITIVE)?;
-                let sn = name(g, "scale");
-                let s = g.add(&sn, Op::Binary(BinaryOp::Max), &[s, tiny])?;
-                let dn = name(g, "div");
-                let d = g.add(&dn, Op::Binary(BinaryOp::Div), &[x, s])?;
-                let rn = name(g, "round");
-                let r = g.add(&rn, Op::Unary(UnaryOp::Round), &[d])?;
-                let qn = name(g, "int8");
-                let q = g.add(&qn, Op::Cast { to: DType::I8 }, &[r])?;
+                let ln = name(g, "min");
+                let lo = g.add(&ln, Op::ReduceMin { axes, keepdims: true }, &[x])?;
+                let nn = name(g, "neg_min");
+                let lo = g.add(&nn, Op::Unary(UnaryOp::Neg), &[lo])?;
+                let an = name(g, "absmax_raw");
+                let amax = g.add(&an, Op::Binary(BinaryOp::Max), &[hi, lo])?;
+                // An all-zero row would give 127 / 0; with this floor its
+                // values quantize to 0 and 127 / floor stays finite (a floor
+                // of f32::MIN_POSITIVE would make it inf, and 0 · inf NaN).
+                let floor = f(g, "min_absmax", MIN_ABSMAX)?;
+                let an = name(g, "absmax");
+                let amax = g.add(&an, Op::Binary(BinaryOp::Max), &[amax, floor])?;
+                // 127 / max|x| on the [.., 1] row vector, so the full-size
+                // work is one multiply; the 1/127 goes into the weight scales.
+                let c = f(g, "q127", 127.0)?;
+                let sn = name(g, "inv_scale");
+                let inv = g.add(&sn, Op::Binary(BinaryOp::Div), &[c, amax])?;
+                let mn = name(g, "scaled");
+                let d = g.add(&mn, Op::Binary(BinaryOp::Mul), &[x, inv])?;
+                let q = round_to_i8(g, d, base)?;
+                let s = amax;
                 Ok(Quantized {
                     q,
                     row_scale: Some(s),
@@ -386,6 +423,29 @@ impl QuantizeInt8 {
             }
         }
     }
+}
+
+/// Largest |x| a dynamic row is given at least (see `quantize_activation`).
+const MIN_ABSMAX: f32 = 1e-30;
+
+/// 1.5 · 2^23: for |v| < 2^22, `(v + R) - R` in f32 is `v` rounded half to
+/// even, as ONNX Round computes it. Two additions fuse into the multiply
+/// before them (tract: one `OptBinChain(Mul+Add+Sub)` pass, on every
+/// thread), where a Round op is a separate single-pass op ~9× slower in
+/// tract 0.23.9 (0.74 ms against 0.08 ms on [1, 128, 3072], 2 threads).
+const ROUNDING_BIAS: f32 = 12_582_912.0;
+
+/// `Cast<i8>((v + R) - R)`: v (already within [-127, 127]) rounded half to
+/// even and cast to int8.
+fn round_to_i8(g: &mut Graph, v: Value, base: &str) -> Result<Value, IrError> {
+    let rn = g.fresh_name(&format!("{base}.input_rounding_bias"));
+    let r = g.add_const(&rn, Tensor::scalar_f32(ROUNDING_BIAS))?;
+    let an = g.fresh_name(&format!("{base}.input_round_up"));
+    let up = g.add(&an, Op::Binary(BinaryOp::Add), &[v, r])?;
+    let sn = g.fresh_name(&format!("{base}.input_rounded"));
+    let rounded = g.add(&sn, Op::Binary(BinaryOp::Sub), &[up, r])?;
+    let qn = g.fresh_name(&format!("{base}.input_int8"));
+    g.add(&qn, Op::Cast { to: DType::I8 }, &[rounded])
 }
 
 /// Embedding tables read by `Gather{axis 0}` become int8 with a scale per
@@ -446,4 +506,34 @@ fn quantize_embeddings(g: &mut Graph, report: &mut PassReport) -> Result<usize, 
         report.nodes_added += g.node_count() - before;
     }
     Ok(gathers.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ROUNDING_BIAS;
+
+    /// `(v + R) - R` in f32 is ONNX Round (half to even) over the whole
+    /// range the quantizer feeds it, ties included.
+    #[test]
+    fn rounding_bias_rounds_half_to_even() {
+        let round = |v: f32| (v + ROUNDING_BIAS) - ROUNDING_BIAS;
+        for i in -127_000..=127_000 {
+            let v = i as f32 / 1000.0;
+            assert_eq!(round(v), v.round_ties_even(), "{v}");
+        }
+        for (v, want) in [
+            (0.5, 0.0),
+            (1.5, 2.0),
+            (2.5, 2.0),
+            (-0.5, -0.0),
+            (-2.5, -2.0),
+            (126.5, 126.0),
+        ] {
+            assert_eq!(round(v), want, "{v}");
+        }
+        // Just below a tie rounds down, whatever the magnitude.
+        for v in [0.49999997f32, 126.49999f32, -126.49999f32] {
+            assert_eq!(round(v), v.round_ties_even(), "{v}");
+        }
+    }
 }

@@ -237,6 +237,9 @@ pub struct Report {
     pub precision: Vec<PassRun>,
     /// The accuracy report of the reduced-precision graph against f32.
     pub accuracy: Option<AccuracyReport>,
+    /// For int8: the CPU and the int8 kernel tract picks on it, and a
+    /// warning when int8 products are slower than f32 there.
+    pub int8_kernel: Option<(String, Option<String>)>,
     /// The lowering passes of the target.
     pub lowering: Vec<PassRun>,
     /// Graph size as the source gave it (nodes, of which constants).
@@ -388,6 +391,10 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
         }
     };
     times.precision = start.elapsed();
+    let int8_kernel = match opts.precision.as_ref().map(|p| &p.kind) {
+        Some(ReducedKind::Int8Dynamic | ReducedKind::Int8Static { .. }) => Some(quantize::kernel::notice()),
+        _ => None,
+    };
 
     let start = Instant::now();
     let lowering = lowering.run(&mut graph)?;
@@ -404,6 +411,7 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
             check,
             precision,
             accuracy,
+            int8_kernel,
             lowering,
             nodes_before,
             opset,

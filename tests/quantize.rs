@@ -206,8 +206,13 @@ fn minilm_int8_size_op_counts_and_determinism() {
     let ops = g.op_histogram();
     // 6 layers × (Q, K, V, attention output, FFN in, FFN out) + the pooler.
     assert_eq!(ops.get("MatMulInteger"), Some(&37), "{ops:?}");
-    // Q, K and V share one quantization of their input: 4 per layer + pooler.
-    assert_eq!(ops.get("Round"), Some(&25), "{ops:?}");
+    // Q, K and V share one quantization of their input: 4 per layer + pooler,
+    // each ranged by one ReduceMax + ReduceMin (no Abs pass) and rounded by
+    // the bias addition fused into its multiply (no Round op).
+    assert_eq!(ops.get("ReduceMin"), Some(&25), "{ops:?}");
+    assert_eq!(ops.get("ReduceMax"), Some(&25), "{ops:?}");
+    assert_eq!(ops.get("Round"), None, "{ops:?}");
+    assert_eq!(ops.get("Abs"), None, "{ops:?}");
     let int8 = export_bytes(&g, ExportOptions::default()).unwrap();
     let ratio = int8.len() as f64 / fp32_size as f64;
     eprintln!(

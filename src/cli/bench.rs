@@ -178,6 +178,8 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn print_report(r: &BenchReport) {
+    // Which CPU and int8 kernel these numbers come from (issue 15: honest per CPU).
+    println!("{}", bertc::quantize::kernel::notice().0);
     println!(
         "tract, {} threads, {} timed runs after {} warm-up per cell{}",
         r.threads,

@@ -73,6 +73,12 @@ pub fn print_summary(s: &Summary) {
             );
         }
     }
+    if let Some((line, warning)) = &r.int8_kernel {
+        println!("  int8        {line}");
+        if let Some(w) = warning {
+            eprintln!("{w}");
+        }
+    }
     if s.report {
         print_pass_runs(&r.lowering);
     }

@@ -88,6 +88,12 @@ pub enum Op {
         axes: Vec<i64>,
         keepdims: bool,
     },
+    /// Minimum over `axes`: with ReduceMax, the range max|x| = max(max x,
+    /// -min x) without an Abs pass over the whole tensor.
+    ReduceMin {
+        axes: Vec<i64>,
+        keepdims: bool,
+    },
     /// Clamp to [min, max]. Inputs: x, min (optional), max (optional), scalars of x's type.
     Clip,
     /// Integer matrix product, numpy batching, i32 result. Inputs: a (i8 or
@@ -248,6 +254,7 @@ impl Op {
             Op::MatMul => "MatMul",
             Op::ReduceMean { .. } => "ReduceMean",
             Op::ReduceMax { .. } => "ReduceMax",
+            Op::ReduceMin { .. } => "ReduceMin",
             Op::Clip => "Clip",
             Op::MatMulInteger => "MatMulInteger",
             Op::Softmax { .. } => "Softmax",
@@ -311,7 +318,9 @@ impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.kind())?;
         match self {
-            Op::ReduceMean { axes, keepdims } | Op::ReduceMax { axes, keepdims } => {
+            Op::ReduceMean { axes, keepdims }
+            | Op::ReduceMax { axes, keepdims }
+            | Op::ReduceMin { axes, keepdims } => {
                 write!(f, "{{axes={axes:?}, keepdims={}}}", *keepdims as u8)
             }
             Op::Softmax { axis } | Op::Gather { axis } | Op::Concat { axis } => {

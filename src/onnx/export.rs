@@ -179,7 +179,9 @@ impl Emitter<'_> {
             .collect();
         let mut attrs = Vec::new();
         match &node.op {
-            Op::ReduceMean { axes, keepdims } | Op::ReduceMax { axes, keepdims } => {
+            Op::ReduceMean { axes, keepdims }
+            | Op::ReduceMax { axes, keepdims }
+            | Op::ReduceMin { axes, keepdims } => {
                 attrs.push(int_attr("keepdims", *keepdims as i64));
                 if self.opset >= 18 {
                     inputs.push(self.axes_input(&node.name, axes));

@@ -211,7 +211,7 @@ impl Importer {
                 trans_b: int("transB", 0) != 0,
             },
             "MatMul" => Op::MatMul,
-            "ReduceMean" | "ReduceMax" => {
+            "ReduceMean" | "ReduceMax" | "ReduceMin" => {
                 let axes = match self.opset >= 18 {
                     true => {
                         keep = 1;
@@ -223,6 +223,7 @@ impl Importer {
                 let keepdims = int("keepdims", 1) != 0;
                 match n.op_type.as_str() {
                     "ReduceMax" => Op::ReduceMax { axes, keepdims },
+                    "ReduceMin" => Op::ReduceMin { axes, keepdims },
                     _ => Op::ReduceMean { axes, keepdims },
                 }
             }

@@ -77,7 +77,9 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Infer {
             }
             one(a.dtype, a.shape.clone())
         }
-        Op::ReduceMean { axes, keepdims } | Op::ReduceMax { axes, keepdims } => {
+        Op::ReduceMean { axes, keepdims }
+        | Op::ReduceMax { axes, keepdims }
+        | Op::ReduceMin { axes, keepdims } => {
             let a = x(0);
             float_only(a)?;
             let axes = axes_of(axes, a.shape.rank())?;
