@@ -176,6 +176,10 @@ pub fn level_passes(level: Level) -> Vec<&'static str> {
                 "fuse_layer_norm",
                 "fuse_gelu",
                 "fuse_attention",
+                // Sweep the fusions' leftovers here, so that the report
+                // credits them to this pass, not to the pruning (which
+                // needs a clean graph and would sweep them itself).
+                "dead_node_elimination",
                 "prune_to_first_token",
                 "dead_node_elimination",
             ]);
