@@ -39,7 +39,9 @@ pub use fuse_skip_layer_norm::FuseSkipLayerNorm;
 pub use lower_attention_onnxruntime::LowerAttentionOnnxruntime;
 pub use merge_qkv::MergeQkv;
 pub use prune_to_first_token::PruneToFirstToken;
-pub use quantize_int8::{linear_inputs, quantize_weight, ActivationScales, QuantizeInt8, WeightGranularity};
+pub use quantize_int8::{
+    linear_inputs, quantize_weight, stored_bytes, ActivationScales, QuantizeInt8, WeightGranularity,
+};
 pub use remove_identities::RemoveIdentities;
 pub use to_fp16::ToFp16;
 

@@ -201,6 +201,62 @@ fn targets(g: &Graph, skip: &[String]) -> Vec<Target> {
         .collect()
 }
 
+/// The bytes of constants the graph would hold after this pass, computed
+/// from the pass's own decisions without rewriting anything (so `inspect`
+/// can report it without materialising weights): each quantized linear's
+/// weight at 1 byte plus one f32 scale per output column (the pass stores a
+/// column's worth of scales per tensor too), each embedding table it would
+/// store as int8 at 1 byte plus one f32 scale per row, every other constant
+/// as it is. The few small constants the rewrite adds (its rounding and
+/// clipping scalars) are not counted.
+pub fn stored_bytes(g: &Graph, pass: &QuantizeInt8) -> usize {
+    let mut seen = std::collections::HashSet::new();
+    let mut saved = 0usize;
+    let mut added = 0usize;
+    for t in targets(g, &pass.skip) {
+        let Some(w) = constant(g, t.w) else { continue };
+        if w.dtype() != DType::F32 || w.dims().len() != 2 || !seen.insert(t.w) {
+            continue;
+        }
+        let (k, n) = (w.dims()[0], w.dims()[1]);
+        saved += 4 * k * n;
+        added += k * n + 4 * n;
+    }
+    if pass.embeddings {
+        for table in embedding_tables(g) {
+            let t = constant(g, table).expect("embedding_tables returns constants");
+            if seen.insert(table) {
+                let (rows, width) = (t.dims()[0], t.dims()[1]);
+                saved += 4 * rows * width;
+                added += rows * width + 4 * rows;
+            }
+        }
+    }
+    let stored: usize = g
+        .node_ids()
+        .filter_map(|id| match &g.node(id).op {
+            Op::Constant(t) => Some(t.len() * t.dtype().size()),
+            _ => None,
+        })
+        .sum();
+    stored - saved + added
+}
+
+/// The tables the pass stores as int8: f32 matrices of at least
+/// [`MIN_EMBEDDING_ROWS`] rows read by a `Gather{axis 0}`.
+fn embedding_tables(g: &Graph) -> Vec<Value> {
+    crate::ir::canonical_order(g)
+        .into_iter()
+        .filter(|&id| g.node(id).op == Op::Gather { axis: 0 })
+        .filter_map(|id| {
+            let table = g.inputs_of(id).first().copied()??;
+            let t = constant(g, table)?;
+            let big = t.dtype() == DType::F32 && t.dims().len() == 2 && t.dims()[0] >= MIN_EMBEDDING_ROWS;
+            big.then_some(table)
+        })
+        .collect()
+}
+
 /// The distinct inputs of the linear layers the pass would quantize: the
 /// values static quantization calibrates.
 pub fn linear_inputs(g: &Graph, skip: &[String]) -> Vec<Value> {
@@ -451,15 +507,14 @@ fn round_to_i8(g: &mut Graph, v: Value, base: &str) -> Result<Value, IrError> {
 /// Embedding tables read by `Gather{axis 0}` become int8 with a scale per
 /// row; returns how many tables were rewritten.
 fn quantize_embeddings(g: &mut Graph, report: &mut PassReport) -> Result<usize, IrError> {
+    let big = embedding_tables(g);
     let gathers: Vec<_> = crate::ir::canonical_order(g)
         .into_iter()
         .filter(|&id| g.node(id).op == Op::Gather { axis: 0 })
         .filter_map(|id| {
             let inputs = g.inputs_of(id);
             let (table, ids) = (inputs.first().copied()??, inputs.get(1).copied()??);
-            let t = constant(g, table)?;
-            let big = t.dtype() == DType::F32 && t.dims().len() == 2 && t.dims()[0] >= MIN_EMBEDDING_ROWS;
-            big.then_some((id, table, ids))
+            big.contains(&table).then_some((id, table, ids))
         })
         .collect();
     let mut tables: HashMap<Value, (Value, Value)> = HashMap::new();

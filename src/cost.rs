@@ -113,9 +113,9 @@ pub struct WeightBytes {
     pub stored: usize,
     pub fp32: usize,
     pub fp16: usize,
-    /// Linear-layer weight matrices at 1 byte plus one f32 scale per output
-    /// channel, everything else (embeddings, biases, norms) kept f32: the
-    /// form dynamic quantization emits.
+    /// What `--quantize dynamic` stores, by the quantizer's own account
+    /// ([`crate::passes::stored_bytes`]): linear weights and the word
+    /// embeddings at 1 byte plus f32 scales, the rest as it is.
     pub int8: usize,
 }
 
@@ -388,22 +388,6 @@ fn is_weight(g: &Graph, v: Value) -> bool {
     }
 }
 
-/// A weight matrix of a linear layer: a 2-D constant a MatMul or Gemm
-/// multiplies by (or onnxruntime's packed Attention projects with).
-fn is_linear_weight(g: &Graph, id: NodeId) -> bool {
-    let Op::Constant(t) = &g.node(id).op else {
-        return false;
-    };
-    t.dims().len() == 2
-        && g.consumers(Value { node: id, slot: 0 })
-            .iter()
-            .any(|&(user, slot)| match g.node(user).op {
-                Op::MatMul | Op::MatMulInteger | Op::Gemm { .. } => true,
-                Op::Contrib(ContribOp::Attention { .. }) => slot == 1,
-                _ => false,
-            })
-}
-
 fn weight_bytes_of(g: &Graph) -> WeightBytes {
     let mut w = WeightBytes::default();
     for id in g.node_ids() {
@@ -416,11 +400,8 @@ fn weight_bytes_of(g: &Graph) -> WeightBytes {
         };
         w.fp32 += 4 * n;
         w.fp16 += 2 * n;
-        w.int8 += match (is_linear_weight(g, id), op) {
-            (true, Op::Constant(t)) => n + 4 * t.dims()[1],
-            _ => 4 * n,
-        };
     }
+    w.int8 = crate::passes::stored_bytes(g, &crate::passes::QuantizeInt8::dynamic());
     w
 }
 

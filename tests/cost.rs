@@ -6,7 +6,7 @@
 use bertc::compile::{build, load_config, CompileOptions};
 use bertc::cost::{bert_macs_per_sequence, graph_cost, MultiplyAdds};
 use bertc::passes::{Level, Target};
-use bertc::pipeline::{at_level, compile, PipelineOptions};
+use bertc::pipeline::{at_level, compile, PipelineOptions, ReducedKind, ReducedPrecision};
 
 /// BERT-base (L12 H768 I3072) at S=128, by hand:
 /// linear    12·(4·128·768² + 2·128·768·3072) + 768² = 12·(301,989,888 + 603,979,776) + 589,824
@@ -56,10 +56,14 @@ fn graph_cost_of_bert_base_matches_hand_computed_parameters_and_macs() {
     assert_eq!((w.fp32, w.fp16), (437_928_960, 218_964_480));
     // What is stored: the f32 weights plus a few small shape and scalar constants.
     assert!(w.stored >= w.fp32 && w.stored - w.fp32 < 16 * 1024, "{w:?}");
-    // int8: the 12·6 + 1 weight matrices (85,524,480 elements) at one byte
-    // plus an f32 scale per output column, the other 23,957,760 at 4 bytes.
+    // int8 as --quantize dynamic stores it: the 12·6 + 1 weight matrices
+    // (85,524,480 elements) at one byte plus an f32 scale per output column,
+    // the word embeddings (30522·768) at one byte plus an f32 scale per row,
+    // the other 516,864 parameters at 4 bytes, the small constants as they are.
     let scales = 4 * (12 * (4 * 768 + 3072 + 768) + 768);
-    assert_eq!(w.int8, 85_524_480 + scales + 4 * 23_957_760);
+    let words = 30_522 * 768 + 4 * 30_522;
+    let small = w.stored - w.fp32;
+    assert_eq!(w.int8, 85_524_480 + scales + words + 4 * 516_864 + small);
 }
 
 #[test]
@@ -184,4 +188,34 @@ fn weights_behind_a_transpose_or_cast_count_as_linear() {
         graph_cost(&g, 1, 16).unwrap().macs_per_sequence,
         cost.macs_per_sequence
     );
+}
+
+#[test]
+fn the_int8_size_inspect_reports_is_what_quantize_dynamic_writes() {
+    // One account of the quantizer's decisions (passes::stored_bytes): the
+    // word embeddings are stored int8 too, which the old estimate missed.
+    for name in ["bert-tiny", "all-MiniLM-L6-v2", "bert-base-uncased"] {
+        let c = load_config(name).unwrap();
+        let fp32 = PipelineOptions {
+            check: false,
+            ..at_level(Level::O2)
+        };
+        let g = compile(&c, CompileOptions::default(), &fp32).unwrap().graph;
+        let estimate = graph_cost(&g, 1, 128).unwrap().weight_bytes.int8 as f64;
+        let int8 = PipelineOptions {
+            precision: Some(ReducedPrecision::new(ReducedKind::Int8Dynamic)),
+            ..fp32
+        };
+        let written = compile(&c, CompileOptions::default(), &int8)
+            .unwrap()
+            .to_bytes()
+            .unwrap()
+            .len() as f64;
+        let off = (estimate - written).abs() / written;
+        assert!(
+            off < 0.02,
+            "{name}: inspect says {estimate} bytes, the file has {written} ({:.2} %)",
+            100.0 * off
+        );
+    }
 }
