@@ -39,6 +39,7 @@ fn with(precision: Precision) -> PrecisionOptions {
         weights: WeightGranularity::PerChannel,
         skip: vec![],
         embeddings: true,
+        target: bertc::passes::Target::Portable,
     }
 }
 

@@ -82,7 +82,7 @@ impl OptimizeArgs {
         }
     }
 
-    fn target(&self) -> Target {
+    pub fn target(&self) -> Target {
         match self.target {
             TargetArg::Portable => Target::Portable,
             TargetArg::Onnxruntime => Target::Onnxruntime,
@@ -144,10 +144,10 @@ pub fn run(a: CompileArgs) -> anyhow::Result<ExitCode> {
         }
         require_within(&comparisons, CHECK_ATOL)?;
     }
-    let reduced = a
-        .optimize
-        .precision
-        .apply(&mut compiled.graph, !a.optimize.no_check)?;
+    let reduced =
+        a.optimize
+            .precision
+            .apply(&mut compiled.graph, !a.optimize.no_check, a.optimize.target())?;
     compiled.passes.extend(reduced);
     let check_time = check_start.elapsed();
     let lowering = a.optimize.lowering()?.run(&mut compiled.graph)?;

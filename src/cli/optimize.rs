@@ -45,7 +45,10 @@ pub fn run(a: OptimizeCmdArgs) -> anyhow::Result<ExitCode> {
         }
         require_within(&comparisons, CHECK_ATOL)?;
     }
-    let reduced = a.optimize.precision.apply(&mut g, !a.optimize.no_check)?;
+    let reduced = a
+        .optimize
+        .precision
+        .apply(&mut g, !a.optimize.no_check, a.optimize.target())?;
     if a.optimize.report {
         print_report(&reduced);
     }

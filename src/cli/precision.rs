@@ -70,7 +70,12 @@ impl PrecisionArgs {
     /// Rewrites `g` to the requested precision and prints the accuracy
     /// report against the f32 graph; fails below --min-cosine unless
     /// `gate` is off (--no-check). Returns the pass runs.
-    pub fn apply(&self, g: &mut Graph, gate: bool) -> anyhow::Result<Vec<bertc::passes::PassRun>> {
+    pub fn apply(
+        &self,
+        g: &mut Graph,
+        gate: bool,
+        target: bertc::passes::Target,
+    ) -> anyhow::Result<Vec<bertc::passes::PassRun>> {
         if !self.requested() {
             return Ok(vec![]);
         }
@@ -102,6 +107,7 @@ impl PrecisionArgs {
             },
             skip: self.quantize_skip.clone(),
             embeddings: !self.no_quantize_embeddings,
+            target,
         };
         let reference = g.clone();
         let runs = apply(g, &opts)?;

@@ -54,6 +54,7 @@ pub fn compile_options_for(precision: Precision) -> (CompileOptions, Option<Prec
         weights: WeightGranularity::PerChannel,
         skip: vec![],
         embeddings: true,
+        target: bertc::passes::Target::Portable,
     };
     let reduced = match precision {
         Precision::Fp32 => None,

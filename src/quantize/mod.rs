@@ -17,7 +17,8 @@ pub use calibrate::{calibrate, calibration_batches, CalibrationMethod};
 use crate::error::Error;
 use crate::ir::Graph;
 use crate::passes::{
-    ActivationScales, DeadNodeElimination, PassManager, PassRun, QuantizeInt8, ToFp16, WeightGranularity,
+    ActivationScales, DeadNodeElimination, PassManager, PassRun, QuantizeInt8, QuantizeInt8Onnxruntime,
+    Target, ToFp16, WeightGranularity, SMOOTHING_ALPHA_ONNXRUNTIME,
 };
 use crate::runtime::NamedTensors;
 
@@ -43,12 +44,20 @@ pub struct PrecisionOptions {
     pub skip: Vec<String>,
     /// Store large embedding tables as int8 (int8 modes only).
     pub embeddings: bool,
+    /// The runtime the int8 form is chosen for: `Onnxruntime` emits u8
+    /// activations (DynamicQuantizeLinear) × s8 weights, the pattern its
+    /// optimizer fuses into MatMulIntegerToFloat; the others the symmetric
+    /// i8 × i8 form.
+    pub target: Target,
 }
 
 /// Rewrites `g` to the requested precision; returns the pass runs.
 pub fn apply(g: &mut Graph, opts: &PrecisionOptions) -> Result<Vec<PassRun>, Error> {
     let pm = match &opts.precision {
         Precision::Fp16 => PassManager::new().with(ToFp16),
+        Precision::Int8Dynamic if opts.target == Target::Onnxruntime => {
+            PassManager::new().with(onnxruntime_int8(g, opts)?)
+        }
         Precision::Int8Dynamic => PassManager::new().with(QuantizeInt8 {
             activations: ActivationScales::Dynamic,
             weights: opts.weights,
@@ -66,4 +75,22 @@ pub fn apply(g: &mut Graph, opts: &PrecisionOptions) -> Result<Vec<PassRun>, Err
         }
     };
     Ok(pm.with(DeadNodeElimination).verify_each(true).run(g)?)
+}
+
+/// onnxruntime's int8 form (`passes/quantize_int8_onnxruntime.rs`), with
+/// smoothing factors from ranges calibrated on generated inputs (4 batches
+/// of 4 × 128 tokens, within the model's position table) and the weight
+/// range of this CPU.
+fn onnxruntime_int8(g: &Graph, opts: &PrecisionOptions) -> Result<QuantizeInt8Onnxruntime, Error> {
+    let seq = crate::check::max_sequence(g).map_or(128, |m| m.min(128));
+    let batches = calibration_batches(g, None, 4, seq, 4)?;
+    let ranges = calibrate(g, &opts.skip, &batches, CalibrationMethod::MinMax)?;
+    Ok(QuantizeInt8Onnxruntime {
+        weights: opts.weights,
+        skip: opts.skip.clone(),
+        embeddings: opts.embeddings,
+        weight_max: crate::passes::weight_max_for_host(),
+        smooth: crate::passes::smoothing_factors(g, &opts.skip, &ranges, SMOOTHING_ALPHA_ONNXRUNTIME),
+        per_token: crate::passes::PerToken::Sensitive,
+    })
 }
