@@ -91,6 +91,6 @@ fn onnxruntime_int8(g: &Graph, opts: &PrecisionOptions) -> Result<QuantizeInt8On
         embeddings: opts.embeddings,
         weight_max: crate::passes::weight_max_for_host(),
         smooth: crate::passes::smoothing_factors(g, &opts.skip, &ranges, SMOOTHING_ALPHA_ONNXRUNTIME),
-        per_token: crate::passes::PerToken::Sensitive,
+        per_token: crate::passes::PerToken::Gelu,
     })
 }
