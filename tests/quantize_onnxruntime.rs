@@ -119,6 +119,11 @@ fn minilm_onnxruntime_int8_fuses_and_meets_golden() {
     eprintln!("MiniLM int8 onnxruntime form, onnxruntime: sentence_embedding cosines {cos:.5?}");
     assert!(cos.iter().all(|&c| c >= MIN_ROW_COSINE), "onnxruntime: {cos:?}");
 
+    // bertc reads its own onnxruntime file back (contrib ops included) and
+    // writes the same bytes.
+    let again = bertc::onnx::import_bytes(&model).unwrap();
+    assert_eq!(export_bytes(&again, ExportOptions::default()).unwrap(), model);
+
     // Every integer product runs in onnxruntime's fused int8 kernels.
     let fused = onnxruntime_optimized_ops(&model);
     let count = |op: &str| fused.get(op).copied().unwrap_or(0);
