@@ -1,12 +1,14 @@
 //! `fuse_skip_layer_norm` (target onnxruntime): `LayerNormalization(Add(a, b))`
 //! over the residual → com.microsoft `SkipLayerNormalization(a, b, γ, β)`,
 //! absorbing the bias of a linear layer when `a = Add(MatMul(…), bias)`:
-//! `SkipLayerNormalization(MatMul(…), b, γ, β, bias)`. Both operands must be
+//! `SkipLayerNormalization(MatMul(…), b, γ, β, bias)` — or of any
+//! `a = Add(y, bias)` with a constant 1-D bias, such as the int8 form's
+//! bias after its dequantization. Both operands must be
 //! 3-D values of the same shape, and the Adds read only by the pattern.
 
-use crate::ir::{BinaryOp, ContribOp, Graph, IrError, NodeId, Op, Value};
+use crate::ir::{BinaryOp, ContribOp, DType, Graph, IrError, NodeId, Op, Value};
 
-use super::pattern::{constant, fused_name, input, linear, only_read_by, operands, producer};
+use super::pattern::{constant, fused_name, input, only_read_by, operands, producer};
 use super::{Pass, PassReport};
 
 pub struct FuseSkipLayerNorm;
@@ -60,12 +62,10 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
     {
         return None;
     }
-    // Absorb a linear layer's bias from either side.
+    // Absorb a bias from either side: a linear layer's, or the one an int8
+    // product adds after its dequantization.
     for (x, skip) in [(a, b), (b, a)] {
-        if let Some((mm, bias)) = linear(g, x)
-            .map(|l| (l.matmul, l.b))
-            .filter(|_| only_read_by(g, x, &[sum.node]))
-        {
+        if let Some((mm, bias)) = bias_add(g, x).filter(|_| only_read_by(g, x, &[sum.node])) {
             return Some(Match {
                 root,
                 nodes: vec![x.node, sum.node, root],
@@ -80,4 +80,23 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
         inputs: vec![a, b, gamma, beta],
         epsilon,
     })
+}
+
+/// `x = Add(y, bias)` (either order) with bias a 1-D f32 constant as wide
+/// as x's last dim and y computed at run time: (y, bias).
+fn bias_add(g: &Graph, x: Value) -> Option<(Value, Value)> {
+    if producer(g, x).op != Op::Binary(BinaryOp::Add) {
+        return None;
+    }
+    let (p, q) = operands(g, x.node)?;
+    let width = g.info(x).shape.dims().last()?.clone();
+    let is_bias = |v: Value| {
+        constant(g, v).is_some_and(|t| t.dtype() == DType::F32 && t.dims().len() == 1)
+            && g.info(v).shape.dims() == [width.clone()]
+    };
+    match (is_bias(p), is_bias(q)) {
+        (false, true) if constant(g, p).is_none() => Some((p, q)),
+        (true, false) if constant(g, q).is_none() => Some((q, p)),
+        _ => None,
+    }
 }

@@ -20,6 +20,7 @@ mod merge_qkv;
 mod pattern;
 mod prune_to_first_token;
 mod quantize_int8;
+mod quantize_int8_onnxruntime;
 mod remove_identities;
 mod to_fp16;
 
@@ -41,6 +42,10 @@ pub use merge_qkv::MergeQkv;
 pub use prune_to_first_token::PruneToFirstToken;
 pub use quantize_int8::{
     linear_inputs, quantize_weight, stored_bytes, ActivationScales, QuantizeInt8, WeightGranularity,
+};
+pub use quantize_int8_onnxruntime::{
+    quantize_weight_s8, smoothing_factors, weight_max_for_cpu, weight_max_for_host, PerToken,
+    QuantizeInt8Onnxruntime, SMOOTHING_ALPHA_ONNXRUNTIME, WEIGHT_MAX_7BIT, WEIGHT_MAX_8BIT,
 };
 pub use remove_identities::RemoveIdentities;
 pub use to_fp16::ToFp16;

@@ -173,16 +173,16 @@ pub fn quantize_weight(w: &Tensor, granularity: WeightGranularity) -> QuantizedW
 }
 
 /// One linear layer to rewrite.
-struct Target {
-    out: Value,
-    x: Value,
-    w: Value,
-    b: Value,
+pub(super) struct Target {
+    pub(super) out: Value,
+    pub(super) x: Value,
+    pub(super) w: Value,
+    pub(super) b: Value,
 }
 
 /// The linear layers to quantize, in canonical order: not skipped by name,
 /// their MatMul read only by their Add, their input computed at run time.
-fn targets(g: &Graph, skip: &[String]) -> Vec<Target> {
+pub(super) fn targets(g: &Graph, skip: &[String]) -> Vec<Target> {
     crate::ir::canonical_order(g)
         .into_iter()
         .filter_map(|id| {
@@ -506,7 +506,7 @@ fn round_to_i8(g: &mut Graph, v: Value, base: &str) -> Result<Value, IrError> {
 
 /// Embedding tables read by `Gather{axis 0}` become int8 with a scale per
 /// row; returns how many tables were rewritten.
-fn quantize_embeddings(g: &mut Graph, report: &mut PassReport) -> Result<usize, IrError> {
+pub(super) fn quantize_embeddings(g: &mut Graph, report: &mut PassReport) -> Result<usize, IrError> {
     let big = embedding_tables(g);
     let gathers: Vec<_> = crate::ir::canonical_order(g)
         .into_iter()

@@ -303,13 +303,18 @@ fn node_macs(g: &Graph, id: NodeId, bind: &Bindings) -> Result<(u64, u64), CostE
         reason: reason.into(),
     };
     Ok(match &node.op {
-        // int8 products (MatMulInteger) cost the same multiply-adds.
-        Op::MatMul | Op::MatMulInteger => {
+        // int8 products (MatMulInteger, QLinearMatMul, onnxruntime's fused
+        // ones) cost the same multiply-adds; QLinearMatMul's B is input 3.
+        Op::MatMul
+        | Op::MatMulInteger
+        | Op::QLinearMatMul
+        | Op::Contrib(ContribOp::MatMulIntegerToFloat | ContribOp::DynamicQuantizeMatMul) => {
+            let b = if node.op == Op::QLinearMatMul { 3 } else { 1 };
             let a = shape_of(0)?;
             let k = *a.last().ok_or_else(|| bad("a scalar operand"))?;
             let macs = out * k;
             // A weight operand makes it a linear layer; two activations are attention.
-            if is_constant(0) || is_constant(1) {
+            if is_constant(0) || is_constant(b) {
                 (macs, 0)
             } else {
                 (0, macs)
@@ -373,12 +378,18 @@ fn parameters_of(g: &Graph) -> Parameters {
 
 /// Whether `v` is a weight: a constant, or a constant seen through
 /// layout and dtype ops — the tied masked-LM decoder's Transpose of the
-/// word embeddings, an f16 weight's Cast to f32.
+/// word embeddings, an f16 weight's Cast to f32, an int8 weight's
+/// DequantizeLinear.
 fn is_weight(g: &Graph, v: Value) -> bool {
     let node = g.node(v.node);
     match node.op {
         Op::Constant(_) => true,
-        Op::Transpose { .. } | Op::Cast { .. } | Op::Reshape | Op::Unsqueeze { .. } => g
+        // ... and an int8 weight's DequantizeLinear (QDQ files).
+        Op::Transpose { .. }
+        | Op::Cast { .. }
+        | Op::Reshape
+        | Op::Unsqueeze { .. }
+        | Op::DequantizeLinear { .. } => g
             .inputs_of(v.node)
             .first()
             .copied()

@@ -441,8 +441,8 @@ fn reduce(
         weights: p.weights,
         skip: p.skip.clone(),
         embeddings: p.embeddings,
+        target,
     };
-    let _ = target;
     let reference = g.clone();
     let runs = quantize::apply(g, &opts)?;
     let report = accuracy_report(&reference, g, &validation_inputs(&reference))?;

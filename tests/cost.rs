@@ -182,6 +182,7 @@ fn weights_behind_a_transpose_or_cast_count_as_linear() {
         weights: bertc::passes::WeightGranularity::PerChannel,
         skip: vec![],
         embeddings: false,
+        target: bertc::passes::Target::Portable,
     };
     bertc::quantize::apply(&mut g, &precision).unwrap();
     assert_eq!(

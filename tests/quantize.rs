@@ -47,6 +47,7 @@ fn with(precision: Precision) -> PrecisionOptions {
         weights: WeightGranularity::PerChannel,
         skip: vec![],
         embeddings: true,
+        target: bertc::passes::Target::Portable,
     }
 }
 

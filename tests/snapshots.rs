@@ -124,6 +124,7 @@ fn int8_dump() {
         weights: bertc::passes::WeightGranularity::PerChannel,
         skip: vec![],
         embeddings: true,
+        target: bertc::passes::Target::Portable,
     };
     bertc::quantize::apply(&mut graph, &opts).unwrap();
     assert_dump_snapshot(&format!("int8-{INT8_PRESET}"), &dump(&graph));

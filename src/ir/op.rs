@@ -99,6 +99,24 @@ pub enum Op {
     /// Integer matrix product, numpy batching, i32 result. Inputs: a (i8 or
     /// u8), b (i8 or u8), a_zero_point (optional), b_zero_point (optional).
     MatMulInteger,
+    /// u8 quantization with one scale and zero point computed at run time
+    /// from the tensor's range (stretched to include 0). Input: x (f32).
+    /// Outputs: y (u8, x's shape), y_scale (f32 scalar), y_zero_point (u8 scalar).
+    DynamicQuantizeLinear,
+    /// `saturate(round(x / scale) + zero_point)`. Inputs: x (f32), scale
+    /// (scalar, or 1-D along `axis`), zero_point (optional, its type is the
+    /// output's; u8 when absent).
+    QuantizeLinear {
+        axis: i64,
+    },
+    /// `(x - zero_point) · scale` as f32. Inputs: x (8-bit or i32), scale
+    /// (scalar, or 1-D along `axis`), zero_point (optional, x's type).
+    DequantizeLinear {
+        axis: i64,
+    },
+    /// Quantized matrix product with a requantized 8-bit result. Inputs:
+    /// a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point.
+    QLinearMatMul,
     Softmax {
         axis: i64,
     },
@@ -188,6 +206,14 @@ pub enum ContribOp {
     /// 2-D raw int32 mask [B, S] (right or left padding alike).
     /// Inputs: input, weights, bias, mask.
     Attention { num_heads: usize },
+    /// `(A - a_zp)·(B - b_zp) · a_scale · b_scale + bias` on 8-bit A, B with
+    /// an f32 result: what onnxruntime fuses MatMulInteger → Cast → Mul
+    /// (→ Add) into. Inputs: A, B, a_scale, b_scale, a_zero_point?,
+    /// b_zero_point?, bias?.
+    MatMulIntegerToFloat,
+    /// MatMulIntegerToFloat with A (f32) quantized to u8 inside the kernel,
+    /// as DynamicQuantizeLinear does. Inputs: A, B, b_scale, b_zero_point?, bias?.
+    DynamicQuantizeMatMul,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -257,6 +283,10 @@ impl Op {
             Op::ReduceMin { .. } => "ReduceMin",
             Op::Clip => "Clip",
             Op::MatMulInteger => "MatMulInteger",
+            Op::DynamicQuantizeLinear => "DynamicQuantizeLinear",
+            Op::QuantizeLinear { .. } => "QuantizeLinear",
+            Op::DequantizeLinear { .. } => "DequantizeLinear",
+            Op::QLinearMatMul => "QLinearMatMul",
             Op::Softmax { .. } => "Softmax",
             Op::Transpose { .. } => "Transpose",
             Op::Reshape => "Reshape",
@@ -284,6 +314,8 @@ impl Op {
                 ContribOp::FastGelu => "FastGelu",
                 ContribOp::EmbedLayerNorm { .. } => "EmbedLayerNormalization",
                 ContribOp::Attention { .. } => "com.microsoft.Attention",
+                ContribOp::MatMulIntegerToFloat => "MatMulIntegerToFloat",
+                ContribOp::DynamicQuantizeMatMul => "DynamicQuantizeMatMul",
             },
         }
     }
@@ -298,6 +330,10 @@ impl Op {
             Op::LayerNorm { .. } => (2, 3),
             Op::Clip => (1, 3),
             Op::MatMulInteger => (2, 4),
+            Op::QuantizeLinear { .. } | Op::DequantizeLinear { .. } => (2, 3),
+            Op::QLinearMatMul => (8, 8),
+            Op::Contrib(ContribOp::MatMulIntegerToFloat) => (4, 7),
+            Op::Contrib(ContribOp::DynamicQuantizeMatMul) => (3, 5),
             Op::Attention { .. } => (3, 4),
             Op::Contrib(ContribOp::SkipLayerNorm { .. }) => (4, 5),
             Op::Contrib(ContribOp::BiasGelu | ContribOp::FastGelu) => (2, 2),
@@ -323,7 +359,11 @@ impl fmt::Display for Op {
             | Op::ReduceMin { axes, keepdims } => {
                 write!(f, "{{axes={axes:?}, keepdims={}}}", *keepdims as u8)
             }
-            Op::Softmax { axis } | Op::Gather { axis } | Op::Concat { axis } => {
+            Op::Softmax { axis }
+            | Op::Gather { axis }
+            | Op::Concat { axis }
+            | Op::QuantizeLinear { axis }
+            | Op::DequantizeLinear { axis } => {
                 write!(f, "{{axis={axis}}}")
             }
             Op::Transpose { perm } => write!(f, "{{perm={perm:?}}}"),

@@ -190,9 +190,11 @@ impl Emitter<'_> {
                 }
             }
             Op::Unsqueeze { axes } | Op::Squeeze { axes } => inputs.push(self.axes_input(&node.name, axes)),
-            Op::Softmax { axis } | Op::Gather { axis } | Op::Concat { axis } => {
-                attrs.push(int_attr("axis", *axis))
-            }
+            Op::Softmax { axis }
+            | Op::Gather { axis }
+            | Op::Concat { axis }
+            | Op::QuantizeLinear { axis }
+            | Op::DequantizeLinear { axis } => attrs.push(int_attr("axis", *axis)),
             Op::Transpose { perm } => attrs.push(ints_attr(
                 "perm",
                 &perm.iter().map(|&p| p as i64).collect::<Vec<_>>(),

@@ -13,7 +13,7 @@ use prost::Message;
 use super::proto;
 use super::tensors::{dtype_from_onnx, external_tensor, is_external, tensor_from_proto, value_type};
 use super::OnnxError;
-use crate::ir::{BinaryOp, Dim, GeluApproximation, Graph, Op, Tensor, UnaryOp, Value};
+use crate::ir::{BinaryOp, ContribOp, Dim, GeluApproximation, Graph, Op, Tensor, UnaryOp, Value};
 use crate::passes::Pass;
 
 pub fn read_model(path: &Path) -> Result<Graph, OnnxError> {
@@ -117,7 +117,8 @@ impl Importer {
             n.name.clone()
         };
         let err = |s: &Self, reason: String| s.err(&label, &n.op_type, reason);
-        if !(n.domain.is_empty() || n.domain == "ai.onnx") {
+        let microsoft = n.domain == "com.microsoft";
+        if !(n.domain.is_empty() || n.domain == "ai.onnx" || microsoft) {
             return Err(err(self, format!("domain `{}` is not supported", n.domain)));
         }
         let mut inputs: Vec<Option<Value>> = Vec::new();
@@ -149,6 +150,7 @@ impl Importer {
         let binary = |b| Ok::<_, OnnxError>(Op::Binary(b));
         let mut keep = inputs.len();
         let op = match n.op_type.as_str() {
+            _ if microsoft => contrib_op(n).map_err(|r| err(self, r))?,
             "Constant" => {
                 let t = attr("value")
                     .and_then(|a| a.t.as_ref())
@@ -174,6 +176,20 @@ impl Importer {
                 Op::Clip
             }
             "MatMulInteger" => Op::MatMulInteger,
+            "DynamicQuantizeLinear" => Op::DynamicQuantizeLinear,
+            "QLinearMatMul" => Op::QLinearMatMul,
+            "QuantizeLinear" | "DequantizeLinear" => {
+                // Blocked quantization (opset 21) and an output type other
+                // than the zero point's have no IR form.
+                if int("block_size", 0) != 0 || int("output_dtype", 0) != 0 {
+                    return Err(err(self, "block_size / output_dtype are not supported".into()));
+                }
+                let axis = int("axis", 1);
+                match n.op_type.as_str() {
+                    "QuantizeLinear" => Op::QuantizeLinear { axis },
+                    _ => Op::DequantizeLinear { axis },
+                }
+            }
             "Add" => binary(BinaryOp::Add)?,
             "Sub" => binary(BinaryOp::Sub)?,
             "Mul" => binary(BinaryOp::Mul)?,
@@ -382,4 +398,37 @@ impl Importer {
         }
         Ok(())
     }
+}
+
+/// The com.microsoft ops bertc's IR knows: the ones `--target onnxruntime`
+/// emits, and the fused int8 products onnxruntime's quantizer and optimizer
+/// write.
+fn contrib_op(n: &proto::NodeProto) -> Result<Op, String> {
+    let attr = |name: &str| n.attribute.iter().find(|a| a.name == name);
+    let epsilon = attr("epsilon").map_or(1e-12, |a| a.f);
+    Ok(Op::Contrib(match n.op_type.as_str() {
+        "SkipLayerNormalization" => ContribOp::SkipLayerNorm { epsilon },
+        "BiasGelu" => ContribOp::BiasGelu,
+        "FastGelu" => ContribOp::FastGelu,
+        "EmbedLayerNormalization" => ContribOp::EmbedLayerNorm { epsilon },
+        "Attention" => {
+            let heads = attr("num_heads").map(|a| a.i).filter(|&h| h > 0);
+            let extra = ["unidirectional", "past_present_share_buffer", "do_rotary"]
+                .iter()
+                .any(|a| attr(a).is_some_and(|a| a.i != 0));
+            match heads {
+                Some(h) if !extra && attr("qkv_hidden_sizes").is_none() => ContribOp::Attention {
+                    num_heads: h as usize,
+                },
+                _ => return Err("only bidirectional Attention with num_heads and packed equal Q/K/V".into()),
+            }
+        }
+        "MatMulIntegerToFloat" => ContribOp::MatMulIntegerToFloat,
+        "DynamicQuantizeMatMul" => ContribOp::DynamicQuantizeMatMul,
+        other => {
+            return Err(format!(
+                "com.microsoft op `{other}` is not supported by bertc's IR"
+            ))
+        }
+    }))
 }

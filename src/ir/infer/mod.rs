@@ -6,6 +6,7 @@
 //! its symbolic dimensions instead of losing them.
 
 mod nn;
+mod quant;
 mod shape_ops;
 
 use super::dtype::DType;
@@ -67,6 +68,10 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Infer {
         Op::Binary(b) => binary(*b, x(0), x(1)),
         Op::MatMul => matmul(x(0), x(1)),
         Op::MatMulInteger => matmul_integer(inputs),
+        Op::DynamicQuantizeLinear => quant::dynamic_quantize_linear(x(0)),
+        Op::QuantizeLinear { axis } => quant::quantize_linear(*axis, inputs),
+        Op::DequantizeLinear { axis } => quant::dequantize_linear(*axis, inputs),
+        Op::QLinearMatMul => quant::qlinear_matmul(inputs),
         Op::Clip => {
             let a = x(0);
             for bound in inputs[1..].iter().flatten() {
@@ -367,7 +372,7 @@ fn broadcast(a: &Shape, b: &Shape) -> Result<Shape, String> {
         .ok_or_else(|| format!("shapes {a} and {b} do not broadcast"))
 }
 
-fn axis_of(axis: i64, rank: usize) -> Result<usize, String> {
+pub(super) fn axis_of(axis: i64, rank: usize) -> Result<usize, String> {
     normalize_axis(axis, rank).ok_or_else(|| format!("axis {axis} is out of range for rank {rank}"))
 }
 

@@ -133,6 +133,8 @@ pub(super) fn contrib(op: &ContribOp, inputs: &[Option<&ValueInfo>]) -> Infer {
             *dims.last_mut().ok_or("input must be 3-D")? = Dim::Fixed(hidden3 / 3);
             Ok(vec![ValueInfo::new(a.dtype, Shape(dims))])
         }
+        ContribOp::MatMulIntegerToFloat => super::quant::matmul_integer_to_float(inputs),
+        ContribOp::DynamicQuantizeMatMul => super::quant::dynamic_quantize_matmul(inputs),
     }
 }
 

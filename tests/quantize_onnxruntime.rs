@@ -1,0 +1,154 @@
+//! `--target onnxruntime --quantize dynamic` on the real all-MiniLM-L6-v2:
+//! the emitted pattern (op counts), onnxruntime's optimizer fusing every
+//! integer product into its MatMulIntegerToFloat / DynamicQuantizeMatMul
+//! kernels, and the sentence embeddings against PyTorch's golden in tract
+//! (before the contrib-op lowering) and in onnxruntime (after it).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use bertc::compile::CompileOptions;
+use bertc::config::BertConfig;
+use bertc::ir::Graph;
+use bertc::onnx::{export_bytes, ExportOptions};
+use bertc::passes::{
+    quantize_weight_s8, target_passes, weight_max_for_cpu, Level, PassManager, Target, WeightGranularity,
+    WEIGHT_MAX_7BIT, WEIGHT_MAX_8BIT,
+};
+use bertc::quantize::{apply, cosine, Precision, PrecisionOptions};
+use bertc::runtime::{read_safetensors, NamedTensors};
+use common::*;
+
+/// The bar: every sentence-embedding row (onnxruntime's own
+/// `quantize_dynamic`, per channel: 0.986).
+const MIN_ROW_COSINE: f64 = 0.99;
+
+fn minilm_fp32() -> Graph {
+    let dir = minilm_dir();
+    let config = BertConfig::from_path(&dir.join("config.json")).unwrap();
+    let opts = CompileOptions {
+        weights: Some(dir.join("model.safetensors")),
+        ..Default::default()
+    };
+    bertc::pipeline::compile(&config, opts, &bertc::pipeline::at_level(Level::O2))
+        .unwrap()
+        .graph
+}
+
+fn golden() -> NamedTensors {
+    read_safetensors(&fixture("minilm-l6").join("minilm-l6-golden.safetensors")).unwrap()
+}
+
+/// Cosine of each row's sentence embedding (mean of last_hidden_state over
+/// real tokens, L2-normalised) with the golden one.
+fn row_cosines(outputs: &NamedTensors, golden: &NamedTensors) -> Vec<f64> {
+    let h = &outputs["last_hidden_state"];
+    let (b, s, w) = (h.shape[0], h.shape[1], h.shape[2]);
+    let (x, m, want) = (
+        h.to_f32(),
+        golden["attention_mask"].to_f32(),
+        golden["sentence_embedding"].to_f32(),
+    );
+    (0..b)
+        .map(|i| {
+            let mut sum = vec![0f32; w];
+            for t in (0..s).filter(|t| m[i * s + t] != 0.0) {
+                for (acc, v) in sum.iter_mut().zip(&x[(i * s + t) * w..(i * s + t + 1) * w]) {
+                    *acc += v;
+                }
+            }
+            cosine(&sum, &want[i * w..(i + 1) * w])
+        })
+        .collect()
+}
+
+/// The op histogram of the model after onnxruntime's own optimizer.
+fn onnxruntime_optimized_ops(model: &[u8]) -> BTreeMap<String, usize> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.onnx");
+    std::fs::write(&path, model).unwrap();
+    let out = Command::new("python3")
+        .arg(root().join("scripts/ort_optimized_ops.py"))
+        .arg(&path)
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("a JSON op histogram")
+}
+
+#[test]
+fn minilm_onnxruntime_int8_fuses_and_meets_golden() {
+    let mut g = minilm_fp32();
+    let opts = PrecisionOptions {
+        precision: Precision::Int8Dynamic,
+        weights: WeightGranularity::PerChannel,
+        skip: vec![],
+        embeddings: true,
+        target: Target::Onnxruntime,
+    };
+    apply(&mut g, &opts).unwrap();
+    let ops = g.op_histogram();
+    // 6 layers × (Q, K, V, attention output, FFN in, FFN out) + the pooler.
+    assert_eq!(ops.get("MatMulInteger"), Some(&37), "{ops:?}");
+    // One quantization per distinct input: 4 per layer + the pooler's.
+    assert_eq!(ops.get("DynamicQuantizeLinear"), Some(&25), "{ops:?}");
+    // Per-token scales on the FFN output layers' Gelu inputs.
+    assert_eq!(ops.get("ReduceMax"), Some(&6), "{ops:?}");
+    // Smoothing on the layer-norm inputs (Q/K/V and FFN input of 6 layers).
+    let smoothed = g
+        .node_ids()
+        .filter(|&id| g.node(id).name.ends_with(".smoothed"))
+        .count();
+    assert_eq!(smoothed, 12, "smoothing Muls");
+    let golden = golden();
+
+    // tract gates the standard-op form, before the contrib lowering.
+    let portable = export_bytes(&g, ExportOptions::default()).unwrap();
+    let cos = row_cosines(&run_tract(&portable, &golden), &golden);
+    eprintln!("MiniLM int8 onnxruntime form, tract: sentence_embedding cosines {cos:.5?}");
+    assert!(cos.iter().all(|&c| c >= MIN_ROW_COSINE), "tract: {cos:?}");
+
+    PassManager::from_names(target_passes(Target::Onnxruntime, Level::O2))
+        .unwrap()
+        .verify_each(true)
+        .run(&mut g)
+        .unwrap();
+    let model = export_bytes(&g, ExportOptions::default()).unwrap();
+    let cos = row_cosines(&run_onnxruntime(&model, &golden), &golden);
+    eprintln!("MiniLM int8 onnxruntime form, onnxruntime: sentence_embedding cosines {cos:.5?}");
+    assert!(cos.iter().all(|&c| c >= MIN_ROW_COSINE), "onnxruntime: {cos:?}");
+
+    // bertc reads its own onnxruntime file back (contrib ops included) and
+    // writes the same bytes.
+    let again = bertc::onnx::import_bytes(&model).unwrap();
+    assert_eq!(export_bytes(&again, ExportOptions::default()).unwrap(), model);
+
+    // Every integer product runs in onnxruntime's fused int8 kernels.
+    let fused = onnxruntime_optimized_ops(&model);
+    let count = |op: &str| fused.get(op).copied().unwrap_or(0);
+    assert_eq!(count("MatMulInteger"), 0, "{fused:?}");
+    assert_eq!(
+        count("MatMulIntegerToFloat") + count("DynamicQuantizeMatMul"),
+        37,
+        "{fused:?}"
+    );
+}
+
+#[test]
+fn seven_bit_weights_without_vnni() {
+    assert_eq!(weight_max_for_cpu(true, false), WEIGHT_MAX_7BIT);
+    assert_eq!(weight_max_for_cpu(true, true), WEIGHT_MAX_8BIT);
+    assert_eq!(weight_max_for_cpu(false, false), WEIGHT_MAX_8BIT);
+    let w = bertc::ir::Tensor::from_f32(vec![2, 3], &[1.0, -2.0, 0.5, -1.0, 4.0, 0.25]);
+    for qmax in [WEIGHT_MAX_7BIT, WEIGHT_MAX_8BIT] {
+        let (q, scales) = quantize_weight_s8(&w, None, WeightGranularity::PerChannel, qmax);
+        let q: Vec<i8> = q.raw().iter().map(|&b| b as i8).collect();
+        // Each column's largest |w| maps to ±qmax; every value within it.
+        assert_eq!(q[0], qmax as i8);
+        assert_eq!(q[4], qmax as i8);
+        assert!(q.iter().all(|v| v.unsigned_abs() as f32 <= qmax), "{q:?}");
+        assert_eq!(scales, vec![1.0 / qmax, 4.0 / qmax, 0.5 / qmax]);
+    }
+}
