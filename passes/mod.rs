@@ -21,6 +21,7 @@ mod pattern;
 mod prune_to_first_token;
 mod quantize_int8;
 mod quantize_int8_onnxruntime;
+mod quantize_int8_qdq;
 mod remove_identities;
 mod to_fp16;
 
@@ -47,6 +48,7 @@ pub use quantize_int8_onnxruntime::{
     quantize_weight_s8, smoothing_factors, weight_max_for_cpu, weight_max_for_host, PerToken,
     QuantizeInt8Onnxruntime, SMOOTHING_ALPHA_ONNXRUNTIME, WEIGHT_MAX_7BIT, WEIGHT_MAX_8BIT,
 };
+pub use quantize_int8_qdq::QuantizeInt8Qdq;
 pub use remove_identities::RemoveIdentities;
 pub use to_fp16::ToFp16;
 
@@ -280,6 +282,9 @@ pub enum Target {
     /// 1522 ms); layer norm / GELU fusions are neutral (tract detects the
     /// decomposed forms itself). So attention stays decomposed.
     Tract,
+    /// OpenVINO: the portable fp32 forms; int8 as QuantizeLinear /
+    /// DequantizeLinear pairs, which it runs as int8 kernels.
+    Openvino,
 }
 
 /// The passes that follow a level's pipeline for a target.
@@ -293,7 +298,7 @@ pub fn target_passes(target: Target, level: Level) -> Vec<&'static str> {
             "lower_attention_onnxruntime",
             "dead_node_elimination",
         ],
-        (Target::Tract, Level::O2) => vec![],
+        (Target::Tract | Target::Openvino, Level::O2) => vec![],
     }
 }
 

@@ -123,6 +123,8 @@ pub enum OptionError {
     EmptySkipPattern,
     #[error("--threads must be at least 1")]
     ZeroThreads,
+    #[error("--target openvino takes int8 as calibrated QuantizeLinear/DequantizeLinear pairs: use --quantize static")]
+    OpenvinoNeedsStatic,
     #[error(
         "--target {target} lowers only after the -O2 pipeline; with {given} nothing would be lowered \
          (use -O2 without --passes, or --target portable)"
@@ -152,6 +154,14 @@ impl PipelineOptions {
             if p.skip.iter().any(|s| s.trim().is_empty()) {
                 return Err(OptionError::EmptySkipPattern);
             }
+        }
+        if self.target == Target::Openvino
+            && matches!(
+                self.precision.as_ref().map(|p| &p.kind),
+                Some(ReducedKind::Int8Dynamic)
+            )
+        {
+            return Err(OptionError::OpenvinoNeedsStatic);
         }
         if self.target == Target::Onnxruntime {
             let given = match &self.passes {

@@ -99,6 +99,8 @@ pub enum TargetArg {
     Onnxruntime,
     /// The forms tract runs fastest.
     Tract,
+    /// OpenVINO: int8 (with --quantize static) as QuantizeLinear/DequantizeLinear pairs.
+    Openvino,
 }
 
 impl TargetArg {
@@ -107,6 +109,7 @@ impl TargetArg {
             TargetArg::Portable => bertc::passes::Target::Portable,
             TargetArg::Onnxruntime => bertc::passes::Target::Onnxruntime,
             TargetArg::Tract => bertc::passes::Target::Tract,
+            TargetArg::Openvino => bertc::passes::Target::Openvino,
         }
     }
 }

@@ -124,3 +124,28 @@ pub fn run_onnxruntime(model: &[u8], inputs: &NamedTensors) -> NamedTensors {
 pub fn golden(case_dir: &Path) -> NamedTensors {
     read_safetensors(&case_dir.join("golden.safetensors")).expect("golden file reads")
 }
+
+/// Runs the model in OpenVINO (CPU, f32 inference precision) through
+/// scripts/ov_run.py.
+pub fn run_openvino(model: &[u8], inputs: &NamedTensors) -> NamedTensors {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, i, o) = (
+        dir.path().join("m.onnx"),
+        dir.path().join("in.safetensors"),
+        dir.path().join("out.safetensors"),
+    );
+    std::fs::write(&m, model).unwrap();
+    write_safetensors(&i, inputs).unwrap();
+    let out = Command::new("python3")
+        .arg(root().join("scripts/ov_run.py"))
+        .args([&m, &i, &o])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "OpenVINO failed ({}); run scripts/setup-test-env.sh if openvino is missing:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    read_safetensors(&o).unwrap()
+}
