@@ -17,7 +17,8 @@ The machine this runs on is usually shared and noisy, so the files are measured 
 interleaved rounds: each round runs, for every runtime in turn, every file --warmup
 times and then --runs times taking turns (A B C A B C ...), and keeps each file's
 median of that round. A cell is the median over the rounds of those medians, with its
-ratio to the first file that runs in that runtime. Only one runtime's sessions are
+ratio to the first file that runs in that runtime (the median over rounds of the
+ratio within each round, which a busy spell affects less). Only one runtime's sessions are
 loaded at a time (BERT-base is 440 MB per file per runtime).
 
 Inputs: the same for every runtime — bertc's realistic inputs (scripts/ort_latency.py):
@@ -235,6 +236,14 @@ def make_runtime(name, a):
     return OpenVino(a, None)
 
 
+def paired_ratio(rounds, first_rounds):
+    """Median over rounds of this file's p50 / the first file's p50 in the same round.
+
+    A busy spell on the shared machine slows one round of every file alike, so the
+    ratio within a round is steadier than the ratio of the two medians."""
+    return statistics.median(x / f for x, f in zip(rounds, first_rounds))
+
+
 def measure(a, runtimes):
     """{runtime: {path: {"p50_ms", "round_p50_ms"} or {"error"}}}."""
     per_round = {r.name: {p: [] for p in a.models} for r in runtimes}
@@ -251,9 +260,10 @@ def measure(a, runtimes):
             if p in r.failed:
                 cells[r.name][p] = {"error": r.failed[p]}
                 continue
-            p50 = statistics.median(per_round[r.name][p])
-            first = first or p50
-            cells[r.name][p] = {"p50_ms": p50, "ratio_to_first": p50 / first, "round_p50_ms": per_round[r.name][p]}
+            rounds = per_round[r.name][p]
+            first = first or rounds
+            cells[r.name][p] = {"p50_ms": statistics.median(rounds),
+                                "ratio_to_first": paired_ratio(rounds, first), "round_p50_ms": rounds}
     return cells
 
 
@@ -264,7 +274,8 @@ def header_lines(doc):
         f"CPU: {doc['cpu']['model']} ({doc['cpu']['cores']} logical cores); {flags}",
         f"B={doc['batch']}, S={doc['seq']}, {doc['threads']} threads; {versions}; {doc['rounds']} interleaved "
         f"rounds of {doc['runs']} runs (+{doc['warmup']} warm-up) per file and runtime; cell: median over "
-        f"rounds of each round's p50, and its ratio to the first file that runs in that runtime",
+        f"rounds of each round's p50; ratio: median over rounds of the ratio to the first file that runs "
+        f"in that runtime, in the same round",
     ]
 
 
