@@ -99,6 +99,22 @@ pub fn resolve(
     })
 }
 
+impl ModelSource {
+    /// The files this source reads, by role, for the output policy
+    /// ([`crate::atomic_write::check_output`]): `arg` itself, its folder's
+    /// config.json and the checkpoint.
+    pub fn input_files(&self, arg: &str) -> Vec<(&'static str, PathBuf)> {
+        let mut files = vec![("config", PathBuf::from(arg))];
+        if let Some(folder) = &self.folder {
+            files.push(("config", folder.join("config.json")));
+        }
+        if let Some(w) = &self.weights {
+            files.push(("weights", w.clone()));
+        }
+        files
+    }
+}
+
 /// The preset nearest to `name` by edit distance, if any is close.
 fn closest_preset(name: &str) -> Option<&'static str> {
     PRESETS

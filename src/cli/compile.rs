@@ -75,6 +75,9 @@ pub fn run(a: CompileArgs) -> anyhow::Result<ExitCode> {
     let options = a.optimize.pipeline_options()?;
     options.validate()?;
     let source = a.source.resolve(MissingWeights::Refuse)?;
+    let inputs = source.input_files(&a.source.model);
+    let inputs: Vec<(&str, &std::path::Path)> = inputs.iter().map(|(r, p)| (*r, p.as_path())).collect();
+    bertc::atomic_write::check_output(&a.output, &inputs)?;
     let config = source.config.clone();
     let compile = a.source.compile_options(&source);
     let compiled = pipeline::run(Source::Config(config.clone(), compile), &options)?;
