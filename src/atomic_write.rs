@@ -143,11 +143,26 @@ fn temp_beside(path: &Path) -> std::io::Result<NamedTempFile> {
 /// Writes `bytes` to `path` through a temporary file (removed on error and
 /// on SIGINT/SIGTERM/SIGHUP). Refuses a destination that is not a regular
 /// file or a new path.
+/// [`temp_beside`], registered for removal on SIGINT/SIGTERM/SIGHUP,
+/// created and registered with those signals blocked.
+#[cfg(unix)]
+fn guarded_temp_beside(path: &Path) -> std::io::Result<(crate::signals::TempGuard, NamedTempFile)> {
+    crate::signals::with_cleanup_signals_blocked(|| {
+        let tmp = temp_beside(path)?;
+        Ok((crate::signals::TempGuard::register(tmp.path()), tmp))
+    })
+}
+
+#[cfg(not(unix))]
+fn guarded_temp_beside(path: &Path) -> std::io::Result<((), NamedTempFile)> {
+    Ok(((), temp_beside(path)?))
+}
+
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     check_destination(path)?;
-    let mut tmp = temp_beside(path)?;
-    #[cfg(unix)]
-    let _guard = crate::signals::TempGuard::register(tmp.path());
+    // `_guard` is declared first so that it is dropped last, after the
+    // temporary file is renamed or (on error) removed.
+    let (_guard, mut tmp) = guarded_temp_beside(path)?;
     // No fsync: the guarantee is "complete file or none" against errors
     // and interruptions of bertc, which rename gives. Durability across a
     // power loss would cost a full disk flush (over a second for BERT-base)
@@ -162,9 +177,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// sparing a copy of the whole (possibly 1 GB) content through a buffer.
 pub fn write_atomic_with(path: &Path, len: usize, fill: impl FnOnce(&mut [u8])) -> std::io::Result<()> {
     check_destination(path)?;
-    let tmp = temp_beside(path)?;
-    #[cfg(unix)]
-    let _guard = crate::signals::TempGuard::register(tmp.path());
+    let (_guard, tmp) = guarded_temp_beside(path)?;
     tmp.as_file().set_len(len as u64)?;
     if len > 0 {
         // SAFETY: the file is ours alone (a fresh temporary file), sized

@@ -57,6 +57,27 @@ fn install() {
     });
 }
 
+/// Runs `f` with SIGINT, SIGTERM and SIGHUP blocked (delivered after it
+/// returns), so that creating a temporary file and registering it is one
+/// step: a signal in between would leave the file unregistered.
+pub fn with_cleanup_signals_blocked<R>(f: impl FnOnce() -> R) -> R {
+    install();
+    // SAFETY: plain sigset manipulation on stack values; the mask is
+    // restored to exactly what it was.
+    unsafe {
+        let mut block: libc::sigset_t = std::mem::zeroed();
+        let mut previous: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut block);
+        for &s in &CLEANUP_SIGNALS {
+            libc::sigaddset(&mut block, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &block, &mut previous);
+        let r = f();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
+        r
+    }
+}
+
 /// A temporary file registered for removal on a signal; unregistered on drop.
 pub struct TempGuard {
     slot: Option<usize>,

@@ -65,6 +65,13 @@ pub fn resolve(
             return Err(Error::NotAModelFolder(path.to_path_buf()));
         }
         (config, path.to_path_buf())
+    } else if !path.is_file() {
+        // A device or FIFO (`/dev/zero`) would be read forever: refuse by type.
+        return Err(Error::WrongKind {
+            path: path.to_path_buf(),
+            expected: "a config.json, a model folder or a preset name",
+            found: "a device, FIFO or socket, not a regular file",
+        });
     } else {
         match file_kind(path)? {
             FileKind::Json => {}

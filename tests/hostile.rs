@@ -310,3 +310,131 @@ fn a_closed_stdout_ends_quietly() {
     // The model was written before printing: a closed stdout loses no work.
     assert!(output.is_file());
 }
+
+/// A config.json of tiny-base with `fields` replaced, in a fresh folder.
+fn config_with(fields: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("config.json")).unwrap()).unwrap();
+    let extra: serde_json::Value = serde_json::from_str(&format!("{{{fields}}}")).unwrap();
+    for (k, v) in extra.as_object().unwrap() {
+        config[k] = v.clone();
+    }
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn sizes_are_bounded_before_allocating_and_name_their_field() {
+    const P62: &str = "4611686018427387904";
+    let cases = [
+        (
+            format!("\"hidden_size\": {P62}"),
+            "hidden_size",
+            "more than 2^64 parameters",
+        ),
+        (
+            format!("\"intermediate_size\": {P62}"),
+            "intermediate_size",
+            "more than 2^64",
+        ),
+        (
+            format!("\"type_vocab_size\": {P62}"),
+            "type_vocab_size",
+            "more than 2^64",
+        ),
+        (
+            format!("\"max_position_embeddings\": {P62}"),
+            "max_position_embeddings",
+            "more than 2^64",
+        ),
+        (format!("\"num_labels\": {P62}"), "num_labels", "at most 1048576"),
+        (
+            "\"hidden_size\": 1000000000, \"num_attention_heads\": 1".to_string(),
+            "hidden_size` = 1000000000",
+            "17.3 EiB as f32",
+        ),
+        (
+            "\"vocab_size\": 1099511627776".to_string(),
+            "vocab_size",
+            "132.0 TiB as f32",
+        ),
+        (
+            "\"num_hidden_layers\": 100000".to_string(),
+            "num_hidden_layers` = 100000",
+            "at most 1024",
+        ),
+        (
+            "\"num_hidden_layers\": 1000, \"hidden_size\": 4096, \"num_attention_heads\": 1".to_string(),
+            "num_hidden_layers` = 1000",
+            "bound of 2^34",
+        ),
+    ];
+    for (fields, field, needle) in &cases {
+        let (dir, config) = config_with(fields);
+        let output = dir.path().join("m.onnx");
+        for args in [
+            vec![
+                "compile",
+                config.to_str().unwrap(),
+                "--random-weights",
+                "-o",
+                output.to_str().unwrap(),
+            ],
+            vec!["inspect", config.to_str().unwrap()],
+            vec!["dump", config.to_str().unwrap()],
+        ] {
+            let out = Command::new(env!("CARGO_BIN_EXE_bertc"))
+                .args(&args)
+                .output()
+                .unwrap();
+            let err = assert_refused(&out, dir.path(), &[field, needle]);
+            assert_eq!(err.lines().count(), 1, "one line: {err}");
+            assert!(!output.exists());
+        }
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_device_is_not_a_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("m.onnx");
+    let out = bertc(&[&"compile", &"/dev/zero", &"-o", &output]);
+    assert_refused(&out, dir.path(), &["/dev/zero", "not a regular file"]);
+    assert!(!output.exists());
+    // Through the library too, and a config over the size bound.
+    let err = bertc::config::BertConfig::from_path(Path::new("/dev/zero")).unwrap_err();
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    let big = dir.path().join("config.json");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(bertc::config::MAX_CONFIG_BYTES + 1).unwrap();
+    let err = bertc::config::BertConfig::from_path(&big).unwrap_err();
+    assert!(err.to_string().contains("more than the 16777216 bytes"), "{err}");
+}
+
+#[test]
+fn inspect_counts_a_huge_batch_without_wrapping() {
+    let run = |batch: &str| {
+        let out = bertc(&[&"inspect", &"bert-base-uncased", &"--batch", &batch]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = String::from_utf8(out.stdout).unwrap();
+        text.lines()
+            .find(|l| l.contains("multiply-adds"))
+            .unwrap()
+            .to_string()
+    };
+    // Per-sequence multiply-adds do not depend on the batch.
+    assert_eq!(run("1000000000"), run("1"));
+    // A batch whose counts exceed 2^64 is an error, not a wrapped number.
+    let out = bertc(&[
+        &"inspect",
+        &"bert-base-uncased",
+        &"--batch",
+        &"18446744073709551615",
+    ]);
+    let err = stderr(&out);
+    assert!(!out.status.success() && !err.contains("panicked"), "{err}");
+    assert!(err.contains("exceed 2^64") || err.contains("--batch"), "{err}");
+}
