@@ -438,3 +438,78 @@ fn inspect_counts_a_huge_batch_without_wrapping() {
     assert!(!out.status.success() && !err.contains("panicked"), "{err}");
     assert!(err.contains("exceed 2^64") || err.contains("--batch"), "{err}");
 }
+
+/// The tiny-base checkpoint with `value` written at element `index` of `tensor`.
+fn poisoned_checkpoint(path: &Path, tensor: &str, index: usize, value: f32) {
+    let bytes = std::fs::read(fixture("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut owned: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| (n, v.dtype(), v.shape().to_vec(), v.data().to_vec()))
+        .collect();
+    let t = owned.iter_mut().find(|t| t.0 == tensor).expect("tensor present");
+    assert_eq!(t.1, safetensors::Dtype::F32);
+    t.3[index * 4..index * 4 + 4].copy_from_slice(&value.to_le_bytes());
+    let views: Vec<_> = owned
+        .iter()
+        .map(|(n, d, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+#[test]
+fn nonfinite_weights_are_named_unless_allowed() {
+    let query = "encoder.layer.0.attention.self.query.weight";
+    for (value, shown) in [(f32::NAN, "NaN"), (f32::INFINITY, "inf")] {
+        let dir = tempfile::tempdir().unwrap();
+        let weights = dir.path().join("w.safetensors");
+        // The fixture may store names with or without `bert.`.
+        let bytes = std::fs::read(fixture("model.safetensors")).unwrap();
+        let names = safetensors::SafeTensors::deserialize(&bytes)
+            .unwrap()
+            .names()
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+        let name = names.iter().find(|n| n.ends_with(query)).unwrap().clone();
+        poisoned_checkpoint(&weights, &name, 17, value);
+        let output = dir.path().join("m.onnx");
+        let args = |extra: &[&str]| {
+            let mut v: Vec<String> = vec![
+                "compile".into(),
+                fixture("config.json").display().to_string(),
+                "--weights".into(),
+                weights.display().to_string(),
+                "-O0".into(),
+                "-o".into(),
+                output.display().to_string(),
+            ];
+            v.extend(extra.iter().map(|s| s.to_string()));
+            Command::new(env!("CARGO_BIN_EXE_bertc"))
+                .args(v)
+                .output()
+                .unwrap()
+        };
+        let out = args(&[]);
+        assert_refused(
+            &out,
+            dir.path(),
+            &[
+                &name,
+                &format!("holds {shown} at element 17"),
+                "1 of its",
+                "--allow-nonfinite",
+            ],
+        );
+        assert!(!output.exists());
+        let out = args(&["--allow-nonfinite", "--no-check"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(output.is_file());
+    }
+}
