@@ -48,6 +48,10 @@ pub struct OptimizeArgs {
     pub threads: Option<usize>,
     #[command(flatten)]
     pub precision: super::precision::PrecisionArgs,
+    /// Write shape/type value_info for every intermediate value (off by default: its symbolic
+    /// dims keep tract from loading the file with concrete input facts).
+    #[arg(long)]
+    pub value_info: bool,
 }
 
 impl OptimizeArgs {
@@ -66,6 +70,7 @@ impl OptimizeArgs {
             precision: self.precision.reduced()?,
             opset: self.opset,
             threads: self.threads,
+            value_info: self.value_info,
         })
     }
 }
