@@ -58,9 +58,12 @@ pub fn model_spec(config: &BertConfig, opts: &CompileOptions) -> Result<ModelSpe
     spec.keep_last_hidden_state = opts.keep_last_hidden_state;
     if let (Head::Base, Some(path)) = (head, &opts.weights) {
         let names = checkpoint_names(path)?;
-        spec.pooler = names
-            .iter()
-            .any(|n| n.strip_prefix("bert.").unwrap_or(n) == "pooler.dense.weight");
+        // Either half of the pooler means the checkpoint has one: a missing
+        // other half is then reported as missing, never silently dropped.
+        spec.pooler = names.iter().any(|n| {
+            let n = n.strip_prefix("bert.").unwrap_or(n);
+            n == "pooler.dense.weight" || n == "pooler.dense.bias"
+        });
     }
     Ok(spec)
 }

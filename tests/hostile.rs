@@ -513,3 +513,84 @@ fn nonfinite_weights_are_named_unless_allowed() {
         assert!(output.is_file());
     }
 }
+
+/// The tiny-base checkpoint with tensors renamed/dropped/duplicated by `edit`.
+fn edited_checkpoint(
+    path: &Path,
+    edit: impl FnOnce(&mut Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>),
+) {
+    let bytes = std::fs::read(fixture("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut owned: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| (n, v.dtype(), v.shape().to_vec(), v.data().to_vec()))
+        .collect();
+    edit(&mut owned);
+    let views: Vec<_> = owned
+        .iter()
+        .map(|(n, d, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+#[test]
+fn a_half_or_doubled_pooler_is_an_error_not_a_choice() {
+    let unprefixed = |n: &str| n.strip_prefix("bert.").unwrap_or(n).to_string();
+    let compile = |weights: &Path, dir: &Path| {
+        let output = dir.join("m.onnx");
+        let out = bertc(&[
+            &"compile",
+            &fixture("config.json"),
+            &"--weights",
+            &weights,
+            &"-O0",
+            &"-o",
+            &output,
+        ]);
+        (out, output)
+    };
+    // Bias without weight, and weight without bias.
+    for dropped in ["pooler.dense.weight", "pooler.dense.bias"] {
+        let dir = tempfile::tempdir().unwrap();
+        let w = dir.path().join("w.safetensors");
+        edited_checkpoint(&w, |t| t.retain(|t| unprefixed(&t.0) != dropped));
+        let (out, output) = compile(&w, dir.path());
+        assert_refused(&out, dir.path(), &["missing tensor", dropped]);
+        assert!(!output.exists());
+    }
+    // Both `bert.pooler…` and `pooler…`.
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path().join("w.safetensors");
+    edited_checkpoint(&w, |t| {
+        let copies: Vec<_> = t
+            .iter()
+            .filter(|t| unprefixed(&t.0).starts_with("pooler."))
+            .map(|t| {
+                let other = match t.0.strip_prefix("bert.") {
+                    Some(rest) => rest.to_string(),
+                    None => format!("bert.{}", t.0),
+                };
+                (other, t.1, t.2.clone(), t.3.clone())
+            })
+            .collect();
+        assert_eq!(copies.len(), 2);
+        t.extend(copies);
+    });
+    let (out, output) = compile(&w, dir.path());
+    assert_refused(
+        &out,
+        dir.path(),
+        &[
+            "bert.pooler.dense.weight",
+            "` and `pooler.dense.weight` are present",
+            "two copies",
+        ],
+    );
+    assert!(!output.exists());
+}

@@ -55,6 +55,17 @@ pub fn from_checkpoint_with(
                 (true, false) => vec![spec.name.clone(), format!("bert.{}", spec.name)],
                 (false, _) => vec![spec.name.clone()],
             };
+            // Both spellings present: which copy is meant cannot be known.
+            if candidates.len() == 2 && candidates.iter().all(|n| ck.shape(n).is_some()) {
+                return Err((
+                    format!(
+                        "both `{}` and `{}` are present: two copies of one parameter; \
+                         remove one of them",
+                        candidates[0], candidates[1]
+                    ),
+                    false,
+                ));
+            }
             let Some((found, shape)) = candidates.iter().find_map(|n| ck.shape(n).map(|s| (n, s))) else {
                 return Err((
                     format!("missing tensor `{}` (expected shape {:?})", candidates[0], spec.shape),
