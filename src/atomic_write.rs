@@ -1,11 +1,126 @@
 //! Writing output files so that a failure never leaves a partial file:
 //! the bytes go to a temporary file in the destination's folder, which is
 //! renamed over the destination only once complete.
+//!
+//! It also holds the one output-path policy of every command that writes
+//! ([`check_output`]): an output is a regular file or a new path, never a
+//! device, FIFO, symlink or folder (rename would replace the node itself,
+//! e.g. `/dev/null`), and never a file that is an input of the same command.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
+
+/// An output path bertc refuses to write.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputPathError {
+    #[error(
+        "{}: is a {kind}; outputs are written only to regular files or new paths \
+         (writing would replace the {kind} itself)",
+        .path.display()
+    )]
+    NotRegular { path: PathBuf, kind: &'static str },
+    #[error(
+        "{}: is also the {role} of this command ({}); writing it would destroy that input: \
+         choose another output path",
+        .path.display(), .input.display()
+    )]
+    IsInput {
+        path: PathBuf,
+        role: String,
+        input: PathBuf,
+    },
+    #[error("{}: cannot inspect the output path: {error}", .path.display())]
+    Io { path: PathBuf, error: std::io::Error },
+}
+
+impl From<OutputPathError> for std::io::Error {
+    fn from(e: OutputPathError) -> Self {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
+    }
+}
+
+/// What kind of node `meta` (not following symlinks) describes.
+fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+    let t = meta.file_type();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_char_device() {
+            return "character device";
+        }
+        if t.is_block_device() {
+            return "block device";
+        }
+        if t.is_fifo() {
+            return "FIFO";
+        }
+        if t.is_socket() {
+            return "socket";
+        }
+    }
+    if t.is_symlink() {
+        "symbolic link"
+    } else if t.is_dir() {
+        "folder"
+    } else if t.is_file() {
+        "regular file"
+    } else {
+        "special file"
+    }
+}
+
+/// Whether two metadata are the same file (device and inode).
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &std::fs::Metadata, _: &std::fs::Metadata) -> bool {
+    false
+}
+
+/// Refuses an output that is not a regular file or a new path.
+pub fn check_destination(path: &Path) -> Result<(), OutputPathError> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(OutputPathError::Io {
+            path: path.to_path_buf(),
+            error,
+        }),
+        Ok(meta) if meta.file_type().is_file() => Ok(()),
+        Ok(meta) => Err(OutputPathError::NotRegular {
+            path: path.to_path_buf(),
+            kind: kind_of(&meta),
+        }),
+    }
+}
+
+/// The output policy of a command: `output` must be a regular file or a
+/// new path, and none of `inputs` (role, path), compared by device and
+/// inode so that `./c.json`, a hard link or a symlink to it all count.
+/// Inputs that do not exist (presets, optional files) are skipped.
+pub fn check_output(output: &Path, inputs: &[(&str, &Path)]) -> Result<(), OutputPathError> {
+    check_destination(output)?;
+    let Ok(out_meta) = std::fs::metadata(output) else {
+        return Ok(());
+    };
+    for (role, input) in inputs {
+        if let Ok(meta) = std::fs::metadata(input) {
+            if same_file(&out_meta, &meta) {
+                return Err(OutputPathError::IsInput {
+                    path: output.to_path_buf(),
+                    role: role.to_string(),
+                    input: input.to_path_buf(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
 
 /// A temporary file beside `path`, created with the permissions an
 /// ordinary new file gets (0666 less the umask), not tempfile's private
@@ -25,8 +140,29 @@ fn temp_beside(path: &Path) -> std::io::Result<NamedTempFile> {
     builder.tempfile_in(dir)
 }
 
+/// Writes `bytes` to `path` through a temporary file (removed on error and
+/// on SIGINT/SIGTERM/SIGHUP). Refuses a destination that is not a regular
+/// file or a new path.
+/// [`temp_beside`], registered for removal on SIGINT/SIGTERM/SIGHUP,
+/// created and registered with those signals blocked.
+#[cfg(unix)]
+fn guarded_temp_beside(path: &Path) -> std::io::Result<(crate::signals::TempGuard, NamedTempFile)> {
+    crate::signals::with_cleanup_signals_blocked(|| {
+        let tmp = temp_beside(path)?;
+        Ok((crate::signals::TempGuard::register(tmp.path()), tmp))
+    })
+}
+
+#[cfg(not(unix))]
+fn guarded_temp_beside(path: &Path) -> std::io::Result<((), NamedTempFile)> {
+    Ok(((), temp_beside(path)?))
+}
+
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut tmp = temp_beside(path)?;
+    check_destination(path)?;
+    // `_guard` is declared first so that it is dropped last, after the
+    // temporary file is renamed or (on error) removed.
+    let (_guard, mut tmp) = guarded_temp_beside(path)?;
     // No fsync: the guarantee is "complete file or none" against errors
     // and interruptions of bertc, which rename gives. Durability across a
     // power loss would cost a full disk flush (over a second for BERT-base)
@@ -40,7 +176,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// `fill` writes straight into the file's pages through a memory map,
 /// sparing a copy of the whole (possibly 1 GB) content through a buffer.
 pub fn write_atomic_with(path: &Path, len: usize, fill: impl FnOnce(&mut [u8])) -> std::io::Result<()> {
-    let tmp = temp_beside(path)?;
+    check_destination(path)?;
+    let (_guard, tmp) = guarded_temp_beside(path)?;
     tmp.as_file().set_len(len as u64)?;
     if len > 0 {
         // SAFETY: the file is ours alone (a fresh temporary file), sized

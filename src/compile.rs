@@ -8,7 +8,7 @@ use crate::builder::{build_model, model_params, Head, ModelSpec};
 use crate::config::BertConfig;
 use crate::error::Error;
 use crate::ir::{verify, Graph};
-use crate::weights::{checkpoint_names, from_safetensors, placeholder, seeded};
+use crate::weights::{checkpoint_names, from_checkpoint_with, placeholder, seeded};
 
 /// The config a model argument names (a preset, a config.json or a model
 /// folder), whatever its weights; see [`crate::source::resolve`].
@@ -30,6 +30,9 @@ pub struct CompileOptions {
     /// drawing hundreds of MB of random numbers, for commands that only
     /// count (inspect).
     pub shapes_only: bool,
+    /// Accept NaN and ±Inf in the checkpoint (refused by default, naming
+    /// the tensor and the first bad element).
+    pub allow_nonfinite: bool,
 }
 
 /// A built graph and how long each stage took.
@@ -55,9 +58,12 @@ pub fn model_spec(config: &BertConfig, opts: &CompileOptions) -> Result<ModelSpe
     spec.keep_last_hidden_state = opts.keep_last_hidden_state;
     if let (Head::Base, Some(path)) = (head, &opts.weights) {
         let names = checkpoint_names(path)?;
-        spec.pooler = names
-            .iter()
-            .any(|n| n.strip_prefix("bert.").unwrap_or(n) == "pooler.dense.weight");
+        // Either half of the pooler means the checkpoint has one: a missing
+        // other half is then reported as missing, never silently dropped.
+        spec.pooler = names.iter().any(|n| {
+            let n = n.strip_prefix("bert.").unwrap_or(n);
+            n == "pooler.dense.weight" || n == "pooler.dense.bias"
+        });
     }
     Ok(spec)
 }
@@ -68,7 +74,7 @@ pub fn build(config: &BertConfig, opts: &CompileOptions) -> Result<Built, Error>
     let spec = model_spec(config, opts)?;
     let specs = model_params(config, &spec);
     let mut weights = match &opts.weights {
-        Some(path) => from_safetensors(path, &specs)?,
+        Some(path) => from_checkpoint_with(path, &specs, opts.allow_nonfinite)?,
         None if opts.shapes_only => placeholder(&specs),
         None => seeded(&specs, opts.seed),
     };

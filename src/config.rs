@@ -25,6 +25,26 @@ pub enum ConfigError {
         value: String,
         rule: String,
     },
+    #[error("config {path}: not a regular file (a config.json is read only from a regular file)")]
+    NotAFile { path: String },
+    #[error(
+        "config {path}: {bytes} bytes, more than the {} bytes a config.json may have",
+        MAX_CONFIG_BYTES
+    )]
+    TooLarge { path: String, bytes: u64 },
+    #[error(
+        "config field `{field}` = {value}: the model would hold {} parameters ({} as f32), \
+         more than bertc's bound of 2^34 = {} parameters (64 GiB as f32)",
+        .parameters.map_or("more than 2^64".to_string(), |p| p.to_string()),
+        .parameters.map_or("more than 2^66 bytes".to_string(), |p| human_bytes(p as f64 * 4.0)),
+        MAX_PARAMETERS
+    )]
+    TooBig {
+        field: &'static str,
+        value: usize,
+        /// `None` when the count overflows u64.
+        parameters: Option<u64>,
+    },
     #[error("config field `{field}` = {value}: {what} is not supported by bertc")]
     Unsupported {
         field: &'static str,
@@ -32,6 +52,24 @@ pub enum ConfigError {
         what: &'static str,
     },
 }
+
+/// The most parameters (elements) a config may describe: 2^34, 64 GiB as
+/// f32 — above the largest BERT-family checkpoints (xlm-roberta-xxl has
+/// 10.7e9), and a bound that keeps every element count and byte size far
+/// from overflowing `usize`. Checked before anything is allocated.
+pub const MAX_PARAMETERS: u64 = 1 << 34;
+
+/// The most encoder layers: the deepest BERT-family checkpoints have 48.
+/// Layers cost graph nodes (about 40 each) and check time besides their
+/// parameters, so a thin but 100000-deep config is refused too.
+pub const MAX_LAYERS: usize = 1024;
+
+/// The most labels a classification head may have (one name string each).
+pub const MAX_LABELS: usize = 1 << 20;
+
+/// The largest config.json read: real ones are a few KB; this refuses
+/// `/dev/zero` or a multi-GB file before reading it.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 
 /// The activation functions transformers' BERT accepts for `hidden_act`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,10 +168,35 @@ struct RawConfig {
 impl BertConfig {
     /// Reads and validates a `config.json` file.
     pub fn from_path(path: &Path) -> Result<BertConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Io {
+        let io = |error| ConfigError::Io {
             path: path.display().to_string(),
             error,
-        })?;
+        };
+        let meta = std::fs::metadata(path).map_err(io)?;
+        if !meta.is_file() {
+            return Err(ConfigError::NotAFile {
+                path: path.display().to_string(),
+            });
+        }
+        if meta.len() > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLarge {
+                path: path.display().to_string(),
+                bytes: meta.len(),
+            });
+        }
+        // Read at most the bound even if the file grows meanwhile.
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut std::io::Read::take(std::fs::File::open(path).map_err(io)?, MAX_CONFIG_BYTES + 1),
+            &mut text,
+        )
+        .map_err(io)?;
+        if text.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLarge {
+                path: path.display().to_string(),
+                bytes: text.len() as u64,
+            });
+        }
         BertConfig::from_json_str(&text, &path.display().to_string())
     }
 
@@ -222,7 +285,93 @@ impl BertConfig {
         Ok(config)
     }
 
+    /// An upper bound on the parameters of the model with any head,
+    /// computed with checked arithmetic, each term checked against
+    /// [`MAX_PARAMETERS`] and blamed on the field that scales it.
+    pub fn parameter_bound(&self) -> Result<u64, ConfigError> {
+        let h = self.hidden_size as u64;
+        let too_big = |field: &'static str, value: usize, parameters: Option<u64>| ConfigError::TooBig {
+            field,
+            value,
+            parameters,
+        };
+        let bounded = |field: &'static str, value: usize, n: Option<u64>| match n {
+            Some(n) if n <= MAX_PARAMETERS => Ok(n),
+            n => Err(too_big(field, value, n)),
+        };
+        // Per layer: Q, K, V, output and the MLM transform (h²), the FFN
+        // (2·h·i), biases and layer norms (≤ 16·h), relative distances.
+        let squares = bounded(
+            "hidden_size",
+            self.hidden_size,
+            h.checked_mul(h).and_then(|x| x.checked_mul(5)),
+        )?;
+        let ffn = bounded(
+            "intermediate_size",
+            self.intermediate_size,
+            (self.intermediate_size as u64)
+                .checked_mul(h)
+                .and_then(|x| x.checked_mul(2)),
+        )?;
+        let positions = bounded(
+            "max_position_embeddings",
+            self.max_position_embeddings,
+            (self.max_position_embeddings as u64)
+                .checked_mul(2)
+                .and_then(|x| x.checked_mul(h)),
+        )?;
+        let layer = squares + ffn + positions + 16 * h;
+        let layers = bounded(
+            "num_hidden_layers",
+            self.num_hidden_layers,
+            layer.checked_mul(self.num_hidden_layers as u64),
+        )?;
+        let vocab = bounded(
+            "vocab_size",
+            self.vocab_size,
+            (self.vocab_size as u64)
+                .checked_mul(h)
+                .and_then(|x| x.checked_add(self.vocab_size as u64)),
+        )?;
+        let types = bounded(
+            "type_vocab_size",
+            self.type_vocab_size,
+            (self.type_vocab_size as u64).checked_mul(h),
+        )?;
+        let labels = bounded(
+            "num_labels",
+            self.num_labels,
+            (self.num_labels as u64).checked_mul(h + 1),
+        )?;
+        // Each term is ≤ 2^34, so the sum cannot overflow.
+        let total = layers + vocab + positions + types + labels + squares;
+        if total > MAX_PARAMETERS {
+            let (field, value) = [
+                ("num_hidden_layers", self.num_hidden_layers, layers),
+                ("vocab_size", self.vocab_size, vocab),
+                ("hidden_size", self.hidden_size, squares),
+            ]
+            .into_iter()
+            .max_by_key(|t| t.2)
+            .map(|t| (t.0, t.1))
+            .expect("three candidates");
+            return Err(too_big(field, value, Some(total)));
+        }
+        Ok(total)
+    }
+
     fn check_rules(&self) -> Result<(), ConfigError> {
+        if self.num_hidden_layers > MAX_LAYERS {
+            return Err(invalid(
+                "num_hidden_layers",
+                &self.num_hidden_layers.to_string(),
+                &format!(
+                    "must be at most {MAX_LAYERS} (the deepest BERT-family models have 48; \
+                     each layer adds about 40 graph nodes)"
+                ),
+            ));
+        }
+        self.parameter_bound()?;
         if self.hidden_size % self.num_attention_heads != 0 {
             return Err(invalid(
                 "hidden_size",
@@ -285,6 +434,18 @@ impl BertConfig {
     }
 }
 
+/// 1.2e12 → "1.1 TiB".
+fn human_bytes(b: f64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB"];
+    let mut v = b;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", units[u])
+}
+
 fn invalid(field: &'static str, value: &str, rule: &str) -> ConfigError {
     ConfigError::Invalid {
         field,
@@ -318,6 +479,14 @@ fn labels(f: &Fields) -> Result<Labels, ConfigError> {
         None if !id2label.is_empty() => id2label.len(),
         None => 2,
     };
+    // Bounded before the default label names are built (one string each).
+    if num_labels > MAX_LABELS {
+        return Err(invalid(
+            "num_labels",
+            &num_labels.to_string(),
+            &format!("must be at most {MAX_LABELS}: bertc builds one label name per label"),
+        ));
+    }
     if id2label.is_empty() {
         id2label = (0..num_labels).map(|i| (i, format!("LABEL_{i}"))).collect();
     }

@@ -43,6 +43,16 @@ pub enum CostError {
     },
     #[error("batch and sequence length must be at least 1 (got batch {batch}, sequence {seq})")]
     EmptyShape { batch: usize, seq: usize },
+    #[error(
+        "batch {batch} × sequence {seq}: the {what} of node `{node}` exceed 2^64; \
+         give a smaller --batch or --seq"
+    )]
+    Overflow {
+        batch: usize,
+        seq: usize,
+        node: String,
+        what: &'static str,
+    },
 }
 
 /// The closed-form multiply-adds of one sequence of `seq` tokens through
@@ -74,10 +84,12 @@ pub struct MultiplyAdds {
 }
 
 impl MultiplyAdds {
-    fn add(&mut self, linear: u64, attention: u64) {
-        self.linear += linear;
-        self.attention += attention;
-        self.total += linear + attention;
+    /// Adds a node's counts; `None` on overflow.
+    fn add(&mut self, linear: u64, attention: u64) -> Option<()> {
+        self.linear = self.linear.checked_add(linear)?;
+        self.attention = self.attention.checked_add(attention)?;
+        self.total = self.total.checked_add(linear.checked_add(attention)?)?;
+        Some(())
     }
 
     fn per(self, n: u64) -> MultiplyAdds {
@@ -207,7 +219,16 @@ fn constant_parameters(op: &Op) -> Option<usize> {
 
 /// Sizes for the symbolic dims: the first dim of every rank-≥2 input is the
 /// batch, the second the sequence.
-struct Bindings(HashMap<String, u64>);
+struct Bindings {
+    sizes: HashMap<String, u64>,
+    batch: usize,
+    seq: usize,
+}
+
+/// The product of `xs`, `None` on overflow.
+fn product(xs: impl IntoIterator<Item = u64>) -> Option<u64> {
+    xs.into_iter().try_fold(1u64, |acc, x| acc.checked_mul(x))
+}
 
 impl Bindings {
     fn of(g: &Graph, batch: usize, seq: usize) -> Bindings {
@@ -222,17 +243,39 @@ impl Bindings {
                 }
             }
         }
-        Bindings(map)
+        Bindings {
+            sizes: map,
+            batch,
+            seq,
+        }
+    }
+
+    /// The error of an overflowing count at `node`.
+    fn overflow(&self, node: &str, what: &'static str) -> CostError {
+        CostError::Overflow {
+            batch: self.batch,
+            seq: self.seq,
+            node: node.into(),
+            what,
+        }
+    }
+
+    /// The element count of `shape`, checked.
+    fn elements(&self, shape: &Shape, node: &str) -> Result<u64, CostError> {
+        product(self.dims(shape, node)?).ok_or_else(|| self.overflow(node, "elements"))
     }
 
     fn dim(&self, d: &Dim, node: &str) -> Result<u64, CostError> {
         let f = Factors::of(std::slice::from_ref(d));
         let mut n = f.coefficient.max(0) as u64;
         for s in &f.symbols {
-            n *= self.0.get(s).ok_or_else(|| CostError::UnboundDim {
+            let size = self.sizes.get(s).ok_or_else(|| CostError::UnboundDim {
                 node: node.into(),
                 dim: s.clone(),
             })?;
+            n = n
+                .checked_mul(*size)
+                .ok_or_else(|| self.overflow(node, "dimensions"))?;
         }
         Ok(n)
     }
@@ -251,7 +294,8 @@ pub fn graph_cost(g: &Graph, batch: usize, seq: usize) -> Result<Cost, CostError
     let mut macs = MultiplyAdds::default();
     for id in g.node_ids() {
         let (linear, attention) = node_macs(g, id, &bind)?;
-        macs.add(linear, attention);
+        macs.add(linear, attention)
+            .ok_or_else(|| bind.overflow(&g.node(id).name, "multiply-adds"))?;
     }
     let parameters = parameters_of(g);
     let weight_bytes = weight_bytes_of(g);
@@ -266,7 +310,10 @@ pub fn graph_cost(g: &Graph, batch: usize, seq: usize) -> Result<Cost, CostError
         seq,
         parameters,
         macs_per_sequence,
-        flops_per_sequence: 2 * macs_per_sequence.total,
+        flops_per_sequence: macs_per_sequence
+            .total
+            .checked_mul(2)
+            .ok_or_else(|| bind.overflow("(all)", "FLOPs"))?,
         activation_bytes: peak_activation_bytes(g, &bind)?,
         weight_bytes,
         op_histogram,
@@ -296,7 +343,9 @@ fn node_macs(g: &Graph, id: NodeId, bind: &Bindings) -> Result<(u64, u64), CostE
             .flatten()
             .is_some_and(|v| is_weight(g, v))
     };
-    let out: u64 = bind.dims(&node.outputs[0].shape, &node.name)?.iter().product();
+    let out: u64 = bind.elements(&node.outputs[0].shape, &node.name)?;
+    let macs_of =
+        |xs: &[u64]| product(xs.iter().copied()).ok_or_else(|| bind.overflow(&node.name, "multiply-adds"));
     let bad = |reason: &str| CostError::Shape {
         node: node.name.clone(),
         op: node.op.kind(),
@@ -312,7 +361,7 @@ fn node_macs(g: &Graph, id: NodeId, bind: &Bindings) -> Result<(u64, u64), CostE
             let b = if node.op == Op::QLinearMatMul { 3 } else { 1 };
             let a = shape_of(0)?;
             let k = *a.last().ok_or_else(|| bad("a scalar operand"))?;
-            let macs = out * k;
+            let macs = macs_of(&[out, k])?;
             // A weight operand makes it a linear layer; two activations are attention.
             if is_constant(0) || is_constant(b) {
                 (macs, 0)
@@ -325,7 +374,7 @@ fn node_macs(g: &Graph, id: NodeId, bind: &Bindings) -> Result<(u64, u64), CostE
             if a.len() != 2 {
                 return Err(bad("Gemm's A is not 2-D"));
             }
-            (out * if *trans_a { a[0] } else { a[1] }, 0)
+            (macs_of(&[out, if *trans_a { a[0] } else { a[1] }])?, 0)
         }
         Op::Attention { .. } => {
             // Q·Kᵀ: every query element meets every key position; P·V:
@@ -335,8 +384,13 @@ fn node_macs(g: &Graph, id: NodeId, bind: &Bindings) -> Result<(u64, u64), CostE
                 return Err(bad("K has rank < 2"));
             }
             let kv_len = k[k.len() - 2];
-            let q_elems: u64 = q.iter().product();
-            (0, q_elems * kv_len + out * kv_len)
+            let q_elems = macs_of(&q)?;
+            let (qk, pv) = (macs_of(&[q_elems, kv_len])?, macs_of(&[out, kv_len])?);
+            (
+                0,
+                qk.checked_add(pv)
+                    .ok_or_else(|| bind.overflow(&node.name, "multiply-adds"))?,
+            )
         }
         Op::Contrib(ContribOp::Attention { .. }) => {
             // Packed projection [B,S,H]·[H,3H], then attention over S.
@@ -345,8 +399,8 @@ fn node_macs(g: &Graph, id: NodeId, bind: &Bindings) -> Result<(u64, u64), CostE
                 return Err(bad("expects input [B,S,H] and weights [H,3H]"));
             }
             let (b, s, h) = (x[0], x[1], x[2]);
-            let projection = b * s * h * w[1];
-            (projection, 2 * b * s * s * (w[1] / 3))
+            let projection = macs_of(&[b, s, h, w[1]])?;
+            (projection, macs_of(&[2, b, s, s, w[1] / 3])?)
         }
         _ => (0, 0),
     })
@@ -430,8 +484,9 @@ fn peak_activation_bytes(g: &Graph, bind: &Bindings) -> Result<u64, CostError> {
         let node = g.node(id);
         if !matches!(node.op, Op::Constant(_)) {
             for (slot, info) in node.outputs.iter().enumerate() {
-                let elems: u64 = bind.dims(&info.shape, &node.name)?.iter().product();
-                let bytes = elems * info.dtype.size() as u64;
+                let elems = bind.elements(&info.shape, &node.name)?;
+                let bytes = product([elems, info.dtype.size() as u64])
+                    .ok_or_else(|| bind.overflow(&node.name, "activation bytes"))?;
                 let v = Value { node: id, slot };
                 let last_read = g
                     .consumers(v)
@@ -440,7 +495,9 @@ fn peak_activation_bytes(g: &Graph, bind: &Bindings) -> Result<u64, CostError> {
                     .max()
                     .unwrap_or(step);
                 let dies = if g.is_output(v) { end } else { last_read };
-                live += bytes;
+                live = live
+                    .checked_add(bytes)
+                    .ok_or_else(|| bind.overflow(&node.name, "activation bytes"))?;
                 frees[dies].push(bytes);
             }
         }

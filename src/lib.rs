@@ -20,6 +20,8 @@ pub mod plot;
 pub mod presets;
 pub mod quantize;
 pub mod runtime;
+#[cfg(unix)]
+pub mod signals;
 pub mod source;
 pub mod weights;
 pub use error::Error;

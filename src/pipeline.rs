@@ -97,6 +97,8 @@ pub struct PipelineOptions {
     pub opset: Option<i64>,
     /// tract threads of the checks; `None` for every core.
     pub threads: Option<usize>,
+    /// Write every intermediate's value_info ([`ExportOptions::value_info`]).
+    pub value_info: bool,
 }
 
 impl Default for PipelineOptions {
@@ -108,6 +110,7 @@ impl Default for PipelineOptions {
             precision: None,
             opset: None,
             threads: None,
+            value_info: false,
         }
     }
 }
@@ -414,7 +417,10 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
         graph,
         spec,
         ignored,
-        export: ExportOptions { opset: opts.opset },
+        export: ExportOptions {
+            opset: opts.opset,
+            value_info: opts.value_info,
+        },
         report: Report {
             weights,
             passes: pass_runs,

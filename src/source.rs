@@ -65,6 +65,13 @@ pub fn resolve(
             return Err(Error::NotAModelFolder(path.to_path_buf()));
         }
         (config, path.to_path_buf())
+    } else if !path.is_file() {
+        // A device or FIFO (`/dev/zero`) would be read forever: refuse by type.
+        return Err(Error::WrongKind {
+            path: path.to_path_buf(),
+            expected: "a config.json, a model folder or a preset name",
+            found: "a device, FIFO or socket, not a regular file",
+        });
     } else {
         match file_kind(path)? {
             FileKind::Json => {}
@@ -97,6 +104,22 @@ pub fn resolve(
         weights,
         folder: Some(folder),
     })
+}
+
+impl ModelSource {
+    /// The files this source reads, by role, for the output policy
+    /// ([`crate::atomic_write::check_output`]): `arg` itself, its folder's
+    /// config.json and the checkpoint.
+    pub fn input_files(&self, arg: &str) -> Vec<(&'static str, PathBuf)> {
+        let mut files = vec![("config", PathBuf::from(arg))];
+        if let Some(folder) = &self.folder {
+            files.push(("config", folder.join("config.json")));
+        }
+        if let Some(w) = &self.weights {
+            files.push(("weights", w.clone()));
+        }
+        files
+    }
 }
 
 /// The preset nearest to `name` by edit distance, if any is close.

@@ -143,7 +143,14 @@ fn dump_survives_onnx_round_trip_at_every_opset() {
     let config = load_config("bert-tiny").unwrap();
     let graph = build(&config, &CompileOptions::default()).unwrap().graph;
     for opset in [14, 17, 18, 23] {
-        let bytes = export_bytes(&graph, ExportOptions { opset: Some(opset) }).unwrap();
+        let bytes = export_bytes(
+            &graph,
+            ExportOptions {
+                opset: Some(opset),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let back = import_bytes(&bytes).unwrap();
         bertc::ir::verify(&back).unwrap();
         assert_eq!(

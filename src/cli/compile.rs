@@ -48,6 +48,10 @@ pub struct OptimizeArgs {
     pub threads: Option<usize>,
     #[command(flatten)]
     pub precision: super::precision::PrecisionArgs,
+    /// Write shape/type value_info for every intermediate value (off by default: its symbolic
+    /// dims keep tract from loading the file with concrete input facts).
+    #[arg(long)]
+    pub value_info: bool,
 }
 
 impl OptimizeArgs {
@@ -66,6 +70,7 @@ impl OptimizeArgs {
             precision: self.precision.reduced()?,
             opset: self.opset,
             threads: self.threads,
+            value_info: self.value_info,
         })
     }
 }
@@ -75,6 +80,9 @@ pub fn run(a: CompileArgs) -> anyhow::Result<ExitCode> {
     let options = a.optimize.pipeline_options()?;
     options.validate()?;
     let source = a.source.resolve(MissingWeights::Refuse)?;
+    let inputs = source.input_files(&a.source.model);
+    let inputs: Vec<(&str, &std::path::Path)> = inputs.iter().map(|(r, p)| (*r, p.as_path())).collect();
+    bertc::atomic_write::check_output(&a.output, &inputs)?;
     let config = source.config.clone();
     let compile = a.source.compile_options(&source);
     let compiled = pipeline::run(Source::Config(config.clone(), compile), &options)?;

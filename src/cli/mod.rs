@@ -70,6 +70,9 @@ pub struct SourceArgs {
     /// Keep `last_hidden_state` as an output beside the head's own.
     #[arg(long)]
     pub keep_last_hidden_state: bool,
+    /// Accept NaN or infinite values in the weights (refused by default).
+    #[arg(long)]
+    pub allow_nonfinite: bool,
 }
 
 /// `-O N` / `--opt-level N`, the same flag in every command.
@@ -157,6 +160,7 @@ impl SourceArgs {
             seed: self.seed.unwrap_or(0),
             head: self.head,
             keep_last_hidden_state: self.keep_last_hidden_state,
+            allow_nonfinite: self.allow_nonfinite,
             ..Default::default()
         }
     }

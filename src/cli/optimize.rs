@@ -25,6 +25,7 @@ pub fn run(a: OptimizeCmdArgs) -> anyhow::Result<ExitCode> {
     let start = Instant::now();
     let options = a.optimize.pipeline_options()?;
     options.validate()?;
+    bertc::atomic_write::check_output(&a.output, &[("input model", &a.input)])?;
     let graph = read_model(&a.input)?;
     let compiled = pipeline::run(Source::Graph(graph), &options)?;
     let write_start = Instant::now();

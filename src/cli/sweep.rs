@@ -126,6 +126,10 @@ pub fn run(a: SweepArgs) -> anyhow::Result<ExitCode> {
         a.output.display(),
         dir.display()
     );
+    let inputs: Vec<(&str, &Path)> = models.iter().map(|m| ("model", Path::new(m.as_str()))).collect();
+    for ext in ["md", "json", "svg"] {
+        bertc::atomic_write::check_output(&with_ext(&stem, ext), &inputs)?;
+    }
     // Each precision once, in the order first given.
     let mut precisions: Vec<Precision> = Vec::new();
     for p in &a.precision {

@@ -114,6 +114,9 @@ fn model_precision(path: &std::path::Path) -> &'static str {
 
 pub fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
     set_threads(a.threads.unwrap_or_else(available_threads));
+    if let Some(path) = &a.save_outputs {
+        bertc::atomic_write::check_output(path, &[("model", &a.model), ("golden file", &a.golden)])?;
+    }
     let golden = read_safetensors(&a.golden)?;
     let mut session = TractSession::from_path(&a.model)?;
     for name in session.input_names() {

@@ -24,6 +24,12 @@ pub struct ExportOptions {
     /// The opset to emit; `None` picks the lowest that covers every op
     /// used, and at least [`DEFAULT_OPSET`].
     pub opset: Option<i64>,
+    /// Write `value_info` (shape and type) for every intermediate value.
+    /// Off by default: their symbolic dims (batch_size, sequence_length)
+    /// make tract's plain loading — `with_input_fact(i, i64::fact([1, 128]))`
+    /// then `into_optimized()` — fail to unify Sym(batch_size) with 1, and
+    /// every runtime re-derives them anyway. PyTorch's exports omit them too.
+    pub value_info: bool,
 }
 
 /// Serializes the graph to ONNX bytes.
@@ -53,6 +59,7 @@ fn to_model(g: &Graph, opts: ExportOptions) -> Result<proto::ModelProto, OnnxErr
     let mut e = Emitter {
         g,
         opset,
+        value_info: opts.value_info,
         names: HashMap::new(),
         graph: proto::GraphProto::default(),
     };
@@ -129,6 +136,7 @@ pub fn resolve_opset(g: &Graph, requested: Option<i64>) -> Result<i64, OnnxError
 }
 
 struct Emitter<'g> {
+    value_info: bool,
     g: &'g Graph,
     opset: i64,
     /// ONNX names of values that are not simply `value_name` (graph outputs).
@@ -256,7 +264,7 @@ impl Emitter<'_> {
             .collect();
         for (slot, info) in node.outputs.iter().enumerate() {
             let v = Value { node: id, slot };
-            if !self.g.is_output(v) {
+            if self.value_info && !self.g.is_output(v) {
                 self.graph.value_info.push(value_info(&outputs[slot], info));
             }
         }

@@ -29,13 +29,25 @@ pub fn from_safetensors(path: &Path, specs: &[ParamSpec]) -> Result<Weights, Wei
 /// Reads the parameters `specs` from the checkpoint at `path`, whatever its
 /// kind (recognised from its bytes).
 pub fn from_checkpoint(path: &Path, specs: &[ParamSpec]) -> Result<Weights, WeightsError> {
+    from_checkpoint_with(path, specs, false)
+}
+
+/// [`from_checkpoint`], refusing NaN and ±Inf values unless
+/// `allow_nonfinite`: a trained checkpoint never holds them, and once in
+/// the graph they surface only as NaN outputs far from their cause.
+pub fn from_checkpoint_with(
+    path: &Path,
+    specs: &[ParamSpec],
+    allow_nonfinite: bool,
+) -> Result<Weights, WeightsError> {
     let ck = Checkpoint::open(path)?;
     let shown = ck.path().to_string();
     let names = ck.names();
 
     // Name missing tensors the way this checkpoint names the others.
     let prefixed = names.iter().any(|n| n.starts_with("bert."));
-    let results: Vec<Result<(String, super::Tensor), String>> = specs
+    // Err((problem, is_nonfinite)).
+    let results: Vec<Result<(String, super::Tensor), (String, bool)>> = specs
         .par_iter()
         .map(|spec| {
             let candidates = match (spec.under_bert_prefix, prefixed) {
@@ -43,33 +55,60 @@ pub fn from_checkpoint(path: &Path, specs: &[ParamSpec]) -> Result<Weights, Weig
                 (true, false) => vec![spec.name.clone(), format!("bert.{}", spec.name)],
                 (false, _) => vec![spec.name.clone()],
             };
+            // Both spellings present: which copy is meant cannot be known.
+            if candidates.len() == 2 && candidates.iter().all(|n| ck.shape(n).is_some()) {
+                return Err((
+                    format!(
+                        "both `{}` and `{}` are present: two copies of one parameter; \
+                         remove one of them",
+                        candidates[0], candidates[1]
+                    ),
+                    false,
+                ));
+            }
             let Some((found, shape)) = candidates.iter().find_map(|n| ck.shape(n).map(|s| (n, s))) else {
-                return Err(format!(
-                    "missing tensor `{}` (expected shape {:?})",
-                    candidates[0], spec.shape
+                return Err((
+                    format!("missing tensor `{}` (expected shape {:?})", candidates[0], spec.shape),
+                    false,
                 ));
             };
             // The shape is checked before reading: a checkpoint cannot make
             // us allocate more than the model needs.
             if shape != spec.shape.as_slice() {
-                return Err(format!(
-                    "tensor `{found}` has shape {shape:?}, expected {:?}",
-                    spec.shape
+                return Err((
+                    format!("tensor `{found}` has shape {shape:?}, expected {:?}", spec.shape),
+                    false,
                 ));
             }
-            let values = ck.to_f32(found)?;
+            let values = ck.to_f32(found).map_err(|e| (e, false))?;
+            if !allow_nonfinite {
+                if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+                    let count = values.iter().filter(|v| !v.is_finite()).count();
+                    return Err((
+                        format!(
+                            "tensor `{found}` holds {} at element {i} (index in its stored layout {shape:?}); \
+                             {count} of its {} values are NaN or infinite",
+                            values[i],
+                            values.len()
+                        ),
+                        true,
+                    ));
+                }
+            }
             Ok((spec.name.clone(), finish(spec, values)))
         })
         .collect();
 
     let mut problems = Vec::new();
+    let mut nonfinite = Vec::new();
     let mut weights = Weights::default();
     for r in results {
         match r {
             Ok((name, t)) => {
                 weights.tensors.insert(name, t);
             }
-            Err(p) => problems.push(p),
+            Err((p, false)) => problems.push(p),
+            Err((p, true)) => nonfinite.push(p),
         }
     }
     let expected: BTreeSet<String> = specs
@@ -93,13 +132,19 @@ pub fn from_checkpoint(path: &Path, specs: &[ParamSpec]) -> Result<Weights, Weig
             ));
         }
     }
-    match problems.is_empty() {
-        true => Ok(weights),
-        false => Err(WeightsError::Mismatch {
+    if !problems.is_empty() {
+        return Err(WeightsError::Mismatch {
             path: shown,
             problems,
-        }),
+        });
     }
+    if !nonfinite.is_empty() {
+        return Err(WeightsError::NonFinite {
+            path: shown,
+            problems: nonfinite,
+        });
+    }
+    Ok(weights)
 }
 
 /// Buffers BertEmbeddings registers and saves; they are not weights.

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 
 use crate::ir::Tensor;
 
-pub use checkpoint::{checkpoint_names, from_checkpoint, from_safetensors};
+pub use checkpoint::{checkpoint_names, from_checkpoint, from_checkpoint_with, from_safetensors};
 pub use find::find_weights;
 pub use seeded::{placeholder, seeded};
 pub use source::{file_kind, Checkpoint, FileKind};
@@ -102,6 +102,11 @@ pub enum WeightsError {
          sharded *.index.json), found {found}"
     )]
     WrongKind { path: String, found: &'static str },
+    #[error(
+        "weights {path} hold non-finite values (--allow-nonfinite compiles them anyway):\n{}",
+        .problems.join("\n")
+    )]
+    NonFinite { path: String, problems: Vec<String> },
     #[error("weights index {path}: {reason}")]
     Index { path: String, reason: String },
 }

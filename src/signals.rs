@@ -1,0 +1,129 @@
+//! Process signals: temporary files are removed when bertc is interrupted,
+//! and a closed stdout ends the process quietly.
+//!
+//! The handler is written against `libc` directly rather than through a
+//! crate such as `signal-hook`: the cleanup must happen *inside* the handler
+//! (the main thread may be stuck in a 400 MB write and never poll a flag),
+//! and the only thing it does is `unlink(2)` — async-signal-safe — on paths
+//! prepared before the signal, then re-raise the signal with its default
+//! action so the exit status still says "killed by SIGINT/SIGTERM/SIGHUP".
+
+use std::ffi::CString;
+use std::path::Path;
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::Once;
+
+/// Temporary files being written at once: one per concurrent atomic write.
+const SLOTS: usize = 16;
+
+/// Paths (NUL-terminated, leaked) to unlink on a signal; null = free slot.
+static TEMP_FILES: [AtomicPtr<libc::c_char>; SLOTS] = [const { AtomicPtr::new(std::ptr::null_mut()) }; SLOTS];
+
+static INSTALL: Once = Once::new();
+
+/// The signals that end an interactive or CI run.
+const CLEANUP_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+extern "C" fn remove_temp_files(signal: libc::c_int) {
+    for slot in &TEMP_FILES {
+        let p = slot.load(Ordering::SeqCst);
+        if !p.is_null() {
+            // SAFETY: `p` is a leaked, never-freed C string; unlink is
+            // async-signal-safe.
+            unsafe { libc::unlink(p) };
+        }
+    }
+    // SAFETY: signal(2) and raise(2) are async-signal-safe. The re-raised
+    // signal is blocked until this handler returns, then takes its default
+    // action (termination).
+    unsafe {
+        libc::signal(signal, libc::SIG_DFL);
+        libc::raise(signal);
+    }
+}
+
+fn install() {
+    INSTALL.call_once(|| {
+        for &s in &CLEANUP_SIGNALS {
+            // SAFETY: the handler only calls async-signal-safe functions.
+            // A signal the parent ignored (nohup) stays ignored.
+            unsafe {
+                let previous = libc::signal(s, remove_temp_files as *const () as libc::sighandler_t);
+                if previous == libc::SIG_IGN {
+                    libc::signal(s, libc::SIG_IGN);
+                }
+            }
+        }
+    });
+}
+
+/// Runs `f` with SIGINT, SIGTERM and SIGHUP blocked (delivered after it
+/// returns), so that creating a temporary file and registering it is one
+/// step: a signal in between would leave the file unregistered.
+pub fn with_cleanup_signals_blocked<R>(f: impl FnOnce() -> R) -> R {
+    install();
+    // SAFETY: plain sigset manipulation on stack values; the mask is
+    // restored to exactly what it was.
+    unsafe {
+        let mut block: libc::sigset_t = std::mem::zeroed();
+        let mut previous: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut block);
+        for &s in &CLEANUP_SIGNALS {
+            libc::sigaddset(&mut block, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &block, &mut previous);
+        let r = f();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
+        r
+    }
+}
+
+/// A temporary file registered for removal on a signal; unregistered on drop.
+pub struct TempGuard {
+    slot: Option<usize>,
+}
+
+impl TempGuard {
+    /// Registers `path` (a file bertc is creating). When every slot is taken
+    /// the file is simply not guarded (the write itself still works).
+    pub fn register(path: &Path) -> TempGuard {
+        install();
+        use std::os::unix::ffi::OsStrExt;
+        let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+            return TempGuard { slot: None };
+        };
+        let raw = c.into_raw();
+        for (i, slot) in TEMP_FILES.iter().enumerate() {
+            if slot
+                .compare_exchange(std::ptr::null_mut(), raw, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                return TempGuard { slot: Some(i) };
+            }
+        }
+        // SAFETY: `raw` came from `into_raw` above and was never shared.
+        drop(unsafe { CString::from_raw(raw) });
+        TempGuard { slot: None }
+    }
+}
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if let Some(i) = self.slot {
+            // The string is leaked, not freed: a handler running on another
+            // thread may have loaded the pointer just before this swap.
+            // It is one short path per written file.
+            TEMP_FILES[i].store(std::ptr::null_mut(), Ordering::SeqCst);
+        }
+    }
+}
+
+/// Restores the default action of SIGPIPE, which Rust's runtime ignores:
+/// `bertc … | head` then ends quietly when `head` exits, as every Unix
+/// tool does, instead of panicking in `println!` on the broken pipe.
+pub fn default_sigpipe() {
+    // SAFETY: setting a signal's disposition to its default.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}

@@ -1,0 +1,596 @@
+//! Hostile inputs and environments through the `bertc` binary (issue 13):
+//! outputs that are devices, links or inputs, signals during a write, a
+//! closed stdout. Each failure is a non-zero exit, one `error:` line that
+//! names the path and what was expected, no panic, and no file left behind.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tiny-base")
+        .join(name)
+}
+
+fn bertc(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bertc"));
+    for a in args {
+        cmd.arg(a);
+    }
+    cmd.output().expect("bertc runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn temp_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".bertc-") && n.ends_with(".tmp"))
+        .collect()
+}
+
+/// Non-zero exit, no panic, one `error:` message containing every `needle`,
+/// no temporary file in `dir`. Returns stderr.
+fn assert_refused(out: &Output, dir: &Path, needles: &[&str]) -> String {
+    let err = stderr(out);
+    assert!(!out.status.success(), "bertc should fail; stderr: {err}");
+    assert!(!err.contains("panicked"), "bertc panicked: {err}");
+    assert!(
+        err.starts_with("error: "),
+        "expected an error message, got: {err}"
+    );
+    for n in needles {
+        assert!(err.contains(n), "the message should mention `{n}`: {err}");
+    }
+    assert_eq!(temp_files(dir), Vec::<String>::new(), "temporary files left");
+    err
+}
+
+/// A copy of the tiny-base fixture folder (config, weights, golden) in a temp dir.
+fn fixture_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["config.json", "model.safetensors", "golden.safetensors"] {
+        std::fs::copy(fixture(f), dir.path().join(f)).unwrap();
+    }
+    dir
+}
+
+#[cfg(unix)]
+#[test]
+fn dev_null_is_refused_and_stays_a_device() {
+    use std::os::unix::fs::FileTypeExt;
+    let is_device = |p: &str| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_char_device());
+    // The machine is shared: should an older binary have replaced
+    // /dev/null by a file, prove the rule on /dev/full instead.
+    let device = ["/dev/null", "/dev/full"]
+        .into_iter()
+        .find(|d| is_device(d))
+        .expect("a character device to test with");
+    let out = bertc(&[&"compile", &"bert-tiny", &"-O0", &"--no-check", &"-o", &device]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "compile -o {device} must fail: {err}");
+    assert!(
+        err.starts_with(&format!("error: {device}: is a character device")),
+        "{err}"
+    );
+    assert!(is_device(device), "{device} was replaced");
+
+    let dir = fixture_copy();
+    let out = bertc(&[
+        &"validate",
+        &dir.path().join("no-model-needed.onnx"),
+        &"--golden",
+        &dir.path().join("golden.safetensors"),
+        &"--save-outputs",
+        &device,
+    ]);
+    // The refusal comes before the model is read.
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(err.contains(&format!("{device}: is a character device")), "{err}");
+    assert!(is_device(device), "{device} was replaced");
+}
+
+#[cfg(unix)]
+#[test]
+fn symlinks_fifos_and_folders_are_not_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("target.txt");
+    std::fs::write(&target, "keep me").unwrap();
+    let link = dir.path().join("link.onnx");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let out = bertc(&[&"compile", &"bert-tiny", &"-O0", &"--no-check", &"-o", &link]);
+    assert_refused(
+        &out,
+        dir.path(),
+        &["link.onnx", "symbolic link", "regular files or new paths"],
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+
+    let fifo = dir.path().join("fifo.onnx");
+    let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    let out = bertc(&[&"compile", &"bert-tiny", &"-O0", &"--no-check", &"-o", &fifo]);
+    assert_refused(&out, dir.path(), &["fifo.onnx", "FIFO"]);
+
+    let out = bertc(&[
+        &"compile",
+        &"bert-tiny",
+        &"-O0",
+        &"--no-check",
+        &"-o",
+        &dir.path(),
+    ]);
+    assert_refused(&out, dir.path(), &["folder"]);
+}
+
+#[test]
+fn an_input_is_never_the_output() {
+    let dir = fixture_copy();
+    let d = dir.path();
+    let config = d.join("config.json");
+    let weights = d.join("model.safetensors");
+    let golden = d.join("golden.safetensors");
+    let before = |p: &Path| std::fs::read(p).unwrap();
+    let (config_bytes, weights_bytes, golden_bytes) = (before(&config), before(&weights), before(&golden));
+
+    let out = bertc(&[&"compile", &config, &"-O0", &"--no-check", &"-o", &config]);
+    assert_refused(&out, d, &["config.json", "is also the config of this command"]);
+    let out = bertc(&[&"compile", &d, &"-O0", &"--no-check", &"-o", &config]);
+    assert_refused(&out, d, &["is also the config"]);
+    let out = bertc(&[
+        &"compile",
+        &config,
+        &"--weights",
+        &weights,
+        &"-O0",
+        &"--no-check",
+        &"-o",
+        &weights,
+    ]);
+    assert_refused(
+        &out,
+        d,
+        &["model.safetensors", "is also the weights of this command"],
+    );
+    // A different spelling of the same file is the same file.
+    let out = bertc(&[
+        &"compile",
+        &config,
+        &"-O0",
+        &"--no-check",
+        &"-o",
+        &d.join(".").join("model.safetensors"),
+    ]);
+    assert_refused(&out, d, &["is also the weights"]);
+
+    // optimize and validate: compile a model first.
+    let model = d.join("m.onnx");
+    let out = bertc(&[&"compile", &config, &"-O0", &"--no-check", &"-o", &model]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let model_bytes = before(&model);
+    let out = bertc(&[&"optimize", &model, &"-o", &model]);
+    assert_refused(&out, d, &["m.onnx", "is also the input model"]);
+    let out = bertc(&[
+        &"validate",
+        &model,
+        &"--golden",
+        &golden,
+        &"--save-outputs",
+        &golden,
+    ]);
+    assert_refused(&out, d, &["is also the golden file"]);
+    let out = bertc(&[
+        &"validate",
+        &model,
+        &"--golden",
+        &golden,
+        &"--save-outputs",
+        &model,
+    ]);
+    assert_refused(&out, d, &["is also the model"]);
+
+    // sweep -o STEM writes STEM.md/.json/.svg: `-o config` would overwrite config.json.
+    let out = Command::new(env!("CARGO_BIN_EXE_bertc"))
+        .current_dir(d)
+        .args(["sweep", "config.json", "--no-peak", "--runs", "1", "-o", "config"])
+        .output()
+        .unwrap();
+    assert_refused(&out, d, &["config.json", "is also the model"]);
+
+    assert_eq!(before(&config), config_bytes);
+    assert_eq!(before(&weights), weights_bytes);
+    assert_eq!(before(&golden), golden_bytes);
+    assert_eq!(before(&model), model_bytes);
+}
+
+/// Starts a compile big enough (BERT-base, 438 MB) that its write takes a
+/// while, sends `signal` once the temporary file appears, and returns
+/// whether it was caught mid-write.
+#[cfg(unix)]
+fn interrupt_during_write(signal: &str) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("big.onnx");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bertc"))
+        .args([
+            "compile",
+            "bert-base-uncased",
+            "-O0",
+            "--no-check",
+            "--threads",
+            "1",
+            "-o",
+        ])
+        .arg(&output)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let caught = loop {
+        if !temp_files(dir.path()).is_empty() {
+            let status = Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(child.id().to_string())
+                .status()
+                .unwrap();
+            assert!(status.success());
+            break true;
+        }
+        if child.try_wait().unwrap().is_some() || start.elapsed().as_secs() > 120 {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    let out = child.wait_with_output().unwrap();
+    if caught && output.exists() {
+        // The signal landed after the rename: nothing to clean.
+        return false;
+    }
+    if caught {
+        use std::os::unix::process::ExitStatusExt;
+        assert!(
+            out.status.signal().is_some(),
+            "bertc should die by the signal: {:?}",
+            out.status
+        );
+        assert!(!stderr(&out).contains("panicked"));
+        assert_eq!(
+            temp_files(dir.path()),
+            Vec::<String>::new(),
+            "{signal} left the temporary file"
+        );
+    }
+    caught
+}
+
+#[cfg(unix)]
+#[test]
+fn signals_during_a_write_remove_the_temporary_file() {
+    for signal in ["TERM", "INT", "HUP"] {
+        // The write lasts a fraction of a second; retry if the poll missed it.
+        let caught = (0..3).any(|_| interrupt_during_write(signal));
+        assert!(
+            caught,
+            "never caught the write of bert-base in progress for {signal}"
+        );
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("m.onnx");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bertc"))
+        .args(["compile", "bert-tiny", "--report", "-o"])
+        .arg(&output)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Like `| head -0`: the reader goes away before bertc prints.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(
+        !err.contains("panicked"),
+        "bertc panicked on a closed pipe: {err}"
+    );
+    use std::os::unix::process::ExitStatusExt;
+    assert!(
+        out.status.success() || out.status.signal() == Some(13),
+        "expected success or SIGPIPE, got {:?}: {err}",
+        out.status
+    );
+    // The model was written before printing: a closed stdout loses no work.
+    assert!(output.is_file());
+}
+
+/// A config.json of tiny-base with `fields` replaced, in a fresh folder.
+fn config_with(fields: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("config.json")).unwrap()).unwrap();
+    let extra: serde_json::Value = serde_json::from_str(&format!("{{{fields}}}")).unwrap();
+    for (k, v) in extra.as_object().unwrap() {
+        config[k] = v.clone();
+    }
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn sizes_are_bounded_before_allocating_and_name_their_field() {
+    const P62: &str = "4611686018427387904";
+    let cases = [
+        (
+            format!("\"hidden_size\": {P62}"),
+            "hidden_size",
+            "more than 2^64 parameters",
+        ),
+        (
+            format!("\"intermediate_size\": {P62}"),
+            "intermediate_size",
+            "more than 2^64",
+        ),
+        (
+            format!("\"type_vocab_size\": {P62}"),
+            "type_vocab_size",
+            "more than 2^64",
+        ),
+        (
+            format!("\"max_position_embeddings\": {P62}"),
+            "max_position_embeddings",
+            "more than 2^64",
+        ),
+        (format!("\"num_labels\": {P62}"), "num_labels", "at most 1048576"),
+        (
+            "\"hidden_size\": 1000000000, \"num_attention_heads\": 1".to_string(),
+            "hidden_size` = 1000000000",
+            "17.3 EiB as f32",
+        ),
+        (
+            "\"vocab_size\": 1099511627776".to_string(),
+            "vocab_size",
+            "132.0 TiB as f32",
+        ),
+        (
+            "\"num_hidden_layers\": 100000".to_string(),
+            "num_hidden_layers` = 100000",
+            "at most 1024",
+        ),
+        (
+            "\"num_hidden_layers\": 1000, \"hidden_size\": 4096, \"num_attention_heads\": 1".to_string(),
+            "num_hidden_layers` = 1000",
+            "bound of 2^34",
+        ),
+    ];
+    for (fields, field, needle) in &cases {
+        let (dir, config) = config_with(fields);
+        let output = dir.path().join("m.onnx");
+        for args in [
+            vec![
+                "compile",
+                config.to_str().unwrap(),
+                "--random-weights",
+                "-o",
+                output.to_str().unwrap(),
+            ],
+            vec!["inspect", config.to_str().unwrap()],
+            vec!["dump", config.to_str().unwrap()],
+        ] {
+            let out = Command::new(env!("CARGO_BIN_EXE_bertc"))
+                .args(&args)
+                .output()
+                .unwrap();
+            let err = assert_refused(&out, dir.path(), &[field, needle]);
+            assert_eq!(err.lines().count(), 1, "one line: {err}");
+            assert!(!output.exists());
+        }
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_device_is_not_a_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("m.onnx");
+    let out = bertc(&[&"compile", &"/dev/zero", &"-o", &output]);
+    assert_refused(&out, dir.path(), &["/dev/zero", "not a regular file"]);
+    assert!(!output.exists());
+    // Through the library too, and a config over the size bound.
+    let err = bertc::config::BertConfig::from_path(Path::new("/dev/zero")).unwrap_err();
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    let big = dir.path().join("config.json");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(bertc::config::MAX_CONFIG_BYTES + 1).unwrap();
+    let err = bertc::config::BertConfig::from_path(&big).unwrap_err();
+    assert!(err.to_string().contains("more than the 16777216 bytes"), "{err}");
+}
+
+#[test]
+fn inspect_counts_a_huge_batch_without_wrapping() {
+    let run = |batch: &str| {
+        let out = bertc(&[&"inspect", &"bert-base-uncased", &"--batch", &batch]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = String::from_utf8(out.stdout).unwrap();
+        text.lines()
+            .find(|l| l.contains("multiply-adds"))
+            .unwrap()
+            .to_string()
+    };
+    // Per-sequence multiply-adds do not depend on the batch.
+    assert_eq!(run("1000000000"), run("1"));
+    // A batch whose counts exceed 2^64 is an error, not a wrapped number.
+    let out = bertc(&[
+        &"inspect",
+        &"bert-base-uncased",
+        &"--batch",
+        &"18446744073709551615",
+    ]);
+    let err = stderr(&out);
+    assert!(!out.status.success() && !err.contains("panicked"), "{err}");
+    assert!(err.contains("exceed 2^64") || err.contains("--batch"), "{err}");
+}
+
+/// The tiny-base checkpoint with `value` written at element `index` of `tensor`.
+fn poisoned_checkpoint(path: &Path, tensor: &str, index: usize, value: f32) {
+    let bytes = std::fs::read(fixture("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut owned: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| (n, v.dtype(), v.shape().to_vec(), v.data().to_vec()))
+        .collect();
+    let t = owned.iter_mut().find(|t| t.0 == tensor).expect("tensor present");
+    assert_eq!(t.1, safetensors::Dtype::F32);
+    t.3[index * 4..index * 4 + 4].copy_from_slice(&value.to_le_bytes());
+    let views: Vec<_> = owned
+        .iter()
+        .map(|(n, d, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+#[test]
+fn nonfinite_weights_are_named_unless_allowed() {
+    let query = "encoder.layer.0.attention.self.query.weight";
+    for (value, shown) in [(f32::NAN, "NaN"), (f32::INFINITY, "inf")] {
+        let dir = tempfile::tempdir().unwrap();
+        let weights = dir.path().join("w.safetensors");
+        // The fixture may store names with or without `bert.`.
+        let bytes = std::fs::read(fixture("model.safetensors")).unwrap();
+        let names = safetensors::SafeTensors::deserialize(&bytes)
+            .unwrap()
+            .names()
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+        let name = names.iter().find(|n| n.ends_with(query)).unwrap().clone();
+        poisoned_checkpoint(&weights, &name, 17, value);
+        let output = dir.path().join("m.onnx");
+        let args = |extra: &[&str]| {
+            let mut v: Vec<String> = vec![
+                "compile".into(),
+                fixture("config.json").display().to_string(),
+                "--weights".into(),
+                weights.display().to_string(),
+                "-O0".into(),
+                "-o".into(),
+                output.display().to_string(),
+            ];
+            v.extend(extra.iter().map(|s| s.to_string()));
+            Command::new(env!("CARGO_BIN_EXE_bertc"))
+                .args(v)
+                .output()
+                .unwrap()
+        };
+        let out = args(&[]);
+        assert_refused(
+            &out,
+            dir.path(),
+            &[
+                &name,
+                &format!("holds {shown} at element 17"),
+                "1 of its",
+                "--allow-nonfinite",
+            ],
+        );
+        assert!(!output.exists());
+        let out = args(&["--allow-nonfinite", "--no-check"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(output.is_file());
+    }
+}
+
+/// The tiny-base checkpoint with tensors renamed/dropped/duplicated by `edit`.
+fn edited_checkpoint(
+    path: &Path,
+    edit: impl FnOnce(&mut Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>),
+) {
+    let bytes = std::fs::read(fixture("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut owned: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| (n, v.dtype(), v.shape().to_vec(), v.data().to_vec()))
+        .collect();
+    edit(&mut owned);
+    let views: Vec<_> = owned
+        .iter()
+        .map(|(n, d, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+#[test]
+fn a_half_or_doubled_pooler_is_an_error_not_a_choice() {
+    let unprefixed = |n: &str| n.strip_prefix("bert.").unwrap_or(n).to_string();
+    let compile = |weights: &Path, dir: &Path| {
+        let output = dir.join("m.onnx");
+        let out = bertc(&[
+            &"compile",
+            &fixture("config.json"),
+            &"--weights",
+            &weights,
+            &"-O0",
+            &"-o",
+            &output,
+        ]);
+        (out, output)
+    };
+    // Bias without weight, and weight without bias.
+    for dropped in ["pooler.dense.weight", "pooler.dense.bias"] {
+        let dir = tempfile::tempdir().unwrap();
+        let w = dir.path().join("w.safetensors");
+        edited_checkpoint(&w, |t| t.retain(|t| unprefixed(&t.0) != dropped));
+        let (out, output) = compile(&w, dir.path());
+        assert_refused(&out, dir.path(), &["missing tensor", dropped]);
+        assert!(!output.exists());
+    }
+    // Both `bert.pooler…` and `pooler…`.
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path().join("w.safetensors");
+    edited_checkpoint(&w, |t| {
+        let copies: Vec<_> = t
+            .iter()
+            .filter(|t| unprefixed(&t.0).starts_with("pooler."))
+            .map(|t| {
+                let other = match t.0.strip_prefix("bert.") {
+                    Some(rest) => rest.to_string(),
+                    None => format!("bert.{}", t.0),
+                };
+                (other, t.1, t.2.clone(), t.3.clone())
+            })
+            .collect();
+        assert_eq!(copies.len(), 2);
+        t.extend(copies);
+    });
+    let (out, output) = compile(&w, dir.path());
+    assert_refused(
+        &out,
+        dir.path(),
+        &[
+            "bert.pooler.dense.weight",
+            "` and `pooler.dense.weight` are present",
+            "two copies",
+        ],
+    );
+    assert!(!output.exists());
+}
