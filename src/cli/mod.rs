@@ -30,7 +30,7 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Compile a config (file or preset) to an ONNX model.
+    /// Compile a model folder, a config.json or a preset to an ONNX model.
     Compile(compile::CompileArgs),
     /// Apply the graph passes to an ONNX model (bertc's or an exporter's).
     Optimize(optimize::OptimizeCmdArgs),
