@@ -144,32 +144,8 @@ pub struct QuantizedWeight {
 
 /// Symmetric int8 quantization of a 2-D [K, N] weight.
 pub fn quantize_weight(w: &Tensor, granularity: WeightGranularity) -> QuantizedWeight {
-    let (k, n) = (w.dims()[0], w.dims()[1]);
-    let v = w.to_f32_vec().expect("f32 weight");
-    let mut max = vec![0f32; n];
-    for row in v.chunks_exact(n) {
-        for (m, x) in max.iter_mut().zip(row) {
-            *m = m.max(x.abs());
-        }
-    }
-    if granularity == WeightGranularity::PerTensor {
-        let all = max.iter().copied().fold(0f32, f32::max);
-        max.iter_mut().for_each(|m| *m = all);
-    }
-    let scales: Vec<f32> = max
-        .iter()
-        .map(|&m| if m > 0.0 { m / 127.0 } else { 1.0 })
-        .collect();
-    let mut q = vec![0u8; k * n];
-    for (qrow, row) in q.chunks_exact_mut(n).zip(v.chunks_exact(n)) {
-        for ((qv, x), s) in qrow.iter_mut().zip(row).zip(&scales) {
-            *qv = (x / s).round().clamp(-127.0, 127.0) as i8 as u8;
-        }
-    }
-    QuantizedWeight {
-        values: Tensor::from_raw(DType::I8, vec![k, n], q.into()).expect("sizes match"),
-        scales,
-    }
+    let (values, scales) = super::quantize_weight_s8(w, None, granularity, 127.0);
+    QuantizedWeight { values, scales }
 }
 
 /// One linear layer to rewrite.

@@ -99,6 +99,22 @@ pub fn assert_close(what: &str, actual: &NamedTensors, expected: &NamedTensors, 
 /// Runs the model in onnxruntime through scripts/ort_check.py, which first
 /// runs `onnx.checker.check_model(full_check=True)`.
 pub fn run_onnxruntime(model: &[u8], inputs: &NamedTensors) -> NamedTensors {
+    run_python(
+        "scripts/ort_check.py",
+        "onnx checker / onnxruntime",
+        model,
+        inputs,
+    )
+}
+
+/// Runs the model in OpenVINO (CPU, f32 inference precision) through
+/// scripts/ov_run.py.
+pub fn run_openvino(model: &[u8], inputs: &NamedTensors) -> NamedTensors {
+    run_python("scripts/ov_run.py", "OpenVINO", model, inputs)
+}
+
+/// Runs `script MODEL INPUTS OUTPUTS` (safetensors in and out).
+fn run_python(script: &str, what: &str, model: &[u8], inputs: &NamedTensors) -> NamedTensors {
     let dir = tempfile::tempdir().unwrap();
     let (m, i, o) = (
         dir.path().join("m.onnx"),
@@ -108,13 +124,13 @@ pub fn run_onnxruntime(model: &[u8], inputs: &NamedTensors) -> NamedTensors {
     std::fs::write(&m, model).unwrap();
     write_safetensors(&i, inputs).unwrap();
     let out = Command::new("python3")
-        .arg(root().join("scripts/ort_check.py"))
+        .arg(root().join(script))
         .args([&m, &i, &o])
         .output()
         .expect("python3 runs");
     assert!(
         out.status.success(),
-        "onnx checker / onnxruntime failed ({}); run scripts/setup-test-env.sh if onnx or onnxruntime are missing:\n{}",
+        "{what} failed ({}); run scripts/setup-test-env.sh if its Python packages are missing:\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
@@ -123,29 +139,4 @@ pub fn run_onnxruntime(model: &[u8], inputs: &NamedTensors) -> NamedTensors {
 
 pub fn golden(case_dir: &Path) -> NamedTensors {
     read_safetensors(&case_dir.join("golden.safetensors")).expect("golden file reads")
-}
-
-/// Runs the model in OpenVINO (CPU, f32 inference precision) through
-/// scripts/ov_run.py.
-pub fn run_openvino(model: &[u8], inputs: &NamedTensors) -> NamedTensors {
-    let dir = tempfile::tempdir().unwrap();
-    let (m, i, o) = (
-        dir.path().join("m.onnx"),
-        dir.path().join("in.safetensors"),
-        dir.path().join("out.safetensors"),
-    );
-    std::fs::write(&m, model).unwrap();
-    write_safetensors(&i, inputs).unwrap();
-    let out = Command::new("python3")
-        .arg(root().join("scripts/ov_run.py"))
-        .args([&m, &i, &o])
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "OpenVINO failed ({}); run scripts/setup-test-env.sh if openvino is missing:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    read_safetensors(&o).unwrap()
 }
