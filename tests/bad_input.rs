@@ -2,8 +2,10 @@
 //! exit with a clear message naming what was wrong and what was expected,
 //! never a panic, and must leave no output (nor temporary) file behind.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use safetensors::{Dtype, SafeTensors};
 
@@ -16,15 +18,11 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn bertc(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bertc"));
-    for a in args {
-        cmd.arg(a);
-    }
-    cmd.output().expect("bertc runs")
+    common::bertc_run(args)
 }
 
 fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    common::stderr_of(out)
 }
 
 /// Asserts a clean failure: non-zero exit, no panic, an `error:` message,

@@ -3,6 +3,8 @@
 //! closed stdout. Each failure is a non-zero exit, one `error:` line that
 //! names the path and what was expected, no panic, and no file left behind.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -13,15 +15,11 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn bertc(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bertc"));
-    for a in args {
-        cmd.arg(a);
-    }
-    cmd.output().expect("bertc runs")
+    common::bertc_run(args)
 }
 
 fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    common::stderr_of(out)
 }
 
 fn temp_files(dir: &Path) -> Vec<String> {

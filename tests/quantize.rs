@@ -5,12 +5,11 @@
 mod common;
 
 use bertc::compile::CompileOptions;
-use bertc::config::BertConfig;
 use bertc::ir::Graph;
 use bertc::onnx::{export_bytes, ExportOptions};
 use bertc::passes::{Level, WeightGranularity};
 use bertc::quantize::{apply, calibration_batches, cosine, CalibrationMethod, Precision, PrecisionOptions};
-use bertc::runtime::{read_safetensors, HostTensor, NamedTensors};
+use bertc::runtime::{HostTensor, NamedTensors};
 use common::*;
 
 /// The golden README's tolerances.
@@ -24,22 +23,6 @@ const INT8_MIN_TOKEN_COSINE: f64 = 0.98;
 const INT8_MIN_POOLER_COSINE: f64 = 0.98;
 const FP16_MAX_ABS: f64 = 2e-2;
 const FP16_MIN_COSINE: f64 = 0.9999;
-
-fn minilm_fp32() -> Graph {
-    let dir = minilm_dir();
-    let config = BertConfig::from_path(&dir.join("config.json")).unwrap();
-    let opts = CompileOptions {
-        weights: Some(dir.join("model.safetensors")),
-        ..Default::default()
-    };
-    bertc::pipeline::compile(&config, opts, &bertc::pipeline::at_level(Level::O2))
-        .unwrap()
-        .graph
-}
-
-fn golden() -> NamedTensors {
-    read_safetensors(&fixture("minilm-l6").join("minilm-l6-golden.safetensors")).unwrap()
-}
 
 fn with(precision: Precision) -> PrecisionOptions {
     PrecisionOptions {
@@ -130,7 +113,7 @@ fn min_pooler_cosine(outputs: &NamedTensors, golden: &NamedTensors) -> f64 {
 /// every sentence, every real token's `last_hidden_state` and every
 /// sentence's `pooler_output` (a per-token error can hide in a mean).
 fn assert_int8_accuracy(what: &str, model: &[u8]) {
-    let golden = golden();
+    let golden = minilm_golden();
     for (runtime, outputs) in [
         ("tract", run_tract(model, &golden)),
         ("onnxruntime", run_onnxruntime(model, &golden)),
@@ -182,7 +165,7 @@ fn minilm_int8_static_meets_golden_cosine() {
 fn minilm_fp16_meets_golden_tolerance() {
     let fp32 = minilm_fp32();
     let model = reduced(&fp32, &with(Precision::Fp16));
-    let golden = golden();
+    let golden = minilm_golden();
     for (runtime, outputs) in [
         ("tract", run_tract(&model, &golden)),
         ("onnxruntime", run_onnxruntime(&model, &golden)),

@@ -9,37 +9,18 @@ mod common;
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use bertc::compile::CompileOptions;
-use bertc::config::BertConfig;
-use bertc::ir::Graph;
 use bertc::onnx::{export_bytes, ExportOptions};
 use bertc::passes::{
     quantize_weight_s8, target_passes, weight_max_for_cpu, Level, PassManager, Target, WeightGranularity,
     WEIGHT_MAX_7BIT, WEIGHT_MAX_8BIT,
 };
 use bertc::quantize::{apply, cosine, Precision, PrecisionOptions};
-use bertc::runtime::{read_safetensors, NamedTensors};
+use bertc::runtime::NamedTensors;
 use common::*;
 
 /// The bar: every sentence-embedding row (onnxruntime's own
 /// `quantize_dynamic`, per channel: 0.986).
 const MIN_ROW_COSINE: f64 = 0.99;
-
-fn minilm_fp32() -> Graph {
-    let dir = minilm_dir();
-    let config = BertConfig::from_path(&dir.join("config.json")).unwrap();
-    let opts = CompileOptions {
-        weights: Some(dir.join("model.safetensors")),
-        ..Default::default()
-    };
-    bertc::pipeline::compile(&config, opts, &bertc::pipeline::at_level(Level::O2))
-        .unwrap()
-        .graph
-}
-
-fn golden() -> NamedTensors {
-    read_safetensors(&fixture("minilm-l6").join("minilm-l6-golden.safetensors")).unwrap()
-}
 
 /// Cosine of each row's sentence embedding (mean of last_hidden_state over
 /// real tokens, L2-normalised) with the golden one.
@@ -79,7 +60,7 @@ fn onnxruntime_optimized_ops(model: &[u8]) -> BTreeMap<String, usize> {
 }
 
 #[test]
-fn minilm_onnxruntime_int8_fuses_and_meets_golden() {
+fn minilm_onnxruntime_int8_fuses_and_meets_minilm_golden() {
     let mut g = minilm_fp32();
     let opts = PrecisionOptions {
         precision: Precision::Int8Dynamic,
@@ -102,7 +83,7 @@ fn minilm_onnxruntime_int8_fuses_and_meets_golden() {
         .filter(|&id| g.node(id).name.ends_with(".smoothed"))
         .count();
     assert_eq!(smoothed, 12, "smoothing Muls");
-    let golden = golden();
+    let golden = minilm_golden();
 
     // tract gates the standard-op form, before the contrib lowering.
     let portable = export_bytes(&g, ExportOptions::default()).unwrap();

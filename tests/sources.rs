@@ -9,11 +9,7 @@ use std::process::Output;
 use common::*;
 
 fn bertc(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_bertc"));
-    for a in args {
-        cmd.arg(a);
-    }
-    cmd.output().unwrap()
+    bertc_run(args)
 }
 
 fn both(out: &Output) -> String {

@@ -140,3 +140,33 @@ fn run_python(script: &str, what: &str, model: &[u8], inputs: &NamedTensors) -> 
 pub fn golden(case_dir: &Path) -> NamedTensors {
     read_safetensors(&case_dir.join("golden.safetensors")).expect("golden file reads")
 }
+
+/// Runs the `bertc` binary with `args`.
+pub fn bertc_run(args: &[&dyn AsRef<std::ffi::OsStr>]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bertc"));
+    for a in args {
+        cmd.arg(a);
+    }
+    cmd.output().expect("bertc runs")
+}
+
+/// A run's standard error, as text.
+pub fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The real all-MiniLM-L6-v2 compiled at -O2 through the pipeline (checked).
+pub fn minilm_fp32() -> bertc::ir::Graph {
+    let dir = minilm_dir();
+    let config = BertConfig::from_path(&dir.join("config.json")).unwrap();
+    let opts = CompileOptions {
+        weights: Some(dir.join("model.safetensors")),
+        ..Default::default()
+    };
+    compile(&config, opts, &at_level(Level::O2)).unwrap().graph
+}
+
+/// PyTorch's outputs of the real MiniLM (tests/fixtures/minilm-l6).
+pub fn minilm_golden() -> NamedTensors {
+    read_safetensors(&fixture("minilm-l6").join("minilm-l6-golden.safetensors")).unwrap()
+}
