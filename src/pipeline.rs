@@ -344,18 +344,15 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
         set_threads(crate::runtime::available_threads());
     }
     let mut times = StageTimes::default();
+    // Hashed after the build, so that a bad checkpoint gets the loader's
+    // own message (the build has validated it by then).
+    let weights_file = match &source {
+        Source::Config(_, c) => c.weights.clone(),
+        Source::Graph(_) => None,
+    };
     let weights = match &source {
-        Source::Config(_, c) => match &c.weights {
-            Some(path) => WeightsReport::File {
-                path: path.clone(),
-                sha256: crate::source::sha256_file(path).map_err(|e| crate::weights::WeightsError::Io {
-                    path: path.display().to_string(),
-                    error: e,
-                })?,
-            },
-            None if c.shapes_only => WeightsReport::Placeholder,
-            None => WeightsReport::Random { seed: c.seed },
-        },
+        Source::Config(_, c) if c.weights.is_none() && c.shapes_only => WeightsReport::Placeholder,
+        Source::Config(_, c) => WeightsReport::Random { seed: c.seed },
         Source::Graph(_) => WeightsReport::Graph,
     };
     let (mut graph, spec, ignored) = match source {
@@ -372,6 +369,16 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
             (graph, Some(spec), ignored)
         }
         Source::Graph(g) => (g, None, vec![]),
+    };
+    let weights = match weights_file {
+        Some(path) => WeightsReport::File {
+            sha256: crate::source::sha256_file(&path).map_err(|error| crate::weights::WeightsError::Io {
+                path: path.display().to_string(),
+                error,
+            })?,
+            path,
+        },
+        None => weights,
     };
     let nodes_before = NodeCount::of(&graph);
 

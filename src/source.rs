@@ -148,8 +148,11 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-/// The sha256 of a file, hex, streamed (checkpoints are hundreds of MB).
+/// The sha256 of a regular file, hex, streamed (checkpoints are hundreds
+/// of MB). Anything else is refused before it is opened: a FIFO would
+/// block the open, a device would never end.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    crate::input_file::require_regular(path)?;
     let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 20];

@@ -592,3 +592,59 @@ fn a_half_or_doubled_pooler_is_an_error_not_a_choice() {
     );
     assert!(!output.exists());
 }
+
+/// Runs bertc, killing it after `seconds`: an input that blocks (a FIFO)
+/// or never ends (/dev/zero) must fail the test, not hang it.
+fn bertc_within(seconds: u64, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bertc"));
+    for a in args {
+        cmd.arg(a);
+    }
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed().as_secs() >= seconds {
+            child.kill().unwrap();
+            panic!(
+                "bertc {:?} still running after {seconds} s",
+                args.iter().map(|a| a.as_ref().to_owned()).collect::<Vec<_>>()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn fifos_and_devices_are_refused_as_inputs_without_blocking() {
+    let dir = fixture_copy();
+    let fifo = dir.path().join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let out = dir.path().join("m.onnx");
+    let model = dir.path().join("model.onnx");
+    let made = bertc(&[&"compile", &"bert-tiny", &"-O0", &"-o", &model]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    for input in [fifo.as_path(), Path::new("/dev/zero")] {
+        let cases: [Vec<&dyn AsRef<std::ffi::OsStr>>; 5] = [
+            vec![&"compile", &"bert-tiny", &"--weights", &input, &"-o", &out],
+            vec![&"compile", &input, &"-o", &out],
+            vec![
+                &"compile",
+                &"bert-tiny",
+                &"--quantize",
+                &"static",
+                &"--calibrate",
+                &input,
+                &"-o",
+                &out,
+            ],
+            vec![&"optimize", &input, &"-o", &out],
+            vec![&"validate", &model, &"--golden", &input],
+        ];
+        for args in cases {
+            let result = bertc_within(60, &args);
+            assert_refused(&result, dir.path(), &["not a regular file"]);
+            assert!(!out.exists());
+        }
+    }
+}

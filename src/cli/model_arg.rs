@@ -96,7 +96,8 @@ impl ModelArg {
     /// that what is measured is what is on disk).
     pub fn onnx_bytes(&self) -> anyhow::Result<Vec<u8>> {
         if self.source == "onnx" {
-            return std::fs::read(&self.name).with_context(|| format!("cannot read {}", self.name));
+            return bertc::input_file::read_regular(std::path::Path::new(&self.name))
+                .with_context(|| format!("cannot read {}", self.name));
         }
         Ok(bertc::onnx::export_bytes(&self.graph, Default::default())?)
     }

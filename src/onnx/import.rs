@@ -17,7 +17,7 @@ use crate::ir::{BinaryOp, ContribOp, Dim, GeluApproximation, Graph, Op, Tensor, 
 use crate::passes::Pass;
 
 pub fn read_model(path: &Path) -> Result<Graph, OnnxError> {
-    let bytes = std::fs::read(path).map_err(|error| OnnxError::Io {
+    let bytes = crate::input_file::read_regular(path).map_err(|error| OnnxError::Io {
         path: path.display().to_string(),
         error,
     })?;

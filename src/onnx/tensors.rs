@@ -78,8 +78,8 @@ pub(super) fn external_tensor(t: &proto::TensorProto, dir: Option<&Path>) -> Res
             .transpose()
     };
     let path = dir.join(rel);
-    let data =
-        std::fs::read(&path).map_err(|e| format!("cannot read external data {}: {e}", path.display()))?;
+    let data = crate::input_file::read_regular(&path)
+        .map_err(|e| format!("cannot read external data {}: {e}", path.display()))?;
     let offset = number("offset")?.unwrap_or(0);
     let length = number("length")?.unwrap_or(data.len().saturating_sub(offset));
     let bytes = data

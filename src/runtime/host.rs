@@ -67,7 +67,8 @@ pub type NamedTensors = BTreeMap<String, HostTensor>;
 /// Reads every tensor of a safetensors file (f32, f16, bf16 → f32; i64, i32 → i64).
 pub fn read_safetensors(path: &Path) -> Result<NamedTensors, RuntimeError> {
     let shown = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| RuntimeError::Io(format!("cannot read {shown}: {e}")))?;
+    let bytes = crate::input_file::read_regular(path)
+        .map_err(|e| RuntimeError::Io(format!("cannot read {shown}: {e}")))?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| RuntimeError::Io(format!("{shown} is not a valid safetensors file: {e}")))?;
     let mut out = NamedTensors::new();

@@ -78,7 +78,7 @@ impl TractSession {
     }
 
     pub fn from_path(path: &std::path::Path) -> Result<TractSession, RuntimeError> {
-        let bytes = std::fs::read(path)
+        let bytes = crate::input_file::read_regular(path)
             .map_err(|e| RuntimeError::Io(format!("cannot read {}: {e}", path.display())))?;
         TractSession::from_bytes(&bytes)
     }

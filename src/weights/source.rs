@@ -307,6 +307,16 @@ fn map_file(path: &Path) -> Result<memmap2::Mmap, WeightsError> {
             found: "a directory (use find_weights to pick the checkpoint in a model folder)",
         });
     }
+    // Devices and FIFOs first: opening a FIFO blocks, /dev/zero never ends.
+    if let Err(error) = crate::input_file::require_regular(path) {
+        return match error.kind() {
+            std::io::ErrorKind::InvalidInput => Err(WeightsError::WrongKind {
+                path: shown,
+                found: "a device, FIFO or socket, not a regular file",
+            }),
+            _ => Err(WeightsError::Io { path: shown, error }),
+        };
+    }
     let file = std::fs::File::open(path).map_err(|error| WeightsError::Io {
         path: shown.clone(),
         error,
