@@ -91,29 +91,9 @@ pub fn dump_with(g: &Graph, opts: DumpOptions) -> String {
     }
     writeln!(out, "nodes: {}", order.len() - consts.len() - g.inputs().len()).unwrap();
     for &id in &order {
-        let n = g.node(id);
-        if matches!(n.op, Op::Input | Op::Constant(_)) {
-            continue;
+        if !matches!(g.node(id).op, Op::Input | Op::Constant(_)) {
+            writeln!(out, "  {}", node_line(g, id)).unwrap();
         }
-        let args: Vec<String> = g
-            .inputs_of(id)
-            .into_iter()
-            .map(|v| v.map_or_else(|| "_".to_string(), |v| value_name(g, v)))
-            .collect();
-        let types: Vec<String> = n
-            .outputs
-            .iter()
-            .map(|o| format!("{}{}", o.dtype, o.shape))
-            .collect();
-        writeln!(
-            out,
-            "  {} = {}({}) -> {}",
-            n.name,
-            n.op,
-            args.join(", "),
-            types.join(", ")
-        )
-        .unwrap();
     }
     writeln!(out, "outputs:").unwrap();
     for (name, v) in g.outputs() {
@@ -128,4 +108,26 @@ pub fn dump_with(g: &Graph, opts: DumpOptions) -> String {
         .unwrap();
     }
     out
+}
+
+/// One operation as the dumps print it: `name = Op(args) -> types`.
+pub(super) fn node_line(g: &Graph, id: super::NodeId) -> String {
+    let n = g.node(id);
+    let args: Vec<String> = g
+        .inputs_of(id)
+        .into_iter()
+        .map(|v| v.map_or_else(|| "_".to_string(), |v| value_name(g, v)))
+        .collect();
+    let types: Vec<String> = n
+        .outputs
+        .iter()
+        .map(|o| format!("{}{}", o.dtype, o.shape))
+        .collect();
+    format!(
+        "{} = {}({}) -> {}",
+        n.name,
+        n.op,
+        args.join(", "),
+        types.join(", ")
+    )
 }

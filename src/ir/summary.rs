@@ -176,25 +176,7 @@ pub fn structure_summary(g: &Graph) -> String {
         let n = g.node(id);
         match &n.op {
             Op::Constant(t) => writeln!(out, "  {}: {}", n.name, constant_summary(t, WeightStyle::Shape)),
-            op => {
-                let args: Vec<String> = g
-                    .inputs_of(id)
-                    .into_iter()
-                    .map(|v| v.map_or_else(|| "_".to_string(), |v| value_name(g, v)))
-                    .collect();
-                let types: Vec<String> = n
-                    .outputs
-                    .iter()
-                    .map(|o| format!("{}{}", o.dtype, o.shape))
-                    .collect();
-                writeln!(
-                    out,
-                    "  {} = {op}({}) -> {}",
-                    n.name,
-                    args.join(", "),
-                    types.join(", ")
-                )
-            }
+            _ => writeln!(out, "  {}", super::dump::node_line(g, id)),
         }
         .unwrap();
     }
