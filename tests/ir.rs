@@ -171,3 +171,42 @@ fn unknown_pass_names_list_the_valid_ones() {
         "{msg}"
     );
 }
+
+#[test]
+fn cumsum_counts_along_its_axis_in_tract_and_survives_a_round_trip() {
+    use bertc::onnx::{export_bytes, import_bytes, ExportOptions};
+    use bertc::runtime::{HostTensor, NamedTensors, TractSession};
+    let mut g = Graph::new();
+    let ids = g
+        .add_input(
+            "ids",
+            DType::I64,
+            Shape(vec![Dim::sym(BATCH), Dim::sym(SEQUENCE)]),
+        )
+        .unwrap();
+    let axis = g.add_const("axis", Tensor::scalar_i64(1)).unwrap();
+    let sum = g.add("sum", Op::CumSum, &[ids, axis]).unwrap();
+    assert_eq!(g.info(sum).shape.to_string(), "[batch_size,sequence_length]");
+    g.set_output("sum", sum);
+    let bad_axis = g.add_const("bad_axis", Tensor::scalar_i64(2)).unwrap();
+    let err = g.add("bad", Op::CumSum, &[ids, bad_axis]).unwrap_err();
+    assert!(
+        err.to_string().contains("axis 2 is out of range for rank 2"),
+        "{err}"
+    );
+
+    let bytes = export_bytes(&g, ExportOptions::default()).unwrap();
+    let back = import_bytes(&bytes).unwrap();
+    assert_eq!(back.op_histogram().get("CumSum"), Some(&1));
+    let mut s = TractSession::from_bytes(&bytes).unwrap();
+    let inputs: NamedTensors = [(
+        "ids".to_string(),
+        HostTensor::i64(vec![2, 4], vec![1, 0, 1, 1, 0, 0, 1, 1]),
+    )]
+    .into();
+    let out = s.run(&inputs).unwrap()["sum"].clone();
+    assert_eq!(
+        out.data,
+        bertc::runtime::HostData::I64(vec![1, 1, 2, 3, 0, 0, 1, 2])
+    );
+}

@@ -151,6 +151,9 @@ pub enum Op {
     Expand,
     /// Inputs: start, limit, delta (scalars).
     Range,
+    /// Running sum along the axis given as the second input (a scalar);
+    /// RoBERTa-style position ids count the non-pad tokens with it.
+    CumSum,
     /// GatherND with batch_dims 0. Inputs: data, indices (int64, last dim k).
     GatherNd,
     /// Input: shape (int64); output filled with `value` (one element).
@@ -301,6 +304,7 @@ impl Op {
             Op::Identity => "Identity",
             Op::Expand => "Expand",
             Op::Range => "Range",
+            Op::CumSum => "CumSum",
             Op::GatherNd => "GatherND",
             Op::ConstantOfShape { .. } => "ConstantOfShape",
             Op::Flatten { .. } => "Flatten",
@@ -324,9 +328,13 @@ impl Op {
     pub fn arity(&self) -> (usize, usize) {
         match self {
             Op::Input | Op::Constant(_) => (0, 0),
-            Op::Binary(_) | Op::MatMul | Op::Reshape | Op::Gather { .. } | Op::Expand | Op::GatherNd => {
-                (2, 2)
-            }
+            Op::Binary(_)
+            | Op::MatMul
+            | Op::Reshape
+            | Op::Gather { .. }
+            | Op::Expand
+            | Op::GatherNd
+            | Op::CumSum => (2, 2),
             Op::LayerNorm { .. } => (2, 3),
             Op::Clip => (1, 3),
             Op::MatMulInteger => (2, 4),

@@ -209,6 +209,15 @@ impl Importer {
                 BinaryOp::Min
             })?,
             "Range" => Op::Range,
+            "CumSum" => {
+                // Only the plain inclusive forward sum has a meaning in the IR.
+                for flag in ["exclusive", "reverse"] {
+                    if int(flag, 0) != 0 {
+                        return Err(err(self, format!("{flag}=1 is not supported")));
+                    }
+                }
+                Op::CumSum
+            }
             "ConstantOfShape" => {
                 let value = match attr("value").and_then(|a| a.t.as_ref()) {
                     Some(t) => tensor_from_proto(t).map_err(|r| err(self, r))?,

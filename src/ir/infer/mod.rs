@@ -257,6 +257,23 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Infer {
             };
             one(start.dtype, Shape(vec![len]))
         }
+        Op::CumSum => {
+            let (data, axis) = (x(0), x(1));
+            if axis.shape.rank() != 0 || !matches!(axis.dtype, DType::I64 | DType::I32) {
+                return Err(format!(
+                    "the axis must be an int64 or int32 scalar, got {} {}",
+                    axis.dtype, axis.shape
+                ));
+            }
+            if !matches!(data.dtype, DType::F32 | DType::F16 | DType::I64 | DType::I32) {
+                return Err(format!("CumSum of {} is not supported", data.dtype));
+            }
+            if let Some(Dim::Fixed(a)) = axis.known.as_ref().and_then(|k| k.first().cloned()) {
+                normalize_axis(a, data.shape.rank())
+                    .ok_or_else(|| format!("axis {a} is out of range for rank {}", data.shape.rank()))?;
+            }
+            one(data.dtype, data.shape.clone())
+        }
         Op::ConstantOfShape { value } => {
             let target = x(0);
             let dims = target
