@@ -285,3 +285,53 @@ fn no_quantize_embeddings_keeps_the_word_embeddings_f32() {
         size("default.onnx")
     );
 }
+
+/// `--precision` names the same three precisions in compile, optimize and
+/// sweep: `int8` is dynamic int8, byte for byte what `--quantize dynamic`
+/// writes; contradicting or int8-only flags on another precision are refused.
+#[test]
+fn precision_int8_is_quantize_dynamic_and_contradictions_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, _, _) = compile_tiny(dir.path(), "q.onnx", &["--quantize", "dynamic"]);
+    let (b, g, text) = compile_tiny(dir.path(), "p.onnx", &["--precision", "int8"]);
+    assert_eq!(std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+    assert_eq!(count(&g, "MatMulInteger"), TINY_LINEARS, "{text}");
+    let (_, static_g, _) = compile_tiny(
+        dir.path(),
+        "s.onnx",
+        &["--precision", "int8", "--quantize", "static"],
+    );
+    assert_eq!(count(&static_g, "MatMulInteger"), TINY_LINEARS);
+
+    let out = dir.path().join("refused.onnx");
+    let o = out.to_str().unwrap();
+    for (extra, needle) in [
+        (
+            &["--precision", "fp16", "--quantize", "dynamic"][..],
+            "--quantize dynamic asks for int8, but --precision is fp16",
+        ),
+        (
+            &["--precision", "fp32", "--quantize", "static"][..],
+            "--precision is fp32",
+        ),
+        (
+            &["--precision", "fp16", "--per-tensor"][..],
+            "--per-tensor applies only to int8",
+        ),
+        (
+            &["--quantize-skip", "pooler"][..],
+            "--quantize-skip applies only to int8",
+        ),
+        (
+            &["--no-quantize-embeddings"][..],
+            "--no-quantize-embeddings applies only to int8",
+        ),
+    ] {
+        let mut args = vec!["compile", "bert-tiny", "-o", o];
+        args.extend(extra);
+        let (ok, text) = bertc(&args);
+        assert!(!ok, "bertc {args:?} should fail");
+        assert!(text.contains(needle), "bertc {args:?} said: {text}");
+        assert!(!out.exists(), "a refused compile wrote {o}");
+    }
+}

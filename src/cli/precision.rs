@@ -9,21 +9,23 @@ use bertc::quantize::{CalibrationMethod, DEFAULT_MIN_COSINE};
 
 #[derive(clap::Args)]
 pub struct PrecisionArgs {
-    /// Quantize linear layers to int8: activation scales per token at run
-    /// time (dynamic) or calibrated (static).
+    /// The precision of the written model (default fp32): fp16 stores weights
+    /// as f16 (arithmetic stays f32); int8 quantizes every linear layer, with
+    /// activation scales per token at run time unless `--quantize static`.
+    #[arg(long, value_enum)]
+    pub precision: Option<PrecisionArg>,
+    /// How int8 activations are scaled: per token at run time (dynamic) or
+    /// calibrated (static). Implies `--precision int8`.
     #[arg(long, value_enum)]
     pub quantize: Option<QuantizeArg>,
-    /// Store weights as f16 (arithmetic stays f32); int8 is `--quantize`.
-    #[arg(long, value_enum, default_value_t = PrecisionArg::Fp32, conflicts_with = "quantize")]
-    pub precision: PrecisionArg,
     /// One int8 weight scale per tensor instead of per output channel.
-    #[arg(long, requires = "quantize")]
+    #[arg(long)]
     pub per_tensor: bool,
     /// Keep linear layers whose name contains PATTERN in f32 (e.g. `pooler`); repeatable.
-    #[arg(long, value_name = "PATTERN", value_delimiter = ',', requires = "quantize")]
+    #[arg(long, value_name = "PATTERN", value_delimiter = ',')]
     pub quantize_skip: Vec<String>,
     /// Keep the embedding tables in f32 (by default the word embeddings are stored int8).
-    #[arg(long, requires = "quantize")]
+    #[arg(long)]
     pub no_quantize_embeddings: bool,
     /// Calibration inputs for --quantize static: a safetensors file with every model input as [N, S].
     /// Without it, generated realistic inputs are used.
@@ -47,10 +49,43 @@ pub enum QuantizeArg {
     Static,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+impl QuantizeArg {
+    fn name(self) -> &'static str {
+        match self {
+            QuantizeArg::Dynamic => "dynamic",
+            QuantizeArg::Static => "static",
+        }
+    }
+}
+
+/// The precisions every command names the same way (`compile`, `optimize`,
+/// `sweep`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PrecisionArg {
     Fp32,
     Fp16,
+    Int8,
+}
+
+impl PrecisionArg {
+    pub fn name(self) -> &'static str {
+        match self {
+            PrecisionArg::Fp32 => "fp32",
+            PrecisionArg::Fp16 => "fp16",
+            PrecisionArg::Int8 => "int8",
+        }
+    }
+
+    /// How `compile --precision P` compiles, with its defaults and gate: int8
+    /// is dynamic.
+    pub fn reduced(self) -> Option<ReducedPrecision> {
+        match self {
+            PrecisionArg::Fp32 => None,
+            PrecisionArg::Fp16 => Some(ReducedPrecision::new(ReducedKind::Fp16)),
+            PrecisionArg::Int8 => Some(ReducedPrecision::new(ReducedKind::Int8Dynamic)),
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -77,9 +112,32 @@ impl PrecisionArgs {
         if self.percentile.is_some() && self.calibration_method != Some(MethodArg::Percentile) {
             anyhow::bail!("--percentile applies only to --calibration-method percentile");
         }
-        let kind = match (self.quantize, self.precision) {
-            (Some(QuantizeArg::Dynamic), _) => ReducedKind::Int8Dynamic,
-            (Some(QuantizeArg::Static), _) => ReducedKind::Int8Static {
+        let precision = match (self.precision, self.quantize) {
+            (Some(p @ (PrecisionArg::Fp32 | PrecisionArg::Fp16)), Some(q)) => anyhow::bail!(
+                "--quantize {} asks for int8, but --precision is {} (drop one of them)",
+                q.name(),
+                p.name()
+            ),
+            (Some(p), _) => p,
+            (None, Some(_)) => PrecisionArg::Int8,
+            (None, None) => PrecisionArg::Fp32,
+        };
+        if precision != PrecisionArg::Int8 {
+            for (given, flag) in [
+                (self.per_tensor, "--per-tensor"),
+                (!self.quantize_skip.is_empty(), "--quantize-skip"),
+                (self.no_quantize_embeddings, "--no-quantize-embeddings"),
+            ] {
+                if given {
+                    anyhow::bail!(
+                        "{flag} applies only to int8 (--precision int8 or --quantize), not {}",
+                        precision.name()
+                    );
+                }
+            }
+        }
+        let kind = match (precision, self.quantize) {
+            (PrecisionArg::Int8, Some(QuantizeArg::Static)) => ReducedKind::Int8Static {
                 calibrate: self.calibrate.clone(),
                 method: match self.calibration_method {
                     Some(MethodArg::Percentile) => {
@@ -88,10 +146,11 @@ impl PrecisionArgs {
                     _ => CalibrationMethod::MinMax,
                 },
             },
-            (None, PrecisionArg::Fp16) => ReducedKind::Fp16,
-            (None, PrecisionArg::Fp32) => {
+            (PrecisionArg::Int8, _) => ReducedKind::Int8Dynamic,
+            (PrecisionArg::Fp16, _) => ReducedKind::Fp16,
+            (PrecisionArg::Fp32, _) => {
                 if self.min_cosine != DEFAULT_MIN_COSINE {
-                    anyhow::bail!("--min-cosine applies only with --quantize or --precision fp16");
+                    anyhow::bail!("--min-cosine applies only to --precision fp16 or int8");
                 }
                 return Ok(None);
             }

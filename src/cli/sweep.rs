@@ -8,12 +8,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use bertc::atomic_write::write_atomic;
 use bertc::bench::{BenchOptions, CellResult, MachinePeak};
-use bertc::pipeline::{ReducedKind, ReducedPrecision};
 use bertc::plot::{latency_vs_parameters_svg, PlotPoint};
 use serde::Serialize;
 
 use super::bench::Measure;
 use super::group_digits;
+use super::precision::PrecisionArg as Precision;
 
 /// Swept when no model is named: Google's miniatures, MiniLM and BERT-base.
 pub const DEFAULT_MODELS: &[&str] = &[
@@ -24,35 +24,6 @@ pub const DEFAULT_MODELS: &[&str] = &[
     "all-MiniLM-L6-v2",
     "bert-base-uncased",
 ];
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Precision {
-    Fp32,
-    Fp16,
-    Int8,
-}
-
-impl Precision {
-    fn name(self) -> &'static str {
-        match self {
-            Precision::Fp32 => "fp32",
-            Precision::Fp16 => "fp16",
-            Precision::Int8 => "int8",
-        }
-    }
-}
-
-/// How a config is compiled at `precision`: fp32 as `compile` does by
-/// default, int8 as `--quantize dynamic`, fp16 as `--precision fp16`, with
-/// compile's defaults and accuracy gate.
-pub fn reduced_precision(precision: Precision) -> Option<ReducedPrecision> {
-    match precision {
-        Precision::Fp32 => None,
-        Precision::Fp16 => Some(ReducedPrecision::new(ReducedKind::Fp16)),
-        Precision::Int8 => Some(ReducedPrecision::new(ReducedKind::Int8Dynamic)),
-    }
-}
 
 #[derive(clap::Args)]
 pub struct SweepArgs {
@@ -140,7 +111,7 @@ pub fn run(a: SweepArgs) -> anyhow::Result<ExitCode> {
     let mut entries = Vec::new();
     for model in &models {
         for &p in &precisions {
-            entries.push(((model.clone(), reduced_precision(p)), p));
+            entries.push(((model.clone(), p.reduced()), p));
         }
     }
     let opts = BenchOptions {
