@@ -221,6 +221,11 @@ impl PassManager {
         PassManager::default()
     }
 
+    /// Whether it runs no pass at all (then it cannot change a graph).
+    pub fn is_empty(&self) -> bool {
+        self.passes.is_empty()
+    }
+
     /// A manager for a comma-separated list of pass names.
     pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<PassManager, PassError> {
         let mut pm = PassManager::new();

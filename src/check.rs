@@ -26,13 +26,73 @@ pub fn check_equivalence(
     candidate: &Graph,
     inputs: &NamedTensors,
 ) -> Result<Vec<OutputComparison>, Error> {
-    let run = |g: &Graph| -> Result<NamedTensors, Error> {
-        let bytes = export_bytes(g, ExportOptions::default())?;
-        Ok(TractSession::from_bytes(&bytes)?.run(inputs)?)
-    };
-    let expected = run(reference)?;
-    let actual = run(candidate)?;
-    compare_outputs(&expected, &actual)
+    Ok(check_loaded(reference, candidate, ExportOptions::default(), inputs)?.0)
+}
+
+/// A graph serialized once and loaded in tract from those bytes: what is
+/// checked is then exactly what gets written, and later stages (the
+/// accuracy gate) reuse the loaded model instead of serializing and parsing
+/// it again — for BERT-base each of those costs about a second.
+pub struct Loaded {
+    pub bytes: Vec<u8>,
+    pub session: TractSession,
+}
+
+impl Loaded {
+    pub fn new(g: &Graph, export: ExportOptions) -> Result<Loaded, Error> {
+        let bytes = export_bytes(g, export)?;
+        let session = TractSession::from_bytes(&bytes)?;
+        Ok(Loaded { bytes, session })
+    }
+}
+
+/// [`check_equivalence`], keeping the candidate loaded (serialized with
+/// `export`, the options it will be written with). The reference is
+/// serialized, parsed and run on a second thread meanwhile: parsing is
+/// single-threaded in tract, and the two models are independent.
+pub fn check_loaded(
+    reference: &Graph,
+    candidate: &Graph,
+    export: ExportOptions,
+    inputs: &NamedTensors,
+) -> Result<(Vec<OutputComparison>, Loaded), Error> {
+    let (expected, loaded) = alongside(
+        || -> Result<NamedTensors, Error> {
+            // Its bytes are not kept: the two models' peak memory is the
+            // price of checking them side by side.
+            let bytes = export_bytes(reference, ExportOptions::default())?;
+            let mut session = TractSession::from_bytes(&bytes)?;
+            drop(bytes);
+            Ok(session.run(inputs)?)
+        },
+        || -> Result<(NamedTensors, Loaded), Error> {
+            let mut c = Loaded::new(candidate, export)?;
+            Ok((c.session.run(inputs)?, c))
+        },
+    );
+    let (actual, loaded) = loaded?;
+    Ok((compare_outputs(&expected?, &actual)?, loaded))
+}
+
+/// Runs `a` on a scoped thread while `b` runs on this one; both results.
+/// A panic on the other thread (tract's are caught inside the session, so
+/// this is a bug) becomes an error rather than tearing down the process.
+pub fn alongside<A: Send, B>(
+    a: impl FnOnce() -> Result<A, Error> + Send,
+    b: impl FnOnce() -> B,
+) -> (Result<A, Error>, B) {
+    std::thread::scope(|s| {
+        let handle = s.spawn(a);
+        let b = b();
+        let a = handle.join().unwrap_or_else(|payload| {
+            Err(crate::runtime::RuntimeError::Panic {
+                stage: "check",
+                message: crate::runtime::panic_message(payload.as_ref()),
+            }
+            .into())
+        });
+        (a, b)
+    })
 }
 
 /// Compares each expected output with the actual one of the same name;

@@ -7,20 +7,20 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::builder::ModelSpec;
-use crate::check::{check_equivalence, check_inputs, require_within, CHECK_ATOL};
+use crate::check::{alongside, check_inputs, check_loaded, require_within, Loaded, CHECK_ATOL};
 use crate::compile::{build, Built, CompileOptions};
 use crate::config::BertConfig;
 use crate::error::Error;
 use crate::ir::Graph;
-use crate::onnx::{export_bytes, resolve_opset, write_model, ExportOptions};
+use crate::onnx::{export_bytes, resolve_opset, write_model, ExportOptions, OnnxError};
 use crate::passes::{
     pipeline as level_pipeline, target_passes, Level, PassManager, PassRun, Target, WeightGranularity,
 };
 use crate::quantize::{
-    self, accuracy_report, calibration_batches, validation_inputs, AccuracyReport, CalibrationMethod,
+    self, calibration_batches, compare_runs, run_all, validation_inputs, AccuracyReport, CalibrationMethod,
     Precision, PrecisionOptions,
 };
-use crate::runtime::{set_threads, OutputComparison};
+use crate::runtime::{set_threads, NamedTensors, OutputComparison, TractSession};
 
 /// Where the graph comes from.
 pub enum Source {
@@ -293,18 +293,33 @@ pub struct Compiled {
     /// Checkpoint tensors of other heads (or the pooler) left unread.
     pub ignored: Vec<String>,
     pub export: ExportOptions,
+    /// `graph` serialized with `export`, when a check loaded exactly these
+    /// bytes and nothing changed the graph since: written as they are.
+    bytes: Option<Vec<u8>>,
     pub report: Report,
 }
 
 impl Compiled {
     /// The ONNX bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
-        Ok(export_bytes(&self.graph, self.export)?)
+        match &self.bytes {
+            Some(b) => Ok(b.clone()),
+            None => Ok(export_bytes(&self.graph, self.export)?),
+        }
     }
 
     /// Serializes into `path` atomically; returns the file size.
     pub fn write(&self, path: &std::path::Path) -> Result<usize, Error> {
-        Ok(write_model(&self.graph, self.export, path)?)
+        match &self.bytes {
+            Some(b) => {
+                crate::atomic_write::write_atomic(path, b).map_err(|error| OnnxError::Io {
+                    path: path.display().to_string(),
+                    error,
+                })?;
+                Ok(b.len())
+            }
+            None => Ok(write_model(&self.graph, self.export, path)?),
+        }
     }
 }
 
@@ -389,12 +404,21 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
     // An explicit opset too low for a fused op fails here, before the checks.
     resolve_opset(&graph, opts.opset)?;
 
+    // The bytes the check loads are the bytes written, unless a later stage
+    // changes the graph.
+    let export = ExportOptions {
+        opset: opts.opset,
+        value_info: opts.value_info,
+    };
     let start = Instant::now();
     let mut check = vec![];
+    let mut loaded = None;
     if opts.check && !pass_runs.is_empty() {
         let inputs = check_inputs(&reference);
-        check = check_equivalence(&reference, &graph, &inputs)?;
-        require_within(&check, CHECK_ATOL)?;
+        let (comparisons, candidate) = check_loaded(&reference, &graph, export, &inputs)?;
+        require_within(&comparisons, CHECK_ATOL)?;
+        check = comparisons;
+        loaded = Some(candidate);
     }
     times.check = start.elapsed();
 
@@ -402,11 +426,11 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
     let (precision, accuracy) = match &opts.precision {
         None => (vec![], None),
         Some(p) => {
-            let (runs, report) = reduce(&mut graph, p, opts.target)?;
+            let (runs, report, candidate) = reduce(&mut graph, p, opts.target, loaded.take(), export)?;
             if opts.check {
                 report.require(p.min_cosine)?;
             }
-            graph.metadata.insert("bertc.precision".into(), p.name().into());
+            loaded = Some(candidate);
             (runs, Some(report))
         }
     };
@@ -417,6 +441,9 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
     };
 
     let start = Instant::now();
+    if !lowering.is_empty() {
+        loaded = None;
+    }
     let lowering = lowering.run(&mut graph)?;
     times.lowering = start.elapsed();
     let opset = resolve_opset(&graph, opts.opset)?;
@@ -424,10 +451,8 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
         graph,
         spec,
         ignored,
-        export: ExportOptions {
-            opset: opts.opset,
-            value_info: opts.value_info,
-        },
+        export,
+        bytes: loaded.map(|l| l.bytes),
         report: Report {
             weights,
             passes: pass_runs,
@@ -445,12 +470,16 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
 
 /// Rewrites `g` to reduced precision and measures it against the f32
 /// graph on the validation inputs (always: the report is printed even
-/// when the gate is off).
+/// when the gate is off). `fp32` is the f32 graph already loaded by the
+/// check, if it ran; the reduced graph is returned loaded from the bytes
+/// `export` writes.
 fn reduce(
     g: &mut Graph,
     p: &ReducedPrecision,
     target: Target,
-) -> Result<(Vec<PassRun>, AccuracyReport), Error> {
+    fp32: Option<Loaded>,
+    export: ExportOptions,
+) -> Result<(Vec<PassRun>, AccuracyReport, Loaded), Error> {
     let precision = match &p.kind {
         ReducedKind::Int8Dynamic => Precision::Int8Dynamic,
         ReducedKind::Int8Static { calibrate, method } => Precision::Int8Static {
@@ -468,6 +497,22 @@ fn reduce(
     };
     let reference = g.clone();
     let runs = quantize::apply(g, &opts)?;
-    let report = accuracy_report(&reference, g, &validation_inputs(&reference))?;
-    Ok((runs, report))
+    g.metadata.insert("bertc.precision".into(), p.name().into());
+    let inputs = validation_inputs(&reference);
+    let mut fp32 = match fp32 {
+        Some(l) => l.session,
+        None => TractSession::from_bytes(&export_bytes(&reference, ExportOptions::default())?)?,
+    };
+    // The f32 runs go on a second thread while the reduced graph is
+    // serialized and parsed here.
+    let (expected, reduced) = alongside(
+        || run_all(&mut fp32, &inputs),
+        || -> Result<(Vec<NamedTensors>, Loaded), Error> {
+            let mut l = Loaded::new(g, export)?;
+            Ok((run_all(&mut l.session, &inputs)?, l))
+        },
+    );
+    let (actual, reduced) = reduced?;
+    let report = compare_runs(&expected?, &actual)?;
+    Ok((runs, report, reduced))
 }

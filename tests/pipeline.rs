@@ -219,3 +219,35 @@ fn shapes_only_builds_cost_what_seeded_builds_cost() {
         }
     }
 }
+
+/// The check loads the bytes that are written; whatever later stages do,
+/// the written bytes are the final graph's serialization (a stale cache
+/// would write the checked graph instead of the reduced one).
+#[test]
+fn the_written_bytes_are_the_final_graph_serialized() {
+    let c = load_config("bert-tiny").unwrap();
+    for precision in [
+        None,
+        Some(ReducedPrecision::new(ReducedKind::Int8Dynamic)),
+        Some(ReducedPrecision::new(ReducedKind::Fp16)),
+    ] {
+        for target in [Target::Portable, Target::Onnxruntime] {
+            let opts = PipelineOptions {
+                precision: precision.clone(),
+                target,
+                ..at_level(Level::O2)
+            };
+            let compiled = compile(&c, CompileOptions::default(), &opts).unwrap();
+            let fresh = bertc::onnx::export_bytes(&compiled.graph, compiled.export).unwrap();
+            assert!(
+                compiled.to_bytes().unwrap() == fresh,
+                "{target:?} {:?}: the cached bytes differ from the final graph's",
+                precision.as_ref().map(|p| p.name())
+            );
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("m.onnx");
+            assert_eq!(compiled.write(&path).unwrap(), fresh.len());
+            assert!(std::fs::read(&path).unwrap() == fresh);
+        }
+    }
+}

@@ -56,14 +56,25 @@ pub fn accuracy_report(
             ExportOptions::default(),
         )?)?)
     };
-    let (mut r, mut c) = (session(reference)?, session(candidate)?);
+    let expected = run_all(&mut session(reference)?, inputs)?;
+    let actual = run_all(&mut session(candidate)?, inputs)?;
+    compare_runs(&expected, &actual)
+}
+
+/// A session's outputs on every input set, in order.
+pub fn run_all(session: &mut TractSession, inputs: &[NamedTensors]) -> Result<Vec<NamedTensors>, Error> {
+    inputs.iter().map(|set| Ok(session.run(set)?)).collect()
+}
+
+/// The report of `actual` outputs against `expected` ones, input set by
+/// input set (as [`run_all`] gives them).
+pub fn compare_runs(expected: &[NamedTensors], actual: &[NamedTensors]) -> Result<AccuracyReport, Error> {
     let mut joined: std::collections::BTreeMap<String, (Vec<f32>, Vec<f32>, usize)> = Default::default();
-    for set in inputs {
-        let (expected, actual) = (r.run(set)?, c.run(set)?);
+    for (expected, actual) in expected.iter().zip(actual) {
         // The same rule as the equivalence check: every reference output
         // must be there, and something must be compared.
-        crate::check::compare_outputs(&expected, &actual)?;
-        for (name, e) in &expected {
+        crate::check::compare_outputs(expected, actual)?;
+        for (name, e) in expected {
             let a = &actual[name];
             let entry = joined.entry(name.clone()).or_default();
             entry.0.extend(a.to_f32());

@@ -13,7 +13,9 @@ pub mod kernel;
 use std::collections::HashMap;
 
 pub use crate::runtime::cosine;
-pub use accuracy::{accuracy_report, AccuracyReport, OutputAccuracy, DEFAULT_MIN_COSINE};
+pub use accuracy::{
+    accuracy_report, compare_runs, run_all, AccuracyReport, OutputAccuracy, DEFAULT_MIN_COSINE,
+};
 pub use calibrate::{calibrate, calibration_batches, CalibrationMethod};
 pub use kernel::{
     int8_slower_than_fp32, int8_warning, tract_int8_kernel, Int8Kernel, Int8Verdict, TractInt8Kernel,

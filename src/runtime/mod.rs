@@ -8,7 +8,7 @@ mod session;
 pub use compare::{compare, cosine, worst_row_cosine, worst_token_cosine, OutputComparison};
 pub use host::{read_safetensors, write_safetensors, HostData, HostTensor, NamedTensors};
 pub use inputs::realistic_inputs;
-pub use session::TractSession;
+pub use session::{panic_message, TractSession};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {

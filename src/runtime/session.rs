@@ -32,13 +32,20 @@ fn tract_err(stage: &'static str) -> impl Fn(TractError) -> RuntimeError {
 /// Runs `f`, turning a tract panic into an error (foreign files can trigger them).
 fn guarded<T>(stage: &'static str, f: impl FnOnce() -> Result<T, RuntimeError>) -> Result<T, RuntimeError> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
-        let message = payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "unknown panic".into());
-        Err(RuntimeError::Panic { stage, message })
+        Err(RuntimeError::Panic {
+            stage,
+            message: panic_message(payload.as_ref()),
+        })
     })
+}
+
+/// The text of a caught panic.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 impl TractSession {
