@@ -227,6 +227,10 @@ fn sweep_writes_a_sorted_table_json_and_an_svg() {
     assert_eq!(sorted, [31_232, 4_385_920]);
     assert!(rows.iter().all(|r| r["precision"] == "fp32"));
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    // The numbers hold for this CPU only: the table names it.
+    let cpu = bertc::quantize::kernel::cpu_model();
+    assert_eq!(json["cpu"], cpu.as_str());
+    assert!(md.lines().next().unwrap().ends_with(&format!(", {cpu}")), "{md}");
     assert_eq!(
         md.lines()
             .filter(|l| l.starts_with("| ") && l.contains("fp32"))

@@ -71,6 +71,8 @@ struct SweepRow {
 #[derive(Serialize)]
 struct SweepReport {
     runtime: &'static str,
+    /// The CPU the numbers come from (they hold for it only).
+    cpu: String,
     threads: usize,
     runs: usize,
     warmup: usize,
@@ -148,6 +150,7 @@ pub fn run(a: SweepArgs) -> anyhow::Result<ExitCode> {
     rows.sort_by(|x, y| x.result.latency.p50_ms.total_cmp(&y.result.latency.p50_ms));
     let report = SweepReport {
         runtime: "tract",
+        cpu: bertc::quantize::kernel::cpu_model(),
         threads: measure.threads,
         runs: a.runs,
         warmup: a.warmup,
@@ -157,8 +160,8 @@ pub fn run(a: SweepArgs) -> anyhow::Result<ExitCode> {
     };
     let (first_b, first_s) = (a.batch[0], a.seq[0]);
     let title = format!(
-        "bertc sweep: tract -O{}, {} threads, B={first_b}, S={first_s}",
-        report.level, report.threads
+        "bertc sweep: tract -O{}, {} threads, B={first_b}, S={first_s}, {}",
+        report.level, report.threads, report.cpu
     );
     let points: Vec<PlotPoint> = report
         .rows
