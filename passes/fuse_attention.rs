@@ -13,6 +13,11 @@
 //! ([B, heads, S, S], already per query). The bias reads Q and K split
 //! into heads, so those reshapes may have readers outside the pattern.
 //!
+//! DistilBERT's export scales Q before the product,
+//! `MatMul(Div(Qh, c), Kh)`, and masks by selection,
+//! `Where(cond, lowest, scores)`, which `attention_mask` turns into the
+//! additive `Where(cond, lowest, 0)` (made once per condition).
+//!
 //! The mask becomes the Attention mask expanded to [B, 1, S, S]: both tract
 //! (whose flash kernel rejects [B,1,1,S]) and onnxruntime (which wants the
 //! query length as the second-to-last dim) accept that shape. It is
@@ -22,10 +27,20 @@ use std::collections::HashMap;
 
 use crate::ir::{BinaryOp, Dim, Graph, IrError, NodeId, Op, Shape, Tensor, Value};
 
+use super::attention_mask::{additive, broadcasts_to_scores, select_mask};
 use super::pattern::{fused_name, input, only_read_by, operands, producer, scalar};
 use super::{Pass, PassReport};
 
 pub struct FuseAttention;
+
+/// How the padding mask reaches the softmax.
+#[derive(Clone, Copy)]
+enum Mask {
+    /// `scores + mask`.
+    Additive(Value),
+    /// `Where(cond, fill, scores)`, fill ≤ `attention_mask::LOWEST_FILL`.
+    Select { cond: Value, fill: f32 },
+}
 
 struct Match {
     root: NodeId,
@@ -33,7 +48,7 @@ struct Match {
     q: Value,
     k: Value,
     v: Value,
-    mask: Value,
+    mask: Mask,
     /// A relative position score bias added to Q·Kᵀ before scaling.
     bias: Option<Value>,
     /// The factor the scores are multiplied by (1/√d by default).
@@ -50,21 +65,35 @@ impl Pass for FuseAttention {
     fn run(&self, g: &mut Graph) -> Result<PassReport, IrError> {
         let matches: Vec<Match> = g.node_ids().filter_map(|id| match_at(g, id)).collect();
         let mut expanded: HashMap<Value, Value> = HashMap::new();
+        let mut selects: HashMap<(Value, u32), Value> = HashMap::new();
         let mut added = 0;
         for m in &matches {
-            let mask = match (m.bias, expanded.get(&m.mask)) {
+            let additive_mask = match m.mask {
+                Mask::Additive(v) => v,
+                Mask::Select { cond, fill } => match selects.get(&(cond, fill.to_bits())) {
+                    Some(&v) => v,
+                    None => {
+                        let before = g.node_count();
+                        let v = additive(g, cond, fill)?;
+                        added += g.node_count() - before;
+                        selects.insert((cond, fill.to_bits()), v);
+                        v
+                    }
+                },
+            };
+            let mask = match (m.bias, expanded.get(&additive_mask)) {
                 (Some(bias), _) => {
                     let before = g.node_count();
-                    let mask = bias_mask(g, bias, m.factor, m.mask)?;
+                    let mask = bias_mask(g, bias, m.factor, additive_mask)?;
                     added += g.node_count() - before;
                     mask
                 }
                 (None, Some(&e)) => e,
                 (None, None) => {
                     let before = g.node_count();
-                    let e = expand_mask(g, m.mask, m.q, m.k)?;
+                    let e = expand_mask(g, additive_mask, m.q, m.k)?;
                     added += g.node_count() - before;
-                    expanded.insert(m.mask, e);
+                    expanded.insert(additive_mask, e);
                     e
                 }
             };
@@ -107,13 +136,7 @@ fn bias_mask(g: &mut Graph, bias: Value, factor: f32, mask: Value) -> Result<Val
 /// `Expand(mask, [B, 1, Sq, Skv])`, the dims taken from Q's and K's shapes
 /// at run time so batch and sequence stay symbolic.
 fn expand_mask(g: &mut Graph, mask: Value, q: Value, k: Value) -> Result<Value, IrError> {
-    let target = [
-        g.info(q).shape.dims()[0].clone(),
-        Dim::Fixed(1),
-        g.info(q).shape.dims()[1].clone(),
-        g.info(k).shape.dims()[1].clone(),
-    ];
-    if g.info(mask).shape == Shape(target.to_vec()) {
+    if g.info(mask).shape == Shape(mask_shape(g, q, k).to_vec()) {
         return Ok(mask);
     }
     let base = g.node(mask.node).name.clone();
@@ -135,6 +158,23 @@ fn expand_mask(g: &mut Graph, mask: Value, q: Value, k: Value) -> Result<Value, 
     let target = g.add(&tn, Op::Concat { axis: 0 }, &[batch, one, q_len, kv_len])?;
     let en = fresh(g, "expanded");
     g.add(&en, Op::Expand, &[mask, target])
+}
+
+/// `[B, 1, Sq, Skv]` of 3-D Q and K: the shape the mask is expanded to.
+fn mask_shape(g: &Graph, q: Value, k: Value) -> [Dim; 4] {
+    let (q, k) = (g.info(q).shape.dims(), g.info(k).shape.dims());
+    [q[0].clone(), Dim::Fixed(1), q[1].clone(), k[1].clone()]
+}
+
+/// `v = x / c` or `x · c`, c a one-element constant: (x, the factor).
+fn scaling(g: &Graph, v: Value) -> Option<(Value, f32)> {
+    let (x, c) = operands(g, v.node)?;
+    let factor = match producer(g, v).op {
+        Op::Binary(BinaryOp::Div) => 1.0 / scalar(g, c)?,
+        Op::Binary(BinaryOp::Mul) => scalar(g, c)?,
+        _ => return None,
+    };
+    Some((x, factor))
 }
 
 /// `Transpose(Reshape(x, [B, S, n, d]), perm)` → (x, n).
@@ -180,15 +220,34 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
         return None;
     }
     let masked = input(g, probs.node, 0)?;
-    if producer(g, masked).op != Op::Binary(BinaryOp::Add) {
-        return None;
-    }
-    let (scaled, mask) = operands(g, masked.node)?;
-    let (scores, c) = operands(g, scaled.node)?;
-    let factor = match producer(g, scaled).op {
-        Op::Binary(BinaryOp::Div) => 1.0 / scalar(g, c)?,
-        Op::Binary(BinaryOp::Mul) => scalar(g, c)?,
+    // Besides the softmax's input, the Where form's condition may read the
+    // scores' shape (an Expand restating the broadcast): all dead after.
+    let (scaled, mask, mask_nodes) = match producer(g, masked).op {
+        Op::Binary(BinaryOp::Add) => {
+            let (scaled, mask) = operands(g, masked.node)?;
+            if !g.info(mask).dtype.is_float() {
+                return None;
+            }
+            (scaled, Mask::Additive(mask), vec![masked.node])
+        }
+        Op::Where => {
+            let s = select_mask(g, masked)?;
+            let mask = Mask::Select {
+                cond: s.cond,
+                fill: s.fill,
+            };
+            (s.scores, mask, s.nodes)
+        }
         _ => return None,
+    };
+    // The factor scales the scores, or Q before its product with K.
+    let (scores, factor, q_scaled) = match scaling(g, scaled) {
+        Some((scores, factor)) => (scores, factor, None),
+        None if producer(g, scaled).op == Op::MatMul => {
+            let (qs, _) = operands(g, scaled.node)?;
+            (scaled, scaling(g, qs)?.1, Some(qs))
+        }
+        None => return None,
     };
     // An Add between the scores and the scaling carries a relative bias.
     let (scores, bias) = match producer(g, scores).op {
@@ -208,10 +267,23 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
         _ => return None,
     };
     let (qh, kh) = operands(g, scores.node)?;
+    let qh = match q_scaled {
+        Some(qs) => scaling(g, qs)?.0,
+        None => qh,
+    };
     let (q, heads, q_split) = split_heads(g, qh, &[0, 2, 1, 3])?;
     let (k, k_heads, k_split) = split_heads(g, kh, &[0, 2, 3, 1])?;
     let (v, v_heads, v_split) = split_heads(g, vh, &[0, 2, 1, 3])?;
-    if heads != k_heads || heads != v_heads || !g.info(mask).dtype.is_float() {
+    if heads != k_heads || heads != v_heads {
+        return None;
+    }
+    // Fused attention expands the mask to [B, 1, Sq, Skv]; a mask along
+    // another axis (per head, per query only) does not fit that.
+    let mask_value = match mask {
+        Mask::Additive(m) => m,
+        Mask::Select { cond, .. } => cond,
+    };
+    if !broadcasts_to_scores(g, mask_value, &mask_shape(g, q, k)) {
         return None;
     }
     // The merged output must be [B, S, heads·d] of Q's batch and length.
@@ -221,33 +293,32 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
     let head_size = g.info(q).shape.dims()[2].fixed()? as f32 / heads as f32;
     let default = 1.0 / head_size.sqrt();
     let scale = ((factor - default).abs() > 1e-6 * default).then_some(factor);
-    // With a bias, the raw scores feed the bias Add, which feeds the scaling.
-    let scaled_input = match bias {
-        Some((_, sum)) => sum,
-        None => scores,
-    };
     let mut chain = vec![
-        (qh, scores.node),
         (kh, scores.node),
         (v_split, vh.node),
         (vh, ctx.node),
-        (scaled_input, scaled.node),
-        (scaled, masked.node),
         (masked, probs.node),
         (probs, ctx.node),
         (ctx, merged.node),
         (merged, root),
     ];
+    match q_scaled {
+        Some(qs) => chain.extend([(qh, qs.node), (qs, scores.node)]),
+        None => {
+            // With a bias, the raw scores feed the bias Add, which feeds the scaling.
+            let scaled_input = bias.map_or(scores, |(_, sum)| sum);
+            chain.extend([(qh, scores.node), (scaled_input, scaled.node)]);
+        }
+    }
     // The relative bias reads Q and K split into heads; without one the
     // splits belong to the pattern.
     if bias.is_none() {
         chain.extend([(q_split, qh.node), (k_split, kh.node)]);
     }
     let nodes = chain.iter().map(|(v, _)| v.node).chain([root]).collect();
-    chain
-        .iter()
-        .all(|&(v, reader)| only_read_by(g, v, &[reader]))
-        .then_some(Match {
+    let scaled_read_in_pattern = only_read_by(g, scaled, &mask_nodes);
+    (scaled_read_in_pattern && chain.iter().all(|&(v, reader)| only_read_by(g, v, &[reader]))).then_some(
+        Match {
             root,
             nodes,
             q,
@@ -258,5 +329,6 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
             factor,
             heads,
             scale,
-        })
+        },
+    )
 }

@@ -6,6 +6,8 @@
 //! bias after its dequantization. Both operands must be
 //! 3-D values of the same shape, and the Adds read only by the pattern.
 
+use std::collections::HashMap;
+
 use crate::ir::{BinaryOp, ContribOp, DType, Graph, IrError, NodeId, Op, Value};
 
 use super::pattern::{constant, fused_name, input, only_read_by, operands, producer};
@@ -27,17 +29,21 @@ impl Pass for FuseSkipLayerNorm {
 
     fn run(&self, g: &mut Graph) -> Result<PassReport, IrError> {
         let matches: Vec<Match> = g.node_ids().filter_map(|id| match_at(g, id)).collect();
+        // A match's skip is often an earlier match's layer norm (the residual
+        // stream): read the fused node instead, or the replaced layer norm
+        // would stay alive beside it.
+        let mut replaced: HashMap<Value, Value> = HashMap::new();
         for m in &matches {
             let name = fused_name(g, m.root, &m.nodes, "SkipLayerNormalization");
             let op = Op::Contrib(ContribOp::SkipLayerNorm { epsilon: m.epsilon });
-            let fused = g.add(&name, op, &m.inputs)?;
-            g.replace_uses(
-                Value {
-                    node: m.root,
-                    slot: 0,
-                },
-                fused,
-            );
+            let inputs: Vec<Value> = m.inputs.iter().map(|v| *replaced.get(v).unwrap_or(v)).collect();
+            let fused = g.add(&name, op, &inputs)?;
+            let root = Value {
+                node: m.root,
+                slot: 0,
+            };
+            g.replace_uses(root, fused);
+            replaced.insert(root, fused);
         }
         Ok(PassReport {
             matches: matches.len(),

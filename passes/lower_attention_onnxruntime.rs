@@ -6,14 +6,16 @@
 //! The mask is given as the 2-D raw int32 `attention_mask`, not the 1-D
 //! "mask index" onnxruntime's optimizer derives, which assumes right padding
 //! and is wrong for left-padded batches. So the additive mask must be
-//! provably built from the `attention_mask` input the way bertc builds it:
-//! `(1 − Cast(Unsqueeze(attention_mask, [1, 2]))) · lowest`, maybe expanded.
+//! provably built from the `attention_mask` input alone, in one of the
+//! forms `attention_mask::raw_padding_mask` knows (bertc's, RoBERTa's and
+//! DistilBERT's exports').
 
 use std::collections::HashMap;
 
-use crate::ir::{BinaryOp, ContribOp, DType, Graph, IrError, NodeId, Op, Value};
+use crate::ir::{ContribOp, DType, Graph, IrError, NodeId, Op, Value};
 
-use super::pattern::{concat_last_axis, fused_name, input, is_scalar, linear, operands, producer, scalar};
+use super::attention_mask::raw_padding_mask;
+use super::pattern::{concat_last_axis, fused_name, input, linear, producer};
 use super::{Pass, PassReport};
 
 pub struct LowerAttentionOnnxruntime;
@@ -72,32 +74,6 @@ impl Pass for LowerAttentionOnnxruntime {
     }
 }
 
-/// The `attention_mask` graph input behind bertc's additive mask, if it is one.
-fn raw_mask(g: &Graph, mask: Value) -> Option<Value> {
-    let mut v = mask;
-    if producer(g, v).op == Op::Expand {
-        v = input(g, v.node, 0)?;
-    }
-    if producer(g, v).op != Op::Binary(BinaryOp::Mul) {
-        return None;
-    }
-    let (inv, lowest) = operands(g, v.node)?;
-    if scalar(g, lowest)? > -1e30 || producer(g, inv).op != Op::Binary(BinaryOp::Sub) {
-        return None;
-    }
-    let (one, cast) = operands(g, inv.node)?;
-    if !is_scalar(g, one, 1.0) || producer(g, cast).op != (Op::Cast { to: DType::F32 }) {
-        return None;
-    }
-    let unsq = input(g, cast.node, 0)?;
-    if producer(g, unsq).op != (Op::Unsqueeze { axes: vec![1, 2] }) {
-        return None;
-    }
-    let raw = input(g, unsq.node, 0)?;
-    let is_input = g.inputs().contains(&raw.node) && g.node(raw.node).name == "attention_mask";
-    (is_input && g.info(raw).shape.rank() == 2).then_some(raw)
-}
-
 fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
     let Op::Attention {
         q_num_heads,
@@ -121,7 +97,7 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
         x: q.x,
         weights: [q.w, k.w, v.w],
         biases: [q.b, k.b, v.b],
-        mask_input: raw_mask(g, mask?)?,
+        mask_input: raw_padding_mask(g, mask?)?,
         heads: q_num_heads,
     })
 }

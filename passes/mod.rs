@@ -6,6 +6,7 @@
 //! rewrite is easy to find and review. The invariants every pass keeps are
 //! in `passes/RULES.md`.
 
+mod attention_mask;
 mod dead_node_elimination;
 mod eliminate_common_subexpressions;
 mod fold_constants;

@@ -1,4 +1,5 @@
-//! PyTorch's own exports of tiny-base (TorchScript at opsets 14 and 17):
+//! PyTorch's own exports of tiny-base (TorchScript at opsets 14 and 17),
+//! and of RoBERTa and DistilBERT (../shared/golden/family-foreign):
 //! imported into the IR, run back out through bertc's emitter, and fused —
 //! every layer norm, GELU and attention — without moving the numbers.
 
@@ -7,8 +8,11 @@ mod common;
 use bertc::check::{check_equivalence, inputs_for};
 use bertc::ir::Graph;
 use bertc::onnx::{export_bytes, read_model, ExportOptions};
-use bertc::passes::{level_passes, Level, PassManager};
+use bertc::passes::{level_passes, Level, PassManager, Target};
+use bertc::pipeline::{run, PipelineOptions, Source};
+use bertc::runtime::{compare, NamedTensors};
 use common::*;
+use std::path::PathBuf;
 
 fn import(file: &str) -> Graph {
     read_model(&fixture("foreign-tiny-base").join(file)).expect("the export imports")
@@ -30,12 +34,7 @@ fn check_export(file: &str) {
         1e-4,
     );
 
-    let mut fused = original.clone();
-    PassManager::from_names(level_passes(Level::O2))
-        .unwrap()
-        .verify_each(true)
-        .run(&mut fused)
-        .unwrap();
+    let fused = fused_o2(&original);
     assert_eq!(count(&fused, "LayerNormalization"), 5, "{file}");
     assert_eq!(count(&fused, "Gelu"), 2, "{file}");
     assert_eq!(count(&fused, "Attention"), 2, "{file}");
@@ -120,4 +119,157 @@ fn external_data_may_not_leave_the_models_folder() {
         err.contains("must stay inside the model's folder") && err.contains("opset 17"),
         "{err}"
     );
+}
+
+/// The reference data of BERT's relatives (read-only, beside the repository).
+fn family(folder: &str) -> PathBuf {
+    let dir = root().join("../shared/golden").join(folder);
+    assert!(dir.is_dir(), "the reference data is not at {}", dir.display());
+    dir
+}
+
+/// PyTorch's TorchScript export (opset 17) of `case` in ../shared/golden/family.
+fn family_export(case: &str) -> (Graph, NamedTensors) {
+    let file = family("family-foreign").join(format!("{case}-torchscript-opset17.onnx"));
+    let g = read_model(&file).expect("the export imports");
+    (g, golden(&family("family").join(case)))
+}
+
+/// The graph after -O2's passes, verified after each.
+fn fused_o2(g: &Graph) -> Graph {
+    let mut fused = g.clone();
+    PassManager::from_names(level_passes(Level::O2))
+        .unwrap()
+        .verify_each(true)
+        .run(&mut fused)
+        .unwrap();
+    fused
+}
+
+/// Worst max-abs between two graphs' outputs in tract on `inputs`.
+fn moved(a: &Graph, b: &Graph, inputs: &NamedTensors) -> f64 {
+    let run = |g: &Graph| run_tract(&export_bytes(g, ExportOptions::default()).unwrap(), inputs);
+    let (x, y) = (run(a), run(b));
+    x.iter()
+        .map(|(name, t)| compare(name, t, &y[name]).max_abs)
+        .fold(0.0, f64::max)
+}
+
+/// `bertc optimize` at -O2 (portable) and with `--target onnxruntime` on a
+/// relative's export: every layer's attention, layer norms and GELU fused,
+/// within 1e-5 of the export in tract (golden inputs, left padding
+/// included, and generated ones) and within 1e-4 of PyTorch in tract and
+/// onnxruntime.
+fn check_family_export(case: &str, layers: usize) {
+    let (original, golden) = family_export(case);
+    let fused = fused_o2(&original);
+    assert_eq!(count(&fused, "Attention"), layers, "{case}");
+    assert_eq!(count(&fused, "LayerNormalization"), 2 * layers + 1, "{case}");
+    assert_eq!(count(&fused, "Gelu"), layers, "{case}");
+    for gone in ["Softmax", "Erf", "Transpose", "Div"] {
+        assert_eq!(count(&fused, gone), 0, "{case}: {gone} left");
+    }
+    let on_golden = moved(&original, &fused, &golden);
+    assert!(
+        on_golden <= 1e-5,
+        "{case}: moved by {on_golden:e} on the golden inputs"
+    );
+    bertc::runtime::set_threads(2);
+    let inputs = inputs_for(&original, 3, 16);
+    for c in check_equivalence(&original, &fused, &inputs).unwrap() {
+        assert!(c.within(1e-5), "{case}: {} moved by {:e}", c.name, c.max_abs);
+    }
+    let bytes = export_bytes(&fused, ExportOptions::default()).unwrap();
+    let tract = assert_close(
+        &format!("{case} fused, tract"),
+        &run_tract(&bytes, &golden),
+        &golden,
+        1e-4,
+    );
+    let ort = assert_close(
+        &format!("{case} fused, onnxruntime"),
+        &run_onnxruntime(&bytes, &golden),
+        &golden,
+        1e-4,
+    );
+
+    let opts = PipelineOptions {
+        target: Target::Onnxruntime,
+        ..Default::default()
+    };
+    let lowered = run(Source::Graph(original), &opts).expect("optimizes for onnxruntime");
+    assert_eq!(count(&lowered.graph, "com.microsoft.Attention"), layers, "{case}");
+    assert_eq!(count(&lowered.graph, "BiasGelu"), layers, "{case}");
+    // Each layer's two residual layer norms become SkipLayerNormalization,
+    // and the replaced ones are gone.
+    let skips = count(&lowered.graph, "SkipLayerNormalization");
+    let plain = count(&lowered.graph, "LayerNormalization");
+    assert!(
+        skips >= 2 * layers && skips + plain == 2 * layers + 1,
+        "{case}: {skips} + {plain}"
+    );
+    let bytes = lowered.to_bytes().unwrap();
+    let ort_target = assert_close(
+        &format!("{case} --target onnxruntime"),
+        &run_onnxruntime(&bytes, &golden),
+        &golden,
+        1e-4,
+    );
+    eprintln!(
+        "{case}: moved {on_golden:e} (golden inputs); vs PyTorch: tract {tract:e}, \
+         onnxruntime {ort:e}, --target onnxruntime {ort_target:e}"
+    );
+}
+
+#[test]
+fn roberta_export_fuses_every_layer() {
+    // Position ids from the non-pad tokens: Equal/Not/Cast/CumSum.
+    check_family_export("roberta-base", 2);
+}
+
+#[test]
+fn distilbert_export_fuses_every_layer() {
+    // Q scaled before its product with K; the mask a Where over the scores.
+    check_family_export("distilbert-base", 2);
+}
+
+/// DistilBERT's export with each layer's `Where(cond, lowest, scores)`
+/// rewritten by `edit` (given the graph and the Where): a near miss of the
+/// select mask, which must stay unfused and unchanged in value.
+fn distilbert_near_miss(edit: impl Fn(&mut Graph, bertc::ir::NodeId)) {
+    let (mut g, golden) = family_export("distilbert-base");
+    let wheres: Vec<_> = g
+        .node_ids()
+        .filter(|&id| g.node(id).op == bertc::ir::Op::Where && g.node(id).name.contains("attention"))
+        .collect();
+    assert_eq!(wheres.len(), 2);
+    for id in wheres {
+        edit(&mut g, id);
+    }
+    let fused = fused_o2(&g);
+    assert_eq!(count(&fused, "Attention"), 0);
+    assert_eq!(count(&fused, "Softmax"), 2);
+    let on_golden = moved(&g, &fused, &golden);
+    assert!(on_golden <= 1e-5, "moved by {on_golden:e}");
+}
+
+#[test]
+fn a_milder_where_fill_is_left_unfused() {
+    // -1e4 does not absorb the scores: a fully masked row would still see them.
+    distilbert_near_miss(|g, id| {
+        let name = g.fresh_name("mild_fill");
+        let c = g.add_const(&name, bertc::ir::Tensor::scalar_f32(-1e4)).unwrap();
+        g.set_input(id, 1, c);
+    });
+}
+
+#[test]
+fn a_where_keeping_the_scores_where_true_is_left_unfused() {
+    // Where(cond, scores, lowest): the fill on the other branch.
+    distilbert_near_miss(|g, id| {
+        let ins = g.inputs_of(id);
+        let (fill, scores) = (ins[1].unwrap(), ins[2].unwrap());
+        g.set_input(id, 1, scores);
+        g.set_input(id, 2, fill);
+    });
 }
