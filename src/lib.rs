@@ -11,8 +11,10 @@ pub mod compile;
 pub mod config;
 pub mod cost;
 mod error;
+pub mod export_folder;
 pub mod input_file;
 pub mod ir;
+pub mod model_folder;
 pub mod onnx;
 #[path = "../passes/mod.rs"]
 pub mod passes;
@@ -21,6 +23,7 @@ pub mod plot;
 pub mod presets;
 pub mod quantize;
 pub mod runtime;
+pub mod sentence_transformers;
 #[cfg(unix)]
 pub mod signals;
 pub mod source;

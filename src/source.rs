@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::config::BertConfig;
 use crate::error::Error;
 use crate::presets::{preset, PRESETS};
+use crate::sentence_transformers::{read_modules, SentenceModules};
 use crate::weights::{file_kind, find_weights, FileKind};
 
 /// A resolved model argument.
@@ -24,6 +25,12 @@ pub struct ModelSource {
     pub weights: Option<PathBuf>,
     /// The folder the model came from (a folder argument, or a config's folder).
     pub folder: Option<PathBuf>,
+    /// The config file read (`None` for a preset).
+    pub config_file: Option<PathBuf>,
+    /// A folder argument's sentence-transformers modules (modules.json):
+    /// the sentence-embedding head by default. A config.json argument
+    /// names the transformer alone, as transformers' AutoModel reads it.
+    pub sentence: Option<SentenceModules>,
 }
 
 /// Where weights may come from when the argument does not name them.
@@ -50,6 +57,8 @@ pub fn resolve(
             config,
             weights: explicit(),
             folder: None,
+            config_file: None,
+            sentence: None,
         });
     }
     let path = Path::new(arg);
@@ -90,6 +99,13 @@ pub fn resolve(
         (path.to_path_buf(), folder.to_path_buf())
     };
     let config = BertConfig::from_path(&config_path)?;
+    let sentence = match path.is_dir() {
+        true => read_modules(&folder)?,
+        false => None,
+    };
+    if let Some(modules) = &sentence {
+        modules.check(&folder, &config)?;
+    }
     let weights = match (explicit(), random) {
         (Some(w), _) => Some(w),
         (None, true) => None,
@@ -103,6 +119,8 @@ pub fn resolve(
         config,
         weights,
         folder: Some(folder),
+        config_file: Some(config_path),
+        sentence,
     })
 }
 

@@ -40,15 +40,9 @@ fn the_inspect_example_is_what_inspect_prints() {
 #[test]
 fn the_compile_report_example_is_what_compile_prints() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("minilm.onnx");
-    let printed = run(&[
-        "compile",
-        minilm_dir().to_str().unwrap(),
-        "--report",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    let readme = quoted("bertc compile ~/.cache/bertc/minilm-l6 --report -o minilm.onnx");
+    let out = format!("{}/minilm/", dir.path().display());
+    let printed = run(&["compile", minilm_dir().to_str().unwrap(), "--report", "-o", &out]);
+    let readme = quoted("bertc compile ~/.cache/bertc/minilm-l6 --report -o minilm/");
     // Pass lines without their milliseconds; the summary lines whose values
     // do not depend on the machine or the cache's path.
     let stable = |lines: &[String]| -> Vec<String> {
@@ -58,7 +52,7 @@ fn the_compile_report_example_is_what_compile_prints() {
                 let words: Vec<&str> = l.split_whitespace().collect();
                 match words.first() {
                     Some(&"pass") => Some(words[..words.len() - 2].join(" ")),
-                    Some(&("head" | "parameters" | "opset" | "file")) => Some(l.clone()),
+                    Some(&("head" | "parameters" | "opset" | "file" | "folder")) => Some(l.clone()),
                     Some(&"nodes") => Some(l.split(':').next().unwrap().to_string()),
                     _ => None,
                 }
@@ -68,7 +62,7 @@ fn the_compile_report_example_is_what_compile_prints() {
     assert_eq!(stable(&readme), stable(&printed));
     assert_eq!(
         stable(&printed).len(),
-        15,
-        "10 passes and 5 summary lines compared"
+        16,
+        "10 passes and 6 summary lines compared"
     );
 }

@@ -2,7 +2,7 @@
 //! classes and sentence-transformers compute them, with Optimum's output
 //! names.
 
-use crate::ir::{BinaryOp, DType, Op, Tensor, UnaryOp, Value};
+use crate::ir::{BinaryOp, Op, Tensor, Value};
 
 use super::{BuildError, Builder, Head, ModelSpec};
 
@@ -57,7 +57,7 @@ impl Builder<'_> {
                 self.g.set_output("logits", logits);
             }
             Head::SentenceEmbedding => {
-                let e = self.sentence_embedding(hidden, attention_mask)?;
+                let e = self.sentence_embedding(hidden, attention_mask, spec.sentence)?;
                 self.g.set_output("sentence_embedding", e);
             }
         }
@@ -92,50 +92,5 @@ impl Builder<'_> {
             .add(&format!("{p}.decoder.matmul"), Op::MatMul, &[t, decoder])?;
         let bias = self.param(&format!("{p}.bias"))?;
         self.binary(&format!("{p}.decoder.add"), BinaryOp::Add, y, bias)
-    }
-
-    /// sentence-transformers' mean pooling over real tokens, then
-    /// L2 normalisation (`F.normalize`, eps 1e-12):
-    /// `e = Σ mᵢhᵢ / max(Σ mᵢ, 1e-9)`, `e / max(‖e‖, 1e-12)`.
-    /// The sums are written as means (S cancels in the ratio; ‖e‖² is
-    /// H·mean(e²)) so no ReduceSum is needed.
-    fn sentence_embedding(&mut self, hidden: Value, attention_mask: Value) -> Result<Value, BuildError> {
-        let p = "sentence_embedding";
-        let m = self.g.add(
-            &format!("{p}.mask_unsqueeze"),
-            Op::Unsqueeze { axes: vec![2] },
-            &[attention_mask],
-        )?;
-        let m = self
-            .g
-            .add(&format!("{p}.mask_cast"), Op::Cast { to: DType::F32 }, &[m])?;
-        let masked = self.binary(&format!("{p}.masked"), BinaryOp::Mul, hidden, m)?;
-        let mean_over_tokens = Op::ReduceMean {
-            axes: vec![1],
-            keepdims: false,
-        };
-        let sum = self
-            .g
-            .add(&format!("{p}.token_mean"), mean_over_tokens.clone(), &[masked])?;
-        let count = self.g.add(&format!("{p}.mask_mean"), mean_over_tokens, &[m])?;
-        let floor = self.scalar(&format!("{p}.count_floor"), 1e-9)?;
-        let count = self.binary(&format!("{p}.count_clamp"), BinaryOp::Max, count, floor)?;
-        let mean = self.binary(&format!("{p}.mean"), BinaryOp::Div, sum, count)?;
-
-        let sq = self.binary(&format!("{p}.square"), BinaryOp::Mul, mean, mean)?;
-        let msq = self.g.add(
-            &format!("{p}.square_mean"),
-            Op::ReduceMean {
-                axes: vec![-1],
-                keepdims: true,
-            },
-            &[sq],
-        )?;
-        let h = self.scalar(&format!("{p}.hidden_size"), self.config.hidden_size as f32)?;
-        let ssq = self.binary(&format!("{p}.square_sum"), BinaryOp::Mul, msq, h)?;
-        let norm = self.unary(&format!("{p}.norm"), UnaryOp::Sqrt, ssq)?;
-        let eps = self.scalar(&format!("{p}.norm_floor"), 1e-12)?;
-        let norm = self.binary(&format!("{p}.norm_clamp"), BinaryOp::Max, norm, eps)?;
-        self.binary(&format!("{p}.normalize"), BinaryOp::Div, mean, norm)
     }
 }

@@ -5,6 +5,7 @@ mod bert;
 mod head;
 mod heads;
 mod params;
+mod pooling;
 mod primitives;
 mod relative;
 
@@ -14,6 +15,7 @@ use crate::weights::Weights;
 
 pub use head::{is_head_or_pooler_tensor, Head, UnknownArchitecture};
 pub use params::{bert_model_params, model_params};
+pub use pooling::{Pooling, SentencePooling};
 
 /// Which model to build on the encoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +27,9 @@ pub struct ModelSpec {
     /// (the sentence-embedding head's token vectors, for reranking or
     /// late interaction).
     pub keep_last_hidden_state: bool,
+    /// The sentence-embedding head's pooling and normalisation (read only
+    /// by that head).
+    pub sentence: SentencePooling,
 }
 
 impl ModelSpec {
@@ -35,6 +40,7 @@ impl ModelSpec {
             head,
             pooler: head.uses_pooler(),
             keep_last_hidden_state: false,
+            sentence: SentencePooling::default(),
         }
     }
 }
@@ -70,6 +76,10 @@ pub fn build_model(config: &BertConfig, spec: &ModelSpec, weights: Weights) -> R
     let meta = &mut b.g.metadata;
     meta.insert("bertc.config".into(), config.to_canonical_json());
     meta.insert("bertc.head".into(), spec.head.name().into());
+    if spec.head == Head::SentenceEmbedding {
+        meta.insert("bertc.pooling".into(), spec.sentence.mode.name().into());
+        meta.insert("bertc.normalize".into(), spec.sentence.normalize.to_string());
+    }
     if spec.head.has_labels() {
         meta.insert("num_labels".into(), config.num_labels.to_string());
         let labels: serde_json::Map<String, serde_json::Value> = config

@@ -17,7 +17,8 @@ pub struct CompileArgs {
     source: SourceArgs,
     #[command(flatten)]
     optimize: OptimizeArgs,
-    /// Where to write the ONNX model.
+    /// Where to write the ONNX model: FILE.onnx, or DIR/ (a trailing slash or an existing folder) for an
+    /// export folder in Optimum's layout (model.onnx, config.json, tokenizer and module files).
     #[arg(short, long)]
     output: PathBuf,
 }
@@ -82,19 +83,33 @@ pub fn run(a: CompileArgs) -> anyhow::Result<ExitCode> {
     let source = a.source.resolve(MissingWeights::Refuse)?;
     let inputs = source.input_files(&a.source.model);
     let inputs: Vec<(&str, &std::path::Path)> = inputs.iter().map(|(r, p)| (*r, p.as_path())).collect();
-    bertc::atomic_write::check_output(&a.output, &inputs)?;
+    let folder_out = bertc::export_folder::is_folder_output(&a.output);
+    match folder_out {
+        true => bertc::export_folder::check_destination(&a.output, &source, &inputs)?,
+        false => bertc::atomic_write::check_output(&a.output, &inputs)?,
+    }
     let config = source.config.clone();
     let compile = a.source.compile_options(&source);
     let compiled = pipeline::run(Source::Config(config.clone(), compile), &options)?;
     let write_start = Instant::now();
-    let size = compiled.write(&a.output)?;
+    let (size, exported) = match folder_out {
+        true => {
+            let e = bertc::export_folder::write_export_folder(&a.output, &compiled, &source, &inputs)?;
+            (e.model_size, Some(e))
+        }
+        false => (compiled.write(&a.output)?, None),
+    };
     let write_time = write_start.elapsed();
     let spec = compiled.spec.as_ref();
     let head = spec.map(|s| {
-        let origin = if a.source.head.is_some() {
-            ""
-        } else {
-            " (from architectures)"
+        let origin = match (&a.source.head, &source.sentence) {
+            (Some(_), _) => String::new(),
+            (None, Some(m)) => format!(
+                " (from modules.json: {} pooling{})",
+                m.pooling.mode,
+                if m.pooling.normalize { ", normalized" } else { "" }
+            ),
+            (None, None) => " (from architectures)".into(),
         };
         format!("{}{origin}", s.head)
     });
@@ -113,5 +128,13 @@ pub fn run(a: CompileArgs) -> anyhow::Result<ExitCode> {
         total_time: start.elapsed(),
         report: a.optimize.report,
     });
+    if let Some(e) = exported {
+        let replaced = if e.replaced {
+            " (replaced a previous export)"
+        } else {
+            ""
+        };
+        println!("  folder      {}{replaced}", e.files.join(", "));
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -159,6 +159,7 @@ impl SourceArgs {
             weights: source.weights.clone(),
             seed: self.seed.unwrap_or(0),
             head: self.head,
+            sentence: source.sentence.clone(),
             keep_last_hidden_state: self.keep_last_hidden_state,
             allow_nonfinite: self.allow_nonfinite,
             ..Default::default()

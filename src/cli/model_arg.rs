@@ -54,6 +54,8 @@ pub fn load(arg: &str, opts: &LoadOptions) -> anyhow::Result<ModelArg> {
     let config = source.config;
     let compile = CompileOptions {
         weights: source.weights,
+        // A sentence-transformers folder is its sentence-embedding model here too.
+        sentence: source.sentence,
         shapes_only: opts.shapes_only,
         ..Default::default()
     };

@@ -2,6 +2,7 @@
 
 mod export;
 mod import;
+mod metadata;
 pub mod proto;
 mod tensors;
 
@@ -9,6 +10,7 @@ pub use export::{
     export_bytes, resolve_opset, write_model, ExportOptions, DEFAULT_OPSET, MAX_OPSET, MIN_OPSET,
 };
 pub use import::{import_bytes, read_model};
+pub use metadata::read_metadata;
 
 use crate::ir::DType;
 

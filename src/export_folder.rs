@@ -1,0 +1,389 @@
+//! Export folders (`-o DIR/`): the layout Optimum's `ORTModelFor*`,
+//! transformers.js and fastembed load — `model.onnx`, `config.json`, the
+//! tokenizer files the model folder has and, for sentence-transformers
+//! models, their module files (modules.json, `1_Pooling/config.json`, …).
+//!
+//! The folder is written beside its destination under a hidden temporary
+//! name, then renamed into place: a failed compile leaves no partial
+//! folder. An existing destination is replaced only when it is empty or a
+//! previous bertc export — every entry one an export writes, and its
+//! `model.onnx` carrying bertc's metadata (`bertc.config`) — so nothing a
+//! user put there is ever deleted; the swap is one atomic exchange on
+//! Linux. The destination may not be, contain, or lie inside a folder the
+//! model is read from. Files copied from the model folder must resolve
+//! inside it and be regular files ([`crate::model_folder`]).
+//!
+//! An interruption (SIGINT) during the write leaves the hidden
+//! `.bertc-export-*` folder beside the destination; the destination itself
+//! is untouched.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+use crate::model_folder::{regular_file_inside, FolderPathError};
+use crate::pipeline::Compiled;
+use crate::sentence_transformers::{MODULES_FILE, SBERT_CONFIG_FILE, ST_CONFIG_FILE};
+use crate::source::ModelSource;
+
+pub const MODEL_FILE: &str = "model.onnx";
+pub const CONFIG_FILE: &str = "config.json";
+/// The tokenizer files Optimum's export copies, whichever exist.
+pub const TOKENIZER_FILES: [&str; 4] = [
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+];
+
+/// What was written.
+#[derive(Debug, Clone)]
+pub struct ExportedFolder {
+    pub path: PathBuf,
+    /// Every file, relative to the folder, sorted.
+    pub files: Vec<String>,
+    /// Bytes of model.onnx.
+    pub model_size: usize,
+    /// Whether a previous export was replaced.
+    pub replaced: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportFolderError {
+    #[error(
+        "{}: exists and is not a previous bertc export ({reason}); an export folder replaces only an \
+         empty folder or one bertc wrote: choose a new path",
+        .path.display()
+    )]
+    NotAnExport { path: PathBuf, reason: String },
+    #[error("{}: is a {kind}; -o DIR/ writes a folder there", .path.display())]
+    NotAFolder { path: PathBuf, kind: &'static str },
+    #[error(
+        "{}: the export folder would {relation} the {role} {} of this command; choose a path outside the \
+         model's folder",
+        .path.display(), .input.display()
+    )]
+    Overlaps {
+        path: PathBuf,
+        relation: &'static str,
+        role: String,
+        input: PathBuf,
+    },
+    #[error("{}: {error}", .path.display())]
+    Io { path: PathBuf, error: std::io::Error },
+    #[error(transparent)]
+    Path(#[from] FolderPathError),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ExportFolderError + '_ {
+    move |error| ExportFolderError::Io {
+        path: path.to_path_buf(),
+        error,
+    }
+}
+
+/// Whether `-o PATH` asks for an export folder: a trailing path separator,
+/// or an existing directory (not a symlink to one).
+pub fn is_folder_output(path: &Path) -> bool {
+    let text = path.as_os_str().to_string_lossy();
+    text.ends_with('/')
+        || text.ends_with(std::path::MAIN_SEPARATOR)
+        || std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
+}
+
+/// The files an export of `source` copies from its folder, relative to it:
+/// the tokenizer files that exist and the sentence-transformers module
+/// files. Each is checked to resolve inside the folder and be regular.
+pub fn shipped_files(source: &ModelSource) -> Result<Vec<String>, ExportFolderError> {
+    let Some(folder) = &source.folder else {
+        return Ok(vec![]);
+    };
+    let mut files = vec![];
+    for name in TOKENIZER_FILES {
+        if regular_file_inside(folder, name)?.is_some() {
+            files.push(name.to_string());
+        }
+    }
+    if let Some(modules) = &source.sentence {
+        for f in &modules.files {
+            regular_file_inside(folder, f)?;
+            files.push(f.clone());
+        }
+    }
+    Ok(files)
+}
+
+/// The checks an export to `out` must pass, run before compiling: `out`
+/// is new, empty or a previous export, and neither holds nor lies inside
+/// any of `inputs` (role, path) or the model's folder.
+pub fn check_destination(
+    out: &Path,
+    source: &ModelSource,
+    inputs: &[(&str, &Path)],
+) -> Result<(), ExportFolderError> {
+    let target = absolute(out)?;
+    let mut read: Vec<(String, PathBuf)> = inputs
+        .iter()
+        .map(|(r, p)| (r.to_string(), p.to_path_buf()))
+        .collect();
+    if let Some(folder) = &source.folder {
+        read.push(("model folder".into(), folder.clone()));
+    }
+    for (role, input) in read {
+        let Ok(input_abs) = input.canonicalize() else {
+            continue;
+        };
+        let relation = if input_abs == target {
+            "be"
+        } else if target.starts_with(&input_abs) {
+            "lie inside"
+        } else if input_abs.starts_with(&target) {
+            "replace"
+        } else {
+            continue;
+        };
+        return Err(ExportFolderError::Overlaps {
+            path: out.to_path_buf(),
+            relation,
+            role,
+            input,
+        });
+    }
+    match std::fs::symlink_metadata(out) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(ExportFolderError::Io {
+            path: out.to_path_buf(),
+            error,
+        }),
+        Ok(meta) if meta.is_dir() => previous_export(out),
+        Ok(meta) => Err(ExportFolderError::NotAFolder {
+            path: out.to_path_buf(),
+            kind: if meta.file_type().is_symlink() {
+                "symbolic link"
+            } else if meta.is_file() {
+                "regular file"
+            } else {
+                "special file"
+            },
+        }),
+    }
+}
+
+/// `out` with its parent resolved (the folder itself may not exist yet).
+fn absolute(out: &Path) -> Result<PathBuf, ExportFolderError> {
+    let name = out.file_name().ok_or_else(|| ExportFolderError::NotAFolder {
+        path: out.to_path_buf(),
+        kind: "path without a final name (`.`, `..` or `/`)",
+    })?;
+    let parent = parent_of(out);
+    let parent = parent.canonicalize().map_err(io(parent))?;
+    Ok(parent.join(name))
+}
+
+fn parent_of(out: &Path) -> &Path {
+    match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Ok when `dir` is empty or holds a previous bertc export and nothing else.
+fn previous_export(dir: &Path) -> Result<(), ExportFolderError> {
+    let not = |reason: String| ExportFolderError::NotAnExport {
+        path: dir.to_path_buf(),
+        reason,
+    };
+    let mut empty = true;
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        empty = false;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let kind = entry.file_type().map_err(io(&entry.path()))?;
+        let known_file = name == MODEL_FILE
+            || name == CONFIG_FILE
+            || TOKENIZER_FILES.contains(&name.as_str())
+            || [MODULES_FILE, SBERT_CONFIG_FILE, ST_CONFIG_FILE].contains(&name.as_str());
+        if kind.is_file() && known_file {
+            continue;
+        }
+        if kind.is_dir() && is_module_folder_name(&name) {
+            for inner in std::fs::read_dir(entry.path()).map_err(io(&entry.path()))? {
+                let inner = inner.map_err(io(&entry.path()))?;
+                if !inner.file_type().map_err(io(&inner.path()))?.is_file() {
+                    return Err(not(format!(
+                        "{name}/{} is not a regular file",
+                        inner.file_name().to_string_lossy()
+                    )));
+                }
+            }
+            continue;
+        }
+        return Err(not(format!("it holds `{name}`, which an export does not write")));
+    }
+    if empty {
+        return Ok(());
+    }
+    let model = dir.join(MODEL_FILE);
+    if !std::fs::symlink_metadata(&model).is_ok_and(|m| m.is_file()) {
+        return Err(not(format!("it has no {MODEL_FILE}")));
+    }
+    match crate::onnx::read_metadata(&model) {
+        Ok(meta) if meta.contains_key("bertc.config") => Ok(()),
+        Ok(_) => Err(not(format!("its {MODEL_FILE} was not written by bertc"))),
+        Err(e) => Err(not(format!("its {MODEL_FILE} cannot be read: {e}"))),
+    }
+}
+
+/// sentence-transformers' module folders: `1_Pooling`, `2_Normalize`, `2_Dense`.
+fn is_module_folder_name(name: &str) -> bool {
+    match name.split_once('_') {
+        Some((n, rest)) => {
+            !n.is_empty()
+                && n.bytes().all(|b| b.is_ascii_digit())
+                && !rest.is_empty()
+                && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        }
+        None => false,
+    }
+}
+
+/// Writes the export folder of `compiled` (compiled from `source`) at
+/// `out`. [`check_destination`] is run again here, so the library call is
+/// safe on its own.
+pub fn write_export_folder(
+    out: &Path,
+    compiled: &Compiled,
+    source: &ModelSource,
+    inputs: &[(&str, &Path)],
+) -> Result<ExportedFolder, Error> {
+    check_destination(out, source, inputs)?;
+    let files = shipped_files(source)?;
+    let parent = parent_of(out);
+    std::fs::create_dir_all(parent).map_err(io(parent))?;
+    let staging = temp_dir_beside(parent, ".bertc-export-")?;
+    let root = staging.path();
+
+    let model_size = compiled.write(&root.join(MODEL_FILE))?;
+    let config = match &source.config_file {
+        Some(path) => crate::input_file::read_regular(path).map_err(io(path))?,
+        None => source.config.to_canonical_json().into_bytes(),
+    };
+    std::fs::write(root.join(CONFIG_FILE), config).map_err(io(&root.join(CONFIG_FILE)))?;
+    let folder = source.folder.as_deref().unwrap_or(Path::new("."));
+    for relative in &files {
+        let from = regular_file_inside(folder, relative)
+            .map_err(ExportFolderError::from)?
+            .ok_or_else(|| ExportFolderError::Io {
+                path: folder.join(relative),
+                error: std::io::Error::new(std::io::ErrorKind::NotFound, "vanished while exporting"),
+            })?;
+        let to = root.join(relative);
+        if let Some(dir) = to.parent() {
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+        }
+        let bytes = crate::input_file::read_regular(&from).map_err(io(&from))?;
+        std::fs::write(&to, bytes).map_err(io(&to))?;
+    }
+
+    let replaced = std::fs::symlink_metadata(out).is_ok();
+    if replaced {
+        swap_into_place(root, out)?;
+        // `staging` now holds the previous export; dropping it removes it.
+    } else {
+        let kept = staging.keep();
+        std::fs::rename(&kept, out).map_err(|error| {
+            let _ = std::fs::remove_dir_all(&kept);
+            ExportFolderError::Io {
+                path: out.to_path_buf(),
+                error,
+            }
+        })?;
+    }
+    let mut all: Vec<String> = [MODEL_FILE, CONFIG_FILE]
+        .map(String::from)
+        .into_iter()
+        .chain(files)
+        .collect();
+    all.sort();
+    all.dedup();
+    Ok(ExportedFolder {
+        path: out.to_path_buf(),
+        files: all,
+        model_size,
+        replaced,
+    })
+}
+
+/// A fresh hidden folder in `parent`, with the permissions an ordinary
+/// new folder gets (0777 less the umask), removed when dropped.
+fn temp_dir_beside(parent: &Path, prefix: &str) -> Result<tempfile::TempDir, ExportFolderError> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(prefix);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o777));
+    }
+    builder.tempdir_in(parent).map_err(io(parent))
+}
+
+/// Exchanges the new folder `new` with the existing `out`: atomically with
+/// renameat2(RENAME_EXCHANGE) on Linux; elsewhere (or where the file system
+/// refuses it) by two renames, the old folder moved back if the second fails.
+fn swap_into_place(new: &Path, out: &Path) -> Result<(), ExportFolderError> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).ok();
+        if let (Some(a), Some(b)) = (c(new), c(out)) {
+            // SAFETY: two valid NUL-terminated paths; renameat2 only reads them.
+            let rc = unsafe {
+                libc::renameat2(
+                    libc::AT_FDCWD,
+                    a.as_ptr(),
+                    libc::AT_FDCWD,
+                    b.as_ptr(),
+                    libc::RENAME_EXCHANGE,
+                )
+            };
+            if rc == 0 {
+                return Ok(());
+            }
+        }
+    }
+    let parent = parent_of(out);
+    let aside = temp_dir_beside(parent, ".bertc-old-")?.keep();
+    // Renaming a folder onto an empty folder replaces it.
+    std::fs::rename(out, &aside).map_err(io(out))?;
+    if let Err(error) = std::fs::rename(new, out) {
+        let _ = std::fs::rename(&aside, out);
+        return Err(ExportFolderError::Io {
+            path: out.to_path_buf(),
+            error,
+        });
+    }
+    std::fs::remove_dir_all(&aside).map_err(io(&aside))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_folder_names_are_sentence_transformers_ones() {
+        for ok in ["1_Pooling", "2_Normalize", "3_Dense"] {
+            assert!(is_module_folder_name(ok), "{ok}");
+        }
+        for bad in ["Pooling", "_x", "1_", "x_Pooling", "1_../a", ".git"] {
+            assert!(!is_module_folder_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_trailing_slash_or_an_existing_folder_asks_for_a_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(is_folder_output(Path::new("out/")));
+        assert!(!is_folder_output(Path::new("out.onnx")));
+        assert!(is_folder_output(dir.path()));
+    }
+}

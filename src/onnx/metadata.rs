@@ -1,0 +1,35 @@
+//! An ONNX file's `metadata_props` alone, read without decoding its graph:
+//! enough to recognise a file bertc wrote (its `bertc.*` keys) before
+//! replacing it, at the cost of skipping the graph field by its length.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::proto::StringStringEntryProto;
+use super::OnnxError;
+
+/// ModelProto with every field but `metadata_props` skipped.
+#[derive(Clone, PartialEq, prost::Message)]
+struct MetadataOnly {
+    #[prost(message, repeated, tag = "14")]
+    metadata_props: Vec<StringStringEntryProto>,
+}
+
+/// The metadata of the ONNX file at `path` (a regular file, memory-mapped).
+pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>, OnnxError> {
+    let io = |error| OnnxError::Io {
+        path: path.display().to_string(),
+        error,
+    };
+    crate::input_file::require_regular(path).map_err(io)?;
+    let file = std::fs::File::open(path).map_err(io)?;
+    if file.metadata().map_err(io)?.len() == 0 {
+        return Ok(BTreeMap::new());
+    }
+    // SAFETY: read-only map of a regular file, dropped before returning;
+    // a concurrent truncation could fault, as for every mmap reader.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+    let m =
+        <MetadataOnly as prost::Message>::decode(&map[..]).map_err(|e| OnnxError::Decode(e.to_string()))?;
+    Ok(m.metadata_props.into_iter().map(|p| (p.key, p.value)).collect())
+}
