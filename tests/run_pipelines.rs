@@ -381,3 +381,27 @@ fn run_refuses_inputs_the_task_cannot_take_with_clear_errors() {
         stderr_of(&out)
     );
 }
+
+/// transformers' `function_to_apply`: softmax across labels, a sigmoid
+/// per label for multi-label models and single-logit ones; best first.
+#[test]
+fn classification_scores_follow_the_problem_type() {
+    use bertc::run::classify::scores;
+    let labels = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+    let soft = scores(&[1.0, 3.0, 2.0], &labels, false);
+    let names: Vec<&str> = soft.iter().map(|l| l.label.as_str()).collect();
+    assert_eq!(names, ["b", "c", "a"]);
+    let z = 1f64.exp() + 3f64.exp() + 2f64.exp();
+    assert!((soft[0].score - 3f64.exp() / z).abs() < 1e-12);
+    assert!((soft.iter().map(|l| l.score).sum::<f64>() - 1.0).abs() < 1e-12);
+
+    let multi = scores(&[0.0, 2.0, -2.0], &labels, true);
+    let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+    assert_eq!(multi[0].label, "b");
+    assert!((multi[0].score - sigmoid(2.0)).abs() < 1e-12);
+    assert!((multi[1].score - 0.5).abs() < 1e-12);
+    assert!((multi[2].score - sigmoid(-2.0)).abs() < 1e-12);
+
+    let single = scores(&[0.5], &labels[..1], false);
+    assert!((single[0].score - sigmoid(0.5)).abs() < 1e-12);
+}

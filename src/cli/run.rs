@@ -123,10 +123,18 @@ fn inputs<'a>(args: &'a RunArgs, texts: &'a [String]) -> anyhow::Result<Vec<Text
     }
 }
 
+/// An input as the human-readable answer names it: quoted, long texts cut.
 fn shown(input: &TextInput) -> String {
+    let cut = |t: &str| -> String {
+        const MOST: usize = 60;
+        match t.char_indices().nth(MOST) {
+            Some((at, _)) => format!("{:?}…", &t[..at]),
+            None => format!("{t:?}"),
+        }
+    };
     match input {
-        TextInput::Single(t) => format!("{t:?}"),
-        TextInput::Pair(a, b) => format!("{a:?} + {b:?}"),
+        TextInput::Single(t) => cut(t),
+        TextInput::Pair(a, b) => format!("{} + {}", cut(a), cut(b)),
     }
 }
 

@@ -63,6 +63,8 @@ pub enum RunError {
         output: String,
         outputs: Vec<String>,
     },
+    #[error("tract returned no output `{output}` (it returned: {})", .outputs.join(", "))]
+    NoOutput { output: String, outputs: Vec<String> },
     #[error("the model's output `{output}` has shape {shape:?}; expected {expected}")]
     OutputShape {
         output: String,
@@ -210,8 +212,7 @@ fn output<'a>(
     name: &str,
     rank: usize,
 ) -> Result<(&'a [f32], &'a [usize]), RunError> {
-    let t: &HostTensor = outputs.get(name).ok_or_else(|| RunError::MissingOutput {
-        task: "this",
+    let t: &HostTensor = outputs.get(name).ok_or_else(|| RunError::NoOutput {
         output: name.to_string(),
         outputs: outputs.keys().cloned().collect(),
     })?;
