@@ -293,7 +293,10 @@ impl TextTokenizer {
         let bytes = read_bounded(path)?;
         let inner = Tokenizer::from_bytes(&bytes).map_err(|e| TokenizeError::Malformed {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            message: match bad_component(&bytes) {
+                Some((field, why)) => format!("field `{field}`: {why}"),
+                None => e.to_string(),
+            },
         })?;
         TextTokenizer::new(inner, path, config, max_length)
     }
@@ -487,6 +490,43 @@ impl TextTokenizer {
     pub fn has_subword_prefix(&self) -> bool {
         use tokenizers::ModelWrapper;
         matches!(self.inner.get_model(), ModelWrapper::WordPiece(w) if !w.continuing_subword_prefix.is_empty())
+    }
+}
+
+/// The top-level field of a tokenizer.json that does not parse, with
+/// serde's reason: the whole file's error names only an untagged enum.
+fn bad_component(bytes: &[u8]) -> Option<(&'static str, String)> {
+    use tokenizers::{
+        DecoderWrapper, ModelWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper,
+    };
+    fn check<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Option<String> {
+        serde_json::from_value::<Option<T>>(v.clone())
+            .err()
+            .map(|e| e.to_string())
+    }
+    let json: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    type Check = fn(&serde_json::Value) -> Option<String>;
+    let checks: [(&'static str, Check); 7] = [
+        ("normalizer", check::<NormalizerWrapper>),
+        ("pre_tokenizer", check::<PreTokenizerWrapper>),
+        ("model", check::<ModelWrapper>),
+        ("post_processor", check::<PostProcessorWrapper>),
+        ("decoder", check::<DecoderWrapper>),
+        ("truncation", check::<TruncationParams>),
+        ("padding", check::<PaddingParams>),
+    ];
+    checks.into_iter().find_map(|(field, check)| {
+        let value = json.get(field)?;
+        check(value).map(|why| (field, format!("{why} (value: {})", excerpt(value))))
+    })
+}
+
+/// A JSON value shown in an error, cut to a readable length.
+fn excerpt(v: &serde_json::Value) -> String {
+    let text = v.to_string();
+    match text.char_indices().nth(120) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text,
     }
 }
 

@@ -316,6 +316,16 @@ fn malformed_tokenizer_files_are_named_with_their_field() {
         err.contains("tokenizer.json") && err.contains("not a valid tokenizer file"),
         "{err}"
     );
+    // A valid file with one bad component: the error names the component.
+    let mut json: Value =
+        serde_json::from_slice(&std::fs::read(minilm_dir().join("tokenizer.json")).unwrap()).unwrap();
+    json["normalizer"]["lowercase"] = Value::from("yes");
+    std::fs::write(p.join("tokenizer.json"), json.to_string()).unwrap();
+    let err = TextTokenizer::from_folder(p, 128).err().unwrap().to_string();
+    assert!(
+        err.contains("tokenizer.json") && err.contains("field `normalizer`") && err.contains("\"yes\""),
+        "{err}"
+    );
     std::fs::remove_file(p.join("tokenizer.json")).unwrap();
 
     std::fs::write(p.join("vocab.txt"), "[PAD]\n[UNK]\nhello\n").unwrap();
