@@ -415,3 +415,35 @@ fn classification_scores_follow_the_problem_type() {
     let single = scores(&[0.5], &labels[..1], false);
     assert!((single[0].score - sigmoid(0.5)).abs() < 1e-12);
 }
+
+/// Texts from --file (one per line) and from stdin give what arguments give.
+#[test]
+fn texts_from_a_file_and_from_stdin_are_the_same_inputs() {
+    use std::io::Write;
+    let g = golden("fill-mask");
+    let model = pipelines().join("fill-mask");
+    let texts = strings(&g["texts"]);
+    let from_args = run_json(&model, &texts);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("texts.txt");
+    std::fs::write(&file, texts.join("\n") + "\n").unwrap();
+    let from_file = run_json(&model, &["--file".to_string(), file.display().to_string()]);
+    assert_eq!(from_file, from_args);
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bertc"))
+        .args(["run", model.to_str().unwrap(), "--json", "--threads", "1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all((texts.join("\r\n") + "\r\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let from_stdin: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(from_stdin, from_args);
+}
