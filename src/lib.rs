@@ -22,10 +22,12 @@ pub mod pipeline;
 pub mod plot;
 pub mod presets;
 pub mod quantize;
+pub mod run;
 pub mod runtime;
 pub mod sentence_transformers;
 #[cfg(unix)]
 pub mod signals;
 pub mod source;
+pub mod tokenize;
 pub mod weights;
 pub use error::Error;

@@ -9,6 +9,7 @@ mod optimize;
 mod precision;
 mod progress;
 mod report;
+mod run;
 mod sweep;
 mod validate;
 
@@ -46,6 +47,9 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Inspect, compile and bench several configs; writes a table, JSON and an SVG plot.
     Sweep(sweep::SweepArgs),
+    /// Answer as transformers' pipeline for the model's task, from text (classification, NER, QA,
+    /// fill-mask, sentence embeddings).
+    Run(run::RunArgs),
 }
 
 /// Where the model comes from and which head it gets, shared by compile and dump.
@@ -181,6 +185,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(a) => bench::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Sweep(a) => sweep::run(a),
+        Command::Run(a) => run::run(a),
         Command::Presets => {
             for (name, text) in bertc::presets::PRESETS {
                 let c = bertc::config::BertConfig::from_json_str(text, name)?;

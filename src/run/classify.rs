@@ -1,0 +1,49 @@
+//! text-classification with `top_k=None`: every label with its score,
+//! best first — softmax over the labels, or a sigmoid per label for
+//! `problem_type: multi_label_classification` and single-logit models, as
+//! transformers' `function_to_apply` picks it.
+
+use serde::Serialize;
+
+use super::{output, softmax, LoadedModel, RunError};
+use crate::tokenize::{TextInput, Truncate};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LabelScore {
+    pub label: String,
+    pub score: f64,
+}
+
+impl LoadedModel {
+    /// Texts or pairs (cross-encoders) → labels with scores.
+    pub fn classify(&mut self, inputs: &[TextInput]) -> Result<Vec<Vec<LabelScore>>, RunError> {
+        self.run_batches(inputs, Truncate::LongestFirst, |model, _, _, outputs| {
+            let (logits, shape) = output(outputs, "logits", 2)?;
+            let n = shape[1];
+            logits
+                .chunks(n.max(1))
+                .map(|row| Ok(scores(row, &model.labels, model.multi_label)))
+                .collect()
+        })
+    }
+}
+
+/// One row of logits → labels sorted by score (ties keep label order,
+/// as Python's stable sort does).
+pub fn scores(row: &[f32], labels: &[String], multi_label: bool) -> Vec<LabelScore> {
+    let probs: Vec<f64> = if multi_label || row.len() == 1 {
+        row.iter().map(|&x| 1.0 / (1.0 + (-(x as f64)).exp())).collect()
+    } else {
+        softmax(row)
+    };
+    let mut out: Vec<LabelScore> = probs
+        .into_iter()
+        .enumerate()
+        .map(|(i, score)| LabelScore {
+            label: labels.get(i).cloned().unwrap_or_else(|| format!("LABEL_{i}")),
+            score,
+        })
+        .collect();
+    out.sort_by(|a, b| b.score.total_cmp(&a.score));
+    out
+}

@@ -1,0 +1,236 @@
+//! `bertc run`: text in, the answer of transformers' pipeline for the
+//! model's task out — in tract, with the model's own tokenizer.
+//!
+//! Each task's post-processing follows its transformers pipeline (4.46)
+//! step by step, so labels, spans and tokens come out the same and scores
+//! within float rounding: [`classify`] (text-classification), [`entities`]
+//! (token-classification, `aggregation_strategy="simple"`), [`answer`]
+//! (question-answering), [`fill_mask`], [`embed`] (sentence-transformers'
+//! `encode`). [`model`] finds the model, its tokenizer and its task.
+
+pub mod answer;
+pub mod classify;
+pub mod embed;
+pub mod entities;
+pub mod fill_mask;
+pub mod model;
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::runtime::{HostData, HostTensor, NamedTensors, RuntimeError};
+use crate::tokenize::{Batch, TextInput, TokenizeError, Truncate};
+
+pub use answer::Answer;
+pub use classify::LabelScore;
+pub use entities::EntityGroup;
+pub use fill_mask::Fill;
+pub use model::{load, LoadedModel, RunOptions};
+
+/// Inputs run through the model at once (the rest in further batches),
+/// bounding the activations of a long `--file`.
+pub const BATCH: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Tokenize(#[from] TokenizeError),
+    #[error(transparent)]
+    Model(#[from] crate::Error),
+    #[error("{}: cannot read: {error}", .path.display())]
+    Io { path: PathBuf, error: std::io::Error },
+    #[error("{}: field `{field}`: {message}", .path.display())]
+    Field {
+        path: PathBuf,
+        field: &'static str,
+        message: String,
+    },
+    #[error(
+        "{}: an ONNX file has no tokenizer of its own: give --tokenizer (tokenizer.json, vocab.txt or their folder)",
+        .0.display()
+    )]
+    NoTokenizer(PathBuf),
+    #[error(
+        "the model has no task head bertc run can answer for (outputs: {}); compile it with --head \
+         (sequence-classification, token-classification, question-answering, masked-lm, sentence-embedding)",
+        .outputs.join(", ")
+    )]
+    NoTask { outputs: Vec<String> },
+    #[error("a {task} model must have the output `{output}`; this one has: {}", .outputs.join(", "))]
+    MissingOutput {
+        task: &'static str,
+        output: String,
+        outputs: Vec<String>,
+    },
+    #[error("tract returned no output `{output}` (it returned: {})", .outputs.join(", "))]
+    NoOutput { output: String, outputs: Vec<String> },
+    #[error("the model's output `{output}` has shape {shape:?}; expected {expected}")]
+    OutputShape {
+        output: String,
+        shape: Vec<usize>,
+        expected: String,
+    },
+    #[error("{0}")]
+    Input(String),
+}
+
+impl From<RuntimeError> for RunError {
+    fn from(e: RuntimeError) -> Self {
+        RunError::Model(crate::Error::Runtime(e))
+    }
+}
+
+impl From<crate::config::ConfigError> for RunError {
+    fn from(e: crate::config::ConfigError) -> Self {
+        RunError::Model(crate::Error::Config(e))
+    }
+}
+
+/// The pipeline a model answers as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    SentenceSimilarity,
+    TextClassification,
+    TokenClassification,
+    QuestionAnswering,
+    FillMask,
+}
+
+impl Task {
+    /// transformers' task name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::SentenceSimilarity => "sentence-similarity",
+            Task::TextClassification => "text-classification",
+            Task::TokenClassification => "token-classification",
+            Task::QuestionAnswering => "question-answering",
+            Task::FillMask => "fill-mask",
+        }
+    }
+
+    /// The outputs its post-processing reads.
+    pub fn outputs(self) -> &'static [&'static str] {
+        match self {
+            Task::SentenceSimilarity => &["sentence_embedding"],
+            Task::QuestionAnswering => &["start_logits", "end_logits"],
+            _ => &["logits"],
+        }
+    }
+}
+
+/// What a run answered, one entry per input.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Outputs {
+    Classes(Vec<Vec<LabelScore>>),
+    Entities(Vec<Vec<EntityGroup>>),
+    Answers(Vec<Answer>),
+    /// Per input: one list of fills per `[MASK]`.
+    Fills(Vec<Vec<Vec<Fill>>>),
+    Embeddings(Vec<Vec<f32>>),
+}
+
+impl Outputs {
+    /// The `--json` document: `{"task", "outputs"}` in the structure of
+    /// transformers' pipeline output (an input with one mask gets the flat
+    /// list of fills, as the fill-mask pipeline returns it), and for
+    /// embeddings `{"task": "sentence-similarity", "embeddings", "similarity"}`.
+    pub fn to_json(&self, task: Task) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            Outputs::Embeddings(e) => {
+                let mut doc = json!({"task": task.name(), "embeddings": e});
+                if e.len() >= 2 {
+                    doc["similarity"] = json!(embed::cosine_matrix(e));
+                }
+                doc
+            }
+            Outputs::Fills(per_input) => {
+                let outputs: Vec<serde_json::Value> = per_input
+                    .iter()
+                    .map(|masks| match masks.as_slice() {
+                        [one] => json!(one),
+                        many => json!(many),
+                    })
+                    .collect();
+                json!({"task": task.name(), "outputs": outputs})
+            }
+            other => json!({"task": task.name(), "outputs": other}),
+        }
+    }
+}
+
+impl LoadedModel {
+    /// Tokenizes `inputs` in batches of [`BATCH`] and runs the model; `each`
+    /// gets every batch's inputs, encodings and outputs.
+    fn run_batches<T>(
+        &mut self,
+        inputs: &[TextInput],
+        truncate: Truncate,
+        mut each: impl FnMut(&Self, &[TextInput], &Batch, &NamedTensors) -> Result<Vec<T>, RunError>,
+    ) -> Result<Vec<T>, RunError> {
+        let mut out = Vec::with_capacity(inputs.len());
+        for chunk in inputs.chunks(BATCH) {
+            let batch = self.tokenizer.encode(chunk, truncate)?;
+            let outputs = self.session.run(&batch.inputs())?;
+            out.extend(each(self, chunk, &batch, &outputs)?);
+        }
+        Ok(out)
+    }
+
+    /// The task's answer for texts (or, for classification, pairs).
+    pub fn run_texts(&mut self, inputs: &[TextInput], top_k: usize) -> Result<Outputs, RunError> {
+        if inputs.is_empty() {
+            return Err(RunError::Input("no input text".into()));
+        }
+        Ok(match self.task {
+            Task::SentenceSimilarity => Outputs::Embeddings(self.embed(inputs)?),
+            Task::TextClassification => Outputs::Classes(self.classify(inputs)?),
+            Task::TokenClassification => Outputs::Entities(self.entities(inputs)?),
+            Task::FillMask => Outputs::Fills(self.fill_mask(inputs, top_k)?),
+            Task::QuestionAnswering => {
+                let pairs = inputs
+                    .iter()
+                    .map(|i| match *i {
+                        TextInput::Pair(q, c) => Ok((q, c)),
+                        TextInput::Single(_) => Err(RunError::Input(
+                            "a question-answering model takes a question and a context (--question Q --context C)"
+                                .into(),
+                        )),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Outputs::Answers(self.answer(&pairs)?)
+            }
+        })
+    }
+}
+
+/// An output as f32 with its expected rank checked.
+fn output<'a>(
+    outputs: &'a NamedTensors,
+    name: &str,
+    rank: usize,
+) -> Result<(&'a [f32], &'a [usize]), RunError> {
+    let t: &HostTensor = outputs.get(name).ok_or_else(|| RunError::NoOutput {
+        output: name.to_string(),
+        outputs: outputs.keys().cloned().collect(),
+    })?;
+    match &t.data {
+        HostData::F32(v) if t.shape.len() == rank => Ok((v, &t.shape)),
+        _ => Err(RunError::OutputShape {
+            output: name.to_string(),
+            shape: t.shape.clone(),
+            expected: format!("f32 of rank {rank}"),
+        }),
+    }
+}
+
+/// Softmax of one row, as numpy computes it in the pipelines (shifted by
+/// the maximum), in f64.
+pub fn softmax(row: &[f32]) -> Vec<f64> {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let exp: Vec<f64> = row.iter().map(|&x| (x as f64 - max).exp()).collect();
+    let sum: f64 = exp.iter().sum();
+    exp.into_iter().map(|e| e / sum).collect()
+}

@@ -1,0 +1,244 @@
+//! What `bertc run` runs: a model (an export folder's `model.onnx`, a hub
+//! model folder compiled in memory, or an `.onnx` file with a tokenizer
+//! named apart), its tokenizer and what the pipeline needs to know about
+//! it — the task, the labels, the length limit.
+
+use std::path::{Path, PathBuf};
+
+use crate::builder::Head;
+use crate::compile::CompileOptions;
+use crate::config::BertConfig;
+use crate::ir::Graph;
+use crate::pipeline::{PipelineOptions, Source};
+use crate::runtime::TractSession;
+use crate::source::{resolve, MissingWeights};
+use crate::tokenize::{sentence_transformers_max_seq_length, TextTokenizer, TokenizerConfig};
+
+use super::{RunError, Task};
+
+/// Where the model and its tokenizer come from.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// tokenizer.json, vocab.txt or a folder holding them; required for a
+    /// bare `.onnx`, overrides the model folder's own otherwise.
+    pub tokenizer: Option<PathBuf>,
+    /// tract's threads; `None` for every core.
+    pub threads: Option<usize>,
+}
+
+/// A model ready to answer.
+pub struct LoadedModel {
+    pub session: TractSession,
+    pub tokenizer: TextTokenizer,
+    pub task: Task,
+    /// Label names by id.
+    pub labels: Vec<String>,
+    /// `problem_type: multi_label_classification`: sigmoid per label.
+    pub multi_label: bool,
+}
+
+/// The key H4's export writes sentence-transformers' `max_seq_length` under.
+pub const MAX_SEQ_LENGTH_KEY: &str = "bertc.max_seq_length";
+
+/// Loads `arg`: an export folder (model.onnx beside config.json and the
+/// tokenizer files), a model folder (config.json + checkpoint, compiled
+/// in memory through [`crate::pipeline::run`]), or an `.onnx` file.
+pub fn load(arg: &Path, opts: &RunOptions) -> Result<LoadedModel, RunError> {
+    crate::runtime::set_threads(opts.threads.unwrap_or_else(crate::runtime::available_threads));
+    let (graph, bytes, folder) = if arg.is_dir() && arg.join("model.onnx").is_file() {
+        let onnx = arg.join("model.onnx");
+        let (graph, bytes) = read_onnx(&onnx)?;
+        (graph, bytes, Some(arg.to_path_buf()))
+    } else if arg.is_dir() {
+        let shown = arg.display().to_string();
+        let source = resolve(&shown, None, false, MissingWeights::Refuse)?;
+        let compile = CompileOptions {
+            weights: source.weights.clone(),
+            ..Default::default()
+        };
+        let options = PipelineOptions {
+            threads: opts.threads,
+            ..Default::default()
+        };
+        let compiled = crate::pipeline::run(Source::Config(source.config, compile), &options)?;
+        let bytes = compiled.to_bytes()?;
+        (compiled.graph, bytes, Some(arg.to_path_buf()))
+    } else {
+        let (graph, bytes) = read_onnx(arg)?;
+        (graph, bytes, None)
+    };
+    // A bare .onnx takes its labels and problem type from a config.json
+    // beside it when there is one, else from its own metadata.
+    let config_folder = folder.clone().or_else(|| {
+        arg.parent()
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
+            .filter(|p| p.join("config.json").is_file())
+            .map(Path::to_path_buf)
+    });
+    let config = model_config(&graph, config_folder.as_deref())?;
+    let task = task_of(&graph, config.as_ref())?;
+    let tokenizer_source = match (&opts.tokenizer, &folder) {
+        (Some(t), _) => t.clone(),
+        (None, Some(f)) => f.clone(),
+        (None, None) => return Err(RunError::NoTokenizer(arg.to_path_buf())),
+    };
+    let tokenizer = load_tokenizer(&tokenizer_source, &graph, folder.as_deref())?;
+    let labels = config
+        .as_ref()
+        .map(|c| c.id2label.values().cloned().collect())
+        .unwrap_or_default();
+    let multi_label = match config_folder {
+        Some(f) => problem_type(&f.join("config.json"))?.as_deref() == Some("multi_label_classification"),
+        None => false,
+    };
+    let session = TractSession::from_bytes(&bytes)?;
+    Ok(LoadedModel {
+        session,
+        tokenizer,
+        task,
+        labels,
+        multi_label,
+    })
+}
+
+fn read_onnx(path: &Path) -> Result<(Graph, Vec<u8>), RunError> {
+    let graph = crate::onnx::read_model(path).map_err(crate::Error::from)?;
+    let bytes = crate::input_file::read_regular(path).map_err(|error| RunError::Io {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    Ok((graph, bytes))
+}
+
+/// The config: the folder's config.json, else the one bertc stored in
+/// the model's metadata (`bertc.config`); `None` for foreign files without.
+fn model_config(graph: &Graph, folder: Option<&Path>) -> Result<Option<BertConfig>, RunError> {
+    if let Some(path) = folder.map(|f| f.join("config.json")).filter(|p| p.is_file()) {
+        return Ok(Some(BertConfig::from_path(&path)?));
+    }
+    match graph.metadata.get("bertc.config") {
+        Some(text) => Ok(Some(BertConfig::from_json_str(
+            text,
+            "the model's bertc.config metadata",
+        )?)),
+        None => Ok(None),
+    }
+}
+
+/// config.json's `problem_type` (not part of [`BertConfig`]: only the
+/// pipelines read it).
+fn problem_type(path: &Path) -> Result<Option<String>, RunError> {
+    let bytes = crate::input_file::read_regular(path).map_err(|error| RunError::Io {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| RunError::Field {
+        path: path.to_path_buf(),
+        field: "problem_type",
+        message: e.to_string(),
+    })?;
+    match value.get("problem_type") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => match s.as_str() {
+            "single_label_classification" | "multi_label_classification" | "regression" => Ok(Some(s.clone())),
+            other => Err(RunError::Field {
+                path: path.to_path_buf(),
+                field: "problem_type",
+                message: format!(
+                    "`{other}`: expected single_label_classification, multi_label_classification or regression"
+                ),
+            }),
+        },
+        Some(v) => Err(RunError::Field {
+            path: path.to_path_buf(),
+            field: "problem_type",
+            message: format!("{v}: expected a string"),
+        }),
+    }
+}
+
+/// The task: the head bertc built (`bertc.head`), else the config's
+/// architectures, else the model's output names; then checked against
+/// the outputs the model really has.
+fn task_of(graph: &Graph, config: Option<&BertConfig>) -> Result<Task, RunError> {
+    let outputs: Vec<String> = graph.outputs().iter().map(|(n, _)| n.clone()).collect();
+    let has = |n: &str| outputs.iter().any(|o| o == n);
+    let head = match graph.metadata.get("bertc.head").and_then(|h| Head::parse(h)) {
+        Some(h) => Some(h),
+        None => match config {
+            Some(c) if !c.architectures.is_empty() => Head::from_config(c).ok(),
+            _ => None,
+        },
+    };
+    let head = head.or(if has("sentence_embedding") {
+        Some(Head::SentenceEmbedding)
+    } else if has("start_logits") {
+        Some(Head::QuestionAnswering)
+    } else {
+        None
+    });
+    let task = match head {
+        Some(Head::SentenceEmbedding) => Task::SentenceSimilarity,
+        Some(Head::SequenceClassification) => Task::TextClassification,
+        Some(Head::TokenClassification) => Task::TokenClassification,
+        Some(Head::QuestionAnswering) => Task::QuestionAnswering,
+        Some(Head::MaskedLm) => Task::FillMask,
+        Some(Head::Base) | None => return Err(RunError::NoTask { outputs }),
+    };
+    for needed in task.outputs() {
+        if !has(needed) {
+            return Err(RunError::MissingOutput {
+                task: task.name(),
+                output: needed.to_string(),
+                outputs,
+            });
+        }
+    }
+    Ok(task)
+}
+
+/// The tokenizer, truncating at the model's limit: sentence-transformers'
+/// `max_seq_length` when the folder or the metadata has it, else the
+/// position table (and the tokenizer's own `model_max_length` if lower).
+fn load_tokenizer(source: &Path, graph: &Graph, folder: Option<&Path>) -> Result<TextTokenizer, RunError> {
+    let (tokenizer_folder, file) = if source.is_dir() {
+        (source.to_path_buf(), None)
+    } else {
+        let parent = source
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        (parent.to_path_buf(), Some(source))
+    };
+    let config = TokenizerConfig::from_folder(&tokenizer_folder)?;
+    // A bare .onnx with a sentence-transformers folder as its tokenizer
+    // takes that folder's max_seq_length.
+    let st = sentence_transformers_max_seq_length(folder.unwrap_or(&tokenizer_folder))?;
+    let meta = graph
+        .metadata
+        .get(MAX_SEQ_LENGTH_KEY)
+        .and_then(|v| v.parse::<usize>().ok());
+    let positions = crate::check::max_sequence(graph);
+    let max_length = match st.or(meta) {
+        Some(n) => positions.map_or(n, |p| n.min(p)),
+        None => [positions, config.model_max_length]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(512),
+    };
+    let tokenizer = match file {
+        None => TextTokenizer::from_folder(&tokenizer_folder, max_length)?,
+        Some(f) if f.extension().is_some_and(|e| e == "txt") => {
+            TextTokenizer::from_vocab(f, &config, max_length)?
+        }
+        Some(f) => TextTokenizer::from_tokenizer_json(f, &config, max_length)?,
+    };
+    Ok(tokenizer)
+}

@@ -1,0 +1,595 @@
+//! Text to model inputs: Hugging Face tokenizers, as transformers and
+//! sentence-transformers call them.
+//!
+//! A model folder ships either `tokenizer.json` (the fast tokenizer,
+//! read by the `tokenizers` crate itself, so normalisation, WordPiece and
+//! offsets are the very code transformers runs) or only `vocab.txt` with
+//! `tokenizer_config.json`, from which the same BERT pipeline is assembled
+//! (BertNormalizer → BertPreTokenizer → WordPiece → [CLS] A [SEP] B [SEP]).
+//! Truncation and padding are set here, per call, whatever the file says:
+//! hub files often carry a fixed padding (`Fixed: 128`) that pipelines
+//! override.
+
+use std::path::{Path, PathBuf};
+
+use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
+use tokenizers::models::wordpiece::WordPiece;
+use tokenizers::normalizers::BertNormalizer;
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::processors::bert::BertProcessing;
+use tokenizers::{
+    AddedToken, Decoder, EncodeInput, Encoding, PaddingDirection, PaddingParams, PaddingStrategy, Tokenizer,
+    TruncationDirection, TruncationParams, TruncationStrategy,
+};
+
+use crate::runtime::{HostTensor, NamedTensors};
+
+/// The largest tokenizer file read (the biggest hub tokenizer.json files
+/// are tens of MB): checked before reading.
+pub const MAX_TOKENIZER_BYTES: u64 = 256 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenizeError {
+    #[error("{}: cannot read: {error}", .path.display())]
+    Io { path: PathBuf, error: std::io::Error },
+    #[error("{}: {size} bytes, more than a tokenizer file may have ({MAX_TOKENIZER_BYTES})", .path.display())]
+    TooLarge { path: PathBuf, size: u64 },
+    #[error("{}: not a valid tokenizer file: {message}", .path.display())]
+    Malformed { path: PathBuf, message: String },
+    #[error("{}: field `{field}` = {value}: expected {expected}", .path.display())]
+    Field {
+        path: PathBuf,
+        field: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("{}: the special token `{token}` ({role}) is not in its vocabulary", .path.display())]
+    MissingToken {
+        path: PathBuf,
+        role: &'static str,
+        token: String,
+    },
+    #[error(
+        "{}: no tokenizer: expected tokenizer.json, or vocab.txt (with tokenizer_config.json) in this folder",
+        .0.display()
+    )]
+    NotFound(PathBuf),
+    #[error("tokenizing failed: {0}")]
+    Encode(String),
+    #[error("the tokenizer's maximum length must be at least {least} (its special tokens), got {got}")]
+    MaxLength { got: usize, least: usize },
+}
+
+/// The special tokens the pipelines look for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecialIds {
+    pub cls: Option<u32>,
+    pub sep: Option<u32>,
+    pub pad: u32,
+    pub pad_token: String,
+    pub mask: Option<u32>,
+    pub unk: Option<u32>,
+}
+
+/// A loaded tokenizer with the model's length limit.
+pub struct TextTokenizer {
+    inner: Tokenizer,
+    /// The file it was read from (tokenizer.json or vocab.txt).
+    pub path: PathBuf,
+    /// The longest encoding the model takes, special tokens included.
+    pub max_length: usize,
+    pub special: SpecialIds,
+}
+
+/// One input of a batch: a text, or a pair (cross-encoders, QA).
+#[derive(Debug, Clone, Copy)]
+pub enum TextInput<'a> {
+    Single(&'a str),
+    Pair(&'a str, &'a str),
+}
+
+/// How an over-long input is cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Truncate {
+    /// Drop tokens from the longer sequence first (transformers' `truncation=True`).
+    LongestFirst,
+    /// Cut only the second sequence (the context of a QA pair), keeping
+    /// `stride` tokens of overlap between the overflowing windows.
+    OnlySecond { max_length: usize, stride: usize },
+}
+
+/// Encodings padded to the longest, with their model inputs.
+pub struct Batch {
+    pub encodings: Vec<Encoding>,
+    /// Padded length.
+    pub seq: usize,
+}
+
+/// The file names a folder's tokenizer may come from.
+pub const TOKENIZER_FILES: [&str; 4] = [
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+];
+
+fn read_bounded(path: &Path) -> Result<Vec<u8>, TokenizeError> {
+    let io = |error| TokenizeError::Io {
+        path: path.to_path_buf(),
+        error,
+    };
+    crate::input_file::require_regular(path).map_err(io)?;
+    let size = std::fs::metadata(path).map_err(io)?.len();
+    if size > MAX_TOKENIZER_BYTES {
+        return Err(TokenizeError::TooLarge {
+            path: path.to_path_buf(),
+            size,
+        });
+    }
+    std::fs::read(path).map_err(io)
+}
+
+/// A JSON object file (tokenizer_config.json, special_tokens_map.json).
+fn read_json_object(path: &Path) -> Result<serde_json::Map<String, serde_json::Value>, TokenizeError> {
+    let bytes = read_bounded(path)?;
+    match serde_json::from_slice(&bytes) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        Ok(other) => Err(TokenizeError::Malformed {
+            path: path.to_path_buf(),
+            message: format!("expected a JSON object, found {}", json_kind(&other)),
+        }),
+        Err(e) => Err(TokenizeError::Malformed {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// The settings of tokenizer_config.json (and special_tokens_map.json)
+/// that shape a BERT tokenizer, with transformers' BertTokenizer defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenizerConfig {
+    pub do_lower_case: bool,
+    /// `None`: follow `do_lower_case`, as BertNormalizer does.
+    pub strip_accents: Option<bool>,
+    pub tokenize_chinese_chars: bool,
+    pub unk_token: String,
+    pub cls_token: String,
+    pub sep_token: String,
+    pub pad_token: String,
+    pub mask_token: String,
+    /// `model_max_length`, when it is a real limit (transformers writes
+    /// 1e30 for "none").
+    pub model_max_length: Option<usize>,
+}
+
+impl Default for TokenizerConfig {
+    fn default() -> Self {
+        TokenizerConfig {
+            do_lower_case: true,
+            strip_accents: None,
+            tokenize_chinese_chars: true,
+            unk_token: "[UNK]".into(),
+            cls_token: "[CLS]".into(),
+            sep_token: "[SEP]".into(),
+            pad_token: "[PAD]".into(),
+            mask_token: "[MASK]".into(),
+            model_max_length: None,
+        }
+    }
+}
+
+impl TokenizerConfig {
+    /// Reads the folder's tokenizer_config.json and special_tokens_map.json
+    /// (each optional); a field of the wrong type is an error naming it.
+    pub fn from_folder(folder: &Path) -> Result<TokenizerConfig, TokenizeError> {
+        let mut config = TokenizerConfig::default();
+        for name in ["special_tokens_map.json", "tokenizer_config.json"] {
+            let path = folder.join(name);
+            if path.exists() {
+                config.apply(&path, &read_json_object(&path)?)?;
+            }
+        }
+        Ok(config)
+    }
+
+    fn apply(
+        &mut self,
+        path: &Path,
+        map: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), TokenizeError> {
+        let bad = |field: &'static str, v: &serde_json::Value, expected: &'static str| TokenizeError::Field {
+            path: path.to_path_buf(),
+            field,
+            value: v.to_string(),
+            expected,
+        };
+        let flag = |field: &'static str| -> Result<Option<bool>, TokenizeError> {
+            match map.get(field) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(serde_json::Value::Bool(b)) => Ok(Some(*b)),
+                Some(v) => Err(bad(field, v, "true, false or null")),
+            }
+        };
+        if let Some(b) = flag("do_lower_case")? {
+            self.do_lower_case = b;
+        }
+        if map.contains_key("strip_accents") {
+            self.strip_accents = flag("strip_accents")?;
+        }
+        if let Some(b) = flag("tokenize_chinese_chars")? {
+            self.tokenize_chinese_chars = b;
+        }
+        let tokens: [(&'static str, &mut String); 5] = [
+            ("unk_token", &mut self.unk_token),
+            ("cls_token", &mut self.cls_token),
+            ("sep_token", &mut self.sep_token),
+            ("pad_token", &mut self.pad_token),
+            ("mask_token", &mut self.mask_token),
+        ];
+        for (field, slot) in tokens {
+            match map.get(field) {
+                None | Some(serde_json::Value::Null) => {}
+                Some(serde_json::Value::String(s)) => *slot = s.clone(),
+                // special_tokens_map.json may spell a token as an AddedToken object.
+                Some(serde_json::Value::Object(o)) => match o.get("content") {
+                    Some(serde_json::Value::String(s)) => *slot = s.clone(),
+                    _ => {
+                        return Err(bad(
+                            field,
+                            &map[field],
+                            "a string or an object with a string `content`",
+                        ))
+                    }
+                },
+                Some(v) => return Err(bad(field, v, "a string")),
+            }
+        }
+        match map.get("model_max_length") {
+            None | Some(serde_json::Value::Null) => {}
+            Some(serde_json::Value::Number(n)) => {
+                // 1e30 (VERY_LARGE_INTEGER) means no limit.
+                self.model_max_length = n.as_f64().filter(|x| (1.0..1e9).contains(x)).map(|x| x as usize);
+            }
+            Some(v) => return Err(bad("model_max_length", v, "a number")),
+        }
+        Ok(())
+    }
+}
+
+impl TextTokenizer {
+    /// The tokenizer of a model folder: `tokenizer.json` when there is one,
+    /// else `vocab.txt` with the folder's tokenizer_config.json.
+    pub fn from_folder(folder: &Path, max_length: usize) -> Result<TextTokenizer, TokenizeError> {
+        let config = TokenizerConfig::from_folder(folder)?;
+        let json = folder.join("tokenizer.json");
+        if json.exists() {
+            return TextTokenizer::from_tokenizer_json(&json, &config, max_length);
+        }
+        let vocab = folder.join("vocab.txt");
+        if vocab.exists() {
+            return TextTokenizer::from_vocab(&vocab, &config, max_length);
+        }
+        Err(TokenizeError::NotFound(folder.to_path_buf()))
+    }
+
+    /// A `tokenizer.json` (the special tokens' names from `config`).
+    pub fn from_tokenizer_json(
+        path: &Path,
+        config: &TokenizerConfig,
+        max_length: usize,
+    ) -> Result<TextTokenizer, TokenizeError> {
+        let bytes = read_bounded(path)?;
+        let inner = Tokenizer::from_bytes(&bytes).map_err(|e| TokenizeError::Malformed {
+            path: path.to_path_buf(),
+            message: match bad_component(&bytes) {
+                Some((field, why)) => format!("field `{field}`: {why}"),
+                None => e.to_string(),
+            },
+        })?;
+        TextTokenizer::new(inner, path, config, max_length)
+    }
+
+    /// BERT's WordPiece tokenizer assembled from `vocab.txt` (one token a
+    /// line, ids by line number) and the settings of `config`.
+    pub fn from_vocab(
+        path: &Path,
+        config: &TokenizerConfig,
+        max_length: usize,
+    ) -> Result<TextTokenizer, TokenizeError> {
+        let bytes = read_bounded(path)?;
+        let malformed = |message: String| TokenizeError::Malformed {
+            path: path.to_path_buf(),
+            message,
+        };
+        let vocab = WordPiece::read_bytes(&bytes).map_err(|e| malformed(e.to_string()))?;
+        if vocab.is_empty() {
+            return Err(malformed("the vocabulary is empty".into()));
+        }
+        let id = |role: &'static str, token: &str| {
+            vocab
+                .get(token)
+                .copied()
+                .ok_or_else(|| TokenizeError::MissingToken {
+                    path: path.to_path_buf(),
+                    role,
+                    token: token.to_string(),
+                })
+        };
+        let cls = id("cls_token", &config.cls_token)?;
+        let sep = id("sep_token", &config.sep_token)?;
+        id("unk_token", &config.unk_token)?;
+        let model = WordPiece::builder()
+            .vocab(vocab.clone())
+            .unk_token(config.unk_token.clone())
+            .build()
+            .map_err(|e| malformed(e.to_string()))?;
+        let mut inner = Tokenizer::new(model);
+        inner
+            .with_normalizer(Some(BertNormalizer::new(
+                true,
+                config.tokenize_chinese_chars,
+                config.strip_accents,
+                config.do_lower_case,
+            )))
+            .map_err(|e| malformed(e.to_string()))?;
+        inner.with_pre_tokenizer(Some(BertPreTokenizer));
+        inner.with_post_processor(Some(BertProcessing::new(
+            (config.sep_token.clone(), sep),
+            (config.cls_token.clone(), cls),
+        )));
+        inner.with_decoder(Some(WordPieceDecoder::new("##".into(), true)));
+        // As transformers registers them: special, never split or normalised.
+        let specials: Vec<AddedToken> = [
+            &config.pad_token,
+            &config.unk_token,
+            &config.cls_token,
+            &config.sep_token,
+            &config.mask_token,
+        ]
+        .into_iter()
+        .filter(|t| vocab.contains_key(t.as_str()))
+        .map(|t| AddedToken::from(t.clone(), true))
+        .collect();
+        inner
+            .add_special_tokens(specials)
+            .map_err(|e| malformed(e.to_string()))?;
+        TextTokenizer::new(inner, path, config, max_length)
+    }
+
+    fn new(
+        inner: Tokenizer,
+        path: &Path,
+        config: &TokenizerConfig,
+        max_length: usize,
+    ) -> Result<TextTokenizer, TokenizeError> {
+        let pad = inner
+            .token_to_id(&config.pad_token)
+            .ok_or_else(|| TokenizeError::MissingToken {
+                path: path.to_path_buf(),
+                role: "pad_token",
+                token: config.pad_token.clone(),
+            })?;
+        let special = SpecialIds {
+            cls: inner.token_to_id(&config.cls_token),
+            sep: inner.token_to_id(&config.sep_token),
+            pad,
+            pad_token: config.pad_token.clone(),
+            mask: inner.token_to_id(&config.mask_token),
+            unk: inner.token_to_id(&config.unk_token),
+        };
+        // The pair template's specials ([CLS] A [SEP] B [SEP]) must fit.
+        let least = inner.get_post_processor().map_or(0, |p| {
+            use tokenizers::PostProcessor;
+            p.added_tokens(true)
+        }) + 1;
+        if max_length < least {
+            return Err(TokenizeError::MaxLength {
+                got: max_length,
+                least,
+            });
+        }
+        Ok(TextTokenizer {
+            inner,
+            path: path.to_path_buf(),
+            max_length,
+            special,
+        })
+    }
+
+    /// Encodes a batch (character offsets, as Python's tokenizers gives
+    /// them), truncated as asked at the model's limit and padded to the
+    /// longest. With `OnlySecond`, overflowing windows are in each
+    /// encoding's `get_overflowing()`, padded like the rest.
+    pub fn encode(&mut self, inputs: &[TextInput], truncate: Truncate) -> Result<Batch, TokenizeError> {
+        let (strategy, max_length, stride) = match truncate {
+            Truncate::LongestFirst => (TruncationStrategy::LongestFirst, self.max_length, 0),
+            Truncate::OnlySecond { max_length, stride } => (
+                TruncationStrategy::OnlySecond,
+                max_length.min(self.max_length),
+                stride,
+            ),
+        };
+        self.inner
+            .with_truncation(Some(TruncationParams {
+                direction: TruncationDirection::Right,
+                max_length,
+                strategy,
+                stride,
+            }))
+            .map_err(|e| TokenizeError::Encode(e.to_string()))?;
+        self.inner.with_padding(Some(PaddingParams {
+            strategy: PaddingStrategy::BatchLongest,
+            direction: PaddingDirection::Right,
+            pad_to_multiple_of: None,
+            pad_id: self.special.pad,
+            pad_type_id: 0,
+            pad_token: self.special.pad_token.clone(),
+        }));
+        let inputs: Vec<EncodeInput> = inputs
+            .iter()
+            .map(|i| match *i {
+                TextInput::Single(a) => EncodeInput::Single(a.into()),
+                TextInput::Pair(a, b) => EncodeInput::Dual(a.into(), b.into()),
+            })
+            .collect();
+        let mut encodings = self
+            .inner
+            .encode_batch_char_offsets(inputs, true)
+            .map_err(|e| TokenizeError::Encode(e.to_string()))?;
+        // Overflowing windows are padded within their own encoding only:
+        // bring every window of the batch to one length.
+        let seq = encodings
+            .iter()
+            .flat_map(|e| std::iter::once(e.len()).chain(e.get_overflowing().iter().map(Encoding::len)))
+            .max()
+            .unwrap_or(0);
+        for e in &mut encodings {
+            pad_to(e, seq, &self.special);
+            for o in e.get_overflowing_mut() {
+                pad_to(o, seq, &self.special);
+            }
+        }
+        Ok(Batch { encodings, seq })
+    }
+
+    /// The token text of an id (`##ing`, `[MASK]`).
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+
+    /// Ids back to text, as transformers' `tokenizer.decode` (the
+    /// tokenizer's decoder, its clean-up of spaces before punctuation).
+    pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String, TokenizeError> {
+        self.inner
+            .decode(ids, skip_special_tokens)
+            .map_err(|e| TokenizeError::Encode(e.to_string()))
+    }
+
+    /// Tokens back to text, as transformers' `convert_tokens_to_string`.
+    pub fn tokens_to_string(&self, tokens: Vec<String>) -> Result<String, TokenizeError> {
+        match self.inner.get_decoder() {
+            Some(d) => d.decode(tokens).map_err(|e| TokenizeError::Encode(e.to_string())),
+            None => Ok(tokens.join(" ")),
+        }
+    }
+
+    /// Whether the model marks word pieces with a prefix (`##`): then a
+    /// token is a subword when its text and its span differ in length.
+    pub fn has_subword_prefix(&self) -> bool {
+        use tokenizers::ModelWrapper;
+        matches!(self.inner.get_model(), ModelWrapper::WordPiece(w) if !w.continuing_subword_prefix.is_empty())
+    }
+}
+
+/// The top-level field of a tokenizer.json that does not parse, with
+/// serde's reason: the whole file's error names only an untagged enum.
+fn bad_component(bytes: &[u8]) -> Option<(&'static str, String)> {
+    use tokenizers::{
+        DecoderWrapper, ModelWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper,
+    };
+    fn check<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Option<String> {
+        serde_json::from_value::<Option<T>>(v.clone())
+            .err()
+            .map(|e| e.to_string())
+    }
+    let json: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    type Check = fn(&serde_json::Value) -> Option<String>;
+    let checks: [(&'static str, Check); 7] = [
+        ("normalizer", check::<NormalizerWrapper>),
+        ("pre_tokenizer", check::<PreTokenizerWrapper>),
+        ("model", check::<ModelWrapper>),
+        ("post_processor", check::<PostProcessorWrapper>),
+        ("decoder", check::<DecoderWrapper>),
+        ("truncation", check::<TruncationParams>),
+        ("padding", check::<PaddingParams>),
+    ];
+    checks.into_iter().find_map(|(field, check)| {
+        let value = json.get(field)?;
+        check(value).map(|why| (field, format!("{why} (value: {})", excerpt(value))))
+    })
+}
+
+/// A JSON value shown in an error, cut to a readable length.
+fn excerpt(v: &serde_json::Value) -> String {
+    let text = v.to_string();
+    match text.char_indices().nth(120) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text,
+    }
+}
+
+fn pad_to(e: &mut Encoding, seq: usize, special: &SpecialIds) {
+    if e.len() < seq {
+        e.pad(seq, special.pad, 0, &special.pad_token, PaddingDirection::Right);
+    }
+}
+
+impl Batch {
+    /// The windows of every input in order (an input's own encoding, then
+    /// its overflowing windows), with the input each came from.
+    pub fn windows(&self) -> Vec<(usize, &Encoding)> {
+        self.encodings
+            .iter()
+            .enumerate()
+            .flat_map(|(i, e)| std::iter::once((i, e)).chain(e.get_overflowing().iter().map(move |o| (i, o))))
+            .collect()
+    }
+
+    /// `input_ids`, `attention_mask`, `token_type_ids` as int64 `[B, S]`
+    /// for the given encodings (all of length `seq`).
+    pub fn tensors(encodings: &[&Encoding], seq: usize) -> NamedTensors {
+        let rows = encodings.len();
+        let column = |f: &dyn Fn(&Encoding) -> &[u32]| -> HostTensor {
+            let data = encodings
+                .iter()
+                .flat_map(|e| f(e).iter().map(|&x| x as i64))
+                .collect();
+            HostTensor::i64(vec![rows, seq], data)
+        };
+        NamedTensors::from([
+            ("input_ids".to_string(), column(&|e| e.get_ids())),
+            ("attention_mask".to_string(), column(&|e| e.get_attention_mask())),
+            ("token_type_ids".to_string(), column(&|e| e.get_type_ids())),
+        ])
+    }
+
+    /// The model inputs of the inputs' own encodings (no overflow).
+    pub fn inputs(&self) -> NamedTensors {
+        let refs: Vec<&Encoding> = self.encodings.iter().collect();
+        Batch::tensors(&refs, self.seq)
+    }
+}
+
+/// sentence-transformers' `max_seq_length` (sentence_bert_config.json),
+/// when the folder has one.
+pub fn sentence_transformers_max_seq_length(folder: &Path) -> Result<Option<usize>, TokenizeError> {
+    let path = folder.join("sentence_bert_config.json");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let map = read_json_object(&path)?;
+    match map.get("max_seq_length") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => match v.as_u64() {
+            Some(n) if n >= 1 => Ok(Some(n as usize)),
+            _ => Err(TokenizeError::Field {
+                path,
+                field: "max_seq_length",
+                value: v.to_string(),
+                expected: "a positive integer",
+            }),
+        },
+    }
+}
