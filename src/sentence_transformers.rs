@@ -271,6 +271,15 @@ fn read_pooling(folder: &Path, module_path: &str) -> Result<(Pooling, Option<usi
     Ok((mode, dimension, relative))
 }
 
+/// `max_seq_length` of a folder's sentence_bert_config.json: none when the
+/// file or the field is absent (the one reader; `run` truncates with it).
+pub fn max_seq_length(folder: &Path) -> Result<Option<usize>, SentenceError> {
+    match regular_file_inside(folder, SBERT_CONFIG_FILE)? {
+        Some(path) => read_max_seq_length(&path),
+        None => Ok(None),
+    }
+}
+
 fn read_max_seq_length(path: &Path) -> Result<Option<usize>, SentenceError> {
     let config = read_json(path)?;
     match config.get("max_seq_length") {

