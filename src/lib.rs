@@ -24,5 +24,6 @@ pub mod runtime;
 #[cfg(unix)]
 pub mod signals;
 pub mod source;
+pub mod untrusted;
 pub mod weights;
 pub use error::Error;

@@ -280,8 +280,17 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Infer {
                 .known
                 .clone()
                 .ok_or("the target shape is not known at compile time")?;
+            if let Some(n) = dims.iter().find_map(|d| match d {
+                Dim::Fixed(n) if *n < 0 => Some(*n),
+                _ => None,
+            }) {
+                return Err(format!(
+                    "the target shape {} holds {n}: a size cannot be negative",
+                    Shape(dims)
+                ));
+            }
             let known = match (dims.as_slice(), value.as_known_ints()) {
-                ([Dim::Fixed(n)], Some(v)) if v.len() == 1 && *n <= 16 => {
+                ([Dim::Fixed(n)], Some(v)) if v.len() == 1 && (0..=16).contains(n) => {
                     Some(vec![v[0].clone(); *n as usize])
                 }
                 ([], Some(v)) if v.len() == 1 => Some(v),
