@@ -291,3 +291,47 @@ fn a_huge_num_labels_is_refused_before_building_labels() {
     // minutes and 100+ GB); a generous bound, not a benchmark.
     assert!(start.elapsed().as_secs() < 10);
 }
+
+/// A model bertc's IR cannot import (Sin is not an IR op), so no input
+/// check applies, but tract runs: an out-of-range id panics inside tract's
+/// Gather. The panic must come back as one error line, with tract's panic
+/// text and backtrace kept off the terminal.
+#[test]
+fn a_tract_panic_is_an_error_without_its_text_on_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = model(
+        vec![value("input_ids", proto::data_type::INT64, &[1, 2])],
+        vec![f32_tensor("table", &[4, 2], &[0.5; 8])],
+        vec![
+            node("Gather", &["table", "input_ids"], &["rows"], vec![]),
+            node("Sin", &["rows"], &["y"], vec![]),
+        ],
+        vec![value("y", proto::data_type::FLOAT, &[1, 2, 2])],
+    );
+    let model_path = dir.path().join("sin.onnx");
+    std::fs::write(&model_path, bytes).unwrap();
+    let golden = dir.path().join("golden.st");
+    let inputs = bertc::runtime::NamedTensors::from([(
+        "input_ids".to_string(),
+        bertc::runtime::HostTensor::i64(vec![1, 2], vec![1, 9]),
+    )]);
+    bertc::runtime::write_safetensors(&golden, &inputs).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bertc"))
+        .arg("validate")
+        .arg(&model_path)
+        .arg("--golden")
+        .arg(&golden)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.contains("tract panicked while it tried to"), "{err}");
+    for noise in ["panicked at", "stack backtrace", "RUST_BACKTRACE"] {
+        assert!(
+            !err.contains(noise),
+            "tract's panic text reached the terminal: {err}"
+        );
+    }
+}

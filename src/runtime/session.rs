@@ -46,9 +46,16 @@ fn install_quiet_hook() {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             if GUARDED.load(Ordering::SeqCst) > 0 {
+                // A dependency's path from its crate folder on, not the registry's.
+                let short = |f: &str| -> String {
+                    match f.split_once("/registry/src/") {
+                        Some((_, rest)) => rest.split_once('/').map_or(rest, |(_, path)| path).to_string(),
+                        None => f.to_string(),
+                    }
+                };
                 let at = info
                     .location()
-                    .map(|l| format!(" (at {}:{})", l.file(), l.line()));
+                    .map(|l| format!(" (at {}:{})", short(l.file()), l.line()));
                 *LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()) = at;
             } else {
                 previous(info)
