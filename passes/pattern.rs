@@ -100,7 +100,13 @@ pub fn linear(g: &Graph, v: Value) -> Option<Linear> {
     let (x, w) = operands(g, matmul.node)?;
     let (wt, bt) = (constant(g, w)?, constant(g, b)?);
     let f32 = crate::ir::DType::F32;
-    let ok = wt.dtype() == f32 && bt.dtype() == f32 && wt.dims().len() == 2 && bt.dims() == [wt.dims()[1]];
+    // A zero-width weight has nothing to rewrite, and every rewrite of a
+    // linear divides by its width: not a linear for the passes.
+    let ok = wt.dtype() == f32
+        && bt.dtype() == f32
+        && wt.dims().len() == 2
+        && !wt.dims().contains(&0)
+        && bt.dims() == [wt.dims()[1]];
     ok.then_some(Linear { x, matmul, w, b })
 }
 
@@ -119,7 +125,7 @@ pub fn concat_last_axis(g: &Graph, parts: &[Value]) -> Tensor {
         .iter()
         .map(|t| t.to_f32_vec().expect("checked float"))
         .collect();
-    let rows = tensors[0].len() / widths[0];
+    let rows = tensors[0].len().checked_div(widths[0]).unwrap_or(0);
     let mut out = Vec::with_capacity(values.iter().map(Vec::len).sum());
     for r in 0..rows {
         for (v, &w) in values.iter().zip(&widths) {

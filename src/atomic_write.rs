@@ -172,13 +172,33 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Sizes `file` to `len` bytes with its disk blocks allocated now, so that
+/// a full disk is an error here (and the temporary file is removed) rather
+/// than a SIGBUS when a page of a sparse file's memory map is first written.
+fn reserve(file: &std::fs::File, len: usize) -> std::io::Result<()> {
+    #[cfg(unix)]
+    if len > 0 {
+        use std::os::unix::io::AsRawFd;
+        let len = libc::off_t::try_from(len)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "file too large"))?;
+        // SAFETY: a valid open descriptor and a non-negative length.
+        // posix_fallocate returns the error number (it does not set errno);
+        // glibc writes zeros itself where the filesystem has no fallocate.
+        match unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) } {
+            0 => return Ok(()),
+            e => return Err(std::io::Error::from_raw_os_error(e)),
+        }
+    }
+    file.set_len(len as u64)
+}
+
 /// Like [`write_atomic`] for a file of known length produced in place:
 /// `fill` writes straight into the file's pages through a memory map,
 /// sparing a copy of the whole (possibly 1 GB) content through a buffer.
 pub fn write_atomic_with(path: &Path, len: usize, fill: impl FnOnce(&mut [u8])) -> std::io::Result<()> {
     check_destination(path)?;
     let (_guard, tmp) = guarded_temp_beside(path)?;
-    tmp.as_file().set_len(len as u64)?;
+    reserve(tmp.as_file(), len)?;
     if len > 0 {
         // SAFETY: the file is ours alone (a fresh temporary file), sized
         // above, and the map is dropped before the file is renamed.

@@ -167,20 +167,7 @@ pub fn sequence_length(g: &Graph, wanted: usize) -> usize {
 
 /// [`inputs_for`] with another seed (calibration draws several batches).
 pub fn inputs_for_seed(g: &Graph, batch: usize, seq: usize, seed: u64) -> NamedTensors {
-    let table_rows = |input: &str| -> Option<usize> {
-        let id = g.inputs().iter().copied().find(|&id| g.node(id).name == input)?;
-        g.consumers(crate::ir::Value { node: id, slot: 0 })
-            .iter()
-            .find_map(|&(user, slot)| {
-                let data = g.inputs_of(user).first().copied().flatten()?;
-                match (&g.node(user).op, &g.node(data.node).op, slot) {
-                    (crate::ir::Op::Gather { axis: 0 }, crate::ir::Op::Constant(t), 1) => {
-                        t.dims().first().copied()
-                    }
-                    _ => None,
-                }
-            })
-    };
+    let table_rows = |input: &str| crate::runtime::table_rows(g, input);
     let vocab = table_rows("input_ids").unwrap_or(100);
     let types = table_rows("token_type_ids").unwrap_or(1);
     crate::runtime::realistic_inputs(vocab, types, batch, seq, seed)

@@ -266,7 +266,7 @@ impl Bindings {
     }
 
     fn dim(&self, d: &Dim, node: &str) -> Result<u64, CostError> {
-        let f = Factors::of(std::slice::from_ref(d));
+        let f = Factors::of(std::slice::from_ref(d)).ok_or_else(|| self.overflow(node, "dimensions"))?;
         let mut n = f.coefficient.max(0) as u64;
         for s in &f.symbols {
             let size = self.sizes.get(s).ok_or_else(|| CostError::UnboundDim {

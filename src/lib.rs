@@ -29,5 +29,6 @@ pub mod sentence_transformers;
 pub mod signals;
 pub mod source;
 pub mod tokenize;
+pub mod untrusted;
 pub mod weights;
 pub use error::Error;

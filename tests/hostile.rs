@@ -648,3 +648,311 @@ fn fifos_and_devices_are_refused_as_inputs_without_blocking() {
         }
     }
 }
+
+/// tiny-base compiled (checked, -O2) into `dir`, with its golden beside it.
+fn compiled_tiny(dir: &Path) -> PathBuf {
+    let model = dir.join("tiny.onnx");
+    let out = bertc(&[&"compile", &fixture("config.json"), &"-o", &model]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    model
+}
+
+/// The tiny-base golden with `edit` applied, written to `dir/name`.
+fn edited_golden(dir: &Path, name: &str, edit: impl FnOnce(&mut bertc::runtime::NamedTensors)) -> PathBuf {
+    let mut golden = bertc::runtime::read_safetensors(&fixture("golden.safetensors")).unwrap();
+    edit(&mut golden);
+    let path = dir.join(name);
+    bertc::runtime::write_safetensors(&path, &golden).unwrap();
+    path
+}
+
+fn set_i64(golden: &mut bertc::runtime::NamedTensors, input: &str, at: usize, value: i64) {
+    match &mut golden.get_mut(input).unwrap().data {
+        bertc::runtime::HostData::I64(v) => v[at] = value,
+        _ => panic!("{input} is i64"),
+    }
+}
+
+/// Refused like [`assert_refused`], and with nothing of tract's panic on
+/// the terminal.
+fn assert_refused_quietly(out: &Output, dir: &Path, needles: &[&str]) {
+    let err = assert_refused(out, dir, needles);
+    for noise in ["stack backtrace", "tract-core", "RUST_BACKTRACE"] {
+        assert!(!err.contains(noise), "tract's panic reached the terminal: {err}");
+    }
+}
+
+#[test]
+fn inputs_that_do_not_fit_the_model_are_named_before_tract_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = compiled_tiny(dir.path());
+    // Row 1 (of 3), position 3 (of 10): flat index 13.
+    let cases: Vec<(&str, PathBuf, Vec<&str>)> = vec![
+        (
+            "token id = vocab",
+            edited_golden(dir.path(), "ids300.st", |g| set_i64(g, "input_ids", 13, 300)),
+            vec![
+                "`input_ids`",
+                "batch row 1, position 3 is 300",
+                "0 to 299",
+                "word-embedding",
+            ],
+        ),
+        (
+            "negative token id",
+            edited_golden(dir.path(), "ids-1.st", |g| set_i64(g, "input_ids", 13, -1)),
+            vec!["`input_ids`", "batch row 1, position 3 is -1", "0 to 299"],
+        ),
+        (
+            "token type 7",
+            edited_golden(dir.path(), "type7.st", |g| set_i64(g, "token_type_ids", 13, 7)),
+            vec![
+                "`token_type_ids`",
+                "batch row 1, position 3 is 7",
+                "0 to 1",
+                "token-type",
+            ],
+        ),
+        (
+            "1-D ids",
+            edited_golden(dir.path(), "ids1d.st", |g| {
+                let t = g.get_mut("input_ids").unwrap();
+                let bertc::runtime::HostData::I64(v) = &t.data else {
+                    panic!()
+                };
+                *t = bertc::runtime::HostTensor::i64(vec![10], v[..10].to_vec());
+            }),
+            vec!["`input_ids`", "shape [10]", "rank-2"],
+        ),
+        (
+            "sequence longer than the position table (40)",
+            edited_golden(dir.path(), "long.st", |g| {
+                for name in ["input_ids", "attention_mask", "token_type_ids"] {
+                    let t = g.get_mut(name).unwrap();
+                    let bertc::runtime::HostData::I64(v) = &t.data else {
+                        panic!()
+                    };
+                    let rows: Vec<i64> = v.chunks(10).flat_map(|r| r.repeat(5)).collect();
+                    *t = bertc::runtime::HostTensor::i64(vec![3, 50], rows);
+                }
+            }),
+            vec!["`input_ids`", "50 positions", "covers 40"],
+        ),
+        (
+            "float token ids",
+            edited_golden(dir.path(), "f32ids.st", |g| {
+                let t = g.get_mut("input_ids").unwrap();
+                *t = bertc::runtime::HostTensor::f32(t.shape.clone(), t.to_f32());
+            }),
+            vec!["`input_ids`", "holds f32 values", "expects i64"],
+        ),
+    ];
+    for (what, golden, needles) in &cases {
+        let out = bertc(&[&"validate", &model, &"--golden", golden]);
+        let mut needles = needles.clone();
+        let shown = golden.file_name().unwrap().to_str().unwrap();
+        needles.push(shown);
+        eprintln!("validate, {what}");
+        assert_refused_quietly(&out, dir.path(), &needles);
+    }
+    // The same rule for a calibration file (one of the cases suffices: one function checks both).
+    let out = bertc(&[
+        &"compile",
+        &fixture("config.json"),
+        &"--quantize",
+        &"static",
+        &"--calibrate",
+        &cases[0].1,
+        &"-o",
+        &dir.path().join("q.onnx"),
+    ]);
+    assert_refused_quietly(
+        &out,
+        dir.path(),
+        &["ids300.st", "`input_ids`", "is 300", "0 to 299"],
+    );
+    assert!(!dir.path().join("q.onnx").exists());
+}
+
+#[test]
+fn a_golden_output_stored_as_integers_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = compiled_tiny(dir.path());
+    // pooler_output stored as I32, everything else as it is.
+    let golden = bertc::runtime::read_safetensors(&fixture("golden.safetensors")).unwrap();
+    let mut owned: Vec<(String, Vec<u8>, safetensors::Dtype, Vec<usize>)> = vec![];
+    for (name, t) in &golden {
+        let (bytes, dtype) = match (&t.data, name.as_str()) {
+            (bertc::runtime::HostData::F32(v), "pooler_output") => (
+                v.iter().flat_map(|x| (*x as i32).to_le_bytes()).collect(),
+                safetensors::Dtype::I32,
+            ),
+            (bertc::runtime::HostData::F32(v), _) => (
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                safetensors::Dtype::F32,
+            ),
+            (bertc::runtime::HostData::I64(v), _) => (
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                safetensors::Dtype::I64,
+            ),
+        };
+        owned.push((name.clone(), bytes, dtype, t.shape.clone()));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView)> = owned
+        .iter()
+        .map(|(n, b, d, s)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    let path = dir.path().join("int32-output.st");
+    std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
+    let out = bertc(&[&"validate", &model, &"--golden", &path]);
+    assert_refused_quietly(
+        &out,
+        dir.path(),
+        &["int32-output.st", "`pooler_output`", "integers", "f32"],
+    );
+}
+
+/// A 1 MB tmpfs mounted on a fresh folder, unmounted on drop.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount() -> Result<SmallDisk, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .map_err(|e| e.to_string())?;
+        match out.status.success() {
+            true => Ok(SmallDisk { dir }),
+            false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_full_disk_is_an_error_and_leaves_no_temporary_file() {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    // bert-tiny is 17 MB: it cannot fit a 1 MB disk. Where mounting is
+    // not allowed (not root), the write error is injected instead: a file
+    // size limit with SIGXFSZ ignored makes the write fail with EFBIG.
+    let (dir, disk) = match SmallDisk::mount() {
+        Ok(disk) => (disk.dir.path().to_path_buf(), Some(disk)),
+        Err(why) => {
+            eprintln!("cannot mount a tmpfs ({why}); injecting the write error with RLIMIT_FSIZE");
+            (tempfile::tempdir().unwrap().keep(), None)
+        }
+    };
+    let output = dir.join("model.onnx");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bertc"));
+    cmd.args(["compile", "bert-tiny", "-O0", "--no-check", "-o"])
+        .arg(&output);
+    if disk.is_none() {
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                let limit = libc::rlimit {
+                    rlim_cur: 1 << 20,
+                    rlim_max: 1 << 20,
+                };
+                libc::setrlimit(libc::RLIMIT_FSIZE, &limit);
+                Ok(())
+            });
+        }
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(
+        out.status.signal(),
+        None,
+        "bertc died of a signal (SIGBUS on a sparse map?)"
+    );
+    let needle = if disk.is_some() {
+        "No space left on device"
+    } else {
+        "too large"
+    };
+    assert_refused(&out, &dir, &["model.onnx", needle]);
+    assert!(!output.exists());
+    drop(disk);
+}
+
+#[test]
+fn optimize_refuses_graphs_it_cannot_mean() {
+    use bertc::onnx::proto::ModelProto;
+    use prost::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let model = compiled_tiny(dir.path());
+    let original = ModelProto::decode(std::fs::read(&model).unwrap().as_slice()).unwrap();
+    let default_opset = |m: &mut ModelProto, v: i64| {
+        for o in &mut m.opset_import {
+            if o.domain.is_empty() || o.domain == "ai.onnx" {
+                o.version = v;
+            }
+        }
+    };
+    type Edit = Box<dyn Fn(&mut ModelProto)>;
+    let cases: Vec<(&str, Edit, Vec<&str>)> = vec![
+        (
+            "no outputs",
+            Box::new(|m| m.graph.as_mut().unwrap().output.clear()),
+            vec!["no outputs"],
+        ),
+        (
+            "duplicate outputs",
+            Box::new(|m| {
+                let g = m.graph.as_mut().unwrap();
+                g.output.push(g.output[0].clone());
+            }),
+            vec!["`last_hidden_state` twice"],
+        ),
+        (
+            "opset 1",
+            Box::new(move |m| default_opset(m, 1)),
+            vec!["opset is 1", "11 to 23"],
+        ),
+        (
+            "opset 999",
+            Box::new(move |m| default_opset(m, 999)),
+            vec!["opset is 999", "11 to 23"],
+        ),
+        (
+            "opset below the ops' minimum",
+            Box::new(move |m| default_opset(m, 16)),
+            vec![
+                "LayerNormalization does not exist before opset 17",
+                "imports opset 16",
+            ],
+        ),
+        (
+            "IR version 999",
+            Box::new(|m| m.ir_version = 999),
+            vec!["IR version is 999", "3 to 11"],
+        ),
+    ];
+    for (what, edit, needles) in cases {
+        let mut m = original.clone();
+        edit(&mut m);
+        let input = dir.path().join("edited.onnx");
+        std::fs::write(&input, m.encode_to_vec()).unwrap();
+        let output = dir.path().join("out.onnx");
+        eprintln!("optimize, {what}");
+        let out = bertc(&[&"optimize", &input, &"--no-check", &"-o", &output]);
+        assert_refused(&out, dir.path(), &needles);
+        assert!(!output.exists(), "{what}: an output was written");
+    }
+}

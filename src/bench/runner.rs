@@ -54,8 +54,15 @@ impl BenchModel {
             .cells()
             .into_iter()
             .map(|(batch, seq)| {
+                let inputs = inputs_for(graph, batch, seq);
+                crate::runtime::check_inputs_fit(
+                    graph,
+                    &inputs,
+                    &format!("bench inputs (B={batch}, S={seq})"),
+                )
+                .map_err(crate::runtime::RuntimeError::from)?;
                 Ok(PreparedCell {
-                    inputs: inputs_for(graph, batch, seq),
+                    inputs,
                     cost: graph_cost(graph, batch, seq)?,
                 })
             })

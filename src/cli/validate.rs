@@ -59,8 +59,8 @@ struct Gates {
 }
 
 impl Gates {
-    fn of(a: &ValidateArgs) -> Gates {
-        let precision = model_precision(&a.model);
+    fn of(a: &ValidateArgs, g: Option<&bertc::ir::Graph>) -> Gates {
+        let precision = g.map_or("fp32", model_precision);
         let (atol, min_cosine) = match precision {
             "fp32" => (Some(bertc::check::CHECK_ATOL), None),
             "fp16" => (None, Some(FP16_MIN_COSINE)),
@@ -80,10 +80,7 @@ const FP16_MIN_COSINE: f64 = 0.9999;
 
 /// "fp32", "fp16" or "int8": bertc's `bertc.precision` metadata, else what
 /// the graph's ops and weights say (int8 ops, f16 weights).
-fn model_precision(path: &std::path::Path) -> &'static str {
-    let Ok(g) = bertc::onnx::read_model(path) else {
-        return "fp32";
-    };
+fn model_precision(g: &bertc::ir::Graph) -> &'static str {
     match g.metadata.get("bertc.precision").map(String::as_str) {
         Some("fp16") => return "fp16",
         Some(p) if p.starts_with("int8") => return "int8",
@@ -129,7 +126,16 @@ pub fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let gates = Gates::of(&a);
+    // The IR form gives the limits inputs must fit (tract would panic on
+    // an id past a table) and the precision; a model bertc's IR cannot
+    // import is still run, unchecked, as before.
+    let graph = bertc::onnx::read_model(&a.model).ok();
+    if let Some(g) = &graph {
+        let origin = a.golden.display().to_string();
+        bertc::runtime::check_inputs_fit(g, &golden, &origin)?;
+        bertc::runtime::check_references_fit(g, &golden, &origin)?;
+    }
+    let gates = Gates::of(&a, graph.as_ref());
     let outputs = session.run(&golden).with_context(|| {
         format!(
             "running {} on the inputs of {}",

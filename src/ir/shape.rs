@@ -40,18 +40,21 @@ pub struct Factors {
 }
 
 impl Factors {
-    pub fn of(dims: &[Dim]) -> Factors {
+    /// `None` when the fixed part overflows i64: no tensor has that many
+    /// elements, and a file's dims (a Reshape target, a declared input)
+    /// can claim anything.
+    pub fn of(dims: &[Dim]) -> Option<Factors> {
         let mut f = Factors {
             coefficient: 1,
             symbols: Vec::new(),
         };
         for d in dims {
             match d {
-                Dim::Fixed(n) => f.coefficient *= n,
+                Dim::Fixed(n) => f.coefficient = f.coefficient.checked_mul(*n)?,
                 Dim::Sym(s) => {
                     for part in s.split('*') {
                         match part.parse::<i64>() {
-                            Ok(n) => f.coefficient *= n,
+                            Ok(n) => f.coefficient = f.coefficient.checked_mul(n)?,
                             Err(_) => f.symbols.push(part.to_string()),
                         }
                     }
@@ -59,7 +62,7 @@ impl Factors {
             }
         }
         f.symbols.sort();
-        f
+        Some(f)
     }
 
     /// `self / other`, when exact.

@@ -32,7 +32,9 @@ impl std::fmt::Debug for Tensor {
 impl Tensor {
     /// Wraps raw little-endian bytes; `None` if the byte count does not fit.
     pub fn from_raw(dtype: DType, dims: Vec<usize>, data: Bytes) -> Option<Tensor> {
-        let len = dims.iter().product::<usize>() * dtype.size();
+        // Checked: dims from a file may claim more bytes than exist (2^62
+        // rows would wrap to 0 bytes and pass an unchecked comparison).
+        let len = dims.iter().try_fold(dtype.size(), |n, &d| n.checked_mul(d))?;
         (data.len() == len).then_some(Tensor { dtype, dims, data })
     }
 

@@ -45,6 +45,8 @@ fn import_with_dir(bytes: &[u8], dir: Option<&Path>) -> Result<Graph, OnnxError>
         .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
         .map(|o| o.version)
         .ok_or_else(|| OnnxError::Decode("the model imports no default-domain opset".into()))?;
+    check_versions(model.ir_version, opset)?;
+    check_outputs(graph)?;
     let mut im = Importer {
         g: Graph::new(),
         values: HashMap::new(),
@@ -92,6 +94,66 @@ fn import_with_dir(bytes: &[u8], dir: Option<&Path>) -> Result<Graph, OnnxError>
         .run(&mut im.g)
         .map_err(|e| OnnxError::Decode(e.to_string()))?;
     Ok(im.g)
+}
+
+/// IR versions bertc reads: 3 (the first with opset imports) to the
+/// newest it knows (onnx 1.18's, for opset 23).
+pub const IMPORT_IR_VERSIONS: std::ops::RangeInclusive<i64> = 3..=11;
+/// Default-domain opsets bertc reads. From 11 on, every op the IR knows
+/// takes its operands as inputs (Slice, Clip) and broadcasts like numpy;
+/// past [`MAX_OPSET`] the semantics are unknown to it.
+pub const IMPORT_OPSETS: std::ops::RangeInclusive<i64> = 11..=super::MAX_OPSET;
+
+/// Refuses versions outside what bertc knows: an older opset means other
+/// semantics for the same op names, a newer one semantics it cannot know.
+fn check_versions(ir_version: i64, opset: i64) -> Result<(), OnnxError> {
+    if !IMPORT_IR_VERSIONS.contains(&ir_version) {
+        return Err(OnnxError::Version {
+            what: "IR version",
+            value: ir_version,
+            range: IMPORT_IR_VERSIONS,
+        });
+    }
+    if !IMPORT_OPSETS.contains(&opset) {
+        return Err(OnnxError::Version {
+            what: "default-domain opset",
+            value: opset,
+            range: IMPORT_OPSETS,
+        });
+    }
+    Ok(())
+}
+
+/// A graph must name at least one output, each once: with none there is
+/// nothing to compile (or check), and a duplicate is two results of one name.
+fn check_outputs(graph: &proto::GraphProto) -> Result<(), OnnxError> {
+    if graph.output.is_empty() {
+        return Err(OnnxError::Decode(
+            "the graph has no outputs: there is nothing to compute".into(),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for out in &graph.output {
+        if !seen.insert(out.name.as_str()) {
+            return Err(OnnxError::Decode(format!(
+                "the graph lists output `{}` twice; each output must have its own name",
+                out.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The opset in which a default-domain op got the form the IR reads, where
+/// that is later than the oldest opset imported ([`IMPORT_OPSETS`]).
+fn since_opset(op_type: &str) -> i64 {
+    match op_type {
+        "GreaterOrEqual" | "LessOrEqual" => 12,
+        "LayerNormalization" => 17,
+        "Gelu" => 20,
+        "Attention" => 23,
+        _ => *IMPORT_OPSETS.start(),
+    }
 }
 
 struct Importer {
@@ -146,6 +208,17 @@ impl Importer {
                 },
             }
         };
+        if !microsoft && since_opset(&n.op_type) > self.opset {
+            return Err(err(
+                self,
+                format!(
+                    "{} does not exist before opset {}, but the model imports opset {}",
+                    n.op_type,
+                    since_opset(&n.op_type),
+                    self.opset
+                ),
+            ));
+        }
         let unary = |u| Ok::<_, OnnxError>(Op::Unary(u));
         let binary = |b| Ok::<_, OnnxError>(Op::Binary(b));
         let mut keep = inputs.len();
@@ -252,6 +325,27 @@ impl Importer {
                     _ => Op::ReduceMean { axes, keepdims },
                 }
             }
+            // Before opset 13, Softmax flattens to 2-D at `axis` (default 1):
+            // the same as the IR's only when that is the last axis.
+            "Softmax" if self.opset < 13 => {
+                let rank = inputs
+                    .first()
+                    .copied()
+                    .flatten()
+                    .map(|x| self.g.info(x).shape.rank() as i64)
+                    .ok_or_else(|| err(self, "no input".into()))?;
+                let axis = int("axis", 1);
+                if axis != rank - 1 && axis != -1 {
+                    return Err(err(
+                        self,
+                        format!(
+                            "opset-{} Softmax over axis {axis} of a rank-{rank} input flattens several axes",
+                            self.opset
+                        ),
+                    ));
+                }
+                Op::Softmax { axis: -1 }
+            }
             "Softmax" => Op::Softmax {
                 axis: int("axis", -1),
             },
@@ -312,10 +406,11 @@ impl Importer {
                 // Shape{start, end} (opset 15) is Shape then a Slice of it.
                 if attr("start").is_some() || attr("end").is_some() {
                     let whole = self.g.fresh_name(&format!("{label}.full"));
+                    let data = inputs.first().copied().flatten();
                     let whole = self.g.add(
                         &whole,
                         Op::Shape,
-                        &[inputs[0].ok_or_else(|| err(self, "no input".into()))?],
+                        &[data.ok_or_else(|| err(self, "no input".into()))?],
                     );
                     let whole = whole.map_err(|e| err(self, e.to_string()))?;
                     let bounds = [int("start", 0), attr("end").map_or(i64::MAX, |a| a.i), 0];
@@ -401,6 +496,12 @@ impl Importer {
         }
         .map_err(|e| err(self, e.to_string()))?;
         for (slot, out) in n.output.iter().enumerate() {
+            if self.values.contains_key(out) {
+                return Err(err(
+                    self,
+                    format!("value `{out}` is already produced by another node or is an input"),
+                ));
+            }
             if slot < self.g.node(id).outputs.len() && !out.is_empty() {
                 self.values.insert(out.clone(), Value { node: id, slot });
             }

@@ -9,7 +9,7 @@ mod tensors;
 pub use export::{
     export_bytes, resolve_opset, write_model, ExportOptions, DEFAULT_OPSET, MAX_OPSET, MIN_OPSET,
 };
-pub use import::{import_bytes, read_model};
+pub use import::{import_bytes, read_model, IMPORT_IR_VERSIONS, IMPORT_OPSETS};
 pub use metadata::read_metadata;
 
 use crate::ir::DType;
@@ -39,6 +39,12 @@ pub enum OnnxError {
     },
     #[error("cannot access {path}: {error}")]
     Io { path: String, error: std::io::Error },
+    #[error("the model's {what} is {value}; bertc reads {} to {}", .range.start(), .range.end())]
+    Version {
+        what: &'static str,
+        value: i64,
+        range: std::ops::RangeInclusive<i64>,
+    },
 }
 
 /// ONNX `TensorProto.DataType` code of an IR dtype.

@@ -36,11 +36,14 @@ pub(super) fn value_type(v: &proto::ValueInfoProto) -> Result<(DType, Shape), St
         .iter()
         .enumerate()
         .map(|(i, d)| match &d.value {
-            Some(DimValue::DimValue(n)) => Dim::Fixed(*n),
-            Some(DimValue::DimParam(s)) if !s.is_empty() => Dim::Sym(s.clone()),
-            _ => Dim::Sym(format!("{}_dim{i}", v.name)),
+            Some(DimValue::DimValue(n)) if *n < 0 => {
+                Err(format!("dim {i} is {n}: a size cannot be negative"))
+            }
+            Some(DimValue::DimValue(n)) => Ok(Dim::Fixed(*n)),
+            Some(DimValue::DimParam(s)) if !s.is_empty() => Ok(Dim::Sym(s.clone())),
+            _ => Ok(Dim::Sym(format!("{}_dim{i}", v.name))),
         })
-        .collect();
+        .collect::<Result<_, String>>()?;
     Ok((dtype, Shape(dims)))
 }
 
@@ -147,10 +150,10 @@ pub(super) fn tensor_from_proto(t: &proto::TensorProto) -> Result<Tensor, String
                 .into(),
         }
     };
-    let n = dims.iter().product::<usize>();
+    let shown = format!("{dims:?}");
     Tensor::from_raw(dtype, dims, data).ok_or_else(|| {
         format!(
-            "tensor `{}` holds the wrong number of bytes for {n} elements",
+            "tensor `{}` holds the wrong number of bytes for shape {shown} {dtype}",
             t.name
         )
     })

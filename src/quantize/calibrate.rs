@@ -69,6 +69,7 @@ pub fn calibration_batches(g: &Graph, file: Option<&Path>) -> Result<Vec<NamedTe
     let Some(dims) = rows.filter(|r| r[0] > 0) else {
         return Err(RuntimeError::Io(format!("{shown}: no calibration rows")).into());
     };
+    crate::runtime::check_inputs_fit(g, &all, &shown.to_string()).map_err(RuntimeError::from)?;
     let (n, s) = (dims[0], dims[1]);
     let mut batches = Vec::new();
     for start in (0..n).step_by(batch.max(1)) {

@@ -9,6 +9,8 @@ use super::host::{HostTensor, NamedTensors};
 
 /// `batch` sequences of length `seq`: the first full, then alternately
 /// right- and left-padded to shorter lengths (bertc must not assume a side).
+/// Every id is below `vocab` and every type below `type_vocab` (an empty
+/// table gets 0, the only index there is to give); `seq` 0 gives empty rows.
 pub fn realistic_inputs(
     vocab: usize,
     type_vocab: usize,
@@ -22,16 +24,20 @@ pub fn realistic_inputs(
         let len = if b == 0 {
             seq
         } else {
-            (seq - seq * b / (2 * batch)).max(1)
+            (seq - seq * b / (2 * batch)).clamp(seq.min(1), seq)
         };
         let left_pad = b % 2 == 0 && b > 0;
         let start = if left_pad { seq - len } else { 0 };
+        // Ordinary tokens are drawn from 1..vocab (0 is padding), or are 0
+        // when the table has no other row.
+        let last = vocab.saturating_sub(1) as u64;
         for s in 0..seq {
             let real = (start..start + len).contains(&s);
             let token = match (real, s == start) {
                 (false, _) => 0,
-                (true, true) => 101.min(vocab as i64 - 1),
-                (true, false) => 1 + (rng.next_u64() % (vocab as u64 - 1).max(1)) as i64,
+                (true, true) => 101.min(last) as i64,
+                (true, false) if last == 0 => 0,
+                (true, false) => 1 + (rng.next_u64() % last) as i64,
             };
             ids.push(token);
             mask.push(real as i64);

@@ -1,11 +1,13 @@
 //! Running emitted models in tract: load, bind shapes, run, compare.
 
 mod compare;
+mod fit;
 mod host;
 mod inputs;
 mod session;
 
 pub use compare::{compare, cosine, worst_row_cosine, worst_token_cosine, OutputComparison};
+pub use fit::{check_inputs_fit, check_references_fit, table_rows, InputFitError};
 pub use host::{read_safetensors, write_safetensors, HostData, HostTensor, NamedTensors};
 pub use inputs::realistic_inputs;
 pub use session::{panic_message, TractSession};
@@ -26,6 +28,8 @@ pub enum RuntimeError {
         expected: String,
         got: String,
     },
+    #[error(transparent)]
+    InputFit(#[from] InputFitError),
 }
 
 /// Sets how many threads tract's matrix products use (1 = single-threaded).

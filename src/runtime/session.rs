@@ -6,7 +6,8 @@
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Once};
 
 use tract_onnx::prelude::*;
 
@@ -29,12 +30,68 @@ fn tract_err(stage: &'static str) -> impl Fn(TractError) -> RuntimeError {
     }
 }
 
-/// Runs `f`, turning a tract panic into an error (foreign files can trigger them).
+/// Guarded calls running now (any thread): while there is one, a panic's
+/// message goes to [`LAST_PANIC`] instead of the terminal.
+static GUARDED: AtomicUsize = AtomicUsize::new(0);
+/// Where and why the last panic inside a guarded call happened.
+static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
+
+/// Installs, once, a panic hook that keeps panics inside guarded calls off
+/// stderr (the caller reports them as an error that says what to fix; tract's
+/// text and backtrace would only bury it) and leaves every other panic to
+/// the hook that was there before.
+fn install_quiet_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if GUARDED.load(Ordering::SeqCst) > 0 {
+                // A dependency's path from its crate folder on, not the registry's.
+                let short = |f: &str| -> String {
+                    match f.split_once("/registry/src/") {
+                        Some((_, rest)) => rest.split_once('/').map_or(rest, |(_, path)| path).to_string(),
+                        None => f.to_string(),
+                    }
+                };
+                let at = info
+                    .location()
+                    .map(|l| format!(" (at {}:{})", short(l.file()), l.line()));
+                *LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()) = at;
+            } else {
+                previous(info)
+            }
+        }));
+    });
+}
+
+/// Counts a guarded call for as long as it lives, even when unwinding.
+struct Guard;
+
+impl Guard {
+    fn enter() -> Guard {
+        install_quiet_hook();
+        GUARDED.fetch_add(1, Ordering::SeqCst);
+        Guard
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        GUARDED.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Runs `f`, turning a tract panic into an error (foreign files can trigger
+/// them), with the panic's text kept off the terminal.
 fn guarded<T>(stage: &'static str, f: impl FnOnce() -> Result<T, RuntimeError>) -> Result<T, RuntimeError> {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+    let guard = Guard::enter();
+    let result = catch_unwind(AssertUnwindSafe(f));
+    drop(guard);
+    result.unwrap_or_else(|payload| {
+        let at = LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()).take();
         Err(RuntimeError::Panic {
             stage,
-            message: panic_message(payload.as_ref()),
+            message: panic_message(payload.as_ref()) + &at.unwrap_or_default(),
         })
     })
 }

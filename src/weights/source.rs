@@ -325,3 +325,39 @@ fn map_file(path: &Path) -> Result<memmap2::Mmap, WeightsError> {
     // another process is outside our contract.
     unsafe { memmap2::Mmap::map(&file) }.map_err(|error| WeightsError::Io { path: shown, error })
 }
+
+/// The tensors of a checkpoint held in memory — safetensors or PyTorch's
+/// zip format, recognised from the bytes as [`Checkpoint::open`] does —
+/// as (name, shape, values widened to f32). Tensors of a non-float dtype,
+/// or of more than `max_elements` elements, are listed without values.
+/// The entry point for bytes from anywhere (the fuzz targets use it).
+pub fn read_checkpoint_bytes(
+    bytes: &[u8],
+    max_elements: usize,
+) -> Result<Vec<CheckpointTensor>, WeightsError> {
+    const SHOWN: &str = "(bytes)";
+    let tensors = read_tensors(SHOWN, FileKind::sniff(bytes), bytes)?;
+    Ok(tensors
+        .into_iter()
+        .map(|(name, t)| {
+            let values = match t.numel() {
+                Some(n) if n <= max_elements => t.to_f32(bytes).ok(),
+                _ => None,
+            };
+            CheckpointTensor {
+                name,
+                shape: t.shape,
+                values,
+            }
+        })
+        .collect())
+}
+
+/// One tensor read by [`read_checkpoint_bytes`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointTensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    /// The values as f32; `None` for a non-float dtype or a tensor over the bound.
+    pub values: Option<Vec<f32>>,
+}

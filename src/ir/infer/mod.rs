@@ -250,7 +250,7 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Infer {
             let value = |t: &ValueInfo| t.known.as_ref().and_then(|k| k.first().cloned());
             let len = match (value(start), value(limit), value(delta)) {
                 (Some(Dim::Fixed(s)), Some(Dim::Fixed(l)), Some(Dim::Fixed(d))) if d != 0 => {
-                    Dim::Fixed(((l - s) as f64 / d as f64).ceil().max(0.0) as i64)
+                    Dim::Fixed(((l as f64 - s as f64) / d as f64).ceil().max(0.0) as i64)
                 }
                 (Some(Dim::Fixed(0)), Some(l @ Dim::Sym(_)), Some(Dim::Fixed(1))) => l,
                 _ => return Err("the length of the range is not known at compile time".into()),
@@ -280,8 +280,17 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Infer {
                 .known
                 .clone()
                 .ok_or("the target shape is not known at compile time")?;
+            if let Some(n) = dims.iter().find_map(|d| match d {
+                Dim::Fixed(n) if *n < 0 => Some(*n),
+                _ => None,
+            }) {
+                return Err(format!(
+                    "the target shape {} holds {n}: a size cannot be negative",
+                    Shape(dims)
+                ));
+            }
             let known = match (dims.as_slice(), value.as_known_ints()) {
-                ([Dim::Fixed(n)], Some(v)) if v.len() == 1 && *n <= 16 => {
+                ([Dim::Fixed(n)], Some(v)) if v.len() == 1 && (0..=16).contains(n) => {
                     Some(vec![v[0].clone(); *n as usize])
                 }
                 ([], Some(v)) if v.len() == 1 => Some(v),
@@ -301,10 +310,12 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Infer {
                 return Err(format!("axis {axis} is out of range for rank {r}"));
             }
             let (outer, inner) = a.shape.0.split_at(axis as usize);
-            one(
-                a.dtype,
-                Shape(vec![Factors::of(outer).to_dim(), Factors::of(inner).to_dim()]),
-            )
+            let product = |dims: &[Dim]| {
+                Factors::of(dims)
+                    .map(|f| f.to_dim())
+                    .ok_or_else(|| format!("the dims of {} multiply past 2^63", a.shape))
+            };
+            one(a.dtype, Shape(vec![product(outer)?, product(inner)?]))
         }
         Op::Gemm { trans_a, trans_b, .. } => {
             let (a, b) = (x(0), x(1));
@@ -440,9 +451,10 @@ fn known_binary(op: BinaryOp, a: &Dim, b: &Dim) -> Option<Dim> {
     if let (Dim::Fixed(p), Dim::Fixed(q)) = (a, b) {
         let (p, q) = (*p, *q);
         return Some(Dim::Fixed(match op {
-            BinaryOp::Add => p + q,
-            BinaryOp::Sub => p - q,
-            BinaryOp::Mul => p * q,
+            // Overflow: the value is not known (a file's constants can be anything).
+            BinaryOp::Add => p.checked_add(q)?,
+            BinaryOp::Sub => p.checked_sub(q)?,
+            BinaryOp::Mul => p.checked_mul(q)?,
             BinaryOp::Div => p.checked_div(q)?,
             BinaryOp::Max => p.max(q),
             BinaryOp::Min => p.min(q),

@@ -44,7 +44,8 @@ pub(super) fn reshape(a: &ValueInfo, target: &ValueInfo) -> Infer {
     let mismatch = || format!("cannot reshape {} to {spec:?}", a.shape);
     let known_dims: Vec<Dim> = dims.iter().flatten().cloned().collect();
     let quotient = Factors::of(&a.shape.0)
-        .divide(&Factors::of(&known_dims))
+        .zip(Factors::of(&known_dims))
+        .and_then(|(whole, known)| whole.divide(&known))
         .ok_or_else(mismatch)?;
     let hole = match dims.iter().any(Option::is_none) {
         true => Some(quotient.to_dim()),

@@ -1,0 +1,8 @@
+#![no_main]
+//! `bertc::untrusted::checkpoint` on arbitrary bytes: any result is fine, a
+//! panic, abort or runaway allocation is a bug.
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = bertc::untrusted::checkpoint(data);
+});
