@@ -12,7 +12,7 @@ use crate::compile::{build, Built, CompileOptions};
 use crate::config::BertConfig;
 use crate::error::Error;
 use crate::ir::Graph;
-use crate::onnx::{export_bytes, resolve_opset, write_model, ExportOptions};
+use crate::onnx::{export_bytes, resolve_opset, write_model, write_model_files, ExportOptions, WrittenModel};
 use crate::passes::{
     pipeline as level_pipeline, target_passes, Level, PassManager, PassRun, Target, WeightGranularity,
 };
@@ -99,6 +99,9 @@ pub struct PipelineOptions {
     pub threads: Option<usize>,
     /// Write every intermediate's value_info ([`ExportOptions::value_info`]).
     pub value_info: bool,
+    /// Write initializers to `OUT.onnx_data` beside the model
+    /// ([`ExportOptions::external_data`]; automatic above protobuf's 2 GB).
+    pub external_data: bool,
 }
 
 impl Default for PipelineOptions {
@@ -111,6 +114,7 @@ impl Default for PipelineOptions {
             opset: None,
             threads: None,
             value_info: false,
+            external_data: false,
         }
     }
 }
@@ -306,6 +310,12 @@ impl Compiled {
     pub fn write(&self, path: &std::path::Path) -> Result<usize, Error> {
         Ok(write_model(&self.graph, self.export, path)?)
     }
+
+    /// Serializes into `path` atomically (with its external data file when
+    /// there is one); says which files were written.
+    pub fn write_files(&self, path: &std::path::Path) -> Result<WrittenModel, Error> {
+        Ok(write_model_files(&self.graph, self.export, path)?)
+    }
 }
 
 /// [`run`] on a config: the library's `compile`.
@@ -427,6 +437,7 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
         export: ExportOptions {
             opset: opts.opset,
             value_info: opts.value_info,
+            external_data: opts.external_data,
         },
         report: Report {
             weights,

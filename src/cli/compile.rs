@@ -52,6 +52,10 @@ pub struct OptimizeArgs {
     /// dims keep tract from loading the file with concrete input facts).
     #[arg(long)]
     pub value_info: bool,
+    /// Write the weights to OUT.onnx_data beside the model (one file, large tensors 64 KiB-aligned,
+    /// tensors under 1 KiB inline), as Optimum and onnxruntime do; automatic above protobuf's 2 GB.
+    #[arg(long)]
+    pub external_data: bool,
 }
 
 impl OptimizeArgs {
@@ -71,6 +75,7 @@ impl OptimizeArgs {
             opset: self.opset,
             threads: self.threads,
             value_info: self.value_info,
+            external_data: self.external_data,
         })
     }
 }
@@ -82,12 +87,12 @@ pub fn run(a: CompileArgs) -> anyhow::Result<ExitCode> {
     let source = a.source.resolve(MissingWeights::Refuse)?;
     let inputs = source.input_files(&a.source.model);
     let inputs: Vec<(&str, &std::path::Path)> = inputs.iter().map(|(r, p)| (*r, p.as_path())).collect();
-    bertc::atomic_write::check_output(&a.output, &inputs)?;
+    super::external_data::check_outputs(&a.output, &inputs)?;
     let config = source.config.clone();
     let compile = a.source.compile_options(&source);
     let compiled = pipeline::run(Source::Config(config.clone(), compile), &options)?;
     let write_start = Instant::now();
-    let size = compiled.write(&a.output)?;
+    let written = compiled.write_files(&a.output)?;
     let write_time = write_start.elapsed();
     let spec = compiled.spec.as_ref();
     let head = spec.map(|s| {
@@ -108,10 +113,11 @@ pub fn run(a: CompileArgs) -> anyhow::Result<ExitCode> {
             "{} layers, hidden {}, {} heads",
             config.num_hidden_layers, config.hidden_size, config.num_attention_heads
         )),
-        size,
+        size: written.model_bytes,
         write_time,
         total_time: start.elapsed(),
         report: a.optimize.report,
     });
+    super::external_data::print_written(&written);
     Ok(ExitCode::SUCCESS)
 }

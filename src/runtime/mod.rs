@@ -1,6 +1,7 @@
 //! Running emitted models in tract: load, bind shapes, run, compare.
 
 mod compare;
+mod external;
 mod host;
 mod inputs;
 mod session;
