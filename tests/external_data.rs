@@ -28,9 +28,11 @@ fn compile_external(dir: &Path, name: &str) -> PathBuf {
     out
 }
 
-/// (name, byte length, external (offset, length)) of every initializer,
-/// read by tract's own protobuf parser.
-fn initializers(model: &Path) -> Vec<(String, usize, Option<(u64, u64)>)> {
+/// An initializer's name, inline byte length and external (offset, length).
+type Initializer = (String, usize, Option<(u64, u64)>);
+
+/// Every initializer, read by tract's own protobuf parser.
+fn initializers(model: &Path) -> Vec<Initializer> {
     use tract_onnx::prelude::Framework;
     let proto = tract_onnx::onnx().proto_model_for_path(model).unwrap();
     proto
