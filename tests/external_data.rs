@@ -228,3 +228,66 @@ fn model_and_data_are_written_together_or_not_at_all() {
     assert!(stderr_of(&run).contains("is also the"), "{}", stderr_of(&run));
     assert!(!out.exists());
 }
+
+/// The `.bertc-*.tmp` files in `dir`.
+#[cfg(unix)]
+fn temporaries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".bertc-"))
+        .collect()
+}
+
+/// SIGTERM while bert-base's model and data (440 MB) are being written:
+/// both temporary files are removed, and the folder holds both files or
+/// neither. Returns whether the signal landed while the write was on.
+#[cfg(unix)]
+fn terminate_pair_write() -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("big.onnx");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bertc"))
+        .args([
+            "compile",
+            "bert-base-uncased",
+            "-O0",
+            "--no-check",
+            "--external-data",
+            "-o",
+        ])
+        .arg(&model)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while temporaries(dir.path()).is_empty() && child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the compile never started writing"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let data = dir.path().join("big.onnx_data");
+    assert_eq!(model.exists(), data.exists(), "one file without the other");
+    assert_eq!(
+        temporaries(dir.path()),
+        Vec::<String>::new(),
+        "temporary files left"
+    );
+    status.signal() == Some(libc::SIGTERM) && !model.exists()
+}
+
+#[cfg(unix)]
+#[test]
+fn a_signal_during_the_write_leaves_both_files_or_neither_and_no_temporary() {
+    // The write lasts a fraction of a second; retry should the signal come late.
+    assert!(
+        (0..3).any(|_| terminate_pair_write()),
+        "never caught the write of bert-base in progress"
+    );
+}
