@@ -137,7 +137,7 @@ impl<'a> ExternalFiles<'a> {
         };
         let offset = number("offset")?.unwrap_or(0);
         let length = number("length")?;
-        let path = crate::input_file::resolve_inside(dir, location)?;
+        let path = crate::input_file::resolve_inside(dir, location).map_err(|e| e.to_string())?;
         let data = match self.files.get(&path) {
             Some(d) => d.clone(),
             None => {

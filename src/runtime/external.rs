@@ -68,7 +68,7 @@ impl ModelDataResolver for MappedFiles {
     ) -> TractResult<()> {
         let location = p.strip_prefix(&self.folder).unwrap_or(p);
         let path = crate::input_file::resolve_inside(&self.folder, &location.to_string_lossy())
-            .map_err(TractError::msg)?;
+            .map_err(|e| TractError::msg(e.to_string()))?;
         let map = self.map(&path)?;
         let end = match length {
             Some(n) => offset.checked_add(n),
