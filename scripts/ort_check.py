@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Validate an ONNX model and run it in onnxruntime.
 
-usage: ort_check.py MODEL.onnx INPUTS.safetensors OUTPUTS.safetensors
+usage: ort_check.py MODEL.onnx INPUTS.safetensors OUTPUTS.safetensors [LEVELS]
 
 1. onnx.checker.check_model(full_check=True); on failure the message goes to
    stderr and the exit code is 2.
@@ -9,6 +9,12 @@ usage: ort_check.py MODEL.onnx INPUTS.safetensors OUTPUTS.safetensors
    inputs (others are ignored; exit 3 if a model input is missing) and writes
    every model output to OUTPUTS under its own name.
 3. Prints one line per output: `name dtype shape`, e.g. `last_hidden_state F32 [2,8,32]`.
+
+LEVELS (optional): graph optimization levels, comma-separated, among
+disable_all, basic, extended, all (onnxruntime's ORT_DISABLE_ALL ... ORT_ENABLE_ALL;
+default: onnxruntime's default, all). With LEVELS, OUTPUTS must contain `{level}`
+and one file is written per level, from one session per level.
+A model with external data (MODEL.onnx_data beside it) is read from its folder.
 
 Other errors (unreadable files, onnxruntime failures) exit 1 with a traceback.
 safetensors is read and written by hand so the only dependencies are
@@ -84,40 +90,57 @@ def write_safetensors(path, tensors):
     os.replace(tmp, path)  # never leave a half-written file under the final name
 
 
+def level_names():
+    import onnxruntime as ort
+    g = ort.GraphOptimizationLevel
+    return {"disable_all": g.ORT_DISABLE_ALL, "basic": g.ORT_ENABLE_BASIC,
+            "extended": g.ORT_ENABLE_EXTENDED, "all": g.ORT_ENABLE_ALL}
+
+
 def main(argv):
-    if len(argv) != 4:
+    if len(argv) not in (4, 5):
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
         return 1
-    model_path, inputs_path, outputs_path = argv[1:]
+    model_path, inputs_path, outputs_path = argv[1:4]
+    levels = argv[4].split(",") if len(argv) == 5 else [None]
+    if levels != [None] and "{level}" not in outputs_path:
+        print("with LEVELS, OUTPUTS must contain {level}", file=sys.stderr)
+        return 1
 
     import onnx
     try:
-        onnx.checker.check_model(onnx.load(model_path), full_check=True)
+        # By path: external data is checked where it lies, and models over
+        # protobuf's 2 GB limit are never loaded into one message.
+        onnx.checker.check_model(model_path, full_check=True)
     except Exception as e:  # ValidationError, InferenceError, DecodeError, ...
         print(f"onnx checker: {e}", file=sys.stderr)
         return 2
 
     import onnxruntime as ort
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 2
-    opts.log_severity_level = 3  # errors only: keep stderr for real problems
-    sess = ort.InferenceSession(model_path, opts, providers=["CPUExecutionProvider"])
-
     given = read_safetensors(inputs_path)
-    wanted = [i.name for i in sess.get_inputs()]
-    missing = [n for n in wanted if n not in given]
-    if missing:
-        print(f"missing model inputs in {inputs_path}: {', '.join(missing)} "
-              f"(has: {', '.join(sorted(given)) or 'nothing'})", file=sys.stderr)
-        return 3
+    for level in levels:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 2
+        opts.log_severity_level = 3  # errors only: keep stderr for real problems
+        if level is not None:
+            opts.graph_optimization_level = level_names()[level]
+        sess = ort.InferenceSession(model_path, opts, providers=["CPUExecutionProvider"])
 
-    names = [o.name for o in sess.get_outputs()]
-    results = sess.run(names, {n: given[n] for n in wanted})
-    outputs = dict(zip(names, (np.asarray(r) for r in results)))
-    write_safetensors(outputs_path, outputs)
-    for name in names:
-        a = outputs[name]
-        print(f"{name} {st_dtype(a.dtype)} [{','.join(map(str, a.shape))}]")
+        wanted = [i.name for i in sess.get_inputs()]
+        missing = [n for n in wanted if n not in given]
+        if missing:
+            print(f"missing model inputs in {inputs_path}: {', '.join(missing)} "
+                  f"(has: {', '.join(sorted(given)) or 'nothing'})", file=sys.stderr)
+            return 3
+
+        names = [o.name for o in sess.get_outputs()]
+        results = sess.run(names, {n: given[n] for n in wanted})
+        outputs = dict(zip(names, (np.asarray(r) for r in results)))
+        write_safetensors(outputs_path.replace("{level}", level or ""), outputs)
+        for name in names:
+            a = outputs[name]
+            prefix = f"{level} " if level else ""
+            print(f"{prefix}{name} {st_dtype(a.dtype)} [{','.join(map(str, a.shape))}]")
     return 0
 
 

@@ -208,3 +208,91 @@ pub fn write_atomic_with(path: &Path, len: usize, fill: impl FnOnce(&mut [u8])) 
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
+
+/// Writes two files that are only meaningful together — a model and its
+/// external data — so that neither is ever left without the other: both
+/// are written in full to temporary files beside their destinations
+/// (removed on error and on SIGINT/SIGTERM/SIGHUP), then renamed, `first`
+/// (the data) before `second` (the model that names it), with those
+/// signals blocked in between so an interruption cannot fall between the
+/// two renames. Should the second rename fail, the first file is removed
+/// again. (Only SIGKILL within the microseconds of the two renames, or a
+/// signal delivered to another thread then, can split them.)
+pub fn write_atomic_pair(
+    first: &Path,
+    fill_first: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    second: &Path,
+    fill_second: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    check_destination(first)?;
+    check_destination(second)?;
+    let (_guard_first, tmp_first) = guarded_temp_beside(first)?;
+    let (_guard_second, tmp_second) = guarded_temp_beside(second)?;
+    // Streamed through a buffer rather than a memory map: a full disk is
+    // then an ordinary write error, not a SIGBUS.
+    for (tmp, fill) in [
+        (
+            &tmp_first,
+            Box::new(fill_first) as Box<dyn FnOnce(&mut dyn Write) -> _>,
+        ),
+        (&tmp_second, Box::new(fill_second)),
+    ] {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
+        fill(&mut w)?;
+        w.flush()?;
+    }
+    let rename_both = || -> std::io::Result<()> {
+        tmp_first.persist(first).map_err(|e| e.error)?;
+        if let Err(e) = tmp_second.persist(second) {
+            let _ = std::fs::remove_file(first);
+            return Err(e.error);
+        }
+        Ok(())
+    };
+    #[cfg(unix)]
+    let renamed = crate::signals::with_cleanup_signals_blocked(rename_both);
+    #[cfg(not(unix))]
+    let renamed = rename_both();
+    renamed
+}
+
+#[cfg(test)]
+mod pair_tests {
+    use super::*;
+
+    #[test]
+    fn both_files_or_neither() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, model) = (dir.path().join("m.onnx_data"), dir.path().join("m.onnx"));
+        write_atomic_pair(&data, |w| w.write_all(b"data"), &model, |w| w.write_all(b"model")).unwrap();
+        assert_eq!(std::fs::read(&data).unwrap(), b"data");
+        assert_eq!(std::fs::read(&model).unwrap(), b"model");
+        // A failure while producing the model leaves the previous pair as it was.
+        let err = write_atomic_pair(
+            &data,
+            |w| w.write_all(b"new data"),
+            &model,
+            |_| Err(std::io::Error::other("serialization failed")),
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "serialization failed");
+        assert_eq!(std::fs::read(&data).unwrap(), b"data");
+        assert_eq!(std::fs::read(&model).unwrap(), b"model");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "no temporary file left: {names:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_data_path_that_is_not_a_regular_file_is_refused_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, model) = (dir.path().join("m.onnx_data"), dir.path().join("m.onnx"));
+        std::os::unix::fs::symlink("/dev/null", &data).unwrap();
+        let err = write_atomic_pair(&data, |w| w.write_all(b"d"), &model, |w| w.write_all(b"m")).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert!(!model.exists());
+    }
+}

@@ -12,7 +12,10 @@ use crate::compile::{build, Built, CompileOptions};
 use crate::config::BertConfig;
 use crate::error::Error;
 use crate::ir::Graph;
-use crate::onnx::{export_bytes, resolve_opset, write_model, ExportOptions, OnnxError};
+use crate::onnx::{
+    export_bytes, resolve_opset, write_model, write_model_files, ExportOptions, OnnxError, WrittenModel,
+    PROTOBUF_LIMIT,
+};
 use crate::passes::{
     pipeline as level_pipeline, target_passes, Level, PassManager, PassRun, Target, WeightGranularity,
 };
@@ -99,6 +102,9 @@ pub struct PipelineOptions {
     pub threads: Option<usize>,
     /// Write every intermediate's value_info ([`ExportOptions::value_info`]).
     pub value_info: bool,
+    /// Write initializers to `OUT.onnx_data` beside the model
+    /// ([`ExportOptions::external_data`]; automatic above protobuf's 2 GB).
+    pub external_data: bool,
 }
 
 impl Default for PipelineOptions {
@@ -111,6 +117,7 @@ impl Default for PipelineOptions {
             opset: None,
             threads: None,
             value_info: false,
+            external_data: false,
         }
     }
 }
@@ -321,6 +328,18 @@ impl Compiled {
             None => Ok(write_model(&self.graph, self.export, path)?),
         }
     }
+
+    /// Serializes into `path` atomically (with its external data file when
+    /// there is one); says which files were written.
+    pub fn write_files(&self, path: &std::path::Path) -> Result<WrittenModel, Error> {
+        match &self.bytes {
+            Some(_) => Ok(WrittenModel {
+                model_bytes: self.write(path)?,
+                external_data: None,
+            }),
+            None => Ok(write_model_files(&self.graph, self.export, path)?),
+        }
+    }
 }
 
 /// [`run`] on a config: the library's `compile`.
@@ -409,13 +428,20 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
     let export = ExportOptions {
         opset: opts.opset,
         value_info: opts.value_info,
+        external_data: opts.external_data,
+    };
+    // tract loads the checked model from bytes, every initializer inline;
+    // a model written with external data is checked in that form.
+    let inline = ExportOptions {
+        external_data: false,
+        ..export
     };
     let start = Instant::now();
     let mut check = vec![];
     let mut loaded = None;
     if opts.check && !pass_runs.is_empty() {
         let inputs = check_inputs(&reference);
-        let (comparisons, candidate) = check_loaded(&reference, &graph, export, &inputs)?;
+        let (comparisons, candidate) = check_loaded(&reference, &graph, inline, &inputs)?;
         require_within(&comparisons, CHECK_ATOL)?;
         check = comparisons;
         loaded = Some(candidate);
@@ -426,7 +452,7 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
     let (precision, accuracy) = match &opts.precision {
         None => (vec![], None),
         Some(p) => {
-            let (runs, report, candidate) = reduce(&mut graph, p, opts.target, loaded.take(), export)?;
+            let (runs, report, candidate) = reduce(&mut graph, p, opts.target, loaded.take(), inline)?;
             if opts.check {
                 report.require(p.min_cosine)?;
             }
@@ -452,7 +478,7 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
         spec,
         ignored,
         export,
-        bytes: loaded.map(|l| l.bytes),
+        bytes: loaded.map(|l| l.bytes).filter(|b| !export.external_data && b.len() <= PROTOBUF_LIMIT),
         report: Report {
             weights,
             passes: pass_runs,

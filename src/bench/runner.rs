@@ -50,6 +50,17 @@ struct PreparedCell {
 impl BenchModel {
     /// Loads ONNX `bytes` whose IR form is `graph` (for inputs and cost).
     pub fn new(name: &str, graph: &Graph, bytes: &[u8], opts: &BenchOptions) -> Result<BenchModel, Error> {
+        BenchModel::with_session(name, graph, TractSession::from_bytes(bytes)?, opts)
+    }
+
+    /// A model already loaded in tract (e.g. from its file, with external
+    /// data) whose IR form is `graph`.
+    pub fn with_session(
+        name: &str,
+        graph: &Graph,
+        session: TractSession,
+        opts: &BenchOptions,
+    ) -> Result<BenchModel, Error> {
         let cells = opts
             .cells()
             .into_iter()
@@ -69,7 +80,7 @@ impl BenchModel {
             .collect::<Result<_, Error>>()?;
         Ok(BenchModel {
             name: name.to_string(),
-            session: TractSession::from_bytes(bytes)?,
+            session,
             cells,
         })
     }

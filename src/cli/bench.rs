@@ -118,8 +118,7 @@ impl Measure {
             };
             let m = load(arg, &opts)?;
             m.check_seqs(&self.opts.seqs)?;
-            let bytes = m.onnx_bytes()?;
-            let model = BenchModel::new(&m.name, &m.graph, &bytes, &self.opts)?;
+            let model = BenchModel::with_session(&m.name, &m.graph, m.session()?, &self.opts)?;
             summaries.push(ModelSummary {
                 name: m.name.clone(),
                 source: m.source,

@@ -53,6 +53,10 @@ pub struct OptimizeArgs {
     /// dims keep tract from loading the file with concrete input facts).
     #[arg(long)]
     pub value_info: bool,
+    /// Write the weights to OUT.onnx_data beside the model (one file, large tensors 64 KiB-aligned,
+    /// tensors under 1 KiB inline), as Optimum and onnxruntime do; automatic above protobuf's 2 GB.
+    #[arg(long)]
+    pub external_data: bool,
 }
 
 impl OptimizeArgs {
@@ -72,6 +76,7 @@ impl OptimizeArgs {
             opset: self.opset,
             threads: self.threads,
             value_info: self.value_info,
+            external_data: self.external_data,
         })
     }
 }
@@ -86,18 +91,21 @@ pub fn run(a: CompileArgs) -> anyhow::Result<ExitCode> {
     let folder_out = bertc::export_folder::is_folder_output(&a.output);
     match folder_out {
         true => bertc::export_folder::check_destination(&a.output, &source, &inputs)?,
-        false => bertc::atomic_write::check_output(&a.output, &inputs)?,
+        false => super::external_data::check_outputs(&a.output, &inputs)?,
     }
     let config = source.config.clone();
     let compile = a.source.compile_options(&source);
     let compiled = pipeline::run(Source::Config(config.clone(), compile), &options)?;
     let write_start = Instant::now();
-    let (size, exported) = match folder_out {
+    let (size, exported, written) = match folder_out {
         true => {
             let e = bertc::export_folder::write_export_folder(&a.output, &compiled, &source, &inputs)?;
-            (e.model_size, Some(e))
+            (e.model_size, Some(e), None)
         }
-        false => (compiled.write(&a.output)?, None),
+        false => {
+            let written = compiled.write_files(&a.output)?;
+            (written.model_bytes, None, Some(written))
+        }
     };
     let write_time = write_start.elapsed();
     let spec = compiled.spec.as_ref();
@@ -135,6 +143,9 @@ pub fn run(a: CompileArgs) -> anyhow::Result<ExitCode> {
             ""
         };
         println!("  folder      {}{replaced}", e.files.join(", "));
+    }
+    if let Some(w) = written {
+        super::external_data::print_written(&w);
     }
     Ok(ExitCode::SUCCESS)
 }

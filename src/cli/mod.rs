@@ -3,6 +3,7 @@
 mod bench;
 mod compile;
 mod dump;
+mod external_data;
 mod inspect;
 mod model_arg;
 mod optimize;

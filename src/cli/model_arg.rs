@@ -94,14 +94,15 @@ impl ModelArg {
         Ok(())
     }
 
-    /// The ONNX bytes tract loads (the file itself for ONNX arguments, so
-    /// that what is measured is what is on disk).
-    pub fn onnx_bytes(&self) -> anyhow::Result<Vec<u8>> {
+    /// The model loaded in tract: the file itself for ONNX arguments (with
+    /// its external data), so that what is measured is what is on disk.
+    pub fn session(&self) -> anyhow::Result<bertc::runtime::TractSession> {
         if self.source == "onnx" {
-            return bertc::input_file::read_regular(std::path::Path::new(&self.name))
-                .with_context(|| format!("cannot read {}", self.name));
+            return bertc::runtime::TractSession::from_path(Path::new(&self.name))
+                .with_context(|| format!("cannot load {} in tract", self.name));
         }
-        Ok(bertc::onnx::export_bytes(&self.graph, Default::default())?)
+        let bytes = bertc::onnx::export_bytes(&self.graph, Default::default())?;
+        Ok(bertc::runtime::TractSession::from_bytes(&bytes)?)
     }
 }
 

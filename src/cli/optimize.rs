@@ -25,11 +25,11 @@ pub fn run(a: OptimizeCmdArgs) -> anyhow::Result<ExitCode> {
     let start = Instant::now();
     let options = a.optimize.pipeline_options()?;
     options.validate()?;
-    bertc::atomic_write::check_output(&a.output, &[("input model", &a.input)])?;
+    super::external_data::check_outputs(&a.output, &[("input model", &a.input)])?;
     let graph = read_model(&a.input)?;
     let compiled = pipeline::run(Source::Graph(graph), &options)?;
     let write_start = Instant::now();
-    let size = compiled.write(&a.output)?;
+    let written = compiled.write_files(&a.output)?;
     print_summary(&Summary {
         verb: "optimized",
         from: &a.input.display().to_string(),
@@ -37,10 +37,11 @@ pub fn run(a: OptimizeCmdArgs) -> anyhow::Result<ExitCode> {
         compiled: &compiled,
         head: None,
         shape: None,
-        size,
+        size: written.model_bytes,
         write_time: write_start.elapsed(),
         total_time: start.elapsed(),
         report: a.optimize.report,
     });
+    super::external_data::print_written(&written);
     Ok(ExitCode::SUCCESS)
 }

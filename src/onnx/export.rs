@@ -30,6 +30,26 @@ pub struct ExportOptions {
     /// then `into_optimized()` — fail to unify Sym(batch_size) with 1, and
     /// every runtime re-derives them anyway. PyTorch's exports omit them too.
     pub value_info: bool,
+    /// Write initializers to a data file beside the model (`model.onnx` →
+    /// `model.onnx_data`, see [`super::data_path`]). Models that would
+    /// exceed protobuf's 2 GB limit get one whatever this says.
+    pub external_data: bool,
+}
+
+/// The files [`write_model_files`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenModel {
+    /// Size of the model file itself.
+    pub model_bytes: usize,
+    /// The external data file and its size, when initializers went there.
+    pub external_data: Option<(std::path::PathBuf, u64)>,
+}
+
+impl WrittenModel {
+    /// Bytes on disk, data file included.
+    pub fn total_bytes(&self) -> u64 {
+        self.model_bytes as u64 + self.external_data.as_ref().map_or(0, |d| d.1)
+    }
 }
 
 /// Serializes the graph to ONNX bytes.
@@ -38,20 +58,53 @@ pub fn export_bytes(g: &Graph, opts: ExportOptions) -> Result<Vec<u8>, OnnxError
     Ok(model.encode_to_vec())
 }
 
-/// Serializes the graph and writes it atomically to `path`; returns the size.
+/// Serializes the graph and writes it atomically to `path`; returns the
+/// size on disk (external data included).
 pub fn write_model(g: &Graph, opts: ExportOptions, path: &Path) -> Result<usize, OnnxError> {
-    let model = to_model(g, opts)?;
+    Ok(write_model_files(g, opts, path)?.total_bytes() as usize)
+}
+
+/// Serializes the graph and writes it atomically to `path`, with its
+/// external data file when asked or when the model exceeds protobuf's
+/// limit (model and data are renamed into place together: both or neither).
+pub fn write_model_files(g: &Graph, opts: ExportOptions, path: &Path) -> Result<WrittenModel, OnnxError> {
+    let mut model = to_model(g, opts)?;
     let len = model.encoded_len();
+    let io = |error| OnnxError::Io {
+        path: path.display().to_string(),
+        error,
+    };
+    if opts.external_data || len > super::PROTOBUF_LIMIT {
+        let data = super::data_path(path);
+        let location = data
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| {
+                io(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "external data needs a model file name in UTF-8",
+                ))
+            })?
+            .to_string();
+        let layout = super::external::externalize(&mut model, &location);
+        let bytes = model.encode_to_vec();
+        crate::atomic_write::write_atomic_pair(&data, |w| layout.write_to(w), path, |w| w.write_all(&bytes))
+            .map_err(io)?;
+        return Ok(WrittenModel {
+            model_bytes: bytes.len(),
+            external_data: Some((data, layout.len)),
+        });
+    }
     crate::atomic_write::write_atomic_with(path, len, |mut buf: &mut [u8]| {
         model
             .encode(&mut buf)
             .expect("the buffer has exactly encoded_len bytes");
     })
-    .map_err(|error| OnnxError::Io {
-        path: path.display().to_string(),
-        error,
-    })?;
-    Ok(len)
+    .map_err(io)?;
+    Ok(WrittenModel {
+        model_bytes: len,
+        external_data: None,
+    })
 }
 
 fn to_model(g: &Graph, opts: ExportOptions) -> Result<proto::ModelProto, OnnxError> {

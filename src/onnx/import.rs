@@ -10,8 +10,9 @@ use std::path::Path;
 
 use prost::Message;
 
+use super::external::ExternalFiles;
 use super::proto;
-use super::tensors::{dtype_from_onnx, external_tensor, is_external, tensor_from_proto, value_type};
+use super::tensors::{dtype_from_onnx, is_external, tensor_from_proto, value_type};
 use super::OnnxError;
 use crate::ir::{BinaryOp, ContribOp, Dim, GeluApproximation, Graph, Op, Tensor, UnaryOp, Value};
 use crate::passes::Pass;
@@ -57,9 +58,10 @@ fn import_with_dir(bytes: &[u8], dir: Option<&Path>) -> Result<Graph, OnnxError>
         .iter()
         .map(|p| (p.key.clone(), p.value.clone()))
         .collect();
+    let mut external = ExternalFiles::new(dir);
     for t in &graph.initializer {
         let tensor = match is_external(t) {
-            true => external_tensor(t, dir),
+            true => external.tensor(t),
             false => tensor_from_proto(t),
         }
         .map_err(|reason| im.err(&t.name, "initializer", reason))?;

@@ -1,14 +1,17 @@
 //! ONNX serialization: the only module that knows protobuf types.
 
 mod export;
+mod external;
 mod import;
 mod metadata;
 pub mod proto;
 mod tensors;
 
 pub use export::{
-    export_bytes, resolve_opset, write_model, ExportOptions, DEFAULT_OPSET, MAX_OPSET, MIN_OPSET,
+    export_bytes, resolve_opset, write_model, write_model_files, ExportOptions, WrittenModel, DEFAULT_OPSET,
+    MAX_OPSET, MIN_OPSET,
 };
+pub use external::{data_path, ALIGNMENT, ALIGN_ABOVE, INLINE_BELOW, PROTOBUF_LIMIT};
 pub use import::{import_bytes, read_model, IMPORT_IR_VERSIONS, IMPORT_OPSETS};
 pub use metadata::read_metadata;
 

@@ -1,7 +1,5 @@
-//! Decoding ONNX tensors and value types into the IR's, including
-//! initializers stored in external data files.
-
-use std::path::Path;
+//! Decoding ONNX tensors and value types into the IR's (initializers
+//! stored in external data files: `external.rs`).
 
 use super::proto::{self, tensor_shape_proto::dimension::Value as DimValue};
 use crate::ir::{DType, Dim, Shape, Tensor};
@@ -49,62 +47,6 @@ pub(super) fn value_type(v: &proto::ValueInfoProto) -> Result<(DType, Shape), St
 
 pub(super) fn is_external(t: &proto::TensorProto) -> bool {
     !t.external_data.is_empty() || t.data_location == 1
-}
-
-/// An initializer stored outside the model (ONNX external data): `location`
-/// relative to the model's folder, optional `offset` and `length`.
-pub(super) fn external_tensor(t: &proto::TensorProto, dir: Option<&Path>) -> Result<Tensor, String> {
-    let dir = dir.ok_or("external data needs the model's folder; load the model from its path")?;
-    let field = |k: &str| {
-        t.external_data
-            .iter()
-            .find(|e| e.key == k)
-            .map(|e| e.value.as_str())
-    };
-    let location = field("location").ok_or("external data without a location")?;
-    let rel = Path::new(location);
-    if rel.is_absolute()
-        || rel
-            .components()
-            .any(|c| matches!(c, std::path::Component::ParentDir))
-    {
-        return Err(format!(
-            "external data location `{location}` must stay inside the model's folder"
-        ));
-    }
-    let number = |k: &str| -> Result<Option<usize>, String> {
-        field(k)
-            .map(|v| {
-                v.parse::<usize>()
-                    .map_err(|_| format!("external data {k} `{v}` is not a number"))
-            })
-            .transpose()
-    };
-    let path = dir.join(rel);
-    let data = crate::input_file::read_regular(&path)
-        .map_err(|e| format!("cannot read external data {}: {e}", path.display()))?;
-    let offset = number("offset")?.unwrap_or(0);
-    let length = number("length")?.unwrap_or(data.len().saturating_sub(offset));
-    let bytes = data
-        .get(
-            offset
-                ..offset
-                    .checked_add(length)
-                    .ok_or("external data range overflows")?,
-        )
-        .ok_or_else(|| {
-            format!(
-                "external data {}: bytes {offset}..{} are past its end ({} bytes)",
-                path.display(),
-                offset + length,
-                data.len()
-            )
-        })?;
-    let mut inline = t.clone();
-    inline.external_data.clear();
-    inline.data_location = 0;
-    inline.raw_data = bytes::Bytes::copy_from_slice(bytes);
-    tensor_from_proto(&inline)
 }
 
 pub(super) fn tensor_from_proto(t: &proto::TensorProto) -> Result<Tensor, String> {

@@ -2,6 +2,7 @@
 
 mod compare;
 mod fit;
+mod external;
 mod host;
 mod inputs;
 mod session;

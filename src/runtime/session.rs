@@ -30,6 +30,13 @@ fn tract_err(stage: &'static str) -> impl Fn(TractError) -> RuntimeError {
     }
 }
 
+/// tract's ONNX parser as bertc uses it. Shapes are bound to concrete sizes
+/// per run; a file's symbolic value_info (batch_size, sequence_length) would
+/// then conflict with them in tract's analysis, so tract re-derives them.
+fn onnx_parser() -> tract_onnx::Onnx {
+    tract_onnx::onnx().with_ignore_value_info(true)
+}
+
 /// Guarded calls running now (any thread): while there is one, a panic's
 /// message goes to [`LAST_PANIC`] instead of the terminal.
 static GUARDED: AtomicUsize = AtomicUsize::new(0);
@@ -106,45 +113,68 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 impl TractSession {
-    /// Parses ONNX bytes.
+    /// Parses ONNX bytes (a model with external data needs [`Self::from_path`]).
     pub fn from_bytes(bytes: &[u8]) -> Result<TractSession, RuntimeError> {
         guarded("load", || {
-            // Shapes are bound to concrete sizes per run; the file's symbolic
-            // value_info (batch_size, sequence_length) would then conflict
-            // with them in tract's analysis, so tract re-derives them instead.
-            let onnx = tract_onnx::onnx().with_ignore_value_info(true);
-            let model = onnx.model_for_read(&mut &*bytes).map_err(tract_err("load"))?;
-            let label = |o: OutletId| -> String {
-                model
-                    .outlet_label(o)
-                    .map(String::from)
-                    .unwrap_or_else(|| model.node(o.node).name.clone())
-            };
-            let input_names = model
-                .input_outlets()
-                .map_err(tract_err("load"))?
-                .iter()
-                .map(|&o| label(o))
-                .collect();
-            let output_names = model
-                .output_outlets()
-                .map_err(tract_err("load"))?
-                .iter()
-                .map(|&o| label(o))
-                .collect();
-            Ok(TractSession {
-                model,
-                input_names,
-                output_names,
-                plans: HashMap::new(),
-            })
+            let model = onnx_parser()
+                .model_for_read(&mut &*bytes)
+                .map_err(tract_err("load"))?;
+            TractSession::from_model(model)
         })
     }
 
+    /// Loads the model file at `path`, with its external data: each data
+    /// file mapped once, and only inside the model's folder.
     pub fn from_path(path: &std::path::Path) -> Result<TractSession, RuntimeError> {
-        let bytes = crate::input_file::read_regular(path)
-            .map_err(|e| RuntimeError::Io(format!("cannot read {}: {e}", path.display())))?;
-        TractSession::from_bytes(&bytes)
+        let io = |e: std::io::Error| RuntimeError::Io(format!("cannot read {}: {e}", path.display()));
+        crate::input_file::require_regular(path).map_err(io)?;
+        let files = Arc::new(super::external::MappedFiles::new(path).map_err(io)?);
+        guarded("load", || {
+            let onnx = tract_onnx::Onnx {
+                provider: files.clone(),
+                ..onnx_parser()
+            };
+            let proto = onnx.proto_model_for_path(path).map_err(tract_err("load"))?;
+            files
+                .check_locations(&proto)
+                .map_err(|e| RuntimeError::Io(format!("{}: {e}", path.display())))?;
+            let dir = path.parent().and_then(|d| d.to_str());
+            let parsed = onnx.parse(&proto, dir).map_err(tract_err("load"))?;
+            if !parsed.unresolved_inputs.is_empty() {
+                return Err(RuntimeError::Tract {
+                    stage: "load",
+                    message: format!("unresolved inputs {:?}", parsed.unresolved_inputs),
+                });
+            }
+            TractSession::from_model(parsed.model)
+        })
+    }
+
+    fn from_model(model: InferenceModel) -> Result<TractSession, RuntimeError> {
+        let label = |o: OutletId| -> String {
+            model
+                .outlet_label(o)
+                .map(String::from)
+                .unwrap_or_else(|| model.node(o.node).name.clone())
+        };
+        let input_names = model
+            .input_outlets()
+            .map_err(tract_err("load"))?
+            .iter()
+            .map(|&o| label(o))
+            .collect();
+        let output_names = model
+            .output_outlets()
+            .map_err(tract_err("load"))?
+            .iter()
+            .map(|&o| label(o))
+            .collect();
+        Ok(TractSession {
+            model,
+            input_names,
+            output_names,
+            plans: HashMap::new(),
+        })
     }
 
     pub fn input_names(&self) -> &[String] {

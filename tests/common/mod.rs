@@ -116,25 +116,81 @@ pub fn run_openvino(model: &[u8], inputs: &NamedTensors) -> NamedTensors {
 /// Runs `script MODEL INPUTS OUTPUTS` (safetensors in and out).
 fn run_python(script: &str, what: &str, model: &[u8], inputs: &NamedTensors) -> NamedTensors {
     let dir = tempfile::tempdir().unwrap();
-    let (m, i, o) = (
-        dir.path().join("m.onnx"),
-        dir.path().join("in.safetensors"),
-        dir.path().join("out.safetensors"),
-    );
+    let m = dir.path().join("m.onnx");
     std::fs::write(&m, model).unwrap();
+    let out = python_on_file(script, what, &m, inputs, "out.safetensors", &[]);
+    read_safetensors(&out.path().join("out.safetensors")).unwrap()
+}
+
+/// Runs `script MODEL INPUTS OUTDIR/outputs extra…` on a model file as it
+/// lies on disk (its external data beside it); returns OUTDIR.
+fn python_on_file(
+    script: &str,
+    what: &str,
+    model: &Path,
+    inputs: &NamedTensors,
+    outputs: &str,
+    extra: &[&str],
+) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let i = dir.path().join("in.safetensors");
     write_safetensors(&i, inputs).unwrap();
     let out = Command::new("python3")
         .arg(root().join(script))
-        .args([&m, &i, &o])
+        .arg(model)
+        .arg(&i)
+        .arg(dir.path().join(outputs))
+        .args(extra)
         .output()
         .expect("python3 runs");
     assert!(
         out.status.success(),
-        "{what} failed ({}); run scripts/setup-test-env.sh if its Python packages are missing:\n{}",
+        "{what} failed on {} ({}); run scripts/setup-test-env.sh if its Python packages are missing:\n{}",
+        model.display(),
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    read_safetensors(&o).unwrap()
+    dir
+}
+
+/// onnxruntime's graph optimization levels (ORT_DISABLE_ALL, ENABLE_BASIC,
+/// ENABLE_EXTENDED, ENABLE_ALL) as scripts/ort_check.py names them.
+pub const ORT_LEVELS: [&str; 4] = ["disable_all", "basic", "extended", "all"];
+
+/// Runs the model file in onnxruntime at every graph optimization level
+/// (one process, one session per level), after onnx's full check.
+pub fn run_onnxruntime_levels(model: &Path, inputs: &NamedTensors) -> Vec<(&'static str, NamedTensors)> {
+    let levels = ORT_LEVELS.join(",");
+    let dir = python_on_file(
+        "scripts/ort_check.py",
+        "onnx checker / onnxruntime",
+        model,
+        inputs,
+        "{level}.safetensors",
+        &[&levels],
+    );
+    ORT_LEVELS
+        .iter()
+        .map(|l| {
+            (
+                *l,
+                read_safetensors(&dir.path().join(format!("{l}.safetensors"))).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Runs the model file in OpenVINO (CPU, INFERENCE_PRECISION_HINT f32).
+pub fn run_openvino_file(model: &Path, inputs: &NamedTensors) -> NamedTensors {
+    let dir = python_on_file(
+        "scripts/ov_run.py",
+        "OpenVINO",
+        model,
+        inputs,
+        "out.safetensors",
+        &[],
+    );
+    read_safetensors(&dir.path().join("out.safetensors")).unwrap()
 }
 
 pub fn golden(case_dir: &Path) -> NamedTensors {
