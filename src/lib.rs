@@ -11,6 +11,7 @@ pub mod compile;
 pub mod config;
 pub mod cost;
 mod error;
+pub mod family;
 pub mod input_file;
 pub mod ir;
 pub mod onnx;
