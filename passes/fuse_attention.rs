@@ -116,6 +116,12 @@ fn expand_mask(g: &mut Graph, mask: Value, q: Value, k: Value) -> Result<Value, 
     if g.info(mask).shape == Shape(target.to_vec()) {
         return Ok(mask);
     }
+    // Already one row per query (MPNet's relative bias plus the padding
+    // mask, [B, heads, S, S]): both runtimes take it as it is.
+    let dims = g.info(mask).shape.dims();
+    if dims.len() == 4 && dims[2..] == target[2..] {
+        return Ok(mask);
+    }
     let base = g.node(mask.node).name.clone();
     let fresh = |g: &Graph, suffix: &str| g.fresh_name(&format!("{base}.{suffix}"));
     let (n, qs) = (fresh(g, "q_shape"), fresh(g, "k_shape"));

@@ -334,3 +334,28 @@ fn every_head_compiles_on_every_family() {
         }
     }
 }
+
+/// `--target onnxruntime` (its contrib ops: EmbedLayerNormalization where
+/// the embeddings are BERT's, SkipLayerNormalization, packed Attention)
+/// keeps every family within 1e-4 of PyTorch in onnxruntime.
+#[test]
+fn onnxruntime_target_matches_pytorch_per_family() {
+    for case in [
+        "roberta-cls",
+        "distilbert-qa",
+        "electra-cls",
+        "albert-mlm",
+        "mpnet-base",
+        "xlm-roberta-qa",
+    ] {
+        let options = PipelineOptions {
+            target: bertc::passes::Target::Onnxruntime,
+            ..at_level(Level::O2)
+        };
+        let model = compiled(case, &options).to_bytes().unwrap();
+        let golden = golden(&family_dir(case));
+        let ort = run_onnxruntime(&model, &golden);
+        let worst = assert_close(&format!("{case} --target onnxruntime"), &ort, &golden, ATOL);
+        eprintln!("{case}: --target onnxruntime in onnxruntime vs PyTorch max-abs {worst:.2e}");
+    }
+}

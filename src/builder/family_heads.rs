@@ -127,7 +127,7 @@ pub(crate) fn masked_lm_head(c: &BertConfig) -> MaskedLmHead {
 
 /// The weight-name prefixes of every head's own parameters (outside the
 /// encoder's `bert.`/`roberta.`/… module), in every family.
-pub(crate) const HEAD_PREFIXES: [&str; 10] = [
+pub(crate) const HEAD_PREFIXES: [&str; 11] = [
     "classifier.",
     "qa_outputs.",
     "cls.",
@@ -138,4 +138,7 @@ pub(crate) const HEAD_PREFIXES: [&str; 10] = [
     "vocab_projector.",
     "predictions.",
     "generator_",
+    // ElectraForPreTraining's (the published discriminators' checkpoints):
+    // left unread by the heads bertc builds, never refused.
+    "discriminator_predictions.",
 ];
