@@ -229,7 +229,16 @@ impl BertConfig {
         let mut fields = raw.fields;
         // BERT's relatives become BERT's field names (crate::family).
         let family = crate::family::adapt_fields(&mut fields)?;
-        let f = Fields(&fields);
+        // Errors name the field as the file spells it (DistilBERT's `dim`).
+        Self::from_adapted(&fields, family).map_err(|e| crate::family::in_family_terms(e, family))
+    }
+
+    /// The config from fields already in BERT's names (crate::family).
+    fn from_adapted(
+        fields: &serde_json::Map<String, serde_json::Value>,
+        family: Family,
+    ) -> Result<BertConfig, ConfigError> {
+        let f = Fields(fields);
         if f.bool("is_decoder")?.unwrap_or(false) {
             return Err(ConfigError::Unsupported {
                 field: "is_decoder",

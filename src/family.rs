@@ -301,6 +301,37 @@ const DISTILBERT_RENAMES: [(&str, &str); 7] = [
     ("attention_dropout", "attention_probs_dropout_prob"),
 ];
 
+/// An error about a renamed field, named as the family's file spells it:
+/// DistilBERT's `dim = 0` is reported against `dim`, not `hidden_size`.
+pub fn in_family_terms(e: ConfigError, family: Family) -> ConfigError {
+    if family != Family::DistilBert {
+        return e;
+    }
+    let original = |field: &'static str| {
+        DISTILBERT_RENAMES
+            .iter()
+            .find(|(_, to)| *to == field)
+            .map_or(field, |(from, _)| *from)
+    };
+    match e {
+        ConfigError::Invalid { field, value, rule } => ConfigError::Invalid {
+            field: original(field),
+            value,
+            rule,
+        },
+        ConfigError::TooBig {
+            field,
+            value,
+            parameters,
+        } => ConfigError::TooBig {
+            field: original(field),
+            value,
+            parameters,
+        },
+        other => other,
+    }
+}
+
 /// The config adapter: reads `model_type`, rewrites the family's field
 /// names to BERT's and fills the family's defaults, in place. A
 /// `model_type` bertc does not build is refused by name.

@@ -196,6 +196,22 @@ fn distilbert_names_become_berts() {
 }
 
 #[test]
+fn distilbert_errors_name_its_own_fields() {
+    assert_invalid(
+        r#"{"model_type": "distilbert", "dim": 0}"#,
+        "dim",
+        "0",
+        "must be an integer > 0",
+    );
+    assert_invalid(
+        r#"{"model_type": "distilbert", "dim": 30, "n_heads": 4}"#,
+        "dim",
+        "30",
+        "must be divisible by num_attention_heads (4)",
+    );
+}
+
+#[test]
 fn family_fields_are_checked() {
     assert_invalid(
         r#"{"model_type": "albert", "num_hidden_layers": 12, "num_hidden_groups": 5, "hidden_size": 64, "num_attention_heads": 4, "intermediate_size": 64, "embedding_size": 16}"#,
