@@ -89,6 +89,27 @@ mod tests {
         assert_eq!(mpnet_bucket(-12), 9);
         assert_eq!(mpnet_bucket(-127), 15);
         assert_eq!(mpnet_bucket(-1000), 15);
+        // Each side of every logarithmic boundary, as torch's f32 ops give
+        // them (numpy float32: log(n / 8) / f32(ln 16) · 8 truncated); at
+        // 16, 32, 64 the quotient is exactly 2, 4, 6 in f32.
+        for (n, bucket) in [
+            (15, 9),
+            (16, 10),
+            (22, 10),
+            (23, 11),
+            (31, 11),
+            (32, 12),
+            (45, 12),
+            (46, 13),
+            (63, 13),
+            (64, 14),
+            (90, 14),
+            (91, 15),
+            (128, 15),
+        ] {
+            assert_eq!(mpnet_bucket(-n), bucket, "distance {n}");
+            assert_eq!(mpnet_bucket(n), 16 + bucket, "distance -{n}");
+        }
         assert_eq!(mpnet_bucket(1000), 31);
     }
 }
