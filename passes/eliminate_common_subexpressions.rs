@@ -28,6 +28,9 @@ impl Pass for EliminateCommonSubexpressions {
             let key = match &node.op {
                 Op::Input => continue,
                 Op::Constant(t) if t.len() > SMALL_CONSTANT => continue,
+                // A parameter of a narrow model (ALBERT's 16-wide embedding
+                // layer norms) is small too, and still a parameter.
+                Op::Constant(t) if crate::ir::parameter_elements(t).is_some() => continue,
                 Op::Constant(t) => format!("const {:?} {:?} {:?}", t.dtype(), t.dims(), t.raw()),
                 op => {
                     let inputs: Vec<_> = g

@@ -136,7 +136,14 @@ fn bias_mask(g: &mut Graph, bias: Value, factor: f32, mask: Value) -> Result<Val
 /// `Expand(mask, [B, 1, Sq, Skv])`, the dims taken from Q's and K's shapes
 /// at run time so batch and sequence stay symbolic.
 fn expand_mask(g: &mut Graph, mask: Value, q: Value, k: Value) -> Result<Value, IrError> {
-    if g.info(mask).shape == Shape(mask_shape(g, q, k).to_vec()) {
+    let target = mask_shape(g, q, k);
+    if g.info(mask).shape == Shape(target.to_vec()) {
+        return Ok(mask);
+    }
+    // Already one row per query (MPNet's relative bias plus the padding
+    // mask, [B, heads, S, S]): both runtimes take it as it is.
+    let dims = g.info(mask).shape.dims();
+    if dims.len() == 4 && dims[2..] == target[2..] {
         return Ok(mask);
     }
     let base = g.node(mask.node).name.clone();

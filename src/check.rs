@@ -140,7 +140,9 @@ pub fn inputs_for(g: &Graph, batch: usize, seq: usize) -> NamedTensors {
 /// The longest sequence the graph's position tables cover: the rows of a
 /// relative distance table (2·max − 1 rows) when it has one — relative
 /// models keep an unused absolute table — else the rows of the absolute
-/// position table. `None` when it has neither (by these names).
+/// position table, less the rows RoBERTa-style position ids skip
+/// ([`crate::family::position_offset`]). `None` when it has neither (by
+/// these names).
 pub fn max_sequence(g: &Graph) -> Option<usize> {
     let rows = |suffix: &str| {
         g.node_ids().find_map(|id| {
@@ -155,7 +157,8 @@ pub fn max_sequence(g: &Graph) -> Option<usize> {
     };
     match rows("distance_embedding.weight") {
         Some(r) => Some(r.div_ceil(2)),
-        None => rows("position_embeddings.weight"),
+        None => rows("position_embeddings.weight")
+            .map(|r| r.saturating_sub(crate::family::position_offset(g)).max(1)),
     }
 }
 

@@ -60,18 +60,20 @@ pub fn model_spec(config: &BertConfig, opts: &CompileOptions) -> Result<ModelSpe
         (None, Some(_)) => Head::SentenceEmbedding,
         (None, None) => Head::from_config(config)?,
     };
-    let mut spec = ModelSpec::new(head);
+    let mut spec = ModelSpec::for_config(head, config);
     spec.keep_last_hidden_state = opts.keep_last_hidden_state;
     if let Some(modules) = &opts.sentence {
         spec.sentence = modules.pooling;
     }
-    if let (Head::Base, Some(path)) = (head, &opts.weights) {
+    if let (true, Head::Base, Some(path)) = (spec.pooler, head, &opts.weights) {
         let names = checkpoint_names(path)?;
         // Either half of the pooler means the checkpoint has one: a missing
         // other half is then reported as missing, never silently dropped.
+        let family = config.family;
+        let pooler = family.pooler_linear();
         spec.pooler = names.iter().any(|n| {
-            let n = n.strip_prefix("bert.").unwrap_or(n);
-            n == "pooler.dense.weight" || n == "pooler.dense.bias"
+            let n = n.strip_prefix(&format!("{}.", family.prefix())).unwrap_or(n);
+            n == format!("{pooler}.weight") || n == format!("{pooler}.bias")
         });
     }
     Ok(spec)

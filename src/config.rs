@@ -9,6 +9,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::family::Family;
+
 /// Why a config was refused. Every variant names the field, its value and the rule.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -155,6 +157,24 @@ pub struct BertConfig {
     pub tie_word_embeddings: bool,
     pub chunk_size_feed_forward: usize,
     pub torch_dtype: Option<String>,
+    /// Which of BERT's relatives this is (`model_type`; see crate::family).
+    #[serde(skip)]
+    pub family: Family,
+    /// ELECTRA / ALBERT: the width of the embeddings, projected to
+    /// `hidden_size` before the encoder. `None`: the hidden size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedding_size: Option<usize>,
+    /// ALBERT: layer groups sharing their weights, and layers per group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_hidden_groups: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inner_group_num: Option<usize>,
+    /// DistilBERT: the position table is the fixed sinusoidal one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sinusoidal_pos_embds: Option<bool>,
+    /// MPNet: rows of the relative attention bias table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relative_attention_num_buckets: Option<usize>,
 }
 
 /// The raw JSON form: every field optional so that defaults apply, values
@@ -206,13 +226,19 @@ impl BertConfig {
             origin: origin.to_string(),
             error,
         })?;
-        let f = Fields(&raw.fields);
+        let mut fields = raw.fields;
+        // BERT's relatives become BERT's field names (crate::family).
+        let family = crate::family::adapt_fields(&mut fields)?;
+        // Errors name the field as the file spells it (DistilBERT's `dim`).
+        Self::from_adapted(&fields, family).map_err(|e| crate::family::in_family_terms(e, family))
+    }
 
-        if let Some(model_type) = f.string("model_type")? {
-            if model_type != "bert" {
-                return Err(invalid("model_type", &model_type, "must be \"bert\""));
-            }
-        }
+    /// The config from fields already in BERT's names (crate::family).
+    fn from_adapted(
+        fields: &serde_json::Map<String, serde_json::Value>,
+        family: Family,
+    ) -> Result<BertConfig, ConfigError> {
+        let f = Fields(fields);
         if f.bool("is_decoder")?.unwrap_or(false) {
             return Err(ConfigError::Unsupported {
                 field: "is_decoder",
@@ -273,13 +299,30 @@ impl BertConfig {
             id2label,
             label2id,
             architectures: f.strings("architectures")?,
-            model_type: "bert".into(),
+            model_type: family.model_type().into(),
             tie_word_embeddings: f.bool("tie_word_embeddings")?.unwrap_or(true),
             chunk_size_feed_forward: f.non_negative("chunk_size_feed_forward")?,
             torch_dtype: match f.string("torch_dtype")? {
                 Some(d) => Some(d),
                 None => f.string("dtype")?,
             },
+            family,
+            embedding_size: match family {
+                Family::Electra | Family::Albert => Some(f.positive("embedding_size", 128)?),
+                _ => None,
+            },
+            num_hidden_groups: (family == Family::Albert)
+                .then(|| f.positive("num_hidden_groups", 1))
+                .transpose()?,
+            inner_group_num: (family == Family::Albert)
+                .then(|| f.positive("inner_group_num", 1))
+                .transpose()?,
+            sinusoidal_pos_embds: (family == Family::DistilBert)
+                .then(|| f.bool("sinusoidal_pos_embds").map(|b| b.unwrap_or(false)))
+                .transpose()?,
+            relative_attention_num_buckets: (family == Family::MpNet)
+                .then(|| f.positive("relative_attention_num_buckets", 32))
+                .transpose()?,
         };
         config.check_rules()?;
         Ok(config)
@@ -372,6 +415,7 @@ impl BertConfig {
             ));
         }
         self.parameter_bound()?;
+        crate::family::check_family_rules(self)?;
         if self.hidden_size % self.num_attention_heads != 0 {
             return Err(invalid(
                 "hidden_size",
@@ -420,6 +464,16 @@ impl BertConfig {
             }
         }
         Ok(())
+    }
+
+    /// The width of the embeddings (ELECTRA's and ALBERT's `embedding_size`).
+    pub fn embedding_size(&self) -> usize {
+        self.embedding_size.unwrap_or(self.hidden_size)
+    }
+
+    /// Encoder layers as run: ALBERT runs `inner_group_num` layers per step.
+    pub fn encoder_layers(&self) -> usize {
+        self.num_hidden_layers * self.inner_group_num.unwrap_or(1)
     }
 
     /// Size of one attention head.

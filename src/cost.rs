@@ -168,20 +168,37 @@ fn component_of(name: &str) -> Option<Component> {
 }
 
 fn component_at(n: &str) -> Option<Component> {
-    if n.starts_with("embeddings.") {
+    // ELECTRA's and ALBERT's projections belong to the embeddings, and
+    // so does MPNet's relative position bias (position information,
+    // shared by every layer like the position table).
+    if [
+        "embeddings.",
+        "embeddings_project.",
+        "encoder.embedding_hidden_mapping_in.",
+        "encoder.relative_attention_bias.",
+    ]
+    .iter()
+    .any(|p| n.starts_with(p))
+    {
         return Some(Component::Embeddings);
     }
-    if let Some(rest) = n.strip_prefix("encoder.layer.") {
+    // DistilBERT's layers; ALBERT's shared groups count once, as their group.
+    let layer = [
+        "encoder.layer.",
+        "transformer.layer.",
+        "encoder.albert_layer_groups.",
+    ]
+    .iter()
+    .find_map(|p| n.strip_prefix(p));
+    if let Some(rest) = layer {
         let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
         return digits.parse().ok().map(Component::Layer);
     }
+    // ALBERT's pooler is a bare `pooler` Linear.
     if n.starts_with("pooler.") {
         return Some(Component::Pooler);
     }
-    if ["classifier.", "cls.", "qa_outputs."]
-        .iter()
-        .any(|p| n.starts_with(p))
-    {
+    if crate::builder::is_head_param(n) {
         return Some(Component::Heads);
     }
     None

@@ -12,6 +12,7 @@ pub mod config;
 pub mod cost;
 mod error;
 pub mod export_folder;
+pub mod family;
 pub mod input_file;
 pub mod ir;
 pub mod model_folder;

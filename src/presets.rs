@@ -3,9 +3,15 @@
 
 /// (name, config.json text) for every preset, sorted by name.
 pub const PRESETS: &[(&str, &str)] = &[
+    ("albert-base-v2", include_str!("../models/albert-base-v2.json")),
+    ("albert-large-v2", include_str!("../models/albert-large-v2.json")),
     (
         "all-MiniLM-L6-v2",
         include_str!("../models/all-MiniLM-L6-v2.json"),
+    ),
+    (
+        "all-mpnet-base-v2",
+        include_str!("../models/all-mpnet-base-v2.json"),
     ),
     ("bert-base-cased", include_str!("../models/bert-base-cased.json")),
     (
@@ -32,6 +38,32 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("bert-mini", include_str!("../models/bert-mini.json")),
     ("bert-small", include_str!("../models/bert-small.json")),
     ("bert-tiny", include_str!("../models/bert-tiny.json")),
+    (
+        "distilbert-base-multilingual-cased",
+        include_str!("../models/distilbert-base-multilingual-cased.json"),
+    ),
+    (
+        "distilbert-base-uncased",
+        include_str!("../models/distilbert-base-uncased.json"),
+    ),
+    (
+        "electra-base-discriminator",
+        include_str!("../models/electra-base-discriminator.json"),
+    ),
+    (
+        "electra-small-discriminator",
+        include_str!("../models/electra-small-discriminator.json"),
+    ),
+    ("roberta-base", include_str!("../models/roberta-base.json")),
+    ("roberta-large", include_str!("../models/roberta-large.json")),
+    (
+        "xlm-roberta-base",
+        include_str!("../models/xlm-roberta-base.json"),
+    ),
+    (
+        "xlm-roberta-large",
+        include_str!("../models/xlm-roberta-large.json"),
+    ),
 ];
 
 /// The config text of a preset, by name.

@@ -241,7 +241,7 @@ fn unknown_model_is_refused() {
             "{err}"
         );
         assert!(
-            err.contains("presets: all-MiniLM-L6-v2, bert-base-cased"),
+            err.contains("presets: albert-base-v2, albert-large-v2, all-MiniLM-L6-v2, all-mpnet-base-v2, bert-base-cased"),
             "{err}"
         );
     }

@@ -160,15 +160,83 @@ fn hidden_act_must_be_supported() {
 }
 
 #[test]
-fn model_type_must_be_bert_when_present() {
+fn model_type_must_be_a_known_family_when_present() {
     assert_invalid(
-        r#"{"model_type": "roberta"}"#,
+        r#"{"model_type": "gpt2"}"#,
         "model_type",
-        "roberta",
-        "must be \"bert\"",
+        "gpt2",
+        "must be one of \"bert\", \"roberta\", \"xlm-roberta\", \"camembert\", \"distilbert\", \"electra\", \"albert\", \"mpnet\"",
     );
     assert_eq!(parse_ok(r#"{"model_type": "bert"}"#).model_type, "bert");
     assert_eq!(parse_ok("{}").model_type, "bert");
+    assert_eq!(parse_ok(r#"{"model_type": "roberta"}"#).model_type, "roberta");
+}
+
+#[test]
+fn distilbert_names_become_berts() {
+    let c = parse_ok(
+        r#"{"model_type": "distilbert", "dim": 64, "n_layers": 3, "n_heads": 4, "hidden_dim": 96, "activation": "relu"}"#,
+    );
+    assert_eq!(
+        (
+            c.hidden_size,
+            c.num_hidden_layers,
+            c.num_attention_heads,
+            c.intermediate_size
+        ),
+        (64, 3, 4, 96)
+    );
+    assert_eq!(c.hidden_act, bertc::config::Activation::Relu);
+    // transformers' DistilBertConfig defaults where the file is silent.
+    let d = parse_ok(r#"{"model_type": "distilbert"}"#);
+    assert_eq!(
+        (d.hidden_size, d.num_hidden_layers, d.vocab_size),
+        (768, 6, 30522)
+    );
+}
+
+#[test]
+fn distilbert_errors_name_its_own_fields() {
+    assert_invalid(
+        r#"{"model_type": "distilbert", "dim": 0}"#,
+        "dim",
+        "0",
+        "must be an integer > 0",
+    );
+    assert_invalid(
+        r#"{"model_type": "distilbert", "dim": 30, "n_heads": 4}"#,
+        "dim",
+        "30",
+        "must be divisible by num_attention_heads (4)",
+    );
+}
+
+#[test]
+fn family_fields_are_checked() {
+    assert_invalid(
+        r#"{"model_type": "albert", "num_hidden_layers": 12, "num_hidden_groups": 5, "hidden_size": 64, "num_attention_heads": 4, "intermediate_size": 64, "embedding_size": 16}"#,
+        "num_hidden_groups",
+        "5",
+        "must be > 0 and divide num_hidden_layers (12)",
+    );
+    assert_invalid(
+        r#"{"model_type": "electra", "hidden_size": 64, "num_attention_heads": 4, "embedding_size": 128}"#,
+        "embedding_size",
+        "128",
+        "must be at most hidden_size (64)",
+    );
+    assert_invalid(
+        r#"{"model_type": "mpnet", "relative_attention_num_buckets": 8}"#,
+        "relative_attention_num_buckets",
+        "8",
+        "must be in 32..=65536",
+    );
+    assert_invalid(
+        r#"{"model_type": "roberta", "pad_token_id": 1, "max_position_embeddings": 2}"#,
+        "max_position_embeddings",
+        "2",
+        "must exceed pad_token_id + 1 = 2",
+    );
 }
 
 #[test]

@@ -10,6 +10,8 @@
 
 mod common;
 
+use common::assert_dump_snapshot;
+
 use bertc::builder::Head;
 use bertc::compile::{build, load_config, CompileOptions};
 use std::collections::HashMap;
@@ -18,16 +20,6 @@ use bertc::ir::{dump, structure_summary, Graph, NodeId};
 use bertc::onnx::{export_bytes, import_bytes, ExportOptions};
 use bertc::passes::{level_passes, Level, PassManager, PassRun};
 use bertc::presets::PRESETS;
-
-fn assert_dump_snapshot(name: &str, text: &str) {
-    insta::with_settings!({
-        snapshot_path => "../snapshots",
-        prepend_module_to_snapshot => false,
-        omit_expression => true,
-    }, {
-        insta::assert_snapshot!(name.to_string(), text);
-    });
-}
 
 /// The presets dumped in full; every other preset gets a structural summary.
 const FULL_DUMP_PRESETS: [&str; 2] = ["bert-tiny", "bert-mini"];
@@ -273,6 +265,11 @@ fn no_unreferenced_snapshots() {
         )
         .chain(HEAD_SNAPSHOTS.iter().map(|h| format!("O2-bert-tiny-{h}.snap")))
         .chain([format!("int8-{INT8_PRESET}.snap")])
+        .chain(
+            common::FAMILY_BASE_CASES
+                .iter()
+                .flat_map(|case| [format!("O0-family-{case}.snap"), format!("O2-family-{case}.snap")]),
+        )
         .collect();
     let dir = common::root().join("snapshots");
     let found: std::collections::BTreeSet<String> = std::fs::read_dir(&dir)
@@ -285,4 +282,24 @@ fn no_unreferenced_snapshots() {
         "unreferenced or pending snapshots in {}: {orphans:?}",
         dir.display()
     );
+}
+
+#[test]
+fn family_dumps() {
+    for case in common::FAMILY_BASE_CASES {
+        let dir = common::family_dir(case);
+        let config = bertc::config::BertConfig::from_path(&dir.join("config.json")).unwrap();
+        let opts = CompileOptions {
+            weights: Some(dir.join("model.safetensors")),
+            ..Default::default()
+        };
+        let mut graph = build(&config, &opts).unwrap().graph;
+        assert_dump_snapshot(&format!("O0-family-{case}"), &dump(&graph));
+        PassManager::from_names(level_passes(Level::O2))
+            .unwrap()
+            .verify_each(true)
+            .run(&mut graph)
+            .unwrap();
+        assert_dump_snapshot(&format!("O2-family-{case}"), &dump(&graph));
+    }
 }

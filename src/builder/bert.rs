@@ -2,22 +2,31 @@
 //! computes it in eval mode (dropout is the identity), then the task head.
 
 use crate::config::PositionEmbeddingType;
+use crate::family::{Family, Positions};
 use crate::ir::{BinaryOp, DType, Dim, Op, Shape, Tensor, UnaryOp, Value, BATCH, SEQUENCE};
 
 use super::{BuildError, Builder, ModelSpec};
 
 impl Builder<'_> {
     pub(super) fn model(&mut self, spec: &ModelSpec) -> Result<(), BuildError> {
+        let family = self.config.family;
         let ids_shape = Shape(vec![Dim::sym(BATCH), Dim::sym(SEQUENCE)]);
         let input_ids = self.g.add_input("input_ids", DType::I64, ids_shape.clone())?;
         let attention_mask = self
             .g
             .add_input("attention_mask", DType::I64, ids_shape.clone())?;
-        let token_type_ids = self.g.add_input("token_type_ids", DType::I64, ids_shape)?;
+        // Inputs as Optimum names them: token types only where the family has them.
+        let token_type_ids = match family.has_token_types() {
+            true => Some(self.g.add_input("token_type_ids", DType::I64, ids_shape)?),
+            false => None,
+        };
 
         let mut hidden = self.embeddings(input_ids, token_type_ids)?;
-        let mask = self.extended_attention_mask(attention_mask)?;
-        for i in 0..self.config.num_hidden_layers {
+        let mut mask = self.extended_attention_mask(attention_mask)?;
+        if family == Family::MpNet {
+            mask = self.mpnet_score_bias(hidden, mask)?;
+        }
+        for i in 0..self.config.encoder_layers() {
             hidden = self.encoder_layer(hidden, mask, i)?;
         }
         let pooled = match spec.pooler {
@@ -27,27 +36,48 @@ impl Builder<'_> {
         self.head(spec, hidden, pooled, attention_mask)
     }
 
-    /// word[input_ids] + token_type[token_type_ids] + position[0..S], then
-    /// layer norm. Position ids are a slice of the `position_ids` buffer up
-    /// to the run-time sequence length, as transformers takes them.
-    fn embeddings(&mut self, input_ids: Value, token_type_ids: Value) -> Result<Value, BuildError> {
+    /// word[input_ids] + token_type[token_type_ids] + position[ids], then
+    /// layer norm, then (ELECTRA, ALBERT) the projection from
+    /// `embedding_size` to the hidden size.
+    fn embeddings(&mut self, input_ids: Value, token_type_ids: Option<Value>) -> Result<Value, BuildError> {
+        let normed = self.embedding_sum(input_ids, token_type_ids)?;
+        self.embedding_projection(normed)
+    }
+
+    /// The embeddings before any projection. BERT's position ids are a
+    /// slice of the `position_ids` buffer up to the run-time sequence
+    /// length, as transformers takes them; RoBERTa's count real tokens.
+    fn embedding_sum(
+        &mut self,
+        input_ids: Value,
+        token_type_ids: Option<Value>,
+    ) -> Result<Value, BuildError> {
         let word_table = self.param("embeddings.word_embeddings.weight")?;
         let words = self.g.add(
             "embeddings.word_embeddings",
             Op::Gather { axis: 0 },
             &[word_table, input_ids],
         )?;
-        let tt_table = self.param("embeddings.token_type_embeddings.weight")?;
-        let types = self.g.add(
-            "embeddings.token_type_embeddings",
-            Op::Gather { axis: 0 },
-            &[tt_table, token_type_ids],
-        )?;
-        let sum = self.binary("embeddings.add_token_type", BinaryOp::Add, words, types)?;
+        let sum = match token_type_ids {
+            Some(token_type_ids) => {
+                let tt_table = self.param("embeddings.token_type_embeddings.weight")?;
+                let types = self.g.add(
+                    "embeddings.token_type_embeddings",
+                    Op::Gather { axis: 0 },
+                    &[tt_table, token_type_ids],
+                )?;
+                self.binary("embeddings.add_token_type", BinaryOp::Add, words, types)?
+            }
+            None => self.constant_token_type(words)?,
+        };
         if self.config.position_embedding_type != PositionEmbeddingType::Absolute {
             // transformers adds position embeddings only for the absolute
             // type; relative models still carry the (unused) table.
             return self.layer_norm(sum, "embeddings.LayerNorm");
+        }
+        if self.config.family.positions() == Positions::FromPadding {
+            let pos_ids = self.padding_position_ids(input_ids)?;
+            return self.add_positions(sum, pos_ids);
         }
 
         let max_pos = self.config.max_position_embeddings;
@@ -73,6 +103,11 @@ impl Builder<'_> {
             Op::Slice,
             &[pos_buffer, zero, seq, axis],
         )?;
+        self.add_positions(sum, pos_ids)
+    }
+
+    /// `LayerNorm(sum + position_table[pos_ids])`.
+    fn add_positions(&mut self, sum: Value, pos_ids: Value) -> Result<Value, BuildError> {
         let pos_table = self.param("embeddings.position_embeddings.weight")?;
         let positions = self.g.add(
             "embeddings.position_embeddings",
@@ -169,7 +204,7 @@ impl Builder<'_> {
         let first = self
             .g
             .add("pooler.first_token", Op::Gather { axis: 1 }, &[hidden, zero])?;
-        let dense = self.linear(first, "pooler.dense")?;
+        let dense = self.linear(first, self.config.family.pooler_linear())?;
         self.unary("pooler.activation", UnaryOp::Tanh, dense)
     }
 }

@@ -27,18 +27,6 @@ pub enum Head {
     SentenceEmbedding,
 }
 
-/// The architectures a config may name, and the head each one means.
-const ARCHITECTURES: [(&str, Head); 5] = [
-    ("BertModel", Head::Base),
-    ("BertForSequenceClassification", Head::SequenceClassification),
-    ("BertForTokenClassification", Head::TokenClassification),
-    ("BertForQuestionAnswering", Head::QuestionAnswering),
-    ("BertForMaskedLM", Head::MaskedLm),
-];
-
-/// The weight-name prefixes of every head's own parameters (outside `bert.`).
-const HEAD_PREFIXES: [&str; 3] = ["classifier.", "qa_outputs.", "cls."];
-
 #[derive(Debug, thiserror::Error)]
 #[error(
     "config field `architectures` = {found:?}: bertc cannot tell which head to build; \
@@ -65,13 +53,19 @@ impl Head {
         let Some(first) = config.architectures.first() else {
             return Ok(Head::Base);
         };
-        ARCHITECTURES
+        // The config's own family's classes (`RobertaForMaskedLM`, …).
+        let known = config.family.architectures();
+        known
             .iter()
             .find(|(name, _)| name == first)
             .map(|&(_, head)| head)
             .ok_or_else(|| UnknownArchitecture {
                 found: config.architectures.clone(),
-                known: ARCHITECTURES.map(|(n, _)| n).join(", "),
+                known: known
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })
     }
 
@@ -117,7 +111,9 @@ impl fmt::Display for Head {
 
 /// Whether a parameter is a task head's own (outside the `bert.` module).
 pub fn is_head_param(name: &str) -> bool {
-    HEAD_PREFIXES.iter().any(|p| name.starts_with(p))
+    super::family_heads::HEAD_PREFIXES
+        .iter()
+        .any(|p| name.starts_with(p))
 }
 
 /// Whether a checkpoint tensor belongs to some task head or the pooler:
@@ -125,6 +121,10 @@ pub fn is_head_param(name: &str) -> bool {
 /// compiling it with another head (say, the base model of a fine-tuned
 /// classifier) leaves them unread rather than failing.
 pub fn is_head_or_pooler_tensor(name: &str) -> bool {
-    let name = name.strip_prefix("bert.").unwrap_or(name);
+    // Any family's encoder prefix (`bert.`, `roberta.`, …).
+    let name = name
+        .split_once('.')
+        .filter(|(first, _)| crate::family::Family::ALL.iter().any(|f| f.prefix() == *first))
+        .map_or(name, |(_, rest)| rest);
     is_head_param(name) || name.starts_with("pooler.")
 }

@@ -4,6 +4,7 @@
 
 use crate::ir::{BinaryOp, Op, Tensor, Value};
 
+use super::family_heads::{first_token_classifier, masked_lm_head, FirstTokenClassifier};
 use super::{BuildError, Builder, Head, ModelSpec};
 
 impl Builder<'_> {
@@ -26,6 +27,11 @@ impl Builder<'_> {
                 }
             }
             Head::SequenceClassification => {
+                if let Some(c) = first_token_classifier(self.config.family) {
+                    let logits = self.first_token_classifier(hidden, &c)?;
+                    self.g.set_output("logits", logits);
+                    return Ok(());
+                }
                 let pooled = pooled.ok_or_else(|| {
                     BuildError::Unsupported(
                         "sequence classification reads the pooler, which this model lacks".into(),
@@ -64,14 +70,38 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// BertOnlyMLMHead: dense → activation → layer norm → decoder + bias.
-    /// With tied embeddings the decoder reads the word-embedding table
-    /// through a Transpose, so the file holds the table once.
+    /// `out(act(dense(hidden[:, 0])))`: the classifier of the families
+    /// that read the first token themselves instead of a pooler.
+    fn first_token_classifier(
+        &mut self,
+        hidden: Value,
+        c: &FirstTokenClassifier,
+    ) -> Result<Value, BuildError> {
+        let zero = self
+            .g
+            .add_const("classifier.first_token_index", Tensor::scalar_i64(0))?;
+        let first = self
+            .g
+            .add("classifier.first_token", Op::Gather { axis: 1 }, &[hidden, zero])?;
+        let x = self.linear(first, c.dense)?;
+        let act = c.activation.resolve(self.config);
+        let x = self.activation(x, act, &format!("{}.act", c.dense))?;
+        self.linear(x, c.out)
+    }
+
+    /// The masked-LM head (BertOnlyMLMHead, RoBERTa's `lm_head`,
+    /// DistilBERT's `vocab_*`, ALBERT's `predictions`): transform →
+    /// activation → layer norm → decoder + bias. With tied embeddings the
+    /// decoder reads the word-embedding table through a Transpose, so the
+    /// file holds the table once.
     fn masked_lm(&mut self, hidden: Value) -> Result<Value, BuildError> {
-        let p = "cls.predictions";
-        let t = self.linear(hidden, &format!("{p}.transform.dense"))?;
-        let t = self.activation(t, self.config.hidden_act, &format!("{p}.transform.act"))?;
-        let t = self.layer_norm(t, &format!("{p}.transform.LayerNorm"))?;
+        let h = masked_lm_head(self.config);
+        let t = self.linear(hidden, h.transform)?;
+        let act = h.activation.resolve(self.config);
+        let act_name = h.transform.strip_suffix(".dense").unwrap_or(h.transform);
+        let t = self.activation(t, act, &format!("{act_name}.act"))?;
+        let t = self.layer_norm(t, h.layer_norm)?;
+        let d = h.decoder.strip_suffix(".weight").unwrap_or(h.decoder);
         let decoder = match self.config.tie_word_embeddings {
             true => {
                 let table = self
@@ -80,17 +110,15 @@ impl Builder<'_> {
                     .ok_or_else(|| BuildError::MissingParam("embeddings.word_embeddings.weight".into()))?;
                 let table = Value { node: table, slot: 0 };
                 self.g.add(
-                    &format!("{p}.decoder.tied_weight"),
+                    &format!("{d}.tied_weight"),
                     Op::Transpose { perm: vec![1, 0] },
                     &[table],
                 )?
             }
-            false => self.param(&format!("{p}.decoder.weight"))?,
+            false => self.param(h.decoder)?,
         };
-        let y = self
-            .g
-            .add(&format!("{p}.decoder.matmul"), Op::MatMul, &[t, decoder])?;
-        let bias = self.param(&format!("{p}.bias"))?;
-        self.binary(&format!("{p}.decoder.add"), BinaryOp::Add, y, bias)
+        let y = self.g.add(&format!("{d}.matmul"), Op::MatMul, &[t, decoder])?;
+        let bias = self.param(h.bias)?;
+        self.binary(&format!("{d}.add"), BinaryOp::Add, y, bias)
     }
 }

@@ -2,19 +2,25 @@
 //! graph from a config and its parameters.
 
 mod bert;
+mod family_heads;
 mod head;
 mod heads;
+mod mpnet;
 mod params;
 mod pooling;
+mod positions;
 mod primitives;
 mod relative;
+
+use std::collections::HashMap;
 
 use crate::config::BertConfig;
 use crate::ir::{Graph, IrError, Value};
 use crate::weights::Weights;
 
-pub use head::{is_head_or_pooler_tensor, Head, UnknownArchitecture};
-pub use params::{bert_model_params, model_params};
+pub use head::{is_head_or_pooler_tensor, is_head_param, Head, UnknownArchitecture};
+pub use mpnet::{mpnet_bucket, MPNET_BUCKETS};
+pub use params::{bert_model_params, model_params, sinusoidal_table};
 pub use pooling::{Pooling, SentencePooling};
 
 /// Which model to build on the encoder.
@@ -43,6 +49,16 @@ impl ModelSpec {
             sentence: SentencePooling::default(),
         }
     }
+
+    /// The model transformers builds for `head` in the config's family:
+    /// RoBERTa's classifier reads the first token itself, DistilBERT and
+    /// ELECTRA have no pooler at all.
+    pub fn for_config(head: Head, config: &BertConfig) -> ModelSpec {
+        ModelSpec {
+            pooler: config.family.pooler_for(head),
+            ..ModelSpec::new(head)
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +74,7 @@ pub enum BuildError {
 /// Builds the BertModel graph with inputs `input_ids`, `attention_mask`,
 /// `token_type_ids` and outputs `last_hidden_state`, `pooler_output`.
 pub fn build_bert_model(config: &BertConfig, weights: Weights) -> Result<Graph, BuildError> {
-    build_model(config, &ModelSpec::new(Head::Base), weights)
+    build_model(config, &ModelSpec::for_config(Head::Base, config), weights)
 }
 
 /// Builds the model `spec` describes, with inputs `input_ids`,
@@ -71,6 +87,7 @@ pub fn build_model(config: &BertConfig, spec: &ModelSpec, weights: Weights) -> R
         config,
         weights,
         distance_index: None,
+        shared: HashMap::new(),
     };
     b.model(spec)?;
     let meta = &mut b.g.metadata;
@@ -102,6 +119,7 @@ pub fn build_activation(act: crate::config::Activation) -> Result<Graph, BuildEr
         config: &config,
         weights: Weights::default(),
         distance_index: None,
+        shared: HashMap::new(),
     };
     let shape = crate::ir::Shape(vec![crate::ir::Dim::sym("n")]);
     let x = b.g.add_input("x", crate::ir::DType::F32, shape)?;
@@ -117,15 +135,26 @@ pub(crate) struct Builder<'c> {
     weights: Weights,
     /// The relative-distance index [S, S], shared by every layer.
     distance_index: Option<Value>,
+    /// Parameters already in the graph, by the family's name: ALBERT's
+    /// layers share them, and a shared weight is stored once.
+    shared: HashMap<String, Value>,
 }
 
 impl Builder<'_> {
-    /// Adds parameter `name` as a constant node of the same name.
+    /// Adds parameter `name` (BERT's canonical name) as a constant node
+    /// named as the family names it (crate::family), or returns the node
+    /// already made for that family name.
     pub(crate) fn param(&mut self, name: &str) -> Result<Value, BuildError> {
+        let name = self.config.family.param_name(name, self.config);
+        if let Some(&v) = self.shared.get(&name) {
+            return Ok(v);
+        }
         let t = self
             .weights
-            .take(name)
-            .ok_or_else(|| BuildError::MissingParam(name.to_string()))?;
-        Ok(self.g.add_const(name, t)?)
+            .take(&name)
+            .ok_or_else(|| BuildError::MissingParam(name.clone()))?;
+        let v = self.g.add_const(&name, t)?;
+        self.shared.insert(name, v);
+        Ok(v)
     }
 }

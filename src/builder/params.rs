@@ -4,22 +4,33 @@
 use crate::config::{BertConfig, PositionEmbeddingType};
 use crate::weights::{Init, ParamSpec};
 
+use super::family_heads::{first_token_classifier, masked_lm_head};
 use super::{Head, ModelSpec};
 
-/// Every parameter BertModel (embeddings, encoder, pooler) needs.
+/// Every parameter the base model (embeddings, encoder, the pooler where
+/// the family has one) needs.
 pub fn bert_model_params(c: &BertConfig) -> Vec<ParamSpec> {
-    model_params(c, &ModelSpec::new(Head::Base))
+    model_params(c, &ModelSpec::for_config(Head::Base, c))
 }
 
-/// Every parameter of the model `spec` describes: the encoder's (under
-/// `bert.` in BertFor* checkpoints), the pooler's when it has one, and the
-/// head's own (`classifier.*`, `qa_outputs.*`, `cls.predictions.*`).
+/// Every parameter of the model `spec` describes, named as the family's
+/// checkpoints name them: the encoder's (under `bert.`, `roberta.`, … in
+/// `*For*` checkpoints), the pooler's when it has one, and the head's own
+/// (`classifier.*`, `qa_outputs.*`, `cls.predictions.*`, `lm_head.*`, …).
+/// A parameter ALBERT's layers share is listed once.
 pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
     let std = c.initializer_range;
     let h = c.hidden_size;
-    let mut specs = Vec::new();
+    let e = c.embedding_size();
+    let family = c.family;
+    let mut specs: Vec<ParamSpec> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut add = |name: String, shape: Vec<usize>, init: Init, transpose: bool| {
-        // The head's own parameters live outside the `bert.` module.
+        let name = family.param_name(&name, c);
+        if !seen.insert(name.clone()) {
+            return;
+        }
+        // The head's own parameters live outside the encoder's module.
         let under_bert_prefix = !super::head::is_head_param(&name);
         specs.push(ParamSpec {
             name,
@@ -27,6 +38,7 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
             init,
             transpose,
             under_bert_prefix,
+            prefix: family.prefix(),
         });
     };
     let word_init = match c.pad_token_id {
@@ -38,27 +50,33 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
     };
     add(
         "embeddings.word_embeddings.weight".into(),
-        vec![c.vocab_size, h],
+        vec![c.vocab_size, e],
         word_init,
         false,
     );
+    let position_init = match c.sinusoidal_pos_embds {
+        Some(true) => Init::Sinusoidal,
+        _ => Init::Normal { std },
+    };
     add(
         "embeddings.position_embeddings.weight".into(),
-        vec![c.max_position_embeddings, h],
-        Init::Normal { std },
+        vec![c.max_position_embeddings, e],
+        position_init,
         false,
     );
-    add(
-        "embeddings.token_type_embeddings.weight".into(),
-        vec![c.type_vocab_size, h],
-        Init::Normal { std },
-        false,
-    );
-    let layer_norm = |add: &mut dyn FnMut(String, Vec<usize>, Init, bool), prefix: &str| {
-        add(format!("{prefix}.weight"), vec![h], Init::Ones, false);
-        add(format!("{prefix}.bias"), vec![h], Init::Zeros, false);
+    if family.has_token_type_table() {
+        add(
+            "embeddings.token_type_embeddings.weight".into(),
+            vec![c.type_vocab_size, e],
+            Init::Normal { std },
+            false,
+        );
+    }
+    let layer_norm = |add: &mut dyn FnMut(String, Vec<usize>, Init, bool), prefix: &str, n: usize| {
+        add(format!("{prefix}.weight"), vec![n], Init::Ones, false);
+        add(format!("{prefix}.bias"), vec![n], Init::Zeros, false);
     };
-    layer_norm(&mut add, "embeddings.LayerNorm");
+    layer_norm(&mut add, "embeddings.LayerNorm", e);
     let linear =
         |add: &mut dyn FnMut(String, Vec<usize>, Init, bool), prefix: &str, n_in: usize, n_out: usize| {
             add(
@@ -69,8 +87,19 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
             );
             add(format!("{prefix}.bias"), vec![n_out], Init::Zeros, false);
         };
+    if let Some(name) = super::positions::projection(c) {
+        linear(&mut add, name, e, h);
+    }
+    if let Some(buckets) = c.relative_attention_num_buckets {
+        add(
+            "encoder.relative_attention_bias.weight".into(),
+            vec![buckets, c.num_attention_heads],
+            Init::Normal { std },
+            false,
+        );
+    }
     let relative = c.position_embedding_type != PositionEmbeddingType::Absolute;
-    for i in 0..c.num_hidden_layers {
+    for i in 0..c.encoder_layers() {
         let p = format!("encoder.layer.{i}");
         for proj in ["query", "key", "value"] {
             linear(&mut add, &format!("{p}.attention.self.{proj}"), h, h);
@@ -85,7 +114,7 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
             );
         }
         linear(&mut add, &format!("{p}.attention.output.dense"), h, h);
-        layer_norm(&mut add, &format!("{p}.attention.output.LayerNorm"));
+        layer_norm(&mut add, &format!("{p}.attention.output.LayerNorm"), h);
         linear(
             &mut add,
             &format!("{p}.intermediate.dense"),
@@ -93,35 +122,50 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
             c.intermediate_size,
         );
         linear(&mut add, &format!("{p}.output.dense"), c.intermediate_size, h);
-        layer_norm(&mut add, &format!("{p}.output.LayerNorm"));
+        layer_norm(&mut add, &format!("{p}.output.LayerNorm"), h);
     }
     if spec.pooler {
-        linear(&mut add, "pooler.dense", h, h);
+        linear(&mut add, family.pooler_linear(), h, h);
     }
     match spec.head {
         Head::Base | Head::SentenceEmbedding => {}
-        Head::SequenceClassification | Head::TokenClassification => {
-            linear(&mut add, "classifier", h, c.num_labels)
-        }
+        Head::SequenceClassification => match first_token_classifier(family) {
+            Some(fc) => {
+                linear(&mut add, fc.dense, h, h);
+                linear(&mut add, fc.out, h, c.num_labels);
+            }
+            None => linear(&mut add, "classifier", h, c.num_labels),
+        },
+        Head::TokenClassification => linear(&mut add, "classifier", h, c.num_labels),
         Head::QuestionAnswering => linear(&mut add, "qa_outputs", h, 2),
         Head::MaskedLm => {
-            linear(&mut add, "cls.predictions.transform.dense", h, h);
-            layer_norm(&mut add, "cls.predictions.transform.LayerNorm");
+            let m = masked_lm_head(c);
+            linear(&mut add, m.transform, h, m.width);
+            layer_norm(&mut add, m.layer_norm, m.width);
             if !c.tie_word_embeddings {
                 add(
-                    "cls.predictions.decoder.weight".into(),
-                    vec![c.vocab_size, h],
+                    m.decoder.into(),
+                    vec![c.vocab_size, m.width],
                     Init::Normal { std },
                     true,
                 );
             }
-            add(
-                "cls.predictions.bias".into(),
-                vec![c.vocab_size],
-                Init::Zeros,
-                false,
-            );
+            add(m.bias.into(), vec![c.vocab_size], Init::Zeros, false);
         }
     }
     specs
+}
+
+/// DistilBERT's fixed position table, as transformers'
+/// `create_sinusoidal_embeddings` makes it (in f64, stored as f32):
+/// `pos / 10000^(2·(j/2)/dim)`, sine in even columns, cosine in odd ones.
+pub fn sinusoidal_table(rows: usize, dim: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(rows * dim);
+    for pos in 0..rows {
+        for j in 0..dim {
+            let angle = pos as f64 / 10000f64.powf(2.0 * (j / 2) as f64 / dim as f64);
+            out.push(if j % 2 == 0 { angle.sin() } else { angle.cos() } as f32);
+        }
+    }
+    out
 }

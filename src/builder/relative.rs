@@ -97,7 +97,7 @@ impl Builder<'_> {
     }
 
     /// `l − r + max − 1` for l, r in 0..S: built once, shared by every layer.
-    fn distance_index(&mut self, q_split: Value) -> Result<Value, BuildError> {
+    pub(super) fn distance_index(&mut self, q_split: Value) -> Result<Value, BuildError> {
         if let Some(v) = self.distance_index {
             return Ok(v);
         }

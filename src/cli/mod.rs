@@ -191,7 +191,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for (name, text) in bertc::presets::PRESETS {
                 let c = bertc::config::BertConfig::from_json_str(text, name)?;
                 println!(
-                    "{name:<30} L{:<3} H{:<5} A{:<3} I{:<5} vocab {:<7} {:>12} parameters",
+                    "{name:<34} L{:<3} H{:<5} A{:<3} I{:<5} vocab {:<7} {:>12} parameters",
                     c.num_hidden_layers,
                     c.hidden_size,
                     c.num_attention_heads,

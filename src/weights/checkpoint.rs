@@ -45,14 +45,15 @@ pub fn from_checkpoint_with(
     let names = ck.names();
 
     // Name missing tensors the way this checkpoint names the others.
-    let prefixed = names.iter().any(|n| n.starts_with("bert."));
+    let prefixed = |prefix: &str| names.iter().any(|n| n.starts_with(&format!("{prefix}.")));
     // Err((problem, is_nonfinite)).
     let results: Vec<Result<(String, super::Tensor), (String, bool)>> = specs
         .par_iter()
         .map(|spec| {
-            let candidates = match (spec.under_bert_prefix, prefixed) {
-                (true, true) => vec![format!("bert.{}", spec.name), spec.name.clone()],
-                (true, false) => vec![spec.name.clone(), format!("bert.{}", spec.name)],
+            let under = format!("{}.{}", spec.prefix, spec.name);
+            let candidates = match (spec.under_bert_prefix, prefixed(spec.prefix)) {
+                (true, true) => vec![under, spec.name.clone()],
+                (true, false) => vec![spec.name.clone(), under],
                 (false, _) => vec![spec.name.clone()],
             };
             // Both spellings present: which copy is meant cannot be known.
@@ -114,7 +115,7 @@ pub fn from_checkpoint_with(
     let expected: BTreeSet<String> = specs
         .iter()
         .flat_map(|s| {
-            let prefixed = s.under_bert_prefix.then(|| format!("bert.{}", s.name));
+            let prefixed = s.under_bert_prefix.then(|| format!("{}.{}", s.prefix, s.name));
             prefixed.into_iter().chain([s.name.clone()])
         })
         .collect();

@@ -43,6 +43,8 @@ pub enum Init {
     },
     Zeros,
     Ones,
+    /// DistilBERT's fixed sinusoidal position table (`sinusoidal_pos_embds`).
+    Sinusoidal,
 }
 
 /// One parameter the model needs, named as transformers names it
@@ -55,8 +57,11 @@ pub struct ParamSpec {
     pub init: Init,
     /// Store transposed (2-D only): Linear weights become [in, out] for MatMul.
     pub transpose: bool,
-    /// Whether a checkpoint may carry it under `bert.` (BertFor* models do).
+    /// Whether a checkpoint may carry it under the encoder's prefix
+    /// (`bert.` in BertFor* models, `roberta.` in RobertaFor*, …).
     pub under_bert_prefix: bool,
+    /// That prefix, without its dot: the family's (crate::family).
+    pub prefix: &'static str,
 }
 
 /// Parameters ready for the builder, by spec name, in the builder's layout.

@@ -49,7 +49,7 @@ pub fn placeholder(specs: &[ParamSpec]) -> Weights {
                     Tensor::from_raw(DType::F32, dims, vec![0u8; n * 4].into())
                         .expect("size computed from dims")
                 }
-                Init::Zeros | Init::Ones => draw(spec, 0),
+                Init::Zeros | Init::Ones | Init::Sinusoidal => draw(spec, 0),
             };
             (spec.name.clone(), t)
         })
@@ -98,6 +98,12 @@ fn draw(spec: &ParamSpec, seed: u64) -> Tensor {
         }
         Init::Zeros => {}
         Init::Ones => fill(&mut bytes, 1.0),
+        Init::Sinusoidal => {
+            let table = crate::builder::sinusoidal_table(dims[0], n / dims[0].max(1));
+            for (c, v) in bytes.chunks_exact_mut(4).zip(table) {
+                c.copy_from_slice(&v.to_le_bytes());
+            }
+        }
     }
     Tensor::from_raw(DType::F32, dims, bytes.into()).expect("size computed from dims")
 }

@@ -226,3 +226,59 @@ pub fn minilm_fp32() -> bertc::ir::Graph {
 pub fn minilm_golden() -> NamedTensors {
     read_safetensors(&fixture("minilm-l6").join("minilm-l6-golden.safetensors")).unwrap()
 }
+
+/// The fused ops of a graph, counted in ONE place: the tests that assert
+/// fusion counts read them here, so a change of how a fusion is emitted
+/// (say, per target) is a one-place edit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FusedCounts {
+    pub attention: usize,
+    pub layer_norm: usize,
+    pub gelu: usize,
+}
+
+pub fn fused_counts(g: &bertc::ir::Graph) -> FusedCounts {
+    let h = g.op_histogram();
+    let n = |op: &str| h.get(op).copied().unwrap_or(0);
+    FusedCounts {
+        attention: n("Attention"),
+        layer_norm: n("LayerNormalization"),
+        gelu: n("Gelu"),
+    }
+}
+
+/// The seeded checkpoints of BERT's relatives with PyTorch's outputs
+/// (../shared/golden/family, 2.5 MB: read in place, as torch_bin.rs reads
+/// ../shared). Missing data fails the test.
+pub fn family_dir(case: &str) -> PathBuf {
+    let dir = root().join("../shared/golden/family").join(case);
+    assert!(
+        dir.join("config.json").is_file(),
+        "the family golden case {case} is not at {}",
+        dir.display()
+    );
+    dir
+}
+
+/// Asserts `text` against `snapshots/{name}.snap` (insta), the one place
+/// the snapshot settings live.
+pub fn assert_dump_snapshot(name: &str, text: &str) {
+    insta::with_settings!({
+        // Relative to this file: the repository's snapshots/.
+        snapshot_path => "../../snapshots",
+        prepend_module_to_snapshot => false,
+        omit_expression => true,
+    }, {
+        insta::assert_snapshot!(name.to_string(), text);
+    });
+}
+
+/// One bare-encoder case per family of ../shared/golden/family (RoBERTa
+/// stands for XLM-R): the ones dumped in full and given every head.
+pub const FAMILY_BASE_CASES: [&str; 5] = [
+    "roberta-base",
+    "distilbert-base",
+    "electra-base",
+    "albert-base",
+    "mpnet-base",
+];

@@ -1,0 +1,74 @@
+//! The embedding parts where BERT's relatives differ: RoBERTa's position
+//! ids counted from the real tokens, the one token-type row of models
+//! without a `token_type_ids` input, and the projection of ELECTRA's and
+//! ALBERT's narrower embeddings to the hidden size.
+
+use crate::family::Family;
+use crate::ir::{BinaryOp, Op, Tensor, Value};
+
+use super::{BuildError, Builder};
+
+impl Builder<'_> {
+    /// transformers' `create_position_ids_from_input_ids`, in the graph:
+    /// `m = (ids ≠ pad)` as 0/1, `cumsum(m, 1) · m + pad`. Real tokens get
+    /// pad + 1, pad + 2, … wherever they start, so a left-padded row gets
+    /// the positions of its unpadded self; padding gets `pad`.
+    pub(super) fn padding_position_ids(&mut self, input_ids: Value) -> Result<Value, BuildError> {
+        let p = "embeddings.position_ids";
+        let pad = self
+            .config
+            .pad_token_id
+            .ok_or_else(|| BuildError::Unsupported("position ids from padding need pad_token_id".into()))?;
+        let pad = self.g.add_const(&format!("{p}.pad"), Tensor::scalar_i64(pad))?;
+        let is_pad = self.binary(&format!("{p}.is_pad"), BinaryOp::Equal, input_ids, pad)?;
+        // A Where rather than a Cast to int64: tract reads a Cast to int64
+        // as one to its symbolic dimension type, which CumSum cannot sum.
+        let zero = self.g.add_const(&format!("{p}.zero"), Tensor::scalar_i64(0))?;
+        let one = self.g.add_const(&format!("{p}.one"), Tensor::scalar_i64(1))?;
+        let real = self
+            .g
+            .add(&format!("{p}.real"), Op::Where, &[is_pad, zero, one])?;
+        let axis = self.g.add_const(&format!("{p}.axis"), Tensor::scalar_i64(1))?;
+        let count = self.g.add(&format!("{p}.count"), Op::CumSum, &[real, axis])?;
+        let count = self.binary(&format!("{p}.count_real"), BinaryOp::Mul, count, real)?;
+        self.binary(&format!("{p}.offset"), BinaryOp::Add, count, pad)
+    }
+
+    /// Models without a `token_type_ids` input: RoBERTa's embeddings still
+    /// add row 0 of their token-type table (transformers' zero buffer);
+    /// DistilBERT and MPNet have no table.
+    pub(super) fn constant_token_type(&mut self, words: Value) -> Result<Value, BuildError> {
+        if !self.config.family.has_token_type_table() {
+            return Ok(words);
+        }
+        let table = self.param("embeddings.token_type_embeddings.weight")?;
+        let zero = self
+            .g
+            .add_const("embeddings.token_type_row", Tensor::scalar_i64(0))?;
+        let row = self.g.add(
+            "embeddings.token_type_embeddings",
+            Op::Gather { axis: 0 },
+            &[table, zero],
+        )?;
+        self.binary("embeddings.add_token_type", BinaryOp::Add, words, row)
+    }
+
+    /// ELECTRA projects `embedding_size` to the hidden size when they
+    /// differ (`embeddings_project`); ALBERT always does
+    /// (`encoder.embedding_hidden_mapping_in`).
+    pub(super) fn embedding_projection(&mut self, x: Value) -> Result<Value, BuildError> {
+        match projection(self.config) {
+            Some(name) => self.linear(x, name),
+            None => Ok(x),
+        }
+    }
+}
+
+/// The Linear from the embeddings to the encoder, if the model has one.
+pub(super) fn projection(c: &crate::config::BertConfig) -> Option<&'static str> {
+    match c.family {
+        Family::Electra if c.embedding_size() != c.hidden_size => Some("embeddings_project"),
+        Family::Albert => Some("encoder.embedding_hidden_mapping_in"),
+        _ => None,
+    }
+}

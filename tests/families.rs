@@ -1,0 +1,361 @@
+//! BERT's relatives — RoBERTa, XLM-RoBERTa, DistilBERT, ELECTRA, ALBERT,
+//! MPNet — against PyTorch: the 18 seeded cases of ../shared/golden/family
+//! at -O0 and -O2 in tract and onnxruntime (every position, the left-padded
+//! row included), fusion counts, parameter counts (the cases' and the
+//! presets' published ones), inputs as Optimum names them, int8 and fp16
+//! gates, multiply-adds, ALBERT's shared weights stored once.
+
+mod common;
+
+use bertc::compile::{build, load_config, CompileOptions};
+use bertc::config::BertConfig;
+use bertc::cost::{bert_macs_per_sequence, graph_cost};
+use bertc::ir::Graph;
+use bertc::passes::Level;
+use bertc::pipeline::{at_level, compile, PipelineOptions, ReducedKind, ReducedPrecision};
+use common::*;
+
+/// Every case, with its layers and the GELUs its head adds at -O2.
+/// (case, encoder layers, layer norms, gelus)
+const CASES: [(&str, usize, usize, usize); 18] = [
+    // 2 layers: 2 layer norms each + the embeddings'; GELU per layer.
+    ("roberta-base", 2, 5, 2),
+    ("roberta-cls", 2, 5, 2),
+    // lm_head: dense + GELU + layer norm.
+    ("roberta-mlm", 2, 6, 3),
+    ("roberta-tok", 2, 5, 2),
+    ("xlm-roberta-base", 2, 5, 2),
+    ("xlm-roberta-qa", 2, 5, 2),
+    ("distilbert-base", 2, 5, 2),
+    ("distilbert-cls", 2, 5, 2),
+    ("distilbert-qa", 2, 5, 2),
+    // activation relu: no GELU at all; vocab_layer_norm.
+    ("distilbert-sinusoidal-mlm", 2, 6, 0),
+    ("electra-base", 2, 5, 2),
+    // ElectraClassificationHead: dense + GELU + out_proj.
+    ("electra-cls", 2, 5, 3),
+    ("electra-tok", 2, 5, 2),
+    ("albert-base", 2, 5, 2),
+    ("albert-cls", 2, 5, 2),
+    // predictions: dense + gelu_new + layer norm.
+    ("albert-mlm", 2, 6, 3),
+    ("mpnet-base", 2, 5, 2),
+    ("mpnet-cls", 2, 5, 2),
+];
+
+const ATOL: f64 = 1e-4;
+
+fn case_config(case: &str) -> BertConfig {
+    BertConfig::from_path(&family_dir(case).join("config.json")).unwrap()
+}
+
+fn compiled(case: &str, options: &PipelineOptions) -> bertc::pipeline::Compiled {
+    let dir = family_dir(case);
+    let opts = CompileOptions {
+        weights: Some(dir.join("model.safetensors")),
+        ..Default::default()
+    };
+    compile(&case_config(case), opts, options).unwrap_or_else(|e| panic!("{case}: {e}"))
+}
+
+/// The golden file's outputs (its tensors that are not model inputs).
+fn golden_outputs(case: &str) -> Vec<String> {
+    let inputs = ["input_ids", "attention_mask", "token_type_ids"];
+    golden(&family_dir(case))
+        .keys()
+        .filter(|k| !inputs.contains(&k.as_str()))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn every_case_matches_pytorch_in_tract_and_onnxruntime_at_o0_and_o2() {
+    for (case, ..) in CASES {
+        let golden = golden(&family_dir(case));
+        for level in [Level::O0, Level::O2] {
+            let what = format!("{case} {level:?}");
+            let model = compiled(case, &at_level(level)).to_bytes().unwrap();
+            let tract = run_tract(&model, &golden);
+            for name in golden_outputs(case) {
+                assert!(tract.contains_key(&name), "{what}: no output `{name}`");
+            }
+            let worst = assert_close(&format!("{what} tract vs PyTorch"), &tract, &golden, ATOL);
+            let ort = run_onnxruntime(&model, &golden);
+            let worst_ort = assert_close(&format!("{what} onnxruntime vs PyTorch"), &ort, &golden, ATOL);
+            eprintln!("{what}: max-abs vs PyTorch: tract {worst:.2e}, onnxruntime {worst_ort:.2e}");
+        }
+    }
+}
+
+#[test]
+fn every_layer_fuses_at_o2() {
+    for (case, layers, layer_norm, gelu) in CASES {
+        let g = compiled(case, &at_level(Level::O2)).graph;
+        let expected = FusedCounts {
+            attention: layers,
+            layer_norm,
+            gelu,
+        };
+        assert_eq!(fused_counts(&g), expected, "{case}: {:?}", g.op_histogram());
+        let h = g.op_histogram();
+        for gone in ["Softmax", "Erf", "ReduceMean", "Sqrt", "Tanh"] {
+            // The classifiers' and poolers' tanh stay: only one per model.
+            let left = h.get(gone).copied().unwrap_or(0);
+            assert!(left <= usize::from(gone == "Tanh"), "{case}: {gone} left: {h:?}");
+        }
+    }
+}
+
+#[test]
+fn inspect_reports_pytorch_parameter_counts() {
+    let expected: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(family_dir("roberta-base").join("../parameters.json")).unwrap(),
+    )
+    .unwrap();
+    for (case, ..) in CASES {
+        let dir = family_dir(case);
+        let out = bertc_run(&[&"inspect", &dir, &"--json", &"--seq", &"12"]);
+        assert!(out.status.success(), "{case}: {}", stderr_of(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            report["parameters"]["total"], expected[case]["parameters"],
+            "{case}: inspect's parameters against PyTorch's"
+        );
+        assert_eq!(report["parameters"]["unattributed"], 0, "{case}: {report}");
+    }
+}
+
+fn preset_parameters(name: &str) -> usize {
+    bertc::builder::bert_model_params(&load_config(name).unwrap())
+        .iter()
+        .map(|s| s.shape.iter().product::<usize>())
+        .sum()
+}
+
+/// The base models' parameter counts (PyTorch's `sum(p.numel())`, tied
+/// weights once, buffers not counted), against published figures:
+/// - roberta-base, roberta-large: 124,645,632 and 355,359,744, the
+///   `RobertaModel` counts quoted across the ecosystem (e.g. parameter
+///   tables of adapter papers' code);
+/// - xlm-roberta-base/-large: 278,043,648 and 559,890,432 (MTEB's model
+///   metadata `n_parameters` for XLM-R-base fine-tunes; the same pair in
+///   model-size tables);
+/// - distilbert-base-uncased, distilbert-base-multilingual-cased:
+///   66,362,880 and 134,734,080 (KerasHub's presets' `params`, and
+///   `TFDistilBertMainLayer` in Keras summaries — the same modules);
+/// - albert-base-v2, albert-large-v2: 11,683,584 and 17,683,968
+///   (KerasHub's presets; `AutoModel.from_pretrained("albert-base-v2")`
+///   has 11,683,584);
+/// - electra-base-discriminator: 108,891,648, BERT-base's encoder without
+///   a pooler (ElectraModel has none; embedding_size = hidden);
+///   electra-small-discriminator: KerasHub lists 13,548,800, which counts a
+///   256 × 256 pooler ElectraModel lacks: 13,548,800 − 65,792 = 13,483,008;
+/// - all-mpnet-base-v2: its model card's 109,486,978 counts the 514-entry
+///   `position_ids` buffer saved in the checkpoint: 109,486,464 parameters.
+#[test]
+fn presets_have_their_published_parameter_counts() {
+    for (name, count) in [
+        ("roberta-base", 124_645_632),
+        ("roberta-large", 355_359_744),
+        ("xlm-roberta-base", 278_043_648),
+        ("xlm-roberta-large", 559_890_432),
+        ("distilbert-base-uncased", 66_362_880),
+        ("distilbert-base-multilingual-cased", 134_734_080),
+        ("albert-base-v2", 11_683_584),
+        ("albert-large-v2", 17_683_968),
+        ("electra-base-discriminator", 108_891_648),
+        ("electra-small-discriminator", 13_548_800 - 65_792),
+        ("all-mpnet-base-v2", 109_486_978 - 514),
+    ] {
+        assert_eq!(preset_parameters(name), count, "{name}");
+    }
+}
+
+/// ALBERT's layers share one group: the file holds that group once, so
+/// albert-large-v2 (24 layers) is about its embeddings plus one layer.
+#[test]
+fn albert_stores_each_shared_weight_once() {
+    let c = load_config("albert-large-v2").unwrap();
+    let compiled = compile(&c, CompileOptions::default(), &at_level(Level::O2)).unwrap();
+    let bytes = compiled.to_bytes().unwrap().len();
+    let (h, i, e, v) = (1024usize, 4096usize, 128usize, 30000usize);
+    let embeddings = v * e + 512 * e + 2 * e + 2 * e + (e * h + h);
+    let layer = 4 * (h * h + h) + (h * i + i) + (i * h + h) + 4 * h;
+    let pooler = h * h + h;
+    let one_layer = 4 * (embeddings + layer + pooler);
+    assert!(
+        bytes < one_layer + one_layer / 50,
+        "albert-large-v2: {bytes} bytes, expected about {one_layer} (one layer + embeddings), \
+         24 layers would be {}",
+        4 * (embeddings + 24 * layer + pooler)
+    );
+    assert!(bytes >= one_layer, "{bytes} < {one_layer}");
+    // The graph runs all 24 layers, each reading the shared weights.
+    assert_eq!(fused_counts(&compiled.graph).attention, 24);
+}
+
+#[test]
+fn inputs_are_named_as_optimum_names_them() {
+    for (case, ..) in CASES {
+        let g = build(
+            &case_config(case),
+            &CompileOptions {
+                weights: Some(family_dir(case).join("model.safetensors")),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .graph;
+        let inputs: Vec<&str> = g.inputs().iter().map(|&id| g.node(id).name.as_str()).collect();
+        let with_types = case.starts_with("electra") || case.starts_with("albert");
+        let expected: &[&str] = match with_types {
+            true => &["input_ids", "attention_mask", "token_type_ids"],
+            false => &["input_ids", "attention_mask"],
+        };
+        assert_eq!(inputs, expected, "{case}");
+    }
+}
+
+/// DistilBERT's sinusoidal table, when drawn (random init), is the one
+/// transformers makes: the checkpoint saved by transformers holds it.
+#[test]
+fn distilbert_sinusoidal_table_is_generated_as_transformers_does() {
+    let dir = family_dir("distilbert-sinusoidal-mlm");
+    let ck = bertc::weights::Checkpoint::open(&dir.join("model.safetensors")).unwrap();
+    let saved = ck
+        .to_f32("distilbert.embeddings.position_embeddings.weight")
+        .unwrap();
+    let generated = bertc::builder::sinusoidal_table(40, 32);
+    let worst = saved
+        .iter()
+        .zip(&generated)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(worst <= 1e-6, "max-abs {worst:e}");
+    // And a random-init compile uses it.
+    let opts = CompileOptions {
+        head: None,
+        ..Default::default()
+    };
+    let g = build(&case_config("distilbert-sinusoidal-mlm"), &opts)
+        .unwrap()
+        .graph;
+    let id = g.find("embeddings.position_embeddings.weight").unwrap();
+    let bertc::ir::Op::Constant(t) = &g.node(id).op else {
+        panic!("not a constant")
+    };
+    assert_eq!(t.to_f32_vec().unwrap(), generated);
+}
+
+/// One case per family through int8 (dynamic, static) and fp16: the
+/// accuracy gate (worst-row cosine ≥ 0.99 against f32) passes.
+#[test]
+fn int8_and_fp16_gates_pass_per_family() {
+    for case in [
+        "roberta-cls",
+        "distilbert-sinusoidal-mlm",
+        "electra-cls",
+        "albert-mlm",
+        "mpnet-cls",
+    ] {
+        for kind in [
+            ReducedKind::Int8Dynamic,
+            ReducedKind::Int8Static {
+                calibrate: None,
+                method: bertc::quantize::CalibrationMethod::MinMax,
+            },
+            ReducedKind::Fp16,
+        ] {
+            let options = PipelineOptions {
+                precision: Some(ReducedPrecision::new(kind.clone())),
+                ..at_level(Level::O2)
+            };
+            let c = compiled(case, &options);
+            let accuracy = c.report.accuracy.as_ref().expect("the gate ran");
+            let worst = accuracy
+                .outputs
+                .iter()
+                .map(|o| o.min_row_cosine)
+                .fold(1.0, f64::min);
+            assert!(worst >= 0.99, "{case} {kind:?}: worst row cosine {worst}");
+        }
+    }
+}
+
+/// The graph's multiply-adds are the closed form's, adjusted by what each
+/// family has or lacks: no pooler (DistilBERT, ELECTRA), a projection from
+/// `embedding_size` (ELECTRA-small, ALBERT).
+#[test]
+fn multiply_adds_follow_the_closed_form_per_family() {
+    for name in [
+        "roberta-base",
+        "distilbert-base-uncased",
+        "electra-small-discriminator",
+        "albert-base-v2",
+        "all-mpnet-base-v2",
+    ] {
+        let c = load_config(name).unwrap();
+        let opts = CompileOptions {
+            shapes_only: true,
+            ..Default::default()
+        };
+        let g: Graph = build(&c, &opts).unwrap().graph;
+        let s = 64u64;
+        let (h, e) = (c.hidden_size as u64, c.embedding_size() as u64);
+        let mut expected = bert_macs_per_sequence(&c, s as usize).total;
+        if !c.family.pooler_for(bertc::builder::Head::Base) {
+            expected -= h * h;
+        }
+        if e != h || c.family == bertc::family::Family::Albert {
+            expected += s * e * h;
+        }
+        let cost = graph_cost(&g, 1, s as usize).unwrap();
+        assert_eq!(cost.macs_per_sequence.total, expected, "{name}");
+    }
+}
+
+/// Every head on every family (seeded weights): builds, fuses, and the
+/// -O2 graph matches the graph as built in the pipeline's check.
+#[test]
+fn every_head_compiles_on_every_family() {
+    use bertc::builder::Head;
+    for case in FAMILY_BASE_CASES {
+        let c = case_config(case);
+        for head in Head::ALL {
+            let opts = CompileOptions {
+                head: Some(head),
+                ..Default::default()
+            };
+            let compiled =
+                compile(&c, opts, &at_level(Level::O2)).unwrap_or_else(|e| panic!("{case} {head}: {e}"));
+            assert!(!compiled.report.check.is_empty(), "{case} {head}: not checked");
+            let counts = fused_counts(&compiled.graph);
+            assert_eq!(counts.attention, 2, "{case} {head}");
+        }
+    }
+}
+
+/// `--target onnxruntime` (its contrib ops: EmbedLayerNormalization where
+/// the embeddings are BERT's, SkipLayerNormalization, packed Attention)
+/// keeps every family within 1e-4 of PyTorch in onnxruntime.
+#[test]
+fn onnxruntime_target_matches_pytorch_per_family() {
+    for case in [
+        "roberta-cls",
+        "distilbert-qa",
+        "electra-cls",
+        "albert-mlm",
+        "mpnet-base",
+        "xlm-roberta-qa",
+    ] {
+        let options = PipelineOptions {
+            target: bertc::passes::Target::Onnxruntime,
+            ..at_level(Level::O2)
+        };
+        let model = compiled(case, &options).to_bytes().unwrap();
+        let golden = golden(&family_dir(case));
+        let ort = run_onnxruntime(&model, &golden);
+        let worst = assert_close(&format!("{case} --target onnxruntime"), &ort, &golden, ATOL);
+        eprintln!("{case}: --target onnxruntime in onnxruntime vs PyTorch max-abs {worst:.2e}");
+    }
+}
