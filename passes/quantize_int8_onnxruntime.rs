@@ -309,7 +309,7 @@ impl Pass for QuantizeInt8Onnxruntime {
 
 /// The smallest value exact and tanh GELU take (at x ≈ -0.75): a Gelu
 /// output's largest |x| is its maximum unless that is below this.
-const GELU_MIN: f32 = -0.170;
+pub(super) const GELU_MIN: f32 = -0.170;
 
 /// u8 quantization of `x` with, in effect, one scale per token (row of the
 /// last axis): each row is divided by its largest |x| first, then
