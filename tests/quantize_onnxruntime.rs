@@ -133,3 +133,27 @@ fn seven_bit_weights_without_vnni() {
         assert_eq!(scales, vec![1.0 / qmax, 4.0 / qmax, 0.5 / qmax]);
     }
 }
+
+/// `--target onnxruntime --quantize static`: the calibrated Q/DQ form of
+/// `passes/quantize_int8_qdq.rs`, which onnxruntime's QDQ transformer fuses
+/// into MatMulIntegerToFloat (u8 × s8); the golden bar holds in onnxruntime.
+#[test]
+fn minilm_onnxruntime_static_int8_fuses_and_meets_minilm_golden() {
+    let compiled = minilm_static_int8(Target::Onnxruntime);
+    let ops = compiled.graph.op_histogram();
+    // 4 activation pairs per layer (see tests/quantize_openvino.rs), no
+    // run-time quantization, and the contrib lowering still applies.
+    assert_eq!(ops.get("QuantizeLinear"), Some(&(4 * 6)), "{ops:?}");
+    assert_eq!(ops.get("DynamicQuantizeLinear"), None, "{ops:?}");
+    assert_eq!(ops.get("SkipLayerNormalization"), Some(&12), "{ops:?}");
+    let model = compiled.to_bytes().unwrap();
+    let fused = onnxruntime_optimized_ops(&model);
+    // Every one of the 36 products; the f32 outlier side products of
+    // layers 0-3 stay MatMul.
+    assert_eq!(fused.get("MatMulIntegerToFloat"), Some(&36), "{fused:?}");
+
+    let golden = minilm_golden();
+    let cos = sentence_row_cosines(&run_onnxruntime(&model, &golden), &golden);
+    eprintln!("MiniLM static int8 onnxruntime form, onnxruntime: sentence_embedding cosines {cos:.5?}");
+    assert!(cos.iter().all(|&c| c >= MIN_ROW_COSINE), "onnxruntime: {cos:?}");
+}

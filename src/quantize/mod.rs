@@ -90,7 +90,11 @@ pub fn apply(g: &mut Graph, opts: &PrecisionOptions) -> Result<Vec<PassRun>, Err
             skip: opts.skip.clone(),
             embeddings: opts.embeddings,
         }),
-        Precision::Int8Static { batches, method } if opts.target == Target::Openvino => {
+        // onnxruntime fuses the same Q/DQ form into MatMulIntegerToFloat
+        // (u8 x s8, QuantizeLinear left standing): its static int8.
+        Precision::Int8Static { batches, method }
+            if matches!(opts.target, Target::Openvino | Target::Onnxruntime) =>
+        {
             let ranges = calibrate(g, &opts.skip, batches, *method)?;
             let smooth =
                 crate::passes::smoothing_factors(g, &opts.skip, &ranges, SMOOTHING_ALPHA_ONNXRUNTIME);
