@@ -427,3 +427,12 @@ pub fn smoothing_factors(
         })
         .collect()
 }
+
+/// The names of the linear layers the int8 passes would quantize with no
+/// skip list (their bias Adds' names, which `skip` patterns match).
+pub fn quantizable_linears(g: &Graph) -> Vec<String> {
+    targets(g, &[])
+        .into_iter()
+        .map(|t| g.node(t.out.node).name.clone())
+        .collect()
+}
