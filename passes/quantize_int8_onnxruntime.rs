@@ -61,10 +61,14 @@
 //! u8 × s8 kernel sums pairs of products in 16 bits (`vpmaddubsw`), which
 //! saturates when two 255 · 127 products meet (onnxruntime issue #6004);
 //! 7 bits keep every pair within i16. [`weight_max_for_cpu`] is that
-//! decision; `quantize::apply` does not take it yet: tract, which runs the
-//! accuracy gate, computes 7-bit files differently from onnxruntime (MiniLM:
-//! 0.29 apart, gate worst row 0.31, while onnxruntime's golden rows stay at
-//! 0.996), so the gate would refuse them.
+//! decision; `quantize::apply` does not take it: 7-bit weights cost
+//! accuracy whatever runs them. An earlier note blamed tract ("0.29
+//! apart"); measured again on the gate's inputs (MiniLM, smoothed, per
+//! token on Gelu inputs), tract and onnxruntime compute the 7-bit file
+//! alike — last_hidden_state 0.19–0.22 max-abs apart, the 8-bit file
+//! 0.13–0.15 — and both put padded positions at worst rows of 0.37–0.50
+//! and real tokens at 0.978–0.988 against f32 (8-bit: ≥ 0.991). It is the
+//! lost bit, not tract's u8 × s8 path (no saturation on this VNNI CPU).
 
 use std::collections::HashMap;
 
@@ -309,7 +313,7 @@ impl Pass for QuantizeInt8Onnxruntime {
 
 /// The smallest value exact and tanh GELU take (at x ≈ -0.75): a Gelu
 /// output's largest |x| is its maximum unless that is below this.
-const GELU_MIN: f32 = -0.170;
+pub(super) const GELU_MIN: f32 = -0.170;
 
 /// u8 quantization of `x` with, in effect, one scale per token (row of the
 /// last axis): each row is divided by its largest |x| first, then
@@ -421,5 +425,14 @@ pub fn smoothing_factors(
                 .collect();
             Some((name, f))
         })
+        .collect()
+}
+
+/// The names of the linear layers the int8 passes would quantize with no
+/// skip list (their bias Adds' names, which `skip` patterns match).
+pub fn quantizable_linears(g: &Graph) -> Vec<String> {
+    targets(g, &[])
+        .into_iter()
+        .map(|t| g.node(t.out.node).name.clone())
         .collect()
 }

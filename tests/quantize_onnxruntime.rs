@@ -133,3 +133,77 @@ fn seven_bit_weights_without_vnni() {
         assert_eq!(scales, vec![1.0 / qmax, 4.0 / qmax, 0.5 / qmax]);
     }
 }
+
+/// `--target onnxruntime --quantize static`: the calibrated Q/DQ form of
+/// `passes/quantize_int8_qdq.rs`, which onnxruntime's QDQ transformer fuses
+/// into MatMulIntegerToFloat (u8 × s8); the golden bar holds in onnxruntime.
+#[test]
+fn minilm_onnxruntime_static_int8_fuses_and_meets_minilm_golden() {
+    let compiled = minilm_static_int8(Target::Onnxruntime);
+    let ops = compiled.graph.op_histogram();
+    // 4 activation pairs per layer (see tests/quantize_openvino.rs), no
+    // run-time quantization, and the contrib lowering still applies.
+    assert_eq!(ops.get("QuantizeLinear"), Some(&(4 * 6)), "{ops:?}");
+    assert_eq!(ops.get("DynamicQuantizeLinear"), None, "{ops:?}");
+    assert_eq!(ops.get("SkipLayerNormalization"), Some(&12), "{ops:?}");
+    let model = compiled.to_bytes().unwrap();
+    let fused = onnxruntime_optimized_ops(&model);
+    // Every one of the 36 products; the f32 outlier side products of
+    // layers 0-3 stay MatMul.
+    assert_eq!(fused.get("MatMulIntegerToFloat"), Some(&36), "{fused:?}");
+
+    let golden = minilm_golden();
+    let cos = sentence_row_cosines(&run_onnxruntime(&model, &golden), &golden);
+    eprintln!("MiniLM static int8 onnxruntime form, onnxruntime: sentence_embedding cosines {cos:.5?}");
+    assert!(cos.iter().all(|&c| c >= MIN_ROW_COSINE), "onnxruntime: {cos:?}");
+}
+
+/// `--quantize-skip auto` on a form that misses the bar: per-tensor weight
+/// scales (onnxruntime's own per-tensor file: golden worst row 0.892). The
+/// sensitivity pass keeps the fewest layers f32 that bring the gate's
+/// cosine to 0.99, and `apply` with "auto" makes exactly that graph.
+#[test]
+fn quantize_skip_auto_keeps_the_most_sensitive_layers_f32() {
+    use bertc::quantize::sensitivity::auto_skip;
+    use bertc::quantize::{
+        accuracy_report, calibrated_ranges, validation_inputs, AUTO_SKIP, DEFAULT_MIN_COSINE,
+    };
+
+    let f32_graph = minilm_fp32();
+    let mut opts = PrecisionOptions {
+        precision: Precision::Int8Dynamic,
+        weights: WeightGranularity::PerTensor,
+        skip: vec![],
+        embeddings: true,
+        target: Target::Onnxruntime,
+    };
+    let ranges = calibrated_ranges(&f32_graph, &opts).unwrap();
+    let choice = auto_skip(&f32_graph, &opts, ranges.as_ref()).unwrap();
+    eprintln!(
+        "auto: keep f32 {:?} (cosine {:.5}); most sensitive {:?}",
+        choice.keep_f32,
+        choice.cosine,
+        &choice.sensitivity[..choice.sensitivity.len().min(5)]
+    );
+    // All 37 products quantized miss the bar, so something is kept f32,
+    // but only a few of them, and the mix holds.
+    assert!(!choice.keep_f32.is_empty());
+    assert!(choice.keep_f32.len() <= 6, "{:?}", choice.keep_f32);
+    assert_eq!(choice.sensitivity.len(), 37);
+    assert!(choice.cosine >= DEFAULT_MIN_COSINE, "{choice:?}");
+
+    opts.skip = vec![AUTO_SKIP.to_string()];
+    let mut g = f32_graph.clone();
+    apply(&mut g, &opts).unwrap();
+    let ops = g.op_histogram();
+    assert_eq!(
+        ops.get("MatMulInteger"),
+        Some(&(37 - choice.keep_f32.len())),
+        "{ops:?}"
+    );
+    let report = accuracy_report(&f32_graph, &g, &validation_inputs(&f32_graph)).unwrap();
+    assert!(
+        report.outputs.iter().all(|o| o.cosine >= DEFAULT_MIN_COSINE),
+        "{report:?}"
+    );
+}

@@ -21,7 +21,8 @@ pub struct PrecisionArgs {
     /// One int8 weight scale per tensor instead of per output channel.
     #[arg(long)]
     pub per_tensor: bool,
-    /// Keep linear layers whose name contains PATTERN in f32 (e.g. `pooler`); repeatable.
+    /// Keep linear layers whose name contains PATTERN in f32 (e.g. `pooler`); repeatable. `auto`: keep
+    /// the fewest, chosen by a per-layer sensitivity pass, that hold the 0.99 cosine bar.
     #[arg(long, value_name = "PATTERN", value_delimiter = ',')]
     pub quantize_skip: Vec<String>,
     /// Keep the embedding tables in f32 (by default the word embeddings are stored int8).

@@ -282,3 +282,36 @@ pub const FAMILY_BASE_CASES: [&str; 5] = [
     "albert-base",
     "mpnet-base",
 ];
+
+/// The real MiniLM with its sentence-embedding head, compiled at -O2 for
+/// `target` with `--quantize static` (generated calibration, min-max).
+pub fn minilm_static_int8(target: bertc::passes::Target) -> bertc::pipeline::Compiled {
+    use bertc::pipeline::{ReducedKind, ReducedPrecision};
+    let dir = minilm_dir();
+    let config = BertConfig::from_path(&dir.join("config.json")).unwrap();
+    let source = CompileOptions {
+        weights: Some(dir.join("model.safetensors")),
+        head: Some(bertc::builder::Head::SentenceEmbedding),
+        ..Default::default()
+    };
+    let options = PipelineOptions {
+        target,
+        precision: Some(ReducedPrecision::new(ReducedKind::Int8Static {
+            calibrate: None,
+            method: bertc::quantize::CalibrationMethod::MinMax,
+        })),
+        ..at_level(Level::O2)
+    };
+    compile(&config, source, &options).unwrap()
+}
+
+/// Cosine of each `sentence_embedding` row of `outputs` with the golden's.
+pub fn sentence_row_cosines(outputs: &NamedTensors, golden: &NamedTensors) -> Vec<f64> {
+    let (got, want) = (&outputs["sentence_embedding"], &golden["sentence_embedding"]);
+    let h = *want.shape.last().unwrap();
+    let (a, b) = (got.to_f32(), want.to_f32());
+    a.chunks(h)
+        .zip(b.chunks(h))
+        .map(|(x, y)| bertc::quantize::cosine(x, y))
+        .collect()
+}
