@@ -79,8 +79,8 @@ pub fn select_mask(g: &Graph, v: Value) -> Option<SelectMask> {
     })
 }
 
-/// Whether `mask` broadcasts to `[B, 1, Sq, Skv]`, the shape fused
-/// attention expands it to: rank 4, each dim 1 or the target's.
+/// Whether `mask` broadcasts to `target` (the scores' `[B, heads, Sq, Skv]`):
+/// rank 4, each dim 1 or the target's.
 pub fn broadcasts_to_scores(g: &Graph, mask: Value, target: &[Dim; 4]) -> bool {
     let dims = g.info(mask).shape.dims();
     dims.len() == 4

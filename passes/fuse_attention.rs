@@ -284,13 +284,15 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
     if heads != k_heads || heads != v_heads {
         return None;
     }
-    // Fused attention expands the mask to [B, 1, Sq, Skv]; a mask along
-    // another axis (per head, per query only) does not fit that.
+    // The mask must broadcast to the scores, [B, heads, Sq, Skv]: a padding
+    // mask, or one per head (MPNet's relative bias plus padding).
     let mask_value = match mask {
         Mask::Additive(m) => m,
         Mask::Select { cond, .. } => cond,
     };
-    if !broadcasts_to_scores(g, mask_value, &mask_shape(g, q, k)) {
+    let mut scores_shape = mask_shape(g, q, k);
+    scores_shape[1] = Dim::Fixed(heads as i64);
+    if !broadcasts_to_scores(g, mask_value, &scores_shape) {
         return None;
     }
     // The merged output must be [B, S, heads·d] of Q's batch and length.

@@ -478,7 +478,9 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
         spec,
         ignored,
         export,
-        bytes: loaded.map(|l| l.bytes).filter(|b| !export.external_data && b.len() <= PROTOBUF_LIMIT),
+        bytes: loaded
+            .map(|l| l.bytes)
+            .filter(|b| !export.external_data && b.len() <= PROTOBUF_LIMIT),
         report: Report {
             weights,
             passes: pass_runs,

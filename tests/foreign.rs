@@ -116,7 +116,7 @@ fn external_data_may_not_leave_the_models_folder() {
     let path = with_external_data("torchscript-opset17.onnx", dir.path(), "../weights.bin");
     let err = read_model(&path).unwrap_err().to_string();
     assert!(
-        err.contains("must stay inside the model's folder") && err.contains("opset 17"),
+        err.contains("must be a relative path inside the model's folder") && err.contains("opset 17"),
         "{err}"
     );
 }

@@ -1,8 +1,8 @@
 //! Running emitted models in tract: load, bind shapes, run, compare.
 
 mod compare;
-mod fit;
 mod external;
+mod fit;
 mod host;
 mod inputs;
 mod session;
