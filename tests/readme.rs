@@ -68,7 +68,7 @@ fn the_compile_report_example_is_what_compile_prints() {
     assert_eq!(stable(&readme), stable(&printed));
     assert_eq!(
         stable(&printed).len(),
-        15,
-        "10 passes and 5 summary lines compared"
+        17,
+        "12 passes and 5 summary lines compared"
     );
 }
