@@ -8,6 +8,7 @@
 
 mod attention_mask;
 mod dead_node_elimination;
+mod decompose_attention;
 mod eliminate_common_subexpressions;
 mod fold_constants;
 mod fuse_attention;
@@ -31,6 +32,7 @@ use std::time::{Duration, Instant};
 use crate::ir::{verify, Graph, IrError};
 
 pub use dead_node_elimination::DeadNodeElimination;
+pub use decompose_attention::DecomposeAttention;
 pub use eliminate_common_subexpressions::EliminateCommonSubexpressions;
 pub use fold_constants::FoldConstants;
 pub use fuse_attention::FuseAttention;
@@ -114,6 +116,7 @@ pub fn pass_by_name(name: &str) -> Result<Box<dyn Pass>, PassError> {
         "lower_attention_onnxruntime" => Ok(Box::new(LowerAttentionOnnxruntime)),
         "merge_qkv" => Ok(Box::new(MergeQkv)),
         "prune_to_first_token" => Ok(Box::new(PruneToFirstToken)),
+        "decompose_attention" => Ok(Box::new(DecomposeAttention)),
         _ => Err(PassError::Unknown {
             name: name.into(),
             valid: all_pass_names(),
@@ -136,6 +139,7 @@ pub fn all_pass_names() -> Vec<&'static str> {
         "lower_attention_onnxruntime",
         "merge_qkv",
         "prune_to_first_token",
+        "decompose_attention",
     ]
 }
 
@@ -276,20 +280,26 @@ impl PassManager {
 }
 
 /// Which runtime the fused forms are chosen for (`--target`).
+///
+/// At -O2 every target recognizes attention (`fuse_attention`); the form
+/// emitted is the one measured fastest in that runtime (BERT-base, B=1,
+/// S=128 and 512, 2 threads, `scripts/runtimes.py`): decomposed
+/// (`decompose_attention`) for tract, OpenVINO and the portable file that
+/// runs in all of them — tract's fused Attention-23 kernel was 1.24× slower
+/// than -O0 at S=512, onnxruntime and OpenVINO gained nothing from it — and
+/// com.microsoft Attention for onnxruntime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
-    /// Standard ONNX ops only (LayerNormalization-17, Gelu-20, Attention-23):
-    /// runs in tract and onnxruntime alike.
+    /// Standard ONNX ops only (LayerNormalization-17, Gelu-20, attention as
+    /// MatMul/Softmax): runs in tract, onnxruntime and OpenVINO alike.
     Portable,
     /// onnxruntime's contrib ops where its optimizer would put them:
     /// EmbedLayerNormalization, SkipLayerNormalization, BiasGelu/FastGelu and
     /// com.microsoft Attention with packed Q/K/V. tract cannot run these.
     Onnxruntime,
-    /// The forms tract runs fastest: measured on BERT-base (B=1, 2 threads,
-    /// AVX2), its fused Attention kernel is as fast as the decomposed
-    /// attention at S=128 (388 vs 387 ms) and 15 % slower at S=512 (1745 vs
-    /// 1522 ms); layer norm / GELU fusions are neutral (tract detects the
-    /// decomposed forms itself). So attention stays decomposed.
+    /// The forms tract runs fastest: attention decomposed; layer norm / GELU
+    /// fusions are neutral (tract detects the decomposed forms itself); int8
+    /// in the symmetric per-token form.
     Tract,
     /// OpenVINO: the portable fp32 forms; int8 as QuantizeLinear /
     /// DequantizeLinear pairs, which it runs as int8 kernels.
@@ -311,11 +321,15 @@ pub fn target_passes(target: Target, level: Level) -> Vec<&'static str> {
     }
 }
 
-/// The level pipeline adjusted for a target (tract keeps attention decomposed).
+/// The level pipeline for a target: at -O2, the attention every layer's
+/// fusion recognized is written decomposed for every target but
+/// onnxruntime (which lowers it to its packed contrib op after the checks).
+/// It runs last, after `prune_to_first_token` has sliced the fused op, and
+/// before the equivalence check, which covers it.
 pub fn pipeline(level: Level, target: Target) -> Vec<&'static str> {
     let mut passes = level_passes(level);
-    if target == Target::Tract {
-        passes.retain(|p| *p != "fuse_attention");
+    if level == Level::O2 && target != Target::Onnxruntime {
+        passes.extend(["decompose_attention", "dead_node_elimination"]);
     }
     passes
 }

@@ -82,6 +82,29 @@
 //! element with a branchy function: 1.56 ms on the same tensor), and no
 //! int8 kernel stores f32, so each product needs its i32→f32 Cast.
 //!
+//! Other forms checked against tract 0.23.9's sources (the newest
+//! tract-onnx on crates.io, 2026-11-30), none of which cuts that work:
+//! - MatMulInteger and QLinearMatMul both become a quantized EinSum that
+//!   codegen lowers to a plain i8 × i8 → i32 product plus zero-point sums
+//!   and a requantization; only a fixed-point `QScale`, per-row/column
+//!   i32 binaries and a Cast to a type the kernel stores fuse into it, and
+//!   the x86 int8 kernels store i8 and i32 only: no f32 epilogue.
+//! - DequantizeLinear of a constant int8 weight is folded back to an f32
+//!   weight (an f32 product); QuantizeLinear is `QuantizeLinearI8` (per
+//!   tensor: 0.17 ms on [1,128,768] against the Cast's 0.05 ms in
+//!   isolation) or, per axis, Div/Round/Add/Max/Min/Cast.
+//! - Merging Q, K and V into one product (`merge_qkv`) changes nothing:
+//!   tract splits the product back through the Slices (97 OptMatMul and
+//!   124 Casts in the plan either way).
+//! - Cast f32→i32→i8 costs the same as f32→i8.
+//!
+//! Open lead: in the plan every f32→i8 Cast takes 0.155 ms per
+//! [1,128,768] (1.6 ns per element, on 1 or 2 threads, whatever the
+//! allocator's thresholds), against 0.05 ms for the same Cast of the same
+//! Mul+Add+Sub output in a small model (`examples/profile.rs
+//! --f32-input`). At the small model's speed the 48 Casts would cost
+//! ~4.5 ms instead of ~13.
+//!
 //! On AVX2 without VNNI (the project's earlier machines), tract's only int8
 //! kernel (`avx2_mmm_i32_8x8`) widens bytes and multiplies with `vpmulld`:
 //! int8 measured 3.4-3.6× slower than f32 there, whatever the graph

@@ -136,6 +136,44 @@ fn fuse_attention_fuses_one_per_layer() {
 }
 
 #[test]
+fn decompose_attention_writes_every_fused_attention_out_again() {
+    for (preset, l) in PRESETS {
+        let mut after = check_pass(
+            preset,
+            &prepared(preset, None, &o2()),
+            "decompose_attention",
+            l,
+            Runtime::Tract,
+        );
+        // The fused nodes are left to dead_node_elimination.
+        PassManager::from_names(["dead_node_elimination"])
+            .unwrap()
+            .run(&mut after)
+            .unwrap();
+        let ops = after.op_histogram();
+        assert_eq!(ops.get("Attention"), None, "{preset}: {ops:?}");
+        assert_eq!(ops["Softmax"], l, "{preset}");
+        // The classifier's pruned last layer (one query row) too.
+        let cls = prepared(preset, Some(Head::SequenceClassification), &o2());
+        check_pass(preset, &cls, "decompose_attention", l, Runtime::Tract);
+    }
+    // Grouped queries (fewer K/V heads) are not this pass's form: left fused.
+    let mut g = prepared("bert-tiny", None, &o2());
+    let ids: Vec<_> = g.node_ids().collect();
+    for id in ids {
+        if let Op::Attention { kv_num_heads, .. } = &mut g.node_mut(id).op {
+            *kv_num_heads = 1;
+        }
+    }
+    let runs = PassManager::from_names(["decompose_attention"])
+        .unwrap()
+        .run(&mut g)
+        .unwrap();
+    assert_eq!(runs[0].report.matches, 0);
+    assert_eq!(g.op_histogram()["Attention"], 2);
+}
+
+#[test]
 fn merge_qkv_merges_one_group_per_layer() {
     for (preset, l) in PRESETS {
         check_pass(
@@ -399,6 +437,7 @@ fn every_pass_has_a_test_here() {
         "fuse_layer_norm",
         "fuse_gelu",
         "fuse_attention",
+        "decompose_attention",
         "fuse_embed_layer_norm",
         "fuse_skip_layer_norm",
         "fuse_bias_gelu",

@@ -1,0 +1,162 @@
+//! `decompose_attention` (every target but onnxruntime, at -O2): a standard
+//! `Attention(q, k, v, mask)` on 3-D [B, S, heads·d] inputs → the primitive
+//! form PyTorch's exporter writes, which every runtime bertc targets runs at
+//! least as fast:
+//! `Reshape(Transpose(MatMul(Softmax(Add(Mul(MatMul(Qh, Kh), scale), mask)), Vh), [0,2,1,3]), [0,0,H])`
+//! with `Qh = Transpose(Reshape(q, [0,0,n,d]), [0,2,1,3])`, `Kh` permuted
+//! `[0,2,3,1]`, `Vh` like `Qh`.
+//!
+//! Why a lowering and not "no fusion": `fuse_attention` recognizes every
+//! layer's attention in the IR (what the report, `prune_to_first_token` and
+//! `--target onnxruntime`'s packed lowering build on); only the emitted form
+//! is chosen per runtime, by measurement (BERT-base, B=1, 2 threads,
+//! interleaved, AMD EPYC Zen 4; `scripts/runtimes.py`, numbers in the README):
+//! tract's fused kernel (FlashSDPA) ran the file 1.24× slower than -O0 at
+//! S=512 and costs 19 ms against a few for the decomposed form at S=128;
+//! onnxruntime (0.98-1.02×) and OpenVINO (0.91-0.99×) showed no gain from
+//! Attention-23 over the decomposed form.
+//!
+//! The mask: an `Expand` to [B, 1, Sq, Skv] that `fuse_attention` added is
+//! skipped (the Add broadcasts its input), so no [B, 1, S, S] tensor is
+//! materialised; any other float mask is added as it is.
+
+use crate::ir::{BinaryOp, DType, Graph, IrError, NodeId, Op, Tensor, Value};
+
+use super::pattern::{input, producer};
+use super::{Pass, PassReport};
+
+pub struct DecomposeAttention;
+
+struct Match {
+    root: NodeId,
+    q: Value,
+    k: Value,
+    v: Value,
+    mask: Option<Value>,
+    heads: usize,
+    head_size: usize,
+    scale: f32,
+}
+
+impl Pass for DecomposeAttention {
+    fn name(&self) -> &'static str {
+        "decompose_attention"
+    }
+
+    fn run(&self, g: &mut Graph) -> Result<PassReport, IrError> {
+        let matches: Vec<Match> = g.node_ids().filter_map(|id| match_at(g, id)).collect();
+        let before = g.node_count();
+        for m in &matches {
+            let out = decompose(g, m)?;
+            g.replace_uses(
+                Value {
+                    node: m.root,
+                    slot: 0,
+                },
+                out,
+            );
+        }
+        Ok(PassReport {
+            matches: matches.len(),
+            nodes_added: g.node_count() - before,
+            nodes_removed: 0,
+        })
+    }
+}
+
+/// An Attention this pass can write out exactly: 3-D q, k, v of one hidden
+/// size split into equal heads (no grouped queries), a float mask if any.
+fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
+    let Op::Attention {
+        q_num_heads,
+        kv_num_heads,
+        scale,
+    } = g.node(root).op
+    else {
+        return None;
+    };
+    if q_num_heads != kv_num_heads || q_num_heads == 0 {
+        return None;
+    }
+    let (q, k, v) = (input(g, root, 0)?, input(g, root, 1)?, input(g, root, 2)?);
+    let hidden = g.info(q).shape.dims().get(2)?.fixed()? as usize;
+    // f32 only: the scale is written as an f32 constant (the pass runs in
+    // the fp32 pipeline, before any reduced precision).
+    let ranks_ok = [q, k, v]
+        .iter()
+        .all(|&x| g.info(x).shape.rank() == 3 && g.info(x).dtype == DType::F32);
+    let same_hidden = [k, v]
+        .iter()
+        .all(|&x| g.info(x).shape.dims()[2].fixed() == Some(hidden as _));
+    if !ranks_ok || !same_hidden || hidden % q_num_heads != 0 {
+        return None;
+    }
+    let mask = input(g, root, 3);
+    if let Some(m) = mask {
+        if g.info(m).dtype != DType::F32 {
+            return None;
+        }
+    }
+    let head_size = hidden / q_num_heads;
+    Some(Match {
+        root,
+        q,
+        k,
+        v,
+        mask,
+        heads: q_num_heads,
+        head_size,
+        scale: scale.unwrap_or(1.0 / (head_size as f32).sqrt()),
+    })
+}
+
+/// The mask to add: an `Expand`'s input when the mask is only broadcast.
+fn unexpanded(g: &Graph, mask: Value) -> Value {
+    match producer(g, mask).op {
+        Op::Expand => input(g, mask.node, 0)
+            .filter(|&x| g.info(x).shape.rank() == 4 && g.info(x).dtype == g.info(mask).dtype)
+            .unwrap_or(mask),
+        _ => mask,
+    }
+}
+
+fn decompose(g: &mut Graph, m: &Match) -> Result<Value, IrError> {
+    let base = g.node(m.root).name.clone();
+    let name = |g: &Graph, s: &str| g.fresh_name(&format!("{base}.{s}"));
+    let (n, d) = (m.heads as i64, m.head_size as i64);
+    let sn = name(g, "split_heads_shape");
+    let split_shape = g.add_const(&sn, Tensor::vec_i64(&[0, 0, n, d]))?;
+    let heads = |g: &mut Graph, x: Value, what: &str, perm: Vec<usize>| -> Result<Value, IrError> {
+        let rn = name(g, &format!("{what}.split_heads"));
+        let split = g.add(&rn, Op::Reshape, &[x, split_shape])?;
+        let tn = name(g, &format!("{what}.transpose"));
+        g.add(&tn, Op::Transpose { perm }, &[split])
+    };
+    let qh = heads(g, m.q, "query", vec![0, 2, 1, 3])?;
+    let kh = heads(g, m.k, "key", vec![0, 2, 3, 1])?;
+    let vh = heads(g, m.v, "value", vec![0, 2, 1, 3])?;
+    let scores = g.add(&name(g, "scores"), Op::MatMul, &[qh, kh])?;
+    let cn = name(g, "scale");
+    let c = g.add_const(&cn, Tensor::scalar_f32(m.scale))?;
+    let mut x = g.add(&name(g, "scaled"), Op::Binary(BinaryOp::Mul), &[scores, c])?;
+    if let Some(mask) = m.mask {
+        let mask = unexpanded(g, mask);
+        x = g.add(&name(g, "masked"), Op::Binary(BinaryOp::Add), &[x, mask])?;
+    }
+    let probs = g.add(&name(g, "softmax"), Op::Softmax { axis: -1 }, &[x])?;
+    let ctx = g.add(&name(g, "context"), Op::MatMul, &[probs, vh])?;
+    let merged = g.add(
+        &name(g, "context.transpose"),
+        Op::Transpose {
+            perm: vec![0, 2, 1, 3],
+        },
+        &[ctx],
+    )?;
+    let mn = name(g, "merge_heads_shape");
+    let merge_shape = g.add_const(&mn, Tensor::vec_i64(&[0, 0, n * d]))?;
+    g.add(
+        &name(g, "context.merge_heads"),
+        Op::Reshape,
+        &[merged, merge_shape],
+    )
+}
