@@ -90,15 +90,23 @@ fn every_case_matches_pytorch_in_tract_and_onnxruntime_at_o0_and_o2() {
 #[test]
 fn every_layer_fuses_at_o2() {
     for (case, layers, layer_norm, gelu) in CASES {
-        let g = compiled(case, &at_level(Level::O2)).graph;
+        let compiled = compiled(case, &at_level(Level::O2));
+        let g = &compiled.graph;
         let expected = FusedCounts {
             attention: layers,
             layer_norm,
             gelu,
         };
-        assert_eq!(fused_counts(&g), expected, "{case}: {:?}", g.op_histogram());
+        assert_eq!(
+            fused_counts(&compiled),
+            expected,
+            "{case}: {:?}",
+            g.op_histogram()
+        );
         let h = g.op_histogram();
-        for gone in ["Softmax", "Erf", "ReduceMean", "Sqrt", "Tanh"] {
+        // (Softmax stays: the default target writes the fused attention
+        // out decomposed, the form tract runs fastest.)
+        for gone in ["Erf", "ReduceMean", "Sqrt", "Tanh"] {
             // The classifiers' and poolers' tanh stay: only one per model.
             let left = h.get(gone).copied().unwrap_or(0);
             assert!(left <= usize::from(gone == "Tanh"), "{case}: {gone} left: {h:?}");
@@ -191,7 +199,7 @@ fn albert_stores_each_shared_weight_once() {
     );
     assert!(bytes >= one_layer, "{bytes} < {one_layer}");
     // The graph runs all 24 layers, each reading the shared weights.
-    assert_eq!(fused_counts(&compiled.graph).attention, 24);
+    assert_eq!(fused_counts(&compiled).attention, 24);
 }
 
 #[test]
@@ -329,7 +337,7 @@ fn every_head_compiles_on_every_family() {
             let compiled =
                 compile(&c, opts, &at_level(Level::O2)).unwrap_or_else(|e| panic!("{case} {head}: {e}"));
             assert!(!compiled.report.check.is_empty(), "{case} {head}: not checked");
-            let counts = fused_counts(&compiled.graph);
+            let counts = fused_counts(&compiled);
             assert_eq!(counts.attention, 2, "{case} {head}");
         }
     }

@@ -237,11 +237,19 @@ pub struct FusedCounts {
     pub gelu: usize,
 }
 
-pub fn fused_counts(g: &bertc::ir::Graph) -> FusedCounts {
-    let h = g.op_histogram();
+pub fn fused_counts(compiled: &bertc::pipeline::Compiled) -> FusedCounts {
+    let h = compiled.graph.op_histogram();
     let n = |op: &str| h.get(op).copied().unwrap_or(0);
     FusedCounts {
-        attention: n("Attention"),
+        // -O2 fuses every attention, then writes it out in the form each
+        // target runs fastest (decomposed but for onnxruntime): the
+        // fusion's own report counts them.
+        attention: compiled
+            .report
+            .all_passes()
+            .filter(|r| r.pass == "fuse_attention")
+            .map(|r| r.report.matches)
+            .sum(),
         layer_norm: n("LayerNormalization"),
         gelu: n("Gelu"),
     }
