@@ -26,6 +26,9 @@ use crate::quantize::{
 use crate::runtime::{set_threads, NamedTensors, OutputComparison, TractSession};
 
 /// Where the graph comes from.
+// One value per compile, moved once into `run`: boxing the config would
+// only add an allocation and noise at every call site.
+#[allow(clippy::large_enum_variant)]
 pub enum Source {
     /// A config (preset or config.json) built with these options.
     Config(BertConfig, CompileOptions),
