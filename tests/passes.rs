@@ -165,8 +165,12 @@ fn decompose_attention_writes_every_fused_attention_out_again() {
             *kv_num_heads = 1;
         }
     }
+    // Only the pass's refusal is under test: relabelling the heads leaves K
+    // and V their full width, which the verifier (on in debug builds)
+    // rightly rejects, so it is off for this run.
     let runs = PassManager::from_names(["decompose_attention"])
         .unwrap()
+        .verify_each(false)
         .run(&mut g)
         .unwrap();
     assert_eq!(runs[0].report.matches, 0);
