@@ -291,3 +291,28 @@ fn a_signal_during_the_write_leaves_both_files_or_neither_and_no_temporary() {
         "never caught the write of bert-base in progress"
     );
 }
+
+/// optimize's output may not replace the data file its input is read
+/// from: `a.onnx` reads `b.onnx_data`, so `-o b.onnx` (whose data file is
+/// `b.onnx_data`) is refused, and nothing is touched.
+#[test]
+fn optimize_refuses_to_write_over_its_inputs_data_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = compile_external(dir.path(), "b.onnx");
+    let a = dir.path().join("a.onnx");
+    std::fs::copy(&b, &a).unwrap();
+    let data = dir.path().join("b.onnx_data");
+    let before = std::fs::read(&data).unwrap();
+    let run = bertc_run(&[&"optimize", &a, &"-o", &b]);
+    assert!(!run.status.success());
+    let err = stderr_of(&run);
+    assert!(
+        err.contains("b.onnx_data: is also the input model's external data"),
+        "{err}"
+    );
+    assert!(
+        std::fs::read(&data).unwrap() == before,
+        "the input's data file changed"
+    );
+    assert_eq!(bertc::onnx::external_data_files(&a).unwrap(), vec![data]);
+}

@@ -25,7 +25,16 @@ pub fn run(a: OptimizeCmdArgs) -> anyhow::Result<ExitCode> {
     let start = Instant::now();
     let options = a.optimize.pipeline_options()?;
     options.validate()?;
-    super::external_data::check_outputs(&a.output, &[("input model", &a.input)])?;
+    // The input's own data files are inputs too: writing over one would
+    // destroy what the model is read from.
+    let data_files = bertc::onnx::external_data_files(&a.input)?;
+    let mut inputs = vec![("input model", a.input.as_path())];
+    inputs.extend(
+        data_files
+            .iter()
+            .map(|f| ("input model's external data", f.as_path())),
+    );
+    super::external_data::check_outputs(&a.output, &inputs)?;
     let graph = read_model(&a.input)?;
     let compiled = pipeline::run(Source::Graph(graph), &options)?;
     let write_start = Instant::now();

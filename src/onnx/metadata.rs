@@ -33,3 +33,54 @@ pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>, OnnxError>
         <MetadataOnly as prost::Message>::decode(&map[..]).map_err(|e| OnnxError::Decode(e.to_string()))?;
     Ok(m.metadata_props.into_iter().map(|p| (p.key, p.value)).collect())
 }
+
+/// ModelProto → GraphProto → TensorProto with only the external-data
+/// entries decoded.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ExternalOnly {
+    #[prost(message, optional, tag = "7")]
+    graph: Option<GraphInitializers>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct GraphInitializers {
+    #[prost(message, repeated, tag = "5")]
+    initializer: Vec<TensorLocation>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct TensorLocation {
+    #[prost(message, repeated, tag = "13")]
+    external_data: Vec<StringStringEntryProto>,
+}
+
+/// The external data files the ONNX file at `path` names (their
+/// `location`s joined to its folder, each once), without decoding the
+/// weights: a command's output must not replace them while they are read.
+pub fn external_data_files(path: &Path) -> Result<Vec<std::path::PathBuf>, OnnxError> {
+    let io = |error| OnnxError::Io {
+        path: path.display().to_string(),
+        error,
+    };
+    crate::input_file::require_regular(path).map_err(io)?;
+    let file = std::fs::File::open(path).map_err(io)?;
+    if file.metadata().map_err(io)?.len() == 0 {
+        return Ok(vec![]);
+    }
+    // SAFETY: as in `read_metadata`.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+    let m =
+        <ExternalOnly as prost::Message>::decode(&map[..]).map_err(|e| OnnxError::Decode(e.to_string()))?;
+    let folder = path.parent().unwrap_or(Path::new(""));
+    let mut files: Vec<std::path::PathBuf> = m
+        .graph
+        .into_iter()
+        .flat_map(|g| g.initializer)
+        .flat_map(|t| t.external_data)
+        .filter(|e| e.key == "location")
+        .map(|e| folder.join(e.value))
+        .collect();
+    files.sort();
+    files.dedup();
+    Ok(files)
+}

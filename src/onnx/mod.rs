@@ -13,7 +13,7 @@ pub use export::{
 };
 pub use external::{data_path, ALIGNMENT, ALIGN_ABOVE, INLINE_BELOW, PROTOBUF_LIMIT};
 pub use import::{import_bytes, read_model, IMPORT_IR_VERSIONS, IMPORT_OPSETS};
-pub use metadata::read_metadata;
+pub use metadata::{external_data_files, read_metadata};
 
 use crate::ir::DType;
 
