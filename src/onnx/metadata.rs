@@ -17,6 +17,14 @@ struct MetadataOnly {
 
 /// The metadata of the ONNX file at `path` (a regular file, memory-mapped).
 pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>, OnnxError> {
+    let m: MetadataOnly = decode_partial(path)?;
+    Ok(m.metadata_props.into_iter().map(|p| (p.key, p.value)).collect())
+}
+
+/// The file at `path` decoded as `M`, a ModelProto with most fields left
+/// out (prost skips them by length without copying); an empty file is
+/// `M::default()`.
+fn decode_partial<M: prost::Message + Default>(path: &Path) -> Result<M, OnnxError> {
     let io = |error| OnnxError::Io {
         path: path.display().to_string(),
         error,
@@ -24,14 +32,12 @@ pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>, OnnxError>
     crate::input_file::require_regular(path).map_err(io)?;
     let file = std::fs::File::open(path).map_err(io)?;
     if file.metadata().map_err(io)?.len() == 0 {
-        return Ok(BTreeMap::new());
+        return Ok(M::default());
     }
     // SAFETY: read-only map of a regular file, dropped before returning;
     // a concurrent truncation could fault, as for every mmap reader.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-    let m =
-        <MetadataOnly as prost::Message>::decode(&map[..]).map_err(|e| OnnxError::Decode(e.to_string()))?;
-    Ok(m.metadata_props.into_iter().map(|p| (p.key, p.value)).collect())
+    M::decode(&map[..]).map_err(|e| OnnxError::Decode(e.to_string()))
 }
 
 /// ModelProto → GraphProto → TensorProto with only the external-data
@@ -58,19 +64,7 @@ struct TensorLocation {
 /// `location`s joined to its folder, each once), without decoding the
 /// weights: a command's output must not replace them while they are read.
 pub fn external_data_files(path: &Path) -> Result<Vec<std::path::PathBuf>, OnnxError> {
-    let io = |error| OnnxError::Io {
-        path: path.display().to_string(),
-        error,
-    };
-    crate::input_file::require_regular(path).map_err(io)?;
-    let file = std::fs::File::open(path).map_err(io)?;
-    if file.metadata().map_err(io)?.len() == 0 {
-        return Ok(vec![]);
-    }
-    // SAFETY: as in `read_metadata`.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-    let m =
-        <ExternalOnly as prost::Message>::decode(&map[..]).map_err(|e| OnnxError::Decode(e.to_string()))?;
+    let m: ExternalOnly = decode_partial(path)?;
     let folder = path.parent().unwrap_or(Path::new(""));
     let mut files: Vec<std::path::PathBuf> = m
         .graph
