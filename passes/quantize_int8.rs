@@ -113,6 +113,10 @@
 use std::collections::HashMap;
 
 use crate::ir::{BinaryOp, DType, Graph, IrError, Op, Tensor, UnaryOp, Value};
+use crate::numeric::quantize_i8;
+use rayon::prelude::*;
+
+use super::quantize_int8_onnxruntime::{f32_bytes, le_f32};
 
 use super::pattern::{constant, linear};
 use super::{Pass, PassReport};
@@ -274,13 +278,16 @@ impl Pass for QuantizeInt8 {
         let mut report = PassReport::default();
         let targets = targets(g, &self.skip);
         // The largest |W[k, n]| of each input channel k over every linear reading x.
+        // Only static scales use it (to smooth outlier channels): dynamic
+        // quantization skips a pass over every weight.
         let mut row_max: HashMap<Value, Vec<f32>> = HashMap::new();
-        for t in &targets {
+        let smoothing = matches!(self.activations, ActivationScales::Static(_));
+        for t in targets.iter().filter(|_| smoothing) {
             let w = constant(g, t.w).expect("linear weight");
             let n = w.dims()[1];
             let entry = row_max.entry(t.x).or_insert_with(|| vec![0.0; w.dims()[0]]);
-            for (m, row) in entry.iter_mut().zip(w.to_f32_vec().expect("f32").chunks_exact(n)) {
-                *m = row.iter().fold(*m, |m, v| m.max(v.abs()));
+            for (m, row) in entry.iter_mut().zip(f32_bytes(w).chunks_exact(4 * n.max(1))) {
+                *m = row.chunks_exact(4).fold(*m, |m, v| m.max(le_f32(v).abs()));
             }
         }
         // One quantization per distinct input.
@@ -296,7 +303,8 @@ impl Pass for QuantizeInt8 {
             } = match quantized.get(&t.x) {
                 Some(done) => done.clone(),
                 None => {
-                    let done = self.quantize_activation(g, t.x, &row_max[&t.x], &base)?;
+                    let done =
+                        self.quantize_activation(g, t.x, row_max.get(&t.x).map_or(&[], |m| m), &base)?;
                     quantized.insert(t.x, done.clone());
                     done
                 }
@@ -525,18 +533,21 @@ pub(super) fn quantize_embeddings(g: &mut Graph, report: &mut PassReport) -> Res
             None => {
                 let t = constant(g, table).expect("checked constant");
                 let (rows, width) = (t.dims()[0], t.dims()[1]);
-                // One scale per row: a row is one token's vector.
-                let mut q = Vec::with_capacity(rows * width);
-                let mut scales = Vec::with_capacity(rows);
-                for row in t.to_f32_vec().expect("f32").chunks_exact(width) {
-                    let max = row.iter().fold(0f32, |m, x| m.max(x.abs()));
-                    let s = if max > 0.0 { max / 127.0 } else { 1.0 };
-                    q.extend(
-                        row.iter()
-                            .map(|x| (x / s).round().clamp(-127.0, 127.0) as i8 as u8),
-                    );
-                    scales.push(s);
-                }
+                // One scale per row: a row is one token's vector. Rows in
+                // parallel (a vocabulary is tens of millions of values).
+                let mut q = vec![0u8; rows * width];
+                let mut scales = vec![0f32; rows];
+                q.par_chunks_exact_mut(width.max(1))
+                    .zip(f32_bytes(t).par_chunks_exact(4 * width.max(1)))
+                    .zip(scales.par_iter_mut())
+                    .for_each(|((qrow, row), scale)| {
+                        let max = row.chunks_exact(4).fold(0f32, |m, x| m.max(le_f32(x).abs()));
+                        let s = if max > 0.0 { max / 127.0 } else { 1.0 };
+                        for (qv, x) in qrow.iter_mut().zip(row.chunks_exact(4)) {
+                            *qv = quantize_i8(le_f32(x), s, 127.0);
+                        }
+                        *scale = s;
+                    });
                 let tn = g.fresh_name(&format!("{}.int8", g.node(table.node).name));
                 let tq = g.add_const(
                     &tn,

@@ -16,6 +16,7 @@ pub mod family;
 pub mod input_file;
 pub mod ir;
 pub mod model_folder;
+pub mod numeric;
 pub mod onnx;
 #[path = "../passes/mod.rs"]
 pub mod passes;
