@@ -172,6 +172,80 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A model serialized straight into a temporary file beside its
+/// destination, before it is known to be kept: the file's pages are the
+/// bytes the check then reads (no second copy in memory, no copy into the
+/// page cache — for BERT-base each cost up to a second). [`finish`]
+/// renames the file into place; dropping it removes the file. The file is
+/// removed on SIGINT/SIGTERM/SIGHUP too.
+///
+/// [`finish`]: EarlyWrite::finish
+pub struct EarlyWrite {
+    path: PathBuf,
+    len: usize,
+    temp: GuardedTemp,
+}
+
+/// A temporary file and its signal guard, dropped in this order: the file
+/// is removed before the guard stops covering it.
+struct GuardedTemp {
+    file: NamedTempFile,
+    #[cfg(unix)]
+    _guard: crate::signals::TempGuard,
+}
+
+impl EarlyWrite {
+    /// Checks the destination, creates a temporary file of `len` bytes
+    /// beside it (blocks reserved: a full disk is an error here), lets
+    /// `fill` write them through a memory map, and returns the write with
+    /// the bytes (the map, read-only; it stays valid after the rename).
+    pub fn mapped(
+        path: &Path,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> std::io::Result<(EarlyWrite, bytes::Bytes)> {
+        check_destination(path)?;
+        let (guard, file) = guarded_temp_beside(path)?;
+        #[cfg(not(unix))]
+        let () = guard;
+        let temp = GuardedTemp {
+            file,
+            #[cfg(unix)]
+            _guard: guard,
+        };
+        reserve(temp.file.as_file(), len)?;
+        let bytes = if len == 0 {
+            bytes::Bytes::new()
+        } else {
+            // SAFETY: the file is ours alone (a fresh temporary file, never
+            // truncated by bertc), sized above; the map lives as long as
+            // the bytes that borrow it.
+            let mut map = unsafe { memmap2::MmapMut::map_mut(temp.file.as_file())? };
+            fill(&mut map[..]);
+            bytes::Bytes::from_owner(map.make_read_only()?)
+        };
+        let write = EarlyWrite {
+            path: path.to_path_buf(),
+            len,
+            temp,
+        };
+        Ok((write, bytes))
+    }
+
+    /// Where the file goes.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Renames the file into place (the destination is checked again: it
+    /// may have changed meanwhile); returns the file's size.
+    pub fn finish(self) -> std::io::Result<usize> {
+        check_destination(&self.path)?;
+        self.temp.file.persist(&self.path).map_err(|e| e.error)?;
+        Ok(self.len)
+    }
+}
+
 /// Sizes `file` to `len` bytes with its disk blocks allocated now, so that
 /// a full disk is an error here (and the temporary file is removed) rather
 /// than a SIGBUS when a page of a sparse file's memory map is first written.

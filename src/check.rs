@@ -4,8 +4,11 @@
 
 use crate::error::Error;
 use crate::ir::Graph;
-use crate::onnx::{export_bytes, ExportOptions};
-use crate::runtime::{compare, NamedTensors, OutputComparison, TractSession};
+use bytes::Bytes;
+
+use crate::atomic_write::EarlyWrite;
+use crate::onnx::{export_into, split_bytes, split_graph, ExportOptions, Sink};
+use crate::runtime::{compare, NamedTensors, OutputComparison, SharedWeights, TractSession};
 
 /// The default tolerance of fp32 pipelines (max-abs, every output element).
 pub const CHECK_ATOL: f64 = 1e-4;
@@ -26,7 +29,14 @@ pub fn check_equivalence(
     candidate: &Graph,
     inputs: &NamedTensors,
 ) -> Result<Vec<OutputComparison>, Error> {
-    Ok(check_loaded(reference, candidate, ExportOptions::default(), inputs)?.0)
+    Ok(check_loaded(
+        reference,
+        candidate,
+        ExportOptions::default(),
+        inputs,
+        Sink::Memory,
+    )?
+    .0)
 }
 
 /// A graph serialized once and loaded in tract from those bytes: what is
@@ -34,44 +44,72 @@ pub fn check_equivalence(
 /// accuracy gate) reuse the loaded model instead of serializing and parsing
 /// it again — for BERT-base each of those costs about a second.
 pub struct Loaded {
-    pub bytes: Vec<u8>,
+    pub bytes: Bytes,
     pub session: TractSession,
 }
 
 impl Loaded {
     pub fn new(g: &Graph, export: ExportOptions) -> Result<Loaded, Error> {
-        let bytes = export_bytes(g, export)?;
-        let session = TractSession::from_bytes(&bytes)?;
-        Ok(Loaded { bytes, session })
+        Ok(Loaded::into_sink(g, export, Sink::Memory)?.0)
+    }
+
+    /// [`Loaded::new`] with the bytes serialized into `sink`; the file
+    /// they went to, if they did. tract parses the graph of those bytes and
+    /// takes their weights from them.
+    pub fn into_sink(
+        g: &Graph,
+        export: ExportOptions,
+        sink: Sink,
+    ) -> Result<(Loaded, Option<EarlyWrite>), Error> {
+        let (bytes, written) = export_into(g, export, sink)?;
+        let session = TractSession::from_split(&split_bytes(bytes.clone())?, &mut SharedWeights::new())?;
+        Ok((Loaded { bytes, session }, written))
     }
 }
 
+/// `g` loaded in tract without being serialized: its graph is, its
+/// weights are the IR's own buffers (for models that are never written).
+pub fn load_unwritten(g: &Graph, weights: &mut SharedWeights) -> Result<TractSession, Error> {
+    Ok(TractSession::from_split(
+        &split_graph(g, ExportOptions::default())?,
+        weights,
+    )?)
+}
+
 /// [`check_equivalence`], keeping the candidate loaded (serialized with
-/// `export`, the options it will be written with). The reference is
-/// serialized, parsed and run on a second thread meanwhile: parsing is
-/// single-threaded in tract, and the two models are independent.
+/// `export`, the options it will be written with). The reference is never
+/// serialized: tract gets its graph and the IR's weights, made into tract
+/// tensors while the candidate is serialized on this thread; the
+/// candidate then shares every tensor whose written bytes equal the
+/// reference's. The two models are optimized and run side by side.
+/// The candidate is serialized into `sink`: when that is a file, the
+/// check reads the file's own pages.
 pub fn check_loaded(
     reference: &Graph,
     candidate: &Graph,
     export: ExportOptions,
     inputs: &NamedTensors,
-) -> Result<(Vec<OutputComparison>, Loaded), Error> {
-    let (expected, loaded) = alongside(
-        || -> Result<NamedTensors, Error> {
-            // Its bytes are not kept: the two models' peak memory is the
-            // price of checking them side by side.
-            let bytes = export_bytes(reference, ExportOptions::default())?;
-            let mut session = TractSession::from_bytes(&bytes)?;
-            drop(bytes);
-            Ok(session.run(inputs)?)
+    sink: Sink,
+) -> Result<(Vec<OutputComparison>, Loaded, Option<EarlyWrite>), Error> {
+    let (reference, bytes) = alongside(
+        || -> Result<(TractSession, SharedWeights), Error> {
+            let mut weights = SharedWeights::new();
+            Ok((load_unwritten(reference, &mut weights)?, weights))
         },
-        || -> Result<(NamedTensors, Loaded), Error> {
-            let mut c = Loaded::new(candidate, export)?;
-            Ok((c.session.run(inputs)?, c))
-        },
+        || export_into(candidate, export, sink),
     );
-    let (actual, loaded) = loaded?;
-    Ok((compare_outputs(&expected?, &actual)?, loaded))
+    let (mut reference, mut weights) = reference?;
+    let (bytes, writing) = bytes?;
+    let mut loaded = Loaded {
+        session: TractSession::from_split(&split_bytes(bytes.clone())?, &mut weights)?,
+        bytes,
+    };
+    drop(weights);
+    let (expected, actual) = alongside(
+        || -> Result<NamedTensors, Error> { Ok(reference.run(inputs)?) },
+        || loaded.session.run(inputs),
+    );
+    Ok((compare_outputs(&expected?, &actual?)?, loaded, writing))
 }
 
 /// Runs `a` on a scoped thread while `b` runs on this one; both results.

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::atomic_write::EarlyWrite;
 use crate::builder::ModelSpec;
 use crate::check::{alongside, check_inputs, check_loaded, require_within, Loaded, CHECK_ATOL};
 use crate::compile::{build, Built, CompileOptions};
@@ -13,8 +14,8 @@ use crate::config::BertConfig;
 use crate::error::Error;
 use crate::ir::Graph;
 use crate::onnx::{
-    export_bytes, resolve_opset, write_model, write_model_files, ExportOptions, OnnxError, WrittenModel,
-    PROTOBUF_LIMIT,
+    export_bytes, resolve_opset, write_model, write_model_files, ExportOptions, OnnxError, Sink,
+    WrittenModel, PROTOBUF_LIMIT,
 };
 use crate::passes::{
     pipeline as level_pipeline, target_passes, Level, PassManager, PassRun, Target, WeightGranularity,
@@ -23,7 +24,7 @@ use crate::quantize::{
     self, calibration_batches, compare_runs, run_all, validation_inputs, AccuracyReport, CalibrationMethod,
     Precision, PrecisionOptions,
 };
-use crate::runtime::{set_threads, NamedTensors, OutputComparison, TractSession};
+use crate::runtime::{set_threads, NamedTensors, OutputComparison};
 
 /// Where the graph comes from.
 // One value per compile, moved once into `run`: boxing the config would
@@ -108,6 +109,11 @@ pub struct PipelineOptions {
     /// Write initializers to `OUT.onnx_data` beside the model
     /// ([`ExportOptions::external_data`]; automatic above protobuf's 2 GB).
     pub external_data: bool,
+    /// Where the model will be written, when the caller knows: the bytes
+    /// the check loads are then written to a temporary file beside it while
+    /// the check runs, and [`Compiled::write_files`] to this path renames
+    /// that file into place (a failed check removes it).
+    pub output: Option<std::path::PathBuf>,
 }
 
 impl Default for PipelineOptions {
@@ -121,6 +127,7 @@ impl Default for PipelineOptions {
             threads: None,
             value_info: false,
             external_data: false,
+            output: None,
         }
     }
 }
@@ -305,7 +312,9 @@ pub struct Compiled {
     pub export: ExportOptions,
     /// `graph` serialized with `export`, when a check loaded exactly these
     /// bytes and nothing changed the graph since: written as they are.
-    bytes: Option<Vec<u8>>,
+    bytes: Option<bytes::Bytes>,
+    /// Those bytes being written to `PipelineOptions::output` already.
+    early: Option<EarlyWrite>,
     pub report: Report,
 }
 
@@ -313,7 +322,7 @@ impl Compiled {
     /// The ONNX bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
         match &self.bytes {
-            Some(b) => Ok(b.clone()),
+            Some(b) => Ok(b.to_vec()),
             None => Ok(export_bytes(&self.graph, self.export)?),
         }
     }
@@ -333,8 +342,19 @@ impl Compiled {
     }
 
     /// Serializes into `path` atomically (with its external data file when
-    /// there is one); says which files were written.
-    pub fn write_files(&self, path: &std::path::Path) -> Result<WrittenModel, Error> {
+    /// there is one); says which files were written. The write the
+    /// pipeline started to this path is finished instead.
+    pub fn write_files(&mut self, path: &std::path::Path) -> Result<WrittenModel, Error> {
+        if let Some(early) = self.early.take_if(|e| e.path() == path) {
+            let model_bytes = early.finish().map_err(|error| OnnxError::Io {
+                path: path.display().to_string(),
+                error,
+            })?;
+            return Ok(WrittenModel {
+                model_bytes,
+                external_data: None,
+            });
+        }
         match &self.bytes {
             Some(_) => Ok(WrittenModel {
                 model_bytes: self.write(path)?,
@@ -442,12 +462,21 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
     let start = Instant::now();
     let mut check = vec![];
     let mut loaded = None;
+    let mut early = None;
     if opts.check && !pass_runs.is_empty() {
         let inputs = check_inputs(&reference);
-        let (comparisons, candidate) = check_loaded(&reference, &graph, inline, &inputs)?;
+        // Serialized into the output's temporary file when nothing after
+        // the check changes the graph.
+        let output = opts
+            .output
+            .as_deref()
+            .filter(|_| opts.precision.is_none() && lowering.is_empty() && !export.external_data);
+        let sink = output.map_or(Sink::Memory, Sink::File);
+        let (comparisons, candidate, writing) = check_loaded(&reference, &graph, inline, &inputs, sink)?;
         require_within(&comparisons, CHECK_ATOL)?;
         check = comparisons;
         loaded = Some(candidate);
+        early = writing;
     }
     times.check = start.elapsed();
 
@@ -455,11 +484,17 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
     let (precision, accuracy) = match &opts.precision {
         None => (vec![], None),
         Some(p) => {
-            let (runs, report, candidate) = reduce(&mut graph, p, opts.target, loaded.take(), inline)?;
+            let output = opts
+                .output
+                .as_deref()
+                .filter(|_| lowering.is_empty() && !export.external_data);
+            let (runs, report, candidate, writing) =
+                reduce(&mut graph, p, opts.target, loaded.take(), inline, output)?;
             if opts.check {
                 report.require(p.min_cosine)?;
             }
             loaded = Some(candidate);
+            early = writing;
             (runs, Some(report))
         }
     };
@@ -481,9 +516,8 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
         spec,
         ignored,
         export,
-        bytes: loaded
-            .map(|l| l.bytes)
-            .filter(|b| !export.external_data && b.len() <= PROTOBUF_LIMIT),
+        bytes: loaded.map(|l| l.bytes).filter(|b| single_file(b, export)),
+        early,
         report: Report {
             weights,
             passes: pass_runs,
@@ -510,7 +544,8 @@ fn reduce(
     target: Target,
     fp32: Option<Loaded>,
     export: ExportOptions,
-) -> Result<(Vec<PassRun>, AccuracyReport, Loaded), Error> {
+    output: Option<&std::path::Path>,
+) -> Result<(Vec<PassRun>, AccuracyReport, Loaded, Option<EarlyWrite>), Error> {
     let precision = match &p.kind {
         ReducedKind::Int8Dynamic => Precision::Int8Dynamic,
         ReducedKind::Int8Static { calibrate, method } => Precision::Int8Static {
@@ -532,18 +567,25 @@ fn reduce(
     let inputs = validation_inputs(&reference);
     let mut fp32 = match fp32 {
         Some(l) => l.session,
-        None => TractSession::from_bytes(&export_bytes(&reference, ExportOptions::default())?)?,
+        None => crate::check::load_unwritten(&reference, &mut crate::runtime::SharedWeights::new())?,
     };
     // The f32 runs go on a second thread while the reduced graph is
     // serialized and parsed here.
     let (expected, reduced) = alongside(
         || run_all(&mut fp32, &inputs),
-        || -> Result<(Vec<NamedTensors>, Loaded), Error> {
-            let mut l = Loaded::new(g, export)?;
-            Ok((run_all(&mut l.session, &inputs)?, l))
+        || -> Result<(Vec<NamedTensors>, Loaded, Option<EarlyWrite>), Error> {
+            // Written while the gate runs; removed if it fails.
+            let (mut l, writing) = Loaded::into_sink(g, export, output.map_or(Sink::Memory, Sink::File))?;
+            Ok((run_all(&mut l.session, &inputs)?, l, writing))
         },
     );
-    let (actual, reduced) = reduced?;
+    let (actual, reduced, writing) = reduced?;
     let report = compare_runs(&expected?, &actual)?;
-    Ok((runs, report, reduced))
+    Ok((runs, report, reduced, writing))
+}
+
+/// Whether bytes serialized with `export` are written as one file as they
+/// are (no external data file).
+fn single_file(bytes: &[u8], export: ExportOptions) -> bool {
+    !export.external_data && bytes.len() <= PROTOBUF_LIMIT
 }

@@ -261,3 +261,71 @@ fn the_written_bytes_are_the_final_graph_serialized() {
         }
     }
 }
+
+/// The files in `dir`, by name.
+fn listing(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// With the output path known, the pipeline serializes the final model
+/// straight into a temporary file beside it while the check (or the gate)
+/// runs: `write_files` then renames exactly the final graph's bytes into
+/// place, and nothing else is left in the folder. Where a later stage
+/// changes the graph (lowering for onnxruntime), the file is written at
+/// the end as before.
+#[test]
+fn the_model_written_during_the_check_is_the_final_graph() {
+    let c = load_config("bert-tiny").unwrap();
+    for precision in [None, Some(ReducedPrecision::new(ReducedKind::Int8Dynamic))] {
+        for target in [Target::Portable, Target::Onnxruntime] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("m.onnx");
+            let opts = PipelineOptions {
+                precision: precision.clone(),
+                target,
+                output: Some(path.clone()),
+                ..at_level(Level::O2)
+            };
+            let mut compiled = compile(&c, CompileOptions::default(), &opts).unwrap();
+            let what = format!("{target:?} {:?}", precision.as_ref().map(|p| p.name()));
+            // Before write_files the output does not exist (only, at most,
+            // its hidden temporary file).
+            assert!(!path.exists(), "{what}: the output appeared before write_files");
+            let fresh = bertc::onnx::export_bytes(&compiled.graph, compiled.export).unwrap();
+            let written = compiled.write_files(&path).unwrap();
+            assert_eq!(written.model_bytes, fresh.len(), "{what}");
+            assert!(
+                std::fs::read(&path).unwrap() == fresh,
+                "{what}: the file is not the final graph"
+            );
+            assert_eq!(listing(dir.path()), ["m.onnx"], "{what}");
+        }
+    }
+}
+
+/// A compile that fails after the early write began — here the accuracy
+/// gate, with a bar no int8 model reaches — leaves nothing behind: no
+/// output, no temporary file.
+#[test]
+fn a_failed_gate_removes_the_model_written_during_it() {
+    let c = load_config("bert-tiny").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.onnx");
+    let mut precision = ReducedPrecision::new(ReducedKind::Int8Dynamic);
+    precision.min_cosine = 1.0;
+    let opts = PipelineOptions {
+        precision: Some(precision),
+        output: Some(path.clone()),
+        ..at_level(Level::O2)
+    };
+    let err = compile(&c, CompileOptions::default(), &opts)
+        .err()
+        .expect("the gate fails");
+    assert!(err.to_string().contains("cosine"), "{err}");
+    assert_eq!(listing(dir.path()), Vec::<String>::new());
+}

@@ -77,13 +77,14 @@ impl OptimizeArgs {
             threads: self.threads,
             value_info: self.value_info,
             external_data: self.external_data,
+            output: None,
         })
     }
 }
 
 pub fn run(a: CompileArgs) -> anyhow::Result<ExitCode> {
     let start = Instant::now();
-    let options = a.optimize.pipeline_options()?;
+    let mut options = a.optimize.pipeline_options()?;
     options.validate()?;
     let source = a.source.resolve(MissingWeights::Refuse)?;
     let inputs = source.input_files(&a.source.model);
@@ -91,11 +92,14 @@ pub fn run(a: CompileArgs) -> anyhow::Result<ExitCode> {
     let folder_out = bertc::export_folder::is_folder_output(&a.output);
     match folder_out {
         true => bertc::export_folder::check_destination(&a.output, &source, &inputs)?,
-        false => super::external_data::check_outputs(&a.output, &inputs)?,
+        false => {
+            super::external_data::check_outputs(&a.output, &inputs)?;
+            options.output = Some(a.output.clone());
+        }
     }
     let config = source.config.clone();
     let compile = a.source.compile_options(&source);
-    let compiled = pipeline::run(Source::Config(config.clone(), compile), &options)?;
+    let mut compiled = pipeline::run(Source::Config(config.clone(), compile), &options)?;
     let write_start = Instant::now();
     let (size, exported, written) = match folder_out {
         true => {

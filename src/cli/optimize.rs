@@ -23,7 +23,7 @@ pub struct OptimizeCmdArgs {
 
 pub fn run(a: OptimizeCmdArgs) -> anyhow::Result<ExitCode> {
     let start = Instant::now();
-    let options = a.optimize.pipeline_options()?;
+    let mut options = a.optimize.pipeline_options()?;
     options.validate()?;
     // The input's own data files are inputs too: writing over one would
     // destroy what the model is read from.
@@ -35,8 +35,9 @@ pub fn run(a: OptimizeCmdArgs) -> anyhow::Result<ExitCode> {
             .map(|f| ("input model's external data", f.as_path())),
     );
     super::external_data::check_outputs(&a.output, &inputs)?;
+    options.output = Some(a.output.clone());
     let graph = read_model(&a.input)?;
-    let compiled = pipeline::run(Source::Graph(graph), &options)?;
+    let mut compiled = pipeline::run(Source::Graph(graph), &options)?;
     let write_start = Instant::now();
     let written = compiled.write_files(&a.output)?;
     print_summary(&Summary {

@@ -7,10 +7,12 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use bytes::Bytes;
 use prost::Message;
 
 use super::proto::{self, attribute_type as at, tensor_shape_proto::dimension::Value as DimValue};
 use super::{ir_version_for, onnx_dtype, OnnxError};
+use crate::atomic_write::EarlyWrite;
 use crate::ir::{
     canonical_order, value_name, ContribOp, Dim, GeluApproximation, Graph, Op, Tensor, Value, ValueInfo,
 };
@@ -56,6 +58,42 @@ impl WrittenModel {
 pub fn export_bytes(g: &Graph, opts: ExportOptions) -> Result<Vec<u8>, OnnxError> {
     let model = to_model(g, opts)?;
     Ok(model.encode_to_vec())
+}
+
+/// Where serialized bytes go.
+#[derive(Debug, Clone, Copy)]
+pub enum Sink<'a> {
+    Memory,
+    /// Straight into a temporary file beside this destination, renamed
+    /// into place by [`EarlyWrite::finish`] once the model is kept.
+    File(&'a Path),
+}
+
+/// Serializes `g` into `sink`: the bytes, and the file they are in when
+/// they went to one. A model written with external data (asked for, or
+/// beyond protobuf's limit) goes to memory: it is written in its own form.
+pub fn export_into(
+    g: &Graph,
+    opts: ExportOptions,
+    sink: Sink,
+) -> Result<(Bytes, Option<EarlyWrite>), OnnxError> {
+    let model = to_model(g, opts)?;
+    let len = model.encoded_len();
+    match sink {
+        Sink::File(path) if !opts.external_data && len <= super::PROTOBUF_LIMIT => {
+            let (write, bytes) = EarlyWrite::mapped(path, len, |mut buf: &mut [u8]| {
+                model
+                    .encode(&mut buf)
+                    .expect("the buffer has exactly encoded_len bytes");
+            })
+            .map_err(|error| OnnxError::Io {
+                path: path.display().to_string(),
+                error,
+            })?;
+            Ok((bytes, Some(write)))
+        }
+        _ => Ok((Bytes::from(model.encode_to_vec()), None)),
+    }
 }
 
 /// Serializes the graph and writes it atomically to `path`; returns the
@@ -107,7 +145,7 @@ pub fn write_model_files(g: &Graph, opts: ExportOptions, path: &Path) -> Result<
     })
 }
 
-fn to_model(g: &Graph, opts: ExportOptions) -> Result<proto::ModelProto, OnnxError> {
+pub(super) fn to_model(g: &Graph, opts: ExportOptions) -> Result<proto::ModelProto, OnnxError> {
     let opset = resolve_opset(g, opts.opset)?;
     let mut e = Emitter {
         g,

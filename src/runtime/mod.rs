@@ -6,12 +6,14 @@ mod fit;
 mod host;
 mod inputs;
 mod session;
+mod weights;
 
 pub use compare::{compare, cosine, worst_row_cosine, worst_token_cosine, OutputComparison};
 pub use fit::{check_inputs_fit, check_references_fit, table_rows, InputFitError};
 pub use host::{read_safetensors, write_safetensors, HostData, HostTensor, NamedTensors};
 pub use inputs::realistic_inputs;
 pub use session::{panic_message, TractSession};
+pub use weights::SharedWeights;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {

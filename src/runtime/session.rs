@@ -12,7 +12,10 @@ use std::sync::{Arc, Mutex, Once};
 use tract_onnx::prelude::*;
 
 use super::host::{HostData, HostTensor, NamedTensors};
+use super::weights::SharedWeights;
 use super::RuntimeError;
+use crate::onnx::SplitModel;
+use prost::Message;
 
 type Plan = Arc<TypedRunnableModel>;
 
@@ -147,6 +150,52 @@ impl TractSession {
                 });
             }
             TractSession::from_model(parsed.model)
+        })
+    }
+
+    /// Loads a model split from its weights: tract parses the graph, and
+    /// each initializer becomes a constant holding the tensor `weights`
+    /// has for it (made once, shared by every model loaded through it).
+    pub fn from_split(model: &SplitModel, weights: &mut SharedWeights) -> Result<TractSession, RuntimeError> {
+        let tensors: HashMap<&str, Arc<Tensor>> = model
+            .initializers
+            .iter()
+            .map(|i| Ok((i.name.as_str(), weights.tensor(i)?)))
+            .collect::<Result<_, RuntimeError>>()?;
+        guarded("load", || {
+            let onnx = onnx_parser();
+            let proto =
+                tract_onnx::pb::ModelProto::decode(&*model.graph).map_err(|e| RuntimeError::Tract {
+                    stage: "load",
+                    message: format!("{e}"),
+                })?;
+            let parsed = onnx.parse(&proto, None).map_err(tract_err("load"))?;
+            let mut m = parsed.model;
+            // tract made a source for each name no node defines: the
+            // initializers taken out become constants in place.
+            for name in &parsed.unresolved_inputs {
+                let Some(t) = tensors.get(name.as_str()) else {
+                    return Err(RuntimeError::Tract {
+                        stage: "load",
+                        message: format!("value `{name}` is read but never defined"),
+                    });
+                };
+                // By the outlet tract wired the name to (node names are
+                // another namespace: one may equal an initializer's name).
+                let Some(&OutletId { node: id, .. }) = parsed.outlets_by_name.get(name) else {
+                    return Err(RuntimeError::Tract {
+                        stage: "load",
+                        message: format!("value `{name}` has no source"),
+                    });
+                };
+                let konst =
+                    tract_onnx::tract_core::ops::konst::Const::new(t.clone()).map_err(tract_err("load"))?;
+                let fact = TypedFact::try_from(t.clone()).map_err(tract_err("load"))?;
+                m.nodes[id].op = Box::new(konst);
+                m.nodes[id].outputs[0].fact = fact.into();
+                m.inputs.retain(|o| o.node != id);
+            }
+            TractSession::from_model(m)
         })
     }
 
