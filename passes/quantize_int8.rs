@@ -98,12 +98,12 @@
 //!   124 Casts in the plan either way).
 //! - Cast f32→i32→i8 costs the same as f32→i8.
 //!
-//! Open lead: in the plan every f32→i8 Cast takes 0.155 ms per
-//! [1,128,768] (1.6 ns per element, on 1 or 2 threads, whatever the
-//! allocator's thresholds), against 0.05 ms for the same Cast of the same
-//! Mul+Add+Sub output in a small model (`examples/profile.rs
-//! --f32-input`). At the small model's speed the 48 Casts would cost
-//! ~4.5 ms instead of ~13.
+//! The in-plan Cast used to take 0.155 ms per [1,128,768] (1.6 ns per
+//! element) against 0.05 ms in a small model: tract's Reduce<Max>/<Min>
+//! kernels return without `vzeroupper`, and the scalar SSE Cast after them
+//! ran 3× slower. The row scale is now `exp(ln 127 - ln max|x|)`, whose Exp
+//! and Ln kernels clear that state (see [`LN_127`]): the 48 Casts cost
+//! ~4.4 ms instead of ~13.
 //!
 //! On AVX2 without VNNI (the project's earlier machines), tract's only int8
 //! kernel (`avx2_mmm_i32_8x8`) widens bytes and multiplies with `vpmulld`:
@@ -462,9 +462,16 @@ impl QuantizeInt8 {
                 let amax = g.add(&an, Op::Binary(BinaryOp::Max), &[amax, floor])?;
                 // 127 / max|x| on the [.., 1] row vector, so the full-size
                 // work is one multiply; the 1/127 goes into the weight scales.
-                let c = f(g, "q127", 127.0)?;
+                // Computed as exp(ln 127 - ln max|x|), not a Div: see
+                // [`LN_127`] (tract's Cast after the reductions runs 3x slower
+                // unless an Exp or Ln kernel runs between them).
+                let ln = name(g, "ln_absmax");
+                let ln_a = g.add(&ln, Op::Unary(UnaryOp::Log), &[amax])?;
+                let c = f(g, "ln127", LN_127)?;
+                let dn = name(g, "ln_inv_scale");
+                let ln_inv = g.add(&dn, Op::Binary(BinaryOp::Sub), &[c, ln_a])?;
                 let sn = name(g, "inv_scale");
-                let inv = g.add(&sn, Op::Binary(BinaryOp::Div), &[c, amax])?;
+                let inv = g.add(&sn, Op::Unary(UnaryOp::Exp), &[ln_inv])?;
                 let mn = name(g, "scaled");
                 let d = g.add(&mn, Op::Binary(BinaryOp::Mul), &[x, inv])?;
                 let q = round_to_i8(g, d, base)?;
@@ -481,7 +488,26 @@ impl QuantizeInt8 {
 }
 
 /// Largest |x| a dynamic row is given at least (see `quantize_activation`).
+/// Its inverse scale exp(ln 127 - ln 1e-30) = 1.27e32 stays finite in f32.
 const MIN_ABSMAX: f32 = 1e-30;
+
+/// ln 127: a dynamic row's inverse scale is `exp(LN_127 - ln max|x|)`
+/// (127 / max|x| within ~1e-6 relative; the largest |x| still quantizes to
+/// ±127, and the dequantization multiplies by max|x| itself).
+///
+/// Why not `127 / max|x|`: tract 0.23.9's x86 `Reduce<Max>` and
+/// `Reduce<Min>` kernels (`x86_64_avx512_max_f32_64n_run`,
+/// `x86_64_fma_min_f32_32n_run`, tract-linalg `x86_64/{max,min}.rs`) are
+/// inline asm on ymm/zmm registers that returns without `vzeroupper`. The
+/// f32→i8 Cast that follows (`Tensor::natural_cast`, scalar SSE code:
+/// `cvttss2si`, `minss`/`maxss`, byte shifts) then runs 3× slower: 1.55 ns
+/// per element instead of 0.5 (AMD EPYC Zen 4, measured in isolation too: a
+/// ReduceMax, ReduceMin or nothing before the same Mul+Add+Sub+Cast on
+/// [1, 128, 3072]: 0.65, 0.60, 0.20 ms; with a ReduceSum before it: 0.21).
+/// tract's Exp and Ln kernels end with `vzeroupper`; running them on the
+/// [.., 1] row vector between the reductions and the Cast costs ~0.002 ms
+/// and restores the Cast's speed (BERT-base: 12.9 → 4.4 ms per run).
+const LN_127: f32 = 4.844_187;
 
 /// 1.5 · 2^23: for |v| < 2^22, `(v + R) - R` in f32 is `v` rounded half to
 /// even, as ONNX Round computes it. Two additions fuse into the multiply
