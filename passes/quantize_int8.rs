@@ -11,7 +11,9 @@
 //! sum rounds v half to even, exactly as ONNX Round does (see
 //! [`ROUNDING_BIAS`]).
 //! - dynamic, one scale per token row: `a = max(ReduceMax(x), -ReduceMin(x))`
-//!   over the last axis (floored at 1e-30), `q = round8(x · (127 / a))`,
+//!   over the last axis (floored at 1e-30; for a Gelu output, which is
+//!   never below -0.171, `max(ReduceMax(x), 0.171)`),
+//!   `q = round8(x · exp(ln 127 - ln a))` (= `x · 127 / a`, see [`LN_127`]),
 //!   `y = Cast<f32>(MatMulInteger(q, Wq)) · a · (ws / 127) + b`;
 //! - static, from calibrated per-channel ranges `r_k`: half of each
 //!   channel's range is moved into the weight rows (SmoothQuant, α = 0.5:
@@ -25,7 +27,7 @@
 //!   with 99.99th-percentile clipping instead of the max: 0.908).
 //!
 //! Full-size work per quantized activation: two reductions that only read
-//! x, one fused multiply-add-sub pass (tract: `OptBinChain(Mul+Add+Sub)`,
+//! x (one for a Gelu output), one fused multiply-add-sub pass (tract: `OptBinChain(Mul+Add+Sub)`,
 //! on every thread; static adds Max+Min to the same chain) and the Cast;
 //! per product: the Cast to f32 and one fused `Mul+Mul(+Add)` pass. Every
 //! constant factor is folded into a constant (1/127 into the weight
@@ -435,31 +437,7 @@ impl QuantizeInt8 {
                 })
             }
             _ => {
-                // max|x| per row as max(max x, -min x): two reductions that
-                // only read x, where Abs would write a whole tensor first.
-                let rank = g.info(x).shape.rank();
-                let axes = vec![rank as i64 - 1];
-                let hn = name(g, "max");
-                let hi = g.add(
-                    &hn,
-                    Op::ReduceMax {
-                        axes: axes.clone(),
-                        keepdims: true,
-                    },
-                    &[x],
-                )?;
-                let ln = name(g, "min");
-                let lo = g.add(&ln, Op::ReduceMin { axes, keepdims: true }, &[x])?;
-                let nn = name(g, "neg_min");
-                let lo = g.add(&nn, Op::Unary(UnaryOp::Neg), &[lo])?;
-                let an = name(g, "absmax_raw");
-                let amax = g.add(&an, Op::Binary(BinaryOp::Max), &[hi, lo])?;
-                // An all-zero row would give 127 / 0; with this floor its
-                // values quantize to 0 and 127 / floor stays finite (a floor
-                // of f32::MIN_POSITIVE would make it inf, and 0 · inf NaN).
-                let floor = f(g, "min_absmax", MIN_ABSMAX)?;
-                let an = name(g, "absmax");
-                let amax = g.add(&an, Op::Binary(BinaryOp::Max), &[amax, floor])?;
+                let amax = row_absmax(g, x, base)?;
                 // 127 / max|x| on the [.., 1] row vector, so the full-size
                 // work is one multiply; the 1/127 goes into the weight scales.
                 // Computed as exp(ln 127 - ln max|x|), not a Div: see
@@ -486,6 +464,49 @@ impl QuantizeInt8 {
         }
     }
 }
+
+/// max|x| of each row of `x` (over its last axis), at least
+/// [`MIN_ABSMAX`], as a [.., 1] vector.
+///
+/// max(max x, -min x): two reductions that only read x, where Abs would
+/// write a whole tensor first. A Gelu output is never below
+/// -[`GELU_MIN_BOUND`], so there one reduction does: max(max x, bound) ≥
+/// max|x|, equal to it unless the whole row is within the bound.
+fn row_absmax(g: &mut Graph, x: Value, base: &str) -> Result<Value, IrError> {
+    let name = |g: &Graph, s: &str| g.fresh_name(&format!("{base}.input_{s}"));
+    let axes = vec![g.info(x).shape.rank() as i64 - 1];
+    let hn = name(g, "max");
+    let reduce_max = Op::ReduceMax {
+        axes: axes.clone(),
+        keepdims: true,
+    };
+    let hi = g.add(&hn, reduce_max, &[x])?;
+    if matches!(g.node(x.node).op, Op::Gelu { .. }) {
+        let bn = name(g, "gelu_min_bound");
+        let bound = g.add_const(&bn, Tensor::scalar_f32(GELU_MIN_BOUND))?;
+        let an = name(g, "absmax");
+        return g.add(&an, Op::Binary(BinaryOp::Max), &[hi, bound]);
+    }
+    let ln = name(g, "min");
+    let lo = g.add(&ln, Op::ReduceMin { axes, keepdims: true }, &[x])?;
+    let nn = name(g, "neg_min");
+    let lo = g.add(&nn, Op::Unary(UnaryOp::Neg), &[lo])?;
+    let an = name(g, "absmax_raw");
+    let amax = g.add(&an, Op::Binary(BinaryOp::Max), &[hi, lo])?;
+    // An all-zero row would give 127 / 0; with this floor its values
+    // quantize to 0 and 127 / floor stays finite (a floor of
+    // f32::MIN_POSITIVE would make it inf, and 0 · inf NaN).
+    let fname = name(g, "min_absmax");
+    let floor = g.add_const(&fname, Tensor::scalar_f32(MIN_ABSMAX))?;
+    let an = name(g, "absmax");
+    g.add(&an, Op::Binary(BinaryOp::Max), &[amax, floor])
+}
+
+/// A bound on -Gelu(x): the exact Gelu's minimum is -0.169971 (at
+/// x = -0.7518), the tanh approximation's -0.170041; the margin covers
+/// runtimes' approximations of erf and tanh. Saves the ReduceMin over the
+/// widest activation (BERT's FFN output layer input, 4·hidden wide).
+const GELU_MIN_BOUND: f32 = 0.171;
 
 /// Largest |x| a dynamic row is given at least (see `quantize_activation`).
 /// Its inverse scale exp(ln 127 - ln 1e-30) = 1.27e32 stays finite in f32.
@@ -590,7 +611,37 @@ pub(super) fn quantize_embeddings(g: &mut Graph, report: &mut PassReport) -> Res
 
 #[cfg(test)]
 mod tests {
-    use super::ROUNDING_BIAS;
+    use super::{GELU_MIN_BOUND, ROUNDING_BIAS};
+
+    /// No Gelu output, exact or tanh-approximated, is below -GELU_MIN_BOUND
+    /// (else its row's max|x| would be understated), and the bound is tight.
+    #[test]
+    fn gelu_min_bound_covers_both_forms() {
+        // erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7).
+        let erf = |x: f64| {
+            let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
+            let poly = t
+                * (0.254_829_592
+                    + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+            (1.0 - poly * (-x * x).exp()).copysign(x)
+        };
+        let exact = |x: f64| 0.5 * x * (1.0 + erf(x / 2f64.sqrt()));
+        let c = (2.0 / std::f64::consts::PI).sqrt();
+        let tanh = |x: f64| 0.5 * x * (1.0 + (c * (x + 0.044_715 * x * x * x)).tanh());
+        let lowest = |f: &dyn Fn(f64) -> f64| {
+            (0..=400_000)
+                .map(|i| f(-4.0 + i as f64 * 1e-5))
+                .fold(0f64, f64::min)
+        };
+        let (e, t) = (lowest(&exact), lowest(&tanh));
+        assert!((-0.16998..-0.16996).contains(&e), "exact Gelu min {e}");
+        assert!((-0.17005..-0.17003).contains(&t), "tanh Gelu min {t}");
+        let bound = GELU_MIN_BOUND as f64;
+        assert!(
+            -e < bound && -t < bound && bound + t < 1e-3,
+            "{bound} vs {e}, {t}"
+        );
+    }
 
     /// `(v + R) - R` in f32 is ONNX Round (half to even) over the whole
     /// range the quantizer feeds it, ties included.
