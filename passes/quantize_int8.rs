@@ -54,9 +54,10 @@
 //! tract 0.23.9 per op (`examples/profile.rs --runs 8`: each node's best
 //! run, summed), BERT-base dynamic, B=1, S=128, 2 threads, AMD EPYC Zen 4
 //! (AVX-512 VNNI, kernel `avx512vnni_mmm_i32_8x8`), both files profiled back
-//! to back on a machine shared with other builds (load 9-10 on 2 cores):
+//! to back on a machine shared with other builds (load 9-10 on 2 cores),
+//! before the two changes below:
 //!
-//! | op | Round + Abs form | this form |
+//! | op | Round + Abs form | Div-scale form |
 //! |---|---|---|
 //! | int8 products (OptMatMul i8) | 77.6 ms | 78.4 ms |
 //! | Cast f32→i8 (49) | 13.8 ms | 13.0 ms |
@@ -74,15 +75,41 @@
 //! 173 → 110 ms for the plan: the load moves every number; the per-op
 //! shares above come from one pair.)
 //!
-//! What is left around the products (~34 ms) is bounded by tract 0.23.9's
-//! Cast: `Tensor::cast_to_dt` is a scalar, single-threaded loop, and
-//! float→int (`as i8`, saturating) does not vectorize in a build for the
-//! default x86-64 target: ~1.5 ns per element (0.62 ms on [1,128,3072]),
-//! against 0.08 ms for the fused Mul+Add+Sub chain and for an i32→i8 Cast.
-//! No ONNX op reaches tract with an f32→int8 conversion that runs on every
-//! thread (its QuantizeLinear i8 op is one parallel pass but rounds per
-//! element with a branchy function: 1.56 ms on the same tensor), and no
-//! int8 kernel stores f32, so each product needs its i32→f32 Cast.
+//! The same work after the log-domain row scale ([`LN_127`]) and the
+//! single reduction of Gelu outputs ([`GELU_MIN_BOUND`]), the two files
+//! profiled alternately twice (`--runs 20`, load 2-3 on the 2 cores), ms
+//! per run:
+//!
+//! | op | Div scale, 2 reductions | this form |
+//! |---|---|---|
+//! | Cast f32→i8 (48) | 12.9 | 4.4 |
+//! | Cast i32→f32 (72) | 2.0-2.6 | 2.0 |
+//! | quantize chain Mul+Add+Sub (49) | 3.8-4.2 | 4.1-4.2 |
+//! | dequantize chains Mul+Mul(+Add) (72) | 5.5-6.4 | 5.7-5.9 |
+//! | Reduce<Max> + Reduce<Min> (98 → 86) | 2.5-2.6 | 2.1 |
+//! | ops on the [.., 1] row scales | 0.2-0.3 | 0.2-0.3 |
+//! | int8 activation packing (48) | 3.3-3.5 | 3.3-3.4 |
+//! | **around the products** | **30.2-32.4** | **22.0-22.1** |
+//!
+//! What is left is tract 0.23.9's own floor, whatever the graph:
+//! - the f32→i8 Cast, `Tensor::natural_cast::<f32, i8>` (tract-data
+//!   `tensor.rs`, `*d = s.as_()`), is a scalar single-threaded loop: Rust's
+//!   saturating float→int `as` does not vectorize for the default x86-64
+//!   target (`cvttss2si` + `maxss`/`minss` + byte shifts, 4 elements per
+//!   iteration; so are f32→i32, f32→u8 and f32→i16), ~0.5 ns per element,
+//!   8.3 M elements per run. Every other f32→integer path is scalar too:
+//!   `QuantizeLinearI8`/`U8` (tract-core `ops/quant.rs`, branchy
+//!   `round_ties_to_even` per element, 0.17 ms on [1,128,768] against the
+//!   Cast's 0.05), `DynamicQuantizeLinearU8` (tract-onnx `ops/quant.rs`, a
+//!   scalar fold for the range and a divide per element), and f32→i32→i8
+//!   (the f32→i32 step is the slower scalar loop: 0.19 ms on [1,128,768]).
+//!   tract-linalg has no element-wise kernel that ends in an integer type
+//!   (its `Lut` is u8→u8).
+//! - the int8 activation packing, `PackedI8K4::pack_view` (tract-linalg
+//!   `frame/pack.rs`): a memset of the panel, then a strided byte-by-byte
+//!   gather, single-threaded, ~0.4 ns per byte.
+//! - no x86 int8 kernel stores f32 (`stores()` is i32 and i8), so each
+//!   product keeps its i32→f32 Cast and its scale chain as two passes.
 //!
 //! Other forms checked against tract 0.23.9's sources (the newest
 //! tract-onnx on crates.io, 2026-11-30), none of which cuts that work:
@@ -93,12 +120,11 @@
 //!   the x86 int8 kernels store i8 and i32 only: no f32 epilogue.
 //! - DequantizeLinear of a constant int8 weight is folded back to an f32
 //!   weight (an f32 product); QuantizeLinear is `QuantizeLinearI8` (per
-//!   tensor: 0.17 ms on [1,128,768] against the Cast's 0.05 ms in
-//!   isolation) or, per axis, Div/Round/Add/Max/Min/Cast.
+//!   tensor, above) or, per axis, Div/Round/Add/Max/Min/Cast.
 //! - Merging Q, K and V into one product (`merge_qkv`) changes nothing:
 //!   tract splits the product back through the Slices (97 OptMatMul and
 //!   124 Casts in the plan either way).
-//! - Cast f32→i32→i8 costs the same as f32→i8.
+//! - Cast f32→i32→i8 costs more than f32→i8 (above).
 //!
 //! The in-plan Cast used to take 0.155 ms per [1,128,768] (1.6 ns per
 //! element) against 0.05 ms in a small model: tract's Reduce<Max>/<Min>
