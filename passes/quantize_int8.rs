@@ -11,7 +11,9 @@
 //! sum rounds v half to even, exactly as ONNX Round does (see
 //! [`ROUNDING_BIAS`]).
 //! - dynamic, one scale per token row: `a = max(ReduceMax(x), -ReduceMin(x))`
-//!   over the last axis (floored at 1e-30), `q = round8(x · (127 / a))`,
+//!   over the last axis (floored at 1e-30; for a Gelu output, which is
+//!   never below -0.171, `max(ReduceMax(x), 0.171)`),
+//!   `q = round8(x · exp(ln 127 - ln a))` (= `x · 127 / a`, see [`LN_127`]),
 //!   `y = Cast<f32>(MatMulInteger(q, Wq)) · a · (ws / 127) + b`;
 //! - static, from calibrated per-channel ranges `r_k`: half of each
 //!   channel's range is moved into the weight rows (SmoothQuant, α = 0.5:
@@ -25,7 +27,7 @@
 //!   with 99.99th-percentile clipping instead of the max: 0.908).
 //!
 //! Full-size work per quantized activation: two reductions that only read
-//! x, one fused multiply-add-sub pass (tract: `OptBinChain(Mul+Add+Sub)`,
+//! x (one for a Gelu output), one fused multiply-add-sub pass (tract: `OptBinChain(Mul+Add+Sub)`,
 //! on every thread; static adds Max+Min to the same chain) and the Cast;
 //! per product: the Cast to f32 and one fused `Mul+Mul(+Add)` pass. Every
 //! constant factor is folded into a constant (1/127 into the weight
@@ -52,9 +54,10 @@
 //! tract 0.23.9 per op (`examples/profile.rs --runs 8`: each node's best
 //! run, summed), BERT-base dynamic, B=1, S=128, 2 threads, AMD EPYC Zen 4
 //! (AVX-512 VNNI, kernel `avx512vnni_mmm_i32_8x8`), both files profiled back
-//! to back on a machine shared with other builds (load 9-10 on 2 cores):
+//! to back on a machine shared with other builds (load 9-10 on 2 cores),
+//! before the two changes below:
 //!
-//! | op | Round + Abs form | this form |
+//! | op | Round + Abs form | Div-scale form |
 //! |---|---|---|
 //! | int8 products (OptMatMul i8) | 77.6 ms | 78.4 ms |
 //! | Cast f32→i8 (49) | 13.8 ms | 13.0 ms |
@@ -72,15 +75,41 @@
 //! 173 → 110 ms for the plan: the load moves every number; the per-op
 //! shares above come from one pair.)
 //!
-//! What is left around the products (~34 ms) is bounded by tract 0.23.9's
-//! Cast: `Tensor::cast_to_dt` is a scalar, single-threaded loop, and
-//! float→int (`as i8`, saturating) does not vectorize in a build for the
-//! default x86-64 target: ~1.5 ns per element (0.62 ms on [1,128,3072]),
-//! against 0.08 ms for the fused Mul+Add+Sub chain and for an i32→i8 Cast.
-//! No ONNX op reaches tract with an f32→int8 conversion that runs on every
-//! thread (its QuantizeLinear i8 op is one parallel pass but rounds per
-//! element with a branchy function: 1.56 ms on the same tensor), and no
-//! int8 kernel stores f32, so each product needs its i32→f32 Cast.
+//! The same work after the log-domain row scale ([`LN_127`]) and the
+//! single reduction of Gelu outputs ([`GELU_MIN_BOUND`]), the two files
+//! profiled alternately twice (`--runs 20`, load 2-3 on the 2 cores), ms
+//! per run:
+//!
+//! | op | Div scale, 2 reductions | this form |
+//! |---|---|---|
+//! | Cast f32→i8 (48) | 12.9 | 4.4 |
+//! | Cast i32→f32 (72) | 2.0-2.6 | 2.0 |
+//! | quantize chain Mul+Add+Sub (49) | 3.8-4.2 | 4.1-4.2 |
+//! | dequantize chains Mul+Mul(+Add) (72) | 5.5-6.4 | 5.7-5.9 |
+//! | Reduce<Max> + Reduce<Min> (98 → 86) | 2.5-2.6 | 2.1 |
+//! | ops on the [.., 1] row scales | 0.2-0.3 | 0.2-0.3 |
+//! | int8 activation packing (48) | 3.3-3.5 | 3.3-3.4 |
+//! | **around the products** | **30.2-32.4** | **22.0-22.1** |
+//!
+//! What is left is tract 0.23.9's own floor, whatever the graph:
+//! - the f32→i8 Cast, `Tensor::natural_cast::<f32, i8>` (tract-data
+//!   `tensor.rs`, `*d = s.as_()`), is a scalar single-threaded loop: Rust's
+//!   saturating float→int `as` does not vectorize for the default x86-64
+//!   target (`cvttss2si` + `maxss`/`minss` + byte shifts, 4 elements per
+//!   iteration; so are f32→i32, f32→u8 and f32→i16), ~0.5 ns per element,
+//!   8.3 M elements per run. Every other f32→integer path is scalar too:
+//!   `QuantizeLinearI8`/`U8` (tract-core `ops/quant.rs`, branchy
+//!   `round_ties_to_even` per element, 0.17 ms on [1,128,768] against the
+//!   Cast's 0.05), `DynamicQuantizeLinearU8` (tract-onnx `ops/quant.rs`, a
+//!   scalar fold for the range and a divide per element), and f32→i32→i8
+//!   (the f32→i32 step is the slower scalar loop: 0.19 ms on [1,128,768]).
+//!   tract-linalg has no element-wise kernel that ends in an integer type
+//!   (its `Lut` is u8→u8).
+//! - the int8 activation packing, `PackedI8K4::pack_view` (tract-linalg
+//!   `frame/pack.rs`): a memset of the panel, then a strided byte-by-byte
+//!   gather, single-threaded, ~0.4 ns per byte.
+//! - no x86 int8 kernel stores f32 (`stores()` is i32 and i8), so each
+//!   product keeps its i32→f32 Cast and its scale chain as two passes.
 //!
 //! Other forms checked against tract 0.23.9's sources (the newest
 //! tract-onnx on crates.io, 2026-11-30), none of which cuts that work:
@@ -91,19 +120,18 @@
 //!   the x86 int8 kernels store i8 and i32 only: no f32 epilogue.
 //! - DequantizeLinear of a constant int8 weight is folded back to an f32
 //!   weight (an f32 product); QuantizeLinear is `QuantizeLinearI8` (per
-//!   tensor: 0.17 ms on [1,128,768] against the Cast's 0.05 ms in
-//!   isolation) or, per axis, Div/Round/Add/Max/Min/Cast.
+//!   tensor, above) or, per axis, Div/Round/Add/Max/Min/Cast.
 //! - Merging Q, K and V into one product (`merge_qkv`) changes nothing:
 //!   tract splits the product back through the Slices (97 OptMatMul and
 //!   124 Casts in the plan either way).
-//! - Cast f32→i32→i8 costs the same as f32→i8.
+//! - Cast f32→i32→i8 costs more than f32→i8 (above).
 //!
-//! Open lead: in the plan every f32→i8 Cast takes 0.155 ms per
-//! [1,128,768] (1.6 ns per element, on 1 or 2 threads, whatever the
-//! allocator's thresholds), against 0.05 ms for the same Cast of the same
-//! Mul+Add+Sub output in a small model (`examples/profile.rs
-//! --f32-input`). At the small model's speed the 48 Casts would cost
-//! ~4.5 ms instead of ~13.
+//! The in-plan Cast used to take 0.155 ms per [1,128,768] (1.6 ns per
+//! element) against 0.05 ms in a small model: tract's Reduce<Max>/<Min>
+//! kernels return without `vzeroupper`, and the scalar SSE Cast after them
+//! ran 3× slower. The row scale is now `exp(ln 127 - ln max|x|)`, whose Exp
+//! and Ln kernels clear that state (see [`LN_127`]): the 48 Casts cost
+//! ~4.4 ms instead of ~13.
 //!
 //! On AVX2 without VNNI (the project's earlier machines), tract's only int8
 //! kernel (`avx2_mmm_i32_8x8`) widens bytes and multiplies with `vpmulld`:
@@ -443,36 +471,19 @@ impl QuantizeInt8 {
                 })
             }
             _ => {
-                // max|x| per row as max(max x, -min x): two reductions that
-                // only read x, where Abs would write a whole tensor first.
-                let rank = g.info(x).shape.rank();
-                let axes = vec![rank as i64 - 1];
-                let hn = name(g, "max");
-                let hi = g.add(
-                    &hn,
-                    Op::ReduceMax {
-                        axes: axes.clone(),
-                        keepdims: true,
-                    },
-                    &[x],
-                )?;
-                let ln = name(g, "min");
-                let lo = g.add(&ln, Op::ReduceMin { axes, keepdims: true }, &[x])?;
-                let nn = name(g, "neg_min");
-                let lo = g.add(&nn, Op::Unary(UnaryOp::Neg), &[lo])?;
-                let an = name(g, "absmax_raw");
-                let amax = g.add(&an, Op::Binary(BinaryOp::Max), &[hi, lo])?;
-                // An all-zero row would give 127 / 0; with this floor its
-                // values quantize to 0 and 127 / floor stays finite (a floor
-                // of f32::MIN_POSITIVE would make it inf, and 0 · inf NaN).
-                let floor = f(g, "min_absmax", MIN_ABSMAX)?;
-                let an = name(g, "absmax");
-                let amax = g.add(&an, Op::Binary(BinaryOp::Max), &[amax, floor])?;
+                let amax = row_absmax(g, x, base)?;
                 // 127 / max|x| on the [.., 1] row vector, so the full-size
                 // work is one multiply; the 1/127 goes into the weight scales.
-                let c = f(g, "q127", 127.0)?;
+                // Computed as exp(ln 127 - ln max|x|), not a Div: see
+                // [`LN_127`] (tract's Cast after the reductions runs 3x slower
+                // unless an Exp or Ln kernel runs between them).
+                let ln = name(g, "ln_absmax");
+                let ln_a = g.add(&ln, Op::Unary(UnaryOp::Log), &[amax])?;
+                let c = f(g, "ln127", LN_127)?;
+                let dn = name(g, "ln_inv_scale");
+                let ln_inv = g.add(&dn, Op::Binary(BinaryOp::Sub), &[c, ln_a])?;
                 let sn = name(g, "inv_scale");
-                let inv = g.add(&sn, Op::Binary(BinaryOp::Div), &[c, amax])?;
+                let inv = g.add(&sn, Op::Unary(UnaryOp::Exp), &[ln_inv])?;
                 let mn = name(g, "scaled");
                 let d = g.add(&mn, Op::Binary(BinaryOp::Mul), &[x, inv])?;
                 let q = round_to_i8(g, d, base)?;
@@ -488,8 +499,70 @@ impl QuantizeInt8 {
     }
 }
 
+/// max|x| of each row of `x` (over its last axis), at least
+/// [`MIN_ABSMAX`], as a [.., 1] vector.
+///
+/// max(max x, -min x): two reductions that only read x, where Abs would
+/// write a whole tensor first. A Gelu output is never below
+/// -[`GELU_MIN_BOUND`], so there one reduction does: max(max x, bound) ≥
+/// max|x|, equal to it unless the whole row is within the bound.
+fn row_absmax(g: &mut Graph, x: Value, base: &str) -> Result<Value, IrError> {
+    let name = |g: &Graph, s: &str| g.fresh_name(&format!("{base}.input_{s}"));
+    let axes = vec![g.info(x).shape.rank() as i64 - 1];
+    let hn = name(g, "max");
+    let reduce_max = Op::ReduceMax {
+        axes: axes.clone(),
+        keepdims: true,
+    };
+    let hi = g.add(&hn, reduce_max, &[x])?;
+    if matches!(g.node(x.node).op, Op::Gelu { .. }) {
+        let bn = name(g, "gelu_min_bound");
+        let bound = g.add_const(&bn, Tensor::scalar_f32(GELU_MIN_BOUND))?;
+        let an = name(g, "absmax");
+        return g.add(&an, Op::Binary(BinaryOp::Max), &[hi, bound]);
+    }
+    let ln = name(g, "min");
+    let lo = g.add(&ln, Op::ReduceMin { axes, keepdims: true }, &[x])?;
+    let nn = name(g, "neg_min");
+    let lo = g.add(&nn, Op::Unary(UnaryOp::Neg), &[lo])?;
+    let an = name(g, "absmax_raw");
+    let amax = g.add(&an, Op::Binary(BinaryOp::Max), &[hi, lo])?;
+    // An all-zero row would give 127 / 0; with this floor its values
+    // quantize to 0 and 127 / floor stays finite (a floor of
+    // f32::MIN_POSITIVE would make it inf, and 0 · inf NaN).
+    let fname = name(g, "min_absmax");
+    let floor = g.add_const(&fname, Tensor::scalar_f32(MIN_ABSMAX))?;
+    let an = name(g, "absmax");
+    g.add(&an, Op::Binary(BinaryOp::Max), &[amax, floor])
+}
+
+/// A bound on -Gelu(x): the exact Gelu's minimum is -0.169971 (at
+/// x = -0.7518), the tanh approximation's -0.170041; the margin covers
+/// runtimes' approximations of erf and tanh. Saves the ReduceMin over the
+/// widest activation (BERT's FFN output layer input, 4·hidden wide).
+const GELU_MIN_BOUND: f32 = 0.171;
+
 /// Largest |x| a dynamic row is given at least (see `quantize_activation`).
+/// Its inverse scale exp(ln 127 - ln 1e-30) = 1.27e32 stays finite in f32.
 const MIN_ABSMAX: f32 = 1e-30;
+
+/// ln 127: a dynamic row's inverse scale is `exp(LN_127 - ln max|x|)`
+/// (127 / max|x| within ~1e-6 relative; the largest |x| still quantizes to
+/// ±127, and the dequantization multiplies by max|x| itself).
+///
+/// Why not `127 / max|x|`: tract 0.23.9's x86 `Reduce<Max>` and
+/// `Reduce<Min>` kernels (`x86_64_avx512_max_f32_64n_run`,
+/// `x86_64_fma_min_f32_32n_run`, tract-linalg `x86_64/{max,min}.rs`) are
+/// inline asm on ymm/zmm registers that returns without `vzeroupper`. The
+/// f32→i8 Cast that follows (`Tensor::natural_cast`, scalar SSE code:
+/// `cvttss2si`, `minss`/`maxss`, byte shifts) then runs 3× slower: 1.55 ns
+/// per element instead of 0.5 (AMD EPYC Zen 4, measured in isolation too: a
+/// ReduceMax, ReduceMin or nothing before the same Mul+Add+Sub+Cast on
+/// [1, 128, 3072]: 0.65, 0.60, 0.20 ms; with a ReduceSum before it: 0.21).
+/// tract's Exp and Ln kernels end with `vzeroupper`; running them on the
+/// [.., 1] row vector between the reductions and the Cast costs ~0.002 ms
+/// and restores the Cast's speed (BERT-base: 12.9 → 4.4 ms per run).
+const LN_127: f32 = 4.844_187;
 
 /// 1.5 · 2^23: for |v| < 2^22, `(v + R) - R` in f32 is `v` rounded half to
 /// even, as ONNX Round computes it. Two additions fuse into the multiply
@@ -575,7 +648,37 @@ pub(super) fn quantize_embeddings(g: &mut Graph, report: &mut PassReport) -> Res
 
 #[cfg(test)]
 mod tests {
-    use super::ROUNDING_BIAS;
+    use super::{GELU_MIN_BOUND, ROUNDING_BIAS};
+
+    /// No Gelu output, exact or tanh-approximated, is below -GELU_MIN_BOUND
+    /// (else its row's max|x| would be understated), and the bound is tight.
+    #[test]
+    fn gelu_min_bound_covers_both_forms() {
+        // erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7).
+        let erf = |x: f64| {
+            let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
+            let poly = t
+                * (0.254_829_592
+                    + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+            (1.0 - poly * (-x * x).exp()).copysign(x)
+        };
+        let exact = |x: f64| 0.5 * x * (1.0 + erf(x / 2f64.sqrt()));
+        let c = (2.0 / std::f64::consts::PI).sqrt();
+        let tanh = |x: f64| 0.5 * x * (1.0 + (c * (x + 0.044_715 * x * x * x)).tanh());
+        let lowest = |f: &dyn Fn(f64) -> f64| {
+            (0..=400_000)
+                .map(|i| f(-4.0 + i as f64 * 1e-5))
+                .fold(0f64, f64::min)
+        };
+        let (e, t) = (lowest(&exact), lowest(&tanh));
+        assert!((-0.16998..-0.16996).contains(&e), "exact Gelu min {e}");
+        assert!((-0.17005..-0.17003).contains(&t), "tanh Gelu min {t}");
+        let bound = GELU_MIN_BOUND as f64;
+        assert!(
+            -e < bound && -t < bound && bound + t < 1e-3,
+            "{bound} vs {e}, {t}"
+        );
+    }
 
     /// `(v + R) - R` in f32 is ONNX Round (half to even) over the whole
     /// range the quantizer feeds it, ties included.
