@@ -255,6 +255,15 @@ fn versions_outside_what_bertc_knows_are_errors_naming_them() {
         let e = bertc::onnx::import_bytes(&with(ir, opset)).unwrap_err();
         assert!(e.to_string().contains(needle), "{e}");
     }
+    // Read from a file, the error names it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("future.onnx");
+    std::fs::write(&path, with(999, 17)).unwrap();
+    let e = bertc::onnx::read_model(&path).unwrap_err().to_string();
+    assert!(
+        e.starts_with(&format!("{}: ", path.display())) && e.contains("IR version is 999"),
+        "{e}"
+    );
     // An op newer than the opset the model imports.
     let mut m = proto::ModelProto::decode(with(8, 13).as_slice()).unwrap();
     m.graph.as_mut().unwrap().node[0] = node("Gelu", &["x"], &["y"], vec![]);

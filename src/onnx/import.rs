@@ -22,9 +22,14 @@ pub fn read_model(path: &Path) -> Result<Graph, OnnxError> {
         path: path.display().to_string(),
         error,
     })?;
+    // Every error names the file (an I/O error already does).
     import_with_dir(&bytes, path.parent()).map_err(|e| match e {
         OnnxError::Decode(reason) => OnnxError::Decode(format!("{}: {reason}", path.display())),
-        other => other,
+        OnnxError::Io { .. } => e,
+        other => OnnxError::InFile {
+            path: path.display().to_string(),
+            error: Box::new(other),
+        },
     })
 }
 

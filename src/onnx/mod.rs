@@ -44,6 +44,8 @@ pub enum OnnxError {
     },
     #[error("cannot access {path}: {error}")]
     Io { path: String, error: std::io::Error },
+    #[error("{path}: {error}")]
+    InFile { path: String, error: Box<OnnxError> },
     #[error("the model's {what} is {value}; bertc reads {} to {}", .range.start(), .range.end())]
     Version {
         what: &'static str,

@@ -94,7 +94,10 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &same));
         let changed = w.tensor(&init("w", &[1.0, 3.0])).unwrap();
         assert!(!Arc::ptr_eq(&a, &changed));
-        assert_eq!(changed.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap(), &[1.0, 3.0]);
+        assert_eq!(
+            changed.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap(),
+            &[1.0, 3.0]
+        );
         let other = w.tensor(&init("v", &[1.0, 2.0])).unwrap();
         assert!(!Arc::ptr_eq(&same, &other));
     }
