@@ -560,6 +560,7 @@ fn reduce(
         skip: p.skip.clone(),
         embeddings: p.embeddings,
         target,
+        min_cosine: p.min_cosine,
     };
     let reference = g.clone();
     let runs = quantize::apply(g, &opts)?;

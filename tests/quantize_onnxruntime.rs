@@ -68,6 +68,7 @@ fn minilm_onnxruntime_int8_fuses_and_meets_minilm_golden() {
         skip: vec![],
         embeddings: true,
         target: Target::Onnxruntime,
+        min_cosine: bertc::quantize::DEFAULT_MIN_COSINE,
     };
     apply(&mut g, &opts).unwrap();
     let ops = g.op_histogram();
@@ -176,6 +177,7 @@ fn quantize_skip_auto_keeps_the_most_sensitive_layers_f32() {
         skip: vec![],
         embeddings: true,
         target: Target::Onnxruntime,
+        min_cosine: bertc::quantize::DEFAULT_MIN_COSINE,
     };
     let ranges = calibrated_ranges(&f32_graph, &opts).unwrap();
     let choice = auto_skip(&f32_graph, &opts, ranges.as_ref()).unwrap();
@@ -206,4 +208,16 @@ fn quantize_skip_auto_keeps_the_most_sensitive_layers_f32() {
         report.outputs.iter().all(|o| o.cosine >= DEFAULT_MIN_COSINE),
         "{report:?}"
     );
+    // The file says which layers were kept.
+    assert_eq!(
+        g.metadata.get(bertc::quantize::KEPT_F32),
+        Some(&choice.keep_f32.join(","))
+    );
+    // The bar is the gate's, --min-cosine: one the all-quantized graph
+    // already holds keeps nothing f32.
+    opts.skip = vec![];
+    opts.min_cosine = choice.sensitivity[0].1.min(0.9) - 0.01;
+    let lenient = auto_skip(&f32_graph, &opts, ranges.as_ref()).unwrap();
+    assert!(lenient.keep_f32.is_empty(), "{lenient:?}");
+    assert!(lenient.cosine >= opts.min_cosine, "{lenient:?}");
 }

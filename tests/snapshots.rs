@@ -117,6 +117,7 @@ fn int8_dump() {
         skip: vec![],
         embeddings: true,
         target: bertc::passes::Target::Portable,
+        min_cosine: bertc::quantize::DEFAULT_MIN_COSINE,
     };
     bertc::quantize::apply(&mut graph, &opts).unwrap();
     assert_dump_snapshot(&format!("int8-{INT8_PRESET}"), &dump(&graph));

@@ -73,6 +73,15 @@ pub fn print_summary(s: &Summary) {
             );
         }
     }
+    if let Some(kept) = g.metadata.get(bertc::quantize::KEPT_F32) {
+        let layers: Vec<&str> = kept.split(',').filter(|l| !l.is_empty()).collect();
+        println!(
+            "  kept f32    {} linear layer(s) by --quantize-skip auto{}{}",
+            layers.len(),
+            if layers.is_empty() { "" } else { ": " },
+            layers.join(", ")
+        );
+    }
     if let Some((line, warning)) = &r.int8_kernel {
         println!("  int8        {line}");
         if let Some(w) = warning {

@@ -78,6 +78,8 @@ pub struct PrecisionOptions {
     /// optimizer fuses into MatMulIntegerToFloat; the others the symmetric
     /// i8 × i8 form.
     pub target: Target,
+    /// The accuracy gate's bar, which `--quantize-skip auto` chooses for.
+    pub min_cosine: f64,
 }
 
 /// Rewrites `g` to the requested precision; returns the pass runs.
@@ -86,7 +88,13 @@ pub struct PrecisionOptions {
 pub fn apply(g: &mut Graph, opts: &PrecisionOptions) -> Result<Vec<PassRun>, Error> {
     let ranges = calibrated_ranges(g, opts)?;
     let skip = match opts.skip.as_slice() {
-        [only] if only == AUTO_SKIP => sensitivity::auto_skip(g, opts, ranges.as_ref())?.keep_f32,
+        [only] if only == AUTO_SKIP => {
+            let keep = sensitivity::auto_skip(g, opts, ranges.as_ref())?.keep_f32;
+            // Said in the file (and the summary): which layers the
+            // measurement kept f32.
+            g.metadata.insert(KEPT_F32.into(), keep.join(","));
+            keep
+        }
         _ => opts.skip.clone(),
     };
     Ok(precision_passes(g, opts, ranges.as_ref(), &skip).run(g)?)
@@ -94,6 +102,10 @@ pub fn apply(g: &mut Graph, opts: &PrecisionOptions) -> Result<Vec<PassRun>, Err
 
 /// `--quantize-skip auto`.
 pub const AUTO_SKIP: &str = "auto";
+
+/// Metadata key of the linear layers `--quantize-skip auto` kept f32
+/// (comma-separated node names; empty when none).
+pub const KEPT_F32: &str = "bertc.kept_f32";
 
 /// The calibrated range of every linear input, for the forms that use
 /// them (static scales, smoothing): measured once, whatever is skipped.

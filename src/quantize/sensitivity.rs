@@ -1,6 +1,6 @@
 //! `--quantize-skip auto`: mixed precision chosen by measurement. The
 //! fewest linear layers are kept f32 so that the quantized graph holds the
-//! accuracy gate's bar ([`super::DEFAULT_MIN_COSINE`]) on the gate's own
+//! accuracy gate's bar (`--min-cosine`, default [`super::DEFAULT_MIN_COSINE`]) on the gate's own
 //! validation inputs.
 //!
 //! How: with every layer quantized, one accuracy run; if that holds, no
@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use super::{accuracy_report, precision_passes, validation_inputs, PrecisionOptions, DEFAULT_MIN_COSINE};
+use super::{accuracy_report, precision_passes, validation_inputs, PrecisionOptions};
 use crate::error::Error;
 use crate::ir::Graph;
 use crate::runtime::NamedTensors;
@@ -40,7 +40,7 @@ pub fn auto_skip(
     let linears = crate::passes::quantizable_linears(g);
     let measure = |skip: &[String]| lowest_cosine(g, opts, ranges, skip, &inputs);
     let all = measure(&[])?;
-    if all >= DEFAULT_MIN_COSINE {
+    if all >= opts.min_cosine {
         return Ok(AutoSkip {
             keep_f32: Vec::new(),
             sensitivity: Vec::new(),
@@ -58,7 +58,7 @@ pub fn auto_skip(
     for (name, _) in &sensitivity {
         keep_f32.push(name.clone());
         cosine = measure(&keep_f32)?;
-        if cosine >= DEFAULT_MIN_COSINE {
+        if cosine >= opts.min_cosine {
             break;
         }
     }
