@@ -34,7 +34,7 @@ pub fn check_equivalence(
         candidate,
         ExportOptions::default(),
         inputs,
-        Sink::Memory,
+        Some(Sink::Memory),
     )?
     .0)
 }
@@ -44,7 +44,9 @@ pub fn check_equivalence(
 /// accuracy gate) reuse the loaded model instead of serializing and parsing
 /// it again — for BERT-base each of those costs about a second.
 pub struct Loaded {
-    pub bytes: Bytes,
+    /// `None` when the graph was loaded without being serialized (its
+    /// bytes would never be written).
+    pub bytes: Option<Bytes>,
     pub session: TractSession,
 }
 
@@ -63,7 +65,13 @@ impl Loaded {
     ) -> Result<(Loaded, Option<EarlyWrite>), Error> {
         let (bytes, written) = export_into(g, export, sink)?;
         let session = TractSession::from_split(&split_bytes(bytes.clone())?, &mut SharedWeights::new())?;
-        Ok((Loaded { bytes, session }, written))
+        Ok((
+            Loaded {
+                bytes: Some(bytes),
+                session,
+            },
+            written,
+        ))
     }
 }
 
@@ -83,26 +91,34 @@ pub fn load_unwritten(g: &Graph, weights: &mut SharedWeights) -> Result<TractSes
 /// candidate then shares every tensor whose written bytes equal the
 /// reference's. The two models are optimized and run side by side.
 /// The candidate is serialized into `sink`: when that is a file, the
-/// check reads the file's own pages.
+/// check reads the file's own pages. With no sink (its bytes would never be
+/// written: a later stage changes the graph), it is loaded like the
+/// reference, from the IR, sharing every unchanged weight.
 pub fn check_loaded(
     reference: &Graph,
     candidate: &Graph,
     export: ExportOptions,
     inputs: &NamedTensors,
-    sink: Sink,
+    sink: Option<Sink>,
 ) -> Result<(Vec<OutputComparison>, Loaded, Option<EarlyWrite>), Error> {
-    let (reference, bytes) = alongside(
+    let (reference, serialized) = alongside(
         || -> Result<(TractSession, SharedWeights), Error> {
             let mut weights = SharedWeights::new();
             Ok((load_unwritten(reference, &mut weights)?, weights))
         },
-        || export_into(candidate, export, sink),
+        || sink.map(|sink| export_into(candidate, export, sink)).transpose(),
     );
     let (mut reference, mut weights) = reference?;
-    let (bytes, writing) = bytes?;
-    let mut loaded = Loaded {
-        session: TractSession::from_split(&split_bytes(bytes.clone())?, &mut weights)?,
-        bytes,
+    let (mut loaded, writing) = match serialized? {
+        Some((bytes, writing)) => {
+            let session = TractSession::from_split(&split_bytes(bytes.clone())?, &mut weights)?;
+            let bytes = Some(bytes);
+            (Loaded { bytes, session }, writing)
+        }
+        None => {
+            let session = load_unwritten(candidate, &mut weights)?;
+            (Loaded { bytes: None, session }, None)
+        }
     };
     drop(weights);
     let (expected, actual) = alongside(

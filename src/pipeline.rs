@@ -465,13 +465,11 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
     let mut early = None;
     if opts.check && !pass_runs.is_empty() {
         let inputs = check_inputs(&reference);
-        // Serialized into the output's temporary file when nothing after
-        // the check changes the graph.
-        let output = opts
-            .output
-            .as_deref()
-            .filter(|_| opts.precision.is_none() && lowering.is_empty() && !export.external_data);
-        let sink = output.map_or(Sink::Memory, Sink::File);
+        // The candidate is serialized only when those bytes are written:
+        // into the output's temporary file when the caller gave the path.
+        let written = opts.precision.is_none() && lowering.is_empty();
+        let output = opts.output.as_deref().filter(|_| !export.external_data);
+        let sink = written.then(|| output.map_or(Sink::Memory, Sink::File));
         let (comparisons, candidate, writing) = check_loaded(&reference, &graph, inline, &inputs, sink)?;
         require_within(&comparisons, CHECK_ATOL)?;
         check = comparisons;
@@ -516,7 +514,7 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
         spec,
         ignored,
         export,
-        bytes: loaded.map(|l| l.bytes).filter(|b| single_file(b, export)),
+        bytes: loaded.and_then(|l| l.bytes).filter(|b| single_file(b, export)),
         early,
         report: Report {
             weights,

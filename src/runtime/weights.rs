@@ -28,7 +28,7 @@ impl SharedWeights {
     /// same), else a new one.
     pub fn tensor(&mut self, init: &Initializer) -> Result<Arc<Tensor>, RuntimeError> {
         if let Some((ir, t)) = self.by_name.get(&init.name) {
-            if ir == &init.tensor {
+            if same(ir, &init.tensor) {
                 return Ok(t.clone());
             }
         }
@@ -37,6 +37,15 @@ impl SharedWeights {
             .insert(init.name.clone(), (init.tensor.clone(), t.clone()));
         Ok(t)
     }
+}
+
+/// Equal type, dims and bytes; the same buffer is not read twice (graphs
+/// cloned from one another share their weights' buffers).
+fn same(a: &IrTensor, b: &IrTensor) -> bool {
+    let (x, y) = (a.raw(), b.raw());
+    a.dtype() == b.dtype()
+        && a.dims() == b.dims()
+        && ((x.as_ptr() == y.as_ptr() && x.len() == y.len()) || x == y)
 }
 
 /// A tract tensor with the IR tensor's elements (one copy, into tract's
