@@ -160,8 +160,9 @@ impl TractSession {
         let tensors: HashMap<&str, Arc<Tensor>> = model
             .initializers
             .iter()
-            .map(|i| Ok((i.name.as_str(), weights.tensor(i)?)))
-            .collect::<Result<_, RuntimeError>>()?;
+            .map(|i| i.name.as_str())
+            .zip(weights.tensors(&model.initializers)?)
+            .collect();
         guarded("load", || {
             let onnx = onnx_parser();
             let proto =
