@@ -172,10 +172,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// A model serialized straight into a temporary file beside its
-/// destination, before it is known to be kept: the file's pages are the
-/// bytes the check then reads (no second copy in memory, no copy into the
-/// page cache — for BERT-base each cost up to a second). [`finish`]
+/// A file of known length produced in place, in a temporary file beside
+/// its destination, possibly before it is known to be kept: `fill` writes
+/// straight into the file's pages through a memory map (no copy of the
+/// whole, possibly 1 GB, content through a buffer), and the check reads
+/// those pages (no second copy in memory, no copy into the page cache —
+/// for BERT-base each cost up to a second). [`finish`]
 /// renames the file into place; dropping it removes the file. The file is
 /// removed on SIGINT/SIGTERM/SIGHUP too.
 ///
@@ -264,23 +266,6 @@ fn reserve(file: &std::fs::File, len: usize) -> std::io::Result<()> {
         }
     }
     file.set_len(len as u64)
-}
-
-/// Like [`write_atomic`] for a file of known length produced in place:
-/// `fill` writes straight into the file's pages through a memory map,
-/// sparing a copy of the whole (possibly 1 GB) content through a buffer.
-pub fn write_atomic_with(path: &Path, len: usize, fill: impl FnOnce(&mut [u8])) -> std::io::Result<()> {
-    check_destination(path)?;
-    let (_guard, tmp) = guarded_temp_beside(path)?;
-    reserve(tmp.as_file(), len)?;
-    if len > 0 {
-        // SAFETY: the file is ours alone (a fresh temporary file), sized
-        // above, and the map is dropped before the file is renamed.
-        let mut map = unsafe { memmap2::MmapMut::map_mut(tmp.as_file())? };
-        fill(&mut map[..]);
-    }
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 /// Writes two files that are only meaningful together — a model and its

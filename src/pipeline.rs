@@ -14,8 +14,7 @@ use crate::config::BertConfig;
 use crate::error::Error;
 use crate::ir::Graph;
 use crate::onnx::{
-    export_bytes, resolve_opset, write_model, write_model_files, ExportOptions, OnnxError, Sink,
-    WrittenModel, PROTOBUF_LIMIT,
+    export_bytes, resolve_opset, write_model, write_model_files, ExportOptions, OnnxError, Sink, WrittenModel,
 };
 use crate::passes::{
     pipeline as level_pipeline, target_passes, Level, PassManager, PassRun, Target, WeightGranularity,
@@ -514,7 +513,9 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
         spec,
         ignored,
         export,
-        bytes: loaded.and_then(|l| l.bytes).filter(|b| single_file(b, export)),
+        bytes: loaded
+            .and_then(|l| l.bytes)
+            .filter(|b| crate::onnx::single_file(b.len(), export)),
         early,
         report: Report {
             weights,
@@ -581,10 +582,4 @@ fn reduce(
     let (actual, reduced, writing) = reduced?;
     let report = compare_runs(&expected?, &actual)?;
     Ok((runs, report, reduced, writing))
-}
-
-/// Whether bytes serialized with `export` are written as one file as they
-/// are (no external data file).
-fn single_file(bytes: &[u8], export: ExportOptions) -> bool {
-    !export.external_data && bytes.len() <= PROTOBUF_LIMIT
 }

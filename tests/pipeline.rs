@@ -293,9 +293,18 @@ fn the_model_written_during_the_check_is_the_final_graph() {
             };
             let mut compiled = compile(&c, CompileOptions::default(), &opts).unwrap();
             let what = format!("{target:?} {:?}", precision.as_ref().map(|p| p.name()));
-            // Before write_files the output does not exist (only, at most,
-            // its hidden temporary file).
+            // Before write_files the output does not exist; where no stage
+            // after the check or gate changes the graph (not the onnxruntime
+            // lowering), its bytes are already in a hidden temporary file.
             assert!(!path.exists(), "{what}: the output appeared before write_files");
+            let early = listing(dir.path());
+            match target {
+                Target::Portable => assert!(
+                    early.len() == 1 && early[0].starts_with(".bertc-"),
+                    "{what}: no early write: {early:?}"
+                ),
+                _ => assert!(early.is_empty(), "{what}: {early:?}"),
+            }
             let fresh = bertc::onnx::export_bytes(&compiled.graph, compiled.export).unwrap();
             let written = compiled.write_files(&path).unwrap();
             assert_eq!(written.model_bytes, fresh.len(), "{what}");

@@ -69,6 +69,12 @@ pub enum Sink<'a> {
     File(&'a Path),
 }
 
+/// Whether a model of `len` encoded bytes is written as one file: no
+/// external data asked for, and within protobuf's 2 GB limit.
+pub fn single_file(len: usize, opts: ExportOptions) -> bool {
+    !opts.external_data && len <= super::PROTOBUF_LIMIT
+}
+
 /// Serializes `g` into `sink`: the bytes, and the file they are in when
 /// they went to one. A model written with external data (asked for, or
 /// beyond protobuf's limit) goes to memory: it is written in its own form.
@@ -78,22 +84,27 @@ pub fn export_into(
     sink: Sink,
 ) -> Result<(Bytes, Option<EarlyWrite>), OnnxError> {
     let model = to_model(g, opts)?;
-    let len = model.encoded_len();
     match sink {
-        Sink::File(path) if !opts.external_data && len <= super::PROTOBUF_LIMIT => {
-            let (write, bytes) = EarlyWrite::mapped(path, len, |mut buf: &mut [u8]| {
-                model
-                    .encode(&mut buf)
-                    .expect("the buffer has exactly encoded_len bytes");
-            })
-            .map_err(|error| OnnxError::Io {
-                path: path.display().to_string(),
-                error,
-            })?;
+        Sink::File(path) if single_file(model.encoded_len(), opts) => {
+            let (write, bytes) = encode_beside(&model, path)?;
             Ok((bytes, Some(write)))
         }
         _ => Ok((Bytes::from(model.encode_to_vec()), None)),
     }
+}
+
+/// `model` encoded straight into a temporary file beside `path` (see
+/// [`EarlyWrite`]), with the bytes of that file.
+fn encode_beside(model: &proto::ModelProto, path: &Path) -> Result<(EarlyWrite, Bytes), OnnxError> {
+    EarlyWrite::mapped(path, model.encoded_len(), |mut buf: &mut [u8]| {
+        model
+            .encode(&mut buf)
+            .expect("the buffer has exactly encoded_len bytes");
+    })
+    .map_err(|error| OnnxError::Io {
+        path: path.display().to_string(),
+        error,
+    })
 }
 
 /// Serializes the graph and writes it atomically to `path`; returns the
@@ -112,7 +123,7 @@ pub fn write_model_files(g: &Graph, opts: ExportOptions, path: &Path) -> Result<
         path: path.display().to_string(),
         error,
     };
-    if opts.external_data || len > super::PROTOBUF_LIMIT {
+    if !single_file(len, opts) {
         let data = super::data_path(path);
         let location = data
             .file_name()
@@ -133,14 +144,10 @@ pub fn write_model_files(g: &Graph, opts: ExportOptions, path: &Path) -> Result<
             external_data: Some((data, layout.len)),
         });
     }
-    crate::atomic_write::write_atomic_with(path, len, |mut buf: &mut [u8]| {
-        model
-            .encode(&mut buf)
-            .expect("the buffer has exactly encoded_len bytes");
-    })
-    .map_err(io)?;
+    let (write, bytes) = encode_beside(&model, path)?;
+    drop(bytes);
     Ok(WrittenModel {
-        model_bytes: len,
+        model_bytes: write.finish().map_err(io)?,
         external_data: None,
     })
 }
