@@ -141,10 +141,8 @@
 use std::collections::HashMap;
 
 use crate::ir::{BinaryOp, DType, Graph, IrError, Op, Tensor, UnaryOp, Value};
-use crate::numeric::quantize_i8;
+use crate::numeric::{le_f32, quantize_i8};
 use rayon::prelude::*;
-
-use super::quantize_int8_onnxruntime::{f32_bytes, le_f32};
 
 use super::pattern::{constant, linear};
 use super::{Pass, PassReport};
@@ -314,7 +312,10 @@ impl Pass for QuantizeInt8 {
             let w = constant(g, t.w).expect("linear weight");
             let n = w.dims()[1];
             let entry = row_max.entry(t.x).or_insert_with(|| vec![0.0; w.dims()[0]]);
-            for (m, row) in entry.iter_mut().zip(f32_bytes(w).chunks_exact(4 * n.max(1))) {
+            for (m, row) in entry
+                .iter_mut()
+                .zip(w.f32_le_bytes().expect("f32").chunks_exact(4 * n.max(1)))
+            {
                 *m = row.chunks_exact(4).fold(*m, |m, v| m.max(le_f32(v).abs()));
             }
         }
@@ -611,7 +612,7 @@ pub(super) fn quantize_embeddings(g: &mut Graph, report: &mut PassReport) -> Res
                 let mut q = vec![0u8; rows * width];
                 let mut scales = vec![0f32; rows];
                 q.par_chunks_exact_mut(width.max(1))
-                    .zip(f32_bytes(t).par_chunks_exact(4 * width.max(1)))
+                    .zip(t.f32_le_bytes().expect("f32").par_chunks_exact(4 * width.max(1)))
                     .zip(scales.par_iter_mut())
                     .for_each(|((qrow, row), scale)| {
                         let max = row.chunks_exact(4).fold(0f32, |m, x| m.max(le_f32(x).abs()));

@@ -73,7 +73,7 @@
 use std::collections::HashMap;
 
 use crate::ir::{BinaryOp, DType, Graph, IrError, Op, Tensor, Value};
-use crate::numeric::quantize_i8;
+use crate::numeric::{le_f32, quantize_i8};
 use rayon::prelude::*;
 
 use super::pattern::constant;
@@ -174,7 +174,7 @@ pub fn quantize_weight_s8(
     // Read in place: a [K, N] f32 copy of BERT-base's 85 M weights is
     // 340 MB of fresh memory, whose page faults cost more than the
     // arithmetic.
-    let raw = f32_bytes(w);
+    let raw = w.f32_le_bytes().expect("a float weight");
     let row_factor = |i: usize| rows.map_or(1.0, |r| r[i]);
     let mut max = vec![0f32; n];
     if n > 0 {
@@ -208,27 +208,6 @@ pub fn quantize_weight_s8(
     }
     let t = Tensor::from_raw(DType::I8, vec![k, n], q.into()).expect("sizes match");
     (t, scales)
-}
-
-/// A float tensor's values as little-endian f32 bytes: its own bytes when
-/// stored as f32, else converted.
-pub(crate) fn f32_bytes(t: &Tensor) -> std::borrow::Cow<'_, [u8]> {
-    match t.dtype() {
-        DType::F32 => std::borrow::Cow::Borrowed(&t.raw()[..]),
-        _ => std::borrow::Cow::Owned(
-            t.to_f32_vec()
-                .expect("a float tensor")
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect(),
-        ),
-    }
-}
-
-/// The f32 in four little-endian bytes.
-#[inline]
-pub(crate) fn le_f32(b: &[u8]) -> f32 {
-    f32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
 
 /// The run-time quantization of one linear input.

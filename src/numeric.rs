@@ -36,6 +36,13 @@ pub fn quantize_i8(x: f32, scale: f32, qmax: f32) -> u8 {
     (unsafe { v.to_int_unchecked::<i32>() }) as i8 as u8
 }
 
+/// The f32 in four little-endian bytes (a weight read in place from its
+/// raw storage).
+#[inline]
+pub fn le_f32(b: &[u8]) -> f32 {
+    f32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
 #[cfg(test)]
 mod tests {
     use super::round_half_away;

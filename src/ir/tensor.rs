@@ -117,6 +117,18 @@ impl Tensor {
     }
 
     /// Values widened to i64, for integer and bool tensors.
+    /// A float tensor's values as little-endian f32 bytes, for reading in
+    /// place: its own bytes when stored as f32 (no copy: BERT-base's weights
+    /// as a `Vec<f32>` would be 340 MB of fresh memory), else converted.
+    pub fn f32_le_bytes(&self) -> Option<std::borrow::Cow<'_, [u8]>> {
+        match self.dtype {
+            DType::F32 => Some(std::borrow::Cow::Borrowed(&self.data[..])),
+            _ => Some(std::borrow::Cow::Owned(
+                self.to_f32_vec()?.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            )),
+        }
+    }
+
     pub fn to_i64_vec(&self) -> Option<Vec<i64>> {
         let chunks = |n| self.data.chunks_exact(n);
         Some(match self.dtype {
