@@ -27,39 +27,37 @@ impl SharedWeights {
     /// not assumed: a model's bytes are shared only when they are the
     /// same), else a new one.
     pub fn tensor(&mut self, init: &Initializer) -> Result<Arc<Tensor>, RuntimeError> {
-        if let Some((ir, t)) = self.by_name.get(&init.name) {
-            if same(ir, &init.tensor) {
-                return Ok(t.clone());
-            }
-        }
-        let t = Arc::new(to_tract(&init.name, &init.tensor)?);
-        self.by_name
-            .insert(init.name.clone(), (init.tensor.clone(), t.clone()));
-        Ok(t)
+        Ok(self.tensors(std::slice::from_ref(init))?.remove(0))
     }
 
-    /// [`SharedWeights::tensor`] of every initializer, in order; the new
-    /// tensors are made in parallel (BERT-base: 438 MB of copies into
-    /// fresh memory, whose page faults are most of their cost).
+    /// [`SharedWeights::tensor`] of every initializer, in order, each
+    /// compared once; the new tensors are made in parallel (BERT-base:
+    /// 438 MB of copies into fresh memory, whose page faults are most of
+    /// their cost).
     pub fn tensors(&mut self, inits: &[Initializer]) -> Result<Vec<Arc<Tensor>>, RuntimeError> {
         use rayon::prelude::*;
-        let fresh: Vec<&Initializer> = inits
+        let shared: Vec<Option<Arc<Tensor>>> = inits
             .iter()
-            .filter(|i| {
-                !self
-                    .by_name
+            .map(|i| {
+                self.by_name
                     .get(&i.name)
-                    .is_some_and(|(ir, _)| same(ir, &i.tensor))
+                    .filter(|(ir, _)| same(ir, &i.tensor))
+                    .map(|(_, t)| t.clone())
             })
             .collect();
-        let made: Vec<(&Initializer, Arc<Tensor>)> = fresh
-            .into_par_iter()
-            .map(|i| Ok((i, Arc::new(to_tract(&i.name, &i.tensor)?))))
+        let tensors: Vec<Arc<Tensor>> = inits
+            .par_iter()
+            .zip(shared)
+            .map(|(i, shared)| match shared {
+                Some(t) => Ok(t),
+                None => Ok(Arc::new(to_tract(&i.name, &i.tensor)?)),
+            })
             .collect::<Result<_, RuntimeError>>()?;
-        for (i, t) in made {
-            self.by_name.insert(i.name.clone(), (i.tensor.clone(), t));
+        for (init, t) in inits.iter().zip(&tensors) {
+            self.by_name
+                .insert(init.name.clone(), (init.tensor.clone(), t.clone()));
         }
-        inits.iter().map(|i| self.tensor(i)).collect()
+        Ok(tensors)
     }
 }
 
