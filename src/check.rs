@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use crate::atomic_write::EarlyWrite;
 use crate::onnx::{export_into, split_bytes, split_graph, ExportOptions, Sink};
-use crate::runtime::{compare, NamedTensors, OutputComparison, SharedWeights, TractSession};
+use crate::runtime::{compare, NamedTensors, OutputComparison, PlanMode, SharedWeights, TractSession};
 
 /// The default tolerance of fp32 pipelines (max-abs, every output element).
 pub const CHECK_ATOL: f64 = 1e-4;
@@ -87,7 +87,9 @@ pub fn load_unwritten(g: &Graph, weights: &mut SharedWeights) -> Result<TractSes
 /// [`check_equivalence`], keeping the candidate loaded (serialized with
 /// `export`, the options it will be written with). The reference is never
 /// serialized: tract gets its graph and the IR's weights, made into tract
-/// tensors while the candidate is serialized on this thread; the
+/// tensors while the candidate is serialized on this thread, and runs it
+/// decluttered ([`PlanMode::Decluttered`]: its one run packs no weights
+/// into a plan; the candidate is planned as users run it); the
 /// candidate then shares every tensor whose written bytes equal the
 /// reference's. The two models are optimized and run side by side.
 /// The candidate is serialized into `sink`: when that is a file, the
@@ -104,7 +106,8 @@ pub fn check_loaded(
     let (reference, serialized) = alongside(
         || -> Result<(TractSession, SharedWeights), Error> {
             let mut weights = SharedWeights::new();
-            Ok((load_unwritten(reference, &mut weights)?, weights))
+            let session = load_unwritten(reference, &mut weights)?.with_plan_mode(PlanMode::Decluttered);
+            Ok((session, weights))
         },
         || sink.map(|sink| export_into(candidate, export, sink)).transpose(),
     );

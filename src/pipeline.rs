@@ -23,7 +23,7 @@ use crate::quantize::{
     self, calibration_batches, compare_runs, run_all, validation_inputs, AccuracyReport, CalibrationMethod,
     Precision, PrecisionOptions,
 };
-use crate::runtime::{set_threads, NamedTensors, OutputComparison};
+use crate::runtime::{set_threads, NamedTensors, OutputComparison, PlanMode};
 
 /// Where the graph comes from.
 // One value per compile, moved once into `run`: boxing the config would
@@ -565,10 +565,14 @@ fn reduce(
     let runs = quantize::apply(g, &opts)?;
     g.metadata.insert("bertc.precision".into(), p.name().into());
     let inputs = validation_inputs(&reference);
+    // The f32 side only supplies the expected numbers, so it runs
+    // decluttered: no plan with every weight packed for the gate's shape
+    // (and the check's plan, with its packed weights, is dropped here).
     let mut fp32 = match fp32 {
         Some(l) => l.session,
         None => crate::check::load_unwritten(&reference, &mut crate::runtime::SharedWeights::new())?,
-    };
+    }
+    .with_plan_mode(PlanMode::Decluttered);
     // The f32 runs go on a second thread while the reduced graph is
     // serialized and parsed here.
     let (expected, reduced) = alongside(

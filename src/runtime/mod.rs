@@ -12,7 +12,7 @@ pub use compare::{compare, cosine, worst_row_cosine, worst_token_cosine, OutputC
 pub use fit::{check_inputs_fit, check_references_fit, table_rows, InputFitError};
 pub use host::{read_safetensors, write_safetensors, HostData, HostTensor, NamedTensors};
 pub use inputs::realistic_inputs;
-pub use session::{panic_message, TractSession};
+pub use session::{panic_message, PlanMode, TractSession};
 pub use weights::SharedWeights;
 
 #[derive(Debug, thiserror::Error)]
