@@ -13,9 +13,10 @@
 //! model is read from. Files copied from the model folder must resolve
 //! inside it and be regular files ([`crate::model_folder`]).
 //!
-//! An interruption (SIGINT) during the write leaves the hidden
-//! `.bertc-export-*` folder beside the destination; the destination itself
-//! is untouched.
+//! An interruption (SIGINT, SIGTERM, SIGHUP) during the write removes the
+//! hidden `.bertc-export-*` folder: it and every path written in it are
+//! registered with [`crate::signals`] before they are created. The
+//! destination itself is untouched.
 
 use std::path::{Path, PathBuf};
 
@@ -259,14 +260,26 @@ pub fn write_export_folder(
     let files = shipped_files(source)?;
     let parent = parent_of(out);
     std::fs::create_dir_all(parent).map_err(io(parent))?;
-    let staging = temp_dir_beside(parent, ".bertc-export-")?;
+    // Created and registered as one step: a signal in between would leave
+    // the folder unguarded.
+    let mut guards = vec![];
+    let staging = crate::signals::with_cleanup_signals_blocked(|| {
+        let staging = temp_dir_beside(parent, ".bertc-export-")?;
+        guards.push(crate::signals::TempGuard::register(staging.path()));
+        Ok::<_, ExportFolderError>(staging)
+    })?;
     let root = staging.path();
+    // Registered before it exists, so a signal at any point finds it.
+    let mut guard = |path: &Path| guards.push(crate::signals::TempGuard::register(path));
 
+    guard(&root.join(MODEL_FILE));
+    guard(&crate::onnx::data_path(&root.join(MODEL_FILE)));
     let model_size = compiled.write(&root.join(MODEL_FILE))?;
     let config = match &source.config_file {
         Some(path) => crate::input_file::read_regular(path).map_err(io(path))?,
         None => source.config.to_canonical_json().into_bytes(),
     };
+    guard(&root.join(CONFIG_FILE));
     std::fs::write(root.join(CONFIG_FILE), config).map_err(io(&root.join(CONFIG_FILE)))?;
     let folder = source.folder.as_deref().unwrap_or(Path::new("."));
     for relative in &files {
@@ -277,9 +290,12 @@ pub fn write_export_folder(
                 error: std::io::Error::new(std::io::ErrorKind::NotFound, "vanished while exporting"),
             })?;
         let to = root.join(relative);
-        if let Some(dir) = to.parent() {
+        if let Some(dir) = to.parent().filter(|d| *d != root && !d.exists()) {
+            // Module folders are one level deep (`1_Pooling/config.json`).
+            guard(dir);
             std::fs::create_dir_all(dir).map_err(io(dir))?;
         }
+        guard(&to);
         let bytes = crate::input_file::read_regular(&from).map_err(io(&from))?;
         std::fs::write(&to, bytes).map_err(io(&to))?;
     }

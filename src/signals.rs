@@ -1,20 +1,28 @@
-//! Process signals: temporary files are removed when bertc is interrupted,
-//! and a closed stdout ends the process quietly.
+//! Process signals: temporary files and folders are removed when bertc is
+//! interrupted, and a closed stdout ends the process quietly.
 //!
 //! The handler is written against `libc` directly rather than through a
 //! crate such as `signal-hook`: the cleanup must happen *inside* the handler
 //! (the main thread may be stuck in a 400 MB write and never poll a flag),
-//! and the only thing it does is `unlink(2)` — async-signal-safe — on paths
-//! prepared before the signal, then re-raise the signal with its default
-//! action so the exit status still says "killed by SIGINT/SIGTERM/SIGHUP".
+//! and the only things it does are `unlink(2)` and `rmdir(2)` — both
+//! async-signal-safe — on paths prepared before the signal, then re-raise
+//! the signal with its default action so the exit status still says
+//! "killed by SIGINT/SIGTERM/SIGHUP". A temporary folder is removed by
+//! registering it and every path written inside it (an export folder's
+//! files): the handler unlinks the files, then removes the emptied folders.
 
 use std::ffi::CString;
 use std::path::Path;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Once;
 
-/// Temporary files being written at once: one per concurrent atomic write.
-const SLOTS: usize = 16;
+/// Temporary paths registered at once: one per concurrent atomic write,
+/// plus an export folder's own files (about a dozen).
+const SLOTS: usize = 64;
+
+/// How deep registered folders may nest inside each other and still all be
+/// removed (an export folder holds `1_Pooling/`-style module folders).
+const FOLDER_DEPTH: usize = 4;
 
 /// Paths (NUL-terminated, leaked) to unlink on a signal; null = free slot.
 static TEMP_FILES: [AtomicPtr<libc::c_char>; SLOTS] = [const { AtomicPtr::new(std::ptr::null_mut()) }; SLOTS];
@@ -29,8 +37,20 @@ extern "C" fn remove_temp_files(signal: libc::c_int) {
         let p = slot.load(Ordering::SeqCst);
         if !p.is_null() {
             // SAFETY: `p` is a leaked, never-freed C string; unlink is
-            // async-signal-safe.
+            // async-signal-safe (and fails harmlessly on a folder).
             unsafe { libc::unlink(p) };
+        }
+    }
+    // Folders last, once emptied; a folder inside another goes on an
+    // earlier round than its parent, whatever slots they hold.
+    for _ in 0..FOLDER_DEPTH {
+        for slot in &TEMP_FILES {
+            let p = slot.load(Ordering::SeqCst);
+            if !p.is_null() {
+                // SAFETY: as above; rmdir is async-signal-safe and only
+                // removes an empty folder (a file's path fails harmlessly).
+                unsafe { libc::rmdir(p) };
+            }
         }
     }
     // SAFETY: signal(2) and raise(2) are async-signal-safe. The re-raised
@@ -78,14 +98,17 @@ pub fn with_cleanup_signals_blocked<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
-/// A temporary file registered for removal on a signal; unregistered on drop.
+/// A temporary file or folder registered for removal on a signal;
+/// unregistered on drop. A folder is removed only if every path inside it
+/// is registered too (the handler never walks a folder).
 pub struct TempGuard {
     slot: Option<usize>,
 }
 
 impl TempGuard {
-    /// Registers `path` (a file bertc is creating). When every slot is taken
-    /// the file is simply not guarded (the write itself still works).
+    /// Registers `path` (a file or folder bertc is creating). When every
+    /// slot is taken the path is simply not guarded (the write itself still
+    /// works).
     pub fn register(path: &Path) -> TempGuard {
         install();
         use std::os::unix::ffi::OsStrExt;

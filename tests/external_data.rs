@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use bertc::onnx::{ALIGNMENT, ALIGN_ABOVE, INLINE_BELOW};
 use common::{
     assert_close, bertc_run, fixture, golden, run_onnxruntime_levels, run_openvino_file, stderr_of,
+    temporaries,
 };
 
 /// PyTorch's outputs hold within this (README: fp32 files match within 1e-4).
@@ -227,16 +228,6 @@ fn model_and_data_are_written_together_or_not_at_all() {
     assert!(!run.status.success());
     assert!(stderr_of(&run).contains("is also the"), "{}", stderr_of(&run));
     assert!(!out.exists());
-}
-
-/// The `.bertc-*.tmp` files in `dir`.
-#[cfg(unix)]
-fn temporaries(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".bertc-"))
-        .collect()
 }
 
 /// SIGTERM while bert-base's model and data (440 MB) are being written:

@@ -8,6 +8,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use common::temporaries;
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/tiny-base")
@@ -206,13 +208,24 @@ fn an_input_is_never_the_output() {
     assert_eq!(before(&model), model_bytes);
 }
 
+/// Whether the model's temporary file is being written: beside `output`,
+/// or inside the hidden staging folder of an export folder.
+#[cfg(unix)]
+fn writing_model(dir: &Path) -> bool {
+    temporaries(dir).iter().any(|n| {
+        let path = dir.join(n);
+        (n.ends_with(".tmp") && path.is_file()) || (path.is_dir() && !temp_files(&path).is_empty())
+    })
+}
+
 /// Starts a compile big enough (BERT-base, 438 MB) that its write takes a
-/// while, sends `signal` once the temporary file appears, and returns
+/// while, into `output_name` (a file, or `DIR/` for an export folder),
+/// sends `signal` once the model's temporary file appears, and returns
 /// whether it was caught mid-write.
 #[cfg(unix)]
-fn interrupt_during_write(signal: &str) -> bool {
+fn interrupt_during_write(signal: &str, output_name: &str) -> bool {
     let dir = tempfile::tempdir().unwrap();
-    let output = dir.path().join("big.onnx");
+    let output = dir.path().join(output_name);
     let mut child = Command::new(env!("CARGO_BIN_EXE_bertc"))
         .args([
             "compile",
@@ -230,7 +243,7 @@ fn interrupt_during_write(signal: &str) -> bool {
         .unwrap();
     let start = std::time::Instant::now();
     let caught = loop {
-        if !temp_files(dir.path()).is_empty() {
+        if writing_model(dir.path()) {
             let status = Command::new("kill")
                 .arg(format!("-{signal}"))
                 .arg(child.id().to_string())
@@ -258,9 +271,9 @@ fn interrupt_during_write(signal: &str) -> bool {
         );
         assert!(!stderr(&out).contains("panicked"));
         assert_eq!(
-            temp_files(dir.path()),
+            temporaries(dir.path()),
             Vec::<String>::new(),
-            "{signal} left the temporary file"
+            "{signal} left a temporary file or folder writing {output_name}"
         );
     }
     caught
@@ -271,10 +284,22 @@ fn interrupt_during_write(signal: &str) -> bool {
 fn signals_during_a_write_remove_the_temporary_file() {
     for signal in ["TERM", "INT", "HUP"] {
         // The write lasts a fraction of a second; retry if the poll missed it.
-        let caught = (0..3).any(|_| interrupt_during_write(signal));
+        let caught = (0..3).any(|_| interrupt_during_write(signal, "big.onnx"));
         assert!(
             caught,
             "never caught the write of bert-base in progress for {signal}"
+        );
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn signals_during_an_export_folder_write_remove_the_staging_folder() {
+    for signal in ["TERM", "INT"] {
+        let caught = (0..3).any(|_| interrupt_during_write(signal, "big/"));
+        assert!(
+            caught,
+            "never caught the export folder of bert-base in progress for {signal}"
         );
     }
 }

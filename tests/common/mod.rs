@@ -323,3 +323,14 @@ pub fn sentence_row_cosines(outputs: &NamedTensors, golden: &NamedTensors) -> Ve
         .map(|(x, y)| bertc::quantize::cosine(x, y))
         .collect()
 }
+
+/// Everything bertc names as temporary (`.bertc-*`: files and export
+/// staging folders) in `dir`.
+#[allow(dead_code)]
+pub fn temporaries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".bertc-"))
+        .collect()
+}
