@@ -91,11 +91,14 @@ pub fn load_unwritten(g: &Graph, weights: &mut SharedWeights) -> Result<TractSes
 /// decluttered ([`PlanMode::Decluttered`]: its one run packs no weights
 /// into a plan; the candidate is planned as users run it); the
 /// candidate then shares every tensor whose written bytes equal the
-/// reference's. The two models are optimized and run side by side.
+/// reference's. The two models run side by side.
 /// The candidate is serialized into `sink`: when that is a file, the
 /// check reads the file's own pages. With no sink (its bytes would never be
 /// written: a later stage changes the graph), it is loaded like the
-/// reference, from the IR, sharing every unchanged weight.
+/// reference, from the IR, sharing every unchanged weight, and planned
+/// like it, decluttered: the check then proves the passes' numbers, and
+/// the model that is written is planned and run optimized by the stage
+/// that writes it (the precision gate).
 pub fn check_loaded(
     reference: &Graph,
     candidate: &Graph,
@@ -119,7 +122,7 @@ pub fn check_loaded(
             (Loaded { bytes, session }, writing)
         }
         None => {
-            let session = load_unwritten(candidate, &mut weights)?;
+            let session = load_unwritten(candidate, &mut weights)?.with_plan_mode(PlanMode::Decluttered);
             (Loaded { bytes: None, session }, None)
         }
     };
