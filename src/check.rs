@@ -34,7 +34,7 @@ pub fn check_equivalence(
         candidate,
         ExportOptions::default(),
         inputs,
-        Some(Sink::Memory),
+        CandidateForm::Serialized(Sink::Memory),
     )?
     .0)
 }
@@ -84,28 +84,45 @@ pub fn load_unwritten(g: &Graph, weights: &mut SharedWeights) -> Result<TractSes
     )?)
 }
 
-/// [`check_equivalence`], keeping the candidate loaded (serialized with
-/// `export`, the options it will be written with). The reference is never
-/// serialized: tract gets its graph and the IR's weights, made into tract
-/// tensors while the candidate is serialized on this thread, and runs it
-/// decluttered ([`PlanMode::Decluttered`]: its one run packs no weights
-/// into a plan; the candidate is planned as users run it); the
-/// candidate then shares every tensor whose written bytes equal the
-/// reference's. The two models run side by side.
-/// The candidate is serialized into `sink`: when that is a file, the
-/// check reads the file's own pages. With no sink (its bytes would never be
-/// written: a later stage changes the graph), it is loaded like the
-/// reference, from the IR, sharing every unchanged weight, and planned
-/// like it, decluttered: the check then proves the passes' numbers, and
-/// the model that is written is planned and run optimized by the stage
-/// that writes it (the precision gate).
+/// What the check does with the candidate: how it is loaded in tract, and
+/// how it is planned.
+#[derive(Debug)]
+pub enum CandidateForm<'a> {
+    /// Serialized into the sink — the bytes that are written — and loaded
+    /// from them: when that is a file, the check reads the file's own
+    /// pages. Planned optimized, as users run it.
+    Serialized(Sink<'a>),
+    /// Written later in another layout (external data, whose graph tract
+    /// cannot take from one buffer): loaded from the IR, sharing every
+    /// weight, and planned optimized.
+    WrittenLater,
+    /// Never written (a later stage changes the graph): loaded from the IR
+    /// and planned decluttered like the reference. The check then proves
+    /// the passes' numbers; the model that is written is planned and run
+    /// optimized by the stage that writes it (the precision gate).
+    Unwritten,
+}
+
+/// [`check_equivalence`], keeping the candidate loaded in `form`
+/// (serialized with `export`, the options it will be written with). The
+/// reference is never serialized: tract gets its graph and the IR's
+/// weights, made into tract tensors while the candidate is serialized on
+/// this thread, and runs it decluttered ([`PlanMode::Decluttered`]: its
+/// one run packs no weights into a plan). The candidate shares every
+/// tensor whose bytes equal the reference's. The two models run side by
+/// side.
 pub fn check_loaded(
     reference: &Graph,
     candidate: &Graph,
     export: ExportOptions,
     inputs: &NamedTensors,
-    sink: Option<Sink>,
+    form: CandidateForm<'_>,
 ) -> Result<(Vec<OutputComparison>, Loaded, Option<EarlyWrite>), Error> {
+    let (mode, sink) = match form {
+        CandidateForm::Serialized(sink) => (PlanMode::Optimized, Some(sink)),
+        CandidateForm::WrittenLater => (PlanMode::Optimized, None),
+        CandidateForm::Unwritten => (PlanMode::Decluttered, None),
+    };
     let (reference, serialized) = alongside(
         || -> Result<(TractSession, SharedWeights), Error> {
             let mut weights = SharedWeights::new();
@@ -122,7 +139,7 @@ pub fn check_loaded(
             (Loaded { bytes, session }, writing)
         }
         None => {
-            let session = load_unwritten(candidate, &mut weights)?.with_plan_mode(PlanMode::Decluttered);
+            let session = load_unwritten(candidate, &mut weights)?.with_plan_mode(mode);
             (Loaded { bytes: None, session }, None)
         }
     };

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::atomic_write::EarlyWrite;
 use crate::builder::ModelSpec;
-use crate::check::{alongside, check_inputs, check_loaded, require_within, Loaded, CHECK_ATOL};
+use crate::check::{
+    alongside, check_inputs, check_loaded, require_within, CandidateForm, Loaded, CHECK_ATOL,
+};
 use crate::compile::{build, Built, CompileOptions};
 use crate::config::BertConfig;
 use crate::error::Error;
@@ -467,9 +469,14 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
         // The candidate is serialized only when those bytes are written:
         // into the output's temporary file when the caller gave the path.
         let written = opts.precision.is_none() && lowering.is_empty();
-        let output = opts.output.as_deref().filter(|_| !export.external_data);
-        let sink = written.then(|| output.map_or(Sink::Memory, Sink::File));
-        let (comparisons, candidate, writing) = check_loaded(&reference, &graph, inline, &inputs, sink)?;
+        let form = match (written, export.external_data) {
+            (false, _) => CandidateForm::Unwritten,
+            (true, true) => CandidateForm::WrittenLater,
+            (true, false) => {
+                CandidateForm::Serialized(opts.output.as_deref().map_or(Sink::Memory, Sink::File))
+            }
+        };
+        let (comparisons, candidate, writing) = check_loaded(&reference, &graph, inline, &inputs, form)?;
         require_within(&comparisons, CHECK_ATOL)?;
         check = comparisons;
         loaded = Some(candidate);
