@@ -313,7 +313,9 @@ impl TractSession {
         let inputs = self.bind(tensors)?;
         let plan = self.plan_for(&inputs)?;
         let values: TVec<TValue> = inputs.iter().map(|t| to_tract(t)).collect::<Result<_, _>>()?;
-        let outputs = guarded("run", || plan.run(values).map_err(tract_err("run")))?;
+        let outputs = guarded("run", || {
+            super::on_tract_pool(|| plan.run(values)).map_err(tract_err("run"))
+        })?;
         outputs
             .iter()
             .zip(&self.output_names)
@@ -328,7 +330,11 @@ impl TractSession {
 
     /// Runs a prepared plan once on prepared values (for benchmarks).
     pub fn run_plan(plan: &Plan, values: TVec<TValue>) -> Result<(), RuntimeError> {
-        guarded("run", || plan.run(values).map(|_| ()).map_err(tract_err("run")))
+        guarded("run", || {
+            super::on_tract_pool(|| plan.run(values))
+                .map(|_| ())
+                .map_err(tract_err("run"))
+        })
     }
 
     /// Converts inputs to tract values once (for benchmarks).
