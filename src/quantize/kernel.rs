@@ -151,21 +151,43 @@ pub struct TractInt8Kernel {
     pub kernel: Int8Kernel,
 }
 
-/// Asks tract's dispatch which kernel it runs for an int8 product of
-/// BERT's shape (128 tokens × 768 × 768) on this CPU.
+/// The kernel tract runs for an int8 product of BERT's shape (128 tokens ×
+/// 768 × 768) on this CPU, read off the plan tract's optimizer makes for
+/// such a product in this process. Which VNNI tile runs is decided per
+/// process by a timing probe (`avx512_fma_units` in tract-linalg, 8×8 on a
+/// single 512-bit FMA port, 16×16 on two; `TRACT_AVX512_FMA_UNITS` forces
+/// it), and on a busy VM that probe can answer either way from one run to
+/// the next: asking the optimizer itself names the one this process runs.
 pub fn tract_int8_kernel() -> TractInt8Kernel {
-    use tract_onnx::prelude::DatumType;
-    let dispatch = tract_linalg::MmmDispatch::native();
-    let query = (DatumType::I32, Some(128), Some(768), Some(768));
-    let name = dispatch
-        .preferred_kernel(query.0, query.1, query.2, query.3)
-        .map(|k| k.name().to_string())
-        // No tier spoke: tract falls back on its generic rules (portable code).
+    let name = planned_int8_kernel(128, 768, 768)
+        .ok()
+        .flatten()
+        // No optimized product in the plan: tract's generic code runs it.
         .unwrap_or_else(|| "generic".to_string());
     TractInt8Kernel {
         kernel: Int8Kernel::from_tract_name(&name),
         name,
     }
+}
+
+/// Plans `i8[m, k] × i8[k, n] → i32` in tract and returns the name of the
+/// kernel in the plan's product, if there is one.
+fn planned_int8_kernel(m: usize, k: usize, n: usize) -> tract_onnx::prelude::TractResult<Option<String>> {
+    use tract_onnx::prelude::*;
+    use tract_onnx::tract_core::ops::einsum::EinSum;
+    use tract_onnx::tract_core::ops::matmul::optimized::OptMatMul;
+    let mut model = TypedModel::default();
+    let a = model.add_source("activations", i8::fact([m, k]))?;
+    let b = model.add_const("weights", Tensor::from_shape(&[k, n], &vec![1i8; k * n])?)?;
+    let axes: tract_onnx::tract_core::axes::AxesMapping = "mk,kn->mn".parse()?;
+    let c = model.wire_node("product", EinSum::new(axes, i32::datum_type()), &[a, b])?;
+    model.select_output_outlets(&c)?;
+    let plan = model.into_optimized()?;
+    Ok(plan.nodes().iter().find_map(|node| {
+        let op = node.op_as::<OptMatMul>()?;
+        let mode = op.mode_picker.pick(n).ok()?;
+        op.mmm.get(mode).map(|k| k.name().to_string())
+    }))
 }
 
 /// The host's x86 features as tract's tiers see them (its own probe,

@@ -1,0 +1,56 @@
+//! The kernel `compile --quantize` and `bench` name is the one tract puts
+//! in the plan of an int8 BERT-base layer (128 tokens, hidden 768) in the
+//! same process, with the threads bertc runs it with. (tract chooses
+//! between its VNNI tiles by a per-process timing probe, so the name must
+//! come from this process's own choice.)
+//!
+//! Its own test binary: `set_threads` is process-wide.
+
+use bertc::compile::{load_config, CompileOptions};
+use bertc::onnx::{export_bytes, ExportOptions};
+use bertc::passes::{Level, Target, WeightGranularity};
+use bertc::pipeline::{at_level, compile};
+use bertc::quantize::{apply, tract_int8_kernel, Precision, PrecisionOptions, DEFAULT_MIN_COSINE};
+use bertc::runtime::{available_threads, set_threads, TractSession};
+use tract_onnx::prelude::DatumType;
+use tract_onnx::tract_core::ops::matmul::optimized::OptMatMul;
+
+#[test]
+fn the_named_int8_kernel_is_the_one_an_int8_bert_base_plan_runs() {
+    // What `compile` and `bench` set when --threads is not given.
+    set_threads(available_threads().max(2));
+    let mut config = load_config("bert-base-uncased").unwrap();
+    config.num_hidden_layers = 1;
+    let mut opts = at_level(Level::O2);
+    opts.check = false;
+    let mut g = compile(&config, CompileOptions::default(), &opts).unwrap().graph;
+    let int8 = PrecisionOptions {
+        precision: Precision::Int8Dynamic,
+        weights: WeightGranularity::PerChannel,
+        skip: vec![],
+        embeddings: true,
+        target: Target::Portable,
+        min_cosine: DEFAULT_MIN_COSINE,
+    };
+    apply(&mut g, &int8).unwrap();
+    let model = export_bytes(&g, ExportOptions::default()).unwrap();
+    let mut session = TractSession::from_bytes(&model).unwrap();
+    let (hosts, _) = session.prepare(&bertc::check::inputs_for(&g, 1, 128)).unwrap();
+    let plan = session.plan_for(&hosts.iter().collect::<Vec<_>>()).unwrap();
+    let mut kernels: Vec<String> = plan
+        .model()
+        .nodes()
+        .iter()
+        .filter_map(|n| n.op_as::<OptMatMul>())
+        .filter(|op| op.c_fact.datum_type == DatumType::I32)
+        .flat_map(|op| op.mmm.iter().map(|k| k.name().to_string()))
+        .collect();
+    kernels.sort();
+    kernels.dedup();
+    let named = tract_int8_kernel().name;
+    assert!(!kernels.is_empty(), "no int8 product in the plan");
+    assert!(
+        kernels.contains(&named),
+        "compile names {named}, the plan runs {kernels:?}"
+    );
+}
