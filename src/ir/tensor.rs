@@ -116,7 +116,6 @@ impl Tensor {
         })
     }
 
-    /// Values widened to i64, for integer and bool tensors.
     /// A float tensor's values as little-endian f32 bytes, for reading in
     /// place: its own bytes when stored as f32 (no copy: BERT-base's weights
     /// as a `Vec<f32>` would be 340 MB of fresh memory), else converted.
@@ -129,6 +128,7 @@ impl Tensor {
         }
     }
 
+    /// Values widened to i64, for integer and bool tensors.
     pub fn to_i64_vec(&self) -> Option<Vec<i64>> {
         let chunks = |n| self.data.chunks_exact(n);
         Some(match self.dtype {

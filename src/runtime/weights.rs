@@ -22,16 +22,11 @@ impl SharedWeights {
         SharedWeights::default()
     }
 
-    /// The tract tensor of `init`: the one made for an earlier initializer
-    /// of the same name when its type, dims and bytes are equal (compared,
-    /// not assumed: a model's bytes are shared only when they are the
-    /// same), else a new one.
-    pub fn tensor(&mut self, init: &Initializer) -> Result<Arc<Tensor>, RuntimeError> {
-        Ok(self.tensors(std::slice::from_ref(init))?.remove(0))
-    }
-
-    /// [`SharedWeights::tensor`] of every initializer, in order, each
-    /// compared once; the new tensors are made in parallel (BERT-base:
+    /// The tract tensor of every initializer, in order: the one made for an
+    /// earlier initializer of the same name when its type, dims and bytes
+    /// are equal (compared, not assumed: a model's bytes are shared only
+    /// when they are the same), else a new one. Each is compared once; the
+    /// new tensors are made in parallel (BERT-base:
     /// 438 MB of copies into fresh memory, whose page faults are most of
     /// their cost).
     pub fn tensors(&mut self, inits: &[Initializer]) -> Result<Vec<Arc<Tensor>>, RuntimeError> {
@@ -120,16 +115,17 @@ mod tests {
     #[test]
     fn equal_initializers_share_one_tensor_and_changed_ones_do_not() {
         let mut w = SharedWeights::new();
-        let a = w.tensor(&init("w", &[1.0, 2.0])).unwrap();
-        let same = w.tensor(&init("w", &[1.0, 2.0])).unwrap();
+        let mut one = |i: Initializer| w.tensors(&[i]).unwrap().remove(0);
+        let a = one(init("w", &[1.0, 2.0]));
+        let same = one(init("w", &[1.0, 2.0]));
         assert!(Arc::ptr_eq(&a, &same));
-        let changed = w.tensor(&init("w", &[1.0, 3.0])).unwrap();
+        let changed = one(init("w", &[1.0, 3.0]));
         assert!(!Arc::ptr_eq(&a, &changed));
         assert_eq!(
             changed.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap(),
             &[1.0, 3.0]
         );
-        let other = w.tensor(&init("v", &[1.0, 2.0])).unwrap();
+        let other = one(init("v", &[1.0, 2.0]));
         assert!(!Arc::ptr_eq(&same, &other));
     }
 }
