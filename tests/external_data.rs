@@ -307,3 +307,38 @@ fn optimize_refuses_to_write_over_its_inputs_data_file() {
     );
     assert_eq!(bertc::onnx::external_data_files(&a).unwrap(), vec![data]);
 }
+
+/// A model written inline over one that had external data: the old data
+/// file is left (bertc deletes nothing it did not just write), the user is
+/// told, and the new model loads without it.
+#[test]
+fn an_inline_rewrite_says_the_old_data_file_is_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = compile_external(dir.path(), "m.onnx");
+    let data = dir.path().join("m.onnx_data");
+    let old = std::fs::read(&data).unwrap();
+
+    let case = fixture("tiny-base");
+    let run = bertc_run(&[&"compile", &case, &"-o", &model]);
+    assert!(run.status.success(), "{}", stderr_of(&run));
+    let err = stderr_of(&run);
+    assert!(
+        err.contains(&format!("note: {} is left from an earlier write", data.display())),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&data).unwrap(),
+        old,
+        "the old data file is untouched"
+    );
+    assert!(initializers(&model).iter().all(|(_, _, ext)| ext.is_none()));
+
+    // Without it, the model loads and matches PyTorch; a fresh inline
+    // write says nothing.
+    std::fs::remove_file(&data).unwrap();
+    let run = bertc_run(&[&"validate", &model, &"--golden", &case.join("golden.safetensors")]);
+    assert!(run.status.success(), "{}", stderr_of(&run));
+    let run = bertc_run(&[&"compile", &case, &"-o", &model]);
+    assert!(run.status.success(), "{}", stderr_of(&run));
+    assert!(!stderr_of(&run).contains("note:"), "{}", stderr_of(&run));
+}

@@ -149,7 +149,7 @@ pub fn run(a: CompileArgs) -> anyhow::Result<ExitCode> {
         println!("  folder      {}{replaced}", e.files.join(", "));
     }
     if let Some(w) = written {
-        super::external_data::print_written(&w);
+        super::external_data::print_written(&a.output, &w);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -52,6 +52,6 @@ pub fn run(a: OptimizeCmdArgs) -> anyhow::Result<ExitCode> {
         total_time: start.elapsed(),
         report: a.optimize.report,
     });
-    super::external_data::print_written(&written);
+    super::external_data::print_written(&a.output, &written);
     Ok(ExitCode::SUCCESS)
 }
