@@ -76,9 +76,11 @@ fn minilm_onnxruntime_int8_fuses_and_meets_minilm_golden() {
     assert_eq!(ops.get("MatMulInteger"), Some(&37), "{ops:?}");
     // One quantization per distinct input: 4 per layer + the pooler's.
     assert_eq!(ops.get("DynamicQuantizeLinear"), Some(&25), "{ops:?}");
-    // Per-token scales on the FFN output layers' Gelu inputs.
-    assert_eq!(ops.get("ReduceMax"), Some(&6), "{ops:?}");
-    // Smoothing on the layer-norm inputs (Q/K/V and FFN input of 6 layers).
+    // Per-token scales on the FFN output layers' Gelu inputs whose tokens
+    // are uneven: [CLS] dominates layers 0-4; layer 5's rows are even.
+    assert_eq!(ops.get("ReduceMax"), Some(&4), "{ops:?}");
+    // Smoothing on the layer-norm inputs (Q/K/V and FFN input of 6 layers),
+    // every one of which has outlier channels.
     let smoothed = g
         .node_ids()
         .filter(|&id| g.node(id).name.ends_with(".smoothed"))
@@ -166,9 +168,7 @@ fn minilm_onnxruntime_static_int8_fuses_and_meets_minilm_golden() {
 #[test]
 fn quantize_skip_auto_keeps_the_most_sensitive_layers_f32() {
     use bertc::quantize::sensitivity::auto_skip;
-    use bertc::quantize::{
-        accuracy_report, calibrated_ranges, validation_inputs, AUTO_SKIP, DEFAULT_MIN_COSINE,
-    };
+    use bertc::quantize::{accuracy_report, calibration, validation_inputs, AUTO_SKIP, DEFAULT_MIN_COSINE};
 
     let f32_graph = minilm_fp32();
     let mut opts = PrecisionOptions {
@@ -179,8 +179,8 @@ fn quantize_skip_auto_keeps_the_most_sensitive_layers_f32() {
         target: Target::Onnxruntime,
         min_cosine: bertc::quantize::DEFAULT_MIN_COSINE,
     };
-    let ranges = calibrated_ranges(&f32_graph, &opts).unwrap();
-    let choice = auto_skip(&f32_graph, &opts, ranges.as_ref()).unwrap();
+    let calibrated = calibration(&f32_graph, &opts).unwrap();
+    let choice = auto_skip(&f32_graph, &opts, calibrated.as_ref()).unwrap();
     eprintln!(
         "auto: keep f32 {:?} (cosine {:.5}); most sensitive {:?}",
         choice.keep_f32,
@@ -217,7 +217,68 @@ fn quantize_skip_auto_keeps_the_most_sensitive_layers_f32() {
     // already holds keeps nothing f32.
     opts.skip = vec![];
     opts.min_cosine = choice.sensitivity[0].1.min(0.9) - 0.01;
-    let lenient = auto_skip(&f32_graph, &opts, ranges.as_ref()).unwrap();
+    let lenient = auto_skip(&f32_graph, &opts, calibrated.as_ref()).unwrap();
     assert!(lenient.keep_f32.is_empty(), "{lenient:?}");
     assert!(lenient.cosine >= opts.min_cosine, "{lenient:?}");
+}
+
+/// Per-token scales and smoothing are where calibration finds uneven
+/// tokens or outlier channels, and nowhere else: on MiniLM the measured
+/// spreads pick the FFN inputs of layers 0-4 and every layer norm; a
+/// random-init BERT, whose tokens and channels are even, gets neither
+/// (and so the plain DynamicQuantizeLinear form, no slower than
+/// onnxruntime's own).
+#[test]
+fn per_token_and_smoothing_follow_calibration() {
+    use bertc::passes::{
+        per_token_inputs, smoothing_factors, OUTLIER_ROW_SPREAD, SMOOTHING_ALPHA_ONNXRUNTIME,
+    };
+    use bertc::quantize::calibration;
+
+    let opts = PrecisionOptions {
+        precision: Precision::Int8Dynamic,
+        weights: WeightGranularity::PerChannel,
+        skip: vec![],
+        embeddings: true,
+        target: Target::Onnxruntime,
+        min_cosine: bertc::quantize::DEFAULT_MIN_COSINE,
+    };
+    let minilm = minilm_fp32();
+    let c = calibration(&minilm, &opts).unwrap().unwrap();
+    let ffn = |layer: usize| format!("encoder.layer.{layer}.intermediate.act");
+    let spreads: Vec<f32> = (0..6).map(|l| c.row_spread[&ffn(l)]).collect();
+    eprintln!("MiniLM FFN-input row spreads: {spreads:.2?}");
+    let chosen = per_token_inputs(&minilm, &[], &c.row_spread);
+    let expected: std::collections::BTreeSet<String> = (0..4).map(ffn).collect();
+    assert_eq!(
+        chosen, expected,
+        "row spreads {spreads:?} against {OUTLIER_ROW_SPREAD}"
+    );
+    let smoothed = smoothing_factors(&minilm, &[], &c.ranges, SMOOTHING_ALPHA_ONNXRUNTIME);
+    assert_eq!(smoothed.len(), 12, "{:?}", smoothed.keys());
+
+    let config = fixture("tiny-base");
+    let tiny_config = bertc::config::BertConfig::from_path(&config.join("config.json")).unwrap();
+    let tiny = bertc::pipeline::compile(
+        &tiny_config,
+        bertc::compile::CompileOptions {
+            weights: Some(config.join("model.safetensors")),
+            ..Default::default()
+        },
+        &bertc::pipeline::at_level(Level::O2),
+    )
+    .unwrap()
+    .graph;
+    let c = calibration(&tiny, &opts).unwrap().unwrap();
+    assert!(
+        per_token_inputs(&tiny, &[], &c.row_spread).is_empty(),
+        "{:?}",
+        c.row_spread
+    );
+    assert!(smoothing_factors(&tiny, &[], &c.ranges, SMOOTHING_ALPHA_ONNXRUNTIME).is_empty());
+    let mut g = tiny.clone();
+    apply(&mut g, &opts).unwrap();
+    let ops = g.op_histogram();
+    assert_eq!(ops.get("ReduceMax"), None, "{ops:?}");
+    assert_eq!(ops.get("DynamicQuantizeLinear"), Some(&9), "{ops:?}");
 }

@@ -1,6 +1,7 @@
 //! Static quantization's activation ranges: the f32 graph is run in tract
 //! on calibration batches with every linear input exposed as an extra
-//! output, and each input's range (max |x|) is measured.
+//! output, and each input's range (max |x|) is measured per channel, and
+//! how unevenly its rows (tokens) span that range.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -90,14 +91,26 @@ pub fn calibration_batches(g: &Graph, file: Option<&Path>) -> Result<Vec<NamedTe
     Ok(batches)
 }
 
-/// The range of each channel of every linear input the int8 pass would
-/// quantize, keyed by the name of the node producing it. Shows a progress bar on stderr.
+/// What calibration measured of every linear input the int8 passes would
+/// quantize, keyed by the name of the node producing it.
+#[derive(Debug, Clone, Default)]
+pub struct Calibration {
+    /// The range of each channel (index along the last axis).
+    pub ranges: HashMap<String, Vec<f32>>,
+    /// The row spread: the largest row's max |x| over the median row's, in
+    /// the batch where that ratio is highest. One scale per tensor gives
+    /// the median token `log2(spread)` bits fewer than its own scale would.
+    pub row_spread: HashMap<String, f32>,
+}
+
+/// Calibrates every linear input the int8 passes would quantize (see
+/// [`Calibration`]). Shows a progress bar on stderr.
 pub fn calibrate(
     g: &Graph,
     skip: &[String],
     batches: &[NamedTensors],
     method: CalibrationMethod,
-) -> Result<HashMap<String, Vec<f32>>, Error> {
+) -> Result<Calibration, Error> {
     let xs = linear_inputs(g, skip);
     let mut probe = g.clone();
     let probe_name = |name: &str| format!("calibrate:{name}");
@@ -111,20 +124,25 @@ pub fn calibrate(
             .expect("valid template"),
     );
     let mut per_batch: HashMap<&str, Vec<Vec<f32>>> = HashMap::new();
+    let mut row_spread: HashMap<String, f32> = HashMap::new();
     for inputs in batches {
         let outputs = session.run(inputs)?;
         for name in &names {
             let t = &outputs[&probe_name(name)];
             let width = *t.shape.last().unwrap_or(&1);
+            let values = t.to_f32();
+            let spread = row_spread_of(&values, width);
+            let worst = row_spread.entry(name.clone()).or_insert(spread);
+            *worst = worst.max(spread);
             per_batch
                 .entry(name)
                 .or_default()
-                .push(channel_ranges(t.to_f32(), width, method));
+                .push(channel_ranges(values, width, method));
         }
         bar.inc(1);
     }
     bar.finish_and_clear();
-    Ok(per_batch
+    let ranges = per_batch
         .into_iter()
         .map(|(name, ranges)| {
             let combined = (0..ranges[0].len())
@@ -138,7 +156,31 @@ pub fn calibrate(
                 .collect();
             (name.to_string(), combined)
         })
-        .collect())
+        .collect();
+    Ok(Calibration { ranges, row_spread })
+}
+
+/// The largest row max |x| over the median row's (1 for a tensor whose
+/// rows are all zero, or that has none).
+fn row_spread_of(values: &[f32], width: usize) -> f32 {
+    if width == 0 {
+        return 1.0;
+    }
+    let mut rows: Vec<f32> = values
+        .chunks_exact(width)
+        .map(|row| row.iter().fold(0f32, |m, v| m.max(v.abs())))
+        .collect();
+    if rows.is_empty() {
+        return 1.0;
+    }
+    let mid = rows.len() / 2;
+    let median = *rows.select_nth_unstable_by(mid, f32::total_cmp).1;
+    let max = rows.iter().copied().fold(0f32, f32::max);
+    match median > 0.0 {
+        true => max / median,
+        false if max > 0.0 => f32::INFINITY,
+        false => 1.0,
+    }
 }
 
 /// The range of each channel (index along the last axis) of one batch's values.

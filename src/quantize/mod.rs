@@ -17,7 +17,7 @@ pub use crate::runtime::cosine;
 pub use accuracy::{
     accuracy_report, compare_runs, run_all, AccuracyReport, OutputAccuracy, DEFAULT_MIN_COSINE,
 };
-pub use calibrate::{calibrate, calibration_batches, CalibrationMethod};
+pub use calibrate::{calibrate, calibration_batches, Calibration, CalibrationMethod};
 pub use kernel::{
     int8_slower_than_fp32, int8_warning, tract_int8_kernel, Int8Kernel, Int8Verdict, TractInt8Kernel,
 };
@@ -86,10 +86,10 @@ pub struct PrecisionOptions {
 /// `skip` = `["auto"]` ([`AUTO_SKIP`]) chooses the layers kept f32 by a
 /// sensitivity pass ([`sensitivity::auto_skip`]).
 pub fn apply(g: &mut Graph, opts: &PrecisionOptions) -> Result<Vec<PassRun>, Error> {
-    let ranges = calibrated_ranges(g, opts)?;
+    let calibrated = calibration(g, opts)?;
     let skip = match opts.skip.as_slice() {
         [only] if only == AUTO_SKIP => {
-            let keep = sensitivity::auto_skip(g, opts, ranges.as_ref())?.keep_f32;
+            let keep = sensitivity::auto_skip(g, opts, calibrated.as_ref())?.keep_f32;
             // Said in the file (and the summary): which layers the
             // measurement kept f32.
             g.metadata.insert(KEPT_F32.into(), keep.join(","));
@@ -97,7 +97,7 @@ pub fn apply(g: &mut Graph, opts: &PrecisionOptions) -> Result<Vec<PassRun>, Err
         }
         _ => opts.skip.clone(),
     };
-    Ok(precision_passes(g, opts, ranges.as_ref(), &skip).run(g)?)
+    Ok(precision_passes(g, opts, calibrated.as_ref(), &skip).run(g)?)
 }
 
 /// `--quantize-skip auto`.
@@ -107,12 +107,10 @@ pub const AUTO_SKIP: &str = "auto";
 /// (comma-separated node names; empty when none).
 pub const KEPT_F32: &str = "bertc.kept_f32";
 
-/// The calibrated range of every linear input, for the forms that use
-/// them (static scales, smoothing): measured once, whatever is skipped.
-pub fn calibrated_ranges(
-    g: &Graph,
-    opts: &PrecisionOptions,
-) -> Result<Option<HashMap<String, Vec<f32>>>, Error> {
+/// The calibration of every linear input, for the forms that use it
+/// (static scales, smoothing, per-token scales): measured once, whatever
+/// is skipped.
+pub fn calibration(g: &Graph, opts: &PrecisionOptions) -> Result<Option<Calibration>, Error> {
     Ok(match &opts.precision {
         Precision::Int8Dynamic if opts.target == Target::Onnxruntime => {
             let batches = calibration_batches(g, None)?;
@@ -127,10 +125,11 @@ pub fn calibrated_ranges(
 fn precision_passes(
     g: &Graph,
     opts: &PrecisionOptions,
-    ranges: Option<&HashMap<String, Vec<f32>>>,
+    calibrated: Option<&Calibration>,
     skip: &[String],
 ) -> PassManager {
-    let ranges = || ranges.cloned().unwrap_or_default();
+    let calibrated = calibrated.cloned().unwrap_or_default();
+    let ranges = || calibrated.ranges.clone();
     let smooth = |ranges: &HashMap<String, Vec<f32>>| {
         crate::passes::smoothing_factors(g, skip, ranges, SMOOTHING_ALPHA_ONNXRUNTIME)
     };
@@ -149,8 +148,12 @@ fn precision_passes(
                 // both move padded positions to worst rows of 0.37-0.50 against
                 // f32 and real tokens to 0.978-0.988, under the 0.99 bar.
                 weight_max: crate::passes::WEIGHT_MAX_8BIT,
-                smooth: smooth(&ranges()),
-                per_token: crate::passes::PerToken::Gelu,
+                smooth: smooth(&calibrated.ranges),
+                per_token: crate::passes::PerToken::Inputs(crate::passes::per_token_inputs(
+                    g,
+                    skip,
+                    &calibrated.row_spread,
+                )),
             })
         }
         Precision::Int8Dynamic => PassManager::new().with(QuantizeInt8 {

@@ -11,9 +11,7 @@
 //! rewrite and one pass of the validation inputs in tract (MiniLM: well
 //! under a second; BERT-base: seconds, times 73 layers in the worst case).
 
-use std::collections::HashMap;
-
-use super::{accuracy_report, precision_passes, validation_inputs, PrecisionOptions};
+use super::{accuracy_report, precision_passes, validation_inputs, Calibration, PrecisionOptions};
 use crate::error::Error;
 use crate::ir::Graph;
 use crate::runtime::NamedTensors;
@@ -34,11 +32,11 @@ pub struct AutoSkip {
 pub fn auto_skip(
     g: &Graph,
     opts: &PrecisionOptions,
-    ranges: Option<&HashMap<String, Vec<f32>>>,
+    calibrated: Option<&Calibration>,
 ) -> Result<AutoSkip, Error> {
     let inputs = validation_inputs(g);
     let linears = crate::passes::quantizable_linears(g);
-    let measure = |skip: &[String]| lowest_cosine(g, opts, ranges, skip, &inputs);
+    let measure = |skip: &[String]| lowest_cosine(g, opts, calibrated, skip, &inputs);
     let all = measure(&[])?;
     if all >= opts.min_cosine {
         return Ok(AutoSkip {
@@ -73,12 +71,12 @@ pub fn auto_skip(
 fn lowest_cosine(
     g: &Graph,
     opts: &PrecisionOptions,
-    ranges: Option<&HashMap<String, Vec<f32>>>,
+    calibrated: Option<&Calibration>,
     skip: &[String],
     inputs: &[NamedTensors],
 ) -> Result<f64, Error> {
     let mut q = g.clone();
-    precision_passes(g, opts, ranges, skip).run(&mut q)?;
+    precision_passes(g, opts, calibrated, skip).run(&mut q)?;
     let report = accuracy_report(g, &q, inputs)?;
     Ok(report.outputs.iter().map(|o| o.cosine).fold(1.0, f64::min))
 }
