@@ -8,9 +8,9 @@
 
 use std::collections::HashMap;
 
-use crate::ir::{BinaryOp, ContribOp, DType, Graph, IrError, NodeId, Op, Value};
+use crate::ir::{ContribOp, Graph, IrError, NodeId, Op, Value};
 
-use super::pattern::{constant, fused_name, input, only_read_by, operands, producer};
+use super::pattern::{bias_add, fused_name, input, only_read_by, residual_layer_norm, ResidualLayerNorm};
 use super::{Pass, PassReport};
 
 pub struct FuseSkipLayerNorm;
@@ -54,20 +54,8 @@ impl Pass for FuseSkipLayerNorm {
 }
 
 fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
-    let Op::LayerNorm { axis: -1, epsilon } = producer(g, Value { node: root, slot: 0 }).op else {
-        return None;
-    };
-    let sum = input(g, root, 0)?;
+    let ResidualLayerNorm { sum, a, b, epsilon } = residual_layer_norm(g, root)?;
     let (gamma, beta) = (input(g, root, 1)?, input(g, root, 2)?);
-    if producer(g, sum).op != Op::Binary(BinaryOp::Add) || !only_read_by(g, sum, &[root]) {
-        return None;
-    }
-    let (a, b) = operands(g, sum.node)?;
-    let shape = &g.info(a).shape;
-    if shape.rank() != 3 || g.info(b).shape != *shape || constant(g, a).is_some() || constant(g, b).is_some()
-    {
-        return None;
-    }
     // Absorb a bias from either side: a linear layer's, or the one an int8
     // product adds after its dequantization.
     for (x, skip) in [(a, b), (b, a)] {
@@ -86,23 +74,4 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
         inputs: vec![a, b, gamma, beta],
         epsilon,
     })
-}
-
-/// `x = Add(y, bias)` (either order) with bias a 1-D f32 constant as wide
-/// as x's last dim and y computed at run time: (y, bias).
-fn bias_add(g: &Graph, x: Value) -> Option<(Value, Value)> {
-    if producer(g, x).op != Op::Binary(BinaryOp::Add) {
-        return None;
-    }
-    let (p, q) = operands(g, x.node)?;
-    let width = g.info(x).shape.dims().last()?.clone();
-    let is_bias = |v: Value| {
-        constant(g, v).is_some_and(|t| t.dtype() == DType::F32 && t.dims().len() == 1)
-            && g.info(v).shape.dims() == [width.clone()]
-    };
-    match (is_bias(p), is_bias(q)) {
-        (false, true) if constant(g, p).is_none() => Some((p, q)),
-        (true, false) if constant(g, q).is_none() => Some((q, p)),
-        _ => None,
-    }
 }

@@ -6,6 +6,7 @@
 //! rewrite is easy to find and review. The invariants every pass keeps are
 //! in `passes/RULES.md`.
 
+mod add_bias_after_residual;
 mod attention_mask;
 mod dead_node_elimination;
 mod decompose_attention;
@@ -31,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use crate::ir::{verify, Graph, IrError};
 
+pub use add_bias_after_residual::AddBiasAfterResidual;
 pub use dead_node_elimination::DeadNodeElimination;
 pub use decompose_attention::DecomposeAttention;
 pub use eliminate_common_subexpressions::EliminateCommonSubexpressions;
@@ -113,6 +115,7 @@ pub fn pass_by_name(name: &str) -> Result<Box<dyn Pass>, PassError> {
         "fuse_attention" => Ok(Box::new(FuseAttention)),
         "fuse_embed_layer_norm" => Ok(Box::new(FuseEmbedLayerNorm)),
         "fuse_skip_layer_norm" => Ok(Box::new(FuseSkipLayerNorm)),
+        "add_bias_after_residual" => Ok(Box::new(AddBiasAfterResidual)),
         "fuse_bias_gelu" => Ok(Box::new(FuseBiasGelu)),
         "lower_attention_onnxruntime" => Ok(Box::new(LowerAttentionOnnxruntime)),
         "merge_qkv" => Ok(Box::new(MergeQkv)),
@@ -136,6 +139,7 @@ pub fn all_pass_names() -> Vec<&'static str> {
         "fuse_attention",
         "fuse_embed_layer_norm",
         "fuse_skip_layer_norm",
+        "add_bias_after_residual",
         "fuse_bias_gelu",
         "lower_attention_onnxruntime",
         "merge_qkv",
@@ -311,9 +315,13 @@ pub enum Target {
 pub fn target_passes(target: Target, level: Level) -> Vec<&'static str> {
     match (target, level) {
         (_, Level::O0 | Level::O1) | (Target::Portable, _) => vec![],
+        // Not fuse_skip_layer_norm: onnxruntime's SkipLayerNormalization
+        // CPU kernel is scalar, 14x slower than its LayerNormalization
+        // (see add_bias_after_residual, which also keeps onnxruntime's own
+        // optimizer from fusing it).
         (Target::Onnxruntime, Level::O2) => vec![
             "fuse_embed_layer_norm",
-            "fuse_skip_layer_norm",
+            "add_bias_after_residual",
             "fuse_bias_gelu",
             "lower_attention_onnxruntime",
             "dead_node_elimination",

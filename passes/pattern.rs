@@ -1,6 +1,6 @@
 //! Small queries fusions use to match patterns without mutating the graph.
 
-use crate::ir::{Graph, Node, NodeId, Op, Tensor, Value};
+use crate::ir::{BinaryOp, DType, Graph, Node, NodeId, Op, Tensor, Value};
 
 /// The node that produces `v`.
 pub fn producer(g: &Graph, v: Value) -> &Node {
@@ -135,4 +135,53 @@ pub fn concat_last_axis(g: &Graph, parts: &[Value]) -> Tensor {
     let mut dims = tensors[0].dims().to_vec();
     *dims.last_mut().expect("rank >= 1") = widths.iter().sum();
     Tensor::from_f32(dims, &out)
+}
+
+/// `x = Add(y, bias)` (either order) with bias a 1-D f32 constant as wide
+/// as x's last dim and y computed at run time: (y, bias).
+pub fn bias_add(g: &Graph, x: Value) -> Option<(Value, Value)> {
+    if producer(g, x).op != Op::Binary(BinaryOp::Add) {
+        return None;
+    }
+    let (p, q) = operands(g, x.node)?;
+    let width = g.info(x).shape.dims().last()?.clone();
+    let is_bias = |v: Value| {
+        constant(g, v).is_some_and(|t| t.dtype() == DType::F32 && t.dims().len() == 1)
+            && g.info(v).shape.dims() == [width.clone()]
+    };
+    match (is_bias(p), is_bias(q)) {
+        (false, true) if constant(g, p).is_none() => Some((p, q)),
+        (true, false) if constant(g, q).is_none() => Some((q, p)),
+        _ => None,
+    }
+}
+
+/// A layer norm over the last axis reading `sum = Add(a, b)`, where a and b
+/// are run-time 3-D values of one shape and the sum is read only by the
+/// layer norm: the residual connection of a post-norm transformer layer.
+pub struct ResidualLayerNorm {
+    pub sum: Value,
+    pub a: Value,
+    pub b: Value,
+    pub epsilon: f32,
+}
+
+/// [`ResidualLayerNorm`] at `root`, if that is what it is.
+pub fn residual_layer_norm(g: &Graph, root: NodeId) -> Option<ResidualLayerNorm> {
+    let Op::LayerNorm { axis: -1, epsilon } = producer(g, Value { node: root, slot: 0 }).op else {
+        return None;
+    };
+    let sum = input(g, root, 0)?;
+    if producer(g, sum).op != Op::Binary(BinaryOp::Add) || !only_read_by(g, sum, &[root]) {
+        return None;
+    }
+    let (a, b) = operands(g, sum.node)?;
+    let shape = &g.info(a).shape;
+    let runtime = constant(g, a).is_none() && constant(g, b).is_none();
+    (shape.rank() == 3 && g.info(b).shape == *shape && runtime).then_some(ResidualLayerNorm {
+        sum,
+        a,
+        b,
+        epsilon,
+    })
 }

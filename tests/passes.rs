@@ -342,6 +342,19 @@ fn fuse_skip_layer_norm_fuses_both_residuals_of_every_layer() {
 }
 
 #[test]
+fn add_bias_after_residual_reorders_both_residuals_of_every_layer() {
+    for (preset, l) in PRESETS {
+        check_pass(
+            preset,
+            &prepared(preset, None, &o2()),
+            "add_bias_after_residual",
+            2 * l,
+            Runtime::Tract,
+        );
+    }
+}
+
+#[test]
 fn fuse_bias_gelu_fuses_one_per_layer() {
     for (preset, l) in PRESETS {
         check_pass(
@@ -444,6 +457,7 @@ fn every_pass_has_a_test_here() {
         "decompose_attention",
         "fuse_embed_layer_norm",
         "fuse_skip_layer_norm",
+        "add_bias_after_residual",
         "fuse_bias_gelu",
         "lower_attention_onnxruntime",
         "merge_qkv",

@@ -267,7 +267,7 @@ fn every_case_head_and_target_loads_plainly_in_tract_onnxruntime_and_openvino() 
                     if cmd[0] == "dump" && name == "tiny-base" {
                         let text = String::from_utf8_lossy(&run.stdout);
                         assert!(
-                            text.contains("SkipLayerNormalization"),
+                            text.contains("EmbedLayerNormalization"),
                             "{what}: dump shows no contrib op"
                         );
                     }

@@ -5,7 +5,7 @@
 //! reproduces.
 //!
 //! The onnxruntime lowering passes (`fuse_embed_layer_norm`,
-//! `fuse_skip_layer_norm`, `fuse_bias_gelu`, `lower_attention_onnxruntime`)
+//! `add_bias_after_residual`, `fuse_bias_gelu`, `lower_attention_onnxruntime`)
 //! look for the fused forms -O2 makes, so they run after the -O2 pipeline,
 //! and each must match as often as the config implies (a pass that matches
 //! nothing would agree with anything). Those whose ops tract lacks
@@ -37,10 +37,9 @@ fn expected_lowering_matches(pass: &str, config: &BertConfig, head: Head) -> usi
     match pass {
         // Word + token type + absolute positions, then the layer norm.
         "fuse_embed_layer_norm" => usize::from(absolute),
-        // Both residual layer norms of every layer; with relative positions
-        // the embeddings' layer norm reads word + token type only, two
-        // [B, S, H] values: a skip layer norm too.
-        "fuse_skip_layer_norm" => 2 * layers + usize::from(!absolute),
+        // Both residual layer norms of every layer (the embeddings' sum,
+        // with relative positions two [B, S, H] values, has no bias).
+        "add_bias_after_residual" => 2 * layers,
         // Every GELU-family activation (quick_gelu is x·σ(1.702x), no Gelu).
         "fuse_bias_gelu" => match config.hidden_act {
             Activation::Gelu | Activation::GeluNew | Activation::GeluPytorchTanh | Activation::GeluFast => {
