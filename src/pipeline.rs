@@ -271,6 +271,9 @@ pub struct Report {
     /// For int8: the CPU and the int8 kernel tract picks on it, and a
     /// warning when int8 products are slower than f32 there.
     pub int8_kernel: Option<(String, Option<String>)>,
+    /// For int8: a note when the form written is slower than fp32 in a
+    /// runtime another `--target` serves ([`quantize::kernel::int8_form_note`]).
+    pub int8_form: Option<String>,
     /// The lowering passes of the target.
     pub lowering: Vec<PassRun>,
     /// Graph size as the source gave it (nodes, of which constants).
@@ -503,8 +506,14 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
         }
     };
     times.precision = start.elapsed();
-    let int8_kernel = match opts.precision.as_ref().map(|p| &p.kind) {
+    let kind = opts.precision.as_ref().map(|p| &p.kind);
+    let int8_kernel = match kind {
         Some(ReducedKind::Int8Dynamic | ReducedKind::Int8Static { .. }) => Some(quantize::kernel::notice()),
+        _ => None,
+    };
+    let int8_form = match kind {
+        Some(ReducedKind::Int8Dynamic) => quantize::kernel::int8_form_note(opts.target, false),
+        Some(ReducedKind::Int8Static { .. }) => quantize::kernel::int8_form_note(opts.target, true),
         _ => None,
     };
 
@@ -531,6 +540,7 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
             precision,
             accuracy,
             int8_kernel,
+            int8_form,
             lowering,
             nodes_before,
             opset,

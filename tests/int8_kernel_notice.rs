@@ -54,3 +54,29 @@ fn the_named_int8_kernel_is_the_one_an_int8_bert_base_plan_runs() {
         "compile names {named}, the plan runs {kernels:?}"
     );
 }
+
+/// `compile --quantize` says when the int8 form it wrote is tract's, which
+/// onnxruntime and OpenVINO run slower than fp32, and names the targets
+/// that are fast there; the onnxruntime form gets no such note.
+#[test]
+fn compile_notes_which_runtimes_the_int8_form_is_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let compile = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_bertc"))
+            .args(["compile", "bert-tiny", "--quantize", "dynamic", "-o"])
+            .arg(dir.path().join("m.onnx"))
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let portable = compile(&[]);
+    assert!(
+        portable.contains("note: this int8 form (i8 x i8 MatMulInteger) is tract's")
+            && portable.contains("--target onnxruntime --quantize dynamic"),
+        "{portable}"
+    );
+    let ort = compile(&["--target", "onnxruntime"]);
+    assert!(!ort.contains("int8 form"), "{ort}");
+}

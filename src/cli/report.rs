@@ -88,6 +88,9 @@ pub fn print_summary(s: &Summary) {
             eprintln!("{w}");
         }
     }
+    if let Some(note) = &r.int8_form {
+        eprintln!("{note}");
+    }
     if s.report {
         print_pass_runs(&r.lowering);
     }
