@@ -271,9 +271,10 @@ pub struct Report {
     /// For int8: the CPU and the int8 kernel tract picks on it, and a
     /// warning when int8 products are slower than f32 there.
     pub int8_kernel: Option<(String, Option<String>)>,
-    /// For int8: a note when the form written is slower than fp32 in a
-    /// runtime another `--target` serves ([`quantize::kernel::int8_form_note`]).
-    pub int8_form: Option<String>,
+    /// For int8 and fp16: a note when the form written is slower than fp32
+    /// in a runtime bertc targets ([`quantize::kernel::int8_form_note`],
+    /// [`quantize::kernel::FP16_NOTE`]).
+    pub form_note: Option<String>,
     /// The lowering passes of the target.
     pub lowering: Vec<PassRun>,
     /// Graph size as the source gave it (nodes, of which constants).
@@ -511,10 +512,11 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
         Some(ReducedKind::Int8Dynamic | ReducedKind::Int8Static { .. }) => Some(quantize::kernel::notice()),
         _ => None,
     };
-    let int8_form = match kind {
+    let form_note = match kind {
         Some(ReducedKind::Int8Dynamic) => quantize::kernel::int8_form_note(opts.target, false),
         Some(ReducedKind::Int8Static { .. }) => quantize::kernel::int8_form_note(opts.target, true),
-        _ => None,
+        Some(ReducedKind::Fp16) => Some(quantize::kernel::FP16_NOTE.to_string()),
+        None => None,
     };
 
     let start = Instant::now();
@@ -540,7 +542,7 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
             precision,
             accuracy,
             int8_kernel,
-            int8_form,
+            form_note,
             lowering,
             nodes_before,
             opset,

@@ -59,7 +59,7 @@ fn the_named_int8_kernel_is_the_one_an_int8_bert_base_plan_runs() {
 /// onnxruntime and OpenVINO run slower than fp32, and names the targets
 /// that are fast there; the onnxruntime form gets no such note.
 #[test]
-fn compile_notes_which_runtimes_the_int8_form_is_for() {
+fn compile_notes_which_runtimes_the_reduced_form_is_for() {
     let dir = tempfile::tempdir().unwrap();
     let compile = |extra: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_bertc"))
@@ -79,4 +79,15 @@ fn compile_notes_which_runtimes_the_int8_form_is_for() {
     );
     let ort = compile(&["--target", "onnxruntime"]);
     assert!(!ort.contains("int8 form"), "{ort}");
+    // fp16 says what it is for, in every target.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bertc"))
+        .args(["compile", "bert-tiny", "--precision", "fp16", "-o"])
+        .arg(dir.path().join("h.onnx"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.contains("note: fp16 stores the weights as f16"),
+        "{err}"
+    );
 }

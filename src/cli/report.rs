@@ -88,7 +88,7 @@ pub fn print_summary(s: &Summary) {
             eprintln!("{w}");
         }
     }
-    if let Some(note) = &r.int8_form {
+    if let Some(note) = &r.form_note {
         eprintln!("{note}");
     }
     if s.report {
