@@ -298,9 +298,10 @@ pub enum Target {
     /// Standard ONNX ops only (LayerNormalization-17, Gelu-20, attention as
     /// MatMul/Softmax): runs in tract, onnxruntime and OpenVINO alike.
     Portable,
-    /// onnxruntime's contrib ops where its optimizer would put them:
-    /// EmbedLayerNormalization, SkipLayerNormalization, BiasGelu/FastGelu and
-    /// com.microsoft Attention with packed Q/K/V. tract cannot run these.
+    /// onnxruntime's contrib ops where they are faster: EmbedLayerNormalization,
+    /// BiasGelu/FastGelu and com.microsoft Attention with packed Q/K/V (not
+    /// SkipLayerNormalization: see `add_bias_after_residual`). tract cannot
+    /// run these.
     Onnxruntime,
     /// The forms tract runs fastest: attention decomposed; layer norm / GELU
     /// fusions are neutral (tract detects the decomposed forms itself); int8
@@ -309,6 +310,18 @@ pub enum Target {
     /// OpenVINO: the portable fp32 forms; int8 as QuantizeLinear /
     /// DequantizeLinear pairs, which it runs as int8 kernels.
     Openvino,
+}
+
+impl Target {
+    /// The name `--target` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Portable => "portable",
+            Target::Onnxruntime => "onnxruntime",
+            Target::Tract => "tract",
+            Target::Openvino => "openvino",
+        }
+    }
 }
 
 /// The passes that follow a level's pipeline for a target.

@@ -62,7 +62,13 @@ pub struct ReducedPrecision {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReducedKind {
-    Int8Dynamic,
+    /// Activations quantized at run time. `calibrate` (every model input
+    /// as [N, S]) is read only by the onnxruntime form, which chooses its
+    /// per-token scales and smoothing from calibration (generated realistic
+    /// inputs without it); other targets refuse it.
+    Int8Dynamic {
+        calibrate: Option<PathBuf>,
+    },
     /// Calibrated on `calibrate` (every model input as [N, S]) or, without
     /// it, on generated realistic inputs.
     Int8Static {
@@ -87,7 +93,7 @@ impl ReducedPrecision {
     /// The name metadata and reports use: `int8-dynamic`, `int8-static`, `fp16`.
     pub fn name(&self) -> &'static str {
         match self.kind {
-            ReducedKind::Int8Dynamic => "int8-dynamic",
+            ReducedKind::Int8Dynamic { .. } => "int8-dynamic",
             ReducedKind::Int8Static { .. } => "int8-static",
             ReducedKind::Fp16 => "fp16",
         }
@@ -147,6 +153,11 @@ pub enum OptionError {
     #[error("--target openvino takes int8 as calibrated QuantizeLinear/DequantizeLinear pairs: use --quantize static")]
     OpenvinoNeedsStatic,
     #[error(
+        "--calibrate with --quantize dynamic needs --target onnxruntime (its form picks per-token scales \
+         and smoothing from calibration); the {0} form calibrates nothing — or use --quantize static"
+    )]
+    CalibrateNeedsOnnxruntime(&'static str),
+    #[error(
         "--target {target} lowers only after the -O2 pipeline; with {given} nothing would be lowered \
          (use -O2 without --passes, or --target portable)"
     )]
@@ -179,10 +190,18 @@ impl PipelineOptions {
         if self.target == Target::Openvino
             && matches!(
                 self.precision.as_ref().map(|p| &p.kind),
-                Some(ReducedKind::Int8Dynamic)
+                Some(ReducedKind::Int8Dynamic { .. })
             )
         {
             return Err(OptionError::OpenvinoNeedsStatic);
+        }
+        if self.target != Target::Onnxruntime
+            && matches!(
+                self.precision.as_ref().map(|p| &p.kind),
+                Some(ReducedKind::Int8Dynamic { calibrate: Some(_) })
+            )
+        {
+            return Err(OptionError::CalibrateNeedsOnnxruntime(self.target.name()));
         }
         if self.target == Target::Onnxruntime {
             let given = match &self.passes {
@@ -509,11 +528,13 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
     times.precision = start.elapsed();
     let kind = opts.precision.as_ref().map(|p| &p.kind);
     let int8_kernel = match kind {
-        Some(ReducedKind::Int8Dynamic | ReducedKind::Int8Static { .. }) => Some(quantize::kernel::notice()),
+        Some(ReducedKind::Int8Dynamic { .. } | ReducedKind::Int8Static { .. }) => {
+            Some(quantize::kernel::notice())
+        }
         _ => None,
     };
     let form_note = match kind {
-        Some(ReducedKind::Int8Dynamic) => quantize::kernel::int8_form_note(opts.target, false),
+        Some(ReducedKind::Int8Dynamic { .. }) => quantize::kernel::int8_form_note(opts.target, false),
         Some(ReducedKind::Int8Static { .. }) => quantize::kernel::int8_form_note(opts.target, true),
         Some(ReducedKind::Fp16) => Some(quantize::kernel::FP16_NOTE.to_string()),
         None => None,
@@ -565,7 +586,12 @@ fn reduce(
     output: Option<&std::path::Path>,
 ) -> Result<(Vec<PassRun>, AccuracyReport, Loaded, Option<EarlyWrite>), Error> {
     let precision = match &p.kind {
-        ReducedKind::Int8Dynamic => Precision::Int8Dynamic,
+        ReducedKind::Int8Dynamic { calibrate } => Precision::Int8Dynamic {
+            batches: match calibrate {
+                Some(path) => Some(calibration_batches(g, Some(path))?),
+                None => None,
+            },
+        },
         ReducedKind::Int8Static { calibrate, method } => Precision::Int8Static {
             batches: calibration_batches(g, calibrate.as_deref())?,
             method: *method,

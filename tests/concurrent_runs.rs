@@ -21,7 +21,7 @@ fn model(level: Level, int8: bool) -> Vec<u8> {
     opts.check = false;
     if int8 {
         opts.precision = Some(bertc::pipeline::ReducedPrecision::new(
-            bertc::pipeline::ReducedKind::Int8Dynamic,
+            bertc::pipeline::ReducedKind::Int8Dynamic { calibrate: None },
         ));
     }
     compile(&config, CompileOptions::default(), &opts)

@@ -212,7 +212,9 @@ fn the_int8_size_inspect_reports_is_what_quantize_dynamic_writes() {
         let g = compile(&c, CompileOptions::default(), &fp32).unwrap().graph;
         let estimate = graph_cost(&g, 1, 128).unwrap().weight_bytes.int8 as f64;
         let int8 = PipelineOptions {
-            precision: Some(ReducedPrecision::new(ReducedKind::Int8Dynamic)),
+            precision: Some(ReducedPrecision::new(ReducedKind::Int8Dynamic {
+                calibrate: None,
+            })),
             ..fp32
         };
         let written = compile(&c, CompileOptions::default(), &int8)

@@ -267,7 +267,7 @@ fn int8_and_fp16_gates_pass_per_family() {
         "mpnet-cls",
     ] {
         for kind in [
-            ReducedKind::Int8Dynamic,
+            ReducedKind::Int8Dynamic { calibrate: None },
             ReducedKind::Int8Static {
                 calibrate: None,
                 method: bertc::quantize::CalibrationMethod::MinMax,

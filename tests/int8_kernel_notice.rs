@@ -25,7 +25,7 @@ fn the_named_int8_kernel_is_the_one_an_int8_bert_base_plan_runs() {
     opts.check = false;
     let mut g = compile(&config, CompileOptions::default(), &opts).unwrap().graph;
     let int8 = PrecisionOptions {
-        precision: Precision::Int8Dynamic,
+        precision: Precision::Int8Dynamic { batches: None },
         weights: WeightGranularity::PerChannel,
         skip: vec![],
         embeddings: true,

@@ -100,7 +100,7 @@ fn the_accuracy_gate_runs_inside_the_pipeline() {
     let int8 = |min_cosine: f64| PipelineOptions {
         precision: Some(ReducedPrecision {
             min_cosine,
-            ..ReducedPrecision::new(ReducedKind::Int8Dynamic)
+            ..ReducedPrecision::new(ReducedKind::Int8Dynamic { calibrate: None })
         }),
         ..at_level(Level::O2)
     };
@@ -129,7 +129,7 @@ fn meaningless_options_are_refused_before_any_work() {
     let skip_everything = PipelineOptions {
         precision: Some(ReducedPrecision {
             skip: vec![String::new()],
-            ..ReducedPrecision::new(ReducedKind::Int8Dynamic)
+            ..ReducedPrecision::new(ReducedKind::Int8Dynamic { calibrate: None })
         }),
         ..Default::default()
     };
@@ -238,7 +238,9 @@ fn the_written_bytes_are_the_final_graph_serialized() {
     let c = load_config("bert-tiny").unwrap();
     for precision in [
         None,
-        Some(ReducedPrecision::new(ReducedKind::Int8Dynamic)),
+        Some(ReducedPrecision::new(ReducedKind::Int8Dynamic {
+            calibrate: None,
+        })),
         Some(ReducedPrecision::new(ReducedKind::Fp16)),
     ] {
         for target in [Target::Portable, Target::Onnxruntime] {
@@ -281,7 +283,12 @@ fn listing(dir: &std::path::Path) -> Vec<String> {
 #[test]
 fn the_model_written_during_the_check_is_the_final_graph() {
     let c = load_config("bert-tiny").unwrap();
-    for precision in [None, Some(ReducedPrecision::new(ReducedKind::Int8Dynamic))] {
+    for precision in [
+        None,
+        Some(ReducedPrecision::new(ReducedKind::Int8Dynamic {
+            calibrate: None,
+        })),
+    ] {
         for target in [Target::Portable, Target::Onnxruntime] {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("m.onnx");
@@ -325,7 +332,7 @@ fn a_failed_gate_removes_the_model_written_during_it() {
     let c = load_config("bert-tiny").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.onnx");
-    let mut precision = ReducedPrecision::new(ReducedKind::Int8Dynamic);
+    let mut precision = ReducedPrecision::new(ReducedKind::Int8Dynamic { calibrate: None });
     precision.min_cosine = 1.0;
     let opts = PipelineOptions {
         precision: Some(precision),

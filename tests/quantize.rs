@@ -143,7 +143,7 @@ fn assert_int8_accuracy(what: &str, model: &[u8]) {
 #[test]
 fn minilm_int8_dynamic_meets_golden_cosine() {
     let fp32 = minilm_fp32();
-    let model = reduced(&fp32, &with(Precision::Int8Dynamic));
+    let model = reduced(&fp32, &with(Precision::Int8Dynamic { batches: None }));
     assert_int8_accuracy("MiniLM int8 dynamic", &model);
 }
 
@@ -185,7 +185,7 @@ fn minilm_fp16_meets_golden_tolerance() {
 fn minilm_int8_size_op_counts_and_determinism() {
     let fp32 = minilm_fp32();
     let fp32_size = export_bytes(&fp32, ExportOptions::default()).unwrap().len();
-    let opts = with(Precision::Int8Dynamic);
+    let opts = with(Precision::Int8Dynamic { batches: None });
     let mut g = fp32.clone();
     apply(&mut g, &opts).unwrap();
     let ops = g.op_histogram();

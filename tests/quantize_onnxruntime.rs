@@ -59,17 +59,23 @@ fn onnxruntime_optimized_ops(model: &[u8]) -> BTreeMap<String, usize> {
     serde_json::from_slice(&out.stdout).expect("a JSON op histogram")
 }
 
-#[test]
-fn minilm_onnxruntime_int8_fuses_and_meets_minilm_golden() {
-    let mut g = minilm_fp32();
-    let opts = PrecisionOptions {
-        precision: Precision::Int8Dynamic,
+/// `--target onnxruntime --quantize dynamic` with compile's defaults,
+/// calibrated on `batches` (generated inputs when `None`).
+fn dynamic_onnxruntime(batches: Option<Vec<NamedTensors>>) -> PrecisionOptions {
+    PrecisionOptions {
+        precision: Precision::Int8Dynamic { batches },
         weights: WeightGranularity::PerChannel,
         skip: vec![],
         embeddings: true,
         target: Target::Onnxruntime,
         min_cosine: bertc::quantize::DEFAULT_MIN_COSINE,
-    };
+    }
+}
+
+#[test]
+fn minilm_onnxruntime_int8_fuses_and_meets_minilm_golden() {
+    let mut g = minilm_fp32();
+    let opts = dynamic_onnxruntime(None);
     apply(&mut g, &opts).unwrap();
     let ops = g.op_histogram();
     // 6 layers × (Q, K, V, attention output, FFN in, FFN out) + the pooler.
@@ -181,12 +187,8 @@ fn quantize_skip_auto_keeps_the_most_sensitive_layers_f32() {
 
     let f32_graph = minilm_fp32();
     let mut opts = PrecisionOptions {
-        precision: Precision::Int8Dynamic,
         weights: WeightGranularity::PerTensor,
-        skip: vec![],
-        embeddings: true,
-        target: Target::Onnxruntime,
-        min_cosine: bertc::quantize::DEFAULT_MIN_COSINE,
+        ..dynamic_onnxruntime(None)
     };
     let calibrated = calibration(&f32_graph, &opts).unwrap();
     let choice = auto_skip(&f32_graph, &opts, calibrated.as_ref()).unwrap();
@@ -244,14 +246,7 @@ fn per_token_and_smoothing_follow_calibration() {
     };
     use bertc::quantize::calibration;
 
-    let opts = PrecisionOptions {
-        precision: Precision::Int8Dynamic,
-        weights: WeightGranularity::PerChannel,
-        skip: vec![],
-        embeddings: true,
-        target: Target::Onnxruntime,
-        min_cosine: bertc::quantize::DEFAULT_MIN_COSINE,
-    };
+    let opts = dynamic_onnxruntime(None);
     let minilm = minilm_fp32();
     let c = calibration(&minilm, &opts).unwrap().unwrap();
     let ffn = |layer: usize| format!("encoder.layer.{layer}.intermediate.act");
@@ -290,4 +285,58 @@ fn per_token_and_smoothing_follow_calibration() {
     let ops = g.op_histogram();
     assert_eq!(ops.get("ReduceMax"), None, "{ops:?}");
     assert_eq!(ops.get("DynamicQuantizeLinear"), Some(&9), "{ops:?}");
+}
+
+/// `--calibrate` with `--quantize dynamic`: the onnxruntime form reads the
+/// file (it picks per-token scales and smoothing from it), so its model
+/// differs from the one calibrated on generated inputs; a file missing an
+/// input is refused by name; other targets, which calibrate nothing,
+/// refuse the flag instead of ignoring it.
+#[test]
+fn dynamic_onnxruntime_form_calibrates_on_the_given_file() {
+    use bertc::quantize::calibration_batches;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = |f: &str| dir.path().join(f);
+    let mut inputs = bertc::runtime::realistic_inputs(30522, 2, 8, 64, 11);
+    bertc::runtime::write_safetensors(&path("calib.safetensors"), &inputs).unwrap();
+    inputs.remove("token_type_ids");
+    bertc::runtime::write_safetensors(&path("bad.safetensors"), &inputs).unwrap();
+
+    let f32_graph = minilm_fp32();
+    let quantized = |batches| {
+        let mut g = f32_graph.clone();
+        let opts = dynamic_onnxruntime(batches);
+        apply(&mut g, &opts).unwrap();
+        export_bytes(&g, ExportOptions::default()).unwrap()
+    };
+    let batches = calibration_batches(&f32_graph, Some(&path("calib.safetensors"))).unwrap();
+    assert_eq!(batches.len(), 2, "8 rows in batches of 4");
+    let from_file = quantized(Some(batches));
+    let generated = quantized(None);
+    assert!(from_file != generated, "the calibration file changed nothing");
+
+    let compile = |extra: &[&str], calib: &str, out: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_bertc"))
+            .args(["compile", "bert-tiny", "--quantize", "dynamic", "--calibrate"])
+            .arg(path(calib))
+            .args(extra)
+            .arg("-o")
+            .arg(path(out))
+            .output()
+            .unwrap()
+    };
+    let refused = compile(&[], "calib.safetensors", "portable.onnx");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && err.contains("needs --target onnxruntime"),
+        "{err}"
+    );
+    assert!(!path("portable.onnx").exists());
+    let bad = compile(&["--target", "onnxruntime"], "bad.safetensors", "bad.onnx");
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && err.contains("token_type_ids"), "{err}");
+    assert!(!path("bad.onnx").exists());
+    let done = compile(&["--target", "onnxruntime"], "calib.safetensors", "ort.onnx");
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
 }

@@ -97,7 +97,9 @@ fn outlier_channels_are_those_far_above_the_99th_percentile() {
 fn openvino_takes_int8_only_as_static() {
     let options = PipelineOptions {
         target: Target::Openvino,
-        precision: Some(ReducedPrecision::new(ReducedKind::Int8Dynamic)),
+        precision: Some(ReducedPrecision::new(ReducedKind::Int8Dynamic {
+            calibrate: None,
+        })),
         ..Default::default()
     };
     assert_eq!(

@@ -112,7 +112,7 @@ fn int8_dump() {
         .run(&mut graph)
         .unwrap();
     let opts = bertc::quantize::PrecisionOptions {
-        precision: bertc::quantize::Precision::Int8Dynamic,
+        precision: bertc::quantize::Precision::Int8Dynamic { batches: None },
         weights: bertc::passes::WeightGranularity::PerChannel,
         skip: vec![],
         embeddings: true,

@@ -28,8 +28,9 @@ pub struct PrecisionArgs {
     /// Keep the embedding tables in f32 (by default the word embeddings are stored int8).
     #[arg(long)]
     pub no_quantize_embeddings: bool,
-    /// Calibration inputs for --quantize static: a safetensors file with every model input as [N, S].
-    /// Without it, generated realistic inputs are used.
+    /// Calibration inputs: a safetensors file with every model input as [N, S], for --quantize
+    /// static (the scales) or dynamic with --target onnxruntime (where per-token scales and
+    /// smoothing go). Without it, generated realistic inputs are used.
     #[arg(long, value_name = "INPUTS.safetensors")]
     pub calibrate: Option<PathBuf>,
     /// How static ranges are read off the calibration values.
@@ -84,7 +85,9 @@ impl PrecisionArg {
         match self {
             PrecisionArg::Fp32 => None,
             PrecisionArg::Fp16 => Some(ReducedPrecision::new(ReducedKind::Fp16)),
-            PrecisionArg::Int8 => Some(ReducedPrecision::new(ReducedKind::Int8Dynamic)),
+            PrecisionArg::Int8 => Some(ReducedPrecision::new(ReducedKind::Int8Dynamic {
+                calibrate: None,
+            })),
         }
     }
 }
@@ -100,15 +103,8 @@ impl PrecisionArgs {
     /// mean something with another one (they would be silently ignored).
     pub fn reduced(&self) -> anyhow::Result<Option<ReducedPrecision>> {
         let is_static = self.quantize == Some(QuantizeArg::Static);
-        if !is_static {
-            if self.calibrate.is_some() {
-                anyhow::bail!(
-                    "--calibrate applies only to --quantize static (dynamic int8 needs no calibration)"
-                );
-            }
-            if self.calibration_method.is_some() {
-                anyhow::bail!("--calibration-method applies only to --quantize static");
-            }
+        if !is_static && self.calibration_method.is_some() {
+            anyhow::bail!("--calibration-method applies only to --quantize static");
         }
         if self.percentile.is_some() && self.calibration_method != Some(MethodArg::Percentile) {
             anyhow::bail!("--percentile applies only to --calibration-method percentile");
@@ -124,6 +120,11 @@ impl PrecisionArgs {
             (None, None) => PrecisionArg::Fp32,
         };
         if precision != PrecisionArg::Int8 {
+            if self.calibrate.is_some() {
+                anyhow::bail!(
+                    "--calibrate applies only to int8: --quantize static, or dynamic with --target onnxruntime"
+                );
+            }
             for (given, flag) in [
                 (self.per_tensor, "--per-tensor"),
                 (!self.quantize_skip.is_empty(), "--quantize-skip"),
@@ -147,7 +148,9 @@ impl PrecisionArgs {
                     _ => CalibrationMethod::MinMax,
                 },
             },
-            (PrecisionArg::Int8, _) => ReducedKind::Int8Dynamic,
+            (PrecisionArg::Int8, _) => ReducedKind::Int8Dynamic {
+                calibrate: self.calibrate.clone(),
+            },
             (PrecisionArg::Fp16, _) => ReducedKind::Fp16,
             (PrecisionArg::Fp32, _) => {
                 if self.min_cosine != DEFAULT_MIN_COSINE {

@@ -402,7 +402,9 @@ mod tests {
             (Target::Portable, true, true),
             (Target::Tract, false, true),
             (Target::Tract, true, true),
-            // `--target openvino --quantize dynamic` is the portable form.
+            // `--target openvino --quantize dynamic` is refused before this
+            // (OpenVINO's int8 is static); were it not, it would be the
+            // portable form.
             (Target::Openvino, false, true),
             (Target::Openvino, true, false),
             (Target::Onnxruntime, false, false),

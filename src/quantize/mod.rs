@@ -54,8 +54,10 @@ pub fn validation_inputs(g: &Graph) -> Vec<NamedTensors> {
 /// What `--quantize` / `--precision` ask for.
 #[derive(Debug, Clone)]
 pub enum Precision {
-    /// int8 weights, activations quantized per token at run time.
-    Int8Dynamic,
+    /// int8 weights, activations quantized at run time. The onnxruntime
+    /// form calibrates where to put per-token scales and smoothing: on
+    /// `batches` when given, else on generated realistic inputs.
+    Int8Dynamic { batches: Option<Vec<NamedTensors>> },
     /// int8 weights, activations with scales calibrated on `batches`.
     Int8Static {
         batches: Vec<NamedTensors>,
@@ -112,12 +114,19 @@ pub const KEPT_F32: &str = "bertc.kept_f32";
 /// is skipped.
 pub fn calibration(g: &Graph, opts: &PrecisionOptions) -> Result<Option<Calibration>, Error> {
     Ok(match &opts.precision {
-        Precision::Int8Dynamic if opts.target == Target::Onnxruntime => {
-            let batches = calibration_batches(g, None)?;
-            Some(calibrate(g, &[], &batches, CalibrationMethod::MinMax)?)
+        Precision::Int8Dynamic { batches } if opts.target == Target::Onnxruntime => {
+            let generated;
+            let batches = match batches {
+                Some(given) => given,
+                None => {
+                    generated = calibration_batches(g, None)?;
+                    &generated
+                }
+            };
+            Some(calibrate(g, &[], batches, CalibrationMethod::MinMax)?)
         }
         Precision::Int8Static { batches, method } => Some(calibrate(g, &[], batches, *method)?),
-        Precision::Int8Dynamic | Precision::Fp16 => None,
+        Precision::Int8Dynamic { .. } | Precision::Fp16 => None,
     })
 }
 
@@ -135,7 +144,7 @@ fn precision_passes(
     };
     let pm = match &opts.precision {
         Precision::Fp16 => PassManager::new().with(ToFp16),
-        Precision::Int8Dynamic if opts.target == Target::Onnxruntime => {
+        Precision::Int8Dynamic { .. } if opts.target == Target::Onnxruntime => {
             PassManager::new().with(QuantizeInt8Onnxruntime {
                 weights: opts.weights,
                 skip: skip.to_vec(),
@@ -156,7 +165,7 @@ fn precision_passes(
                 )),
             })
         }
-        Precision::Int8Dynamic => PassManager::new().with(QuantizeInt8 {
+        Precision::Int8Dynamic { .. } => PassManager::new().with(QuantizeInt8 {
             activations: ActivationScales::Dynamic,
             weights: opts.weights,
             skip: skip.to_vec(),
