@@ -64,18 +64,18 @@
 //! random-init BERT-base, whose tokens and channels are even, neither is
 //! applied.
 //!
-//! `weight_max` = 63 gives 7-bit weights: on CPUs without VNNI, onnxruntime's
-//! u8 × s8 kernel sums pairs of products in 16 bits (`vpmaddubsw`), which
-//! saturates when two 255 · 127 products meet (onnxruntime issue #6004);
-//! 7 bits keep every pair within i16. [`weight_max_for_cpu`] is that
-//! decision; `quantize::apply` does not take it: 7-bit weights cost
-//! accuracy whatever runs them. An earlier note blamed tract ("0.29
-//! apart"); measured again on the gate's inputs (MiniLM, smoothed, per
-//! token on Gelu inputs), tract and onnxruntime compute the 7-bit file
-//! alike — last_hidden_state 0.19–0.22 max-abs apart, the 8-bit file
-//! 0.13–0.15 — and both put padded positions at worst rows of 0.37–0.50
-//! and real tokens at 0.978–0.988 against f32 (8-bit: ≥ 0.991). It is the
-//! lost bit, not tract's u8 × s8 path (no saturation on this VNNI CPU).
+//! `weight_max` = 63 gives 7-bit weights (`--weight-bits 7`): on x86 CPUs
+//! without VNNI, onnxruntime's u8 × s8 kernel sums pairs of products in 16
+//! bits (`vpmaddubsw`), which saturates when two large products meet
+//! (onnxruntime issue #6004); with 7 bits every pair stays within i16
+//! (255 · 126 = 32130). [`weight_max_for_cpu`] says which CPUs those are.
+//! The default stays 8 bits — the file must not depend on the machine that
+//! compiles it, and the lost bit costs accuracy where nothing saturates —
+//! and `compile` prints a note naming the flag. MiniLM's worst golden row
+//! with this form: 8 bits 0.9978 on a VNNI CPU, 0.9923 with AVX2's
+//! saturation emulated exactly (every MatMulInteger rewritten as sums of
+//! clipped pair sums, run in onnxruntime), 7 bits 0.9952 on both
+//! (onnxruntime's own `quantize_dynamic`: 0.9856, saturated 0.9785).
 
 use std::collections::{BTreeSet, HashMap};
 

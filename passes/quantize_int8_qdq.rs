@@ -75,6 +75,9 @@ pub struct QuantizeInt8Qdq {
     /// Quantize the FFN output layer (a Gelu's output) too, asymmetric with
     /// its outlier channels split off (see the module doc).
     pub gelu_inputs: bool,
+    /// Largest weight magnitude: 127 (8 bits) or 63 (7 bits, for u8 × s8
+    /// kernels that sum pairs in 16 bits).
+    pub weight_max: f32,
 }
 
 /// u8 activations centred on 128: symmetric ranges in 255 levels.
@@ -103,6 +106,12 @@ impl Pass for QuantizeInt8Qdq {
     }
 
     fn run(&self, g: &mut Graph) -> Result<PassReport, IrError> {
+        if !(1.0..=127.0).contains(&self.weight_max) {
+            return Err(IrError::Invalid {
+                node: self.name().into(),
+                reason: format!("weight_max {} is not within 1..=127", self.weight_max),
+            });
+        }
         let mut report = PassReport::default();
         let mut dequantized: HashMap<Value, Value> = HashMap::new();
         for t in targets(g, &self.skip) {
@@ -150,7 +159,7 @@ impl Pass for QuantizeInt8Qdq {
             });
             let rows = smooth.map(Vec::as_slice).or(mask.as_deref());
             let w = constant(g, t.w).expect("linear weight").clone();
-            let (wq, scales) = quantize_weight_s8(&w, rows, self.weights, 127.0);
+            let (wq, scales) = quantize_weight_s8(&w, rows, self.weights, self.weight_max);
             let base = g.node(t.w.node).name.clone();
             let n = scales.len();
             let wq = g.add_const(&g.fresh_name(&format!("{base}.int8")), wq)?;

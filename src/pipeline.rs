@@ -56,6 +56,9 @@ pub struct ReducedPrecision {
     pub skip: Vec<String>,
     /// Store the word-embedding table as int8 (int8 kinds only).
     pub embeddings: bool,
+    /// 8, or 7 for the u8 × s8 forms run where the CPU has no VNNI
+    /// ([`crate::passes::weight_max_for_cpu`]); the tract form takes 8 only.
+    pub weight_bits: u8,
     /// Worst cosine of any output against the f32 graph that may be written.
     pub min_cosine: f64,
 }
@@ -86,6 +89,7 @@ impl ReducedPrecision {
             weights: WeightGranularity::PerChannel,
             skip: vec![],
             embeddings: true,
+            weight_bits: 8,
             min_cosine: quantize::DEFAULT_MIN_COSINE,
         }
     }
@@ -157,6 +161,13 @@ pub enum OptionError {
          and smoothing from calibration); the {0} form calibrates nothing — or use --quantize static"
     )]
     CalibrateNeedsOnnxruntime(&'static str),
+    #[error("--weight-bits must be 7 or 8, got {0}")]
+    WeightBits(u8),
+    #[error(
+        "--weight-bits 7 is for the u8 x s8 forms of --target onnxruntime and --target openvino \
+         --quantize static; the {0} form multiplies i8 x i8, which does not saturate"
+    )]
+    WeightBitsNeedUnsignedForm(&'static str),
     #[error(
         "--target {target} lowers only after the -O2 pipeline; with {given} nothing would be lowered \
          (use -O2 without --passes, or --target portable)"
@@ -185,6 +196,18 @@ impl PipelineOptions {
             }
             if p.skip.iter().any(|s| s.trim().is_empty()) {
                 return Err(OptionError::EmptySkipPattern);
+            }
+            if !(7..=8).contains(&p.weight_bits) {
+                return Err(OptionError::WeightBits(p.weight_bits));
+            }
+            let unsigned_form = match self.target {
+                _ if p.kind == ReducedKind::Fp16 => false,
+                Target::Onnxruntime => true,
+                Target::Openvino => matches!(p.kind, ReducedKind::Int8Static { .. }),
+                Target::Portable | Target::Tract => false,
+            };
+            if p.weight_bits == 7 && !unsigned_form {
+                return Err(OptionError::WeightBitsNeedUnsignedForm(self.target.name()));
             }
         }
         if self.target == Target::Openvino
@@ -533,9 +556,15 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
         }
         _ => None,
     };
+    let form_note = |static_quant| {
+        let p = opts.precision.as_ref().expect("int8 asked for");
+        // x86 without VNNI is where weight_max_for_host asks for 7 bits.
+        let saturates = crate::passes::weight_max_for_host() == crate::passes::WEIGHT_MAX_7BIT;
+        quantize::kernel::int8_form_note(opts.target, static_quant, p.weight_bits, saturates)
+    };
     let form_note = match kind {
-        Some(ReducedKind::Int8Dynamic { .. }) => quantize::kernel::int8_form_note(opts.target, false),
-        Some(ReducedKind::Int8Static { .. }) => quantize::kernel::int8_form_note(opts.target, true),
+        Some(ReducedKind::Int8Dynamic { .. }) => form_note(false),
+        Some(ReducedKind::Int8Static { .. }) => form_note(true),
         Some(ReducedKind::Fp16) => Some(quantize::kernel::FP16_NOTE.to_string()),
         None => None,
     };
@@ -604,6 +633,7 @@ fn reduce(
         skip: p.skip.clone(),
         embeddings: p.embeddings,
         target,
+        weight_bits: p.weight_bits,
         min_cosine: p.min_cosine,
     };
     let reference = g.clone();

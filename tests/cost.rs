@@ -190,6 +190,7 @@ fn weights_behind_a_transpose_or_cast_count_as_linear() {
         skip: vec![],
         embeddings: false,
         target: bertc::passes::Target::Portable,
+        weight_bits: 8,
         min_cosine: bertc::quantize::DEFAULT_MIN_COSINE,
     };
     bertc::quantize::apply(&mut g, &precision).unwrap();

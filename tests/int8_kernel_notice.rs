@@ -30,6 +30,7 @@ fn the_named_int8_kernel_is_the_one_an_int8_bert_base_plan_runs() {
         skip: vec![],
         embeddings: true,
         target: Target::Portable,
+        weight_bits: 8,
         min_cosine: DEFAULT_MIN_COSINE,
     };
     apply(&mut g, &int8).unwrap();
@@ -79,6 +80,13 @@ fn compile_notes_which_runtimes_the_reduced_form_is_for() {
     );
     let ort = compile(&["--target", "onnxruntime"]);
     assert!(!ort.contains("int8 form"), "{ort}");
+    // Its 8-bit weights get the saturation note, 7-bit ones none.
+    assert!(
+        ort.contains("note: 8-bit weights") && ort.contains("--weight-bits 7"),
+        "{ort}"
+    );
+    let seven = compile(&["--target", "onnxruntime", "--weight-bits", "7"]);
+    assert!(!seven.contains("note:"), "{seven}");
     // fp16 says what it is for, in every target.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_bertc"))
         .args(["compile", "bert-tiny", "--precision", "fp16", "-o"])

@@ -31,6 +31,7 @@ fn with(precision: Precision) -> PrecisionOptions {
         skip: vec![],
         embeddings: true,
         target: bertc::passes::Target::Portable,
+        weight_bits: 8,
         min_cosine: bertc::quantize::DEFAULT_MIN_COSINE,
     }
 }

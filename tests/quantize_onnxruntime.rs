@@ -68,6 +68,7 @@ fn dynamic_onnxruntime(batches: Option<Vec<NamedTensors>>) -> PrecisionOptions {
         skip: vec![],
         embeddings: true,
         target: Target::Onnxruntime,
+        weight_bits: 8,
         min_cosine: bertc::quantize::DEFAULT_MIN_COSINE,
     }
 }
@@ -339,4 +340,119 @@ fn dynamic_onnxruntime_form_calibrates_on_the_given_file() {
     assert!(!path("bad.onnx").exists());
     let done = compile(&["--target", "onnxruntime"], "calib.safetensors", "ort.onnx");
     assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+}
+
+/// `--weight-bits 7`: every pair of adjacent weights along K sums to at
+/// most 126 in magnitude, so onnxruntime's AVX2 u8 × s8 kernel, which adds
+/// pairs of u8 · s8 products in 16 bits (`vpmaddubsw`), cannot saturate
+/// (255 · 126 = 32130 ≤ 32767); MiniLM still meets the golden bar. The
+/// flag is refused where it means nothing.
+#[test]
+fn seven_bit_weights_cannot_saturate_and_meet_minilm_golden() {
+    let mut g = minilm_fp32();
+    let opts = PrecisionOptions {
+        weight_bits: 7,
+        ..dynamic_onnxruntime(None)
+    };
+    apply(&mut g, &opts).unwrap();
+    let mut products = 0;
+    for id in g.node_ids().collect::<Vec<_>>() {
+        if g.node(id).op != bertc::ir::Op::MatMulInteger {
+            continue;
+        }
+        let b = g.inputs_of(id)[1].unwrap();
+        let bertc::ir::Op::Constant(w) = &g.node(b.node).op else {
+            panic!("weights are constants")
+        };
+        let (k, n) = (w.dims()[0], w.dims()[1]);
+        let q: Vec<i8> = w.raw().iter().map(|&x| x as i8).collect();
+        let worst_pair = (0..k / 2)
+            .flat_map(|j| (0..n).map(move |c| (j, c)))
+            .map(|(j, c)| {
+                q[2 * j * n + c].unsigned_abs() as u32 + q[(2 * j + 1) * n + c].unsigned_abs() as u32
+            })
+            .max()
+            .unwrap();
+        assert!(worst_pair <= 126, "{}: pair sum {worst_pair}", g.node(id).name);
+        products += 1;
+    }
+    assert_eq!(products, 37);
+    let golden = minilm_golden();
+    let model = export_bytes(&g, ExportOptions::default()).unwrap();
+    let cos = row_cosines(&run_onnxruntime(&model, &golden), &golden);
+    eprintln!("MiniLM 7-bit onnxruntime form, onnxruntime: sentence_embedding cosines {cos:.5?}");
+    assert!(cos.iter().all(|&c| c >= MIN_ROW_COSINE), "{cos:?}");
+
+    // scripts/ort_saturation.py runs the exact AVX2 arithmetic: the 7-bit
+    // file computes the same there, the 8-bit one does not.
+    let mut eight = minilm_fp32();
+    apply(&mut eight, &dynamic_onnxruntime(None)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, g, saturates) in [("seven.onnx", &g, false), ("eight.onnx", &eight, true)] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, export_bytes(g, ExportOptions::default()).unwrap()).unwrap();
+        let out = Command::new("python3")
+            .arg(root().join("scripts/ort_saturation.py"))
+            .arg(&path)
+            .arg(fixture("minilm-l6").join("minilm-l6-golden.safetensors"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        eprintln!("{name}:\n{text}");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("max-abs exact vs saturated"))
+            .unwrap();
+        let max_abs: f64 = line.split_whitespace().nth(4).unwrap().parse().unwrap();
+        assert_eq!(max_abs > 0.0, saturates, "{name}: {line}");
+    }
+
+    for (args, says) in [
+        (
+            &["--quantize", "dynamic", "--weight-bits", "7"][..],
+            "the portable form multiplies i8 x i8",
+        ),
+        (
+            &["--precision", "fp16", "--weight-bits", "7"][..],
+            "--weight-bits applies only to int8",
+        ),
+        (
+            &[
+                "--target",
+                "onnxruntime",
+                "--quantize",
+                "dynamic",
+                "--weight-bits",
+                "6",
+            ][..],
+            "7..=8",
+        ),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_bertc"))
+            .args(["compile", "bert-tiny", "-o"])
+            .arg(dir.path().join("m.onnx"))
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(says), "{args:?}: {err}");
+        assert!(!dir.path().join("m.onnx").exists());
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bertc"))
+        .args([
+            "compile",
+            "bert-tiny",
+            "--target",
+            "onnxruntime",
+            "--quantize",
+            "dynamic",
+            "--weight-bits",
+            "7",
+            "-o",
+        ])
+        .arg(dir.path().join("m.onnx"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -117,6 +117,7 @@ fn int8_dump() {
         skip: vec![],
         embeddings: true,
         target: bertc::passes::Target::Portable,
+        weight_bits: 8,
         min_cosine: bertc::quantize::DEFAULT_MIN_COSINE,
     };
     bertc::quantize::apply(&mut graph, &opts).unwrap();

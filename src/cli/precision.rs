@@ -28,6 +28,11 @@ pub struct PrecisionArgs {
     /// Keep the embedding tables in f32 (by default the word embeddings are stored int8).
     #[arg(long)]
     pub no_quantize_embeddings: bool,
+    /// Bits of the int8 weights of the u8 x s8 forms (--target onnxruntime, --target openvino
+    /// --quantize static): 8, or 7 for x86 servers without VNNI, where onnxruntime's u8 x s8
+    /// kernel saturates (its issue #6004) and 7 bits cannot.
+    #[arg(long, value_name = "7|8", default_value_t = 8, value_parser = clap::value_parser!(u8).range(7..=8))]
+    pub weight_bits: u8,
     /// Calibration inputs: a safetensors file with every model input as [N, S], for --quantize
     /// static (the scales) or dynamic with --target onnxruntime (where per-token scales and
     /// smoothing go). Without it, generated realistic inputs are used.
@@ -126,6 +131,7 @@ impl PrecisionArgs {
                 );
             }
             for (given, flag) in [
+                (self.weight_bits != 8, "--weight-bits"),
                 (self.per_tensor, "--per-tensor"),
                 (!self.quantize_skip.is_empty(), "--quantize-skip"),
                 (self.no_quantize_embeddings, "--no-quantize-embeddings"),
@@ -167,6 +173,7 @@ impl PrecisionArgs {
             },
             skip: self.quantize_skip.clone(),
             embeddings: !self.no_quantize_embeddings,
+            weight_bits: self.weight_bits,
             min_cosine: self.min_cosine,
         }))
     }

@@ -261,18 +261,38 @@ pub const FP16_NOTE: &str = "note: fp16 stores the weights as f16 and computes i
      OpenVINO convert them once at load and run it as fast as fp32, tract converts them on every run \
      (BERT-base: 1.5x the fp32 time); it halves the file, it is not faster";
 
-/// Which runtimes an int8 form is fast in: the note `compile` prints when
-/// the form it wrote is slower than fp32 in another runtime bertc targets.
-/// The portable / tract form (i8 × i8 MatMulInteger, per-token scales)
-/// falls on onnxruntime's slow integer path and is not OpenVINO's int8
-/// either; `static_quant` says whether `--quantize static` was asked for
-/// (OpenVINO and onnxruntime then get their own Q/DQ form).
-pub fn int8_form_note(target: crate::passes::Target, static_quant: bool) -> Option<String> {
+/// Where an int8 form runs well: the note `compile` prints.
+/// - The portable / tract form (i8 × i8 MatMulInteger, per-token scales)
+///   falls on onnxruntime's slow integer path and is not OpenVINO's int8
+///   either; `static_quant` says whether `--quantize static` was asked for
+///   (OpenVINO and onnxruntime then get their own Q/DQ form).
+/// - onnxruntime's u8 × s8 forms with 8-bit weights: its x86 kernel without
+///   VNNI sums pairs of products in 16 bits and saturates (emulated on
+///   MiniLM: worst golden row 0.9978 → 0.9923); `--weight-bits 7` cannot
+///   (0.9952 everywhere). `host_saturates`: this CPU is such a one.
+pub fn int8_form_note(
+    target: crate::passes::Target,
+    static_quant: bool,
+    weight_bits: u8,
+    host_saturates: bool,
+) -> Option<String> {
     use crate::passes::Target;
+    if target == Target::Onnxruntime {
+        let here = match host_saturates {
+            true => "this CPU is one of them",
+            false => "not this CPU",
+        };
+        return (weight_bits == 8).then(|| {
+            format!(
+                "note: 8-bit weights: onnxruntime's u8 x s8 kernel on x86 CPUs without VNNI (AVX2, \
+                 AVX-512 without VNNI) adds pairs of products in 16 bits and can saturate ({here}); \
+                 for such servers compile with --weight-bits 7"
+            )
+        });
+    }
     let portable_form = match target {
-        Target::Onnxruntime => false,
         Target::Openvino => !static_quant,
-        Target::Portable | Target::Tract => true,
+        _ => true,
     };
     portable_form.then(|| {
         "note: this int8 form (i8 x i8 MatMulInteger) is tract's; onnxruntime runs it slower than \
@@ -395,6 +415,23 @@ mod tests {
     }
 
     #[test]
+    fn the_form_notes_follow_form_and_weight_bits() {
+        use crate::passes::Target;
+        // onnxruntime's forms: a saturation note with 8-bit weights, which
+        // says whether this CPU is one where it happens.
+        for static_quant in [false, true] {
+            let vnni = int8_form_note(Target::Onnxruntime, static_quant, 8, false).unwrap();
+            assert!(
+                vnni.contains("--weight-bits 7") && vnni.contains("not this CPU"),
+                "{vnni}"
+            );
+            let avx2 = int8_form_note(Target::Onnxruntime, static_quant, 8, true).unwrap();
+            assert!(avx2.contains("this CPU is one of them"), "{avx2}");
+            assert_eq!(int8_form_note(Target::Onnxruntime, static_quant, 7, true), None);
+        }
+    }
+
+    #[test]
     fn the_form_note_goes_with_the_portable_int8_form_only() {
         use crate::passes::Target;
         for (target, static_quant, noted) in [
@@ -407,10 +444,11 @@ mod tests {
             // portable form.
             (Target::Openvino, false, true),
             (Target::Openvino, true, false),
+            // 7-bit weights: no saturation note either.
             (Target::Onnxruntime, false, false),
             (Target::Onnxruntime, true, false),
         ] {
-            let note = int8_form_note(target, static_quant);
+            let note = int8_form_note(target, static_quant, 7, false);
             assert_eq!(note.is_some(), noted, "{target:?} static {static_quant}");
             if let Some(n) = note {
                 assert!(n.contains("--target onnxruntime --quantize dynamic"), "{n}");

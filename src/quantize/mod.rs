@@ -80,6 +80,10 @@ pub struct PrecisionOptions {
     /// optimizer fuses into MatMulIntegerToFloat; the others the symmetric
     /// i8 × i8 form.
     pub target: Target,
+    /// Bits of the u8 × s8 forms' weights: 8, or 7 where onnxruntime's
+    /// u8 × s8 kernel would saturate (x86 without VNNI; see
+    /// [`crate::passes::weight_max_for_cpu`]). The i8 × i8 form takes 8.
+    pub weight_bits: u8,
     /// The accuracy gate's bar, which `--quantize-skip auto` chooses for.
     pub min_cosine: f64,
 }
@@ -130,6 +134,17 @@ pub fn calibration(g: &Graph, opts: &PrecisionOptions) -> Result<Option<Calibrat
     })
 }
 
+/// The largest weight magnitude for `bits`-bit s8 weights: 127, or 63 for 7
+/// bits — on MiniLM's onnxruntime form the worst golden row is 0.9978 with 8
+/// bits where the kernel accumulates in 32 bits (VNNI), 0.9923 with 8 bits
+/// under AVX2's saturating pair sums (emulated), 0.9952 with 7 bits on both.
+fn weight_max(bits: u8) -> f32 {
+    match bits {
+        7 => crate::passes::WEIGHT_MAX_7BIT,
+        _ => crate::passes::WEIGHT_MAX_8BIT,
+    }
+}
+
 /// The precision passes for `opts` keeping the linears matched by `skip` f32.
 fn precision_passes(
     g: &Graph,
@@ -149,14 +164,7 @@ fn precision_passes(
                 weights: opts.weights,
                 skip: skip.to_vec(),
                 embeddings: opts.embeddings,
-                // 8 bits everywhere: 7-bit weights (what `weight_max_for_host`
-                // picks on x86 without VNNI, against onnxruntime's u8 x s8
-                // saturation) cost accuracy in every runtime alike. On the gate's
-                // inputs tract and onnxruntime agree on the 7-bit MiniLM file
-                // (last_hidden_state 0.19-0.22 max-abs apart, 8-bit: 0.13-0.15);
-                // both move padded positions to worst rows of 0.37-0.50 against
-                // f32 and real tokens to 0.978-0.988, under the 0.99 bar.
-                weight_max: crate::passes::WEIGHT_MAX_8BIT,
+                weight_max: weight_max(opts.weight_bits),
                 smooth: smooth(&calibrated.ranges),
                 per_token: crate::passes::PerToken::Inputs(crate::passes::per_token_inputs(
                     g,
@@ -184,6 +192,7 @@ fn precision_passes(
                 // golden row 0.9959 (f32 there: 0.9967), and OpenVINO runs
                 // every product of the model in int8.
                 gelu_inputs: true,
+                weight_max: weight_max(opts.weight_bits),
             })
         }
         Precision::Int8Static { .. } => PassManager::new().with(QuantizeInt8 {
