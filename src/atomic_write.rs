@@ -122,40 +122,46 @@ pub fn check_output(output: &Path, inputs: &[(&str, &Path)]) -> Result<(), Outpu
     Ok(())
 }
 
-/// A temporary file beside `path`, created with the permissions an
-/// ordinary new file gets (0666 less the umask), not tempfile's private
-/// 0600: the renamed output must be as readable as any file the user writes.
-fn temp_beside(path: &Path) -> std::io::Result<NamedTempFile> {
-    let dir = match path.parent() {
+/// The folder a temporary file beside `path` goes in.
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
-    };
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".bertc-").suffix(".tmp");
+    }
+}
+
+/// A new file at `path` with the permissions an ordinary new file gets
+/// (0666 less the umask), not tempfile's private 0600: the renamed output
+/// must be as readable as any file the user writes.
+fn create_new_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create_new(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o666);
     }
-    builder.tempfile_in(dir)
+    options.open(path)
 }
 
 /// Writes `bytes` to `path` through a temporary file (removed on error and
 /// on SIGINT/SIGTERM/SIGHUP). Refuses a destination that is not a regular
 /// file or a new path.
-/// [`temp_beside`], registered for removal on SIGINT/SIGTERM/SIGHUP,
-/// created and registered with those signals blocked.
+/// A temporary file beside `path` (`.bertc-*.tmp`), registered for removal
+/// on SIGINT/SIGTERM/SIGHUP before it is created
+/// ([`crate::signals::create_registered`]).
 #[cfg(unix)]
 fn guarded_temp_beside(path: &Path) -> std::io::Result<(crate::signals::TempGuard, NamedTempFile)> {
-    crate::signals::with_cleanup_signals_blocked(|| {
-        let tmp = temp_beside(path)?;
-        Ok((crate::signals::TempGuard::register(tmp.path()), tmp))
-    })
+    crate::signals::create_registered(dir_of(path), ".bertc-", ".tmp", create_new_file)
 }
 
 #[cfg(not(unix))]
 fn guarded_temp_beside(path: &Path) -> std::io::Result<((), NamedTempFile)> {
-    Ok(((), temp_beside(path)?))
+    let file = tempfile::Builder::new()
+        .prefix(".bertc-")
+        .suffix(".tmp")
+        .make_in(dir_of(path), create_new_file)?;
+    Ok(((), file))
 }
 
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -272,11 +278,11 @@ fn reserve(file: &std::fs::File, len: usize) -> std::io::Result<()> {
 /// external data — so that neither is ever left without the other: both
 /// are written in full to temporary files beside their destinations
 /// (removed on error and on SIGINT/SIGTERM/SIGHUP), then renamed, `first`
-/// (the data) before `second` (the model that names it), with those
-/// signals blocked in between so an interruption cannot fall between the
-/// two renames. Should the second rename fail, the first file is removed
-/// again. (Only SIGKILL within the microseconds of the two renames, or a
-/// signal delivered to another thread then, can split them.)
+/// (the data) before `second` (the model that names it), as one step
+/// ([`crate::signals::without_interruption`]): a signal meanwhile, on any
+/// thread, waits for both renames. Should the second rename fail, the
+/// first file is removed again. (Only SIGKILL within the microseconds of
+/// the two renames can split them.)
 pub fn write_atomic_pair(
     first: &Path,
     fill_first: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
@@ -309,7 +315,7 @@ pub fn write_atomic_pair(
         Ok(())
     };
     #[cfg(unix)]
-    let renamed = crate::signals::with_cleanup_signals_blocked(rename_both);
+    let renamed = crate::signals::without_interruption(rename_both);
     #[cfg(not(unix))]
     let renamed = rename_both();
     renamed

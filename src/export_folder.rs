@@ -260,14 +260,12 @@ pub fn write_export_folder(
     let files = shipped_files(source)?;
     let parent = parent_of(out);
     std::fs::create_dir_all(parent).map_err(io(parent))?;
-    // Created and registered as one step: a signal in between would leave
-    // the folder unguarded.
+    // Registered before it is created: a signal at any point finds it.
+    // `guards` is declared first so that it drops last: the folder is gone
+    // before its guard stops covering it.
     let mut guards = vec![];
-    let staging = crate::signals::with_cleanup_signals_blocked(|| {
-        let staging = temp_dir_beside(parent, ".bertc-export-")?;
-        guards.push(crate::signals::TempGuard::register(staging.path()));
-        Ok::<_, ExportFolderError>(staging)
-    })?;
+    let (staging_guard, staging) = temp_dir_beside(parent, ".bertc-export-")?;
+    guards.push(staging_guard);
     let root = staging.path();
     // Registered before it exists, so a signal at any point finds it.
     let mut guard = |path: &Path| guards.push(crate::signals::TempGuard::register(path));
@@ -330,16 +328,52 @@ pub fn write_export_folder(
 }
 
 /// A fresh hidden folder in `parent`, with the permissions an ordinary
-/// new folder gets (0777 less the umask), removed when dropped.
-fn temp_dir_beside(parent: &Path, prefix: &str) -> Result<tempfile::TempDir, ExportFolderError> {
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(prefix);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o777));
+/// new folder gets (0777 less the umask), registered for removal on a
+/// signal before it is created ([`crate::signals::create_registered`]).
+fn temp_dir_beside(
+    parent: &Path,
+    prefix: &str,
+) -> Result<(crate::signals::TempGuard, StagingFolder), ExportFolderError> {
+    let create = |path: &Path| {
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o777);
+        }
+        builder.create(path)
+    };
+    let (guard, made) = crate::signals::create_registered(parent, prefix, "", create).map_err(io(parent))?;
+    // Disarm tempfile's own removal (a file's); the folder's is StagingFolder's.
+    let ((), path) = made.keep().map_err(|e| e.error).map_err(io(parent))?;
+    Ok((guard, StagingFolder { path, kept: false }))
+}
+
+/// A folder bertc is filling, removed with its contents when dropped
+/// unless kept.
+struct StagingFolder {
+    path: PathBuf,
+    kept: bool,
+}
+
+impl StagingFolder {
+    fn path(&self) -> &Path {
+        &self.path
     }
-    builder.tempdir_in(parent).map_err(io(parent))
+
+    /// The folder, no longer removed on drop.
+    fn keep(mut self) -> PathBuf {
+        self.kept = true;
+        self.path.clone()
+    }
+}
+
+impl Drop for StagingFolder {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
 }
 
 /// Exchanges the new folder `new` with the existing `out`: atomically with
@@ -367,7 +401,7 @@ fn swap_into_place(new: &Path, out: &Path) -> Result<(), ExportFolderError> {
         }
     }
     let parent = parent_of(out);
-    let aside = temp_dir_beside(parent, ".bertc-old-")?.keep();
+    let aside = temp_dir_beside(parent, ".bertc-old-")?.1.keep();
     // Renaming a folder onto an empty folder replaces it.
     std::fs::rename(out, &aside).map_err(io(out))?;
     if let Err(error) = std::fs::rename(new, out) {

@@ -13,7 +13,7 @@
 
 use std::ffi::CString;
 use std::path::Path;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, Ordering};
 use std::sync::Once;
 
 /// Temporary paths registered at once: one per concurrent atomic write,
@@ -29,10 +29,21 @@ static TEMP_FILES: [AtomicPtr<libc::c_char>; SLOTS] = [const { AtomicPtr::new(st
 
 static INSTALL: Once = Once::new();
 
+/// Set while a step that must not be cut in two runs (renaming a model and
+/// its data file into place); a signal then only records itself in
+/// `DEFERRED` and is acted on when the step ends.
+static CRITICAL: AtomicBool = AtomicBool::new(false);
+static DEFERRED: AtomicI32 = AtomicI32::new(0);
+
 /// The signals that end an interactive or CI run.
 const CLEANUP_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
 extern "C" fn remove_temp_files(signal: libc::c_int) {
+    if CRITICAL.load(Ordering::SeqCst) {
+        // Atomics are async-signal-safe; `without_interruption` re-raises.
+        DEFERRED.store(signal, Ordering::SeqCst);
+        return;
+    }
     for slot in &TEMP_FILES {
         let p = slot.load(Ordering::SeqCst);
         if !p.is_null() {
@@ -77,25 +88,50 @@ fn install() {
     });
 }
 
-/// Runs `f` with SIGINT, SIGTERM and SIGHUP blocked (delivered after it
-/// returns), so that creating a temporary file and registering it is one
-/// step: a signal in between would leave the file unregistered.
-pub fn with_cleanup_signals_blocked<R>(f: impl FnOnce() -> R) -> R {
+/// Runs `f` as one step with respect to SIGINT, SIGTERM and SIGHUP: a
+/// signal that arrives meanwhile, on whichever thread handles it, is held
+/// until `f` returns and then acted on (temporaries removed, the process
+/// ended by it). Blocking the signals would not do: that mask is the
+/// calling thread's, and the process's other threads (rayon's, tract's)
+/// would still take them. Not reentrant: steps do not nest.
+pub fn without_interruption<R>(f: impl FnOnce() -> R) -> R {
     install();
-    // SAFETY: plain sigset manipulation on stack values; the mask is
-    // restored to exactly what it was.
-    unsafe {
-        let mut block: libc::sigset_t = std::mem::zeroed();
-        let mut previous: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut block);
-        for &s in &CLEANUP_SIGNALS {
-            libc::sigaddset(&mut block, s);
-        }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &block, &mut previous);
-        let r = f();
-        libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
-        r
+    CRITICAL.store(true, Ordering::SeqCst);
+    let r = f();
+    CRITICAL.store(false, Ordering::SeqCst);
+    let signal = DEFERRED.swap(0, Ordering::SeqCst);
+    if signal != 0 {
+        remove_temp_files(signal);
     }
+    r
+}
+
+/// Creates a fresh path `prefix` + random + `suffix` in `dir` with `create`
+/// (which must fail with `AlreadyExists` on a taken name, as
+/// `create_new` / `create_dir` do; another name is then tried), registered
+/// for removal on a signal *before* it exists. Blocking the signals while
+/// creating and registering is not enough: a signal sent to the process
+/// may be handled by any thread (rayon's, tract's), which would find the
+/// new path unregistered and leave it (seen in CI: a HUP left
+/// `.bertc-*.tmp`). Registered first, the handler at worst unlinks a path
+/// that does not exist yet.
+pub fn create_registered<R>(
+    dir: &Path,
+    prefix: &str,
+    suffix: &str,
+    mut create: impl FnMut(&Path) -> std::io::Result<R>,
+) -> std::io::Result<(TempGuard, tempfile::NamedTempFile<R>)> {
+    let mut guard = None;
+    let created = tempfile::Builder::new()
+        .prefix(prefix)
+        .suffix(suffix)
+        .make_in(dir, |path| {
+            let registered = TempGuard::register(path);
+            let r = create(path)?;
+            guard = Some(registered);
+            Ok(r)
+        })?;
+    Ok((guard.expect("registered when created"), created))
 }
 
 /// A temporary file or folder registered for removal on a signal;
