@@ -193,6 +193,33 @@ fn an_input_is_never_the_output() {
         &model,
     ]);
     assert_refused(&out, d, &["is also the model"]);
+    // The calibration inputs are an input too, static or dynamic, compile
+    // or optimize.
+    for quantize in [
+        &["--quantize", "static"][..],
+        &["--target", "onnxruntime", "--quantize", "dynamic"],
+    ] {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"compile", &config];
+        args.extend(quantize.iter().map(|a| a as &dyn AsRef<std::ffi::OsStr>));
+        args.extend([
+            &"--calibrate" as &dyn AsRef<std::ffi::OsStr>,
+            &golden,
+            &"-o",
+            &golden,
+        ]);
+        assert_refused(&bertc(&args), d, &["is also the calibration inputs"]);
+    }
+    let out = bertc(&[
+        &"optimize",
+        &model,
+        &"--quantize",
+        &"static",
+        &"--calibrate",
+        &golden,
+        &"-o",
+        &golden,
+    ]);
+    assert_refused(&out, d, &["golden.safetensors", "is also the calibration inputs"]);
 
     // sweep -o STEM writes STEM.md/.json/.svg: `-o config` would overwrite config.json.
     let out = Command::new(env!("CARGO_BIN_EXE_bertc"))

@@ -60,6 +60,16 @@ pub struct OptimizeArgs {
 }
 
 impl OptimizeArgs {
+    /// Files these options read (the calibration inputs): inputs of the
+    /// command, which its output must not overwrite.
+    pub fn input_files(&self) -> Vec<(&'static str, &std::path::Path)> {
+        self.precision
+            .calibrate
+            .iter()
+            .map(|p| ("calibration inputs", p.as_path()))
+            .collect()
+    }
+
     /// The library pipeline's options.
     pub fn pipeline_options(&self) -> anyhow::Result<PipelineOptions> {
         if self.passes.is_some() && self.level.given() {
@@ -88,7 +98,8 @@ pub fn run(a: CompileArgs) -> anyhow::Result<ExitCode> {
     options.validate()?;
     let source = a.source.resolve(MissingWeights::Refuse)?;
     let inputs = source.input_files(&a.source.model);
-    let inputs: Vec<(&str, &std::path::Path)> = inputs.iter().map(|(r, p)| (*r, p.as_path())).collect();
+    let mut inputs: Vec<(&str, &std::path::Path)> = inputs.iter().map(|(r, p)| (*r, p.as_path())).collect();
+    inputs.extend(a.optimize.input_files());
     let folder_out = bertc::export_folder::is_folder_output(&a.output);
     match folder_out {
         true => bertc::export_folder::check_destination(&a.output, &source, &inputs)?,

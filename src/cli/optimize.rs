@@ -34,6 +34,7 @@ pub fn run(a: OptimizeCmdArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|f| ("input model's external data", f.as_path())),
     );
+    inputs.extend(a.optimize.input_files());
     super::external_data::check_outputs(&a.output, &inputs)?;
     options.output = Some(a.output.clone());
     let graph = read_model(&a.input)?;
