@@ -164,10 +164,10 @@ pub enum OptionError {
     #[error("--weight-bits must be 7 or 8, got {0}")]
     WeightBits(u8),
     #[error(
-        "--weight-bits 7 is for the u8 x s8 forms of --target onnxruntime and --target openvino \
-         --quantize static; the {0} form multiplies i8 x i8, which does not saturate"
+        "--weight-bits 7 is for the u8 x s8 int8 forms of --target onnxruntime and --target openvino \
+         --quantize static, not {0}"
     )]
-    WeightBitsNeedUnsignedForm(&'static str),
+    WeightBitsNeedUnsignedForm(String),
     #[error(
         "--target {target} lowers only after the -O2 pipeline; with {given} nothing would be lowered \
          (use -O2 without --passes, or --target portable)"
@@ -207,7 +207,14 @@ impl PipelineOptions {
                 Target::Portable | Target::Tract => false,
             };
             if p.weight_bits == 7 && !unsigned_form {
-                return Err(OptionError::WeightBitsNeedUnsignedForm(self.target.name()));
+                let form = match p.kind {
+                    ReducedKind::Fp16 => "fp16 (no int8 weights)".to_string(),
+                    _ => format!(
+                        "the {} form (i8 x i8, which does not saturate)",
+                        self.target.name()
+                    ),
+                };
+                return Err(OptionError::WeightBitsNeedUnsignedForm(form));
             }
         }
         if self.target == Target::Openvino
@@ -549,25 +556,22 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
         }
     };
     times.precision = start.elapsed();
-    let kind = opts.precision.as_ref().map(|p| &p.kind);
-    let int8_kernel = match kind {
+    let int8_kernel = match opts.precision.as_ref().map(|p| &p.kind) {
         Some(ReducedKind::Int8Dynamic { .. } | ReducedKind::Int8Static { .. }) => {
             Some(quantize::kernel::notice())
         }
         _ => None,
     };
-    let form_note = |static_quant| {
-        let p = opts.precision.as_ref().expect("int8 asked for");
-        // x86 without VNNI is where weight_max_for_host asks for 7 bits.
-        let saturates = crate::passes::weight_max_for_host() == crate::passes::WEIGHT_MAX_7BIT;
+    // x86 without VNNI is where weight_max_for_host asks for 7 bits.
+    let saturates = crate::passes::weight_max_for_host() == crate::passes::WEIGHT_MAX_7BIT;
+    let int8_note = |p: &ReducedPrecision, static_quant| {
         quantize::kernel::int8_form_note(opts.target, static_quant, p.weight_bits, saturates)
     };
-    let form_note = match kind {
-        Some(ReducedKind::Int8Dynamic { .. }) => form_note(false),
-        Some(ReducedKind::Int8Static { .. }) => form_note(true),
-        Some(ReducedKind::Fp16) => Some(quantize::kernel::FP16_NOTE.to_string()),
-        None => None,
-    };
+    let form_note = opts.precision.as_ref().and_then(|p| match p.kind {
+        ReducedKind::Int8Dynamic { .. } => int8_note(p, false),
+        ReducedKind::Int8Static { .. } => int8_note(p, true),
+        ReducedKind::Fp16 => Some(quantize::kernel::FP16_NOTE.to_string()),
+    });
 
     let start = Instant::now();
     if !lowering.is_empty() {

@@ -411,7 +411,7 @@ fn seven_bit_weights_cannot_saturate_and_meet_minilm_golden() {
     for (args, says) in [
         (
             &["--quantize", "dynamic", "--weight-bits", "7"][..],
-            "the portable form multiplies i8 x i8",
+            "not the portable form (i8 x i8",
         ),
         (
             &["--precision", "fp16", "--weight-bits", "7"][..],
