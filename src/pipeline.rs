@@ -522,7 +522,13 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
         // The candidate is serialized only when those bytes are written:
         // into the output's temporary file when the caller gave the path.
         let written = opts.precision.is_none() && lowering.is_empty();
-        let form = match (written, export.external_data) {
+        // Beyond protobuf's limit the model is written with external data
+        // whatever was asked: encoding it inline here would be 2 GB for
+        // nothing (and more than tract's decoder may take).
+        let form = match (
+            written,
+            written && crate::onnx::written_with_external_data(&graph, export)?,
+        ) {
             (false, _) => CandidateForm::Unwritten,
             (true, true) => CandidateForm::WrittenLater,
             (true, false) => {

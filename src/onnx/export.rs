@@ -75,6 +75,12 @@ pub fn single_file(len: usize, opts: ExportOptions) -> bool {
     !opts.external_data && len <= super::PROTOBUF_LIMIT
 }
 
+/// Whether `g` is written with external data: asked for, or beyond
+/// protobuf's limit once encoded (measured without encoding it).
+pub fn written_with_external_data(g: &Graph, opts: ExportOptions) -> Result<bool, OnnxError> {
+    Ok(opts.external_data || !single_file(to_model(g, opts)?.encoded_len(), opts))
+}
+
 /// Serializes `g` into `sink`: the bytes, and the file they are in when
 /// they went to one. A model written with external data (asked for, or
 /// beyond protobuf's limit) goes to memory: it is written in its own form.
@@ -472,5 +478,43 @@ fn ints_attr(name: &str, ints: &[i64]) -> proto::AttributeProto {
         r#type: at::INTS,
         ints: ints.to_vec(),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{DType, Tensor};
+
+    /// A graph whose one weight is `len` bytes of untouched anonymous
+    /// memory: its size is real, its pages cost nothing until read.
+    fn graph_with_weight_of(len: usize) -> Graph {
+        let map = memmap2::MmapOptions::new()
+            .len(len)
+            .map_anon()
+            .and_then(|m| m.make_read_only())
+            .expect("an anonymous map");
+        let weight = Tensor::from_raw(DType::U8, vec![len], bytes::Bytes::from_owner(map)).unwrap();
+        let mut g = Graph::new();
+        let w = g.add_const("weight", weight).unwrap();
+        g.set_output("weight", w);
+        g
+    }
+
+    /// The check plans by this answer: a model past protobuf's limit is
+    /// written with external data whatever was asked, and is not encoded
+    /// inline to find that out.
+    #[test]
+    fn external_data_is_known_before_encoding() {
+        let inline = ExportOptions::default();
+        let asked = ExportOptions {
+            external_data: true,
+            ..inline
+        };
+        let small = graph_with_weight_of(1 << 20);
+        assert!(!written_with_external_data(&small, inline).unwrap());
+        assert!(written_with_external_data(&small, asked).unwrap());
+        let over = graph_with_weight_of(super::super::PROTOBUF_LIMIT + 1);
+        assert!(written_with_external_data(&over, inline).unwrap());
     }
 }

@@ -9,8 +9,8 @@ mod split;
 mod tensors;
 
 pub use export::{
-    export_bytes, export_into, resolve_opset, single_file, write_model, write_model_files, ExportOptions,
-    Sink, WrittenModel, DEFAULT_OPSET, MAX_OPSET, MIN_OPSET,
+    export_bytes, export_into, resolve_opset, single_file, write_model, write_model_files,
+    written_with_external_data, ExportOptions, Sink, WrittenModel, DEFAULT_OPSET, MAX_OPSET, MIN_OPSET,
 };
 pub use external::{data_path, ALIGNMENT, ALIGN_ABOVE, INLINE_BELOW, PROTOBUF_LIMIT};
 pub use import::{import_bytes, read_model, IMPORT_IR_VERSIONS, IMPORT_OPSETS};
