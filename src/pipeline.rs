@@ -494,7 +494,7 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
     let nodes_before = NodeCount::of(&graph);
 
     let start = Instant::now();
-    let reference = graph.clone();
+    let mut reference = graph.clone();
     let pass_runs = passes.run(&mut graph)?;
     times.passes = start.elapsed();
     // An explicit opset too low for a fused op fails here, before the checks.
@@ -514,6 +514,11 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
         ..export
     };
     let start = Instant::now();
+    // tract will load these graphs (the check, the precision stage): their
+    // weights move into tract's storage now, so each is held once.
+    if opts.check || opts.precision.is_some() {
+        crate::runtime::adopt_weights(&mut [&mut reference, &mut graph])?;
+    }
     let mut check = vec![];
     let mut loaded = None;
     let mut early = None;

@@ -16,7 +16,7 @@ pub use fit::{check_inputs_fit, check_references_fit, table_rows, InputFitError}
 pub use host::{read_safetensors, write_safetensors, HostData, HostTensor, NamedTensors};
 pub use inputs::realistic_inputs;
 pub use session::{panic_message, PlanMode, TractSession};
-pub use weights::SharedWeights;
+pub use weights::{adopt_weights, SharedWeights};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
