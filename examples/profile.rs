@@ -8,8 +8,11 @@
 //! when it has them. The mean run time is printed beside it.
 //! `--detail N` also lists the N costliest groups of nodes of one op kind
 //! and output type/shape (e.g. which Casts, which matrix products).
+//! `--order` lists every node in the order the plan runs them, with its
+//! best time: what ran just before a slow node (a kernel that leaves the
+//! upper vector registers dirty slows the scalar code after it).
 //!
-//! cargo run --example profile -- MODEL.onnx [--batch 1] [--seq 128] [--threads 2] [--runs 5] [--detail N] [--inputs-from MODEL.onnx] [--f32-input NAME:1x128x768]
+//! cargo run --example profile -- MODEL.onnx [--batch 1] [--seq 128] [--threads 2] [--runs 5] [--detail N] [--order] [--inputs-from MODEL.onnx] [--f32-input NAME:1x128x768]
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -21,6 +24,7 @@ use bertc::runtime::{set_threads, TractSession};
 fn main() -> anyhow::Result<()> {
     let (mut path, mut batch, mut seq, mut threads, mut runs) = (String::new(), 1, 128, 2, 5);
     let mut detail = 0;
+    let mut list_order = false;
     // Inputs are sized from this model's tables (default: the profiled one),
     // so that files bertc's IR cannot read (hand-edited experiments) still run.
     let mut inputs_from = None;
@@ -39,6 +43,7 @@ fn main() -> anyhow::Result<()> {
             "--threads" => threads = value(),
             "--runs" => runs = value(),
             "--detail" => detail = value(),
+            "--order" => list_order = true,
             "--inputs-from" => inputs_from = args.next(),
             "--f32-input" => f32_input = args.next(),
             p => path = p.to_string(),
@@ -64,10 +69,11 @@ fn main() -> anyhow::Result<()> {
     let (hosts, values) = session.prepare(&inputs)?;
     let plan = session.plan_for(&hosts.iter().collect::<Vec<_>>())?;
     // Run on tract's pool, as bertc runs every model (runtime::on_tract_pool).
-    let (best, total, best_run) = bertc::runtime::on_tract_pool(|| -> anyhow::Result<_> {
+    let (best, total, best_run, order) = bertc::runtime::on_tract_pool(|| -> anyhow::Result<_> {
         let mut state = plan.spawn()?;
         // node id -> (op kind, output fact, best ms)
         let mut best: HashMap<usize, (String, String, f64)> = HashMap::new();
+        let mut order: Vec<(usize, String)> = vec![];
         let mut total = 0.0;
         let mut best_run = f64::INFINITY;
         for run in 0..runs + 1 {
@@ -76,6 +82,9 @@ fn main() -> anyhow::Result<()> {
                 let from: Vec<String> = input.iter().map(|v| format!("{:?}", v.datum_type())).collect();
                 let t = Instant::now();
                 let out = tract_onnx::tract_core::plan::eval(ctx, op_state, node, input);
+                if run == 1 {
+                    order.push((node.id, node.name.clone()));
+                }
                 if run > 0 {
                     let ms = t.elapsed().as_secs_f64() * 1e3;
                     let e = best.entry(node.id).or_insert_with(|| {
@@ -98,7 +107,7 @@ fn main() -> anyhow::Result<()> {
                 best_run = best_run.min(ms);
             }
         }
-        Ok((best, total, best_run))
+        Ok((best, total, best_run, order))
     })?;
     let mut kinds: HashMap<&str, (f64, usize)> = HashMap::new();
     let mut groups: HashMap<(&str, &str), (f64, usize)> = HashMap::new();
@@ -124,6 +133,12 @@ fn main() -> anyhow::Result<()> {
     groups.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
     for ((op, fact), (ms, n)) in groups.iter().take(detail) {
         println!("  {ms:>8.2} ms {n:>4} nodes  {op} {fact}");
+    }
+    if list_order {
+        for (id, name) in &order {
+            let (op, fact, ms) = &best[id];
+            println!("  #{id:<5} {ms:>7.3} ms  {op} {fact}  {name}");
+        }
     }
     // CPU seconds of each thread of this process: whether the second
     // thread of tract's pool did a share of the work (the pool's threads
