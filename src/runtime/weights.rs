@@ -187,8 +187,13 @@ pub fn adopt_weights(graphs: &mut [&mut Graph]) -> Result<(), RuntimeError> {
         registry.retain(|_, w| w.strong_count() > 0);
         for (buffer, (tensor, view)) in slice.into_iter().zip(views) {
             for (gi, id) in buffer.holders {
+                // Each holder keeps its own type and dims: two constants
+                // may hold one buffer under different shapes (an imported
+                // file can point two initializers at the same bytes).
                 if let Op::Constant(t) = &mut graphs[gi].node_mut(id).op {
-                    *t = view.clone();
+                    if let Some(v) = IrTensor::from_raw(t.dtype(), t.dims().to_vec(), view.raw().clone()) {
+                        *t = v;
+                    }
                 }
             }
             registry.insert(key(&view), Arc::downgrade(&tensor));
@@ -294,6 +299,10 @@ mod tests {
             .unwrap();
         a.add_const("small", IrTensor::from_f32(vec![4], &[1.0, 2.0, 3.0, 4.0]))
             .unwrap();
+        // The same bytes under another shape, as an imported file may have.
+        let flat =
+            IrTensor::from_raw(DType::F32, vec![128 * 256], constant(&a, "big").raw().clone()).unwrap();
+        a.add_const("flat", flat).unwrap();
         let mut b = a.clone();
         let old = constant(&a, "big").raw().clone();
         let small = constant(&a, "small").raw().clone();
@@ -310,6 +319,9 @@ mod tests {
         assert_eq!(va.raw(), &old, "same bytes");
         assert!(old.is_unique(), "no graph holds the old buffer any more");
         assert_eq!(constant(&a, "small").raw().as_ptr(), small.as_ptr());
+        let flat = constant(&b, "flat");
+        assert_eq!(flat.dims(), &[128 * 256], "a holder keeps its own dims");
+        assert_eq!(flat.raw().as_ptr(), va.raw().as_ptr());
 
         // A fresh SharedWeights (nothing shared by name) still takes the
         // adopted tensor itself.
