@@ -119,8 +119,8 @@ fn adopted(t: &IrTensor) -> Option<Arc<Tensor>> {
 /// those tensors as they are ([`SharedWeights::tensors`]).
 ///
 /// Without it a compile held every weight twice while it checked: the
-/// IR's buffer, which is what gets written, and tract's copy (a
-/// 2.25 GB xlm-roberta-large-sized model peaked at 8.1 GB). Graphs that
+/// IR's buffer, which is what gets written, and tract's copy (a 2.25 GB
+/// xlm-roberta-large-sized model peaked at 5.9 GB, now 3.7 GB). Graphs that
 /// share buffers (a graph and its clone before passes) must be adopted
 /// together, or the clone left out keeps the old buffer alive.
 pub fn adopt_weights(graphs: &mut [&mut Graph]) -> Result<(), RuntimeError> {
