@@ -134,9 +134,10 @@
 //! the int8 products are 38.0-38.8 ms (~285 GMAC/s with
 //! `avx512vnni_mmm_i32_8x8`) and the f32 work both models share
 //! (attention products and their packing, Softmax, Gelu, layer norms)
-//! ~16 ms. A hand-made file that keeps only what tract must do around the
-//! products (x → Cast i8 → product → Cast f32 → + bias: numerically
-//! meaningless) ran 70.0 ms: without a runtime Exp before them its Casts
+//! ~16 ms. A file that keeps only what tract must do around the products
+//! (x → Cast i8 → product → Cast f32 → + bias: numerically meaningless;
+//! `scripts/tract_int8_floor.py` makes it from this pass's output) ran
+//! 70.0 ms: without a runtime Exp before them its Casts
 //! ran at the slow, dirty-state rate (12.8 ms for the 124). With clean
 //! Casts that floor is ~63 ms, 2.55× fp32; a usable form adds at least one
 //! scaling pass on each side (~5 ms), so ~2.35× is this CPU's ceiling in

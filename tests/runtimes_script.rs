@@ -110,3 +110,62 @@ fn runtimes_script_reports_every_file_in_every_runtime() {
     assert!(table[2].contains("ms (1.00×)"), "{}", table[2]);
     assert!(table[3].contains("| cannot load: "), "{}", table[3]);
 }
+
+/// scripts/tract_int8_floor.py on bert-tiny's int8 file: the same integer
+/// products, each quantized input reduced to a bare Cast (no range, scale
+/// or rounding ops left), the file still runs in tract; a file without
+/// bertc's quantizer is refused.
+#[test]
+fn tract_int8_floor_keeps_only_the_casts_around_the_products() {
+    let dir = tempfile::tempdir().unwrap();
+    let (int8, floor, fp32) = (
+        dir.path().join("int8.onnx"),
+        dir.path().join("floor.onnx"),
+        dir.path().join("fp32.onnx"),
+    );
+    run(Command::new(env!("CARGO_BIN_EXE_bertc"))
+        .args(["compile", "bert-tiny", "--quantize", "dynamic", "-o"])
+        .arg(&int8));
+    run(Command::new("python3")
+        .arg("scripts/tract_int8_floor.py")
+        .args([&int8, &floor]));
+    let ops = |p: &Path| {
+        bertc::onnx::read_model(p)
+            .unwrap()
+            .op_histogram()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let (q, f) = (ops(&int8), ops(&floor));
+    assert_eq!(f.get("MatMulInteger"), q.get("MatMulInteger"));
+    assert!(q.contains_key("ReduceMax") && q.contains_key("Exp"), "{q:?}");
+    for gone in ["ReduceMax", "ReduceMin", "Exp", "Log"] {
+        assert!(!f.contains_key(gone), "{gone} left in {f:?}");
+    }
+    run(Command::new(env!("CARGO_BIN_EXE_bertc"))
+        .args([
+            "bench",
+            "--runs",
+            "1",
+            "--warmup",
+            "0",
+            "--no-peak",
+            "--seq",
+            "16",
+        ])
+        .arg(&floor));
+
+    run(Command::new(env!("CARGO_BIN_EXE_bertc"))
+        .args(["compile", "bert-tiny", "-o"])
+        .arg(&fp32));
+    let refused = Command::new("python3")
+        .arg("scripts/tract_int8_floor.py")
+        .args([&fp32, &dir.path().join("none.onnx")])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("no bertc int8 quantizer"));
+    assert!(!dir.path().join("none.onnx").exists());
+}
