@@ -514,15 +514,17 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
         ..export
     };
     let start = Instant::now();
+    // Only a graph the passes changed is checked.
+    let checked = opts.check && !pass_runs.is_empty();
     // tract will load these graphs (the check, the precision stage): their
     // weights move into tract's storage now, so each is held once.
-    if opts.check || opts.precision.is_some() {
+    if checked || opts.precision.is_some() {
         crate::runtime::adopt_weights(&mut [&mut reference, &mut graph])?;
     }
     let mut check = vec![];
     let mut loaded = None;
     let mut early = None;
-    if opts.check && !pass_runs.is_empty() {
+    if checked {
         let inputs = check_inputs(&reference);
         // The candidate is serialized only when those bytes are written:
         // into the output's temporary file when the caller gave the path.
