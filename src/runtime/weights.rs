@@ -167,36 +167,29 @@ pub fn adopt_weights(graphs: &mut [&mut Graph]) -> Result<(), RuntimeError> {
             .count()
             .max(1);
         let slice: Vec<Buffer> = buffers.drain(..n).collect();
-        let views = slice
+        let copies = slice
             .par_iter()
             .map(|b| {
                 let tensor = Arc::new(to_tract(&b.name, &b.tensor)?);
                 let bytes = Bytes::from_owner(TractBytes(tensor.clone()));
-                let view = IrTensor::from_raw(b.tensor.dtype(), b.tensor.dims().to_vec(), bytes).ok_or_else(
-                    || {
-                        load_error(
-                            &b.name,
-                            anyhow::anyhow!("tract's copy does not have the bytes of its dims"),
-                        )
-                    },
-                )?;
-                Ok((tensor, view))
+                Ok((tensor, bytes))
             })
             .collect::<Result<Vec<_>, RuntimeError>>()?;
         let mut registry = ADOPTED.lock().unwrap_or_else(|e| e.into_inner());
         registry.retain(|_, w| w.strong_count() > 0);
-        for (buffer, (tensor, view)) in slice.into_iter().zip(views) {
+        for (buffer, (tensor, bytes)) in slice.into_iter().zip(copies) {
             for (gi, id) in buffer.holders {
                 // Each holder keeps its own type and dims: two constants
                 // may hold one buffer under different shapes (an imported
-                // file can point two initializers at the same bytes).
+                // file can point two initializers at the same bytes). The
+                // byte count is the buffer's, so `from_raw` cannot refuse.
                 if let Op::Constant(t) = &mut graphs[gi].node_mut(id).op {
-                    if let Some(v) = IrTensor::from_raw(t.dtype(), t.dims().to_vec(), view.raw().clone()) {
-                        *t = v;
+                    if let Some(view) = IrTensor::from_raw(t.dtype(), t.dims().to_vec(), bytes.clone()) {
+                        *t = view;
                     }
                 }
             }
-            registry.insert(key(&view), Arc::downgrade(&tensor));
+            registry.insert((bytes.as_ptr() as usize, bytes.len()), Arc::downgrade(&tensor));
         }
     }
     Ok(())
