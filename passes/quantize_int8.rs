@@ -324,11 +324,10 @@ impl Pass for QuantizeInt8 {
         let mut report = PassReport::default();
         let targets = targets(g, &self.skip);
         // The largest |W[k, n]| of each input channel k over every linear reading x.
-        // Only static scales use it (to smooth outlier channels): dynamic
-        // quantization skips a pass over every weight.
+        // Only static scales use it (to smooth outlier channels): the
+        // dynamically quantized inputs skip a pass over their weights.
         let mut row_max: HashMap<Value, Vec<f32>> = HashMap::new();
-        let smoothing = matches!(self.activations, ActivationScales::Static(_));
-        for t in targets.iter().filter(|_| smoothing) {
+        for t in targets.iter().filter(|t| self.static_scale(g, t.x)) {
             let w = constant(g, t.w).expect("linear weight");
             let n = w.dims()[1];
             let entry = row_max.entry(t.x).or_insert_with(|| vec![0.0; w.dims()[0]]);
@@ -441,16 +440,7 @@ impl QuantizeInt8 {
             let n = g.fresh_name(&format!("{base}.input_{n}"));
             g.add_const(&n, Tensor::scalar_f32(v))
         };
-        let dynamic = match &self.activations {
-            ActivationScales::Dynamic => true,
-            // GELU outputs range from -0.17 to tens, differently on every
-            // token: one calibrated scale for all tokens loses too much
-            // (MiniLM min row cosine 0.911 with it, 0.994 without), so the
-            // FFN output layer keeps per-token scales.
-            ActivationScales::Static(_) => {
-                matches!(g.node(x.node).op, Op::Gelu { .. }) || attention_context(g, x)
-            }
-        };
+        let dynamic = !self.static_scale(g, x);
         match (&self.activations, dynamic) {
             (ActivationScales::Static(ranges), false) => {
                 let producer = crate::ir::value_name(g, x);
@@ -519,6 +509,21 @@ impl QuantizeInt8 {
                 })
             }
         }
+    }
+}
+
+impl QuantizeInt8 {
+    /// Whether `x` gets a calibrated (static) scale: with static scales,
+    /// every input but a Gelu's output and an attention's context.
+    ///
+    /// GELU outputs range from -0.17 to tens, differently on every token:
+    /// one calibrated scale for all tokens loses too much (MiniLM min row
+    /// cosine 0.911 with it, 0.994 without), so the FFN output layer keeps
+    /// per-token scales; for contexts see [`attention_context`].
+    fn static_scale(&self, g: &Graph, x: Value) -> bool {
+        matches!(self.activations, ActivationScales::Static(_))
+            && !matches!(g.node(x.node).op, Op::Gelu { .. })
+            && !attention_context(g, x)
     }
 }
 
