@@ -20,6 +20,7 @@ Casts follow kernels that leave the upper vector registers dirty and run up to
 
 Needs onnx (scripts/requirements.txt).
 """
+import os
 import sys
 
 import onnx
@@ -57,10 +58,20 @@ def floor(model):
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
-    model = onnx.load(sys.argv[1])
+    source, out = sys.argv[1], sys.argv[2]
+    if os.path.exists(out) and os.path.samefile(source, out):
+        sys.exit(f"{out} is the input model: choose another output path")
+    model = onnx.load(source)
     n = floor(model)
-    onnx.save(model, sys.argv[2])
-    print(f"{sys.argv[2]}: {n} quantized inputs reduced to a bare Cast, {len(model.graph.node)} nodes")
+    # Written beside the output and renamed: no partial file on failure.
+    tmp = f"{out}.tmp-{os.getpid()}"
+    try:
+        onnx.save(model, tmp)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    print(f"{out}: {n} quantized inputs reduced to a bare Cast, {len(model.graph.node)} nodes")
 
 
 if __name__ == "__main__":

@@ -114,7 +114,7 @@ fn runtimes_script_reports_every_file_in_every_runtime() {
 /// scripts/tract_int8_floor.py on bert-tiny's int8 file: the same integer
 /// products, each quantized input reduced to a bare Cast (no range, scale
 /// or rounding ops left), the file still runs in tract; a file without
-/// bertc's quantizer is refused.
+/// bertc's quantizer, or an output that is the input, is refused.
 #[test]
 fn tract_int8_floor_keeps_only_the_casts_around_the_products() {
     let dir = tempfile::tempdir().unwrap();
@@ -168,4 +168,16 @@ fn tract_int8_floor_keeps_only_the_casts_around_the_products() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("no bertc int8 quantizer"));
     assert!(!dir.path().join("none.onnx").exists());
+
+    // The output may not be the input.
+    let before = std::fs::read(&int8).unwrap();
+    let onto_input = Command::new("python3")
+        .arg("scripts/tract_int8_floor.py")
+        .args([&int8, &int8])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(!onto_input.status.success());
+    assert!(String::from_utf8_lossy(&onto_input.stderr).contains("is the input model"));
+    assert_eq!(std::fs::read(&int8).unwrap(), before);
 }
