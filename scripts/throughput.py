@@ -46,16 +46,18 @@ torch.set_num_threads(--threads) and onnxruntime's intra-op threads = --threads 
 bertc gets the variables too, and --threads through {threads}.
 
 Inputs are never written to: the model folder is copied into a scratch folder and every
-sentence-transformers system loads the copy (the ONNX backend saves its exports beside the model
-it loads); the table goes to --out, which must not be one of the inputs.
+sentence-transformers system loads the copy (the int8 export writes into the folder it is given,
+and a later version of the backend may save its ONNX export beside the model it loads); the
+table goes to --out, which must not be one of the inputs.
 
 Needs, in a virtual environment of its own (not scripts/requirements.txt: tests and CI never
 run this), a set whose pins agree (sentence-transformers 6.x wants transformers 5, which the
 ONNX backend's optimum-onnx 0.1 refuses):
     python3 -m venv VENV
-    VENV/bin/pip install torch transformers==4.57.6 "sentence-transformers[onnx]==5.7.0" \\
+    VENV/bin/pip install torch==2.15.0 transformers==4.57.6 "sentence-transformers[onnx]==5.7.0" \\
         "optimum[onnxruntime]==2.1.0" "optimum-onnx[onnxruntime]==0.1.0"
-and run it with VENV/bin/python. No network: models load from their folder only.
+(torch's wheel brings CUDA packages, several GB; unused here) and run it with VENV/bin/python.
+No network: models load from their folder only.
 """
 import argparse
 import json
