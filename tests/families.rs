@@ -1,5 +1,5 @@
 //! BERT's relatives — RoBERTa, XLM-RoBERTa, DistilBERT, ELECTRA, ALBERT,
-//! MPNet — against PyTorch: the 18 seeded cases of ../shared/golden/family
+//! MPNet — against PyTorch: the 18 seeded cases of tests/fixtures/family
 //! at -O0 and -O2 in tract and onnxruntime (every position, the left-padded
 //! row included), fusion counts, parameter counts (the cases' and the
 //! presets' published ones), inputs as Optimum names them, int8 and fp16
@@ -116,10 +116,8 @@ fn every_layer_fuses_at_o2() {
 
 #[test]
 fn inspect_reports_pytorch_parameter_counts() {
-    let expected: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(family_dir("roberta-base").join("../parameters.json")).unwrap(),
-    )
-    .unwrap();
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("family/parameters.json")).unwrap()).unwrap();
     for (case, ..) in CASES {
         let dir = family_dir(case);
         let out = bertc_run(&[&"inspect", &dir, &"--json", &"--seq", &"12"]);
