@@ -179,10 +179,15 @@ fn presets_have_their_published_parameter_counts() {
 
 /// ALBERT's layers share one group: the file holds that group once, so
 /// albert-large-v2 (24 layers) is about its embeddings plus one layer.
+/// (Sizes only: placeholder weights take the bytes drawn ones take.)
 #[test]
 fn albert_stores_each_shared_weight_once() {
     let c = load_config("albert-large-v2").unwrap();
-    let compiled = compile(&c, CompileOptions::default(), &at_level(Level::O2)).unwrap();
+    let options = PipelineOptions {
+        check: false,
+        ..at_level(Level::O2)
+    };
+    let compiled = compile(&c, shapes_only(), &options).unwrap();
     let bytes = compiled.to_bytes().unwrap().len();
     let (h, i, e, v) = (1024usize, 4096usize, 128usize, 30000usize);
     let embeddings = v * e + 512 * e + 2 * e + 2 * e + (e * h + h);

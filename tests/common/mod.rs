@@ -46,6 +46,17 @@ pub fn minilm_dir() -> PathBuf {
     dir
 }
 
+/// Build options for tests that only count (parameters, nodes, shapes,
+/// multiply-adds, bytes) or review structure: placeholder weights instead
+/// of drawn random ones (xlm-roberta-large would draw 2.2 GB of them).
+/// Tests that run numbers keep seeded or real weights.
+pub fn shapes_only() -> CompileOptions {
+    CompileOptions {
+        shapes_only: true,
+        ..Default::default()
+    }
+}
+
 /// Compiles a config + checkpoint at -O0 (dead-node elimination only).
 pub fn compile_checkpoint(config: &Path, weights: &Path) -> Vec<u8> {
     compile_checkpoint_with(config, weights, &with_passes(&["dead_node_elimination"]))
