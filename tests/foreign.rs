@@ -1,5 +1,5 @@
 //! PyTorch's own exports of tiny-base (TorchScript at opsets 14 and 17),
-//! and of RoBERTa and DistilBERT (../shared/golden/family-foreign):
+//! and of RoBERTa and DistilBERT (tests/fixtures/family-foreign):
 //! imported into the IR, run back out through bertc's emitter, and fused —
 //! every layer norm, GELU and attention — without moving the numbers.
 
@@ -12,7 +12,6 @@ use bertc::passes::{level_passes, Level, PassManager, Target};
 use bertc::pipeline::{run, PipelineOptions, Source};
 use bertc::runtime::{compare, NamedTensors};
 use common::*;
-use std::path::PathBuf;
 
 fn import(file: &str) -> Graph {
     read_model(&fixture("foreign-tiny-base").join(file)).expect("the export imports")
@@ -121,18 +120,11 @@ fn external_data_may_not_leave_the_models_folder() {
     );
 }
 
-/// The reference data of BERT's relatives (read-only, beside the repository).
-fn family(folder: &str) -> PathBuf {
-    let dir = root().join("../shared/golden").join(folder);
-    assert!(dir.is_dir(), "the reference data is not at {}", dir.display());
-    dir
-}
-
-/// PyTorch's TorchScript export (opset 17) of `case` in ../shared/golden/family.
+/// PyTorch's TorchScript export (opset 17) of `case` in tests/fixtures/family.
 fn family_export(case: &str) -> (Graph, NamedTensors) {
-    let file = family("family-foreign").join(format!("{case}-torchscript-opset17.onnx"));
+    let file = fixture(&format!("family-foreign/{case}-torchscript-opset17.onnx"));
     let g = read_model(&file).expect("the export imports");
-    (g, golden(&family("family").join(case)))
+    (g, golden(&family_dir(case)))
 }
 
 /// The graph after -O2's passes, verified after each.

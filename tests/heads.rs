@@ -16,8 +16,8 @@ use bertc::ir::Graph;
 use bertc::passes::{level_passes, pipeline, Level, PassManager, Target};
 use common::*;
 
-/// The ten seeded checkpoints of ../shared/golden/cases (copied into
-/// tests/fixtures) and the outputs each golden file holds.
+/// The ten seeded checkpoints of tests/fixtures (copied from the shared
+/// golden set's cases/) and the outputs each golden file holds.
 const CASES: [(&str, &[&str]); 10] = [
     ("tiny-base", &["last_hidden_state", "pooler_output"]),
     ("tiny-cls", &["logits"]),

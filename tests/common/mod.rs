@@ -14,8 +14,14 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-pub fn fixture(case: &str) -> PathBuf {
-    root().join("tests/fixtures").join(case)
+/// `tests/fixtures/{rel}`: every file a test reads lives there (or is the
+/// MiniLM checkpoint that scripts/setup-test-env.sh fetches, sha256-checked),
+/// so a clone with nothing beside it runs the suite. tests/fixtures/README.md
+/// says where each folder came from. Missing data fails the test.
+pub fn fixture(rel: &str) -> PathBuf {
+    let path = root().join("tests/fixtures").join(rel);
+    assert!(path.exists(), "the fixture {rel} is not at {}", path.display());
+    path
 }
 
 /// The real all-MiniLM-L6-v2 checkpoint, fetched by scripts/fetch-minilm.sh.
@@ -38,6 +44,17 @@ pub fn minilm_dir() -> PathBuf {
         dir.display()
     );
     dir
+}
+
+/// Build options for tests that only count (parameters, nodes, shapes,
+/// multiply-adds, bytes) or review structure: placeholder weights instead
+/// of drawn random ones (xlm-roberta-large would draw 2.2 GB of them).
+/// Tests that run numbers keep seeded or real weights.
+pub fn shapes_only() -> CompileOptions {
+    CompileOptions {
+        shapes_only: true,
+        ..Default::default()
+    }
 }
 
 /// Compiles a config + checkpoint at -O0 (dead-node elimination only).
@@ -256,16 +273,9 @@ pub fn fused_counts(compiled: &bertc::pipeline::Compiled) -> FusedCounts {
 }
 
 /// The seeded checkpoints of BERT's relatives with PyTorch's outputs
-/// (../shared/golden/family, 2.5 MB: read in place, as torch_bin.rs reads
-/// ../shared). Missing data fails the test.
+/// (tests/fixtures/family, 2.5 MB).
 pub fn family_dir(case: &str) -> PathBuf {
-    let dir = root().join("../shared/golden/family").join(case);
-    assert!(
-        dir.join("config.json").is_file(),
-        "the family golden case {case} is not at {}",
-        dir.display()
-    );
-    dir
+    fixture(&format!("family/{case}"))
 }
 
 /// Asserts `text` against `snapshots/{name}.snap` (insta), the one place
@@ -281,7 +291,7 @@ pub fn assert_dump_snapshot(name: &str, text: &str) {
     });
 }
 
-/// One bare-encoder case per family of ../shared/golden/family (RoBERTa
+/// One bare-encoder case per family of tests/fixtures/family (RoBERTa
 /// stands for XLM-R): the ones dumped in full and given every head.
 pub const FAMILY_BASE_CASES: [&str; 5] = [
     "roberta-base",
