@@ -20,8 +20,10 @@ use crate::weights::Weights;
 
 pub use head::{is_head_or_pooler_tensor, is_head_param, Head, UnknownArchitecture};
 pub use mpnet::{mpnet_bucket, MPNET_BUCKETS};
-pub use params::{bert_model_params, model_params, sinusoidal_table};
+pub use params::{bert_model_params, model_params};
 pub use pooling::{Pooling, SentencePooling};
+// DistilBERT's table, where callers have always found it (drawn by weights).
+pub use crate::weights::sinusoidal_table;
 
 /// Which model to build on the encoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -155,17 +155,3 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
     }
     specs
 }
-
-/// DistilBERT's fixed position table, as transformers'
-/// `create_sinusoidal_embeddings` makes it (in f64, stored as f32):
-/// `pos / 10000^(2·(j/2)/dim)`, sine in even columns, cosine in odd ones.
-pub fn sinusoidal_table(rows: usize, dim: usize) -> Vec<f32> {
-    let mut out = Vec::with_capacity(rows * dim);
-    for pos in 0..rows {
-        for j in 0..dim {
-            let angle = pos as f64 / 10000f64.powf(2.0 * (j / 2) as f64 / dim as f64);
-            out.push(if j % 2 == 0 { angle.sin() } else { angle.cos() } as f32);
-        }
-    }
-    out
-}
