@@ -58,7 +58,7 @@ pub fn model_spec(config: &BertConfig, opts: &CompileOptions) -> Result<ModelSpe
     let head = match (opts.head, &opts.sentence) {
         (Some(h), _) => h,
         (None, Some(_)) => Head::SentenceEmbedding,
-        (None, None) => Head::from_config(config)?,
+        (None, None) => config.family.head_for(&config.architectures)?,
     };
     let mut spec = ModelSpec::for_config(head, config);
     spec.keep_last_hidden_state = opts.keep_last_hidden_state;

@@ -16,8 +16,8 @@
 
 use serde::Serialize;
 
-use crate::builder::Head;
 use crate::config::{BertConfig, ConfigError};
+use crate::head::Head;
 
 /// A model family: one `model_type` (or several spellings of one graph).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
@@ -127,6 +127,28 @@ impl Family {
         .collect()
     }
 
+    /// The head a config's `architectures` asks for, among this family's
+    /// classes (`RobertaForMaskedLM`, …); no architectures at all is the
+    /// base model.
+    pub fn head_for(self, architectures: &[String]) -> Result<Head, UnknownArchitecture> {
+        let Some(first) = architectures.first() else {
+            return Ok(Head::Base);
+        };
+        let known = self.architectures();
+        known
+            .iter()
+            .find(|(name, _)| name == first)
+            .map(|&(_, head)| head)
+            .ok_or_else(|| UnknownArchitecture {
+                found: architectures.to_vec(),
+                known: known
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
     /// Whether the model reads `token_type_ids` (Optimum gives the input
     /// only to these). RoBERTa's one-row table is added as a constant row.
     pub fn has_token_types(self) -> bool {
@@ -232,6 +254,16 @@ impl Family {
             _ => format!("encoder.layer.{i}.{suffix}"),
         }
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "config field `architectures` = {found:?}: bertc cannot tell which head to build; \
+     known architectures: {known}; choose one with --head"
+)]
+pub struct UnknownArchitecture {
+    pub found: Vec<String>,
+    pub known: String,
 }
 
 /// ALBERT's encoder runs `num_hidden_layers` times a layer group of

@@ -142,3 +142,21 @@ pub(crate) const HEAD_PREFIXES: [&str; 11] = [
     // left unread by the heads bertc builds, never refused.
     "discriminator_predictions.",
 ];
+
+/// Whether a parameter is a task head's own (outside the `bert.` module).
+pub fn is_head_param(name: &str) -> bool {
+    HEAD_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// Whether a checkpoint tensor belongs to some task head or the pooler:
+/// a checkpoint saved from one `BertFor*` class carries these, and
+/// compiling it with another head (say, the base model of a fine-tuned
+/// classifier) leaves them unread rather than failing.
+pub fn is_head_or_pooler_tensor(name: &str) -> bool {
+    // Any family's encoder prefix (`bert.`, `roberta.`, …).
+    let name = name
+        .split_once('.')
+        .filter(|(first, _)| Family::ALL.iter().any(|f| f.prefix() == *first))
+        .map_or(name, |(_, rest)| rest);
+    is_head_param(name) || name.starts_with("pooler.")
+}

@@ -3,7 +3,6 @@
 
 mod bert;
 mod family_heads;
-mod head;
 mod heads;
 mod mpnet;
 mod params;
@@ -18,7 +17,11 @@ use crate::config::BertConfig;
 use crate::ir::{Graph, IrError, Value};
 use crate::weights::Weights;
 
-pub use head::{is_head_or_pooler_tensor, is_head_param, Head, UnknownArchitecture};
+// Where callers have always found them (they live below the builder, so
+// that the family module can name them without depending on it).
+pub use crate::family::UnknownArchitecture;
+pub use crate::head::Head;
+pub use family_heads::{is_head_or_pooler_tensor, is_head_param};
 pub use mpnet::{mpnet_bucket, MPNET_BUCKETS};
 pub use params::{bert_model_params, model_params};
 pub use pooling::{Pooling, SentencePooling};

@@ -31,7 +31,7 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
             return;
         }
         // The head's own parameters live outside the encoder's module.
-        let under_bert_prefix = !super::head::is_head_param(&name);
+        let under_bert_prefix = !super::family_heads::is_head_param(&name);
         specs.push(ParamSpec {
             name,
             shape,
