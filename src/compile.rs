@@ -58,7 +58,7 @@ pub fn model_spec(config: &BertConfig, opts: &CompileOptions) -> Result<ModelSpe
     let head = match (opts.head, &opts.sentence) {
         (Some(h), _) => h,
         (None, Some(_)) => Head::SentenceEmbedding,
-        (None, None) => Head::from_config(config)?,
+        (None, None) => config.family.head_for(&config.architectures)?,
     };
     let mut spec = ModelSpec::for_config(head, config);
     spec.keep_last_hidden_state = opts.keep_last_hidden_state;
@@ -69,10 +69,10 @@ pub fn model_spec(config: &BertConfig, opts: &CompileOptions) -> Result<ModelSpe
         let names = checkpoint_names(path)?;
         // Either half of the pooler means the checkpoint has one: a missing
         // other half is then reported as missing, never silently dropped.
-        let family = config.family;
-        let pooler = family.pooler_linear();
+        let family = config.family.spec();
+        let pooler = family.pooler.linear;
         spec.pooler = names.iter().any(|n| {
-            let n = n.strip_prefix(&format!("{}.", family.prefix())).unwrap_or(n);
+            let n = n.strip_prefix(&format!("{}.", family.prefix)).unwrap_or(n);
             n == format!("{pooler}.weight") || n == format!("{pooler}.bias")
         });
     }

@@ -27,6 +27,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use crate::config::BertConfig;
+use crate::family;
 use crate::ir::op_table::CostRule;
 use crate::ir::{canonical_order, parameter_elements, Dim, Factors, Graph, NodeId, Op, Shape, Value};
 
@@ -167,37 +168,20 @@ fn component_of(name: &str) -> Option<Component> {
 }
 
 fn component_at(n: &str) -> Option<Component> {
-    // ELECTRA's and ALBERT's projections belong to the embeddings, and
-    // so does MPNet's relative position bias (position information,
-    // shared by every layer like the position table).
-    if [
-        "embeddings.",
-        "embeddings_project.",
-        "encoder.embedding_hidden_mapping_in.",
-        "encoder.relative_attention_bias.",
-    ]
-    .iter()
-    .any(|p| n.starts_with(p))
-    {
+    // The family table's names: ELECTRA's and ALBERT's projections belong
+    // to the embeddings, and so does MPNet's relative position bias.
+    if family::is_embedding_weight(n) {
         return Some(Component::Embeddings);
     }
     // DistilBERT's layers; ALBERT's shared groups count once, as their group.
-    let layer = [
-        "encoder.layer.",
-        "transformer.layer.",
-        "encoder.albert_layer_groups.",
-    ]
-    .iter()
-    .find_map(|p| n.strip_prefix(p));
-    if let Some(rest) = layer {
+    if let Some(rest) = family::layer_weight_rest(n) {
         let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
         return digits.parse().ok().map(Component::Layer);
     }
-    // ALBERT's pooler is a bare `pooler` Linear.
-    if n.starts_with("pooler.") {
+    if family::is_pooler_weight(n) {
         return Some(Component::Pooler);
     }
-    if crate::builder::is_head_param(n) {
+    if family::is_head_param(n) {
         return Some(Component::Heads);
     }
     None

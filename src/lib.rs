@@ -13,6 +13,7 @@ pub mod cost;
 mod error;
 pub mod export_folder;
 pub mod family;
+pub mod head;
 pub mod input_file;
 pub mod ir;
 pub mod model_folder;

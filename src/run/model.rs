@@ -175,7 +175,7 @@ fn task_of(graph: &Graph, config: Option<&BertConfig>) -> Result<Task, RunError>
     let head = match graph.metadata.get("bertc.head").and_then(|h| Head::parse(h)) {
         Some(h) => Some(h),
         None => match config {
-            Some(c) if !c.architectures.is_empty() => Head::from_config(c).ok(),
+            Some(c) if !c.architectures.is_empty() => c.family.head_for(&c.architectures).ok(),
             _ => None,
         },
     };

@@ -9,7 +9,12 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::family::Family;
+use crate::family::{EmbeddingProjection, Family, LayerPath};
+
+mod family_fields;
+mod fields;
+
+use fields::{invalid, labels, Fields};
 
 /// Why a config was refused. Every variant names the field, its value and the rule.
 #[derive(Debug, thiserror::Error)]
@@ -227,13 +232,13 @@ impl BertConfig {
             error,
         })?;
         let mut fields = raw.fields;
-        // BERT's relatives become BERT's field names (crate::family).
-        let family = crate::family::adapt_fields(&mut fields)?;
+        // BERT's relatives become BERT's field names (the family table's adapter).
+        let family = family_fields::adapt_fields(&mut fields)?;
         // Errors name the field as the file spells it (DistilBERT's `dim`).
-        Self::from_adapted(&fields, family).map_err(|e| crate::family::in_family_terms(e, family))
+        Self::from_adapted(&fields, family).map_err(|e| family_fields::in_family_terms(e, family))
     }
 
-    /// The config from fields already in BERT's names (crate::family).
+    /// The config from fields already in BERT's names (family_fields.rs).
     fn from_adapted(
         fields: &serde_json::Map<String, serde_json::Value>,
         family: Family,
@@ -279,6 +284,8 @@ impl BertConfig {
         };
 
         let (id2label, label2id, num_labels) = labels(&f)?;
+        let spec = family.spec();
+        let shared_groups = matches!(spec.layers.path, LayerPath::SharedGroups(_));
         let config = BertConfig {
             vocab_size: f.positive("vocab_size", 30522)?,
             hidden_size: f.positive("hidden_size", 768)?,
@@ -307,21 +314,24 @@ impl BertConfig {
                 None => f.string("dtype")?,
             },
             family,
-            embedding_size: match family {
-                Family::Electra | Family::Albert => Some(f.positive("embedding_size", 128)?),
-                _ => None,
-            },
-            num_hidden_groups: (family == Family::Albert)
+            // The fields only some families have, read where the family's
+            // row has the part they size.
+            embedding_size: (spec.embedding_projection != EmbeddingProjection::None)
+                .then(|| f.positive("embedding_size", 128))
+                .transpose()?,
+            num_hidden_groups: shared_groups
                 .then(|| f.positive("num_hidden_groups", 1))
                 .transpose()?,
-            inner_group_num: (family == Family::Albert)
+            inner_group_num: shared_groups
                 .then(|| f.positive("inner_group_num", 1))
                 .transpose()?,
-            sinusoidal_pos_embds: (family == Family::DistilBert)
+            sinusoidal_pos_embds: spec
+                .sinusoidal_positions
                 .then(|| f.bool("sinusoidal_pos_embds").map(|b| b.unwrap_or(false)))
                 .transpose()?,
-            relative_attention_num_buckets: (family == Family::MpNet)
-                .then(|| f.positive("relative_attention_num_buckets", 32))
+            relative_attention_num_buckets: spec
+                .bucketed_relative_bias
+                .map(|_| f.positive("relative_attention_num_buckets", 32))
                 .transpose()?,
         };
         config.check_rules()?;
@@ -415,7 +425,7 @@ impl BertConfig {
             ));
         }
         self.parameter_bound()?;
-        crate::family::check_family_rules(self)?;
+        family_fields::check_family_rules(self)?;
         if self.hidden_size % self.num_attention_heads != 0 {
             return Err(invalid(
                 "hidden_size",
@@ -498,139 +508,4 @@ fn human_bytes(b: f64) -> String {
         u += 1;
     }
     format!("{v:.1} {}", units[u])
-}
-
-fn invalid(field: &'static str, value: &str, rule: &str) -> ConfigError {
-    ConfigError::Invalid {
-        field,
-        value: value.to_string(),
-        rule: rule.to_string(),
-    }
-}
-
-type Labels = (BTreeMap<usize, String>, BTreeMap<String, usize>, usize);
-
-/// transformers derives num_labels from id2label when it is given, else
-/// defaults to 2 labels named LABEL_0, LABEL_1.
-fn labels(f: &Fields) -> Result<Labels, ConfigError> {
-    let mut id2label = BTreeMap::new();
-    if let Some(v) = f.0.get("id2label").filter(|v| !v.is_null()) {
-        let map = v
-            .as_object()
-            .ok_or_else(|| invalid("id2label", &v.to_string(), "must be an object"))?;
-        for (k, name) in map {
-            let id: usize = k
-                .parse()
-                .map_err(|_| invalid("id2label", k, "keys must be non-negative integers"))?;
-            let name = name
-                .as_str()
-                .ok_or_else(|| invalid("id2label", &name.to_string(), "values must be strings"))?;
-            id2label.insert(id, name.to_string());
-        }
-    }
-    let num_labels = match f.0.get("num_labels").filter(|v| !v.is_null()) {
-        Some(_) => f.positive("num_labels", 2)?,
-        None if !id2label.is_empty() => id2label.len(),
-        None => 2,
-    };
-    // Bounded before the default label names are built (one string each).
-    if num_labels > MAX_LABELS {
-        return Err(invalid(
-            "num_labels",
-            &num_labels.to_string(),
-            &format!("must be at most {MAX_LABELS}: bertc builds one label name per label"),
-        ));
-    }
-    if id2label.is_empty() {
-        id2label = (0..num_labels).map(|i| (i, format!("LABEL_{i}"))).collect();
-    }
-    if id2label.len() != num_labels || id2label.keys().any(|&k| k >= num_labels) {
-        return Err(invalid(
-            "id2label",
-            &format!("{} entries", id2label.len()),
-            &format!("must map exactly the ids 0..{num_labels} (num_labels)"),
-        ));
-    }
-    let label2id = id2label.iter().map(|(&i, n)| (n.clone(), i)).collect();
-    Ok((id2label, label2id, num_labels))
-}
-
-/// Typed access to the raw JSON fields, each error naming its field.
-struct Fields<'a>(&'a serde_json::Map<String, serde_json::Value>);
-
-impl Fields<'_> {
-    fn get(&self, field: &str) -> Option<&serde_json::Value> {
-        self.0.get(field).filter(|v| !v.is_null())
-    }
-
-    fn positive(&self, field: &'static str, default: usize) -> Result<usize, ConfigError> {
-        match self.get(field) {
-            None => Ok(default),
-            Some(v) => match v.as_u64() {
-                Some(n) if n > 0 => Ok(n as usize),
-                _ => Err(invalid(field, &v.to_string(), "must be an integer > 0")),
-            },
-        }
-    }
-
-    fn non_negative(&self, field: &'static str) -> Result<usize, ConfigError> {
-        match self.get(field) {
-            None => Ok(0),
-            Some(v) => v
-                .as_u64()
-                .map(|n| n as usize)
-                .ok_or_else(|| invalid(field, &v.to_string(), "must be an integer >= 0")),
-        }
-    }
-
-    fn int_or_null(&self, field: &'static str, default: Option<i64>) -> Result<Option<i64>, ConfigError> {
-        match self.0.get(field) {
-            None => Ok(default),
-            Some(v) if v.is_null() => Ok(None),
-            Some(v) => v
-                .as_i64()
-                .map(Some)
-                .ok_or_else(|| invalid(field, &v.to_string(), "must be an integer")),
-        }
-    }
-
-    fn float(&self, field: &'static str) -> Result<Option<f64>, ConfigError> {
-        match self.get(field) {
-            None => Ok(None),
-            Some(v) => v
-                .as_f64()
-                .map(Some)
-                .ok_or_else(|| invalid(field, &v.to_string(), "must be a number")),
-        }
-    }
-
-    fn bool(&self, field: &'static str) -> Result<Option<bool>, ConfigError> {
-        match self.get(field) {
-            None => Ok(None),
-            Some(v) => v
-                .as_bool()
-                .map(Some)
-                .ok_or_else(|| invalid(field, &v.to_string(), "must be true or false")),
-        }
-    }
-
-    fn string(&self, field: &'static str) -> Result<Option<String>, ConfigError> {
-        match self.get(field) {
-            None => Ok(None),
-            Some(v) => v
-                .as_str()
-                .map(|s| Some(s.to_string()))
-                .ok_or_else(|| invalid(field, &v.to_string(), "must be a string")),
-        }
-    }
-
-    fn strings(&self, field: &'static str) -> Result<Vec<String>, ConfigError> {
-        match self.get(field) {
-            None => Ok(Vec::new()),
-            Some(v) => v
-                .as_array()
-                .and_then(|items| items.iter().map(|s| s.as_str().map(String::from)).collect())
-                .ok_or_else(|| invalid(field, &v.to_string(), "must be a list of strings")),
-        }
-    }
 }
