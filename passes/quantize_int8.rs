@@ -217,7 +217,7 @@ pub struct QuantizedWeight {
 
 /// Symmetric int8 quantization of a 2-D [K, N] weight.
 pub fn quantize_weight(w: &Tensor, granularity: WeightGranularity) -> QuantizedWeight {
-    let (values, scales) = super::quantize_weight_s8(w, None, granularity, 127.0);
+    let (values, scales) = super::quantize_weight_s8(w, None, granularity, super::WeightBits::Eight);
     QuantizedWeight { values, scales }
 }
 

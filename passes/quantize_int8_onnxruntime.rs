@@ -64,11 +64,11 @@
 //! random-init BERT-base, whose tokens and channels are even, neither is
 //! applied.
 //!
-//! `weight_max` = 63 gives 7-bit weights (`--weight-bits 7`): on x86 CPUs
+//! [`WeightBits::Seven`] gives 7-bit weights (`--weight-bits 7`): on x86 CPUs
 //! without VNNI, onnxruntime's u8 × s8 kernel sums pairs of products in 16
 //! bits (`vpmaddubsw`), which saturates when two large products meet
 //! (onnxruntime issue #6004); with 7 bits every pair stays within i16
-//! (255 · 126 = 32130). [`weight_max_for_cpu`] says which CPUs those are.
+//! (255 · 126 = 32130). [`weight_bits_for_cpu`] says which CPUs those are.
 //! The default stays 8 bits — the file must not depend on the machine that
 //! compiles it, and the lost bit costs accuracy where nothing saturates —
 //! and `compile` prints a note naming the flag. MiniLM's worst golden row
@@ -87,9 +87,45 @@ use super::pattern::constant;
 use super::quantize_int8::{quantize_embeddings, targets};
 use super::{Pass, PassReport, WeightGranularity};
 
-/// Largest weight magnitude: 127 for 8-bit, 63 for 7-bit weights.
-pub const WEIGHT_MAX_8BIT: f32 = 127.0;
-pub const WEIGHT_MAX_7BIT: f32 = 63.0;
+/// How many bits of the s8 range the weights use: all 8 (±127), or 7 (±63)
+/// for onnxruntime's u8 × s8 kernels that add pairs of products in 16 bits
+/// (see [`weight_bits_for_cpu`]). Only these two exist: a weight range is
+/// one of them by construction, not a number to check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightBits {
+    Eight,
+    Seven,
+}
+
+impl WeightBits {
+    /// The largest weight magnitude: 127 or 63.
+    pub fn max(self) -> f32 {
+        match self {
+            WeightBits::Eight => 127.0,
+            WeightBits::Seven => 63.0,
+        }
+    }
+
+    pub fn bits(self) -> u8 {
+        match self {
+            WeightBits::Eight => 8,
+            WeightBits::Seven => 7,
+        }
+    }
+}
+
+/// `--weight-bits`: 8 or 7; any other count is returned as the error.
+impl TryFrom<u8> for WeightBits {
+    type Error = u8;
+
+    fn try_from(bits: u8) -> Result<WeightBits, u8> {
+        match bits {
+            8 => Ok(WeightBits::Eight),
+            7 => Ok(WeightBits::Seven),
+            other => Err(other),
+        }
+    }
+}
 
 /// SmoothQuant's migration strength for this form (see the module doc).
 pub const SMOOTHING_ALPHA_ONNXRUNTIME: f32 = 0.5;
@@ -98,25 +134,25 @@ pub const SMOOTHING_ALPHA_ONNXRUNTIME: f32 = 0.5;
 /// with a dot-product instruction that accumulates in 32 bits (AVX-512
 /// VNNI, AVX-VNNI, AMX; ARM's sdot/udot), 7 bits where x86 falls back to
 /// `vpmaddubsw`'s saturating 16-bit pair sums.
-pub fn weight_max_for_cpu(x86: bool, vnni: bool) -> f32 {
+pub fn weight_bits_for_cpu(x86: bool, vnni: bool) -> WeightBits {
     match x86 && !vnni {
-        true => WEIGHT_MAX_7BIT,
-        false => WEIGHT_MAX_8BIT,
+        true => WeightBits::Seven,
+        false => WeightBits::Eight,
     }
 }
 
-/// [`weight_max_for_cpu`] of the CPU bertc runs on.
-pub fn weight_max_for_host() -> f32 {
+/// [`weight_bits_for_cpu`] of the CPU bertc runs on.
+pub fn weight_bits_for_host() -> WeightBits {
     #[cfg(target_arch = "x86_64")]
     {
         // Every AMX CPU also has AVX-512 VNNI.
         let vnni = std::arch::is_x86_feature_detected!("avx512vnni")
             || std::arch::is_x86_feature_detected!("avxvnni");
-        weight_max_for_cpu(true, vnni)
+        weight_bits_for_cpu(true, vnni)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        weight_max_for_cpu(false, false)
+        weight_bits_for_cpu(false, false)
     }
 }
 
@@ -127,8 +163,7 @@ pub struct QuantizeInt8Onnxruntime {
     pub skip: Vec<String>,
     /// Store large embedding tables as int8 too (weight-only).
     pub embeddings: bool,
-    /// [`WEIGHT_MAX_8BIT`] or [`WEIGHT_MAX_7BIT`].
-    pub weight_max: f32,
+    pub weight_bits: WeightBits,
     /// Smoothing factors per input channel, keyed by the name of the value
     /// a linear reads (see the module doc); inputs not listed are not smoothed.
     pub smooth: HashMap<String, Vec<f32>>,
@@ -158,7 +193,7 @@ impl QuantizeInt8Onnxruntime {
             weights: WeightGranularity::PerChannel,
             skip: Vec::new(),
             embeddings: true,
-            weight_max: WEIGHT_MAX_8BIT,
+            weight_bits: WeightBits::Eight,
             smooth: HashMap::new(),
             per_token: PerToken::Gelu,
         }
@@ -172,14 +207,15 @@ impl Default for QuantizeInt8Onnxruntime {
 }
 
 /// Symmetric quantization of a 2-D [K, N] weight to [-max, max] (s8
-/// storage), rows first multiplied by `rows` when given; returns the values
-/// and the scale of each column.
+/// storage, max from `bits`), rows first multiplied by `rows` when given;
+/// returns the values and the scale of each column.
 pub fn quantize_weight_s8(
     w: &Tensor,
     rows: Option<&[f32]>,
     granularity: WeightGranularity,
-    qmax: f32,
+    bits: WeightBits,
 ) -> (Tensor, Vec<f32>) {
+    let qmax = bits.max();
     let (k, n) = (w.dims()[0], w.dims()[1]);
     // Read in place: a [K, N] f32 copy of BERT-base's 85 M weights is
     // 340 MB of fresh memory, whose page faults cost more than the
@@ -236,12 +272,6 @@ impl Pass for QuantizeInt8Onnxruntime {
     }
 
     fn run(&self, g: &mut Graph) -> Result<PassReport, IrError> {
-        if !(1.0..=127.0).contains(&self.weight_max) {
-            return Err(IrError::Invalid {
-                node: self.name().into(),
-                reason: format!("weight_max {} is not within 1..=127", self.weight_max),
-            });
-        }
         let mut report = PassReport::default();
         let mut quantized: HashMap<Value, Quantized> = HashMap::new();
         for t in targets(g, &self.skip) {
@@ -296,7 +326,7 @@ impl Pass for QuantizeInt8Onnxruntime {
                 }
             };
             let w = constant(g, t.w).expect("linear weight");
-            let (wq, ws) = quantize_weight_s8(w, factors.map(Vec::as_slice), self.weights, self.weight_max);
+            let (wq, ws) = quantize_weight_s8(w, factors.map(Vec::as_slice), self.weights, self.weight_bits);
             let name = |g: &Graph, s: &str| g.fresh_name(&format!("{base}.{s}"));
             let n = name(g, "weight_s8");
             let wq = g.add_const(&n, wq)?;

@@ -60,7 +60,7 @@ use crate::ir::{BinaryOp, DType, Graph, IrError, Op, Tensor, Value};
 use super::pattern::constant;
 use super::quantize_int8::targets;
 use super::quantize_int8_onnxruntime::GELU_MIN;
-use super::{quantize_weight_s8, Pass, PassReport, WeightGranularity};
+use super::{quantize_weight_s8, Pass, PassReport, WeightBits, WeightGranularity};
 
 #[derive(Debug, Clone)]
 pub struct QuantizeInt8Qdq {
@@ -75,9 +75,8 @@ pub struct QuantizeInt8Qdq {
     /// Quantize the FFN output layer (a Gelu's output) too, asymmetric with
     /// its outlier channels split off (see the module doc).
     pub gelu_inputs: bool,
-    /// Largest weight magnitude: 127 (8 bits) or 63 (7 bits, for u8 × s8
-    /// kernels that sum pairs in 16 bits).
-    pub weight_max: f32,
+    /// 8 or 7 (for u8 × s8 kernels that sum pairs in 16 bits).
+    pub weight_bits: WeightBits,
 }
 
 /// u8 activations centred on 128: symmetric ranges in 255 levels.
@@ -106,12 +105,6 @@ impl Pass for QuantizeInt8Qdq {
     }
 
     fn run(&self, g: &mut Graph) -> Result<PassReport, IrError> {
-        if !(1.0..=127.0).contains(&self.weight_max) {
-            return Err(IrError::Invalid {
-                node: self.name().into(),
-                reason: format!("weight_max {} is not within 1..=127", self.weight_max),
-            });
-        }
         let mut report = PassReport::default();
         let mut dequantized: HashMap<Value, Value> = HashMap::new();
         for t in targets(g, &self.skip) {
@@ -159,7 +152,7 @@ impl Pass for QuantizeInt8Qdq {
             });
             let rows = smooth.map(Vec::as_slice).or(mask.as_deref());
             let w = constant(g, t.w).expect("linear weight").clone();
-            let (wq, scales) = quantize_weight_s8(&w, rows, self.weights, self.weight_max);
+            let (wq, scales) = quantize_weight_s8(&w, rows, self.weights, self.weight_bits);
             let base = g.node(t.w.node).name.clone();
             let n = scales.len();
             let wq = g.add_const(&g.fresh_name(&format!("{base}.int8")), wq)?;
