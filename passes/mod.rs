@@ -18,6 +18,7 @@ mod fuse_embed_layer_norm;
 mod fuse_gelu;
 mod fuse_layer_norm;
 mod fuse_skip_layer_norm;
+mod linear_sites;
 mod lower_attention_onnxruntime;
 mod merge_qkv;
 mod pattern;

@@ -22,6 +22,9 @@
 //! bertc's portable i8 × i8 form falls on the slow path there (3× slower
 //! than fp32 on BERT-base).
 //!
+//! A weight read by several linears (ALBERT's layers) is stored once, its
+//! smoothing factors shared by all its readers (see [`smoothing_factors`]).
+//!
 //! Weights are symmetric (no zero-point input: zero), so the only
 //! correction term is the activation's zero point, which the kernel folds
 //! into its packed-B column sums. Every op is standard ONNX, so tract runs
@@ -79,12 +82,15 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::ir::{BinaryOp, DType, Graph, IrError, Op, Tensor, Value};
+use crate::ir::{value_name, BinaryOp, DType, Graph, IrError, Op, Tensor, Value};
 use crate::numeric::{le_f32, quantize_i8};
 use rayon::prelude::*;
 
+use super::linear_sites::{
+    linear_sites, merged_ranges, read_by_many, row_abs_max, site_groups, smoothing, QuantizedWeights,
+};
 use super::pattern::constant;
-use super::quantize_int8::{quantize_embeddings, targets};
+use super::quantize_int8::quantize_embeddings;
 use super::{Pass, PassReport, WeightGranularity};
 
 /// How many bits of the s8 range the weights use: all 8 (±127), or 7 (±63)
@@ -274,10 +280,13 @@ impl Pass for QuantizeInt8Onnxruntime {
     fn run(&self, g: &mut Graph) -> Result<PassReport, IrError> {
         let mut report = PassReport::default();
         let mut quantized: HashMap<Value, Quantized> = HashMap::new();
-        for t in targets(g, &self.skip) {
+        // One s8 copy and scale vector per weight (ALBERT's layers share theirs).
+        let mut weights: QuantizedWeights<(Value, Value)> = QuantizedWeights::new();
+        let sites = linear_sites(g, &self.skip);
+        for t in &sites {
             let before = g.node_count();
             let base = g.node(t.out.node).name.clone();
-            let x_name = crate::ir::value_name(g, t.x);
+            let x_name = value_name(g, t.x);
             let factors = self.smooth.get(&x_name);
             if let Some(f) = factors {
                 let k = g.info(t.x).shape.dims().last().and_then(|d| d.fixed());
@@ -325,13 +334,20 @@ impl Pass for QuantizeInt8Onnxruntime {
                     done
                 }
             };
-            let w = constant(g, t.w).expect("linear weight");
-            let (wq, ws) = quantize_weight_s8(w, factors.map(Vec::as_slice), self.weights, self.weight_bits);
+            let factors = factors.map(Vec::as_slice);
+            let (wq, ws) = weights.get_or_make(t.w, factors, || {
+                let w = constant(g, t.w).expect("linear weight");
+                let (wq, ws) = quantize_weight_s8(w, factors, self.weights, self.weight_bits);
+                let owner = match read_by_many(&sites, t.w) {
+                    true => g.node(t.w.node).name.clone(),
+                    false => base.clone(),
+                };
+                let n = g.fresh_name(&format!("{owner}.weight_s8"));
+                let wq = g.add_const(&n, wq)?;
+                let n = g.fresh_name(&format!("{owner}.weight_scale"));
+                Ok((wq, g.add_const(&n, Tensor::from_f32(vec![ws.len()], &ws))?))
+            })?;
             let name = |g: &Graph, s: &str| g.fresh_name(&format!("{base}.{s}"));
-            let n = name(g, "weight_s8");
-            let wq = g.add_const(&n, wq)?;
-            let n = name(g, "weight_scale");
-            let ws = g.add_const(&n, Tensor::from_f32(vec![ws.len()], &ws))?;
             let n = name(g, "scale");
             let scale = g.add(&n, Op::Binary(BinaryOp::Mul), &[qx.scale, ws])?;
             let n = name(g, "matmul_int8");
@@ -451,10 +467,10 @@ pub const OUTLIER_ROW_SPREAD: f32 = 4.0;
 /// moves the worst golden row in onnxruntime 0.9980 → 0.9978 and the
 /// gate's worst sentence-embedding row 0.9966 → 0.9962.
 pub fn per_token_inputs(g: &Graph, skip: &[String], row_spread: &HashMap<String, f32>) -> BTreeSet<String> {
-    targets(g, skip)
+    linear_sites(g, skip)
         .into_iter()
         .filter(|t| matches!(g.node(t.x.node).op, Op::Gelu { .. }))
-        .map(|t| crate::ir::value_name(g, t.x))
+        .map(|t| value_name(g, t.x))
         .filter(|name| row_spread.get(name).is_some_and(|&s| s > OUTLIER_ROW_SPREAD))
         .collect()
 }
@@ -473,45 +489,54 @@ pub fn per_token_inputs(g: &Graph, skip: &[String], row_spread: &HashMap<String,
 /// (`ranges`, keyed by the input's name as [`crate::quantize::calibrate`]
 /// gives them) and `w_k` the largest |W[k, n]| over every linear reading
 /// that input. α = 0.5 moves half of each channel's range into the weights.
+///
+/// Shared weights: the factors are folded into the weights' rows, so all
+/// inputs of a weight must share them for the weight to be stored once.
+/// They are computed per group of linears tied by shared inputs or weights
+/// ([`site_groups`]), `r_k` the largest over the group's inputs and `w_k`
+/// over its weights, and a group is smoothed, every input of it, when one
+/// of its inputs qualifies. In BERT a group is one input and the linears
+/// reading it (the rule above); in ALBERT, whose twelve layers read one
+/// set of weights, layer 0's Q/K/V input (the embedding projection, not a
+/// layer norm) is smoothed with the eleven layer norms after it.
 pub fn smoothing_factors(
     g: &Graph,
     skip: &[String],
     ranges: &HashMap<String, Vec<f32>>,
     alpha: f32,
 ) -> HashMap<String, Vec<f32>> {
-    let mut row_max: HashMap<String, Vec<f32>> = HashMap::new();
-    for t in targets(g, skip) {
-        let w = constant(g, t.w).expect("linear weight");
-        let n = w.dims()[1];
-        let entry = row_max
-            .entry(crate::ir::value_name(g, t.x))
-            .or_insert_with(|| vec![0.0; w.dims()[0]]);
-        for (m, row) in entry.iter_mut().zip(w.to_f32_vec().expect("f32").chunks_exact(n)) {
-            *m = row.iter().fold(*m, |m, v| m.max(v.abs()));
+    let sites = linear_sites(g, skip);
+    let mut factors = HashMap::new();
+    for group in site_groups(&sites) {
+        let names: Vec<String> = group.inputs.iter().map(|&x| value_name(g, x)).collect();
+        let outliers = group.inputs.iter().zip(&names).any(|(&x, name)| {
+            matches!(g.node(x.node).op, Op::LayerNorm { .. })
+                && ranges
+                    .get(name)
+                    .is_some_and(|r| channel_spread(r) > OUTLIER_CHANNEL_SPREAD)
+        });
+        if !outliers {
+            continue;
+        }
+        let row_max = row_abs_max(g, &group.weights);
+        let own: Option<Vec<&[f32]>> = names
+            .iter()
+            .map(|name| {
+                ranges
+                    .get(name)
+                    .filter(|r| r.len() == row_max.len())
+                    .map(Vec::as_slice)
+            })
+            .collect();
+        let Some(own) = own else { continue };
+        let f = smoothing(&merged_ranges(&own), &row_max, |r, w| {
+            r.powf(alpha) / w.powf(1.0 - alpha)
+        });
+        for name in names {
+            factors.insert(name, f.clone());
         }
     }
-    row_max
-        .into_iter()
-        .filter(|(name, _)| {
-            g.find(name)
-                .is_some_and(|id| matches!(g.node(id).op, Op::LayerNorm { .. }))
-        })
-        .filter_map(|(name, w)| {
-            let r = ranges.get(&name).filter(|r| r.len() == w.len())?;
-            if channel_spread(r) <= OUTLIER_CHANNEL_SPREAD {
-                return None;
-            }
-            let f = r
-                .iter()
-                .zip(&w)
-                .map(|(&r, &w)| match r > 0.0 && w > 0.0 {
-                    true => r.powf(alpha) / w.powf(1.0 - alpha),
-                    false => 1.0,
-                })
-                .collect();
-            Some((name, f))
-        })
-        .collect()
+    factors
 }
 
 /// The largest of `ranges` over their median (1 when all are zero).
@@ -532,7 +557,7 @@ fn channel_spread(ranges: &[f32]) -> f32 {
 /// The names of the linear layers the int8 passes would quantize with no
 /// skip list (their bias Adds' names, which `skip` patterns match).
 pub fn quantizable_linears(g: &Graph) -> Vec<String> {
-    targets(g, &[])
+    linear_sites(g, &[])
         .into_iter()
         .map(|t| g.node(t.out.node).name.clone())
         .collect()
