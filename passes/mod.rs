@@ -18,6 +18,7 @@ mod fuse_embed_layer_norm;
 mod fuse_gelu;
 mod fuse_layer_norm;
 mod fuse_skip_layer_norm;
+mod linear_sites;
 mod lower_attention_onnxruntime;
 mod merge_qkv;
 mod pattern;
@@ -50,9 +51,9 @@ pub use quantize_int8::{
     linear_inputs, quantize_weight, stored_bytes, ActivationScales, QuantizeInt8, WeightGranularity,
 };
 pub use quantize_int8_onnxruntime::{
-    per_token_inputs, quantizable_linears, quantize_weight_s8, smoothing_factors, weight_max_for_cpu,
-    weight_max_for_host, PerToken, QuantizeInt8Onnxruntime, OUTLIER_CHANNEL_SPREAD, OUTLIER_ROW_SPREAD,
-    SMOOTHING_ALPHA_ONNXRUNTIME, WEIGHT_MAX_7BIT, WEIGHT_MAX_8BIT,
+    per_token_inputs, quantizable_linears, quantize_weight_s8, smoothing_factors, weight_bits_for_cpu,
+    weight_bits_for_host, PerToken, QuantizeInt8Onnxruntime, WeightBits, OUTLIER_CHANNEL_SPREAD,
+    OUTLIER_ROW_SPREAD, SMOOTHING_ALPHA_ONNXRUNTIME,
 };
 pub use quantize_int8_qdq::{outlier_channels, QuantizeInt8Qdq, OUTLIER_RANGE_FACTOR};
 pub use remove_identities::RemoveIdentities;

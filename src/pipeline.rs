@@ -57,7 +57,7 @@ pub struct ReducedPrecision {
     /// Store the word-embedding table as int8 (int8 kinds only).
     pub embeddings: bool,
     /// 8, or 7 for the u8 × s8 forms run where the CPU has no VNNI
-    /// ([`crate::passes::weight_max_for_cpu`]); the tract form takes 8 only.
+    /// ([`crate::passes::weight_bits_for_cpu`]); the tract form takes 8 only.
     pub weight_bits: u8,
     /// Worst cosine of any output against the f32 graph that may be written.
     pub min_cosine: f64,
@@ -575,8 +575,8 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
         }
         _ => None,
     };
-    // x86 without VNNI is where weight_max_for_host asks for 7 bits.
-    let saturates = crate::passes::weight_max_for_host() == crate::passes::WEIGHT_MAX_7BIT;
+    // x86 without VNNI is where weight_bits_for_host asks for 7 bits.
+    let saturates = crate::passes::weight_bits_for_host() == crate::passes::WeightBits::Seven;
     let int8_note = |p: &ReducedPrecision, static_quant| {
         quantize::kernel::int8_form_note(opts.target, static_quant, p.weight_bits, saturates)
     };

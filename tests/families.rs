@@ -370,3 +370,76 @@ fn onnxruntime_target_matches_pytorch_per_family() {
         eprintln!("{case}: --target onnxruntime in onnxruntime vs PyTorch max-abs {worst:.2e}");
     }
 }
+
+/// The reduced-precision forms a user can write, as (name, options).
+fn reduced_forms() -> Vec<(&'static str, PipelineOptions)> {
+    use bertc::passes::Target;
+    let reduced = |kind: ReducedKind, target: Target| PipelineOptions {
+        precision: Some(ReducedPrecision::new(kind)),
+        target,
+        check: false,
+        ..at_level(Level::O2)
+    };
+    let dynamic = || ReducedKind::Int8Dynamic { calibrate: None };
+    let static_ = || ReducedKind::Int8Static {
+        calibrate: None,
+        method: bertc::quantize::CalibrationMethod::MinMax,
+    };
+    vec![
+        ("fp16", reduced(ReducedKind::Fp16, Target::Portable)),
+        ("int8 dynamic", reduced(dynamic(), Target::Portable)),
+        ("int8 static", reduced(static_(), Target::Portable)),
+        (
+            "onnxruntime int8 dynamic",
+            reduced(dynamic(), Target::Onnxruntime),
+        ),
+        ("onnxruntime int8 static", reduced(static_(), Target::Onnxruntime)),
+        ("openvino int8 static", reduced(static_(), Target::Openvino)),
+    ]
+}
+
+/// ALBERT in every int8 form: each weight its layers share is stored once
+/// (as many int8 matrices as the f32 graph has weight matrices feeding its
+/// products, no two alike), every product reads its own layer's
+/// activation — the Q/DQ pass once took "the" product of a weight as its
+/// first reader, which a shared weight has twelve of — and the accuracy
+/// gate holds against f32.
+#[test]
+fn albert_shared_weights_are_quantized_once_in_every_int8_form() {
+    use bertc::ir::{DType, Op};
+    let matrices = |g: &Graph, dtype: DType| -> Vec<Vec<u8>> {
+        g.node_ids()
+            .filter_map(|id| match &g.node(id).op {
+                Op::Constant(t) if t.dtype() == dtype && t.dims().len() == 2 => Some((id, t.raw().to_vec())),
+                _ => None,
+            })
+            .filter(|&(id, _)| {
+                dtype != DType::F32
+                    || g.consumers(bertc::ir::Value { node: id, slot: 0 })
+                        .iter()
+                        .any(|&(user, _)| g.node(user).op == Op::MatMul)
+            })
+            .map(|(_, raw)| raw)
+            .collect()
+    };
+    let fp32 = compiled("albert-mlm", &at_level(Level::O2));
+    let weights = matrices(&fp32.graph, DType::F32).len();
+    for (form, options) in reduced_forms().into_iter().filter(|(f, _)| *f != "fp16") {
+        let options = PipelineOptions {
+            check: true,
+            ..options
+        };
+        let c = compiled("albert-mlm", &options);
+        let int8 = matrices(&c.graph, DType::I8);
+        assert_eq!(int8.len(), weights, "albert-mlm {form}: int8 matrices");
+        for (i, m) in int8.iter().enumerate() {
+            assert!(
+                !int8[..i].contains(m),
+                "albert-mlm {form}: an int8 matrix stored twice"
+            );
+        }
+        let worst = c.report.accuracy.as_ref().expect("the gate ran").outputs.iter();
+        let worst = worst.map(|o| o.min_row_cosine).fold(1.0, f64::min);
+        assert!(worst >= 0.99, "albert-mlm {form}: worst row cosine {worst}");
+    }
+}

@@ -11,8 +11,8 @@ use std::process::Command;
 
 use bertc::onnx::{export_bytes, ExportOptions};
 use bertc::passes::{
-    quantize_weight_s8, target_passes, weight_max_for_cpu, Level, PassManager, Target, WeightGranularity,
-    WEIGHT_MAX_7BIT, WEIGHT_MAX_8BIT,
+    quantize_weight_s8, target_passes, weight_bits_for_cpu, Level, PassManager, Target, WeightBits,
+    WeightGranularity,
 };
 use bertc::quantize::{apply, cosine, Precision, PrecisionOptions};
 use bertc::runtime::NamedTensors;
@@ -136,12 +136,19 @@ fn minilm_onnxruntime_int8_fuses_and_meets_minilm_golden() {
 
 #[test]
 fn seven_bit_weights_without_vnni() {
-    assert_eq!(weight_max_for_cpu(true, false), WEIGHT_MAX_7BIT);
-    assert_eq!(weight_max_for_cpu(true, true), WEIGHT_MAX_8BIT);
-    assert_eq!(weight_max_for_cpu(false, false), WEIGHT_MAX_8BIT);
+    assert_eq!(weight_bits_for_cpu(true, false), WeightBits::Seven);
+    assert_eq!(weight_bits_for_cpu(true, true), WeightBits::Eight);
+    assert_eq!(weight_bits_for_cpu(false, false), WeightBits::Eight);
+    // `--weight-bits` takes 7 and 8 only.
+    assert_eq!(WeightBits::try_from(7), Ok(WeightBits::Seven));
+    assert_eq!(WeightBits::try_from(8), Ok(WeightBits::Eight));
+    for other in [0u8, 1, 6, 9, 16, 255] {
+        assert_eq!(WeightBits::try_from(other), Err(other));
+    }
     let w = bertc::ir::Tensor::from_f32(vec![2, 3], &[1.0, -2.0, 0.5, -1.0, 4.0, 0.25]);
-    for qmax in [WEIGHT_MAX_7BIT, WEIGHT_MAX_8BIT] {
-        let (q, scales) = quantize_weight_s8(&w, None, WeightGranularity::PerChannel, qmax);
+    for (bits, qmax) in [(WeightBits::Seven, 63.0), (WeightBits::Eight, 127.0)] {
+        assert_eq!(bits.max(), qmax);
+        let (q, scales) = quantize_weight_s8(&w, None, WeightGranularity::PerChannel, bits);
         let q: Vec<i8> = q.raw().iter().map(|&b| b as i8).collect();
         // Each column's largest |w| maps to ±qmax; every value within it.
         assert_eq!(q[0], qmax as i8);

@@ -136,11 +136,17 @@ fn print_cost(name: &str, c: &Cost) {
         c.seq
     );
     let w = c.weight_bytes;
+    // The static form's inverse scales show only where they reach the
+    // printed precision (models with tens-wide layers).
+    let (int8, int8_static) = (mb(w.int8 as u64), mb(w.int8_static as u64));
+    let int8 = match int8 == int8_static {
+        true => int8,
+        false => format!("{int8} (static {int8_static})"),
+    };
     println!(
-        "  weights       fp32 {}, fp16 {}, int8 {} (as stored: {})",
+        "  weights       fp32 {}, fp16 {}, int8 {int8} (as stored: {})",
         mb(w.fp32 as u64),
         mb(w.fp16 as u64),
-        mb(w.int8 as u64),
         mb(w.stored as u64)
     );
     let total: usize = c.op_histogram.values().sum();

@@ -26,7 +26,7 @@ use crate::error::Error;
 use crate::ir::Graph;
 use crate::passes::{
     ActivationScales, DeadNodeElimination, PassManager, PassRun, QuantizeInt8, QuantizeInt8Onnxruntime,
-    Target, ToFp16, WeightGranularity, SMOOTHING_ALPHA_ONNXRUNTIME,
+    Target, ToFp16, WeightBits, WeightGranularity, SMOOTHING_ALPHA_ONNXRUNTIME,
 };
 use crate::runtime::NamedTensors;
 
@@ -82,7 +82,7 @@ pub struct PrecisionOptions {
     pub target: Target,
     /// Bits of the u8 × s8 forms' weights: 8, or 7 where onnxruntime's
     /// u8 × s8 kernel would saturate (x86 without VNNI; see
-    /// [`crate::passes::weight_max_for_cpu`]). The i8 × i8 form takes 8.
+    /// [`crate::passes::weight_bits_for_cpu`]). The i8 × i8 form takes 8.
     pub weight_bits: u8,
     /// The accuracy gate's bar, which `--quantize-skip auto` chooses for.
     pub min_cosine: f64,
@@ -103,7 +103,7 @@ pub fn apply(g: &mut Graph, opts: &PrecisionOptions) -> Result<Vec<PassRun>, Err
         }
         _ => opts.skip.clone(),
     };
-    Ok(precision_passes(g, opts, calibrated.as_ref(), &skip).run(g)?)
+    Ok(precision_passes(g, opts, calibrated.as_ref(), &skip)?.run(g)?)
 }
 
 /// `--quantize-skip auto`.
@@ -134,24 +134,21 @@ pub fn calibration(g: &Graph, opts: &PrecisionOptions) -> Result<Option<Calibrat
     })
 }
 
-/// The largest weight magnitude for `bits`-bit s8 weights: 127, or 63 for 7
-/// bits — on MiniLM's onnxruntime form the worst golden row is 0.9978 with 8
-/// bits where the kernel accumulates in 32 bits (VNNI), 0.9923 with 8 bits
-/// under AVX2's saturating pair sums (emulated), 0.9952 with 7 bits on both.
-fn weight_max(bits: u8) -> f32 {
-    match bits {
-        7 => crate::passes::WEIGHT_MAX_7BIT,
-        _ => crate::passes::WEIGHT_MAX_8BIT,
-    }
-}
-
 /// The precision passes for `opts` keeping the linears matched by `skip` f32.
+///
+/// `weight_bits` 7 or 8, nothing else: 8 by default, 7 where onnxruntime's
+/// kernel saturates — on MiniLM's onnxruntime form the worst golden row is
+/// 0.9978 with 8 bits where the kernel accumulates in 32 bits (VNNI), 0.9923
+/// with 8 bits under AVX2's saturating pair sums (emulated), 0.9952 with 7
+/// bits on both.
 fn precision_passes(
     g: &Graph,
     opts: &PrecisionOptions,
     calibrated: Option<&Calibration>,
     skip: &[String],
-) -> PassManager {
+) -> Result<PassManager, Error> {
+    let weight_bits =
+        WeightBits::try_from(opts.weight_bits).map_err(crate::pipeline::OptionError::WeightBits)?;
     let calibrated = calibrated.cloned().unwrap_or_default();
     let ranges = || calibrated.ranges.clone();
     let smooth = |ranges: &HashMap<String, Vec<f32>>| {
@@ -164,7 +161,7 @@ fn precision_passes(
                 weights: opts.weights,
                 skip: skip.to_vec(),
                 embeddings: opts.embeddings,
-                weight_max: weight_max(opts.weight_bits),
+                weight_bits,
                 smooth: smooth(&calibrated.ranges),
                 per_token: crate::passes::PerToken::Inputs(crate::passes::per_token_inputs(
                     g,
@@ -192,7 +189,7 @@ fn precision_passes(
                 // golden row 0.9959 (f32 there: 0.9967), and OpenVINO runs
                 // every product of the model in int8.
                 gelu_inputs: true,
-                weight_max: weight_max(opts.weight_bits),
+                weight_bits,
             })
         }
         Precision::Int8Static { .. } => PassManager::new().with(QuantizeInt8 {
@@ -202,5 +199,5 @@ fn precision_passes(
             embeddings: opts.embeddings,
         }),
     };
-    pm.with(DeadNodeElimination).verify_each(true)
+    Ok(pm.with(DeadNodeElimination).verify_each(true))
 }

@@ -76,7 +76,7 @@ fn lowest_cosine(
     inputs: &[NamedTensors],
 ) -> Result<f64, Error> {
     let mut q = g.clone();
-    precision_passes(g, opts, calibrated, skip).run(&mut q)?;
+    precision_passes(g, opts, calibrated, skip)?.run(&mut q)?;
     let report = accuracy_report(g, &q, inputs)?;
     Ok(report.outputs.iter().map(|o| o.cosine).fold(1.0, f64::min))
 }
