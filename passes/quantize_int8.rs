@@ -316,6 +316,7 @@ impl Pass for QuantizeInt8 {
         let mut quantized: HashMap<Value, Quantized> = HashMap::new();
         let mut weights: QuantizedWeights<(Value, Vec<f32>)> = QuantizedWeights::new();
         let mut column_scales: HashMap<(Value, ColumnScale), Value> = HashMap::new();
+        let mut rewritten: HashMap<Value, Value> = HashMap::new();
         for t in &sites {
             let before = g.node_count();
             let base = g.node(t.out.node).name.clone();
@@ -323,7 +324,10 @@ impl Pass for QuantizeInt8 {
             let quantized_x = match quantized.get(&t.x) {
                 Some(&done) => done,
                 None => {
-                    let done = quantize_activation(g, t.x, calibrated, &base)?;
+                    // A linear reading another one (layer 0 reads ALBERT's
+                    // and ELECTRA's embedding projection) reads its rewrite.
+                    let x = rewritten.get(&t.x).copied().unwrap_or(t.x);
+                    let done = quantize_activation(g, x, calibrated, &base)?;
                     quantized.insert(t.x, done);
                     done
                 }
@@ -395,6 +399,7 @@ impl Pass for QuantizeInt8 {
             let an = name(g, "bias_int8");
             let y = g.add(&an, Op::Binary(BinaryOp::Add), &[scaled, t.b])?;
             g.replace_uses(t.out, y);
+            rewritten.insert(t.out, y);
             report.matches += 1;
             report.nodes_added += g.node_count() - before;
         }

@@ -283,6 +283,7 @@ impl Pass for QuantizeInt8Onnxruntime {
         // One s8 copy and scale vector per weight (ALBERT's layers share theirs).
         let mut weights: QuantizedWeights<(Value, Value)> = QuantizedWeights::new();
         let sites = linear_sites(g, &self.skip);
+        let mut rewritten: HashMap<Value, Value> = HashMap::new();
         for t in &sites {
             let before = g.node_count();
             let base = g.node(t.out.node).name.clone();
@@ -304,9 +305,12 @@ impl Pass for QuantizeInt8Onnxruntime {
             let qx = match quantized.get(&t.x) {
                 Some(&done) => done,
                 None => {
+                    // A linear reading another one (layer 0 reads ALBERT's
+                    // and ELECTRA's embedding projection) reads its rewrite.
+                    let x = rewritten.get(&t.x).copied().unwrap_or(t.x);
                     let x = match factors {
-                        Some(f) => smoothed(g, t.x, f)?,
-                        None => t.x,
+                        Some(f) => smoothed(g, x, f)?,
+                        None => x,
                     };
                     let gelu = matches!(g.node(t.x.node).op, Op::Gelu { .. });
                     let want = match (&self.per_token, &g.node(t.x.node).op) {
@@ -369,6 +373,7 @@ impl Pass for QuantizeInt8Onnxruntime {
             let n = name(g, "bias_int8");
             let y = g.add(&n, Op::Binary(BinaryOp::Add), &[y, t.b])?;
             g.replace_uses(t.out, y);
+            rewritten.insert(t.out, y);
             report.matches += 1;
             report.nodes_added += g.node_count() - before;
         }
