@@ -55,7 +55,7 @@ fn compiled(case: &str, options: &PipelineOptions) -> bertc::pipeline::Compiled 
         weights: Some(dir.join("model.safetensors")),
         ..Default::default()
     };
-    compile(&case_config(case), opts, options).unwrap_or_else(|e| panic!("{case}: {e}"))
+    compile(test_session(), &case_config(case), opts, options).unwrap_or_else(|e| panic!("{case}: {e}"))
 }
 
 /// The golden file's outputs (its tensors that are not model inputs).
@@ -184,7 +184,13 @@ fn presets_have_their_published_parameter_counts() {
 #[test]
 fn albert_stores_each_shared_weight_once() {
     let c = load_config("albert-large-v2").unwrap();
-    let compiled = compile(&c, CompileOptions::default(), &at_level(Level::O2)).unwrap();
+    let compiled = compile(
+        test_session(),
+        &c,
+        CompileOptions::default(),
+        &at_level(Level::O2),
+    )
+    .unwrap();
     let bytes = compiled.to_bytes().unwrap().len();
     let (h, i, e, v) = (1024usize, 4096usize, 128usize, 30000usize);
     let embeddings = v * e + 512 * e + 2 * e + 2 * e + (e * h + h);
@@ -334,8 +340,8 @@ fn every_head_compiles_on_every_family() {
                 head: Some(head),
                 ..Default::default()
             };
-            let compiled =
-                compile(&c, opts, &at_level(Level::O2)).unwrap_or_else(|e| panic!("{case} {head}: {e}"));
+            let compiled = compile(test_session(), &c, opts, &at_level(Level::O2))
+                .unwrap_or_else(|e| panic!("{case} {head}: {e}"));
             assert!(!compiled.report.check.is_empty(), "{case} {head}: not checked");
             let counts = fused_counts(&compiled);
             assert_eq!(counts.attention, 2, "{case} {head}");
