@@ -9,6 +9,7 @@ use bytes::Bytes;
 use crate::atomic_write::EarlyWrite;
 use crate::onnx::{export_into, split_bytes, split_graph, ExportOptions, Sink};
 use crate::runtime::{compare, NamedTensors, OutputComparison, PlanMode, SharedWeights, TractSession};
+use crate::session::Session;
 
 /// The default tolerance of fp32 pipelines (max-abs, every output element).
 pub const CHECK_ATOL: f64 = 1e-4;
@@ -25,11 +26,13 @@ pub fn check_inputs(g: &Graph) -> NamedTensors {
 /// the reference that the candidate lacks is an error, as is a reference
 /// with no outputs: a check that compares nothing proves nothing.
 pub fn check_equivalence(
+    session: &Session,
     reference: &Graph,
     candidate: &Graph,
     inputs: &NamedTensors,
 ) -> Result<Vec<OutputComparison>, Error> {
     Ok(check_loaded(
+        session,
         reference,
         candidate,
         ExportOptions::default(),
@@ -51,20 +54,22 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    pub fn new(g: &Graph, export: ExportOptions) -> Result<Loaded, Error> {
-        Ok(Loaded::into_sink(g, export, Sink::Memory)?.0)
+    pub fn new(session: &Session, g: &Graph, export: ExportOptions) -> Result<Loaded, Error> {
+        Ok(Loaded::into_sink(session, g, export, Sink::Memory)?.0)
     }
 
     /// [`Loaded::new`] with the bytes serialized into `sink`; the file
     /// they went to, if they did. tract parses the graph of those bytes and
     /// takes their weights from them.
     pub fn into_sink(
+        session: &Session,
         g: &Graph,
         export: ExportOptions,
         sink: Sink,
     ) -> Result<(Loaded, Option<EarlyWrite>), Error> {
         let (bytes, written) = export_into(g, export, sink)?;
-        let session = TractSession::from_split(&split_bytes(bytes.clone())?, &mut SharedWeights::new())?;
+        let session =
+            TractSession::from_split(session, &split_bytes(bytes.clone())?, &mut SharedWeights::new())?;
         Ok((
             Loaded {
                 bytes: Some(bytes),
@@ -77,8 +82,13 @@ impl Loaded {
 
 /// `g` loaded in tract without being serialized: its graph is, its
 /// weights are the IR's own buffers (for models that are never written).
-pub fn load_unwritten(g: &Graph, weights: &mut SharedWeights) -> Result<TractSession, Error> {
+pub fn load_unwritten(
+    session: &Session,
+    g: &Graph,
+    weights: &mut SharedWeights,
+) -> Result<TractSession, Error> {
     Ok(TractSession::from_split(
+        session,
         &split_graph(g, ExportOptions::default())?,
         weights,
     )?)
@@ -112,6 +122,7 @@ pub enum CandidateForm<'a> {
 /// tensor whose bytes equal the reference's. The two models run side by
 /// side.
 pub fn check_loaded(
+    session: &Session,
     reference: &Graph,
     candidate: &Graph,
     export: ExportOptions,
@@ -126,20 +137,20 @@ pub fn check_loaded(
     let (reference, serialized) = alongside(
         || -> Result<(TractSession, SharedWeights), Error> {
             let mut weights = SharedWeights::new();
-            let session = load_unwritten(reference, &mut weights)?.with_plan_mode(PlanMode::Decluttered);
-            Ok((session, weights))
+            let session = load_unwritten(session, reference, &mut weights)?;
+            Ok((session.with_plan_mode(PlanMode::Decluttered), weights))
         },
         || sink.map(|sink| export_into(candidate, export, sink)).transpose(),
     );
     let (mut reference, mut weights) = reference?;
     let (mut loaded, writing) = match serialized? {
         Some((bytes, writing)) => {
-            let session = TractSession::from_split(&split_bytes(bytes.clone())?, &mut weights)?;
+            let session = TractSession::from_split(session, &split_bytes(bytes.clone())?, &mut weights)?;
             let bytes = Some(bytes);
             (Loaded { bytes, session }, writing)
         }
         None => {
-            let session = load_unwritten(candidate, &mut weights)?.with_plan_mode(mode);
+            let session = load_unwritten(session, candidate, &mut weights)?.with_plan_mode(mode);
             (Loaded { bytes: None, session }, None)
         }
     };

@@ -1,7 +1,7 @@
 //! bertc: a BERT model compiler. A Hugging Face config (plus optional
 //! safetensors weights) becomes an IR graph ([`builder`]), is rewritten by
 //! graph [`passes`], serialized to ONNX ([`onnx`]) and proven by running it
-//! in tract ([`runtime`]).
+//! in tract ([`runtime`]) on the threads of the caller's [`Session`].
 
 pub mod atomic_write;
 pub mod bench;
@@ -28,6 +28,7 @@ pub mod quantize;
 pub mod run;
 pub mod runtime;
 pub mod sentence_transformers;
+pub mod session;
 #[cfg(unix)]
 pub mod signals;
 pub mod source;
@@ -35,3 +36,4 @@ pub mod tokenize;
 pub mod untrusted;
 pub mod weights;
 pub use error::Error;
+pub use session::Session;

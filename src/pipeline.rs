@@ -25,7 +25,8 @@ use crate::quantize::{
     self, calibration_batches, compare_runs, run_all, validation_inputs, AccuracyReport, CalibrationMethod,
     Precision, PrecisionOptions,
 };
-use crate::runtime::{set_threads, NamedTensors, OutputComparison, PlanMode};
+use crate::runtime::{NamedTensors, OutputComparison, PlanMode};
+use crate::session::Session;
 
 /// Where the graph comes from.
 // One value per compile, moved once into `run`: boxing the config would
@@ -113,8 +114,6 @@ pub struct PipelineOptions {
     pub precision: Option<ReducedPrecision>,
     /// The opset to emit; `None` for the lowest that covers the ops used.
     pub opset: Option<i64>,
-    /// tract threads of the checks; `None` for every core.
-    pub threads: Option<usize>,
     /// Write every intermediate's value_info ([`ExportOptions::value_info`]).
     pub value_info: bool,
     /// Write initializers to `OUT.onnx_data` beside the model
@@ -135,7 +134,6 @@ impl Default for PipelineOptions {
             check: true,
             precision: None,
             opset: None,
-            threads: None,
             value_info: false,
             external_data: false,
             output: None,
@@ -152,8 +150,6 @@ pub enum OptionError {
     Percentile(f64),
     #[error("--quantize-skip: an empty pattern matches every layer and would quantize nothing; name a layer (e.g. pooler)")]
     EmptySkipPattern,
-    #[error("--threads must be at least 1")]
-    ZeroThreads,
     #[error("--target openvino takes int8 as calibrated QuantizeLinear/DequantizeLinear pairs: use --quantize static")]
     OpenvinoNeedsStatic,
     #[error(
@@ -178,9 +174,6 @@ pub enum OptionError {
 impl PipelineOptions {
     /// Refuses meaningless combinations before any work is done.
     pub fn validate(&self) -> Result<(), OptionError> {
-        if self.threads == Some(0) {
-            return Err(OptionError::ZeroThreads);
-        }
         if let Some(p) = &self.precision {
             if !(0.0..=1.0).contains(&p.min_cosine) {
                 return Err(OptionError::MinCosine(p.min_cosine));
@@ -421,11 +414,12 @@ impl Compiled {
 
 /// [`run`] on a config: the library's `compile`.
 pub fn compile(
+    session: &Session,
     config: &BertConfig,
     compile: CompileOptions,
     opts: &PipelineOptions,
 ) -> Result<Compiled, Error> {
-    run(Source::Config(config.clone(), compile), opts)
+    run(session, Source::Config(config.clone(), compile), opts)
 }
 
 /// The options of a level's pipeline, checked, portable target.
@@ -444,16 +438,11 @@ pub fn with_passes(names: &[&str]) -> PipelineOptions {
     }
 }
 
-/// Runs every stage on `source`.
-pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
+/// Runs every stage on `source`; tract runs on `session`'s threads.
+pub fn run(session: &Session, source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
     opts.validate()?;
     let passes = opts.pass_manager()?;
     let lowering = opts.lowering()?;
-    if let Some(n) = opts.threads {
-        set_threads(n);
-    } else {
-        set_threads(crate::runtime::available_threads());
-    }
     let mut times = StageTimes::default();
     // Hashed after the build, so that a bad checkpoint gets the loader's
     // own message (the build has validated it by then).
@@ -542,7 +531,8 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
                 CandidateForm::Serialized(opts.output.as_deref().map_or(Sink::Memory, Sink::File))
             }
         };
-        let (comparisons, candidate, writing) = check_loaded(&reference, &graph, inline, &inputs, form)?;
+        let (comparisons, candidate, writing) =
+            check_loaded(session, &reference, &graph, inline, &inputs, form)?;
         require_within(&comparisons, CHECK_ATOL)?;
         check = comparisons;
         loaded = Some(candidate);
@@ -559,7 +549,7 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
                 .as_deref()
                 .filter(|_| lowering.is_empty() && !export.external_data);
             let (runs, report, candidate, writing) =
-                reduce(&mut graph, p, opts.target, loaded.take(), inline, output)?;
+                reduce(session, &mut graph, p, opts.target, loaded.take(), inline, output)?;
             if opts.check {
                 report.require(p.min_cosine)?;
             }
@@ -624,6 +614,7 @@ pub fn run(source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
 /// check, if it ran; the reduced graph is returned loaded from the bytes
 /// `export` writes.
 fn reduce(
+    session: &Session,
     g: &mut Graph,
     p: &ReducedPrecision,
     target: Target,
@@ -654,7 +645,7 @@ fn reduce(
         min_cosine: p.min_cosine,
     };
     let reference = g.clone();
-    let runs = quantize::apply(g, &opts)?;
+    let runs = quantize::apply(session, g, &opts)?;
     g.metadata.insert("bertc.precision".into(), p.name().into());
     let inputs = validation_inputs(&reference);
     // The f32 side only supplies the expected numbers, so it runs
@@ -662,7 +653,7 @@ fn reduce(
     // (and the check's plan, with its packed weights, is dropped here).
     let mut fp32 = match fp32 {
         Some(l) => l.session,
-        None => crate::check::load_unwritten(&reference, &mut crate::runtime::SharedWeights::new())?,
+        None => crate::check::load_unwritten(session, &reference, &mut crate::runtime::SharedWeights::new())?,
     }
     .with_plan_mode(PlanMode::Decluttered);
     // The f32 runs go on a second thread while the reduced graph is
@@ -671,7 +662,8 @@ fn reduce(
         || run_all(&mut fp32, &inputs),
         || -> Result<(Vec<NamedTensors>, Loaded, Option<EarlyWrite>), Error> {
             // Written while the gate runs; removed if it fails.
-            let (mut l, writing) = Loaded::into_sink(g, export, output.map_or(Sink::Memory, Sink::File))?;
+            let (mut l, writing) =
+                Loaded::into_sink(session, g, export, output.map_or(Sink::Memory, Sink::File))?;
             Ok((run_all(&mut l.session, &inputs)?, l, writing))
         },
     );

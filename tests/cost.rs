@@ -13,7 +13,7 @@ use bertc::compile::{build, load_config, CompileOptions};
 use bertc::cost::{bert_macs_per_sequence, graph_cost, MultiplyAdds};
 use bertc::passes::{level_passes, Level, Target};
 use bertc::pipeline::{at_level, compile, PassSelection, PipelineOptions, ReducedKind, ReducedPrecision};
-use common::{fixture, shapes_only};
+use common::{fixture, shapes_only, test_session};
 
 /// BERT-base (L12 H768 I3072) at S=128, by hand:
 /// linear    12·(4·128·768² + 2·128·768·3072) + 768² = 12·(301,989,888 + 603,979,776) + 589,824
@@ -88,7 +88,7 @@ fn graph_cost_of_minilm_at_o2_matches_the_closed_form() {
         ..portable.clone()
     };
     for (opts, has_attention) in [(fused, true), (portable, false)] {
-        let g = compile(&c, shapes_only(), &opts).unwrap().graph;
+        let g = compile(test_session(), &c, shapes_only(), &opts).unwrap().graph;
         assert_eq!(g.op_histogram().contains_key("Attention"), has_attention);
         let cost = graph_cost(&g, 1, 128).unwrap();
         assert_eq!(cost.parameters.total, 22_713_216);
@@ -114,7 +114,9 @@ fn every_preset_and_pipeline_agrees_with_the_closed_form() {
                 check: false,
                 ..at_level(level)
             };
-            let g = compile(&c, shapes_only(), &options).unwrap().graph;
+            let g = compile(test_session(), &c, shapes_only(), &options)
+                .unwrap()
+                .graph;
             for (b, s) in [(1, 7), (3, 64)] {
                 let cost = graph_cost(&g, b, s).unwrap();
                 assert_eq!(
@@ -178,7 +180,9 @@ fn weights_behind_a_transpose_or_cast_count_as_linear() {
         check: false,
         ..at_level(Level::O2)
     };
-    let mut g = compile(&c, shapes_only(), &options).unwrap().graph;
+    let mut g = compile(test_session(), &c, shapes_only(), &options)
+        .unwrap()
+        .graph;
     let (l, s, h) = (c.num_hidden_layers as u64, 16u64, c.hidden_size as u64);
     let attention = l * 2 * s * s * h;
     let decoder = s * h * c.vocab_size as u64;
@@ -198,7 +202,7 @@ fn weights_behind_a_transpose_or_cast_count_as_linear() {
         weight_bits: 8,
         min_cosine: bertc::quantize::DEFAULT_MIN_COSINE,
     };
-    bertc::quantize::apply(&mut g, &precision).unwrap();
+    bertc::quantize::apply(test_session(), &mut g, &precision).unwrap();
     assert_eq!(
         graph_cost(&g, 1, 16).unwrap().macs_per_sequence,
         cost.macs_per_sequence
@@ -215,7 +219,9 @@ fn the_int8_size_inspect_reports_is_what_quantize_dynamic_writes() {
             check: false,
             ..at_level(Level::O2)
         };
-        let g = compile(&c, CompileOptions::default(), &fp32).unwrap().graph;
+        let g = compile(test_session(), &c, CompileOptions::default(), &fp32)
+            .unwrap()
+            .graph;
         let estimate = graph_cost(&g, 1, 128).unwrap().weight_bytes.int8 as f64;
         let int8 = PipelineOptions {
             precision: Some(ReducedPrecision::new(ReducedKind::Int8Dynamic {
@@ -223,7 +229,7 @@ fn the_int8_size_inspect_reports_is_what_quantize_dynamic_writes() {
             })),
             ..fp32
         };
-        let written = compile(&c, CompileOptions::default(), &int8)
+        let written = compile(test_session(), &c, CompileOptions::default(), &int8)
             .unwrap()
             .to_bytes()
             .unwrap()

@@ -12,10 +12,15 @@ fn compile_seeded(preset: &str, seed: u64) -> Vec<u8> {
         seed,
         ..Default::default()
     };
-    compile(&config, opts, &with_passes(&["dead_node_elimination"]))
-        .unwrap()
-        .to_bytes()
-        .unwrap()
+    compile(
+        test_session(),
+        &config,
+        opts,
+        &with_passes(&["dead_node_elimination"]),
+    )
+    .unwrap()
+    .to_bytes()
+    .unwrap()
 }
 
 #[test]

@@ -139,7 +139,13 @@ fn compile_folder(dir: &Path, head: Option<Head>) -> bertc::pipeline::Compiled {
         sentence: source.sentence.clone(),
         ..Default::default()
     };
-    compile(&source.config, opts, &PipelineOptions::default()).unwrap()
+    compile(
+        common::test_session(),
+        &source.config,
+        opts,
+        &PipelineOptions::default(),
+    )
+    .unwrap()
 }
 
 /// Rows of a [B, H] tensor.

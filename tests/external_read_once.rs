@@ -37,7 +37,7 @@ fn reading_a_model_maps_its_data_file_once() {
     };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.onnx");
-    let written = compile(&config, opts, &options)
+    let written = compile(common::test_session(), &config, opts, &options)
         .unwrap()
         .write_files(&path)
         .unwrap();

@@ -55,7 +55,7 @@ fn compiled(case: &str, options: &PipelineOptions) -> bertc::pipeline::Compiled 
         weights: Some(dir.join("model.safetensors")),
         ..Default::default()
     };
-    compile(&case_config(case), opts, options).unwrap_or_else(|e| panic!("{case}: {e}"))
+    compile(test_session(), &case_config(case), opts, options).unwrap_or_else(|e| panic!("{case}: {e}"))
 }
 
 /// The golden file's outputs (its tensors that are not model inputs).
@@ -187,7 +187,7 @@ fn albert_stores_each_shared_weight_once() {
         check: false,
         ..at_level(Level::O2)
     };
-    let compiled = compile(&c, shapes_only(), &options).unwrap();
+    let compiled = compile(test_session(), &c, shapes_only(), &options).unwrap();
     let bytes = compiled.to_bytes().unwrap().len();
     let (h, i, e, v) = (1024usize, 4096usize, 128usize, 30000usize);
     let embeddings = v * e + 512 * e + 2 * e + 2 * e + (e * h + h);
@@ -337,8 +337,8 @@ fn every_head_compiles_on_every_family() {
                 head: Some(head),
                 ..Default::default()
             };
-            let compiled =
-                compile(&c, opts, &at_level(Level::O2)).unwrap_or_else(|e| panic!("{case} {head}: {e}"));
+            let compiled = compile(test_session(), &c, opts, &at_level(Level::O2))
+                .unwrap_or_else(|e| panic!("{case} {head}: {e}"));
             assert!(!compiled.report.check.is_empty(), "{case} {head}: not checked");
             let counts = fused_counts(&compiled);
             assert_eq!(counts.attention, 2, "{case} {head}");

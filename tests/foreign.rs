@@ -41,9 +41,8 @@ fn check_export(file: &str) {
         assert_eq!(count(&fused, gone), 0, "{file}: {gone} left");
     }
     // Within 1e-5 of the unoptimized file in tract, on padded inputs both sides.
-    bertc::runtime::set_threads(2);
     let inputs = inputs_for(&original, 3, 16);
-    for c in check_equivalence(&original, &fused, &inputs).unwrap() {
+    for c in check_equivalence(test_session(), &original, &fused, &inputs).unwrap() {
         assert!(c.within(1e-5), "{file}: {} moved by {:e}", c.name, c.max_abs);
     }
     let bytes = export_bytes(&fused, ExportOptions::default()).unwrap();
@@ -166,9 +165,8 @@ fn check_family_export(case: &str, layers: usize) {
         on_golden <= 1e-5,
         "{case}: moved by {on_golden:e} on the golden inputs"
     );
-    bertc::runtime::set_threads(2);
     let inputs = inputs_for(&original, 3, 16);
-    for c in check_equivalence(&original, &fused, &inputs).unwrap() {
+    for c in check_equivalence(test_session(), &original, &fused, &inputs).unwrap() {
         assert!(c.within(1e-5), "{case}: {} moved by {:e}", c.name, c.max_abs);
     }
     let bytes = export_bytes(&fused, ExportOptions::default()).unwrap();
@@ -189,7 +187,7 @@ fn check_family_export(case: &str, layers: usize) {
         target: Target::Onnxruntime,
         ..Default::default()
     };
-    let lowered = run(Source::Graph(original), &opts).expect("optimizes for onnxruntime");
+    let lowered = run(test_session(), Source::Graph(original), &opts).expect("optimizes for onnxruntime");
     assert_eq!(count(&lowered.graph, "com.microsoft.Attention"), layers, "{case}");
     assert_eq!(count(&lowered.graph, "BiasGelu"), layers, "{case}");
     // Each layer's two residual layer norms stay LayerNormalization (with

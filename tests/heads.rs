@@ -315,7 +315,9 @@ fn sentence_embedding_head_matches_minilm_golden() {
             keep_last_hidden_state: true,
             ..Default::default()
         };
-        let model = bertc::pipeline::compile(&config, opts, &bertc::pipeline::at_level(level)).unwrap();
+        let model =
+            bertc::pipeline::compile(test_session(), &config, opts, &bertc::pipeline::at_level(level))
+                .unwrap();
         assert_eq!(outputs(&model.graph), ["last_hidden_state", "sentence_embedding"]);
         let bytes = model.to_bytes().unwrap();
         let tract = run_tract(&bytes, &golden);
@@ -386,7 +388,7 @@ fn first_token_pruning_is_equivalent_and_shrinks_the_last_layer() {
         );
         for (b, s) in [(3, 16), (1, 7)] {
             let inputs = inputs_for(&reference, b, s);
-            for c in check_equivalence(&reference, &pruned, &inputs).unwrap() {
+            for c in check_equivalence(test_session(), &reference, &pruned, &inputs).unwrap() {
                 assert!(
                     c.max_abs <= 1e-5,
                     "{case} {level:?} {b}x{s}: {} moved by {:e}",
@@ -468,7 +470,6 @@ fn min_row_cosine(a: &bertc::runtime::HostTensor, b: &bertc::runtime::HostTensor
 /// model's positions; the command reports the accuracy of every output.
 #[test]
 fn heads_quantize_and_pass_the_accuracy_gate() {
-    bertc::runtime::set_threads(2);
     let dir = tempfile::tempdir().unwrap();
     for case in ["tiny-cls", "tiny-mlm", "tiny-relative-key-query"] {
         let d = fixture(case);

@@ -59,7 +59,6 @@ fn tanh_gelu_becomes_fast_gelu() {
 
 #[test]
 fn onnxruntime_target_matches_pytorch_and_tract_with_either_padding() {
-    bertc::runtime::set_threads(2);
     for case in ["tiny-base", "tiny-gelu-new", "tiny-relu-3l", "tiny-silu-h8"] {
         let dir = fixture(case);
         let config = BertConfig::from_path(&dir.join("config.json")).unwrap();

@@ -75,7 +75,6 @@ fn check_pass(what: &str, before: &Graph, pass: &str, expected: usize, runtime: 
         "{what}: `{pass}` changed the outputs"
     );
 
-    bertc::runtime::set_threads(2);
     let inputs = inputs_for(before, 3, 16);
     let reference = run_tract(&export_bytes(before, ExportOptions::default()).unwrap(), &inputs);
     let bytes = export_bytes(&after, ExportOptions::default()).unwrap();
@@ -385,7 +384,6 @@ fn lower_attention_onnxruntime_packs_every_layer() {
 #[test]
 fn quantize_int8_and_to_fp16_match_every_weight() {
     use bertc::passes::{ActivationScales, DeadNodeElimination, QuantizeInt8, ToFp16, WeightGranularity};
-    bertc::runtime::set_threads(2);
     for (preset, l) in PRESETS {
         let before = prepared(preset, None, &o2());
         let inputs = inputs_for(&before, 3, 16);

@@ -79,7 +79,6 @@ const ACTIVATIONS: &[&str] = &[
 
 #[test]
 fn every_pipeline_agrees_with_o0_on_random_configs() {
-    bertc::runtime::set_threads(2);
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(2026);
     let mut pick = |n: u64| (rng.next_u64() % n) as usize;
     let mut pipelines: Vec<(String, Vec<&str>)> = [Level::O1, Level::O2]
@@ -128,7 +127,7 @@ fn every_pipeline_agrees_with_o0_on_random_configs() {
                 .verify_each(true)
                 .run(&mut g)
                 .unwrap();
-            for c in check_equivalence(&reference, &g, &inputs).unwrap() {
+            for c in check_equivalence(common::test_session(), &reference, &g, &inputs).unwrap() {
                 assert!(
                     c.within(1e-4),
                     "case {case} ({json}, head {head:?}), batch {batch} seq {seq}, pipeline {name}: {} moved by {:e}",

@@ -44,7 +44,7 @@ fn with(precision: Precision) -> PrecisionOptions {
 
 fn reduced(g: &Graph, opts: &PrecisionOptions) -> Vec<u8> {
     let mut g = g.clone();
-    apply(&mut g, opts).unwrap();
+    apply(test_session(), &mut g, opts).unwrap();
     export_bytes(&g, ExportOptions::default()).unwrap()
 }
 
@@ -198,7 +198,7 @@ fn minilm_int8_size_op_counts_and_determinism() {
     let fp32_size = export_bytes(&fp32, ExportOptions::default()).unwrap().len();
     let opts = with(Precision::Int8Dynamic { batches: None });
     let mut g = fp32.clone();
-    apply(&mut g, &opts).unwrap();
+    apply(test_session(), &mut g, &opts).unwrap();
     let ops = g.op_histogram();
     // 6 layers × (Q, K, V, attention output, FFN in, FFN out) + the pooler.
     assert_eq!(ops.get("MatMulInteger"), Some(&37), "{ops:?}");
@@ -308,6 +308,7 @@ fn calibration_file_is_used_and_checked() {
     // The library's static quantization on the file's rows: the same pipeline.
     let config = bertc::compile::load_config("bert-tiny").unwrap();
     let fp32 = bertc::pipeline::compile(
+        test_session(),
         &config,
         CompileOptions::default(),
         &bertc::pipeline::at_level(Level::O2),
@@ -325,7 +326,7 @@ fn calibration_file_is_used_and_checked() {
         )),
         ..bertc::pipeline::at_level(Level::O2)
     };
-    let int8 = bertc::pipeline::compile(&config, CompileOptions::default(), &options)
+    let int8 = bertc::pipeline::compile(test_session(), &config, CompileOptions::default(), &options)
         .unwrap()
         .graph;
     let expected = export_bytes(&int8, ExportOptions::default()).unwrap();

@@ -77,7 +77,7 @@ fn dynamic_onnxruntime(batches: Option<Vec<NamedTensors>>) -> PrecisionOptions {
 fn minilm_onnxruntime_int8_fuses_and_meets_minilm_golden() {
     let mut g = minilm_fp32();
     let opts = dynamic_onnxruntime(None);
-    apply(&mut g, &opts).unwrap();
+    apply(test_session(), &mut g, &opts).unwrap();
     let ops = g.op_histogram();
     // 6 layers × (Q, K, V, attention output, FFN in, FFN out) + the pooler.
     assert_eq!(ops.get("MatMulInteger"), Some(&37), "{ops:?}");
@@ -198,8 +198,8 @@ fn quantize_skip_auto_keeps_the_most_sensitive_layers_f32() {
         weights: WeightGranularity::PerTensor,
         ..dynamic_onnxruntime(None)
     };
-    let calibrated = calibration(&f32_graph, &opts).unwrap();
-    let choice = auto_skip(&f32_graph, &opts, calibrated.as_ref()).unwrap();
+    let calibrated = calibration(test_session(), &f32_graph, &opts).unwrap();
+    let choice = auto_skip(test_session(), &f32_graph, &opts, calibrated.as_ref()).unwrap();
     eprintln!(
         "auto: keep f32 {:?} (cosine {:.5}); most sensitive {:?}",
         choice.keep_f32,
@@ -215,14 +215,14 @@ fn quantize_skip_auto_keeps_the_most_sensitive_layers_f32() {
 
     opts.skip = vec![AUTO_SKIP.to_string()];
     let mut g = f32_graph.clone();
-    apply(&mut g, &opts).unwrap();
+    apply(test_session(), &mut g, &opts).unwrap();
     let ops = g.op_histogram();
     assert_eq!(
         ops.get("MatMulInteger"),
         Some(&(37 - choice.keep_f32.len())),
         "{ops:?}"
     );
-    let report = accuracy_report(&f32_graph, &g, &validation_inputs(&f32_graph)).unwrap();
+    let report = accuracy_report(test_session(), &f32_graph, &g, &validation_inputs(&f32_graph)).unwrap();
     assert!(
         report.outputs.iter().all(|o| o.cosine >= DEFAULT_MIN_COSINE),
         "{report:?}"
@@ -236,7 +236,7 @@ fn quantize_skip_auto_keeps_the_most_sensitive_layers_f32() {
     // already holds keeps nothing f32.
     opts.skip = vec![];
     opts.min_cosine = choice.sensitivity[0].1.min(0.9) - 0.01;
-    let lenient = auto_skip(&f32_graph, &opts, calibrated.as_ref()).unwrap();
+    let lenient = auto_skip(test_session(), &f32_graph, &opts, calibrated.as_ref()).unwrap();
     assert!(lenient.keep_f32.is_empty(), "{lenient:?}");
     assert!(lenient.cosine >= opts.min_cosine, "{lenient:?}");
 }
@@ -256,7 +256,7 @@ fn per_token_and_smoothing_follow_calibration() {
 
     let opts = dynamic_onnxruntime(None);
     let minilm = minilm_fp32();
-    let c = calibration(&minilm, &opts).unwrap().unwrap();
+    let c = calibration(test_session(), &minilm, &opts).unwrap().unwrap();
     let ffn = |layer: usize| format!("encoder.layer.{layer}.intermediate.act");
     let spreads: Vec<f32> = (0..6).map(|l| c.row_spread[&ffn(l)]).collect();
     eprintln!("MiniLM FFN-input row spreads: {spreads:.2?}");
@@ -272,6 +272,7 @@ fn per_token_and_smoothing_follow_calibration() {
     let config = fixture("tiny-base");
     let tiny_config = bertc::config::BertConfig::from_path(&config.join("config.json")).unwrap();
     let tiny = bertc::pipeline::compile(
+        test_session(),
         &tiny_config,
         bertc::compile::CompileOptions {
             weights: Some(config.join("model.safetensors")),
@@ -281,7 +282,7 @@ fn per_token_and_smoothing_follow_calibration() {
     )
     .unwrap()
     .graph;
-    let c = calibration(&tiny, &opts).unwrap().unwrap();
+    let c = calibration(test_session(), &tiny, &opts).unwrap().unwrap();
     assert!(
         per_token_inputs(&tiny, &[], &c.row_spread).is_empty(),
         "{:?}",
@@ -289,7 +290,7 @@ fn per_token_and_smoothing_follow_calibration() {
     );
     assert!(smoothing_factors(&tiny, &[], &c.ranges, SMOOTHING_ALPHA_ONNXRUNTIME).is_empty());
     let mut g = tiny.clone();
-    apply(&mut g, &opts).unwrap();
+    apply(test_session(), &mut g, &opts).unwrap();
     let ops = g.op_histogram();
     assert_eq!(ops.get("ReduceMax"), None, "{ops:?}");
     assert_eq!(ops.get("DynamicQuantizeLinear"), Some(&9), "{ops:?}");
@@ -315,7 +316,7 @@ fn dynamic_onnxruntime_form_calibrates_on_the_given_file() {
     let quantized = |batches| {
         let mut g = f32_graph.clone();
         let opts = dynamic_onnxruntime(batches);
-        apply(&mut g, &opts).unwrap();
+        apply(test_session(), &mut g, &opts).unwrap();
         export_bytes(&g, ExportOptions::default()).unwrap()
     };
     let batches = calibration_batches(&f32_graph, Some(&path("calib.safetensors"))).unwrap();
@@ -361,7 +362,7 @@ fn seven_bit_weights_cannot_saturate_and_meet_minilm_golden() {
         weight_bits: 7,
         ..dynamic_onnxruntime(None)
     };
-    apply(&mut g, &opts).unwrap();
+    apply(test_session(), &mut g, &opts).unwrap();
     let mut products = 0;
     for id in g.node_ids().collect::<Vec<_>>() {
         if g.node(id).op != bertc::ir::Op::MatMulInteger {
@@ -393,7 +394,7 @@ fn seven_bit_weights_cannot_saturate_and_meet_minilm_golden() {
     // scripts/ort_saturation.py runs the exact AVX2 arithmetic: the 7-bit
     // file computes the same there, the 8-bit one does not.
     let mut eight = minilm_fp32();
-    apply(&mut eight, &dynamic_onnxruntime(None)).unwrap();
+    apply(test_session(), &mut eight, &dynamic_onnxruntime(None)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     for (name, g, saturates) in [("seven.onnx", &g, false), ("eight.onnx", &eight, true)] {
         let path = dir.path().join(name);

@@ -121,7 +121,7 @@ fn int8_dump() {
         weight_bits: 8,
         min_cosine: bertc::quantize::DEFAULT_MIN_COSINE,
     };
-    bertc::quantize::apply(&mut graph, &opts).unwrap();
+    bertc::quantize::apply(common::test_session(), &mut graph, &opts).unwrap();
     assert_dump_snapshot(&format!("int8-{INT8_PRESET}"), &dump(&graph));
     let back = import_bytes(&export_bytes(&graph, ExportOptions::default()).unwrap()).unwrap();
     assert_eq!(

@@ -14,6 +14,7 @@ use crate::cost::{graph_cost, Cost};
 use crate::error::Error;
 use crate::ir::Graph;
 use crate::runtime::{NamedTensors, TractSession};
+use crate::session::Session;
 
 /// The grid and repetition counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,9 +49,16 @@ struct PreparedCell {
 }
 
 impl BenchModel {
-    /// Loads ONNX `bytes` whose IR form is `graph` (for inputs and cost).
-    pub fn new(name: &str, graph: &Graph, bytes: &[u8], opts: &BenchOptions) -> Result<BenchModel, Error> {
-        BenchModel::with_session(name, graph, TractSession::from_bytes(bytes)?, opts)
+    /// Loads ONNX `bytes` whose IR form is `graph` (for inputs and cost),
+    /// to run on `session`'s threads.
+    pub fn new(
+        session: &Session,
+        name: &str,
+        graph: &Graph,
+        bytes: &[u8],
+        opts: &BenchOptions,
+    ) -> Result<BenchModel, Error> {
+        BenchModel::with_session(name, graph, TractSession::from_bytes(session, bytes)?, opts)
     }
 
     /// A model already loaded in tract (e.g. from its file, with external
@@ -150,16 +158,16 @@ pub fn run_interleaved(
             let (hosts, values) = m.session.prepare(&m.cells[cell].inputs)?;
             let plan = m.session.plan_for(&hosts.iter().collect::<Vec<_>>())?;
             for _ in 0..opts.warmup {
-                TractSession::run_plan(&plan, values.clone())?;
+                m.session.run_plan(&plan, values.clone())?;
                 progress(Progress::Ran);
             }
             plans.push((plan, values));
         }
         let mut times = vec![Vec::with_capacity(opts.runs); models.len()];
         for _ in 0..opts.runs {
-            for ((plan, values), t) in plans.iter().zip(times.iter_mut()) {
+            for ((m, (plan, values)), t) in models.iter().zip(&plans).zip(times.iter_mut()) {
                 let start = Instant::now();
-                TractSession::run_plan(plan, values.clone())?;
+                m.session.run_plan(plan, values.clone())?;
                 t.push(start.elapsed().as_secs_f64() * 1e3);
                 progress(Progress::Ran);
             }

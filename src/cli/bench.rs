@@ -7,7 +7,7 @@ use bertc::bench::{
     apply_peak, measure_fp32_peak, run_interleaved, BenchModel, BenchOptions, CellResult, MachinePeak,
 };
 use bertc::pipeline::ReducedPrecision;
-use bertc::runtime::{available_threads, set_threads};
+use bertc::Session;
 use serde::Serialize;
 
 use super::group_digits;
@@ -75,25 +75,24 @@ pub struct ModelSummary {
 }
 
 /// The measuring settings shared by bench and sweep.
-pub struct Measure {
+pub struct Measure<'s> {
     pub opts: BenchOptions,
-    pub threads: usize,
+    /// What tract runs on (and how many threads the report says).
+    pub session: &'s Session,
     pub peak: Option<MachinePeak>,
 }
 
-impl Measure {
-    /// Validates the grid, sets tract's threads and measures the peak.
-    pub fn new(opts: BenchOptions, threads: Option<usize>, measure_peak: bool) -> anyhow::Result<Measure> {
+impl<'s> Measure<'s> {
+    /// Validates the grid and measures the peak on `session`'s threads.
+    pub fn new(opts: BenchOptions, session: &'s Session, measure_peak: bool) -> anyhow::Result<Measure<'s>> {
         positive("--batch", &opts.batches)?;
         positive("--seq", &opts.seqs)?;
         anyhow::ensure!(opts.runs >= 1, "--runs must be at least 1");
-        let threads = threads.unwrap_or_else(available_threads);
-        set_threads(threads);
         let peak = match measure_peak {
-            true => Some(measure_fp32_peak(PEAK_MATMUL_N, PEAK_RUNS)?),
+            true => Some(measure_fp32_peak(session, PEAK_MATMUL_N, PEAK_RUNS)?),
             false => None,
         };
-        Ok(Measure { opts, threads, peak })
+        Ok(Measure { opts, session, peak })
     }
 
     /// Loads (compiling configs through the pipeline, with its checks and
@@ -113,12 +112,12 @@ impl Measure {
             let opts = LoadOptions {
                 level,
                 precision: precision.as_ref(),
-                threads: Some(self.threads),
                 shapes_only: false,
             };
-            let m = load(arg, &opts)?;
+            let m = load(self.session, arg, &opts)?;
             m.check_seqs(&self.opts.seqs)?;
-            let model = BenchModel::with_session(&m.name, &m.graph, m.session()?, &self.opts)?;
+            let model =
+                BenchModel::with_session(&m.name, &m.graph, m.load_in_tract(self.session)?, &self.opts)?;
             summaries.push(ModelSummary {
                 name: m.name.clone(),
                 source: m.source,
@@ -135,7 +134,7 @@ impl Measure {
         let mut results = results?;
         drop(models);
         if let Some(before) = self.peak {
-            let after = measure_fp32_peak(PEAK_MATMUL_N, PEAK_RUNS)?;
+            let after = measure_fp32_peak(self.session, PEAK_MATMUL_N, PEAK_RUNS)?;
             let best = before.best(after);
             self.peak = Some(best);
             apply_peak(&mut results, best.gflops);
@@ -144,7 +143,7 @@ impl Measure {
     }
 }
 
-pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
+pub fn run(a: BenchArgs, session: &Session) -> anyhow::Result<ExitCode> {
     let names: Vec<String> = a.models.iter().chain(&a.compare).cloned().collect();
     anyhow::ensure!(
         !names.is_empty(),
@@ -156,12 +155,12 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         runs: a.runs,
         warmup: a.warmup,
     };
-    let mut measure = Measure::new(opts, a.threads, !a.no_peak)?;
+    let mut measure = Measure::new(opts, session, !a.no_peak)?;
     let entries: Vec<(String, Option<ReducedPrecision>)> = names.into_iter().map(|n| (n, None)).collect();
     let (models, results) = measure.run(&entries, a.level.level())?;
     let report = BenchReport {
         runtime: "tract",
-        threads: measure.threads,
+        threads: session.threads(),
         runs: a.runs,
         warmup: a.warmup,
         machine_peak: measure.peak,

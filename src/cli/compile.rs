@@ -16,7 +16,7 @@ pub struct CompileArgs {
     #[command(flatten)]
     source: SourceArgs,
     #[command(flatten)]
-    optimize: OptimizeArgs,
+    pub optimize: OptimizeArgs,
     /// Where to write the ONNX model: FILE.onnx, or DIR/ (a trailing slash or an existing folder) for an
     /// export folder in Optimum's layout (model.onnx, config.json, tokenizer and module files).
     #[arg(short, long)]
@@ -84,7 +84,6 @@ impl OptimizeArgs {
             check: !self.no_check,
             precision: self.precision.reduced()?,
             opset: self.opset,
-            threads: self.threads,
             value_info: self.value_info,
             external_data: self.external_data,
             output: None,
@@ -92,7 +91,7 @@ impl OptimizeArgs {
     }
 }
 
-pub fn run(a: CompileArgs) -> anyhow::Result<ExitCode> {
+pub fn run(a: CompileArgs, session: &bertc::Session) -> anyhow::Result<ExitCode> {
     let start = Instant::now();
     let mut options = a.optimize.pipeline_options()?;
     options.validate()?;
@@ -110,7 +109,7 @@ pub fn run(a: CompileArgs) -> anyhow::Result<ExitCode> {
     }
     let config = source.config.clone();
     let compile = a.source.compile_options(&source);
-    let mut compiled = pipeline::run(Source::Config(config.clone(), compile), &options)?;
+    let mut compiled = pipeline::run(session, Source::Config(config.clone(), compile), &options)?;
     let write_start = Instant::now();
     let (size, exported, written) = match folder_out {
         true => {

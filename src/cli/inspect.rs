@@ -34,7 +34,7 @@ struct InspectReport<'a> {
     cost: &'a Cost,
 }
 
-pub fn run(a: InspectArgs) -> anyhow::Result<ExitCode> {
+pub fn run(a: InspectArgs, session: &bertc::Session) -> anyhow::Result<ExitCode> {
     positive("--seq", &[a.seq])?;
     positive("--batch", &[a.batch])?;
     // A config is built with placeholder weights: every figure comes from
@@ -42,10 +42,9 @@ pub fn run(a: InspectArgs) -> anyhow::Result<ExitCode> {
     let opts = LoadOptions {
         level: a.level.level(),
         precision: None,
-        threads: None,
         shapes_only: true,
     };
-    let m = load(&a.model, &opts)?;
+    let m = load(session, &a.model, &opts)?;
     m.check_seqs(&[a.seq])?;
     let cost = graph_cost(&m.graph, a.batch, a.seq)?;
     if a.json {

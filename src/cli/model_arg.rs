@@ -10,7 +10,9 @@ use bertc::ir::Graph;
 use bertc::onnx::read_model;
 use bertc::passes::Level;
 use bertc::pipeline::{self, PassSelection, PipelineOptions, ReducedPrecision, Source};
+use bertc::runtime::TractSession;
 use bertc::source::{resolve, MissingWeights};
+use bertc::Session;
 
 /// A model as the measuring commands need it.
 pub struct ModelArg {
@@ -22,19 +24,17 @@ pub struct ModelArg {
 }
 
 /// How a config argument is compiled: the pipeline at `level` (portable
-/// target, checked, with the accuracy gate when `precision` is given),
-/// tract running the checks on `threads`.
+/// target, checked, with the accuracy gate when `precision` is given).
 pub struct LoadOptions<'a> {
     pub level: Level,
     pub precision: Option<&'a ReducedPrecision>,
-    pub threads: Option<usize>,
     /// Structure only (placeholder weights, no checks): for counting.
     pub shapes_only: bool,
 }
 
 /// Loads `arg`: an `.onnx` file as it is, a config or preset through the
-/// library pipeline.
-pub fn load(arg: &str, opts: &LoadOptions) -> anyhow::Result<ModelArg> {
+/// library pipeline, its checks running on `session`'s threads.
+pub fn load(session: &Session, arg: &str, opts: &LoadOptions) -> anyhow::Result<ModelArg> {
     if arg.to_ascii_lowercase().ends_with(".onnx") {
         anyhow::ensure!(
             opts.precision.is_none(),
@@ -63,10 +63,9 @@ pub fn load(arg: &str, opts: &LoadOptions) -> anyhow::Result<ModelArg> {
         passes: PassSelection::Level(opts.level),
         check: !opts.shapes_only,
         precision: opts.precision.cloned(),
-        threads: opts.threads,
         ..Default::default()
     };
-    let graph = pipeline::run(Source::Config(config, compile), &options)
+    let graph = pipeline::run(session, Source::Config(config, compile), &options)
         .with_context(|| format!("cannot compile {arg}"))?
         .graph;
     Ok(ModelArg {
@@ -95,14 +94,15 @@ impl ModelArg {
     }
 
     /// The model loaded in tract: the file itself for ONNX arguments (with
-    /// its external data), so that what is measured is what is on disk.
-    pub fn session(&self) -> anyhow::Result<bertc::runtime::TractSession> {
+    /// its external data), so that what is measured is what is on disk;
+    /// to run on `session`'s threads.
+    pub fn load_in_tract(&self, session: &Session) -> anyhow::Result<TractSession> {
         if self.source == "onnx" {
-            return bertc::runtime::TractSession::from_path(Path::new(&self.name))
+            return TractSession::from_path(session, Path::new(&self.name))
                 .with_context(|| format!("cannot load {} in tract", self.name));
         }
         let bytes = bertc::onnx::export_bytes(&self.graph, Default::default())?;
-        Ok(bertc::runtime::TractSession::from_bytes(&bytes)?)
+        Ok(TractSession::from_bytes(session, &bytes)?)
     }
 }
 

@@ -36,19 +36,18 @@ pub struct RunArgs {
     top_k: u64,
     /// Threads for tract (default: all cores).
     #[arg(long, value_parser = super::parse_threads)]
-    threads: Option<usize>,
+    pub threads: Option<usize>,
     /// Print one JSON document (the structure of transformers' pipeline output).
     #[arg(long)]
     json: bool,
 }
 
-pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: RunArgs, session: &bertc::Session) -> anyhow::Result<ExitCode> {
     let opts = RunOptions {
         tokenizer: args.tokenizer.clone(),
-        threads: args.threads,
     };
     let mut model =
-        load(&args.model, &opts).with_context(|| format!("cannot run {}", args.model.display()))?;
+        load(session, &args.model, &opts).with_context(|| format!("cannot run {}", args.model.display()))?;
     let texts = if args.question.is_empty() {
         texts(&args)?
     } else {

@@ -5,10 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use bertc::runtime::{
-    available_threads, compare, read_safetensors, set_threads, worst_token_cosine, write_safetensors,
-    TractSession,
-};
+use bertc::runtime::{compare, read_safetensors, worst_token_cosine, write_safetensors, TractSession};
 
 #[derive(clap::Args)]
 pub struct ValidateArgs {
@@ -34,7 +31,7 @@ pub struct ValidateArgs {
     save_outputs: Option<PathBuf>,
     /// Threads for tract (default: all cores).
     #[arg(long, value_parser = super::parse_threads)]
-    threads: Option<usize>,
+    pub threads: Option<usize>,
 }
 
 fn parse_tolerance(text: &str) -> Result<f64, String> {
@@ -109,14 +106,13 @@ fn model_precision(g: &bertc::ir::Graph) -> &'static str {
     }
 }
 
-pub fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
-    set_threads(a.threads.unwrap_or_else(available_threads));
+pub fn run(a: ValidateArgs, session: &bertc::Session) -> anyhow::Result<ExitCode> {
     if let Some(path) = &a.save_outputs {
         bertc::atomic_write::check_output(path, &[("model", &a.model), ("golden file", &a.golden)])?;
     }
     let golden = read_safetensors(&a.golden)?;
-    let mut session = TractSession::from_path(&a.model)?;
-    for name in session.input_names() {
+    let mut model = TractSession::from_path(session, &a.model)?;
+    for name in model.input_names() {
         if let Some(t) = golden.get(name) {
             anyhow::ensure!(
                 !t.shape.contains(&0),
@@ -136,7 +132,7 @@ pub fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
         bertc::runtime::check_references_fit(g, &golden, &origin)?;
     }
     let gates = Gates::of(&a, graph.as_ref());
-    let outputs = session.run(&golden).with_context(|| {
+    let outputs = model.run(&golden).with_context(|| {
         format!(
             "running {} on the inputs of {}",
             a.model.display(),
@@ -203,7 +199,7 @@ pub fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
     }
     let missing: Vec<&String> = golden
         .keys()
-        .filter(|k| !outputs.contains_key(*k) && !session.input_names().contains(k))
+        .filter(|k| !outputs.contains_key(*k) && !model.input_names().contains(k))
         .collect();
     if !missing.is_empty() {
         let list = missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");

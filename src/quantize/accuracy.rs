@@ -5,6 +5,7 @@ use crate::error::Error;
 use crate::ir::Graph;
 use crate::onnx::{export_bytes, ExportOptions};
 use crate::runtime::{compare, worst_row_cosine, HostTensor, NamedTensors, TractSession};
+use crate::session::Session;
 
 /// `--min-cosine`'s default: the accuracy int8 BERTs are held to.
 pub const DEFAULT_MIN_COSINE: f64 = 0.99;
@@ -46,18 +47,19 @@ impl AccuracyReport {
 /// Runs `reference` and `candidate` in tract on each input set and compares
 /// every output the two share.
 pub fn accuracy_report(
+    session: &Session,
     reference: &Graph,
     candidate: &Graph,
     inputs: &[NamedTensors],
 ) -> Result<AccuracyReport, Error> {
-    let session = |g: &Graph| -> Result<TractSession, Error> {
-        Ok(TractSession::from_bytes(&export_bytes(
-            g,
-            ExportOptions::default(),
-        )?)?)
+    let load = |g: &Graph| -> Result<TractSession, Error> {
+        Ok(TractSession::from_bytes(
+            session,
+            &export_bytes(g, ExportOptions::default())?,
+        )?)
     };
-    let expected = run_all(&mut session(reference)?, inputs)?;
-    let actual = run_all(&mut session(candidate)?, inputs)?;
+    let expected = run_all(&mut load(reference)?, inputs)?;
+    let actual = run_all(&mut load(candidate)?, inputs)?;
     compare_runs(&expected, &actual)
 }
 

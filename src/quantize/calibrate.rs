@@ -14,6 +14,7 @@ use crate::ir::{value_name, Graph};
 use crate::onnx::{export_bytes, ExportOptions};
 use crate::passes::linear_inputs;
 use crate::runtime::{read_safetensors, HostData, HostTensor, NamedTensors, RuntimeError, TractSession};
+use crate::session::Session;
 
 /// How a range is read off the calibration values.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -106,6 +107,7 @@ pub struct Calibration {
 /// Calibrates every linear input the int8 passes would quantize (see
 /// [`Calibration`]). Shows a progress bar on stderr.
 pub fn calibrate(
+    session: &Session,
     g: &Graph,
     skip: &[String],
     batches: &[NamedTensors],
@@ -118,7 +120,7 @@ pub fn calibrate(
     for (x, name) in xs.iter().zip(&names) {
         probe.set_output(&probe_name(name), *x);
     }
-    let mut session = TractSession::from_bytes(&export_bytes(&probe, ExportOptions::default())?)?;
+    let mut probed = TractSession::from_bytes(session, &export_bytes(&probe, ExportOptions::default())?)?;
     let bar = ProgressBar::new(batches.len() as u64).with_style(
         ProgressStyle::with_template("calibrating {bar:30} {pos}/{len} batches ({elapsed})")
             .expect("valid template"),
@@ -126,7 +128,7 @@ pub fn calibrate(
     let mut per_batch: HashMap<&str, Vec<Vec<f32>>> = HashMap::new();
     let mut row_spread: HashMap<String, f32> = HashMap::new();
     for inputs in batches {
-        let outputs = session.run(inputs)?;
+        let outputs = probed.run(inputs)?;
         for name in &names {
             let t = &outputs[&probe_name(name)];
             let width = *t.shape.last().unwrap_or(&1);

@@ -29,6 +29,7 @@ use crate::passes::{
     Target, ToFp16, WeightBits, WeightGranularity, SMOOTHING_ALPHA_ONNXRUNTIME,
 };
 use crate::runtime::NamedTensors;
+use crate::session::Session;
 
 /// The calibration and validation policy, in one place: generated
 /// calibration is `CALIBRATION_BATCHES` batches of `CALIBRATION_BATCH` ×
@@ -91,11 +92,12 @@ pub struct PrecisionOptions {
 /// Rewrites `g` to the requested precision; returns the pass runs.
 /// `skip` = `["auto"]` ([`AUTO_SKIP`]) chooses the layers kept f32 by a
 /// sensitivity pass ([`sensitivity::auto_skip`]).
-pub fn apply(g: &mut Graph, opts: &PrecisionOptions) -> Result<Vec<PassRun>, Error> {
-    let calibrated = calibration(g, opts)?;
+/// tract runs (calibration, the sensitivity pass) on `session`'s threads.
+pub fn apply(session: &Session, g: &mut Graph, opts: &PrecisionOptions) -> Result<Vec<PassRun>, Error> {
+    let calibrated = calibration(session, g, opts)?;
     let skip = match opts.skip.as_slice() {
         [only] if only == AUTO_SKIP => {
-            let keep = sensitivity::auto_skip(g, opts, calibrated.as_ref())?.keep_f32;
+            let keep = sensitivity::auto_skip(session, g, opts, calibrated.as_ref())?.keep_f32;
             // Said in the file (and the summary): which layers the
             // measurement kept f32.
             g.metadata.insert(KEPT_F32.into(), keep.join(","));
@@ -116,7 +118,11 @@ pub const KEPT_F32: &str = "bertc.kept_f32";
 /// The calibration of every linear input, for the forms that use it
 /// (static scales, smoothing, per-token scales): measured once, whatever
 /// is skipped.
-pub fn calibration(g: &Graph, opts: &PrecisionOptions) -> Result<Option<Calibration>, Error> {
+pub fn calibration(
+    session: &Session,
+    g: &Graph,
+    opts: &PrecisionOptions,
+) -> Result<Option<Calibration>, Error> {
     Ok(match &opts.precision {
         Precision::Int8Dynamic { batches } if opts.target == Target::Onnxruntime => {
             let generated;
@@ -127,9 +133,9 @@ pub fn calibration(g: &Graph, opts: &PrecisionOptions) -> Result<Option<Calibrat
                     &generated
                 }
             };
-            Some(calibrate(g, &[], batches, CalibrationMethod::MinMax)?)
+            Some(calibrate(session, g, &[], batches, CalibrationMethod::MinMax)?)
         }
-        Precision::Int8Static { batches, method } => Some(calibrate(g, &[], batches, *method)?),
+        Precision::Int8Static { batches, method } => Some(calibrate(session, g, &[], batches, *method)?),
         Precision::Int8Dynamic { .. } | Precision::Fp16 => None,
     })
 }

@@ -15,6 +15,7 @@ use super::{accuracy_report, precision_passes, validation_inputs, Calibration, P
 use crate::error::Error;
 use crate::ir::Graph;
 use crate::runtime::NamedTensors;
+use crate::session::Session;
 
 /// What the sensitivity pass chose.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,13 +31,14 @@ pub struct AutoSkip {
 
 /// Chooses the layers to keep f32 (see the module doc).
 pub fn auto_skip(
+    session: &Session,
     g: &Graph,
     opts: &PrecisionOptions,
     calibrated: Option<&Calibration>,
 ) -> Result<AutoSkip, Error> {
     let inputs = validation_inputs(g);
     let linears = crate::passes::quantizable_linears(g);
-    let measure = |skip: &[String]| lowest_cosine(g, opts, calibrated, skip, &inputs);
+    let measure = |skip: &[String]| lowest_cosine(session, g, opts, calibrated, skip, &inputs);
     let all = measure(&[])?;
     if all >= opts.min_cosine {
         return Ok(AutoSkip {
@@ -69,6 +71,7 @@ pub fn auto_skip(
 
 /// The lowest output cosine against f32 of `g` quantized keeping `skip` f32.
 fn lowest_cosine(
+    session: &Session,
     g: &Graph,
     opts: &PrecisionOptions,
     calibrated: Option<&Calibration>,
@@ -77,6 +80,6 @@ fn lowest_cosine(
 ) -> Result<f64, Error> {
     let mut q = g.clone();
     precision_passes(g, opts, calibrated, skip)?.run(&mut q)?;
-    let report = accuracy_report(g, &q, inputs)?;
+    let report = accuracy_report(session, g, &q, inputs)?;
     Ok(report.outputs.iter().map(|o| o.cosine).fold(1.0, f64::min))
 }

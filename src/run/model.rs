@@ -12,6 +12,7 @@ use crate::ir::Graph;
 use crate::pipeline::{PipelineOptions, Source};
 use crate::runtime::TractSession;
 use crate::sentence_transformers::max_seq_length;
+use crate::session::Session;
 use crate::source::{resolve, MissingWeights};
 use crate::tokenize::{TextTokenizer, TokenizerConfig};
 
@@ -23,8 +24,6 @@ pub struct RunOptions {
     /// tokenizer.json, vocab.txt or a folder holding them; required for a
     /// bare `.onnx`, overrides the model folder's own otherwise.
     pub tokenizer: Option<PathBuf>,
-    /// tract's threads; `None` for every core.
-    pub threads: Option<usize>,
 }
 
 /// A model ready to answer.
@@ -43,9 +42,9 @@ pub const MAX_SEQ_LENGTH_KEY: &str = "bertc.max_seq_length";
 
 /// Loads `arg`: an export folder (model.onnx beside config.json and the
 /// tokenizer files), a model folder (config.json + checkpoint, compiled
-/// in memory through [`crate::pipeline::run`]), or an `.onnx` file.
-pub fn load(arg: &Path, opts: &RunOptions) -> Result<LoadedModel, RunError> {
-    crate::runtime::set_threads(opts.threads.unwrap_or_else(crate::runtime::available_threads));
+/// in memory through [`crate::pipeline::run`]), or an `.onnx` file; to
+/// run on `session`'s threads.
+pub fn load(session: &Session, arg: &Path, opts: &RunOptions) -> Result<LoadedModel, RunError> {
     let (graph, bytes, folder) = if arg.is_dir() && arg.join("model.onnx").is_file() {
         let onnx = arg.join("model.onnx");
         let (graph, bytes) = read_onnx(&onnx)?;
@@ -59,11 +58,11 @@ pub fn load(arg: &Path, opts: &RunOptions) -> Result<LoadedModel, RunError> {
             sentence: source.sentence.clone(),
             ..Default::default()
         };
-        let options = PipelineOptions {
-            threads: opts.threads,
-            ..Default::default()
-        };
-        let compiled = crate::pipeline::run(Source::Config(source.config, compile), &options)?;
+        let compiled = crate::pipeline::run(
+            session,
+            Source::Config(source.config, compile),
+            &PipelineOptions::default(),
+        )?;
         let bytes = compiled.to_bytes()?;
         (compiled.graph, bytes, Some(arg.to_path_buf()))
     } else {
@@ -100,9 +99,8 @@ pub fn load(arg: &Path, opts: &RunOptions) -> Result<LoadedModel, RunError> {
         Some(f) => problem_type(&f.join("config.json"))?.as_deref() == Some("multi_label_classification"),
         None => false,
     };
-    let session = TractSession::from_bytes(&bytes)?;
     Ok(LoadedModel {
-        session,
+        session: TractSession::from_bytes(session, &bytes)?,
         tokenizer,
         task,
         labels,

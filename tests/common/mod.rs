@@ -3,12 +3,21 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use bertc::compile::CompileOptions;
 use bertc::config::BertConfig;
 use bertc::passes::Level;
 use bertc::pipeline::{at_level, compile, with_passes, PipelineOptions};
 use bertc::runtime::{compare, read_safetensors, write_safetensors, NamedTensors, TractSession};
+use bertc::Session;
+
+/// The session every library call of a test binary runs tract on: two
+/// threads, as CI has (one pool per test binary, shared by its tests).
+pub fn test_session() -> &'static Session {
+    static SESSION: OnceLock<Session> = OnceLock::new();
+    SESSION.get_or_init(|| Session::new(2).expect("tract starts 2 threads"))
+}
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -75,7 +84,7 @@ fn compile_checkpoint_with(config: &Path, weights: &Path, options: &PipelineOpti
         weights: Some(weights.to_path_buf()),
         ..Default::default()
     };
-    compile(&config, opts, options)
+    compile(test_session(), &config, opts, options)
         .expect("compiles")
         .to_bytes()
         .expect("serializes")
@@ -83,8 +92,7 @@ fn compile_checkpoint_with(config: &Path, weights: &Path, options: &PipelineOpti
 
 /// Runs ONNX bytes in tract on the golden file's inputs.
 pub fn run_tract(model: &[u8], inputs: &NamedTensors) -> NamedTensors {
-    bertc::runtime::set_threads(2);
-    let mut s = TractSession::from_bytes(model).expect("tract loads the model");
+    let mut s = TractSession::from_bytes(test_session(), model).expect("tract loads the model");
     s.run(inputs).expect("tract runs the model")
 }
 
@@ -236,7 +244,9 @@ pub fn minilm_fp32() -> bertc::ir::Graph {
         weights: Some(dir.join("model.safetensors")),
         ..Default::default()
     };
-    compile(&config, opts, &at_level(Level::O2)).unwrap().graph
+    compile(test_session(), &config, opts, &at_level(Level::O2))
+        .unwrap()
+        .graph
 }
 
 /// PyTorch's outputs of the real MiniLM (tests/fixtures/minilm-l6).
@@ -320,7 +330,7 @@ pub fn minilm_static_int8(target: bertc::passes::Target) -> bertc::pipeline::Com
         })),
         ..at_level(Level::O2)
     };
-    compile(&config, source, &options).unwrap()
+    compile(test_session(), &config, source, &options).unwrap()
 }
 
 /// Cosine of each `sentence_embedding` row of `outputs` with the golden's.

@@ -5,9 +5,7 @@
 //! matrix kernels for those sizes.
 
 use std::collections::HashMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 
@@ -15,11 +13,12 @@ use super::host::{HostData, HostTensor, NamedTensors};
 use super::weights::SharedWeights;
 use super::RuntimeError;
 use crate::onnx::SplitModel;
+use crate::session::{CaughtPanic, Session};
 use prost::Message;
 
 type Plan = Arc<TypedRunnableModel>;
 
-/// How a session turns its model into a plan.
+/// How a [`TractSession`] turns its model into a plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PlanMode {
     /// tract's full optimization: kernels chosen and weights packed once,
@@ -36,6 +35,8 @@ pub enum PlanMode {
 }
 
 pub struct TractSession {
+    /// The caller's session: the threads every call into tract runs on.
+    session: Session,
     model: InferenceModel,
     input_names: Vec<String>,
     output_names: Vec<String>,
@@ -57,99 +58,44 @@ fn onnx_parser() -> tract_onnx::Onnx {
     tract_onnx::onnx().with_ignore_value_info(true)
 }
 
-/// Guarded calls running now (any thread): while there is one, a panic's
-/// message goes to [`LAST_PANIC`] instead of the terminal.
-static GUARDED: AtomicUsize = AtomicUsize::new(0);
-/// Where and why the last panic inside a guarded call happened.
-static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
-
-/// Installs, once, a panic hook that keeps panics inside guarded calls off
-/// stderr (the caller reports them as an error that says what to fix; tract's
-/// text and backtrace would only bury it) and leaves every other panic to
-/// the hook that was there before.
-fn install_quiet_hook() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if GUARDED.load(Ordering::SeqCst) > 0 {
-                // A dependency's path from its crate folder on, not the registry's.
-                let short = |f: &str| -> String {
-                    match f.split_once("/registry/src/") {
-                        Some((_, rest)) => rest.split_once('/').map_or(rest, |(_, path)| path).to_string(),
-                        None => f.to_string(),
-                    }
-                };
-                let at = info
-                    .location()
-                    .map(|l| format!(" (at {}:{})", short(l.file()), l.line()));
-                *LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()) = at;
-            } else {
-                previous(info)
-            }
-        }));
-    });
+/// Runs `f` — a call into tract — with the session's threads, turning
+/// a tract panic into an error (foreign files can trigger them).
+fn guarded<T>(
+    session: &Session,
+    stage: &'static str,
+    f: impl FnOnce() -> Result<T, RuntimeError>,
+) -> Result<T, RuntimeError> {
+    session
+        .catch_panic(|| session.with_tract(f))
+        .unwrap_or_else(|p| Err(panicked(stage, p)))
 }
 
-/// Counts a guarded call for as long as it lives, even when unwinding.
-struct Guard;
-
-impl Guard {
-    fn enter() -> Guard {
-        install_quiet_hook();
-        GUARDED.fetch_add(1, Ordering::SeqCst);
-        Guard
+fn panicked(stage: &'static str, p: CaughtPanic) -> RuntimeError {
+    RuntimeError::Panic {
+        stage,
+        message: p.message,
     }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        GUARDED.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// Runs `f`, turning a tract panic into an error (foreign files can trigger
-/// them), with the panic's text kept off the terminal.
-fn guarded<T>(stage: &'static str, f: impl FnOnce() -> Result<T, RuntimeError>) -> Result<T, RuntimeError> {
-    let guard = Guard::enter();
-    let result = catch_unwind(AssertUnwindSafe(f));
-    drop(guard);
-    result.unwrap_or_else(|payload| {
-        let at = LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()).take();
-        Err(RuntimeError::Panic {
-            stage,
-            message: panic_message(payload.as_ref()) + &at.unwrap_or_default(),
-        })
-    })
-}
-
-/// The text of a caught panic.
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "unknown panic".into())
 }
 
 impl TractSession {
-    /// Parses ONNX bytes (a model with external data needs [`Self::from_path`]).
-    pub fn from_bytes(bytes: &[u8]) -> Result<TractSession, RuntimeError> {
-        guarded("load", || {
+    /// Parses ONNX bytes (a model with external data needs [`Self::from_path`]),
+    /// to run on `session`'s threads.
+    pub fn from_bytes(session: &Session, bytes: &[u8]) -> Result<TractSession, RuntimeError> {
+        guarded(session, "load", || {
             let model = onnx_parser()
                 .model_for_read(&mut &*bytes)
                 .map_err(tract_err("load"))?;
-            TractSession::from_model(model)
+            TractSession::from_model(session, model)
         })
     }
 
     /// Loads the model file at `path`, with its external data: each data
     /// file mapped once, and only inside the model's folder.
-    pub fn from_path(path: &std::path::Path) -> Result<TractSession, RuntimeError> {
+    pub fn from_path(session: &Session, path: &std::path::Path) -> Result<TractSession, RuntimeError> {
         let io = |e: std::io::Error| RuntimeError::Io(format!("cannot read {}: {e}", path.display()));
         crate::input_file::require_regular(path).map_err(io)?;
         let files = Arc::new(super::external::MappedFiles::new(path).map_err(io)?);
-        guarded("load", || {
+        guarded(session, "load", || {
             let onnx = tract_onnx::Onnx {
                 provider: files.clone(),
                 ..onnx_parser()
@@ -166,21 +112,25 @@ impl TractSession {
                     message: format!("unresolved inputs {:?}", parsed.unresolved_inputs),
                 });
             }
-            TractSession::from_model(parsed.model)
+            TractSession::from_model(session, parsed.model)
         })
     }
 
     /// Loads a model split from its weights: tract parses the graph, and
     /// each initializer becomes a constant holding the tensor `weights`
     /// has for it (made once, shared by every model loaded through it).
-    pub fn from_split(model: &SplitModel, weights: &mut SharedWeights) -> Result<TractSession, RuntimeError> {
+    pub fn from_split(
+        session: &Session,
+        model: &SplitModel,
+        weights: &mut SharedWeights,
+    ) -> Result<TractSession, RuntimeError> {
         let tensors: HashMap<&str, Arc<Tensor>> = model
             .initializers
             .iter()
             .map(|i| i.name.as_str())
             .zip(weights.tensors(&model.initializers)?)
             .collect();
-        guarded("load", || {
+        guarded(session, "load", || {
             let onnx = onnx_parser();
             let proto =
                 tract_onnx::pb::ModelProto::decode(&*model.graph).map_err(|e| RuntimeError::Tract {
@@ -213,11 +163,11 @@ impl TractSession {
                 m.nodes[id].outputs[0].fact = fact.into();
                 m.inputs.retain(|o| o.node != id);
             }
-            TractSession::from_model(m)
+            TractSession::from_model(session, m)
         })
     }
 
-    fn from_model(model: InferenceModel) -> Result<TractSession, RuntimeError> {
+    fn from_model(session: &Session, model: InferenceModel) -> Result<TractSession, RuntimeError> {
         let label = |o: OutletId| -> String {
             model
                 .outlet_label(o)
@@ -237,6 +187,7 @@ impl TractSession {
             .map(|&o| label(o))
             .collect();
         Ok(TractSession {
+            session: session.clone(),
             model,
             input_names,
             output_names,
@@ -280,7 +231,7 @@ impl TractSession {
         }
         let mut model = self.model.clone();
         let mode = self.mode;
-        let plan = guarded("optimize", || {
+        let plan = guarded(&self.session, "optimize", || {
             for (i, t) in inputs.iter().enumerate() {
                 let dt = match t.data {
                     HostData::F32(_) => f32::datum_type(),
@@ -313,9 +264,7 @@ impl TractSession {
         let inputs = self.bind(tensors)?;
         let plan = self.plan_for(&inputs)?;
         let values: TVec<TValue> = inputs.iter().map(|t| to_tract(t)).collect::<Result<_, _>>()?;
-        let outputs = guarded("run", || {
-            super::on_tract_pool(|| plan.run(values)).map_err(tract_err("run"))
-        })?;
+        let outputs = self.run_values(&plan, values)?;
         outputs
             .iter()
             .zip(&self.output_names)
@@ -329,12 +278,22 @@ impl TractSession {
     }
 
     /// Runs a prepared plan once on prepared values (for benchmarks).
-    pub fn run_plan(plan: &Plan, values: TVec<TValue>) -> Result<(), RuntimeError> {
-        guarded("run", || {
-            super::on_tract_pool(|| plan.run(values))
-                .map(|_| ())
-                .map_err(tract_err("run"))
-        })
+    pub fn run_plan(&self, plan: &Plan, values: TVec<TValue>) -> Result<(), RuntimeError> {
+        self.run_values(plan, values).map(|_| ())
+    }
+
+    /// One whole run of `plan`, on the session's pool
+    /// ([`Session::run_on_pool`]).
+    fn run_values(&self, plan: &Plan, values: TVec<TValue>) -> Result<TVec<TValue>, RuntimeError> {
+        self.session
+            .catch_panic(|| self.session.run_on_pool(|| plan.run(values)))
+            .map_err(|p| panicked("run", p))?
+            .map_err(tract_err("run"))
+    }
+
+    /// The session this model runs on.
+    pub fn session(&self) -> &Session {
+        &self.session
     }
 
     /// Converts inputs to tract values once (for benchmarks).
