@@ -6,8 +6,6 @@
 pub mod atomic_write;
 pub mod bench;
 pub mod builder;
-pub mod check;
-pub mod compile;
 pub mod config;
 pub mod cost;
 mod error;

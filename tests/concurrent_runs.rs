@@ -9,10 +9,9 @@
 //!
 //! Its own test binary: `set_threads` is process-wide.
 
-use bertc::check::inputs_for;
-use bertc::compile::{load_config, CompileOptions};
 use bertc::passes::Level;
-use bertc::pipeline::{at_level, compile};
+use bertc::pipeline::{at_level, compile, load_config, BuildOptions};
+use bertc::runtime::inputs_for;
 use bertc::runtime::{set_threads, NamedTensors, PlanMode, TractSession};
 
 fn model(level: Level, int8: bool) -> Vec<u8> {
@@ -20,11 +19,9 @@ fn model(level: Level, int8: bool) -> Vec<u8> {
     let mut opts = at_level(level);
     opts.check = false;
     if int8 {
-        opts.precision = Some(bertc::pipeline::ReducedPrecision::new(
-            bertc::pipeline::ReducedKind::Int8Dynamic { calibrate: None },
-        ));
+        opts.precision = bertc::quantize::Precision::new(bertc::quantize::Form::Int8Dynamic);
     }
-    compile(&config, CompileOptions::default(), &opts)
+    compile(&config, BuildOptions::default(), &opts)
         .unwrap()
         .to_bytes()
         .unwrap()

@@ -6,11 +6,10 @@
 //!
 //! Its own test binary: `set_threads` is process-wide.
 
-use bertc::compile::{load_config, CompileOptions};
 use bertc::onnx::{export_bytes, ExportOptions};
-use bertc::passes::{Level, Target, WeightGranularity};
-use bertc::pipeline::{at_level, compile};
-use bertc::quantize::{apply, tract_int8_kernel, Precision, PrecisionOptions, DEFAULT_MIN_COSINE};
+use bertc::passes::{Level, Target};
+use bertc::pipeline::{at_level, compile, load_config, BuildOptions};
+use bertc::quantize::{apply, tract_int8_kernel, Form, Precision};
 use bertc::runtime::{available_threads, set_threads, TractSession};
 use tract_onnx::prelude::DatumType;
 use tract_onnx::tract_core::ops::matmul::optimized::OptMatMul;
@@ -23,20 +22,13 @@ fn the_named_int8_kernel_is_the_one_an_int8_bert_base_plan_runs() {
     config.num_hidden_layers = 1;
     let mut opts = at_level(Level::O2);
     opts.check = false;
-    let mut g = compile(&config, CompileOptions::default(), &opts).unwrap().graph;
-    let int8 = PrecisionOptions {
-        precision: Precision::Int8Dynamic { batches: None },
-        weights: WeightGranularity::PerChannel,
-        skip: vec![],
-        embeddings: true,
-        target: Target::Portable,
-        weight_bits: 8,
-        min_cosine: DEFAULT_MIN_COSINE,
-    };
-    apply(&mut g, &int8).unwrap();
+    let mut g = compile(&config, BuildOptions::default(), &opts)
+        .unwrap()
+        .into_graph();
+    apply(&mut g, &Precision::new(Form::Int8Dynamic), Target::Portable).unwrap();
     let model = export_bytes(&g, ExportOptions::default()).unwrap();
     let mut session = TractSession::from_bytes(&model).unwrap();
-    let (hosts, _) = session.prepare(&bertc::check::inputs_for(&g, 1, 128)).unwrap();
+    let (hosts, _) = session.prepare(&bertc::runtime::inputs_for(&g, 1, 128)).unwrap();
     let plan = session.plan_for(&hosts.iter().collect::<Vec<_>>()).unwrap();
     let mut kernels: Vec<String> = plan
         .model()

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use bertc::bench::{
     apply_peak, measure_fp32_peak, run_interleaved, BenchModel, BenchOptions, CellResult, MachinePeak,
 };
-use bertc::pipeline::ReducedPrecision;
+use bertc::quantize::Precision;
 use bertc::runtime::{available_threads, set_threads};
 use serde::Serialize;
 
@@ -104,7 +104,7 @@ impl Measure {
     /// the machine. Results come per cell, in the order of `entries`.
     pub fn run(
         &mut self,
-        entries: &[(String, Option<ReducedPrecision>)],
+        entries: &[(String, Precision)],
         level: bertc::passes::Level,
     ) -> anyhow::Result<(Vec<ModelSummary>, Vec<CellResult>)> {
         let mut models = Vec::new();
@@ -112,7 +112,7 @@ impl Measure {
         for (arg, precision) in entries {
             let opts = LoadOptions {
                 level,
-                precision: precision.as_ref(),
+                precision,
                 threads: Some(self.threads),
                 shapes_only: false,
             };
@@ -157,7 +157,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         warmup: a.warmup,
     };
     let mut measure = Measure::new(opts, a.threads, !a.no_peak)?;
-    let entries: Vec<(String, Option<ReducedPrecision>)> = names.into_iter().map(|n| (n, None)).collect();
+    let entries: Vec<(String, Precision)> = names.into_iter().map(|n| (n, Precision::default())).collect();
     let (models, results) = measure.run(&entries, a.level.level())?;
     let report = BenchReport {
         runtime: "tract",

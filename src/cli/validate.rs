@@ -62,7 +62,7 @@ impl Gates {
     fn of(a: &ValidateArgs, g: Option<&bertc::ir::Graph>) -> Gates {
         let precision = g.map_or("fp32", model_precision);
         let (atol, min_cosine) = match precision {
-            "fp32" => (Some(bertc::check::CHECK_ATOL), None),
+            "fp32" => (Some(bertc::pipeline::check::CHECK_ATOL), None),
             "fp16" => (None, Some(FP16_MIN_COSINE)),
             _ => (None, Some(bertc::quantize::DEFAULT_MIN_COSINE)),
         };

@@ -6,10 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::builder::Head;
-use crate::compile::CompileOptions;
 use crate::config::BertConfig;
 use crate::ir::Graph;
-use crate::pipeline::{PipelineOptions, Source};
+use crate::pipeline::{BuildOptions, PipelineOptions, Source};
 use crate::runtime::TractSession;
 use crate::sentence_transformers::max_seq_length;
 use crate::source::{resolve, MissingWeights};
@@ -53,7 +52,7 @@ pub fn load(arg: &Path, opts: &RunOptions) -> Result<LoadedModel, RunError> {
     } else if arg.is_dir() {
         let shown = arg.display().to_string();
         let source = resolve(&shown, None, false, MissingWeights::Refuse)?;
-        let compile = CompileOptions {
+        let build = BuildOptions {
             weights: source.weights.clone(),
             // A sentence-transformers folder is its sentence-embedding model.
             sentence: source.sentence.clone(),
@@ -63,9 +62,9 @@ pub fn load(arg: &Path, opts: &RunOptions) -> Result<LoadedModel, RunError> {
             threads: opts.threads,
             ..Default::default()
         };
-        let compiled = crate::pipeline::run(Source::Config(source.config, compile), &options)?;
-        let bytes = compiled.to_bytes()?;
-        (compiled.graph, bytes, Some(arg.to_path_buf()))
+        let compiled = crate::pipeline::run(Source::Config(source.config, build), &options)?;
+        let bytes = compiled.to_bytes().map_err(crate::Error::from)?;
+        (compiled.into_graph(), bytes, Some(arg.to_path_buf()))
     } else {
         let (graph, bytes) = read_onnx(arg)?;
         (graph, bytes, None)
@@ -227,7 +226,7 @@ fn load_tokenizer(source: &Path, graph: &Graph, folder: Option<&Path>) -> Result
         .metadata
         .get(MAX_SEQ_LENGTH_KEY)
         .and_then(|v| v.parse::<usize>().ok());
-    let positions = crate::check::max_sequence(graph);
+    let positions = crate::runtime::max_sequence(graph);
     let max_length = match st.or(meta) {
         Some(n) => positions.map_or(n, |p| n.min(p)),
         None => [positions, config.model_max_length]
