@@ -30,5 +30,6 @@ pub mod signals;
 pub mod source;
 pub mod tokenize;
 pub mod untrusted;
+pub mod validate;
 pub mod weights;
 pub use error::Error;

@@ -1,8 +1,8 @@
 //! The source and build stages of the pipeline: a model argument → config
 //! → parameters → verified IR graph, or an ONNX file imported as it is.
-//! [`build_source`] runs both; [`super::run`] goes on from there.
+//! `dump` stops here ([`build_source`]); [`super::run`] goes on.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::builder::{build_model, model_params, Head, ModelSpec};
@@ -66,6 +66,17 @@ impl SourceOptions {
             allow_nonfinite: self.allow_nonfinite,
             ..Default::default()
         }
+    }
+
+    /// The pipeline's source: an `.onnx` file imported as it is (the
+    /// other options do not apply to it), anything else resolved and built.
+    pub fn source(&self, missing: MissingWeights) -> Result<Source, Error> {
+        if self.model.ends_with(".onnx") {
+            return Ok(Source::Graph(crate::onnx::read_model(Path::new(&self.model))?));
+        }
+        let source = self.resolve(missing)?;
+        let options = self.build_options(&source);
+        Ok(Source::Config(source.config, options))
     }
 }
 
