@@ -17,9 +17,8 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use bertc::check::inputs_for;
 use bertc::onnx::read_model;
-use bertc::runtime::TractSession;
+use bertc::runtime::{inputs_for, TractSession};
 
 fn main() -> anyhow::Result<()> {
     let (mut path, mut batch, mut seq, mut threads, mut runs) = (String::new(), 1, 128, 2, 5);

@@ -97,8 +97,9 @@ use super::{Pass, PassReport, WeightGranularity};
 /// for onnxruntime's u8 × s8 kernels that add pairs of products in 16 bits
 /// (see [`weight_bits_for_cpu`]). Only these two exist: a weight range is
 /// one of them by construction, not a number to check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WeightBits {
+    #[default]
     Eight,
     Seven,
 }
@@ -120,16 +121,22 @@ impl WeightBits {
     }
 }
 
-/// `--weight-bits`: 8 or 7; any other count is returned as the error.
+/// `--weight-bits`: 8 or 7; any other count is refused, saying so.
 impl TryFrom<u8> for WeightBits {
-    type Error = u8;
+    type Error = String;
 
-    fn try_from(bits: u8) -> Result<WeightBits, u8> {
+    fn try_from(bits: u8) -> Result<WeightBits, String> {
         match bits {
             8 => Ok(WeightBits::Eight),
             7 => Ok(WeightBits::Seven),
-            other => Err(other),
+            other => Err(format!("{other} is not in 7..=8")),
         }
+    }
+}
+
+impl std::fmt::Display for WeightBits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.bits())
     }
 }
 

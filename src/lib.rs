@@ -6,8 +6,6 @@
 pub mod atomic_write;
 pub mod bench;
 pub mod builder;
-pub mod check;
-pub mod compile;
 pub mod config;
 pub mod cost;
 mod error;
@@ -34,6 +32,7 @@ pub mod signals;
 pub mod source;
 pub mod tokenize;
 pub mod untrusted;
+pub mod validate;
 pub mod weights;
 pub use error::Error;
 pub use session::Session;

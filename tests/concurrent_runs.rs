@@ -7,11 +7,9 @@
 //! that nesting aborted the process (about one int8 BERT-base compile in
 //! two) until only one run at a time may use the pool.
 
-use bertc::check::inputs_for;
-use bertc::compile::{load_config, CompileOptions};
 use bertc::passes::Level;
-use bertc::pipeline::{at_level, compile};
-use bertc::runtime::{NamedTensors, PlanMode, TractSession};
+use bertc::pipeline::{at_level, compile, load_config, BuildOptions};
+use bertc::runtime::{inputs_for, NamedTensors, PlanMode, TractSession};
 use bertc::Session;
 
 fn model(session: &Session, level: Level, int8: bool) -> Vec<u8> {
@@ -19,11 +17,9 @@ fn model(session: &Session, level: Level, int8: bool) -> Vec<u8> {
     let mut opts = at_level(level);
     opts.check = false;
     if int8 {
-        opts.precision = Some(bertc::pipeline::ReducedPrecision::new(
-            bertc::pipeline::ReducedKind::Int8Dynamic { calibrate: None },
-        ));
+        opts.precision = bertc::quantize::Precision::new(bertc::quantize::Form::Int8Dynamic);
     }
-    compile(session, &config, CompileOptions::default(), &opts)
+    compile(session, &config, BuildOptions::default(), &opts)
         .unwrap()
         .to_bytes()
         .unwrap()

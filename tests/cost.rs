@@ -9,10 +9,10 @@
 
 mod common;
 
-use bertc::compile::{build, load_config, CompileOptions};
 use bertc::cost::{bert_macs_per_sequence, graph_cost, MultiplyAdds};
 use bertc::passes::{level_passes, Level, Target};
-use bertc::pipeline::{at_level, compile, PassSelection, PipelineOptions, ReducedKind, ReducedPrecision};
+use bertc::pipeline::{at_level, build, compile, load_config, BuildOptions, PassSelection, PipelineOptions};
+use bertc::quantize::{Form, Precision};
 use common::{fixture, shapes_only, test_session};
 
 /// BERT-base (L12 H768 I3072) at S=128, by hand:
@@ -88,7 +88,9 @@ fn graph_cost_of_minilm_at_o2_matches_the_closed_form() {
         ..portable.clone()
     };
     for (opts, has_attention) in [(fused, true), (portable, false)] {
-        let g = compile(test_session(), &c, shapes_only(), &opts).unwrap().graph;
+        let g = compile(test_session(), &c, shapes_only(), &opts)
+            .unwrap()
+            .into_graph();
         assert_eq!(g.op_histogram().contains_key("Attention"), has_attention);
         let cost = graph_cost(&g, 1, 128).unwrap();
         assert_eq!(cost.parameters.total, 22_713_216);
@@ -116,7 +118,7 @@ fn every_preset_and_pipeline_agrees_with_the_closed_form() {
             };
             let g = compile(test_session(), &c, shapes_only(), &options)
                 .unwrap()
-                .graph;
+                .into_graph();
             for (b, s) in [(1, 7), (3, 64)] {
                 let cost = graph_cost(&g, b, s).unwrap();
                 assert_eq!(
@@ -182,7 +184,7 @@ fn weights_behind_a_transpose_or_cast_count_as_linear() {
     };
     let mut g = compile(test_session(), &c, shapes_only(), &options)
         .unwrap()
-        .graph;
+        .into_graph();
     let (l, s, h) = (c.num_hidden_layers as u64, 16u64, c.hidden_size as u64);
     let attention = l * 2 * s * s * h;
     let decoder = s * h * c.vocab_size as u64;
@@ -193,16 +195,8 @@ fn weights_behind_a_transpose_or_cast_count_as_linear() {
         bert_macs_per_sequence(&c, 16).linear - h * h + s * h * h + decoder,
         "encoder without pooler + transform dense + decoder"
     );
-    let precision = bertc::quantize::PrecisionOptions {
-        precision: bertc::quantize::Precision::Fp16,
-        weights: bertc::passes::WeightGranularity::PerChannel,
-        skip: vec![],
-        embeddings: false,
-        target: bertc::passes::Target::Portable,
-        weight_bits: 8,
-        min_cosine: bertc::quantize::DEFAULT_MIN_COSINE,
-    };
-    bertc::quantize::apply(test_session(), &mut g, &precision).unwrap();
+    let fp16 = Precision::new(Form::Fp16);
+    bertc::quantize::apply(test_session(), &mut g, &fp16, Target::Portable).unwrap();
     assert_eq!(
         graph_cost(&g, 1, 16).unwrap().macs_per_sequence,
         cost.macs_per_sequence
@@ -219,17 +213,15 @@ fn the_int8_size_inspect_reports_is_what_quantize_dynamic_writes() {
             check: false,
             ..at_level(Level::O2)
         };
-        let g = compile(test_session(), &c, CompileOptions::default(), &fp32)
+        let g = compile(test_session(), &c, BuildOptions::default(), &fp32)
             .unwrap()
-            .graph;
+            .into_graph();
         let estimate = graph_cost(&g, 1, 128).unwrap().weight_bytes.int8 as f64;
         let int8 = PipelineOptions {
-            precision: Some(ReducedPrecision::new(ReducedKind::Int8Dynamic {
-                calibrate: None,
-            })),
+            precision: Precision::new(Form::Int8Dynamic),
             ..fp32
         };
-        let written = compile(test_session(), &c, CompileOptions::default(), &int8)
+        let written = compile(test_session(), &c, BuildOptions::default(), &int8)
             .unwrap()
             .to_bytes()
             .unwrap()

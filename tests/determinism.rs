@@ -2,13 +2,12 @@
 
 mod common;
 
-use bertc::compile::{load_config, CompileOptions};
-use bertc::pipeline::{compile, with_passes};
+use bertc::pipeline::{compile, load_config, with_passes, BuildOptions};
 use common::*;
 
 fn compile_seeded(preset: &str, seed: u64) -> Vec<u8> {
     let config = load_config(preset).unwrap();
-    let opts = CompileOptions {
+    let opts = BuildOptions {
         seed,
         ..Default::default()
     };

@@ -8,10 +8,10 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use bertc::check::inputs_for;
-use bertc::compile::{load_config, CompileOptions};
+use bertc::runtime::inputs_for;
+
 use bertc::passes::Level;
-use bertc::pipeline::{at_level, compile, PipelineOptions};
+use bertc::pipeline::{at_level, compile, load_config, BuildOptions, PipelineOptions};
 use bertc::runtime::{NamedTensors, TractSession};
 use bertc::source::{resolve, MissingWeights};
 use bertc::Session;
@@ -66,7 +66,7 @@ fn a_library_write_keeps_the_callers_sigint_handler() {
         output: Some(model.clone()),
         ..at_level(Level::O2)
     };
-    let mut compiled = compile(&session, &config, CompileOptions::default(), &early).unwrap();
+    let mut compiled = compile(&session, &config, BuildOptions::default(), &early).unwrap();
     compiled.write_files(&model).unwrap();
     assert!(model.is_file());
 
@@ -76,7 +76,7 @@ fn a_library_write_keeps_the_callers_sigint_handler() {
         external_data: true,
         ..at_level(Level::O2)
     };
-    let mut compiled = compile(&session, &config, CompileOptions::default(), &external).unwrap();
+    let mut compiled = compile(&session, &config, BuildOptions::default(), &external).unwrap();
     let written = compiled.write_files(&split).unwrap();
     assert!(written.external_data.is_some() && split.is_file());
 
@@ -114,7 +114,7 @@ fn executor_threads(e: &Executor) -> usize {
 fn two_sessions_run_models_at_once_each_on_its_own_threads() {
     let (one, two) = (Session::new(1).unwrap(), Session::new(2).unwrap());
     let config = load_config("bert-mini").unwrap();
-    let bytes = compile(&two, &config, CompileOptions::default(), &at_level(Level::O2))
+    let bytes = compile(&two, &config, BuildOptions::default(), &at_level(Level::O2))
         .unwrap()
         .to_bytes()
         .unwrap();

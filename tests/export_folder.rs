@@ -15,8 +15,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use bertc::builder::{Head, Pooling};
-use bertc::compile::CompileOptions;
-use bertc::pipeline::{compile, PipelineOptions};
+use bertc::pipeline::{compile, BuildOptions, PipelineOptions};
 use bertc::runtime::{read_safetensors, HostTensor, NamedTensors};
 use bertc::source::{resolve, MissingWeights};
 use common::{bertc_run, fixture, minilm_dir, run_onnxruntime, run_tract, stderr_of};
@@ -133,7 +132,7 @@ fn pooling_json(field: &str) -> String {
 /// (-O2, checked), with `head` overriding the folder's.
 fn compile_folder(dir: &Path, head: Option<Head>) -> bertc::pipeline::Compiled {
     let source = resolve(dir.to_str().unwrap(), None, false, MissingWeights::Refuse).unwrap();
-    let opts = CompileOptions {
+    let opts = BuildOptions {
         weights: source.weights.clone(),
         head,
         sentence: source.sentence.clone(),
@@ -225,7 +224,7 @@ fn every_pooling_mode_matches_sentence_transformers_pooling_of_the_hidden_states
                 &pooling_json(mode.config_field()),
             );
             let compiled = compile_folder(&folder, None);
-            let meta = &compiled.graph.metadata;
+            let meta = &compiled.graph().metadata;
             assert_eq!(meta["bertc.head"], "sentence-embedding", "{name}");
             assert_eq!(meta["bertc.pooling"], mode.name(), "{name}");
             assert_eq!(meta["bertc.normalize"], normalize.to_string(), "{name}");

@@ -7,12 +7,12 @@
 
 mod common;
 
-use bertc::compile::{build, load_config, CompileOptions};
 use bertc::config::BertConfig;
 use bertc::cost::{bert_macs_per_sequence, graph_cost};
 use bertc::ir::Graph;
 use bertc::passes::Level;
-use bertc::pipeline::{at_level, compile, PipelineOptions, ReducedKind, ReducedPrecision};
+use bertc::pipeline::{at_level, build, compile, load_config, BuildOptions, PipelineOptions};
+use bertc::quantize::{CalibrationMethod, Form, Precision};
 use common::*;
 
 /// Every case, with its layers and the GELUs its head adds at -O2.
@@ -51,7 +51,7 @@ fn case_config(case: &str) -> BertConfig {
 
 fn compiled(case: &str, options: &PipelineOptions) -> bertc::pipeline::Compiled {
     let dir = family_dir(case);
-    let opts = CompileOptions {
+    let opts = BuildOptions {
         weights: Some(dir.join("model.safetensors")),
         ..Default::default()
     };
@@ -91,7 +91,7 @@ fn every_case_matches_pytorch_in_tract_and_onnxruntime_at_o0_and_o2() {
 fn every_layer_fuses_at_o2() {
     for (case, layers, layer_norm, gelu) in CASES {
         let compiled = compiled(case, &at_level(Level::O2));
-        let g = &compiled.graph;
+        let g = compiled.graph();
         let expected = FusedCounts {
             attention: layers,
             layer_norm,
@@ -210,7 +210,7 @@ fn inputs_are_named_as_optimum_names_them() {
     for (case, ..) in CASES {
         let g = build(
             &case_config(case),
-            &CompileOptions {
+            &BuildOptions {
                 weights: Some(family_dir(case).join("model.safetensors")),
                 ..Default::default()
             },
@@ -244,7 +244,7 @@ fn distilbert_sinusoidal_table_is_generated_as_transformers_does() {
         .fold(0f32, f32::max);
     assert!(worst <= 1e-6, "max-abs {worst:e}");
     // And a random-init compile uses it.
-    let opts = CompileOptions {
+    let opts = BuildOptions {
         head: None,
         ..Default::default()
     };
@@ -269,16 +269,13 @@ fn int8_and_fp16_gates_pass_per_family() {
         "albert-mlm",
         "mpnet-cls",
     ] {
-        for kind in [
-            ReducedKind::Int8Dynamic { calibrate: None },
-            ReducedKind::Int8Static {
-                calibrate: None,
-                method: bertc::quantize::CalibrationMethod::MinMax,
-            },
-            ReducedKind::Fp16,
+        for form in [
+            Form::Int8Dynamic,
+            Form::Int8Static(CalibrationMethod::MinMax),
+            Form::Fp16,
         ] {
             let options = PipelineOptions {
-                precision: Some(ReducedPrecision::new(kind.clone())),
+                precision: Precision::new(form),
                 ..at_level(Level::O2)
             };
             let c = compiled(case, &options);
@@ -288,7 +285,7 @@ fn int8_and_fp16_gates_pass_per_family() {
                 .iter()
                 .map(|o| o.min_row_cosine)
                 .fold(1.0, f64::min);
-            assert!(worst >= 0.99, "{case} {kind:?}: worst row cosine {worst}");
+            assert!(worst >= 0.99, "{case} {form:?}: worst row cosine {worst}");
         }
     }
 }
@@ -306,7 +303,7 @@ fn multiply_adds_follow_the_closed_form_per_family() {
         "all-mpnet-base-v2",
     ] {
         let c = load_config(name).unwrap();
-        let opts = CompileOptions {
+        let opts = BuildOptions {
             shapes_only: true,
             ..Default::default()
         };
@@ -333,7 +330,7 @@ fn every_head_compiles_on_every_family() {
     for case in FAMILY_BASE_CASES {
         let c = case_config(case);
         for head in Head::ALL {
-            let opts = CompileOptions {
+            let opts = BuildOptions {
                 head: Some(head),
                 ..Default::default()
             };
@@ -386,19 +383,17 @@ fn initializer_bytes(model: &[u8]) -> usize {
 /// The reduced-precision forms a user can write, as (name, options).
 fn reduced_forms() -> Vec<(&'static str, PipelineOptions)> {
     use bertc::passes::Target;
-    let reduced = |kind: ReducedKind, target: Target| PipelineOptions {
-        precision: Some(ReducedPrecision::new(kind)),
+    use bertc::quantize::{CalibrationMethod, Form, Precision};
+    let reduced = |form: Form, target: Target| PipelineOptions {
+        precision: Precision::new(form),
         target,
         check: false,
         ..at_level(Level::O2)
     };
-    let dynamic = || ReducedKind::Int8Dynamic { calibrate: None };
-    let static_ = || ReducedKind::Int8Static {
-        calibrate: None,
-        method: bertc::quantize::CalibrationMethod::MinMax,
-    };
+    let dynamic = || Form::Int8Dynamic;
+    let static_ = || Form::Int8Static(CalibrationMethod::MinMax);
     vec![
-        ("fp16", reduced(ReducedKind::Fp16, Target::Portable)),
+        ("fp16", reduced(Form::Fp16, Target::Portable)),
         ("int8 dynamic", reduced(dynamic(), Target::Portable)),
         ("int8 static", reduced(static_(), Target::Portable)),
         (
@@ -466,14 +461,14 @@ fn albert_shared_weights_are_quantized_once_in_every_int8_form() {
             .collect()
     };
     let fp32 = compiled("albert-mlm", &at_level(Level::O2));
-    let weights = matrices(&fp32.graph, DType::F32).len();
+    let weights = matrices(fp32.graph(), DType::F32).len();
     for (form, options) in reduced_forms().into_iter().filter(|(f, _)| *f != "fp16") {
         let options = PipelineOptions {
             check: true,
             ..options
         };
         let c = compiled("albert-mlm", &options);
-        let int8 = matrices(&c.graph, DType::I8);
+        let int8 = matrices(c.graph(), DType::I8);
         assert_eq!(int8.len(), weights, "albert-mlm {form}: int8 matrices");
         for (i, m) in int8.iter().enumerate() {
             assert!(

@@ -5,11 +5,12 @@
 
 mod common;
 
-use bertc::check::{check_equivalence, inputs_for};
 use bertc::ir::Graph;
 use bertc::onnx::{export_bytes, read_model, ExportOptions};
 use bertc::passes::{level_passes, Level, PassManager, Target};
+use bertc::pipeline::check::check_equivalence;
 use bertc::pipeline::{run, PipelineOptions, Source};
+use bertc::runtime::inputs_for;
 use bertc::runtime::{compare, NamedTensors};
 use common::*;
 
@@ -188,13 +189,17 @@ fn check_family_export(case: &str, layers: usize) {
         ..Default::default()
     };
     let lowered = run(test_session(), Source::Graph(original), &opts).expect("optimizes for onnxruntime");
-    assert_eq!(count(&lowered.graph, "com.microsoft.Attention"), layers, "{case}");
-    assert_eq!(count(&lowered.graph, "BiasGelu"), layers, "{case}");
+    assert_eq!(
+        count(lowered.graph(), "com.microsoft.Attention"),
+        layers,
+        "{case}"
+    );
+    assert_eq!(count(lowered.graph(), "BiasGelu"), layers, "{case}");
     // Each layer's two residual layer norms stay LayerNormalization (with
     // the bias added after the residual: onnxruntime's SkipLayerNormalization
     // is slower), as does the embeddings'.
-    let skips = count(&lowered.graph, "SkipLayerNormalization");
-    let plain = count(&lowered.graph, "LayerNormalization");
+    let skips = count(lowered.graph(), "SkipLayerNormalization");
+    let plain = count(lowered.graph(), "LayerNormalization");
     assert!(skips == 0 && plain == 2 * layers + 1, "{case}: {skips} + {plain}");
     let bytes = lowered.to_bytes().unwrap();
     let ort_target = assert_close(

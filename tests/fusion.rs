@@ -7,10 +7,10 @@ mod common;
 use common::shapes_only;
 use std::collections::BTreeMap;
 
-use bertc::compile::{build, load_config};
 use bertc::config::BertConfig;
 use bertc::ir::{dump, verify, Graph, Op};
 use bertc::passes::{level_passes, Level, PassManager};
+use bertc::pipeline::{build, load_config};
 use bertc::presets::PRESETS;
 
 fn optimized(config: &BertConfig, level: Level) -> Graph {

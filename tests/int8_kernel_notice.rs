@@ -4,11 +4,10 @@
 //! between its VNNI tiles by a per-process timing probe, so the name must
 //! come from this process's own choice.)
 
-use bertc::compile::{load_config, CompileOptions};
 use bertc::onnx::{export_bytes, ExportOptions};
-use bertc::passes::{Level, Target, WeightGranularity};
-use bertc::pipeline::{at_level, compile};
-use bertc::quantize::{apply, tract_int8_kernel, Precision, PrecisionOptions, DEFAULT_MIN_COSINE};
+use bertc::passes::{Level, Target};
+use bertc::pipeline::{at_level, compile, load_config, BuildOptions};
+use bertc::quantize::{apply, tract_int8_kernel, Form, Precision};
 use bertc::runtime::TractSession;
 use bertc::session::{available_threads, Session};
 use tract_onnx::prelude::DatumType;
@@ -22,22 +21,19 @@ fn the_named_int8_kernel_is_the_one_an_int8_bert_base_plan_runs() {
     config.num_hidden_layers = 1;
     let mut opts = at_level(Level::O2);
     opts.check = false;
-    let mut g = compile(&session, &config, CompileOptions::default(), &opts)
+    let mut g = compile(&session, &config, BuildOptions::default(), &opts)
         .unwrap()
-        .graph;
-    let int8 = PrecisionOptions {
-        precision: Precision::Int8Dynamic { batches: None },
-        weights: WeightGranularity::PerChannel,
-        skip: vec![],
-        embeddings: true,
-        target: Target::Portable,
-        weight_bits: 8,
-        min_cosine: DEFAULT_MIN_COSINE,
-    };
-    apply(&session, &mut g, &int8).unwrap();
+        .into_graph();
+    apply(
+        &session,
+        &mut g,
+        &Precision::new(Form::Int8Dynamic),
+        Target::Portable,
+    )
+    .unwrap();
     let model = export_bytes(&g, ExportOptions::default()).unwrap();
     let mut loaded = TractSession::from_bytes(&session, &model).unwrap();
-    let (hosts, _) = loaded.prepare(&bertc::check::inputs_for(&g, 1, 128)).unwrap();
+    let (hosts, _) = loaded.prepare(&bertc::runtime::inputs_for(&g, 1, 128)).unwrap();
     let plan = loaded.plan_for(&hosts.iter().collect::<Vec<_>>()).unwrap();
     let mut kernels: Vec<String> = plan
         .model()

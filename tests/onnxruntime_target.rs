@@ -4,12 +4,12 @@
 
 mod common;
 
-use bertc::check::inputs_for;
-use bertc::compile::{build, load_config, CompileOptions};
 use bertc::config::BertConfig;
 use bertc::ir::Graph;
 use bertc::onnx::{export_bytes, ExportOptions};
 use bertc::passes::{pipeline, target_passes, Level, PassManager, Target};
+use bertc::pipeline::{build, load_config, BuildOptions};
+use bertc::runtime::inputs_for;
 use common::*;
 
 fn lowered(mut g: Graph) -> (Graph, Graph) {
@@ -62,7 +62,7 @@ fn onnxruntime_target_matches_pytorch_and_tract_with_either_padding() {
     for case in ["tiny-base", "tiny-gelu-new", "tiny-relu-3l", "tiny-silu-h8"] {
         let dir = fixture(case);
         let config = BertConfig::from_path(&dir.join("config.json")).unwrap();
-        let opts = CompileOptions {
+        let opts = BuildOptions {
             weights: Some(dir.join("model.safetensors")),
             ..Default::default()
         };
@@ -95,7 +95,7 @@ fn onnxruntime_target_matches_pytorch_and_tract_with_either_padding() {
 fn minilm_onnxruntime_target_matches_pytorch() {
     let dir = minilm_dir();
     let config = BertConfig::from_path(&dir.join("config.json")).unwrap();
-    let opts = CompileOptions {
+    let opts = BuildOptions {
         weights: Some(dir.join("model.safetensors")),
         ..Default::default()
     };

@@ -3,7 +3,7 @@
 mod common;
 
 use bertc::builder::bert_model_params;
-use bertc::compile::{build, load_config};
+use bertc::pipeline::{build, load_config};
 
 fn count(preset: &str) -> usize {
     let c = load_config(preset).unwrap();

@@ -12,11 +12,11 @@
 mod common;
 
 use bertc::builder::Head;
-use bertc::check::inputs_for;
-use bertc::compile::{build, load_config, CompileOptions};
 use bertc::ir::{verify, Graph, Op, Value};
 use bertc::onnx::{export_bytes, read_model, ExportOptions};
 use bertc::passes::{all_pass_names, level_passes, Level, PassManager};
+use bertc::pipeline::{build, load_config, BuildOptions};
+use bertc::runtime::inputs_for;
 use common::*;
 
 /// max-abs tolerance of every comparison here (fp32 rewrites).
@@ -33,7 +33,7 @@ enum Runtime {
 /// The graph of a preset (seed 0) as built, after `prepare`.
 fn prepared(preset: &str, head: Option<Head>, prepare: &[&str]) -> Graph {
     let config = load_config(preset).unwrap();
-    let opts = CompileOptions {
+    let opts = BuildOptions {
         head,
         ..Default::default()
     };

@@ -14,10 +14,10 @@
 mod common;
 
 use bertc::builder::Head;
-use bertc::check::check_equivalence;
-use bertc::compile::{build, CompileOptions};
 use bertc::config::{Activation, BertConfig, PositionEmbeddingType};
 use bertc::passes::{all_pass_names, level_passes, target_passes, Level, PassManager, Target};
+use bertc::pipeline::check::check_equivalence;
+use bertc::pipeline::{build, BuildOptions};
 use bertc::runtime::realistic_inputs;
 use rand_xoshiro::rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -112,7 +112,7 @@ fn every_pipeline_agrees_with_o0_on_random_configs() {
         let picked = Head::ALL[pick(Head::ALL.len() as u64)];
         let head = Some(picked);
         let config = BertConfig::from_json_str(&json, "random").unwrap();
-        let opts = CompileOptions {
+        let opts = BuildOptions {
             seed: case,
             head,
             ..Default::default()

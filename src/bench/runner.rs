@@ -9,10 +9,10 @@ use serde::Serialize;
 
 use super::memory::{peak_rss_bytes, reset_peak_rss};
 use super::stats::LatencyStats;
-use crate::check::inputs_for;
 use crate::cost::{graph_cost, Cost};
 use crate::error::Error;
 use crate::ir::Graph;
+use crate::runtime::inputs_for;
 use crate::runtime::{NamedTensors, TractSession};
 use crate::session::Session;
 

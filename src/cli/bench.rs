@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use bertc::bench::{
     apply_peak, measure_fp32_peak, run_interleaved, BenchModel, BenchOptions, CellResult, MachinePeak,
 };
-use bertc::pipeline::ReducedPrecision;
+use bertc::quantize::Precision;
 use bertc::Session;
 use serde::Serialize;
 
@@ -103,7 +103,7 @@ impl<'s> Measure<'s> {
     /// the machine. Results come per cell, in the order of `entries`.
     pub fn run(
         &mut self,
-        entries: &[(String, Option<ReducedPrecision>)],
+        entries: &[(String, Precision)],
         level: bertc::passes::Level,
     ) -> anyhow::Result<(Vec<ModelSummary>, Vec<CellResult>)> {
         let mut models = Vec::new();
@@ -111,7 +111,7 @@ impl<'s> Measure<'s> {
         for (arg, precision) in entries {
             let opts = LoadOptions {
                 level,
-                precision: precision.as_ref(),
+                precision,
                 shapes_only: false,
             };
             let m = load(self.session, arg, &opts)?;
@@ -156,7 +156,7 @@ pub fn run(a: BenchArgs, session: &Session) -> anyhow::Result<ExitCode> {
         warmup: a.warmup,
     };
     let mut measure = Measure::new(opts, session, !a.no_peak)?;
-    let entries: Vec<(String, Option<ReducedPrecision>)> = names.into_iter().map(|n| (n, None)).collect();
+    let entries: Vec<(String, Precision)> = names.into_iter().map(|n| (n, Precision::default())).collect();
     let (models, results) = measure.run(&entries, a.level.level())?;
     let report = BenchReport {
         runtime: "tract",

@@ -82,7 +82,7 @@ impl OptimizeArgs {
             },
             target: self.target.target(),
             check: !self.no_check,
-            precision: self.precision.reduced()?,
+            precision: self.precision.precision()?,
             opset: self.opset,
             value_info: self.value_info,
             external_data: self.external_data,
@@ -95,7 +95,8 @@ pub fn run(a: CompileArgs, session: &bertc::Session) -> anyhow::Result<ExitCode>
     let start = Instant::now();
     let mut options = a.optimize.pipeline_options()?;
     options.validate()?;
-    let source = a.source.resolve(MissingWeights::Refuse)?;
+    let arg = a.source.options();
+    let source = arg.resolve(MissingWeights::Refuse)?;
     let inputs = source.input_files(&a.source.model);
     let mut inputs: Vec<(&str, &std::path::Path)> = inputs.iter().map(|(r, p)| (*r, p.as_path())).collect();
     inputs.extend(a.optimize.input_files());
@@ -108,8 +109,8 @@ pub fn run(a: CompileArgs, session: &bertc::Session) -> anyhow::Result<ExitCode>
         }
     }
     let config = source.config.clone();
-    let compile = a.source.compile_options(&source);
-    let mut compiled = pipeline::run(session, Source::Config(config.clone(), compile), &options)?;
+    let build = arg.build_options(&source);
+    let mut compiled = pipeline::run(session, Source::Config(config.clone(), build), &options)?;
     let write_start = Instant::now();
     let (size, exported, written) = match folder_out {
         true => {

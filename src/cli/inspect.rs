@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use bertc::cost::{graph_cost, Cost};
+use bertc::quantize::Precision;
 use serde::Serialize;
 
 use super::group_digits;
@@ -41,7 +42,7 @@ pub fn run(a: InspectArgs, session: &bertc::Session) -> anyhow::Result<ExitCode>
     // the graph's shapes, so no weight is drawn (bert-large stays ~tens of MB).
     let opts = LoadOptions {
         level: a.level.level(),
-        precision: None,
+        precision: &Precision::default(),
         shapes_only: true,
     };
     let m = load(session, &a.model, &opts)?;

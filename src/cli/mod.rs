@@ -138,37 +138,16 @@ pub fn parse_threads(text: &str) -> Result<usize, String> {
 }
 
 impl SourceArgs {
-    /// The model and its weights, as compile resolves them: a config's
-    /// checkpoint must be found (or --random-weights given).
-    pub fn resolve(
-        &self,
-        missing: bertc::source::MissingWeights,
-    ) -> anyhow::Result<bertc::source::ModelSource> {
-        let source =
-            bertc::source::resolve(&self.model, self.weights.as_deref(), self.random_weights, missing)?;
-        if self.seed.is_some() && source.weights.is_some() {
-            anyhow::bail!(
-                "--seed draws random weights, but {} are loaded: drop --seed, or add --random-weights",
-                source
-                    .weights
-                    .as_ref()
-                    .map(|w| w.display().to_string())
-                    .unwrap_or_default()
-            );
-        }
-        Ok(source)
-    }
-
-    /// The build options for a resolved source.
-    pub fn compile_options(&self, source: &bertc::source::ModelSource) -> bertc::compile::CompileOptions {
-        bertc::compile::CompileOptions {
-            weights: source.weights.clone(),
-            seed: self.seed.unwrap_or(0),
+    /// The library's form of these flags.
+    pub fn options(&self) -> bertc::pipeline::SourceOptions {
+        bertc::pipeline::SourceOptions {
+            model: self.model.clone(),
+            weights: self.weights.clone(),
+            random_weights: self.random_weights,
+            seed: self.seed,
             head: self.head,
-            sentence: source.sentence.clone(),
             keep_last_hidden_state: self.keep_last_hidden_state,
             allow_nonfinite: self.allow_nonfinite,
-            ..Default::default()
         }
     }
 }

@@ -5,11 +5,11 @@
 use std::path::Path;
 
 use anyhow::Context;
-use bertc::compile::CompileOptions;
 use bertc::ir::Graph;
 use bertc::onnx::read_model;
 use bertc::passes::Level;
-use bertc::pipeline::{self, PassSelection, PipelineOptions, ReducedPrecision, Source};
+use bertc::pipeline::{self, BuildOptions, PassSelection, PipelineOptions, Source};
+use bertc::quantize::Precision;
 use bertc::runtime::TractSession;
 use bertc::source::{resolve, MissingWeights};
 use bertc::Session;
@@ -24,10 +24,10 @@ pub struct ModelArg {
 }
 
 /// How a config argument is compiled: the pipeline at `level` (portable
-/// target, checked, with the accuracy gate when `precision` is given).
+/// target, checked, with the accuracy gate when `precision` is fp16 or int8).
 pub struct LoadOptions<'a> {
     pub level: Level,
-    pub precision: Option<&'a ReducedPrecision>,
+    pub precision: &'a Precision,
     /// Structure only (placeholder weights, no checks): for counting.
     pub shapes_only: bool,
 }
@@ -37,7 +37,7 @@ pub struct LoadOptions<'a> {
 pub fn load(session: &Session, arg: &str, opts: &LoadOptions) -> anyhow::Result<ModelArg> {
     if arg.to_ascii_lowercase().ends_with(".onnx") {
         anyhow::ensure!(
-            opts.precision.is_none(),
+            !opts.precision.is_reduced(),
             "{arg} is an ONNX file: reduce its precision with `bertc optimize` first"
         );
         let graph =
@@ -52,7 +52,7 @@ pub fn load(session: &Session, arg: &str, opts: &LoadOptions) -> anyhow::Result<
     // used when there is one, seeded random weights otherwise.
     let source = resolve(arg, None, opts.shapes_only, MissingWeights::Random)?;
     let config = source.config;
-    let compile = CompileOptions {
+    let build = BuildOptions {
         weights: source.weights,
         // A sentence-transformers folder is its sentence-embedding model here too.
         sentence: source.sentence,
@@ -62,12 +62,12 @@ pub fn load(session: &Session, arg: &str, opts: &LoadOptions) -> anyhow::Result<
     let options = PipelineOptions {
         passes: PassSelection::Level(opts.level),
         check: !opts.shapes_only,
-        precision: opts.precision.cloned(),
+        precision: opts.precision.clone(),
         ..Default::default()
     };
-    let graph = pipeline::run(session, Source::Config(config, compile), &options)
+    let graph = pipeline::run(session, Source::Config(config, build), &options)
         .with_context(|| format!("cannot compile {arg}"))?
-        .graph;
+        .into_graph();
     Ok(ModelArg {
         name: arg.to_string(),
         source: if bertc::presets::preset(arg).is_some() {
@@ -83,7 +83,7 @@ impl ModelArg {
     /// Refuses sequence lengths beyond the position table (tract would fail
     /// deep inside a Gather instead).
     pub fn check_seqs(&self, seqs: &[usize]) -> anyhow::Result<()> {
-        if let (Some(max), Some(&s)) = (bertc::check::max_sequence(&self.graph), seqs.iter().max()) {
+        if let (Some(max), Some(&s)) = (bertc::runtime::max_sequence(&self.graph), seqs.iter().max()) {
             anyhow::ensure!(
                 s <= max,
                 "--seq {s} is longer than {} accepts: its position table has {max} rows",

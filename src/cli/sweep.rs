@@ -113,7 +113,7 @@ pub fn run(a: SweepArgs, session: &bertc::Session) -> anyhow::Result<ExitCode> {
     let mut entries = Vec::new();
     for model in &models {
         for &p in &precisions {
-            entries.push(((model.clone(), p.reduced()), p));
+            entries.push(((model.clone(), p.precision()), p));
         }
     }
     let opts = BenchOptions {

@@ -7,9 +7,6 @@ use crate::onnx::{export_bytes, ExportOptions};
 use crate::runtime::{compare, worst_row_cosine, HostTensor, NamedTensors, TractSession};
 use crate::session::Session;
 
-/// `--min-cosine`'s default: the accuracy int8 BERTs are held to.
-pub const DEFAULT_MIN_COSINE: f64 = 0.99;
-
 /// How one output moved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutputAccuracy {
@@ -24,24 +21,6 @@ pub struct OutputAccuracy {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccuracyReport {
     pub outputs: Vec<OutputAccuracy>,
-}
-
-impl AccuracyReport {
-    /// Fails with the first output whose cosine is below `min_cosine`.
-    pub fn require(&self, min_cosine: f64) -> Result<(), Error> {
-        match self
-            .outputs
-            .iter()
-            .find(|o| o.cosine.is_nan() || o.cosine < min_cosine)
-        {
-            None => Ok(()),
-            Some(o) => Err(Error::AccuracyBelow {
-                output: o.name.clone(),
-                cosine: o.cosine,
-                min_cosine,
-            }),
-        }
-    }
 }
 
 /// Runs `reference` and `candidate` in tract on each input set and compares
@@ -75,7 +54,7 @@ pub fn compare_runs(expected: &[NamedTensors], actual: &[NamedTensors]) -> Resul
     for (expected, actual) in expected.iter().zip(actual) {
         // The same rule as the equivalence check: every reference output
         // must be there, and something must be compared.
-        crate::check::compare_outputs(expected, actual)?;
+        crate::runtime::compare_outputs(expected, actual)?;
         for (name, e) in expected {
             let a = &actual[name];
             let entry = joined.entry(name.clone()).or_default();

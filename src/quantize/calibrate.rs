@@ -8,7 +8,7 @@ use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{CALIBRATION_BATCH, CALIBRATION_BATCHES, CALIBRATION_SEQ};
+use super::{CalibrationMethod, CALIBRATION_BATCH, CALIBRATION_BATCHES, CALIBRATION_SEQ};
 use crate::error::Error;
 use crate::ir::{value_name, Graph};
 use crate::onnx::{export_bytes, ExportOptions};
@@ -16,26 +16,15 @@ use crate::passes::linear_inputs;
 use crate::runtime::{read_safetensors, HostData, HostTensor, NamedTensors, RuntimeError, TractSession};
 use crate::session::Session;
 
-/// How a range is read off the calibration values.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum CalibrationMethod {
-    /// The largest |x| seen in any batch.
-    MinMax,
-    /// The given percentile (e.g. 99.99) of |x| in each batch, averaged
-    /// over batches: rare outliers are clipped instead of stretching the
-    /// scale for every other value.
-    Percentile(f64),
-}
-
 /// Calibration batches: the rows of `file` (every model input, [N, S]) in
 /// batches of [`CALIBRATION_BATCH`], or the policy's generated batches of
 /// realistic inputs when no file is given (see [`super::CALIBRATION_BATCHES`]).
 pub fn calibration_batches(g: &Graph, file: Option<&Path>) -> Result<Vec<NamedTensors>, Error> {
     let batch = CALIBRATION_BATCH;
     let Some(path) = file else {
-        let seq = crate::check::sequence_length(g, CALIBRATION_SEQ);
+        let seq = crate::runtime::sequence_length(g, CALIBRATION_SEQ);
         return Ok((0..CALIBRATION_BATCHES as u64)
-            .map(|seed| crate::check::inputs_for_seed(g, batch, seq, 1000 + seed))
+            .map(|seed| crate::runtime::inputs_for_seed(g, batch, seq, 1000 + seed))
             .collect());
     };
     let all = read_safetensors(path)?;

@@ -6,10 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::builder::Head;
-use crate::compile::CompileOptions;
 use crate::config::BertConfig;
 use crate::ir::Graph;
-use crate::pipeline::{PipelineOptions, Source};
+use crate::pipeline::{BuildOptions, PipelineOptions, Source};
 use crate::runtime::TractSession;
 use crate::sentence_transformers::max_seq_length;
 use crate::session::Session;
@@ -52,7 +51,7 @@ pub fn load(session: &Session, arg: &Path, opts: &RunOptions) -> Result<LoadedMo
     } else if arg.is_dir() {
         let shown = arg.display().to_string();
         let source = resolve(&shown, None, false, MissingWeights::Refuse)?;
-        let compile = CompileOptions {
+        let build = BuildOptions {
             weights: source.weights.clone(),
             // A sentence-transformers folder is its sentence-embedding model.
             sentence: source.sentence.clone(),
@@ -60,11 +59,11 @@ pub fn load(session: &Session, arg: &Path, opts: &RunOptions) -> Result<LoadedMo
         };
         let compiled = crate::pipeline::run(
             session,
-            Source::Config(source.config, compile),
+            Source::Config(source.config, build),
             &PipelineOptions::default(),
         )?;
-        let bytes = compiled.to_bytes()?;
-        (compiled.graph, bytes, Some(arg.to_path_buf()))
+        let bytes = compiled.to_bytes().map_err(crate::Error::from)?;
+        (compiled.into_graph(), bytes, Some(arg.to_path_buf()))
     } else {
         let (graph, bytes) = read_onnx(arg)?;
         (graph, bytes, None)
@@ -225,7 +224,7 @@ fn load_tokenizer(source: &Path, graph: &Graph, folder: Option<&Path>) -> Result
         .metadata
         .get(MAX_SEQ_LENGTH_KEY)
         .and_then(|v| v.parse::<usize>().ok());
-    let positions = crate::check::max_sequence(graph);
+    let positions = crate::runtime::max_sequence(graph);
     let max_length = match st.or(meta) {
         Some(n) => positions.map_or(n, |p| n.min(p)),
         None => [positions, config.model_max_length]

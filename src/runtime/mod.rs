@@ -10,10 +10,12 @@ mod tract_session;
 mod weights;
 
 pub use crate::session::panic_message;
-pub use compare::{compare, cosine, worst_row_cosine, worst_token_cosine, OutputComparison};
+pub use compare::{
+    compare, compare_outputs, cosine, worst_row_cosine, worst_token_cosine, CompareError, OutputComparison,
+};
 pub use fit::{check_inputs_fit, check_references_fit, table_rows, InputFitError};
 pub use host::{read_safetensors, write_safetensors, HostData, HostTensor, NamedTensors};
-pub use inputs::realistic_inputs;
+pub use inputs::{inputs_for, inputs_for_seed, max_sequence, realistic_inputs, sequence_length};
 pub use tract_session::{PlanMode, TractSession};
 pub use weights::{adopt_weights, SharedWeights};
 

@@ -5,10 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use bertc::compile::CompileOptions;
 use bertc::config::BertConfig;
 use bertc::passes::Level;
-use bertc::pipeline::{at_level, compile, with_passes, PipelineOptions};
+use bertc::pipeline::{at_level, compile, with_passes, BuildOptions, PipelineOptions};
 use bertc::runtime::{compare, read_safetensors, write_safetensors, NamedTensors, TractSession};
 use bertc::Session;
 
@@ -59,8 +58,8 @@ pub fn minilm_dir() -> PathBuf {
 /// multiply-adds, bytes) or review structure: placeholder weights instead
 /// of drawn random ones (xlm-roberta-large would draw 2.2 GB of them).
 /// Tests that run numbers keep seeded or real weights.
-pub fn shapes_only() -> CompileOptions {
-    CompileOptions {
+pub fn shapes_only() -> BuildOptions {
+    BuildOptions {
         shapes_only: true,
         ..Default::default()
     }
@@ -80,7 +79,7 @@ pub fn compile_checkpoint_at(config: &Path, weights: &Path, level: Level) -> Vec
 /// (and the graph verified after every pass: tests are debug builds).
 fn compile_checkpoint_with(config: &Path, weights: &Path, options: &PipelineOptions) -> Vec<u8> {
     let config = BertConfig::from_path(config).expect("config parses");
-    let opts = CompileOptions {
+    let opts = BuildOptions {
         weights: Some(weights.to_path_buf()),
         ..Default::default()
     };
@@ -240,13 +239,13 @@ pub fn stderr_of(out: &std::process::Output) -> String {
 pub fn minilm_fp32() -> bertc::ir::Graph {
     let dir = minilm_dir();
     let config = BertConfig::from_path(&dir.join("config.json")).unwrap();
-    let opts = CompileOptions {
+    let opts = BuildOptions {
         weights: Some(dir.join("model.safetensors")),
         ..Default::default()
     };
     compile(test_session(), &config, opts, &at_level(Level::O2))
         .unwrap()
-        .graph
+        .into_graph()
 }
 
 /// PyTorch's outputs of the real MiniLM (tests/fixtures/minilm-l6).
@@ -265,7 +264,7 @@ pub struct FusedCounts {
 }
 
 pub fn fused_counts(compiled: &bertc::pipeline::Compiled) -> FusedCounts {
-    let h = compiled.graph.op_histogram();
+    let h = compiled.graph().op_histogram();
     let n = |op: &str| h.get(op).copied().unwrap_or(0);
     FusedCounts {
         // -O2 fuses every attention, then writes it out in the form each
@@ -314,20 +313,17 @@ pub const FAMILY_BASE_CASES: [&str; 5] = [
 /// The real MiniLM with its sentence-embedding head, compiled at -O2 for
 /// `target` with `--quantize static` (generated calibration, min-max).
 pub fn minilm_static_int8(target: bertc::passes::Target) -> bertc::pipeline::Compiled {
-    use bertc::pipeline::{ReducedKind, ReducedPrecision};
+    use bertc::quantize::{CalibrationMethod, Form, Precision};
     let dir = minilm_dir();
     let config = BertConfig::from_path(&dir.join("config.json")).unwrap();
-    let source = CompileOptions {
+    let source = BuildOptions {
         weights: Some(dir.join("model.safetensors")),
         head: Some(bertc::builder::Head::SentenceEmbedding),
         ..Default::default()
     };
     let options = PipelineOptions {
         target,
-        precision: Some(ReducedPrecision::new(ReducedKind::Int8Static {
-            calibrate: None,
-            method: bertc::quantize::CalibrationMethod::MinMax,
-        })),
+        precision: Precision::new(Form::Int8Static(CalibrationMethod::MinMax)),
         ..at_level(Level::O2)
     };
     compile(test_session(), &config, source, &options).unwrap()
