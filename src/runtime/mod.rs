@@ -1,16 +1,22 @@
-//! Running emitted models in tract: load, bind shapes, run, compare.
+//! Running emitted models: in tract (load, bind shapes, run, compare), and
+//! in onnxruntime or OpenVINO through one interface ([`RuntimeModel`]).
 
+mod backend;
 mod compare;
 mod external;
 mod fit;
 mod host;
 mod inputs;
+mod locate;
+mod onnxruntime;
+mod openvino;
 mod session;
 mod weights;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+pub use backend::{BackendError, ModelSource, Runtime, RuntimeModel, RuntimeOptions};
 pub use compare::{compare, cosine, worst_row_cosine, worst_token_cosine, OutputComparison};
 pub use fit::{check_inputs_fit, check_references_fit, table_rows, InputFitError};
 pub use host::{read_safetensors, write_safetensors, HostData, HostTensor, NamedTensors};
@@ -36,6 +42,8 @@ pub enum RuntimeError {
     },
     #[error(transparent)]
     InputFit(#[from] InputFitError),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
 }
 
 /// Sets how many threads tract's matrix products use (1 = single-threaded).
