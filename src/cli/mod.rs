@@ -136,6 +136,14 @@ pub fn parse_threads(text: &str) -> Result<usize, String> {
     }
 }
 
+/// `--runtime NAME`: tract, onnxruntime or openvino.
+pub fn parse_runtime(name: &str) -> Result<bertc::runtime::Runtime, String> {
+    bertc::runtime::Runtime::parse(name).ok_or_else(|| {
+        let names: Vec<&str> = bertc::runtime::Runtime::ALL.iter().map(|r| r.name()).collect();
+        format!("valid runtimes: {}", names.join(", "))
+    })
+}
+
 impl SourceArgs {
     /// The model and its weights, as compile resolves them: a config's
     /// checkpoint must be found (or --random-weights given).

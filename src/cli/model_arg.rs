@@ -94,15 +94,27 @@ impl ModelArg {
         Ok(())
     }
 
-    /// The model loaded in tract: the file itself for ONNX arguments (with
-    /// its external data), so that what is measured is what is on disk.
-    pub fn session(&self) -> anyhow::Result<bertc::runtime::TractSession> {
+    /// The model loaded in `runtime`: the file itself for ONNX arguments
+    /// (with its external data), so that what is measured is what is on
+    /// disk; a compiled config from its serialized bytes.
+    pub fn load_in(
+        &self,
+        runtime: bertc::runtime::Runtime,
+        opts: &bertc::runtime::RuntimeOptions,
+    ) -> anyhow::Result<bertc::runtime::RuntimeModel> {
+        use bertc::runtime::{ModelSource, RuntimeModel};
         if self.source == "onnx" {
-            return bertc::runtime::TractSession::from_path(Path::new(&self.name))
-                .with_context(|| format!("cannot load {} in tract", self.name));
+            let source = ModelSource::File(Path::new(&self.name));
+            return RuntimeModel::load_checked(runtime, source, opts, &self.graph)
+                .with_context(|| format!("cannot load {} in {runtime}", self.name));
         }
         let bytes = bertc::onnx::export_bytes(&self.graph, Default::default())?;
-        Ok(bertc::runtime::TractSession::from_bytes(&bytes)?)
+        Ok(RuntimeModel::load_checked(
+            runtime,
+            ModelSource::Bytes(&bytes),
+            opts,
+            &self.graph,
+        )?)
     }
 }
 

@@ -10,7 +10,7 @@ use crate::compile::CompileOptions;
 use crate::config::BertConfig;
 use crate::ir::Graph;
 use crate::pipeline::{PipelineOptions, Source};
-use crate::runtime::TractSession;
+use crate::runtime::{ModelSource, Runtime, RuntimeModel, RuntimeOptions};
 use crate::sentence_transformers::max_seq_length;
 use crate::source::{resolve, MissingWeights};
 use crate::tokenize::{TextTokenizer, TokenizerConfig};
@@ -23,13 +23,15 @@ pub struct RunOptions {
     /// tokenizer.json, vocab.txt or a folder holding them; required for a
     /// bare `.onnx`, overrides the model folder's own otherwise.
     pub tokenizer: Option<PathBuf>,
-    /// tract's threads; `None` for every core.
+    /// The runtime's threads; `None` for every core.
     pub threads: Option<usize>,
+    /// Where the model runs (tract unless asked).
+    pub runtime: Runtime,
 }
 
 /// A model ready to answer.
 pub struct LoadedModel {
-    pub session: TractSession,
+    pub model: RuntimeModel,
     pub tokenizer: TextTokenizer,
     pub task: Task,
     /// Label names by id.
@@ -45,7 +47,8 @@ pub const MAX_SEQ_LENGTH_KEY: &str = "bertc.max_seq_length";
 /// tokenizer files), a model folder (config.json + checkpoint, compiled
 /// in memory through [`crate::pipeline::run`]), or an `.onnx` file.
 pub fn load(arg: &Path, opts: &RunOptions) -> Result<LoadedModel, RunError> {
-    crate::runtime::set_threads(opts.threads.unwrap_or_else(crate::runtime::available_threads));
+    let threads = opts.threads.unwrap_or_else(crate::runtime::available_threads);
+    crate::runtime::set_threads(threads);
     let (graph, bytes, folder) = if arg.is_dir() && arg.join("model.onnx").is_file() {
         let onnx = arg.join("model.onnx");
         let (graph, bytes) = read_onnx(&onnx)?;
@@ -100,9 +103,13 @@ pub fn load(arg: &Path, opts: &RunOptions) -> Result<LoadedModel, RunError> {
         Some(f) => problem_type(&f.join("config.json"))?.as_deref() == Some("multi_label_classification"),
         None => false,
     };
-    let session = TractSession::from_bytes(&bytes)?;
+    let runtime_opts = RuntimeOptions {
+        threads,
+        take_turns: false,
+    };
+    let model = RuntimeModel::load_checked(opts.runtime, ModelSource::Bytes(&bytes), &runtime_opts, &graph)?;
     Ok(LoadedModel {
-        session,
+        model,
         tokenizer,
         task,
         labels,
