@@ -10,14 +10,13 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use bertc::builder::Head;
-use bertc::compile::CompileOptions;
 use bertc::config::BertConfig;
 use bertc::passes::{Level, Target};
-use bertc::pipeline::{at_level, compile, Compiled, PipelineOptions};
+use bertc::pipeline::{at_level, compile, BuildOptions, Compiled, PipelineOptions};
 use bertc::runtime::{
     BackendError, ModelSource, NamedTensors, Runtime, RuntimeError, RuntimeModel, RuntimeOptions,
 };
-use common::{assert_close, bertc_run, fixture, golden, minilm_dir, run_tract, stderr_of};
+use common::{assert_close, bertc_run, fixture, golden, minilm_dir, run_tract, stderr_of, test_session};
 use serde_json::Value;
 
 /// Every head bertc builds, on the seeded fixtures: (case, head).
@@ -36,12 +35,12 @@ const ATOL: f64 = 1e-4;
 fn compiled(case: &str, head: Option<Head>, options: &PipelineOptions) -> Compiled {
     let d = fixture(case);
     let config = BertConfig::from_path(&d.join("config.json")).unwrap();
-    let opts = CompileOptions {
+    let opts = BuildOptions {
         weights: Some(d.join("model.safetensors")),
         head,
         ..Default::default()
     };
-    compile(&config, opts, options).unwrap()
+    compile(test_session(), &config, opts, options).unwrap()
 }
 
 fn options(threads: usize) -> RuntimeOptions {
@@ -52,7 +51,7 @@ fn options(threads: usize) -> RuntimeOptions {
 }
 
 fn run_in(runtime: Runtime, bytes: &[u8], inputs: &NamedTensors) -> NamedTensors {
-    let mut model = RuntimeModel::load(runtime, ModelSource::Bytes(bytes), &options(2))
+    let mut model = RuntimeModel::load(test_session(), runtime, ModelSource::Bytes(bytes), &options(2))
         .unwrap_or_else(|e| panic!("{runtime} loads the model: {e}"));
     model
         .run(inputs)
@@ -92,7 +91,8 @@ fn a_model_runs_the_same_from_its_file_and_prepared_for_timing() {
     .unwrap();
     let inputs = golden(&fixture("tiny-cls"));
     for runtime in Runtime::ALL {
-        let mut model = RuntimeModel::load(runtime, ModelSource::File(&file), &options(1)).unwrap();
+        let mut model =
+            RuntimeModel::load(test_session(), runtime, ModelSource::File(&file), &options(1)).unwrap();
         assert_eq!(model.runtime(), runtime);
         assert_eq!(model.output_names(), ["logits"], "{runtime}");
         assert!(
@@ -133,10 +133,11 @@ fn onnxruntime_target_files_run_there_and_tract_says_what_they_are_for() {
         assert_close(&format!("onnxruntime target in {runtime}"), &out, &tract, ATOL);
     }
     let err = RuntimeModel::load_checked(
+        test_session(),
         Runtime::Tract,
         ModelSource::Bytes(&bytes),
         &options(1),
-        &for_ort.graph,
+        for_ort.graph(),
     )
     .err()
     .expect("tract refuses a file with onnxruntime's contrib ops");
@@ -159,7 +160,7 @@ fn onnxruntime_target_files_run_there_and_tract_says_what_they_are_for() {
 }
 
 fn pipelines(folder: &str) -> PathBuf {
-    let dir = common::root().join("../shared/golden/pipelines").join(folder);
+    let dir = fixture("pipelines").join(folder);
     assert!(
         dir.join("config.json").is_file(),
         "no pipeline folder at {}",

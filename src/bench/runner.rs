@@ -10,11 +10,11 @@ use serde::Serialize;
 
 use super::memory::{peak_rss_bytes, reset_peak_rss};
 use super::stats::LatencyStats;
-use crate::check::inputs_for;
 use crate::cost::{graph_cost, Cost};
 use crate::error::Error;
 use crate::ir::Graph;
-use crate::runtime::{NamedTensors, RuntimeModel, TractSession};
+use crate::runtime::{inputs_for, NamedTensors, RuntimeModel, TractSession};
+use crate::session::Session;
 
 /// The grid and repetition counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,10 +49,16 @@ struct PreparedCell {
 }
 
 impl BenchModel {
-    /// Loads ONNX `bytes` whose IR form is `graph` (for inputs and cost).
-    /// It runs in tract.
-    pub fn new(name: &str, graph: &Graph, bytes: &[u8], opts: &BenchOptions) -> Result<BenchModel, Error> {
-        let model = RuntimeModel::tract(TractSession::from_bytes(bytes)?);
+    /// Loads ONNX `bytes` whose IR form is `graph` (for inputs and cost),
+    /// to run in tract on `session`'s threads.
+    pub fn new(
+        session: &Session,
+        name: &str,
+        graph: &Graph,
+        bytes: &[u8],
+        opts: &BenchOptions,
+    ) -> Result<BenchModel, Error> {
+        let model = RuntimeModel::tract(TractSession::from_bytes(session, bytes)?);
         BenchModel::with_model(name, graph, model, opts)
     }
 

@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use bertc::bench::{
     apply_peak, measure_fp32_peak, run_interleaved, BenchModel, BenchOptions, CellResult, MachinePeak,
 };
-use bertc::pipeline::ReducedPrecision;
-use bertc::runtime::{available_threads, set_threads, Runtime, RuntimeOptions};
+use bertc::quantize::Precision;
+use bertc::runtime::{Runtime, RuntimeOptions};
+use bertc::Session;
 use serde::Serialize;
 
 use super::group_digits;
@@ -90,29 +91,28 @@ pub struct ModelSummary {
 }
 
 /// The measuring settings shared by bench and sweep.
-pub struct Measure {
+pub struct Measure<'s> {
     pub opts: BenchOptions,
-    pub threads: usize,
+    /// What tract runs on (and how many threads the report says).
+    pub session: &'s Session,
     pub peak: Option<MachinePeak>,
     /// Every model runs in each of these (tract unless set).
     pub runtimes: Vec<Runtime>,
 }
 
-impl Measure {
-    /// Validates the grid, sets tract's threads and measures the peak.
-    pub fn new(opts: BenchOptions, threads: Option<usize>, measure_peak: bool) -> anyhow::Result<Measure> {
+impl<'s> Measure<'s> {
+    /// Validates the grid and measures the peak on `session`'s threads.
+    pub fn new(opts: BenchOptions, session: &'s Session, measure_peak: bool) -> anyhow::Result<Measure<'s>> {
         positive("--batch", &opts.batches)?;
         positive("--seq", &opts.seqs)?;
         anyhow::ensure!(opts.runs >= 1, "--runs must be at least 1");
-        let threads = threads.unwrap_or_else(available_threads);
-        set_threads(threads);
         let peak = match measure_peak {
-            true => Some(measure_fp32_peak(PEAK_MATMUL_N, PEAK_RUNS)?),
+            true => Some(measure_fp32_peak(session, PEAK_MATMUL_N, PEAK_RUNS)?),
             false => None,
         };
         Ok(Measure {
             opts,
-            threads,
+            session,
             peak,
             runtimes: vec![Runtime::Tract],
         })
@@ -128,27 +128,26 @@ impl Measure {
     /// `entries` within a runtime.
     pub fn run(
         &mut self,
-        entries: &[(String, Option<ReducedPrecision>)],
+        entries: &[(String, Precision)],
         level: bertc::passes::Level,
     ) -> anyhow::Result<(Vec<ModelSummary>, Vec<CellResult>)> {
         let mut models = Vec::new();
         let mut summaries = Vec::new();
         let runtime_opts = RuntimeOptions {
-            threads: self.threads,
+            threads: self.session.threads(),
             // Sessions taking turns must not spin while idle.
             take_turns: entries.len() * self.runtimes.len() > 1,
         };
         for (arg, precision) in entries {
             let opts = LoadOptions {
                 level,
-                precision: precision.as_ref(),
-                threads: Some(self.threads),
+                precision,
                 shapes_only: false,
             };
-            let m = load(arg, &opts)?;
+            let m = load(self.session, arg, &opts)?;
             m.check_seqs(&self.opts.seqs)?;
             for &runtime in &self.runtimes {
-                let loaded = m.load_in(runtime, &runtime_opts)?;
+                let loaded = m.load_in(self.session, runtime, &runtime_opts)?;
                 models.push(BenchModel::with_model(&m.name, &m.graph, loaded, &self.opts)?);
             }
             if let Some(b) = models.last() {
@@ -170,7 +169,7 @@ impl Measure {
         let mut results = results?;
         drop(models);
         if let Some(before) = self.peak {
-            let after = measure_fp32_peak(PEAK_MATMUL_N, PEAK_RUNS)?;
+            let after = measure_fp32_peak(self.session, PEAK_MATMUL_N, PEAK_RUNS)?;
             let best = before.best(after);
             self.peak = Some(best);
             apply_peak(&mut results, best.gflops);
@@ -179,7 +178,7 @@ impl Measure {
     }
 }
 
-pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
+pub fn run(a: BenchArgs, session: &Session) -> anyhow::Result<ExitCode> {
     let names: Vec<String> = a.models.iter().chain(&a.compare).cloned().collect();
     anyhow::ensure!(
         !names.is_empty(),
@@ -191,11 +190,16 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         runs: a.runs,
         warmup: a.warmup,
     };
-    let mut runtimes = a.runtime.clone();
-    runtimes.dedup();
-    let mut measure = Measure::new(opts, a.threads, !a.no_peak)?;
+    // Each runtime once, in the order asked.
+    let mut runtimes: Vec<Runtime> = Vec::new();
+    for &r in &a.runtime {
+        if !runtimes.contains(&r) {
+            runtimes.push(r);
+        }
+    }
+    let mut measure = Measure::new(opts, session, !a.no_peak)?;
     measure.runtimes = runtimes.clone();
-    let entries: Vec<(String, Option<ReducedPrecision>)> = names.into_iter().map(|n| (n, None)).collect();
+    let entries: Vec<(String, Precision)> = names.into_iter().map(|n| (n, Precision::default())).collect();
     let (models, results) = measure.run(&entries, a.level.level())?;
     let report = BenchReport {
         runtime: runtimes.iter().map(|r| r.name()).collect::<Vec<_>>().join(","),
@@ -207,7 +211,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
                 path: r.loaded_library().map(|p| p.display().to_string()),
             })
             .collect(),
-        threads: measure.threads,
+        threads: session.threads(),
         runs: a.runs,
         warmup: a.warmup,
         machine_peak: measure.peak,

@@ -36,7 +36,7 @@ pub struct RunArgs {
     top_k: u64,
     /// Threads for the runtime (default: all cores).
     #[arg(long, value_parser = super::parse_threads)]
-    threads: Option<usize>,
+    pub threads: Option<usize>,
     /// Where the model runs: tract (built in), onnxruntime or openvino (their PyPI wheels' shared
     /// libraries, or BERTC_ONNXRUNTIME_LIB / BERTC_OPENVINO_LIB; OpenVINO at f32 precision).
     #[arg(long, default_value = "tract", value_parser = super::parse_runtime)]
@@ -46,14 +46,13 @@ pub struct RunArgs {
     json: bool,
 }
 
-pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: RunArgs, session: &bertc::Session) -> anyhow::Result<ExitCode> {
     let opts = RunOptions {
         tokenizer: args.tokenizer.clone(),
-        threads: args.threads,
         runtime: args.runtime,
     };
     let mut model =
-        load(&args.model, &opts).with_context(|| format!("cannot run {}", args.model.display()))?;
+        load(session, &args.model, &opts).with_context(|| format!("cannot run {}", args.model.display()))?;
     let texts = if args.question.is_empty() {
         texts(&args)?
     } else {

@@ -18,7 +18,9 @@ use super::host::NamedTensors;
 use super::onnxruntime::OnnxruntimeModel;
 use super::openvino::OpenvinoModel;
 use super::{RuntimeError, TractSession};
+use crate::ir::op_table::Domain;
 use crate::ir::Graph;
+use crate::session::Session;
 
 /// A runtime bertc can run a model in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -81,8 +83,8 @@ pub enum ModelSource<'a> {
 pub struct RuntimeOptions {
     /// Threads of one run: onnxruntime's intra-op threads (its inter-op
     /// pool stays at 1: BERT's graph is a chain), OpenVINO's
-    /// `INFERENCE_NUM_THREADS`. tract's threads belong to its pool, set by
-    /// the caller. Per model: nothing process-wide changes.
+    /// `INFERENCE_NUM_THREADS`. tract's threads are the caller's
+    /// [`Session`]'s. Per model: nothing process-wide changes.
     pub threads: usize,
     /// Several models take turns on the same cores (an interleaved
     /// benchmark): onnxruntime's idle threads must then not spin, or they
@@ -94,7 +96,7 @@ pub struct RuntimeOptions {
 impl Default for RuntimeOptions {
     fn default() -> Self {
         RuntimeOptions {
-            threads: super::available_threads(),
+            threads: crate::session::available_threads(),
             take_turns: false,
         }
     }
@@ -192,21 +194,22 @@ enum Engine {
 }
 
 impl RuntimeModel {
-    /// Loads a model in `runtime`. onnxruntime and OpenVINO load their
-    /// shared library on the first call (an error names what is missing
-    /// and how to install it).
+    /// Loads a model in `runtime` (tract runs it on `session`'s threads).
+    /// onnxruntime and OpenVINO load their shared library on the first
+    /// call (an error names what is missing and how to install it).
     pub fn load(
+        session: &Session,
         runtime: Runtime,
         source: ModelSource,
         opts: &RuntimeOptions,
     ) -> Result<RuntimeModel, RuntimeError> {
         let engine = match runtime {
             Runtime::Tract => {
-                let session = match source {
-                    ModelSource::File(path) => TractSession::from_path(path)?,
-                    ModelSource::Bytes(bytes) => TractSession::from_bytes(bytes)?,
+                let loaded = match source {
+                    ModelSource::File(path) => TractSession::from_path(session, path)?,
+                    ModelSource::Bytes(bytes) => TractSession::from_bytes(session, bytes)?,
                 };
-                return Ok(RuntimeModel::tract(session));
+                return Ok(RuntimeModel::tract(loaded));
             }
             Runtime::Onnxruntime => Engine::Onnxruntime(OnnxruntimeModel::load(source, opts)?),
             Runtime::Openvino => Engine::Openvino(OpenvinoModel::load(source, opts)?),
@@ -220,17 +223,16 @@ impl RuntimeModel {
     /// and a file written for another runtime is refused here, saying what
     /// it is for, rather than at the first run.
     pub fn load_checked(
+        session: &Session,
         runtime: Runtime,
         source: ModelSource,
         opts: &RuntimeOptions,
         graph: &Graph,
     ) -> Result<RuntimeModel, RuntimeError> {
         let explain = |e| explain_load_error(e, runtime, graph);
-        let mut model = RuntimeModel::load(runtime, source, opts).map_err(explain)?;
+        let mut model = RuntimeModel::load(session, runtime, source, opts).map_err(explain)?;
         if runtime == Runtime::Tract && !contrib_ops(graph).is_empty() {
-            model
-                .prepare(&crate::check::inputs_for(graph, 1, 8))
-                .map_err(explain)?;
+            model.prepare(&super::inputs_for(graph, 1, 8)).map_err(explain)?;
             model.forget_prepared();
         }
         Ok(model)
@@ -299,9 +301,9 @@ impl RuntimeModel {
     /// benchmark times.
     pub fn run_prepared(&mut self) -> Result<(), RuntimeError> {
         match &mut self.engine {
-            Engine::Tract { prepared, .. } => {
+            Engine::Tract { session, prepared } => {
                 let (plan, values) = prepared.as_ref().ok_or(BackendError::NotPrepared)?;
-                TractSession::run_plan(plan, values.clone())
+                session.run_plan(plan, values.clone())
             }
             Engine::Onnxruntime(m) => m.run_prepared(),
             Engine::Openvino(m) => m.run_prepared(),
@@ -326,9 +328,9 @@ impl RuntimeModel {
 fn contrib_ops(graph: &Graph) -> Vec<&'static str> {
     let mut ops: Vec<&'static str> = graph
         .node_ids()
-        .map(|id| &graph.node(id).op)
-        .filter(|op| op.domain() == "com.microsoft")
-        .map(|op| op.op_type())
+        .map(|id| graph.node(id).op.entry().0)
+        .filter(|schema| schema.domain == Some(Domain::Microsoft))
+        .map(|schema| schema.op_type)
         .collect();
     ops.sort_unstable();
     ops.dedup();
