@@ -137,6 +137,14 @@ pub fn parse_threads(text: &str) -> Result<usize, String> {
     }
 }
 
+/// `--runtime NAME`: tract, onnxruntime or openvino.
+pub fn parse_runtime(name: &str) -> Result<bertc::runtime::Runtime, String> {
+    bertc::runtime::Runtime::parse(name).ok_or_else(|| {
+        let names: Vec<&str> = bertc::runtime::Runtime::ALL.iter().map(|r| r.name()).collect();
+        format!("valid runtimes: {}", names.join(", "))
+    })
+}
+
 impl SourceArgs {
     /// The library's form of these flags.
     pub fn options(&self) -> bertc::pipeline::SourceOptions {

@@ -10,7 +10,6 @@ use bertc::onnx::read_model;
 use bertc::passes::Level;
 use bertc::pipeline::{self, BuildOptions, PassSelection, PipelineOptions, Source};
 use bertc::quantize::Precision;
-use bertc::runtime::TractSession;
 use bertc::source::{resolve, MissingWeights};
 use bertc::Session;
 
@@ -93,16 +92,30 @@ impl ModelArg {
         Ok(())
     }
 
-    /// The model loaded in tract: the file itself for ONNX arguments (with
-    /// its external data), so that what is measured is what is on disk;
-    /// to run on `session`'s threads.
-    pub fn load_in_tract(&self, session: &Session) -> anyhow::Result<TractSession> {
+    /// The model loaded in `runtime`: the file itself for ONNX arguments
+    /// (with its external data), so that what is measured is what is on
+    /// disk; a compiled config from its serialized bytes. tract runs it on
+    /// `session`'s threads.
+    pub fn load_in(
+        &self,
+        session: &Session,
+        runtime: bertc::runtime::Runtime,
+        opts: &bertc::runtime::RuntimeOptions,
+    ) -> anyhow::Result<bertc::runtime::RuntimeModel> {
+        use bertc::runtime::{ModelSource, RuntimeModel};
         if self.source == "onnx" {
-            return TractSession::from_path(session, Path::new(&self.name))
-                .with_context(|| format!("cannot load {} in tract", self.name));
+            let source = ModelSource::File(Path::new(&self.name));
+            return RuntimeModel::load_checked(session, runtime, source, opts, &self.graph)
+                .with_context(|| format!("cannot load {} in {runtime}", self.name));
         }
         let bytes = bertc::onnx::export_bytes(&self.graph, Default::default())?;
-        Ok(TractSession::from_bytes(session, &bytes)?)
+        Ok(RuntimeModel::load_checked(
+            session,
+            runtime,
+            ModelSource::Bytes(&bytes),
+            opts,
+            &self.graph,
+        )?)
     }
 }
 

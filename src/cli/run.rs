@@ -34,9 +34,13 @@ pub struct RunArgs {
     /// fill-mask: how many tokens per mask.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
     top_k: u64,
-    /// Threads for tract (default: all cores).
+    /// Threads for the runtime (default: all cores).
     #[arg(long, value_parser = super::parse_threads)]
     pub threads: Option<usize>,
+    /// Where the model runs: tract (built in), onnxruntime or openvino (their PyPI wheels' shared
+    /// libraries, or BERTC_ONNXRUNTIME_LIB / BERTC_OPENVINO_LIB; OpenVINO at f32 precision).
+    #[arg(long, default_value = "tract", value_parser = super::parse_runtime)]
+    runtime: bertc::runtime::Runtime,
     /// Print one JSON document (the structure of transformers' pipeline output).
     #[arg(long)]
     json: bool,
@@ -45,6 +49,7 @@ pub struct RunArgs {
 pub fn run(args: RunArgs, session: &bertc::Session) -> anyhow::Result<ExitCode> {
     let opts = RunOptions {
         tokenizer: args.tokenizer.clone(),
+        runtime: args.runtime,
     };
     let mut model =
         load(session, &args.model, &opts).with_context(|| format!("cannot run {}", args.model.display()))?;

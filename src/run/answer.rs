@@ -41,7 +41,7 @@ impl LoadedModel {
             let mut best: Vec<Option<Answer>> = vec![None; chunk.len()];
             for group in windows.chunks(BATCH) {
                 let encodings: Vec<_> = group.iter().map(|(_, e)| *e).collect();
-                let outputs = self.session.run(&Batch::tensors(&encodings, batch.seq))?;
+                let outputs = self.model.run(&Batch::tensors(&encodings, batch.seq))?;
                 let (starts, _) = output(&outputs, "start_logits", 2)?;
                 let (ends, _) = output(&outputs, "end_logits", 2)?;
                 for (row, &(input, enc)) in group.iter().enumerate() {

@@ -9,7 +9,7 @@ use crate::builder::Head;
 use crate::config::BertConfig;
 use crate::ir::Graph;
 use crate::pipeline::{BuildOptions, PipelineOptions, Source};
-use crate::runtime::TractSession;
+use crate::runtime::{ModelSource, Runtime, RuntimeModel, RuntimeOptions};
 use crate::sentence_transformers::max_seq_length;
 use crate::session::Session;
 use crate::source::{resolve, MissingWeights};
@@ -23,11 +23,13 @@ pub struct RunOptions {
     /// tokenizer.json, vocab.txt or a folder holding them; required for a
     /// bare `.onnx`, overrides the model folder's own otherwise.
     pub tokenizer: Option<PathBuf>,
+    /// Where the model runs (tract unless asked).
+    pub runtime: Runtime,
 }
 
 /// A model ready to answer.
 pub struct LoadedModel {
-    pub session: TractSession,
+    pub model: RuntimeModel,
     pub tokenizer: TextTokenizer,
     pub task: Task,
     /// Label names by id.
@@ -98,8 +100,19 @@ pub fn load(session: &Session, arg: &Path, opts: &RunOptions) -> Result<LoadedMo
         Some(f) => problem_type(&f.join("config.json"))?.as_deref() == Some("multi_label_classification"),
         None => false,
     };
+    let runtime_opts = RuntimeOptions {
+        threads: session.threads(),
+        take_turns: false,
+    };
+    let model = RuntimeModel::load_checked(
+        session,
+        opts.runtime,
+        ModelSource::Bytes(&bytes),
+        &runtime_opts,
+        &graph,
+    )?;
     Ok(LoadedModel {
-        session: TractSession::from_bytes(session, &bytes)?,
+        model,
         tokenizer,
         task,
         labels,

@@ -1,15 +1,21 @@
-//! Running emitted models in tract: load, bind shapes, run, compare. Every
-//! model runs on the threads of the caller's [`crate::Session`].
+//! Running emitted models: in tract (load, bind shapes, run, compare), and
+//! in onnxruntime or OpenVINO through one interface ([`RuntimeModel`]).
+//! Every model runs on the threads of the caller's [`crate::Session`].
 
+mod backend;
 mod compare;
 mod external;
 mod fit;
 mod host;
 mod inputs;
+mod locate;
+mod onnxruntime;
+mod openvino;
 mod tract_session;
 mod weights;
 
 pub use crate::session::panic_message;
+pub use backend::{BackendError, ModelSource, Runtime, RuntimeModel, RuntimeOptions};
 pub use compare::{
     compare, compare_outputs, cosine, worst_row_cosine, worst_token_cosine, CompareError, OutputComparison,
 };
@@ -37,4 +43,6 @@ pub enum RuntimeError {
     },
     #[error(transparent)]
     InputFit(#[from] InputFitError),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
 }
