@@ -110,7 +110,7 @@ pub(super) fn check_family_rules(c: &BertConfig) -> Result<(), ConfigError> {
         LayerPath::Indexed(_) => {}
         LayerPath::SharedGroups(_) => {
             let groups = c.num_hidden_groups.unwrap_or(1);
-            if groups == 0 || c.num_hidden_layers % groups != 0 {
+            if groups == 0 || !c.num_hidden_layers.is_multiple_of(groups) {
                 return Err(invalid(
                     "num_hidden_groups",
                     groups.to_string(),

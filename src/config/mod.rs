@@ -426,7 +426,7 @@ impl BertConfig {
         }
         self.parameter_bound()?;
         family_fields::check_family_rules(self)?;
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(invalid(
                 "hidden_size",
                 &self.hidden_size.to_string(),
