@@ -62,7 +62,8 @@ fn case_dir(case: &str) -> std::path::PathBuf {
     }
 }
 
-fn compiled(case: &str, head: Option<Head>, options: &PipelineOptions) -> Compiled {
+/// A case's config and its checkpoint's build options, with `head`.
+fn config_and_weights(case: &str, head: Option<Head>) -> (BertConfig, BuildOptions) {
     let dir = case_dir(case);
     let config = BertConfig::from_path(&dir.join("config.json")).unwrap();
     let opts = BuildOptions {
@@ -70,6 +71,11 @@ fn compiled(case: &str, head: Option<Head>, options: &PipelineOptions) -> Compil
         head,
         ..Default::default()
     };
+    (config, opts)
+}
+
+fn compiled(case: &str, head: Option<Head>, options: &PipelineOptions) -> Compiled {
+    let (config, opts) = config_and_weights(case, head);
     compile(test_session(), &config, opts, options).unwrap_or_else(|e| panic!("{case}: {e}"))
 }
 
@@ -137,31 +143,52 @@ fn per_token(t: &HostTensor, mask: &HostTensor) -> bool {
     t.shape.len() >= 2 && t.shape[..2] == mask.shape[..]
 }
 
+/// A runtime the tests run models in.
+type Run = (&'static str, fn(&[u8], &NamedTensors) -> NamedTensors);
+
+const TRACT: Run = ("tract", run_tract);
+const ONNXRUNTIME: Run = ("onnxruntime", run_onnxruntime);
+const OPENVINO: Run = ("OpenVINO", run_openvino);
+
+/// `case` compiled with `options`, padded and packed, run in each of
+/// `runs` on the case's inputs and compared at the real positions within
+/// `atol`; the worst max-abs per runtime. Also the packed compile's report.
+fn packed_matches_padded(
+    case: &str,
+    head: Option<Head>,
+    options: &PipelineOptions,
+    runs: &[Run],
+    atol: f64,
+) -> (Vec<f64>, Compiled) {
+    let inputs = inputs(case);
+    let padded = compiled(case, head, options).to_bytes().unwrap();
+    let packed_compiled = compiled(case, head, &packed(options.clone()));
+    assert!(
+        packed_compiled.graph().metadata.contains_key(PACKED_METADATA),
+        "{case}"
+    );
+    let packed = packed_compiled.to_bytes().unwrap();
+    let worst = runs
+        .iter()
+        .map(|(runtime, run)| {
+            let what = format!("{case} {head:?} {:?} {runtime}", options.target);
+            assert_real_positions_match(
+                &what,
+                &run(&packed, &inputs),
+                &run(&padded, &inputs),
+                &inputs,
+                atol,
+            )
+        })
+        .collect();
+    (worst, packed_compiled)
+}
+
 #[test]
 fn every_case_packed_matches_padded_in_tract_and_onnxruntime() {
     for case in FAMILY.iter().chain(&TINY) {
-        let inputs = inputs(case);
-        let padded = compiled(case, None, &at_level(Level::O2)).to_bytes().unwrap();
-        let packed = compiled(case, None, &packed(at_level(Level::O2)));
-        assert!(packed.graph().metadata.contains_key(PACKED_METADATA), "{case}");
-        let packed = packed.to_bytes().unwrap();
-        let tract = assert_real_positions_match(
-            &format!("{case} tract"),
-            &run_tract(&packed, &inputs),
-            &run_tract(&padded, &inputs),
-            &inputs,
-            ATOL,
-        );
-        let ort = assert_real_positions_match(
-            &format!("{case} onnxruntime"),
-            &run_onnxruntime(&packed, &inputs),
-            &run_onnxruntime(&padded, &inputs),
-            &inputs,
-            ATOL,
-        );
-        eprintln!(
-            "{case}: packed vs padded max-abs at real positions: tract {tract:.2e}, onnxruntime {ort:.2e}"
-        );
+        let (worst, _) = packed_matches_padded(case, None, &at_level(Level::O2), &[TRACT, ONNXRUNTIME], ATOL);
+        eprintln!("{case}: packed vs padded max-abs at real positions (tract, onnxruntime): {worst:?}");
     }
 }
 
@@ -178,26 +205,11 @@ fn every_head_packed_matches_padded() {
         ("tiny-base", Head::SentenceEmbedding),
     ];
     for (case, head) in heads {
-        let inputs = inputs(case);
-        let padded = compiled(case, Some(head), &at_level(Level::O2))
-            .to_bytes()
-            .unwrap();
-        let packed = compiled(case, Some(head), &packed(at_level(Level::O2)))
-            .to_bytes()
-            .unwrap();
-        let what = format!("{case} {head:?}");
-        assert_real_positions_match(
-            &format!("{what} tract"),
-            &run_tract(&packed, &inputs),
-            &run_tract(&padded, &inputs),
-            &inputs,
-            ATOL,
-        );
-        assert_real_positions_match(
-            &format!("{what} onnxruntime"),
-            &run_onnxruntime(&packed, &inputs),
-            &run_onnxruntime(&padded, &inputs),
-            &inputs,
+        packed_matches_padded(
+            case,
+            Some(head),
+            &at_level(Level::O2),
+            &[TRACT, ONNXRUNTIME],
             ATOL,
         );
     }
@@ -241,9 +253,7 @@ fn the_onnxruntime_target_composes_with_packing() {
         "distilbert-qa",
         "mpnet-base",
     ] {
-        let inputs = inputs(case);
-        let padded = compiled(case, None, &target).to_bytes().unwrap();
-        let packed = compiled(case, None, &packed(target.clone()));
+        let (_, packed) = packed_matches_padded(case, None, &target, &[ONNXRUNTIME], ATOL);
         // Attention stays standard ops between the unpack and the pack:
         // com.microsoft Attention would project Q, K, V on every position.
         let h = packed.graph().op_histogram();
@@ -251,83 +261,41 @@ fn the_onnxruntime_target_composes_with_packing() {
             !h.contains_key("com.microsoft.Attention") && !h.contains_key("Attention"),
             "{case}: {h:?}"
         );
-        let packed = packed.to_bytes().unwrap();
-        assert_real_positions_match(
-            &format!("{case} onnxruntime target"),
-            &run_onnxruntime(&packed, &inputs),
-            &run_onnxruntime(&padded, &inputs),
-            &inputs,
-            ATOL,
-        );
     }
 }
 
 #[test]
 fn packed_graphs_run_in_openvino() {
     for case in ["tiny-base", "tiny-tok", "roberta-base"] {
-        let inputs = inputs(case);
-        let padded = compiled(case, None, &at_level(Level::O2)).to_bytes().unwrap();
-        let packed = compiled(case, None, &packed(at_level(Level::O2)))
-            .to_bytes()
-            .unwrap();
-        assert_real_positions_match(
-            &format!("{case} OpenVINO"),
-            &run_openvino(&packed, &inputs),
-            &run_openvino(&padded, &inputs),
-            &inputs,
-            ATOL,
-        );
+        packed_matches_padded(case, None, &at_level(Level::O2), &[OPENVINO], ATOL);
     }
 }
 
 /// Int8 composes: the tract form's scales are per token, so packing moves
-/// nothing; the forms whose scales span the tensor (onnxruntime's dynamic,
-/// static) take them from the real tokens only, so their numbers move
-/// within int8's own error. Every one passes the accuracy gate.
+/// nothing; onnxruntime's dynamic form takes one scale per tensor, now
+/// from the real tokens only, so its numbers move within int8's own
+/// error. Both pass the accuracy gate.
 #[test]
 fn int8_composes_with_packing() {
-    let inputs = inputs("tiny-base");
     let int8 = |target| PipelineOptions {
         target,
         precision: bertc::quantize::Precision::new(bertc::quantize::Form::Int8Dynamic),
         ..at_level(Level::O2)
     };
-    let padded = compiled("tiny-base", None, &int8(Target::Tract))
-        .to_bytes()
-        .unwrap();
-    let packed_tract = compiled("tiny-base", None, &packed(int8(Target::Tract)));
-    assert!(packed_tract.report.accuracy.is_some());
-    let packed_tract = packed_tract.to_bytes().unwrap();
-    assert_real_positions_match(
-        "int8 tract form",
-        &run_tract(&packed_tract, &inputs),
-        &run_tract(&padded, &inputs),
-        &inputs,
-        ATOL,
-    );
-    let ort_padded = compiled("tiny-base", None, &int8(Target::Onnxruntime))
-        .to_bytes()
-        .unwrap();
-    let ort_packed = compiled("tiny-base", None, &packed(int8(Target::Onnxruntime)))
-        .to_bytes()
-        .unwrap();
-    assert_real_positions_match(
-        "int8 onnxruntime form",
-        &run_onnxruntime(&ort_packed, &inputs),
-        &run_onnxruntime(&ort_padded, &inputs),
-        &inputs,
+    let (_, packed) = packed_matches_padded("tiny-base", None, &int8(Target::Tract), &[TRACT], ATOL);
+    assert!(packed.report.accuracy.is_some());
+    let (_, packed) = packed_matches_padded(
+        "tiny-base",
+        None,
+        &int8(Target::Onnxruntime),
+        &[ONNXRUNTIME],
         1e-2,
     );
+    assert!(packed.report.accuracy.is_some());
 }
 
 fn built(case: &str, head: Option<Head>) -> Graph {
-    let dir = case_dir(case);
-    let config = BertConfig::from_path(&dir.join("config.json")).unwrap();
-    let opts = BuildOptions {
-        weights: Some(dir.join("model.safetensors")),
-        head,
-        ..Default::default()
-    };
+    let (config, opts) = config_and_weights(case, head);
     build(&config, &opts).unwrap().graph
 }
 
