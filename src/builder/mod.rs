@@ -90,13 +90,7 @@ pub fn build_bert_model(config: &BertConfig, weights: Weights) -> Result<Graph, 
 /// and, for labelled heads, `num_labels` and `id2label` go into the
 /// metadata.
 pub fn build_model(config: &BertConfig, spec: &ModelSpec, weights: Weights) -> Result<Graph, BuildError> {
-    let mut b = Builder {
-        g: Graph::new(),
-        config,
-        weights,
-        distance_index: None,
-        shared: HashMap::new(),
-    };
+    let mut b = Builder::new(config, weights);
     b.model(spec)?;
     let meta = &mut b.g.metadata;
     meta.insert("bertc.config".into(), config.to_canonical_json());
@@ -122,13 +116,7 @@ pub fn build_model(config: &BertConfig, spec: &ModelSpec, weights: Weights) -> R
 /// checked against its formula, and its fusion tested, in isolation.
 pub fn build_activation(act: crate::config::Activation) -> Result<Graph, BuildError> {
     let config = BertConfig::from_json_str("{}", "defaults").expect("the defaults are a valid config");
-    let mut b = Builder {
-        g: Graph::new(),
-        config: &config,
-        weights: Weights::default(),
-        distance_index: None,
-        shared: HashMap::new(),
-    };
+    let mut b = Builder::new(&config, Weights::default());
     let shape = crate::ir::Shape(vec![crate::ir::Dim::sym("n")]);
     let x = b.g.add_input("x", crate::ir::DType::F32, shape)?;
     let y = b.activation(x, act, "act")?;
@@ -144,13 +132,7 @@ pub fn build_rotation(r: Rotary, heads: usize, head_size: usize) -> Result<Graph
     let mut config = BertConfig::from_json_str("{}", "defaults").expect("the defaults are a valid config");
     config.num_attention_heads = heads;
     config.hidden_size = heads * head_size;
-    let mut b = Builder {
-        g: Graph::new(),
-        config: &config,
-        weights: Weights::default(),
-        distance_index: None,
-        shared: HashMap::new(),
-    };
+    let mut b = Builder::new(&config, Weights::default());
     use crate::ir::{DType, Dim, Shape, BATCH, SEQUENCE};
     let dims = [
         Dim::sym(BATCH),
@@ -176,7 +158,18 @@ pub(crate) struct Builder<'c> {
     shared: HashMap<String, Value>,
 }
 
-impl Builder<'_> {
+impl<'c> Builder<'c> {
+    /// An empty graph for `config`, drawing parameters from `weights`.
+    fn new(config: &'c BertConfig, weights: Weights) -> Builder<'c> {
+        Builder {
+            g: Graph::new(),
+            config,
+            weights,
+            distance_index: None,
+            shared: HashMap::new(),
+        }
+    }
+
     /// Adds parameter `name` (BERT's canonical name) as a constant node
     /// named as the family names it (param_names.rs), or returns the node
     /// already made for that family name.
