@@ -53,11 +53,12 @@ pub enum Family {
     Electra,
     Albert,
     MpNet,
+    NomicBert,
 }
 
 impl Family {
     /// Every family, in the order messages list them.
-    pub const ALL: [Family; 8] = [
+    pub const ALL: [Family; 9] = [
         Family::Bert,
         Family::Roberta,
         Family::XlmRoberta,
@@ -66,6 +67,7 @@ impl Family {
         Family::Electra,
         Family::Albert,
         Family::MpNet,
+        Family::NomicBert,
     ];
 
     /// The family's row of the table: everything bertc knows of it outside
@@ -80,6 +82,7 @@ impl Family {
             Family::Electra => &table::ELECTRA,
             Family::Albert => &table::ALBERT,
             Family::MpNet => &table::MPNET,
+            Family::NomicBert => &table::NOMIC_BERT,
         }
     }
 

@@ -31,7 +31,7 @@
 use super::spec::{
     ConfigAdapter, ConfigValue, EmbeddingProjection, FamilySpec, FeedForward, FirstTokenClassifier,
     HeadActivation, HeadWidth, Heads, LayerNames, LayerPath, MaskedLmHead, Pooler, PoolerRule, Positions,
-    QkvProjection, SequenceClassifier, TokenTypes,
+    QkvProjection, RotaryPairs, SequenceClassifier, TokenTypes,
 };
 use ConfigValue::{Float, Int, Str};
 
@@ -351,6 +351,66 @@ pub(super) const MPNET: FamilySpec = FamilySpec {
     bucketed_relative_bias: Some("encoder.relative_attention_bias"),
     pooler: bert_pooler(PoolerRule::BareModelOnly),
     heads: ROBERTA_HEADS,
+};
+
+/// NomicBERT (transformers' `nomic_bert`): BERT's post-norm layers with
+/// rotary positions instead of a position table, one bias-free `Wqkv`, a
+/// bias-free SwiGLU MLP (`fc2(fc11(x) · silu(fc12(x)))`), the embeddings'
+/// norm outside the embeddings (`emb_ln`), and a pooler only under the
+/// sequence classifier.
+pub(super) const NOMIC_BERT: FamilySpec = FamilySpec {
+    model_type: "nomic_bert",
+    class_stem: "NomicBert",
+    prefix: "nomic_bert",
+    config: ConfigAdapter {
+        // NomicBertConfig's defaults where they are not BertConfig's.
+        defaults: &[
+            ("max_position_embeddings", Int(2048)),
+            ("rope_theta", Float(10000.0)),
+        ],
+        ..ConfigAdapter::NONE
+    },
+    renames: &[("embeddings.LayerNorm", "emb_ln")],
+    layers: LayerNames {
+        path: LayerPath::Indexed("encoder.layers"),
+        renames: &[
+            ("attention.self.qkv", "attn.Wqkv"),
+            ("attention.output.dense", "attn.out_proj"),
+            ("attention.output.LayerNorm", "norm1"),
+            ("intermediate.dense", "mlp.fc11"),
+            ("intermediate.gate", "mlp.fc12"),
+            ("output.dense", "mlp.fc2"),
+            ("output.LayerNorm", "norm2"),
+        ],
+        unbiased: &[
+            "attention.self.qkv",
+            "attention.output.dense",
+            "intermediate.dense",
+            "intermediate.gate",
+            "output.dense",
+        ],
+    },
+    qkv: QkvProjection::Fused,
+    feed_forward: FeedForward::Gated,
+    token_types: TokenTypes::Input,
+    positions: Positions::Rotary(RotaryPairs::HalfSplit),
+    sinusoidal_positions: false,
+    embedding_projection: EmbeddingProjection::None,
+    bucketed_relative_bias: None,
+    pooler: bert_pooler(PoolerRule::ClassifierOnly),
+    heads: Heads {
+        sequence_classification: SequenceClassifier::Pooler,
+        masked_lm: MaskedLmHead {
+            transform: "cls.predictions.transform.dense",
+            // NomicBertPredictionHeadTransform applies hidden_act (silu).
+            activation: HeadActivation::Hidden,
+            layer_norm: "cls.predictions.transform.layer_norm",
+            decoder: "cls.predictions.decoder.weight",
+            bias: "cls.predictions.bias",
+            width: HeadWidth::Hidden,
+        },
+        prefixes: &["cls."],
+    },
 };
 
 #[cfg(test)]
