@@ -2,7 +2,7 @@
 //! computes it in eval mode (dropout is the identity), then the task head.
 
 use crate::config::PositionEmbeddingType;
-use crate::family::Positions;
+use crate::family::{FeedForward, Positions, QkvProjection};
 use crate::ir::{BinaryOp, DType, Dim, Op, Shape, Tensor, UnaryOp, Value, BATCH, SEQUENCE};
 
 use super::{BuildError, Builder, ModelSpec};
@@ -81,6 +81,8 @@ impl Builder<'_> {
                 let pos_ids = self.padding_position_ids(input_ids)?;
                 return self.add_positions(sum, pos_ids);
             }
+            // Positions enter every layer's attention instead.
+            Positions::Rotary(_) => return self.layer_norm(sum, "embeddings.LayerNorm"),
         }
 
         let max_pos = self.config.max_position_embeddings;
@@ -145,8 +147,13 @@ impl Builder<'_> {
         let res = self.binary(&format!("{p}.attention.output.residual"), BinaryOp::Add, dense, x)?;
         let h = self.layer_norm(res, &format!("{p}.attention.output.LayerNorm"))?;
 
-        let inter = self.linear(h, &format!("{p}.intermediate.dense"))?;
-        let act = self.activation(inter, self.config.hidden_act, &format!("{p}.intermediate.act"))?;
+        let act = match self.config.family.spec().feed_forward {
+            FeedForward::Plain => {
+                let inter = self.linear(h, &format!("{p}.intermediate.dense"))?;
+                self.activation(inter, self.config.hidden_act, &format!("{p}.intermediate.act"))?
+            }
+            FeedForward::Gated => self.gated_linear_unit(h, &p)?,
+        };
         let out = self.linear(act, &format!("{p}.output.dense"))?;
         let res = self.binary(&format!("{p}.output.residual"), BinaryOp::Add, out, h)?;
         self.layer_norm(res, &format!("{p}.output.LayerNorm"))
@@ -159,15 +166,31 @@ impl Builder<'_> {
             &format!("{p}.split_heads_shape"),
             Tensor::vec_i64(&[0, 0, heads as i64, head_size as i64]),
         )?;
-        let project = |b: &mut Self, name: &str, perm: Vec<usize>| -> Result<Value, BuildError> {
-            let y = b.linear(x, &format!("{p}.{name}"))?;
-            let y =
-                b.g.add(&format!("{p}.{name}.split_heads"), Op::Reshape, &[y, split])?;
-            Ok(b.g.add(&format!("{p}.{name}.transpose"), Op::Transpose { perm }, &[y])?)
+        let family = self.config.family.spec();
+        let qkv = match family.qkv {
+            QkvProjection::Separate => None,
+            QkvProjection::Fused => Some(self.linear(x, &format!("{p}.qkv"))?),
         };
-        let q = project(self, "query", vec![0, 2, 1, 3])?;
-        let k = project(self, "key", vec![0, 2, 3, 1])?;
-        let v = project(self, "value", vec![0, 2, 1, 3])?;
+        let hidden = self.config.hidden_size;
+        let project =
+            |b: &mut Self, name: &str, part: usize, perm: Vec<usize>| -> Result<Value, BuildError> {
+                let y = match qkv {
+                    None => b.linear(x, &format!("{p}.{name}"))?,
+                    // Rows [q | k | v] of the fused Linear.
+                    Some(qkv) => {
+                        b.slice_last(qkv, part * hidden, (part + 1) * hidden, &format!("{p}.{name}"))?
+                    }
+                };
+                let mut y =
+                    b.g.add(&format!("{p}.{name}.split_heads"), Op::Reshape, &[y, split])?;
+                if let (Positions::Rotary(pairs), true) = (family.positions, name != "value") {
+                    y = b.rotate(y, pairs, &format!("{p}.{name}.rotary"))?;
+                }
+                Ok(b.g.add(&format!("{p}.{name}.transpose"), Op::Transpose { perm }, &[y])?)
+            };
+        let q = project(self, "query", 0, vec![0, 2, 1, 3])?;
+        let k = project(self, "key", 1, vec![0, 2, 3, 1])?;
+        let v = project(self, "value", 2, vec![0, 2, 1, 3])?;
 
         let mut scores = self.g.add(&format!("{p}.scores"), Op::MatMul, &[q, k])?;
         if self.config.position_embedding_type != PositionEmbeddingType::Absolute {

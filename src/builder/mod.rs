@@ -2,6 +2,7 @@
 //! graph from a config and its parameters.
 
 mod bert;
+mod glu;
 mod heads;
 mod mpnet;
 mod param_names;
@@ -10,6 +11,7 @@ mod pooling;
 mod positions;
 mod primitives;
 mod relative;
+mod rotary;
 
 use std::collections::HashMap;
 
@@ -17,9 +19,11 @@ use crate::config::BertConfig;
 use crate::ir::{Graph, IrError, Value};
 use crate::weights::Weights;
 
+pub use crate::family::RotaryPairs;
 pub use mpnet::mpnet_bucket;
 pub use params::{bert_model_params, model_params};
 pub use pooling::{Pooling, SentencePooling};
+pub use rotary::{inverse_frequencies, rotate_reference, Rotary};
 
 // Where callers have always found them, though they live below the
 // builder (so that the family table and the weights need not import it).
@@ -86,13 +90,7 @@ pub fn build_bert_model(config: &BertConfig, weights: Weights) -> Result<Graph, 
 /// and, for labelled heads, `num_labels` and `id2label` go into the
 /// metadata.
 pub fn build_model(config: &BertConfig, spec: &ModelSpec, weights: Weights) -> Result<Graph, BuildError> {
-    let mut b = Builder {
-        g: Graph::new(),
-        config,
-        weights,
-        distance_index: None,
-        shared: HashMap::new(),
-    };
+    let mut b = Builder::new(config, weights);
     b.model(spec)?;
     let meta = &mut b.g.metadata;
     meta.insert("bertc.config".into(), config.to_canonical_json());
@@ -118,16 +116,32 @@ pub fn build_model(config: &BertConfig, spec: &ModelSpec, weights: Weights) -> R
 /// checked against its formula, and its fusion tested, in isolation.
 pub fn build_activation(act: crate::config::Activation) -> Result<Graph, BuildError> {
     let config = BertConfig::from_json_str("{}", "defaults").expect("the defaults are a valid config");
-    let mut b = Builder {
-        g: Graph::new(),
-        config: &config,
-        weights: Weights::default(),
-        distance_index: None,
-        shared: HashMap::new(),
-    };
+    let mut b = Builder::new(&config, Weights::default());
     let shape = crate::ir::Shape(vec![crate::ir::Dim::sym("n")]);
     let x = b.g.add_input("x", crate::ir::DType::F32, shape)?;
     let y = b.activation(x, act, "act")?;
+    b.g.set_output("y", y);
+    Ok(b.g)
+}
+
+/// RoPE `r` alone, as the encoder applies it to queries and keys: input
+/// `x` (f32 [B, S, heads, head_size]), output `y`. How the rotation's
+/// numbers are checked against [`rotate_reference`], for every pairing and
+/// partial widths, apart from any family.
+pub fn build_rotation(r: Rotary, heads: usize, head_size: usize) -> Result<Graph, BuildError> {
+    let mut config = BertConfig::from_json_str("{}", "defaults").expect("the defaults are a valid config");
+    config.num_attention_heads = heads;
+    config.hidden_size = heads * head_size;
+    let mut b = Builder::new(&config, Weights::default());
+    use crate::ir::{DType, Dim, Shape, BATCH, SEQUENCE};
+    let dims = [
+        Dim::sym(BATCH),
+        Dim::sym(SEQUENCE),
+        Dim::Fixed(heads as i64),
+        Dim::Fixed(head_size as i64),
+    ];
+    let x = b.g.add_input("x", DType::F32, Shape(dims.to_vec()))?;
+    let y = b.rotate_with(x, r, "rotary")?;
     b.g.set_output("y", y);
     Ok(b.g)
 }
@@ -144,7 +158,18 @@ pub(crate) struct Builder<'c> {
     shared: HashMap<String, Value>,
 }
 
-impl Builder<'_> {
+impl<'c> Builder<'c> {
+    /// An empty graph for `config`, drawing parameters from `weights`.
+    fn new(config: &'c BertConfig, weights: Weights) -> Builder<'c> {
+        Builder {
+            g: Graph::new(),
+            config,
+            weights,
+            distance_index: None,
+            shared: HashMap::new(),
+        }
+    }
+
     /// Adds parameter `name` (BERT's canonical name) as a constant node
     /// named as the family names it (param_names.rs), or returns the node
     /// already made for that family name.

@@ -9,30 +9,47 @@ use crate::family::LayerPath;
 /// ALBERT maps every layer onto its shared group's layer, so several
 /// canonical names give one stored tensor.
 pub(super) fn param_name(c: &BertConfig, canonical: &str) -> String {
-    let Some(rest) = canonical.strip_prefix("encoder.layer.") else {
-        return canonical.to_string();
-    };
-    let Some((index, suffix)) = rest.split_once('.') else {
-        return canonical.to_string();
-    };
-    let Ok(i) = index.parse::<usize>() else {
-        return canonical.to_string();
+    let Some((i, suffix)) = layer_part(canonical) else {
+        return renamed(c.family.spec().renames, canonical);
     };
     let layers = &c.family.spec().layers;
-    let suffix = layers
-        .renames
-        .iter()
-        .find_map(|(from, to)| {
-            let tail = suffix.strip_prefix(from)?;
-            (tail.is_empty() || tail.starts_with('.')).then(|| format!("{to}{tail}"))
-        })
-        .unwrap_or_else(|| suffix.to_string());
+    let suffix = renamed(layers.renames, suffix);
     match layers.path {
         LayerPath::Indexed(root) => format!("{root}.{i}.{suffix}"),
         LayerPath::SharedGroups(root) => {
             let (group, inner) = shared_layer(c, i);
             format!("{root}.{group}.albert_layers.{inner}.{suffix}")
         }
+    }
+}
+
+/// Layer `i` and the rest of a canonical layer name
+/// (`encoder.layer.3.attention.self.query.weight` → 3, `attention.self.query.weight`).
+fn layer_part(canonical: &str) -> Option<(usize, &str)> {
+    let (index, suffix) = canonical.strip_prefix("encoder.layer.")?.split_once('.')?;
+    Some((index.parse().ok()?, suffix))
+}
+
+/// `name` with the first rename whose BERT name is a whole-part prefix of it applied.
+fn renamed(renames: &[(&str, &str)], name: &str) -> String {
+    renames
+        .iter()
+        .find_map(|(from, to)| {
+            let tail = name.strip_prefix(from)?;
+            (tail.is_empty() || tail.starts_with('.')).then(|| format!("{to}{tail}"))
+        })
+        .unwrap_or_else(|| name.to_string())
+}
+
+/// Whether the Linear `prefix` (BERT's name) has a bias in this family:
+/// every Linear does but the layer parts its row lists as unbiased.
+pub(super) fn has_bias(c: &BertConfig, prefix: &str) -> bool {
+    match layer_part(&format!("{prefix}.weight")) {
+        Some((_, suffix)) => {
+            let part = suffix.strip_suffix(".weight").unwrap_or(suffix);
+            !c.family.spec().layers.unbiased.contains(&part)
+        }
+        None => true,
     }
 }
 

@@ -2,11 +2,11 @@
 //! as transformers names and shapes them.
 
 use crate::config::{BertConfig, PositionEmbeddingType};
-use crate::family::{is_head_param, SequenceClassifier};
+use crate::family::{is_head_param, FeedForward, QkvProjection, SequenceClassifier};
 use crate::weights::{Init, ParamSpec};
 
 use super::heads::head_width;
-use super::param_names::param_name;
+use super::param_names::{has_bias, param_name};
 use super::{Head, ModelSpec};
 
 /// Every parameter the base model (embeddings, encoder, the pooler where
@@ -60,12 +60,14 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
         Some(true) => Init::Sinusoidal,
         _ => Init::Normal { std },
     };
-    add(
-        "embeddings.position_embeddings.weight".into(),
-        vec![c.max_position_embeddings, e],
-        position_init,
-        false,
-    );
+    if family.positions.has_table() {
+        add(
+            "embeddings.position_embeddings.weight".into(),
+            vec![c.max_position_embeddings, e],
+            position_init,
+            false,
+        );
+    }
     if family.token_types.has_table() {
         add(
             "embeddings.token_type_embeddings.weight".into(),
@@ -87,7 +89,9 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
                 Init::Normal { std },
                 true,
             );
-            add(format!("{prefix}.bias"), vec![n_out], Init::Zeros, false);
+            if has_bias(c, prefix) {
+                add(format!("{prefix}.bias"), vec![n_out], Init::Zeros, false);
+            }
         };
     if let Some(name) = super::positions::projection(c) {
         linear(&mut add, name, e, h);
@@ -103,8 +107,13 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
     let relative = c.position_embedding_type != PositionEmbeddingType::Absolute;
     for i in 0..c.encoder_layers() {
         let p = format!("encoder.layer.{i}");
-        for proj in ["query", "key", "value"] {
-            linear(&mut add, &format!("{p}.attention.self.{proj}"), h, h);
+        match family.qkv {
+            QkvProjection::Separate => {
+                for proj in ["query", "key", "value"] {
+                    linear(&mut add, &format!("{p}.attention.self.{proj}"), h, h);
+                }
+            }
+            QkvProjection::Fused => linear(&mut add, &format!("{p}.attention.self.qkv"), h, 3 * h),
         }
         if relative {
             // One embedding per distance −(max−1) … (max−1), per head dim.
@@ -123,6 +132,15 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
             h,
             c.intermediate_size,
         );
+        match family.feed_forward {
+            FeedForward::Plain => {}
+            FeedForward::Gated => linear(
+                &mut add,
+                &format!("{p}.intermediate.gate"),
+                h,
+                c.intermediate_size,
+            ),
+        }
         linear(&mut add, &format!("{p}.output.dense"), c.intermediate_size, h);
         layer_norm(&mut add, &format!("{p}.output.LayerNorm"), h);
     }

@@ -34,6 +34,23 @@ impl Builder<'_> {
         self.binary(&format!("{p}.offset"), BinaryOp::Add, count, pad)
     }
 
+    /// `0..S` (int64), S the length of axis 1 of `x` at run time, named
+    /// `{p}.*`: the positions relative and rotary attention compute from.
+    pub(super) fn sequence_positions(&mut self, x: Value, p: &str) -> Result<Value, BuildError> {
+        let shape = self.g.add(&format!("{p}.shape"), Op::Shape, &[x])?;
+        let axis = self
+            .g
+            .add_const(&format!("{p}.seq_axis"), Tensor::scalar_i64(1))?;
+        let len = self
+            .g
+            .add(&format!("{p}.seq_len"), Op::Gather { axis: 0 }, &[shape, axis])?;
+        let zero = self.g.add_const(&format!("{p}.start"), Tensor::scalar_i64(0))?;
+        let one = self.g.add_const(&format!("{p}.step"), Tensor::scalar_i64(1))?;
+        Ok(self
+            .g
+            .add(&format!("{p}.positions"), Op::Range, &[zero, len, one])?)
+    }
+
     /// Models without a `token_type_ids` input: RoBERTa's embeddings still
     /// add row 0 of their token-type table (transformers' zero buffer);
     /// DistilBERT and MPNet have no table.

@@ -28,18 +28,42 @@ impl Builder<'_> {
         Ok(self.g.add(name, Op::Unary(op), &[a])?)
     }
 
+    /// `x[..., start..end]`, named `{name}.slice`.
+    pub(super) fn slice_last(
+        &mut self,
+        x: Value,
+        start: usize,
+        end: usize,
+        name: &str,
+    ) -> Result<Value, BuildError> {
+        let p = |s: &str| format!("{name}.slice_{s}");
+        let starts = self.g.add_const(&p("start"), Tensor::vec_i64(&[start as i64]))?;
+        let ends = self.g.add_const(&p("end"), Tensor::vec_i64(&[end as i64]))?;
+        let axes = self.g.add_const(&p("axis"), Tensor::vec_i64(&[-1]))?;
+        Ok(self
+            .g
+            .add(&format!("{name}.slice"), Op::Slice, &[x, starts, ends, axes])?)
+    }
+
     /// `x · scalar` style op with a named scalar constant `{name}.c`.
     fn with_scalar(&mut self, name: &str, op: BinaryOp, x: Value, c: f32) -> Result<Value, BuildError> {
         let k = self.scalar(&format!("{name}.c"), c)?;
         self.binary(name, op, x, k)
     }
 
-    /// torch.nn.Linear: `x @ Wᵀ + b`, the weight stored pre-transposed.
+    /// torch.nn.Linear: `x @ Wᵀ + b`, the weight stored pre-transposed;
+    /// `x @ Wᵀ` where the family's row says the Linear has no bias.
     pub(super) fn linear(&mut self, x: Value, prefix: &str) -> Result<Value, BuildError> {
         let w = self.param(&format!("{prefix}.weight"))?;
-        let b = self.param(&format!("{prefix}.bias"))?;
+        let b = match super::param_names::has_bias(self.config, prefix) {
+            true => Some(self.param(&format!("{prefix}.bias"))?),
+            false => None,
+        };
         let y = self.g.add(&format!("{prefix}.matmul"), Op::MatMul, &[x, w])?;
-        self.binary(&format!("{prefix}.add"), BinaryOp::Add, y, b)
+        match b {
+            Some(b) => self.binary(&format!("{prefix}.add"), BinaryOp::Add, y, b),
+            None => Ok(y),
+        }
     }
 
     /// Layer norm over the last axis:

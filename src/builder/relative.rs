@@ -102,18 +102,7 @@ impl Builder<'_> {
             return Ok(v);
         }
         let p = "encoder.relative_distance";
-        let shape = self.g.add(&format!("{p}.shape"), Op::Shape, &[q_split])?;
-        let axis = self
-            .g
-            .add_const(&format!("{p}.seq_axis"), Tensor::scalar_i64(1))?;
-        let len = self
-            .g
-            .add(&format!("{p}.seq_len"), Op::Gather { axis: 0 }, &[shape, axis])?;
-        let zero = self.g.add_const(&format!("{p}.start"), Tensor::scalar_i64(0))?;
-        let one = self.g.add_const(&format!("{p}.step"), Tensor::scalar_i64(1))?;
-        let pos = self
-            .g
-            .add(&format!("{p}.positions"), Op::Range, &[zero, len, one])?;
+        let pos = self.sequence_positions(q_split, p)?;
         let l = self.g.add(
             &format!("{p}.query_positions"),
             Op::Unsqueeze { axes: vec![1] },

@@ -5,6 +5,7 @@
 
 use crate::family::{ConfigAdapter, ConfigValue, Family, LayerPath, Positions, MPNET_BUCKETS};
 
+use super::fields::Fields;
 use super::{BertConfig, ConfigError, MAX_LAYERS};
 
 type RawFields = serde_json::Map<String, serde_json::Value>;
@@ -34,6 +35,7 @@ pub(super) fn adapt_fields(fields: &mut RawFields) -> Result<Family, ConfigError
         }
     };
     let adapter: &ConfigAdapter = &family.spec().config;
+    lift_rope_parameters(fields);
     for (from, to) in adapter.renames {
         if let Some(v) = fields.remove(*from) {
             fields.insert(to.to_string(), v);
@@ -51,6 +53,67 @@ pub(super) fn adapt_fields(fields: &mut RawFields) -> Result<Family, ConfigError
         }
     }
     Ok(family)
+}
+
+/// transformers 5 writes RoPE's settings as one object,
+/// `rope_parameters: {rope_type, rope_theta}`; 4.x wrote a flat `rope_theta`.
+/// The object's fields become the flat ones (theirs win), so the family's
+/// renames and defaults and the reader see one form. An object without a
+/// `rope_theta` of its own (per layer type) is left as it is.
+fn lift_rope_parameters(fields: &mut RawFields) {
+    let Some(serde_json::Value::Object(rope)) = fields.get("rope_parameters") else {
+        return;
+    };
+    if !rope.contains_key("rope_theta") {
+        return;
+    }
+    let rope = rope.clone();
+    for key in ["rope_theta", "rope_type"] {
+        if let Some(v) = rope.get(key) {
+            fields.insert(key.to_string(), v.clone());
+        }
+    }
+}
+
+/// RoPE's base θ: the (lifted) `rope_theta`, or the family's default. Only
+/// the default rope type is built (no scaling), over the whole head: a
+/// `head_dim` other than hidden_size / num_attention_heads is refused.
+pub(super) fn rope_theta(f: &Fields) -> Result<f64, ConfigError> {
+    if let Some(kind) = f.string("rope_type")? {
+        if kind != "default" {
+            return Err(ConfigError::Unsupported {
+                field: "rope_type",
+                value: kind,
+                what: "a scaled rotary embedding (rope_type other than \"default\")",
+            });
+        }
+    }
+    let theta = f.float("rope_theta")?.ok_or_else(|| ConfigError::Invalid {
+        field: "rope_theta",
+        value: "null".into(),
+        rule: "must be set: the base of the rotary position embeddings".into(),
+    })?;
+    if !(theta > 1.0 && theta.is_finite()) {
+        return Err(ConfigError::Invalid {
+            field: "rope_theta",
+            value: theta.to_string(),
+            rule: "must be a finite number > 1".into(),
+        });
+    }
+    let (hidden, heads) = (
+        f.positive("hidden_size", 768)?,
+        f.positive("num_attention_heads", 12)?,
+    );
+    if let Some(head_dim) = f.int_or_null("head_dim", None)? {
+        if head_dim as usize != hidden / heads {
+            return Err(ConfigError::Unsupported {
+                field: "head_dim",
+                value: head_dim.to_string(),
+                what: "a head_dim other than hidden_size / num_attention_heads",
+            });
+        }
+    }
+    Ok(theta)
 }
 
 fn json(value: ConfigValue) -> serde_json::Value {
@@ -144,7 +207,7 @@ pub(super) fn check_family_rules(c: &BertConfig) -> Result<(), ConfigError> {
         }
     }
     match spec.positions {
-        Positions::Sequential => {}
+        Positions::Sequential | Positions::Rotary(_) => {}
         Positions::FromPadding => {
             let pad = c.pad_token_id.ok_or_else(|| {
                 invalid(

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::family::{EmbeddingProjection, Family, LayerPath};
+use crate::family::{EmbeddingProjection, Family, LayerPath, Positions};
 
 mod family_fields;
 mod fields;
@@ -180,6 +180,9 @@ pub struct BertConfig {
     /// MPNet: rows of the relative attention bias table.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relative_attention_num_buckets: Option<usize>,
+    /// Rotary families: RoPE's base θ (`rope_parameters.rope_theta`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rope_theta: Option<f64>,
 }
 
 /// The raw JSON form: every field optional so that defaults apply, values
@@ -333,6 +336,10 @@ impl BertConfig {
                 .bucketed_relative_bias
                 .map(|_| f.positive("relative_attention_num_buckets", 32))
                 .transpose()?,
+            rope_theta: match spec.positions {
+                Positions::Rotary(_) => Some(family_fields::rope_theta(&f)?),
+                Positions::Sequential | Positions::FromPadding => None,
+            },
         };
         config.check_rules()?;
         Ok(config)

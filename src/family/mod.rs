@@ -34,9 +34,9 @@ pub use names::{
     is_embedding_weight, is_head_or_pooler_tensor, is_head_param, is_pooler_weight, layer_weight_rest,
 };
 pub use spec::{
-    ConfigAdapter, ConfigValue, EmbeddingProjection, FamilySpec, FirstTokenClassifier, HeadActivation,
-    HeadWidth, Heads, LayerNames, LayerPath, MaskedLmHead, Pooler, PoolerRule, Positions, SequenceClassifier,
-    TokenTypes,
+    ConfigAdapter, ConfigValue, EmbeddingProjection, FamilySpec, FeedForward, FirstTokenClassifier,
+    HeadActivation, HeadWidth, Heads, LayerNames, LayerPath, MaskedLmHead, Pooler, PoolerRule, Positions,
+    QkvProjection, RotaryPairs, SequenceClassifier, TokenTypes,
 };
 pub use table::MPNET_BUCKETS;
 
@@ -53,11 +53,12 @@ pub enum Family {
     Electra,
     Albert,
     MpNet,
+    NomicBert,
 }
 
 impl Family {
     /// Every family, in the order messages list them.
-    pub const ALL: [Family; 8] = [
+    pub const ALL: [Family; 9] = [
         Family::Bert,
         Family::Roberta,
         Family::XlmRoberta,
@@ -66,6 +67,7 @@ impl Family {
         Family::Electra,
         Family::Albert,
         Family::MpNet,
+        Family::NomicBert,
     ];
 
     /// The family's row of the table: everything bertc knows of it outside
@@ -80,6 +82,7 @@ impl Family {
             Family::Electra => &table::ELECTRA,
             Family::Albert => &table::ALBERT,
             Family::MpNet => &table::MPNET,
+            Family::NomicBert => &table::NOMIC_BERT,
         }
     }
 
@@ -170,7 +173,7 @@ pub fn position_offset(g: &crate::ir::Graph) -> usize {
         let family = c["model_type"].as_str().and_then(Family::from_model_type);
         return match family.map(|f| f.spec().positions) {
             Some(Positions::FromPadding) => c["pad_token_id"].as_u64().map_or(0, |p| p as usize + 1),
-            Some(Positions::Sequential) | None => 0,
+            Some(Positions::Sequential | Positions::Rotary(_)) | None => 0,
         };
     }
     let counts = g

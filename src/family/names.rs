@@ -46,16 +46,23 @@ pub fn is_head_or_pooler_tensor(name: &str) -> bool {
 }
 
 /// Whether a weight (named without the encoder's prefix) belongs to the
-/// embeddings: the tables, ELECTRA's and ALBERT's projection to the hidden
-/// size, and MPNet's relative position bias (position information, shared
-/// by every layer like the position table).
+/// embeddings: the tables and their norm (under BERT's names or a family's
+/// renames of them, NomicBERT's `emb_ln`), ELECTRA's and ALBERT's
+/// projection to the hidden size, and MPNet's relative position bias
+/// (position information, shared by every layer like the position table).
 pub fn is_embedding_weight(name: &str) -> bool {
     name.starts_with("embeddings.")
         || Family::ALL.iter().any(|f| {
             let s = f.spec();
+            let renamed = s
+                .renames
+                .iter()
+                .filter(|(bert, _)| bert.starts_with("embeddings."))
+                .map(|&(_, family)| family);
             [s.embedding_projection.linear(), s.bucketed_relative_bias]
                 .into_iter()
                 .flatten()
+                .chain(renamed)
                 .any(|part| lies_under(name, part))
         })
 }
@@ -100,7 +107,7 @@ mod tests {
         ] {
             assert_eq!(layer_weight_rest(layer), Some(rest));
         }
-        assert_eq!(layer_weight_rest("encoder.layers.0.attn.Wqkv.weight"), None);
+        assert_eq!(layer_weight_rest("encoder.blocks.0.attn.Wqkv.weight"), None);
         // BERT's `pooler.dense` and ALBERT's bare `pooler`.
         assert!(is_pooler_weight("pooler.dense.weight") && is_pooler_weight("pooler.bias"));
         assert!(!is_pooler_weight("pooler_output"));

@@ -23,8 +23,14 @@ pub struct FamilySpec {
     pub prefix: &'static str,
     /// How its `config.json` becomes BERT's field names.
     pub config: ConfigAdapter,
+    /// BERT's name of a part outside the encoder layers → the family's
+    /// (NomicBERT's `emb_ln` for `embeddings.LayerNorm`); parts not listed
+    /// keep BERT's name.
+    pub renames: &'static [(&'static str, &'static str)],
     /// Where its encoder layers' weights live and what their parts are called.
     pub layers: LayerNames,
+    pub qkv: QkvProjection,
+    pub feed_forward: FeedForward,
     pub token_types: TokenTypes,
     pub positions: Positions,
     /// Whether `sinusoidal_pos_embds` may ask for the fixed sinusoidal
@@ -85,6 +91,9 @@ pub struct LayerNames {
     /// BERT's name of a part of a layer → the family's (longest first where
     /// one is a prefix of another); parts not listed keep BERT's name.
     pub renames: &'static [(&'static str, &'static str)],
+    /// The Linears of a layer (BERT's names) that have no bias: the
+    /// checkpoint holds none and the builder adds none.
+    pub unbiased: &'static [&'static str],
 }
 
 /// Where layer N's weights live.
@@ -145,6 +154,51 @@ pub enum Positions {
     /// `create_position_ids_from_input_ids`): left padding shifts nothing.
     /// Needs `pad_token_id`, and the position table starts past it.
     FromPadding,
+    /// No position table: every layer rotates its queries and keys by
+    /// their position, 0..S (RoPE; builder/rotary.rs), with the base θ the
+    /// config gives (`rope_parameters.rope_theta`) over the whole head.
+    Rotary(RotaryPairs),
+}
+
+impl Positions {
+    /// Whether the embeddings add a position table (all but rotary models).
+    pub fn has_table(self) -> bool {
+        match self {
+            Positions::Sequential | Positions::FromPadding => true,
+            Positions::Rotary(_) => false,
+        }
+    }
+}
+
+/// Which dimensions RoPE rotates together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotaryPairs {
+    /// Dimension i with i + d/2 (GPT-NeoX's `rotate_half`: transformers'
+    /// Llama-style models, NomicBERT, GTE, ModernBERT, EuroBERT, Jina v3).
+    HalfSplit,
+    /// Dimension 2i with 2i + 1 (GPT-J's, `rotary_emb_interleaved`).
+    Interleaved,
+}
+
+/// How a layer projects its hidden states to queries, keys and values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QkvProjection {
+    /// Three Linears, `attention.self.{query,key,value}` (BERT).
+    Separate,
+    /// One Linear of 3 × hidden outputs, rows [q | k | v], named
+    /// `attention.self.qkv` in BERT's terms (NomicBERT's `attn.Wqkv`).
+    Fused,
+}
+
+/// The feed-forward block of a layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedForward {
+    /// `output.dense(act(intermediate.dense(x)))` (BERT).
+    Plain,
+    /// A gated linear unit (builder/glu.rs):
+    /// `output.dense(intermediate.dense(x) · act(intermediate.gate(x)))`,
+    /// SwiGLU when the activation is silu (NomicBERT's fc11 · silu(fc12)).
+    Gated,
 }
 
 /// The Linear from `embedding_size` to the hidden size before the encoder
@@ -189,6 +243,9 @@ pub enum PoolerRule {
     /// Only the bare model: the classifier reads the first token itself
     /// (RoBERTa, MPNet).
     BareModelOnly,
+    /// Only sequence classification, whose classifier reads it; the bare
+    /// model has none (NomicBERT: `add_pooling_layer` defaults to false).
+    ClassifierOnly,
     /// None at all (DistilBERT, ELECTRA).
     Never,
 }
@@ -199,6 +256,7 @@ impl Pooler {
         match self.when {
             PoolerRule::WithPoolerHeads => head.uses_pooler(),
             PoolerRule::BareModelOnly => head == Head::Base,
+            PoolerRule::ClassifierOnly => head == Head::SequenceClassification,
             PoolerRule::Never => false,
         }
     }

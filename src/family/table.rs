@@ -29,9 +29,9 @@
 //!    that names stay unique.
 
 use super::spec::{
-    ConfigAdapter, ConfigValue, EmbeddingProjection, FamilySpec, FirstTokenClassifier, HeadActivation,
-    HeadWidth, Heads, LayerNames, LayerPath, MaskedLmHead, Pooler, PoolerRule, Positions, SequenceClassifier,
-    TokenTypes,
+    ConfigAdapter, ConfigValue, EmbeddingProjection, FamilySpec, FeedForward, FirstTokenClassifier,
+    HeadActivation, HeadWidth, Heads, LayerNames, LayerPath, MaskedLmHead, Pooler, PoolerRule, Positions,
+    QkvProjection, RotaryPairs, SequenceClassifier, TokenTypes,
 };
 use ConfigValue::{Float, Int, Str};
 
@@ -44,6 +44,7 @@ pub const MPNET_BUCKETS: usize = 32;
 const BERT_LAYERS: LayerNames = LayerNames {
     path: LayerPath::Indexed("encoder.layer"),
     renames: &[],
+    unbiased: &[],
 };
 
 /// BertPooler under BERT's name.
@@ -59,7 +60,10 @@ pub(super) const BERT: FamilySpec = FamilySpec {
     class_stem: "Bert",
     prefix: "bert",
     config: ConfigAdapter::NONE,
+    renames: &[],
     layers: BERT_LAYERS,
+    qkv: QkvProjection::Separate,
+    feed_forward: FeedForward::Plain,
     token_types: TokenTypes::Input,
     positions: Positions::Sequential,
     sinusoidal_positions: false,
@@ -107,8 +111,11 @@ pub(super) const ROBERTA: FamilySpec = FamilySpec {
         defaults: &[("pad_token_id", Int(1))],
         ..ConfigAdapter::NONE
     },
+    renames: &[],
     layers: BERT_LAYERS,
     // A one-row table (type_vocab_size 1), no input.
+    qkv: QkvProjection::Separate,
+    feed_forward: FeedForward::Plain,
     token_types: TokenTypes::ConstantRow,
     positions: Positions::FromPadding,
     sinusoidal_positions: false,
@@ -162,6 +169,7 @@ pub(super) const DISTILBERT: FamilySpec = FamilySpec {
             ("pad_token_id", Int(0)),
         ],
     },
+    renames: &[],
     layers: LayerNames {
         path: LayerPath::Indexed("transformer.layer"),
         renames: &[
@@ -174,7 +182,10 @@ pub(super) const DISTILBERT: FamilySpec = FamilySpec {
             ("output.dense", "ffn.lin2"),
             ("output.LayerNorm", "output_layer_norm"),
         ],
+        unbiased: &[],
     },
+    qkv: QkvProjection::Separate,
+    feed_forward: FeedForward::Plain,
     token_types: TokenTypes::Absent,
     positions: Positions::Sequential,
     sinusoidal_positions: true,
@@ -217,7 +228,10 @@ pub(super) const ELECTRA: FamilySpec = FamilySpec {
         ],
         ..ConfigAdapter::NONE
     },
+    renames: &[],
     layers: BERT_LAYERS,
+    qkv: QkvProjection::Separate,
+    feed_forward: FeedForward::Plain,
     token_types: TokenTypes::Input,
     positions: Positions::Sequential,
     sinusoidal_positions: false,
@@ -263,6 +277,7 @@ pub(super) const ALBERT: FamilySpec = FamilySpec {
         ],
         ..ConfigAdapter::NONE
     },
+    renames: &[],
     layers: LayerNames {
         path: LayerPath::SharedGroups("encoder.albert_layer_groups"),
         renames: &[
@@ -275,7 +290,10 @@ pub(super) const ALBERT: FamilySpec = FamilySpec {
             ("output.dense", "ffn_output"),
             ("output.LayerNorm", "full_layer_layer_norm"),
         ],
+        unbiased: &[],
     },
+    qkv: QkvProjection::Separate,
+    feed_forward: FeedForward::Plain,
     token_types: TokenTypes::Input,
     positions: Positions::Sequential,
     sinusoidal_positions: false,
@@ -312,6 +330,7 @@ pub(super) const MPNET: FamilySpec = FamilySpec {
         ],
         ..ConfigAdapter::NONE
     },
+    renames: &[],
     layers: LayerNames {
         path: LayerPath::Indexed("encoder.layer"),
         renames: &[
@@ -321,7 +340,10 @@ pub(super) const MPNET: FamilySpec = FamilySpec {
             ("attention.output.dense", "attention.attn.o"),
             ("attention.output.LayerNorm", "attention.LayerNorm"),
         ],
+        unbiased: &[],
     },
+    qkv: QkvProjection::Separate,
+    feed_forward: FeedForward::Plain,
     token_types: TokenTypes::Absent,
     positions: Positions::FromPadding,
     sinusoidal_positions: false,
@@ -329,6 +351,66 @@ pub(super) const MPNET: FamilySpec = FamilySpec {
     bucketed_relative_bias: Some("encoder.relative_attention_bias"),
     pooler: bert_pooler(PoolerRule::BareModelOnly),
     heads: ROBERTA_HEADS,
+};
+
+/// NomicBERT (transformers' `nomic_bert`): BERT's post-norm layers with
+/// rotary positions instead of a position table, one bias-free `Wqkv`, a
+/// bias-free SwiGLU MLP (`fc2(fc11(x) · silu(fc12(x)))`), the embeddings'
+/// norm outside the embeddings (`emb_ln`), and a pooler only under the
+/// sequence classifier.
+pub(super) const NOMIC_BERT: FamilySpec = FamilySpec {
+    model_type: "nomic_bert",
+    class_stem: "NomicBert",
+    prefix: "nomic_bert",
+    config: ConfigAdapter {
+        // NomicBertConfig's defaults where they are not BertConfig's.
+        defaults: &[
+            ("max_position_embeddings", Int(2048)),
+            ("rope_theta", Float(10000.0)),
+        ],
+        ..ConfigAdapter::NONE
+    },
+    renames: &[("embeddings.LayerNorm", "emb_ln")],
+    layers: LayerNames {
+        path: LayerPath::Indexed("encoder.layers"),
+        renames: &[
+            ("attention.self.qkv", "attn.Wqkv"),
+            ("attention.output.dense", "attn.out_proj"),
+            ("attention.output.LayerNorm", "norm1"),
+            ("intermediate.dense", "mlp.fc11"),
+            ("intermediate.gate", "mlp.fc12"),
+            ("output.dense", "mlp.fc2"),
+            ("output.LayerNorm", "norm2"),
+        ],
+        unbiased: &[
+            "attention.self.qkv",
+            "attention.output.dense",
+            "intermediate.dense",
+            "intermediate.gate",
+            "output.dense",
+        ],
+    },
+    qkv: QkvProjection::Fused,
+    feed_forward: FeedForward::Gated,
+    token_types: TokenTypes::Input,
+    positions: Positions::Rotary(RotaryPairs::HalfSplit),
+    sinusoidal_positions: false,
+    embedding_projection: EmbeddingProjection::None,
+    bucketed_relative_bias: None,
+    pooler: bert_pooler(PoolerRule::ClassifierOnly),
+    heads: Heads {
+        sequence_classification: SequenceClassifier::Pooler,
+        masked_lm: MaskedLmHead {
+            transform: "cls.predictions.transform.dense",
+            // NomicBertPredictionHeadTransform applies hidden_act (silu).
+            activation: HeadActivation::Hidden,
+            layer_norm: "cls.predictions.transform.layer_norm",
+            decoder: "cls.predictions.decoder.weight",
+            bias: "cls.predictions.bias",
+            width: HeadWidth::Hidden,
+        },
+        prefixes: &["cls."],
+    },
 };
 
 #[cfg(test)]

@@ -25,6 +25,9 @@ pub enum UnaryOp {
     Softplus,
     Abs,
     Reciprocal,
+    /// Rotary position embeddings' angles (cos and sin of position · frequency).
+    Cos,
+    Sin,
     /// Round half to even (ONNX Round), used to quantize activations.
     Round,
     /// Logical not of a bool tensor.

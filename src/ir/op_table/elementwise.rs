@@ -16,6 +16,8 @@ entries! {
     SOFTPLUS = onnx("Softplus", 1, exactly(1), Uncounted, |_| Ok(Op::Unary(U::Softplus)));
     ABS = onnx("Abs", 1, exactly(1), Uncounted, |_| Ok(Op::Unary(U::Abs)));
     RECIPROCAL = onnx("Reciprocal", 1, exactly(1), Uncounted, |_| Ok(Op::Unary(U::Reciprocal)));
+    COS = onnx("Cos", 7, exactly(1), Uncounted, |_| Ok(Op::Unary(U::Cos)));
+    SIN = onnx("Sin", 7, exactly(1), Uncounted, |_| Ok(Op::Unary(U::Sin)));
     ROUND = onnx("Round", 11, exactly(1), Uncounted, |_| Ok(Op::Unary(U::Round)));
     NOT = onnx("Not", 1, exactly(1), Uncounted, |_| Ok(Op::Unary(U::Not)));
     ADD = onnx("Add", 1, exactly(2), Uncounted, |_| Ok(Op::Binary(B::Add)));

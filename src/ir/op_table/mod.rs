@@ -265,6 +265,8 @@ impl Op {
                     UnaryOp::Softplus => &e::SOFTPLUS,
                     UnaryOp::Abs => &e::ABS,
                     UnaryOp::Reciprocal => &e::RECIPROCAL,
+                    UnaryOp::Cos => &e::COS,
+                    UnaryOp::Sin => &e::SIN,
                     UnaryOp::Round => &e::ROUND,
                     UnaryOp::Not => &e::NOT,
                 },

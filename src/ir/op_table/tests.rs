@@ -41,6 +41,8 @@ fn examples() -> Vec<(Op, Vec<Arg>)> {
         UnaryOp::Softplus,
         UnaryOp::Abs,
         UnaryOp::Reciprocal,
+        UnaryOp::Cos,
+        UnaryOp::Sin,
         UnaryOp::Round,
     ];
     let binary = [
