@@ -9,10 +9,12 @@
 //! `encode`). [`model`] finds the model, its tokenizer and its task.
 
 pub mod answer;
+pub mod batch;
 pub mod classify;
 pub mod embed;
 pub mod entities;
 pub mod fill_mask;
+pub mod lines;
 pub mod model;
 
 use std::path::PathBuf;
