@@ -9,6 +9,7 @@ use bertc::config::BertConfig;
 use bertc::passes::Level;
 use bertc::pipeline::{at_level, compile, with_passes, PipelineOptions};
 use bertc::runtime::{compare, read_safetensors, write_safetensors, NamedTensors, TractSession};
+use serde_json::Value;
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -333,4 +334,35 @@ pub fn temporaries(dir: &Path) -> Vec<String> {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with(".bertc-"))
         .collect()
+}
+
+/// Equal structure, keys, strings and integers; floats within `atol`.
+/// Returns the largest float difference.
+pub fn assert_json_close(actual: &Value, expected: &Value, atol: f64, at: &str) -> f64 {
+    match (actual, expected) {
+        (Value::Array(a), Value::Array(e)) => {
+            assert_eq!(a.len(), e.len(), "{at}: {actual} vs {expected}");
+            a.iter()
+                .zip(e)
+                .enumerate()
+                .map(|(i, (a, e))| assert_json_close(a, e, atol, &format!("{at}[{i}]")))
+                .fold(0.0, f64::max)
+        }
+        (Value::Object(a), Value::Object(e)) => {
+            let keys = |m: &serde_json::Map<String, Value>| m.keys().cloned().collect::<Vec<_>>();
+            assert_eq!(keys(a), keys(e), "{at}: keys");
+            e.iter()
+                .map(|(k, e)| assert_json_close(&a[k], e, atol, &format!("{at}.{k}")))
+                .fold(0.0, f64::max)
+        }
+        (Value::Number(a), Value::Number(e)) if e.is_f64() => {
+            let d = (a.as_f64().unwrap() - e.as_f64().unwrap()).abs();
+            assert!(d <= atol, "{at}: {a} vs {e} (|diff| {d:e} > {atol:e})");
+            d
+        }
+        _ => {
+            assert_eq!(actual, expected, "{at}");
+            0.0
+        }
+    }
 }
