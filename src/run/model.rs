@@ -104,6 +104,9 @@ pub fn load(arg: &Path, opts: &RunOptions) -> Result<LoadedModel, RunError> {
         Some(f) => problem_type(&f.join("config.json"))?.as_deref() == Some("multi_label_classification"),
         None => false,
     };
+    // The graph's copy of the weights goes before tract makes its own: a
+    // run's peak memory counts every copy alive at once.
+    drop(graph);
     let session = TractSession::from_bytes(&bytes)?;
     Ok(LoadedModel {
         session,
