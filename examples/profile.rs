@@ -17,9 +17,8 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use bertc::check::inputs_for;
 use bertc::onnx::read_model;
-use bertc::runtime::{set_threads, TractSession};
+use bertc::runtime::{inputs_for, TractSession};
 
 fn main() -> anyhow::Result<()> {
     let (mut path, mut batch, mut seq, mut threads, mut runs) = (String::new(), 1, 128, 2, 5);
@@ -49,7 +48,7 @@ fn main() -> anyhow::Result<()> {
             p => path = p.to_string(),
         }
     }
-    set_threads(threads);
+    let session = bertc::Session::new(threads)?;
     let like = inputs_from.unwrap_or_else(|| path.clone());
     let inputs = match &f32_input {
         Some(spec) => {
@@ -65,11 +64,11 @@ fn main() -> anyhow::Result<()> {
         }
         None => inputs_for(&read_model(like.as_ref())?, batch, seq),
     };
-    let mut session = TractSession::from_path(path.as_ref())?;
-    let (hosts, values) = session.prepare(&inputs)?;
-    let plan = session.plan_for(&hosts.iter().collect::<Vec<_>>())?;
-    // Run on tract's pool, as bertc runs every model (runtime::on_tract_pool).
-    let (best, total, best_run, order) = bertc::runtime::on_tract_pool(|| -> anyhow::Result<_> {
+    let mut model = TractSession::from_path(&session, path.as_ref())?;
+    let (hosts, values) = model.prepare(&inputs)?;
+    let plan = model.plan_for(&hosts.iter().collect::<Vec<_>>())?;
+    // Run on the session's pool, as bertc runs every model (Session::run_on_pool).
+    let (best, total, best_run, order) = session.run_on_pool(|| -> anyhow::Result<_> {
         let mut state = plan.spawn()?;
         // node id -> (op kind, output fact, best ms)
         let mut best: HashMap<usize, (String, String, f64)> = HashMap::new();

@@ -88,7 +88,7 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
     let same_hidden = [k, v]
         .iter()
         .all(|&x| g.info(x).shape.dims()[2].fixed() == Some(hidden as _));
-    if !ranks_ok || !same_hidden || hidden % q_num_heads != 0 {
+    if !ranks_ok || !same_hidden || !hidden.is_multiple_of(q_num_heads) {
         return None;
     }
     let mask = input(g, root, 3);

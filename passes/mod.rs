@@ -18,6 +18,7 @@ mod fuse_embed_layer_norm;
 mod fuse_gelu;
 mod fuse_layer_norm;
 mod fuse_skip_layer_norm;
+mod linear_sites;
 mod lower_attention_onnxruntime;
 mod merge_qkv;
 mod pattern;
@@ -50,9 +51,9 @@ pub use quantize_int8::{
     linear_inputs, quantize_weight, stored_bytes, ActivationScales, QuantizeInt8, WeightGranularity,
 };
 pub use quantize_int8_onnxruntime::{
-    per_token_inputs, quantizable_linears, quantize_weight_s8, smoothing_factors, weight_max_for_cpu,
-    weight_max_for_host, PerToken, QuantizeInt8Onnxruntime, OUTLIER_CHANNEL_SPREAD, OUTLIER_ROW_SPREAD,
-    SMOOTHING_ALPHA_ONNXRUNTIME, WEIGHT_MAX_7BIT, WEIGHT_MAX_8BIT,
+    per_token_inputs, quantizable_linears, quantize_weight_s8, smoothing_factors, weight_bits_for_cpu,
+    weight_bits_for_host, PerToken, QuantizeInt8Onnxruntime, WeightBits, OUTLIER_CHANNEL_SPREAD,
+    OUTLIER_ROW_SPREAD, SMOOTHING_ALPHA_ONNXRUNTIME,
 };
 pub use quantize_int8_qdq::{outlier_channels, QuantizeInt8Qdq, OUTLIER_RANGE_FACTOR};
 pub use remove_identities::RemoveIdentities;
@@ -103,25 +104,39 @@ pub struct PassRun {
     pub elapsed: Duration,
 }
 
-/// Every pass by name, for `--passes` lists.
+type MakePass = fn() -> Box<dyn Pass>;
+
+/// Every pass `--passes` can name, with its constructor: the one table of
+/// pass names. [`pass_by_name`] and [`all_pass_names`] read it, and the
+/// level and target lists below are checked against it when the crate
+/// compiles. (Its order is the order `--passes`' error lists them in.)
+const REGISTRY: [(&str, MakePass); 15] = [
+    ("fold_constants", || Box::new(FoldConstants)),
+    ("eliminate_common_subexpressions", || {
+        Box::new(EliminateCommonSubexpressions)
+    }),
+    ("remove_identities", || Box::new(RemoveIdentities)),
+    ("dead_node_elimination", || Box::new(DeadNodeElimination)),
+    ("fuse_layer_norm", || Box::new(FuseLayerNorm)),
+    ("fuse_gelu", || Box::new(FuseGelu)),
+    ("fuse_attention", || Box::new(FuseAttention)),
+    ("fuse_embed_layer_norm", || Box::new(FuseEmbedLayerNorm)),
+    ("fuse_skip_layer_norm", || Box::new(FuseSkipLayerNorm)),
+    ("add_bias_after_residual", || Box::new(AddBiasAfterResidual)),
+    ("fuse_bias_gelu", || Box::new(FuseBiasGelu)),
+    ("lower_attention_onnxruntime", || {
+        Box::new(LowerAttentionOnnxruntime)
+    }),
+    ("merge_qkv", || Box::new(MergeQkv)),
+    ("prune_to_first_token", || Box::new(PruneToFirstToken)),
+    ("decompose_attention", || Box::new(DecomposeAttention)),
+];
+
+/// The pass `--passes` names `name`.
 pub fn pass_by_name(name: &str) -> Result<Box<dyn Pass>, PassError> {
-    match name {
-        "dead_node_elimination" => Ok(Box::new(DeadNodeElimination)),
-        "fold_constants" => Ok(Box::new(FoldConstants)),
-        "eliminate_common_subexpressions" => Ok(Box::new(EliminateCommonSubexpressions)),
-        "remove_identities" => Ok(Box::new(RemoveIdentities)),
-        "fuse_layer_norm" => Ok(Box::new(FuseLayerNorm)),
-        "fuse_gelu" => Ok(Box::new(FuseGelu)),
-        "fuse_attention" => Ok(Box::new(FuseAttention)),
-        "fuse_embed_layer_norm" => Ok(Box::new(FuseEmbedLayerNorm)),
-        "fuse_skip_layer_norm" => Ok(Box::new(FuseSkipLayerNorm)),
-        "add_bias_after_residual" => Ok(Box::new(AddBiasAfterResidual)),
-        "fuse_bias_gelu" => Ok(Box::new(FuseBiasGelu)),
-        "lower_attention_onnxruntime" => Ok(Box::new(LowerAttentionOnnxruntime)),
-        "merge_qkv" => Ok(Box::new(MergeQkv)),
-        "prune_to_first_token" => Ok(Box::new(PruneToFirstToken)),
-        "decompose_attention" => Ok(Box::new(DecomposeAttention)),
-        _ => Err(PassError::Unknown {
+    match REGISTRY.iter().find(|(n, _)| *n == name) {
+        Some((_, make)) => Ok(make()),
+        None => Err(PassError::Unknown {
             name: name.into(),
             valid: all_pass_names(),
         }),
@@ -129,24 +144,85 @@ pub fn pass_by_name(name: &str) -> Result<Box<dyn Pass>, PassError> {
 }
 
 pub fn all_pass_names() -> Vec<&'static str> {
-    vec![
-        "fold_constants",
-        "eliminate_common_subexpressions",
-        "remove_identities",
-        "dead_node_elimination",
-        "fuse_layer_norm",
-        "fuse_gelu",
-        "fuse_attention",
-        "fuse_embed_layer_norm",
-        "fuse_skip_layer_norm",
-        "add_bias_after_residual",
-        "fuse_bias_gelu",
-        "lower_attention_onnxruntime",
-        "merge_qkv",
-        "prune_to_first_token",
-        "decompose_attention",
-    ]
+    REGISTRY.iter().map(|(n, _)| *n).collect()
 }
+
+/// Whether every name in `names` is in [`REGISTRY`] (at compile time: the
+/// lists below fail the build if one names no pass).
+const fn registered(names: &[&str]) -> bool {
+    let mut i = 0;
+    while i < names.len() {
+        let mut found = false;
+        let mut j = 0;
+        while j < REGISTRY.len() {
+            found |= same(names[i].as_bytes(), REGISTRY[j].0.as_bytes());
+            j += 1;
+        }
+        if !found {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+const fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// -O1: clean-ups that keep every op as it is.
+const O1: [&str; 4] = [
+    "fold_constants",
+    "eliminate_common_subexpressions",
+    "remove_identities",
+    "dead_node_elimination",
+];
+
+/// What -O2 adds to -O1: the fusions.
+const O2_FUSIONS: [&str; 6] = [
+    "fuse_layer_norm",
+    "fuse_gelu",
+    "fuse_attention",
+    // Sweep the fusions' leftovers here, so that the report credits them
+    // to this pass, not to the pruning (which needs a clean graph and would
+    // sweep them itself).
+    "dead_node_elimination",
+    "prune_to_first_token",
+    "dead_node_elimination",
+];
+
+/// -O2's attention written decomposed (every target but onnxruntime).
+const DECOMPOSED_ATTENTION: [&str; 2] = ["decompose_attention", "dead_node_elimination"];
+
+/// onnxruntime's lowering after -O2. Not fuse_skip_layer_norm:
+/// onnxruntime's SkipLayerNormalization CPU kernel is scalar, 14x slower
+/// than its LayerNormalization (see add_bias_after_residual, which also
+/// keeps onnxruntime's own optimizer from fusing it).
+const ONNXRUNTIME_LOWERING: [&str; 5] = [
+    "fuse_embed_layer_norm",
+    "add_bias_after_residual",
+    "fuse_bias_gelu",
+    "lower_attention_onnxruntime",
+    "dead_node_elimination",
+];
+
+const _: () = assert!(
+    registered(&O1)
+        && registered(&O2_FUSIONS)
+        && registered(&DECOMPOSED_ATTENTION)
+        && registered(&ONNXRUNTIME_LOWERING),
+    "a level or target list names a pass the registry lacks"
+);
 
 /// Optimization levels, as `-O0`, `-O1`, `-O2` on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -183,27 +259,8 @@ impl Level {
 pub fn level_passes(level: Level) -> Vec<&'static str> {
     match level {
         Level::O0 => vec![],
-        Level::O1 => vec![
-            "fold_constants",
-            "eliminate_common_subexpressions",
-            "remove_identities",
-            "dead_node_elimination",
-        ],
-        Level::O2 => {
-            let mut passes = level_passes(Level::O1);
-            passes.extend([
-                "fuse_layer_norm",
-                "fuse_gelu",
-                "fuse_attention",
-                // Sweep the fusions' leftovers here, so that the report
-                // credits them to this pass, not to the pruning (which
-                // needs a clean graph and would sweep them itself).
-                "dead_node_elimination",
-                "prune_to_first_token",
-                "dead_node_elimination",
-            ]);
-            passes
-        }
+        Level::O1 => O1.to_vec(),
+        Level::O2 => [O1.as_slice(), &O2_FUSIONS].concat(),
     }
 }
 
@@ -234,6 +291,11 @@ impl PassManager {
     /// Whether it runs no pass at all (then it cannot change a graph).
     pub fn is_empty(&self) -> bool {
         self.passes.is_empty()
+    }
+
+    /// The names of its passes, in order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.passes.iter().map(|p| p.name()).collect()
     }
 
     /// A manager for a comma-separated list of pass names.
@@ -328,17 +390,7 @@ impl Target {
 pub fn target_passes(target: Target, level: Level) -> Vec<&'static str> {
     match (target, level) {
         (_, Level::O0 | Level::O1) | (Target::Portable, _) => vec![],
-        // Not fuse_skip_layer_norm: onnxruntime's SkipLayerNormalization
-        // CPU kernel is scalar, 14x slower than its LayerNormalization
-        // (see add_bias_after_residual, which also keeps onnxruntime's own
-        // optimizer from fusing it).
-        (Target::Onnxruntime, Level::O2) => vec![
-            "fuse_embed_layer_norm",
-            "add_bias_after_residual",
-            "fuse_bias_gelu",
-            "lower_attention_onnxruntime",
-            "dead_node_elimination",
-        ],
+        (Target::Onnxruntime, Level::O2) => ONNXRUNTIME_LOWERING.to_vec(),
         (Target::Tract | Target::Openvino, Level::O2) => vec![],
     }
 }
@@ -351,7 +403,19 @@ pub fn target_passes(target: Target, level: Level) -> Vec<&'static str> {
 pub fn pipeline(level: Level, target: Target) -> Vec<&'static str> {
     let mut passes = level_passes(level);
     if level == Level::O2 && target != Target::Onnxruntime {
-        passes.extend(["decompose_attention", "dead_node_elimination"]);
+        passes.extend(DECOMPOSED_ATTENTION);
     }
     passes
+}
+
+#[cfg(test)]
+mod tests {
+    /// The registry's name of each pass is the pass's own (`--passes`,
+    /// reports and level lists all say the same name).
+    #[test]
+    fn each_registered_name_is_its_pass_s_own() {
+        for (name, make) in super::REGISTRY {
+            assert_eq!(make().name(), name);
+        }
+    }
 }

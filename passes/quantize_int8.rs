@@ -36,6 +36,10 @@
 //! scales, 1/(s·f) into one vector, s into the weight scales).
 //!
 //! Linears reading the same `x` (Q, K, V) share one quantization of it.
+//! A weight read by several linears (ALBERT's twelve layers read one set)
+//! is quantized and stored once, with its column scales; the static
+//! smoothing factors folded into its rows are computed for all its readers
+//! together (see `linear_sites`).
 //! Embedding tables (Gather of a constant 2-D f32 table with at least
 //! [`MIN_EMBEDDING_ROWS`] rows) become an int8 table with one scale per
 //! row: `Cast<f32>(Gather(Tq, ids)) · Gather(scales, ids)`.
@@ -160,12 +164,16 @@
 
 use std::collections::HashMap;
 
-use crate::ir::{BinaryOp, ContribOp, DType, Graph, IrError, Op, Tensor, UnaryOp, Value};
+use crate::ir::{value_name, BinaryOp, ContribOp, DType, Graph, IrError, Op, Tensor, UnaryOp, Value};
 use crate::numeric::{le_f32, quantize_i8};
 use rayon::prelude::*;
 
-use super::pattern::{constant, linear};
-use super::{Pass, PassReport};
+use super::linear_sites::{
+    linear_sites, merged_ranges, read_by_many, row_abs_max, site_groups, smoothing, LinearSite,
+    QuantizedWeights,
+};
+use super::pattern::constant;
+use super::{quantize_weight_s8, Pass, PassReport, WeightBits};
 
 /// Smallest table treated as an embedding to store as int8 (position and
 /// token-type tables are small and stay f32).
@@ -217,37 +225,8 @@ pub struct QuantizedWeight {
 
 /// Symmetric int8 quantization of a 2-D [K, N] weight.
 pub fn quantize_weight(w: &Tensor, granularity: WeightGranularity) -> QuantizedWeight {
-    let (values, scales) = super::quantize_weight_s8(w, None, granularity, 127.0);
+    let (values, scales) = quantize_weight_s8(w, None, granularity, WeightBits::Eight);
     QuantizedWeight { values, scales }
-}
-
-/// One linear layer to rewrite.
-pub(super) struct Target {
-    pub(super) out: Value,
-    pub(super) x: Value,
-    pub(super) w: Value,
-    pub(super) b: Value,
-}
-
-/// The linear layers to quantize, in canonical order: not skipped by name,
-/// their MatMul read only by their Add, their input computed at run time.
-pub(super) fn targets(g: &Graph, skip: &[String]) -> Vec<Target> {
-    crate::ir::canonical_order(g)
-        .into_iter()
-        .filter_map(|id| {
-            let out = Value { node: id, slot: 0 };
-            let l = linear(g, out)?;
-            let name = &g.node(id).name;
-            let skipped = skip.iter().any(|p| name.contains(p.as_str()));
-            let alone = g.consumers(l.matmul).len() == 1 && constant(g, l.x).is_none();
-            (!skipped && alone).then_some(Target {
-                out,
-                x: l.x,
-                w: l.w,
-                b: l.b,
-            })
-        })
-        .collect()
 }
 
 /// The bytes of constants the graph would hold after this pass, computed
@@ -256,20 +235,27 @@ pub(super) fn targets(g: &Graph, skip: &[String]) -> Vec<Target> {
 /// weight at 1 byte plus one f32 scale per output column (the pass stores a
 /// column's worth of scales per tensor too), each embedding table it would
 /// store as int8 at 1 byte plus one f32 scale per row, every other constant
-/// as it is. The few small constants the rewrite adds (its rounding and
-/// clipping scalars) are not counted.
+/// as it is; with static scales, each calibrated input's f32 inverse scale
+/// per channel too. A weight read by many linears (ALBERT's) counts once, as
+/// the pass stores it. The few small constants the rewrite adds (its
+/// rounding and clipping scalars) are not counted.
 pub fn stored_bytes(g: &Graph, pass: &QuantizeInt8) -> usize {
     let mut seen = std::collections::HashSet::new();
     let mut saved = 0usize;
     let mut added = 0usize;
-    for t in targets(g, &pass.skip) {
+    for t in linear_sites(g, &pass.skip) {
         let Some(w) = constant(g, t.w) else { continue };
-        if w.dtype() != DType::F32 || w.dims().len() != 2 || !seen.insert(t.w) {
+        if w.dtype() != DType::F32 || w.dims().len() != 2 {
             continue;
         }
         let (k, n) = (w.dims()[0], w.dims()[1]);
-        saved += 4 * k * n;
-        added += k * n + 4 * n;
+        if pass.static_scale(g, t.x) && seen.insert(t.x) {
+            added += 4 * k;
+        }
+        if seen.insert(t.w) {
+            saved += 4 * k * n;
+            added += k * n + 4 * n;
+        }
     }
     if pass.embeddings {
         for table in embedding_tables(g) {
@@ -309,7 +295,7 @@ fn embedding_tables(g: &Graph) -> Vec<Value> {
 /// The distinct inputs of the linear layers the pass would quantize: the
 /// values static quantization calibrates.
 pub fn linear_inputs(g: &Graph, skip: &[String]) -> Vec<Value> {
-    let mut xs: Vec<Value> = targets(g, skip).into_iter().map(|t| t.x).collect();
+    let mut xs: Vec<Value> = linear_sites(g, skip).into_iter().map(|t| t.x).collect();
     xs.sort();
     xs.dedup();
     xs
@@ -322,82 +308,98 @@ impl Pass for QuantizeInt8 {
 
     fn run(&self, g: &mut Graph) -> Result<PassReport, IrError> {
         let mut report = PassReport::default();
-        let targets = targets(g, &self.skip);
-        // The largest |W[k, n]| of each input channel k over every linear reading x.
-        // Only static scales use it (to smooth outlier channels): the
-        // dynamically quantized inputs skip a pass over their weights.
-        let mut row_max: HashMap<Value, Vec<f32>> = HashMap::new();
-        for t in targets.iter().filter(|t| self.static_scale(g, t.x)) {
-            let w = constant(g, t.w).expect("linear weight");
-            let n = w.dims()[1];
-            let entry = row_max.entry(t.x).or_insert_with(|| vec![0.0; w.dims()[0]]);
-            for (m, row) in entry
-                .iter_mut()
-                .zip(w.f32_le_bytes().expect("f32").chunks_exact(4 * n.max(1)))
-            {
-                *m = row.chunks_exact(4).fold(*m, |m, v| m.max(le_f32(v).abs()));
-            }
-        }
-        // One quantization per distinct input.
+        let sites = linear_sites(g, &self.skip);
+        let calibrated = self.static_scales(g, &sites)?;
+        // One quantization per distinct input, one int8 copy per weight
+        // (ALBERT's layers share theirs), one column-scale constant per
+        // dynamic weight.
         let mut quantized: HashMap<Value, Quantized> = HashMap::new();
-        for t in targets {
+        let mut weights: QuantizedWeights<(Value, Vec<f32>)> = QuantizedWeights::new();
+        let mut column_scales: HashMap<(Value, ColumnScale), Value> = HashMap::new();
+        let mut rewritten: HashMap<Value, Value> = HashMap::new();
+        for t in &sites {
             let before = g.node_count();
             let base = g.node(t.out.node).name.clone();
-            let Quantized {
-                q,
-                row_scale,
-                scale: s,
-                smooth,
-            } = match quantized.get(&t.x) {
-                Some(done) => done.clone(),
+            let calibrated = calibrated.get(&t.x);
+            let quantized_x = match quantized.get(&t.x) {
+                Some(&done) => done,
                 None => {
-                    let done =
-                        self.quantize_activation(g, t.x, row_max.get(&t.x).map_or(&[], |m| m), &base)?;
-                    quantized.insert(t.x, done.clone());
+                    // A linear reading another one (layer 0 reads ALBERT's
+                    // and ELECTRA's embedding projection) reads its rewrite.
+                    let x = rewritten.get(&t.x).copied().unwrap_or(t.x);
+                    let done = quantize_activation(g, x, calibrated, &base)?;
+                    quantized.insert(t.x, done);
                     done
                 }
             };
-            let w = constant(g, t.w).expect("linear weight");
-            let qw = match &smooth {
-                None => quantize_weight(w, self.weights),
-                Some(factors) => {
-                    let n = w.dims()[1];
-                    let mut v = w.to_f32_vec().expect("f32");
-                    for (row, f) in v.chunks_exact_mut(n).zip(factors) {
-                        row.iter_mut().for_each(|x| *x *= f);
-                    }
-                    quantize_weight(&Tensor::from_f32(w.dims().to_vec(), &v), self.weights)
+            let smooth = calibrated.map(|c| c.smooth.as_slice());
+            // A weight read by many linears (ALBERT's) is named after itself.
+            let shared = read_by_many(&sites, t.w);
+            let owner = match shared {
+                true => g.node(t.w.node).name.clone(),
+                false => base.clone(),
+            };
+            let (wq, scales) = weights.get_or_make(t.w, smooth, || {
+                let w = constant(g, t.w).expect("linear weight");
+                let (values, scales) = quantize_weight_s8(w, smooth, self.weights, WeightBits::Eight);
+                let wn = g.fresh_name(&format!("{owner}.weight_int8"));
+                Ok((g.add_const(&wn, values)?, scales))
+            })?;
+            // The column scales of weight `wq` as `form` makes them: one
+            // constant per weight and form, made by its first reader.
+            let mut column_scale = |g: &mut Graph, form: ColumnScale| -> Result<Value, IrError> {
+                if let Some(&ws) = column_scales.get(&(wq, form)) {
+                    return Ok(ws);
                 }
+                let cols: Vec<f32> = match form {
+                    ColumnScale::Over127 => scales.iter().map(|w| w / 127.0).collect(),
+                    ColumnScale::AsIs => scales.clone(),
+                };
+                let sn = g.fresh_name(&format!("{owner}.weight_scale"));
+                let ws = g.add_const(&sn, Tensor::from_f32(vec![cols.len()], &cols))?;
+                column_scales.insert((wq, form), ws);
+                Ok(ws)
             };
             let name = |g: &Graph, s: &str| g.fresh_name(&format!("{base}.{s}"));
-            let wn = name(g, "weight_int8");
-            let wq = g.add_const(&wn, qw.values)?;
             let mn = name(g, "matmul_int8");
-            let acc = g.add(&mn, Op::MatMulInteger, &[q, wq])?;
+            let acc = g.add(&mn, Op::MatMulInteger, &[quantized_x.q(), wq])?;
             let cn = name(g, "to_f32");
             let accf = g.add(&cn, Op::Cast { to: DType::F32 }, &[acc])?;
-            let scaled = match row_scale {
-                Some(rs) => {
+            let scaled = match quantized_x {
+                Quantized::PerRow { row_scale, .. } => {
                     let rn = name(g, "row_scale");
-                    let y = g.add(&rn, Op::Binary(BinaryOp::Mul), &[accf, rs])?;
-                    // The row scale is max|x| (not max|x| / 127): the 1/127 is folded here.
-                    let cols: Vec<f32> = qw.scales.iter().map(|w| w / 127.0).collect();
-                    let sn = name(g, "weight_scale");
-                    let ws = g.add_const(&sn, Tensor::from_f32(vec![cols.len()], &cols))?;
+                    let y = g.add(&rn, Op::Binary(BinaryOp::Mul), &[accf, row_scale])?;
+                    // The row scale is max|x| (not max|x| / 127): the 1/127
+                    // is folded into the column scales.
+                    let ws = column_scale(g, ColumnScale::Over127)?;
                     let cn = name(g, "col_scale");
                     g.add(&cn, Op::Binary(BinaryOp::Mul), &[y, ws])?
                 }
-                None => {
-                    let both: Vec<f32> = qw.scales.iter().map(|w| w * s).collect();
+                Quantized::Calibrated { scale: s, .. } if !shared => {
+                    // The input's scale folded into the weight's column scales.
+                    let both: Vec<f32> = scales.iter().map(|w| w * s).collect();
                     let sn = name(g, "scale");
                     let sc = g.add_const(&sn, Tensor::from_f32(vec![both.len()], &both))?;
                     let cn = name(g, "dequantize");
                     g.add(&cn, Op::Binary(BinaryOp::Mul), &[accf, sc])?
                 }
+                Quantized::Calibrated { scale: s, .. } => {
+                    // A shared weight's column scales are stored once; each
+                    // reader multiplies by its own input's scale after them
+                    // (tract chains both Muls and the bias Add in one pass).
+                    let ws = column_scale(g, ColumnScale::AsIs)?;
+                    let cn = name(g, "dequantize");
+                    let y = g.add(&cn, Op::Binary(BinaryOp::Mul), &[accf, ws])?;
+                    let sn = name(g, "input_scale");
+                    let sc = g.add_const(&sn, Tensor::scalar_f32(s))?;
+                    let cn = name(g, "scale");
+                    g.add(&cn, Op::Binary(BinaryOp::Mul), &[y, sc])?
+                }
             };
             let an = name(g, "bias_int8");
             let y = g.add(&an, Op::Binary(BinaryOp::Add), &[scaled, t.b])?;
             g.replace_uses(t.out, y);
+            rewritten.insert(t.out, y);
             report.matches += 1;
             report.nodes_added += g.node_count() - before;
         }
@@ -409,16 +411,37 @@ impl Pass for QuantizeInt8 {
     }
 }
 
+/// A weight's column-scale constant: its scales over 127 (dynamic rows
+/// bring max|x|, not max|x| / 127) or as they are (a shared static weight).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum ColumnScale {
+    Over127,
+    AsIs,
+}
+
 /// The int8 form of one linear input.
-#[derive(Clone)]
-struct Quantized {
-    q: Value,
-    /// Dynamic: the per-row scale [.., 1].
-    row_scale: Option<Value>,
-    /// Static: the per-tensor scale.
+#[derive(Clone, Copy)]
+enum Quantized {
+    /// Quantized per token row at run time; `row_scale` is each row's
+    /// max|x|, [.., 1].
+    PerRow { q: Value, row_scale: Value },
+    /// Quantized with its calibrated per-tensor `scale`.
+    Calibrated { q: Value, scale: f32 },
+}
+
+impl Quantized {
+    fn q(self) -> Value {
+        match self {
+            Quantized::PerRow { q, .. } | Quantized::Calibrated { q, .. } => q,
+        }
+    }
+}
+
+/// A statically quantized input's calibration: the smoothing factors of
+/// its group (folded into its weights' rows) and its own per-tensor scale.
+struct StaticScale {
+    smooth: Vec<f32>,
     scale: f32,
-    /// Static: per input channel factors folded into the weights' rows.
-    smooth: Option<Vec<f32>>,
 }
 
 /// SmoothQuant's migration strength: how much of an activation channel's
@@ -426,88 +449,95 @@ struct Quantized {
 const SMOOTHING_ALPHA: f32 = 0.5;
 
 impl QuantizeInt8 {
-    /// Adds the int8 quantization of `x`. `row_max` is the largest |W| of
-    /// each input channel over the linears that read x.
-    fn quantize_activation(
-        &self,
-        g: &mut Graph,
-        x: Value,
-        row_max: &[f32],
-        base: &str,
-    ) -> Result<Quantized, IrError> {
-        let name = |g: &Graph, s: &str| g.fresh_name(&format!("{base}.input_{s}"));
-        let f = |g: &mut Graph, n: &str, v: f32| -> Result<Value, IrError> {
-            let n = g.fresh_name(&format!("{base}.input_{n}"));
-            g.add_const(&n, Tensor::scalar_f32(v))
+    /// The calibration of every input with a static scale.
+    ///
+    /// Per-channel outliers (a few hidden dims of BERT's residual stream are
+    /// 10-100x the rest) would crush a per-tensor scale: x·W = (x / f)·(f·W),
+    /// with f_k = sqrt(range_k / max|W_k|), moves half of each channel's
+    /// range into the weights' rows. The factors are one set per group of
+    /// linears tied by a shared input or weight ([`site_groups`]): the range
+    /// of each channel is its largest over the group's inputs, max|W_k| over
+    /// the group's weights. In BERT a group is one input and its Q, K, V (or
+    /// FFN) weights, as before; in ALBERT the twelve layers reading one
+    /// weight share factors, so that the weight is stored once. Each input
+    /// keeps its own scale, `s = max_k(range_k / f_k) / 127`.
+    fn static_scales(&self, g: &Graph, sites: &[LinearSite]) -> Result<HashMap<Value, StaticScale>, IrError> {
+        let ActivationScales::Static(ranges) = &self.activations else {
+            return Ok(HashMap::new());
         };
-        let dynamic = !self.static_scale(g, x);
-        match (&self.activations, dynamic) {
-            (ActivationScales::Static(ranges), false) => {
-                let producer = crate::ir::value_name(g, x);
-                let range = ranges.get(&producer).filter(|r| r.len() == row_max.len());
-                let range = range.ok_or_else(|| IrError::Invalid {
-                    node: producer.clone(),
-                    reason: format!(
-                        "no calibrated range of {} channels for this linear input",
-                        row_max.len()
-                    ),
-                })?;
-                // Per-channel outliers (a few hidden dims of BERT's residual
-                // stream are 10-100x the rest) would crush a per-tensor scale:
-                // x·W = (x / f)·(f·W), with f_k = sqrt(range_k / max|W_k|),
-                // moves half of each channel's range into the weights' rows.
-                let smooth: Vec<f32> = range
-                    .iter()
-                    .zip(row_max)
-                    .map(|(&r, &w)| match r > 0.0 && w > 0.0 {
-                        true => r.powf(SMOOTHING_ALPHA) / w.powf(1.0 - SMOOTHING_ALPHA),
-                        false => 1.0,
-                    })
-                    .collect();
+        let groups = site_groups(sites.iter().filter(|t| self.static_scale(g, t.x)));
+        let mut scales = HashMap::new();
+        for group in &groups {
+            let row_max = row_abs_max(g, &group.weights);
+            let k = row_max.len();
+            let mut own = Vec::with_capacity(group.inputs.len());
+            for &x in &group.inputs {
+                let producer = value_name(g, x);
+                let range = ranges.get(&producer).filter(|r| r.len() == k);
+                own.push(range.map(Vec::as_slice).ok_or_else(|| IrError::Invalid {
+                    node: producer,
+                    reason: format!("no calibrated range of {k} channels for this linear input"),
+                })?);
+            }
+            let smooth = smoothing(&merged_ranges(&own), &row_max, |r, w| {
+                r.powf(SMOOTHING_ALPHA) / w.powf(1.0 - SMOOTHING_ALPHA)
+            });
+            for (&x, range) in group.inputs.iter().zip(own) {
                 let smoothed = range.iter().zip(&smooth).map(|(r, f)| r / f).fold(0f32, f32::max);
-                let s = if smoothed > 0.0 { smoothed / 127.0 } else { 1.0 };
-                let inv: Vec<f32> = smooth.iter().map(|f| 1.0 / (s * f)).collect();
-                let n = g.fresh_name(&format!("{base}.input_inv_scale"));
-                let inv = g.add_const(&n, Tensor::from_f32(vec![inv.len()], &inv))?;
-                let mn = name(g, "scaled");
-                let d = g.add(&mn, Op::Binary(BinaryOp::Mul), &[x, inv])?;
-                // Clip before rounding: the rounded value stays in [-127, 127].
-                let (lo, hi) = (f(g, "qmin", -127.0)?, f(g, "qmax", 127.0)?);
-                let cn = name(g, "clip");
-                let c = g.add(&cn, Op::Clip, &[d, lo, hi])?;
-                let q = round_to_i8(g, c, base)?;
-                Ok(Quantized {
-                    q,
-                    row_scale: None,
-                    scale: s,
-                    smooth: Some(smooth),
-                })
+                let scale = if smoothed > 0.0 { smoothed / 127.0 } else { 1.0 };
+                let smooth = smooth.clone();
+                scales.insert(x, StaticScale { smooth, scale });
             }
-            _ => {
-                let amax = row_absmax(g, x, base)?;
-                // 127 / max|x| on the [.., 1] row vector, so the full-size
-                // work is one multiply; the 1/127 goes into the weight scales.
-                // Computed as exp(ln 127 - ln max|x|), not a Div: see
-                // [`LN_127`] (tract's Cast after the reductions runs 3x slower
-                // unless an Exp or Ln kernel runs between them).
-                let ln = name(g, "ln_absmax");
-                let ln_a = g.add(&ln, Op::Unary(UnaryOp::Log), &[amax])?;
-                let c = f(g, "ln127", LN_127)?;
-                let dn = name(g, "ln_inv_scale");
-                let ln_inv = g.add(&dn, Op::Binary(BinaryOp::Sub), &[c, ln_a])?;
-                let sn = name(g, "inv_scale");
-                let inv = g.add(&sn, Op::Unary(UnaryOp::Exp), &[ln_inv])?;
-                let mn = name(g, "scaled");
-                let d = g.add(&mn, Op::Binary(BinaryOp::Mul), &[x, inv])?;
-                let q = round_to_i8(g, d, base)?;
-                let s = amax;
-                Ok(Quantized {
-                    q,
-                    row_scale: Some(s),
-                    scale: 0.0,
-                    smooth: None,
-                })
-            }
+        }
+        Ok(scales)
+    }
+}
+
+/// Adds the int8 quantization of `x`: with its calibrated scale when it
+/// has one, else per token row at run time.
+fn quantize_activation(
+    g: &mut Graph,
+    x: Value,
+    calibrated: Option<&StaticScale>,
+    base: &str,
+) -> Result<Quantized, IrError> {
+    let name = |g: &Graph, s: &str| g.fresh_name(&format!("{base}.input_{s}"));
+    let f = |g: &mut Graph, n: &str, v: f32| -> Result<Value, IrError> {
+        let n = g.fresh_name(&format!("{base}.input_{n}"));
+        g.add_const(&n, Tensor::scalar_f32(v))
+    };
+    match calibrated {
+        Some(StaticScale { smooth, scale: s }) => {
+            let inv: Vec<f32> = smooth.iter().map(|f| 1.0 / (s * f)).collect();
+            let n = g.fresh_name(&format!("{base}.input_inv_scale"));
+            let inv = g.add_const(&n, Tensor::from_f32(vec![inv.len()], &inv))?;
+            let mn = name(g, "scaled");
+            let d = g.add(&mn, Op::Binary(BinaryOp::Mul), &[x, inv])?;
+            // Clip before rounding: the rounded value stays in [-127, 127].
+            let (lo, hi) = (f(g, "qmin", -127.0)?, f(g, "qmax", 127.0)?);
+            let cn = name(g, "clip");
+            let c = g.add(&cn, Op::Clip, &[d, lo, hi])?;
+            let q = round_to_i8(g, c, base)?;
+            Ok(Quantized::Calibrated { q, scale: *s })
+        }
+        None => {
+            let amax = row_absmax(g, x, base)?;
+            // 127 / max|x| on the [.., 1] row vector, so the full-size
+            // work is one multiply; the 1/127 goes into the weight scales.
+            // Computed as exp(ln 127 - ln max|x|), not a Div: see
+            // [`LN_127`] (tract's Cast after the reductions runs 3x slower
+            // unless an Exp or Ln kernel runs between them).
+            let ln = name(g, "ln_absmax");
+            let ln_a = g.add(&ln, Op::Unary(UnaryOp::Log), &[amax])?;
+            let c = f(g, "ln127", LN_127)?;
+            let dn = name(g, "ln_inv_scale");
+            let ln_inv = g.add(&dn, Op::Binary(BinaryOp::Sub), &[c, ln_a])?;
+            let sn = name(g, "inv_scale");
+            let inv = g.add(&sn, Op::Unary(UnaryOp::Exp), &[ln_inv])?;
+            let mn = name(g, "scaled");
+            let d = g.add(&mn, Op::Binary(BinaryOp::Mul), &[x, inv])?;
+            let q = round_to_i8(g, d, base)?;
+            Ok(Quantized::PerRow { q, row_scale: amax })
         }
     }
 }

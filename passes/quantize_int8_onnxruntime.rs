@@ -22,6 +22,9 @@
 //! bertc's portable i8 × i8 form falls on the slow path there (3× slower
 //! than fp32 on BERT-base).
 //!
+//! A weight read by several linears (ALBERT's layers) is stored once, its
+//! smoothing factors shared by all its readers (see [`smoothing_factors`]).
+//!
 //! Weights are symmetric (no zero-point input: zero), so the only
 //! correction term is the activation's zero point, which the kernel folds
 //! into its packed-B column sums. Every op is standard ONNX, so tract runs
@@ -64,11 +67,11 @@
 //! random-init BERT-base, whose tokens and channels are even, neither is
 //! applied.
 //!
-//! `weight_max` = 63 gives 7-bit weights (`--weight-bits 7`): on x86 CPUs
+//! [`WeightBits::Seven`] gives 7-bit weights (`--weight-bits 7`): on x86 CPUs
 //! without VNNI, onnxruntime's u8 × s8 kernel sums pairs of products in 16
 //! bits (`vpmaddubsw`), which saturates when two large products meet
 //! (onnxruntime issue #6004); with 7 bits every pair stays within i16
-//! (255 · 126 = 32130). [`weight_max_for_cpu`] says which CPUs those are.
+//! (255 · 126 = 32130). [`weight_bits_for_cpu`] says which CPUs those are.
 //! The default stays 8 bits — the file must not depend on the machine that
 //! compiles it, and the lost bit costs accuracy where nothing saturates —
 //! and `compile` prints a note naming the flag. MiniLM's worst golden row
@@ -79,17 +82,63 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::ir::{BinaryOp, DType, Graph, IrError, Op, Tensor, Value};
+use crate::ir::{value_name, BinaryOp, DType, Graph, IrError, Op, Tensor, Value};
 use crate::numeric::{le_f32, quantize_i8};
 use rayon::prelude::*;
 
+use super::linear_sites::{
+    linear_sites, merged_ranges, read_by_many, row_abs_max, site_groups, smoothing, QuantizedWeights,
+};
 use super::pattern::constant;
-use super::quantize_int8::{quantize_embeddings, targets};
+use super::quantize_int8::quantize_embeddings;
 use super::{Pass, PassReport, WeightGranularity};
 
-/// Largest weight magnitude: 127 for 8-bit, 63 for 7-bit weights.
-pub const WEIGHT_MAX_8BIT: f32 = 127.0;
-pub const WEIGHT_MAX_7BIT: f32 = 63.0;
+/// How many bits of the s8 range the weights use: all 8 (±127), or 7 (±63)
+/// for onnxruntime's u8 × s8 kernels that add pairs of products in 16 bits
+/// (see [`weight_bits_for_cpu`]). Only these two exist: a weight range is
+/// one of them by construction, not a number to check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WeightBits {
+    #[default]
+    Eight,
+    Seven,
+}
+
+impl WeightBits {
+    /// The largest weight magnitude: 127 or 63.
+    pub fn max(self) -> f32 {
+        match self {
+            WeightBits::Eight => 127.0,
+            WeightBits::Seven => 63.0,
+        }
+    }
+
+    pub fn bits(self) -> u8 {
+        match self {
+            WeightBits::Eight => 8,
+            WeightBits::Seven => 7,
+        }
+    }
+}
+
+/// `--weight-bits`: 8 or 7; any other count is refused, saying so.
+impl TryFrom<u8> for WeightBits {
+    type Error = String;
+
+    fn try_from(bits: u8) -> Result<WeightBits, String> {
+        match bits {
+            8 => Ok(WeightBits::Eight),
+            7 => Ok(WeightBits::Seven),
+            other => Err(format!("{other} is not in 7..=8")),
+        }
+    }
+}
+
+impl std::fmt::Display for WeightBits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.bits())
+    }
+}
 
 /// SmoothQuant's migration strength for this form (see the module doc).
 pub const SMOOTHING_ALPHA_ONNXRUNTIME: f32 = 0.5;
@@ -98,25 +147,25 @@ pub const SMOOTHING_ALPHA_ONNXRUNTIME: f32 = 0.5;
 /// with a dot-product instruction that accumulates in 32 bits (AVX-512
 /// VNNI, AVX-VNNI, AMX; ARM's sdot/udot), 7 bits where x86 falls back to
 /// `vpmaddubsw`'s saturating 16-bit pair sums.
-pub fn weight_max_for_cpu(x86: bool, vnni: bool) -> f32 {
+pub fn weight_bits_for_cpu(x86: bool, vnni: bool) -> WeightBits {
     match x86 && !vnni {
-        true => WEIGHT_MAX_7BIT,
-        false => WEIGHT_MAX_8BIT,
+        true => WeightBits::Seven,
+        false => WeightBits::Eight,
     }
 }
 
-/// [`weight_max_for_cpu`] of the CPU bertc runs on.
-pub fn weight_max_for_host() -> f32 {
+/// [`weight_bits_for_cpu`] of the CPU bertc runs on.
+pub fn weight_bits_for_host() -> WeightBits {
     #[cfg(target_arch = "x86_64")]
     {
         // Every AMX CPU also has AVX-512 VNNI.
         let vnni = std::arch::is_x86_feature_detected!("avx512vnni")
             || std::arch::is_x86_feature_detected!("avxvnni");
-        weight_max_for_cpu(true, vnni)
+        weight_bits_for_cpu(true, vnni)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        weight_max_for_cpu(false, false)
+        weight_bits_for_cpu(false, false)
     }
 }
 
@@ -127,8 +176,7 @@ pub struct QuantizeInt8Onnxruntime {
     pub skip: Vec<String>,
     /// Store large embedding tables as int8 too (weight-only).
     pub embeddings: bool,
-    /// [`WEIGHT_MAX_8BIT`] or [`WEIGHT_MAX_7BIT`].
-    pub weight_max: f32,
+    pub weight_bits: WeightBits,
     /// Smoothing factors per input channel, keyed by the name of the value
     /// a linear reads (see the module doc); inputs not listed are not smoothed.
     pub smooth: HashMap<String, Vec<f32>>,
@@ -158,7 +206,7 @@ impl QuantizeInt8Onnxruntime {
             weights: WeightGranularity::PerChannel,
             skip: Vec::new(),
             embeddings: true,
-            weight_max: WEIGHT_MAX_8BIT,
+            weight_bits: WeightBits::Eight,
             smooth: HashMap::new(),
             per_token: PerToken::Gelu,
         }
@@ -172,14 +220,15 @@ impl Default for QuantizeInt8Onnxruntime {
 }
 
 /// Symmetric quantization of a 2-D [K, N] weight to [-max, max] (s8
-/// storage), rows first multiplied by `rows` when given; returns the values
-/// and the scale of each column.
+/// storage, max from `bits`), rows first multiplied by `rows` when given;
+/// returns the values and the scale of each column.
 pub fn quantize_weight_s8(
     w: &Tensor,
     rows: Option<&[f32]>,
     granularity: WeightGranularity,
-    qmax: f32,
+    bits: WeightBits,
 ) -> (Tensor, Vec<f32>) {
+    let qmax = bits.max();
     let (k, n) = (w.dims()[0], w.dims()[1]);
     // Read in place: a [K, N] f32 copy of BERT-base's 85 M weights is
     // 340 MB of fresh memory, whose page faults cost more than the
@@ -236,18 +285,16 @@ impl Pass for QuantizeInt8Onnxruntime {
     }
 
     fn run(&self, g: &mut Graph) -> Result<PassReport, IrError> {
-        if !(1.0..=127.0).contains(&self.weight_max) {
-            return Err(IrError::Invalid {
-                node: self.name().into(),
-                reason: format!("weight_max {} is not within 1..=127", self.weight_max),
-            });
-        }
         let mut report = PassReport::default();
         let mut quantized: HashMap<Value, Quantized> = HashMap::new();
-        for t in targets(g, &self.skip) {
+        // One s8 copy and scale vector per weight (ALBERT's layers share theirs).
+        let mut weights: QuantizedWeights<(Value, Value)> = QuantizedWeights::new();
+        let sites = linear_sites(g, &self.skip);
+        let mut rewritten: HashMap<Value, Value> = HashMap::new();
+        for t in &sites {
             let before = g.node_count();
             let base = g.node(t.out.node).name.clone();
-            let x_name = crate::ir::value_name(g, t.x);
+            let x_name = value_name(g, t.x);
             let factors = self.smooth.get(&x_name);
             if let Some(f) = factors {
                 let k = g.info(t.x).shape.dims().last().and_then(|d| d.fixed());
@@ -265,9 +312,12 @@ impl Pass for QuantizeInt8Onnxruntime {
             let qx = match quantized.get(&t.x) {
                 Some(&done) => done,
                 None => {
+                    // A linear reading another one (layer 0 reads ALBERT's
+                    // and ELECTRA's embedding projection) reads its rewrite.
+                    let x = rewritten.get(&t.x).copied().unwrap_or(t.x);
                     let x = match factors {
-                        Some(f) => smoothed(g, t.x, f)?,
-                        None => t.x,
+                        Some(f) => smoothed(g, x, f)?,
+                        None => x,
                     };
                     let gelu = matches!(g.node(t.x.node).op, Op::Gelu { .. });
                     let want = match (&self.per_token, &g.node(t.x.node).op) {
@@ -295,13 +345,20 @@ impl Pass for QuantizeInt8Onnxruntime {
                     done
                 }
             };
-            let w = constant(g, t.w).expect("linear weight");
-            let (wq, ws) = quantize_weight_s8(w, factors.map(Vec::as_slice), self.weights, self.weight_max);
+            let factors = factors.map(Vec::as_slice);
+            let (wq, ws) = weights.get_or_make(t.w, factors, || {
+                let w = constant(g, t.w).expect("linear weight");
+                let (wq, ws) = quantize_weight_s8(w, factors, self.weights, self.weight_bits);
+                let owner = match read_by_many(&sites, t.w) {
+                    true => g.node(t.w.node).name.clone(),
+                    false => base.clone(),
+                };
+                let n = g.fresh_name(&format!("{owner}.weight_s8"));
+                let wq = g.add_const(&n, wq)?;
+                let n = g.fresh_name(&format!("{owner}.weight_scale"));
+                Ok((wq, g.add_const(&n, Tensor::from_f32(vec![ws.len()], &ws))?))
+            })?;
             let name = |g: &Graph, s: &str| g.fresh_name(&format!("{base}.{s}"));
-            let n = name(g, "weight_s8");
-            let wq = g.add_const(&n, wq)?;
-            let n = name(g, "weight_scale");
-            let ws = g.add_const(&n, Tensor::from_f32(vec![ws.len()], &ws))?;
             let n = name(g, "scale");
             let scale = g.add(&n, Op::Binary(BinaryOp::Mul), &[qx.scale, ws])?;
             let n = name(g, "matmul_int8");
@@ -323,6 +380,7 @@ impl Pass for QuantizeInt8Onnxruntime {
             let n = name(g, "bias_int8");
             let y = g.add(&n, Op::Binary(BinaryOp::Add), &[y, t.b])?;
             g.replace_uses(t.out, y);
+            rewritten.insert(t.out, y);
             report.matches += 1;
             report.nodes_added += g.node_count() - before;
         }
@@ -421,10 +479,10 @@ pub const OUTLIER_ROW_SPREAD: f32 = 4.0;
 /// moves the worst golden row in onnxruntime 0.9980 → 0.9978 and the
 /// gate's worst sentence-embedding row 0.9966 → 0.9962.
 pub fn per_token_inputs(g: &Graph, skip: &[String], row_spread: &HashMap<String, f32>) -> BTreeSet<String> {
-    targets(g, skip)
+    linear_sites(g, skip)
         .into_iter()
         .filter(|t| matches!(g.node(t.x.node).op, Op::Gelu { .. }))
-        .map(|t| crate::ir::value_name(g, t.x))
+        .map(|t| value_name(g, t.x))
         .filter(|name| row_spread.get(name).is_some_and(|&s| s > OUTLIER_ROW_SPREAD))
         .collect()
 }
@@ -443,45 +501,54 @@ pub fn per_token_inputs(g: &Graph, skip: &[String], row_spread: &HashMap<String,
 /// (`ranges`, keyed by the input's name as [`crate::quantize::calibrate`]
 /// gives them) and `w_k` the largest |W[k, n]| over every linear reading
 /// that input. α = 0.5 moves half of each channel's range into the weights.
+///
+/// Shared weights: the factors are folded into the weights' rows, so all
+/// inputs of a weight must share them for the weight to be stored once.
+/// They are computed per group of linears tied by shared inputs or weights
+/// ([`site_groups`]), `r_k` the largest over the group's inputs and `w_k`
+/// over its weights, and a group is smoothed, every input of it, when one
+/// of its inputs qualifies. In BERT a group is one input and the linears
+/// reading it (the rule above); in ALBERT, whose twelve layers read one
+/// set of weights, layer 0's Q/K/V input (the embedding projection, not a
+/// layer norm) is smoothed with the eleven layer norms after it.
 pub fn smoothing_factors(
     g: &Graph,
     skip: &[String],
     ranges: &HashMap<String, Vec<f32>>,
     alpha: f32,
 ) -> HashMap<String, Vec<f32>> {
-    let mut row_max: HashMap<String, Vec<f32>> = HashMap::new();
-    for t in targets(g, skip) {
-        let w = constant(g, t.w).expect("linear weight");
-        let n = w.dims()[1];
-        let entry = row_max
-            .entry(crate::ir::value_name(g, t.x))
-            .or_insert_with(|| vec![0.0; w.dims()[0]]);
-        for (m, row) in entry.iter_mut().zip(w.to_f32_vec().expect("f32").chunks_exact(n)) {
-            *m = row.iter().fold(*m, |m, v| m.max(v.abs()));
+    let sites = linear_sites(g, skip);
+    let mut factors = HashMap::new();
+    for group in site_groups(&sites) {
+        let names: Vec<String> = group.inputs.iter().map(|&x| value_name(g, x)).collect();
+        let outliers = group.inputs.iter().zip(&names).any(|(&x, name)| {
+            matches!(g.node(x.node).op, Op::LayerNorm { .. })
+                && ranges
+                    .get(name)
+                    .is_some_and(|r| channel_spread(r) > OUTLIER_CHANNEL_SPREAD)
+        });
+        if !outliers {
+            continue;
+        }
+        let row_max = row_abs_max(g, &group.weights);
+        let own: Option<Vec<&[f32]>> = names
+            .iter()
+            .map(|name| {
+                ranges
+                    .get(name)
+                    .filter(|r| r.len() == row_max.len())
+                    .map(Vec::as_slice)
+            })
+            .collect();
+        let Some(own) = own else { continue };
+        let f = smoothing(&merged_ranges(&own), &row_max, |r, w| {
+            r.powf(alpha) / w.powf(1.0 - alpha)
+        });
+        for name in names {
+            factors.insert(name, f.clone());
         }
     }
-    row_max
-        .into_iter()
-        .filter(|(name, _)| {
-            g.find(name)
-                .is_some_and(|id| matches!(g.node(id).op, Op::LayerNorm { .. }))
-        })
-        .filter_map(|(name, w)| {
-            let r = ranges.get(&name).filter(|r| r.len() == w.len())?;
-            if channel_spread(r) <= OUTLIER_CHANNEL_SPREAD {
-                return None;
-            }
-            let f = r
-                .iter()
-                .zip(&w)
-                .map(|(&r, &w)| match r > 0.0 && w > 0.0 {
-                    true => r.powf(alpha) / w.powf(1.0 - alpha),
-                    false => 1.0,
-                })
-                .collect();
-            Some((name, f))
-        })
-        .collect()
+    factors
 }
 
 /// The largest of `ranges` over their median (1 when all are zero).
@@ -502,7 +569,7 @@ fn channel_spread(ranges: &[f32]) -> f32 {
 /// The names of the linear layers the int8 passes would quantize with no
 /// skip list (their bias Adds' names, which `skip` patterns match).
 pub fn quantizable_linears(g: &Graph) -> Vec<String> {
-    targets(g, &[])
+    linear_sites(g, &[])
         .into_iter()
         .map(|t| g.node(t.out.node).name.clone())
         .collect()

@@ -50,17 +50,23 @@
 //! | symmetric u8, outliers split | 0.9953 |
 //! | **asymmetric u8, outliers split** (default) | **0.9959** |
 //!
+//! A weight read by several linears (ALBERT's twelve layers read one set)
+//! has one s8 copy, scale and zero-point vector; each linear rewires its
+//! own MatMul (found with the linear, not among the weight's readers) to a
+//! DequantizeLinear of that copy. Its smoothing factors and outlier
+//! channels are decided for all its readers together.
+//!
 //! Every op is standard ONNX: tract runs the result for the accuracy gate
 //! (at about f32 speed: it does not fuse Q/DQ pairs into integer products).
 
 use std::collections::HashMap;
 
-use crate::ir::{BinaryOp, DType, Graph, IrError, Op, Tensor, Value};
+use crate::ir::{value_name, BinaryOp, DType, Graph, IrError, Op, Tensor, Value};
 
+use super::linear_sites::{linear_sites, read_by_many, site_groups, LinearSite, QuantizedWeights};
 use super::pattern::constant;
-use super::quantize_int8::targets;
 use super::quantize_int8_onnxruntime::GELU_MIN;
-use super::{quantize_weight_s8, Pass, PassReport, WeightGranularity};
+use super::{quantize_weight_s8, Pass, PassReport, WeightBits, WeightGranularity};
 
 #[derive(Debug, Clone)]
 pub struct QuantizeInt8Qdq {
@@ -75,9 +81,8 @@ pub struct QuantizeInt8Qdq {
     /// Quantize the FFN output layer (a Gelu's output) too, asymmetric with
     /// its outlier channels split off (see the module doc).
     pub gelu_inputs: bool,
-    /// Largest weight magnitude: 127 (8 bits) or 63 (7 bits, for u8 × s8
-    /// kernels that sum pairs in 16 bits).
-    pub weight_max: f32,
+    /// 8 or 7 (for u8 × s8 kernels that sum pairs in 16 bits).
+    pub weight_bits: WeightBits,
 }
 
 /// u8 activations centred on 128: symmetric ranges in 255 levels.
@@ -106,20 +111,100 @@ impl Pass for QuantizeInt8Qdq {
     }
 
     fn run(&self, g: &mut Graph) -> Result<PassReport, IrError> {
-        if !(1.0..=127.0).contains(&self.weight_max) {
-            return Err(IrError::Invalid {
-                node: self.name().into(),
-                reason: format!("weight_max {} is not within 1..=127", self.weight_max),
-            });
-        }
         let mut report = PassReport::default();
+        let sites = self.calibrated_sites(g)?;
+        let outliers = outliers_per_input(g, &sites, &self.ranges);
         let mut dequantized: HashMap<Value, Value> = HashMap::new();
-        for t in targets(g, &self.skip) {
+        // One s8 copy (values, scales, zero points) per weight: ALBERT's
+        // layers read one. Each product gets its own DequantizeLinear of
+        // it, the one-consumer form onnxruntime's QDQ fusion selects.
+        let mut weights: QuantizedWeights<QdqWeight> = QuantizedWeights::new();
+        for t in &sites {
+            let gelu = matches!(g.node(t.x.node).op, Op::Gelu { .. });
+            let name = value_name(g, t.x);
+            let range = &self.ranges[&name];
+            let smooth = self.smooth.get(&name).filter(|f| f.len() == range.len() && !gelu);
+            let outliers = outliers.get(&t.x).map_or(&[][..], Vec::as_slice);
+            let before = g.node_count();
+            let xd = match dequantized.get(&t.x) {
+                Some(&done) => done,
+                None => {
+                    let done = match gelu {
+                        true => self.gelu_activation(g, t.x, range, outliers)?,
+                        false => self.activation(g, t.x, range, smooth.map(Vec::as_slice))?,
+                    };
+                    dequantized.insert(t.x, done);
+                    done
+                }
+            };
+            // Outlier rows are zeroed in the int8 weight: the f32 side
+            // product below carries them.
+            let k = range.len();
+            let mask: Option<Vec<f32>> = (!outliers.is_empty()).then(|| {
+                let mut m = vec![1.0; k];
+                outliers.iter().for_each(|&c| m[c] = 0.0);
+                m
+            });
+            let rows = smooth.map(Vec::as_slice).or(mask.as_deref());
+            let weight = weights.get_or_make(t.w, rows, || {
+                let w = constant(g, t.w).expect("linear weight");
+                let (wq, scales) = quantize_weight_s8(w, rows, self.weights, self.weight_bits);
+                let base = g.node(t.w.node).name.clone();
+                let n = scales.len();
+                let wq = g.add_const(&g.fresh_name(&format!("{base}.int8")), wq)?;
+                let ws = g.add_const(
+                    &g.fresh_name(&format!("{base}.scale")),
+                    Tensor::from_f32(vec![n], &scales),
+                )?;
+                let zero = Tensor::from_raw(DType::I8, vec![n], vec![0u8; n].into()).expect("sizes match");
+                let wz = g.add_const(&g.fresh_name(&format!("{base}.zero_point")), zero)?;
+                let outlier_rows = match outliers.is_empty() {
+                    true => None,
+                    false => {
+                        let owner = match read_by_many(&sites, t.w) {
+                            true => base,
+                            false => g.node(t.matmul).name.clone(),
+                        };
+                        Some(outlier_rows(g, &owner, t.w, outliers)?)
+                    }
+                };
+                Ok(QdqWeight {
+                    values: wq,
+                    scales: ws,
+                    zero_points: wz,
+                    outlier_rows,
+                })
+            })?;
+            let base = g.node(t.w.node).name.clone();
+            let wd = g.add(
+                &g.fresh_name(&format!("{base}.dequantized")),
+                Op::DequantizeLinear { axis: 1 },
+                &[weight.values, weight.scales, weight.zero_points],
+            )?;
+            // This linear's own product reads the dequantized operands.
+            g.set_input(t.matmul, 0, xd);
+            g.set_input(t.matmul, 1, wd);
+            if let Some(rows) = weight.outlier_rows {
+                outlier_product(g, t, rows)?;
+            }
+            report.matches += 1;
+            report.nodes_added += g.node_count() - before;
+        }
+        Ok(report)
+    }
+}
+
+impl QuantizeInt8Qdq {
+    /// The linears this pass rewrites: those whose input has calibrated
+    /// ranges (as wide as the weight), Gelu inputs only with `gelu_inputs`.
+    fn calibrated_sites(&self, g: &Graph) -> Result<Vec<LinearSite>, IrError> {
+        let mut sites = Vec::new();
+        for t in linear_sites(g, &self.skip) {
             let gelu = matches!(g.node(t.x.node).op, Op::Gelu { .. });
             if gelu && !self.gelu_inputs {
                 continue;
             }
-            let name = crate::ir::value_name(g, t.x);
+            let name = value_name(g, t.x);
             let Some(range) = self.ranges.get(&name) else {
                 continue;
             };
@@ -133,74 +218,38 @@ impl Pass for QuantizeInt8Qdq {
                     ),
                 });
             }
-            let smooth = self.smooth.get(&name).filter(|f| f.len() == range.len() && !gelu);
-            let outliers = match gelu {
-                true => outlier_channels(range),
-                false => Vec::new(),
-            };
-            let before = g.node_count();
-            let xd = match dequantized.get(&t.x) {
-                Some(&done) => done,
-                None => {
-                    let done = match gelu {
-                        true => self.gelu_activation(g, t.x, range, &outliers)?,
-                        false => self.activation(g, t.x, range, smooth.map(Vec::as_slice))?,
-                    };
-                    dequantized.insert(t.x, done);
-                    done
-                }
-            };
-            // Outlier rows are zeroed in the int8 weight: the f32 side
-            // product below carries them.
-            let mask: Option<Vec<f32>> = (!outliers.is_empty()).then(|| {
-                let mut m = vec![1.0; k];
-                outliers.iter().for_each(|&c| m[c] = 0.0);
-                m
-            });
-            let rows = smooth.map(Vec::as_slice).or(mask.as_deref());
-            let w = constant(g, t.w).expect("linear weight").clone();
-            let (wq, scales) = quantize_weight_s8(&w, rows, self.weights, self.weight_max);
-            let base = g.node(t.w.node).name.clone();
-            let n = scales.len();
-            let wq = g.add_const(&g.fresh_name(&format!("{base}.int8")), wq)?;
-            let ws = g.add_const(
-                &g.fresh_name(&format!("{base}.scale")),
-                Tensor::from_f32(vec![n], &scales),
-            )?;
-            let zero = Tensor::from_raw(DType::I8, vec![n], vec![0u8; n].into()).expect("sizes match");
-            let wz = g.add_const(&g.fresh_name(&format!("{base}.zero_point")), zero)?;
-            let wd = g.add(
-                &g.fresh_name(&format!("{base}.dequantized")),
-                Op::DequantizeLinear { axis: 1 },
-                &[wq, ws, wz],
-            )?;
-            // The product reads the dequantized operands in place of its own.
-            let matmul = g
-                .consumers(t.w)
-                .into_iter()
-                .find(|&(user, _)| g.node(user).op == Op::MatMul)
-                .map(|(user, _)| user)
-                .expect("a linear weight feeds its MatMul");
-            g.set_input(matmul, 0, xd);
-            g.set_input(matmul, 1, wd);
-            if !outliers.is_empty() {
-                outlier_product(
-                    g,
-                    t.out,
-                    Value {
-                        node: matmul,
-                        slot: 0,
-                    },
-                    t.x,
-                    &w,
-                    &outliers,
-                )?;
-            }
-            report.matches += 1;
-            report.nodes_added += g.node_count() - before;
+            sites.push(t);
         }
-        Ok(report)
+        Ok(sites)
     }
+}
+
+/// The outlier channels ([`outlier_channels`]) split off at each Gelu
+/// input: the union over its group of linears tied by shared inputs or
+/// weights ([`site_groups`]), since they are zeroed in the weights' rows
+/// and every reader of a weight must agree on them. In BERT a group is one
+/// Gelu output and its FFN output layer (that input's own outliers); in
+/// ALBERT, the twelve Gelu outputs reading one FFN output weight.
+fn outliers_per_input(
+    g: &Graph,
+    sites: &[LinearSite],
+    ranges: &HashMap<String, Vec<f32>>,
+) -> HashMap<Value, Vec<usize>> {
+    let gelu = |t: &&LinearSite| matches!(g.node(t.x.node).op, Op::Gelu { .. });
+    let mut outliers = HashMap::new();
+    for group in site_groups(sites.iter().filter(gelu)) {
+        let mut channels: Vec<usize> = group
+            .inputs
+            .iter()
+            .flat_map(|&x| outlier_channels(&ranges[&value_name(g, x)]))
+            .collect();
+        channels.sort_unstable();
+        channels.dedup();
+        for &x in &group.inputs {
+            outliers.insert(x, channels.clone());
+        }
+    }
+    outliers
 }
 
 impl QuantizeInt8Qdq {
@@ -276,18 +325,20 @@ fn qdq_pair(g: &mut Graph, x: Value, scale: f32, zero_point: u8) -> Result<Value
     )
 }
 
-/// Adds `Gather(x, channels, last axis) · W[channels]` (f32) to the
-/// linear's product `matmul`, before its bias Add `out`: the outlier
-/// channels' share.
-fn outlier_product(
-    g: &mut Graph,
-    out: Value,
-    matmul: Value,
-    x: Value,
-    w: &Tensor,
-    channels: &[usize],
-) -> Result<(), IrError> {
-    let base = g.node(matmul.node).name.clone();
+/// A weight's Q/DQ constants, made once however many linears read it.
+#[derive(Clone, Copy)]
+struct QdqWeight {
+    values: Value,
+    scales: Value,
+    zero_points: Value,
+    /// The outlier channels' indices and f32 weight rows, when split off.
+    outlier_rows: Option<[Value; 2]>,
+}
+
+/// The constants of the outlier channels' f32 side product: the channel
+/// indices and `W[channels]`, named after `owner`.
+fn outlier_rows(g: &mut Graph, owner: &str, w: Value, channels: &[usize]) -> Result<[Value; 2], IrError> {
+    let w = constant(g, w).expect("linear weight");
     let n = w.dims()[1];
     let all = w.to_f32_vec().expect("f32 weight");
     let rows: Vec<f32> = channels
@@ -295,15 +346,28 @@ fn outlier_product(
         .flat_map(|&c| all[c * n..(c + 1) * n].iter().copied())
         .collect();
     let idx: Vec<i64> = channels.iter().map(|&c| c as i64).collect();
-    let rank = g.info(x).shape.rank() as i64;
     let i = g.add_const(
-        &g.fresh_name(&format!("{base}.outlier_channels")),
+        &g.fresh_name(&format!("{owner}.outlier_channels")),
         Tensor::from_i64(vec![idx.len()], &idx),
     )?;
     let wo = g.add_const(
-        &g.fresh_name(&format!("{base}.outlier_weight")),
+        &g.fresh_name(&format!("{owner}.outlier_weight")),
         Tensor::from_f32(vec![channels.len(), n], &rows),
     )?;
+    Ok([i, wo])
+}
+
+/// Adds `Gather(x, channels, last axis) · W[channels]` (f32, from
+/// [`outlier_rows`]) to the linear's product, before its bias Add: the
+/// outlier channels' share.
+fn outlier_product(g: &mut Graph, t: &LinearSite, [i, wo]: [Value; 2]) -> Result<(), IrError> {
+    let (x, out) = (t.x, t.out);
+    let matmul = Value {
+        node: t.matmul,
+        slot: 0,
+    };
+    let base = g.node(matmul.node).name.clone();
+    let rank = g.info(x).shape.rank() as i64;
     let xo = g.add(
         &g.fresh_name(&format!("{base}.outlier_inputs")),
         Op::Gather { axis: rank - 1 },

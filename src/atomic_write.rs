@@ -144,12 +144,10 @@ fn create_new_file(path: &Path) -> std::io::Result<std::fs::File> {
     options.open(path)
 }
 
-/// Writes `bytes` to `path` through a temporary file (removed on error and
-/// on SIGINT/SIGTERM/SIGHUP). Refuses a destination that is not a regular
-/// file or a new path.
 /// A temporary file beside `path` (`.bertc-*.tmp`), registered for removal
 /// on SIGINT/SIGTERM/SIGHUP before it is created
-/// ([`crate::signals::create_registered`]).
+/// ([`crate::signals::create_registered`]; removed by the handlers the
+/// program installed, [`crate::signals::CleanupHandlers`] in `bertc`).
 #[cfg(unix)]
 fn guarded_temp_beside(path: &Path) -> std::io::Result<(crate::signals::TempGuard, NamedTempFile)> {
     crate::signals::create_registered(dir_of(path), ".bertc-", ".tmp", create_new_file)
@@ -164,6 +162,9 @@ fn guarded_temp_beside(path: &Path) -> std::io::Result<((), NamedTempFile)> {
     Ok(((), file))
 }
 
+/// Writes `bytes` to `path` through a temporary file (removed on error and
+/// on SIGINT/SIGTERM/SIGHUP). Refuses a destination that is not a regular
+/// file or a new path.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     check_destination(path)?;
     // `_guard` is declared first so that it is dropped last, after the

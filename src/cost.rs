@@ -27,9 +27,9 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use crate::config::BertConfig;
-use crate::ir::{
-    canonical_order, parameter_elements, ContribOp, Dim, Factors, Graph, NodeId, Op, Shape, Value,
-};
+use crate::family;
+use crate::ir::op_table::CostRule;
+use crate::ir::{canonical_order, parameter_elements, Dim, Factors, Graph, NodeId, Op, Shape, Value};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CostError {
@@ -127,8 +127,14 @@ pub struct WeightBytes {
     pub fp16: usize,
     /// What `--quantize dynamic` stores, by the quantizer's own account
     /// ([`crate::passes::stored_bytes`]): linear weights and the word
-    /// embeddings at 1 byte plus f32 scales, the rest as it is.
+    /// embeddings at 1 byte plus f32 scales, the rest as it is. Every int8
+    /// form stores about this (the Q/DQ forms' zero points and outlier rows
+    /// are a fraction of a percent), each shared weight once.
     pub int8: usize,
+    /// What `--quantize static` stores in the i8 × i8 form: `int8` plus each
+    /// calibrated input's per-channel inverse scales (a fraction of a
+    /// percent, but 1-3 % of a model with 32-wide layers).
+    pub int8_static: usize,
 }
 
 /// The cost of a graph at one batch size and sequence length.
@@ -168,37 +174,20 @@ fn component_of(name: &str) -> Option<Component> {
 }
 
 fn component_at(n: &str) -> Option<Component> {
-    // ELECTRA's and ALBERT's projections belong to the embeddings, and
-    // so does MPNet's relative position bias (position information,
-    // shared by every layer like the position table).
-    if [
-        "embeddings.",
-        "embeddings_project.",
-        "encoder.embedding_hidden_mapping_in.",
-        "encoder.relative_attention_bias.",
-    ]
-    .iter()
-    .any(|p| n.starts_with(p))
-    {
+    // The family table's names: ELECTRA's and ALBERT's projections belong
+    // to the embeddings, and so does MPNet's relative position bias.
+    if family::is_embedding_weight(n) {
         return Some(Component::Embeddings);
     }
     // DistilBERT's layers; ALBERT's shared groups count once, as their group.
-    let layer = [
-        "encoder.layer.",
-        "transformer.layer.",
-        "encoder.albert_layer_groups.",
-    ]
-    .iter()
-    .find_map(|p| n.strip_prefix(p));
-    if let Some(rest) = layer {
+    if let Some(rest) = family::layer_weight_rest(n) {
         let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
         return digits.parse().ok().map(Component::Layer);
     }
-    // ALBERT's pooler is a bare `pooler` Linear.
-    if n.starts_with("pooler.") {
+    if family::is_pooler_weight(n) {
         return Some(Component::Pooler);
     }
-    if crate::builder::is_head_param(n) {
+    if family::is_head_param(n) {
         return Some(Component::Heads);
     }
     None
@@ -368,14 +357,10 @@ fn node_macs(g: &Graph, id: NodeId, bind: &Bindings) -> Result<(u64, u64), CostE
         op: node.op.kind(),
         reason: reason.into(),
     };
-    Ok(match &node.op {
+    Ok(match node.op.schema().cost {
         // int8 products (MatMulInteger, QLinearMatMul, onnxruntime's fused
-        // ones) cost the same multiply-adds; QLinearMatMul's B is input 3.
-        Op::MatMul
-        | Op::MatMulInteger
-        | Op::QLinearMatMul
-        | Op::Contrib(ContribOp::MatMulIntegerToFloat | ContribOp::DynamicQuantizeMatMul) => {
-            let b = if node.op == Op::QLinearMatMul { 3 } else { 1 };
+        // ones) cost the same multiply-adds as the float one.
+        CostRule::MatMul { b } => {
             let a = shape_of(0)?;
             let k = *a.last().ok_or_else(|| bad("a scalar operand"))?;
             let macs = macs_of(&[out, k])?;
@@ -386,14 +371,19 @@ fn node_macs(g: &Graph, id: NodeId, bind: &Bindings) -> Result<(u64, u64), CostE
                 (0, macs)
             }
         }
-        Op::Gemm { trans_a, .. } => {
+        CostRule::Gemm => {
             let a = shape_of(0)?;
             if a.len() != 2 {
                 return Err(bad("Gemm's A is not 2-D"));
             }
-            (macs_of(&[out, if *trans_a { a[0] } else { a[1] }])?, 0)
+            // A is [M, K] or, transposed, [K, M]; the output is [M, N].
+            let n = *bind
+                .dims(&node.outputs[0].shape, &node.name)?
+                .last()
+                .ok_or_else(|| bad("Gemm's output is not 2-D"))?;
+            (macs_of(&[a[0], a[1], n])?, 0)
         }
-        Op::Attention { .. } => {
+        CostRule::Attention => {
             // Q·Kᵀ: every query element meets every key position; P·V:
             // every output element sums over the key positions.
             let (q, k) = (shape_of(0)?, shape_of(1)?);
@@ -409,7 +399,7 @@ fn node_macs(g: &Graph, id: NodeId, bind: &Bindings) -> Result<(u64, u64), CostE
                     .ok_or_else(|| bind.overflow(&node.name, "multiply-adds"))?,
             )
         }
-        Op::Contrib(ContribOp::Attention { .. }) => {
+        CostRule::PackedAttention => {
             // Packed projection [B,S,H]·[H,3H], then attention over S.
             let (x, w) = (shape_of(0)?, shape_of(1)?);
             if x.len() != 3 || w.len() != 2 {
@@ -419,7 +409,7 @@ fn node_macs(g: &Graph, id: NodeId, bind: &Bindings) -> Result<(u64, u64), CostE
             let projection = macs_of(&[b, s, h, w[1]])?;
             (projection, macs_of(&[2, b, s, s, w[1] / 3])?)
         }
-        _ => (0, 0),
+        CostRule::Uncounted | CostRule::Weight | CostRule::WeightView => (0, 0),
     })
 }
 
@@ -447,26 +437,24 @@ fn parameters_of(g: &Graph) -> Parameters {
     p
 }
 
-/// Whether `v` is a weight: a constant, or a constant seen through
-/// layout and dtype ops — the tied masked-LM decoder's Transpose of the
-/// word embeddings, an f16 weight's Cast to f32, an int8 weight's
-/// DequantizeLinear.
+/// Whether `v` is a weight: a constant, or a constant seen through the
+/// ops the op table marks as views (layout, dtype and precision) — the
+/// tied masked-LM decoder's Transpose of the word embeddings, an f16
+/// weight's Cast to f32, an int8 weight's DequantizeLinear (QDQ files).
 fn is_weight(g: &Graph, v: Value) -> bool {
-    let node = g.node(v.node);
-    match node.op {
-        Op::Constant(_) => true,
-        // ... and an int8 weight's DequantizeLinear (QDQ files).
-        Op::Transpose { .. }
-        | Op::Cast { .. }
-        | Op::Reshape
-        | Op::Unsqueeze { .. }
-        | Op::DequantizeLinear { .. } => g
+    match g.node(v.node).op.schema().cost {
+        CostRule::Weight => true,
+        CostRule::WeightView => g
             .inputs_of(v.node)
             .first()
             .copied()
             .flatten()
             .is_some_and(|x| is_weight(g, x)),
-        _ => false,
+        CostRule::Uncounted
+        | CostRule::MatMul { .. }
+        | CostRule::Gemm
+        | CostRule::Attention
+        | CostRule::PackedAttention => false,
     }
 }
 
@@ -483,7 +471,13 @@ fn weight_bytes_of(g: &Graph) -> WeightBytes {
         w.fp32 += 4 * n;
         w.fp16 += 2 * n;
     }
-    w.int8 = crate::passes::stored_bytes(g, &crate::passes::QuantizeInt8::dynamic());
+    let dynamic = crate::passes::QuantizeInt8::dynamic();
+    w.int8 = crate::passes::stored_bytes(g, &dynamic);
+    let calibrated = crate::passes::QuantizeInt8 {
+        activations: crate::passes::ActivationScales::Static(HashMap::new()),
+        ..dynamic
+    };
+    w.int8_static = crate::passes::stored_bytes(g, &calibrated);
     w
 }
 

@@ -1,5 +1,9 @@
 //! The library's error type: one variant per stage, each carrying the
 //! stage's own typed error with its context.
+//!
+//! Every type imported here is defined in a module that does not use this
+//! one (the pipeline's option and check stages return their own errors),
+//! so the error type sits above the stages without an import cycle.
 
 use crate::builder::BuildError;
 use crate::config::ConfigError;
@@ -7,7 +11,9 @@ use crate::cost::CostError;
 use crate::ir::IrError;
 use crate::onnx::OnnxError;
 use crate::passes::PassError;
-use crate::runtime::RuntimeError;
+use crate::pipeline::check::CheckError;
+use crate::pipeline::options::OptionError;
+use crate::runtime::{CompareError, RuntimeError};
 use crate::weights::WeightsError;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,30 +36,12 @@ pub enum Error {
     Runtime(#[from] RuntimeError),
     #[error(transparent)]
     Cost(#[from] CostError),
-    #[error(
-        "the optimized model's `{output}` moved by {max_abs:e} from the unoptimized one (tolerance {atol:e}); \
-         nothing was written (--no-check writes it anyway)"
-    )]
-    CheckFailed { output: String, max_abs: f64, atol: f64 },
-    #[error(
-        "the reduced-precision model's `{output}` has cosine {cosine:.7} against the f32 model, \
-         below --min-cosine {min_cosine}; nothing was written"
-    )]
-    AccuracyBelow {
-        output: String,
-        cosine: f64,
-        min_cosine: f64,
-    },
-    #[error(
-        "the checked model lacks the output `{output}` of the reference (it has: {}); \
-         a pass dropped or renamed it",
-        .found.join(", ")
-    )]
-    MissingOutput { output: String, found: Vec<String> },
-    #[error("the check compared nothing: the reference model has no outputs")]
-    NothingCompared,
     #[error(transparent)]
-    Options(#[from] crate::pipeline::OptionError),
+    Compare(#[from] CompareError),
+    #[error(transparent)]
+    Check(#[from] CheckError),
+    #[error(transparent)]
+    Options(#[from] OptionError),
     #[error(
         "`{name}` is neither a preset, a config.json nor a model folder{}; presets: {}",
         .suggestion.map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default(),
@@ -78,8 +66,8 @@ pub enum Error {
         .0.display()
     )]
     NoWeights(std::path::PathBuf),
+    #[error("--seed draws random weights, but {} are loaded: drop --seed, or add --random-weights", .0.display())]
+    SeedWithWeights(std::path::PathBuf),
     #[error(transparent)]
     Sentence(#[from] crate::sentence_transformers::SentenceError),
-    #[error(transparent)]
-    ExportFolder(#[from] crate::export_folder::ExportFolderError),
 }

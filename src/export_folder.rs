@@ -20,7 +20,6 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::Error;
 use crate::model_folder::{regular_file_inside, FolderPathError};
 use crate::pipeline::Compiled;
 use crate::sentence_transformers::{MODULES_FILE, SBERT_CONFIG_FILE, ST_CONFIG_FILE};
@@ -73,6 +72,9 @@ pub enum ExportFolderError {
     Io { path: PathBuf, error: std::io::Error },
     #[error(transparent)]
     Path(#[from] FolderPathError),
+    /// Writing model.onnx.
+    #[error(transparent)]
+    Model(#[from] crate::onnx::OnnxError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ExportFolderError + '_ {
@@ -255,7 +257,7 @@ pub fn write_export_folder(
     compiled: &Compiled,
     source: &ModelSource,
     inputs: &[(&str, &Path)],
-) -> Result<ExportedFolder, Error> {
+) -> Result<ExportedFolder, ExportFolderError> {
     check_destination(out, source, inputs)?;
     let files = shipped_files(source)?;
     let parent = parent_of(out);
@@ -281,12 +283,10 @@ pub fn write_export_folder(
     std::fs::write(root.join(CONFIG_FILE), config).map_err(io(&root.join(CONFIG_FILE)))?;
     let folder = source.folder.as_deref().unwrap_or(Path::new("."));
     for relative in &files {
-        let from = regular_file_inside(folder, relative)
-            .map_err(ExportFolderError::from)?
-            .ok_or_else(|| ExportFolderError::Io {
-                path: folder.join(relative),
-                error: std::io::Error::new(std::io::ErrorKind::NotFound, "vanished while exporting"),
-            })?;
+        let from = regular_file_inside(folder, relative)?.ok_or_else(|| ExportFolderError::Io {
+            path: folder.join(relative),
+            error: std::io::Error::new(std::io::ErrorKind::NotFound, "vanished while exporting"),
+        })?;
         let to = root.join(relative);
         if let Some(dir) = to.parent().filter(|d| *d != root && !d.exists()) {
             // Module folders are one level deep (`1_Pooling/config.json`).

@@ -1,18 +1,17 @@
 //! bertc: a BERT model compiler. A Hugging Face config (plus optional
 //! safetensors weights) becomes an IR graph ([`builder`]), is rewritten by
 //! graph [`passes`], serialized to ONNX ([`onnx`]) and proven by running it
-//! in tract ([`runtime`]).
+//! in tract ([`runtime`]) on the threads of the caller's [`Session`].
 
 pub mod atomic_write;
 pub mod bench;
 pub mod builder;
-pub mod check;
-pub mod compile;
 pub mod config;
 pub mod cost;
 mod error;
 pub mod export_folder;
 pub mod family;
+pub mod head;
 pub mod input_file;
 pub mod ir;
 pub mod model_folder;
@@ -27,10 +26,13 @@ pub mod quantize;
 pub mod run;
 pub mod runtime;
 pub mod sentence_transformers;
+pub mod session;
 #[cfg(unix)]
 pub mod signals;
 pub mod source;
 pub mod tokenize;
 pub mod untrusted;
+pub mod validate;
 pub mod weights;
 pub use error::Error;
+pub use session::Session;

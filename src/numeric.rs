@@ -26,13 +26,22 @@ pub fn round_half_away(x: f32) -> f32 {
 }
 
 /// `round(x / scale).clamp(-qmax, qmax) as i8`, stored as its byte:
-/// symmetric int8 quantization of one value (`qmax` at most 127; NaN gives
-/// 0, as the `as` cast does), branch-free so that loops over it vectorize.
+/// symmetric int8 quantization of one value (NaN gives 0, as the `as` cast
+/// does), branch-free so that loops over it vectorize.
+///
+/// Total for every input: `qmax` is taken within `[0, 127]` (a larger one
+/// as 127, a NaN or negative one as 0), so the result always fits an i8
+/// and no argument can make the cast below out of range or `clamp` panic.
+/// For the `qmax` the quantizers pass (63 or 127) this is exactly
+/// `round(x / scale).clamp(-qmax, qmax)`.
 #[inline]
 pub fn quantize_i8(x: f32, scale: f32, qmax: f32) -> u8 {
-    let v = round_half_away(x / scale).clamp(-qmax, qmax);
-    let v = if v.is_nan() { 0.0 } else { v };
-    // SAFETY: v is an integer within ±127 here.
+    // Loop-invariant in the quantizers' loops: hoisted out of them.
+    let bound = if qmax > 0.0 { qmax.min(127.0) } else { 0.0 };
+    let v = round_half_away(x / scale);
+    let v = if v.is_nan() { 0.0 } else { v.clamp(-bound, bound) };
+    // SAFETY: v is neither NaN nor infinite and within ±127 (clamped to
+    // `bound` ≤ 127, or 0), so its truncation fits an i32.
     (unsafe { v.to_int_unchecked::<i32>() }) as i8 as u8
 }
 
@@ -99,6 +108,20 @@ mod tests {
                 (x / s).round().clamp(-qmax, qmax) as i8 as u8,
                 "{x} {s}"
             );
+        }
+        // Beyond the documented range: still an i8, never a panic. A qmax
+        // past i32 (2^31) once reached an unchecked cast with values it
+        // could not hold.
+        for (x, qmax, want) in [
+            (3e9f32, 1e10f32, 127i8),
+            (-3e9, f32::INFINITY, -127),
+            (f32::INFINITY, 4e9, 127),
+            (200.0, 255.0, 127),
+            (5.0, -1.0, 0),
+            (5.0, f32::NAN, 0),
+            (5.0, 0.0, 0),
+        ] {
+            assert_eq!(super::quantize_i8(x, 1.0, qmax) as i8, want, "{x} {qmax}");
         }
         let mut state = 0x9e37_79b9u32;
         for _ in 0..1_000_000 {

@@ -6,10 +6,15 @@
 //! corpus replay test (`tests/fuzz_replay.rs`) call exactly these, so what
 //! the fuzzer proves is what the commands run.
 
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap};
+
 use crate::config::{BertConfig, ConfigError};
-use crate::ir::Graph;
+use crate::ir::{value_name, Graph, Op, Value};
 use crate::onnx::{export_bytes, import_bytes, ExportOptions};
-use crate::passes::{pipeline as level_pipeline, Level, PassManager, QuantizeInt8, Target, ToFp16};
+use crate::passes::{linear_inputs, Level, PassRun, Target, OUTLIER_ROW_SPREAD};
+use crate::pipeline::{at_level, PipelineOptions};
+use crate::quantize::{precision_passes, Calibration, CalibrationMethod, Form, Precision};
 use crate::weights::{
     read_checkpoint_bytes, read_state_dict, CheckpointTensor, PickleError, TensorRef, WeightsError,
 };
@@ -28,25 +33,120 @@ pub fn config(bytes: &[u8]) -> Result<BertConfig, ConfigError> {
     Ok(config)
 }
 
-/// An ONNX model's bytes, imported, then taken through what `optimize`
-/// does without tract: the -O2 passes (each verified), int8 and fp16
-/// rewrites, and export. Errors from any stage are returned, typed.
+/// An ONNX model's bytes, imported, then taken through every graph stage
+/// of `optimize` that runs without tract ([`every_pipeline`]). Errors from
+/// any stage are returned, typed.
 pub fn onnx_model(bytes: &[u8]) -> Result<Graph, crate::Error> {
     let graph = import_bytes(bytes)?;
-    let mut optimized = graph.clone();
-    PassManager::from_names(level_pipeline(Level::O2, Target::Portable))?
-        .verify_each(true)
-        .run(&mut optimized)?;
-    export_bytes(&optimized, ExportOptions::default())?;
-    for pm in [
-        PassManager::new().with(QuantizeInt8::dynamic()),
-        PassManager::new().with(ToFp16),
-    ] {
-        let mut g = optimized.clone();
-        pm.verify_each(true).run(&mut g)?;
-        export_bytes(&g, ExportOptions::default())?;
-    }
+    every_pipeline(&graph)?;
     Ok(graph)
+}
+
+/// `graph` through the pipeline's own pass lists, for every level and
+/// target the options accept: the fp32 passes
+/// ([`PipelineOptions::pass_manager`]), then for fp32 and every precision
+/// form the target takes (fp16, int8 dynamic, int8 static) the precision
+/// passes ([`precision_passes`]) and the target's lowering
+/// ([`PipelineOptions::lowering`]); the graph verified after every pass
+/// and each result exported. Static scales, smoothing and per-token
+/// choices come from a fixed synthetic calibration
+/// ([`synthetic_calibration`]): the real one runs the model in tract.
+/// Returns the names of the passes that ran.
+pub fn every_pipeline(graph: &Graph) -> Result<BTreeSet<&'static str>, crate::Error> {
+    let mut ran = BTreeSet::new();
+    let mut record = |runs: Vec<PassRun>| ran.extend(runs.iter().map(|r| r.pass));
+    // Targets share most fp32 pass lists (every one at -O0 and -O1): each
+    // distinct list runs once, its graph and calibration kept.
+    let mut optimized_by_list: HashMap<Vec<&'static str>, (Graph, Calibration)> = HashMap::new();
+    for level in [Level::O0, Level::O1, Level::O2] {
+        for target in TARGETS {
+            let fp32 = PipelineOptions {
+                target,
+                ..at_level(level)
+            };
+            if fp32.validate().is_err() {
+                continue;
+            }
+            let passes = fp32.pass_manager()?.verify_each(true);
+            let (optimized, calibration) = match optimized_by_list.entry(passes.names()) {
+                Entry::Occupied(done) => done.into_mut(),
+                Entry::Vacant(first) => {
+                    let mut optimized = graph.clone();
+                    record(passes.run(&mut optimized)?);
+                    let calibration = synthetic_calibration(&optimized);
+                    first.insert((optimized, calibration))
+                }
+            };
+            for form in FORMS {
+                let opts = PipelineOptions {
+                    precision: Precision::new(form),
+                    ..fp32.clone()
+                };
+                if opts.validate().is_err() {
+                    continue;
+                }
+                let mut g = optimized.clone();
+                if opts.precision.is_reduced() {
+                    let passes = precision_passes(&g, &opts.precision, target, Some(calibration), &[]);
+                    record(passes.run(&mut g)?);
+                }
+                record(opts.lowering()?.verify_each(true).run(&mut g)?);
+                export_bytes(&g, ExportOptions::default())?;
+            }
+        }
+    }
+    Ok(ran)
+}
+
+const TARGETS: [Target; 4] = [
+    Target::Portable,
+    Target::Tract,
+    Target::Onnxruntime,
+    Target::Openvino,
+];
+
+/// Every precision a compile can write.
+const FORMS: [Form; 4] = [
+    Form::Fp32,
+    Form::Fp16,
+    Form::Int8Dynamic,
+    Form::Int8Static(CalibrationMethod::MinMax),
+];
+
+/// A calibration of every linear input of `g` made up without running it:
+/// each channel's range 1 but the first's, 10 (an outlier, so that the
+/// outlier channel and smoothing paths run), and every other input's
+/// tokens spread beyond [`OUTLIER_ROW_SPREAD`] (so that both per-token and
+/// per-tensor scales are chosen). The channel count is the rows of the
+/// input's weight constant: sized by bytes the model paid for, never by a
+/// declared shape.
+pub fn synthetic_calibration(g: &Graph) -> Calibration {
+    let mut calibration = Calibration::default();
+    for (i, x) in linear_inputs(g, &[]).into_iter().enumerate() {
+        let Some(rows) = weight_rows(g, x) else {
+            continue;
+        };
+        let mut ranges = vec![1.0; rows];
+        if let Some(first) = ranges.first_mut() {
+            *first = 10.0;
+        }
+        let name = value_name(g, x);
+        let spread = if i % 2 == 0 { 2.0 * OUTLIER_ROW_SPREAD } else { 1.0 };
+        calibration.ranges.insert(name.clone(), ranges);
+        calibration.row_spread.insert(name, spread);
+    }
+    calibration
+}
+
+/// The rows of the 2-D constant that a product reading `x` multiplies it by.
+fn weight_rows(g: &Graph, x: Value) -> Option<usize> {
+    g.consumers(x).iter().find_map(|&(user, _)| {
+        let w = g.inputs_of(user).get(1).copied().flatten()?;
+        match &g.node(w.node).op {
+            Op::Constant(t) if t.dims().len() == 2 => Some(t.dims()[0]),
+            _ => None,
+        }
+    })
 }
 
 /// A checkpoint's bytes (safetensors or PyTorch zip, recognised from the

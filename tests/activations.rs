@@ -54,7 +54,7 @@ const ALL: [(&str, Activation); 10] = [
 
 fn run(g: &Graph, xs: &[f32]) -> Vec<f32> {
     let bytes = export_bytes(g, ExportOptions::default()).unwrap();
-    let mut s = TractSession::from_bytes(&bytes).unwrap();
+    let mut s = TractSession::from_bytes(&bertc::Session::single_threaded(), &bytes).unwrap();
     let inputs: NamedTensors = [("x".to_string(), HostTensor::f32(vec![xs.len()], xs.to_vec()))].into();
     s.run(&inputs).unwrap()["y"].to_f32()
 }

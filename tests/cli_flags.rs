@@ -7,9 +7,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use bertc::check::inputs_for;
 use bertc::ir::{DType, Graph, Op};
 use bertc::onnx::read_model;
+use bertc::runtime::inputs_for;
 use common::*;
 
 /// Runs bertc; returns whether it succeeded and its stdout + stderr.

@@ -1,30 +1,25 @@
-//! Models run at once on tract's pool, as the check and the accuracy gate
-//! run them (`check::alongside`): every run must finish with the numbers
-//! it gets alone. Runs go on tract's own pool threads
-//! (`runtime::on_tract_pool`); a second whole run stolen by a worker
+//! Models run at once on one session's pool, as the check and the
+//! accuracy gate run them (`check::alongside`): every run must finish with
+//! the numbers it gets alone. Runs go on the pool's own threads
+//! (`Session::run_on_pool`); a second whole run stolen by a worker
 //! waiting inside the first's matrix product would nest inside it, and
 //! tract keeps each thread's product scratch borrowed across a product —
 //! that nesting aborted the process (about one int8 BERT-base compile in
 //! two) until only one run at a time may use the pool.
-//!
-//! Its own test binary: `set_threads` is process-wide.
 
-use bertc::check::inputs_for;
-use bertc::compile::{load_config, CompileOptions};
 use bertc::passes::Level;
-use bertc::pipeline::{at_level, compile};
-use bertc::runtime::{set_threads, NamedTensors, PlanMode, TractSession};
+use bertc::pipeline::{at_level, compile, load_config, BuildOptions};
+use bertc::runtime::{inputs_for, NamedTensors, PlanMode, TractSession};
+use bertc::Session;
 
-fn model(level: Level, int8: bool) -> Vec<u8> {
+fn model(session: &Session, level: Level, int8: bool) -> Vec<u8> {
     let config = load_config("bert-small").unwrap();
     let mut opts = at_level(level);
     opts.check = false;
     if int8 {
-        opts.precision = Some(bertc::pipeline::ReducedPrecision::new(
-            bertc::pipeline::ReducedKind::Int8Dynamic { calibrate: None },
-        ));
+        opts.precision = bertc::quantize::Precision::new(bertc::quantize::Form::Int8Dynamic);
     }
-    compile(&config, CompileOptions::default(), &opts)
+    compile(session, &config, BuildOptions::default(), &opts)
         .unwrap()
         .to_bytes()
         .unwrap()
@@ -38,18 +33,18 @@ fn same(a: &NamedTensors, b: &NamedTensors) {
 
 #[test]
 fn models_run_at_once_on_the_pool_agree_with_their_runs_alone() {
-    set_threads(2);
-    let f32_model = model(Level::O2, false);
-    let int8_model = model(Level::O2, true);
+    let session = Session::new(2).unwrap();
+    let f32_model = model(&session, Level::O2, false);
+    let int8_model = model(&session, Level::O2, true);
     let g = bertc::onnx::import_bytes(&f32_model).unwrap();
     // Big enough that tract splits every product across the pool.
     let inputs = inputs_for(&g, 4, 64);
     // The check's and the gate's three kinds of run: optimized f32,
     // optimized int8, decluttered f32.
     let mut sessions = [
-        TractSession::from_bytes(&f32_model).unwrap(),
-        TractSession::from_bytes(&int8_model).unwrap(),
-        TractSession::from_bytes(&f32_model)
+        TractSession::from_bytes(&session, &f32_model).unwrap(),
+        TractSession::from_bytes(&session, &int8_model).unwrap(),
+        TractSession::from_bytes(&session, &f32_model)
             .unwrap()
             .with_plan_mode(PlanMode::Decluttered),
     ];

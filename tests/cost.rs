@@ -2,11 +2,18 @@
 //!
 //! MACs per sequence (module docs of `bertc::cost`):
 //! linear L·(4·S·H² + 2·S·H·I) + H², attention L·2·S²·H.
+//!
+//! Costs are counted from the graph's structure, so the graphs are built
+//! with placeholder weights and compiled without the equivalence check;
+//! only the int8 size test quantizes, and that needs drawn weights.
 
-use bertc::compile::{build, load_config, CompileOptions};
+mod common;
+
 use bertc::cost::{bert_macs_per_sequence, graph_cost, MultiplyAdds};
 use bertc::passes::{level_passes, Level, Target};
-use bertc::pipeline::{at_level, compile, PassSelection, PipelineOptions, ReducedKind, ReducedPrecision};
+use bertc::pipeline::{at_level, build, compile, load_config, BuildOptions, PassSelection, PipelineOptions};
+use bertc::quantize::{Form, Precision};
+use common::{fixture, shapes_only, test_session};
 
 /// BERT-base (L12 H768 I3072) at S=128, by hand:
 /// linear    12·(4·128·768² + 2·128·768·3072) + 768² = 12·(301,989,888 + 603,979,776) + 589,824
@@ -39,7 +46,7 @@ fn closed_form_macs_match_the_hand_computed_figures() {
 #[test]
 fn graph_cost_of_bert_base_matches_hand_computed_parameters_and_macs() {
     let c = load_config("bert-base-uncased").unwrap();
-    let g = build(&c, &CompileOptions::default()).unwrap().graph;
+    let g = build(&c, &shapes_only()).unwrap().graph;
     // Batch 2: per-sequence figures must not depend on the batch.
     let cost = graph_cost(&g, 2, 128).unwrap();
     assert_eq!(cost.macs_per_sequence, BERT_BASE_S128);
@@ -72,12 +79,18 @@ fn graph_cost_of_minilm_at_o2_matches_the_closed_form() {
     // The -O2 fusions alone keep the fused Attention op; the default
     // portable pipeline writes it decomposed again. Both cost the same.
     let names = level_passes(Level::O2).into_iter().map(String::from).collect();
-    let fused = PipelineOptions {
-        passes: PassSelection::Explicit(names),
+    let portable = PipelineOptions {
+        check: false,
         ..at_level(Level::O2)
     };
-    for (opts, has_attention) in [(fused, true), (at_level(Level::O2), false)] {
-        let g = compile(&c, CompileOptions::default(), &opts).unwrap().graph;
+    let fused = PipelineOptions {
+        passes: PassSelection::Explicit(names),
+        ..portable.clone()
+    };
+    for (opts, has_attention) in [(fused, true), (portable, false)] {
+        let g = compile(test_session(), &c, shapes_only(), &opts)
+            .unwrap()
+            .into_graph();
         assert_eq!(g.op_histogram().contains_key("Attention"), has_attention);
         let cost = graph_cost(&g, 1, 128).unwrap();
         assert_eq!(cost.parameters.total, 22_713_216);
@@ -100,9 +113,12 @@ fn every_preset_and_pipeline_agrees_with_the_closed_form() {
         ] {
             let options = PipelineOptions {
                 target,
+                check: false,
                 ..at_level(level)
             };
-            let g = compile(&c, CompileOptions::default(), &options).unwrap().graph;
+            let g = compile(test_session(), &c, shapes_only(), &options)
+                .unwrap()
+                .into_graph();
             for (b, s) in [(1, 7), (3, 64)] {
                 let cost = graph_cost(&g, b, s).unwrap();
                 assert_eq!(
@@ -118,7 +134,7 @@ fn every_preset_and_pipeline_agrees_with_the_closed_form() {
 #[test]
 fn activation_estimate_grows_with_batch_and_quadratically_with_sequence() {
     let c = load_config("bert-tiny").unwrap();
-    let g = build(&c, &CompileOptions::default()).unwrap().graph;
+    let g = build(&c, &shapes_only()).unwrap().graph;
     let at = |b, s| graph_cost(&g, b, s).unwrap().activation_bytes;
     // At least one layer's attention probabilities: B·heads·S²·4 bytes.
     assert!(at(1, 512) >= 2 * 512 * 512 * 4);
@@ -129,7 +145,7 @@ fn activation_estimate_grows_with_batch_and_quadratically_with_sequence() {
 #[test]
 fn zero_sizes_are_refused() {
     let c = load_config("bert-tiny").unwrap();
-    let g = build(&c, &CompileOptions::default()).unwrap().graph;
+    let g = build(&c, &shapes_only()).unwrap().graph;
     let e = graph_cost(&g, 0, 128).unwrap_err().to_string();
     assert!(e.contains("at least 1"), "{e}");
 }
@@ -137,16 +153,16 @@ fn zero_sizes_are_refused() {
 #[test]
 fn foreign_exports_cost_the_same_as_the_config_they_came_from() {
     // tests/fixtures/foreign-tiny-base: PyTorch's exports of tiny-base (L2 H32 I80, vocab 300, 40 positions).
-    let config_path = common_fixture("tiny-base/config.json");
+    let config_path = fixture("tiny-base/config.json");
     let c = load_config(config_path.to_str().unwrap()).unwrap();
-    let bertc_graph = build(&c, &CompileOptions::default()).unwrap().graph;
+    let bertc_graph = build(&c, &shapes_only()).unwrap().graph;
     let expected = graph_cost(&bertc_graph, 2, 16).unwrap();
     for file in [
         "torchscript-opset14.onnx",
         "torchscript-opset17.onnx",
         "dynamo-opset18.onnx",
     ] {
-        let g = bertc::onnx::read_model(&common_fixture(&format!("foreign-tiny-base/{file}"))).unwrap();
+        let g = bertc::onnx::read_model(&fixture(&format!("foreign-tiny-base/{file}"))).unwrap();
         let cost = graph_cost(&g, 2, 16).unwrap();
         assert_eq!(cost.macs_per_sequence, bert_macs_per_sequence(&c, 16), "{file}");
         // word 300·32 + position 40·32 + types 2·32 + norm 2·32; the anonymous
@@ -156,24 +172,19 @@ fn foreign_exports_cost_the_same_as_the_config_they_came_from() {
     }
 }
 
-fn common_fixture(rel: &str) -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(rel)
-}
-
 #[test]
 fn weights_behind_a_transpose_or_cast_count_as_linear() {
     // The tied masked-LM decoder reads the word embeddings through a
     // Transpose; fp16 weights reach their MatMul through a Cast. Both are
     // linear layers, and attention stays L·2·S²·H.
-    let c = bertc::config::BertConfig::from_path(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-mlm/config.json"),
-    )
-    .unwrap();
-    let mut g = compile(&c, CompileOptions::default(), &at_level(Level::O2))
+    let c = bertc::config::BertConfig::from_path(&fixture("tiny-mlm/config.json")).unwrap();
+    let options = PipelineOptions {
+        check: false,
+        ..at_level(Level::O2)
+    };
+    let mut g = compile(test_session(), &c, shapes_only(), &options)
         .unwrap()
-        .graph;
+        .into_graph();
     let (l, s, h) = (c.num_hidden_layers as u64, 16u64, c.hidden_size as u64);
     let attention = l * 2 * s * s * h;
     let decoder = s * h * c.vocab_size as u64;
@@ -184,16 +195,8 @@ fn weights_behind_a_transpose_or_cast_count_as_linear() {
         bert_macs_per_sequence(&c, 16).linear - h * h + s * h * h + decoder,
         "encoder without pooler + transform dense + decoder"
     );
-    let precision = bertc::quantize::PrecisionOptions {
-        precision: bertc::quantize::Precision::Fp16,
-        weights: bertc::passes::WeightGranularity::PerChannel,
-        skip: vec![],
-        embeddings: false,
-        target: bertc::passes::Target::Portable,
-        weight_bits: 8,
-        min_cosine: bertc::quantize::DEFAULT_MIN_COSINE,
-    };
-    bertc::quantize::apply(&mut g, &precision).unwrap();
+    let fp16 = Precision::new(Form::Fp16);
+    bertc::quantize::apply(test_session(), &mut g, &fp16, Target::Portable).unwrap();
     assert_eq!(
         graph_cost(&g, 1, 16).unwrap().macs_per_sequence,
         cost.macs_per_sequence
@@ -210,15 +213,15 @@ fn the_int8_size_inspect_reports_is_what_quantize_dynamic_writes() {
             check: false,
             ..at_level(Level::O2)
         };
-        let g = compile(&c, CompileOptions::default(), &fp32).unwrap().graph;
+        let g = compile(test_session(), &c, BuildOptions::default(), &fp32)
+            .unwrap()
+            .into_graph();
         let estimate = graph_cost(&g, 1, 128).unwrap().weight_bytes.int8 as f64;
         let int8 = PipelineOptions {
-            precision: Some(ReducedPrecision::new(ReducedKind::Int8Dynamic {
-                calibrate: None,
-            })),
+            precision: Precision::new(Form::Int8Dynamic),
             ..fp32
         };
-        let written = compile(&c, CompileOptions::default(), &int8)
+        let written = compile(test_session(), &c, BuildOptions::default(), &int8)
             .unwrap()
             .to_bytes()
             .unwrap()

@@ -2,20 +2,24 @@
 
 mod common;
 
-use bertc::compile::{load_config, CompileOptions};
-use bertc::pipeline::{compile, with_passes};
+use bertc::pipeline::{compile, load_config, with_passes, BuildOptions};
 use common::*;
 
 fn compile_seeded(preset: &str, seed: u64) -> Vec<u8> {
     let config = load_config(preset).unwrap();
-    let opts = CompileOptions {
+    let opts = BuildOptions {
         seed,
         ..Default::default()
     };
-    compile(&config, opts, &with_passes(&["dead_node_elimination"]))
-        .unwrap()
-        .to_bytes()
-        .unwrap()
+    compile(
+        test_session(),
+        &config,
+        opts,
+        &with_passes(&["dead_node_elimination"]),
+    )
+    .unwrap()
+    .to_bytes()
+    .unwrap()
 }
 
 #[test]

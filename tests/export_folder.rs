@@ -2,9 +2,9 @@
 //! head with the folder's pooling, normalisation and max_seq_length) and
 //! export folders (`-o DIR/`, Optimum's layout), end to end.
 //!
-//! References: ../shared/golden/text (sentence-transformers' token ids and
+//! References: tests/fixtures/text (sentence-transformers' token ids and
 //! embeddings of the real all-MiniLM-L6-v2, fetched by
-//! scripts/fetch-minilm.sh) and ../shared/golden/pipelines/st-cls (a small
+//! scripts/fetch-minilm.sh) and tests/fixtures/pipelines/st-cls (a small
 //! CLS-pooling model and `SentenceTransformer.encode`'s embeddings; its
 //! token ids are in tests/fixtures/st-cls). Pooling modes are checked
 //! against the pooling computed here, in f64, from the base model's
@@ -15,8 +15,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use bertc::builder::{Head, Pooling};
-use bertc::compile::CompileOptions;
-use bertc::pipeline::{compile, PipelineOptions};
+use bertc::pipeline::{compile, BuildOptions, PipelineOptions};
 use bertc::runtime::{read_safetensors, HostTensor, NamedTensors};
 use bertc::source::{resolve, MissingWeights};
 use common::{bertc_run, fixture, minilm_dir, run_onnxruntime, run_tract, stderr_of};
@@ -28,14 +27,8 @@ const GOLDEN_ATOL: f64 = 1e-4;
 /// computed in f64 from the same run's hidden states (f32 sums over ≤ 12 tokens).
 const POOLING_ATOL: f64 = 2e-5;
 
-fn shared(rel: &str) -> PathBuf {
-    let p = common::root().join("../shared/golden").join(rel);
-    assert!(p.exists(), "the reference data is not at {}", p.display());
-    p
-}
-
 fn st_cls() -> PathBuf {
-    shared("pipelines/st-cls")
+    fixture("pipelines/st-cls")
 }
 
 /// The st-cls token ids, padded to `len`, plus the last text again
@@ -139,13 +132,19 @@ fn pooling_json(field: &str) -> String {
 /// (-O2, checked), with `head` overriding the folder's.
 fn compile_folder(dir: &Path, head: Option<Head>) -> bertc::pipeline::Compiled {
     let source = resolve(dir.to_str().unwrap(), None, false, MissingWeights::Refuse).unwrap();
-    let opts = CompileOptions {
+    let opts = BuildOptions {
         weights: source.weights.clone(),
         head,
         sentence: source.sentence.clone(),
         ..Default::default()
     };
-    compile(&source.config, opts, &PipelineOptions::default()).unwrap()
+    compile(
+        common::test_session(),
+        &source.config,
+        opts,
+        &PipelineOptions::default(),
+    )
+    .unwrap()
 }
 
 /// Rows of a [B, H] tensor.
@@ -225,7 +224,7 @@ fn every_pooling_mode_matches_sentence_transformers_pooling_of_the_hidden_states
                 &pooling_json(mode.config_field()),
             );
             let compiled = compile_folder(&folder, None);
-            let meta = &compiled.graph.metadata;
+            let meta = &compiled.graph().metadata;
             assert_eq!(meta["bertc.head"], "sentence-embedding", "{name}");
             assert_eq!(meta["bertc.pooling"], mode.name(), "{name}");
             assert_eq!(meta["bertc.normalize"], normalize.to_string(), "{name}");
@@ -305,7 +304,7 @@ fn minilm_folder_in_export_folder_out_reproduces_sentence_transformers() {
     assert_eq!(meta["bertc.normalize"], "true");
     assert_eq!(meta["bertc.max_seq_length"], "256");
 
-    let golden = read_safetensors(&shared("text/minilm-text-visible.safetensors")).unwrap();
+    let golden = read_safetensors(&fixture("text/minilm-text-visible.safetensors")).unwrap();
     let inputs: NamedTensors = ["input_ids", "attention_mask", "token_type_ids"]
         .into_iter()
         .map(|k| (k.to_string(), golden[k].clone()))

@@ -5,9 +5,8 @@
 
 mod common;
 
-use bertc::compile::CompileOptions;
 use bertc::config::BertConfig;
-use bertc::pipeline::{compile, PipelineOptions};
+use bertc::pipeline::{compile, BuildOptions, PipelineOptions};
 
 /// Bytes this process has read through read(2) and friends (mapped pages
 /// are not counted: they are not copied through a buffer).
@@ -26,7 +25,7 @@ fn bytes_read() -> u64 {
 fn reading_a_model_maps_its_data_file_once() {
     let case = common::fixture("tiny-base");
     let config = BertConfig::from_path(&case.join("config.json")).unwrap();
-    let opts = CompileOptions {
+    let opts = BuildOptions {
         weights: Some(case.join("model.safetensors")),
         ..Default::default()
     };
@@ -37,7 +36,7 @@ fn reading_a_model_maps_its_data_file_once() {
     };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.onnx");
-    let written = compile(&config, opts, &options)
+    let written = compile(common::test_session(), &config, opts, &options)
         .unwrap()
         .write_files(&path)
         .unwrap();

@@ -1,18 +1,18 @@
 //! PyTorch's own exports of tiny-base (TorchScript at opsets 14 and 17),
-//! and of RoBERTa and DistilBERT (../shared/golden/family-foreign):
+//! and of RoBERTa and DistilBERT (tests/fixtures/family-foreign):
 //! imported into the IR, run back out through bertc's emitter, and fused —
 //! every layer norm, GELU and attention — without moving the numbers.
 
 mod common;
 
-use bertc::check::{check_equivalence, inputs_for};
 use bertc::ir::Graph;
 use bertc::onnx::{export_bytes, read_model, ExportOptions};
 use bertc::passes::{level_passes, Level, PassManager, Target};
+use bertc::pipeline::check::check_equivalence;
 use bertc::pipeline::{run, PipelineOptions, Source};
+use bertc::runtime::inputs_for;
 use bertc::runtime::{compare, NamedTensors};
 use common::*;
-use std::path::PathBuf;
 
 fn import(file: &str) -> Graph {
     read_model(&fixture("foreign-tiny-base").join(file)).expect("the export imports")
@@ -42,9 +42,8 @@ fn check_export(file: &str) {
         assert_eq!(count(&fused, gone), 0, "{file}: {gone} left");
     }
     // Within 1e-5 of the unoptimized file in tract, on padded inputs both sides.
-    bertc::runtime::set_threads(2);
     let inputs = inputs_for(&original, 3, 16);
-    for c in check_equivalence(&original, &fused, &inputs).unwrap() {
+    for c in check_equivalence(test_session(), &original, &fused, &inputs).unwrap() {
         assert!(c.within(1e-5), "{file}: {} moved by {:e}", c.name, c.max_abs);
     }
     let bytes = export_bytes(&fused, ExportOptions::default()).unwrap();
@@ -121,18 +120,11 @@ fn external_data_may_not_leave_the_models_folder() {
     );
 }
 
-/// The reference data of BERT's relatives (read-only, beside the repository).
-fn family(folder: &str) -> PathBuf {
-    let dir = root().join("../shared/golden").join(folder);
-    assert!(dir.is_dir(), "the reference data is not at {}", dir.display());
-    dir
-}
-
-/// PyTorch's TorchScript export (opset 17) of `case` in ../shared/golden/family.
+/// PyTorch's TorchScript export (opset 17) of `case` in tests/fixtures/family.
 fn family_export(case: &str) -> (Graph, NamedTensors) {
-    let file = family("family-foreign").join(format!("{case}-torchscript-opset17.onnx"));
+    let file = fixture(&format!("family-foreign/{case}-torchscript-opset17.onnx"));
     let g = read_model(&file).expect("the export imports");
-    (g, golden(&family("family").join(case)))
+    (g, golden(&family_dir(case)))
 }
 
 /// The graph after -O2's passes, verified after each.
@@ -174,9 +166,8 @@ fn check_family_export(case: &str, layers: usize) {
         on_golden <= 1e-5,
         "{case}: moved by {on_golden:e} on the golden inputs"
     );
-    bertc::runtime::set_threads(2);
     let inputs = inputs_for(&original, 3, 16);
-    for c in check_equivalence(&original, &fused, &inputs).unwrap() {
+    for c in check_equivalence(test_session(), &original, &fused, &inputs).unwrap() {
         assert!(c.within(1e-5), "{case}: {} moved by {:e}", c.name, c.max_abs);
     }
     let bytes = export_bytes(&fused, ExportOptions::default()).unwrap();
@@ -197,14 +188,18 @@ fn check_family_export(case: &str, layers: usize) {
         target: Target::Onnxruntime,
         ..Default::default()
     };
-    let lowered = run(Source::Graph(original), &opts).expect("optimizes for onnxruntime");
-    assert_eq!(count(&lowered.graph, "com.microsoft.Attention"), layers, "{case}");
-    assert_eq!(count(&lowered.graph, "BiasGelu"), layers, "{case}");
+    let lowered = run(test_session(), Source::Graph(original), &opts).expect("optimizes for onnxruntime");
+    assert_eq!(
+        count(lowered.graph(), "com.microsoft.Attention"),
+        layers,
+        "{case}"
+    );
+    assert_eq!(count(lowered.graph(), "BiasGelu"), layers, "{case}");
     // Each layer's two residual layer norms stay LayerNormalization (with
     // the bias added after the residual: onnxruntime's SkipLayerNormalization
     // is slower), as does the embeddings'.
-    let skips = count(&lowered.graph, "SkipLayerNormalization");
-    let plain = count(&lowered.graph, "LayerNormalization");
+    let skips = count(lowered.graph(), "SkipLayerNormalization");
+    let plain = count(lowered.graph(), "LayerNormalization");
     assert!(skips == 0 && plain == 2 * layers + 1, "{case}: {skips} + {plain}");
     let bytes = lowered.to_bytes().unwrap();
     let ort_target = assert_close(

@@ -1,16 +1,20 @@
 //! Fusion counts on bertc's own graphs, and what the fused graphs no longer
-//! contain.
+//! contain: structure only, so every graph is built with placeholder
+//! weights (no random draws, even for the 24-layer presets).
 
+mod common;
+
+use common::shapes_only;
 use std::collections::BTreeMap;
 
-use bertc::compile::{build, load_config, CompileOptions};
 use bertc::config::BertConfig;
 use bertc::ir::{dump, verify, Graph, Op};
 use bertc::passes::{level_passes, Level, PassManager};
+use bertc::pipeline::{build, load_config};
 use bertc::presets::PRESETS;
 
 fn optimized(config: &BertConfig, level: Level) -> Graph {
-    let mut g = build(config, &CompileOptions::default()).unwrap().graph;
+    let mut g = build(config, &shapes_only()).unwrap().graph;
     PassManager::from_names(level_passes(level))
         .unwrap()
         .verify_each(true)
@@ -99,7 +103,7 @@ fn a_pattern_read_from_outside_is_left_alone() {
     // If a value inside a layer norm is also a graph output, fusing would
     // lose it: the fusion must not fire there (and only there).
     let c = load_config("bert-tiny").unwrap();
-    let mut g = build(&c, &CompileOptions::default()).unwrap().graph;
+    let mut g = build(&c, &shapes_only()).unwrap().graph;
     let centered = g.find("embeddings.LayerNorm.sub").unwrap();
     g.set_output(
         "centered",
@@ -127,7 +131,7 @@ fn target_tract_keeps_attention_decomposed() {
     use bertc::passes::{pipeline, Target};
     let c = load_config("bert-mini").unwrap();
     for target in [Target::Tract, Target::Portable, Target::Openvino] {
-        let mut g = build(&c, &CompileOptions::default()).unwrap().graph;
+        let mut g = build(&c, &shapes_only()).unwrap().graph;
         let runs = PassManager::from_names(pipeline(Level::O2, target))
             .unwrap()
             .verify_each(true)
@@ -150,7 +154,7 @@ fn target_tract_keeps_attention_decomposed() {
 #[test]
 fn merge_qkv_merges_the_three_projections_of_every_layer() {
     let c = load_config("bert-mini").unwrap();
-    let mut g = build(&c, &CompileOptions::default()).unwrap().graph;
+    let mut g = build(&c, &shapes_only()).unwrap().graph;
     let before = count(&g, "MatMul");
     PassManager::from_names(["merge_qkv", "dead_node_elimination"])
         .unwrap()

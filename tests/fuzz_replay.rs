@@ -118,3 +118,26 @@ fn fixed_seed_mutations_of_the_corpus_do_not_panic() {
         }
     }
 }
+
+/// On a valid model the onnx target runs the pipeline's own passes of
+/// every level, target and precision form — the int8 forms included — to
+/// the end: every fusion, lowering and precision pass among them ran.
+#[test]
+fn the_onnx_target_runs_every_level_target_and_precision_form() {
+    let bytes = std::fs::read(fuzz_dir().join("corpus/onnx/micro-O0.onnx")).unwrap();
+    let graph = bertc::onnx::import_bytes(&bytes).unwrap();
+    let ran = bertc::untrusted::every_pipeline(&graph).unwrap();
+    for pass in [
+        "fold_constants",
+        "fuse_attention",
+        "decompose_attention",
+        "fuse_embed_layer_norm",
+        "lower_attention_onnxruntime",
+        "to_fp16",
+        "quantize_int8",
+        "quantize_int8_onnxruntime",
+        "quantize_int8_qdq",
+    ] {
+        assert!(ran.contains(pass), "`{pass}` never ran: {ran:?}");
+    }
+}

@@ -9,15 +9,16 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use bertc::builder::Head;
-use bertc::check::{check_equivalence, inputs_for};
-use bertc::compile::{build, CompileOptions};
 use bertc::config::BertConfig;
 use bertc::ir::Graph;
 use bertc::passes::{level_passes, pipeline, Level, PassManager, Target};
+use bertc::pipeline::check::check_equivalence;
+use bertc::pipeline::{build, BuildOptions};
+use bertc::runtime::inputs_for;
 use common::*;
 
-/// The ten seeded checkpoints of ../shared/golden/cases (copied into
-/// tests/fixtures) and the outputs each golden file holds.
+/// The ten seeded checkpoints of tests/fixtures (copied from the shared
+/// golden set's cases/) and the outputs each golden file holds.
 const CASES: [(&str, &[&str]); 10] = [
     ("tiny-base", &["last_hidden_state", "pooler_output"]),
     ("tiny-cls", &["logits"]),
@@ -116,7 +117,7 @@ fn compiled_graph(case: &str, head: Option<Head>, level: Level) -> Graph {
 
 fn compiled_with(case: &str, head: Option<Head>, passes: Vec<&str>) -> Graph {
     let d = fixture(case);
-    let opts = CompileOptions {
+    let opts = BuildOptions {
         weights: Some(d.join("model.safetensors")),
         head,
         ..Default::default()
@@ -222,7 +223,7 @@ fn another_heads_checkpoint_compiles_as_the_base_model() {
     // A fine-tuned classifier's checkpoint as the base model: the
     // classifier is left unread (and reported), the pooler kept.
     let d = fixture("tiny-cls");
-    let opts = CompileOptions {
+    let opts = BuildOptions {
         weights: Some(d.join("model.safetensors")),
         head: Some(Head::Base),
         ..Default::default()
@@ -231,7 +232,7 @@ fn another_heads_checkpoint_compiles_as_the_base_model() {
     assert_eq!(outputs(&built.graph), ["last_hidden_state", "pooler_output"]);
     assert_eq!(built.ignored, ["classifier.bias", "classifier.weight"]);
     // Token classification has no pooler: as the base model, no pooler_output.
-    let opts = CompileOptions {
+    let opts = BuildOptions {
         weights: Some(fixture("tiny-tok").join("model.safetensors")),
         head: Some(Head::Base),
         ..Default::default()
@@ -244,7 +245,7 @@ fn another_heads_checkpoint_compiles_as_the_base_model() {
 fn a_missing_head_weight_is_named() {
     // QA weights compiled as a classifier: the classifier is missing.
     let d = fixture("tiny-qa");
-    let opts = CompileOptions {
+    let opts = BuildOptions {
         weights: Some(d.join("model.safetensors")),
         head: Some(Head::TokenClassification),
         ..Default::default()
@@ -257,7 +258,7 @@ fn a_missing_head_weight_is_named() {
     // Untied masked-LM weights must bring their decoder.
     let mut c = case_config("tiny-mlm");
     c.tie_word_embeddings = false;
-    let opts = CompileOptions {
+    let opts = BuildOptions {
         weights: Some(fixture("tiny-mlm").join("model.safetensors")),
         ..Default::default()
     };
@@ -272,12 +273,12 @@ fn a_missing_head_weight_is_named() {
 fn an_unknown_architecture_asks_for_a_head() {
     let mut c = case_config("tiny-base");
     c.architectures = vec!["BertForPreTraining".into()];
-    let err = build(&c, &CompileOptions::default())
+    let err = build(&c, &BuildOptions::default())
         .err()
         .expect("fails")
         .to_string();
     assert!(err.contains("architectures") && err.contains("--head"), "{err}");
-    let opts = CompileOptions {
+    let opts = BuildOptions {
         head: Some(Head::MaskedLm),
         ..Default::default()
     };
@@ -309,14 +310,19 @@ fn sentence_embedding_head_matches_minilm_golden() {
     let golden = bertc::runtime::read_safetensors(&golden_file).unwrap();
     let config = BertConfig::from_path(&weights.join("config.json")).unwrap();
     for level in [Level::O0, Level::O2] {
-        let opts = CompileOptions {
+        let opts = BuildOptions {
             weights: Some(weights.join("model.safetensors")),
             head: Some(Head::SentenceEmbedding),
             keep_last_hidden_state: true,
             ..Default::default()
         };
-        let model = bertc::pipeline::compile(&config, opts, &bertc::pipeline::at_level(level)).unwrap();
-        assert_eq!(outputs(&model.graph), ["last_hidden_state", "sentence_embedding"]);
+        let model =
+            bertc::pipeline::compile(test_session(), &config, opts, &bertc::pipeline::at_level(level))
+                .unwrap();
+        assert_eq!(
+            outputs(model.graph()),
+            ["last_hidden_state", "sentence_embedding"]
+        );
         let bytes = model.to_bytes().unwrap();
         let tract = run_tract(&bytes, &golden);
         let worst = assert_close(
@@ -386,7 +392,7 @@ fn first_token_pruning_is_equivalent_and_shrinks_the_last_layer() {
         );
         for (b, s) in [(3, 16), (1, 7)] {
             let inputs = inputs_for(&reference, b, s);
-            for c in check_equivalence(&reference, &pruned, &inputs).unwrap() {
+            for c in check_equivalence(test_session(), &reference, &pruned, &inputs).unwrap() {
                 assert!(
                     c.max_abs <= 1e-5,
                     "{case} {level:?} {b}x{s}: {} moved by {:e}",
@@ -401,7 +407,7 @@ fn first_token_pruning_is_equivalent_and_shrinks_the_last_layer() {
 fn relative_classifier(passes: Vec<&str>) -> Graph {
     let mut c = case_config("tiny-relative-key-query");
     c.architectures = vec!["BertForSequenceClassification".into()];
-    let mut g = build(&c, &CompileOptions::default()).unwrap().graph;
+    let mut g = build(&c, &BuildOptions::default()).unwrap().graph;
     PassManager::from_names(passes)
         .unwrap()
         .verify_each(true)
@@ -468,7 +474,6 @@ fn min_row_cosine(a: &bertc::runtime::HostTensor, b: &bertc::runtime::HostTensor
 /// model's positions; the command reports the accuracy of every output.
 #[test]
 fn heads_quantize_and_pass_the_accuracy_gate() {
-    bertc::runtime::set_threads(2);
     let dir = tempfile::tempdir().unwrap();
     for case in ["tiny-cls", "tiny-mlm", "tiny-relative-key-query"] {
         let d = fixture(case);

@@ -3,41 +3,38 @@
 //! same process, with the threads bertc runs it with. (tract chooses
 //! between its VNNI tiles by a per-process timing probe, so the name must
 //! come from this process's own choice.)
-//!
-//! Its own test binary: `set_threads` is process-wide.
 
-use bertc::compile::{load_config, CompileOptions};
 use bertc::onnx::{export_bytes, ExportOptions};
-use bertc::passes::{Level, Target, WeightGranularity};
-use bertc::pipeline::{at_level, compile};
-use bertc::quantize::{apply, tract_int8_kernel, Precision, PrecisionOptions, DEFAULT_MIN_COSINE};
-use bertc::runtime::{available_threads, set_threads, TractSession};
+use bertc::passes::{Level, Target};
+use bertc::pipeline::{at_level, compile, load_config, BuildOptions};
+use bertc::quantize::{apply, tract_int8_kernel, Form, Precision};
+use bertc::runtime::TractSession;
+use bertc::session::{available_threads, Session};
 use tract_onnx::prelude::DatumType;
 use tract_onnx::tract_core::ops::matmul::optimized::OptMatMul;
 
 #[test]
 fn the_named_int8_kernel_is_the_one_an_int8_bert_base_plan_runs() {
-    // What `compile` and `bench` set when --threads is not given.
-    set_threads(available_threads().max(2));
+    // What `compile` and `bench` run on when --threads is not given.
+    let session = Session::new(available_threads().max(2)).unwrap();
     let mut config = load_config("bert-base-uncased").unwrap();
     config.num_hidden_layers = 1;
     let mut opts = at_level(Level::O2);
     opts.check = false;
-    let mut g = compile(&config, CompileOptions::default(), &opts).unwrap().graph;
-    let int8 = PrecisionOptions {
-        precision: Precision::Int8Dynamic { batches: None },
-        weights: WeightGranularity::PerChannel,
-        skip: vec![],
-        embeddings: true,
-        target: Target::Portable,
-        weight_bits: 8,
-        min_cosine: DEFAULT_MIN_COSINE,
-    };
-    apply(&mut g, &int8).unwrap();
+    let mut g = compile(&session, &config, BuildOptions::default(), &opts)
+        .unwrap()
+        .into_graph();
+    apply(
+        &session,
+        &mut g,
+        &Precision::new(Form::Int8Dynamic),
+        Target::Portable,
+    )
+    .unwrap();
     let model = export_bytes(&g, ExportOptions::default()).unwrap();
-    let mut session = TractSession::from_bytes(&model).unwrap();
-    let (hosts, _) = session.prepare(&bertc::check::inputs_for(&g, 1, 128)).unwrap();
-    let plan = session.plan_for(&hosts.iter().collect::<Vec<_>>()).unwrap();
+    let mut loaded = TractSession::from_bytes(&session, &model).unwrap();
+    let (hosts, _) = loaded.prepare(&bertc::runtime::inputs_for(&g, 1, 128)).unwrap();
+    let plan = loaded.plan_for(&hosts.iter().collect::<Vec<_>>()).unwrap();
     let mut kernels: Vec<String> = plan
         .model()
         .nodes()

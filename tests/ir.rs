@@ -198,7 +198,7 @@ fn cumsum_counts_along_its_axis_in_tract_and_survives_a_round_trip() {
     let bytes = export_bytes(&g, ExportOptions::default()).unwrap();
     let back = import_bytes(&bytes).unwrap();
     assert_eq!(back.op_histogram().get("CumSum"), Some(&1));
-    let mut s = TractSession::from_bytes(&bytes).unwrap();
+    let mut s = TractSession::from_bytes(&bertc::Session::single_threaded(), &bytes).unwrap();
     let inputs: NamedTensors = [(
         "ids".to_string(),
         HostTensor::i64(vec![2, 4], vec![1, 0, 1, 1, 0, 0, 1, 1]),

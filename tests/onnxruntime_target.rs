@@ -4,12 +4,12 @@
 
 mod common;
 
-use bertc::check::inputs_for;
-use bertc::compile::{build, load_config, CompileOptions};
 use bertc::config::BertConfig;
 use bertc::ir::Graph;
 use bertc::onnx::{export_bytes, ExportOptions};
 use bertc::passes::{pipeline, target_passes, Level, PassManager, Target};
+use bertc::pipeline::{build, load_config, BuildOptions};
+use bertc::runtime::inputs_for;
 use common::*;
 
 fn lowered(mut g: Graph) -> (Graph, Graph) {
@@ -34,12 +34,9 @@ fn count(g: &Graph, kind: &str) -> usize {
 
 #[test]
 fn bert_base_gets_onnxruntime_fusion_counts() {
-    let g = build(
-        &load_config("bert-base-uncased").unwrap(),
-        &CompileOptions::default(),
-    )
-    .unwrap()
-    .graph;
+    let g = build(&load_config("bert-base-uncased").unwrap(), &shapes_only())
+        .unwrap()
+        .graph;
     let (_, g) = lowered(g);
     assert_eq!(count(&g, "EmbedLayerNormalization"), 1);
     // The residual layer norms stay LayerNormalization (see
@@ -56,17 +53,16 @@ fn bert_base_gets_onnxruntime_fusion_counts() {
 #[test]
 fn tanh_gelu_becomes_fast_gelu() {
     let c = BertConfig::from_path(&fixture("tiny-gelu-new").join("config.json")).unwrap();
-    let (_, g) = lowered(build(&c, &CompileOptions::default()).unwrap().graph);
+    let (_, g) = lowered(build(&c, &shapes_only()).unwrap().graph);
     assert_eq!(count(&g, "FastGelu"), c.num_hidden_layers);
 }
 
 #[test]
 fn onnxruntime_target_matches_pytorch_and_tract_with_either_padding() {
-    bertc::runtime::set_threads(2);
     for case in ["tiny-base", "tiny-gelu-new", "tiny-relu-3l", "tiny-silu-h8"] {
         let dir = fixture(case);
         let config = BertConfig::from_path(&dir.join("config.json")).unwrap();
-        let opts = CompileOptions {
+        let opts = BuildOptions {
             weights: Some(dir.join("model.safetensors")),
             ..Default::default()
         };
@@ -99,7 +95,7 @@ fn onnxruntime_target_matches_pytorch_and_tract_with_either_padding() {
 fn minilm_onnxruntime_target_matches_pytorch() {
     let dir = minilm_dir();
     let config = BertConfig::from_path(&dir.join("config.json")).unwrap();
-    let opts = CompileOptions {
+    let opts = BuildOptions {
         weights: Some(dir.join("model.safetensors")),
         ..Default::default()
     };
@@ -125,7 +121,7 @@ fn every_bert_preset_gets_onnxruntime_fusion_counts() {
         if c.family != bertc::family::Family::Bert {
             continue;
         }
-        let (_, g) = lowered(build(&c, &CompileOptions::default()).unwrap().graph);
+        let (_, g) = lowered(build(&c, &shapes_only()).unwrap().graph);
         let layers = c.num_hidden_layers;
         assert_eq!(count(&g, "EmbedLayerNormalization"), 1, "{name}");
         assert_eq!(count(&g, "SkipLayerNormalization"), 0, "{name}");

@@ -1,7 +1,9 @@
 //! Parameter counts against the published figures (PyTorch's numel() sum).
 
+mod common;
+
 use bertc::builder::bert_model_params;
-use bertc::compile::{build, load_config, CompileOptions};
+use bertc::pipeline::{build, load_config};
 
 fn count(preset: &str) -> usize {
     let c = load_config(preset).unwrap();
@@ -21,6 +23,6 @@ fn bert_base_and_minilm_have_their_published_parameter_counts() {
 #[test]
 fn graph_parameter_count_excludes_structural_scalars() {
     let c = load_config("bert-tiny").unwrap();
-    let g = build(&c, &CompileOptions::default()).unwrap().graph;
+    let g = build(&c, &common::shapes_only()).unwrap().graph;
     assert_eq!(g.parameter_count(), count("bert-tiny"));
 }

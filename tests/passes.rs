@@ -12,11 +12,11 @@
 mod common;
 
 use bertc::builder::Head;
-use bertc::check::inputs_for;
-use bertc::compile::{build, load_config, CompileOptions};
 use bertc::ir::{verify, Graph, Op, Value};
 use bertc::onnx::{export_bytes, read_model, ExportOptions};
 use bertc::passes::{all_pass_names, level_passes, Level, PassManager};
+use bertc::pipeline::{build, load_config, BuildOptions};
+use bertc::runtime::inputs_for;
 use common::*;
 
 /// max-abs tolerance of every comparison here (fp32 rewrites).
@@ -33,7 +33,7 @@ enum Runtime {
 /// The graph of a preset (seed 0) as built, after `prepare`.
 fn prepared(preset: &str, head: Option<Head>, prepare: &[&str]) -> Graph {
     let config = load_config(preset).unwrap();
-    let opts = CompileOptions {
+    let opts = BuildOptions {
         head,
         ..Default::default()
     };
@@ -75,7 +75,6 @@ fn check_pass(what: &str, before: &Graph, pass: &str, expected: usize, runtime: 
         "{what}: `{pass}` changed the outputs"
     );
 
-    bertc::runtime::set_threads(2);
     let inputs = inputs_for(before, 3, 16);
     let reference = run_tract(&export_bytes(before, ExportOptions::default()).unwrap(), &inputs);
     let bytes = export_bytes(&after, ExportOptions::default()).unwrap();
@@ -385,7 +384,6 @@ fn lower_attention_onnxruntime_packs_every_layer() {
 #[test]
 fn quantize_int8_and_to_fp16_match_every_weight() {
     use bertc::passes::{ActivationScales, DeadNodeElimination, QuantizeInt8, ToFp16, WeightGranularity};
-    bertc::runtime::set_threads(2);
     for (preset, l) in PRESETS {
         let before = prepared(preset, None, &o2());
         let inputs = inputs_for(&before, 3, 16);

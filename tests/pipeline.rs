@@ -1,17 +1,20 @@
 //! The library pipeline: every stage and its checks run through one call,
 //! and a check that compares nothing, or misses an output, fails.
 
-use bertc::check::{check_equivalence, check_inputs, compare_outputs, require_within, CHECK_ATOL};
-use bertc::compile::{build, load_config, CompileOptions};
+mod common;
+
 use bertc::cost::graph_cost;
 use bertc::ir::{Graph, IrError};
 use bertc::passes::{Level, Pass, PassManager, PassReport, Target};
+use bertc::pipeline::check::{check_equivalence, check_inputs, require_within, CheckError, CHECK_ATOL};
 use bertc::pipeline::{
-    at_level, compile, run, with_passes, OptionError, PassSelection, PipelineOptions, ReducedKind,
-    ReducedPrecision, Source,
+    at_level, build, compile, load_config, run, with_passes, BuildOptions, OptionError, PassSelection,
+    PipelineOptions, Source,
 };
-use bertc::runtime::NamedTensors;
+use bertc::quantize::{Form, Precision, Skip};
+use bertc::runtime::{compare_outputs, CompareError, NamedTensors};
 use bertc::Error;
+use common::test_session;
 
 /// A wrong pass: renames the first output.
 struct RenameFirstOutput;
@@ -32,13 +35,13 @@ impl Pass for RenameFirstOutput {
 
 fn tiny() -> Graph {
     let c = load_config("bert-tiny").unwrap();
-    build(&c, &CompileOptions::default()).unwrap().graph
+    build(&c, &BuildOptions::default()).unwrap().graph
 }
 
 #[test]
 fn compile_runs_the_check_on_every_output() {
     let c = load_config("bert-tiny").unwrap();
-    let compiled = compile(&c, CompileOptions::default(), &at_level(Level::O2)).unwrap();
+    let compiled = compile(test_session(), &c, BuildOptions::default(), &at_level(Level::O2)).unwrap();
     let checked: Vec<&str> = compiled.report.check.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(checked, ["last_hidden_state", "pooler_output"]);
     for c in &compiled.report.check {
@@ -60,7 +63,7 @@ fn compile_runs_the_check_on_every_output() {
         .find(|r| r.pass == "decompose_attention")
         .unwrap();
     assert_eq!(decomposed.report.matches, 2);
-    assert!(!compiled.graph.op_histogram().contains_key("Attention"));
+    assert!(!compiled.graph().op_histogram().contains_key("Attention"));
     assert_eq!(compiled.report.opset, 20);
 }
 
@@ -72,9 +75,10 @@ fn a_pass_that_renames_an_output_is_refused_by_the_check() {
         .with(RenameFirstOutput)
         .run(&mut candidate)
         .unwrap();
-    let err = check_equivalence(&reference, &candidate, &check_inputs(&reference)).unwrap_err();
+    let err =
+        check_equivalence(test_session(), &reference, &candidate, &check_inputs(&reference)).unwrap_err();
     match err {
-        Error::MissingOutput { output, found } => {
+        CheckError::Compare(CompareError::MissingOutput { output, found }) => {
             assert_eq!(output, "last_hidden_state");
             assert!(found.contains(&"renamed".to_string()), "{found:?}");
         }
@@ -86,11 +90,11 @@ fn a_pass_that_renames_an_output_is_refused_by_the_check() {
 fn a_check_that_compares_nothing_fails() {
     assert!(matches!(
         compare_outputs(&NamedTensors::new(), &NamedTensors::new()),
-        Err(Error::NothingCompared)
+        Err(CompareError::NothingCompared)
     ));
     assert!(matches!(
         require_within(&[], CHECK_ATOL),
-        Err(Error::NothingCompared)
+        Err(CheckError::Compare(CompareError::NothingCompared))
     ));
 }
 
@@ -98,14 +102,14 @@ fn a_check_that_compares_nothing_fails() {
 fn the_accuracy_gate_runs_inside_the_pipeline() {
     let c = load_config("bert-tiny").unwrap();
     let int8 = |min_cosine: f64| PipelineOptions {
-        precision: Some(ReducedPrecision {
+        precision: Precision {
             min_cosine,
-            ..ReducedPrecision::new(ReducedKind::Int8Dynamic { calibrate: None })
-        }),
+            ..Precision::new(Form::Int8Dynamic)
+        },
         ..at_level(Level::O2)
     };
-    let ok = compile(&c, CompileOptions::default(), &int8(0.99)).unwrap();
-    let accuracy = ok.report.accuracy.expect("an accuracy report");
+    let ok = compile(test_session(), &c, BuildOptions::default(), &int8(0.99)).unwrap();
+    let accuracy = ok.report.accuracy.as_ref().expect("an accuracy report");
     let names: Vec<&str> = accuracy.outputs.iter().map(|o| o.name.as_str()).collect();
     assert_eq!(names, ["last_hidden_state", "pooler_output"]);
     assert!(accuracy
@@ -113,12 +117,12 @@ fn the_accuracy_gate_runs_inside_the_pipeline() {
         .iter()
         .all(|o| o.min_row_cosine > 0.99 && o.min_row_cosine < 1.0));
     assert_eq!(
-        ok.graph.metadata.get("bertc.precision").map(String::as_str),
+        ok.graph().metadata.get("bertc.precision").map(String::as_str),
         Some("int8-dynamic")
     );
     // No int8 model is exactly the f32 one: a gate of 1 must refuse it.
-    match compile(&c, CompileOptions::default(), &int8(1.0)) {
-        Err(Error::AccuracyBelow { min_cosine, .. }) => assert_eq!(min_cosine, 1.0),
+    match compile(test_session(), &c, BuildOptions::default(), &int8(1.0)) {
+        Err(Error::Check(CheckError::AccuracyBelow { min_cosine, .. })) => assert_eq!(min_cosine, 1.0),
         Err(other) => panic!("expected AccuracyBelow, got {other}"),
         Ok(_) => panic!("a gate of cosine 1 passed an int8 model"),
     }
@@ -127,10 +131,10 @@ fn the_accuracy_gate_runs_inside_the_pipeline() {
 #[test]
 fn meaningless_options_are_refused_before_any_work() {
     let skip_everything = PipelineOptions {
-        precision: Some(ReducedPrecision {
-            skip: vec![String::new()],
-            ..ReducedPrecision::new(ReducedKind::Int8Dynamic { calibrate: None })
-        }),
+        precision: Precision {
+            skip: Skip::Layers(vec![String::new()]),
+            ..Precision::new(Form::Int8Dynamic)
+        },
         ..Default::default()
     };
     assert_eq!(skip_everything.validate(), Err(OptionError::EmptySkipPattern));
@@ -151,21 +155,94 @@ fn meaningless_options_are_refused_before_any_work() {
         Err(OptionError::TargetNeedsO2 { .. })
     ));
     let bad_gate = PipelineOptions {
-        precision: Some(ReducedPrecision {
+        precision: Precision {
             min_cosine: 1.5,
-            ..ReducedPrecision::new(ReducedKind::Fp16)
-        }),
+            ..Precision::new(Form::Fp16)
+        },
         ..Default::default()
     };
     assert_eq!(bad_gate.validate(), Err(OptionError::MinCosine(1.5)));
-    let zero_threads = PipelineOptions {
-        threads: Some(0),
+}
+
+/// Every option that only int8 reads is refused on fp16 and fp32, naming
+/// the flag and the precision; fp32 takes no gate.
+#[test]
+fn int8_options_on_another_precision_are_refused_by_name() {
+    use bertc::passes::WeightGranularity;
+    use bertc::quantize::WeightBits;
+    for form in [Form::Fp32, Form::Fp16] {
+        let name = Precision::new(form).name();
+        for (precision, flag) in [
+            (
+                Precision {
+                    weights: WeightGranularity::PerTensor,
+                    ..Precision::new(form)
+                },
+                "--per-tensor",
+            ),
+            (
+                Precision {
+                    weight_bits: WeightBits::Seven,
+                    ..Precision::new(form)
+                },
+                "--weight-bits",
+            ),
+            (
+                Precision {
+                    skip: Skip::Auto,
+                    ..Precision::new(form)
+                },
+                "--quantize-skip",
+            ),
+            (
+                Precision {
+                    embeddings: false,
+                    ..Precision::new(form)
+                },
+                "--no-quantize-embeddings",
+            ),
+        ] {
+            let options = PipelineOptions {
+                precision,
+                ..Default::default()
+            };
+            assert_eq!(
+                options.validate(),
+                Err(OptionError::NeedsInt8 {
+                    flag,
+                    precision: name
+                })
+            );
+        }
+        let calibrated = PipelineOptions {
+            precision: Precision {
+                calibrate: Some("calib.safetensors".into()),
+                ..Precision::new(form)
+            },
+            ..Default::default()
+        };
+        assert_eq!(calibrated.validate(), Err(OptionError::CalibrateNeedsInt8));
+    }
+    let gated_fp32 = PipelineOptions {
+        precision: Precision {
+            min_cosine: 0.5,
+            ..Precision::default()
+        },
         ..Default::default()
     };
-    assert!(matches!(
-        run(Source::Graph(tiny()), &zero_threads),
-        Err(Error::Options(OptionError::ZeroThreads))
-    ));
+    assert_eq!(gated_fp32.validate(), Err(OptionError::MinCosineNeedsReduced));
+    let seven_bit_tract = PipelineOptions {
+        target: Target::Tract,
+        precision: Precision {
+            weight_bits: WeightBits::Seven,
+            ..Precision::new(Form::Int8Dynamic)
+        },
+        ..Default::default()
+    };
+    assert_eq!(
+        seven_bit_tract.validate(),
+        Err(OptionError::WeightBitsNeedUnsignedForm("tract"))
+    );
 }
 
 #[test]
@@ -174,7 +251,7 @@ fn an_opset_too_low_for_a_fused_op_fails_before_the_check() {
         opset: Some(17),
         ..at_level(Level::O2)
     };
-    let err = run(Source::Graph(tiny()), &opts)
+    let err = run(test_session(), Source::Graph(tiny()), &opts)
         .err()
         .expect("opset 17 cannot hold Gelu-20");
     let text = err.to_string();
@@ -187,7 +264,7 @@ fn explicit_passes_replace_the_level_and_skip_the_lowering() {
         passes: PassSelection::Explicit(vec!["fuse_gelu".into()]),
         ..Default::default()
     };
-    let compiled = run(Source::Graph(tiny()), &opts).unwrap();
+    let compiled = run(test_session(), Source::Graph(tiny()), &opts).unwrap();
     let ran: Vec<&str> = compiled.report.all_passes().map(|r| r.pass).collect();
     assert_eq!(ran, ["fuse_gelu"]);
     assert_eq!(compiled.report.passes[0].report.matches, 2);
@@ -203,12 +280,16 @@ fn shapes_only_builds_cost_what_seeded_builds_cost() {
                 check: false,
                 ..at_level(level)
             };
-            let seeded = compile(&c, CompileOptions::default(), &options).unwrap().graph;
-            let shapes = CompileOptions {
+            let seeded = compile(test_session(), &c, BuildOptions::default(), &options)
+                .unwrap()
+                .into_graph();
+            let shapes = BuildOptions {
                 shapes_only: true,
                 ..Default::default()
             };
-            let placeholder = compile(&c, shapes, &options).unwrap().graph;
+            let placeholder = compile(test_session(), &c, shapes, &options)
+                .unwrap()
+                .into_graph();
             assert_eq!(
                 seeded.op_histogram(),
                 placeholder.op_histogram(),
@@ -237,11 +318,9 @@ fn shapes_only_builds_cost_what_seeded_builds_cost() {
 fn the_written_bytes_are_the_final_graph_serialized() {
     let c = load_config("bert-tiny").unwrap();
     for precision in [
-        None,
-        Some(ReducedPrecision::new(ReducedKind::Int8Dynamic {
-            calibrate: None,
-        })),
-        Some(ReducedPrecision::new(ReducedKind::Fp16)),
+        Precision::default(),
+        Precision::new(Form::Int8Dynamic),
+        Precision::new(Form::Fp16),
     ] {
         for target in [Target::Portable, Target::Onnxruntime] {
             let opts = PipelineOptions {
@@ -249,12 +328,12 @@ fn the_written_bytes_are_the_final_graph_serialized() {
                 target,
                 ..at_level(Level::O2)
             };
-            let compiled = compile(&c, CompileOptions::default(), &opts).unwrap();
-            let fresh = bertc::onnx::export_bytes(&compiled.graph, compiled.export).unwrap();
+            let compiled = compile(test_session(), &c, BuildOptions::default(), &opts).unwrap();
+            let fresh = bertc::onnx::export_bytes(compiled.graph(), compiled.export()).unwrap();
             assert!(
                 compiled.to_bytes().unwrap() == fresh,
-                "{target:?} {:?}: the cached bytes differ from the final graph's",
-                precision.as_ref().map(|p| p.name())
+                "{target:?} {}: the cached bytes differ from the final graph's",
+                precision.name()
             );
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("m.onnx");
@@ -283,12 +362,7 @@ fn listing(dir: &std::path::Path) -> Vec<String> {
 #[test]
 fn the_model_written_during_the_check_is_the_final_graph() {
     let c = load_config("bert-tiny").unwrap();
-    for precision in [
-        None,
-        Some(ReducedPrecision::new(ReducedKind::Int8Dynamic {
-            calibrate: None,
-        })),
-    ] {
+    for precision in [Precision::default(), Precision::new(Form::Int8Dynamic)] {
         for target in [Target::Portable, Target::Onnxruntime] {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("m.onnx");
@@ -298,8 +372,8 @@ fn the_model_written_during_the_check_is_the_final_graph() {
                 output: Some(path.clone()),
                 ..at_level(Level::O2)
             };
-            let mut compiled = compile(&c, CompileOptions::default(), &opts).unwrap();
-            let what = format!("{target:?} {:?}", precision.as_ref().map(|p| p.name()));
+            let mut compiled = compile(test_session(), &c, BuildOptions::default(), &opts).unwrap();
+            let what = format!("{target:?} {}", precision.name());
             // Before write_files the output does not exist; where no stage
             // after the check or gate changes the graph (not the onnxruntime
             // lowering), its bytes are already in a hidden temporary file.
@@ -312,7 +386,7 @@ fn the_model_written_during_the_check_is_the_final_graph() {
                 ),
                 _ => assert!(early.is_empty(), "{what}: {early:?}"),
             }
-            let fresh = bertc::onnx::export_bytes(&compiled.graph, compiled.export).unwrap();
+            let fresh = bertc::onnx::export_bytes(compiled.graph(), compiled.export()).unwrap();
             let written = compiled.write_files(&path).unwrap();
             assert_eq!(written.model_bytes, fresh.len(), "{what}");
             assert!(
@@ -332,14 +406,14 @@ fn a_failed_gate_removes_the_model_written_during_it() {
     let c = load_config("bert-tiny").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.onnx");
-    let mut precision = ReducedPrecision::new(ReducedKind::Int8Dynamic { calibrate: None });
+    let mut precision = Precision::new(Form::Int8Dynamic);
     precision.min_cosine = 1.0;
     let opts = PipelineOptions {
-        precision: Some(precision),
+        precision,
         output: Some(path.clone()),
         ..at_level(Level::O2)
     };
-    let err = compile(&c, CompileOptions::default(), &opts)
+    let err = compile(test_session(), &c, BuildOptions::default(), &opts)
         .err()
         .expect("the gate fails");
     assert!(err.to_string().contains("cosine"), "{err}");

@@ -2,8 +2,8 @@
 //! item 4): in tract with `model_for_path`, a concrete fact per input,
 //! `into_optimized`, and no `with_ignore_value_info` — as PyTorch's exports
 //! load; in onnxruntime at every graph optimization level; in OpenVINO
-//! (f32 inference precision). Every golden case of ../shared/golden/cases
-//! (copied in tests/fixtures), every head, every target, against PyTorch's
+//! (f32 inference precision). Every golden case of tests/fixtures (the
+//! shared golden set's cases/), every head, every target, against PyTorch's
 //! outputs within 1e-4.
 
 mod common;
@@ -202,7 +202,7 @@ fn every_case_head_and_target_loads_plainly_in_tract_onnxruntime_and_openvino() 
         })
         .collect();
     cases.sort_by(|a, b| a.0.cmp(&b.0));
-    assert_eq!(cases.len(), 10, "the ten golden cases of ../shared/golden/cases");
+    assert_eq!(cases.len(), 10, "the ten golden cases of tests/fixtures/tiny-*");
     let base = fixtures().join("tiny-base");
     let mut embedding = golden(&base);
     embedding.insert("sentence_embedding".into(), sentence_embedding(&embedding));

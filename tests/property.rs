@@ -14,10 +14,10 @@
 mod common;
 
 use bertc::builder::Head;
-use bertc::check::check_equivalence;
-use bertc::compile::{build, CompileOptions};
 use bertc::config::{Activation, BertConfig, PositionEmbeddingType};
 use bertc::passes::{all_pass_names, level_passes, target_passes, Level, PassManager, Target};
+use bertc::pipeline::check::check_equivalence;
+use bertc::pipeline::{build, BuildOptions};
 use bertc::runtime::realistic_inputs;
 use rand_xoshiro::rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -79,7 +79,6 @@ const ACTIVATIONS: &[&str] = &[
 
 #[test]
 fn every_pipeline_agrees_with_o0_on_random_configs() {
-    bertc::runtime::set_threads(2);
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(2026);
     let mut pick = |n: u64| (rng.next_u64() % n) as usize;
     let mut pipelines: Vec<(String, Vec<&str>)> = [Level::O1, Level::O2]
@@ -113,7 +112,7 @@ fn every_pipeline_agrees_with_o0_on_random_configs() {
         let picked = Head::ALL[pick(Head::ALL.len() as u64)];
         let head = Some(picked);
         let config = BertConfig::from_json_str(&json, "random").unwrap();
-        let opts = CompileOptions {
+        let opts = BuildOptions {
             seed: case,
             head,
             ..Default::default()
@@ -128,7 +127,7 @@ fn every_pipeline_agrees_with_o0_on_random_configs() {
                 .verify_each(true)
                 .run(&mut g)
                 .unwrap();
-            for c in check_equivalence(&reference, &g, &inputs).unwrap() {
+            for c in check_equivalence(common::test_session(), &reference, &g, &inputs).unwrap() {
                 assert!(
                     c.within(1e-4),
                     "case {case} ({json}, head {head:?}), batch {batch} seq {seq}, pipeline {name}: {} moved by {:e}",

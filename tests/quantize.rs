@@ -4,11 +4,11 @@
 
 mod common;
 
-use bertc::compile::CompileOptions;
 use bertc::ir::Graph;
 use bertc::onnx::{export_bytes, ExportOptions};
-use bertc::passes::{Level, WeightGranularity};
-use bertc::quantize::{apply, calibration_batches, cosine, CalibrationMethod, Precision, PrecisionOptions};
+use bertc::passes::{Level, Target};
+use bertc::pipeline::BuildOptions;
+use bertc::quantize::{apply, calibration_batches, cosine, CalibrationMethod, Form, Precision};
 use bertc::runtime::{HostTensor, NamedTensors};
 use common::*;
 
@@ -30,21 +30,11 @@ const INT8_MIN_POOLER_COSINE_ORT: f64 = 0.98;
 const FP16_MAX_ABS: f64 = 2e-2;
 const FP16_MIN_COSINE: f64 = 0.9999;
 
-fn with(precision: Precision) -> PrecisionOptions {
-    PrecisionOptions {
-        precision,
-        weights: WeightGranularity::PerChannel,
-        skip: vec![],
-        embeddings: true,
-        target: bertc::passes::Target::Portable,
-        weight_bits: 8,
-        min_cosine: bertc::quantize::DEFAULT_MIN_COSINE,
-    }
-}
-
-fn reduced(g: &Graph, opts: &PrecisionOptions) -> Vec<u8> {
+/// `g` rewritten to `form` for the portable target, with `compile`'s
+/// defaults (generated calibration), serialized.
+fn reduced(g: &Graph, form: Form) -> Vec<u8> {
     let mut g = g.clone();
-    apply(&mut g, opts).unwrap();
+    apply(test_session(), &mut g, &Precision::new(form), Target::Portable).unwrap();
     export_bytes(&g, ExportOptions::default()).unwrap()
 }
 
@@ -154,7 +144,7 @@ fn assert_int8_accuracy(what: &str, model: &[u8]) {
 #[test]
 fn minilm_int8_dynamic_meets_golden_cosine() {
     let fp32 = minilm_fp32();
-    let model = reduced(&fp32, &with(Precision::Int8Dynamic { batches: None }));
+    let model = reduced(&fp32, Form::Int8Dynamic);
     assert_int8_accuracy("MiniLM int8 dynamic", &model);
 }
 
@@ -162,21 +152,14 @@ fn minilm_int8_dynamic_meets_golden_cosine() {
 fn minilm_int8_static_meets_golden_cosine() {
     let fp32 = minilm_fp32();
     // Generated calibration inputs: never the golden sentences.
-    let batches = calibration_batches(&fp32, None).unwrap();
-    let model = reduced(
-        &fp32,
-        &with(Precision::Int8Static {
-            batches,
-            method: CalibrationMethod::MinMax,
-        }),
-    );
+    let model = reduced(&fp32, Form::Int8Static(CalibrationMethod::MinMax));
     assert_int8_accuracy("MiniLM int8 static", &model);
 }
 
 #[test]
 fn minilm_fp16_meets_golden_tolerance() {
     let fp32 = minilm_fp32();
-    let model = reduced(&fp32, &with(Precision::Fp16));
+    let model = reduced(&fp32, Form::Fp16);
     let golden = minilm_golden();
     for (runtime, outputs) in [
         ("tract", run_tract(&model, &golden)),
@@ -196,9 +179,14 @@ fn minilm_fp16_meets_golden_tolerance() {
 fn minilm_int8_size_op_counts_and_determinism() {
     let fp32 = minilm_fp32();
     let fp32_size = export_bytes(&fp32, ExportOptions::default()).unwrap().len();
-    let opts = with(Precision::Int8Dynamic { batches: None });
     let mut g = fp32.clone();
-    apply(&mut g, &opts).unwrap();
+    apply(
+        test_session(),
+        &mut g,
+        &Precision::new(Form::Int8Dynamic),
+        Target::Portable,
+    )
+    .unwrap();
     let ops = g.op_histogram();
     // 6 layers × (Q, K, V, attention output, FFN in, FFN out) + the pooler.
     assert_eq!(ops.get("MatMulInteger"), Some(&37), "{ops:?}");
@@ -220,7 +208,11 @@ fn minilm_int8_size_op_counts_and_determinism() {
         int8.len()
     );
     assert!(ratio <= 0.3, "int8 file is {ratio:.3}x the fp32 one");
-    assert_eq!(int8, reduced(&fp32, &opts), "int8 compile is not byte-identical");
+    assert_eq!(
+        int8,
+        reduced(&fp32, Form::Int8Dynamic),
+        "int8 compile is not byte-identical"
+    );
 }
 
 /// `--min-cosine` refuses to write a model below it: error naming the
@@ -306,28 +298,27 @@ fn calibration_file_is_used_and_checked() {
     assert_eq!(g.op_histogram().get("Clip"), Some(&(2 * 2 + 1)));
 
     // The library's static quantization on the file's rows: the same pipeline.
-    let config = bertc::compile::load_config("bert-tiny").unwrap();
+    let config = bertc::pipeline::load_config("bert-tiny").unwrap();
     let fp32 = bertc::pipeline::compile(
+        test_session(),
         &config,
-        CompileOptions::default(),
+        BuildOptions::default(),
         &bertc::pipeline::at_level(Level::O2),
     )
     .unwrap()
-    .graph;
+    .into_graph();
     let batches = calibration_batches(&fp32, Some(&path("calib.safetensors"))).unwrap();
     assert_eq!(batches.len(), 2, "the file's 6 rows in batches of 4");
     let options = bertc::pipeline::PipelineOptions {
-        precision: Some(bertc::pipeline::ReducedPrecision::new(
-            bertc::pipeline::ReducedKind::Int8Static {
-                calibrate: Some(path("calib.safetensors")),
-                method: CalibrationMethod::MinMax,
-            },
-        )),
+        precision: Precision {
+            calibrate: Some(path("calib.safetensors")),
+            ..Precision::new(Form::Int8Static(CalibrationMethod::MinMax))
+        },
         ..bertc::pipeline::at_level(Level::O2)
     };
-    let int8 = bertc::pipeline::compile(&config, CompileOptions::default(), &options)
+    let int8 = bertc::pipeline::compile(test_session(), &config, BuildOptions::default(), &options)
         .unwrap()
-        .graph;
+        .into_graph();
     let expected = export_bytes(&int8, ExportOptions::default()).unwrap();
     assert!(
         written == expected,

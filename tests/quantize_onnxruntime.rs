@@ -11,10 +11,10 @@ use std::process::Command;
 
 use bertc::onnx::{export_bytes, ExportOptions};
 use bertc::passes::{
-    quantize_weight_s8, target_passes, weight_max_for_cpu, Level, PassManager, Target, WeightGranularity,
-    WEIGHT_MAX_7BIT, WEIGHT_MAX_8BIT,
+    quantize_weight_s8, target_passes, weight_bits_for_cpu, Level, PassManager, Target, WeightBits,
+    WeightGranularity,
 };
-use bertc::quantize::{apply, cosine, Precision, PrecisionOptions};
+use bertc::quantize::{apply, cosine, Form, Precision, Skip};
 use bertc::runtime::NamedTensors;
 use common::*;
 
@@ -59,25 +59,22 @@ fn onnxruntime_optimized_ops(model: &[u8]) -> BTreeMap<String, usize> {
     serde_json::from_slice(&out.stdout).expect("a JSON op histogram")
 }
 
-/// `--target onnxruntime --quantize dynamic` with compile's defaults,
-/// calibrated on `batches` (generated inputs when `None`).
-fn dynamic_onnxruntime(batches: Option<Vec<NamedTensors>>) -> PrecisionOptions {
-    PrecisionOptions {
-        precision: Precision::Int8Dynamic { batches },
-        weights: WeightGranularity::PerChannel,
-        skip: vec![],
-        embeddings: true,
-        target: Target::Onnxruntime,
-        weight_bits: 8,
-        min_cosine: bertc::quantize::DEFAULT_MIN_COSINE,
+/// `--quantize dynamic` with compile's defaults, calibrated (for the
+/// onnxruntime form) on the inputs in `calibrate` (generated inputs when
+/// `None`).
+fn dynamic(calibrate: Option<std::path::PathBuf>) -> Precision {
+    Precision {
+        calibrate,
+        ..Precision::new(Form::Int8Dynamic)
     }
 }
+
+const ORT: Target = Target::Onnxruntime;
 
 #[test]
 fn minilm_onnxruntime_int8_fuses_and_meets_minilm_golden() {
     let mut g = minilm_fp32();
-    let opts = dynamic_onnxruntime(None);
-    apply(&mut g, &opts).unwrap();
+    apply(test_session(), &mut g, &dynamic(None), ORT).unwrap();
     let ops = g.op_histogram();
     // 6 layers × (Q, K, V, attention output, FFN in, FFN out) + the pooler.
     assert_eq!(ops.get("MatMulInteger"), Some(&37), "{ops:?}");
@@ -136,12 +133,22 @@ fn minilm_onnxruntime_int8_fuses_and_meets_minilm_golden() {
 
 #[test]
 fn seven_bit_weights_without_vnni() {
-    assert_eq!(weight_max_for_cpu(true, false), WEIGHT_MAX_7BIT);
-    assert_eq!(weight_max_for_cpu(true, true), WEIGHT_MAX_8BIT);
-    assert_eq!(weight_max_for_cpu(false, false), WEIGHT_MAX_8BIT);
+    assert_eq!(weight_bits_for_cpu(true, false), WeightBits::Seven);
+    assert_eq!(weight_bits_for_cpu(true, true), WeightBits::Eight);
+    assert_eq!(weight_bits_for_cpu(false, false), WeightBits::Eight);
+    // `--weight-bits` takes 7 and 8 only.
+    assert_eq!(WeightBits::try_from(7), Ok(WeightBits::Seven));
+    assert_eq!(WeightBits::try_from(8), Ok(WeightBits::Eight));
+    for other in [0u8, 1, 6, 9, 16, 255] {
+        assert_eq!(
+            WeightBits::try_from(other),
+            Err(format!("{other} is not in 7..=8"))
+        );
+    }
     let w = bertc::ir::Tensor::from_f32(vec![2, 3], &[1.0, -2.0, 0.5, -1.0, 4.0, 0.25]);
-    for qmax in [WEIGHT_MAX_7BIT, WEIGHT_MAX_8BIT] {
-        let (q, scales) = quantize_weight_s8(&w, None, WeightGranularity::PerChannel, qmax);
+    for (bits, qmax) in [(WeightBits::Seven, 63.0), (WeightBits::Eight, 127.0)] {
+        assert_eq!(bits.max(), qmax);
+        let (q, scales) = quantize_weight_s8(&w, None, WeightGranularity::PerChannel, bits);
         let q: Vec<i8> = q.raw().iter().map(|&b| b as i8).collect();
         // Each column's largest |w| maps to ±qmax; every value within it.
         assert_eq!(q[0], qmax as i8);
@@ -157,7 +164,7 @@ fn seven_bit_weights_without_vnni() {
 #[test]
 fn minilm_onnxruntime_static_int8_fuses_and_meets_minilm_golden() {
     let compiled = minilm_static_int8(Target::Onnxruntime);
-    let ops = compiled.graph.op_histogram();
+    let ops = compiled.graph().op_histogram();
     // 4 activation pairs per layer (see tests/quantize_openvino.rs), no
     // run-time quantization, and the contrib lowering still applies.
     assert_eq!(ops.get("QuantizeLinear"), Some(&(4 * 6)), "{ops:?}");
@@ -184,15 +191,15 @@ fn minilm_onnxruntime_static_int8_fuses_and_meets_minilm_golden() {
 #[test]
 fn quantize_skip_auto_keeps_the_most_sensitive_layers_f32() {
     use bertc::quantize::sensitivity::auto_skip;
-    use bertc::quantize::{accuracy_report, calibration, validation_inputs, AUTO_SKIP, DEFAULT_MIN_COSINE};
+    use bertc::quantize::{accuracy_report, calibration, validation_inputs, DEFAULT_MIN_COSINE};
 
     let f32_graph = minilm_fp32();
-    let mut opts = PrecisionOptions {
+    let mut opts = Precision {
         weights: WeightGranularity::PerTensor,
-        ..dynamic_onnxruntime(None)
+        ..dynamic(None)
     };
-    let calibrated = calibration(&f32_graph, &opts).unwrap();
-    let choice = auto_skip(&f32_graph, &opts, calibrated.as_ref()).unwrap();
+    let calibrated = calibration(test_session(), &f32_graph, &opts, ORT).unwrap();
+    let choice = auto_skip(test_session(), &f32_graph, &opts, ORT, calibrated.as_ref()).unwrap();
     eprintln!(
         "auto: keep f32 {:?} (cosine {:.5}); most sensitive {:?}",
         choice.keep_f32,
@@ -206,16 +213,16 @@ fn quantize_skip_auto_keeps_the_most_sensitive_layers_f32() {
     assert_eq!(choice.sensitivity.len(), 37);
     assert!(choice.cosine >= DEFAULT_MIN_COSINE, "{choice:?}");
 
-    opts.skip = vec![AUTO_SKIP.to_string()];
+    opts.skip = Skip::Auto;
     let mut g = f32_graph.clone();
-    apply(&mut g, &opts).unwrap();
+    apply(test_session(), &mut g, &opts, ORT).unwrap();
     let ops = g.op_histogram();
     assert_eq!(
         ops.get("MatMulInteger"),
         Some(&(37 - choice.keep_f32.len())),
         "{ops:?}"
     );
-    let report = accuracy_report(&f32_graph, &g, &validation_inputs(&f32_graph)).unwrap();
+    let report = accuracy_report(test_session(), &f32_graph, &g, &validation_inputs(&f32_graph)).unwrap();
     assert!(
         report.outputs.iter().all(|o| o.cosine >= DEFAULT_MIN_COSINE),
         "{report:?}"
@@ -227,9 +234,9 @@ fn quantize_skip_auto_keeps_the_most_sensitive_layers_f32() {
     );
     // The bar is the gate's, --min-cosine: one the all-quantized graph
     // already holds keeps nothing f32.
-    opts.skip = vec![];
+    opts.skip = Skip::default();
     opts.min_cosine = choice.sensitivity[0].1.min(0.9) - 0.01;
-    let lenient = auto_skip(&f32_graph, &opts, calibrated.as_ref()).unwrap();
+    let lenient = auto_skip(test_session(), &f32_graph, &opts, ORT, calibrated.as_ref()).unwrap();
     assert!(lenient.keep_f32.is_empty(), "{lenient:?}");
     assert!(lenient.cosine >= opts.min_cosine, "{lenient:?}");
 }
@@ -247,9 +254,9 @@ fn per_token_and_smoothing_follow_calibration() {
     };
     use bertc::quantize::calibration;
 
-    let opts = dynamic_onnxruntime(None);
+    let opts = dynamic(None);
     let minilm = minilm_fp32();
-    let c = calibration(&minilm, &opts).unwrap().unwrap();
+    let c = calibration(test_session(), &minilm, &opts, ORT).unwrap().unwrap();
     let ffn = |layer: usize| format!("encoder.layer.{layer}.intermediate.act");
     let spreads: Vec<f32> = (0..6).map(|l| c.row_spread[&ffn(l)]).collect();
     eprintln!("MiniLM FFN-input row spreads: {spreads:.2?}");
@@ -265,16 +272,17 @@ fn per_token_and_smoothing_follow_calibration() {
     let config = fixture("tiny-base");
     let tiny_config = bertc::config::BertConfig::from_path(&config.join("config.json")).unwrap();
     let tiny = bertc::pipeline::compile(
+        test_session(),
         &tiny_config,
-        bertc::compile::CompileOptions {
+        bertc::pipeline::BuildOptions {
             weights: Some(config.join("model.safetensors")),
             ..Default::default()
         },
         &bertc::pipeline::at_level(Level::O2),
     )
     .unwrap()
-    .graph;
-    let c = calibration(&tiny, &opts).unwrap().unwrap();
+    .into_graph();
+    let c = calibration(test_session(), &tiny, &opts, ORT).unwrap().unwrap();
     assert!(
         per_token_inputs(&tiny, &[], &c.row_spread).is_empty(),
         "{:?}",
@@ -282,7 +290,7 @@ fn per_token_and_smoothing_follow_calibration() {
     );
     assert!(smoothing_factors(&tiny, &[], &c.ranges, SMOOTHING_ALPHA_ONNXRUNTIME).is_empty());
     let mut g = tiny.clone();
-    apply(&mut g, &opts).unwrap();
+    apply(test_session(), &mut g, &opts, ORT).unwrap();
     let ops = g.op_histogram();
     assert_eq!(ops.get("ReduceMax"), None, "{ops:?}");
     assert_eq!(ops.get("DynamicQuantizeLinear"), Some(&9), "{ops:?}");
@@ -305,15 +313,14 @@ fn dynamic_onnxruntime_form_calibrates_on_the_given_file() {
     bertc::runtime::write_safetensors(&path("bad.safetensors"), &inputs).unwrap();
 
     let f32_graph = minilm_fp32();
-    let quantized = |batches| {
+    let quantized = |calibrate| {
         let mut g = f32_graph.clone();
-        let opts = dynamic_onnxruntime(batches);
-        apply(&mut g, &opts).unwrap();
+        apply(test_session(), &mut g, &dynamic(calibrate), ORT).unwrap();
         export_bytes(&g, ExportOptions::default()).unwrap()
     };
     let batches = calibration_batches(&f32_graph, Some(&path("calib.safetensors"))).unwrap();
     assert_eq!(batches.len(), 2, "8 rows in batches of 4");
-    let from_file = quantized(Some(batches));
+    let from_file = quantized(Some(path("calib.safetensors")));
     let generated = quantized(None);
     assert!(from_file != generated, "the calibration file changed nothing");
 
@@ -350,11 +357,11 @@ fn dynamic_onnxruntime_form_calibrates_on_the_given_file() {
 #[test]
 fn seven_bit_weights_cannot_saturate_and_meet_minilm_golden() {
     let mut g = minilm_fp32();
-    let opts = PrecisionOptions {
-        weight_bits: 7,
-        ..dynamic_onnxruntime(None)
+    let opts = Precision {
+        weight_bits: WeightBits::Seven,
+        ..dynamic(None)
     };
-    apply(&mut g, &opts).unwrap();
+    apply(test_session(), &mut g, &opts, ORT).unwrap();
     let mut products = 0;
     for id in g.node_ids().collect::<Vec<_>>() {
         if g.node(id).op != bertc::ir::Op::MatMulInteger {
@@ -386,7 +393,7 @@ fn seven_bit_weights_cannot_saturate_and_meet_minilm_golden() {
     // scripts/ort_saturation.py runs the exact AVX2 arithmetic: the 7-bit
     // file computes the same there, the 8-bit one does not.
     let mut eight = minilm_fp32();
-    apply(&mut eight, &dynamic_onnxruntime(None)).unwrap();
+    apply(test_session(), &mut eight, &dynamic(None), ORT).unwrap();
     let dir = tempfile::tempdir().unwrap();
     for (name, g, saturates) in [("seven.onnx", &g, false), ("eight.onnx", &eight, true)] {
         let path = dir.path().join(name);

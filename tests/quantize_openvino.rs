@@ -6,7 +6,8 @@
 mod common;
 
 use bertc::passes::Target;
-use bertc::pipeline::{PipelineOptions, ReducedKind, ReducedPrecision};
+use bertc::pipeline::PipelineOptions;
+use bertc::quantize::{Form, Precision};
 use bertc::runtime::read_safetensors;
 use common::*;
 
@@ -16,7 +17,7 @@ const MIN_ROW_COSINE: f64 = 0.99;
 #[test]
 fn minilm_openvino_int8_is_qdq_and_meets_the_golden_in_tract_and_openvino() {
     let compiled = minilm_static_int8(Target::Openvino);
-    let ops = compiled.graph.op_histogram();
+    let ops = compiled.graph().op_histogram();
     // One activation pair per distinct quantized input: per layer Q/K/V's
     // and the FFN input's (smoothed layer-norm outputs), the attention
     // context and the FFN output layer's (a Gelu's output, asymmetric).
@@ -29,23 +30,23 @@ fn minilm_openvino_int8_is_qdq_and_meets_the_golden_in_tract_and_openvino() {
     // (ranges 14-23 against a 99th percentile of 3-4.5): each such layer
     // gets one f32 side product over them; layers 4 and 5 have none.
     let side: Vec<&str> = compiled
-        .graph
+        .graph()
         .node_ids()
-        .map(|id| compiled.graph.node(id).name.as_str())
+        .map(|id| compiled.graph().node(id).name.as_str())
         .filter(|n| n.ends_with(".outlier_matmul"))
         .collect();
     assert_eq!(side.len(), 4, "{side:?}");
     let zero_points: Vec<u8> = compiled
-        .graph
+        .graph()
         .node_ids()
         .filter(|&id| {
             compiled
-                .graph
+                .graph()
                 .node(id)
                 .name
                 .contains("intermediate.act.act_zero_point")
         })
-        .map(|id| match &compiled.graph.node(id).op {
+        .map(|id| match &compiled.graph().node(id).op {
             bertc::ir::Op::Constant(t) => t.raw()[0],
             op => panic!("zero point is {op:?}"),
         })
@@ -97,9 +98,7 @@ fn outlier_channels_are_those_far_above_the_99th_percentile() {
 fn openvino_takes_int8_only_as_static() {
     let options = PipelineOptions {
         target: Target::Openvino,
-        precision: Some(ReducedPrecision::new(ReducedKind::Int8Dynamic {
-            calibrate: None,
-        })),
+        precision: Precision::new(Form::Int8Dynamic),
         ..Default::default()
     };
     assert_eq!(

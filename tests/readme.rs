@@ -70,10 +70,10 @@ fn the_compile_report_example_is_what_compile_prints() {
 #[test]
 fn the_run_example_is_what_run_prints() {
     let text = "I loved this film, truly wonderful.";
-    let model = root().join("../shared/golden/pipelines/token-cls");
+    let model = fixture("pipelines/token-cls");
     assert_eq!(
         quoted(&format!(
-            "bertc run ../shared/golden/pipelines/token-cls \"{text}\""
+            "bertc run tests/fixtures/pipelines/token-cls \"{text}\""
         )),
         run(&["run", model.to_str().unwrap(), text, "--threads", "1"])
     );

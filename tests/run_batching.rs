@@ -20,7 +20,7 @@ use serde_json::Value;
 const ATOL: f64 = 1e-6;
 
 fn pipelines() -> PathBuf {
-    common::root().join("../shared/golden/pipelines")
+    common::fixture("pipelines")
 }
 
 fn mix_lines() -> Vec<String> {
@@ -43,11 +43,10 @@ fn texts() -> Vec<String> {
 
 fn load_model(dir: &Path, limits: BatchLimits) -> LoadedModel {
     let opts = RunOptions {
-        threads: Some(1),
         batch: limits,
         ..Default::default()
     };
-    load(dir, &opts).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+    load(common::test_session(), dir, &opts).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
 }
 
 /// Few rows and tokens per batch: many batches, each mixing lengths.

@@ -1,6 +1,6 @@
 //! `bertc run` against transformers' pipelines and sentence-transformers.
 //!
-//! ../shared/golden/pipelines holds small seeded BERT folders as the hub
+//! tests/fixtures/pipelines holds small seeded BERT folders as the hub
 //! ships them, with what transformers 4.46's pipelines returned
 //! (`pipeline-golden.json`): each folder is compiled from the folder
 //! alone and `bertc run --json` must give the same labels in the same
@@ -21,13 +21,7 @@ use serde_json::Value;
 const ATOL: f64 = 1e-5;
 
 fn pipelines() -> PathBuf {
-    let dir = common::root().join("../shared/golden/pipelines");
-    assert!(
-        dir.join("README.md").is_file(),
-        "the reference folders are not at {} (../shared/golden/pipelines)",
-        dir.display()
-    );
-    dir
+    common::fixture("pipelines")
 }
 
 fn golden(folder: &str) -> Value {
@@ -168,10 +162,10 @@ fn sentence_transformers_folder_with_cls_pooling_gives_its_embeddings() {
     eprintln!("st-cls: max-abs {d:e}");
 }
 
-/// The sentences of ../shared/golden/text and what sentence-transformers'
+/// The sentences of tests/fixtures/text and what sentence-transformers'
 /// tokenizer made of them.
 fn minilm_text() -> (Vec<String>, bertc::runtime::NamedTensors) {
-    let dir = common::root().join("../shared/golden/text");
+    let dir = common::fixture("text");
     let meta: Value =
         serde_json::from_slice(&std::fs::read(dir.join("minilm-text-visible.json")).unwrap()).unwrap();
     let tensors = read_safetensors(&dir.join("minilm-text-visible.safetensors")).unwrap();

@@ -13,7 +13,7 @@ mod common;
 use common::assert_dump_snapshot;
 
 use bertc::builder::Head;
-use bertc::compile::{build, load_config, CompileOptions};
+use bertc::pipeline::{build, load_config, BuildOptions};
 use std::collections::HashMap;
 
 use bertc::ir::{dump, structure_summary, Graph, NodeId};
@@ -29,7 +29,7 @@ const FULL_DUMP_PRESETS: [&str; 2] = ["bert-tiny", "bert-mini"];
 fn small_preset_dumps() {
     for name in FULL_DUMP_PRESETS {
         let config = load_config(name).unwrap();
-        let mut graph = build(&config, &CompileOptions::default()).unwrap().graph;
+        let mut graph = build(&config, &BuildOptions::default()).unwrap().graph;
         assert_dump_snapshot(&format!("O0-{name}"), &dump(&graph));
         PassManager::from_names(level_passes(Level::O2))
             .unwrap()
@@ -58,7 +58,7 @@ fn pass_report(runs: &[PassRun]) -> String {
 fn large_preset_structures() {
     for (name, _) in PRESETS.iter().filter(|(n, _)| !FULL_DUMP_PRESETS.contains(n)) {
         let config = load_config(name).unwrap();
-        let mut graph = build(&config, &CompileOptions::default()).unwrap().graph;
+        let mut graph = build(&config, &common::shapes_only()).unwrap().graph;
         let mut text = format!("# {name} at -O0, as built\n{}", structure_summary(&graph));
         let runs = PassManager::from_names(level_passes(Level::O2))
             .unwrap()
@@ -88,7 +88,7 @@ const HEAD_SNAPSHOTS: [Head; 5] = [
 fn head_dumps() {
     let config = load_config("bert-tiny").unwrap();
     for head in HEAD_SNAPSHOTS {
-        let opts = CompileOptions {
+        let opts = BuildOptions {
             head: Some(head),
             ..Default::default()
         };
@@ -106,21 +106,19 @@ fn head_dumps() {
 #[test]
 fn int8_dump() {
     let config = load_config(INT8_PRESET).unwrap();
-    let mut graph = build(&config, &CompileOptions::default()).unwrap().graph;
+    let mut graph = build(&config, &BuildOptions::default()).unwrap().graph;
     PassManager::from_names(level_passes(Level::O2))
         .unwrap()
         .run(&mut graph)
         .unwrap();
-    let opts = bertc::quantize::PrecisionOptions {
-        precision: bertc::quantize::Precision::Int8Dynamic { batches: None },
-        weights: bertc::passes::WeightGranularity::PerChannel,
-        skip: vec![],
-        embeddings: true,
-        target: bertc::passes::Target::Portable,
-        weight_bits: 8,
-        min_cosine: bertc::quantize::DEFAULT_MIN_COSINE,
-    };
-    bertc::quantize::apply(&mut graph, &opts).unwrap();
+    let int8 = bertc::quantize::Precision::new(bertc::quantize::Form::Int8Dynamic);
+    bertc::quantize::apply(
+        common::test_session(),
+        &mut graph,
+        &int8,
+        bertc::passes::Target::Portable,
+    )
+    .unwrap();
     assert_dump_snapshot(&format!("int8-{INT8_PRESET}"), &dump(&graph));
     let back = import_bytes(&export_bytes(&graph, ExportOptions::default()).unwrap()).unwrap();
     assert_eq!(
@@ -135,7 +133,7 @@ const INT8_PRESET: &str = "bert-tiny";
 #[test]
 fn dump_survives_onnx_round_trip_at_every_opset() {
     let config = load_config("bert-tiny").unwrap();
-    let graph = build(&config, &CompileOptions::default()).unwrap().graph;
+    let graph = build(&config, &BuildOptions::default()).unwrap().graph;
     for opset in [14, 17, 18, 23] {
         let bytes = export_bytes(
             &graph,
@@ -224,7 +222,7 @@ fn dump_is_independent_of_build_order() {
     // a graph built in another order prints and serializes the same, as
     // built and after passes (which leave holes in petgraph's indices).
     let config = load_config("bert-tiny").unwrap();
-    let mut graph = build(&config, &CompileOptions::default()).unwrap().graph;
+    let mut graph = build(&config, &BuildOptions::default()).unwrap().graph;
     for stage in ["as built", "after -O2"] {
         if stage == "after -O2" {
             PassManager::from_names(level_passes(Level::O2))
@@ -291,7 +289,7 @@ fn family_dumps() {
     for case in common::FAMILY_BASE_CASES {
         let dir = common::family_dir(case);
         let config = bertc::config::BertConfig::from_path(&dir.join("config.json")).unwrap();
-        let opts = CompileOptions {
+        let opts = BuildOptions {
             weights: Some(dir.join("model.safetensors")),
             ..Default::default()
         };

@@ -2,10 +2,12 @@
 //! its pickle, sharded index files, and finding weights in a model folder.
 //!
 //! The real checkpoint pair (seq-cls as safetensors, seq-cls-bin as
-//! pytorch_model.bin, 4 MB each) is read from ../shared/golden/pipelines,
-//! the project's read-only reference data; every other file is built here,
-//! byte by byte, as torch.save lays it out — valid ones, and hostile ones
-//! that must be refused by name without a panic.
+//! pytorch_model.bin as torch.save wrote it, 4 MB each) is read from
+//! tests/fixtures/pipelines; every other file is built here, byte by byte,
+//! as torch.save lays it out — valid ones, and hostile ones that must be
+//! refused by name without a panic.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 
@@ -249,13 +251,7 @@ fn valid_file() -> Vec<u8> {
 // ---------------------------------------------------------------- real files
 
 fn pipelines() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/golden/pipelines");
-    assert!(
-        dir.join("seq-cls-bin/pytorch_model.bin").is_file(),
-        "the reference folders are not at {} (../shared/golden/pipelines)",
-        dir.display()
-    );
-    dir
+    common::fixture("pipelines")
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! Benchmarks in tract: interleaved latency over a batch × sequence grid,
-//! the machine's measured fp32 peak, and the process's peak memory.
+//! Benchmarks: interleaved latency over a batch × sequence grid in tract,
+//! onnxruntime or OpenVINO, the machine's measured fp32 peak (in tract),
+//! and the process's peak memory.
 
 mod memory;
 mod peak;

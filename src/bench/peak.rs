@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::ir::{DType, Graph, Op, Shape, Tensor};
 use crate::onnx::{export_bytes, ExportOptions};
 use crate::runtime::{HostTensor, NamedTensors, TractSession};
+use crate::session::Session;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct MachinePeak {
@@ -39,8 +40,9 @@ impl MachinePeak {
 
 /// Times `[n,n]·[n,n]` in tract until `runs` products or ~1 s, after a
 /// warm-up run; the best run counts (the peak is what the machine can do,
-/// and on a shared machine most runs are slowed by neighbours).
-pub fn measure_fp32_peak(n: usize, runs: usize) -> Result<MachinePeak, Error> {
+/// and on a shared machine most runs are slowed by neighbours), on
+/// `session`'s threads.
+pub fn measure_fp32_peak(session: &Session, n: usize, runs: usize) -> Result<MachinePeak, Error> {
     let mut g = Graph::new();
     let a = g.add_input("a", DType::F32, Shape::fixed(&[n, n]))?;
     // Deterministic, non-trivial values: the kernel's speed must not depend on them.
@@ -49,15 +51,15 @@ pub fn measure_fp32_peak(n: usize, runs: usize) -> Result<MachinePeak, Error> {
     let c = g.add("c", Op::MatMul, &[a, b])?;
     g.set_output("c", c);
     let bytes = export_bytes(&g, ExportOptions::default())?;
-    let mut session = TractSession::from_bytes(&bytes)?;
+    let mut product = TractSession::from_bytes(session, &bytes)?;
     let inputs = NamedTensors::from([("a".to_string(), HostTensor::f32(vec![n, n], values))]);
-    let (hosts, values) = session.prepare(&inputs)?;
-    let plan = session.plan_for(&hosts.iter().collect::<Vec<_>>())?;
-    TractSession::run_plan(&plan, values.clone())?;
+    let (hosts, values) = product.prepare(&inputs)?;
+    let plan = product.plan_for(&hosts.iter().collect::<Vec<_>>())?;
+    product.run_plan(&plan, values.clone())?;
     let (mut best, mut done, start) = (f64::INFINITY, 0, Instant::now());
     while done < runs.max(1) && (done == 0 || start.elapsed().as_secs_f64() < 1.0) {
         let t = Instant::now();
-        TractSession::run_plan(&plan, values.clone())?;
+        product.run_plan(&plan, values.clone())?;
         best = best.min(t.elapsed().as_secs_f64());
         done += 1;
     }

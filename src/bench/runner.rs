@@ -1,7 +1,8 @@
-//! Interleaved latency measurement in tract: for each (batch, sequence)
-//! cell, every model gets a plan for those fixed shapes and warm-up runs,
-//! then the timed runs alternate A B A B … so that a noisy neighbour or a
-//! frequency change hits every model alike.
+//! Interleaved latency measurement: for each (batch, sequence) cell, every
+//! model — in tract, onnxruntime or OpenVINO — gets its inputs converted
+//! (and in tract a plan for those fixed shapes) and warm-up runs, then the
+//! timed runs alternate A B A B … so that a noisy neighbour or a frequency
+//! change hits every model alike.
 
 use std::time::Instant;
 
@@ -9,11 +10,11 @@ use serde::Serialize;
 
 use super::memory::{peak_rss_bytes, reset_peak_rss};
 use super::stats::LatencyStats;
-use crate::check::inputs_for;
 use crate::cost::{graph_cost, Cost};
 use crate::error::Error;
 use crate::ir::Graph;
-use crate::runtime::{NamedTensors, TractSession};
+use crate::runtime::{inputs_for, NamedTensors, RuntimeModel, TractSession};
+use crate::session::Session;
 
 /// The grid and repetition counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,12 +34,12 @@ impl BenchOptions {
     }
 }
 
-/// A model ready to benchmark: loaded in tract, with its inputs and cost
-/// per cell computed up front so that its IR graph (and weights) can be
-/// dropped before anything is timed.
+/// A model ready to benchmark: loaded in its runtime, with its inputs and
+/// cost per cell computed up front so that its IR graph (and weights) can
+/// be dropped before anything is timed.
 pub struct BenchModel {
     pub name: String,
-    session: TractSession,
+    model: RuntimeModel,
     cells: Vec<PreparedCell>,
 }
 
@@ -48,17 +49,25 @@ struct PreparedCell {
 }
 
 impl BenchModel {
-    /// Loads ONNX `bytes` whose IR form is `graph` (for inputs and cost).
-    pub fn new(name: &str, graph: &Graph, bytes: &[u8], opts: &BenchOptions) -> Result<BenchModel, Error> {
-        BenchModel::with_session(name, graph, TractSession::from_bytes(bytes)?, opts)
-    }
-
-    /// A model already loaded in tract (e.g. from its file, with external
-    /// data) whose IR form is `graph`.
-    pub fn with_session(
+    /// Loads ONNX `bytes` whose IR form is `graph` (for inputs and cost),
+    /// to run in tract on `session`'s threads.
+    pub fn new(
+        session: &Session,
         name: &str,
         graph: &Graph,
-        session: TractSession,
+        bytes: &[u8],
+        opts: &BenchOptions,
+    ) -> Result<BenchModel, Error> {
+        let model = RuntimeModel::tract(TractSession::from_bytes(session, bytes)?);
+        BenchModel::with_model(name, graph, model, opts)
+    }
+
+    /// A model already loaded in a runtime (e.g. from its file, with
+    /// external data) whose IR form is `graph`.
+    pub fn with_model(
+        name: &str,
+        graph: &Graph,
+        model: RuntimeModel,
         opts: &BenchOptions,
     ) -> Result<BenchModel, Error> {
         let cells = opts
@@ -80,9 +89,14 @@ impl BenchModel {
             .collect::<Result<_, Error>>()?;
         Ok(BenchModel {
             name: name.to_string(),
-            session,
+            model,
             cells,
         })
+    }
+
+    /// The runtime it runs in.
+    pub fn runtime(&self) -> crate::runtime::Runtime {
+        self.model.runtime()
     }
 
     /// The cost at the first cell (parameters and weights are the same at every cell).
@@ -95,6 +109,8 @@ impl BenchModel {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CellResult {
     pub model: String,
+    /// The runtime it ran in: tract, onnxruntime or openvino.
+    pub runtime: &'static str,
     pub batch: usize,
     pub seq: usize,
     #[serde(flatten)]
@@ -109,7 +125,7 @@ pub struct CellResult {
     /// gflops / the machine's measured fp32 peak, when it was measured
     /// (see [`apply_peak`]).
     pub fraction_of_peak: Option<f64>,
-    /// p50 / the first model's p50 in the same cell.
+    /// p50 / the p50 of the first model in the same runtime and cell.
     pub ratio_to_first: f64,
     /// The process's peak resident memory (VmHWM) by the end of this cell.
     pub peak_rss_bytes: Option<u64>,
@@ -120,7 +136,8 @@ pub struct CellResult {
 
 /// Progress events, for a progress bar.
 pub enum Progress<'a> {
-    /// tract is optimizing a plan for these shapes.
+    /// The runtime is taking the inputs of these shapes (tract: optimizing
+    /// a plan for them).
     Planning {
         model: &'a str,
         batch: usize,
@@ -140,46 +157,44 @@ pub fn run_interleaved(
     let mut results = Vec::new();
     for (cell, (batch, seq)) in opts.cells().into_iter().enumerate() {
         let scope = if reset_peak_rss() { "cell" } else { "process" };
-        let mut plans = Vec::with_capacity(models.len());
         for m in models.iter_mut() {
             progress(Progress::Planning {
                 model: &m.name,
                 batch,
                 seq,
             });
-            let (hosts, values) = m.session.prepare(&m.cells[cell].inputs)?;
-            let plan = m.session.plan_for(&hosts.iter().collect::<Vec<_>>())?;
+            m.model.prepare(&m.cells[cell].inputs)?;
             for _ in 0..opts.warmup {
-                TractSession::run_plan(&plan, values.clone())?;
+                m.model.run_prepared()?;
                 progress(Progress::Ran);
             }
-            plans.push((plan, values));
         }
         let mut times = vec![Vec::with_capacity(opts.runs); models.len()];
         for _ in 0..opts.runs {
-            for ((plan, values), t) in plans.iter().zip(times.iter_mut()) {
+            for (m, t) in models.iter_mut().zip(times.iter_mut()) {
                 let start = Instant::now();
-                TractSession::run_plan(plan, values.clone())?;
+                m.model.run_prepared()?;
                 t.push(start.elapsed().as_secs_f64() * 1e3);
                 progress(Progress::Ran);
             }
         }
         let peak_rss = peak_rss_bytes();
-        let mut first_p50 = None;
-        drop(plans);
+        let mut first_p50 = std::collections::HashMap::new();
         for (m, t) in models.iter_mut().zip(&times) {
-            // A plan holds tract's packed copy of the weights: free it
-            // before the next cell plans its own.
-            m.session.forget_plans();
+            // A tract plan holds tract's packed copy of the weights: free
+            // it before the next cell plans its own.
+            m.model.forget_prepared();
             let Some(latency) = LatencyStats::of(t) else {
                 continue;
             };
             let p50_s = latency.p50_ms / 1e3;
             let cost = &m.cells[cell].cost;
             let gflops = (batch as u64 * cost.flops_per_sequence) as f64 / p50_s / 1e9;
-            let first = *first_p50.get_or_insert(latency.p50_ms);
+            let runtime = m.model.runtime().name();
+            let first = *first_p50.entry(runtime).or_insert(latency.p50_ms);
             results.push(CellResult {
                 model: m.name.clone(),
+                runtime,
                 batch,
                 seq,
                 latency,

@@ -2,29 +2,29 @@
 //! computes it in eval mode (dropout is the identity), then the task head.
 
 use crate::config::PositionEmbeddingType;
-use crate::family::{Family, Positions};
+use crate::family::Positions;
 use crate::ir::{BinaryOp, DType, Dim, Op, Shape, Tensor, UnaryOp, Value, BATCH, SEQUENCE};
 
 use super::{BuildError, Builder, ModelSpec};
 
 impl Builder<'_> {
     pub(super) fn model(&mut self, spec: &ModelSpec) -> Result<(), BuildError> {
-        let family = self.config.family;
+        let family = self.config.family.spec();
         let ids_shape = Shape(vec![Dim::sym(BATCH), Dim::sym(SEQUENCE)]);
         let input_ids = self.g.add_input("input_ids", DType::I64, ids_shape.clone())?;
         let attention_mask = self
             .g
             .add_input("attention_mask", DType::I64, ids_shape.clone())?;
-        // Inputs as Optimum names them: token types only where the family has them.
-        let token_type_ids = match family.has_token_types() {
+        // Inputs as Optimum names them: token types only where the family reads them.
+        let token_type_ids = match family.token_types.is_input() {
             true => Some(self.g.add_input("token_type_ids", DType::I64, ids_shape)?),
             false => None,
         };
 
         let mut hidden = self.embeddings(input_ids, token_type_ids)?;
         let mut mask = self.extended_attention_mask(attention_mask)?;
-        if family == Family::MpNet {
-            mask = self.mpnet_score_bias(hidden, mask)?;
+        if let Some(table) = family.bucketed_relative_bias {
+            mask = self.mpnet_score_bias(hidden, mask, table)?;
         }
         for i in 0..self.config.encoder_layers() {
             hidden = self.encoder_layer(hidden, mask, i)?;
@@ -75,9 +75,12 @@ impl Builder<'_> {
             // type; relative models still carry the (unused) table.
             return self.layer_norm(sum, "embeddings.LayerNorm");
         }
-        if self.config.family.positions() == Positions::FromPadding {
-            let pos_ids = self.padding_position_ids(input_ids)?;
-            return self.add_positions(sum, pos_ids);
+        match self.config.family.spec().positions {
+            Positions::Sequential => {}
+            Positions::FromPadding => {
+                let pos_ids = self.padding_position_ids(input_ids)?;
+                return self.add_positions(sum, pos_ids);
+            }
         }
 
         let max_pos = self.config.max_position_embeddings;
@@ -204,7 +207,7 @@ impl Builder<'_> {
         let first = self
             .g
             .add("pooler.first_token", Op::Gather { axis: 1 }, &[hidden, zero])?;
-        let dense = self.linear(first, self.config.family.pooler_linear())?;
+        let dense = self.linear(first, self.config.family.spec().pooler.linear)?;
         self.unary("pooler.activation", UnaryOp::Tanh, dense)
     }
 }

@@ -1,10 +1,11 @@
-//! The task heads on top of the encoder, as transformers' `BertFor*`
-//! classes and sentence-transformers compute them, with Optimum's output
-//! names.
+//! The task heads on top of the encoder, as transformers' `*For*` classes
+//! and sentence-transformers compute them, with Optimum's output names; the
+//! layers and names of each family's heads are its row of the family table.
 
+use crate::config::{Activation, BertConfig};
+use crate::family::{FirstTokenClassifier, HeadActivation, HeadWidth, SequenceClassifier};
 use crate::ir::{BinaryOp, Op, Tensor, Value};
 
-use super::family_heads::{first_token_classifier, masked_lm_head, FirstTokenClassifier};
 use super::{BuildError, Builder, Head, ModelSpec};
 
 impl Builder<'_> {
@@ -27,17 +28,17 @@ impl Builder<'_> {
                 }
             }
             Head::SequenceClassification => {
-                if let Some(c) = first_token_classifier(self.config.family) {
-                    let logits = self.first_token_classifier(hidden, &c)?;
-                    self.g.set_output("logits", logits);
-                    return Ok(());
-                }
-                let pooled = pooled.ok_or_else(|| {
-                    BuildError::Unsupported(
-                        "sequence classification reads the pooler, which this model lacks".into(),
-                    )
-                })?;
-                let logits = self.linear(pooled, "classifier")?;
+                let logits = match self.config.family.spec().heads.sequence_classification {
+                    SequenceClassifier::FirstToken(c) => self.first_token_classifier(hidden, &c)?,
+                    SequenceClassifier::Pooler => {
+                        let pooled = pooled.ok_or_else(|| {
+                            BuildError::Unsupported(
+                                "sequence classification reads the pooler, which this model lacks".into(),
+                            )
+                        })?;
+                        self.linear(pooled, "classifier")?
+                    }
+                };
                 self.g.set_output("logits", logits);
             }
             Head::TokenClassification => {
@@ -84,7 +85,7 @@ impl Builder<'_> {
             .g
             .add("classifier.first_token", Op::Gather { axis: 1 }, &[hidden, zero])?;
         let x = self.linear(first, c.dense)?;
-        let act = c.activation.resolve(self.config);
+        let act = head_activation(c.activation, self.config);
         let x = self.activation(x, act, &format!("{}.act", c.dense))?;
         self.linear(x, c.out)
     }
@@ -95,9 +96,9 @@ impl Builder<'_> {
     /// decoder reads the word-embedding table through a Transpose, so the
     /// file holds the table once.
     fn masked_lm(&mut self, hidden: Value) -> Result<Value, BuildError> {
-        let h = masked_lm_head(self.config);
+        let h = self.config.family.spec().heads.masked_lm;
         let t = self.linear(hidden, h.transform)?;
-        let act = h.activation.resolve(self.config);
+        let act = head_activation(h.activation, self.config);
         let act_name = h.transform.strip_suffix(".dense").unwrap_or(h.transform);
         let t = self.activation(t, act, &format!("{act_name}.act"))?;
         let t = self.layer_norm(t, h.layer_norm)?;
@@ -120,5 +121,23 @@ impl Builder<'_> {
         let y = self.g.add(&format!("{d}.matmul"), Op::MatMul, &[t, decoder])?;
         let bias = self.param(h.bias)?;
         self.binary(&format!("{d}.add"), BinaryOp::Add, y, bias)
+    }
+}
+
+/// The activation a head layer applies, in this config.
+fn head_activation(a: HeadActivation, c: &BertConfig) -> Activation {
+    match a {
+        HeadActivation::Tanh => Activation::Tanh,
+        HeadActivation::Relu => Activation::Relu,
+        HeadActivation::Gelu => Activation::Gelu,
+        HeadActivation::Hidden => c.hidden_act,
+    }
+}
+
+/// A head layer's width in this config.
+pub(super) fn head_width(w: HeadWidth, c: &BertConfig) -> usize {
+    match w {
+        HeadWidth::Hidden => c.hidden_size,
+        HeadWidth::Embedding => c.embedding_size(),
     }
 }

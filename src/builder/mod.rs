@@ -2,10 +2,9 @@
 //! graph from a config and its parameters.
 
 mod bert;
-mod family_heads;
-mod head;
 mod heads;
 mod mpnet;
+mod param_names;
 mod params;
 mod pooling;
 mod positions;
@@ -18,10 +17,15 @@ use crate::config::BertConfig;
 use crate::ir::{Graph, IrError, Value};
 use crate::weights::Weights;
 
-pub use head::{is_head_or_pooler_tensor, is_head_param, Head, UnknownArchitecture};
-pub use mpnet::{mpnet_bucket, MPNET_BUCKETS};
-pub use params::{bert_model_params, model_params, sinusoidal_table};
+pub use mpnet::mpnet_bucket;
+pub use params::{bert_model_params, model_params};
 pub use pooling::{Pooling, SentencePooling};
+
+// Where callers have always found them, though they live below the
+// builder (so that the family table and the weights need not import it).
+pub use crate::family::UnknownArchitecture;
+pub use crate::head::Head;
+pub use crate::weights::sinusoidal_table;
 
 /// Which model to build on the encoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +56,7 @@ impl ModelSpec {
 
     /// The model transformers builds for `head` in the config's family:
     /// RoBERTa's classifier reads the first token itself, DistilBERT and
-    /// ELECTRA have no pooler at all.
+    /// ELECTRA have no pooler at all (the family table's pooler rule).
     pub fn for_config(head: Head, config: &BertConfig) -> ModelSpec {
         ModelSpec {
             pooler: config.family.pooler_for(head),
@@ -142,10 +146,10 @@ pub(crate) struct Builder<'c> {
 
 impl Builder<'_> {
     /// Adds parameter `name` (BERT's canonical name) as a constant node
-    /// named as the family names it (crate::family), or returns the node
+    /// named as the family names it (param_names.rs), or returns the node
     /// already made for that family name.
     pub(crate) fn param(&mut self, name: &str) -> Result<Value, BuildError> {
-        let name = self.config.family.param_name(name, self.config);
+        let name = param_names::param_name(self.config, name);
         if let Some(&v) = self.shared.get(&name) {
             return Ok(v);
         }

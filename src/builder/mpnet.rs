@@ -6,13 +6,11 @@
 //! scores, as the padding mask is; the builder adds the two once, so the
 //! sum is the one additive mask fuse_attention hands the fused Attention.
 
+use crate::family::MPNET_BUCKETS;
 use crate::ir::{BinaryOp, Op, Tensor, Value};
 
 use super::{BuildError, Builder};
 
-/// The buckets transformers computes (`compute_position_bias`'s default,
-/// whatever `relative_attention_num_buckets` says).
-pub const MPNET_BUCKETS: usize = 32;
 /// Distances from which every bucket is the last one.
 const MAX_DISTANCE: i64 = 128;
 
@@ -41,8 +39,13 @@ impl Builder<'_> {
     /// layer. The buckets are a constant lookup by `l − r + max − 1` (the
     /// distance index relative_key models use), so no float op decides them
     /// at run time.
-    pub(super) fn mpnet_score_bias(&mut self, hidden: Value, mask: Value) -> Result<Value, BuildError> {
-        let p = "encoder.relative_attention_bias";
+    /// `p` names the table (the family table's `bucketed_relative_bias`).
+    pub(super) fn mpnet_score_bias(
+        &mut self,
+        hidden: Value,
+        mask: Value,
+        p: &str,
+    ) -> Result<Value, BuildError> {
         let index = self.distance_index(hidden)?;
         let max = self.config.max_position_embeddings as i64;
         // index k = l − r + max − 1, so r − l = max − 1 − k.

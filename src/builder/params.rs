@@ -2,9 +2,11 @@
 //! as transformers names and shapes them.
 
 use crate::config::{BertConfig, PositionEmbeddingType};
+use crate::family::{is_head_param, SequenceClassifier};
 use crate::weights::{Init, ParamSpec};
 
-use super::family_heads::{first_token_classifier, masked_lm_head};
+use super::heads::head_width;
+use super::param_names::param_name;
 use super::{Head, ModelSpec};
 
 /// Every parameter the base model (embeddings, encoder, the pooler where
@@ -22,23 +24,23 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
     let std = c.initializer_range;
     let h = c.hidden_size;
     let e = c.embedding_size();
-    let family = c.family;
+    let family = c.family.spec();
     let mut specs: Vec<ParamSpec> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut add = |name: String, shape: Vec<usize>, init: Init, transpose: bool| {
-        let name = family.param_name(&name, c);
+        let name = param_name(c, &name);
         if !seen.insert(name.clone()) {
             return;
         }
         // The head's own parameters live outside the encoder's module.
-        let under_bert_prefix = !super::head::is_head_param(&name);
+        let under_bert_prefix = !is_head_param(&name);
         specs.push(ParamSpec {
             name,
             shape,
             init,
             transpose,
             under_bert_prefix,
-            prefix: family.prefix(),
+            prefix: family.prefix,
         });
     };
     let word_init = match c.pad_token_id {
@@ -64,7 +66,7 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
         position_init,
         false,
     );
-    if family.has_token_type_table() {
+    if family.token_types.has_table() {
         add(
             "embeddings.token_type_embeddings.weight".into(),
             vec![c.type_vocab_size, e],
@@ -125,27 +127,28 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
         layer_norm(&mut add, &format!("{p}.output.LayerNorm"), h);
     }
     if spec.pooler {
-        linear(&mut add, family.pooler_linear(), h, h);
+        linear(&mut add, family.pooler.linear, h, h);
     }
     match spec.head {
         Head::Base | Head::SentenceEmbedding => {}
-        Head::SequenceClassification => match first_token_classifier(family) {
-            Some(fc) => {
+        Head::SequenceClassification => match family.heads.sequence_classification {
+            SequenceClassifier::FirstToken(fc) => {
                 linear(&mut add, fc.dense, h, h);
                 linear(&mut add, fc.out, h, c.num_labels);
             }
-            None => linear(&mut add, "classifier", h, c.num_labels),
+            SequenceClassifier::Pooler => linear(&mut add, "classifier", h, c.num_labels),
         },
         Head::TokenClassification => linear(&mut add, "classifier", h, c.num_labels),
         Head::QuestionAnswering => linear(&mut add, "qa_outputs", h, 2),
         Head::MaskedLm => {
-            let m = masked_lm_head(c);
-            linear(&mut add, m.transform, h, m.width);
-            layer_norm(&mut add, m.layer_norm, m.width);
+            let m = family.heads.masked_lm;
+            let width = head_width(m.width, c);
+            linear(&mut add, m.transform, h, width);
+            layer_norm(&mut add, m.layer_norm, width);
             if !c.tie_word_embeddings {
                 add(
                     m.decoder.into(),
-                    vec![c.vocab_size, m.width],
+                    vec![c.vocab_size, width],
                     Init::Normal { std },
                     true,
                 );
@@ -154,18 +157,4 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
         }
     }
     specs
-}
-
-/// DistilBERT's fixed position table, as transformers'
-/// `create_sinusoidal_embeddings` makes it (in f64, stored as f32):
-/// `pos / 10000^(2·(j/2)/dim)`, sine in even columns, cosine in odd ones.
-pub fn sinusoidal_table(rows: usize, dim: usize) -> Vec<f32> {
-    let mut out = Vec::with_capacity(rows * dim);
-    for pos in 0..rows {
-        for j in 0..dim {
-            let angle = pos as f64 / 10000f64.powf(2.0 * (j / 2) as f64 / dim as f64);
-            out.push(if j % 2 == 0 { angle.sin() } else { angle.cos() } as f32);
-        }
-    }
-    out
 }

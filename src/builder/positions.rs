@@ -3,7 +3,7 @@
 //! without a `token_type_ids` input, and the projection of ELECTRA's and
 //! ALBERT's narrower embeddings to the hidden size.
 
-use crate::family::Family;
+use crate::family::{EmbeddingProjection, TokenTypes};
 use crate::ir::{BinaryOp, Op, Tensor, Value};
 
 use super::{BuildError, Builder};
@@ -38,8 +38,9 @@ impl Builder<'_> {
     /// add row 0 of their token-type table (transformers' zero buffer);
     /// DistilBERT and MPNet have no table.
     pub(super) fn constant_token_type(&mut self, words: Value) -> Result<Value, BuildError> {
-        if !self.config.family.has_token_type_table() {
-            return Ok(words);
+        match self.config.family.spec().token_types {
+            TokenTypes::Input | TokenTypes::ConstantRow => {}
+            TokenTypes::Absent => return Ok(words),
         }
         let table = self.param("embeddings.token_type_embeddings.weight")?;
         let zero = self
@@ -66,9 +67,9 @@ impl Builder<'_> {
 
 /// The Linear from the embeddings to the encoder, if the model has one.
 pub(super) fn projection(c: &crate::config::BertConfig) -> Option<&'static str> {
-    match c.family {
-        Family::Electra if c.embedding_size() != c.hidden_size => Some("embeddings_project"),
-        Family::Albert => Some("encoder.embedding_hidden_mapping_in"),
-        _ => None,
+    match c.family.spec().embedding_projection {
+        EmbeddingProjection::None => None,
+        EmbeddingProjection::WhenResized(name) => (c.embedding_size() != c.hidden_size).then_some(name),
+        EmbeddingProjection::Always(name) => Some(name),
     }
 }

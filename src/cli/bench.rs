@@ -1,13 +1,15 @@
-//! `bertc bench`: latency, throughput and achieved GFLOP/s in tract over a
-//! batch × sequence grid; several models run interleaved and compared.
+//! `bertc bench`: latency, throughput and achieved GFLOP/s over a batch ×
+//! sequence grid in tract, onnxruntime or OpenVINO; several models (and
+//! runtimes) run interleaved and compared.
 
 use std::process::ExitCode;
 
 use bertc::bench::{
     apply_peak, measure_fp32_peak, run_interleaved, BenchModel, BenchOptions, CellResult, MachinePeak,
 };
-use bertc::pipeline::ReducedPrecision;
-use bertc::runtime::{available_threads, set_threads};
+use bertc::quantize::Precision;
+use bertc::runtime::{Runtime, RuntimeOptions};
+use bertc::Session;
 use serde::Serialize;
 
 use super::group_digits;
@@ -33,9 +35,14 @@ pub struct BenchArgs {
     /// Sequence lengths, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "128")]
     pub seq: Vec<usize>,
-    /// Threads of tract (default: every core).
+    /// Threads of each runtime (default: every core).
     #[arg(long, value_parser = super::parse_threads)]
     pub threads: Option<usize>,
+    /// Runtimes, comma-separated: tract (built in), onnxruntime, openvino (their PyPI wheels' shared
+    /// libraries, or BERTC_ONNXRUNTIME_LIB / BERTC_OPENVINO_LIB). Every model runs in each,
+    /// interleaved; OpenVINO at f32 inference precision.
+    #[arg(long, value_delimiter = ',', default_value = "tract", value_parser = super::parse_runtime)]
+    pub runtime: Vec<Runtime>,
     /// Timed runs per model and cell.
     #[arg(long, default_value_t = 20)]
     pub runs: usize,
@@ -56,7 +63,10 @@ pub struct BenchArgs {
 /// The `--json` document.
 #[derive(Serialize)]
 pub struct BenchReport {
-    pub runtime: &'static str,
+    /// The runtimes, comma-separated (each result names its own).
+    pub runtime: String,
+    /// The shared library each runtime other than tract was loaded from.
+    pub libraries: Vec<RuntimeLibrary>,
     pub threads: usize,
     pub runs: usize,
     pub warmup: usize,
@@ -64,6 +74,12 @@ pub struct BenchReport {
     pub machine_peak: Option<MachinePeak>,
     pub models: Vec<ModelSummary>,
     pub results: Vec<CellResult>,
+}
+
+#[derive(Serialize)]
+pub struct RuntimeLibrary {
+    pub runtime: &'static str,
+    pub path: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -75,58 +91,76 @@ pub struct ModelSummary {
 }
 
 /// The measuring settings shared by bench and sweep.
-pub struct Measure {
+pub struct Measure<'s> {
     pub opts: BenchOptions,
-    pub threads: usize,
+    /// What tract runs on (and how many threads the report says).
+    pub session: &'s Session,
     pub peak: Option<MachinePeak>,
+    /// Every model runs in each of these (tract unless set).
+    pub runtimes: Vec<Runtime>,
 }
 
-impl Measure {
-    /// Validates the grid, sets tract's threads and measures the peak.
-    pub fn new(opts: BenchOptions, threads: Option<usize>, measure_peak: bool) -> anyhow::Result<Measure> {
+impl<'s> Measure<'s> {
+    /// Validates the grid and measures the peak on `session`'s threads.
+    pub fn new(opts: BenchOptions, session: &'s Session, measure_peak: bool) -> anyhow::Result<Measure<'s>> {
         positive("--batch", &opts.batches)?;
         positive("--seq", &opts.seqs)?;
         anyhow::ensure!(opts.runs >= 1, "--runs must be at least 1");
-        let threads = threads.unwrap_or_else(available_threads);
-        set_threads(threads);
         let peak = match measure_peak {
-            true => Some(measure_fp32_peak(PEAK_MATMUL_N, PEAK_RUNS)?),
+            true => Some(measure_fp32_peak(session, PEAK_MATMUL_N, PEAK_RUNS)?),
             false => None,
         };
-        Ok(Measure { opts, threads, peak })
+        Ok(Measure {
+            opts,
+            session,
+            peak,
+            runtimes: vec![Runtime::Tract],
+        })
     }
 
     /// Loads (compiling configs through the pipeline, with its checks and
-    /// accuracy gate) and measures `entries` interleaved: every model runs
-    /// once per round, so a busy moment slows all of them alike. The peak
+    /// accuracy gate) and measures `entries` interleaved, each in every
+    /// runtime: every model runs once per round, so a busy moment slows
+    /// all of them alike. The peak
     /// is measured again afterwards and the better figure kept, so that a
     /// busy moment at start-up does not make the models look faster than
-    /// the machine. Results come per cell, in the order of `entries`.
+    /// the machine. Results come per cell, by runtime, in the order of
+    /// `entries` within a runtime.
     pub fn run(
         &mut self,
-        entries: &[(String, Option<ReducedPrecision>)],
+        entries: &[(String, Precision)],
         level: bertc::passes::Level,
     ) -> anyhow::Result<(Vec<ModelSummary>, Vec<CellResult>)> {
         let mut models = Vec::new();
         let mut summaries = Vec::new();
+        let runtime_opts = RuntimeOptions {
+            threads: self.session.threads(),
+            // Sessions taking turns must not spin while idle.
+            take_turns: entries.len() * self.runtimes.len() > 1,
+        };
         for (arg, precision) in entries {
             let opts = LoadOptions {
                 level,
-                precision: precision.as_ref(),
-                threads: Some(self.threads),
+                precision,
                 shapes_only: false,
             };
-            let m = load(arg, &opts)?;
+            let m = load(self.session, arg, &opts)?;
             m.check_seqs(&self.opts.seqs)?;
-            let model = BenchModel::with_session(&m.name, &m.graph, m.session()?, &self.opts)?;
-            summaries.push(ModelSummary {
-                name: m.name.clone(),
-                source: m.source,
-                parameters: model.cost().parameters.total,
-                weight_bytes: model.cost().weight_bytes.stored,
-            });
-            models.push(model);
+            for &runtime in &self.runtimes {
+                let loaded = m.load_in(self.session, runtime, &runtime_opts)?;
+                models.push(BenchModel::with_model(&m.name, &m.graph, loaded, &self.opts)?);
+            }
+            if let Some(b) = models.last() {
+                summaries.push(ModelSummary {
+                    name: m.name.clone(),
+                    source: m.source,
+                    parameters: b.cost().parameters.total,
+                    weight_bytes: b.cost().weight_bytes.stored,
+                });
+            }
         }
+        // Grouped by runtime, so that each runtime's ratios read down a column.
+        models.sort_by_key(|b| self.runtimes.iter().position(|&r| r == b.runtime()));
         let per_cell = (self.opts.runs + self.opts.warmup) as u64 * models.len() as u64;
         let bar = progress::bar(per_cell * self.opts.cells().len() as u64);
         bar.set_prefix("bench");
@@ -135,7 +169,7 @@ impl Measure {
         let mut results = results?;
         drop(models);
         if let Some(before) = self.peak {
-            let after = measure_fp32_peak(PEAK_MATMUL_N, PEAK_RUNS)?;
+            let after = measure_fp32_peak(self.session, PEAK_MATMUL_N, PEAK_RUNS)?;
             let best = before.best(after);
             self.peak = Some(best);
             apply_peak(&mut results, best.gflops);
@@ -144,7 +178,7 @@ impl Measure {
     }
 }
 
-pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
+pub fn run(a: BenchArgs, session: &Session) -> anyhow::Result<ExitCode> {
     let names: Vec<String> = a.models.iter().chain(&a.compare).cloned().collect();
     anyhow::ensure!(
         !names.is_empty(),
@@ -156,12 +190,28 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         runs: a.runs,
         warmup: a.warmup,
     };
-    let mut measure = Measure::new(opts, a.threads, !a.no_peak)?;
-    let entries: Vec<(String, Option<ReducedPrecision>)> = names.into_iter().map(|n| (n, None)).collect();
+    // Each runtime once, in the order asked.
+    let mut runtimes: Vec<Runtime> = Vec::new();
+    for &r in &a.runtime {
+        if !runtimes.contains(&r) {
+            runtimes.push(r);
+        }
+    }
+    let mut measure = Measure::new(opts, session, !a.no_peak)?;
+    measure.runtimes = runtimes.clone();
+    let entries: Vec<(String, Precision)> = names.into_iter().map(|n| (n, Precision::default())).collect();
     let (models, results) = measure.run(&entries, a.level.level())?;
     let report = BenchReport {
-        runtime: "tract",
-        threads: measure.threads,
+        runtime: runtimes.iter().map(|r| r.name()).collect::<Vec<_>>().join(","),
+        libraries: runtimes
+            .iter()
+            .filter(|&&r| r != Runtime::Tract)
+            .map(|&r| RuntimeLibrary {
+                runtime: r.name(),
+                path: r.loaded_library().map(|p| p.display().to_string()),
+            })
+            .collect(),
+        threads: session.threads(),
         runs: a.runs,
         warmup: a.warmup,
         machine_peak: measure.peak,
@@ -180,16 +230,24 @@ fn print_report(r: &BenchReport) {
     // Which CPU and int8 kernel these numbers come from (issue 15: honest per CPU).
     println!("{}", bertc::quantize::kernel::notice().0);
     println!(
-        "tract, {} threads, {} timed runs after {} warm-up per cell{}",
+        "{}, {} threads, {} timed runs after {} warm-up per cell{}",
+        r.runtime,
         r.threads,
         r.runs,
         r.warmup,
-        if r.models.len() > 1 {
+        if r.models.len() > 1 || r.runtime.contains(',') {
             ", models interleaved"
         } else {
             ""
         }
     );
+    for l in &r.libraries {
+        let precision = match l.runtime {
+            "openvino" => ", f32 inference precision",
+            _ => "",
+        };
+        println!("{}: {}{precision}", l.runtime, l.path.as_deref().unwrap_or("-"));
+    }
     if let Some(p) = r.machine_peak {
         println!(
             "machine fp32 peak: {:.1} GFLOP/s (best of {} f32 MatMuls {n}x{n}x{n} in tract)",
@@ -210,7 +268,12 @@ fn print_report(r: &BenchReport) {
         "{:>4} {:>5}  {:>9} {:>9} {:>9} {:>9} {:>10} {:>8} {:>6} {:>10} {:>6}  model",
         "B", "S", "p50 ms", "p90 ms", "p99 ms", "seq/s", "tokens/s", "GFLOP/s", "%peak", "peak RSS", "ratio"
     );
+    let several = r.runtime.contains(',');
     for c in &r.results {
+        let model = match several {
+            true => format!("{} ({})", c.model, c.runtime),
+            false => c.model.clone(),
+        };
         println!(
             "{:>4} {:>5}  {:>9.2} {:>9.2} {:>9.2} {:>9.1} {:>10.0} {:>8.1} {:>6} {:>10} {:>5.2}x  {}",
             c.batch,
@@ -226,7 +289,7 @@ fn print_report(r: &BenchReport) {
                 .unwrap_or_else(|| "-".into()),
             c.peak_rss_bytes.map(mb).unwrap_or_else(|| "-".into()),
             c.ratio_to_first,
-            c.model
+            model
         );
     }
     if let Some(c) = r.results.first() {

@@ -16,7 +16,7 @@ pub struct CompileArgs {
     #[command(flatten)]
     source: SourceArgs,
     #[command(flatten)]
-    optimize: OptimizeArgs,
+    pub optimize: OptimizeArgs,
     /// Where to write the ONNX model: FILE.onnx, or DIR/ (a trailing slash or an existing folder) for an
     /// export folder in Optimum's layout (model.onnx, config.json, tokenizer and module files).
     #[arg(short, long)]
@@ -82,9 +82,8 @@ impl OptimizeArgs {
             },
             target: self.target.target(),
             check: !self.no_check,
-            precision: self.precision.reduced()?,
+            precision: self.precision.precision()?,
             opset: self.opset,
-            threads: self.threads,
             value_info: self.value_info,
             external_data: self.external_data,
             output: None,
@@ -92,11 +91,12 @@ impl OptimizeArgs {
     }
 }
 
-pub fn run(a: CompileArgs) -> anyhow::Result<ExitCode> {
+pub fn run(a: CompileArgs, session: &bertc::Session) -> anyhow::Result<ExitCode> {
     let start = Instant::now();
     let mut options = a.optimize.pipeline_options()?;
     options.validate()?;
-    let source = a.source.resolve(MissingWeights::Refuse)?;
+    let arg = a.source.options();
+    let source = arg.resolve(MissingWeights::Refuse)?;
     let inputs = source.input_files(&a.source.model);
     let mut inputs: Vec<(&str, &std::path::Path)> = inputs.iter().map(|(r, p)| (*r, p.as_path())).collect();
     inputs.extend(a.optimize.input_files());
@@ -109,8 +109,8 @@ pub fn run(a: CompileArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let config = source.config.clone();
-    let compile = a.source.compile_options(&source);
-    let mut compiled = pipeline::run(Source::Config(config.clone(), compile), &options)?;
+    let build = arg.build_options(&source);
+    let mut compiled = pipeline::run(session, Source::Config(config.clone(), build), &options)?;
     let write_start = Instant::now();
     let (size, exported, written) = match folder_out {
         true => {

@@ -1,8 +1,8 @@
-//! `bertc dump`.
+//! `bertc dump`: the graph a model argument gives, before any pass.
 
 use std::process::ExitCode;
 
-use bertc::compile::build;
+use bertc::pipeline::build_source;
 use bertc::source::MissingWeights;
 
 use super::SourceArgs;
@@ -14,12 +14,7 @@ pub struct DumpArgs {
 }
 
 pub fn run(a: DumpArgs) -> anyhow::Result<ExitCode> {
-    let graph = if a.source.model.ends_with(".onnx") {
-        bertc::onnx::read_model(std::path::Path::new(&a.source.model))?
-    } else {
-        let source = a.source.resolve(MissingWeights::Random)?;
-        build(&source.config, &a.source.compile_options(&source))?.graph
-    };
-    print!("{}", bertc::ir::dump(&graph));
+    let source = a.source.options().source(MissingWeights::Random)?;
+    print!("{}", bertc::ir::dump(&build_source(source)?.graph));
     Ok(ExitCode::SUCCESS)
 }

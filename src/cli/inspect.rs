@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use bertc::cost::{graph_cost, Cost};
+use bertc::quantize::Precision;
 use serde::Serialize;
 
 use super::group_digits;
@@ -34,18 +35,17 @@ struct InspectReport<'a> {
     cost: &'a Cost,
 }
 
-pub fn run(a: InspectArgs) -> anyhow::Result<ExitCode> {
+pub fn run(a: InspectArgs, session: &bertc::Session) -> anyhow::Result<ExitCode> {
     positive("--seq", &[a.seq])?;
     positive("--batch", &[a.batch])?;
     // A config is built with placeholder weights: every figure comes from
     // the graph's shapes, so no weight is drawn (bert-large stays ~tens of MB).
     let opts = LoadOptions {
         level: a.level.level(),
-        precision: None,
-        threads: None,
+        precision: &Precision::default(),
         shapes_only: true,
     };
-    let m = load(&a.model, &opts)?;
+    let m = load(session, &a.model, &opts)?;
     m.check_seqs(&[a.seq])?;
     let cost = graph_cost(&m.graph, a.batch, a.seq)?;
     if a.json {
@@ -136,11 +136,17 @@ fn print_cost(name: &str, c: &Cost) {
         c.seq
     );
     let w = c.weight_bytes;
+    // The static form's inverse scales show only where they reach the
+    // printed precision (models with tens-wide layers).
+    let (int8, int8_static) = (mb(w.int8 as u64), mb(w.int8_static as u64));
+    let int8 = match int8 == int8_static {
+        true => int8,
+        false => format!("{int8} (static {int8_static})"),
+    };
     println!(
-        "  weights       fp32 {}, fp16 {}, int8 {} (as stored: {})",
+        "  weights       fp32 {}, fp16 {}, int8 {int8} (as stored: {})",
         mb(w.fp32 as u64),
         mb(w.fp16 as u64),
-        mb(w.int8 as u64),
         mb(w.stored as u64)
     );
     let total: usize = c.op_histogram.values().sum();

@@ -17,6 +17,7 @@ mod validate;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use bertc::Session;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -128,7 +129,7 @@ pub fn parse_threads(text: &str) -> Result<usize, String> {
     let n: usize = text
         .parse()
         .map_err(|_| format!("`{text}` is not a number of threads"))?;
-    let most = 4 * bertc::runtime::available_threads();
+    let most = 4 * bertc::session::available_threads();
     match n {
         0 => Err("must be at least 1".into()),
         n if n > most => Err(format!("{n} threads on {} cores: at most {most}", most / 4)),
@@ -136,38 +137,25 @@ pub fn parse_threads(text: &str) -> Result<usize, String> {
     }
 }
 
-impl SourceArgs {
-    /// The model and its weights, as compile resolves them: a config's
-    /// checkpoint must be found (or --random-weights given).
-    pub fn resolve(
-        &self,
-        missing: bertc::source::MissingWeights,
-    ) -> anyhow::Result<bertc::source::ModelSource> {
-        let source =
-            bertc::source::resolve(&self.model, self.weights.as_deref(), self.random_weights, missing)?;
-        if self.seed.is_some() && source.weights.is_some() {
-            anyhow::bail!(
-                "--seed draws random weights, but {} are loaded: drop --seed, or add --random-weights",
-                source
-                    .weights
-                    .as_ref()
-                    .map(|w| w.display().to_string())
-                    .unwrap_or_default()
-            );
-        }
-        Ok(source)
-    }
+/// `--runtime NAME`: tract, onnxruntime or openvino.
+pub fn parse_runtime(name: &str) -> Result<bertc::runtime::Runtime, String> {
+    bertc::runtime::Runtime::parse(name).ok_or_else(|| {
+        let names: Vec<&str> = bertc::runtime::Runtime::ALL.iter().map(|r| r.name()).collect();
+        format!("valid runtimes: {}", names.join(", "))
+    })
+}
 
-    /// The build options for a resolved source.
-    pub fn compile_options(&self, source: &bertc::source::ModelSource) -> bertc::compile::CompileOptions {
-        bertc::compile::CompileOptions {
-            weights: source.weights.clone(),
-            seed: self.seed.unwrap_or(0),
+impl SourceArgs {
+    /// The library's form of these flags.
+    pub fn options(&self) -> bertc::pipeline::SourceOptions {
+        bertc::pipeline::SourceOptions {
+            model: self.model.clone(),
+            weights: self.weights.clone(),
+            random_weights: self.random_weights,
+            seed: self.seed,
             head: self.head,
-            sentence: source.sentence.clone(),
             keep_last_hidden_state: self.keep_last_hidden_state,
             allow_nonfinite: self.allow_nonfinite,
-            ..Default::default()
         }
     }
 }
@@ -177,16 +165,34 @@ fn parse_head(name: &str) -> Result<bertc::builder::Head, String> {
         .ok_or_else(|| format!("valid heads: {}", bertc::builder::Head::names().join(", ")))
 }
 
+/// The process's one session: tract on the command's `--threads` (every
+/// core by default), its panics kept off the terminal (the error that
+/// follows says what to fix). Commands that never run tract start no pool.
+fn session(command: &Command) -> anyhow::Result<Session> {
+    let threads = match command {
+        Command::Compile(a) => a.optimize.threads,
+        Command::Optimize(a) => a.optimize.threads,
+        Command::Validate(a) => a.threads,
+        Command::Bench(a) => a.threads,
+        Command::Sweep(a) => a.threads,
+        Command::Run(a) => a.threads,
+        Command::Dump(_) | Command::Inspect(_) | Command::Presets => Some(1),
+    };
+    let threads = threads.unwrap_or_else(bertc::session::available_threads);
+    Ok(Session::new(threads)?.with_quiet_tract_panics())
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let session = session(&cli.command)?;
     match cli.command {
-        Command::Compile(a) => compile::run(a),
-        Command::Validate(a) => validate::run(a),
-        Command::Optimize(a) => optimize::run(a),
+        Command::Compile(a) => compile::run(a, &session),
+        Command::Validate(a) => validate::run(a, &session),
+        Command::Optimize(a) => optimize::run(a, &session),
         Command::Dump(a) => dump::run(a),
-        Command::Bench(a) => bench::run(a),
-        Command::Inspect(a) => inspect::run(a),
-        Command::Sweep(a) => sweep::run(a),
-        Command::Run(a) => run::run(a),
+        Command::Bench(a) => bench::run(a, &session),
+        Command::Inspect(a) => inspect::run(a, &session),
+        Command::Sweep(a) => sweep::run(a, &session),
+        Command::Run(a) => run::run(a, &session),
         Command::Presets => {
             for (name, text) in bertc::presets::PRESETS {
                 let c = bertc::config::BertConfig::from_json_str(text, name)?;
@@ -215,7 +221,7 @@ pub fn group_digits(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

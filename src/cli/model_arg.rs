@@ -5,12 +5,13 @@
 use std::path::Path;
 
 use anyhow::Context;
-use bertc::compile::CompileOptions;
 use bertc::ir::Graph;
 use bertc::onnx::read_model;
 use bertc::passes::Level;
-use bertc::pipeline::{self, PassSelection, PipelineOptions, ReducedPrecision, Source};
+use bertc::pipeline::{self, BuildOptions, PassSelection, PipelineOptions, Source};
+use bertc::quantize::Precision;
 use bertc::source::{resolve, MissingWeights};
+use bertc::Session;
 
 /// A model as the measuring commands need it.
 pub struct ModelArg {
@@ -22,22 +23,20 @@ pub struct ModelArg {
 }
 
 /// How a config argument is compiled: the pipeline at `level` (portable
-/// target, checked, with the accuracy gate when `precision` is given),
-/// tract running the checks on `threads`.
+/// target, checked, with the accuracy gate when `precision` is fp16 or int8).
 pub struct LoadOptions<'a> {
     pub level: Level,
-    pub precision: Option<&'a ReducedPrecision>,
-    pub threads: Option<usize>,
+    pub precision: &'a Precision,
     /// Structure only (placeholder weights, no checks): for counting.
     pub shapes_only: bool,
 }
 
 /// Loads `arg`: an `.onnx` file as it is, a config or preset through the
-/// library pipeline.
-pub fn load(arg: &str, opts: &LoadOptions) -> anyhow::Result<ModelArg> {
+/// library pipeline, its checks running on `session`'s threads.
+pub fn load(session: &Session, arg: &str, opts: &LoadOptions) -> anyhow::Result<ModelArg> {
     if arg.to_ascii_lowercase().ends_with(".onnx") {
         anyhow::ensure!(
-            opts.precision.is_none(),
+            !opts.precision.is_reduced(),
             "{arg} is an ONNX file: reduce its precision with `bertc optimize` first"
         );
         let graph =
@@ -52,7 +51,7 @@ pub fn load(arg: &str, opts: &LoadOptions) -> anyhow::Result<ModelArg> {
     // used when there is one, seeded random weights otherwise.
     let source = resolve(arg, None, opts.shapes_only, MissingWeights::Random)?;
     let config = source.config;
-    let compile = CompileOptions {
+    let build = BuildOptions {
         weights: source.weights,
         // A sentence-transformers folder is its sentence-embedding model here too.
         sentence: source.sentence,
@@ -62,13 +61,12 @@ pub fn load(arg: &str, opts: &LoadOptions) -> anyhow::Result<ModelArg> {
     let options = PipelineOptions {
         passes: PassSelection::Level(opts.level),
         check: !opts.shapes_only,
-        precision: opts.precision.cloned(),
-        threads: opts.threads,
+        precision: opts.precision.clone(),
         ..Default::default()
     };
-    let graph = pipeline::run(Source::Config(config, compile), &options)
+    let graph = pipeline::run(session, Source::Config(config, build), &options)
         .with_context(|| format!("cannot compile {arg}"))?
-        .graph;
+        .into_graph();
     Ok(ModelArg {
         name: arg.to_string(),
         source: if bertc::presets::preset(arg).is_some() {
@@ -84,7 +82,7 @@ impl ModelArg {
     /// Refuses sequence lengths beyond the position table (tract would fail
     /// deep inside a Gather instead).
     pub fn check_seqs(&self, seqs: &[usize]) -> anyhow::Result<()> {
-        if let (Some(max), Some(&s)) = (bertc::check::max_sequence(&self.graph), seqs.iter().max()) {
+        if let (Some(max), Some(&s)) = (bertc::runtime::max_sequence(&self.graph), seqs.iter().max()) {
             anyhow::ensure!(
                 s <= max,
                 "--seq {s} is longer than {} accepts: its position table has {max} rows",
@@ -94,15 +92,30 @@ impl ModelArg {
         Ok(())
     }
 
-    /// The model loaded in tract: the file itself for ONNX arguments (with
-    /// its external data), so that what is measured is what is on disk.
-    pub fn session(&self) -> anyhow::Result<bertc::runtime::TractSession> {
+    /// The model loaded in `runtime`: the file itself for ONNX arguments
+    /// (with its external data), so that what is measured is what is on
+    /// disk; a compiled config from its serialized bytes. tract runs it on
+    /// `session`'s threads.
+    pub fn load_in(
+        &self,
+        session: &Session,
+        runtime: bertc::runtime::Runtime,
+        opts: &bertc::runtime::RuntimeOptions,
+    ) -> anyhow::Result<bertc::runtime::RuntimeModel> {
+        use bertc::runtime::{ModelSource, RuntimeModel};
         if self.source == "onnx" {
-            return bertc::runtime::TractSession::from_path(Path::new(&self.name))
-                .with_context(|| format!("cannot load {} in tract", self.name));
+            let source = ModelSource::File(Path::new(&self.name));
+            return RuntimeModel::load_checked(session, runtime, source, opts, &self.graph)
+                .with_context(|| format!("cannot load {} in {runtime}", self.name));
         }
         let bytes = bertc::onnx::export_bytes(&self.graph, Default::default())?;
-        Ok(bertc::runtime::TractSession::from_bytes(&bytes)?)
+        Ok(RuntimeModel::load_checked(
+            session,
+            runtime,
+            ModelSource::Bytes(&bytes),
+            opts,
+            &self.graph,
+        )?)
     }
 }
 

@@ -15,13 +15,13 @@ pub struct OptimizeCmdArgs {
     /// The ONNX model to optimize.
     input: PathBuf,
     #[command(flatten)]
-    optimize: OptimizeArgs,
+    pub optimize: OptimizeArgs,
     /// Where to write the optimized model.
     #[arg(short, long)]
     output: PathBuf,
 }
 
-pub fn run(a: OptimizeCmdArgs) -> anyhow::Result<ExitCode> {
+pub fn run(a: OptimizeCmdArgs, session: &bertc::Session) -> anyhow::Result<ExitCode> {
     let start = Instant::now();
     let mut options = a.optimize.pipeline_options()?;
     options.validate()?;
@@ -38,7 +38,7 @@ pub fn run(a: OptimizeCmdArgs) -> anyhow::Result<ExitCode> {
     super::external_data::check_outputs(&a.output, &inputs)?;
     options.output = Some(a.output.clone());
     let graph = read_model(&a.input)?;
-    let mut compiled = pipeline::run(Source::Graph(graph), &options)?;
+    let mut compiled = pipeline::run(session, Source::Graph(graph), &options)?;
     let write_start = Instant::now();
     let written = compiled.write_files(&a.output)?;
     print_summary(&Summary {

@@ -1,11 +1,12 @@
 //! `--quantize` / `--precision` and their options, shared by `compile` and
-//! `optimize`: parsed here into the library's [`ReducedPrecision`].
+//! `optimize`: parsed here straight into the library's one [`Precision`],
+//! which [`bertc::pipeline::PipelineOptions::validate`] checks.
 
 use std::path::PathBuf;
 
 use bertc::passes::WeightGranularity;
-use bertc::pipeline::{ReducedKind, ReducedPrecision};
-use bertc::quantize::{CalibrationMethod, DEFAULT_MIN_COSINE};
+use bertc::quantize::{CalibrationMethod, Form, Precision, Skip, WeightBits, DEFAULT_MIN_COSINE};
+use clap::builder::TypedValueParser;
 
 #[derive(clap::Args)]
 pub struct PrecisionArgs {
@@ -31,8 +32,13 @@ pub struct PrecisionArgs {
     /// Bits of the int8 weights of the u8 x s8 forms (--target onnxruntime, --target openvino
     /// --quantize static): 8, or 7 for x86 servers without VNNI, where onnxruntime's u8 x s8
     /// kernel saturates (its issue #6004) and 7 bits cannot.
-    #[arg(long, value_name = "7|8", default_value_t = 8, value_parser = clap::value_parser!(u8).range(7..=8))]
-    pub weight_bits: u8,
+    #[arg(
+        long,
+        value_name = "7|8",
+        default_value_t = WeightBits::Eight,
+        value_parser = clap::value_parser!(u8).range(7..=8).try_map(WeightBits::try_from)
+    )]
+    pub weight_bits: WeightBits,
     /// Calibration inputs: a safetensors file with every model input as [N, S], for --quantize
     /// static (the scales) or dynamic with --target onnxruntime (where per-token scales and
     /// smoothing go). Without it, generated realistic inputs are used.
@@ -86,14 +92,12 @@ impl PrecisionArg {
 
     /// How `compile --precision P` compiles, with its defaults and gate: int8
     /// is dynamic.
-    pub fn reduced(self) -> Option<ReducedPrecision> {
-        match self {
-            PrecisionArg::Fp32 => None,
-            PrecisionArg::Fp16 => Some(ReducedPrecision::new(ReducedKind::Fp16)),
-            PrecisionArg::Int8 => Some(ReducedPrecision::new(ReducedKind::Int8Dynamic {
-                calibrate: None,
-            })),
-        }
+    pub fn precision(self) -> Precision {
+        Precision::new(match self {
+            PrecisionArg::Fp32 => Form::Fp32,
+            PrecisionArg::Fp16 => Form::Fp16,
+            PrecisionArg::Int8 => Form::Int8Dynamic,
+        })
     }
 }
 
@@ -104,9 +108,11 @@ pub enum MethodArg {
 }
 
 impl PrecisionArgs {
-    /// The reduced precision asked for, if any; refuses options that only
-    /// mean something with another one (they would be silently ignored).
-    pub fn reduced(&self) -> anyhow::Result<Option<ReducedPrecision>> {
+    /// The precision asked for. Only what two flags spell together is
+    /// decided here — `--precision` with `--quantize`, `--quantize static`
+    /// with `--calibration-method` and `--percentile` — every other rule is
+    /// the library's one validation.
+    pub fn precision(&self) -> anyhow::Result<Precision> {
         let is_static = self.quantize == Some(QuantizeArg::Static);
         if !is_static && self.calibration_method.is_some() {
             anyhow::bail!("--calibration-method applies only to --quantize static");
@@ -114,67 +120,33 @@ impl PrecisionArgs {
         if self.percentile.is_some() && self.calibration_method != Some(MethodArg::Percentile) {
             anyhow::bail!("--percentile applies only to --calibration-method percentile");
         }
-        let precision = match (self.precision, self.quantize) {
+        let form = match (self.precision, self.quantize) {
             (Some(p @ (PrecisionArg::Fp32 | PrecisionArg::Fp16)), Some(q)) => anyhow::bail!(
                 "--quantize {} asks for int8, but --precision is {} (drop one of them)",
                 q.name(),
                 p.name()
             ),
-            (Some(p), _) => p,
-            (None, Some(_)) => PrecisionArg::Int8,
-            (None, None) => PrecisionArg::Fp32,
-        };
-        if precision != PrecisionArg::Int8 {
-            if self.calibrate.is_some() {
-                anyhow::bail!(
-                    "--calibrate applies only to int8: --quantize static, or dynamic with --target onnxruntime"
-                );
-            }
-            for (given, flag) in [
-                (self.weight_bits != 8, "--weight-bits"),
-                (self.per_tensor, "--per-tensor"),
-                (!self.quantize_skip.is_empty(), "--quantize-skip"),
-                (self.no_quantize_embeddings, "--no-quantize-embeddings"),
-            ] {
-                if given {
-                    anyhow::bail!(
-                        "{flag} applies only to int8 (--precision int8 or --quantize), not {}",
-                        precision.name()
-                    );
+            (_, Some(QuantizeArg::Static)) => Form::Int8Static(match self.calibration_method {
+                Some(MethodArg::Percentile) => {
+                    CalibrationMethod::Percentile(self.percentile.unwrap_or(99.99))
                 }
-            }
-        }
-        let kind = match (precision, self.quantize) {
-            (PrecisionArg::Int8, Some(QuantizeArg::Static)) => ReducedKind::Int8Static {
-                calibrate: self.calibrate.clone(),
-                method: match self.calibration_method {
-                    Some(MethodArg::Percentile) => {
-                        CalibrationMethod::Percentile(self.percentile.unwrap_or(99.99))
-                    }
-                    _ => CalibrationMethod::MinMax,
-                },
-            },
-            (PrecisionArg::Int8, _) => ReducedKind::Int8Dynamic {
-                calibrate: self.calibrate.clone(),
-            },
-            (PrecisionArg::Fp16, _) => ReducedKind::Fp16,
-            (PrecisionArg::Fp32, _) => {
-                if self.min_cosine != DEFAULT_MIN_COSINE {
-                    anyhow::bail!("--min-cosine applies only to --precision fp16 or int8");
-                }
-                return Ok(None);
-            }
+                Some(MethodArg::Minmax) | None => CalibrationMethod::MinMax,
+            }),
+            (Some(p), _) => p.precision().form,
+            (None, Some(QuantizeArg::Dynamic)) => Form::Int8Dynamic,
+            (None, None) => Form::Fp32,
         };
-        Ok(Some(ReducedPrecision {
-            kind,
+        Ok(Precision {
+            form,
             weights: match self.per_tensor {
                 true => WeightGranularity::PerTensor,
                 false => WeightGranularity::PerChannel,
             },
-            skip: self.quantize_skip.clone(),
-            embeddings: !self.no_quantize_embeddings,
             weight_bits: self.weight_bits,
+            skip: Skip::from_patterns(self.quantize_skip.clone()),
+            embeddings: !self.no_quantize_embeddings,
+            calibrate: self.calibrate.clone(),
             min_cosine: self.min_cosine,
-        }))
+        })
     }
 }

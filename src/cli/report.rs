@@ -49,7 +49,7 @@ pub fn nodes(n: NodeCount) -> String {
 pub fn print_summary(s: &Summary) {
     let c = s.compiled;
     let r = &c.report;
-    let g = &c.graph;
+    let g = c.graph();
     println!("{} {} -> {}", s.verb, s.from, s.to.display());
     if s.report {
         print_pass_runs(&r.passes);
@@ -59,7 +59,7 @@ pub fn print_summary(s: &Summary) {
             "  check       {:<24} max-abs {:.2e} vs the graph before the passes (tolerance {:.0e})",
             check.name,
             check.max_abs,
-            bertc::check::CHECK_ATOL
+            bertc::pipeline::check::CHECK_ATOL
         );
     }
     if s.report {

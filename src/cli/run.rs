@@ -38,9 +38,13 @@ pub struct RunArgs {
     /// fill-mask: how many tokens per mask.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
     top_k: u64,
-    /// Threads for tract (default: all cores).
+    /// Threads for the runtime (default: all cores).
     #[arg(long, value_parser = super::parse_threads)]
-    threads: Option<usize>,
+    pub threads: Option<usize>,
+    /// Where the model runs: tract (built in), onnxruntime or openvino (their PyPI wheels' shared
+    /// libraries, or BERTC_ONNXRUNTIME_LIB / BERTC_OPENVINO_LIB; OpenVINO at f32 precision).
+    #[arg(long, default_value = "tract", value_parser = super::parse_runtime)]
+    runtime: bertc::runtime::Runtime,
     /// Print one JSON document (the structure of transformers' pipeline output).
     #[arg(long, conflicts_with = "jsonl")]
     json: bool,
@@ -80,7 +84,7 @@ fn as_input((text, pair): &(String, Option<String>)) -> TextInput<'_> {
     }
 }
 
-pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: RunArgs, session: &bertc::Session) -> anyhow::Result<ExitCode> {
     let mut windows = windows(&args)?.peekable();
     if windows.peek().is_none() {
         anyhow::bail!("no text to run: give texts as arguments, --file F or lines on stdin");
@@ -94,14 +98,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let opts = RunOptions {
         tokenizer: args.tokenizer.clone(),
-        threads: args.threads,
+        runtime: args.runtime,
         batch: BatchLimits {
             max_tokens: args.max_batch_tokens,
             max_rows: args.max_batch_rows,
         },
     };
     let mut model =
-        load(&args.model, &opts).with_context(|| format!("cannot run {}", args.model.display()))?;
+        load(session, &args.model, &opts).with_context(|| format!("cannot run {}", args.model.display()))?;
     anyhow::ensure!(
         !args.similarity || model.task == Task::SentenceSimilarity,
         "--similarity compares sentence embeddings; this model answers {}",

@@ -82,7 +82,7 @@ struct SweepReport {
     rows: Vec<SweepRow>,
 }
 
-pub fn run(a: SweepArgs) -> anyhow::Result<ExitCode> {
+pub fn run(a: SweepArgs, session: &bertc::Session) -> anyhow::Result<ExitCode> {
     let models: Vec<String> = match a.models.is_empty() {
         true => DEFAULT_MODELS.iter().map(|s| s.to_string()).collect(),
         false => a.models.clone(),
@@ -113,7 +113,7 @@ pub fn run(a: SweepArgs) -> anyhow::Result<ExitCode> {
     let mut entries = Vec::new();
     for model in &models {
         for &p in &precisions {
-            entries.push(((model.clone(), p.reduced()), p));
+            entries.push(((model.clone(), p.precision()), p));
         }
     }
     let opts = BenchOptions {
@@ -122,7 +122,7 @@ pub fn run(a: SweepArgs) -> anyhow::Result<ExitCode> {
         runs: a.runs,
         warmup: a.warmup,
     };
-    let mut measure = Measure::new(opts, a.threads, !a.no_peak)?;
+    let mut measure = Measure::new(opts, session, !a.no_peak)?;
     // Every configuration in one interleaved run: a busy moment slows them
     // all alike instead of whichever happened to run then.
     let loads: Vec<_> = entries.iter().map(|(e, _)| e.clone()).collect();
@@ -151,7 +151,7 @@ pub fn run(a: SweepArgs) -> anyhow::Result<ExitCode> {
     let report = SweepReport {
         runtime: "tract",
         cpu: bertc::quantize::kernel::cpu_model(),
-        threads: measure.threads,
+        threads: session.threads(),
         runs: a.runs,
         warmup: a.warmup,
         level: a.level.level().number(),

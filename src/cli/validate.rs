@@ -3,12 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-
-use bertc::runtime::{
-    available_threads, compare, read_safetensors, set_threads, worst_token_cosine, write_safetensors,
-    TractSession,
-};
+use bertc::validate::{validate, ValidateOptions};
 
 #[derive(clap::Args)]
 pub struct ValidateArgs {
@@ -34,7 +29,7 @@ pub struct ValidateArgs {
     save_outputs: Option<PathBuf>,
     /// Threads for tract (default: all cores).
     #[arg(long, value_parser = super::parse_threads)]
-    threads: Option<usize>,
+    pub threads: Option<usize>,
 }
 
 fn parse_tolerance(text: &str) -> Result<f64, String> {
@@ -51,101 +46,14 @@ fn parse_cosine(text: &str) -> Result<f64, String> {
     }
 }
 
-/// The gates a model is held to: what was asked, else its precision's defaults.
-struct Gates {
-    atol: Option<f64>,
-    min_cosine: Option<f64>,
-    precision: &'static str,
-}
-
-impl Gates {
-    fn of(a: &ValidateArgs, g: Option<&bertc::ir::Graph>) -> Gates {
-        let precision = g.map_or("fp32", model_precision);
-        let (atol, min_cosine) = match precision {
-            "fp32" => (Some(bertc::check::CHECK_ATOL), None),
-            "fp16" => (None, Some(FP16_MIN_COSINE)),
-            _ => (None, Some(bertc::quantize::DEFAULT_MIN_COSINE)),
-        };
-        let given = a.atol.is_some() || a.min_cosine.is_some();
-        Gates {
-            atol: if given { a.atol } else { atol },
-            min_cosine: if given { a.min_cosine } else { min_cosine },
-            precision,
-        }
-    }
-}
-
-/// fp16 weights move outputs by ~1e-3: held to a worst-row cosine instead.
-const FP16_MIN_COSINE: f64 = 0.9999;
-
-/// "fp32", "fp16" or "int8": bertc's `bertc.precision` metadata, else what
-/// the graph's ops and weights say (int8 ops, f16 weights).
-fn model_precision(g: &bertc::ir::Graph) -> &'static str {
-    match g.metadata.get("bertc.precision").map(String::as_str) {
-        Some("fp16") => return "fp16",
-        Some(p) if p.starts_with("int8") => return "int8",
-        _ => {}
-    }
-    let ops = g.op_histogram();
-    if [
-        "MatMulInteger",
-        "QLinearMatMul",
-        "DynamicQuantizeLinear",
-        "DequantizeLinear",
-    ]
-    .iter()
-    .any(|k| ops.contains_key(k))
-    {
-        return "int8";
-    }
-    let f16 = g.node_ids().any(|id| match &g.node(id).op {
-        bertc::ir::Op::Constant(t) => t.dtype() == bertc::ir::DType::F16 && t.len() > 1,
-        _ => false,
-    });
-    if f16 {
-        "fp16"
-    } else {
-        "fp32"
-    }
-}
-
-pub fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
-    set_threads(a.threads.unwrap_or_else(available_threads));
-    if let Some(path) = &a.save_outputs {
-        bertc::atomic_write::check_output(path, &[("model", &a.model), ("golden file", &a.golden)])?;
-    }
-    let golden = read_safetensors(&a.golden)?;
-    let mut session = TractSession::from_path(&a.model)?;
-    for name in session.input_names() {
-        if let Some(t) = golden.get(name) {
-            anyhow::ensure!(
-                !t.shape.contains(&0),
-                "{}: the input `{name}` has shape {:?}: an empty batch compares nothing",
-                a.golden.display(),
-                t.shape
-            );
-        }
-    }
-    // The IR form gives the limits inputs must fit (tract would panic on
-    // an id past a table) and the precision; a model bertc's IR cannot
-    // import is still run, unchecked, as before.
-    let graph = bertc::onnx::read_model(&a.model).ok();
-    if let Some(g) = &graph {
-        let origin = a.golden.display().to_string();
-        bertc::runtime::check_inputs_fit(g, &golden, &origin)?;
-        bertc::runtime::check_references_fit(g, &golden, &origin)?;
-    }
-    let gates = Gates::of(&a, graph.as_ref());
-    let outputs = session.run(&golden).with_context(|| {
-        format!(
-            "running {} on the inputs of {}",
-            a.model.display(),
-            a.golden.display()
-        )
-    })?;
-    if let Some(path) = &a.save_outputs {
-        write_safetensors(path, &outputs)?;
-    }
+pub fn run(a: ValidateArgs, session: &bertc::Session) -> anyhow::Result<ExitCode> {
+    let opts = ValidateOptions {
+        atol: a.atol,
+        min_cosine: a.min_cosine,
+        save_outputs: a.save_outputs.clone(),
+    };
+    let validation = validate(session, &a.model, &a.golden, &opts)?;
+    let gates = &validation.gates;
     let shown = |g: Option<f64>| g.map_or("-".to_string(), |x| format!("{x}"));
     println!(
         "{:<24} {:>12} {:>12} {:>12} {:>12}  verdict ({} model: atol {}, min worst-row cosine {})",
@@ -158,41 +66,16 @@ pub fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
         shown(gates.atol),
         shown(gates.min_cosine)
     );
-    let mut compared = 0;
-    let mut failed = 0;
-    for (name, actual) in &outputs {
-        let Some(expected) = golden.get(name) else {
+    for output in &validation.outputs {
+        let name = &output.name;
+        let Some(c) = &output.comparison else {
             println!("{name:<24} (no reference in the golden file)");
             continue;
         };
-        let mut c = compare(name, actual, expected);
-        // Per-token outputs are judged on real tokens only.
-        if let Some(worst) = golden
-            .get("attention_mask")
-            .and_then(|mask| worst_token_cosine(actual, expected, mask))
-        {
-            c.worst_row_cosine = worst;
-        }
-        compared += 1;
-        let mut problems = vec![];
-        if !c.shape_matches {
-            problems.push(format!("shape {:?}, expected {:?}", actual.shape, expected.shape));
-        } else {
-            if let Some(atol) = gates.atol {
-                if !c.within(atol) {
-                    problems.push(format!("max-abs above {atol}"));
-                }
-            }
-            if let Some(min) = gates.min_cosine {
-                if c.worst_row_cosine.is_nan() || c.worst_row_cosine < min {
-                    problems.push(format!("worst row cosine below {min}"));
-                }
-            }
-        }
-        let verdict = match problems.is_empty() {
+        let verdict = match output.problems.is_empty() {
             true => "ok".to_string(),
             false => {
-                failed += 1;
+                let problems: Vec<String> = output.problems.iter().map(|p| p.to_string()).collect();
                 format!("FAIL: {}", problems.join(", "))
             }
         };
@@ -201,27 +84,18 @@ pub fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
             c.max_abs, c.max_rel, c.cosine, c.worst_row_cosine
         );
     }
-    let missing: Vec<&String> = golden
-        .keys()
-        .filter(|k| !outputs.contains_key(*k) && !session.input_names().contains(k))
-        .collect();
-    if !missing.is_empty() {
-        let list = missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+    if !validation.missing.is_empty() {
+        let list = validation.missing.join(", ");
         if a.allow_missing {
             println!("golden outputs the model does not produce (allowed): {list}");
         } else {
             println!(
                 "FAIL: golden outputs the model does not produce: {list} (--allow-missing accepts that)"
             );
-            failed += 1;
         }
     }
-    if compared == 0 {
-        anyhow::bail!("no model output has a reference in {}", a.golden.display());
-    }
-    Ok(if failed > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
+    Ok(match validation.passed(a.allow_missing)? {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::from(1),
     })
 }

@@ -6,6 +6,7 @@ mod dump;
 mod graph;
 mod infer;
 mod op;
+pub mod op_table;
 mod order;
 mod shape;
 mod summary;

@@ -4,8 +4,9 @@
 //! (`axes` of ReduceMean and Unsqueeze) are attributes here; the emitter
 //! writes the form the target opset wants. Inputs that may be computed at
 //! run time (Reshape's shape, Slice's bounds) stay inputs.
-
-use std::fmt;
+//!
+//! What each op is in ONNX (name, domain, arity, attributes, first opset,
+//! cost) is its entry in the op table (`op_table`), reached by `Op::entry`.
 
 use super::dtype::DType;
 use super::tensor::Tensor;
@@ -227,193 +228,19 @@ pub enum GeluApproximation {
     Tanh,
 }
 
-impl Op {
-    /// The ONNX domain of the op: "" (the standard one) or `com.microsoft`.
-    pub fn domain(&self) -> &'static str {
+impl GeluApproximation {
+    /// The value of ONNX Gelu's `approximate` attribute.
+    pub fn onnx_name(self) -> &'static str {
         match self {
-            Op::Contrib(_) => "com.microsoft",
-            _ => "",
+            GeluApproximation::None => "none",
+            GeluApproximation::Tanh => "tanh",
         }
     }
 
-    /// The ONNX op_type (the kind without a domain prefix).
-    pub fn op_type(&self) -> &'static str {
-        match self {
-            Op::Contrib(ContribOp::Attention { .. }) => "Attention",
-            op => op.kind(),
-        }
-    }
-
-    /// The op's name as it appears in dumps and reports.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Op::Input => "Input",
-            Op::Constant(_) => "Constant",
-            Op::Unary(u) => match u {
-                UnaryOp::Erf => "Erf",
-                UnaryOp::Tanh => "Tanh",
-                UnaryOp::Sqrt => "Sqrt",
-                UnaryOp::Relu => "Relu",
-                UnaryOp::Sigmoid => "Sigmoid",
-                UnaryOp::Neg => "Neg",
-                UnaryOp::Exp => "Exp",
-                UnaryOp::Log => "Log",
-                UnaryOp::Softplus => "Softplus",
-                UnaryOp::Abs => "Abs",
-                UnaryOp::Reciprocal => "Reciprocal",
-                UnaryOp::Round => "Round",
-                UnaryOp::Not => "Not",
-            },
-            Op::Binary(b) => match b {
-                BinaryOp::Add => "Add",
-                BinaryOp::Sub => "Sub",
-                BinaryOp::Mul => "Mul",
-                BinaryOp::Div => "Div",
-                BinaryOp::Pow => "Pow",
-                BinaryOp::Equal => "Equal",
-                BinaryOp::Less => "Less",
-                BinaryOp::Greater => "Greater",
-                BinaryOp::GreaterOrEqual => "GreaterOrEqual",
-                BinaryOp::LessOrEqual => "LessOrEqual",
-                BinaryOp::Max => "Max",
-                BinaryOp::Min => "Min",
-                BinaryOp::And => "And",
-                BinaryOp::Or => "Or",
-            },
-            Op::MatMul => "MatMul",
-            Op::ReduceMean { .. } => "ReduceMean",
-            Op::ReduceMax { .. } => "ReduceMax",
-            Op::ReduceMin { .. } => "ReduceMin",
-            Op::Clip => "Clip",
-            Op::MatMulInteger => "MatMulInteger",
-            Op::DynamicQuantizeLinear => "DynamicQuantizeLinear",
-            Op::QuantizeLinear { .. } => "QuantizeLinear",
-            Op::DequantizeLinear { .. } => "DequantizeLinear",
-            Op::QLinearMatMul => "QLinearMatMul",
-            Op::Softmax { .. } => "Softmax",
-            Op::Transpose { .. } => "Transpose",
-            Op::Reshape => "Reshape",
-            Op::Unsqueeze { .. } => "Unsqueeze",
-            Op::Squeeze { .. } => "Squeeze",
-            Op::Slice => "Slice",
-            Op::Gather { .. } => "Gather",
-            Op::Shape => "Shape",
-            Op::Cast { .. } => "Cast",
-            Op::Concat { .. } => "Concat",
-            Op::Where => "Where",
-            Op::Identity => "Identity",
-            Op::Expand => "Expand",
-            Op::Range => "Range",
-            Op::CumSum => "CumSum",
-            Op::GatherNd => "GatherND",
-            Op::ConstantOfShape { .. } => "ConstantOfShape",
-            Op::Flatten { .. } => "Flatten",
-            Op::Gemm { .. } => "Gemm",
-            Op::LayerNorm { .. } => "LayerNormalization",
-            Op::Gelu { .. } => "Gelu",
-            Op::Attention { .. } => "Attention",
-            Op::Contrib(c) => match c {
-                ContribOp::SkipLayerNorm { .. } => "SkipLayerNormalization",
-                ContribOp::BiasGelu => "BiasGelu",
-                ContribOp::FastGelu => "FastGelu",
-                ContribOp::EmbedLayerNorm { .. } => "EmbedLayerNormalization",
-                ContribOp::Attention { .. } => "com.microsoft.Attention",
-                ContribOp::MatMulIntegerToFloat => "MatMulIntegerToFloat",
-                ContribOp::DynamicQuantizeMatMul => "DynamicQuantizeMatMul",
-            },
-        }
-    }
-
-    /// Inputs the op takes: (required, maximum).
-    pub fn arity(&self) -> (usize, usize) {
-        match self {
-            Op::Input | Op::Constant(_) => (0, 0),
-            Op::Binary(_)
-            | Op::MatMul
-            | Op::Reshape
-            | Op::Gather { .. }
-            | Op::Expand
-            | Op::GatherNd
-            | Op::CumSum => (2, 2),
-            Op::LayerNorm { .. } => (2, 3),
-            Op::Clip => (1, 3),
-            Op::MatMulInteger => (2, 4),
-            Op::QuantizeLinear { .. } | Op::DequantizeLinear { .. } => (2, 3),
-            Op::QLinearMatMul => (8, 8),
-            Op::Contrib(ContribOp::MatMulIntegerToFloat) => (4, 7),
-            Op::Contrib(ContribOp::DynamicQuantizeMatMul) => (3, 5),
-            Op::Attention { .. } => (3, 4),
-            Op::Contrib(ContribOp::SkipLayerNorm { .. }) => (4, 5),
-            Op::Contrib(ContribOp::BiasGelu | ContribOp::FastGelu) => (2, 2),
-            Op::Contrib(ContribOp::EmbedLayerNorm { .. }) => (7, 7),
-            Op::Contrib(ContribOp::Attention { .. }) => (4, 4),
-            Op::Slice => (3, 5),
-            Op::Range => (3, 3),
-            Op::Gemm { .. } => (2, 3),
-            Op::Where => (3, 3),
-            Op::Concat { .. } => (1, usize::MAX),
-            _ => (1, 1),
-        }
-    }
-}
-
-/// The attributes part of a dump line, e.g. `{axes=[-1], keepdims=1}`.
-impl fmt::Display for Op {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.kind())?;
-        match self {
-            Op::ReduceMean { axes, keepdims }
-            | Op::ReduceMax { axes, keepdims }
-            | Op::ReduceMin { axes, keepdims } => {
-                write!(f, "{{axes={axes:?}, keepdims={}}}", *keepdims as u8)
-            }
-            Op::Softmax { axis }
-            | Op::Gather { axis }
-            | Op::Concat { axis }
-            | Op::QuantizeLinear { axis }
-            | Op::DequantizeLinear { axis } => {
-                write!(f, "{{axis={axis}}}")
-            }
-            Op::Transpose { perm } => write!(f, "{{perm={perm:?}}}"),
-            Op::Unsqueeze { axes } | Op::Squeeze { axes } => write!(f, "{{axes={axes:?}}}"),
-            Op::Cast { to } => write!(f, "{{to={to}}}"),
-            Op::Flatten { axis } => write!(f, "{{axis={axis}}}"),
-            Op::Contrib(ContribOp::SkipLayerNorm { epsilon } | ContribOp::EmbedLayerNorm { epsilon }) => {
-                write!(f, "{{epsilon={epsilon:e}}}")
-            }
-            Op::Contrib(ContribOp::Attention { num_heads }) => write!(f, "{{num_heads={num_heads}}}"),
-            Op::ConstantOfShape { value } => write!(
-                f,
-                "{{value={}:{}}}",
-                value.small_values().unwrap_or_default(),
-                value.dtype()
-            ),
-            Op::Gemm {
-                alpha,
-                beta,
-                trans_a,
-                trans_b,
-            } => {
-                write!(
-                    f,
-                    "{{alpha={alpha:e}, beta={beta:e}, trans_a={}, trans_b={}}}",
-                    *trans_a as u8, *trans_b as u8
-                )
-            }
-            Op::LayerNorm { axis, epsilon } => write!(f, "{{axis={axis}, epsilon={epsilon:e}}}"),
-            Op::Gelu { approximate } => write!(f, "{{approximate={approximate:?}}}"),
-            Op::Attention {
-                q_num_heads,
-                kv_num_heads,
-                scale,
-            } => {
-                write!(f, "{{q_num_heads={q_num_heads}, kv_num_heads={kv_num_heads}")?;
-                match scale {
-                    Some(s) => write!(f, ", scale={s:e}}}"),
-                    None => write!(f, "}}"),
-                }
-            }
-            _ => Ok(()),
-        }
+    /// The approximation an `approximate` attribute names, if any.
+    pub fn from_onnx(name: &[u8]) -> Option<GeluApproximation> {
+        [GeluApproximation::None, GeluApproximation::Tanh]
+            .into_iter()
+            .find(|a| a.onnx_name().as_bytes() == name)
     }
 }

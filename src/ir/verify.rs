@@ -42,6 +42,15 @@ pub fn verify(g: &Graph) -> Result<(), IrError> {
             }
             continue;
         }
+        let outputs = node.op.schema().outputs;
+        if node.outputs.len() != outputs {
+            return Err(invalid(format!(
+                "has {} outputs; {} has {outputs}",
+                node.outputs.len(),
+                node.op.kind()
+            )));
+        }
+        // Inference checks the inputs against the op table's arity first.
         let infos: Vec<_> = inputs.iter().map(|v| v.map(|v| g.info(v))).collect();
         let expected = infer(&node.op, &infos).map_err(|reason| IrError::Infer {
             node: node.name.clone(),

@@ -2,7 +2,8 @@
 //!
 //! Deterministic: nodes in canonical order, initializers in the order first
 //! used, metadata sorted, no timestamps or paths — the same graph always
-//! gives the same bytes.
+//! gives the same bytes. Each node's op_type, domain, attributes and the
+//! opset it needs come from its op's entry in the op table.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -13,9 +14,8 @@ use prost::Message;
 use super::proto::{self, attribute_type as at, tensor_shape_proto::dimension::Value as DimValue};
 use super::{ir_version_for, onnx_dtype, OnnxError};
 use crate::atomic_write::EarlyWrite;
-use crate::ir::{
-    canonical_order, value_name, ContribOp, Dim, GeluApproximation, Graph, Op, Tensor, Value, ValueInfo,
-};
+use crate::ir::op_table::{AttrValue, Domain};
+use crate::ir::{canonical_order, value_name, Dim, Graph, Op, Tensor, Value, ValueInfo};
 
 pub const DEFAULT_OPSET: i64 = 17;
 pub const MIN_OPSET: i64 = 14;
@@ -181,10 +181,16 @@ pub(super) fn to_model(g: &Graph, opts: ExportOptions) -> Result<proto::ModelPro
                 domain: String::new(),
                 version: opset,
             }];
-            if g.node_ids().any(|id| !g.node(id).op.domain().is_empty()) {
+            let microsoft = g
+                .node_ids()
+                .map(|id| g.node(id).op.schema())
+                .filter(|s| s.domain == Some(Domain::Microsoft))
+                .map(|s| s.since)
+                .max();
+            if let Some(version) = microsoft {
                 imports.push(proto::OperatorSetIdProto {
-                    domain: "com.microsoft".into(),
-                    version: 1,
+                    domain: Domain::Microsoft.name().into(),
+                    version,
                 });
             }
             imports
@@ -207,15 +213,7 @@ pub(super) fn to_model(g: &Graph, opts: ExportOptions) -> Result<proto::ModelPro
 /// The opset a graph is emitted at: the requested one if every op exists
 /// there, else an error naming the first node that needs more.
 pub fn resolve_opset(g: &Graph, requested: Option<i64>) -> Result<i64, OnnxError> {
-    let needs = |op: &Op| match op {
-        Op::LayerNorm { .. } => 17,
-        Op::Gelu { .. } => 20,
-        Op::Attention { .. } => 23,
-        // Contrib ops come with their own domain; the fused standard ops
-        // that precede them set the default-domain opset.
-        Op::Contrib(_) => MIN_OPSET,
-        _ => MIN_OPSET,
-    };
+    let needs = |op: &Op| op.schema().min_opset().max(MIN_OPSET);
     let Some(opset) = requested else {
         return Ok(g
             .node_ids()
@@ -289,76 +287,22 @@ impl Emitter<'_> {
             .into_iter()
             .map(|v| v.map(|v| self.name(v)).unwrap_or_default())
             .collect();
+        let (schema, values) = node.op.entry();
         let mut attrs = Vec::new();
-        match &node.op {
-            Op::ReduceMean { axes, keepdims }
-            | Op::ReduceMax { axes, keepdims }
-            | Op::ReduceMin { axes, keepdims } => {
-                attrs.push(int_attr("keepdims", *keepdims as i64));
-                if self.opset >= 18 {
-                    inputs.push(self.axes_input(&node.name, axes));
-                } else {
-                    attrs.push(ints_attr("axes", axes));
+        // Attributes later opsets take as inputs go last: where they are
+        // attributes, that is the order bertc's files have always had.
+        let given = schema.attributes.iter().zip(&values);
+        let (moving, fixed): (Vec<_>, Vec<_>) = given.partition(|(spec, _)| spec.input.is_some());
+        for (spec, value) in fixed.into_iter().chain(moving) {
+            let Some(value) = value else { continue };
+            match (spec.input.filter(|_| spec.is_input_at(self.opset)), value) {
+                (Some(moved), AttrValue::Ints(ints)) => {
+                    let name = self.constant_input(&node.name, spec.name, ints);
+                    inputs.resize(inputs.len().max(moved.slot), String::new());
+                    inputs.insert(moved.slot, name);
                 }
+                _ => attrs.push(attribute(spec.name, value)),
             }
-            Op::Unsqueeze { axes } | Op::Squeeze { axes } => inputs.push(self.axes_input(&node.name, axes)),
-            Op::Softmax { axis }
-            | Op::Gather { axis }
-            | Op::Concat { axis }
-            | Op::QuantizeLinear { axis }
-            | Op::DequantizeLinear { axis } => attrs.push(int_attr("axis", *axis)),
-            Op::Transpose { perm } => attrs.push(ints_attr(
-                "perm",
-                &perm.iter().map(|&p| p as i64).collect::<Vec<_>>(),
-            )),
-            Op::Cast { to } => attrs.push(int_attr("to", onnx_dtype(*to) as i64)),
-            Op::Flatten { axis } => attrs.push(int_attr("axis", *axis)),
-            Op::ConstantOfShape { value } => attrs.push(proto::AttributeProto {
-                name: "value".into(),
-                r#type: at::TENSOR,
-                t: Some(tensor_proto("", value)),
-                ..Default::default()
-            }),
-            Op::Gemm {
-                alpha,
-                beta,
-                trans_a,
-                trans_b,
-            } => {
-                attrs.push(float_attr("alpha", *alpha));
-                attrs.push(float_attr("beta", *beta));
-                attrs.push(int_attr("transA", *trans_a as i64));
-                attrs.push(int_attr("transB", *trans_b as i64));
-            }
-            Op::LayerNorm { axis, epsilon } => {
-                attrs.push(int_attr("axis", *axis));
-                attrs.push(float_attr("epsilon", *epsilon));
-            }
-            Op::Gelu { approximate } => {
-                let name = match approximate {
-                    GeluApproximation::None => "none",
-                    GeluApproximation::Tanh => "tanh",
-                };
-                attrs.push(string_attr("approximate", name));
-            }
-            Op::Contrib(ContribOp::SkipLayerNorm { epsilon } | ContribOp::EmbedLayerNorm { epsilon }) => {
-                attrs.push(float_attr("epsilon", *epsilon));
-            }
-            Op::Contrib(ContribOp::Attention { num_heads }) => {
-                attrs.push(int_attr("num_heads", *num_heads as i64));
-            }
-            Op::Attention {
-                q_num_heads,
-                kv_num_heads,
-                scale,
-            } => {
-                attrs.push(int_attr("q_num_heads", *q_num_heads as i64));
-                attrs.push(int_attr("kv_num_heads", *kv_num_heads as i64));
-                if let Some(s) = scale {
-                    attrs.push(float_attr("scale", *s));
-                }
-            }
-            _ => {}
         }
         while inputs.last().is_some_and(String::is_empty) {
             inputs.pop();
@@ -376,20 +320,21 @@ impl Emitter<'_> {
             input: inputs,
             output: outputs,
             name: node.name.clone(),
-            op_type: node.op.op_type().into(),
-            domain: node.op.domain().into(),
+            op_type: schema.op_type.into(),
+            domain: schema.domain.map_or("", Domain::name).into(),
             attribute: attrs,
             ..Default::default()
         });
         Ok(())
     }
 
-    /// Axes as an int64 initializer input (Unsqueeze ≥ 13, ReduceMean/ReduceMax ≥ 18).
-    fn axes_input(&mut self, node: &str, axes: &[i64]) -> String {
-        let name = format!("{node}.axes");
+    /// An attribute ONNX takes as an input (axes of Unsqueeze ≥ 13,
+    /// ReduceMean/ReduceMax ≥ 18), as an int64 initializer named after the node.
+    fn constant_input(&mut self, node: &str, attribute: &str, ints: &[i64]) -> String {
+        let name = format!("{node}.{attribute}");
         self.graph
             .initializer
-            .push(tensor_proto(&name, &Tensor::vec_i64(axes)));
+            .push(tensor_proto(&name, &Tensor::vec_i64(ints)));
         name
     }
 
@@ -445,39 +390,43 @@ fn tensor_proto(name: &str, t: &Tensor) -> proto::TensorProto {
     }
 }
 
-fn float_attr(name: &str, f: f32) -> proto::AttributeProto {
-    proto::AttributeProto {
+/// One attribute as ONNX stores its type.
+fn attribute(name: &str, value: &AttrValue) -> proto::AttributeProto {
+    let a = proto::AttributeProto {
         name: name.into(),
-        r#type: at::FLOAT,
-        f,
         ..Default::default()
-    }
-}
-
-fn string_attr(name: &str, s: &str) -> proto::AttributeProto {
-    proto::AttributeProto {
-        name: name.into(),
-        r#type: at::STRING,
-        s: s.as_bytes().to_vec(),
-        ..Default::default()
-    }
-}
-
-fn int_attr(name: &str, i: i64) -> proto::AttributeProto {
-    proto::AttributeProto {
-        name: name.into(),
+    };
+    let int = |i: i64| proto::AttributeProto {
         r#type: at::INT,
         i,
-        ..Default::default()
-    }
-}
-
-fn ints_attr(name: &str, ints: &[i64]) -> proto::AttributeProto {
-    proto::AttributeProto {
-        name: name.into(),
+        ..a.clone()
+    };
+    let ints = |ints: Vec<i64>| proto::AttributeProto {
         r#type: at::INTS,
-        ints: ints.to_vec(),
-        ..Default::default()
+        ints,
+        ..a.clone()
+    };
+    match *value {
+        AttrValue::Int(i) => int(i),
+        AttrValue::Flag(b) => int(b as i64),
+        AttrValue::DType(d) => int(onnx_dtype(d) as i64),
+        AttrValue::Ints(v) => ints(v.to_vec()),
+        AttrValue::Indices(v) => ints(v.iter().map(|&i| i as i64).collect()),
+        AttrValue::Float(f) => proto::AttributeProto {
+            r#type: at::FLOAT,
+            f,
+            ..a
+        },
+        AttrValue::Tensor(t) => proto::AttributeProto {
+            r#type: at::TENSOR,
+            t: Some(tensor_proto("", t)),
+            ..a
+        },
+        AttrValue::Approximation(g) => proto::AttributeProto {
+            r#type: at::STRING,
+            s: g.onnx_name().as_bytes().to_vec(),
+            ..a
+        },
     }
 }
 

@@ -5,9 +5,7 @@ use crate::error::Error;
 use crate::ir::Graph;
 use crate::onnx::{export_bytes, ExportOptions};
 use crate::runtime::{compare, worst_row_cosine, HostTensor, NamedTensors, TractSession};
-
-/// `--min-cosine`'s default: the accuracy int8 BERTs are held to.
-pub const DEFAULT_MIN_COSINE: f64 = 0.99;
+use crate::session::Session;
 
 /// How one output moved.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,39 +23,22 @@ pub struct AccuracyReport {
     pub outputs: Vec<OutputAccuracy>,
 }
 
-impl AccuracyReport {
-    /// Fails with the first output whose cosine is below `min_cosine`.
-    pub fn require(&self, min_cosine: f64) -> Result<(), Error> {
-        match self
-            .outputs
-            .iter()
-            .find(|o| o.cosine.is_nan() || o.cosine < min_cosine)
-        {
-            None => Ok(()),
-            Some(o) => Err(Error::AccuracyBelow {
-                output: o.name.clone(),
-                cosine: o.cosine,
-                min_cosine,
-            }),
-        }
-    }
-}
-
 /// Runs `reference` and `candidate` in tract on each input set and compares
 /// every output the two share.
 pub fn accuracy_report(
+    session: &Session,
     reference: &Graph,
     candidate: &Graph,
     inputs: &[NamedTensors],
 ) -> Result<AccuracyReport, Error> {
-    let session = |g: &Graph| -> Result<TractSession, Error> {
-        Ok(TractSession::from_bytes(&export_bytes(
-            g,
-            ExportOptions::default(),
-        )?)?)
+    let load = |g: &Graph| -> Result<TractSession, Error> {
+        Ok(TractSession::from_bytes(
+            session,
+            &export_bytes(g, ExportOptions::default())?,
+        )?)
     };
-    let expected = run_all(&mut session(reference)?, inputs)?;
-    let actual = run_all(&mut session(candidate)?, inputs)?;
+    let expected = run_all(&mut load(reference)?, inputs)?;
+    let actual = run_all(&mut load(candidate)?, inputs)?;
     compare_runs(&expected, &actual)
 }
 
@@ -73,7 +54,7 @@ pub fn compare_runs(expected: &[NamedTensors], actual: &[NamedTensors]) -> Resul
     for (expected, actual) in expected.iter().zip(actual) {
         // The same rule as the equivalence check: every reference output
         // must be there, and something must be compared.
-        crate::check::compare_outputs(expected, actual)?;
+        crate::runtime::compare_outputs(expected, actual)?;
         for (name, e) in expected {
             let a = &actual[name];
             let entry = joined.entry(name.clone()).or_default();

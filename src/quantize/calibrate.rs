@@ -8,23 +8,13 @@ use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{CALIBRATION_BATCH, CALIBRATION_BATCHES, CALIBRATION_SEQ};
+use super::{CalibrationMethod, CALIBRATION_BATCH, CALIBRATION_BATCHES, CALIBRATION_SEQ};
 use crate::error::Error;
 use crate::ir::{value_name, Graph};
 use crate::onnx::{export_bytes, ExportOptions};
 use crate::passes::linear_inputs;
 use crate::runtime::{read_safetensors, HostData, HostTensor, NamedTensors, RuntimeError, TractSession};
-
-/// How a range is read off the calibration values.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum CalibrationMethod {
-    /// The largest |x| seen in any batch.
-    MinMax,
-    /// The given percentile (e.g. 99.99) of |x| in each batch, averaged
-    /// over batches: rare outliers are clipped instead of stretching the
-    /// scale for every other value.
-    Percentile(f64),
-}
+use crate::session::Session;
 
 /// Calibration batches: the rows of `file` (every model input, [N, S]) in
 /// batches of [`CALIBRATION_BATCH`], or the policy's generated batches of
@@ -32,9 +22,9 @@ pub enum CalibrationMethod {
 pub fn calibration_batches(g: &Graph, file: Option<&Path>) -> Result<Vec<NamedTensors>, Error> {
     let batch = CALIBRATION_BATCH;
     let Some(path) = file else {
-        let seq = crate::check::sequence_length(g, CALIBRATION_SEQ);
+        let seq = crate::runtime::sequence_length(g, CALIBRATION_SEQ);
         return Ok((0..CALIBRATION_BATCHES as u64)
-            .map(|seed| crate::check::inputs_for_seed(g, batch, seq, 1000 + seed))
+            .map(|seed| crate::runtime::inputs_for_seed(g, batch, seq, 1000 + seed))
             .collect());
     };
     let all = read_safetensors(path)?;
@@ -106,6 +96,7 @@ pub struct Calibration {
 /// Calibrates every linear input the int8 passes would quantize (see
 /// [`Calibration`]). Shows a progress bar on stderr.
 pub fn calibrate(
+    session: &Session,
     g: &Graph,
     skip: &[String],
     batches: &[NamedTensors],
@@ -118,7 +109,7 @@ pub fn calibrate(
     for (x, name) in xs.iter().zip(&names) {
         probe.set_output(&probe_name(name), *x);
     }
-    let mut session = TractSession::from_bytes(&export_bytes(&probe, ExportOptions::default())?)?;
+    let mut probed = TractSession::from_bytes(session, &export_bytes(&probe, ExportOptions::default())?)?;
     let bar = ProgressBar::new(batches.len() as u64).with_style(
         ProgressStyle::with_template("calibrating {bar:30} {pos}/{len} batches ({elapsed})")
             .expect("valid template"),
@@ -126,7 +117,7 @@ pub fn calibrate(
     let mut per_batch: HashMap<&str, Vec<Vec<f32>>> = HashMap::new();
     let mut row_spread: HashMap<String, f32> = HashMap::new();
     for inputs in batches {
-        let outputs = session.run(inputs)?;
+        let outputs = probed.run(inputs)?;
         for name in &names {
             let t = &outputs[&probe_name(name)];
             let width = *t.shape.last().unwrap_or(&1);

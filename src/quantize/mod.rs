@@ -9,26 +9,27 @@
 mod accuracy;
 mod calibrate;
 pub mod kernel;
+pub mod precision;
 pub mod sensitivity;
 
 use std::collections::HashMap;
 
 pub use crate::runtime::cosine;
-pub use accuracy::{
-    accuracy_report, compare_runs, run_all, AccuracyReport, OutputAccuracy, DEFAULT_MIN_COSINE,
-};
-pub use calibrate::{calibrate, calibration_batches, Calibration, CalibrationMethod};
+pub use accuracy::{accuracy_report, compare_runs, run_all, AccuracyReport, OutputAccuracy};
+pub use calibrate::{calibrate, calibration_batches, Calibration};
 pub use kernel::{
     int8_slower_than_fp32, int8_warning, tract_int8_kernel, Int8Kernel, Int8Verdict, TractInt8Kernel,
 };
+pub use precision::{CalibrationMethod, Form, Precision, Skip, WeightBits, DEFAULT_MIN_COSINE};
 
 use crate::error::Error;
 use crate::ir::Graph;
 use crate::passes::{
     ActivationScales, DeadNodeElimination, PassManager, PassRun, QuantizeInt8, QuantizeInt8Onnxruntime,
-    Target, ToFp16, WeightGranularity, SMOOTHING_ALPHA_ONNXRUNTIME,
+    Target, ToFp16, SMOOTHING_ALPHA_ONNXRUNTIME,
 };
 use crate::runtime::NamedTensors;
+use crate::session::Session;
 
 /// The calibration and validation policy, in one place: generated
 /// calibration is `CALIBRATION_BATCHES` batches of `CALIBRATION_BATCH` ×
@@ -45,69 +46,35 @@ pub const VALIDATION_SEQ: usize = 64;
 
 /// The accuracy gate's inputs for `g` (see the policy above).
 pub fn validation_inputs(g: &Graph) -> Vec<NamedTensors> {
-    let seq = crate::check::sequence_length(g, VALIDATION_SEQ);
+    let seq = crate::runtime::sequence_length(g, VALIDATION_SEQ);
     (0..VALIDATION_BATCHES as u64)
-        .map(|seed| crate::check::inputs_for_seed(g, VALIDATION_BATCH, seq, seed))
+        .map(|seed| crate::runtime::inputs_for_seed(g, VALIDATION_BATCH, seq, seed))
         .collect()
 }
 
-/// What `--quantize` / `--precision` ask for.
-#[derive(Debug, Clone)]
-pub enum Precision {
-    /// int8 weights, activations quantized at run time. The onnxruntime
-    /// form calibrates where to put per-token scales and smoothing: on
-    /// `batches` when given, else on generated realistic inputs.
-    Int8Dynamic { batches: Option<Vec<NamedTensors>> },
-    /// int8 weights, activations with scales calibrated on `batches`.
-    Int8Static {
-        batches: Vec<NamedTensors>,
-        method: CalibrationMethod,
-    },
-    /// f16 weights, f32 arithmetic.
-    Fp16,
-}
-
-#[derive(Debug, Clone)]
-pub struct PrecisionOptions {
-    pub precision: Precision,
-    pub weights: WeightGranularity,
-    /// Linear layers whose name contains one of these stay f32.
-    pub skip: Vec<String>,
-    /// Store large embedding tables as int8 (int8 modes only).
-    pub embeddings: bool,
-    /// The runtime the int8 form is chosen for: `Onnxruntime` emits u8
-    /// activations (DynamicQuantizeLinear) × s8 weights, the pattern its
-    /// optimizer fuses into MatMulIntegerToFloat; the others the symmetric
-    /// i8 × i8 form.
-    pub target: Target,
-    /// Bits of the u8 × s8 forms' weights: 8, or 7 where onnxruntime's
-    /// u8 × s8 kernel would saturate (x86 without VNNI; see
-    /// [`crate::passes::weight_max_for_cpu`]). The i8 × i8 form takes 8.
-    pub weight_bits: u8,
-    /// The accuracy gate's bar, which `--quantize-skip auto` chooses for.
-    pub min_cosine: f64,
-}
-
-/// Rewrites `g` to the requested precision; returns the pass runs.
-/// `skip` = `["auto"]` ([`AUTO_SKIP`]) chooses the layers kept f32 by a
-/// sensitivity pass ([`sensitivity::auto_skip`]).
-pub fn apply(g: &mut Graph, opts: &PrecisionOptions) -> Result<Vec<PassRun>, Error> {
-    let calibrated = calibration(g, opts)?;
-    let skip = match opts.skip.as_slice() {
-        [only] if only == AUTO_SKIP => {
-            let keep = sensitivity::auto_skip(g, opts, calibrated.as_ref())?.keep_f32;
+/// Rewrites `g` to `precision`, in the form chosen for `target`; returns
+/// the pass runs. Calibrates first where the form needs it, and for
+/// [`Skip::Auto`] measures which layers stay f32
+/// ([`sensitivity::auto_skip`]) — both in tract, on `session`'s threads.
+pub fn apply(
+    session: &Session,
+    g: &mut Graph,
+    precision: &Precision,
+    target: Target,
+) -> Result<Vec<PassRun>, Error> {
+    let calibrated = calibration(session, g, precision, target)?;
+    let skip = match &precision.skip {
+        Skip::Auto => {
+            let keep = sensitivity::auto_skip(session, g, precision, target, calibrated.as_ref())?.keep_f32;
             // Said in the file (and the summary): which layers the
             // measurement kept f32.
             g.metadata.insert(KEPT_F32.into(), keep.join(","));
             keep
         }
-        _ => opts.skip.clone(),
+        Skip::Layers(patterns) => patterns.clone(),
     };
-    Ok(precision_passes(g, opts, calibrated.as_ref(), &skip).run(g)?)
+    Ok(precision_passes(g, precision, target, calibrated.as_ref(), &skip).run(g)?)
 }
-
-/// `--quantize-skip auto`.
-pub const AUTO_SKIP: &str = "auto";
 
 /// Metadata key of the linear layers `--quantize-skip auto` kept f32
 /// (comma-separated node names; empty when none).
@@ -115,40 +82,31 @@ pub const KEPT_F32: &str = "bertc.kept_f32";
 
 /// The calibration of every linear input, for the forms that use it
 /// (static scales, smoothing, per-token scales): measured once, whatever
-/// is skipped.
-pub fn calibration(g: &Graph, opts: &PrecisionOptions) -> Result<Option<Calibration>, Error> {
-    Ok(match &opts.precision {
-        Precision::Int8Dynamic { batches } if opts.target == Target::Onnxruntime => {
-            let generated;
-            let batches = match batches {
-                Some(given) => given,
-                None => {
-                    generated = calibration_batches(g, None)?;
-                    &generated
-                }
-            };
-            Some(calibrate(g, &[], batches, CalibrationMethod::MinMax)?)
-        }
-        Precision::Int8Static { batches, method } => Some(calibrate(g, &[], batches, *method)?),
-        Precision::Int8Dynamic { .. } | Precision::Fp16 => None,
-    })
-}
-
-/// The largest weight magnitude for `bits`-bit s8 weights: 127, or 63 for 7
-/// bits — on MiniLM's onnxruntime form the worst golden row is 0.9978 with 8
-/// bits where the kernel accumulates in 32 bits (VNNI), 0.9923 with 8 bits
-/// under AVX2's saturating pair sums (emulated), 0.9952 with 7 bits on both.
-fn weight_max(bits: u8) -> f32 {
-    match bits {
-        7 => crate::passes::WEIGHT_MAX_7BIT,
-        _ => crate::passes::WEIGHT_MAX_8BIT,
-    }
-}
-
-/// The precision passes for `opts` keeping the linears matched by `skip` f32.
-fn precision_passes(
+/// is skipped, on the precision's calibration inputs (generated realistic
+/// inputs without them).
+pub fn calibration(
+    session: &Session,
     g: &Graph,
-    opts: &PrecisionOptions,
+    precision: &Precision,
+    target: Target,
+) -> Result<Option<Calibration>, Error> {
+    let method = match precision.form {
+        Form::Int8Dynamic if target == Target::Onnxruntime => CalibrationMethod::MinMax,
+        Form::Int8Static(method) => method,
+        Form::Int8Dynamic | Form::Fp16 | Form::Fp32 => return Ok(None),
+    };
+    let batches = calibration_batches(g, precision.calibrate.as_deref())?;
+    Ok(Some(calibrate(session, g, &[], &batches, method)?))
+}
+
+/// The passes [`apply`] runs for `precision` and `target`, with the
+/// calibration measured (none for the forms that read none) and keeping
+/// the linears matched by `skip` f32. Needs no tract: given a calibration,
+/// the fuzz target ([`crate::untrusted::onnx_model`]) runs exactly these.
+pub fn precision_passes(
+    g: &Graph,
+    precision: &Precision,
+    target: Target,
     calibrated: Option<&Calibration>,
     skip: &[String],
 ) -> PassManager {
@@ -157,14 +115,16 @@ fn precision_passes(
     let smooth = |ranges: &HashMap<String, Vec<f32>>| {
         crate::passes::smoothing_factors(g, skip, ranges, SMOOTHING_ALPHA_ONNXRUNTIME)
     };
-    let pm = match &opts.precision {
-        Precision::Fp16 => PassManager::new().with(ToFp16),
-        Precision::Int8Dynamic { .. } if opts.target == Target::Onnxruntime => {
+    let pm = match precision.form {
+        // Nothing to rewrite: the pipeline runs no precision stage.
+        Form::Fp32 => return PassManager::new(),
+        Form::Fp16 => PassManager::new().with(ToFp16),
+        Form::Int8Dynamic if target == Target::Onnxruntime => {
             PassManager::new().with(QuantizeInt8Onnxruntime {
-                weights: opts.weights,
+                weights: precision.weights,
                 skip: skip.to_vec(),
-                embeddings: opts.embeddings,
-                weight_max: weight_max(opts.weight_bits),
+                embeddings: precision.embeddings,
+                weight_bits: precision.weight_bits,
                 smooth: smooth(&calibrated.ranges),
                 per_token: crate::passes::PerToken::Inputs(crate::passes::per_token_inputs(
                     g,
@@ -173,18 +133,18 @@ fn precision_passes(
                 )),
             })
         }
-        Precision::Int8Dynamic { .. } => PassManager::new().with(QuantizeInt8 {
+        Form::Int8Dynamic => PassManager::new().with(QuantizeInt8 {
             activations: ActivationScales::Dynamic,
-            weights: opts.weights,
+            weights: precision.weights,
             skip: skip.to_vec(),
-            embeddings: opts.embeddings,
+            embeddings: precision.embeddings,
         }),
         // onnxruntime fuses the same Q/DQ form into MatMulIntegerToFloat
         // (u8 x s8, QuantizeLinear left standing): its static int8.
-        Precision::Int8Static { .. } if matches!(opts.target, Target::Openvino | Target::Onnxruntime) => {
+        Form::Int8Static(_) if matches!(target, Target::Openvino | Target::Onnxruntime) => {
             let ranges = ranges();
             PassManager::new().with(crate::passes::QuantizeInt8Qdq {
-                weights: opts.weights,
+                weights: precision.weights,
                 skip: skip.to_vec(),
                 smooth: smooth(&ranges),
                 ranges,
@@ -192,14 +152,14 @@ fn precision_passes(
                 // golden row 0.9959 (f32 there: 0.9967), and OpenVINO runs
                 // every product of the model in int8.
                 gelu_inputs: true,
-                weight_max: weight_max(opts.weight_bits),
+                weight_bits: precision.weight_bits,
             })
         }
-        Precision::Int8Static { .. } => PassManager::new().with(QuantizeInt8 {
+        Form::Int8Static(_) => PassManager::new().with(QuantizeInt8 {
             activations: ActivationScales::Static(ranges()),
-            weights: opts.weights,
+            weights: precision.weights,
             skip: skip.to_vec(),
-            embeddings: opts.embeddings,
+            embeddings: precision.embeddings,
         }),
     };
     pm.with(DeadNodeElimination).verify_each(true)

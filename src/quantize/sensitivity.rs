@@ -11,10 +11,12 @@
 //! rewrite and one pass of the validation inputs in tract (MiniLM: well
 //! under a second; BERT-base: seconds, times 73 layers in the worst case).
 
-use super::{accuracy_report, precision_passes, validation_inputs, Calibration, PrecisionOptions};
+use super::{accuracy_report, precision_passes, validation_inputs, Calibration, Precision};
 use crate::error::Error;
 use crate::ir::Graph;
+use crate::passes::Target;
 use crate::runtime::NamedTensors;
+use crate::session::Session;
 
 /// What the sensitivity pass chose.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,17 +30,20 @@ pub struct AutoSkip {
     pub cosine: f64,
 }
 
-/// Chooses the layers to keep f32 (see the module doc).
+/// Chooses the layers to keep f32 (see the module doc) for `precision`'s
+/// form and bar on `target`.
 pub fn auto_skip(
+    session: &Session,
     g: &Graph,
-    opts: &PrecisionOptions,
+    precision: &Precision,
+    target: Target,
     calibrated: Option<&Calibration>,
 ) -> Result<AutoSkip, Error> {
     let inputs = validation_inputs(g);
     let linears = crate::passes::quantizable_linears(g);
-    let measure = |skip: &[String]| lowest_cosine(g, opts, calibrated, skip, &inputs);
+    let measure = |skip: &[String]| lowest_cosine(session, g, precision, target, calibrated, skip, &inputs);
     let all = measure(&[])?;
-    if all >= opts.min_cosine {
+    if all >= precision.min_cosine {
         return Ok(AutoSkip {
             keep_f32: Vec::new(),
             sensitivity: Vec::new(),
@@ -56,7 +61,7 @@ pub fn auto_skip(
     for (name, _) in &sensitivity {
         keep_f32.push(name.clone());
         cosine = measure(&keep_f32)?;
-        if cosine >= opts.min_cosine {
+        if cosine >= precision.min_cosine {
             break;
         }
     }
@@ -69,14 +74,16 @@ pub fn auto_skip(
 
 /// The lowest output cosine against f32 of `g` quantized keeping `skip` f32.
 fn lowest_cosine(
+    session: &Session,
     g: &Graph,
-    opts: &PrecisionOptions,
+    precision: &Precision,
+    target: Target,
     calibrated: Option<&Calibration>,
     skip: &[String],
     inputs: &[NamedTensors],
 ) -> Result<f64, Error> {
     let mut q = g.clone();
-    precision_passes(g, opts, calibrated, skip).run(&mut q)?;
-    let report = accuracy_report(g, &q, inputs)?;
+    precision_passes(g, precision, target, calibrated, skip).run(&mut q)?;
+    let report = accuracy_report(session, g, &q, inputs)?;
     Ok(report.outputs.iter().map(|o| o.cosine).fold(1.0, f64::min))
 }

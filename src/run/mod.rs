@@ -1,5 +1,6 @@
 //! `bertc run`: text in, the answer of transformers' pipeline for the
-//! model's task out — in tract, with the model's own tokenizer.
+//! model's task out — in tract (or onnxruntime, OpenVINO), with the
+//! model's own tokenizer.
 //!
 //! Each task's post-processing follows its transformers pipeline (4.46)
 //! step by step, so labels, spans and tokens come out the same and scores
@@ -64,7 +65,7 @@ pub enum RunError {
         output: String,
         outputs: Vec<String>,
     },
-    #[error("tract returned no output `{output}` (it returned: {})", .outputs.join(", "))]
+    #[error("the runtime returned no output `{output}` (it returned: {})", .outputs.join(", "))]
     NoOutput { output: String, outputs: Vec<String> },
     #[error("the model's output `{output}` has shape {shape:?}; expected {expected}")]
     OutputShape {

@@ -6,12 +6,12 @@
 use std::path::{Path, PathBuf};
 
 use crate::builder::Head;
-use crate::compile::CompileOptions;
 use crate::config::BertConfig;
 use crate::ir::Graph;
-use crate::pipeline::{PipelineOptions, Source};
-use crate::runtime::TractSession;
+use crate::pipeline::{BuildOptions, PipelineOptions, Source};
+use crate::runtime::{ModelSource, Runtime, RuntimeModel, RuntimeOptions};
 use crate::sentence_transformers::max_seq_length;
+use crate::session::Session;
 use crate::source::{resolve, MissingWeights};
 use crate::tokenize::{TextTokenizer, TokenizerConfig};
 
@@ -23,15 +23,15 @@ pub struct RunOptions {
     /// tokenizer.json, vocab.txt or a folder holding them; required for a
     /// bare `.onnx`, overrides the model folder's own otherwise.
     pub tokenizer: Option<PathBuf>,
-    /// tract's threads; `None` for every core.
-    pub threads: Option<usize>,
+    /// Where the model runs (tract unless asked).
+    pub runtime: Runtime,
     /// How large the length-sorted batches may grow.
     pub batch: BatchLimits,
 }
 
 /// A model ready to answer.
 pub struct LoadedModel {
-    pub session: TractSession,
+    pub model: RuntimeModel,
     pub tokenizer: TextTokenizer,
     pub task: Task,
     /// Label names by id.
@@ -47,9 +47,9 @@ pub const MAX_SEQ_LENGTH_KEY: &str = "bertc.max_seq_length";
 
 /// Loads `arg`: an export folder (model.onnx beside config.json and the
 /// tokenizer files), a model folder (config.json + checkpoint, compiled
-/// in memory through [`crate::pipeline::run`]), or an `.onnx` file.
-pub fn load(arg: &Path, opts: &RunOptions) -> Result<LoadedModel, RunError> {
-    crate::runtime::set_threads(opts.threads.unwrap_or_else(crate::runtime::available_threads));
+/// in memory through [`crate::pipeline::run`]), or an `.onnx` file; to
+/// run on `session`'s threads.
+pub fn load(session: &Session, arg: &Path, opts: &RunOptions) -> Result<LoadedModel, RunError> {
     let (graph, bytes, folder) = if arg.is_dir() && arg.join("model.onnx").is_file() {
         let onnx = arg.join("model.onnx");
         let (graph, bytes) = read_onnx(&onnx)?;
@@ -57,19 +57,19 @@ pub fn load(arg: &Path, opts: &RunOptions) -> Result<LoadedModel, RunError> {
     } else if arg.is_dir() {
         let shown = arg.display().to_string();
         let source = resolve(&shown, None, false, MissingWeights::Refuse)?;
-        let compile = CompileOptions {
+        let build = BuildOptions {
             weights: source.weights.clone(),
             // A sentence-transformers folder is its sentence-embedding model.
             sentence: source.sentence.clone(),
             ..Default::default()
         };
-        let options = PipelineOptions {
-            threads: opts.threads,
-            ..Default::default()
-        };
-        let compiled = crate::pipeline::run(Source::Config(source.config, compile), &options)?;
-        let bytes = compiled.to_bytes()?;
-        (compiled.graph, bytes, Some(arg.to_path_buf()))
+        let compiled = crate::pipeline::run(
+            session,
+            Source::Config(source.config, build),
+            &PipelineOptions::default(),
+        )?;
+        let bytes = compiled.to_bytes().map_err(crate::Error::from)?;
+        (compiled.into_graph(), bytes, Some(arg.to_path_buf()))
     } else {
         let (graph, bytes) = read_onnx(arg)?;
         (graph, bytes, None)
@@ -104,12 +104,19 @@ pub fn load(arg: &Path, opts: &RunOptions) -> Result<LoadedModel, RunError> {
         Some(f) => problem_type(&f.join("config.json"))?.as_deref() == Some("multi_label_classification"),
         None => false,
     };
-    // The graph's copy of the weights goes before tract makes its own: a
-    // run's peak memory counts every copy alive at once.
-    drop(graph);
-    let session = TractSession::from_bytes(&bytes)?;
-    Ok(LoadedModel {
+    let runtime_opts = RuntimeOptions {
+        threads: session.threads(),
+        take_turns: false,
+    };
+    let model = RuntimeModel::load_checked(
         session,
+        opts.runtime,
+        ModelSource::Bytes(&bytes),
+        &runtime_opts,
+        &graph,
+    )?;
+    Ok(LoadedModel {
+        model,
         tokenizer,
         task,
         labels,
@@ -183,7 +190,7 @@ fn task_of(graph: &Graph, config: Option<&BertConfig>) -> Result<Task, RunError>
     let head = match graph.metadata.get("bertc.head").and_then(|h| Head::parse(h)) {
         Some(h) => Some(h),
         None => match config {
-            Some(c) if !c.architectures.is_empty() => Head::from_config(c).ok(),
+            Some(c) if !c.architectures.is_empty() => c.family.head_for(&c.architectures).ok(),
             _ => None,
         },
     };
@@ -235,7 +242,7 @@ fn load_tokenizer(source: &Path, graph: &Graph, folder: Option<&Path>) -> Result
         .metadata
         .get(MAX_SEQ_LENGTH_KEY)
         .and_then(|v| v.parse::<usize>().ok());
-    let positions = crate::check::max_sequence(graph);
+    let positions = crate::runtime::max_sequence(graph);
     let max_length = match st.or(meta) {
         Some(n) => positions.map_or(n, |p| n.min(p)),
         None => [positions, config.model_max_length]

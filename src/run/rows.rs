@@ -83,7 +83,7 @@ impl LoadedModel {
         for batch in plan(&lengths, self.limits, self.tokenizer.max_length) {
             let encodings: Vec<&Encoding> = batch.rows.iter().map(|&r| &rows[r]).collect();
             let inputs = model_inputs(&encodings, batch.seq, self.tokenizer.special.pad);
-            let outputs = self.session.run(&inputs)?;
+            let outputs = self.model.run(&inputs)?;
             for (at, &r) in batch.rows.iter().enumerate() {
                 let answer = each(
                     self,

@@ -1,6 +1,42 @@
-//! Comparing outputs against references: max-abs, max-rel and cosine.
+//! Comparing outputs against references: max-abs, max-rel and cosine, one
+//! output or every named output of a run.
 
-use super::host::HostTensor;
+use super::host::{HostTensor, NamedTensors};
+
+/// Why two runs could not be compared output by output.
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    #[error(
+        "the checked model lacks the output `{output}` of the reference (it has: {}); \
+         a pass dropped or renamed it",
+        .found.join(", ")
+    )]
+    MissingOutput { output: String, found: Vec<String> },
+    #[error("the check compared nothing: the reference model has no outputs")]
+    NothingCompared,
+}
+
+/// Compares each expected output with the actual one of the same name;
+/// fails when one is missing or there is nothing to compare (a check that
+/// compares nothing proves nothing).
+pub fn compare_outputs(
+    expected: &NamedTensors,
+    actual: &NamedTensors,
+) -> Result<Vec<OutputComparison>, CompareError> {
+    if expected.is_empty() {
+        return Err(CompareError::NothingCompared);
+    }
+    expected
+        .iter()
+        .map(|(name, e)| match actual.get(name) {
+            Some(a) => Ok(compare(name, a, e)),
+            None => Err(CompareError::MissingOutput {
+                output: name.clone(),
+                found: actual.keys().cloned().collect(),
+            }),
+        })
+        .collect()
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutputComparison {

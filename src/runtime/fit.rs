@@ -174,7 +174,7 @@ pub fn check_inputs_fit(g: &Graph, tensors: &NamedTensors, origin: &str) -> Resu
                 });
             }
         }
-        if let Some(max) = crate::check::max_sequence(g) {
+        if let Some(max) = super::max_sequence(g) {
             if t.shape[1] > max {
                 return Err(InputFitError::TooLong {
                     origin: origin.into(),

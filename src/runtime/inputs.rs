@@ -1,11 +1,13 @@
 //! Realistic model inputs for checks and benchmarks: valid token ids, a
 //! [CLS]-like first token, token types, and padding on both sides, from a
-//! fixed seed so that runs repeat.
+//! fixed seed so that runs repeat — sized for a graph by its own tables
+//! ([`inputs_for`], [`sequence_length`]).
 
 use rand_xoshiro::rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 use super::host::{HostTensor, NamedTensors};
+use crate::ir::{Graph, Op};
 
 /// `batch` sequences of length `seq`: the first full, then alternately
 /// right- and left-padded to shorter lengths (bertc must not assume a side).
@@ -54,4 +56,47 @@ pub fn realistic_inputs(
         ("attention_mask".to_string(), HostTensor::i64(shape.clone(), mask)),
         ("token_type_ids".to_string(), HostTensor::i64(shape, types)),
     ])
+}
+
+/// Realistic inputs for any BERT-like graph: the vocabulary and number of
+/// token types are read off the embedding tables its id inputs index.
+pub fn inputs_for(g: &Graph, batch: usize, seq: usize) -> NamedTensors {
+    inputs_for_seed(g, batch, seq, 0)
+}
+
+/// [`inputs_for`] with another seed (calibration draws several batches).
+pub fn inputs_for_seed(g: &Graph, batch: usize, seq: usize, seed: u64) -> NamedTensors {
+    let table_rows = |input: &str| super::table_rows(g, input);
+    let vocab = table_rows("input_ids").unwrap_or(100);
+    let types = table_rows("token_type_ids").unwrap_or(1);
+    realistic_inputs(vocab, types, batch, seq, seed)
+}
+
+/// The longest sequence the graph's position tables cover: the rows of a
+/// relative distance table (2·max − 1 rows) when it has one — relative
+/// models keep an unused absolute table — else the rows of the absolute
+/// position table, less the rows RoBERTa-style position ids skip
+/// ([`crate::family::position_offset`]). `None` when it has neither (by
+/// these names).
+pub fn max_sequence(g: &Graph) -> Option<usize> {
+    let rows = |suffix: &str| {
+        g.node_ids().find_map(|id| {
+            let n = g.node(id);
+            match &n.op {
+                Op::Constant(t) if n.name.ends_with(suffix) && t.dims().len() == 2 => Some(t.dims()[0]),
+                _ => None,
+            }
+        })
+    };
+    match rows("distance_embedding.weight") {
+        Some(r) => Some(r.div_ceil(2)),
+        None => rows("position_embeddings.weight")
+            .map(|r| r.saturating_sub(crate::family::position_offset(g)).max(1)),
+    }
+}
+
+/// The one rule for how long generated inputs may be: `wanted` tokens,
+/// or the longest sequence the position tables cover when that is less.
+pub fn sequence_length(g: &Graph, wanted: usize) -> usize {
+    max_sequence(g).map_or(wanted, |m| wanted.min(m))
 }

@@ -123,7 +123,7 @@ pub fn from_checkpoint_with(
         if expected.contains(&name) || is_buffer(&name) {
             continue;
         }
-        if crate::builder::is_head_or_pooler_tensor(&name) {
+        if crate::family::is_head_or_pooler_tensor(&name) {
             // Another head's (or the pooler's) weights: not this model's.
             weights.ignored.push(name);
         } else {

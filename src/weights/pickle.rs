@@ -516,7 +516,7 @@ impl Machine<'_> {
     }
 
     fn set_items(&mut self, dict: Id, items: Vec<Id>) -> Result<(), PickleError> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return self.err("SETITEMS with an odd number of items");
         }
         self.charge(items.len() * size_of::<Id>())?;

@@ -99,13 +99,27 @@ fn draw(spec: &ParamSpec, seed: u64) -> Tensor {
         Init::Zeros => {}
         Init::Ones => fill(&mut bytes, 1.0),
         Init::Sinusoidal => {
-            let table = crate::builder::sinusoidal_table(dims[0], n / dims[0].max(1));
+            let table = sinusoidal_table(dims[0], n / dims[0].max(1));
             for (c, v) in bytes.chunks_exact_mut(4).zip(table) {
                 c.copy_from_slice(&v.to_le_bytes());
             }
         }
     }
     Tensor::from_raw(DType::F32, dims, bytes.into()).expect("size computed from dims")
+}
+
+/// DistilBERT's fixed position table, as transformers'
+/// `create_sinusoidal_embeddings` makes it (in f64, stored as f32):
+/// `pos / 10000^(2·(j/2)/dim)`, sine in even columns, cosine in odd ones.
+pub fn sinusoidal_table(rows: usize, dim: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(rows * dim);
+    for pos in 0..rows {
+        for j in 0..dim {
+            let angle = pos as f64 / 10000f64.powf(2.0 * (j / 2) as f64 / dim as f64);
+            out.push(if j % 2 == 0 { angle.sin() } else { angle.cos() } as f32);
+        }
+    }
+    out
 }
 
 /// The generator of one chunk of one tensor, keyed by seed, name and chunk,

@@ -3,20 +3,34 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
-use bertc::compile::CompileOptions;
 use bertc::config::BertConfig;
 use bertc::passes::Level;
-use bertc::pipeline::{at_level, compile, with_passes, PipelineOptions};
+use bertc::pipeline::{at_level, compile, with_passes, BuildOptions, PipelineOptions};
 use bertc::runtime::{compare, read_safetensors, write_safetensors, NamedTensors, TractSession};
+use bertc::Session;
 use serde_json::Value;
+
+/// The session every library call of a test binary runs tract on: two
+/// threads, as CI has (one pool per test binary, shared by its tests).
+pub fn test_session() -> &'static Session {
+    static SESSION: OnceLock<Session> = OnceLock::new();
+    SESSION.get_or_init(|| Session::new(2).expect("tract starts 2 threads"))
+}
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-pub fn fixture(case: &str) -> PathBuf {
-    root().join("tests/fixtures").join(case)
+/// `tests/fixtures/{rel}`: every file a test reads lives there (or is the
+/// MiniLM checkpoint that scripts/setup-test-env.sh fetches, sha256-checked),
+/// so a clone with nothing beside it runs the suite. tests/fixtures/README.md
+/// says where each folder came from. Missing data fails the test.
+pub fn fixture(rel: &str) -> PathBuf {
+    let path = root().join("tests/fixtures").join(rel);
+    assert!(path.exists(), "the fixture {rel} is not at {}", path.display());
+    path
 }
 
 /// The real all-MiniLM-L6-v2 checkpoint, fetched by scripts/fetch-minilm.sh.
@@ -41,6 +55,17 @@ pub fn minilm_dir() -> PathBuf {
     dir
 }
 
+/// Build options for tests that only count (parameters, nodes, shapes,
+/// multiply-adds, bytes) or review structure: placeholder weights instead
+/// of drawn random ones (xlm-roberta-large would draw 2.2 GB of them).
+/// Tests that run numbers keep seeded or real weights.
+pub fn shapes_only() -> BuildOptions {
+    BuildOptions {
+        shapes_only: true,
+        ..Default::default()
+    }
+}
+
 /// Compiles a config + checkpoint at -O0 (dead-node elimination only).
 pub fn compile_checkpoint(config: &Path, weights: &Path) -> Vec<u8> {
     compile_checkpoint_with(config, weights, &with_passes(&["dead_node_elimination"]))
@@ -55,11 +80,11 @@ pub fn compile_checkpoint_at(config: &Path, weights: &Path, level: Level) -> Vec
 /// (and the graph verified after every pass: tests are debug builds).
 fn compile_checkpoint_with(config: &Path, weights: &Path, options: &PipelineOptions) -> Vec<u8> {
     let config = BertConfig::from_path(config).expect("config parses");
-    let opts = CompileOptions {
+    let opts = BuildOptions {
         weights: Some(weights.to_path_buf()),
         ..Default::default()
     };
-    compile(&config, opts, options)
+    compile(test_session(), &config, opts, options)
         .expect("compiles")
         .to_bytes()
         .expect("serializes")
@@ -67,8 +92,7 @@ fn compile_checkpoint_with(config: &Path, weights: &Path, options: &PipelineOpti
 
 /// Runs ONNX bytes in tract on the golden file's inputs.
 pub fn run_tract(model: &[u8], inputs: &NamedTensors) -> NamedTensors {
-    bertc::runtime::set_threads(2);
-    let mut s = TractSession::from_bytes(model).expect("tract loads the model");
+    let mut s = TractSession::from_bytes(test_session(), model).expect("tract loads the model");
     s.run(inputs).expect("tract runs the model")
 }
 
@@ -216,11 +240,13 @@ pub fn stderr_of(out: &std::process::Output) -> String {
 pub fn minilm_fp32() -> bertc::ir::Graph {
     let dir = minilm_dir();
     let config = BertConfig::from_path(&dir.join("config.json")).unwrap();
-    let opts = CompileOptions {
+    let opts = BuildOptions {
         weights: Some(dir.join("model.safetensors")),
         ..Default::default()
     };
-    compile(&config, opts, &at_level(Level::O2)).unwrap().graph
+    compile(test_session(), &config, opts, &at_level(Level::O2))
+        .unwrap()
+        .into_graph()
 }
 
 /// PyTorch's outputs of the real MiniLM (tests/fixtures/minilm-l6).
@@ -239,7 +265,7 @@ pub struct FusedCounts {
 }
 
 pub fn fused_counts(compiled: &bertc::pipeline::Compiled) -> FusedCounts {
-    let h = compiled.graph.op_histogram();
+    let h = compiled.graph().op_histogram();
     let n = |op: &str| h.get(op).copied().unwrap_or(0);
     FusedCounts {
         // -O2 fuses every attention, then writes it out in the form each
@@ -257,16 +283,9 @@ pub fn fused_counts(compiled: &bertc::pipeline::Compiled) -> FusedCounts {
 }
 
 /// The seeded checkpoints of BERT's relatives with PyTorch's outputs
-/// (../shared/golden/family, 2.5 MB: read in place, as torch_bin.rs reads
-/// ../shared). Missing data fails the test.
+/// (tests/fixtures/family, 2.5 MB).
 pub fn family_dir(case: &str) -> PathBuf {
-    let dir = root().join("../shared/golden/family").join(case);
-    assert!(
-        dir.join("config.json").is_file(),
-        "the family golden case {case} is not at {}",
-        dir.display()
-    );
-    dir
+    fixture(&format!("family/{case}"))
 }
 
 /// Asserts `text` against `snapshots/{name}.snap` (insta), the one place
@@ -282,7 +301,7 @@ pub fn assert_dump_snapshot(name: &str, text: &str) {
     });
 }
 
-/// One bare-encoder case per family of ../shared/golden/family (RoBERTa
+/// One bare-encoder case per family of tests/fixtures/family (RoBERTa
 /// stands for XLM-R): the ones dumped in full and given every head.
 pub const FAMILY_BASE_CASES: [&str; 5] = [
     "roberta-base",
@@ -295,23 +314,20 @@ pub const FAMILY_BASE_CASES: [&str; 5] = [
 /// The real MiniLM with its sentence-embedding head, compiled at -O2 for
 /// `target` with `--quantize static` (generated calibration, min-max).
 pub fn minilm_static_int8(target: bertc::passes::Target) -> bertc::pipeline::Compiled {
-    use bertc::pipeline::{ReducedKind, ReducedPrecision};
+    use bertc::quantize::{CalibrationMethod, Form, Precision};
     let dir = minilm_dir();
     let config = BertConfig::from_path(&dir.join("config.json")).unwrap();
-    let source = CompileOptions {
+    let source = BuildOptions {
         weights: Some(dir.join("model.safetensors")),
         head: Some(bertc::builder::Head::SentenceEmbedding),
         ..Default::default()
     };
     let options = PipelineOptions {
         target,
-        precision: Some(ReducedPrecision::new(ReducedKind::Int8Static {
-            calibrate: None,
-            method: bertc::quantize::CalibrationMethod::MinMax,
-        })),
+        precision: Precision::new(Form::Int8Static(CalibrationMethod::MinMax)),
         ..at_level(Level::O2)
     };
-    compile(&config, source, &options).unwrap()
+    compile(test_session(), &config, source, &options).unwrap()
 }
 
 /// Cosine of each `sentence_embedding` row of `outputs` with the golden's.

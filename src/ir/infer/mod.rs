@@ -1,4 +1,5 @@
-//! Shape and dtype inference, one rule per op.
+//! Shape and dtype inference, one rule per op; the op table (`op_table`)
+//! says how many inputs each op takes, checked here before its rule runs.
 //!
 //! Besides types, inference tracks the values of small integer tensors
 //! (`ValueInfo::known`): a `Shape` of `[batch_size, sequence_length, 768]`
@@ -20,16 +21,7 @@ type Infer = Result<Vec<ValueInfo>, String>;
 
 /// Output types of `op` applied to `inputs` (`None` = absent optional input).
 pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Infer {
-    let (required, max) = op.arity();
-    if inputs.len() > max {
-        return Err(format!("takes at most {max} inputs, got {}", inputs.len()));
-    }
-    if inputs.len() < required || inputs[..required].iter().any(Option::is_none) {
-        return Err(format!(
-            "needs {required} inputs, got {}",
-            inputs.iter().flatten().count()
-        ));
-    }
+    op.schema().check_inputs(inputs)?;
     let x = |i: usize| inputs[i].expect("required input present");
     let one = |dtype, shape| Ok(vec![ValueInfo::new(dtype, shape)]);
     match op {

@@ -19,7 +19,7 @@ pub(super) fn attention(q_heads: usize, kv_heads: usize, inputs: &[Option<&Value
             q.shape, k.shape, v.shape
         ));
     }
-    if q_heads == 0 || kv_heads == 0 || q_heads % kv_heads != 0 {
+    if q_heads == 0 || kv_heads == 0 || !q_heads.is_multiple_of(kv_heads) {
         return Err(format!(
             "q_num_heads {q_heads} must be a positive multiple of kv_num_heads {kv_heads}"
         ));

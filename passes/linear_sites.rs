@@ -1,0 +1,193 @@
+//! The linear layers the int8 passes rewrite, and how they are tied
+//! together: linears reading one input (Q, K and V) and linears reading one
+//! weight (every layer of ALBERT reads its group's single set of weights,
+//! which the builder stores once).
+//!
+//! A weight is quantized and stored once however many linears read it: the
+//! passes keep [`QuantizedWeights`], the int8 constants made per weight
+//! constant (and the row factors folded into it), and every reader reads
+//! those. Whatever is folded into a weight's rows (SmoothQuant factors,
+//! zeroed outlier rows) is therefore decided per [`SiteGroup`] — the linears
+//! connected through shared inputs or shared weights — so that all readers
+//! of a weight agree on it. In a model without shared weights a group is
+//! one input and the linears reading it, which is what the factors were
+//! always computed over.
+
+use std::collections::HashMap;
+
+use crate::ir::{Graph, IrError, NodeId, Value};
+use crate::numeric::le_f32;
+
+use super::pattern::{constant, linear};
+
+/// One linear layer `Add(MatMul(x, W), b)` an int8 pass rewrites.
+pub(super) struct LinearSite {
+    /// The bias Add's output, which the rewrite replaces.
+    pub(super) out: Value,
+    /// This layer's MatMul: of the readers of `w` (twelve in ALBERT), the
+    /// one this site owns.
+    pub(super) matmul: NodeId,
+    pub(super) x: Value,
+    pub(super) w: Value,
+    pub(super) b: Value,
+}
+
+/// The linear layers to quantize, in canonical order: not skipped by name,
+/// their MatMul read only by their Add, their input computed at run time.
+pub(super) fn linear_sites(g: &Graph, skip: &[String]) -> Vec<LinearSite> {
+    crate::ir::canonical_order(g)
+        .into_iter()
+        .filter_map(|id| {
+            let out = Value { node: id, slot: 0 };
+            let l = linear(g, out)?;
+            let name = &g.node(id).name;
+            let skipped = skip.iter().any(|p| name.contains(p.as_str()));
+            let alone = g.consumers(l.matmul).len() == 1 && constant(g, l.x).is_none();
+            (!skipped && alone).then_some(LinearSite {
+                out,
+                matmul: l.matmul.node,
+                x: l.x,
+                w: l.w,
+                b: l.b,
+            })
+        })
+        .collect()
+}
+
+/// Linear sites connected through a shared input or a shared weight: the
+/// inputs and the weights they read, each once, in the sites' order.
+#[derive(Debug, Default)]
+pub(super) struct SiteGroup {
+    pub(super) inputs: Vec<Value>,
+    pub(super) weights: Vec<Value>,
+}
+
+/// The [`SiteGroup`]s of `sites`: the connected components of the
+/// bipartite graph whose edges are the sites, each joining the input and
+/// the weight it reads; in the order of their first site.
+pub(super) fn site_groups<'a>(sites: impl IntoIterator<Item = &'a LinearSite>) -> Vec<SiteGroup> {
+    let sites: Vec<&LinearSite> = sites.into_iter().collect();
+    // Union-find over the values read (inputs and weights alike).
+    let mut index: HashMap<Value, usize> = HashMap::new();
+    let mut parent: Vec<usize> = Vec::new();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    for s in &sites {
+        let [a, b] = [s.x, s.w].map(|v| {
+            *index.entry(v).or_insert_with(|| {
+                parent.push(parent.len());
+                parent.len() - 1
+            })
+        });
+        let (ra, rb) = (root(&mut parent, a), root(&mut parent, b));
+        parent[ra.max(rb)] = ra.min(rb);
+    }
+    let mut number: HashMap<usize, usize> = HashMap::new();
+    let mut groups: Vec<SiteGroup> = Vec::new();
+    for s in &sites {
+        let r = root(&mut parent, index[&s.x]);
+        let next = groups.len();
+        let n = *number.entry(r).or_insert(next);
+        if n == groups.len() {
+            groups.push(SiteGroup::default());
+        }
+        let group = &mut groups[n];
+        if !group.inputs.contains(&s.x) {
+            group.inputs.push(s.x);
+        }
+        if !group.weights.contains(&s.w) {
+            group.weights.push(s.w);
+        }
+    }
+    groups
+}
+
+/// The largest |W[k, n]| of each row k over `weights` (2-D f32 constants of
+/// one height), read in place.
+pub(super) fn row_abs_max(g: &Graph, weights: &[Value]) -> Vec<f32> {
+    let mut max: Vec<f32> = Vec::new();
+    for &w in weights {
+        let t = constant(g, w).expect("a linear weight is a constant");
+        let (k, n) = (t.dims()[0], t.dims()[1]);
+        max.resize(k, 0.0);
+        let raw = t.f32_le_bytes().expect("a linear weight is f32");
+        for (m, row) in max.iter_mut().zip(raw.chunks_exact(4 * n.max(1))) {
+            *m = row.chunks_exact(4).fold(*m, |m, v| m.max(le_f32(v).abs()));
+        }
+    }
+    max
+}
+
+/// SmoothQuant's per-channel factors `f_k = factor(r_k, w_k)`, normally
+/// `r_k^α / w_k^(1-α)` (1 where either is 0), from the input channels'
+/// ranges `r` and the weights' row maxima `w`: `x·W = (x / f)·(f·W)` moves
+/// the share α of each channel's range from the activation into the
+/// weight's row. The caller writes the power: with α a literal 0.5 the
+/// compiler turns `powf` into a correctly rounded `sqrt`, which a runtime α
+/// does not get, and each pass keeps the factors it always wrote.
+pub(super) fn smoothing(ranges: &[f32], row_max: &[f32], factor: impl Fn(f32, f32) -> f32) -> Vec<f32> {
+    ranges
+        .iter()
+        .zip(row_max)
+        .map(|(&r, &w)| match r > 0.0 && w > 0.0 {
+            true => factor(r, w),
+            false => 1.0,
+        })
+        .collect()
+}
+
+/// The channel ranges of a group's inputs merged into one: each channel's
+/// largest range over the inputs (a single input's ranges as they are).
+pub(super) fn merged_ranges(inputs: &[&[f32]]) -> Vec<f32> {
+    let mut merged = inputs.first().map_or_else(Vec::new, |r| r.to_vec());
+    for r in inputs.iter().skip(1) {
+        merged.iter_mut().zip(r.iter()).for_each(|(m, &r)| *m = m.max(r));
+    }
+    merged
+}
+
+/// The int8 constants made for each weight, so that a weight read by many
+/// linears is quantized and stored once and each reader reads that copy.
+/// Keyed by the weight and the row factors folded into it (their bits):
+/// [`site_groups`] make those equal for every reader of a weight; readers
+/// that still differ (a weight read by a smoothed input and by a plain one)
+/// get one copy per set of factors, each correct.
+pub(super) struct QuantizedWeights<T> {
+    made: HashMap<(Value, Vec<u32>), T>,
+}
+
+impl<T: Clone> QuantizedWeights<T> {
+    pub(super) fn new() -> QuantizedWeights<T> {
+        QuantizedWeights { made: HashMap::new() }
+    }
+
+    /// What `make` made for `w` with `rows` folded in, made on first use.
+    pub(super) fn get_or_make(
+        &mut self,
+        w: Value,
+        rows: Option<&[f32]>,
+        make: impl FnOnce() -> Result<T, IrError>,
+    ) -> Result<T, IrError> {
+        let key = (
+            w,
+            rows.map_or_else(Vec::new, |r| r.iter().map(|f| f.to_bits()).collect()),
+        );
+        if let Some(done) = self.made.get(&key) {
+            return Ok(done.clone());
+        }
+        let done = make()?;
+        self.made.insert(key, done.clone());
+        Ok(done)
+    }
+}
+
+/// Whether more than one of `sites` reads `w`: its int8 constants are then
+/// named after the weight, not after the first linear that reads it.
+pub(super) fn read_by_many(sites: &[LinearSite], w: Value) -> bool {
+    sites.iter().filter(|s| s.w == w).nth(1).is_some()
+}

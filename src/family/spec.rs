@@ -1,0 +1,275 @@
+//! The shape of one row of the family table ([`super::table`]): every way a
+//! family may differ from BERT outside its math, as data. Each switch is an
+//! enum its readers match exhaustively, so a new kind of difference (a new
+//! variant) is met by the compiler everywhere it must be handled.
+//!
+//! This module depends on nothing but [`crate::head`]: the config module's
+//! adapter, the builder and the cost model read it; it reads none of them.
+
+use crate::head::Head;
+
+/// One family: its names, config adapter, weight names, structural
+/// switches and heads.
+#[derive(Debug, Clone, Copy)]
+pub struct FamilySpec {
+    /// transformers' `model_type`, as config.json spells it and as bertc
+    /// writes it back into the metadata.
+    pub model_type: &'static str,
+    /// The class-name stem of its architectures (`Roberta` for
+    /// `RobertaModel`, `RobertaForMaskedLM`, …).
+    pub class_stem: &'static str,
+    /// The attribute a `*For*` class keeps the encoder under: the weight-name
+    /// prefix of its checkpoints (XLM-R and CamemBERT reuse `roberta`).
+    pub prefix: &'static str,
+    /// How its `config.json` becomes BERT's field names.
+    pub config: ConfigAdapter,
+    /// Where its encoder layers' weights live and what their parts are called.
+    pub layers: LayerNames,
+    pub token_types: TokenTypes,
+    pub positions: Positions,
+    /// Whether `sinusoidal_pos_embds` may ask for the fixed sinusoidal
+    /// position table (DistilBERT's `create_sinusoidal_embeddings`).
+    pub sinusoidal_positions: bool,
+    pub embedding_projection: EmbeddingProjection,
+    /// MPNet's relative-position bias: the name of its learned table, whose
+    /// `relative_attention_num_buckets` rows are read through bucketed
+    /// distances (builder/mpnet.rs), one bias shared by every layer.
+    pub bucketed_relative_bias: Option<&'static str>,
+    pub pooler: Pooler,
+    pub heads: Heads,
+}
+
+/// transformers' config class of the family, as a rewrite of its
+/// `config.json` into BERT's field names (the `attribute_map` renames and
+/// the class's own defaults), applied before the one BERT validation.
+#[derive(Debug, Clone, Copy)]
+pub struct ConfigAdapter {
+    /// The family's field name → BERT's (DistilBERT's `dim` → `hidden_size`).
+    /// Errors about a renamed field name it as the file spells it.
+    pub renames: &'static [(&'static str, &'static str)],
+    /// Values the family's model fixes whatever the file says
+    /// (DistilBERT's layer-norm epsilon).
+    pub fixed: &'static [(&'static str, ConfigValue)],
+    /// BERT fields the family's model does not have, dropped from the file
+    /// (DistilBERT's `type_vocab_size`).
+    pub dropped: &'static [&'static str],
+    /// The defaults of the family's config class for fields its file leaves
+    /// out or sets to null, under BERT's names.
+    pub defaults: &'static [(&'static str, ConfigValue)],
+}
+
+impl ConfigAdapter {
+    /// BERT's own config: nothing to rewrite.
+    pub const NONE: ConfigAdapter = ConfigAdapter {
+        renames: &[],
+        fixed: &[],
+        dropped: &[],
+        defaults: &[],
+    };
+}
+
+/// A config value the table can hold in a `const` (JSON values cannot).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ConfigValue {
+    Int(u64),
+    Float(f64),
+    Str(&'static str),
+}
+
+/// The weight names of the encoder layers. The builder names every
+/// parameter as BERT does (`encoder.layer.3.attention.self.query.weight`);
+/// these give the family's name.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerNames {
+    pub path: LayerPath,
+    /// BERT's name of a part of a layer → the family's (longest first where
+    /// one is a prefix of another); parts not listed keep BERT's name.
+    pub renames: &'static [(&'static str, &'static str)],
+}
+
+/// Where layer N's weights live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerPath {
+    /// One set per layer, under `{0}.N.` (`encoder.layer` for BERT,
+    /// `transformer.layer` for DistilBERT).
+    Indexed(&'static str),
+    /// ALBERT: `num_hidden_groups` groups of `inner_group_num` layers under
+    /// `{0}.G.albert_layers.I.`, every group run by several layers
+    /// (`num_hidden_groups` and `inner_group_num` are read from the config).
+    SharedGroups(&'static str),
+}
+
+impl LayerPath {
+    /// The path every layer's weights live under.
+    pub fn root(self) -> &'static str {
+        match self {
+            LayerPath::Indexed(root) | LayerPath::SharedGroups(root) => root,
+        }
+    }
+}
+
+/// Whether and how token types enter the embeddings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenTypes {
+    /// A `token_type_ids` input and its table (BERT, ELECTRA, ALBERT).
+    Input,
+    /// A table but no input (Optimum gives none): row 0 is added as a
+    /// constant, transformers' zero buffer (RoBERTa).
+    ConstantRow,
+    /// No table at all (DistilBERT, MPNet).
+    Absent,
+}
+
+impl TokenTypes {
+    /// Whether the model reads a `token_type_ids` input.
+    pub fn is_input(self) -> bool {
+        self == TokenTypes::Input
+    }
+
+    /// Whether the embeddings hold a token-type table.
+    pub fn has_table(self) -> bool {
+        match self {
+            TokenTypes::Input | TokenTypes::ConstantRow => true,
+            TokenTypes::Absent => false,
+        }
+    }
+}
+
+/// How position ids are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Positions {
+    /// 0..S, a slice of the `position_ids` buffer (BERT).
+    Sequential,
+    /// `pad_token_id + 1 + cumsum(ids ≠ pad)` over the real tokens,
+    /// `pad_token_id` on padding (RoBERTa's
+    /// `create_position_ids_from_input_ids`): left padding shifts nothing.
+    /// Needs `pad_token_id`, and the position table starts past it.
+    FromPadding,
+}
+
+/// The Linear from `embedding_size` to the hidden size before the encoder
+/// (the config's `embedding_size` is read only where there is one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmbeddingProjection {
+    None,
+    /// Only when `embedding_size` differs from the hidden size (ELECTRA's
+    /// `embeddings_project`).
+    WhenResized(&'static str),
+    /// Always (ALBERT's `encoder.embedding_hidden_mapping_in`).
+    Always(&'static str),
+}
+
+impl EmbeddingProjection {
+    /// The Linear's name, whether or not a config needs it.
+    pub fn linear(self) -> Option<&'static str> {
+        match self {
+            EmbeddingProjection::None => None,
+            EmbeddingProjection::WhenResized(name) | EmbeddingProjection::Always(name) => Some(name),
+        }
+    }
+}
+
+/// BertPooler (`tanh(dense(hidden[:, 0]))`): which models have it, and its
+/// Linear's name.
+#[derive(Debug, Clone, Copy)]
+pub struct Pooler {
+    pub when: PoolerRule,
+    /// Its Linear (ALBERT's is a bare `pooler`). Families without a pooler
+    /// keep BERT's name, read only if a caller's `ModelSpec` (the builder's)
+    /// asks for a pooler anyway.
+    pub linear: &'static str,
+}
+
+/// Which heads transformers builds the pooler for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolerRule {
+    /// BERT's rule (`add_pooling_layer`): the heads that read it, the bare
+    /// model and sequence classification (BERT, ALBERT).
+    WithPoolerHeads,
+    /// Only the bare model: the classifier reads the first token itself
+    /// (RoBERTa, MPNet).
+    BareModelOnly,
+    /// None at all (DistilBERT, ELECTRA).
+    Never,
+}
+
+impl Pooler {
+    /// Whether transformers builds a pooler for `head`.
+    pub fn exists_for(self, head: Head) -> bool {
+        match self.when {
+            PoolerRule::WithPoolerHeads => head.uses_pooler(),
+            PoolerRule::BareModelOnly => head == Head::Base,
+            PoolerRule::Never => false,
+        }
+    }
+}
+
+/// The family's task heads as data: which layers its `*For*` classes put on
+/// the encoder and under which names. The builder builds them and the
+/// parameter listing lists them from these same descriptions, so the two
+/// cannot disagree. Token classification (`classifier`) and question
+/// answering (`qa_outputs`) are the same in every family.
+#[derive(Debug, Clone, Copy)]
+pub struct Heads {
+    pub sequence_classification: SequenceClassifier,
+    pub masked_lm: MaskedLmHead,
+    /// The weight-name prefixes of the family's own head parameters beyond
+    /// the shared `classifier.` and `qa_outputs.`, including heads bertc
+    /// does not build (ELECTRA's `discriminator_predictions.`): such
+    /// checkpoint tensors are left unread, never refused.
+    pub prefixes: &'static [&'static str],
+}
+
+/// What `*ForSequenceClassification` classifies from.
+#[derive(Debug, Clone, Copy)]
+pub enum SequenceClassifier {
+    /// A `classifier` Linear on the pooler (BERT, ALBERT).
+    Pooler,
+    /// Its own dense layer on the first token.
+    FirstToken(FirstTokenClassifier),
+}
+
+/// A classifier on the first token with its own dense layer (RoBERTa's
+/// `RobertaClassificationHead`, ELECTRA's, MPNet's, DistilBERT's
+/// `pre_classifier`): `out(act(dense(hidden[:, 0])))`.
+#[derive(Debug, Clone, Copy)]
+pub struct FirstTokenClassifier {
+    pub dense: &'static str,
+    pub activation: HeadActivation,
+    pub out: &'static str,
+}
+
+/// The masked-LM head: `decoder(LayerNorm(act(transform(hidden)))) + bias`,
+/// the decoder tied to the word embeddings unless `tie_word_embeddings`
+/// is false.
+#[derive(Debug, Clone, Copy)]
+pub struct MaskedLmHead {
+    pub transform: &'static str,
+    pub activation: HeadActivation,
+    pub layer_norm: &'static str,
+    /// The untied decoder weight's name.
+    pub decoder: &'static str,
+    pub bias: &'static str,
+    /// Width of the transform's output (and the decoder's input).
+    pub width: HeadWidth,
+}
+
+/// The activation of a head layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadActivation {
+    Tanh,
+    Relu,
+    /// Exact GELU, whatever `hidden_act` says.
+    Gelu,
+    /// The config's `hidden_act`.
+    Hidden,
+}
+
+/// A head layer's width, as the config gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadWidth {
+    /// `hidden_size`.
+    Hidden,
+    /// `embedding_size`: back to the embeddings' width (ALBERT, ELECTRA).
+    Embedding,
+}

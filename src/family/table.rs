@@ -1,0 +1,370 @@
+//! The family table: one [`FamilySpec`] row per family, the one place that
+//! maps a family to its data. [`super::Family::spec`] picks the row; the
+//! config adapter, the builder, the heads, the parameter listing and the
+//! cost model (`inspect`) read the rows, and none of them matches on the
+//! family itself.
+//!
+//! Rows are written out in full, so a new family cannot inherit a switch it
+//! lacks by omission; only a family transformers defines as another under a
+//! new name (XLM-R, CamemBERT: RoBERTa's classes) takes its row with `..`.
+//!
+//! # Adding a family
+//!
+//! 1. Add its variant to [`super::Family`] and to `Family::ALL`; the
+//!    compiler then asks for its arm in `Family::spec`.
+//! 2. Write its row here from transformers' sources: `configuration_X.py`
+//!    gives `model_type`, the class defaults and `attribute_map` renames
+//!    (`config`); `modeling_X.py` gives the class names (`class_stem`),
+//!    `base_model_prefix` (`prefix`), one layer's state-dict names
+//!    (`layers`), the embeddings' switches, the pooler and the heads.
+//! 3. What no switch expresses is new math: add the switch to spec.rs (a
+//!    field, or a variant of an existing enum — the compiler then lists every
+//!    reader that must handle it), give every row its value, and write the
+//!    math in a builder file of its own, as builder/mpnet.rs holds MPNet's
+//!    bucketed bias. A config field only that math reads becomes an
+//!    `Option` field of `BertConfig`, read where the switch says
+//!    (config/mod.rs) and checked in config/family_fields.rs.
+//! 4. Add seeded cases with PyTorch's outputs to the family goldens and
+//!    to `CASES` in tests/families.rs; the table's own tests below check
+//!    that names stay unique.
+
+use super::spec::{
+    ConfigAdapter, ConfigValue, EmbeddingProjection, FamilySpec, FirstTokenClassifier, HeadActivation,
+    HeadWidth, Heads, LayerNames, LayerPath, MaskedLmHead, Pooler, PoolerRule, Positions, SequenceClassifier,
+    TokenTypes,
+};
+use ConfigValue::{Float, Int, Str};
+
+/// The buckets transformers' MPNet computes (`compute_position_bias`'s
+/// default, whatever `relative_attention_num_buckets` says): the config's
+/// rule and builder/mpnet.rs's bucketing both read it.
+pub const MPNET_BUCKETS: usize = 32;
+
+/// BERT's layer names, which most families keep.
+const BERT_LAYERS: LayerNames = LayerNames {
+    path: LayerPath::Indexed("encoder.layer"),
+    renames: &[],
+};
+
+/// BertPooler under BERT's name.
+const fn bert_pooler(when: PoolerRule) -> Pooler {
+    Pooler {
+        when,
+        linear: "pooler.dense",
+    }
+}
+
+pub(super) const BERT: FamilySpec = FamilySpec {
+    model_type: "bert",
+    class_stem: "Bert",
+    prefix: "bert",
+    config: ConfigAdapter::NONE,
+    layers: BERT_LAYERS,
+    token_types: TokenTypes::Input,
+    positions: Positions::Sequential,
+    sinusoidal_positions: false,
+    embedding_projection: EmbeddingProjection::None,
+    bucketed_relative_bias: None,
+    pooler: bert_pooler(PoolerRule::WithPoolerHeads),
+    heads: Heads {
+        sequence_classification: SequenceClassifier::Pooler,
+        masked_lm: MaskedLmHead {
+            transform: "cls.predictions.transform.dense",
+            activation: HeadActivation::Hidden,
+            layer_norm: "cls.predictions.transform.LayerNorm",
+            decoder: "cls.predictions.decoder.weight",
+            bias: "cls.predictions.bias",
+            width: HeadWidth::Hidden,
+        },
+        prefixes: &["cls."],
+    },
+};
+
+/// RoBERTa's heads, which MPNet's classes copy: a first-token classifier
+/// and `lm_head`.
+const ROBERTA_HEADS: Heads = Heads {
+    sequence_classification: SequenceClassifier::FirstToken(FirstTokenClassifier {
+        dense: "classifier.dense",
+        activation: HeadActivation::Tanh,
+        out: "classifier.out_proj",
+    }),
+    masked_lm: MaskedLmHead {
+        transform: "lm_head.dense",
+        activation: HeadActivation::Gelu,
+        layer_norm: "lm_head.layer_norm",
+        decoder: "lm_head.decoder.weight",
+        bias: "lm_head.bias",
+        width: HeadWidth::Hidden,
+    },
+    prefixes: &["lm_head."],
+};
+
+pub(super) const ROBERTA: FamilySpec = FamilySpec {
+    model_type: "roberta",
+    class_stem: "Roberta",
+    prefix: "roberta",
+    config: ConfigAdapter {
+        defaults: &[("pad_token_id", Int(1))],
+        ..ConfigAdapter::NONE
+    },
+    layers: BERT_LAYERS,
+    // A one-row table (type_vocab_size 1), no input.
+    token_types: TokenTypes::ConstantRow,
+    positions: Positions::FromPadding,
+    sinusoidal_positions: false,
+    embedding_projection: EmbeddingProjection::None,
+    bucketed_relative_bias: None,
+    pooler: bert_pooler(PoolerRule::BareModelOnly),
+    heads: ROBERTA_HEADS,
+};
+
+/// XLM-RoBERTa is RoBERTa under another name (transformers subclasses it).
+pub(super) const XLM_ROBERTA: FamilySpec = FamilySpec {
+    model_type: "xlm-roberta",
+    class_stem: "XLMRoberta",
+    ..ROBERTA
+};
+
+/// CamemBERT is RoBERTa under another name.
+pub(super) const CAMEMBERT: FamilySpec = FamilySpec {
+    model_type: "camembert",
+    class_stem: "Camembert",
+    ..ROBERTA
+};
+
+pub(super) const DISTILBERT: FamilySpec = FamilySpec {
+    model_type: "distilbert",
+    class_stem: "DistilBert",
+    prefix: "distilbert",
+    config: ConfigAdapter {
+        renames: &[
+            ("dim", "hidden_size"),
+            ("n_layers", "num_hidden_layers"),
+            ("n_heads", "num_attention_heads"),
+            ("hidden_dim", "intermediate_size"),
+            ("activation", "hidden_act"),
+            ("dropout", "hidden_dropout_prob"),
+            ("attention_dropout", "attention_probs_dropout_prob"),
+        ],
+        // A fixed layer-norm epsilon and no token types.
+        fixed: &[("layer_norm_eps", Float(1e-12))],
+        dropped: &["type_vocab_size"],
+        defaults: &[
+            ("vocab_size", Int(30522)),
+            ("max_position_embeddings", Int(512)),
+            ("num_hidden_layers", Int(6)),
+            ("num_attention_heads", Int(12)),
+            ("hidden_size", Int(768)),
+            ("intermediate_size", Int(3072)),
+            ("hidden_act", Str("gelu")),
+            ("hidden_dropout_prob", Float(0.1)),
+            ("attention_probs_dropout_prob", Float(0.1)),
+            ("pad_token_id", Int(0)),
+        ],
+    },
+    layers: LayerNames {
+        path: LayerPath::Indexed("transformer.layer"),
+        renames: &[
+            ("attention.self.query", "attention.q_lin"),
+            ("attention.self.key", "attention.k_lin"),
+            ("attention.self.value", "attention.v_lin"),
+            ("attention.output.dense", "attention.out_lin"),
+            ("attention.output.LayerNorm", "sa_layer_norm"),
+            ("intermediate.dense", "ffn.lin1"),
+            ("output.dense", "ffn.lin2"),
+            ("output.LayerNorm", "output_layer_norm"),
+        ],
+    },
+    token_types: TokenTypes::Absent,
+    positions: Positions::Sequential,
+    sinusoidal_positions: true,
+    embedding_projection: EmbeddingProjection::None,
+    bucketed_relative_bias: None,
+    pooler: bert_pooler(PoolerRule::Never),
+    heads: Heads {
+        sequence_classification: SequenceClassifier::FirstToken(FirstTokenClassifier {
+            dense: "pre_classifier",
+            activation: HeadActivation::Relu,
+            out: "classifier",
+        }),
+        masked_lm: MaskedLmHead {
+            transform: "vocab_transform",
+            activation: HeadActivation::Hidden,
+            layer_norm: "vocab_layer_norm",
+            decoder: "vocab_projector.weight",
+            bias: "vocab_projector.bias",
+            width: HeadWidth::Hidden,
+        },
+        prefixes: &[
+            "pre_classifier.",
+            "vocab_transform.",
+            "vocab_layer_norm.",
+            "vocab_projector.",
+        ],
+    },
+};
+
+pub(super) const ELECTRA: FamilySpec = FamilySpec {
+    model_type: "electra",
+    class_stem: "Electra",
+    prefix: "electra",
+    config: ConfigAdapter {
+        defaults: &[
+            ("embedding_size", Int(128)),
+            ("hidden_size", Int(256)),
+            ("num_attention_heads", Int(4)),
+            ("intermediate_size", Int(1024)),
+        ],
+        ..ConfigAdapter::NONE
+    },
+    layers: BERT_LAYERS,
+    token_types: TokenTypes::Input,
+    positions: Positions::Sequential,
+    sinusoidal_positions: false,
+    embedding_projection: EmbeddingProjection::WhenResized("embeddings_project"),
+    bucketed_relative_bias: None,
+    pooler: bert_pooler(PoolerRule::Never),
+    heads: Heads {
+        sequence_classification: SequenceClassifier::FirstToken(FirstTokenClassifier {
+            dense: "classifier.dense",
+            activation: HeadActivation::Gelu,
+            out: "classifier.out_proj",
+        }),
+        masked_lm: MaskedLmHead {
+            transform: "generator_predictions.dense",
+            activation: HeadActivation::Gelu,
+            layer_norm: "generator_predictions.LayerNorm",
+            decoder: "generator_lm_head.weight",
+            bias: "generator_lm_head.bias",
+            width: HeadWidth::Embedding,
+        },
+        // ElectraForPreTraining's `discriminator_predictions` (the
+        // published discriminators' checkpoints) is built by no head.
+        prefixes: &["generator_", "discriminator_predictions."],
+    },
+};
+
+pub(super) const ALBERT: FamilySpec = FamilySpec {
+    model_type: "albert",
+    class_stem: "Albert",
+    prefix: "albert",
+    config: ConfigAdapter {
+        defaults: &[
+            ("vocab_size", Int(30000)),
+            ("embedding_size", Int(128)),
+            ("hidden_size", Int(4096)),
+            ("num_hidden_groups", Int(1)),
+            ("num_attention_heads", Int(64)),
+            ("intermediate_size", Int(16384)),
+            ("inner_group_num", Int(1)),
+            ("hidden_act", Str("gelu_new")),
+            ("hidden_dropout_prob", Float(0.0)),
+            ("attention_probs_dropout_prob", Float(0.0)),
+        ],
+        ..ConfigAdapter::NONE
+    },
+    layers: LayerNames {
+        path: LayerPath::SharedGroups("encoder.albert_layer_groups"),
+        renames: &[
+            ("attention.self.query", "attention.query"),
+            ("attention.self.key", "attention.key"),
+            ("attention.self.value", "attention.value"),
+            ("attention.output.dense", "attention.dense"),
+            ("attention.output.LayerNorm", "attention.LayerNorm"),
+            ("intermediate.dense", "ffn"),
+            ("output.dense", "ffn_output"),
+            ("output.LayerNorm", "full_layer_layer_norm"),
+        ],
+    },
+    token_types: TokenTypes::Input,
+    positions: Positions::Sequential,
+    sinusoidal_positions: false,
+    embedding_projection: EmbeddingProjection::Always("encoder.embedding_hidden_mapping_in"),
+    bucketed_relative_bias: None,
+    pooler: Pooler {
+        when: PoolerRule::WithPoolerHeads,
+        linear: "pooler",
+    },
+    heads: Heads {
+        sequence_classification: SequenceClassifier::Pooler,
+        masked_lm: MaskedLmHead {
+            transform: "predictions.dense",
+            activation: HeadActivation::Hidden,
+            layer_norm: "predictions.LayerNorm",
+            decoder: "predictions.decoder.weight",
+            bias: "predictions.bias",
+            width: HeadWidth::Embedding,
+        },
+        prefixes: &["predictions."],
+    },
+};
+
+pub(super) const MPNET: FamilySpec = FamilySpec {
+    model_type: "mpnet",
+    class_stem: "MPNet",
+    prefix: "mpnet",
+    config: ConfigAdapter {
+        defaults: &[
+            ("vocab_size", Int(30527)),
+            ("max_position_embeddings", Int(514)),
+            ("pad_token_id", Int(1)),
+            ("relative_attention_num_buckets", Int(MPNET_BUCKETS as u64)),
+        ],
+        ..ConfigAdapter::NONE
+    },
+    layers: LayerNames {
+        path: LayerPath::Indexed("encoder.layer"),
+        renames: &[
+            ("attention.self.query", "attention.attn.q"),
+            ("attention.self.key", "attention.attn.k"),
+            ("attention.self.value", "attention.attn.v"),
+            ("attention.output.dense", "attention.attn.o"),
+            ("attention.output.LayerNorm", "attention.LayerNorm"),
+        ],
+    },
+    token_types: TokenTypes::Absent,
+    positions: Positions::FromPadding,
+    sinusoidal_positions: false,
+    embedding_projection: EmbeddingProjection::None,
+    bucketed_relative_bias: Some("encoder.relative_attention_bias"),
+    pooler: bert_pooler(PoolerRule::BareModelOnly),
+    heads: ROBERTA_HEADS,
+};
+
+#[cfg(test)]
+mod tests {
+    use crate::family::Family;
+
+    /// Names that pick a family or a checkpoint's tensors must pick one.
+    #[test]
+    fn model_types_and_class_stems_are_unique() {
+        let mut types: Vec<_> = Family::ALL.iter().map(|f| f.spec().model_type).collect();
+        let mut stems: Vec<_> = Family::ALL.iter().map(|f| f.spec().class_stem).collect();
+        for names in [&mut types, &mut stems] {
+            names.sort();
+            let n = names.len();
+            names.dedup();
+            assert_eq!(names.len(), n, "a name given twice: {names:?}");
+        }
+        assert_eq!(types.len(), Family::ALL.len());
+        for f in Family::ALL {
+            assert_eq!(Family::from_model_type(f.model_type()), Some(f));
+        }
+    }
+
+    /// A layer rename that is a prefix of a later one would shadow it.
+    #[test]
+    fn longer_layer_renames_come_first() {
+        for f in Family::ALL {
+            let renames = f.spec().layers.renames;
+            for (i, (earlier, _)) in renames.iter().enumerate() {
+                for (later, _) in &renames[i + 1..] {
+                    assert!(
+                        !later.starts_with(&format!("{earlier}.")),
+                        "{f:?}: `{earlier}` shadows `{later}`"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! Entries of onnxruntime's contrib ops (domain `com.microsoft`): the ones
+//! `--target onnxruntime` emits, and the fused int8 products onnxruntime's
+//! quantizer and optimizer write.
+
+use super::super::op::{ContribOp, Op};
+use super::{
+    between, entries, exactly, microsoft, AttrSpec,
+    CostRule::{self, Uncounted},
+};
+
+/// onnxruntime's default epsilon for its fused layer norms.
+const EPSILON: &[AttrSpec] = &[AttrSpec::float("epsilon", 1e-12)];
+
+entries! {
+    /// Inputs: input, skip, gamma, beta, bias (optional).
+    SKIP_LAYER_NORM = microsoft("SkipLayerNormalization", between(4, 5), Uncounted, |a| {
+        Ok(Op::Contrib(ContribOp::SkipLayerNorm {
+            epsilon: a.float("epsilon")?,
+        }))
+    })
+    .with_attributes(EPSILON);
+    BIAS_GELU = microsoft("BiasGelu", exactly(2), Uncounted, |_| Ok(Op::Contrib(ContribOp::BiasGelu)));
+    FAST_GELU = microsoft("FastGelu", exactly(2), Uncounted, |_| Ok(Op::Contrib(ContribOp::FastGelu)));
+    /// Inputs: input_ids, segment_ids, word, position, segment tables,
+    /// gamma, beta. Outputs: output, mask_index.
+    EMBED_LAYER_NORM = microsoft("EmbedLayerNormalization", exactly(7), Uncounted, |a| {
+        Ok(Op::Contrib(ContribOp::EmbedLayerNorm {
+            epsilon: a.float("epsilon")?,
+        }))
+    })
+    .with_attributes(EPSILON)
+    .with_outputs(2);
+    /// Inputs: input, packed weights [H, 3H], bias [3H], raw int32 mask.
+    ATTENTION = microsoft("Attention", exactly(4), CostRule::PackedAttention, |a| {
+        let n = a.node();
+        let heads = n.int("num_heads").filter(|&h| h > 0);
+        let extra = ["unidirectional", "past_present_share_buffer", "do_rotary"]
+            .iter()
+            .any(|name| n.int(name).is_some_and(|i| i != 0));
+        match heads {
+            Some(h) if !extra && !n.has("qkv_hidden_sizes") => {
+                Ok(Op::Contrib(ContribOp::Attention { num_heads: h as usize }))
+            }
+            _ => Err("only bidirectional Attention with num_heads and packed equal Q/K/V".into()),
+        }
+    })
+    .with_attributes(&[AttrSpec::required_int("num_heads")])
+    .with_kind("com.microsoft.Attention");
+    /// Inputs: A, B, a_scale, b_scale, a_zero_point, b_zero_point, bias (the last three optional).
+    MATMUL_INTEGER_TO_FLOAT = microsoft("MatMulIntegerToFloat", between(4, 7), CostRule::MatMul { b: 1 }, |_| {
+        Ok(Op::Contrib(ContribOp::MatMulIntegerToFloat))
+    });
+    /// Inputs: A (f32), B, b_scale, b_zero_point, bias (the last two optional).
+    DYNAMIC_QUANTIZE_MATMUL = microsoft("DynamicQuantizeMatMul", between(3, 5), CostRule::MatMul { b: 1 }, |_| {
+        Ok(Op::Contrib(ContribOp::DynamicQuantizeMatMul))
+    });
+}
