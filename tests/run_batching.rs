@@ -12,6 +12,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use bertc::run::{load, BatchLimits, LoadedModel, Outputs, RunOptions};
+use bertc::runtime::Runtime;
 use bertc::tokenize::TextInput;
 use common::{assert_json_close, bertc_run, minilm_dir, stderr_of};
 use serde_json::Value;
@@ -225,6 +226,42 @@ fn question_answering_maps_every_window_back_to_its_question() {
     // wrong question would show above.
     let spans: Vec<(usize, usize)> = together.iter().step_by(2).map(|a| (a.start, a.end)).collect();
     assert!(spans.iter().any(|s| s != &spans[0]), "{spans:?}");
+}
+
+/// The batcher runs on whichever runtime loaded the model: batched in
+/// onnxruntime and OpenVINO, each text gets what tract gives it alone
+/// (within 1e-4, the bar of tests/runtimes.rs between runtimes).
+#[test]
+fn onnxruntime_and_openvino_batched_answer_as_tract_alone() {
+    let texts = texts();
+    let dir = pipelines().join("seq-cls");
+    let one_a_batch = BatchLimits {
+        max_tokens: 1 << 20,
+        max_rows: 1,
+    };
+    let mut tract = load_model(&dir, one_a_batch);
+    let alone = tract.run_texts(&singles(&texts), 5, &mut |_| {}).unwrap();
+    for runtime in [Runtime::Onnxruntime, Runtime::Openvino] {
+        let opts = RunOptions {
+            runtime,
+            batch: SMALL,
+            ..Default::default()
+        };
+        let mut model =
+            load(common::test_session(), &dir, &opts).unwrap_or_else(|e| panic!("{runtime}: {e}"));
+        let mut batches = 0;
+        let together = model
+            .run_texts(&singles(&texts), 5, &mut |_| batches += 1)
+            .unwrap();
+        assert!(batches > 1, "{runtime}: one batch only");
+        let d = assert_json_close(
+            &together.to_json(model.task),
+            &alone.to_json(tract.task),
+            1e-4,
+            runtime.name(),
+        );
+        eprintln!("{runtime}: max |batched − tract alone| {d:e}");
+    }
 }
 
 /// `--jsonl` across windows (4,096 lines each): one line per input, in

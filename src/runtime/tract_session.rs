@@ -49,9 +49,10 @@ pub struct TractSession {
 /// The most plans a session keeps. Each holds the weights packed for its
 /// shapes' kernels, and length-sorted batches bring new shapes all the
 /// time: kept without bound, `bertc run` of the 2,000-line text mix peaked
-/// at 1.5 GB (26 plans), with four at 0.65 GB. Sorted batches run one
-/// shape after another, so the last few are all a run reuses.
-pub const MAX_PLANS: usize = 4;
+/// at 1.5 GB (26 plans); with four at 0.71 GB and one at 0.59 GB, no slower.
+/// Sorted batches run one shape after another, so the last two (a shape and
+/// the one it alternates with) are all a run reuses.
+pub const MAX_PLANS: usize = 2;
 
 fn tract_err(stage: &'static str) -> impl Fn(TractError) -> RuntimeError {
     move |e| RuntimeError::Tract {
