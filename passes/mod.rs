@@ -21,6 +21,7 @@ mod fuse_skip_layer_norm;
 mod linear_sites;
 mod lower_attention_onnxruntime;
 mod merge_qkv;
+mod pack_tokens;
 mod pattern;
 mod prune_to_first_token;
 mod quantize_int8;
@@ -28,6 +29,7 @@ mod quantize_int8_onnxruntime;
 mod quantize_int8_qdq;
 mod remove_identities;
 mod to_fp16;
+mod token_indices;
 
 use std::time::{Duration, Instant};
 
@@ -46,6 +48,7 @@ pub use fuse_layer_norm::FuseLayerNorm;
 pub use fuse_skip_layer_norm::FuseSkipLayerNorm;
 pub use lower_attention_onnxruntime::LowerAttentionOnnxruntime;
 pub use merge_qkv::MergeQkv;
+pub use pack_tokens::{PackTokens, PACKED_METADATA};
 pub use prune_to_first_token::PruneToFirstToken;
 pub use quantize_int8::{
     linear_inputs, quantize_weight, stored_bytes, ActivationScales, QuantizeInt8, WeightGranularity,
@@ -110,7 +113,7 @@ type MakePass = fn() -> Box<dyn Pass>;
 /// pass names. [`pass_by_name`] and [`all_pass_names`] read it, and the
 /// level and target lists below are checked against it when the crate
 /// compiles. (Its order is the order `--passes`' error lists them in.)
-const REGISTRY: [(&str, MakePass); 15] = [
+const REGISTRY: [(&str, MakePass); 16] = [
     ("fold_constants", || Box::new(FoldConstants)),
     ("eliminate_common_subexpressions", || {
         Box::new(EliminateCommonSubexpressions)
@@ -130,6 +133,7 @@ const REGISTRY: [(&str, MakePass); 15] = [
     ("merge_qkv", || Box::new(MergeQkv)),
     ("prune_to_first_token", || Box::new(PruneToFirstToken)),
     ("decompose_attention", || Box::new(DecomposeAttention)),
+    ("pack_tokens", || Box::new(PackTokens)),
 ];
 
 /// The pass `--passes` names `name`.
@@ -393,6 +397,28 @@ pub fn target_passes(target: Target, level: Level) -> Vec<&'static str> {
         (Target::Onnxruntime, Level::O2) => ONNXRUNTIME_LOWERING.to_vec(),
         (Target::Tract | Target::Openvino, Level::O2) => vec![],
     }
+}
+
+/// What `--packed` adds after a level's pipeline: per-token layers on the
+/// real tokens (see `pack_tokens`).
+const PACKING: [&str; 2] = ["pack_tokens", "dead_node_elimination"];
+
+const _: () = assert!(
+    registered(&PACKING),
+    "the packing list names a pass the registry lacks"
+);
+
+/// The level pipeline of a packed graph for a target: as [`pipeline`],
+/// then `pack_tokens`. Attention is written decomposed for every target,
+/// onnxruntime's too: its packed com.microsoft Attention projects Q, K and
+/// V itself, on every padded position, which is what packing removes.
+pub fn packed_pipeline(level: Level, target: Target) -> Vec<&'static str> {
+    let mut passes = pipeline(level, target);
+    if level == Level::O2 && target == Target::Onnxruntime {
+        passes.extend(DECOMPOSED_ATTENTION);
+    }
+    passes.extend(PACKING);
+    passes
 }
 
 /// The level pipeline for a target: at -O2, the attention every layer's

@@ -29,7 +29,9 @@ use serde::Serialize;
 use crate::config::BertConfig;
 use crate::family;
 use crate::ir::op_table::CostRule;
-use crate::ir::{canonical_order, parameter_elements, Dim, Factors, Graph, NodeId, Op, Shape, Value};
+use crate::ir::{
+    canonical_order, parameter_elements, Dim, Factors, Graph, NodeId, Op, Shape, Value, NONZERO_COUNT,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CostError {
@@ -249,11 +251,31 @@ impl Bindings {
                 }
             }
         }
+        // A packed graph's token count, at its largest: every position real
+        // (the model counts full sequences).
+        map.insert(NONZERO_COUNT.to_string(), (batch * seq) as u64);
         Bindings {
             sizes: map,
             batch,
             seq,
         }
+    }
+
+    /// The size of one symbol: bound, or a sum (`nonzero_count+1`, from a
+    /// Concat) of bound symbols and numbers.
+    fn symbol(&self, s: &str, node: &str) -> Result<u64, CostError> {
+        let unbound = || CostError::UnboundDim {
+            node: node.into(),
+            dim: s.to_string(),
+        };
+        s.split('+').try_fold(0u64, |sum, part| {
+            let size = match part.parse::<u64>() {
+                Ok(n) => n,
+                Err(_) => *self.sizes.get(part).ok_or_else(unbound)?,
+            };
+            sum.checked_add(size)
+                .ok_or_else(|| self.overflow(node, "dimensions"))
+        })
     }
 
     /// The error of an overflowing count at `node`.
@@ -275,12 +297,9 @@ impl Bindings {
         let f = Factors::of(std::slice::from_ref(d)).ok_or_else(|| self.overflow(node, "dimensions"))?;
         let mut n = f.coefficient.max(0) as u64;
         for s in &f.symbols {
-            let size = self.sizes.get(s).ok_or_else(|| CostError::UnboundDim {
-                node: node.into(),
-                dim: s.clone(),
-            })?;
+            let size = self.symbol(s, node)?;
             n = n
-                .checked_mul(*size)
+                .checked_mul(size)
                 .ok_or_else(|| self.overflow(node, "dimensions"))?;
         }
         Ok(n)

@@ -453,6 +453,38 @@ fn quantize_int8_and_to_fp16_match_every_weight() {
 }
 
 #[test]
+fn pack_tokens_packs_the_embeddings_and_every_layer() {
+    // Its numbers differ from the padded graph's at the padding positions
+    // (zeros there), so it is compared at the real ones (tests/packed.rs
+    // covers every family and head).
+    for (preset, l) in PRESETS {
+        let before = prepared(
+            preset,
+            None,
+            &bertc::passes::pipeline(Level::O2, bertc::passes::Target::Portable),
+        );
+        let mut after = before.clone();
+        let runs = PassManager::from_names(["pack_tokens"])
+            .unwrap()
+            .verify_each(true)
+            .run(&mut after)
+            .unwrap();
+        // Embeddings: 2 lookups, 2 adds, layer norm; each layer: Q, K, V,
+        // output and 2 FFN linears (MatMul + bias Add), 2 residuals,
+        // 2 layer norms, GELU.
+        assert_eq!(runs[0].report.matches, 5 + 17 * l, "{preset}");
+        verify(&after).unwrap();
+        let inputs = inputs_for(&before, 3, 16);
+        let mask = &inputs["attention_mask"];
+        let reference = run_tract(&export_bytes(&before, ExportOptions::default()).unwrap(), &inputs);
+        let actual = run_tract(&export_bytes(&after, ExportOptions::default()).unwrap(), &inputs);
+        let real = |t| bertc::runtime::at_real_positions(t, mask);
+        let worst = assert_close(preset, &real(&actual), &real(&reference), ATOL);
+        eprintln!("{preset}: `pack_tokens` max-abs {worst:e} at the real positions");
+    }
+}
+
+#[test]
 fn every_pass_has_a_test_here() {
     // A pass added to the registry without a matching test fails here.
     let tested = [
@@ -471,6 +503,7 @@ fn every_pass_has_a_test_here() {
         "lower_attention_onnxruntime",
         "merge_qkv",
         "prune_to_first_token",
+        "pack_tokens",
     ];
     let mut all = all_pass_names();
     all.sort();

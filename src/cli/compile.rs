@@ -57,6 +57,11 @@ pub struct OptimizeArgs {
     /// tensors under 1 KiB inline), as Optimum and onnxruntime do; automatic above protobuf's 2 GB.
     #[arg(long)]
     pub external_data: bool,
+    /// Run the per-token layers (embeddings, projections, FFN, layer norms,
+    /// token heads) on the real tokens only, gathered to [batch, sequence]
+    /// around attention; same inputs and outputs, zeros at padding positions
+    #[arg(long)]
+    pub packed: bool,
 }
 
 impl OptimizeArgs {
@@ -87,6 +92,7 @@ impl OptimizeArgs {
             value_info: self.value_info,
             external_data: self.external_data,
             output: None,
+            packed: self.packed,
         })
     }
 }

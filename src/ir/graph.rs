@@ -253,6 +253,16 @@ impl Graph {
         }
     }
 
+    /// Points the graph outputs that are `old` at `new` (its readers keep
+    /// reading `old`).
+    pub fn redirect_outputs(&mut self, old: Value, new: Value) {
+        for (_, o) in self.outputs.iter_mut() {
+            if *o == old {
+                *o = new;
+            }
+        }
+    }
+
     /// An edge carrying `v` into input `slot` of node `to`.
     fn connect(&mut self, v: Value, to: NodeId, slot: usize) {
         self.g.add_edge(

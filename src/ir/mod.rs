@@ -19,7 +19,7 @@ pub use graph::{parameter_elements, Edge, Graph, Node, NodeId, Value, ValueInfo}
 pub use infer::infer;
 pub use op::{BinaryOp, ContribOp, GeluApproximation, Op, UnaryOp};
 pub use order::canonical_order;
-pub use shape::{normalize_axis, Dim, Factors, Shape, BATCH, SEQUENCE};
+pub use shape::{normalize_axis, Dim, Factors, Shape, BATCH, NONZERO_COUNT, SEQUENCE};
 pub use summary::structure_summary;
 pub use tensor::Tensor;
 pub use verify::verify;

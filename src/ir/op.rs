@@ -157,6 +157,10 @@ pub enum Op {
     CumSum,
     /// GatherND with batch_dims 0. Inputs: data, indices (int64, last dim k).
     GatherNd,
+    /// The coordinates of the non-zero elements, row-major: `[rank, n]`
+    /// int64, where n (the dim [`super::NONZERO_COUNT`]) is known only at
+    /// run time. Packed graphs find their real tokens with it.
+    NonZero,
     /// Input: shape (int64); output filled with `value` (one element).
     ConstantOfShape {
         value: Tensor,

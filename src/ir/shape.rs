@@ -7,6 +7,11 @@ use std::fmt;
 pub const BATCH: &str = "batch_size";
 /// The symbolic sequence dimension of every bertc graph input.
 pub const SEQUENCE: &str = "sequence_length";
+/// The count of NonZero's result, fixed only by the values at run time
+/// (a packed graph's number of real tokens). One name for every NonZero:
+/// bertc's graphs hold at most one (a file with two that differ would be
+/// told apart only by the runtime).
+pub const NONZERO_COUNT: &str = "nonzero_count";
 
 /// One dimension: a known size or a named symbol fixed only at run time.
 /// The same name means the same size everywhere in a graph.

@@ -5,7 +5,9 @@
 
 use std::path::PathBuf;
 
-use crate::passes::{pipeline as level_pipeline, target_passes, Level, PassError, PassManager, Target};
+use crate::passes::{
+    packed_pipeline, pipeline as level_pipeline, target_passes, Level, PassError, PassManager, Target,
+};
 use crate::quantize::precision::{CalibrationMethod, Form, Precision, Skip, WeightBits, DEFAULT_MIN_COSINE};
 
 /// Which fp32 passes run.
@@ -40,6 +42,10 @@ pub struct PipelineOptions {
     /// [`super::Compiled::write_files`] to this path renames that file into
     /// place (a failed check removes it).
     pub output: Option<PathBuf>,
+    /// Run the per-token layers on the real tokens only (`pack_tokens`
+    /// after the level's pipeline): the same inputs and outputs, zeros at
+    /// the padding positions of per-token outputs.
+    pub packed: bool,
 }
 
 impl Default for PipelineOptions {
@@ -53,6 +59,7 @@ impl Default for PipelineOptions {
             value_info: false,
             external_data: false,
             output: None,
+            packed: false,
         }
     }
 }
@@ -108,6 +115,8 @@ pub enum OptionError {
          (use -O2 without --passes, or --target portable)"
     )]
     TargetNeedsO2 { target: &'static str, given: String },
+    #[error("--packed adds `pack_tokens` to a level's pipeline; with --passes, name pack_tokens in the list instead")]
+    PackedWithPasses,
 }
 
 impl PipelineOptions {
@@ -170,6 +179,9 @@ impl PipelineOptions {
         if self.target != Target::Onnxruntime && p.form == Form::Int8Dynamic && p.calibrate.is_some() {
             return Err(OptionError::CalibrateNeedsOnnxruntime(self.target.name()));
         }
+        if self.packed && matches!(self.passes, PassSelection::Explicit(_)) {
+            return Err(OptionError::PackedWithPasses);
+        }
         if self.target == Target::Onnxruntime {
             let given = match &self.passes {
                 PassSelection::Level(Level::O2) => None,
@@ -189,6 +201,9 @@ impl PipelineOptions {
     /// The fp32 passes, checked against the graph before them.
     pub fn pass_manager(&self) -> Result<PassManager, PassError> {
         match &self.passes {
+            PassSelection::Level(level) if self.packed => {
+                PassManager::from_names(packed_pipeline(*level, self.target))
+            }
             PassSelection::Level(level) => PassManager::from_names(level_pipeline(*level, self.target)),
             PassSelection::Explicit(names) => PassManager::from_names(names.iter().map(String::as_str)),
         }

@@ -153,6 +153,7 @@ pub fn precision_passes(
                 // every product of the model in int8.
                 gelu_inputs: true,
                 weight_bits: precision.weight_bits,
+                embeddings: precision.embeddings,
             })
         }
         Form::Int8Static(_) => PassManager::new().with(QuantizeInt8 {

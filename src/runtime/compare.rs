@@ -1,7 +1,7 @@
 //! Comparing outputs against references: max-abs, max-rel and cosine, one
 //! output or every named output of a run.
 
-use super::host::{HostTensor, NamedTensors};
+use super::host::{HostData, HostTensor, NamedTensors};
 
 /// Why two runs could not be compared output by output.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +88,45 @@ pub fn compare(name: &str, actual: &HostTensor, expected: &HostTensor) -> Output
         worst_row_cosine: worst_row_cosine(&a, &b, actual.shape.last().copied().unwrap_or(1)),
         shape_matches,
     }
+}
+
+/// `outputs` with what a packed graph does not compute set to zero, for
+/// comparing it with the padded graph (both sides masked alike): in an
+/// output `[B, S, …]`, the padding positions of `mask` (`[B, S]`); in an
+/// output `[B, …]`, the sequences whose first position is padding (a
+/// first-token head reads a pad token there, which the packed graph never
+/// computes). Everything else is compared as it is.
+pub fn at_real_positions(outputs: &NamedTensors, mask: &HostTensor) -> NamedTensors {
+    let (keep, m) = (mask.to_f32(), &mask.shape);
+    let mut masked = outputs.clone();
+    for t in masked.values_mut() {
+        let HostData::F32(data) = &mut t.data else {
+            continue;
+        };
+        let (per_position, per_sequence) = match (t.shape.as_slice(), m.as_slice()) {
+            ([b, s, ..], [mb, ms]) if b == mb && s == ms => (true, false),
+            ([b, ..], [mb, _]) if b == mb => (false, true),
+            _ => (false, false),
+        };
+        let seq_len = m.get(1).copied().unwrap_or(1).max(1);
+        let rows = m.first().copied().unwrap_or(1).max(1);
+        if per_position {
+            let width = data.len() / keep.len().max(1);
+            for (row, &k) in data.chunks_mut(width.max(1)).zip(&keep) {
+                if k == 0.0 {
+                    row.fill(0.0);
+                }
+            }
+        } else if per_sequence {
+            let width = data.len() / rows;
+            for (b, row) in data.chunks_mut(width.max(1)).enumerate() {
+                if keep.get(b * seq_len) == Some(&0.0) {
+                    row.fill(0.0);
+                }
+            }
+        }
+    }
+    masked
 }
 
 /// The lowest cosine over the real tokens' rows of a per-token output

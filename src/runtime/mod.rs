@@ -17,7 +17,8 @@ mod weights;
 pub use crate::session::panic_message;
 pub use backend::{BackendError, ModelSource, Runtime, RuntimeModel, RuntimeOptions};
 pub use compare::{
-    compare, compare_outputs, cosine, worst_row_cosine, worst_token_cosine, CompareError, OutputComparison,
+    at_real_positions, compare, compare_outputs, cosine, worst_row_cosine, worst_token_cosine, CompareError,
+    OutputComparison,
 };
 pub use fit::{check_inputs_fit, check_references_fit, table_rows, InputFitError};
 pub use host::{read_safetensors, write_safetensors, HostData, HostTensor, NamedTensors};

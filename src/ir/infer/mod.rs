@@ -13,7 +13,7 @@ mod shape_ops;
 use super::dtype::DType;
 use super::graph::ValueInfo;
 use super::op::{BinaryOp, Op, UnaryOp};
-use super::shape::{normalize_axis, Dim, Factors, Shape};
+use super::shape::{normalize_axis, Dim, Factors, Shape, NONZERO_COUNT};
 use nn::{attention, contrib, matmul, matmul_integer};
 use shape_ops::{concat, gather, reshape, shape_input, slice};
 
@@ -230,6 +230,14 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Infer {
             let mut dims = idx.shape.0[..idx.shape.rank() - 1].to_vec();
             dims.extend(data.shape.0[k..].iter().cloned());
             one(data.dtype, Shape(dims))
+        }
+        Op::NonZero => {
+            let a = x(0);
+            if a.shape.rank() == 0 {
+                return Err("NonZero of a scalar is not supported".into());
+            }
+            let count = Dim::sym(NONZERO_COUNT);
+            one(DType::I64, Shape(vec![Dim::Fixed(a.shape.rank() as i64), count]))
         }
         Op::Range => {
             let (start, limit, delta) = (x(0), x(1), x(2));

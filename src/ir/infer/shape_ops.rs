@@ -170,6 +170,10 @@ pub(super) fn concat(axis: i64, parts: &[&ValueInfo]) -> Infer {
     let first = parts[0];
     let axis = axis_of(axis, first.shape.rank())?;
     let mut total: i64 = 0;
+    // Symbolic lengths add up to a symbol spelled as their sum
+    // (`nonzero_count+1`: a packed graph's tokens and its zero row). A
+    // product in a sum would be misread as factors (see `Factors`).
+    let mut symbols: Vec<&str> = Vec::new();
     for p in parts {
         same_dtype(first, p)?;
         if p.shape.rank() != first.shape.rank() {
@@ -183,12 +187,18 @@ pub(super) fn concat(axis: i64, parts: &[&ValueInfo]) -> Infer {
                 ));
             }
         }
-        total += p.shape.0[axis]
-            .fixed()
-            .ok_or("concatenating along a symbolic dim")?;
+        match &p.shape.0[axis] {
+            Dim::Fixed(n) => total = total.checked_add(*n).ok_or("the concat length overflows")?,
+            Dim::Sym(s) if !s.contains('*') => symbols.push(s),
+            Dim::Sym(s) => return Err(format!("concatenating along the product dim {s}")),
+        }
     }
     let mut dims = first.shape.0.clone();
-    dims[axis] = Dim::Fixed(total);
+    dims[axis] = match symbols.is_empty() {
+        true => Dim::Fixed(total),
+        false if total == 0 => Dim::Sym(symbols.join("+")),
+        false => Dim::Sym(format!("{}+{total}", symbols.join("+"))),
+    };
     let known = match first.shape.rank() {
         1 => parts
             .iter()

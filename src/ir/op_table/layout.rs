@@ -69,6 +69,8 @@ entries! {
             _ => Err("batch_dims != 0 is not supported".into()),
         }
     });
+    /// Input: x (any numeric or bool type).
+    NON_ZERO = onnx("NonZero", 9, exactly(1), Uncounted, |_| Ok(Op::NonZero));
     /// Shape{start, end} (opset 15) is imported as Shape then Slice.
     SHAPE = onnx("Shape", 1, exactly(1), Uncounted, |_| Ok(Op::Shape));
     CAST = onnx("Cast", 1, exactly(1), WeightView, |a| Ok(Op::Cast { to: a.dtype("to")? }))

@@ -331,6 +331,7 @@ impl Op {
             Op::Slice => (&l::SLICE, none),
             Op::Gather { axis } => (&l::GATHER, vec![int(*axis)]),
             Op::GatherNd => (&l::GATHER_ND, none),
+            Op::NonZero => (&l::NON_ZERO, none),
             Op::Shape => (&l::SHAPE, none),
             Op::Cast { to } => (&l::CAST, vec![Some(AttrValue::DType(*to))]),
             Op::Concat { axis } => (&l::CONCAT, vec![int(*axis)]),

@@ -168,6 +168,7 @@ fn examples() -> Vec<(Op, Vec<Arg>)> {
         ),
         (Op::Gather { axis: 1 }, vec![In(F32, M), In(I64, &[2])]),
         (Op::GatherNd, vec![In(F32, M), In(I64, &[1, 2])]),
+        (Op::NonZero, vec![In(I64, M)]),
         (Op::Shape, vec![In(F32, M)]),
         (Op::Cast { to: DType::F16 }, vec![In(F32, M)]),
         (Op::Concat { axis: 1 }, vec![In(F32, M), In(F32, M)]),
