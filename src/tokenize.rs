@@ -18,7 +18,7 @@ use tokenizers::normalizers::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::processors::bert::BertProcessing;
 use tokenizers::{
-    AddedToken, Decoder, EncodeInput, Encoding, PaddingDirection, PaddingParams, PaddingStrategy, Tokenizer,
+    AddedToken, Decoder, EncodeInput, Encoding, PaddingDirection, PaddingParams, Tokenizer,
     TruncationDirection, TruncationParams, TruncationStrategy,
 };
 
@@ -103,6 +103,8 @@ pub struct Batch {
     pub encodings: Vec<Encoding>,
     /// Padded length.
     pub seq: usize,
+    /// The id padding is made of.
+    pub pad: u32,
 }
 
 /// The file names a folder's tokenizer may come from.
@@ -413,6 +415,35 @@ impl TextTokenizer {
     /// longest. With `OnlySecond`, overflowing windows are in each
     /// encoding's `get_overflowing()`, padded like the rest.
     pub fn encode(&mut self, inputs: &[TextInput], truncate: Truncate) -> Result<Batch, TokenizeError> {
+        let mut encodings = self.encode_unpadded(inputs, truncate)?;
+        // Overflowing windows are padded within their own encoding only:
+        // bring every window of the batch to one length.
+        let seq = encodings
+            .iter()
+            .flat_map(|e| std::iter::once(e.len()).chain(e.get_overflowing().iter().map(Encoding::len)))
+            .max()
+            .unwrap_or(0);
+        for e in &mut encodings {
+            pad_to(e, seq, &self.special);
+            for o in e.get_overflowing_mut() {
+                pad_to(o, seq, &self.special);
+            }
+        }
+        Ok(Batch {
+            encodings,
+            seq,
+            pad: self.special.pad,
+        })
+    }
+
+    /// Encodes each input at its own length (no padding), truncated as
+    /// asked at the model's limit: what a length-aware batcher sorts, and
+    /// pads per batch with [`model_inputs`].
+    pub fn encode_unpadded(
+        &mut self,
+        inputs: &[TextInput],
+        truncate: Truncate,
+    ) -> Result<Vec<Encoding>, TokenizeError> {
         let (strategy, max_length, stride) = match truncate {
             Truncate::LongestFirst => (TruncationStrategy::LongestFirst, self.max_length, 0),
             Truncate::OnlySecond { max_length, stride } => (
@@ -429,14 +460,7 @@ impl TextTokenizer {
                 stride,
             }))
             .map_err(|e| TokenizeError::Encode(e.to_string()))?;
-        self.inner.with_padding(Some(PaddingParams {
-            strategy: PaddingStrategy::BatchLongest,
-            direction: PaddingDirection::Right,
-            pad_to_multiple_of: None,
-            pad_id: self.special.pad,
-            pad_type_id: 0,
-            pad_token: self.special.pad_token.clone(),
-        }));
+        self.inner.with_padding(None);
         let inputs: Vec<EncodeInput> = inputs
             .iter()
             .map(|i| match *i {
@@ -444,24 +468,9 @@ impl TextTokenizer {
                 TextInput::Pair(a, b) => EncodeInput::Dual(a.into(), b.into()),
             })
             .collect();
-        let mut encodings = self
-            .inner
+        self.inner
             .encode_batch_char_offsets(inputs, true)
-            .map_err(|e| TokenizeError::Encode(e.to_string()))?;
-        // Overflowing windows are padded within their own encoding only:
-        // bring every window of the batch to one length.
-        let seq = encodings
-            .iter()
-            .flat_map(|e| std::iter::once(e.len()).chain(e.get_overflowing().iter().map(Encoding::len)))
-            .max()
-            .unwrap_or(0);
-        for e in &mut encodings {
-            pad_to(e, seq, &self.special);
-            for o in e.get_overflowing_mut() {
-                pad_to(o, seq, &self.special);
-            }
-        }
-        Ok(Batch { encodings, seq })
+            .map_err(|e| TokenizeError::Encode(e.to_string()))
     }
 
     /// The token text of an id (`##ing`, `[MASK]`).
@@ -537,37 +546,33 @@ fn pad_to(e: &mut Encoding, seq: usize, special: &SpecialIds) {
 }
 
 impl Batch {
-    /// The windows of every input in order (an input's own encoding, then
-    /// its overflowing windows), with the input each came from.
-    pub fn windows(&self) -> Vec<(usize, &Encoding)> {
-        self.encodings
-            .iter()
-            .enumerate()
-            .flat_map(|(i, e)| std::iter::once((i, e)).chain(e.get_overflowing().iter().map(move |o| (i, o))))
-            .collect()
-    }
-
-    /// `input_ids`, `attention_mask`, `token_type_ids` as int64 `[B, S]`
-    /// for the given encodings (all of length `seq`).
-    pub fn tensors(encodings: &[&Encoding], seq: usize) -> NamedTensors {
-        let rows = encodings.len();
-        let column = |f: &dyn Fn(&Encoding) -> &[u32]| -> HostTensor {
-            let data = encodings
-                .iter()
-                .flat_map(|e| f(e).iter().map(|&x| x as i64))
-                .collect();
-            HostTensor::i64(vec![rows, seq], data)
-        };
-        NamedTensors::from([
-            ("input_ids".to_string(), column(&|e| e.get_ids())),
-            ("attention_mask".to_string(), column(&|e| e.get_attention_mask())),
-            ("token_type_ids".to_string(), column(&|e| e.get_type_ids())),
-        ])
-    }
-
     /// The model inputs of the inputs' own encodings (no overflow).
     pub fn inputs(&self) -> NamedTensors {
         let refs: Vec<&Encoding> = self.encodings.iter().collect();
-        Batch::tensors(&refs, self.seq)
+        model_inputs(&refs, self.seq, self.pad)
     }
+}
+
+/// `input_ids`, `attention_mask`, `token_type_ids` as int64 `[B, seq]` for
+/// encodings of any length up to `seq`, each padded on the right (`pad`,
+/// attention 0, type 0) as [`TextTokenizer::encode`] pads: a batcher
+/// tokenizes once, unpadded, and pads each batch to its own length here.
+pub fn model_inputs(rows: &[&Encoding], seq: usize, pad: u32) -> NamedTensors {
+    let column = |f: &dyn Fn(&Encoding) -> &[u32], pad: u32| -> HostTensor {
+        let mut data = Vec::with_capacity(rows.len() * seq);
+        for e in rows {
+            let values = f(e);
+            data.extend(values.iter().take(seq).map(|&x| x as i64));
+            data.resize(data.len() + seq.saturating_sub(values.len()), pad as i64);
+        }
+        HostTensor::i64(vec![rows.len(), seq], data)
+    };
+    NamedTensors::from([
+        ("input_ids".to_string(), column(&|e| e.get_ids(), pad)),
+        (
+            "attention_mask".to_string(),
+            column(&|e| e.get_attention_mask(), 0),
+        ),
+        ("token_type_ids".to_string(), column(&|e| e.get_type_ids(), 0)),
+    ])
 }

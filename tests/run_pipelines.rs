@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use bertc::runtime::{read_safetensors, HostData};
 use bertc::tokenize::{TextInput, TextTokenizer, TokenizeError, Truncate};
-use common::{bertc_run, minilm_dir, stderr_of};
+use common::{assert_json_close, bertc_run, minilm_dir, stderr_of};
 use serde_json::Value;
 
 /// Scores and embeddings: the README of the goldens says 1e-5 is reachable.
@@ -52,37 +52,6 @@ fn run_json(model: &Path, args: &[String]) -> Value {
         stderr_of(&out)
     );
     serde_json::from_slice(&out.stdout).expect("--json prints one JSON document")
-}
-
-/// Equal structure, keys, strings and integers; floats within `atol`.
-/// Returns the largest float difference.
-fn assert_json_close(actual: &Value, expected: &Value, atol: f64, at: &str) -> f64 {
-    match (actual, expected) {
-        (Value::Array(a), Value::Array(e)) => {
-            assert_eq!(a.len(), e.len(), "{at}: {actual} vs {expected}");
-            a.iter()
-                .zip(e)
-                .enumerate()
-                .map(|(i, (a, e))| assert_json_close(a, e, atol, &format!("{at}[{i}]")))
-                .fold(0.0, f64::max)
-        }
-        (Value::Object(a), Value::Object(e)) => {
-            let keys = |m: &serde_json::Map<String, Value>| m.keys().cloned().collect::<Vec<_>>();
-            assert_eq!(keys(a), keys(e), "{at}: keys");
-            e.iter()
-                .map(|(k, e)| assert_json_close(&a[k], e, atol, &format!("{at}.{k}")))
-                .fold(0.0, f64::max)
-        }
-        (Value::Number(a), Value::Number(e)) if e.is_f64() => {
-            let d = (a.as_f64().unwrap() - e.as_f64().unwrap()).abs();
-            assert!(d <= atol, "{at}: {a} vs {e} (|diff| {d:e} > {atol:e})");
-            d
-        }
-        _ => {
-            assert_eq!(actual, expected, "{at}");
-            0.0
-        }
-    }
 }
 
 fn check_outputs(doc: &Value, task: &str, expected: &Value, what: &str) {
@@ -273,7 +242,9 @@ fn minilm_folder_in_folder_out_then_run_matches_sentence_transformers() {
         "the export folder's tokenizer",
     );
     let (sentences, golden) = minilm_text();
-    let doc = run_json(&export, &sentences);
+    let mut args = sentences.clone();
+    args.push("--similarity".into());
+    let doc = run_json(&export, &args);
     assert_eq!(doc["task"], "sentence-similarity");
     let HostData::F32(expected) = &golden["sentence_embedding"].data else {
         panic!()
@@ -292,11 +263,18 @@ fn minilm_folder_in_folder_out_then_run_matches_sentence_transformers() {
         .fold(0.0, f64::max);
     eprintln!("minilm embeddings from text: max-abs {max_abs:e}");
     assert!(max_abs <= 1e-4, "max-abs {max_abs:e}");
-    // The cosine matrix: symmetric, ones on the diagonal.
+    // The cosine matrix (asked for): symmetric, ones on the diagonal.
     let sim = &doc["similarity"];
+    assert_eq!(sim.as_array().unwrap().len(), sentences.len());
     for i in 0..sentences.len() {
         assert!((sim[i][i].as_f64().unwrap() - 1.0).abs() < 1e-6);
+        for j in 0..i {
+            assert_eq!(sim[i][j], sim[j][i]);
+        }
     }
+    // Not asked for, it is not made.
+    let doc = run_json(&export, &sentences);
+    assert!(doc.get("similarity").is_none(), "{}", doc);
 }
 
 #[test]

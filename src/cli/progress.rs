@@ -1,4 +1,4 @@
-//! A progress bar on stderr for benchmarks. indicatif hides it by itself
+//! Progress bars on stderr for benchmarks and runs. indicatif hides them by itself
 //! when stderr is not a terminal, so pipes, `--json` consumers and tests see
 //! nothing of it, and stdout stays clean.
 
@@ -24,4 +24,20 @@ pub fn report_to(bar: &ProgressBar) -> impl FnMut(Progress) + '_ {
             bar.inc(1);
         }
     }
+}
+
+/// A bar of inputs answered, for `bertc run`: out of `total` when it is
+/// known (arguments, a --file), a running count otherwise (stdin).
+pub fn lines_bar(total: Option<u64>) -> ProgressBar {
+    let (bar, template) = match total {
+        Some(n) => (
+            ProgressBar::new(n),
+            "[{bar:30}] {pos}/{len} inputs, {per_sec}, {eta} left",
+        ),
+        None => (ProgressBar::no_length(), "{pos} inputs, {per_sec}"),
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
 }

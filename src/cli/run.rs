@@ -1,12 +1,16 @@
 //! `bertc run`: parses the texts and flags, calls the library's pipeline
-//! for the model's task ([`bertc::run`]) and prints its answer.
+//! for the model's task ([`bertc::run`]) window by window, and writes its
+//! answers as each window is done.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use bertc::run::{load, Outputs, RunOptions, Task};
+use bertc::run::batch::{DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_TOKENS};
+use bertc::run::embed::{Similarity, SimilarityDocument, MAX_SIMILARITY_INPUTS};
+use bertc::run::lines::{LineWindows, WINDOW_BYTES, WINDOW_LINES};
+use bertc::run::{load, BatchLimits, Outputs, RunOptions, Task};
 use bertc::tokenize::TextInput;
 
 #[derive(clap::Args)]
@@ -42,89 +46,234 @@ pub struct RunArgs {
     #[arg(long, default_value = "tract", value_parser = super::parse_runtime)]
     runtime: bertc::runtime::Runtime,
     /// Print one JSON document (the structure of transformers' pipeline output).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "jsonl")]
     json: bool,
+    /// Print JSON Lines: one object per input, in input order, written as each window of inputs
+    /// is done, so memory stays bounded for any input ({"embedding": [...]} for embeddings,
+    /// else {"output": ...} as --json has it per input).
+    #[arg(long)]
+    jsonl: bool,
+    /// sentence-similarity: also print the cosine similarity matrix of the inputs (at most
+    /// 2,000: it grows as N²).
+    #[arg(long, conflicts_with = "jsonl")]
+    similarity: bool,
+    /// Padded tokens per batch (rows × the batch's longest row): inputs are sorted by length and
+    /// cut into batches under this budget.
+    #[arg(long, default_value_t = DEFAULT_MAX_BATCH_TOKENS, value_parser = at_least_one)]
+    max_batch_tokens: usize,
+    /// Rows per batch at most.
+    #[arg(long, default_value_t = DEFAULT_MAX_BATCH_ROWS, value_parser = at_least_one)]
+    max_batch_rows: usize,
+}
+
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{text}` is not a whole number of at least 1")),
+    }
+}
+
+/// Inputs owned by their window: a text and its pair (a cross-encoder's
+/// second text, a question's context).
+type Window = Vec<(String, Option<String>)>;
+
+fn as_input((text, pair): &(String, Option<String>)) -> TextInput<'_> {
+    match pair {
+        Some(p) => TextInput::Pair(text, p),
+        None => TextInput::Single(text),
+    }
 }
 
 pub fn run(args: RunArgs, session: &bertc::Session) -> anyhow::Result<ExitCode> {
+    let mut windows = windows(&args)?.peekable();
+    if windows.peek().is_none() {
+        anyhow::bail!("no text to run: give texts as arguments, --file F or lines on stdin");
+    }
+    // The matrix needs every input at once: read them all, and refuse
+    // before any work when they are too many.
+    let mut windows: Box<dyn Iterator<Item = anyhow::Result<Window>>> = if args.similarity {
+        Box::new(std::iter::once(Ok(whole_for_similarity(windows)?)))
+    } else {
+        Box::new(windows)
+    };
     let opts = RunOptions {
         tokenizer: args.tokenizer.clone(),
         runtime: args.runtime,
+        batch: BatchLimits {
+            max_tokens: args.max_batch_tokens,
+            max_rows: args.max_batch_rows,
+        },
     };
     let mut model =
         load(session, &args.model, &opts).with_context(|| format!("cannot run {}", args.model.display()))?;
-    let texts = if args.question.is_empty() {
-        texts(&args)?
-    } else {
-        vec![]
-    };
-    let inputs = inputs(&args, &texts)?;
-    let outputs = model.run_texts(&inputs, args.top_k as usize)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&outputs.to_json(model.task))?);
-    } else {
-        print_human(model.task, &inputs, &outputs);
+    anyhow::ensure!(
+        !args.similarity || model.task == Task::SentenceSimilarity,
+        "--similarity compares sentence embeddings; this model answers {}",
+        model.task.name()
+    );
+    let bar = super::progress::lines_bar(lines_total(&args));
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut kept: Option<Outputs> = None;
+    let mut done = 0;
+    if !args.json && !args.jsonl {
+        writeln!(out, "task  {}", model.task.name())?;
     }
+    for window in windows.by_ref() {
+        let window = window?;
+        let inputs: Vec<TextInput> = window.iter().map(as_input).collect();
+        let n = inputs.len();
+        let outputs = model
+            .run_texts(&inputs, args.top_k as usize, &mut |p| {
+                bar.set_position((done + n * p.rows_done / p.rows.max(1)) as u64)
+            })
+            .map_err(|e| e.after_inputs(done))?;
+        if args.jsonl {
+            outputs.write_json_lines(&mut out)?;
+        } else if !args.json {
+            print_human(&mut out, &inputs, &outputs, done)?;
+        }
+        // Flushed per window: a reader of a long stream sees answers as they come.
+        out.flush()?;
+        done += n;
+        if args.json || args.similarity {
+            match &mut kept {
+                Some(all) => all.append(outputs),
+                None => kept = Some(outputs),
+            }
+        }
+    }
+    bar.finish_and_clear();
+    match kept {
+        Some(Outputs::Embeddings(vectors)) if args.similarity => {
+            if args.json {
+                serde_json::to_writer_pretty(&mut out, &SimilarityDocument::new(&vectors))?;
+                writeln!(out)?;
+            } else {
+                print_similarity(&mut out, &vectors)?;
+            }
+        }
+        Some(all) if args.json => {
+            writeln!(out, "{}", serde_json::to_string_pretty(&all.to_json(model.task))?)?;
+        }
+        _ => {}
+    }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// The texts: arguments, else --file, else stdin (one per line).
-fn texts(args: &RunArgs) -> anyhow::Result<Vec<String>> {
-    if !args.texts.is_empty() {
-        return Ok(args.texts.clone());
+/// The inputs, a window at a time: the arguments (one window), else
+/// --file, else stdin, [`WINDOW_LINES`] lines a window; questions with
+/// their contexts (one window).
+fn windows(args: &RunArgs) -> anyhow::Result<Box<dyn Iterator<Item = anyhow::Result<Window>> + '_>> {
+    if !args.question.is_empty() {
+        return Ok(Box::new(std::iter::once(questions(args))));
     }
-    let content = match &args.file {
-        Some(f) => String::from_utf8(
-            bertc::input_file::read_regular(f).with_context(|| format!("cannot read {}", f.display()))?,
+    let texts: Box<dyn Iterator<Item = anyhow::Result<Vec<String>>>> = if !args.texts.is_empty() {
+        Box::new(std::iter::once(Ok(args.texts.clone())))
+    } else {
+        let (reader, name): (Box<dyn BufRead>, String) = match &args.file {
+            Some(f) => {
+                bertc::input_file::require_regular(f)
+                    .with_context(|| format!("cannot read {}", f.display()))?;
+                let file = std::fs::File::open(f).with_context(|| format!("cannot read {}", f.display()))?;
+                (Box::new(BufReader::new(file)), f.display().to_string())
+            }
+            None => (Box::new(std::io::stdin().lock()), "stdin".to_string()),
+        };
+        Box::new(
+            LineWindows::new(reader, WINDOW_LINES, WINDOW_BYTES)
+                .map(move |w| w.with_context(|| format!("cannot read the texts from {name}"))),
         )
-        .with_context(|| format!("{} is not UTF-8 text", f.display()))?,
-        None => {
-            let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
-                .context("cannot read the texts from stdin")?;
-            s
-        }
     };
-    let lines: Vec<String> = content
-        .lines()
-        .map(|l| l.trim_end_matches('\r').to_string())
-        .collect();
-    anyhow::ensure!(
-        !lines.is_empty(),
-        "no text to run: give texts as arguments, --file F or lines on stdin"
-    );
-    Ok(lines)
+    Ok(match args.pair.as_slice() {
+        [] => Box::new(texts.map(|w| w.map(|w| w.into_iter().map(|t| (t, None)).collect()))),
+        [pair] => {
+            Box::new(texts.map(move |w| w.map(|w| w.into_iter().map(|t| (t, Some(pair.clone()))).collect())))
+        }
+        // One pair per text: every text must be known to match them, and
+        // they are few (the pairs are arguments).
+        pairs => {
+            let (mut all, mut texts) = (vec![], texts.peekable());
+            while let Some(w) = texts.next() {
+                all.extend(w?);
+                if all.len() > pairs.len() && texts.peek().is_some() {
+                    anyhow::bail!(
+                        "{} --pair for more than {} texts: give one for all, or one per text",
+                        pairs.len(),
+                        all.len()
+                    );
+                }
+            }
+            anyhow::ensure!(
+                all.len() == pairs.len(),
+                "{} --pair for {} texts: give one for all, or one per text",
+                pairs.len(),
+                all.len()
+            );
+            Box::new(std::iter::once(Ok(all
+                .into_iter()
+                .zip(pairs.iter().cloned().map(Some))
+                .collect())))
+        }
+    })
 }
 
-/// Texts, pairs or question/context pairs, as the flags say.
-fn inputs<'a>(args: &'a RunArgs, texts: &'a [String]) -> anyhow::Result<Vec<TextInput<'a>>> {
-    if !args.question.is_empty() {
-        let (q, c) = (&args.question, &args.context);
-        let n = q.len().max(c.len());
+/// Question/context pairs, as the flags say.
+fn questions(args: &RunArgs) -> anyhow::Result<Window> {
+    let (q, c) = (&args.question, &args.context);
+    anyhow::ensure!(
+        q.len() == c.len() || q.len() == 1 || c.len() == 1,
+        "{} --question and {} --context: give one context per question, or one of either for all",
+        q.len(),
+        c.len()
+    );
+    let n = q.len().max(c.len());
+    Ok((0..n)
+        .map(|i| (q[i.min(q.len() - 1)].clone(), Some(c[i.min(c.len() - 1)].clone())))
+        .collect())
+}
+
+/// Every window as one, refused past [`MAX_SIMILARITY_INPUTS`] (reading
+/// stops there: an endless stdin is not held).
+fn whole_for_similarity(windows: impl Iterator<Item = anyhow::Result<Window>>) -> anyhow::Result<Window> {
+    let mut all = vec![];
+    for w in windows {
+        all.extend(w?);
         anyhow::ensure!(
-            q.len() == c.len() || q.len() == 1 || c.len() == 1,
-            "{} --question and {} --context: give one context per question, or one of either for all",
-            q.len(),
-            c.len()
+            all.len() <= MAX_SIMILARITY_INPUTS,
+            "--similarity takes at most {MAX_SIMILARITY_INPUTS} inputs, and there are more: the matrix \
+             has N² cells (4 million at {MAX_SIMILARITY_INPUTS}, ~90 MB of JSON); take the embeddings \
+             with --jsonl and compare the pairs you need"
         );
-        return Ok((0..n)
-            .map(|i| TextInput::Pair(&q[i.min(q.len() - 1)], &c[i.min(c.len() - 1)]))
-            .collect());
     }
-    match args.pair.len() {
-        0 => Ok(texts.iter().map(|t| TextInput::Single(t)).collect()),
-        1 => Ok(texts.iter().map(|t| TextInput::Pair(t, &args.pair[0])).collect()),
-        n if n == texts.len() => Ok(texts
-            .iter()
-            .zip(&args.pair)
-            .map(|(t, p)| TextInput::Pair(t, p))
-            .collect()),
-        n => anyhow::bail!(
-            "{n} --pair for {} texts: give one for all, or one per text",
-            texts.len()
-        ),
+    Ok(all)
+}
+
+/// How many inputs the progress bar counts to: known for arguments and a
+/// --file (counted in one pass when a terminal shows the bar), not for stdin.
+fn lines_total(args: &RunArgs) -> Option<u64> {
+    if !args.question.is_empty() {
+        return Some(args.question.len().max(args.context.len()) as u64);
     }
+    if !args.texts.is_empty() {
+        return Some(args.texts.len() as u64);
+    }
+    let file = args.file.as_ref()?;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let mut reader = BufReader::new(std::fs::File::open(file).ok()?);
+    let (mut lines, mut last) = (0u64, b'\n');
+    loop {
+        let buf = reader.fill_buf().ok()?;
+        let Some(&end) = buf.last() else { break };
+        lines += buf.iter().filter(|&&b| b == b'\n').count() as u64;
+        last = end;
+        let n = buf.len();
+        reader.consume(n);
+    }
+    Some(lines + u64::from(last != b'\n'))
 }
 
 /// An input as the human-readable answer names it: quoted, long texts cut.
@@ -142,49 +291,57 @@ fn shown(input: &TextInput) -> String {
     }
 }
 
-fn print_human(task: Task, inputs: &[TextInput], outputs: &Outputs) {
-    println!("task  {}", task.name());
+/// The human-readable answers of one window, whose first input comes
+/// after `before` others.
+fn print_human(
+    out: &mut impl Write,
+    inputs: &[TextInput],
+    outputs: &Outputs,
+    before: usize,
+) -> std::io::Result<()> {
     match outputs {
         Outputs::Classes(all) => {
             for (input, labels) in inputs.iter().zip(all) {
-                println!("{}", shown(input));
+                writeln!(out, "{}", shown(input))?;
                 for l in labels {
-                    println!("  {:<24} {:.6}", l.label, l.score);
+                    writeln!(out, "  {:<24} {:.6}", l.label, l.score)?;
                 }
             }
         }
         Outputs::Entities(all) => {
             for (input, groups) in inputs.iter().zip(all) {
-                println!("{}", shown(input));
+                writeln!(out, "{}", shown(input))?;
                 if groups.is_empty() {
-                    println!("  (no entities)");
+                    writeln!(out, "  (no entities)")?;
                 }
                 for g in groups {
-                    println!(
+                    writeln!(
+                        out,
                         "  {:<8} {:.6}  {:?}  chars {}..{}",
                         g.entity_group, g.score, g.word, g.start, g.end
-                    );
+                    )?;
                 }
             }
         }
         Outputs::Answers(all) => {
             for (input, a) in inputs.iter().zip(all) {
-                println!("{}", shown(input));
-                println!(
+                writeln!(out, "{}", shown(input))?;
+                writeln!(
+                    out,
                     "  answer {:?}  score {:.6}  chars {}..{}",
                     a.answer, a.score, a.start, a.end
-                );
+                )?;
             }
         }
         Outputs::Fills(all) => {
             for (input, masks) in inputs.iter().zip(all) {
-                println!("{}", shown(input));
+                writeln!(out, "{}", shown(input))?;
                 for (m, fills) in masks.iter().enumerate() {
                     if masks.len() > 1 {
-                        println!("  mask {}", m + 1);
+                        writeln!(out, "  mask {}", m + 1)?;
                     }
                     for f in fills {
-                        println!("  {:.6}  {:<16} {}", f.score, f.token_str, f.sequence);
+                        writeln!(out, "  {:.6}  {:<16} {}", f.score, f.token_str, f.sequence)?;
                     }
                 }
             }
@@ -192,21 +349,25 @@ fn print_human(task: Task, inputs: &[TextInput], outputs: &Outputs) {
         Outputs::Embeddings(vectors) => {
             for (i, (input, v)) in inputs.iter().zip(vectors).enumerate() {
                 let head: Vec<String> = v.iter().take(6).map(|x| format!("{x:.4}")).collect();
-                println!(
+                writeln!(
+                    out,
                     "[{}] {}  dim {}  [{}, …]",
-                    i + 1,
+                    before + i + 1,
                     shown(input),
                     v.len(),
                     head.join(", ")
-                );
-            }
-            if vectors.len() >= 2 {
-                println!("cosine similarity");
-                for (i, row) in bertc::run::embed::cosine_matrix(vectors).iter().enumerate() {
-                    let cells: Vec<String> = row.iter().map(|c| format!("{c:7.4}")).collect();
-                    println!("  [{}] {}", i + 1, cells.join(" "));
-                }
+                )?;
             }
         }
     }
+    Ok(())
+}
+
+fn print_similarity(out: &mut impl Write, vectors: &[Vec<f32>]) -> std::io::Result<()> {
+    writeln!(out, "cosine similarity")?;
+    for (i, row) in Similarity::new(vectors).rows().enumerate() {
+        let cells: Vec<String> = row.iter().map(|c| format!("{c:7.4}")).collect();
+        writeln!(out, "  [{}] {}", i + 1, cells.join(" "))?;
+    }
+    Ok(())
 }

@@ -9,8 +9,8 @@
 
 use serde::Serialize;
 
-use super::{output, softmax, LoadedModel, RunError, BATCH};
-use crate::tokenize::{Batch, TextInput, Truncate};
+use super::{softmax, LoadedModel, Progress, RunError};
+use crate::tokenize::{TextInput, Truncate};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Answer {
@@ -28,39 +28,52 @@ const MASKED: f32 = -10000.0;
 
 impl LoadedModel {
     /// (question, context) pairs → the best answer of each.
-    pub fn answer(&mut self, pairs: &[(&str, &str)]) -> Result<Vec<Answer>, RunError> {
+    pub fn answer(
+        &mut self,
+        pairs: &[(&str, &str)],
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<Answer>, RunError> {
         let max_length = MAX_SEQ_LEN.min(self.tokenizer.max_length);
         let stride = (max_length / 2).min(128);
-        let mut answers = Vec::with_capacity(pairs.len());
-        for chunk in pairs.chunks(BATCH) {
-            let inputs: Vec<TextInput> = chunk.iter().map(|&(q, c)| TextInput::Pair(q, c)).collect();
-            let batch = self
-                .tokenizer
-                .encode(&inputs, Truncate::OnlySecond { max_length, stride })?;
-            let windows = batch.windows();
-            let mut best: Vec<Option<Answer>> = vec![None; chunk.len()];
-            for group in windows.chunks(BATCH) {
-                let encodings: Vec<_> = group.iter().map(|(_, e)| *e).collect();
-                let outputs = self.model.run(&Batch::tensors(&encodings, batch.seq))?;
-                let (starts, _) = output(&outputs, "start_logits", 2)?;
-                let (ends, _) = output(&outputs, "end_logits", 2)?;
-                for (row, &(input, enc)) in group.iter().enumerate() {
-                    let at = row * batch.seq..(row + 1) * batch.seq;
-                    let found = self.best_span(enc, &starts[at.clone()], &ends[at], chunk[input].1);
-                    if let Some(a) = found {
-                        if best[input].as_ref().is_none_or(|b| a.score > b.score) {
-                            best[input] = Some(a);
-                        }
-                    }
-                }
-            }
-            for (i, b) in best.into_iter().enumerate() {
-                answers.push(b.ok_or_else(|| {
-                    RunError::Input(format!("no answer span in the context of question {}", i + 1))
-                })?);
+        let inputs: Vec<TextInput> = pairs.iter().map(|&(q, c)| TextInput::Pair(q, c)).collect();
+        let encodings = self
+            .tokenizer
+            .encode_unpadded(&inputs, Truncate::OnlySecond { max_length, stride })?;
+        // Every window of every pair is a row of its own (a long context's
+        // windows may land in different batches); `pair_of` maps them back.
+        let mut windows = Vec::with_capacity(encodings.len());
+        let mut pair_of = Vec::with_capacity(encodings.len());
+        for (pair, mut encoding) in encodings.into_iter().enumerate() {
+            let overflowing = encoding.take_overflowing();
+            for window in std::iter::once(encoding).chain(overflowing) {
+                windows.push(window);
+                pair_of.push(pair);
             }
         }
-        Ok(answers)
+        let spans = self.run_rows(&windows, progress, |model, row, enc, outputs| {
+            let (starts, _) = outputs.get("start_logits", 2)?;
+            let (ends, _) = outputs.get("end_logits", 2)?;
+            Ok(model.best_span(enc, starts, ends, pairs[pair_of[row]].1))
+        })?;
+        // The best window of each pair, its windows taken in order (the
+        // first of equal scores wins, as in the pipeline).
+        let mut best: Vec<Option<Answer>> = vec![None; pairs.len()];
+        for (span, &pair) in spans.into_iter().zip(&pair_of) {
+            if let Some(a) = span {
+                if best[pair].as_ref().is_none_or(|b| a.score > b.score) {
+                    best[pair] = Some(a);
+                }
+            }
+        }
+        best.into_iter()
+            .enumerate()
+            .map(|(input, b)| {
+                b.ok_or_else(|| RunError::AtInput {
+                    input,
+                    message: "no answer span in the context of this question".into(),
+                })
+            })
+            .collect()
     }
 
     /// The best span of one window, `None` when it falls outside the context.

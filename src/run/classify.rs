@@ -5,8 +5,8 @@
 
 use serde::Serialize;
 
-use super::{output, softmax, LoadedModel, RunError};
-use crate::tokenize::{TextInput, Truncate};
+use super::{softmax, LoadedModel, Progress, RunError};
+use crate::tokenize::TextInput;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LabelScore {
@@ -16,14 +16,14 @@ pub struct LabelScore {
 
 impl LoadedModel {
     /// Texts or pairs (cross-encoders) → labels with scores.
-    pub fn classify(&mut self, inputs: &[TextInput]) -> Result<Vec<Vec<LabelScore>>, RunError> {
-        self.run_batches(inputs, Truncate::LongestFirst, |model, _, _, outputs| {
-            let (logits, shape) = output(outputs, "logits", 2)?;
-            let n = shape[1];
-            logits
-                .chunks(n.max(1))
-                .map(|row| Ok(scores(row, &model.labels, model.multi_label)))
-                .collect()
+    pub fn classify(
+        &mut self,
+        inputs: &[TextInput],
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<Vec<LabelScore>>, RunError> {
+        self.run_inputs(inputs, progress, |model, _, _, outputs| {
+            let (logits, _) = outputs.get("logits", 2)?;
+            Ok(scores(logits, &model.labels, model.multi_label))
         })
     }
 }

@@ -8,8 +8,8 @@
 
 use serde::Serialize;
 
-use super::{output, softmax, LoadedModel, RunError};
-use crate::tokenize::{TextInput, Truncate};
+use super::{softmax, LoadedModel, Progress, RunError};
+use crate::tokenize::TextInput;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EntityGroup {
@@ -34,56 +34,53 @@ const IGNORE: [&str; 1] = ["O"];
 
 impl LoadedModel {
     /// Texts → entity groups per text.
-    pub fn entities(&mut self, inputs: &[TextInput]) -> Result<Vec<Vec<EntityGroup>>, RunError> {
-        self.run_batches(inputs, Truncate::LongestFirst, |model, chunk, batch, outputs| {
-            let (logits, shape) = output(outputs, "logits", 3)?;
-            let (seq, labels) = (shape[1], shape[2]);
-            batch
-                .encodings
-                .iter()
-                .enumerate()
-                .map(|(row, enc)| {
-                    let text = match chunk[row] {
-                        TextInput::Single(t) => t,
-                        TextInput::Pair(..) => {
-                            return Err(RunError::Input(
-                                "token classification takes single texts, not pairs".into(),
-                            ))
-                        }
-                    };
-                    let chars: Vec<char> = text.chars().collect();
-                    let mut tokens = vec![];
-                    for (i, &id) in enc.get_ids().iter().enumerate() {
-                        if enc.get_special_tokens_mask()[i] == 1 || enc.get_attention_mask()[i] == 0 {
-                            continue;
-                        }
-                        let at = (row * seq + i) * labels;
-                        let probs = softmax(&logits[at..at + labels]);
-                        // The first maximum, as numpy's argmax.
-                        let best = (0..labels).fold(0, |b, j| if probs[j] > probs[b] { j } else { b });
-                        let (start, end) = enc.get_offsets()[i];
-                        let word = if Some(id) == model.tokenizer.special.unk {
-                            chars[start.min(chars.len())..end.min(chars.len())]
-                                .iter()
-                                .collect()
-                        } else {
-                            enc.get_tokens()[i].clone()
-                        };
-                        tokens.push(TokenEntity {
-                            label: model
-                                .labels
-                                .get(best)
-                                .cloned()
-                                .unwrap_or_else(|| format!("LABEL_{best}")),
-                            score: probs[best],
-                            word,
-                            start,
-                            end,
-                        });
-                    }
-                    model.group(tokens)
-                })
-                .collect()
+    pub fn entities(
+        &mut self,
+        inputs: &[TextInput],
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<Vec<EntityGroup>>, RunError> {
+        let texts = inputs
+            .iter()
+            .map(|i| match *i {
+                TextInput::Single(t) => Ok(t),
+                TextInput::Pair(..) => Err(RunError::Input(
+                    "token classification takes single texts, not pairs".into(),
+                )),
+            })
+            .collect::<Result<Vec<&str>, _>>()?;
+        self.run_inputs(inputs, progress, |model, row, enc, outputs| {
+            let (logits, labels) = outputs.per_token("logits", enc.len())?;
+            let chars: Vec<char> = texts[row].chars().collect();
+            let mut tokens = vec![];
+            for (i, &id) in enc.get_ids().iter().enumerate() {
+                if enc.get_special_tokens_mask()[i] == 1 || enc.get_attention_mask()[i] == 0 {
+                    continue;
+                }
+                let at = i * labels;
+                let probs = softmax(&logits[at..at + labels]);
+                // The first maximum, as numpy's argmax.
+                let best = (0..labels).fold(0, |b, j| if probs[j] > probs[b] { j } else { b });
+                let (start, end) = enc.get_offsets()[i];
+                let word = if Some(id) == model.tokenizer.special.unk {
+                    chars[start.min(chars.len())..end.min(chars.len())]
+                        .iter()
+                        .collect()
+                } else {
+                    enc.get_tokens()[i].clone()
+                };
+                tokens.push(TokenEntity {
+                    label: model
+                        .labels
+                        .get(best)
+                        .cloned()
+                        .unwrap_or_else(|| format!("LABEL_{best}")),
+                    score: probs[best],
+                    word,
+                    start,
+                    end,
+                });
+            }
+            model.group(tokens)
         })
     }
 

@@ -5,8 +5,8 @@
 
 use serde::Serialize;
 
-use super::{output, softmax, LoadedModel, RunError};
-use crate::tokenize::{TextInput, Truncate};
+use super::{softmax, LoadedModel, Progress, RunError};
+use crate::tokenize::TextInput;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Fill {
@@ -18,56 +18,50 @@ pub struct Fill {
 
 impl LoadedModel {
     /// Texts → per text, per mask, the `top_k` fills.
-    pub fn fill_mask(&mut self, inputs: &[TextInput], top_k: usize) -> Result<Vec<Vec<Vec<Fill>>>, RunError> {
+    pub fn fill_mask(
+        &mut self,
+        inputs: &[TextInput],
+        top_k: usize,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<Vec<Vec<Fill>>>, RunError> {
         let mask = self.tokenizer.special.mask.ok_or_else(|| {
             RunError::Input("the tokenizer has no mask token: fill-mask needs one in the text".into())
         })?;
         if top_k == 0 {
             return Err(RunError::Input("--top-k must be at least 1".into()));
         }
-        self.run_batches(inputs, Truncate::LongestFirst, |model, _, batch, outputs| {
-            let (logits, shape) = output(outputs, "logits", 3)?;
-            let (seq, vocab) = (shape[1], shape[2]);
-            batch
-                .encodings
+        self.run_inputs(inputs, progress, |model, row, enc, outputs| {
+            let (logits, vocab) = outputs.per_token("logits", enc.len())?;
+            // Rows are unpadded: these are the ids the pipeline decodes
+            // (it drops the padding first).
+            let ids: Vec<u32> = enc.get_ids().to_vec();
+            let positions: Vec<usize> = (0..ids.len()).filter(|&i| ids[i] == mask).collect();
+            if positions.is_empty() {
+                return Err(RunError::AtInput {
+                    input: row,
+                    message: format!(
+                        "no mask token ({}) to fill",
+                        model.tokenizer.id_to_token(mask).unwrap_or_default()
+                    ),
+                });
+            }
+            let single = positions.len() == 1;
+            positions
                 .iter()
-                .enumerate()
-                .map(|(row, enc)| {
-                    // Padding is dropped before decoding, as the pipeline does.
-                    let ids: Vec<u32> = enc
-                        .get_ids()
-                        .iter()
-                        .zip(enc.get_attention_mask())
-                        .filter(|&(_, &m)| m == 1)
-                        .map(|(&id, _)| id)
-                        .collect();
-                    let positions: Vec<usize> = (0..ids.len()).filter(|&i| ids[i] == mask).collect();
-                    if positions.is_empty() {
-                        return Err(RunError::Input(format!(
-                            "input {} has no mask token ({}) to fill",
-                            row + 1,
-                            model.tokenizer.id_to_token(mask).unwrap_or_default()
-                        )));
-                    }
-                    let single = positions.len() == 1;
-                    positions
-                        .iter()
-                        .map(|&p| {
-                            let at = (row * seq + p) * vocab;
-                            let probs = softmax(&logits[at..at + vocab]);
-                            top(&probs, top_k)
-                                .into_iter()
-                                .map(|(token, score)| {
-                                    let mut filled = ids.clone();
-                                    filled[p] = token;
-                                    Ok(Fill {
-                                        score,
-                                        token,
-                                        token_str: model.tokenizer.decode(&[token], false)?,
-                                        sequence: model.tokenizer.decode(&filled, single)?,
-                                    })
-                                })
-                                .collect()
+                .map(|&p| {
+                    let at = p * vocab;
+                    let probs = softmax(&logits[at..at + vocab]);
+                    top(&probs, top_k)
+                        .into_iter()
+                        .map(|(token, score)| {
+                            let mut filled = ids.clone();
+                            filled[p] = token;
+                            Ok(Fill {
+                                score,
+                                token,
+                                token_str: model.tokenizer.decode(&[token], false)?,
+                                sequence: model.tokenizer.decode(&filled, single)?,
+                            })
                         })
                         .collect()
                 })

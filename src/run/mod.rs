@@ -10,28 +10,29 @@
 //! `encode`). [`model`] finds the model, its tokenizer and its task.
 
 pub mod answer;
+pub mod batch;
 pub mod classify;
 pub mod embed;
 pub mod entities;
 pub mod fill_mask;
+pub mod lines;
 pub mod model;
+mod rows;
 
 use std::path::PathBuf;
 
 use serde::Serialize;
 
 use crate::runtime::{HostData, HostTensor, NamedTensors, RuntimeError};
-use crate::tokenize::{Batch, TextInput, TokenizeError, Truncate};
+use crate::tokenize::{TextInput, TokenizeError};
 
 pub use answer::Answer;
+pub use batch::BatchLimits;
 pub use classify::LabelScore;
 pub use entities::EntityGroup;
 pub use fill_mask::Fill;
 pub use model::{load, LoadedModel, RunOptions};
-
-/// Inputs run through the model at once (the rest in further batches),
-/// bounding the activations of a long `--file`.
-pub const BATCH: usize = 32;
+pub use rows::{Progress, RowOutputs};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -74,6 +75,24 @@ pub enum RunError {
     },
     #[error("{0}")]
     Input(String),
+    /// One input cannot be answered; `input` counts from 0 in the call
+    /// (see [`RunError::after_inputs`]).
+    #[error("input {}: {message}", .input + 1)]
+    AtInput { input: usize, message: String },
+}
+
+impl RunError {
+    /// This error as the caller numbers inputs, for a call whose first
+    /// input came after `before` others (a window of a longer stream).
+    pub fn after_inputs(self, before: usize) -> RunError {
+        match self {
+            RunError::AtInput { input, message } => RunError::AtInput {
+                input: input + before,
+                message,
+            },
+            other => other,
+        }
+    }
 }
 
 impl From<RuntimeError> for RunError {
@@ -133,63 +152,105 @@ pub enum Outputs {
 }
 
 impl Outputs {
+    /// How many inputs were answered.
+    pub fn len(&self) -> usize {
+        match self {
+            Outputs::Classes(v) => v.len(),
+            Outputs::Entities(v) => v.len(),
+            Outputs::Answers(v) => v.len(),
+            Outputs::Fills(v) => v.len(),
+            Outputs::Embeddings(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends the answers of a later window of the same task (answers of
+    /// another kind are ignored: one model answers one task).
+    pub fn append(&mut self, later: Outputs) {
+        match (self, later) {
+            (Outputs::Classes(a), Outputs::Classes(b)) => a.extend(b),
+            (Outputs::Entities(a), Outputs::Entities(b)) => a.extend(b),
+            (Outputs::Answers(a), Outputs::Answers(b)) => a.extend(b),
+            (Outputs::Fills(a), Outputs::Fills(b)) => a.extend(b),
+            (Outputs::Embeddings(a), Outputs::Embeddings(b)) => a.extend(b),
+            _ => {}
+        }
+    }
+
     /// The `--json` document: `{"task", "outputs"}` in the structure of
-    /// transformers' pipeline output (an input with one mask gets the flat
-    /// list of fills, as the fill-mask pipeline returns it), and for
-    /// embeddings `{"task": "sentence-similarity", "embeddings", "similarity"}`.
+    /// transformers' pipeline output, and for embeddings `{"task":
+    /// "sentence-similarity", "embeddings"}` (the similarity matrix is
+    /// added by the caller that asked for it: it grows as N²).
     pub fn to_json(&self, task: Task) -> serde_json::Value {
         use serde_json::json;
         match self {
-            Outputs::Embeddings(e) => {
-                let mut doc = json!({"task": task.name(), "embeddings": e});
-                if e.len() >= 2 {
-                    doc["similarity"] = json!(embed::cosine_matrix(e));
-                }
-                doc
+            Outputs::Embeddings(e) => json!({"task": task.name(), "embeddings": e}),
+            _ => json!({"task": task.name(), "outputs": self.items()}),
+        }
+    }
+
+    /// Writes one JSON Lines record per input, in order, each on its own
+    /// line: `{"embedding": [...]}` for embeddings (each f32 in its
+    /// shortest exact form), else `{"output": ...}` holding what `--json`
+    /// has for that input in `outputs`.
+    pub fn write_json_lines(&self, out: &mut impl std::io::Write) -> serde_json::Result<()> {
+        #[derive(Serialize)]
+        struct Embedding<'a> {
+            embedding: &'a [f32],
+        }
+        for i in 0..self.len() {
+            match self {
+                Outputs::Embeddings(e) => serde_json::to_writer(&mut *out, &Embedding { embedding: &e[i] })?,
+                _ => serde_json::to_writer(&mut *out, &serde_json::json!({"output": self.item(i)}))?,
             }
-            Outputs::Fills(per_input) => {
-                let outputs: Vec<serde_json::Value> = per_input
-                    .iter()
-                    .map(|masks| match masks.as_slice() {
-                        [one] => json!(one),
-                        many => json!(many),
-                    })
-                    .collect();
-                json!({"task": task.name(), "outputs": outputs})
-            }
-            other => json!({"task": task.name(), "outputs": other}),
+            out.write_all(b"\n").map_err(serde_json::Error::io)?;
+        }
+        Ok(())
+    }
+
+    /// Every input's answer in the structure of transformers' pipeline
+    /// output (an input with one mask gets the flat list of fills, as the
+    /// fill-mask pipeline returns it).
+    fn items(&self) -> Vec<serde_json::Value> {
+        (0..self.len()).filter_map(|i| self.item(i)).collect()
+    }
+
+    fn item(&self, i: usize) -> Option<serde_json::Value> {
+        use serde_json::json;
+        match self {
+            Outputs::Classes(v) => v.get(i).map(|x| json!(x)),
+            Outputs::Entities(v) => v.get(i).map(|x| json!(x)),
+            Outputs::Answers(v) => v.get(i).map(|x| json!(x)),
+            Outputs::Fills(v) => v.get(i).map(|masks| match masks.as_slice() {
+                [one] => json!(one),
+                many => json!(many),
+            }),
+            Outputs::Embeddings(v) => v.get(i).map(|x| json!(x)),
         }
     }
 }
 
 impl LoadedModel {
-    /// Tokenizes `inputs` in batches of [`BATCH`] and runs the model; `each`
-    /// gets every batch's inputs, encodings and outputs.
-    fn run_batches<T>(
+    /// The task's answer for texts (or, for classification, pairs), run
+    /// in length-aware batches under `self.limits`; `progress` hears of
+    /// every batch.
+    pub fn run_texts(
         &mut self,
         inputs: &[TextInput],
-        truncate: Truncate,
-        mut each: impl FnMut(&Self, &[TextInput], &Batch, &NamedTensors) -> Result<Vec<T>, RunError>,
-    ) -> Result<Vec<T>, RunError> {
-        let mut out = Vec::with_capacity(inputs.len());
-        for chunk in inputs.chunks(BATCH) {
-            let batch = self.tokenizer.encode(chunk, truncate)?;
-            let outputs = self.model.run(&batch.inputs())?;
-            out.extend(each(self, chunk, &batch, &outputs)?);
-        }
-        Ok(out)
-    }
-
-    /// The task's answer for texts (or, for classification, pairs).
-    pub fn run_texts(&mut self, inputs: &[TextInput], top_k: usize) -> Result<Outputs, RunError> {
+        top_k: usize,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Outputs, RunError> {
         if inputs.is_empty() {
             return Err(RunError::Input("no input text".into()));
         }
         Ok(match self.task {
-            Task::SentenceSimilarity => Outputs::Embeddings(self.embed(inputs)?),
-            Task::TextClassification => Outputs::Classes(self.classify(inputs)?),
-            Task::TokenClassification => Outputs::Entities(self.entities(inputs)?),
-            Task::FillMask => Outputs::Fills(self.fill_mask(inputs, top_k)?),
+            Task::SentenceSimilarity => Outputs::Embeddings(self.embed(inputs, progress)?),
+            Task::TextClassification => Outputs::Classes(self.classify(inputs, progress)?),
+            Task::TokenClassification => Outputs::Entities(self.entities(inputs, progress)?),
+            Task::FillMask => Outputs::Fills(self.fill_mask(inputs, top_k, progress)?),
             Task::QuestionAnswering => {
                 let pairs = inputs
                     .iter()
@@ -201,7 +262,7 @@ impl LoadedModel {
                         )),
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                Outputs::Answers(self.answer(&pairs)?)
+                Outputs::Answers(self.answer(&pairs, progress)?)
             }
         })
     }

@@ -15,7 +15,7 @@ use crate::session::Session;
 use crate::source::{resolve, MissingWeights};
 use crate::tokenize::{TextTokenizer, TokenizerConfig};
 
-use super::{RunError, Task};
+use super::{BatchLimits, RunError, Task};
 
 /// Where the model and its tokenizer come from.
 #[derive(Debug, Clone, Default)]
@@ -25,6 +25,8 @@ pub struct RunOptions {
     pub tokenizer: Option<PathBuf>,
     /// Where the model runs (tract unless asked).
     pub runtime: Runtime,
+    /// How large the length-sorted batches may grow.
+    pub batch: BatchLimits,
 }
 
 /// A model ready to answer.
@@ -36,6 +38,8 @@ pub struct LoadedModel {
     pub labels: Vec<String>,
     /// `problem_type: multi_label_classification`: sigmoid per label.
     pub multi_label: bool,
+    /// How large the length-sorted batches of a run may grow.
+    pub limits: BatchLimits,
 }
 
 /// The key H4's export writes sentence-transformers' `max_seq_length` under.
@@ -117,6 +121,7 @@ pub fn load(session: &Session, arg: &Path, opts: &RunOptions) -> Result<LoadedMo
         task,
         labels,
         multi_label,
+        limits: opts.batch,
     })
 }
 

@@ -10,6 +10,7 @@ use bertc::passes::Level;
 use bertc::pipeline::{at_level, compile, with_passes, BuildOptions, PipelineOptions};
 use bertc::runtime::{compare, read_safetensors, write_safetensors, NamedTensors, TractSession};
 use bertc::Session;
+use serde_json::Value;
 
 /// The session every library call of a test binary runs tract on: two
 /// threads, as CI has (one pool per test binary, shared by its tests).
@@ -349,4 +350,35 @@ pub fn temporaries(dir: &Path) -> Vec<String> {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with(".bertc-"))
         .collect()
+}
+
+/// Equal structure, keys, strings and integers; floats within `atol`.
+/// Returns the largest float difference.
+pub fn assert_json_close(actual: &Value, expected: &Value, atol: f64, at: &str) -> f64 {
+    match (actual, expected) {
+        (Value::Array(a), Value::Array(e)) => {
+            assert_eq!(a.len(), e.len(), "{at}: {actual} vs {expected}");
+            a.iter()
+                .zip(e)
+                .enumerate()
+                .map(|(i, (a, e))| assert_json_close(a, e, atol, &format!("{at}[{i}]")))
+                .fold(0.0, f64::max)
+        }
+        (Value::Object(a), Value::Object(e)) => {
+            let keys = |m: &serde_json::Map<String, Value>| m.keys().cloned().collect::<Vec<_>>();
+            assert_eq!(keys(a), keys(e), "{at}: keys");
+            e.iter()
+                .map(|(k, e)| assert_json_close(&a[k], e, atol, &format!("{at}.{k}")))
+                .fold(0.0, f64::max)
+        }
+        (Value::Number(a), Value::Number(e)) if e.is_f64() => {
+            let d = (a.as_f64().unwrap() - e.as_f64().unwrap()).abs();
+            assert!(d <= atol, "{at}: {a} vs {e} (|diff| {d:e} > {atol:e})");
+            d
+        }
+        _ => {
+            assert_eq!(actual, expected, "{at}");
+            0.0
+        }
+    }
 }
