@@ -253,7 +253,10 @@ impl Bindings {
         }
         // A packed graph's token count, at its largest: every position real
         // (the model counts full sequences).
-        map.insert(NONZERO_COUNT.to_string(), (batch * seq) as u64);
+        map.insert(
+            NONZERO_COUNT.to_string(),
+            (batch as u64).saturating_mul(seq as u64),
+        );
         Bindings {
             sizes: map,
             batch,
