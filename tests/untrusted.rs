@@ -301,7 +301,7 @@ fn a_huge_num_labels_is_refused_before_building_labels() {
     assert!(start.elapsed().as_secs() < 10);
 }
 
-/// A model bertc's IR cannot import (Sin is not an IR op), so no input
+/// A model bertc's IR cannot import (Sinh is not an IR op), so no input
 /// check applies, but tract runs: an out-of-range id panics inside tract's
 /// Gather. The panic must come back as one error line, with tract's panic
 /// text and backtrace kept off the terminal.
@@ -313,11 +313,11 @@ fn a_tract_panic_is_an_error_without_its_text_on_the_terminal() {
         vec![f32_tensor("table", &[4, 2], &[0.5; 8])],
         vec![
             node("Gather", &["table", "input_ids"], &["rows"], vec![]),
-            node("Sin", &["rows"], &["y"], vec![]),
+            node("Sinh", &["rows"], &["y"], vec![]),
         ],
         vec![value("y", proto::data_type::FLOAT, &[1, 2, 2])],
     );
-    let model_path = dir.path().join("sin.onnx");
+    let model_path = dir.path().join("sinh.onnx");
     std::fs::write(&model_path, bytes).unwrap();
     let golden = dir.path().join("golden.st");
     let inputs = bertc::runtime::NamedTensors::from([(
