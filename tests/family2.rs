@@ -145,12 +145,7 @@ fn int8_and_fp16_gates_pass() {
                 ..at_level(Level::O2)
             };
             let c = compiled(case, &options);
-            let accuracy = c.report.accuracy.as_ref().expect("the gate ran");
-            let worst = accuracy
-                .outputs
-                .iter()
-                .map(|o| o.min_row_cosine)
-                .fold(1.0, f64::min);
+            let worst = gate_worst_row_cosine(&c);
             eprintln!("{case} {form:?}: worst row cosine {worst:.6}");
             assert!(worst >= 0.99, "{case} {form:?}: worst row cosine {worst}");
         }

@@ -382,3 +382,13 @@ pub fn assert_json_close(actual: &Value, expected: &Value, atol: f64, at: &str) 
         }
     }
 }
+
+/// The worst row cosine of any output in a compile's accuracy gate.
+pub fn gate_worst_row_cosine(c: &bertc::pipeline::Compiled) -> f64 {
+    let accuracy = c.report.accuracy.as_ref().expect("the gate ran");
+    accuracy
+        .outputs
+        .iter()
+        .map(|o| o.min_row_cosine)
+        .fold(1.0, f64::min)
+}
