@@ -6,6 +6,7 @@ usage: throughput.py --model ST_FOLDER --lines LINES.txt --out TABLE.md
                      [--systems st-torch,st-onnx,st-onnx-int8] [--int8-config avx512_vnni]
                      [--threads 2] [--rounds 3] [--first N] [--batch-size 32]
                      [--save RESULT.json] [--keep-workdir]
+       throughput.py --render RESULT.json TABLE.md   (a saved run's table again)
 
 Systems (rows), timed in interleaved rounds (A B C ..., then again) after one untimed warm-up
 run each; a cell is the median over the rounds:
@@ -477,9 +478,15 @@ def measure(a, deps, systems, mix, reference_vectors):
                     rows[name]["one_line_seconds"].append(s.time_one_line())
             except Exception as e:  # noqa: BLE001
                 rows[name] = {"error": short_reason(f"failed in round {r + 1}", e)}
-    measured = [rows[n] for n in live if "error" not in rows[n]]
+    derive(rows, mix.tokens)
+    return rows
+
+
+def derive(rows, tokens):
+    """The figures computed from the timings (also for a saved run re-rendered with --render)."""
+    measured = [r for r in rows.values() if "error" not in r]
     for row in measured:
-        row["tokens_per_s_rounds"] = [mix.tokens / t for t in row["seconds"]]
+        row["tokens_per_s_rounds"] = [tokens / t for t in row["seconds"]]
         row["tokens_per_s"] = statistics.median(row["tokens_per_s_rounds"])
         # sentence-transformers rows time encode() alone: Python started, the model loaded. A bertc
         # row times a whole process; less its own 1-line run of the same round (start-up, load, one
@@ -487,7 +494,7 @@ def measure(a, deps, systems, mix, reference_vectors):
         steady = row["seconds"]
         if row["one_line_seconds"]:
             steady = [max(t - one, 1e-9) for t, one in zip(row["seconds"], row["one_line_seconds"])]
-        row["steady_tokens_per_s_rounds"] = [mix.tokens / t for t in steady]
+        row["steady_tokens_per_s_rounds"] = [tokens / t for t in steady]
         row["steady_tokens_per_s"] = statistics.median(row["steady_tokens_per_s_rounds"])
     for row in measured:
         for base, _ in RATIO_TO:
@@ -495,7 +502,6 @@ def measure(a, deps, systems, mix, reference_vectors):
                 # Within each round, then the median: a busy spell slows a whole round alike.
                 row[f"ratio_to_{base}"] = statistics.median(
                     x / b for x, b in zip(row["steady_tokens_per_s_rounds"], rows[base]["steady_tokens_per_s_rounds"]))
-    return rows
 
 
 def markdown(doc):
@@ -569,7 +575,19 @@ def write_atomically(path, text):
             os.remove(tmp)
 
 
+def render(saved, out):
+    """The table of a run saved with --save, its figures derived again (by this version's rules)."""
+    with open(saved, encoding="utf-8") as f:
+        doc = json.load(f)
+    derive(doc["rows"], doc["mix"]["tokens"])
+    table = markdown(doc)
+    write_atomically(out, table)
+    print(table)
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--render":
+        return render(sys.argv[2], sys.argv[3])
     a = parse_args()
     refuse_overwriting_inputs(a)
     pin_threads(a.threads)
