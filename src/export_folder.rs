@@ -13,6 +13,10 @@
 //! model is read from. Files copied from the model folder must resolve
 //! inside it and be regular files ([`crate::model_folder`]).
 //!
+//! One compile may write several forms of the model into the folder
+//! ([`write_export_forms`]): `model.onnx` is the first, the others and the
+//! manifest listing them are [`crate::export_manifest`]'s.
+//!
 //! An interruption (SIGINT, SIGTERM, SIGHUP) during the write removes the
 //! hidden `.bertc-export-*` folder: it and every path written in it are
 //! registered with [`crate::signals`] before they are created. The
@@ -77,6 +81,8 @@ pub enum ExportFolderError {
     /// Writing model.onnx.
     #[error(transparent)]
     Model(#[from] crate::onnx::OnnxError),
+    #[error("{}: an export folder needs at least one form of the model", .0.display())]
+    NoForms(PathBuf),
     /// Compiling one of the forms.
     #[error(transparent)]
     Compile(Box<crate::Error>),
@@ -329,6 +335,9 @@ pub fn write_export_forms(
     inputs: &[(&str, &Path)],
     mut each: impl FnMut(WrittenForm),
 ) -> Result<ExportedFolder, ExportFolderError> {
+    if forms.is_empty() {
+        return Err(ExportFolderError::NoForms(out.to_path_buf()));
+    }
     for form in forms {
         crate::pipeline::check_options(&form.options)?;
     }
@@ -365,7 +374,7 @@ pub struct WrittenForm<'a> {
 /// An export folder being written under a hidden name beside its
 /// destination: [`ExportStaging::finish`] swaps it into place; dropped
 /// before that, it is removed.
-pub struct ExportStaging {
+struct ExportStaging {
     // Declared before `guards` so that it drops first: the folder is gone
     // before its guards stop covering it.
     folder: StagingFolder,
@@ -382,7 +391,7 @@ pub struct ExportStaging {
 impl ExportStaging {
     /// Checks `out` ([`check_destination`]) and starts its folder with
     /// config.json and the files copied from the model's folder.
-    pub fn begin(
+    fn begin(
         out: &Path,
         source: &ModelSource,
         inputs: &[(&str, &Path)],
@@ -422,7 +431,7 @@ impl ExportStaging {
 
     /// Writes `bytes` as `relative` (a module file may sit one folder deep,
     /// `1_Pooling/config.json`).
-    pub fn add_file(&mut self, relative: &str, bytes: &[u8]) -> Result<(), ExportFolderError> {
+    fn add_file(&mut self, relative: &str, bytes: &[u8]) -> Result<(), ExportFolderError> {
         let root = self.folder.path().to_path_buf();
         let to = root.join(relative);
         if let Some(dir) = to.parent().filter(|d| *d != root && !d.exists()) {
@@ -437,7 +446,7 @@ impl ExportStaging {
 
     /// Writes `compiled` as the model file `name` (with its external data
     /// file when it has one); returns the bytes written.
-    pub fn add_model(&mut self, name: &str, compiled: &Compiled) -> Result<usize, ExportFolderError> {
+    fn add_model(&mut self, name: &str, compiled: &Compiled) -> Result<usize, ExportFolderError> {
         let path = self.folder.path().join(name);
         self.guard(&path);
         self.guard(&crate::onnx::data_path(&path));
@@ -450,7 +459,7 @@ impl ExportStaging {
     }
 
     /// Moves the folder into place, replacing a previous export.
-    pub fn finish(self) -> Result<ExportedFolder, ExportFolderError> {
+    fn finish(self) -> Result<ExportedFolder, ExportFolderError> {
         let ExportStaging {
             folder,
             guards,

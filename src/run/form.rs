@@ -23,7 +23,8 @@ use crate::runtime::Runtime;
 /// What the user said about the file to load.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FormChoice {
-    /// A model file of the folder, by name (`--model-file`).
+    /// A model file of the folder, by name (`--model-file`); it wins
+    /// over `precision` (the command line refuses both).
     pub model_file: Option<String>,
     /// `fp32`, `fp16` or `int8` (`--precision`).
     pub precision: Option<String>,
