@@ -13,6 +13,10 @@
 //! model is read from. Files copied from the model folder must resolve
 //! inside it and be regular files ([`crate::model_folder`]).
 //!
+//! One compile may write several forms of the model into the folder
+//! ([`write_export_forms`]): `model.onnx` is the first, the others and the
+//! manifest listing them are [`crate::export_manifest`]'s.
+//!
 //! An interruption (SIGINT, SIGTERM, SIGHUP) during the write removes the
 //! hidden `.bertc-export-*` folder: it and every path written in it are
 //! registered with [`crate::signals`] before they are created. The
@@ -20,9 +24,11 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::export_manifest::{is_plain_model_name, FormEntry, Manifest, MANIFEST_FILE};
 use crate::model_folder::{regular_file_inside, FolderPathError};
-use crate::pipeline::Compiled;
+use crate::pipeline::{Compiled, PipelineOptions, Sourced};
 use crate::sentence_transformers::{MODULES_FILE, SBERT_CONFIG_FILE, ST_CONFIG_FILE};
+use crate::session::Session;
 use crate::source::ModelSource;
 
 pub const MODEL_FILE: &str = "model.onnx";
@@ -75,6 +81,17 @@ pub enum ExportFolderError {
     /// Writing model.onnx.
     #[error(transparent)]
     Model(#[from] crate::onnx::OnnxError),
+    #[error("{}: an export folder needs at least one form of the model", .0.display())]
+    NoForms(PathBuf),
+    /// Compiling one of the forms.
+    #[error(transparent)]
+    Compile(Box<crate::Error>),
+}
+
+impl From<crate::Error> for ExportFolderError {
+    fn from(e: crate::Error) -> Self {
+        ExportFolderError::Compile(Box::new(e))
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ExportFolderError + '_ {
@@ -189,23 +206,37 @@ fn parent_of(out: &Path) -> &Path {
     }
 }
 
-/// Ok when `dir` is empty or holds a previous bertc export and nothing else.
+/// Ok when `dir` is empty or holds a previous bertc export and nothing else:
+/// the files an export writes, each model file (`model.onnx` and the other
+/// forms' `model_*.onnx`) carrying bertc's metadata, an external data file
+/// only beside its model.
 fn previous_export(dir: &Path) -> Result<(), ExportFolderError> {
     let not = |reason: String| ExportFolderError::NotAnExport {
         path: dir.to_path_buf(),
         reason,
     };
     let mut empty = true;
+    let mut models = vec![];
+    let mut data_files = vec![];
     for entry in std::fs::read_dir(dir).map_err(io(dir))? {
         let entry = entry.map_err(io(dir))?;
         empty = false;
         let name = entry.file_name().to_string_lossy().into_owned();
         let kind = entry.file_type().map_err(io(&entry.path()))?;
-        let known_file = name == MODEL_FILE
+        let model_file = is_plain_model_name(&name);
+        let data_of = name.strip_suffix("_data").filter(|m| is_plain_model_name(m));
+        let known_file = model_file
+            || data_of.is_some()
             || name == CONFIG_FILE
+            || name == MANIFEST_FILE
             || TOKENIZER_FILES.contains(&name.as_str())
             || [MODULES_FILE, SBERT_CONFIG_FILE, ST_CONFIG_FILE].contains(&name.as_str());
         if kind.is_file() && known_file {
+            match data_of {
+                Some(model) => data_files.push((name.clone(), model.to_string())),
+                None if model_file => models.push(name),
+                None => {}
+            }
             continue;
         }
         if kind.is_dir() && is_module_folder_name(&name) {
@@ -225,15 +256,21 @@ fn previous_export(dir: &Path) -> Result<(), ExportFolderError> {
     if empty {
         return Ok(());
     }
-    let model = dir.join(MODEL_FILE);
-    if !std::fs::symlink_metadata(&model).is_ok_and(|m| m.is_file()) {
+    if !models.iter().any(|m| m == MODEL_FILE) {
         return Err(not(format!("it has no {MODEL_FILE}")));
     }
-    match crate::onnx::read_metadata(&model) {
-        Ok(meta) if meta.contains_key("bertc.config") => Ok(()),
-        Ok(_) => Err(not(format!("its {MODEL_FILE} was not written by bertc"))),
-        Err(e) => Err(not(format!("its {MODEL_FILE} cannot be read: {e}"))),
+    if let Some((data, model)) = data_files.iter().find(|(_, m)| !models.contains(m)) {
+        return Err(not(format!("it holds `{data}` without `{model}`")));
     }
+    models.sort();
+    for model in models {
+        match crate::onnx::read_metadata(&dir.join(&model)) {
+            Ok(meta) if meta.contains_key("bertc.config") => {}
+            Ok(_) => return Err(not(format!("its {model} was not written by bertc"))),
+            Err(e) => return Err(not(format!("its {model} cannot be read: {e}"))),
+        }
+    }
+    Ok(())
 }
 
 /// sentence-transformers' module folders: `1_Pooling`, `2_Normalize`, `2_Dense`.
@@ -258,73 +295,203 @@ pub fn write_export_folder(
     source: &ModelSource,
     inputs: &[(&str, &Path)],
 ) -> Result<ExportedFolder, ExportFolderError> {
-    check_destination(out, source, inputs)?;
-    let files = shipped_files(source)?;
-    let parent = parent_of(out);
-    std::fs::create_dir_all(parent).map_err(io(parent))?;
-    // Registered before it is created: a signal at any point finds it.
-    // `guards` is declared first so that it drops last: the folder is gone
-    // before its guard stops covering it.
-    let mut guards = vec![];
-    let (staging_guard, staging) = temp_dir_beside(parent, ".bertc-export-")?;
-    guards.push(staging_guard);
-    let root = staging.path();
-    // Registered before it exists, so a signal at any point finds it.
-    let mut guard = |path: &Path| guards.push(crate::signals::TempGuard::register(path));
+    let mut staging = ExportStaging::begin(out, source, inputs)?;
+    staging.add_model(MODEL_FILE, compiled)?;
+    staging.finish()
+}
 
-    guard(&root.join(MODEL_FILE));
-    guard(&crate::onnx::data_path(&root.join(MODEL_FILE)));
-    let model_size = compiled.write(&root.join(MODEL_FILE))?;
-    let config = match &source.config_file {
-        Some(path) => crate::input_file::read_regular(path).map_err(io(path))?,
-        None => source.config.to_canonical_json().into_bytes(),
-    };
-    guard(&root.join(CONFIG_FILE));
-    std::fs::write(root.join(CONFIG_FILE), config).map_err(io(&root.join(CONFIG_FILE)))?;
-    let folder = source.folder.as_deref().unwrap_or(Path::new("."));
-    for relative in &files {
-        let from = regular_file_inside(folder, relative)?.ok_or_else(|| ExportFolderError::Io {
-            path: folder.join(relative),
-            error: std::io::Error::new(std::io::ErrorKind::NotFound, "vanished while exporting"),
-        })?;
+/// A form of the model to compile into an export folder, and the entry
+/// the folder's manifest lists it under.
+pub struct FolderForm {
+    pub options: PipelineOptions,
+    pub entry: FormEntry,
+}
+
+/// The forms `options` ask for, in order, with their manifest entries: the
+/// first is `model.onnx`, each other `model_<target>[_<precision>][_packed].onnx`.
+pub fn folder_forms(options: Vec<PipelineOptions>) -> Vec<FolderForm> {
+    options
+        .into_iter()
+        .enumerate()
+        .map(|(i, options)| {
+            let entry = FormEntry::new(i == 0, options.target, options.precision.name(), options.packed);
+            FolderForm { options, entry }
+        })
+        .collect()
+}
+
+/// Writes an export folder holding every form of `forms` (at least one),
+/// each compiled by [`crate::pipeline::run_sourced`] from a clone of
+/// `sourced` (the graph is built once); with more than one, the manifest
+/// ([`crate::export_manifest`]) lists them. `each` sees every form once it
+/// is compiled and written (the CLI prints its report). Atomic like
+/// [`write_export_folder`]: a form that fails leaves nothing written.
+pub fn write_export_forms(
+    session: &Session,
+    out: &Path,
+    sourced: &Sourced,
+    forms: &[FolderForm],
+    source: &ModelSource,
+    inputs: &[(&str, &Path)],
+    mut each: impl FnMut(WrittenForm),
+) -> Result<ExportedFolder, ExportFolderError> {
+    if forms.is_empty() {
+        return Err(ExportFolderError::NoForms(out.to_path_buf()));
+    }
+    for form in forms {
+        crate::pipeline::check_options(&form.options)?;
+    }
+    let mut staging = ExportStaging::begin(out, source, inputs)?;
+    for form in forms {
+        let compiled = crate::pipeline::run_sourced(session, sourced.clone(), &form.options)?;
+        let start = std::time::Instant::now();
+        let size = staging.add_model(&form.entry.file, &compiled)?;
+        each(WrittenForm {
+            entry: &form.entry,
+            compiled: &compiled,
+            size,
+            write_time: start.elapsed(),
+        });
+    }
+    if forms.len() > 1 {
+        let manifest = Manifest {
+            forms: forms.iter().map(|f| f.entry.clone()).collect(),
+        };
+        staging.add_file(MANIFEST_FILE, manifest.to_json().as_bytes())?;
+    }
+    staging.finish()
+}
+
+/// One form as [`write_export_forms`] wrote it.
+pub struct WrittenForm<'a> {
+    pub entry: &'a FormEntry,
+    pub compiled: &'a Compiled,
+    /// Bytes written (with external data).
+    pub size: usize,
+    pub write_time: std::time::Duration,
+}
+
+/// An export folder being written under a hidden name beside its
+/// destination: [`ExportStaging::finish`] swaps it into place; dropped
+/// before that, it is removed.
+struct ExportStaging {
+    // Declared before `guards` so that it drops first: the folder is gone
+    // before its guards stop covering it.
+    folder: StagingFolder,
+    /// Every path created in the folder, registered before it exists, so
+    /// a signal at any point finds it.
+    guards: Vec<crate::signals::TempGuard>,
+    out: PathBuf,
+    /// The files written, relative to the folder.
+    files: Vec<String>,
+    /// Bytes of model.onnx.
+    model_size: usize,
+}
+
+impl ExportStaging {
+    /// Checks `out` ([`check_destination`]) and starts its folder with
+    /// config.json and the files copied from the model's folder.
+    fn begin(
+        out: &Path,
+        source: &ModelSource,
+        inputs: &[(&str, &Path)],
+    ) -> Result<ExportStaging, ExportFolderError> {
+        check_destination(out, source, inputs)?;
+        let shipped = shipped_files(source)?;
+        let parent = parent_of(out);
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+        let (staging_guard, folder) = temp_dir_beside(parent, ".bertc-export-")?;
+        let mut staging = ExportStaging {
+            folder,
+            guards: vec![staging_guard],
+            out: out.to_path_buf(),
+            files: vec![],
+            model_size: 0,
+        };
+        let config = match &source.config_file {
+            Some(path) => crate::input_file::read_regular(path).map_err(io(path))?,
+            None => source.config.to_canonical_json().into_bytes(),
+        };
+        staging.add_file(CONFIG_FILE, &config)?;
+        let from_folder = source.folder.as_deref().unwrap_or(Path::new("."));
+        for relative in &shipped {
+            let from = regular_file_inside(from_folder, relative)?.ok_or_else(|| ExportFolderError::Io {
+                path: from_folder.join(relative),
+                error: std::io::Error::new(std::io::ErrorKind::NotFound, "vanished while exporting"),
+            })?;
+            let bytes = crate::input_file::read_regular(&from).map_err(io(&from))?;
+            staging.add_file(relative, &bytes)?;
+        }
+        Ok(staging)
+    }
+
+    fn guard(&mut self, path: &Path) {
+        self.guards.push(crate::signals::TempGuard::register(path));
+    }
+
+    /// Writes `bytes` as `relative` (a module file may sit one folder deep,
+    /// `1_Pooling/config.json`).
+    fn add_file(&mut self, relative: &str, bytes: &[u8]) -> Result<(), ExportFolderError> {
+        let root = self.folder.path().to_path_buf();
         let to = root.join(relative);
         if let Some(dir) = to.parent().filter(|d| *d != root && !d.exists()) {
-            // Module folders are one level deep (`1_Pooling/config.json`).
-            guard(dir);
+            self.guard(dir);
             std::fs::create_dir_all(dir).map_err(io(dir))?;
         }
-        guard(&to);
-        let bytes = crate::input_file::read_regular(&from).map_err(io(&from))?;
+        self.guard(&to);
         std::fs::write(&to, bytes).map_err(io(&to))?;
+        self.files.push(relative.to_string());
+        Ok(())
     }
 
-    let replaced = std::fs::symlink_metadata(out).is_ok();
-    if replaced {
-        swap_into_place(root, out)?;
-        // `staging` now holds the previous export; dropping it removes it.
-    } else {
-        let kept = staging.keep();
-        std::fs::rename(&kept, out).map_err(|error| {
-            let _ = std::fs::remove_dir_all(&kept);
-            ExportFolderError::Io {
-                path: out.to_path_buf(),
-                error,
-            }
-        })?;
+    /// Writes `compiled` as the model file `name` (with its external data
+    /// file when it has one); returns the bytes written.
+    fn add_model(&mut self, name: &str, compiled: &Compiled) -> Result<usize, ExportFolderError> {
+        let path = self.folder.path().join(name);
+        self.guard(&path);
+        self.guard(&crate::onnx::data_path(&path));
+        let size = compiled.write(&path)?;
+        if name == MODEL_FILE {
+            self.model_size = size;
+        }
+        self.files.push(name.to_string());
+        Ok(size)
     }
-    let mut all: Vec<String> = [MODEL_FILE, CONFIG_FILE]
-        .map(String::from)
-        .into_iter()
-        .chain(files)
-        .collect();
-    all.sort();
-    all.dedup();
-    Ok(ExportedFolder {
-        path: out.to_path_buf(),
-        files: all,
-        model_size,
-        replaced,
-    })
+
+    /// Moves the folder into place, replacing a previous export.
+    fn finish(self) -> Result<ExportedFolder, ExportFolderError> {
+        let ExportStaging {
+            folder,
+            guards,
+            out,
+            mut files,
+            model_size,
+        } = self;
+        let replaced = std::fs::symlink_metadata(&out).is_ok();
+        if replaced {
+            swap_into_place(folder.path(), &out)?;
+            // `folder` now holds the previous export; dropping it removes it.
+            drop(folder);
+        } else {
+            let kept = folder.keep();
+            std::fs::rename(&kept, &out).map_err(|error| {
+                let _ = std::fs::remove_dir_all(&kept);
+                ExportFolderError::Io {
+                    path: out.clone(),
+                    error,
+                }
+            })?;
+        }
+        drop(guards);
+        files.sort();
+        files.dedup();
+        Ok(ExportedFolder {
+            path: out,
+            files,
+            model_size,
+            replaced,
+        })
+    }
 }
 
 /// A fresh hidden folder in `parent`, with the permissions an ordinary

@@ -10,6 +10,7 @@ pub mod config;
 pub mod cost;
 mod error;
 pub mod export_folder;
+pub mod export_manifest;
 pub mod family;
 pub mod head;
 pub mod input_file;

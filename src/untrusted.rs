@@ -43,7 +43,8 @@ pub fn onnx_model(bytes: &[u8]) -> Result<Graph, crate::Error> {
 }
 
 /// `graph` through the pipeline's own pass lists, for every level and
-/// target the options accept: the fp32 passes
+/// target the options accept, padded and packed (`--packed`: the
+/// `pack_tokens` pass and its token indices): the fp32 passes
 /// ([`PipelineOptions::pass_manager`]), then for fp32 and every precision
 /// form the target takes (fp16, int8 dynamic, int8 static) the precision
 /// passes ([`precision_passes`]) and the target's lowering
@@ -58,45 +59,50 @@ pub fn every_pipeline(graph: &Graph) -> Result<BTreeSet<&'static str>, crate::Er
     // Targets share most fp32 pass lists (every one at -O0 and -O1): each
     // distinct list runs once, its graph and calibration kept.
     let mut optimized_by_list: HashMap<Vec<&'static str>, (Graph, Calibration)> = HashMap::new();
-    for level in [Level::O0, Level::O1, Level::O2] {
-        for target in TARGETS {
-            let fp32 = PipelineOptions {
-                target,
-                ..at_level(level)
+    let padded_and_packed = LEVELS
+        .into_iter()
+        .flat_map(|l| TARGETS.into_iter().map(move |t| (l, t)))
+        .flat_map(|(l, t)| [false, true].map(|packed| (l, t, packed)));
+    for (level, target, packed) in padded_and_packed {
+        let fp32 = PipelineOptions {
+            target,
+            packed,
+            ..at_level(level)
+        };
+        if fp32.validate().is_err() {
+            continue;
+        }
+        let passes = fp32.pass_manager()?.verify_each(true);
+        let (optimized, calibration) = match optimized_by_list.entry(passes.names()) {
+            Entry::Occupied(done) => done.into_mut(),
+            Entry::Vacant(first) => {
+                let mut optimized = graph.clone();
+                record(passes.run(&mut optimized)?);
+                let calibration = synthetic_calibration(&optimized);
+                first.insert((optimized, calibration))
+            }
+        };
+        for form in FORMS {
+            let opts = PipelineOptions {
+                precision: Precision::new(form),
+                ..fp32.clone()
             };
-            if fp32.validate().is_err() {
+            if opts.validate().is_err() {
                 continue;
             }
-            let passes = fp32.pass_manager()?.verify_each(true);
-            let (optimized, calibration) = match optimized_by_list.entry(passes.names()) {
-                Entry::Occupied(done) => done.into_mut(),
-                Entry::Vacant(first) => {
-                    let mut optimized = graph.clone();
-                    record(passes.run(&mut optimized)?);
-                    let calibration = synthetic_calibration(&optimized);
-                    first.insert((optimized, calibration))
-                }
-            };
-            for form in FORMS {
-                let opts = PipelineOptions {
-                    precision: Precision::new(form),
-                    ..fp32.clone()
-                };
-                if opts.validate().is_err() {
-                    continue;
-                }
-                let mut g = optimized.clone();
-                if opts.precision.is_reduced() {
-                    let passes = precision_passes(&g, &opts.precision, target, Some(calibration), &[]);
-                    record(passes.run(&mut g)?);
-                }
-                record(opts.lowering()?.verify_each(true).run(&mut g)?);
-                export_bytes(&g, ExportOptions::default())?;
+            let mut g = optimized.clone();
+            if opts.precision.is_reduced() {
+                let passes = precision_passes(&g, &opts.precision, target, Some(calibration), &[]);
+                record(passes.run(&mut g)?);
             }
+            record(opts.lowering()?.verify_each(true).run(&mut g)?);
+            export_bytes(&g, ExportOptions::default())?;
         }
     }
     Ok(ran)
 }
+
+const LEVELS: [Level; 3] = [Level::O0, Level::O1, Level::O2];
 
 const TARGETS: [Target; 4] = [
     Target::Portable,

@@ -120,8 +120,9 @@ fn fixed_seed_mutations_of_the_corpus_do_not_panic() {
 }
 
 /// On a valid model the onnx target runs the pipeline's own passes of
-/// every level, target and precision form — the int8 forms included — to
-/// the end: every fusion, lowering and precision pass among them ran.
+/// every level, target and precision form — the int8 forms included,
+/// padded and packed — to the end: every fusion, lowering, precision and
+/// packing pass among them ran.
 #[test]
 fn the_onnx_target_runs_every_level_target_and_precision_form() {
     let bytes = std::fs::read(fuzz_dir().join("corpus/onnx/micro-O0.onnx")).unwrap();
@@ -137,6 +138,7 @@ fn the_onnx_target_runs_every_level_target_and_precision_form() {
         "quantize_int8",
         "quantize_int8_onnxruntime",
         "quantize_int8_qdq",
+        "pack_tokens",
     ] {
         assert!(ran.contains(pass), "`{pass}` never ran: {ran:?}");
     }

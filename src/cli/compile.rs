@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use bertc::pipeline::{self, PassSelection, PipelineOptions, Source};
+use bertc::pipeline::{self, Compiled, PassSelection, PipelineOptions, Source};
 use bertc::source::MissingWeights;
 
 use super::report::{print_summary, Summary};
@@ -34,9 +34,12 @@ pub struct OptimizeArgs {
     /// Print what each pass did: matches, nodes before -> after, milliseconds.
     #[arg(long)]
     pub report: bool,
-    /// The runtime the fused forms are chosen for.
-    #[arg(long, value_enum, default_value_t = TargetArg::Portable)]
-    pub target: TargetArg,
+    /// The runtime the fused forms are chosen for. Comma-separated for an export folder holding one
+    /// model file per form (each target at each --precision): the first is model.onnx, each other
+    /// model_<target>[_<precision>][_packed].onnx, listed in bertc_export.json, from which `bertc
+    /// run --runtime` picks the file that fits.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "portable")]
+    pub target: Vec<TargetArg>,
     /// Skip checking the optimized model against the unoptimized one in tract
     /// (and the accuracy gate of --quantize / --precision).
     #[arg(long)]
@@ -75,98 +78,156 @@ impl OptimizeArgs {
             .collect()
     }
 
-    /// The library pipeline's options.
+    /// The library pipeline's options, for commands that write one model.
     pub fn pipeline_options(&self) -> anyhow::Result<PipelineOptions> {
+        let mut forms = self.forms()?;
+        anyhow::ensure!(
+            forms.len() == 1,
+            "{} forms asked for (--target and --precision lists): several forms are written only into an \
+             export folder, by `bertc compile -o DIR/`",
+            forms.len()
+        );
+        Ok(forms.remove(0))
+    }
+
+    /// The options of every form asked for: each target of `--target` at
+    /// each precision of `--precision`, targets first (the first form is
+    /// the one `model.onnx` holds).
+    pub fn forms(&self) -> anyhow::Result<Vec<PipelineOptions>> {
         if self.passes.is_some() && self.level.given() {
             anyhow::bail!("-O and --passes both choose the passes: give one of them");
         }
-        Ok(PipelineOptions {
-            passes: match &self.passes {
-                Some(list) => PassSelection::Explicit(list.clone()),
-                None => PassSelection::Level(self.level.level()),
-            },
-            target: self.target.target(),
-            check: !self.no_check,
-            precision: self.precision.precision()?,
-            opset: self.opset,
-            value_info: self.value_info,
-            external_data: self.external_data,
-            output: None,
-            packed: self.packed,
-        })
+        if let Some(t) = self
+            .target
+            .iter()
+            .enumerate()
+            .find_map(|(i, t)| self.target[..i].contains(t).then_some(t))
+        {
+            anyhow::bail!("--target lists {} twice", t.target().name());
+        }
+        let precisions = self.precision.precisions()?;
+        let mut forms = vec![];
+        for target in &self.target {
+            for precision in &precisions {
+                forms.push(PipelineOptions {
+                    passes: match &self.passes {
+                        Some(list) => PassSelection::Explicit(list.clone()),
+                        None => PassSelection::Level(self.level.level()),
+                    },
+                    target: target.target(),
+                    check: !self.no_check,
+                    precision: precision.clone(),
+                    opset: self.opset,
+                    value_info: self.value_info,
+                    external_data: self.external_data,
+                    output: None,
+                    packed: self.packed,
+                });
+            }
+        }
+        Ok(forms)
     }
 }
 
 pub fn run(a: CompileArgs, session: &bertc::Session) -> anyhow::Result<ExitCode> {
     let start = Instant::now();
-    let mut options = a.optimize.pipeline_options()?;
-    options.validate()?;
     let arg = a.source.options();
+    let folder_out = bertc::export_folder::is_folder_output(&a.output);
+    let forms = match folder_out {
+        true => a.optimize.forms()?,
+        false => vec![a.optimize.pipeline_options()?],
+    };
+    for form in &forms {
+        pipeline::check_options(form)?;
+    }
     let source = arg.resolve(MissingWeights::Refuse)?;
     let inputs = source.input_files(&a.source.model);
     let mut inputs: Vec<(&str, &std::path::Path)> = inputs.iter().map(|(r, p)| (*r, p.as_path())).collect();
     inputs.extend(a.optimize.input_files());
-    let folder_out = bertc::export_folder::is_folder_output(&a.output);
-    match folder_out {
-        true => bertc::export_folder::check_destination(&a.output, &source, &inputs)?,
-        false => {
-            super::external_data::check_outputs(&a.output, &inputs)?;
-            options.output = Some(a.output.clone());
-        }
-    }
     let config = source.config.clone();
     let build = arg.build_options(&source);
-    let mut compiled = pipeline::run(session, Source::Config(config.clone(), build), &options)?;
-    let write_start = Instant::now();
-    let (size, exported, written) = match folder_out {
-        true => {
-            let e = bertc::export_folder::write_export_folder(&a.output, &compiled, &source, &inputs)?;
-            (e.model_size, Some(e), None)
-        }
-        false => {
-            let written = compiled.write_files(&a.output)?;
-            (written.model_bytes, None, Some(written))
-        }
+    let head = |compiled: &Compiled| {
+        compiled.spec.as_ref().map(|s| {
+            let origin = match (&a.source.head, &source.sentence) {
+                (Some(_), _) => String::new(),
+                (None, Some(m)) => format!(
+                    " (from modules.json: {} pooling{})",
+                    m.pooling.mode,
+                    if m.pooling.normalize { ", normalized" } else { "" }
+                ),
+                (None, None) => " (from architectures)".into(),
+            };
+            format!("{}{origin}", s.head)
+        })
     };
-    let write_time = write_start.elapsed();
-    let spec = compiled.spec.as_ref();
-    let head = spec.map(|s| {
-        let origin = match (&a.source.head, &source.sentence) {
-            (Some(_), _) => String::new(),
-            (None, Some(m)) => format!(
-                " (from modules.json: {} pooling{})",
-                m.pooling.mode,
-                if m.pooling.normalize { ", normalized" } else { "" }
-            ),
-            (None, None) => " (from architectures)".into(),
-        };
-        format!("{}{origin}", s.head)
-    });
-    print_summary(&Summary {
-        verb: "compiled",
-        from: &a.source.model,
-        to: &a.output,
-        compiled: &compiled,
-        head,
-        shape: Some(format!(
-            "{} layers, hidden {}, {} heads",
-            config.num_hidden_layers, config.hidden_size, config.num_attention_heads
-        )),
-        size,
-        write_time,
-        total_time: start.elapsed(),
-        report: a.optimize.report,
-    });
-    if let Some(e) = exported {
+    let shape = format!(
+        "{} layers, hidden {}, {} heads",
+        config.num_hidden_layers, config.hidden_size, config.num_attention_heads
+    );
+    let summary = |compiled: &Compiled, to: &std::path::Path, size, write_time| {
+        print_summary(&Summary {
+            verb: "compiled",
+            from: &a.source.model,
+            to,
+            compiled,
+            head: head(compiled),
+            shape: Some(shape.clone()),
+            size,
+            write_time,
+            total_time: start.elapsed(),
+            report: a.optimize.report,
+        })
+    };
+    if folder_out {
+        bertc::export_folder::check_destination(&a.output, &source, &inputs)?;
+        // Built once; every form is compiled from a clone of it.
+        let sourced = pipeline::build_source(Source::Config(config.clone(), build))?;
+        let forms = bertc::export_folder::folder_forms(forms);
+        let several = forms.len() > 1;
+        let e = bertc::export_folder::write_export_forms(
+            session,
+            &a.output,
+            &sourced,
+            &forms,
+            &source,
+            &inputs,
+            |w| {
+                // One form is the folder, as before forms existed.
+                let to = match several {
+                    true => a.output.join(&w.entry.file),
+                    false => a.output.clone(),
+                };
+                summary(w.compiled, &to, w.size, w.write_time);
+                if several {
+                    println!(
+                        "  form        {} (runs in {})",
+                        w.entry.describe(),
+                        runtimes(w.entry)
+                    );
+                }
+            },
+        )?;
         let replaced = if e.replaced {
             " (replaced a previous export)"
         } else {
             ""
         };
         println!("  folder      {}{replaced}", e.files.join(", "));
+        return Ok(ExitCode::SUCCESS);
     }
-    if let Some(w) = written {
-        super::external_data::print_written(&a.output, &w);
-    }
+    let mut options = forms.into_iter().next().unwrap_or_default();
+    super::external_data::check_outputs(&a.output, &inputs)?;
+    options.output = Some(a.output.clone());
+    let mut compiled = pipeline::run(session, Source::Config(config.clone(), build), &options)?;
+    let write_start = Instant::now();
+    let written = compiled.write_files(&a.output)?;
+    summary(&compiled, &a.output, written.model_bytes, write_start.elapsed());
+    super::external_data::print_written(&a.output, &written);
     Ok(ExitCode::SUCCESS)
+}
+
+/// "tract, onnxruntime, openvino".
+fn runtimes(entry: &bertc::export_manifest::FormEntry) -> String {
+    let names: Vec<&str> = entry.runtimes.iter().map(|r| r.name()).collect();
+    names.join(", ")
 }

@@ -12,9 +12,11 @@ use clap::builder::TypedValueParser;
 pub struct PrecisionArgs {
     /// The precision of the written model (default fp32): fp16 stores weights
     /// as f16 (arithmetic stays f32); int8 quantizes every linear layer, with
-    /// activation scales per token at run time unless `--quantize static`.
-    #[arg(long, value_enum)]
-    pub precision: Option<PrecisionArg>,
+    /// activation scales per token at run time unless `--quantize static`. Comma-separated (e.g.
+    /// fp32,int8) for an export folder with one model file per precision; the int8 options then
+    /// apply to the int8 forms.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub precision: Vec<PrecisionArg>,
     /// How int8 activations are scaled: per token at run time (dynamic) or
     /// calibrated (static). Implies `--precision int8`.
     #[arg(long, value_enum)]
@@ -108,19 +110,66 @@ pub enum MethodArg {
 }
 
 impl PrecisionArgs {
-    /// The precision asked for. Only what two flags spell together is
-    /// decided here — `--precision` with `--quantize`, `--quantize static`
-    /// with `--calibration-method` and `--percentile` — every other rule is
-    /// the library's one validation.
-    pub fn precision(&self) -> anyhow::Result<Precision> {
-        let is_static = self.quantize == Some(QuantizeArg::Static);
+    /// The precisions asked for, in the order `--precision` lists them
+    /// (one when it is not given). With several, `--quantize` and the int8
+    /// options apply to the int8 form and `--min-cosine` to the reduced
+    /// ones; the fp32 form keeps the defaults, which the library's
+    /// validation then takes for "not given".
+    pub fn precisions(&self) -> anyhow::Result<Vec<Precision>> {
+        let listed = &self.precision;
+        if let Some(p) = listed
+            .iter()
+            .enumerate()
+            .find_map(|(i, p)| listed[..i].contains(p).then_some(p))
+        {
+            anyhow::bail!("--precision lists {} twice", p.name());
+        }
+        if listed.len() <= 1 {
+            return Ok(vec![self.precision_of(listed.first().copied(), self.quantize)?]);
+        }
+        let has_int8 = listed.contains(&PrecisionArg::Int8);
+        if let (false, Some(q)) = (has_int8, self.quantize) {
+            anyhow::bail!(
+                "--quantize {} asks for int8, but --precision lists no int8",
+                q.name()
+            );
+        }
+        listed
+            .iter()
+            .map(|&p| {
+                let mut precision = match (p, has_int8) {
+                    (PrecisionArg::Int8, _) | (_, false) => self.precision_of(Some(p), self.quantize)?,
+                    // The int8 options are the int8 form's.
+                    (_, true) => Precision {
+                        min_cosine: self.min_cosine,
+                        ..p.precision()
+                    },
+                };
+                if p == PrecisionArg::Fp32 {
+                    precision.min_cosine = DEFAULT_MIN_COSINE;
+                }
+                Ok(precision)
+            })
+            .collect()
+    }
+
+    /// The precision `precision` with `quantize`. Only what two flags spell
+    /// together is decided here — `--precision` with `--quantize`,
+    /// `--quantize static` with `--calibration-method` and `--percentile` —
+    /// every other rule is the library's one validation.
+    fn precision_of(
+        &self,
+        precision: Option<PrecisionArg>,
+        quantize: Option<QuantizeArg>,
+    ) -> anyhow::Result<Precision> {
+        let is_static = quantize == Some(QuantizeArg::Static);
         if !is_static && self.calibration_method.is_some() {
             anyhow::bail!("--calibration-method applies only to --quantize static");
         }
         if self.percentile.is_some() && self.calibration_method != Some(MethodArg::Percentile) {
             anyhow::bail!("--percentile applies only to --calibration-method percentile");
         }
-        let form = match (self.precision, self.quantize) {
+        let form = match (precision, quantize) {
             (Some(p @ (PrecisionArg::Fp32 | PrecisionArg::Fp16)), Some(q)) => anyhow::bail!(
                 "--quantize {} asks for int8, but --precision is {} (drop one of them)",
                 q.name(),

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use bertc::run::batch::{DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_TOKENS};
 use bertc::run::embed::{Similarity, SimilarityDocument, MAX_SIMILARITY_INPUTS};
+use bertc::run::form::FormChoice;
 use bertc::run::lines::{LineWindows, WINDOW_BYTES, WINDOW_LINES};
 use bertc::run::{load, BatchLimits, Outputs, RunOptions, Task};
 use bertc::tokenize::TextInput;
@@ -45,6 +46,15 @@ pub struct RunArgs {
     /// libraries, or BERTC_ONNXRUNTIME_LIB / BERTC_OPENVINO_LIB; OpenVINO at f32 precision).
     #[arg(long, default_value = "tract", value_parser = super::parse_runtime)]
     runtime: bertc::runtime::Runtime,
+    /// An export folder with several forms (bertc_export.json): the precision of the form to load
+    /// (default: model.onnx's). Of the forms at that precision the runtime can load, its own
+    /// target's is taken, then portable, then the first listed; the file used is named on stderr.
+    #[arg(long, value_enum)]
+    precision: Option<super::precision::PrecisionArg>,
+    /// The model file of the export folder to load (e.g. model_onnxruntime_int8.onnx) instead of
+    /// the one chosen for the runtime.
+    #[arg(long, value_name = "NAME", conflicts_with = "precision")]
+    model_file: Option<String>,
     /// Print one JSON document (the structure of transformers' pipeline output).
     #[arg(long, conflicts_with = "jsonl")]
     json: bool,
@@ -103,9 +113,17 @@ pub fn run(args: RunArgs, session: &bertc::Session) -> anyhow::Result<ExitCode> 
             max_tokens: args.max_batch_tokens,
             max_rows: args.max_batch_rows,
         },
+        form: FormChoice {
+            model_file: args.model_file.clone(),
+            precision: args.precision.map(|p| p.name().to_string()),
+        },
     };
     let mut model =
         load(session, &args.model, &opts).with_context(|| format!("cannot run {}", args.model.display()))?;
+    // On stderr, whatever the output format: stdout stays the answers.
+    if let Some(note) = model.file.as_ref().and_then(|f| f.note(args.runtime)) {
+        eprintln!("{note}");
+    }
     anyhow::ensure!(
         !args.similarity || model.task == Task::SentenceSimilarity,
         "--similarity compares sentence embeddings; this model answers {}",

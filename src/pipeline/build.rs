@@ -186,7 +186,8 @@ pub fn build(config: &BertConfig, opts: &BuildOptions) -> Result<Built, Error> {
 }
 
 /// The source and build stages' product: the verified graph before any
-/// pass, and how it was built.
+/// pass, and how it was built. A clone shares the weights' buffers.
+#[derive(Clone)]
 pub struct Sourced {
     pub graph: Graph,
     /// The model built (config sources).

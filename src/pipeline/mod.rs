@@ -93,9 +93,26 @@ impl Plan {
 /// passes, the candidate the check loaded) is passed by value. tract runs
 /// on `session`'s threads.
 pub fn run(session: &Session, source: Source, opts: &PipelineOptions) -> Result<Compiled, Error> {
+    check_options(opts)?;
+    run_sourced(session, build_source(source)?, opts)
+}
+
+/// Refuses options that cannot run — a meaningless combination
+/// ([`PipelineOptions::validate`]) or a pass name the registry lacks —
+/// before the (possibly long) build.
+pub fn check_options(opts: &PipelineOptions) -> Result<(), Error> {
+    opts.validate()?;
+    Plan::new(opts)?;
+    Ok(())
+}
+
+/// [`run`] on a graph already built: the stages after the build. Several
+/// forms of one model (an export folder's, `compile --target a,b`) are
+/// each this call on a clone of one [`Sourced`], so the checkpoint is read
+/// and the graph built once.
+pub fn run_sourced(session: &Session, sourced: Sourced, opts: &PipelineOptions) -> Result<Compiled, Error> {
     opts.validate()?;
     let plan = Plan::new(opts)?;
-    let sourced = build_source(source)?;
     let weights = WeightsReport::of(sourced.build.as_ref())?;
     let nodes_before = NodeCount::of(&sourced.graph);
     let export = ExportOptions {

@@ -15,6 +15,7 @@ pub mod classify;
 pub mod embed;
 pub mod entities;
 pub mod fill_mask;
+pub mod form;
 pub mod lines;
 pub mod model;
 mod rows;
@@ -40,6 +41,9 @@ pub enum RunError {
     Tokenize(#[from] TokenizeError),
     #[error(transparent)]
     Model(#[from] crate::Error),
+    /// Choosing the file of an export folder.
+    #[error(transparent)]
+    Form(#[from] form::FormError),
     #[error("{}: cannot read: {error}", .path.display())]
     Io { path: PathBuf, error: std::io::Error },
     #[error("{}: field `{field}`: {message}", .path.display())]

@@ -1,4 +1,5 @@
-//! What `bertc run` runs: a model (an export folder's `model.onnx`, a hub
+//! What `bertc run` runs: a model (an export folder's `model.onnx`, or the
+//! form of it that fits the runtime ([`super::form`]), a hub
 //! model folder compiled in memory, or an `.onnx` file with a tokenizer
 //! named apart), its tokenizer and what the pipeline needs to know about
 //! it — the task, the labels, the length limit.
@@ -15,6 +16,7 @@ use crate::session::Session;
 use crate::source::{resolve, MissingWeights};
 use crate::tokenize::{TextTokenizer, TokenizerConfig};
 
+use super::form::{choose, refuse_for_file, ChosenFile, FormChoice};
 use super::{BatchLimits, RunError, Task};
 
 /// Where the model and its tokenizer come from.
@@ -27,6 +29,8 @@ pub struct RunOptions {
     pub runtime: Runtime,
     /// How large the length-sorted batches may grow.
     pub batch: BatchLimits,
+    /// Which file of an export folder to load ([`super::form`]).
+    pub form: FormChoice,
 }
 
 /// A model ready to answer.
@@ -40,6 +44,8 @@ pub struct LoadedModel {
     pub multi_label: bool,
     /// How large the length-sorted batches of a run may grow.
     pub limits: BatchLimits,
+    /// The file of an export folder loaded, and why.
+    pub file: Option<ChosenFile>,
 }
 
 /// The key H4's export writes sentence-transformers' `max_seq_length` under.
@@ -50,9 +56,15 @@ pub const MAX_SEQ_LENGTH_KEY: &str = "bertc.max_seq_length";
 /// in memory through [`crate::pipeline::run`]), or an `.onnx` file; to
 /// run on `session`'s threads.
 pub fn load(session: &Session, arg: &Path, opts: &RunOptions) -> Result<LoadedModel, RunError> {
-    let (graph, bytes, folder) = if arg.is_dir() && arg.join("model.onnx").is_file() {
-        let onnx = arg.join("model.onnx");
-        let (graph, bytes) = read_onnx(&onnx)?;
+    let file = match arg.is_dir() {
+        true => choose(arg, opts.runtime, &opts.form)?,
+        false => {
+            refuse_for_file(arg, &opts.form)?;
+            None
+        }
+    };
+    let (graph, bytes, folder) = if let Some(chosen) = &file {
+        let (graph, bytes) = read_onnx(&chosen.path)?;
         (graph, bytes, Some(arg.to_path_buf()))
     } else if arg.is_dir() {
         let shown = arg.display().to_string();
@@ -126,6 +138,7 @@ pub fn load(session: &Session, arg: &Path, opts: &RunOptions) -> Result<LoadedMo
         labels,
         multi_label,
         limits: opts.batch,
+        file,
     })
 }
 
