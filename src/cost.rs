@@ -113,6 +113,10 @@ pub struct Parameters {
     pub embeddings: usize,
     /// One entry per encoder layer, in order.
     pub layers: Vec<usize>,
+    /// The norm after the last layer of pre-norm encoders (ModernBERT's
+    /// `final_norm`); absent from the report where there is none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub final_norm: usize,
     pub pooler: usize,
     /// Task heads (classifier, qa_outputs, cls.*); BertModel has none.
     pub heads: usize,
@@ -163,6 +167,7 @@ pub struct Cost {
 enum Component {
     Embeddings,
     Layer(usize),
+    FinalNorm,
     Pooler,
     Heads,
 }
@@ -185,6 +190,9 @@ fn component_at(n: &str) -> Option<Component> {
     if let Some(rest) = family::layer_weight_rest(n) {
         let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
         return digits.parse().ok().map(Component::Layer);
+    }
+    if family::is_final_norm_weight(n) {
+        return Some(Component::FinalNorm);
     }
     if family::is_pooler_weight(n) {
         return Some(Component::Pooler);
@@ -435,6 +443,10 @@ fn node_macs(g: &Graph, id: NodeId, bind: &Bindings) -> Result<(u64, u64), CostE
     })
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 fn parameters_of(g: &Graph) -> Parameters {
     let mut p = Parameters::default();
     for id in g.node_ids() {
@@ -451,6 +463,7 @@ fn parameters_of(g: &Graph) -> Parameters {
                 }
                 p.layers[i] += n;
             }
+            Some(Component::FinalNorm) => p.final_norm += n,
             Some(Component::Pooler) => p.pooler += n,
             Some(Component::Heads) => p.heads += n,
             None => p.unattributed += n,

@@ -1,8 +1,8 @@
 //! BertModel: embeddings → N encoder layers → pooler, as transformers
 //! computes it in eval mode (dropout is the identity), then the task head.
 
-use crate::config::PositionEmbeddingType;
-use crate::family::{FeedForward, Positions, QkvProjection};
+use crate::config::{LayerAttention, PositionEmbeddingType};
+use crate::family::{FeedForward, NormPlacement, Positions, QkvProjection};
 use crate::ir::{BinaryOp, DType, Dim, Op, Shape, Tensor, UnaryOp, Value, BATCH, SEQUENCE};
 
 use super::{BuildError, Builder, ModelSpec};
@@ -26,8 +26,19 @@ impl Builder<'_> {
         if let Some(table) = family.bucketed_relative_bias {
             mask = self.mpnet_score_bias(hidden, mask, table)?;
         }
+        let local_mask = self.sliding_window_mask(mask, hidden)?;
         for i in 0..self.config.encoder_layers() {
-            hidden = self.encoder_layer(hidden, mask, i)?;
+            let mask = match (self.config.layer_attention(i), local_mask) {
+                (LayerAttention::SlidingAttention, Some(local)) => local,
+                _ => mask,
+            };
+            hidden = match family.norms {
+                NormPlacement::Post => self.encoder_layer(hidden, mask, i)?,
+                NormPlacement::Pre { .. } => self.pre_norm_layer(hidden, mask, i)?,
+            };
+        }
+        if let NormPlacement::Pre { final_norm, .. } = family.norms {
+            hidden = self.layer_norm(hidden, final_norm)?;
         }
         let pooled = match spec.pooler {
             true => Some(self.pooler(hidden)?),
@@ -142,25 +153,38 @@ impl Builder<'_> {
 
     fn encoder_layer(&mut self, x: Value, mask: Value, i: usize) -> Result<Value, BuildError> {
         let p = format!("encoder.layer.{i}");
-        let attn = self.self_attention(x, mask, &format!("{p}.attention.self"))?;
+        let attn = self.self_attention(x, mask, &format!("{p}.attention.self"), i)?;
         let dense = self.linear(attn, &format!("{p}.attention.output.dense"))?;
         let res = self.binary(&format!("{p}.attention.output.residual"), BinaryOp::Add, dense, x)?;
         let h = self.layer_norm(res, &format!("{p}.attention.output.LayerNorm"))?;
 
-        let act = match self.config.family.spec().feed_forward {
-            FeedForward::Plain => {
-                let inter = self.linear(h, &format!("{p}.intermediate.dense"))?;
-                self.activation(inter, self.config.hidden_act, &format!("{p}.intermediate.act"))?
-            }
-            FeedForward::Gated => self.gated_linear_unit(h, &p)?,
-        };
+        let act = self.feed_forward(h, &p)?;
         let out = self.linear(act, &format!("{p}.output.dense"))?;
         let res = self.binary(&format!("{p}.output.residual"), BinaryOp::Add, out, h)?;
         self.layer_norm(res, &format!("{p}.output.LayerNorm"))
     }
 
-    /// softmax(Q·Kᵀ / √d + mask) · V over heads, merged back to [B, S, H].
-    fn self_attention(&mut self, x: Value, mask: Value, p: &str) -> Result<Value, BuildError> {
+    /// The feed-forward block of layer `p` up to `output.dense`'s input.
+    pub(super) fn feed_forward(&mut self, h: Value, p: &str) -> Result<Value, BuildError> {
+        match self.config.family.spec().feed_forward {
+            FeedForward::Plain => {
+                let inter = self.linear(h, &format!("{p}.intermediate.dense"))?;
+                self.activation(inter, self.config.hidden_act, &format!("{p}.intermediate.act"))
+            }
+            FeedForward::Gated => self.gated_linear_unit(h, p),
+            FeedForward::FusedGated => self.fused_gated_linear_unit(h, p),
+        }
+    }
+
+    /// softmax(Q·Kᵀ / √d + mask) · V over heads, merged back to [B, S, H],
+    /// for layer `layer` (whose rotary θ it uses).
+    pub(super) fn self_attention(
+        &mut self,
+        x: Value,
+        mask: Value,
+        p: &str,
+        layer: usize,
+    ) -> Result<Value, BuildError> {
         let (heads, head_size) = (self.config.num_attention_heads, self.config.head_size());
         let split = self.g.add_const(
             &format!("{p}.split_heads_shape"),
@@ -184,7 +208,7 @@ impl Builder<'_> {
                 let mut y =
                     b.g.add(&format!("{p}.{name}.split_heads"), Op::Reshape, &[y, split])?;
                 if let (Positions::Rotary(pairs), true) = (family.positions, name != "value") {
-                    y = b.rotate(y, pairs, &format!("{p}.{name}.rotary"))?;
+                    y = b.rotate(y, pairs, layer, &format!("{p}.{name}.rotary"))?;
                 }
                 Ok(b.g.add(&format!("{p}.{name}.transpose"), Op::Transpose { perm }, &[y])?)
             };

@@ -9,9 +9,11 @@ mod param_names;
 mod params;
 mod pooling;
 mod positions;
+mod pre_norm;
 mod primitives;
 mod relative;
 mod rotary;
+mod sliding;
 
 use std::collections::HashMap;
 

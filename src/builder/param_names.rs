@@ -41,15 +41,16 @@ fn renamed(renames: &[(&str, &str)], name: &str) -> String {
         .unwrap_or_else(|| name.to_string())
 }
 
-/// Whether the Linear `prefix` (BERT's name) has a bias in this family:
-/// every Linear does but the layer parts its row lists as unbiased.
+/// Whether the Linear or norm `prefix` (BERT's name) has a bias in this
+/// family: every one does but the layer parts its row lists as unbiased
+/// and the parts a config field switches off (ModernBERT's `norm_bias`).
 pub(super) fn has_bias(c: &BertConfig, prefix: &str) -> bool {
     match layer_part(&format!("{prefix}.weight")) {
         Some((_, suffix)) => {
             let part = suffix.strip_suffix(".weight").unwrap_or(suffix);
-            !c.family.spec().layers.unbiased.contains(&part)
+            !c.family.spec().layers.unbiased.contains(&part) && !c.bias_switched_off(part)
         }
-        None => true,
+        None => !c.bias_switched_off(prefix),
     }
 }
 

@@ -2,11 +2,12 @@
 //! as transformers names and shapes them.
 
 use crate::config::{BertConfig, PositionEmbeddingType};
-use crate::family::{is_head_param, FeedForward, QkvProjection, SequenceClassifier};
+use crate::family::{is_head_param, FeedForward, NormPlacement, QkvProjection, SequenceClassifier};
 use crate::weights::{Init, ParamSpec};
 
 use super::heads::head_width;
 use super::param_names::{has_bias, param_name};
+use super::pre_norm::has_attention_norm;
 use super::{Head, ModelSpec};
 
 /// Every parameter the base model (embeddings, encoder, the pooler where
@@ -78,7 +79,9 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
     }
     let layer_norm = |add: &mut dyn FnMut(String, Vec<usize>, Init, bool), prefix: &str, n: usize| {
         add(format!("{prefix}.weight"), vec![n], Init::Ones, false);
-        add(format!("{prefix}.bias"), vec![n], Init::Zeros, false);
+        if has_bias(c, prefix) {
+            add(format!("{prefix}.bias"), vec![n], Init::Zeros, false);
+        }
     };
     layer_norm(&mut add, "embeddings.LayerNorm", e);
     let linear =
@@ -125,15 +128,22 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
             );
         }
         linear(&mut add, &format!("{p}.attention.output.dense"), h, h);
-        layer_norm(&mut add, &format!("{p}.attention.output.LayerNorm"), h);
+        if has_attention_norm(c, i) {
+            layer_norm(&mut add, &format!("{p}.attention.output.LayerNorm"), h);
+        }
+        // A fused GLU's one Linear holds both halves.
+        let glu_halves = match family.feed_forward {
+            FeedForward::FusedGated => 2,
+            FeedForward::Plain | FeedForward::Gated => 1,
+        };
         linear(
             &mut add,
             &format!("{p}.intermediate.dense"),
             h,
-            c.intermediate_size,
+            glu_halves * c.intermediate_size,
         );
         match family.feed_forward {
-            FeedForward::Plain => {}
+            FeedForward::Plain | FeedForward::FusedGated => {}
             FeedForward::Gated => linear(
                 &mut add,
                 &format!("{p}.intermediate.gate"),
@@ -143,6 +153,9 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
         }
         linear(&mut add, &format!("{p}.output.dense"), c.intermediate_size, h);
         layer_norm(&mut add, &format!("{p}.output.LayerNorm"), h);
+    }
+    if let NormPlacement::Pre { final_norm, .. } = family.norms {
+        layer_norm(&mut add, final_norm, h);
     }
     if spec.pooler {
         linear(&mut add, family.pooler.linear, h, h);

@@ -82,9 +82,16 @@ impl Builder<'_> {
         let std = self.unary(&format!("{prefix}.sqrt"), UnaryOp::Sqrt, var_eps)?;
         let normed = self.binary(&format!("{prefix}.div"), BinaryOp::Div, centered, std)?;
         let gamma = self.param(&format!("{prefix}.weight"))?;
-        let beta = self.param(&format!("{prefix}.bias"))?;
+        // ModernBERT's norms have no bias unless the config's norm_bias says.
+        let beta = match super::param_names::has_bias(self.config, prefix) {
+            true => Some(self.param(&format!("{prefix}.bias"))?),
+            false => None,
+        };
         let scaled = self.binary(&format!("{prefix}.mul"), BinaryOp::Mul, normed, gamma)?;
-        self.binary(&format!("{prefix}.add"), BinaryOp::Add, scaled, beta)
+        match beta {
+            Some(beta) => self.binary(&format!("{prefix}.add"), BinaryOp::Add, scaled, beta),
+            None => Ok(scaled),
+        }
     }
 
     /// The configured activation, in primitive ops, named `{prefix}.*`.

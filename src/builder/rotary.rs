@@ -12,6 +12,7 @@
 //! table that a parameter count would take for a weight (PyTorch's
 //! `inv_freq` is a buffer, not a parameter).
 
+use crate::config::LayerAttention;
 use crate::family::RotaryPairs;
 use crate::ir::{BinaryOp, DType, Op, Tensor, UnaryOp, Value};
 
@@ -53,12 +54,16 @@ pub fn rotate_reference(x: &[f32], position: usize, r: Rotary) -> Vec<f32> {
     y
 }
 
+/// Where the angles of the global θ are built.
+const ANGLES: &str = "encoder.rotary";
+
 impl Builder<'_> {
-    /// The config's RoPE over the whole head, with the family's pairing.
-    fn rotary(&self, pairs: RotaryPairs) -> Result<Rotary, BuildError> {
+    /// The config's RoPE for layer `layer` over the whole head, with the
+    /// family's pairing (ModernBERT's sliding layers have a θ of their own).
+    fn rotary(&self, pairs: RotaryPairs, layer: usize) -> Result<Rotary, BuildError> {
         let theta = self
             .config
-            .rope_theta
+            .layer_rope_theta(layer)
             .ok_or_else(|| BuildError::Unsupported("rotary positions need the config's rope_theta".into()))?;
         Ok(Rotary {
             theta,
@@ -68,15 +73,37 @@ impl Builder<'_> {
     }
 
     /// `x` [B, S, heads, head size] with its first `dim` dimensions rotated
-    /// by position: for each pair (a, b),
+    /// by position, as layer `layer` does: for each pair (a, b),
     /// `(x_a · cos − x_b · sin, x_b · cos + x_a · sin)`. Nodes `{p}.*`.
-    pub(super) fn rotate(&mut self, x: Value, pairs: RotaryPairs, p: &str) -> Result<Value, BuildError> {
-        let r = self.rotary(pairs)?;
-        self.rotate_with(x, r, p)
+    pub(super) fn rotate(
+        &mut self,
+        x: Value,
+        pairs: RotaryPairs,
+        layer: usize,
+        p: &str,
+    ) -> Result<Value, BuildError> {
+        let r = self.rotary(pairs, layer)?;
+        // One set of angles per θ, shared by the layers that use it.
+        let angles = match self.config.layer_attention(layer) {
+            LayerAttention::FullAttention => ANGLES,
+            LayerAttention::SlidingAttention => "encoder.rotary_local",
+        };
+        self.rotate_with_angles(x, r, angles, p)
     }
 
     /// [`Self::rotate`] with RoPE's settings given.
     pub(super) fn rotate_with(&mut self, x: Value, r: Rotary, p: &str) -> Result<Value, BuildError> {
+        self.rotate_with_angles(x, r, ANGLES, p)
+    }
+
+    /// [`Self::rotate_with`], the angles built once under `angles.*`.
+    fn rotate_with_angles(
+        &mut self,
+        x: Value,
+        r: Rotary,
+        angles: &str,
+        p: &str,
+    ) -> Result<Value, BuildError> {
         let head = self.config.head_size();
         if !r.dim.is_multiple_of(2) || r.dim == 0 || r.dim > head {
             return Err(BuildError::Unsupported(format!(
@@ -84,7 +111,7 @@ impl Builder<'_> {
                 r.dim
             )));
         }
-        let (cos, sin) = self.rotary_angles(x, r)?;
+        let (cos, sin) = self.rotary_angles(x, r, angles)?;
         let rotated = match r.dim < head {
             true => self.slice_last(x, 0, r.dim, &format!("{p}.rotated"))?,
             false => x,
@@ -153,10 +180,9 @@ impl Builder<'_> {
     }
 
     /// cos and sin of `position · inv_freq`, [S, 1, dim/2] to broadcast over
-    /// the batch and the heads; built once (`encoder.rotary.*`) and shared by
-    /// every layer. `x` is any [B, S, …] value giving S.
-    fn rotary_angles(&mut self, x: Value, r: Rotary) -> Result<(Value, Value), BuildError> {
-        let p = "encoder.rotary";
+    /// the batch and the heads; built once (`{p}.*`) and shared by every
+    /// layer of that θ. `x` is any [B, S, …] value giving S.
+    fn rotary_angles(&mut self, x: Value, r: Rotary, p: &str) -> Result<(Value, Value), BuildError> {
         let existing = |name: &str| {
             self.g
                 .find(&format!("{p}.{name}"))

@@ -81,7 +81,7 @@ fn print_cost(name: &str, c: &Cost) {
         group_digits(p.embeddings),
         share(p.embeddings)
     );
-    let encoder: usize = p.layers.iter().sum();
+    let encoder: usize = p.layers.iter().sum::<usize>() + p.final_norm;
     let per_layer = match p.layers.as_slice() {
         [] => String::new(),
         [first, rest @ ..] if rest.iter().all(|n| n == first) => {
@@ -92,6 +92,10 @@ fn print_cost(name: &str, c: &Cost) {
             .map(|&n| group_digits(n))
             .collect::<Vec<_>>()
             .join(" + "),
+    };
+    let per_layer = match p.final_norm {
+        0 => per_layer,
+        n => format!("{per_layer} + final norm {}", group_digits(n)),
     };
     println!(
         "    encoder     {:>13}  {:5.1} %{}",

@@ -9,10 +9,13 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::family::{EmbeddingProjection, Family, LayerPath, Positions};
+use crate::family::{AttentionPattern, EmbeddingProjection, Family, LayerPath, Positions};
 
 mod family_fields;
 mod fields;
+mod sliding;
+
+pub use sliding::{LayerAttention, SlidingAttention};
 
 use fields::{invalid, labels, Fields};
 
@@ -183,6 +186,14 @@ pub struct BertConfig {
     /// Rotary families: RoPE's base θ (`rope_parameters.rope_theta`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rope_theta: Option<f64>,
+    /// The biases the family's config switches off or on (ModernBERT's
+    /// `attention_bias`, `norm_bias`, …), by field: the row's
+    /// `optional_biases`, each read with its default.
+    #[serde(flatten)]
+    pub optional_biases: BTreeMap<&'static str, bool>,
+    /// ModernBERT: which layers attend within a window, and its θ there.
+    #[serde(flatten)]
+    pub sliding_attention: Option<SlidingAttention>,
 }
 
 /// The raw JSON form: every field optional so that defaults apply, values
@@ -289,6 +300,16 @@ impl BertConfig {
         let (id2label, label2id, num_labels) = labels(&f)?;
         let spec = family.spec();
         let shared_groups = matches!(spec.layers.path, LayerPath::SharedGroups(_));
+        let sliding = match spec.attention {
+            AttentionPattern::Full => None,
+            AttentionPattern::GlobalAndSliding => {
+                Some(sliding::read(&f, f.positive("num_hidden_layers", 12)?)?)
+            }
+        };
+        let mut optional_biases = BTreeMap::new();
+        for b in spec.optional_biases {
+            optional_biases.insert(b.field, f.bool(b.field)?.unwrap_or(b.default));
+        }
         let config = BertConfig {
             vocab_size: f.positive("vocab_size", 30522)?,
             hidden_size: f.positive("hidden_size", 768)?,
@@ -336,10 +357,14 @@ impl BertConfig {
                 .bucketed_relative_bias
                 .map(|_| f.positive("relative_attention_num_buckets", 32))
                 .transpose()?,
-            rope_theta: match spec.positions {
-                Positions::Rotary(_) => Some(family_fields::rope_theta(&f)?),
-                Positions::Sequential | Positions::FromPadding => None,
+            rope_theta: match (spec.positions, &sliding) {
+                // The global layers' θ; the sliding layers' is with them.
+                (Positions::Rotary(_), Some((global, _))) => Some(*global),
+                (Positions::Rotary(_), None) => Some(family_fields::rope_theta(&f)?),
+                (Positions::Sequential | Positions::FromPadding, _) => None,
             },
+            optional_biases,
+            sliding_attention: sliding.map(|(_, s)| s),
         };
         config.check_rules()?;
         Ok(config)
@@ -491,6 +516,32 @@ impl BertConfig {
     /// Encoder layers as run: ALBERT runs `inner_group_num` layers per step.
     pub fn encoder_layers(&self) -> usize {
         self.num_hidden_layers * self.inner_group_num.unwrap_or(1)
+    }
+
+    /// What layer `i`'s queries see: the whole sequence unless the
+    /// config makes it a sliding-window layer.
+    pub fn layer_attention(&self, i: usize) -> LayerAttention {
+        self.sliding_attention
+            .as_ref()
+            .and_then(|s| s.layer_types.get(i).copied())
+            .unwrap_or(LayerAttention::FullAttention)
+    }
+
+    /// Layer `i`'s rotary θ: the sliding layers' own where they have one.
+    pub fn layer_rope_theta(&self, i: usize) -> Option<f64> {
+        match (self.layer_attention(i), &self.sliding_attention) {
+            (LayerAttention::SlidingAttention, Some(s)) => Some(s.local_rope_theta),
+            _ => self.rope_theta,
+        }
+    }
+
+    /// Whether the bias of `part` (a layer part as the family table names
+    /// it, or a full name outside the layers) is switched off by the
+    /// config (ModernBERT's `attention_bias: false`, …).
+    pub fn bias_switched_off(&self, part: &str) -> bool {
+        self.family.spec().optional_biases.iter().any(|b| {
+            b.parts.contains(&part) && !self.optional_biases.get(b.field).copied().unwrap_or(b.default)
+        })
     }
 
     /// Size of one attention head.

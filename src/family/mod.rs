@@ -31,12 +31,14 @@ use serde::Serialize;
 use crate::head::Head;
 
 pub use names::{
-    is_embedding_weight, is_head_or_pooler_tensor, is_head_param, is_pooler_weight, layer_weight_rest,
+    is_embedding_weight, is_final_norm_weight, is_head_or_pooler_tensor, is_head_param, is_pooler_weight,
+    layer_weight_rest,
 };
 pub use spec::{
-    ConfigAdapter, ConfigValue, EmbeddingProjection, FamilySpec, FeedForward, FirstTokenClassifier,
-    HeadActivation, HeadWidth, Heads, LayerNames, LayerPath, MaskedLmHead, Pooler, PoolerRule, Positions,
-    QkvProjection, RotaryPairs, SequenceClassifier, TokenTypes,
+    AttentionPattern, ConfigAdapter, ConfigValue, EmbeddingProjection, FamilySpec, FeedForward,
+    FirstTokenClassifier, HeadActivation, HeadWidth, Heads, LayerNames, LayerPath, MaskedLmHead,
+    NormPlacement, OptionalBias, Pooler, PoolerRule, Positions, QkvProjection, RotaryPairs,
+    SequenceClassifier, TokenTypes,
 };
 pub use table::MPNET_BUCKETS;
 
@@ -54,11 +56,12 @@ pub enum Family {
     Albert,
     MpNet,
     NomicBert,
+    ModernBert,
 }
 
 impl Family {
     /// Every family, in the order messages list them.
-    pub const ALL: [Family; 9] = [
+    pub const ALL: [Family; 10] = [
         Family::Bert,
         Family::Roberta,
         Family::XlmRoberta,
@@ -68,6 +71,7 @@ impl Family {
         Family::Albert,
         Family::MpNet,
         Family::NomicBert,
+        Family::ModernBert,
     ];
 
     /// The family's row of the table: everything bertc knows of it outside
@@ -83,6 +87,7 @@ impl Family {
             Family::Albert => &table::ALBERT,
             Family::MpNet => &table::MPNET,
             Family::NomicBert => &table::NOMIC_BERT,
+            Family::ModernBert => &table::MODERNBERT,
         }
     }
 

@@ -2,7 +2,7 @@
 //! family is not known (a foreign ONNX file, a checkpoint's other heads):
 //! which part of a model a name belongs to, from the table's names.
 
-use super::Family;
+use super::{Family, NormPlacement};
 
 /// The weight-name prefixes of the heads every family shares: token
 /// classification's `classifier` (also BERT's sequence classifier) and
@@ -30,6 +30,15 @@ pub fn is_pooler_weight(name: &str) -> bool {
     Family::ALL
         .iter()
         .any(|f| lies_under(name, f.spec().pooler.linear))
+}
+
+/// Whether a weight (named without the encoder's prefix) belongs to some
+/// pre-norm family's norm after the last layer (ModernBERT's `final_norm`).
+pub fn is_final_norm_weight(name: &str) -> bool {
+    Family::ALL.iter().any(|f| match f.spec().norms {
+        NormPlacement::Pre { final_norm, .. } => lies_under(name, final_norm),
+        NormPlacement::Post => false,
+    })
 }
 
 /// Whether a checkpoint tensor belongs to some task head or the pooler:

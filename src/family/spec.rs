@@ -31,6 +31,12 @@ pub struct FamilySpec {
     pub layers: LayerNames,
     pub qkv: QkvProjection,
     pub feed_forward: FeedForward,
+    /// Where each layer's norms sit.
+    pub norms: NormPlacement,
+    /// Whether the config may make some layers attend within a window.
+    pub attention: AttentionPattern,
+    /// Biases (of Linears and norms) a config field switches off.
+    pub optional_biases: &'static [OptionalBias],
     pub token_types: TokenTypes,
     pub positions: Positions,
     /// Whether `sinusoidal_pos_embds` may ask for the fixed sinusoidal
@@ -199,6 +205,52 @@ pub enum FeedForward {
     /// `output.dense(intermediate.dense(x) · act(intermediate.gate(x)))`,
     /// SwiGLU when the activation is silu (NomicBERT's fc11 · silu(fc12)).
     Gated,
+    /// One Linear of 2 × intermediate outputs, rows [input | gate]:
+    /// `output.dense(act(input) · gate)` (ModernBERT's `Wi`, GeGLU).
+    FusedGated,
+}
+
+/// Where a layer's norms sit around its two sublayers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NormPlacement {
+    /// After each residual sum, `norm(x + sublayer(x))` (BERT): the
+    /// attention's norm is `attention.output.LayerNorm`, the MLP's
+    /// `output.LayerNorm`.
+    Post,
+    /// Before each sublayer, `x + sublayer(norm(x))`, the same two norms in
+    /// front of the attention and the MLP, and one norm after the last layer
+    /// (ModernBERT's `attn_norm`, `mlp_norm`, `final_norm`).
+    Pre {
+        /// Whether layer 0 has its attention norm (ModernBERT's is an
+        /// Identity: the embeddings' norm precedes it).
+        first_attention_norm: bool,
+        /// The norm after the last layer (BERT's name; the family's
+        /// `renames` give the checkpoint's).
+        final_norm: &'static str,
+    },
+}
+
+/// Which keys a layer's queries see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttentionPattern {
+    /// Every layer attends over the whole sequence.
+    Full,
+    /// Global layers attend over the whole sequence, the others only within
+    /// `local_attention / 2` positions, each with its own rotary θ
+    /// (ModernBERT; the config's `layer_types` or
+    /// `global_attn_every_n_layers` say which is which; builder/sliding.rs).
+    GlobalAndSliding,
+}
+
+/// A bias the config switches off: when boolean `field` (default
+/// `default`) is false, the Linears and norms `parts` have none. Layer
+/// parts are named as in [`LayerNames::unbiased`], other parts by BERT's
+/// full name (`embeddings.LayerNorm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionalBias {
+    pub field: &'static str,
+    pub default: bool,
+    pub parts: &'static [&'static str],
 }
 
 /// The Linear from `embedding_size` to the hidden size before the encoder

@@ -29,9 +29,10 @@
 //!    that names stay unique.
 
 use super::spec::{
-    ConfigAdapter, ConfigValue, EmbeddingProjection, FamilySpec, FeedForward, FirstTokenClassifier,
-    HeadActivation, HeadWidth, Heads, LayerNames, LayerPath, MaskedLmHead, Pooler, PoolerRule, Positions,
-    QkvProjection, RotaryPairs, SequenceClassifier, TokenTypes,
+    AttentionPattern, ConfigAdapter, ConfigValue, EmbeddingProjection, FamilySpec, FeedForward,
+    FirstTokenClassifier, HeadActivation, HeadWidth, Heads, LayerNames, LayerPath, MaskedLmHead,
+    NormPlacement, OptionalBias, Pooler, PoolerRule, Positions, QkvProjection, RotaryPairs,
+    SequenceClassifier, TokenTypes,
 };
 use ConfigValue::{Float, Int, Str};
 
@@ -64,6 +65,9 @@ pub(super) const BERT: FamilySpec = FamilySpec {
     layers: BERT_LAYERS,
     qkv: QkvProjection::Separate,
     feed_forward: FeedForward::Plain,
+    norms: NormPlacement::Post,
+    attention: AttentionPattern::Full,
+    optional_biases: &[],
     token_types: TokenTypes::Input,
     positions: Positions::Sequential,
     sinusoidal_positions: false,
@@ -116,6 +120,9 @@ pub(super) const ROBERTA: FamilySpec = FamilySpec {
     // A one-row table (type_vocab_size 1), no input.
     qkv: QkvProjection::Separate,
     feed_forward: FeedForward::Plain,
+    norms: NormPlacement::Post,
+    attention: AttentionPattern::Full,
+    optional_biases: &[],
     token_types: TokenTypes::ConstantRow,
     positions: Positions::FromPadding,
     sinusoidal_positions: false,
@@ -186,6 +193,9 @@ pub(super) const DISTILBERT: FamilySpec = FamilySpec {
     },
     qkv: QkvProjection::Separate,
     feed_forward: FeedForward::Plain,
+    norms: NormPlacement::Post,
+    attention: AttentionPattern::Full,
+    optional_biases: &[],
     token_types: TokenTypes::Absent,
     positions: Positions::Sequential,
     sinusoidal_positions: true,
@@ -232,6 +242,9 @@ pub(super) const ELECTRA: FamilySpec = FamilySpec {
     layers: BERT_LAYERS,
     qkv: QkvProjection::Separate,
     feed_forward: FeedForward::Plain,
+    norms: NormPlacement::Post,
+    attention: AttentionPattern::Full,
+    optional_biases: &[],
     token_types: TokenTypes::Input,
     positions: Positions::Sequential,
     sinusoidal_positions: false,
@@ -294,6 +307,9 @@ pub(super) const ALBERT: FamilySpec = FamilySpec {
     },
     qkv: QkvProjection::Separate,
     feed_forward: FeedForward::Plain,
+    norms: NormPlacement::Post,
+    attention: AttentionPattern::Full,
+    optional_biases: &[],
     token_types: TokenTypes::Input,
     positions: Positions::Sequential,
     sinusoidal_positions: false,
@@ -344,6 +360,9 @@ pub(super) const MPNET: FamilySpec = FamilySpec {
     },
     qkv: QkvProjection::Separate,
     feed_forward: FeedForward::Plain,
+    norms: NormPlacement::Post,
+    attention: AttentionPattern::Full,
+    optional_biases: &[],
     token_types: TokenTypes::Absent,
     positions: Positions::FromPadding,
     sinusoidal_positions: false,
@@ -392,6 +411,9 @@ pub(super) const NOMIC_BERT: FamilySpec = FamilySpec {
     },
     qkv: QkvProjection::Fused,
     feed_forward: FeedForward::Gated,
+    norms: NormPlacement::Post,
+    attention: AttentionPattern::Full,
+    optional_biases: &[],
     token_types: TokenTypes::Input,
     positions: Positions::Rotary(RotaryPairs::HalfSplit),
     sinusoidal_positions: false,
@@ -410,6 +432,104 @@ pub(super) const NOMIC_BERT: FamilySpec = FamilySpec {
             width: HeadWidth::Hidden,
         },
         prefixes: &["cls."],
+    },
+};
+
+/// ModernBERT (transformers' `modernbert`): pre-norm layers (layer 0's
+/// `attn_norm` is an Identity) and a `final_norm`, rotary positions with
+/// one θ for global and one for sliding-window layers, one `Wqkv`, a fused
+/// GeGLU `Wi` ([input | gate]), biases and norm biases only where the
+/// config's `attention_bias`, `mlp_bias`, `norm_bias` say, no token types.
+pub(super) const MODERNBERT: FamilySpec = FamilySpec {
+    model_type: "modernbert",
+    class_stem: "ModernBert",
+    prefix: "model",
+    config: ConfigAdapter {
+        renames: &[
+            ("hidden_activation", "hidden_act"),
+            ("norm_eps", "layer_norm_eps"),
+        ],
+        fixed: &[],
+        dropped: &["type_vocab_size"],
+        // ModernBertConfig's defaults where they are not BertConfig's.
+        defaults: &[
+            ("vocab_size", Int(50368)),
+            ("intermediate_size", Int(1152)),
+            ("num_hidden_layers", Int(22)),
+            ("max_position_embeddings", Int(8192)),
+            ("layer_norm_eps", Float(1e-5)),
+            ("pad_token_id", Int(50283)),
+        ],
+    },
+    renames: &[
+        ("embeddings.word_embeddings", "embeddings.tok_embeddings"),
+        ("embeddings.LayerNorm", "embeddings.norm"),
+    ],
+    layers: LayerNames {
+        path: LayerPath::Indexed("layers"),
+        renames: &[
+            ("attention.self.qkv", "attn.Wqkv"),
+            ("attention.output.dense", "attn.Wo"),
+            // Pre-norm: these two norms sit before the attention and the MLP.
+            ("attention.output.LayerNorm", "attn_norm"),
+            ("intermediate.dense", "mlp.Wi"),
+            ("output.dense", "mlp.Wo"),
+            ("output.LayerNorm", "mlp_norm"),
+        ],
+        unbiased: &[],
+    },
+    qkv: QkvProjection::Fused,
+    feed_forward: FeedForward::FusedGated,
+    norms: NormPlacement::Pre {
+        first_attention_norm: false,
+        final_norm: "final_norm",
+    },
+    attention: AttentionPattern::GlobalAndSliding,
+    optional_biases: &[
+        OptionalBias {
+            field: "attention_bias",
+            default: false,
+            parts: &["attention.self.qkv", "attention.output.dense"],
+        },
+        OptionalBias {
+            field: "mlp_bias",
+            default: false,
+            parts: &["intermediate.dense", "output.dense"],
+        },
+        OptionalBias {
+            field: "norm_bias",
+            default: false,
+            parts: &[
+                "embeddings.LayerNorm",
+                "attention.output.LayerNorm",
+                "output.LayerNorm",
+                "final_norm",
+                "head.norm",
+            ],
+        },
+        OptionalBias {
+            field: "classifier_bias",
+            default: false,
+            parts: &["head.dense"],
+        },
+    ],
+    token_types: TokenTypes::Absent,
+    positions: Positions::Rotary(RotaryPairs::HalfSplit),
+    sinusoidal_positions: false,
+    embedding_projection: EmbeddingProjection::None,
+    bucketed_relative_bias: None,
+    pooler: bert_pooler(PoolerRule::Never),
+    heads: Heads {
+        sequence_classification: SequenceClassifier::Pooler,
+        masked_lm: MaskedLmHead {
+            transform: "head.dense",
+            activation: HeadActivation::Gelu,
+            layer_norm: "head.norm",
+            decoder: "decoder.weight",
+            bias: "decoder.bias",
+            width: HeadWidth::Hidden,
+        },
+        prefixes: &["head.", "decoder."],
     },
 };
 
