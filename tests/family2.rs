@@ -15,12 +15,17 @@ use bertc::runtime::NamedTensors;
 use common::*;
 
 /// Every case of the families bertc builds.
-const CASES: [&str; 5] = [
+const CASES: [&str; 10] = [
     "nomic-base",
     "nomic-cls",
     "nomic-mlm",
     "modernbert-base",
     "modernbert-legacy-config",
+    "modernbert-cls",
+    "modernbert-cls-mean",
+    "modernbert-tok",
+    "modernbert-mlm",
+    "modernbert-qa",
 ];
 
 const ATOL: f64 = 1e-4;
@@ -84,7 +89,7 @@ fn every_case_matches_pytorch_in_tract_and_onnxruntime_at_o0_and_o2() {
 /// moves some output far beyond the tolerance, so a compiler that ignored
 /// the feature would fail the golden. Here bertc, given the override, must
 /// move too (it reads and uses the field).
-const FEATURE_OVERRIDES: [(&str, &str, &str); 5] = [
+const FEATURE_OVERRIDES: [(&str, &str, &str); 7] = [
     (
         "nomic-base",
         "rope theta",
@@ -108,6 +113,8 @@ const FEATURE_OVERRIDES: [(&str, &str, &str); 5] = [
         "layer pattern",
         r#"{"layer_types": ["full_attention", "full_attention", "full_attention"]}"#,
     ),
+    ("modernbert-cls", "cls pooling", r#"{"classifier_pooling": "mean"}"#),
+    ("modernbert-cls-mean", "mean pooling", r#"{"classifier_pooling": "cls"}"#),
 ];
 
 #[test]
@@ -125,15 +132,13 @@ fn each_feature_shown_to_matter_moves_the_outputs() {
             .to_bytes()
             .unwrap();
         let out = run_tract(&model, &golden);
-        let c = bertc::runtime::compare(
-            "last_hidden_state",
-            &out["last_hidden_state"],
-            &golden["last_hidden_state"],
-        );
+        let moved = outputs_of(&golden)
+            .iter()
+            .map(|name| bertc::runtime::compare(name, &out[name], &golden[name]).max_abs)
+            .fold(0.0, f64::max);
         assert!(
-            c.max_abs > 1e-3,
-            "{case}: changing the {feature} moved the outputs by only {:e}",
-            c.max_abs
+            moved > 1e-3,
+            "{case}: changing the {feature} moved the outputs by only {moved:e}"
         );
     }
 }
@@ -264,8 +269,7 @@ fn layer_norms_fuse_at_o2_and_rotary_attention_stays_unfused() {
 #[test]
 fn every_head_compiles_on_every_case() {
     use bertc::builder::Head;
-    // ModernBERT's heads (dense + act + norm before each) are not built yet.
-    for case in CASES.into_iter().filter(|c| !c.starts_with("modernbert")) {
+    for case in CASES {
         let config = BertConfig::from_path(&case_dir(case).join("config.json")).unwrap();
         for head in Head::ALL {
             let opts = BuildOptions {

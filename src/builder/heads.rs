@@ -38,15 +38,20 @@ impl Builder<'_> {
                         })?;
                         self.linear(pooled, "classifier")?
                     }
+                    SequenceClassifier::PooledPredictionHead => {
+                        self.pooled_prediction_head(hidden, attention_mask)?
+                    }
                 };
                 self.g.set_output("logits", logits);
             }
             Head::TokenClassification => {
-                let logits = self.linear(hidden, "classifier")?;
+                let x = self.prediction_head(hidden)?;
+                let logits = self.linear(x, "classifier")?;
                 self.g.set_output("logits", logits);
             }
             Head::QuestionAnswering => {
-                let both = self.linear(hidden, "qa_outputs")?;
+                let x = self.prediction_head(hidden)?;
+                let both = self.linear(x, self.qa_outputs_name())?;
                 for (i, name) in ["start_logits", "end_logits"].into_iter().enumerate() {
                     let idx = self
                         .g
@@ -105,10 +110,12 @@ impl Builder<'_> {
         let d = h.decoder.strip_suffix(".weight").unwrap_or(h.decoder);
         let decoder = match self.config.tie_word_embeddings {
             true => {
+                // The table under the family's name (ModernBERT's tok_embeddings).
+                let name = super::param_names::param_name(self.config, "embeddings.word_embeddings.weight");
                 let table = self
                     .g
-                    .find("embeddings.word_embeddings.weight")
-                    .ok_or_else(|| BuildError::MissingParam("embeddings.word_embeddings.weight".into()))?;
+                    .find(&name)
+                    .ok_or_else(|| BuildError::MissingParam(name.clone()))?;
                 let table = Value { node: table, slot: 0 };
                 self.g.add(
                     &format!("{d}.tied_weight"),
@@ -119,18 +126,23 @@ impl Builder<'_> {
             false => self.param(h.decoder)?,
         };
         let y = self.g.add(&format!("{d}.matmul"), Op::MatMul, &[t, decoder])?;
+        // ModernBERT's decoder_bias may switch it off.
+        if self.config.bias_switched_off(h.bias) {
+            return Ok(y);
+        }
         let bias = self.param(h.bias)?;
         self.binary(&format!("{d}.add"), BinaryOp::Add, y, bias)
     }
 }
 
 /// The activation a head layer applies, in this config.
-fn head_activation(a: HeadActivation, c: &BertConfig) -> Activation {
+pub(super) fn head_activation(a: HeadActivation, c: &BertConfig) -> Activation {
     match a {
         HeadActivation::Tanh => Activation::Tanh,
         HeadActivation::Relu => Activation::Relu,
         HeadActivation::Gelu => Activation::Gelu,
         HeadActivation::Hidden => c.hidden_act,
+        HeadActivation::Classifier => c.classifier_activation.unwrap_or(Activation::Gelu),
     }
 }
 

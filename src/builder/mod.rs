@@ -10,6 +10,7 @@ mod params;
 mod pooling;
 mod positions;
 mod pre_norm;
+mod prediction_head;
 mod primitives;
 mod relative;
 mod rotary;

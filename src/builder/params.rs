@@ -160,6 +160,14 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
     if spec.pooler {
         linear(&mut add, family.pooler.linear, h, h);
     }
+    // The layer ModernBERT's heads run first (not the masked-LM's, whose
+    // transform is these same weights under its own description).
+    let prediction_head = |add: &mut dyn FnMut(String, Vec<usize>, Init, bool)| {
+        if let Some(ph) = family.heads.prediction_head {
+            linear(add, ph.dense, h, h);
+            layer_norm(add, ph.norm, h);
+        }
+    };
     match spec.head {
         Head::Base | Head::SentenceEmbedding => {}
         Head::SequenceClassification => match family.heads.sequence_classification {
@@ -168,9 +176,23 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
                 linear(&mut add, fc.out, h, c.num_labels);
             }
             SequenceClassifier::Pooler => linear(&mut add, "classifier", h, c.num_labels),
+            SequenceClassifier::PooledPredictionHead => {
+                prediction_head(&mut add);
+                linear(&mut add, "classifier", h, c.num_labels);
+            }
         },
-        Head::TokenClassification => linear(&mut add, "classifier", h, c.num_labels),
-        Head::QuestionAnswering => linear(&mut add, "qa_outputs", h, 2),
+        Head::TokenClassification => {
+            prediction_head(&mut add);
+            linear(&mut add, "classifier", h, c.num_labels);
+        }
+        Head::QuestionAnswering => {
+            prediction_head(&mut add);
+            let qa = family
+                .heads
+                .prediction_head
+                .map_or("qa_outputs", |ph| ph.qa_outputs);
+            linear(&mut add, qa, h, 2);
+        }
         Head::MaskedLm => {
             let m = family.heads.masked_lm;
             let width = head_width(m.width, c);
@@ -184,7 +206,9 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
                     true,
                 );
             }
-            add(m.bias.into(), vec![c.vocab_size], Init::Zeros, false);
+            if !c.bias_switched_off(m.bias) {
+                add(m.bias.into(), vec![c.vocab_size], Init::Zeros, false);
+            }
         }
     }
     specs

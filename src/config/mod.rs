@@ -9,7 +9,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::family::{AttentionPattern, EmbeddingProjection, Family, LayerPath, Positions};
+use crate::family::{
+    AttentionPattern, EmbeddingProjection, Family, LayerPath, Positions, SequenceClassifier,
+};
 
 mod family_fields;
 mod fields;
@@ -194,6 +196,22 @@ pub struct BertConfig {
     /// ModernBERT: which layers attend within a window, and its θ there.
     #[serde(flatten)]
     pub sliding_attention: Option<SlidingAttention>,
+    /// ModernBERT's prediction head: its activation (`classifier_activation`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classifier_activation: Option<Activation>,
+    /// ModernBERT's sequence classifier: what it pools (`classifier_pooling`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classifier_pooling: Option<ClassifierPooling>,
+}
+
+/// What a pooled sequence classifier reads (ModernBERT's `classifier_pooling`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassifierPooling {
+    /// Position 0, even in a left-padded row.
+    Cls,
+    /// The mean over the real tokens.
+    Mean,
 }
 
 /// The raw JSON form: every field optional so that defaults apply, values
@@ -273,14 +291,7 @@ impl BertConfig {
             });
         }
 
-        let act_name = f.string("hidden_act")?.unwrap_or_else(|| "gelu".into());
-        let hidden_act = Activation::parse(&act_name).ok_or_else(|| {
-            invalid(
-                "hidden_act",
-                &act_name,
-                &format!("must be one of {}", Activation::SUPPORTED),
-            )
-        })?;
+        let hidden_act = activation(&f, "hidden_act")?;
         let pos_name = f
             .string("position_embedding_type")?
             .unwrap_or_else(|| "absolute".into());
@@ -365,6 +376,14 @@ impl BertConfig {
             },
             optional_biases,
             sliding_attention: sliding.map(|(_, s)| s),
+            classifier_activation: match spec.heads.prediction_head {
+                Some(_) => Some(activation(&f, "classifier_activation")?),
+                None => None,
+            },
+            classifier_pooling: match spec.heads.sequence_classification {
+                SequenceClassifier::PooledPredictionHead => Some(classifier_pooling(&f)?),
+                SequenceClassifier::Pooler | SequenceClassifier::FirstToken(_) => None,
+            },
         };
         config.check_rules()?;
         Ok(config)
@@ -553,6 +572,26 @@ impl BertConfig {
     /// goes into the ONNX metadata, so equal configs give equal bytes.
     pub fn to_canonical_json(&self) -> String {
         serde_json::to_string(self).expect("a BertConfig always serializes")
+    }
+}
+
+/// An activation field (`hidden_act`'s names), GELU when absent.
+fn activation(f: &Fields, field: &'static str) -> Result<Activation, ConfigError> {
+    let name = f.string(field)?.unwrap_or_else(|| "gelu".into());
+    Activation::parse(&name)
+        .ok_or_else(|| invalid(field, &name, &format!("must be one of {}", Activation::SUPPORTED)))
+}
+
+/// `classifier_pooling`: "cls" (transformers' default) or "mean".
+fn classifier_pooling(f: &Fields) -> Result<ClassifierPooling, ConfigError> {
+    match f.string("classifier_pooling")?.as_deref() {
+        None | Some("cls") => Ok(ClassifierPooling::Cls),
+        Some("mean") => Ok(ClassifierPooling::Mean),
+        Some(other) => Err(invalid(
+            "classifier_pooling",
+            other,
+            "must be \"cls\" or \"mean\"",
+        )),
     }
 }
 

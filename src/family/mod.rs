@@ -37,7 +37,7 @@ pub use names::{
 pub use spec::{
     AttentionPattern, ConfigAdapter, ConfigValue, EmbeddingProjection, FamilySpec, FeedForward,
     FirstTokenClassifier, HeadActivation, HeadWidth, Heads, LayerNames, LayerPath, MaskedLmHead,
-    NormPlacement, OptionalBias, Pooler, PoolerRule, Positions, QkvProjection, RotaryPairs,
+    NormPlacement, OptionalBias, Pooler, PoolerRule, Positions, PredictionHead, QkvProjection, RotaryPairs,
     SequenceClassifier, TokenTypes,
 };
 pub use table::MPNET_BUCKETS;

@@ -323,6 +323,10 @@ impl Pooler {
 pub struct Heads {
     pub sequence_classification: SequenceClassifier,
     pub masked_lm: MaskedLmHead,
+    /// A layer the family's token classifier, question answering and pooled
+    /// sequence classifier run first (ModernBERT's `head`); `None`: they
+    /// read the encoder's output.
+    pub prediction_head: Option<PredictionHead>,
     /// The weight-name prefixes of the family's own head parameters beyond
     /// the shared `classifier.` and `qa_outputs.`, including heads bertc
     /// does not build (ELECTRA's `discriminator_predictions.`): such
@@ -337,6 +341,23 @@ pub enum SequenceClassifier {
     Pooler,
     /// Its own dense layer on the first token.
     FirstToken(FirstTokenClassifier),
+    /// The hidden states pooled as the config's `classifier_pooling` says
+    /// (`cls`: position 0, even in a left-padded row; `mean`: the mean over
+    /// real tokens), then the family's prediction head, then `classifier`
+    /// (ModernBERT).
+    PooledPredictionHead,
+}
+
+/// `norm(act(dense(x)))` before the task's Linear (ModernBERT's
+/// `ModernBertPredictionHead`), and the name of question answering's Linear
+/// after it.
+#[derive(Debug, Clone, Copy)]
+pub struct PredictionHead {
+    pub dense: &'static str,
+    pub activation: HeadActivation,
+    pub norm: &'static str,
+    /// Question answering's Linear (ModernBERT reuses `classifier`).
+    pub qa_outputs: &'static str,
 }
 
 /// A classifier on the first token with its own dense layer (RoBERTa's
@@ -373,6 +394,8 @@ pub enum HeadActivation {
     Gelu,
     /// The config's `hidden_act`.
     Hidden,
+    /// The config's `classifier_activation` (ModernBERT; GELU when absent).
+    Classifier,
 }
 
 /// A head layer's width, as the config gives it.

@@ -31,7 +31,7 @@
 use super::spec::{
     AttentionPattern, ConfigAdapter, ConfigValue, EmbeddingProjection, FamilySpec, FeedForward,
     FirstTokenClassifier, HeadActivation, HeadWidth, Heads, LayerNames, LayerPath, MaskedLmHead,
-    NormPlacement, OptionalBias, Pooler, PoolerRule, Positions, QkvProjection, RotaryPairs,
+    NormPlacement, OptionalBias, Pooler, PoolerRule, Positions, PredictionHead, QkvProjection, RotaryPairs,
     SequenceClassifier, TokenTypes,
 };
 use ConfigValue::{Float, Int, Str};
@@ -84,6 +84,7 @@ pub(super) const BERT: FamilySpec = FamilySpec {
             bias: "cls.predictions.bias",
             width: HeadWidth::Hidden,
         },
+        prediction_head: None,
         prefixes: &["cls."],
     },
 };
@@ -104,6 +105,7 @@ const ROBERTA_HEADS: Heads = Heads {
         bias: "lm_head.bias",
         width: HeadWidth::Hidden,
     },
+    prediction_head: None,
     prefixes: &["lm_head."],
 };
 
@@ -216,6 +218,7 @@ pub(super) const DISTILBERT: FamilySpec = FamilySpec {
             bias: "vocab_projector.bias",
             width: HeadWidth::Hidden,
         },
+        prediction_head: None,
         prefixes: &[
             "pre_classifier.",
             "vocab_transform.",
@@ -265,6 +268,7 @@ pub(super) const ELECTRA: FamilySpec = FamilySpec {
             bias: "generator_lm_head.bias",
             width: HeadWidth::Embedding,
         },
+        prediction_head: None,
         // ElectraForPreTraining's `discriminator_predictions` (the
         // published discriminators' checkpoints) is built by no head.
         prefixes: &["generator_", "discriminator_predictions."],
@@ -329,6 +333,7 @@ pub(super) const ALBERT: FamilySpec = FamilySpec {
             bias: "predictions.bias",
             width: HeadWidth::Embedding,
         },
+        prediction_head: None,
         prefixes: &["predictions."],
     },
 };
@@ -431,6 +436,7 @@ pub(super) const NOMIC_BERT: FamilySpec = FamilySpec {
             bias: "cls.predictions.bias",
             width: HeadWidth::Hidden,
         },
+        prediction_head: None,
         prefixes: &["cls."],
     },
 };
@@ -512,6 +518,11 @@ pub(super) const MODERNBERT: FamilySpec = FamilySpec {
             default: false,
             parts: &["head.dense"],
         },
+        OptionalBias {
+            field: "decoder_bias",
+            default: true,
+            parts: &["decoder.bias"],
+        },
     ],
     token_types: TokenTypes::Absent,
     positions: Positions::Rotary(RotaryPairs::HalfSplit),
@@ -520,15 +531,21 @@ pub(super) const MODERNBERT: FamilySpec = FamilySpec {
     bucketed_relative_bias: None,
     pooler: bert_pooler(PoolerRule::Never),
     heads: Heads {
-        sequence_classification: SequenceClassifier::Pooler,
+        sequence_classification: SequenceClassifier::PooledPredictionHead,
         masked_lm: MaskedLmHead {
             transform: "head.dense",
-            activation: HeadActivation::Gelu,
+            activation: HeadActivation::Classifier,
             layer_norm: "head.norm",
             decoder: "decoder.weight",
             bias: "decoder.bias",
             width: HeadWidth::Hidden,
         },
+        prediction_head: Some(PredictionHead {
+            dense: "head.dense",
+            activation: HeadActivation::Classifier,
+            norm: "head.norm",
+            qa_outputs: "classifier",
+        }),
         prefixes: &["head.", "decoder."],
     },
 };
