@@ -6,7 +6,9 @@
 //! `d = Sub(x, ReduceMean(x))`, the variance also as `Mul(d, d)`, and Add/Mul
 //! operands in either order. γ and β must be constants of the normalized
 //! shape, ε a scalar constant, and every intermediate read only inside the
-//! pattern.
+//! pattern. A norm without bias (ModernBERT's, `norm_bias: false`) ends at
+//! `Mul(…, γ)` and becomes `LayerNormalization(x, γ)`: β is optional in
+//! ONNX, and a zero β constant would count as parameters it does not have.
 
 use crate::ir::{BinaryOp, Graph, IrError, NodeId, Op, UnaryOp, Value};
 
@@ -20,7 +22,7 @@ struct Match {
     nodes: Vec<NodeId>,
     x: Value,
     gamma: Value,
-    beta: Value,
+    beta: Option<Value>,
     epsilon: f32,
 }
 
@@ -37,7 +39,8 @@ impl Pass for FuseLayerNorm {
                 axis: -1,
                 epsilon: m.epsilon,
             };
-            let fused = g.add(&name, op, &[m.x, m.gamma, m.beta])?;
+            let inputs: Vec<Value> = [Some(m.x), Some(m.gamma), m.beta].into_iter().flatten().collect();
+            let fused = g.add(&name, op, &inputs)?;
             g.replace_uses(
                 Value {
                     node: m.root,
@@ -68,14 +71,54 @@ fn is_last_axis_mean(g: &Graph, v: Value) -> Option<Value> {
 }
 
 fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
+    match_biased(g, root).or_else(|| match_unbiased(g, root))
+}
+
+/// `Add(Mul(normed, γ), β)` at `root`.
+fn match_biased(g: &Graph, root: NodeId) -> Option<Match> {
     let out = Value { node: root, slot: 0 };
     if !is_binary(g, out, BinaryOp::Add) {
         return None;
     }
-    // Add(scaled, β) and Mul(normed, γ), constants on either side.
+    // Add(scaled, β), constants on either side.
     let is_const = |v: Value| constant(g, v).is_some();
     let scaled = other_operand(g, root, is_const)?;
     let beta = operands(g, root).map(|(a, b)| if a == scaled { b } else { a })?;
+    let mut m = match_scaled(g, scaled)?;
+    if !fits_width(g, m.x, beta) || !only_read_by(g, scaled, &[root]) {
+        return None;
+    }
+    m.root = root;
+    m.nodes.insert(0, root);
+    m.beta = Some(beta);
+    Some(m)
+}
+
+/// `Mul(normed, γ)` at `root` that no biased norm continues.
+fn match_unbiased(g: &Graph, root: NodeId) -> Option<Match> {
+    let scaled = Value { node: root, slot: 0 };
+    let continued = g
+        .consumers(scaled)
+        .into_iter()
+        .any(|(reader, _)| match_biased(g, reader).is_some());
+    if continued {
+        return None;
+    }
+    match_scaled(g, scaled)
+}
+
+/// Whether constant `p` is a float vector as wide as the last axis of `x`.
+fn fits_width(g: &Graph, x: Value, p: Value) -> bool {
+    let (Some(width), Some(t)) = (g.info(x).shape.dims().last(), constant(g, p)) else {
+        return false;
+    };
+    t.dims().len() == 1 && crate::ir::Dim::Fixed(t.dims()[0] as i64) == *width && t.dtype().is_float()
+}
+
+/// The norm up to `Mul(normed, γ)` (`scaled`), rooted there, without β.
+fn match_scaled(g: &Graph, scaled: Value) -> Option<Match> {
+    // Mul(normed, γ), the constant on either side.
+    let is_const = |v: Value| constant(g, v).is_some();
     if !is_binary(g, scaled, BinaryOp::Mul) {
         return None;
     }
@@ -109,17 +152,11 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
     if is_last_axis_mean(g, mean)? != x {
         return None;
     }
-    // γ and β must fit the normalized (last) dimension.
-    let width = g.info(x).shape.dims().last()?.clone();
-    for p in [gamma, beta] {
-        let t = constant(g, p)?;
-        if t.dims().len() != 1 || crate::ir::Dim::Fixed(t.dims()[0] as i64) != width || !t.dtype().is_float()
-        {
-            return None;
-        }
+    // γ must fit the normalized (last) dimension.
+    if !fits_width(g, x, gamma) {
+        return None;
     }
     let inside = [
-        root,
         scaled.node,
         normed.node,
         std.node,
@@ -128,8 +165,7 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
         squared.node,
         d.node,
     ];
-    let private = only_read_by(g, scaled, &[root])
-        && only_read_by(g, normed, &[scaled.node])
+    let private = only_read_by(g, normed, &[scaled.node])
         && only_read_by(g, std, &[normed.node])
         && only_read_by(g, var_eps, &[std.node])
         && only_read_by(g, var, &[var_eps.node])
@@ -139,11 +175,11 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
     let mut nodes = inside.to_vec();
     nodes.push(mean.node);
     private.then_some(Match {
-        root,
+        root: scaled.node,
         nodes,
         x,
         gamma,
-        beta,
+        beta: None,
         epsilon,
     })
 }

@@ -113,8 +113,16 @@ const FEATURE_OVERRIDES: [(&str, &str, &str); 7] = [
         "layer pattern",
         r#"{"layer_types": ["full_attention", "full_attention", "full_attention"]}"#,
     ),
-    ("modernbert-cls", "cls pooling", r#"{"classifier_pooling": "mean"}"#),
-    ("modernbert-cls-mean", "mean pooling", r#"{"classifier_pooling": "cls"}"#),
+    (
+        "modernbert-cls",
+        "cls pooling",
+        r#"{"classifier_pooling": "mean"}"#,
+    ),
+    (
+        "modernbert-cls-mean",
+        "mean pooling",
+        r#"{"classifier_pooling": "cls"}"#,
+    ),
 ];
 
 #[test]
@@ -241,13 +249,29 @@ fn onnxruntime_target_matches_pytorch() {
     }
 }
 
-/// What -O2 fuses: every layer norm (the embeddings', two per layer, the
-/// masked-LM head's). Rotary attention is not fused yet: fuse_attention
-/// finds no BERT attention where the rotation sits between the projections
-/// and the scores, and leaves those layers as built (the numbers above hold).
+/// What -O2 fuses: every layer norm — NomicBERT's (the embeddings', two
+/// per layer, the masked-LM head's) and ModernBERT's, which have no bias
+/// unless norm_bias says (the embeddings' norm, the attention norms of
+/// layers 1.., every MLP norm, the final norm, the heads' norm) — and every
+/// GELU (ModernBERT's GeGLU activations and its head's; the GLU's product
+/// with the gate stays a Mul: ONNX has no GLU op). Rotary attention is not
+/// fused yet: fuse_attention finds no BERT attention where the rotation sits
+/// between the projections and the scores, and leaves those layers as built
+/// (the numbers above hold).
 #[test]
-fn layer_norms_fuse_at_o2_and_rotary_attention_stays_unfused() {
-    for (case, layer_norm) in [("nomic-base", 5), ("nomic-cls", 5), ("nomic-mlm", 6)] {
+fn layer_norms_and_gelus_fuse_at_o2_and_rotary_attention_stays_unfused() {
+    for (case, layer_norm, gelu) in [
+        ("nomic-base", 5, 0),
+        ("nomic-cls", 5, 0),
+        ("nomic-mlm", 6, 0),
+        ("modernbert-base", 7, 3),
+        ("modernbert-legacy-config", 7, 3),
+        ("modernbert-cls", 8, 4),
+        ("modernbert-cls-mean", 8, 4),
+        ("modernbert-tok", 8, 4),
+        ("modernbert-mlm", 8, 4),
+        ("modernbert-qa", 8, 4),
+    ] {
         let c = compiled(case, &at_level(Level::O2));
         let counts = fused_counts(&c);
         let h = c.graph().op_histogram();
@@ -257,10 +281,12 @@ fn layer_norms_fuse_at_o2_and_rotary_attention_stays_unfused() {
             FusedCounts {
                 attention: 0,
                 layer_norm,
-                gelu: 0,
+                gelu,
             },
             "{case}: {h:?}"
         );
+        // Nothing of a decomposed norm is left: its Sqrt is gone.
+        assert_eq!(h.get("Sqrt"), None, "{case}: {h:?}");
     }
 }
 
