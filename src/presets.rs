@@ -54,6 +54,7 @@ pub const PRESETS: &[(&str, &str)] = &[
         "electra-small-discriminator",
         include_str!("../models/electra-small-discriminator.json"),
     ),
+    ("modernbert-base", include_str!("../models/modernbert-base.json")),
     ("roberta-base", include_str!("../models/roberta-base.json")),
     ("roberta-large", include_str!("../models/roberta-large.json")),
     (

@@ -158,6 +158,15 @@ fn preset_parameters(name: &str) -> usize {
 ///   256 × 256 pooler ElectraModel lacks: 13,548,800 − 65,792 = 13,483,008;
 /// - all-mpnet-base-v2: its model card's 109,486,978 counts the 514-entry
 ///   `position_ids` buffer saved in the checkpoint: 109,486,464 parameters.
+/// - modernbert-base: published as 149M (the ModernBERT paper's table,
+///   answerdotai/ModernBERT-base's model card). Counted from the published
+///   config's shapes: tok_embeddings 50368·768 + norm 768 = 38,683,392;
+///   per layer Wqkv 768·2304 + Wo 768·768 + Wi 768·2304 + mlp Wo 1152·768 +
+///   two norms 2·768 = 5,015,040, layer 0 without attn_norm (768 fewer);
+///   final_norm 768; no biases (norm_bias, attention_bias, mlp_bias
+///   false): 149,014,272. The hub's "150M" badge counts the checkpoint,
+///   ModernBertForMaskedLM, which adds head.dense 768·768, head.norm 768
+///   and decoder.bias 50368: 149,655,232 (the decoder weight tied).
 #[test]
 fn presets_have_their_published_parameter_counts() {
     for (name, count) in [
@@ -172,6 +181,7 @@ fn presets_have_their_published_parameter_counts() {
         ("electra-base-discriminator", 108_891_648),
         ("electra-small-discriminator", 13_548_800 - 65_792),
         ("all-mpnet-base-v2", 109_486_978 - 514),
+        ("modernbert-base", 149_014_272),
     ] {
         assert_eq!(preset_parameters(name), count, "{name}");
     }
