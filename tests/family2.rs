@@ -118,14 +118,14 @@ fn inspect_reports_pytorch_parameter_counts() {
 }
 
 /// int8 (dynamic, static) and fp16: the accuracy gate (worst-row cosine
-/// ≥ 0.99 against f32) passes. But int8 quantizes only the Linears with a
-/// bias (quantize_int8 matches `Add(MatMul(x, W), b)`): NomicBERT's encoder
-/// Linears have none and stay f32, so only the pooler and classifier
-/// (nomic-cls) and the MLM transform (nomic-mlm) are int8. The counts below
-/// say so, and change when the pass learns bias-free Linears.
+/// ≥ 0.99 against f32) passes, with every Linear quantized, the bias-free
+/// ones too: per layer the fused QKV, the attention output, the gated MLP's
+/// up, gate and down projections (5 × 2 layers), plus the pooler and
+/// classifier (nomic-cls) or the MLM transform (nomic-mlm; its decoder reads
+/// the tied table through a Transpose and stays f32).
 #[test]
 fn int8_and_fp16_gates_pass() {
-    for (case, int8_linears) in [("nomic-base", 0), ("nomic-cls", 2), ("nomic-mlm", 1)] {
+    for (case, int8_linears) in [("nomic-base", 10), ("nomic-cls", 12), ("nomic-mlm", 11)] {
         let options = PipelineOptions {
             precision: Precision::new(Form::Int8Dynamic),
             ..at_level(Level::O2)
@@ -209,4 +209,51 @@ fn every_head_compiles_on_every_case() {
             assert!(!c.report.check.is_empty(), "{case} {head}: not checked");
         }
     }
+}
+
+/// The onnxruntime (dynamic and static) and OpenVINO (static Q/DQ) int8
+/// forms quantize the bias-free Linears too, with the accuracy gate held:
+/// as many int8 weights as the tract form (above) has integer products.
+#[test]
+fn every_int8_form_quantizes_the_bias_free_linears() {
+    let dynamic = Form::Int8Dynamic;
+    let static_ = Form::Int8Static(CalibrationMethod::MinMax);
+    for (case, int8_linears) in [("nomic-base", 10), ("nomic-cls", 12), ("nomic-mlm", 11)] {
+        for (form, target) in [
+            (dynamic, Target::Onnxruntime),
+            (static_, Target::Onnxruntime),
+            (static_, Target::Openvino),
+        ] {
+            let what = format!("{case} {form:?} --target {target:?}");
+            let options = PipelineOptions {
+                precision: Precision::new(form),
+                target,
+                ..at_level(Level::O2)
+            };
+            let c = compiled(case, &options);
+            assert_eq!(int8_weights(c.graph()), int8_linears, "{what}");
+            let worst = gate_worst_row_cosine(&c);
+            eprintln!("{what}: worst row cosine {worst:.6}");
+            assert!(worst >= 0.99, "{what}: worst row cosine {worst}");
+        }
+    }
+}
+
+/// The int8 weight matrices the graph's products read: MatMulInteger's
+/// constant operand, or a DequantizeLinear of a constant int8 matrix.
+fn int8_weights(g: &bertc::ir::Graph) -> usize {
+    use bertc::ir::{DType, Op};
+    let int8_matrix = |id| {
+        let weight = g.inputs_of(id).get(1).copied().flatten();
+        let table = g.inputs_of(id).first().copied().flatten();
+        let is_matrix = |v: Option<bertc::ir::Value>| {
+            v.is_some_and(|v| matches!(&g.node(v.node).op, Op::Constant(t) if t.dtype() == DType::I8 && t.dims().len() == 2))
+        };
+        match g.node(id).op {
+            Op::MatMulInteger => is_matrix(weight),
+            Op::DequantizeLinear { .. } => is_matrix(table),
+            _ => false,
+        }
+    };
+    g.node_ids().filter(|&id| int8_matrix(id)).count()
 }
