@@ -263,3 +263,140 @@ fn int8_weights(g: &bertc::ir::Graph) -> usize {
     };
     g.node_ids().filter(|&id| int8_matrix(id)).count()
 }
+
+/// transformers 5's `config.json` of a case rewritten the way the
+/// remote-code NomicBERT (`configuration_hf_nomic_bert.py`, what
+/// nomic-embed-text-v1.5 ships) names its fields.
+fn remote_code_config(case: &str, extra: &[(&str, serde_json::Value)]) -> String {
+    let text = std::fs::read_to_string(case_dir(case).join("config.json")).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let fields = json.as_object_mut().unwrap();
+    for (from, to) in [
+        ("hidden_size", "n_embd"),
+        ("num_hidden_layers", "n_layer"),
+        ("num_attention_heads", "n_head"),
+        ("intermediate_size", "n_inner"),
+        ("max_position_embeddings", "n_positions"),
+        ("layer_norm_eps", "layer_norm_epsilon"),
+    ] {
+        let v = fields.remove(from).unwrap();
+        fields.insert(to.into(), v);
+    }
+    let theta = fields.remove("rope_parameters").unwrap()["rope_theta"].clone();
+    fields.remove("hidden_act");
+    fields.remove("head_dim");
+    let remote = serde_json::json!({
+        "rotary_emb_base": theta,
+        "activation_function": "swiglu",
+        "rotary_emb_fraction": 1.0,
+        "rotary_emb_interleaved": false,
+        "rotary_emb_scale_base": null,
+        "qkv_proj_bias": false,
+        "mlp_fc1_bias": false,
+        "mlp_fc2_bias": false,
+        "prenorm": false,
+        "causal": false,
+    });
+    for (k, v) in remote.as_object().unwrap() {
+        fields.insert(k.clone(), v.clone());
+    }
+    for (k, v) in extra {
+        fields.insert(k.to_string(), v.clone());
+    }
+    json.to_string()
+}
+
+/// The remote-code config of the same checkpoint reads as the same model:
+/// the outputs match PyTorch's as the transformers 5 config's do.
+#[test]
+fn remote_code_configs_build_the_same_model() {
+    for case in CASES {
+        let remote = BertConfig::from_json_str(&remote_code_config(case, &[]), case).unwrap();
+        let own = BertConfig::from_path(&case_dir(case).join("config.json")).unwrap();
+        assert_eq!(
+            (
+                remote.hidden_size,
+                remote.num_hidden_layers,
+                remote.num_attention_heads
+            ),
+            (own.hidden_size, own.num_hidden_layers, own.num_attention_heads),
+            "{case}"
+        );
+        assert_eq!(remote.intermediate_size, own.intermediate_size, "{case}");
+        assert_eq!(
+            (remote.rope_theta, remote.hidden_act),
+            (own.rope_theta, own.hidden_act),
+            "{case}"
+        );
+        assert_eq!(remote.layer_norm_eps, own.layer_norm_eps, "{case}");
+        let golden = golden(&case_dir(case));
+        let model = compiled_with(case, &remote, &at_level(Level::O2))
+            .to_bytes()
+            .unwrap();
+        let out = run_tract(&model, &golden);
+        assert_close(&format!("{case} remote-code config"), &out, &golden, ATOL);
+    }
+}
+
+/// The remote code's switches bertc does not build are refused, each by
+/// its field's name, before any weight is read.
+#[test]
+fn remote_code_switches_bertc_does_not_build_are_refused() {
+    for (field, value) in [
+        ("rotary_emb_interleaved", serde_json::json!(true)),
+        ("rotary_emb_fraction", serde_json::json!(0.5)),
+        ("rotary_scaling_factor", serde_json::json!(2.0)),
+        ("qkv_proj_bias", serde_json::json!(true)),
+        ("mlp_fc1_bias", serde_json::json!(true)),
+        ("prenorm", serde_json::json!(true)),
+        ("activation_function", serde_json::json!("gelu")),
+    ] {
+        let text = remote_code_config("nomic-base", &[(field, value.clone())]);
+        let e = BertConfig::from_json_str(&text, "remote")
+            .expect_err(field)
+            .to_string();
+        assert!(
+            e.contains(&format!("`{field}`")) && e.contains("not supported"),
+            "{field} = {value}: {e}"
+        );
+    }
+    // At their one value, as nomic-embed-text-v1.5 ships them, they read.
+    let text = remote_code_config("nomic-base", &[("rotary_emb_fraction", serde_json::json!(1))]);
+    BertConfig::from_json_str(&text, "remote").unwrap();
+}
+
+/// nomic-embed-text-v1.5's preset is its published remote-code config
+/// (`models/nomic-embed-text-v1.5.json`): 12 layers of 768 with 12 heads,
+/// a 3072-wide SwiGLU, vocabulary 30528, RoPE base 1000 set up for 8192
+/// positions, no Linear biases. Its parameter count, 136,731,648, is the
+/// hub's own (`safetensors.parameters.F32` of nomic-ai/nomic-embed-text-v1.5
+/// on the Hugging Face API, quoted as 136,731,648 in public model registries;
+/// the model card rounds to 137M) and the sum by hand: embeddings
+/// 30528·768 + 2·768 + the norm's 2·768, and per layer Wqkv 768·2304,
+/// out_proj 768², fc11, fc12 and fc2 3·768·3072 and two norms 4·768.
+#[test]
+fn nomic_embed_preset_reads_its_published_config_and_count() {
+    let c = bertc::pipeline::load_config("nomic-embed-text-v1.5").unwrap();
+    assert_eq!(
+        (
+            c.num_hidden_layers,
+            c.hidden_size,
+            c.num_attention_heads,
+            c.intermediate_size
+        ),
+        (12, 768, 12, 3072)
+    );
+    assert_eq!(
+        (c.vocab_size, c.max_position_embeddings, c.rope_theta),
+        (30528, 8192, Some(1000.0))
+    );
+    assert_eq!(c.family, bertc::family::Family::NomicBert);
+    let parameters: usize = bertc::builder::bert_model_params(&c)
+        .iter()
+        .map(|s| s.shape.iter().product::<usize>())
+        .sum();
+    let (h, i, v) = (768, 3072, 30528);
+    let by_hand = v * h + 2 * h + 2 * h + 12 * (h * 3 * h + h * h + 3 * h * i + 4 * h);
+    assert_eq!(by_hand, 136_731_648);
+    assert_eq!(parameters, 136_731_648);
+}

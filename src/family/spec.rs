@@ -62,6 +62,11 @@ pub struct ConfigAdapter {
     /// The defaults of the family's config class for fields its file leaves
     /// out or sets to null, under BERT's names.
     pub defaults: &'static [(&'static str, ConfigValue)],
+    /// Switches of the family's file that bertc builds at one value only
+    /// (NomicBERT's remote-code `rotary_emb_interleaved: false`), under the
+    /// file's names, with what another value would ask for: another value
+    /// is refused by name; absent or null is the value given.
+    pub required: &'static [(&'static str, ConfigValue, &'static str)],
 }
 
 impl ConfigAdapter {
@@ -71,6 +76,7 @@ impl ConfigAdapter {
         fixed: &[],
         dropped: &[],
         defaults: &[],
+        required: &[],
     };
 }
 
@@ -80,6 +86,9 @@ pub enum ConfigValue {
     Int(u64),
     Float(f64),
     Str(&'static str),
+    Bool(bool),
+    /// JSON null: as a `required` value, the switch must be absent or null.
+    Null,
 }
 
 /// The weight names of the encoder layers. The builder names every
