@@ -94,7 +94,7 @@ pub(super) fn ffn_hidden(g: &Graph, x: Value) -> Option<FfnHidden> {
     }
 }
 
-/// `Mul(up, act)` with `up` a linear layer's output and `act` computed at
+/// `Mul(up, act)` with `up` a linear layer's output (or a slice of it) and `act` computed at
 /// run time from something else (the gate): not from `up`, so that an
 /// activation written as a product (silu's `g · sigmoid(g)`, quick-gelu's
 /// `g · sigmoid(1.702 g)`) is not one.
@@ -102,9 +102,14 @@ fn gated_product(g: &Graph, x: Value) -> bool {
     let Some((a, b)) = super::pattern::operands(g, x.node) else {
         return false;
     };
-    let gated = |up: Value, act: Value| {
-        site_at(g, up).is_some() && constant(g, act).is_none() && !computed_from(g, act, up)
+    // `up` is a Linear's output, or one half of it (GTE's packed
+    // `up_gate_proj`, sliced into up and gate).
+    let linear_output = |v: Value| match g.node(v.node).op {
+        Op::Slice => super::pattern::input(g, v.node, 0).is_some_and(|x| site_at(g, x).is_some()),
+        _ => site_at(g, v).is_some(),
     };
+    let gated =
+        |up: Value, act: Value| linear_output(up) && constant(g, act).is_none() && !computed_from(g, act, up);
     gated(a, b) || gated(b, a)
 }
 

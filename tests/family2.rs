@@ -15,7 +15,17 @@ use bertc::runtime::NamedTensors;
 use common::*;
 
 /// Every case of the families bertc builds.
-const CASES: [&str; 3] = ["nomic-base", "nomic-cls", "nomic-mlm"];
+const CASES: [&str; 6] = [
+    "nomic-base",
+    "nomic-cls",
+    "nomic-mlm",
+    "gte-base",
+    "gte-cls",
+    "gte-mlm",
+];
+
+/// The nomic cases (remote-code configs are theirs).
+const NOMIC: [&str; 3] = ["nomic-base", "nomic-cls", "nomic-mlm"];
 
 const ATOL: f64 = 1e-4;
 
@@ -78,7 +88,12 @@ fn every_case_matches_pytorch_in_tract_and_onnxruntime_at_o0_and_o2() {
 /// beyond the tolerance (the shared README's "features shown to matter").
 #[test]
 fn rope_theta_moves_the_outputs() {
-    let case = "nomic-base";
+    for case in ["nomic-base", "gte-base"] {
+        rope_theta_moves(case);
+    }
+}
+
+fn rope_theta_moves(case: &str) {
     let text = std::fs::read_to_string(case_dir(case).join("config.json")).unwrap();
     let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
     json["rope_parameters"]["rope_theta"] = 10_000.0.into();
@@ -96,7 +111,7 @@ fn rope_theta_moves_the_outputs() {
     );
     assert!(
         c.max_abs > 1e-3,
-        "θ 10000 instead of 1000 moved the outputs by only {:e}",
+        "{case}: θ 10000 moved the outputs by only {:e}",
         c.max_abs
     );
 }
@@ -117,15 +132,27 @@ fn inspect_reports_pytorch_parameter_counts() {
     }
 }
 
+/// The Linears every int8 form quantizes, the bias-free ones too. NomicBERT
+/// per layer: the fused QKV, the attention output, the gated MLP's up, gate
+/// and down projections (5 × 2 layers); GTE: QKV, output, the packed
+/// up-gate and down projections (4 × 2). Plus the pooler and classifier
+/// (`-cls`) or the MLM transform (`-mlm`; its decoder reads the tied table
+/// through a Transpose and stays f32).
+const INT8_LINEARS: [(&str, usize); 6] = [
+    ("nomic-base", 10),
+    ("nomic-cls", 12),
+    ("nomic-mlm", 11),
+    ("gte-base", 8),
+    ("gte-cls", 10),
+    ("gte-mlm", 9),
+];
+
 /// int8 (dynamic, static) and fp16: the accuracy gate (worst-row cosine
-/// ≥ 0.99 against f32) passes, with every Linear quantized, the bias-free
-/// ones too: per layer the fused QKV, the attention output, the gated MLP's
-/// up, gate and down projections (5 × 2 layers), plus the pooler and
-/// classifier (nomic-cls) or the MLM transform (nomic-mlm; its decoder reads
-/// the tied table through a Transpose and stays f32).
+/// ≥ 0.99 against f32) passes, with the Linears of [`INT8_LINEARS`]
+/// quantized.
 #[test]
 fn int8_and_fp16_gates_pass() {
-    for (case, int8_linears) in [("nomic-base", 10), ("nomic-cls", 12), ("nomic-mlm", 11)] {
+    for (case, int8_linears) in INT8_LINEARS {
         let options = PipelineOptions {
             precision: Precision::new(Form::Int8Dynamic),
             ..at_level(Level::O2)
@@ -177,11 +204,19 @@ fn onnxruntime_target_matches_pytorch() {
 
 /// What -O2 fuses: every layer's attention (the rotation of Q and K
 /// recognized between the projections and the scores, and kept before the
-/// fused op) and every layer norm (the embeddings', two per layer, the
-/// masked-LM head's).
+/// fused op), every layer norm (the embeddings', two per layer, the
+/// masked-LM head's) and every GELU (GTE's GeGLU gate in each layer, its
+/// MLM head's; NomicBERT's SwiGLU gates with silu).
 #[test]
 fn attention_and_layer_norms_fuse_at_o2() {
-    for (case, layer_norm) in [("nomic-base", 5), ("nomic-cls", 5), ("nomic-mlm", 6)] {
+    for (case, layer_norm, gelu) in [
+        ("nomic-base", 5, 0),
+        ("nomic-cls", 5, 0),
+        ("nomic-mlm", 6, 0),
+        ("gte-base", 5, 2),
+        ("gte-cls", 5, 2),
+        ("gte-mlm", 6, 3),
+    ] {
         let c = compiled(case, &at_level(Level::O2));
         let counts = fused_counts(&c);
         let h = c.graph().op_histogram();
@@ -191,7 +226,7 @@ fn attention_and_layer_norms_fuse_at_o2() {
             FusedCounts {
                 attention: 2,
                 layer_norm,
-                gelu: 0,
+                gelu,
             },
             "{case}: {h:?}"
         );
@@ -224,7 +259,7 @@ fn every_head_compiles_on_every_case() {
 fn every_int8_form_quantizes_the_bias_free_linears() {
     let dynamic = Form::Int8Dynamic;
     let static_ = Form::Int8Static(CalibrationMethod::MinMax);
-    for (case, int8_linears) in [("nomic-base", 10), ("nomic-cls", 12), ("nomic-mlm", 11)] {
+    for (case, int8_linears) in INT8_LINEARS {
         for (form, target) in [
             (dynamic, Target::Onnxruntime),
             (static_, Target::Onnxruntime),
@@ -310,7 +345,7 @@ fn remote_code_config(case: &str, extra: &[(&str, serde_json::Value)]) -> String
 /// the outputs match PyTorch's as the transformers 5 config's do.
 #[test]
 fn remote_code_configs_build_the_same_model() {
-    for case in CASES {
+    for case in NOMIC {
         let remote = BertConfig::from_json_str(&remote_code_config(case, &[]), case).unwrap();
         let own = BertConfig::from_path(&case_dir(case).join("config.json")).unwrap();
         assert_eq!(

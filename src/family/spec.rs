@@ -134,6 +134,10 @@ pub enum TokenTypes {
     /// A table but no input (Optimum gives none): row 0 is added as a
     /// constant, transformers' zero buffer (RoBERTa).
     ConstantRow,
+    /// As `ConstantRow` when `type_vocab_size` > 0; no table when it is 0
+    /// (GTE: transformers builds the table only for a positive size, and
+    /// gte-base-en-v1.5 has none).
+    OptionalRow,
     /// No table at all (DistilBERT, MPNet).
     Absent,
 }
@@ -144,10 +148,12 @@ impl TokenTypes {
         self == TokenTypes::Input
     }
 
-    /// Whether the embeddings hold a token-type table.
-    pub fn has_table(self) -> bool {
+    /// Whether the embeddings hold a token-type table of
+    /// `type_vocab_size` rows.
+    pub fn has_table(self, type_vocab_size: usize) -> bool {
         match self {
             TokenTypes::Input | TokenTypes::ConstantRow => true,
+            TokenTypes::OptionalRow => type_vocab_size > 0,
             TokenTypes::Absent => false,
         }
     }
@@ -208,6 +214,10 @@ pub enum FeedForward {
     /// `output.dense(intermediate.dense(x) · act(intermediate.gate(x)))`,
     /// SwiGLU when the activation is silu (NomicBERT's fc11 · silu(fc12)).
     Gated,
+    /// The same unit from one Linear of 2 × intermediate outputs, `[up |
+    /// gate]`: `output.dense(up · act(gate))` with
+    /// `[up | gate] = intermediate.dense(x)` (GTE's `up_gate_proj`).
+    PackedGated,
 }
 
 /// The Linear from `embedding_size` to the hidden size before the encoder

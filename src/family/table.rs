@@ -456,6 +456,57 @@ pub(super) const NOMIC_BERT: FamilySpec = FamilySpec {
     },
 };
 
+/// GTE (transformers' `gte`, the in-library form of Alibaba's remote
+/// `NewModel`, gte-base-en-v1.5's architecture): NomicBERT's post-norm
+/// rotary layers with biases in the fused `qkv_proj` and in `o_proj`, a
+/// GeGLU MLP packed in one bias-free `up_gate_proj` ([up | gate]) before a
+/// biased `down_proj`, no token-type input (row 0 of the table added when
+/// there is one), a pooler only under the classifier, and RoBERTa-style
+/// `lm_head` names with GELU.
+pub(super) const GTE: FamilySpec = FamilySpec {
+    model_type: "gte",
+    class_stem: "Gte",
+    prefix: "gte",
+    config: ConfigAdapter {
+        // GteConfig's defaults where they are not BertConfig's.
+        defaults: &[("rope_theta", Float(10000.0)), ("type_vocab_size", Int(0))],
+        ..ConfigAdapter::NONE
+    },
+    renames: &[],
+    layers: LayerNames {
+        path: LayerPath::Indexed("encoder.layer"),
+        renames: &[
+            ("attention.self.qkv", "attention.qkv_proj"),
+            ("attention.output.dense", "attention.o_proj"),
+            ("attention.output.LayerNorm", "attn_ln"),
+            ("intermediate.dense", "mlp.up_gate_proj"),
+            ("output.dense", "mlp.down_proj"),
+            ("output.LayerNorm", "mlp_ln"),
+        ],
+        unbiased: &["intermediate.dense"],
+    },
+    qkv: QkvProjection::Fused,
+    feed_forward: FeedForward::PackedGated,
+    token_types: TokenTypes::OptionalRow,
+    positions: Positions::Rotary(RotaryPairs::HalfSplit),
+    sinusoidal_positions: false,
+    embedding_projection: EmbeddingProjection::None,
+    bucketed_relative_bias: None,
+    pooler: bert_pooler(PoolerRule::ClassifierOnly),
+    heads: Heads {
+        sequence_classification: SequenceClassifier::Pooler,
+        masked_lm: MaskedLmHead {
+            transform: "lm_head.dense",
+            activation: HeadActivation::Gelu,
+            layer_norm: "lm_head.norm",
+            decoder: "lm_head.decoder.weight",
+            bias: "lm_head.decoder.bias",
+            width: HeadWidth::Hidden,
+        },
+        prefixes: &["lm_head."],
+    },
+};
+
 #[cfg(test)]
 mod tests {
     use crate::family::Family;
