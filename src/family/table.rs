@@ -485,14 +485,8 @@ pub(super) const GTE: FamilySpec = FamilySpec {
         ],
         unbiased: &["intermediate.dense"],
     },
-    qkv: QkvProjection::Fused,
     feed_forward: FeedForward::PackedGated,
     token_types: TokenTypes::OptionalRow,
-    positions: Positions::Rotary(RotaryPairs::HalfSplit),
-    sinusoidal_positions: false,
-    embedding_projection: EmbeddingProjection::None,
-    bucketed_relative_bias: None,
-    pooler: bert_pooler(PoolerRule::ClassifierOnly),
     heads: Heads {
         sequence_classification: SequenceClassifier::Pooler,
         masked_lm: MaskedLmHead {
@@ -505,6 +499,9 @@ pub(super) const GTE: FamilySpec = FamilySpec {
         },
         prefixes: &["lm_head."],
     },
+    // NomicBERT's: the fused QKV, half-split rotary positions (no table),
+    // no embedding projection or relative bias, the classifier's pooler.
+    ..NOMIC_BERT
 };
 
 #[cfg(test)]
