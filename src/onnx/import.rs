@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use bytes::Bytes;
 use prost::Message;
 
 use super::external::ExternalFiles;
@@ -21,28 +22,45 @@ use crate::ir::{DType, Graph, Op, Tensor, Value, ValueInfo};
 use crate::passes::Pass;
 
 pub fn read_model(path: &Path) -> Result<Graph, OnnxError> {
-    let bytes = crate::input_file::read_regular(path).map_err(|error| OnnxError::Io {
-        path: path.display().to_string(),
-        error,
-    })?;
+    read_model_and_bytes(path).map(|(graph, _)| graph)
+}
+
+/// [`read_model`] and the file's bytes, read once: the graph's weights are
+/// slices of that one buffer (no copy), so a caller that hands the bytes
+/// on to a runtime holds the weights once, not twice.
+pub fn read_model_and_bytes(path: &Path) -> Result<(Graph, Bytes), OnnxError> {
+    let bytes = Bytes::from(
+        crate::input_file::read_regular(path).map_err(|error| OnnxError::Io {
+            path: path.display().to_string(),
+            error,
+        })?,
+    );
     // Every error names the file (an I/O error already does).
-    import_with_dir(&bytes, path.parent()).map_err(|e| match e {
+    let graph = import_with_dir(bytes.clone(), path.parent()).map_err(|e| match e {
         OnnxError::Decode(reason) => OnnxError::Decode(format!("{}: {reason}", path.display())),
         OnnxError::Io { .. } => e,
         other => OnnxError::InFile {
             path: path.display().to_string(),
             error: Box::new(other),
         },
-    })
+    })?;
+    Ok((graph, bytes))
 }
 
 /// Imports a model from bytes; external-data initializers are refused
 /// (they need the model's folder: use [`read_model`]).
 pub fn import_bytes(bytes: &[u8]) -> Result<Graph, OnnxError> {
+    import_with_dir(Bytes::copy_from_slice(bytes), None)
+}
+
+/// [`import_bytes`] of a buffer the caller keeps: the graph's weights are
+/// slices of it, not copies.
+pub fn import_shared_bytes(bytes: Bytes) -> Result<Graph, OnnxError> {
     import_with_dir(bytes, None)
 }
 
-fn import_with_dir(bytes: &[u8], dir: Option<&Path>) -> Result<Graph, OnnxError> {
+/// Decoding from a `Bytes` makes every `raw_data` a slice of it.
+fn import_with_dir(bytes: Bytes, dir: Option<&Path>) -> Result<Graph, OnnxError> {
     let model = proto::ModelProto::decode(bytes).map_err(|e| OnnxError::Decode(e.to_string()))?;
     let graph = model
         .graph

@@ -13,7 +13,9 @@ pub use export::{
     written_with_external_data, ExportOptions, Sink, WrittenModel, DEFAULT_OPSET, MAX_OPSET, MIN_OPSET,
 };
 pub use external::{data_path, ALIGNMENT, ALIGN_ABOVE, INLINE_BELOW, PROTOBUF_LIMIT};
-pub use import::{import_bytes, read_model, IMPORT_IR_VERSIONS, IMPORT_OPSETS};
+pub use import::{
+    import_bytes, import_shared_bytes, read_model, read_model_and_bytes, IMPORT_IR_VERSIONS, IMPORT_OPSETS,
+};
 pub use metadata::{external_data_files, read_metadata};
 pub use split::{split_bytes, split_graph, Initializer, SplitModel};
 

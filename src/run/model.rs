@@ -68,8 +68,12 @@ pub fn load(session: &Session, arg: &Path, opts: &RunOptions) -> Result<LoadedMo
             Source::Config(source.config, build),
             &PipelineOptions::default(),
         )?;
-        let bytes = compiled.to_bytes().map_err(crate::Error::from)?;
-        (compiled.into_graph(), bytes, Some(arg.to_path_buf()))
+        // The graph read back from its own bytes shares their buffer: the
+        // weights are held once while the runtime loads, not twice.
+        let bytes = bytes::Bytes::from(compiled.to_bytes().map_err(crate::Error::from)?);
+        drop(compiled);
+        let graph = crate::onnx::import_shared_bytes(bytes.clone()).map_err(crate::Error::from)?;
+        (graph, bytes, Some(arg.to_path_buf()))
     } else {
         let (graph, bytes) = read_onnx(arg)?;
         (graph, bytes, None)
@@ -125,13 +129,9 @@ pub fn load(session: &Session, arg: &Path, opts: &RunOptions) -> Result<LoadedMo
     })
 }
 
-fn read_onnx(path: &Path) -> Result<(Graph, Vec<u8>), RunError> {
-    let graph = crate::onnx::read_model(path).map_err(crate::Error::from)?;
-    let bytes = crate::input_file::read_regular(path).map_err(|error| RunError::Io {
-        path: path.to_path_buf(),
-        error,
-    })?;
-    Ok((graph, bytes))
+/// The model and its file's bytes, sharing one buffer.
+fn read_onnx(path: &Path) -> Result<(Graph, bytes::Bytes), RunError> {
+    Ok(crate::onnx::read_model_and_bytes(path).map_err(crate::Error::from)?)
 }
 
 /// The config: the folder's config.json, else the one bertc stored in
