@@ -54,6 +54,10 @@ pub const PRESETS: &[(&str, &str)] = &[
         "electra-small-discriminator",
         include_str!("../models/electra-small-discriminator.json"),
     ),
+    (
+        "nomic-embed-text-v1.5",
+        include_str!("../models/nomic-embed-text-v1.5.json"),
+    ),
     ("roberta-base", include_str!("../models/roberta-base.json")),
     ("roberta-large", include_str!("../models/roberta-large.json")),
     (

@@ -153,6 +153,7 @@ impl Builder<'_> {
                 self.activation(inter, self.config.hidden_act, &format!("{p}.intermediate.act"))?
             }
             FeedForward::Gated => self.gated_linear_unit(h, &p)?,
+            FeedForward::PackedGated => self.packed_gated_linear_unit(h, &p)?,
         };
         let out = self.linear(act, &format!("{p}.output.dense"))?;
         let res = self.binary(&format!("{p}.output.residual"), BinaryOp::Add, out, h)?;

@@ -68,7 +68,7 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
             false,
         );
     }
-    if family.token_types.has_table() {
+    if family.token_types.has_table(c.type_vocab_size) {
         add(
             "embeddings.token_type_embeddings.weight".into(),
             vec![c.type_vocab_size, e],
@@ -126,14 +126,19 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
         }
         linear(&mut add, &format!("{p}.attention.output.dense"), h, h);
         layer_norm(&mut add, &format!("{p}.attention.output.LayerNorm"), h);
+        let packed = family.feed_forward == FeedForward::PackedGated;
         linear(
             &mut add,
             &format!("{p}.intermediate.dense"),
             h,
-            c.intermediate_size,
+            if packed {
+                2 * c.intermediate_size
+            } else {
+                c.intermediate_size
+            },
         );
         match family.feed_forward {
-            FeedForward::Plain => {}
+            FeedForward::Plain | FeedForward::PackedGated => {}
             FeedForward::Gated => linear(
                 &mut add,
                 &format!("{p}.intermediate.gate"),

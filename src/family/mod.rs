@@ -54,11 +54,12 @@ pub enum Family {
     Albert,
     MpNet,
     NomicBert,
+    Gte,
 }
 
 impl Family {
     /// Every family, in the order messages list them.
-    pub const ALL: [Family; 9] = [
+    pub const ALL: [Family; 10] = [
         Family::Bert,
         Family::Roberta,
         Family::XlmRoberta,
@@ -68,6 +69,7 @@ impl Family {
         Family::Albert,
         Family::MpNet,
         Family::NomicBert,
+        Family::Gte,
     ];
 
     /// The family's row of the table: everything bertc knows of it outside
@@ -83,6 +85,7 @@ impl Family {
             Family::Albert => &table::ALBERT,
             Family::MpNet => &table::MPNET,
             Family::NomicBert => &table::NOMIC_BERT,
+            Family::Gte => &table::GTE,
         }
     }
 
