@@ -18,6 +18,15 @@
 //! `Where(cond, lowest, scores)`, which `attention_mask` turns into the
 //! additive `Where(cond, lowest, 0)` (made once per condition).
 //!
+//! Rotary models rotate Q and K between the head split and the transpose:
+//! `Transpose(rotation(Reshape(q, [B,S,n,d])), perm)`, the rotation
+//! recognized as a unit (`rotary`, the computation of opset 23's
+//! `RotaryEmbedding`). It is kept as it is, in standard ops every runtime
+//! runs, and its output merged back to [B, S, n·d] feeds the Attention:
+//! tract has no RotaryEmbedding, and onnxruntime's packed contrib Attention
+//! projects Q and K itself (so `lower_attention_onnxruntime` leaves these
+//! layers as standard Attention).
+//!
 //! The mask becomes the Attention mask expanded to [B, 1, S, S]: both tract
 //! (whose flash kernel rejects [B,1,1,S]) and onnxruntime (which wants the
 //! query length as the second-to-last dim) accept that shape. It is
@@ -29,6 +38,7 @@ use crate::ir::{BinaryOp, Dim, Graph, IrError, NodeId, Op, Shape, Tensor, Value}
 
 use super::attention_mask::{additive, broadcasts_to_scores, select_mask};
 use super::pattern::{fused_name, input, only_read_by, operands, producer, scalar};
+use super::rotary::rotation;
 use super::{Pass, PassReport};
 
 pub struct FuseAttention;
@@ -45,9 +55,14 @@ enum Mask {
 struct Match {
     root: NodeId,
     nodes: Vec<NodeId>,
+    /// Q, K and V before the head split, [B, S, heads·d].
     q: Value,
     k: Value,
     v: Value,
+    /// The rotated heads of Q, K and V ([B, S, heads, d]) where a rotation
+    /// sits between the split and the transpose: the Attention reads them
+    /// merged back to 3-D instead of `q`, `k`, `v`.
+    rotated: [Option<Value>; 3],
     mask: Mask,
     /// A relative position score bias added to Q·Kᵀ before scaling.
     bias: Option<Value>,
@@ -103,7 +118,11 @@ impl Pass for FuseAttention {
                 kv_num_heads: m.heads,
                 scale: m.scale,
             };
-            let fused = g.add(&name, op, &[m.q, m.k, m.v, mask])?;
+            let before = g.node_count();
+            let [q, k, v] = [(m.q, m.rotated[0]), (m.k, m.rotated[1]), (m.v, m.rotated[2])]
+                .map(|(plain, rotated)| rotated.map_or(Ok(plain), |r| merge_heads(g, r, plain)));
+            added += g.node_count() - before;
+            let fused = g.add(&name, op, &[q?, k?, v?, mask])?;
             g.replace_uses(
                 Value {
                     node: m.root,
@@ -131,6 +150,19 @@ fn bias_mask(g: &mut Graph, bias: Value, factor: f32, mask: Value) -> Result<Val
     let scaled = g.add(&sn, Op::Binary(BinaryOp::Mul), &[bias, c])?;
     let mn = g.fresh_name(&format!("{base}.with_mask"));
     g.add(&mn, Op::Binary(BinaryOp::Add), &[scaled, mask])
+}
+
+/// `Reshape(rotated, [0, 0, H])`: rotated heads [B, S, n, d] merged back to
+/// the [B, S, H] of `plain`, the value split into them.
+fn merge_heads(g: &mut Graph, rotated: Value, plain: Value) -> Result<Value, IrError> {
+    let width = g.info(plain).shape.dims()[2]
+        .fixed()
+        .expect("matched a fixed width");
+    let base = g.node(rotated.node).name.clone();
+    let sn = g.fresh_name(&format!("{base}.merge_heads_shape"));
+    let shape = g.add_const(&sn, Tensor::vec_i64(&[0, 0, width]))?;
+    let mn = g.fresh_name(&format!("{base}.merge_heads"));
+    g.add(&mn, Op::Reshape, &[rotated, shape])
 }
 
 /// `Expand(mask, [B, 1, Sq, Skv])`, the dims taken from Q's and K's shapes
@@ -184,15 +216,32 @@ fn scaling(g: &Graph, v: Value) -> Option<(Value, f32)> {
     Some((x, factor))
 }
 
-/// `Transpose(Reshape(x, [B, S, n, d]), perm)` → (x, n).
-fn split_heads(g: &Graph, v: Value, perm: &[usize]) -> Option<(Value, usize, Value)> {
+/// Q, K or V split into heads as the scores read them.
+struct Heads {
+    /// The value split, [B, S, n·d].
+    x: Value,
+    /// n.
+    heads: usize,
+    /// `Reshape(x, [B, S, n, d])`.
+    split: Value,
+    /// The split heads rotated ([`rotation`]), when they are.
+    rotated: Option<Value>,
+}
+
+/// `Transpose(Reshape(x, [B, S, n, d]), perm)`, or
+/// `Transpose(rotation(Reshape(x, [B, S, n, d])), perm)`.
+fn split_heads(g: &Graph, v: Value, perm: &[usize]) -> Option<Heads> {
     let Op::Transpose { perm: p } = &producer(g, v).op else {
         return None;
     };
     if p != perm {
         return None;
     }
-    let split = input(g, v.node, 0)?;
+    let heads = input(g, v.node, 0)?;
+    let (split, rotated) = match rotation(g, heads) {
+        Some(split) => (split, Some(heads)),
+        None => (heads, None),
+    };
     if producer(g, split).op != Op::Reshape {
         return None;
     }
@@ -202,7 +251,12 @@ fn split_heads(g: &Graph, v: Value, perm: &[usize]) -> Option<(Value, usize, Val
         return None;
     }
     let (n, d) = (ss.dims()[2].fixed()?, ss.dims()[3].fixed()?);
-    (xs.dims()[2] == Dim::Fixed(n * d)).then_some((x, n as usize, split))
+    (xs.dims()[2] == Dim::Fixed(n * d)).then_some(Heads {
+        x,
+        heads: n as usize,
+        split,
+        rotated,
+    })
 }
 
 fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
@@ -278,10 +332,11 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
         Some(qs) => scaling(g, qs)?.0,
         None => qh,
     };
-    let (q, heads, q_split) = split_heads(g, qh, &[0, 2, 1, 3])?;
-    let (k, k_heads, k_split) = split_heads(g, kh, &[0, 2, 3, 1])?;
-    let (v, v_heads, v_split) = split_heads(g, vh, &[0, 2, 1, 3])?;
-    if heads != k_heads || heads != v_heads {
+    let qs = split_heads(g, qh, &[0, 2, 1, 3])?;
+    let ks = split_heads(g, kh, &[0, 2, 3, 1])?;
+    let vs = split_heads(g, vh, &[0, 2, 1, 3])?;
+    let (q, k, v, heads) = (qs.x, ks.x, vs.x, qs.heads);
+    if heads != ks.heads || heads != vs.heads {
         return None;
     }
     // The mask must broadcast to the scores, [B, heads, Sq, Skv]: a padding
@@ -304,7 +359,7 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
     let scale = ((factor - default).abs() > 1e-6 * default).then_some(factor);
     let mut chain = vec![
         (kh, scores.node),
-        (v_split, vh.node),
+        (vs.rotated.unwrap_or(vs.split), vh.node),
         (vh, ctx.node),
         (masked, probs.node),
         (probs, ctx.node),
@@ -320,9 +375,14 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
         }
     }
     // The relative bias reads Q and K split into heads; without one the
-    // splits belong to the pattern.
+    // splits belong to the pattern. A rotation stays (the Attention reads
+    // its output), and so does the split it reads.
     if bias.is_none() {
-        chain.extend([(q_split, qh.node), (k_split, kh.node)]);
+        for (h, reader) in [(&qs, qh.node), (&ks, kh.node)] {
+            if h.rotated.is_none() {
+                chain.push((h.split, reader));
+            }
+        }
     }
     let nodes = chain.iter().map(|(v, _)| v.node).chain([root]).collect();
     let scaled_read_in_pattern = only_read_by(g, scaled, &mask_nodes);
@@ -333,6 +393,7 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
             q,
             k,
             v,
+            rotated: [qs.rotated, ks.rotated, vs.rotated],
             mask,
             bias: bias.map(|(b, _)| b),
             factor,

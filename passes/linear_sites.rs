@@ -15,43 +15,117 @@
 
 use std::collections::HashMap;
 
-use crate::ir::{Graph, IrError, NodeId, Value};
+use crate::ir::{BinaryOp, Graph, IrError, NodeId, Op, Value};
 use crate::numeric::le_f32;
 
-use super::pattern::{constant, linear};
+use super::pattern::{bias_free_linear, constant, linear};
 
-/// One linear layer `Add(MatMul(x, W), b)` an int8 pass rewrites.
+/// One linear layer an int8 pass rewrites: `Add(MatMul(x, W), b)`, or a
+/// bare `MatMul(x, W)` where the layer has no bias (NomicBERT's encoder).
 pub(super) struct LinearSite {
-    /// The bias Add's output, which the rewrite replaces.
+    /// The layer's output, which the rewrite replaces: the bias Add's, or
+    /// the MatMul's when there is no bias.
     pub(super) out: Value,
     /// This layer's MatMul: of the readers of `w` (twelve in ALBERT), the
     /// one this site owns.
     pub(super) matmul: NodeId,
     pub(super) x: Value,
     pub(super) w: Value,
-    pub(super) b: Value,
+    /// The bias; `None` for a Linear without one, whose rewrite ends at the
+    /// dequantized product.
+    pub(super) b: Option<Value>,
 }
 
 /// The linear layers to quantize, in canonical order: not skipped by name,
-/// their MatMul read only by their Add, their input computed at run time.
+/// their MatMul read only by their Add (when they have a bias), their
+/// input computed at run time.
 pub(super) fn linear_sites(g: &Graph, skip: &[String]) -> Vec<LinearSite> {
     crate::ir::canonical_order(g)
         .into_iter()
         .filter_map(|id| {
-            let out = Value { node: id, slot: 0 };
-            let l = linear(g, out)?;
+            let site = site_at(g, Value { node: id, slot: 0 })?;
             let name = &g.node(id).name;
             let skipped = skip.iter().any(|p| name.contains(p.as_str()));
-            let alone = g.consumers(l.matmul).len() == 1 && constant(g, l.x).is_none();
-            (!skipped && alone).then_some(LinearSite {
-                out,
-                matmul: l.matmul.node,
-                x: l.x,
-                w: l.w,
-                b: l.b,
-            })
+            (!skipped && constant(g, site.x).is_none()).then_some(site)
         })
         .collect()
+}
+
+/// The linear layer whose output is `out`: a biased one whose MatMul only
+/// its Add reads, or a bias-free one (see [`bias_free_linear`]).
+fn site_at(g: &Graph, out: Value) -> Option<LinearSite> {
+    if let Some(l) = linear(g, out) {
+        return (g.consumers(l.matmul).len() == 1).then_some(LinearSite {
+            out,
+            matmul: l.matmul.node,
+            x: l.x,
+            w: l.w,
+            b: Some(l.b),
+        });
+    }
+    let (x, w) = bias_free_linear(g, out)?;
+    Some(LinearSite {
+        out,
+        matmul: out.node,
+        x,
+        w,
+        b: None,
+    })
+}
+/// What made a linear input that is an FFN's hidden activation (the
+/// input of its output layer): the inputs whose rows and channels spread
+/// most, which the int8 passes scale apart from the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FfnHidden {
+    /// A Gelu's output (BERT's FFN): never below -0.17.
+    Gelu,
+    /// A gated linear unit's product `up · act(gate)` (NomicBERT's SwiGLU,
+    /// GTE's GeGLU): of either sign, with the same per-token and
+    /// per-channel outliers.
+    Gated,
+}
+
+/// Whether `x` is an FFN's hidden activation, and which kind.
+pub(super) fn ffn_hidden(g: &Graph, x: Value) -> Option<FfnHidden> {
+    match g.node(x.node).op {
+        Op::Gelu { .. } => Some(FfnHidden::Gelu),
+        Op::Binary(BinaryOp::Mul) => gated_product(g, x).then_some(FfnHidden::Gated),
+        _ => None,
+    }
+}
+
+/// `Mul(up, act)` with `up` a linear layer's output (or a slice of it) and `act` computed at
+/// run time from something else (the gate): not from `up`, so that an
+/// activation written as a product (silu's `g · sigmoid(g)`, quick-gelu's
+/// `g · sigmoid(1.702 g)`) is not one.
+fn gated_product(g: &Graph, x: Value) -> bool {
+    let Some((a, b)) = super::pattern::operands(g, x.node) else {
+        return false;
+    };
+    // `up` is a Linear's output, or one half of it (GTE's packed
+    // `up_gate_proj`, sliced into up and gate).
+    let linear_output = |v: Value| match g.node(v.node).op {
+        Op::Slice => super::pattern::input(g, v.node, 0).is_some_and(|x| site_at(g, x).is_some()),
+        _ => site_at(g, v).is_some(),
+    };
+    let gated =
+        |up: Value, act: Value| linear_output(up) && constant(g, act).is_none() && !computed_from(g, act, up);
+    gated(a, b) || gated(b, a)
+}
+
+/// Whether `v` is `from` or computed from it.
+fn computed_from(g: &Graph, v: Value, from: Value) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        if v == from {
+            return true;
+        }
+        if seen.insert(v.node) {
+            stack.extend(g.inputs_of(v.node).into_iter().flatten());
+        }
+    }
+    false
 }
 
 /// Linear sites connected through a shared input or a shared weight: the

@@ -28,6 +28,7 @@ mod quantize_int8;
 mod quantize_int8_onnxruntime;
 mod quantize_int8_qdq;
 mod remove_identities;
+mod rotary;
 mod to_fp16;
 mod token_indices;
 

@@ -110,6 +110,24 @@ pub fn linear(g: &Graph, v: Value) -> Option<Linear> {
     ok.then_some(Linear { x, matmul, w, b })
 }
 
+/// A linear layer without a bias, `MatMul(x, W)` with W a 2-D f32
+/// constant of non-zero size: its `(x, W)`. Not when a reader of the
+/// product adds a bias to it (that Add is the layer, see [`linear`]), so
+/// that a biased Linear is never seen as a bare one.
+pub fn bias_free_linear(g: &Graph, v: Value) -> Option<(Value, Value)> {
+    if producer(g, v).op != Op::MatMul || v.slot != 0 {
+        return None;
+    }
+    let (x, w) = operands(g, v.node)?;
+    let wt = constant(g, w)?;
+    let ok = wt.dtype() == DType::F32 && wt.dims().len() == 2 && !wt.dims().contains(&0);
+    let biased = g
+        .consumers(v)
+        .iter()
+        .any(|&(n, _)| linear(g, Value { node: n, slot: 0 }).is_some_and(|l| l.matmul == v));
+    (ok && !biased).then_some((x, w))
+}
+
 /// Float constants concatenated along their last axis (rows stay rows):
 /// how Q/K/V weights [H, Hi] and biases [Hi] are packed side by side.
 pub fn concat_last_axis(g: &Graph, parts: &[Value]) -> Tensor {

@@ -1,5 +1,5 @@
 //! `quantize_int8_qdq` (`--target openvino --quantize static`): linear
-//! layers `Add(MatMul(x, W), b)` with QuantizeLinear/DequantizeLinear
+//! layers `Add(MatMul(x, W), b)` (or bias-free `MatMul(x, W)`) with QuantizeLinear/DequantizeLinear
 //! pairs around the product's operands, the form OpenVINO turns into int8
 //! kernels (it reads each pair as a FakeQuantize and runs the MatMul on u8
 //! activations × s8 weights):
@@ -63,7 +63,9 @@ use std::collections::HashMap;
 
 use crate::ir::{value_name, BinaryOp, DType, Graph, IrError, Op, Tensor, Value};
 
-use super::linear_sites::{linear_sites, read_by_many, site_groups, LinearSite, QuantizedWeights};
+use super::linear_sites::{
+    ffn_hidden, linear_sites, read_by_many, site_groups, FfnHidden, LinearSite, QuantizedWeights,
+};
 use super::pattern::constant;
 use super::quantize_int8::quantize_embeddings;
 use super::quantize_int8_onnxruntime::GELU_MIN;
@@ -119,24 +121,36 @@ impl Pass for QuantizeInt8Qdq {
         let mut report = PassReport::default();
         let sites = self.calibrated_sites(g)?;
         let outliers = outliers_per_input(g, &sites, &self.ranges);
+        // Before any rewrite: a rewritten product reads a DequantizeLinear,
+        // no longer a constant weight, and the gated product after it would
+        // not be recognized.
+        let hidden: Vec<Option<FfnHidden>> = sites.iter().map(|t| ffn_hidden(g, t.x)).collect();
         let mut dequantized: HashMap<Value, Value> = HashMap::new();
         // One s8 copy (values, scales, zero points) per weight: ALBERT's
         // layers read one. Each product gets its own DequantizeLinear of
         // it, the one-consumer form onnxruntime's QDQ fusion selects.
         let mut weights: QuantizedWeights<QdqWeight> = QuantizedWeights::new();
-        for t in &sites {
-            let gelu = matches!(g.node(t.x.node).op, Op::Gelu { .. });
+        for (t, &hidden) in sites.iter().zip(&hidden) {
             let name = value_name(g, t.x);
             let range = &self.ranges[&name];
-            let smooth = self.smooth.get(&name).filter(|f| f.len() == range.len() && !gelu);
+            let smooth = self
+                .smooth
+                .get(&name)
+                .filter(|f| f.len() == range.len() && hidden != Some(FfnHidden::Gelu));
             let outliers = outliers.get(&t.x).map_or(&[][..], Vec::as_slice);
             let before = g.node_count();
             let xd = match dequantized.get(&t.x) {
                 Some(&done) => done,
                 None => {
-                    let done = match gelu {
-                        true => self.gelu_activation(g, t.x, range, outliers)?,
-                        false => self.activation(g, t.x, range, smooth.map(Vec::as_slice))?,
+                    let done = match hidden {
+                        Some(FfnHidden::Gelu) => self.gelu_activation(g, t.x, range, outliers)?,
+                        // Symmetric (a gated product takes either sign), its
+                        // scale set by the channels left in the int8 product.
+                        Some(FfnHidden::Gated) => {
+                            let kept = without_outliers(range, outliers);
+                            self.activation(g, t.x, &kept, smooth.map(Vec::as_slice))?
+                        }
+                        None => self.activation(g, t.x, range, smooth.map(Vec::as_slice))?,
                     };
                     dequantized.insert(t.x, done);
                     done
@@ -208,8 +222,7 @@ impl QuantizeInt8Qdq {
     fn calibrated_sites(&self, g: &Graph) -> Result<Vec<LinearSite>, IrError> {
         let mut sites = Vec::new();
         for t in linear_sites(g, &self.skip) {
-            let gelu = matches!(g.node(t.x.node).op, Op::Gelu { .. });
-            if gelu && !self.gelu_inputs {
+            if ffn_hidden(g, t.x).is_some() && !self.gelu_inputs {
                 continue;
             }
             let name = value_name(g, t.x);
@@ -243,9 +256,9 @@ fn outliers_per_input(
     sites: &[LinearSite],
     ranges: &HashMap<String, Vec<f32>>,
 ) -> HashMap<Value, Vec<usize>> {
-    let gelu = |t: &&LinearSite| matches!(g.node(t.x.node).op, Op::Gelu { .. });
+    let hidden = |t: &&LinearSite| ffn_hidden(g, t.x).is_some();
     let mut outliers = HashMap::new();
-    for group in site_groups(sites.iter().filter(gelu)) {
+    for group in site_groups(sites.iter().filter(hidden)) {
         let mut channels: Vec<usize> = group
             .inputs
             .iter()
@@ -312,6 +325,14 @@ impl QuantizeInt8Qdq {
     }
 }
 
+/// `range` with the outlier channels' entries zeroed: the range the int8
+/// product still sees (the outliers go through the f32 side product).
+fn without_outliers(range: &[f32], outliers: &[usize]) -> Vec<f32> {
+    let mut kept = range.to_vec();
+    outliers.iter().for_each(|&c| kept[c] = 0.0);
+    kept
+}
+
 /// `DequantizeLinear(QuantizeLinear(x, scale, zero_point))`, u8, one scale.
 fn qdq_pair(g: &mut Graph, x: Value, scale: f32, zero_point: u8) -> Result<Value, IrError> {
     let base = crate::ir::value_name(g, x);
@@ -366,14 +387,17 @@ fn outlier_rows(g: &mut Graph, owner: &str, w: Value, channels: &[usize]) -> Res
 }
 
 /// Adds `Gather(x, channels, last axis) · W[channels]` (f32, from
-/// [`outlier_rows`]) to the linear's product, before its bias Add: the
-/// outlier channels' share.
+/// [`outlier_rows`]) to the linear's product, before its bias Add (if
+/// any): the outlier channels' share.
 fn outlier_product(g: &mut Graph, t: &LinearSite, [i, wo]: [Value; 2]) -> Result<(), IrError> {
-    let (x, out) = (t.x, t.out);
+    let x = t.x;
     let matmul = Value {
         node: t.matmul,
         slot: 0,
     };
+    // The product's readers before the sum is added (which reads it too):
+    // the bias Add, or a bias-free linear's own readers.
+    let readers = g.consumers(matmul);
     let base = g.node(matmul.node).name.clone();
     let rank = g.info(x).shape.rank() as i64;
     let xo = g.add(
@@ -391,11 +415,9 @@ fn outlier_product(g: &mut Graph, t: &LinearSite, [i, wo]: [Value; 2]) -> Result
         Op::Binary(BinaryOp::Add),
         &[matmul, yo],
     )?;
-    let slot = g
-        .inputs_of(out.node)
-        .iter()
-        .position(|&v| v == Some(matmul))
-        .expect("the bias Add reads its MatMul");
-    g.set_input(out.node, slot, sum);
+    for (reader, slot) in readers {
+        g.set_input(reader, slot, sum);
+    }
+    g.redirect_outputs(matmul, sum);
     Ok(())
 }

@@ -55,6 +55,10 @@ pub const PRESETS: &[(&str, &str)] = &[
         include_str!("../models/electra-small-discriminator.json"),
     ),
     ("modernbert-base", include_str!("../models/modernbert-base.json")),
+    (
+        "nomic-embed-text-v1.5",
+        include_str!("../models/nomic-embed-text-v1.5.json"),
+    ),
     ("roberta-base", include_str!("../models/roberta-base.json")),
     ("roberta-large", include_str!("../models/roberta-large.json")),
     (

@@ -172,7 +172,8 @@ impl Builder<'_> {
                 self.activation(inter, self.config.hidden_act, &format!("{p}.intermediate.act"))
             }
             FeedForward::Gated => self.gated_linear_unit(h, p),
-            FeedForward::FusedGated => self.fused_gated_linear_unit(h, p),
+            FeedForward::PackedGated => self.packed_gated_linear_unit(h, p, false),
+            FeedForward::PackedGatedActivatedFirst => self.packed_gated_linear_unit(h, p, true),
         }
     }
 
@@ -204,6 +205,10 @@ impl Builder<'_> {
                     Some(qkv) => {
                         b.slice_last(qkv, part * hidden, (part + 1) * hidden, &format!("{p}.{name}"))?
                     }
+                };
+                let y = match name {
+                    "query" => b.sliding_query(y, layer, p)?,
+                    _ => y,
                 };
                 let mut y =
                     b.g.add(&format!("{p}.{name}.split_heads"), Op::Reshape, &[y, split])?;

@@ -69,7 +69,7 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
             false,
         );
     }
-    if family.token_types.has_table() {
+    if family.token_types.has_table(c.type_vocab_size) {
         add(
             "embeddings.token_type_embeddings.weight".into(),
             vec![c.type_vocab_size, e],
@@ -131,9 +131,9 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
         if has_attention_norm(c, i) {
             layer_norm(&mut add, &format!("{p}.attention.output.LayerNorm"), h);
         }
-        // A fused GLU's one Linear holds both halves.
+        // A packed GLU's one Linear holds both halves.
         let glu_halves = match family.feed_forward {
-            FeedForward::FusedGated => 2,
+            FeedForward::PackedGated | FeedForward::PackedGatedActivatedFirst => 2,
             FeedForward::Plain | FeedForward::Gated => 1,
         };
         linear(
@@ -143,7 +143,7 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
             glu_halves * c.intermediate_size,
         );
         match family.feed_forward {
-            FeedForward::Plain | FeedForward::FusedGated => {}
+            FeedForward::Plain | FeedForward::PackedGated | FeedForward::PackedGatedActivatedFirst => {}
             FeedForward::Gated => linear(
                 &mut add,
                 &format!("{p}.intermediate.gate"),

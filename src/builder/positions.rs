@@ -3,7 +3,7 @@
 //! without a `token_type_ids` input, and the projection of ELECTRA's and
 //! ALBERT's narrower embeddings to the hidden size.
 
-use crate::family::{EmbeddingProjection, TokenTypes};
+use crate::family::EmbeddingProjection;
 use crate::ir::{BinaryOp, Op, Tensor, Value};
 
 use super::{BuildError, Builder};
@@ -53,11 +53,16 @@ impl Builder<'_> {
 
     /// Models without a `token_type_ids` input: RoBERTa's embeddings still
     /// add row 0 of their token-type table (transformers' zero buffer);
-    /// DistilBERT and MPNet have no table.
+    /// DistilBERT and MPNet have no table, nor GTE with `type_vocab_size` 0.
     pub(super) fn constant_token_type(&mut self, words: Value) -> Result<Value, BuildError> {
-        match self.config.family.spec().token_types {
-            TokenTypes::Input | TokenTypes::ConstantRow => {}
-            TokenTypes::Absent => return Ok(words),
+        if !self
+            .config
+            .family
+            .spec()
+            .token_types
+            .has_table(self.config.type_vocab_size)
+        {
+            return Ok(words);
         }
         let table = self.param("embeddings.token_type_embeddings.weight")?;
         let zero = self

@@ -35,6 +35,7 @@ pub(super) fn adapt_fields(fields: &mut RawFields) -> Result<Family, ConfigError
         }
     };
     let adapter: &ConfigAdapter = &family.spec().config;
+    check_required(fields, adapter)?;
     lift_rope_parameters(fields);
     for (from, to) in adapter.renames {
         if let Some(v) = fields.remove(*from) {
@@ -53,6 +54,29 @@ pub(super) fn adapt_fields(fields: &mut RawFields) -> Result<Family, ConfigError
         }
     }
     Ok(family)
+}
+
+/// The adapter's `required` switches: each absent, null or at its one
+/// value (numbers compared as numbers: `1` is `1.0`).
+fn check_required(fields: &RawFields, adapter: &ConfigAdapter) -> Result<(), ConfigError> {
+    for &(field, value, what) in adapter.required {
+        let Some(given) = fields.get(field).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        let expected = json(value);
+        let same = match (given.as_f64(), expected.as_f64()) {
+            (Some(a), Some(b)) => a == b,
+            _ => *given == expected,
+        };
+        if !same {
+            return Err(ConfigError::Unsupported {
+                field,
+                value: given.to_string(),
+                what,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// transformers 5 writes RoPE's settings as one object,
@@ -121,6 +145,8 @@ fn json(value: ConfigValue) -> serde_json::Value {
         ConfigValue::Int(n) => n.into(),
         ConfigValue::Float(x) => x.into(),
         ConfigValue::Str(s) => s.into(),
+        ConfigValue::Bool(b) => b.into(),
+        ConfigValue::Null => serde_json::Value::Null,
     }
 }
 

@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::family::{
-    AttentionPattern, EmbeddingProjection, Family, LayerPath, Positions, SequenceClassifier,
+    AttentionPattern, EmbeddingProjection, Family, LayerPath, Positions, SequenceClassifier, TokenTypes,
 };
 
 mod family_fields;
@@ -329,7 +329,11 @@ impl BertConfig {
             intermediate_size: f.positive("intermediate_size", 3072)?,
             hidden_act,
             max_position_embeddings: f.positive("max_position_embeddings", 512)?,
-            type_vocab_size: f.positive("type_vocab_size", 2)?,
+            // GTE's may be 0: no token-type table at all.
+            type_vocab_size: match spec.token_types {
+                TokenTypes::OptionalRow => f.non_negative("type_vocab_size")?,
+                _ => f.positive("type_vocab_size", 2)?,
+            },
             initializer_range: f.float("initializer_range")?.unwrap_or(0.02),
             layer_norm_eps: f.float("layer_norm_eps")?.unwrap_or(1e-12),
             pad_token_id: f.int_or_null("pad_token_id", Some(0))?,

@@ -56,12 +56,13 @@ pub enum Family {
     Albert,
     MpNet,
     NomicBert,
+    Gte,
     ModernBert,
 }
 
 impl Family {
     /// Every family, in the order messages list them.
-    pub const ALL: [Family; 10] = [
+    pub const ALL: [Family; 11] = [
         Family::Bert,
         Family::Roberta,
         Family::XlmRoberta,
@@ -71,6 +72,7 @@ impl Family {
         Family::Albert,
         Family::MpNet,
         Family::NomicBert,
+        Family::Gte,
         Family::ModernBert,
     ];
 
@@ -87,6 +89,7 @@ impl Family {
             Family::Albert => &table::ALBERT,
             Family::MpNet => &table::MPNET,
             Family::NomicBert => &table::NOMIC_BERT,
+            Family::Gte => &table::GTE,
             Family::ModernBert => &table::MODERNBERT,
         }
     }

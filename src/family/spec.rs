@@ -68,6 +68,11 @@ pub struct ConfigAdapter {
     /// The defaults of the family's config class for fields its file leaves
     /// out or sets to null, under BERT's names.
     pub defaults: &'static [(&'static str, ConfigValue)],
+    /// Switches of the family's file that bertc builds at one value only
+    /// (NomicBERT's remote-code `rotary_emb_interleaved: false`), under the
+    /// file's names, with what another value would ask for: another value
+    /// is refused by name; absent or null is the value given.
+    pub required: &'static [(&'static str, ConfigValue, &'static str)],
 }
 
 impl ConfigAdapter {
@@ -77,6 +82,7 @@ impl ConfigAdapter {
         fixed: &[],
         dropped: &[],
         defaults: &[],
+        required: &[],
     };
 }
 
@@ -86,6 +92,9 @@ pub enum ConfigValue {
     Int(u64),
     Float(f64),
     Str(&'static str),
+    Bool(bool),
+    /// JSON null: as a `required` value, the switch must be absent or null.
+    Null,
 }
 
 /// The weight names of the encoder layers. The builder names every
@@ -131,6 +140,10 @@ pub enum TokenTypes {
     /// A table but no input (Optimum gives none): row 0 is added as a
     /// constant, transformers' zero buffer (RoBERTa).
     ConstantRow,
+    /// As `ConstantRow` when `type_vocab_size` > 0; no table when it is 0
+    /// (GTE: transformers builds the table only for a positive size, and
+    /// gte-base-en-v1.5 has none).
+    OptionalRow,
     /// No table at all (DistilBERT, MPNet).
     Absent,
 }
@@ -141,10 +154,12 @@ impl TokenTypes {
         self == TokenTypes::Input
     }
 
-    /// Whether the embeddings hold a token-type table.
-    pub fn has_table(self) -> bool {
+    /// Whether the embeddings hold a token-type table of
+    /// `type_vocab_size` rows.
+    pub fn has_table(self, type_vocab_size: usize) -> bool {
         match self {
             TokenTypes::Input | TokenTypes::ConstantRow => true,
+            TokenTypes::OptionalRow => type_vocab_size > 0,
             TokenTypes::Absent => false,
         }
     }
@@ -205,9 +220,13 @@ pub enum FeedForward {
     /// `output.dense(intermediate.dense(x) · act(intermediate.gate(x)))`,
     /// SwiGLU when the activation is silu (NomicBERT's fc11 · silu(fc12)).
     Gated,
-    /// One Linear of 2 × intermediate outputs, rows [input | gate]:
-    /// `output.dense(act(input) · gate)` (ModernBERT's `Wi`, GeGLU).
-    FusedGated,
+    /// The same unit from one Linear of 2 × intermediate outputs, `[up |
+    /// gate]`: `output.dense(up · act(gate))` with
+    /// `[up | gate] = intermediate.dense(x)` (GTE's `up_gate_proj`).
+    PackedGated,
+    /// The same from one Linear, rows `[input | gate]`, the activation on
+    /// the first half: `output.dense(act(input) · gate)` (ModernBERT's `Wi`).
+    PackedGatedActivatedFirst,
 }
 
 /// Where a layer's norms sit around its two sublayers.

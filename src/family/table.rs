@@ -34,7 +34,7 @@ use super::spec::{
     NormPlacement, OptionalBias, Pooler, PoolerRule, Positions, PredictionHead, QkvProjection, RotaryPairs,
     SequenceClassifier, TokenTypes,
 };
-use ConfigValue::{Float, Int, Str};
+use ConfigValue::{Bool, Float, Int, Null, Str};
 
 /// The buckets transformers' MPNet computes (`compute_position_bias`'s
 /// default, whatever `relative_attention_num_buckets` says): the config's
@@ -177,6 +177,7 @@ pub(super) const DISTILBERT: FamilySpec = FamilySpec {
             ("attention_probs_dropout_prob", Float(0.1)),
             ("pad_token_id", Int(0)),
         ],
+        required: &[],
     },
     renames: &[],
     layers: LayerNames {
@@ -387,10 +388,52 @@ pub(super) const NOMIC_BERT: FamilySpec = FamilySpec {
     class_stem: "NomicBert",
     prefix: "nomic_bert",
     config: ConfigAdapter {
+        // The remote-code config (`configuration_hf_nomic_bert.py`, what
+        // nomic-embed-text-v1.5 and the hub's other NomicBERTs ship) names
+        // fields as GPT-2 does; transformers 5's own class as BERT does.
+        renames: &[
+            ("n_embd", "hidden_size"),
+            ("n_layer", "num_hidden_layers"),
+            ("n_head", "num_attention_heads"),
+            ("n_inner", "intermediate_size"),
+            // The length RoPE is set up for (8192), not the trained one
+            // (`max_trained_positions`, 2048).
+            ("n_positions", "max_position_embeddings"),
+            ("rotary_emb_base", "rope_theta"),
+            ("layer_norm_epsilon", "layer_norm_eps"),
+        ],
+        // The remote code's MLP is named by `activation_function`; SwiGLU
+        // is silu gating, transformers 5's `hidden_act: silu`.
+        dropped: &["activation_function"],
         // NomicBertConfig's defaults where they are not BertConfig's.
         defaults: &[
             ("max_position_embeddings", Int(2048)),
             ("rope_theta", Float(10000.0)),
+            ("hidden_act", Str("silu")),
+        ],
+        // The remote code's switches: what nomic-embed-text ships is built;
+        // the other settings are refused by name.
+        required: &[
+            (
+                "activation_function",
+                Str("swiglu"),
+                "a NomicBERT MLP other than SwiGLU",
+            ),
+            (
+                "rotary_emb_fraction",
+                Float(1.0),
+                "rotary embeddings over part of the head",
+            ),
+            ("rotary_emb_interleaved", Bool(false), "interleaved rotary pairs"),
+            ("rotary_emb_scale_base", Null, "scaled (xPos) rotary embeddings"),
+            ("rotary_scaling_factor", Null, "dynamic NTK rotary scaling"),
+            ("qkv_proj_bias", Bool(false), "a Wqkv with a bias"),
+            ("mlp_fc1_bias", Bool(false), "fc11/fc12 with biases"),
+            ("mlp_fc2_bias", Bool(false), "an fc2 with a bias"),
+            ("prenorm", Bool(false), "pre-norm NomicBERT layers"),
+            ("parallel_block", Bool(false), "parallel attention and MLP blocks"),
+            ("causal", Bool(false), "a causal (decoder) NomicBERT"),
+            ("use_rms_norm", Bool(false), "RMSNorm instead of LayerNorm"),
         ],
         ..ConfigAdapter::NONE
     },
@@ -455,7 +498,6 @@ pub(super) const MODERNBERT: FamilySpec = FamilySpec {
             ("hidden_activation", "hidden_act"),
             ("norm_eps", "layer_norm_eps"),
         ],
-        fixed: &[],
         dropped: &["type_vocab_size"],
         // ModernBertConfig's defaults where they are not BertConfig's.
         defaults: &[
@@ -466,6 +508,7 @@ pub(super) const MODERNBERT: FamilySpec = FamilySpec {
             ("layer_norm_eps", Float(1e-5)),
             ("pad_token_id", Int(50283)),
         ],
+        ..ConfigAdapter::NONE
     },
     renames: &[
         ("embeddings.word_embeddings", "embeddings.tok_embeddings"),
@@ -485,7 +528,7 @@ pub(super) const MODERNBERT: FamilySpec = FamilySpec {
         unbiased: &[],
     },
     qkv: QkvProjection::Fused,
-    feed_forward: FeedForward::FusedGated,
+    feed_forward: FeedForward::PackedGatedActivatedFirst,
     norms: NormPlacement::Pre {
         first_attention_norm: false,
         final_norm: "final_norm",
@@ -548,6 +591,55 @@ pub(super) const MODERNBERT: FamilySpec = FamilySpec {
         }),
         prefixes: &["head.", "decoder."],
     },
+};
+
+/// GTE (transformers' `gte`, the in-library form of Alibaba's remote
+/// `NewModel`, gte-base-en-v1.5's architecture): NomicBERT's post-norm
+/// rotary layers with biases in the fused `qkv_proj` and in `o_proj`, a
+/// GeGLU MLP packed in one bias-free `up_gate_proj` ([up | gate]) before a
+/// biased `down_proj`, no token-type input (row 0 of the table added when
+/// there is one), a pooler only under the classifier, and RoBERTa-style
+/// `lm_head` names with GELU.
+pub(super) const GTE: FamilySpec = FamilySpec {
+    model_type: "gte",
+    class_stem: "Gte",
+    prefix: "gte",
+    config: ConfigAdapter {
+        // GteConfig's defaults where they are not BertConfig's.
+        defaults: &[("rope_theta", Float(10000.0)), ("type_vocab_size", Int(0))],
+        ..ConfigAdapter::NONE
+    },
+    renames: &[],
+    layers: LayerNames {
+        path: LayerPath::Indexed("encoder.layer"),
+        renames: &[
+            ("attention.self.qkv", "attention.qkv_proj"),
+            ("attention.output.dense", "attention.o_proj"),
+            ("attention.output.LayerNorm", "attn_ln"),
+            ("intermediate.dense", "mlp.up_gate_proj"),
+            ("output.dense", "mlp.down_proj"),
+            ("output.LayerNorm", "mlp_ln"),
+        ],
+        unbiased: &["intermediate.dense"],
+    },
+    feed_forward: FeedForward::PackedGated,
+    token_types: TokenTypes::OptionalRow,
+    heads: Heads {
+        sequence_classification: SequenceClassifier::Pooler,
+        masked_lm: MaskedLmHead {
+            transform: "lm_head.dense",
+            activation: HeadActivation::Gelu,
+            layer_norm: "lm_head.norm",
+            decoder: "lm_head.decoder.weight",
+            bias: "lm_head.decoder.bias",
+            width: HeadWidth::Hidden,
+        },
+        prediction_head: None,
+        prefixes: &["lm_head."],
+    },
+    // NomicBERT's: the fused QKV, half-split rotary positions (no table),
+    // no embedding projection or relative bias, the classifier's pooler.
+    ..NOMIC_BERT
 };
 
 #[cfg(test)]

@@ -189,8 +189,13 @@ mod tests {
 
     #[test]
     fn install_once_keep_ignored_signals_and_restore_what_was_replaced() {
-        // SAFETY: SIG_IGN for SIGHUP while the test runs, as nohup leaves it.
+        // SAFETY: SIG_IGN for SIGHUP while the test runs, as nohup leaves it;
+        // SIGINT and SIGTERM at their defaults, whatever the test process
+        // inherited (a shell's `cmd &` starts it with SIGINT ignored, and an
+        // ignored signal is rightly left ignored by install).
         let hup = unsafe { set_action(libc::SIGHUP, &action_of(libc::SIG_IGN, 0)).unwrap() };
+        let int = unsafe { set_action(libc::SIGINT, &action_of(libc::SIG_DFL, 0)).unwrap() };
+        let term = unsafe { set_action(libc::SIGTERM, &action_of(libc::SIG_DFL, 0)).unwrap() };
         let (int_before, term_before) = (handler_of(libc::SIGINT), handler_of(libc::SIGTERM));
         let ours = on_cleanup_signal as *const () as libc::sighandler_t;
         let handlers = CleanupHandlers::install().unwrap();
@@ -211,7 +216,11 @@ mod tests {
         assert_eq!(handler_of(libc::SIGHUP), libc::SIG_IGN);
         // Installable again once the first is gone.
         drop(CleanupHandlers::install().unwrap());
-        // SAFETY: SIGHUP's action from before the test.
-        unsafe { set_action(libc::SIGHUP, &hup).unwrap() };
+        // SAFETY: the actions from before the test.
+        unsafe {
+            set_action(libc::SIGHUP, &hup).unwrap();
+            set_action(libc::SIGINT, &int).unwrap();
+            set_action(libc::SIGTERM, &term).unwrap();
+        }
     }
 }
