@@ -253,7 +253,8 @@ fn writing_model(dir: &Path) -> bool {
 fn interrupt_during_write(signal: &str, output_name: &str) -> bool {
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join(output_name);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bertc"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bertc"));
+    command
         .args([
             "compile",
             "bert-base-uncased",
@@ -265,9 +266,25 @@ fn interrupt_during_write(signal: &str, output_name: &str) -> bool {
         ])
         .arg(&output)
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped());
+    // The child starts with the signals at their defaults whatever this test
+    // inherited: a suite started as `cmd &` has SIGINT ignored, and bertc
+    // rightly leaves an ignored signal ignored.
+    // SAFETY: sigaction is async-signal-safe, as pre_exec requires.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        command.pre_exec(|| {
+            for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = libc::SIG_DFL;
+                if libc::sigaction(signal, &action, std::ptr::null_mut()) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().unwrap();
     let start = std::time::Instant::now();
     let caught = loop {
         if writing_model(dir.path()) {
