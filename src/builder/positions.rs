@@ -51,6 +51,24 @@ impl Builder<'_> {
             .add(&format!("{p}.positions"), Op::Range, &[zero, len, one])?)
     }
 
+    /// `i − j` (int64 [S, S]) for query position i and key position j, S
+    /// the length of axis 1 of `x`, named `{p}.*`: the distances relative
+    /// attention and sliding windows read.
+    pub(super) fn position_differences(&mut self, x: Value, p: &str) -> Result<Value, BuildError> {
+        let pos = self.sequence_positions(x, p)?;
+        let rows = self.g.add(
+            &format!("{p}.query_positions"),
+            Op::Unsqueeze { axes: vec![1] },
+            &[pos],
+        )?;
+        let cols = self.g.add(
+            &format!("{p}.key_positions"),
+            Op::Unsqueeze { axes: vec![0] },
+            &[pos],
+        )?;
+        self.binary(&format!("{p}.difference"), BinaryOp::Sub, rows, cols)
+    }
+
     /// Models without a `token_type_ids` input: RoBERTa's embeddings still
     /// add row 0 of their token-type table (transformers' zero buffer);
     /// DistilBERT and MPNet have no table, nor GTE with `type_vocab_size` 0.

@@ -102,18 +102,7 @@ impl Builder<'_> {
             return Ok(v);
         }
         let p = "encoder.relative_distance";
-        let pos = self.sequence_positions(q_split, p)?;
-        let l = self.g.add(
-            &format!("{p}.query_positions"),
-            Op::Unsqueeze { axes: vec![1] },
-            &[pos],
-        )?;
-        let r = self.g.add(
-            &format!("{p}.key_positions"),
-            Op::Unsqueeze { axes: vec![0] },
-            &[pos],
-        )?;
-        let d = self.binary(&format!("{p}.difference"), BinaryOp::Sub, l, r)?;
+        let d = self.position_differences(q_split, p)?;
         let offset = self.config.max_position_embeddings as i64 - 1;
         let offset = self
             .g

@@ -29,18 +29,7 @@ impl Builder<'_> {
             return Ok(None);
         };
         let p = "encoder.sliding_window";
-        let pos = self.sequence_positions(x, p)?;
-        let rows = self.g.add(
-            &format!("{p}.query_positions"),
-            Op::Unsqueeze { axes: vec![1] },
-            &[pos],
-        )?;
-        let cols = self.g.add(
-            &format!("{p}.key_positions"),
-            Op::Unsqueeze { axes: vec![0] },
-            &[pos],
-        )?;
-        let d = self.binary(&format!("{p}.difference"), BinaryOp::Sub, rows, cols)?;
+        let d = self.position_differences(x, p)?;
         let d = self
             .g
             .add(&format!("{p}.distance"), Op::Unary(UnaryOp::Abs), &[d])?;
