@@ -24,6 +24,9 @@ use crate::runtime::Runtime;
 pub const MANIFEST_FILE: &str = "bertc_export.json";
 /// What the `format` field says: the file is bertc's, whatever its name.
 pub const MANIFEST_FORMAT: &str = "bertc-export";
+/// The largest manifest read (every form bertc writes fits in a few KB).
+pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+
 /// The manifest version this bertc writes and reads.
 pub const MANIFEST_VERSION: u64 = 1;
 
@@ -116,6 +119,8 @@ pub struct Manifest {
 pub enum ManifestError {
     #[error("{}: cannot read: {error}", .path.display())]
     Io { path: PathBuf, error: std::io::Error },
+    #[error("{}: {size} bytes; a manifest is at most {MAX_MANIFEST_BYTES}", .path.display())]
+    TooLarge { path: PathBuf, size: u64 },
     #[error("{}: not JSON: {message}", .path.display())]
     Json { path: PathBuf, message: String },
     #[error("{}: field `{field}` is {value}: expected {expected}", .path.display())]
@@ -161,10 +166,17 @@ impl Manifest {
         let Some(path) = regular_file_inside(folder, MANIFEST_FILE)? else {
             return Ok(None);
         };
-        let bytes = crate::input_file::read_regular(&path).map_err(|error| ManifestError::Io {
+        let io = |error| ManifestError::Io {
             path: path.clone(),
             error,
-        })?;
+        };
+        // Checked before reading: the folder may come from anyone, and a
+        // few forms' manifest is a few hundred bytes.
+        let size = std::fs::metadata(&path).map_err(io)?.len();
+        if size > MAX_MANIFEST_BYTES {
+            return Err(ManifestError::TooLarge { path, size });
+        }
+        let bytes = crate::input_file::read_regular(&path).map_err(io)?;
         let doc: Value = serde_json::from_slice(&bytes).map_err(|e| ManifestError::Json {
             path: path.clone(),
             message: e.to_string(),

@@ -442,6 +442,11 @@ fn hostile_manifests_are_refused_naming_the_field() {
         (with("/forms", serde_json::json!([])), "field `forms` is []"),
         ("{\"format\": \"bertc-export\", \"version\": 1".into(), "not JSON"),
         ("[1, 2]".into(), "field `(document)` is [1,2]: expected an object"),
+        // Valid JSON, but past the size a manifest may have: refused unread.
+        (
+            format!("{}{}", good, " ".repeat(1 << 20)),
+            "bytes; a manifest is at most 1048576",
+        ),
     ];
     for (text, needle) in cases {
         std::fs::write(out.join(MANIFEST_FILE), &text).unwrap();
