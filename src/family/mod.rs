@@ -35,7 +35,7 @@ pub use names::{
     layer_weight_rest,
 };
 pub use spec::{
-    AttentionPattern, ConfigAdapter, ConfigValue, EmbeddingProjection, FamilySpec, FeedForward,
+    AttentionPattern, ConfigAdapter, ConfigValue, Disentangled, EmbeddingProjection, FamilySpec, FeedForward,
     FirstTokenClassifier, HeadActivation, HeadWidth, Heads, LayerNames, LayerPath, MaskedLmHead,
     NormPlacement, OptionalBias, Pooler, PoolerRule, Positions, PredictionHead, QkvProjection, RotaryPairs,
     SequenceClassifier, TokenTypes,
@@ -58,11 +58,13 @@ pub enum Family {
     NomicBert,
     Gte,
     ModernBert,
+    DebertaV2,
+    Deberta,
 }
 
 impl Family {
     /// Every family, in the order messages list them.
-    pub const ALL: [Family; 11] = [
+    pub const ALL: [Family; 13] = [
         Family::Bert,
         Family::Roberta,
         Family::XlmRoberta,
@@ -74,6 +76,8 @@ impl Family {
         Family::NomicBert,
         Family::Gte,
         Family::ModernBert,
+        Family::DebertaV2,
+        Family::Deberta,
     ];
 
     /// The family's row of the table: everything bertc knows of it outside
@@ -91,6 +95,8 @@ impl Family {
             Family::NomicBert => &table::NOMIC_BERT,
             Family::Gte => &table::GTE,
             Family::ModernBert => &table::MODERNBERT,
+            Family::DebertaV2 => &table::DEBERTA_V2,
+            Family::Deberta => &table::DEBERTA,
         }
     }
 
@@ -181,7 +187,7 @@ pub fn position_offset(g: &crate::ir::Graph) -> usize {
         let family = c["model_type"].as_str().and_then(Family::from_model_type);
         return match family.map(|f| f.spec().positions) {
             Some(Positions::FromPadding) => c["pad_token_id"].as_u64().map_or(0, |p| p as usize + 1),
-            Some(Positions::Sequential | Positions::Rotary(_)) | None => 0,
+            Some(Positions::Sequential | Positions::SequentialWhenBiased | Positions::Rotary(_)) | None => 0,
         };
     }
     let counts = g
