@@ -761,3 +761,46 @@ fn nomic_embed_preset_reads_its_published_config_and_count() {
     assert_eq!(by_hand, 136_731_648);
     assert_eq!(parameters, 136_731_648);
 }
+
+/// The DeBERTa-v3 presets are microsoft's published hub configs
+/// (`models/deberta-v3-*.json`, `models/mdeberta-v3-base.json`: the hub's
+/// `"p2c|c2p"` string, 256 position buckets, shared keys, a layer-normed
+/// table, no absolute positions or token types). Their parameter counts
+/// are KerasHub's published ones for the same checkpoints
+/// (`keras_hub/src/models/deberta_v3/deberta_v3_presets.py`, `params` of
+/// deberta_v3_extra_small_en, _small_en, _base_en, _large_en and
+/// _base_multi), which are transformers' `DebertaV2Model` counts, and
+/// match microsoft's model cards: "86M backbone + 98M embedding" for base
+/// (98,382,336 in the embeddings and their norm), 22M + 48M for xsmall,
+/// 44M + 98M for small, "418M … embedding about 131M" for large (the
+/// card's total omits a rounding: 434M counted). By hand for base:
+/// 128100·768 + 2·768, the table 512·768 + 2·768, and per layer
+/// 4·(768² + 768) + 2·(768·3072) + 3072 + 768 + 4·768.
+#[test]
+fn deberta_presets_have_their_published_parameter_counts() {
+    for (name, layers, hidden, count) in [
+        ("deberta-v3-xsmall", 12, 384, 70_682_112),
+        ("deberta-v3-small", 6, 768, 141_304_320),
+        ("deberta-v3-base", 12, 768, 183_831_552),
+        ("deberta-v3-large", 24, 1024, 434_012_160),
+        ("mdeberta-v3-base", 12, 768, 278_218_752),
+    ] {
+        let c = bertc::pipeline::load_config(name).unwrap();
+        assert_eq!(c.family, bertc::family::Family::DebertaV2, "{name}");
+        assert_eq!((c.num_hidden_layers, c.hidden_size), (layers, hidden), "{name}");
+        let d = c.disentangled.as_ref().unwrap();
+        assert_eq!(
+            (d.span(c.max_position_embeddings), d.scale_factor()),
+            (256, 3),
+            "{name}"
+        );
+        let parameters: usize = bertc::builder::bert_model_params(&c)
+            .iter()
+            .map(|s| s.shape.iter().product::<usize>())
+            .sum();
+        assert_eq!(parameters, count, "{name}");
+    }
+    let (v, h, i) = (128_100, 768, 3072);
+    let layer = 4 * (h * h + h) + 2 * h * i + i + h + 4 * h;
+    assert_eq!(v * h + 2 * h + 512 * h + 2 * h + 12 * layer, 183_831_552);
+}

@@ -120,6 +120,16 @@ pub(super) fn read(f: &Fields, v2: bool, hidden_size: usize) -> Result<Disentang
             what: "talking-head attention",
         });
     }
+    if let Some(size) = f.int_or_null("attention_head_size", None)? {
+        let heads = f.positive("num_attention_heads", 12)?;
+        if size as usize != hidden_size / heads {
+            return Err(ConfigError::Unsupported {
+                field: "attention_head_size",
+                value: size.to_string(),
+                what: "an attention_head_size other than hidden_size / num_attention_heads",
+            });
+        }
+    }
     if let Some(size) = f.int_or_null("pooler_hidden_size", None)? {
         if size != hidden_size as i64 {
             return Err(ConfigError::Unsupported {
