@@ -577,10 +577,15 @@ fn attention_context(g: &Graph, x: Value) -> bool {
     let mut v = x;
     loop {
         match &g.node(v.node).op {
-            Op::Reshape | Op::Transpose { .. } => match g.inputs_of(v.node).first().copied().flatten() {
-                Some(input) => v = input,
-                None => return false,
-            },
+            // A sliding layer's context: cut to S rows (blocked form) and
+            // its blind rows replaced (`Where(blind, mean V, context)`).
+            Op::Reshape | Op::Transpose { .. } | Op::Slice | Op::Where => {
+                let slot = if g.node(v.node).op == Op::Where { 2 } else { 0 };
+                match g.inputs_of(v.node).get(slot).copied().flatten() {
+                    Some(input) => v = input,
+                    None => return false,
+                }
+            }
             Op::MatMul | Op::Attention { .. } | Op::Contrib(ContribOp::Attention { .. }) => return true,
             _ => return false,
         }

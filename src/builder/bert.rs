@@ -207,7 +207,7 @@ impl Builder<'_> {
         };
         let hidden = self.config.hidden_size;
         let project =
-            |b: &mut Self, name: &str, part: usize, perm: Vec<usize>| -> Result<Value, BuildError> {
+            |b: &mut Self, name: &str, part: usize, perm: Vec<usize>| -> Result<(Value, Value), BuildError> {
                 let y = match qkv {
                     None => b.linear(x, &format!("{p}.{name}"))?,
                     // Rows [q | k | v] of the fused Linear.
@@ -215,21 +215,20 @@ impl Builder<'_> {
                         b.slice_last(qkv, part * hidden, (part + 1) * hidden, &format!("{p}.{name}"))?
                     }
                 };
-                let y = match name {
-                    "query" => b.sliding_query(y, layer, p)?,
-                    _ => y,
-                };
                 let y = b.per_head_bias(y, name, p)?;
-                let mut y =
+                let mut heads =
                     b.g.add(&format!("{p}.{name}.split_heads"), Op::Reshape, &[y, split])?;
                 if let (Positions::Rotary(pairs), true) = (family.positions, name != "value") {
-                    y = b.rotate(y, pairs, layer, &format!("{p}.{name}.rotary"))?;
+                    heads = b.rotate(heads, pairs, layer, &format!("{p}.{name}.rotary"))?;
                 }
-                Ok(b.g.add(&format!("{p}.{name}.transpose"), Op::Transpose { perm }, &[y])?)
+                let heads =
+                    b.g.add(&format!("{p}.{name}.transpose"), Op::Transpose { perm }, &[heads])?;
+                // The projection [B, S, H] too: a sliding layer's blind rows read V whole.
+                Ok((heads, y))
             };
-        let q = project(self, "query", 0, vec![0, 2, 1, 3])?;
-        let k = project(self, "key", 1, vec![0, 2, 3, 1])?;
-        let v = project(self, "value", 2, vec![0, 2, 1, 3])?;
+        let (q, _) = project(self, "query", 0, vec![0, 2, 1, 3])?;
+        let (k, _) = project(self, "key", 1, vec![0, 2, 3, 1])?;
+        let (v, value) = project(self, "value", 2, vec![0, 2, 1, 3])?;
 
         let mut scores = self.g.add(&format!("{p}.scores"), Op::MatMul, &[q, k])?;
         let q_split = self.g.inputs_of(q.node)[0].expect("transpose input");
@@ -260,12 +259,41 @@ impl Builder<'_> {
             &format!("{p}.merge_heads_shape"),
             Tensor::vec_i64(&[0, 0, self.config.hidden_size as i64]),
         )?;
-        let ctx = self
+        let context = self
             .g
             .add(&format!("{p}.context.merge_heads"), Op::Reshape, &[ctx, merge])?;
-        let v_split = self.g.inputs_of(v.node)[0].expect("transpose input");
-        let values = self.g.inputs_of(v_split.node)[0].expect("reshape input");
-        self.padded_queries_uniform(ctx, values, p)
+        let context = self.sliding_context(context, value, layer, p)?;
+        self.padded_queries_uniform(context, value, p)
+    }
+
+    /// The attention output `context` [B, S, H] with the rows where `rows`
+    /// ([B, S, 1]) is true replaced by the mean of the layer's `value`
+    /// [B, S, H] (`{p}.context.uniform`), chosen by a `Where` named
+    /// `{p}.context.{why}`: the output of a query that attends uniformly
+    /// over all keys, which is what PyTorch's eager attention gives a row
+    /// with every score at `f32::MIN` (ModernBERT's blind sliding rows,
+    /// DeBERTa's padded queries) and what runtimes' kernels do not all give.
+    pub(super) fn uniform_rows(
+        &mut self,
+        context: Value,
+        value: Value,
+        rows: Value,
+        p: &str,
+        why: &str,
+    ) -> Result<Value, BuildError> {
+        let uniform = self.g.add(
+            &format!("{p}.context.uniform"),
+            Op::ReduceMean {
+                axes: vec![1],
+                keepdims: true,
+            },
+            &[value],
+        )?;
+        Ok(self.g.add(
+            &format!("{p}.context.{why}"),
+            Op::Where,
+            &[rows, uniform, context],
+        )?)
     }
 
     /// tanh(dense(hidden[:, 0])).

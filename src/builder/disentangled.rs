@@ -282,19 +282,7 @@ impl Builder<'_> {
         let Some(shared) = self.disentangled else {
             return Ok(ctx);
         };
-        let mean = self.g.add(
-            &format!("{p}.uniform_context"),
-            Op::ReduceMean {
-                axes: vec![1],
-                keepdims: true,
-            },
-            &[values],
-        )?;
-        Ok(self.g.add(
-            &format!("{p}.context.padded_uniform"),
-            Op::Where,
-            &[shared.padded, mean, ctx],
-        )?)
+        self.uniform_rows(ctx, values, shared.padded, p, "padded")
     }
 
     /// v2's ConvLayer beside layer 0: `LayerNorm(layer0 + act(mask ·

@@ -158,9 +158,9 @@ pub(crate) struct Builder<'c> {
     weights: Weights,
     /// The relative-distance index [S, S], shared by every layer.
     distance_index: Option<Value>,
-    /// 0 for the queries a sliding window leaves no key, 1 for the others
-    /// ([B, S, 1]; builder/sliding.rs), shared by the sliding layers.
-    sliding_query_scale: Option<Value>,
+    /// True for the queries a sliding window leaves no key ([B, S, 1];
+    /// builder/sliding.rs), shared by the sliding layers.
+    sliding_blind_rows: Option<Value>,
     /// DeBERTa's padding rows, gather indices and relative table, shared
     /// by every layer (builder/disentangled.rs).
     disentangled: Option<disentangled::Shared>,
@@ -177,7 +177,7 @@ impl<'c> Builder<'c> {
             config,
             weights,
             distance_index: None,
-            sliding_query_scale: None,
+            sliding_blind_rows: None,
             disentangled: None,
             shared: HashMap::new(),
         }
