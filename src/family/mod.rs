@@ -58,11 +58,12 @@ pub enum Family {
     NomicBert,
     Gte,
     ModernBert,
+    JinaEmbeddingsV3,
 }
 
 impl Family {
     /// Every family, in the order messages list them.
-    pub const ALL: [Family; 11] = [
+    pub const ALL: [Family; 12] = [
         Family::Bert,
         Family::Roberta,
         Family::XlmRoberta,
@@ -74,6 +75,7 @@ impl Family {
         Family::NomicBert,
         Family::Gte,
         Family::ModernBert,
+        Family::JinaEmbeddingsV3,
     ];
 
     /// The family's row of the table: everything bertc knows of it outside
@@ -91,6 +93,7 @@ impl Family {
             Family::NomicBert => &table::NOMIC_BERT,
             Family::Gte => &table::GTE,
             Family::ModernBert => &table::MODERNBERT,
+            Family::JinaEmbeddingsV3 => &table::JINA_EMBEDDINGS_V3,
         }
     }
 

@@ -642,6 +642,68 @@ pub(super) const GTE: FamilySpec = FamilySpec {
     ..NOMIC_BERT
 };
 
+/// Jina embeddings v3 (transformers' `jina_embeddings_v3`, the in-library
+/// form of jinaai's remote `XLMRobertaLoRA`): XLM-R's post-norm layers and
+/// heads with rotary positions instead of a position table, the flash-attn
+/// BERT's weight names (`emb_ln`, one biased `mixer.Wqkv`, `mlp.fc1`/`fc2`,
+/// `norm1`/`norm2`), the token-type table's row 0 added as a constant, and
+/// a pooler only in the bare model. transformers' class has no LoRA
+/// adapters (its `adapter_mask` changes nothing), so none is built.
+pub(super) const JINA_EMBEDDINGS_V3: FamilySpec = FamilySpec {
+    model_type: "jina_embeddings_v3",
+    class_stem: "JinaEmbeddingsV3",
+    prefix: "roberta",
+    config: ConfigAdapter {
+        // The rotation is the family's position embedding: read by the
+        // row, not by BERT's `position_embedding_type`.
+        dropped: &["position_embedding_type"],
+        // JinaEmbeddingsV3Config's defaults where they are not BertConfig's.
+        defaults: &[
+            ("vocab_size", Int(250002)),
+            ("hidden_size", Int(1024)),
+            ("num_hidden_layers", Int(24)),
+            ("num_attention_heads", Int(16)),
+            ("intermediate_size", Int(4096)),
+            ("max_position_embeddings", Int(8194)),
+            ("type_vocab_size", Int(1)),
+            ("layer_norm_eps", Float(1e-5)),
+            ("pad_token_id", Int(1)),
+            ("rope_theta", Float(20000.0)),
+        ],
+        required: &[(
+            "position_embedding_type",
+            Str("rotary"),
+            "Jina embeddings v3 without rotary positions",
+        )],
+        ..ConfigAdapter::NONE
+    },
+    renames: &[("embeddings.LayerNorm", "emb_ln")],
+    layers: LayerNames {
+        path: LayerPath::Indexed("encoder.layers"),
+        renames: &[
+            ("attention.self.qkv", "mixer.Wqkv"),
+            ("attention.output.dense", "mixer.out_proj"),
+            ("attention.output.LayerNorm", "norm1"),
+            ("intermediate.dense", "mlp.fc1"),
+            ("output.dense", "mlp.fc2"),
+            ("output.LayerNorm", "norm2"),
+        ],
+        unbiased: &[],
+    },
+    qkv: QkvProjection::Fused,
+    feed_forward: FeedForward::Plain,
+    norms: NormPlacement::Post,
+    attention: AttentionPattern::Full,
+    optional_biases: &[],
+    token_types: TokenTypes::ConstantRow,
+    positions: Positions::Rotary(RotaryPairs::HalfSplit),
+    sinusoidal_positions: false,
+    embedding_projection: EmbeddingProjection::None,
+    bucketed_relative_bias: None,
+    pooler: bert_pooler(PoolerRule::BareModelOnly),
+    heads: ROBERTA_HEADS,
+};
+
 #[cfg(test)]
 mod tests {
     use crate::family::Family;
