@@ -4,6 +4,7 @@
 //! exactly these forms.
 
 use crate::config::Activation;
+use crate::family::NormKind;
 use crate::ir::{BinaryOp, Op, Tensor, UnaryOp, Value};
 
 use super::{BuildError, Builder};
@@ -66,9 +67,13 @@ impl Builder<'_> {
         }
     }
 
-    /// Layer norm over the last axis:
-    /// `(x − mean) / sqrt(mean((x − mean)²) + eps) · γ + β`.
+    /// The family's norm over the last axis, named `{prefix}.*`: layer
+    /// norm, `(x − mean) / sqrt(mean((x − mean)²) + eps) · γ + β`, or RMSNorm
+    /// where the family's row says ([`Self::rms_norm`]).
     pub(super) fn layer_norm(&mut self, x: Value, prefix: &str) -> Result<Value, BuildError> {
+        if self.config.family.spec().norms.kind() == NormKind::Rms {
+            return self.rms_norm(x, prefix);
+        }
         let mean_op = Op::ReduceMean {
             axes: vec![-1],
             keepdims: true,
@@ -83,7 +88,7 @@ impl Builder<'_> {
         let normed = self.binary(&format!("{prefix}.div"), BinaryOp::Div, centered, std)?;
         let gamma = self.param(&format!("{prefix}.weight"))?;
         // ModernBERT's norms have no bias unless the config's norm_bias says.
-        let beta = match super::param_names::has_bias(self.config, prefix) {
+        let beta = match super::param_names::norm_has_bias(self.config, prefix) {
             true => Some(self.param(&format!("{prefix}.bias"))?),
             false => None,
         };
@@ -92,6 +97,24 @@ impl Builder<'_> {
             Some(beta) => self.binary(&format!("{prefix}.add"), BinaryOp::Add, scaled, beta),
             None => Ok(scaled),
         }
+    }
+
+    /// RMSNorm over the last axis, `x / sqrt(mean(x²) + eps) · γ` (no
+    /// centring, no bias): EuroBERT's, as T5's and Llama's. The form
+    /// `fuse_layer_norm` turns into `RMSNormalization`.
+    fn rms_norm(&mut self, x: Value, prefix: &str) -> Result<Value, BuildError> {
+        let mean_op = Op::ReduceMean {
+            axes: vec![-1],
+            keepdims: true,
+        };
+        let sq = self.with_scalar(&format!("{prefix}.pow"), BinaryOp::Pow, x, 2.0)?;
+        let mean_sq = self.g.add(&format!("{prefix}.mean_square"), mean_op, &[sq])?;
+        let eps = self.config.layer_norm_eps as f32;
+        let with_eps = self.with_scalar(&format!("{prefix}.add_eps"), BinaryOp::Add, mean_sq, eps)?;
+        let rms = self.unary(&format!("{prefix}.sqrt"), UnaryOp::Sqrt, with_eps)?;
+        let normed = self.binary(&format!("{prefix}.div"), BinaryOp::Div, x, rms)?;
+        let gamma = self.param(&format!("{prefix}.weight"))?;
+        self.binary(&format!("{prefix}.mul"), BinaryOp::Mul, normed, gamma)
     }
 
     /// The configured activation, in primitive ops, named `{prefix}.*`.

@@ -36,7 +36,7 @@ pub use names::{
 };
 pub use spec::{
     AttentionPattern, ConfigAdapter, ConfigValue, EmbeddingProjection, FamilySpec, FeedForward,
-    FirstTokenClassifier, HeadActivation, HeadWidth, Heads, LayerNames, LayerPath, MaskedLmHead,
+    FirstTokenClassifier, HeadActivation, HeadWidth, Heads, LayerNames, LayerPath, MaskedLmHead, NormKind,
     NormPlacement, OptionalBias, Pooler, PoolerRule, Positions, PredictionHead, QkvProjection, RotaryPairs,
     SequenceClassifier, TokenTypes,
 };
@@ -59,11 +59,12 @@ pub enum Family {
     Gte,
     ModernBert,
     JinaEmbeddingsV3,
+    EuroBert,
 }
 
 impl Family {
     /// Every family, in the order messages list them.
-    pub const ALL: [Family; 12] = [
+    pub const ALL: [Family; 13] = [
         Family::Bert,
         Family::Roberta,
         Family::XlmRoberta,
@@ -76,6 +77,7 @@ impl Family {
         Family::Gte,
         Family::ModernBert,
         Family::JinaEmbeddingsV3,
+        Family::EuroBert,
     ];
 
     /// The family's row of the table: everything bertc knows of it outside
@@ -94,6 +96,7 @@ impl Family {
             Family::Gte => &table::GTE,
             Family::ModernBert => &table::MODERNBERT,
             Family::JinaEmbeddingsV3 => &table::JINA_EMBEDDINGS_V3,
+            Family::EuroBert => &table::EUROBERT,
         }
     }
 

@@ -30,7 +30,7 @@
 
 use super::spec::{
     AttentionPattern, ConfigAdapter, ConfigValue, EmbeddingProjection, FamilySpec, FeedForward,
-    FirstTokenClassifier, HeadActivation, HeadWidth, Heads, LayerNames, LayerPath, MaskedLmHead,
+    FirstTokenClassifier, HeadActivation, HeadWidth, Heads, LayerNames, LayerPath, MaskedLmHead, NormKind,
     NormPlacement, OptionalBias, Pooler, PoolerRule, Positions, PredictionHead, QkvProjection, RotaryPairs,
     SequenceClassifier, TokenTypes,
 };
@@ -532,6 +532,8 @@ pub(super) const MODERNBERT: FamilySpec = FamilySpec {
     norms: NormPlacement::Pre {
         first_attention_norm: false,
         final_norm: "final_norm",
+        embedding_norm: true,
+        kind: NormKind::LayerNorm,
     },
     attention: AttentionPattern::GlobalAndSliding,
     optional_biases: &[
@@ -702,6 +704,107 @@ pub(super) const JINA_EMBEDDINGS_V3: FamilySpec = FamilySpec {
     bucketed_relative_bias: None,
     pooler: bert_pooler(PoolerRule::BareModelOnly),
     heads: ROBERTA_HEADS,
+};
+
+/// EuroBERT (transformers' `eurobert`): a Llama-style encoder — pre-norm
+/// layers with RMSNorm (`input_layernorm`, `post_attention_layernorm`, the
+/// final `norm`) and no norm on the token embeddings, grouped-query
+/// attention (`num_key_value_heads`), rotary positions, a SwiGLU MLP
+/// (`down_proj(silu(gate_proj(x)) · up_proj(x))`), Linear biases only where
+/// `attention_bias` / `mlp_bias` say; its classifier pools as
+/// `classifier_pooling` says and its masked-LM head is one Linear.
+pub(super) const EUROBERT: FamilySpec = FamilySpec {
+    model_type: "eurobert",
+    class_stem: "EuroBert",
+    prefix: "model",
+    config: ConfigAdapter {
+        renames: &[("rms_norm_eps", "layer_norm_eps")],
+        dropped: &["type_vocab_size"],
+        // EuroBertConfig's defaults where they are not BertConfig's (its
+        // rope_parameters default to transformers' θ 10000).
+        defaults: &[
+            ("vocab_size", Int(128256)),
+            ("max_position_embeddings", Int(8192)),
+            ("hidden_act", Str("silu")),
+            ("layer_norm_eps", Float(1e-5)),
+            ("pad_token_id", Int(128001)),
+            ("tie_word_embeddings", Bool(false)),
+            ("rope_theta", Float(10000.0)),
+        ],
+        ..ConfigAdapter::NONE
+    },
+    renames: &[("embeddings.word_embeddings", "embed_tokens")],
+    layers: LayerNames {
+        path: LayerPath::Indexed("layers"),
+        renames: &[
+            ("attention.self.query", "self_attn.q_proj"),
+            ("attention.self.key", "self_attn.k_proj"),
+            ("attention.self.value", "self_attn.v_proj"),
+            ("attention.output.dense", "self_attn.o_proj"),
+            // Pre-norm: these two norms sit before the attention and the MLP.
+            ("attention.output.LayerNorm", "input_layernorm"),
+            ("intermediate.dense", "mlp.up_proj"),
+            ("intermediate.gate", "mlp.gate_proj"),
+            ("output.dense", "mlp.down_proj"),
+            ("output.LayerNorm", "post_attention_layernorm"),
+        ],
+        unbiased: &[],
+    },
+    qkv: QkvProjection::SeparateGrouped,
+    feed_forward: FeedForward::Gated,
+    norms: NormPlacement::Pre {
+        first_attention_norm: true,
+        final_norm: "norm",
+        embedding_norm: false,
+        kind: NormKind::Rms,
+    },
+    attention: AttentionPattern::Full,
+    optional_biases: &[
+        OptionalBias {
+            field: "attention_bias",
+            default: false,
+            parts: &[
+                "attention.self.query",
+                "attention.self.key",
+                "attention.self.value",
+                "attention.output.dense",
+            ],
+        },
+        OptionalBias {
+            field: "mlp_bias",
+            default: false,
+            // EuroBertForMaskedLM's lm_head takes its bias from mlp_bias too.
+            parts: &[
+                "intermediate.dense",
+                "intermediate.gate",
+                "output.dense",
+                "lm_head.bias",
+            ],
+        },
+    ],
+    token_types: TokenTypes::Absent,
+    positions: Positions::Rotary(RotaryPairs::HalfSplit),
+    sinusoidal_positions: false,
+    embedding_projection: EmbeddingProjection::None,
+    bucketed_relative_bias: None,
+    pooler: bert_pooler(PoolerRule::Never),
+    heads: Heads {
+        sequence_classification: SequenceClassifier::ConfigPooled(FirstTokenClassifier {
+            dense: "dense",
+            activation: HeadActivation::Gelu,
+            out: "classifier",
+        }),
+        masked_lm: MaskedLmHead {
+            transform: MaskedLmHead::NO_TRANSFORM,
+            activation: HeadActivation::Gelu,
+            layer_norm: MaskedLmHead::NO_TRANSFORM,
+            decoder: "lm_head.weight",
+            bias: "lm_head.bias",
+            width: HeadWidth::Hidden,
+        },
+        prediction_head: None,
+        prefixes: &["dense.", "lm_head."],
+    },
 };
 
 #[cfg(test)]
