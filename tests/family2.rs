@@ -550,6 +550,22 @@ fn remote_code_configs_build_the_same_model() {
     }
 }
 
+/// GTE's remote-code checkpoints (gte-base-en-v1.5) ask for NTK-scaled
+/// rotary frequencies, `rope_scaling: {type: ntk, factor: 2.0}`: refused by
+/// the field's name, never ignored.
+#[test]
+fn gte_rope_scaling_is_refused_by_name() {
+    let text = std::fs::read_to_string(case_dir("gte-base").join("config.json")).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    json["rope_scaling"] = serde_json::json!({"type": "ntk", "factor": 2.0});
+    let e = BertConfig::from_json_str(&json.to_string(), "gte ntk")
+        .expect_err("rope_scaling")
+        .to_string();
+    assert!(e.contains("`rope_scaling`") && e.contains("not supported"), "{e}");
+    json["rope_scaling"] = serde_json::Value::Null;
+    BertConfig::from_json_str(&json.to_string(), "gte").unwrap();
+}
+
 /// The remote code's switches bertc does not build are refused, each by
 /// its field's name, before any weight is read.
 #[test]

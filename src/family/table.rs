@@ -609,6 +609,9 @@ pub(super) const GTE: FamilySpec = FamilySpec {
     config: ConfigAdapter {
         // GteConfig's defaults where they are not BertConfig's.
         defaults: &[("rope_theta", Float(10000.0)), ("type_vocab_size", Int(0))],
+        // gte-base-en-v1.5's remote config asks for NTK-scaled rotary
+        // frequencies, which bertc does not compute: refused by name.
+        required: &[("rope_scaling", Null, "scaled (NTK) rotary embeddings")],
         ..ConfigAdapter::NONE
     },
     renames: &[],
