@@ -704,8 +704,13 @@ pub(super) fn quantize_embeddings(g: &mut Graph, report: &mut PassReport) -> Res
                     .for_each(|((qrow, row), scale)| {
                         let max = row.chunks_exact(4).fold(0f32, |m, x| m.max(le_f32(x).abs()));
                         let s = if max > 0.0 { max / 127.0 } else { 1.0 };
-                        for (qv, x) in qrow.iter_mut().zip(row.chunks_exact(4)) {
-                            *qv = quantize_i8(le_f32(x), s, 127.0);
+                        // A zero row quantizes to the zeros `q` holds; not
+                        // writing them keeps a placeholder table's pages
+                        // untouched (see `quantize_weight_s8`).
+                        if max > 0.0 {
+                            for (qv, x) in qrow.iter_mut().zip(row.chunks_exact(4)) {
+                                *qv = quantize_i8(le_f32(x), s, 127.0);
+                            }
                         }
                         *scale = s;
                     });
