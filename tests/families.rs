@@ -177,7 +177,8 @@ fn preset_parameters(name: &str) -> usize {
 ///   1,099,968: 395,881,664).
 /// - eurobert-210m: published as 210M (the EuroBERT paper and
 ///   EuroBERT/EuroBERT-210m's name); its preset is the hub's config.json
-///   (EuroBERT/EuroBERT-210m). embed_tokens 128256·768, per layer q, k, v, o
+///   (EuroBERT/EuroBERT-210m), its `architectures` the bare EuroBertModel
+///   as every preset's. embed_tokens 128256·768, per layer q, k, v, o
 ///   4·768² (12 key/value heads: no grouping at this size) + gate, up, down
 ///   3·768·3072 + two RMSNorms 2·768, the final norm 768, no biases:
 ///   211,766,016. (The hub's MLM checkpoint adds the untied lm_head,
