@@ -168,23 +168,13 @@ fn match_scaled(g: &Graph, scaled: Value) -> Option<Match> {
     if !fits_width(g, x, gamma) {
         return None;
     }
-    let inside = [
-        scaled.node,
-        normed.node,
-        std.node,
-        var_eps.node,
-        var.node,
-        squared.node,
-        d.node,
-    ];
-    let private = only_read_by(g, normed, &[scaled.node])
-        && only_read_by(g, std, &[normed.node])
-        && only_read_by(g, var_eps, &[std.node])
-        && only_read_by(g, var, &[var_eps.node])
-        && only_read_by(g, squared, &[var.node])
+    let chain = [normed, std, var_eps, var, squared];
+    let mut inside = scaling_chain(scaled, chain);
+    inside.push(d.node);
+    let private = scaling_chain_is_private(g, scaled, chain)
         && only_read_by(g, d, &inside)
         && only_read_by(g, mean, &[d.node]);
-    let mut nodes = inside.to_vec();
+    let mut nodes = inside;
     nodes.push(mean.node);
     private.then_some(Match {
         root: scaled.node,
@@ -195,6 +185,21 @@ fn match_scaled(g: &Graph, scaled: Value) -> Option<Match> {
         epsilon,
         rms: false,
     })
+}
+
+/// The nodes from `scaled` = `Mul(normed, γ)` back to `squared`, the chain
+/// both norms share: `[normed, std, var_eps, var, squared]` in that order.
+fn scaling_chain(scaled: Value, chain: [Value; 5]) -> Vec<NodeId> {
+    [scaled].iter().chain(&chain).map(|v| v.node).collect()
+}
+
+/// Whether each value of the shared chain is read only by the next node up.
+fn scaling_chain_is_private(g: &Graph, scaled: Value, chain: [Value; 5]) -> bool {
+    let readers = [scaled].into_iter().chain(chain);
+    chain
+        .iter()
+        .zip(readers)
+        .all(|(v, reader)| only_read_by(g, *v, &[reader.node]))
 }
 
 /// RMSNorm at `Mul(normed, γ)` (`scaled`): `normed = Div(x, std)`, `std`
@@ -211,21 +216,10 @@ fn match_rms(
     if !fits_width(g, x, gamma) || operands(g, normed.node)?.0 != x {
         return None;
     }
-    let private = only_read_by(g, normed, &[scaled.node])
-        && only_read_by(g, std, &[normed.node])
-        && only_read_by(g, var_eps, &[std.node])
-        && only_read_by(g, var, &[var_eps.node])
-        && only_read_by(g, squared, &[var.node]);
-    private.then_some(Match {
+    let chain = [normed, std, var_eps, var, squared];
+    scaling_chain_is_private(g, scaled, chain).then_some(Match {
         root: scaled.node,
-        nodes: vec![
-            scaled.node,
-            normed.node,
-            std.node,
-            var_eps.node,
-            var.node,
-            squared.node,
-        ],
+        nodes: scaling_chain(scaled, chain),
         x,
         gamma,
         beta: None,

@@ -82,10 +82,7 @@ impl Builder<'_> {
         let centered = self.binary(&format!("{prefix}.sub"), BinaryOp::Sub, x, mean)?;
         let sq = self.with_scalar(&format!("{prefix}.pow"), BinaryOp::Pow, centered, 2.0)?;
         let var = self.g.add(&format!("{prefix}.var"), mean_op, &[sq])?;
-        let eps = self.config.layer_norm_eps as f32;
-        let var_eps = self.with_scalar(&format!("{prefix}.add_eps"), BinaryOp::Add, var, eps)?;
-        let std = self.unary(&format!("{prefix}.sqrt"), UnaryOp::Sqrt, var_eps)?;
-        let normed = self.binary(&format!("{prefix}.div"), BinaryOp::Div, centered, std)?;
+        let normed = self.divide_by_root(centered, var, prefix)?;
         let gamma = self.param(&format!("{prefix}.weight"))?;
         // ModernBERT's norms have no bias unless the config's norm_bias says.
         let beta = match super::param_names::norm_has_bias(self.config, prefix) {
@@ -109,12 +106,18 @@ impl Builder<'_> {
         };
         let sq = self.with_scalar(&format!("{prefix}.pow"), BinaryOp::Pow, x, 2.0)?;
         let mean_sq = self.g.add(&format!("{prefix}.mean_square"), mean_op, &[sq])?;
-        let eps = self.config.layer_norm_eps as f32;
-        let with_eps = self.with_scalar(&format!("{prefix}.add_eps"), BinaryOp::Add, mean_sq, eps)?;
-        let rms = self.unary(&format!("{prefix}.sqrt"), UnaryOp::Sqrt, with_eps)?;
-        let normed = self.binary(&format!("{prefix}.div"), BinaryOp::Div, x, rms)?;
+        let normed = self.divide_by_root(x, mean_sq, prefix)?;
         let gamma = self.param(&format!("{prefix}.weight"))?;
         self.binary(&format!("{prefix}.mul"), BinaryOp::Mul, normed, gamma)
+    }
+
+    /// `x / sqrt(mean_square + eps)`, the step both norms share (named as
+    /// the layer norm always named it).
+    fn divide_by_root(&mut self, x: Value, mean_square: Value, prefix: &str) -> Result<Value, BuildError> {
+        let eps = self.config.layer_norm_eps as f32;
+        let with_eps = self.with_scalar(&format!("{prefix}.add_eps"), BinaryOp::Add, mean_square, eps)?;
+        let root = self.unary(&format!("{prefix}.sqrt"), UnaryOp::Sqrt, with_eps)?;
+        self.binary(&format!("{prefix}.div"), BinaryOp::Div, x, root)
     }
 
     /// The configured activation, in primitive ops, named `{prefix}.*`.
