@@ -4,6 +4,7 @@
 mod bert;
 mod disentangled;
 mod glu;
+mod grouped_query;
 mod heads;
 mod mpnet;
 mod param_names;
@@ -25,6 +26,7 @@ use crate::weights::Weights;
 
 pub use crate::family::RotaryPairs;
 pub use disentangled::{deberta_bucket, table_row};
+pub use grouped_query::repeated_kv_heads;
 pub use mpnet::mpnet_bucket;
 pub use params::{bert_model_params, model_params};
 pub use pooling::{Pooling, SentencePooling};

@@ -36,7 +36,7 @@ pub use names::{
 };
 pub use spec::{
     AttentionPattern, ConfigAdapter, ConfigValue, Disentangled, EmbeddingProjection, FamilySpec, FeedForward,
-    FirstTokenClassifier, HeadActivation, HeadWidth, Heads, LayerNames, LayerPath, MaskedLmHead,
+    FirstTokenClassifier, HeadActivation, HeadWidth, Heads, LayerNames, LayerPath, MaskedLmHead, NormKind,
     NormPlacement, OptionalBias, Pooler, PoolerRule, Positions, PredictionHead, QkvProjection, RotaryPairs,
     SequenceClassifier, TokenTypes,
 };
@@ -58,13 +58,15 @@ pub enum Family {
     NomicBert,
     Gte,
     ModernBert,
+    JinaEmbeddingsV3,
+    EuroBert,
     DebertaV2,
     Deberta,
 }
 
 impl Family {
     /// Every family, in the order messages list them.
-    pub const ALL: [Family; 13] = [
+    pub const ALL: [Family; 15] = [
         Family::Bert,
         Family::Roberta,
         Family::XlmRoberta,
@@ -76,6 +78,8 @@ impl Family {
         Family::NomicBert,
         Family::Gte,
         Family::ModernBert,
+        Family::JinaEmbeddingsV3,
+        Family::EuroBert,
         Family::DebertaV2,
         Family::Deberta,
     ];
@@ -95,6 +99,8 @@ impl Family {
             Family::NomicBert => &table::NOMIC_BERT,
             Family::Gte => &table::GTE,
             Family::ModernBert => &table::MODERNBERT,
+            Family::JinaEmbeddingsV3 => &table::JINA_EMBEDDINGS_V3,
+            Family::EuroBert => &table::EUROBERT,
             Family::DebertaV2 => &table::DEBERTA_V2,
             Family::Deberta => &table::DEBERTA,
         }
