@@ -71,16 +71,21 @@ def optimum_file(folder, out_dir):
         main_export(folder, output=out_dir, task="feature-extraction")
     if os.path.exists(optimized):
         return optimized, "optimum export + ORTOptimizer O2"
-    try:
-        from optimum.onnxruntime import AutoOptimizationConfig, ORTOptimizer
-
-        optimizer = ORTOptimizer.from_pretrained(out_dir)
-        optimizer.optimize(save_dir=out_dir, optimization_config=AutoOptimizationConfig.O2())
+    # In a child process: the optimizer refuses model types it does not know
+    # with an exception, and has died without one (DeBERTa-v2).
+    code = (
+        "import sys\n"
+        "from optimum.onnxruntime import AutoOptimizationConfig, ORTOptimizer\n"
+        "ORTOptimizer.from_pretrained(sys.argv[1]).optimize(save_dir=sys.argv[1], "
+        "optimization_config=AutoOptimizationConfig.O2())\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code, out_dir], capture_output=True, text=True)
+    if r.returncode == 0 and os.path.exists(optimized):
         return optimized, "optimum export + ORTOptimizer O2"
-    except Exception as e:  # the optimizer refuses model types it does not know
-        reason = re.sub(r"\s+", " ", str(e))[:200]
-        log(f"ORTOptimizer refused: {reason}")
-        return plain, f"optimum export (ORTOptimizer O2 refused: {reason})"
+    lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
+    reason = re.sub(r"\s+", " ", lines[-1] if lines else f"exit status {r.returncode}")[:200]
+    log(f"ORTOptimizer refused: {reason}")
+    return plain, f"optimum export (ORTOptimizer O2 refused: {reason})"
 
 
 def bertc_compile(bertc, folder, out, args):
