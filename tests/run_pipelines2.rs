@@ -113,3 +113,254 @@ fn modernbert_tokenizer_gives_the_pipelines_ids_and_offsets() {
     }
     assert!(truncated >= 1, "a golden text reaches the limit");
 }
+
+/// A copy of `name`'s folder without the files in `leave_out`.
+fn copy_without(name: &str, leave_out: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(folder(name)).unwrap() {
+        let entry = entry.unwrap();
+        let file_name = entry.file_name();
+        if !leave_out.iter().any(|l| file_name == *l) {
+            std::fs::copy(entry.path(), dir.path().join(&file_name)).unwrap();
+        }
+    }
+    dir
+}
+
+/// Every text alone, then every pair, as the pipeline calls them.
+fn deberta_inputs(g: &Value) -> (Vec<String>, Vec<(String, String)>) {
+    let pairs = g["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p[0].as_str().unwrap().to_string(),
+                p[1].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    (strings(&g["texts"]), pairs)
+}
+
+fn encode_all(
+    tokenizer: &mut TextTokenizer,
+    texts: &[String],
+    pairs: &[(String, String)],
+) -> Vec<tokenizers::Encoding> {
+    let inputs: Vec<TextInput> = texts
+        .iter()
+        .map(|t| TextInput::Single(t))
+        .chain(pairs.iter().map(|(a, b)| TextInput::Pair(a, b)))
+        .collect();
+    tokenizer
+        .encode_unpadded(&inputs, Truncate::LongestFirst)
+        .unwrap()
+}
+
+/// With tokenizer.json removed, spm.model read as transformers 5.23 reads
+/// it gives the pipeline's ids (texts, and pairs with their token types),
+/// and what the folder's tokenizer.json gives: ids, types, tokens, offsets.
+#[test]
+fn deberta_spm_model_alone_gives_the_pipelines_ids_and_tokenizer_json_s_encodings() {
+    let g = golden("deberta-v3-seq-cls");
+    let bare = copy_without("deberta-v3-seq-cls", &["tokenizer.json"]);
+    let mut spm = folder_tokenizer(bare.path(), &g);
+    assert!(spm.path.ends_with("spm.model"), "{}", spm.path.display());
+    let (texts, pairs) = deberta_inputs(&g);
+    let ours = encode_all(&mut spm, &texts, &pairs);
+    for (i, e) in ours[..texts.len()].iter().enumerate() {
+        assert_eq!(e.get_ids(), ids(&g["input_ids"][i]), "text {i}: {:?}", texts[i]);
+    }
+    for (i, e) in ours[texts.len()..].iter().enumerate() {
+        assert_eq!(e.get_ids(), ids(&g["pair_input_ids"][i]), "pair {i}");
+        assert_eq!(
+            e.get_type_ids(),
+            ids(&g["pair_token_type_ids"][i]),
+            "pair {i}: types"
+        );
+    }
+    // The golden reaches the limit and holds the text the sentencepiece
+    // library itself tokenizes otherwise (its NFKC charsmap).
+    assert!(ours.iter().any(|e| e.len() == 64));
+    assert!(g["sentencepiece_agrees"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::Bool(false)));
+
+    let mut json = folder_tokenizer(&folder("deberta-v3-seq-cls"), &g);
+    assert!(json.path.ends_with("tokenizer.json"));
+    let theirs = encode_all(&mut json, &texts, &pairs);
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        assert_eq!(a.get_ids(), b.get_ids(), "input {i}");
+        assert_eq!(a.get_type_ids(), b.get_type_ids(), "input {i}");
+        assert_eq!(a.get_tokens(), b.get_tokens(), "input {i}");
+        assert_eq!(a.get_offsets(), b.get_offsets(), "input {i}");
+        assert_eq!(
+            a.get_special_tokens_mask(),
+            b.get_special_tokens_mask(),
+            "input {i}"
+        );
+        assert_eq!(
+            spm.decode(a.get_ids(), true).unwrap(),
+            json.decode(b.get_ids(), true).unwrap(),
+            "input {i}: decoded"
+        );
+    }
+    // [MASK] is no piece of the model: added after them, as special.
+    for t in [&spm, &json] {
+        assert_eq!(t.special.mask, Some(1000));
+        assert_eq!(
+            (t.special.cls, t.special.sep, t.special.pad, t.special.unk),
+            (Some(1), Some(2), 0, Some(3))
+        );
+    }
+}
+
+/// A protobuf varint.
+fn varint(mut v: u64) -> Vec<u8> {
+    let mut out = vec![];
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return out;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// A length-delimited field `field` holding `body`.
+fn message_field(field: u64, body: &[u8]) -> Vec<u8> {
+    let mut out = varint(field << 3 | 2);
+    out.extend(varint(body.len() as u64));
+    out.extend(body);
+    out
+}
+
+/// One more `pieces` entry (appending a repeated field to an encoded
+/// message appends to the list): text, score bits, type.
+fn extra_piece(text: &str, score: Option<f32>, kind: Option<u64>) -> Vec<u8> {
+    let mut body = message_field(1, text.as_bytes());
+    if let Some(s) = score {
+        body.push(2 << 3 | 5);
+        body.extend(s.to_le_bytes());
+    }
+    if let Some(k) = kind {
+        body.extend(varint(3 << 3));
+        body.extend(varint(k));
+    }
+    message_field(1, &body)
+}
+
+/// The error of loading the DeBERTa folder (no tokenizer.json) with its
+/// spm.model replaced by `bytes` and tokenizer_config.json by `config`.
+fn spm_error(bytes: &[u8], config: Option<&str>) -> String {
+    let dir = copy_without("deberta-v3-seq-cls", &["tokenizer.json"]);
+    std::fs::write(dir.path().join("spm.model"), bytes).unwrap();
+    if let Some(c) = config {
+        std::fs::write(dir.path().join("tokenizer_config.json"), c).unwrap();
+    }
+    match TextTokenizer::from_folder(dir.path(), 64) {
+        Ok(_) => panic!("a hostile spm.model loaded"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Truncated, oversized, badly typed or inconsistent models: one error
+/// naming the file and what is wrong, never a panic; the piece count is
+/// checked before any piece is decoded.
+#[test]
+fn hostile_spm_models_are_refused_with_clear_errors() {
+    let real = std::fs::read(folder("deberta-v3-seq-cls").join("spm.model")).unwrap();
+    let with = |extra: &[u8]| [real.as_slice(), extra].concat();
+    // (what, spm.model's bytes, tokenizer_config.json, what the error says)
+    type Case<'a> = (&'a str, Vec<u8>, Option<&'a str>, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
+        (
+            "truncated",
+            real[..real.len() / 2].to_vec(),
+            None,
+            vec!["truncated"],
+        ),
+        ("empty", vec![], None, vec!["no pieces"]),
+        (
+            "not protobuf",
+            b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff".to_vec(),
+            None,
+            vec!["longer than 10 bytes"],
+        ),
+        (
+            "a million pieces and more",
+            // 2 bytes each: the file is 2 MB, decoded it would be ~40 MB.
+            [0x0a, 0x00].repeat(bertc::tokenize::MAX_PIECES + 1),
+            None,
+            vec!["1048577 pieces", "more than a SentencePiece model may have"],
+        ),
+        (
+            "bad type",
+            with(&extra_piece("zz", Some(-1.0), Some(9))),
+            None,
+            vec!["piece 1000", "\"zz\"", "type 9"],
+        ),
+        (
+            "type 0",
+            with(&extra_piece("zz", Some(-1.0), Some(0))),
+            None,
+            vec!["type 0: expected 1 to 6"],
+        ),
+        (
+            "NaN score",
+            with(&extra_piece("zz", Some(f32::NAN), None)),
+            None,
+            vec!["piece 1000", "score NaN"],
+        ),
+        (
+            "duplicate",
+            with(&extra_piece("s", Some(-1.0), None)),
+            None,
+            vec!["piece 1000 (\"s\")", "already"],
+        ),
+        (
+            "empty piece",
+            with(&extra_piece("", Some(-1.0), None)),
+            None,
+            vec!["piece 1000", "must have a text"],
+        ),
+        (
+            "BPE",
+            with(&message_field(2, &[3 << 3, 2])),
+            None,
+            vec!["trainer_spec.model_type", "= 2", "UNIGRAM"],
+        ),
+        (
+            "no unk",
+            with(&message_field(
+                2,
+                &[[0xc0, 0x02].as_slice(), &varint(5000)].concat(),
+            )),
+            Some(r#"{"unk_token": "<nope>"}"#),
+            vec!["trainer_spec.unk_id", "5000"],
+        ),
+    ];
+    for (what, bytes, config, expected) in cases {
+        let err = spm_error(&bytes, config);
+        assert!(err.contains("spm.model"), "{what}: {err}");
+        for e in expected {
+            assert!(err.contains(e), "{what}: {err:?} lacks {e:?}");
+        }
+    }
+    // added_tokens.json that disagrees with the ids the model gives.
+    let dir = copy_without("deberta-v3-seq-cls", &["tokenizer.json"]);
+    std::fs::write(dir.path().join("added_tokens.json"), r#"{"[MASK]": 1005}"#).unwrap();
+    let err = TextTokenizer::from_folder(dir.path(), 64)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("added_tokens.json") && err.contains("1005"), "{err}");
+    // …and the hub's own, which agrees.
+    std::fs::write(dir.path().join("added_tokens.json"), r#"{"[MASK]": 1000}"#).unwrap();
+    let t = TextTokenizer::from_folder(dir.path(), 64).unwrap();
+    assert_eq!(t.special.mask, Some(1000));
+}

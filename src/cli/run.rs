@@ -33,7 +33,7 @@ pub struct RunArgs {
     /// Question-answering: the context (one for every question, or one per question).
     #[arg(long, requires = "question")]
     context: Vec<String>,
-    /// tokenizer.json, vocab.txt or their folder (required for an .onnx file).
+    /// tokenizer.json, spm.model, vocab.txt or their folder (required for an .onnx file).
     #[arg(long)]
     tokenizer: Option<PathBuf>,
     /// fill-mask: how many tokens per mask.

@@ -53,7 +53,7 @@ pub enum RunError {
         message: String,
     },
     #[error(
-        "{}: an ONNX file has no tokenizer of its own: give --tokenizer (tokenizer.json, vocab.txt or their folder)",
+        "{}: an ONNX file has no tokenizer of its own: give --tokenizer (tokenizer.json, spm.model, vocab.txt or their folder)",
         .0.display()
     )]
     NoTokenizer(PathBuf),

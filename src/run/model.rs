@@ -22,7 +22,7 @@ use super::{BatchLimits, RunError, Task};
 /// Where the model and its tokenizer come from.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
-    /// tokenizer.json, vocab.txt or a folder holding them; required for a
+    /// tokenizer.json, spm.model, vocab.txt or a folder holding them; required for a
     /// bare `.onnx`, overrides the model folder's own otherwise.
     pub tokenizer: Option<PathBuf>,
     /// Where the model runs (tract unless asked).
@@ -268,6 +268,9 @@ fn load_tokenizer(source: &Path, graph: &Graph, folder: Option<&Path>) -> Result
         None => TextTokenizer::from_folder(&tokenizer_folder, max_length)?,
         Some(f) if f.extension().is_some_and(|e| e == "txt") => {
             TextTokenizer::from_vocab(f, &config, max_length)?
+        }
+        Some(f) if f.extension().is_some_and(|e| e == "model") => {
+            TextTokenizer::from_spm(f, &config, max_length)?
         }
         Some(f) => TextTokenizer::from_tokenizer_json(f, &config, max_length)?,
     };
