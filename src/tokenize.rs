@@ -109,6 +109,9 @@ pub enum TextInput<'a> {
 pub enum Truncate {
     /// Drop tokens from the longer sequence first (transformers' `truncation=True`).
     LongestFirst,
+    /// Cut only the first sequence (zero-shot classification's premise);
+    /// an error when it is too short to make room.
+    OnlyFirst,
     /// Cut only the second sequence (the context of a QA pair), keeping
     /// `stride` tokens of overlap between the overflowing windows.
     OnlySecond { max_length: usize, stride: usize },
@@ -546,6 +549,7 @@ impl TextTokenizer {
     ) -> Result<Vec<Encoding>, TokenizeError> {
         let (strategy, max_length, stride) = match truncate {
             Truncate::LongestFirst => (TruncationStrategy::LongestFirst, self.max_length, 0),
+            Truncate::OnlyFirst => (TruncationStrategy::OnlyFirst, self.max_length, 0),
             Truncate::OnlySecond { max_length, stride } => (
                 TruncationStrategy::OnlySecond,
                 max_length.min(self.max_length),

@@ -364,3 +364,174 @@ fn hostile_spm_models_are_refused_with_clear_errors() {
     let t = TextTokenizer::from_folder(dir.path(), 64).unwrap();
     assert_eq!(t.special.mask, Some(1000));
 }
+
+/// `bertc run MODEL ARGS…` expected to fail: its stderr.
+fn run_error(model: &Path, args: &[&str]) -> String {
+    let mut all: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"run", &model];
+    for a in args {
+        all.push(a);
+    }
+    let out = bertc_run(&all);
+    assert!(!out.status.success(), "bertc run {args:?} succeeded");
+    stderr_of(&out)
+}
+
+/// tests/fixtures/pipelines/seq-cls (a BERT classifier) in a temp folder
+/// with an NLI label set and `problem_type: multi_label_classification`.
+/// Why: until DeBERTa's graph is on main, the DeBERTa NLI golden cannot run,
+/// so zero-shot runs end to end on this BERT instead. The multi-label
+/// problem type makes text-classification print a sigmoid per label, from
+/// which each pair's logits come back exactly; zero-shot reads the logits
+/// and never the problem type. (Its word embeddings are pruned to the
+/// golden's texts, so it is compared with its own outputs, not a golden.)
+fn bert_nli_copy() -> tempfile::TempDir {
+    let source = common::fixture("pipelines").join("seq-cls");
+    let dir = tempfile::tempdir().unwrap();
+    for f in [
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "vocab.txt",
+    ] {
+        std::fs::copy(source.join(f), dir.path().join(f)).unwrap();
+    }
+    let mut config = read_json(&source.join("config.json"));
+    config["id2label"] = serde_json::json!({"0": "contradiction", "1": "neutral", "2": "entailment"});
+    config["label2id"] = serde_json::json!({"contradiction": 0, "neutral": 1, "entailment": 2});
+    config["problem_type"] = Value::from("multi_label_classification");
+    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    dir
+}
+
+/// Each pair's logits by label id, from text-classification's sigmoids.
+fn pair_logits(model: &Path, text: &str, hypotheses: &[String]) -> Vec<[f64; 3]> {
+    let mut args = vec![];
+    for _ in hypotheses {
+        args.push(text.to_string());
+    }
+    for h in hypotheses {
+        args.extend(["--pair".to_string(), h.clone()]);
+    }
+    let doc = run_json(model, &args);
+    let ids = ["contradiction", "neutral", "entailment"];
+    doc["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|labels| {
+            let mut row = [f64::NAN; 3];
+            for l in labels.as_array().unwrap() {
+                let p = l["score"].as_f64().unwrap();
+                let at = ids.iter().position(|&n| n == l["label"]).unwrap();
+                row[at] = (p / (1.0 - p)).ln();
+            }
+            row
+        })
+        .collect()
+}
+
+#[test]
+fn zero_shot_flags_give_the_pipelines_arithmetic_on_the_models_logits_end_to_end() {
+    let dir = bert_nli_copy();
+    let model = dir.path();
+    let labels = ["technology", "finance", "food"];
+    let texts = ["the movie was great", "stocks fell sharply"];
+    for (template, multi) in [
+        (None, false),
+        (Some("It is about {}."), true),
+        (Some("{0}!"), false),
+    ] {
+        let hypotheses: Vec<String> = labels
+            .iter()
+            .map(|l| {
+                template
+                    .unwrap_or("This example is {}.")
+                    .replace("{}", l)
+                    .replace("{0}", l)
+            })
+            .collect();
+        let mut args: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
+        args.extend(["--candidate-labels".into(), " technology,finance , food,".into()]);
+        if let Some(t) = template {
+            args.extend(["--hypothesis-template".into(), t.into()]);
+        }
+        if multi {
+            args.push("--multi-label".into());
+        }
+        let doc = run_json(model, &args);
+        assert_eq!(doc["task"], "zero-shot-classification");
+        for (i, text) in texts.iter().enumerate() {
+            let rows = pair_logits(model, text, &hypotheses);
+            let expected: Vec<f64> = if multi {
+                rows.iter().map(|r| 1.0 / (1.0 + (r[0] - r[2]).exp())).collect()
+            } else {
+                let z: f64 = rows.iter().map(|r| r[2].exp()).sum();
+                rows.iter().map(|r| r[2].exp() / z).collect()
+            };
+            let mut order: Vec<usize> = (0..labels.len()).collect();
+            order.sort_by(|&a, &b| expected[b].total_cmp(&expected[a]));
+            let answer = &doc["outputs"][i];
+            assert_eq!(answer["sequence"], *text);
+            let got_labels: Vec<&str> = answer["labels"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l.as_str().unwrap())
+                .collect();
+            let want_labels: Vec<&str> = order.iter().map(|&k| labels[k]).collect();
+            assert_eq!(got_labels, want_labels, "{text} {template:?} multi {multi}");
+            for (k, &at) in order.iter().enumerate() {
+                let got = answer["scores"][k].as_f64().unwrap();
+                assert!(
+                    (got - expected[at]).abs() < 1e-9,
+                    "{text}: {got} vs {}",
+                    expected[at]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn zero_shot_errors_name_the_value() {
+    let dir = bert_nli_copy();
+    let err = run_error(dir.path(), &["x", "--candidate-labels", " , "]);
+    assert!(
+        err.contains("--candidate-labels \" , \"") && err.contains("no label"),
+        "{err}"
+    );
+    let err = run_error(
+        dir.path(),
+        &[
+            "x",
+            "--candidate-labels",
+            "a",
+            "--hypothesis-template",
+            "About it.",
+        ],
+    );
+    assert!(
+        err.contains("\"About it.\"") && err.contains("no {} where the label goes"),
+        "{err}"
+    );
+    let err = run_error(
+        &common::fixture("pipelines").join("seq-cls"),
+        &["x", "--candidate-labels", "a,b"],
+    );
+    assert!(
+        err.contains("entailment label")
+            && err.contains("\"negative\": 0")
+            && err.contains("\"positive\": 2"),
+        "{err}"
+    );
+    let err = run_error(
+        &common::fixture("pipelines").join("token-cls"),
+        &["x", "--candidate-labels", "a"],
+    );
+    assert!(err.contains("answers token-classification"), "{err}");
+    let err = run_error(dir.path(), &["x", "--multi-label"]);
+    assert!(err.contains("--candidate-labels"), "{err}");
+    let err = run_error(dir.path(), &["x", "--candidate-labels", "a", "--pair", "y"]);
+    assert!(err.contains("cannot be used with"), "{err}");
+}
