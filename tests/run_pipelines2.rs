@@ -11,7 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use bertc::tokenize::{TextInput, TextTokenizer, Truncate};
-use common::{assert_json_close, bertc_run, stderr_of};
+use common::{assert_json_close, bertc_run, run_json, stderr_of, strings};
 use serde_json::Value;
 
 /// The README of the goldens: scores within 1e-5.
@@ -29,37 +29,12 @@ fn golden(name: &str) -> Value {
     read_json(&folder(name).join("pipelines.json"))
 }
 
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_str().unwrap().to_string())
-        .collect()
-}
-
 fn ids(v: &Value) -> Vec<u32> {
     v.as_array()
         .unwrap()
         .iter()
         .map(|x| x.as_u64().unwrap() as u32)
         .collect()
-}
-
-/// `bertc run MODEL ARGS… --json --threads 1`, parsed.
-fn run_json(model: &Path, args: &[String]) -> Value {
-    let mut all: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"run", &model];
-    for a in args {
-        all.push(a);
-    }
-    all.extend([&"--json" as &dyn AsRef<std::ffi::OsStr>, &"--threads", &"1"]);
-    let out = bertc_run(&all);
-    assert!(
-        out.status.success(),
-        "bertc run {} failed: {}",
-        model.display(),
-        stderr_of(&out)
-    );
-    serde_json::from_slice(&out.stdout).expect("--json prints one JSON document")
 }
 
 /// The folder's tokenizer at the pipelines' length limit (the golden's

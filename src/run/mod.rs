@@ -286,6 +286,18 @@ impl LoadedModel {
     }
 }
 
+/// The texts of inputs that must all be single; a pair is refused with
+/// `why`.
+fn single_texts<'a>(inputs: &[TextInput<'a>], why: &str) -> Result<Vec<&'a str>, RunError> {
+    inputs
+        .iter()
+        .map(|i| match *i {
+            TextInput::Single(t) => Ok(t),
+            TextInput::Pair(..) => Err(RunError::Input(why.to_string())),
+        })
+        .collect()
+}
+
 /// An output as f32 with its expected rank checked.
 fn output<'a>(
     outputs: &'a NamedTensors,

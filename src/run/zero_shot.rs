@@ -17,7 +17,7 @@
 use serde::Serialize;
 use tokenizers::Encoding;
 
-use super::{softmax, LoadedModel, Progress, RunError, Task};
+use super::{single_texts, softmax, LoadedModel, Progress, RunError, Task};
 use crate::tokenize::{TextInput, Truncate};
 
 /// transformers' default hypothesis template.
@@ -256,15 +256,10 @@ impl LoadedModel {
             .zero_shot
             .clone()
             .ok_or_else(|| RunError::Input("zero-shot classification needs candidate labels".into()))?;
-        let texts = inputs
-            .iter()
-            .map(|i| match *i {
-                TextInput::Single(t) => Ok(t),
-                TextInput::Pair(..) => Err(RunError::Input(
-                    "zero-shot classification takes single texts; the labels make the pairs".into(),
-                )),
-            })
-            .collect::<Result<Vec<&str>, _>>()?;
+        let texts = single_texts(
+            inputs,
+            "zero-shot classification takes single texts; the labels make the pairs",
+        )?;
         let pairs: Vec<TextInput> = texts
             .iter()
             .flat_map(|&t| plan.hypotheses.iter().map(move |h| TextInput::Pair(t, h)))
