@@ -510,3 +510,39 @@ fn zero_shot_errors_name_the_value() {
     let err = run_error(dir.path(), &["x", "--candidate-labels", "a", "--pair", "y"]);
     assert!(err.contains("cannot be used with"), "{err}");
 }
+
+/// Seeded random damage to the real spm.model (bytes overwritten, the
+/// file cut): each load gives a tokenizer or an error, never a panic.
+#[test]
+fn damaged_spm_models_load_or_fail_without_panicking() {
+    use rand_xoshiro::rand_core::{Rng, SeedableRng};
+    let real = std::fs::read(folder("deberta-v3-seq-cls").join("spm.model")).unwrap();
+    let dir = copy_without("deberta-v3-seq-cls", &["tokenizer.json"]);
+    let path = dir.path().join("spm.model");
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(23);
+    let (mut loaded, mut refused) = (0, 0);
+    for _ in 0..200 {
+        let mut bytes = real.clone();
+        for _ in 0..1 + rng.next_u32() % 8 {
+            let at = rng.next_u64() as usize % bytes.len();
+            bytes[at] = rng.next_u32() as u8;
+        }
+        if rng.next_u32() % 2 == 0 {
+            bytes.truncate(rng.next_u64() as usize % bytes.len());
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        match TextTokenizer::from_folder(dir.path(), 64) {
+            Ok(mut t) => {
+                // Encoding may fail too; it must not panic.
+                let _ = t.encode_unpadded(&[TextInput::Pair("Hello world.", "Zoë!")], Truncate::LongestFirst);
+                loaded += 1;
+            }
+            Err(e) => {
+                assert!(e.to_string().contains("spm.model"), "{e}");
+                refused += 1;
+            }
+        }
+    }
+    eprintln!("damaged spm.model: {loaded} loaded, {refused} refused");
+    assert!(refused > 0);
+}
