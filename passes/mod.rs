@@ -8,6 +8,7 @@
 
 mod add_bias_after_residual;
 mod attention_mask;
+mod block_sliding_attention;
 mod dead_node_elimination;
 mod decompose_attention;
 mod eliminate_common_subexpressions;
@@ -37,6 +38,7 @@ use std::time::{Duration, Instant};
 use crate::ir::{verify, Graph, IrError};
 
 pub use add_bias_after_residual::AddBiasAfterResidual;
+pub use block_sliding_attention::BlockSlidingAttention;
 pub use dead_node_elimination::DeadNodeElimination;
 pub use decompose_attention::DecomposeAttention;
 pub use eliminate_common_subexpressions::EliminateCommonSubexpressions;
@@ -114,7 +116,7 @@ type MakePass = fn() -> Box<dyn Pass>;
 /// pass names. [`pass_by_name`] and [`all_pass_names`] read it, and the
 /// level and target lists below are checked against it when the crate
 /// compiles. (Its order is the order `--passes`' error lists them in.)
-const REGISTRY: [(&str, MakePass); 16] = [
+const REGISTRY: [(&str, MakePass); 17] = [
     ("fold_constants", || Box::new(FoldConstants)),
     ("eliminate_common_subexpressions", || {
         Box::new(EliminateCommonSubexpressions)
@@ -124,6 +126,7 @@ const REGISTRY: [(&str, MakePass); 16] = [
     ("fuse_layer_norm", || Box::new(FuseLayerNorm)),
     ("fuse_gelu", || Box::new(FuseGelu)),
     ("fuse_attention", || Box::new(FuseAttention)),
+    ("block_sliding_attention", || Box::new(BlockSlidingAttention)),
     ("fuse_embed_layer_norm", || Box::new(FuseEmbedLayerNorm)),
     ("fuse_skip_layer_norm", || Box::new(FuseSkipLayerNorm)),
     ("add_bias_after_residual", || Box::new(AddBiasAfterResidual)),
@@ -194,7 +197,7 @@ const O1: [&str; 4] = [
 ];
 
 /// What -O2 adds to -O1: the fusions.
-const O2_FUSIONS: [&str; 6] = [
+const O2_FUSIONS: [&str; 7] = [
     "fuse_layer_norm",
     "fuse_gelu",
     "fuse_attention",
@@ -203,6 +206,9 @@ const O2_FUSIONS: [&str; 6] = [
     // sweep them itself).
     "dead_node_elimination",
     "prune_to_first_token",
+    // After the pruning, which recognizes a last layer's attention by its
+    // fused form (a pruned layer has one query: nothing left to block).
+    "block_sliding_attention",
     "dead_node_elimination",
 ];
 

@@ -577,10 +577,15 @@ fn attention_context(g: &Graph, x: Value) -> bool {
     let mut v = x;
     loop {
         match &g.node(v.node).op {
-            Op::Reshape | Op::Transpose { .. } => match g.inputs_of(v.node).first().copied().flatten() {
-                Some(input) => v = input,
-                None => return false,
-            },
+            // A sliding layer's context: cut to S rows (blocked form) and
+            // its blind rows replaced (`Where(blind, mean V, context)`).
+            Op::Reshape | Op::Transpose { .. } | Op::Slice | Op::Where => {
+                let slot = if g.node(v.node).op == Op::Where { 2 } else { 0 };
+                match g.inputs_of(v.node).get(slot).copied().flatten() {
+                    Some(input) => v = input,
+                    None => return false,
+                }
+            }
             Op::MatMul | Op::Attention { .. } | Op::Contrib(ContribOp::Attention { .. }) => return true,
             _ => return false,
         }
@@ -704,8 +709,13 @@ pub(super) fn quantize_embeddings(g: &mut Graph, report: &mut PassReport) -> Res
                     .for_each(|((qrow, row), scale)| {
                         let max = row.chunks_exact(4).fold(0f32, |m, x| m.max(le_f32(x).abs()));
                         let s = if max > 0.0 { max / 127.0 } else { 1.0 };
-                        for (qv, x) in qrow.iter_mut().zip(row.chunks_exact(4)) {
-                            *qv = quantize_i8(le_f32(x), s, 127.0);
+                        // A zero row quantizes to the zeros `q` holds; not
+                        // writing them keeps a placeholder table's pages
+                        // untouched (see `quantize_weight_s8`).
+                        if max > 0.0 {
+                            for (qv, x) in qrow.iter_mut().zip(row.chunks_exact(4)) {
+                                *qv = quantize_i8(le_f32(x), s, 127.0);
+                            }
                         }
                         *scale = s;
                     });

@@ -255,7 +255,10 @@ pub fn quantize_weight_s8(
         .map(|&m| if m > 0.0 { m / qmax } else { 1.0 })
         .collect();
     let mut q = vec![0u8; k * n];
-    if n > 0 {
+    // An all-zero weight quantizes to zeros, which `q` already holds: not
+    // writing them leaves its fresh pages untouched, so `inspect` can run
+    // this pass over placeholder weights without materialising them.
+    if max.iter().any(|&m| m > 0.0) {
         // Rows in parallel: each element is a pure function of its input.
         q.par_chunks_exact_mut(n)
             .zip(raw.par_chunks_exact(4 * n))

@@ -30,7 +30,8 @@ use crate::config::BertConfig;
 use crate::family;
 use crate::ir::op_table::CostRule;
 use crate::ir::{
-    canonical_order, parameter_elements, Dim, Factors, Graph, NodeId, Op, Shape, Value, NONZERO_COUNT,
+    canonical_order, parameter_elements, parse_blocks, Dim, Factors, Graph, NodeId, Op, Shape, Value,
+    NONZERO_COUNT,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -273,16 +274,18 @@ impl Bindings {
     }
 
     /// The size of one symbol: bound, or a sum (`nonzero_count+1`, from a
-    /// Concat) of bound symbols and numbers.
+    /// Concat) of bound symbols, numbers and block counts
+    /// (`ceil(sequence_length/32)`, from a Range).
     fn symbol(&self, s: &str, node: &str) -> Result<u64, CostError> {
         let unbound = || CostError::UnboundDim {
             node: node.into(),
             dim: s.to_string(),
         };
         s.split('+').try_fold(0u64, |sum, part| {
-            let size = match part.parse::<u64>() {
-                Ok(n) => n,
-                Err(_) => *self.sizes.get(part).ok_or_else(unbound)?,
+            let size = match (part.parse::<u64>(), parse_blocks(part)) {
+                (Ok(n), _) => n,
+                (Err(_), Some((inner, block))) => self.symbol(inner, node)?.div_ceil(block as u64),
+                (Err(_), None) => *self.sizes.get(part).ok_or_else(unbound)?,
             };
             sum.checked_add(size)
                 .ok_or_else(|| self.overflow(node, "dimensions"))

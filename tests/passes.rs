@@ -504,6 +504,8 @@ fn every_pass_has_a_test_here() {
         "merge_qkv",
         "prune_to_first_token",
         "pack_tokens",
+        // tests/sliding_band.rs: the band form against the masked one.
+        "block_sliding_attention",
     ];
     let mut all = all_pass_names();
     all.sort();

@@ -62,8 +62,8 @@ fn the_compile_report_example_is_what_compile_prints() {
     assert_eq!(stable(&readme), stable(&printed));
     assert_eq!(
         stable(&printed).len(),
-        18,
-        "12 passes and 6 summary lines compared"
+        19,
+        "13 passes and 6 summary lines compared"
     );
 }
 

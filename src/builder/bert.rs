@@ -198,7 +198,7 @@ impl Builder<'_> {
         };
         let hidden = self.config.hidden_size;
         let project =
-            |b: &mut Self, name: &str, part: usize, perm: Vec<usize>| -> Result<Value, BuildError> {
+            |b: &mut Self, name: &str, part: usize, perm: Vec<usize>| -> Result<(Value, Value), BuildError> {
                 let y = match qkv {
                     None => b.linear(x, &format!("{p}.{name}"))?,
                     // Rows [q | k | v] of the fused Linear.
@@ -206,20 +206,19 @@ impl Builder<'_> {
                         b.slice_last(qkv, part * hidden, (part + 1) * hidden, &format!("{p}.{name}"))?
                     }
                 };
-                let y = match name {
-                    "query" => b.sliding_query(y, layer, p)?,
-                    _ => y,
-                };
-                let mut y =
+                let mut heads =
                     b.g.add(&format!("{p}.{name}.split_heads"), Op::Reshape, &[y, split])?;
                 if let (Positions::Rotary(pairs), true) = (family.positions, name != "value") {
-                    y = b.rotate(y, pairs, layer, &format!("{p}.{name}.rotary"))?;
+                    heads = b.rotate(heads, pairs, layer, &format!("{p}.{name}.rotary"))?;
                 }
-                Ok(b.g.add(&format!("{p}.{name}.transpose"), Op::Transpose { perm }, &[y])?)
+                let heads =
+                    b.g.add(&format!("{p}.{name}.transpose"), Op::Transpose { perm }, &[heads])?;
+                // The projection [B, S, H] too: a sliding layer's blind rows read V whole.
+                Ok((heads, y))
             };
-        let q = project(self, "query", 0, vec![0, 2, 1, 3])?;
-        let k = project(self, "key", 1, vec![0, 2, 3, 1])?;
-        let v = project(self, "value", 2, vec![0, 2, 1, 3])?;
+        let (q, _) = project(self, "query", 0, vec![0, 2, 1, 3])?;
+        let (k, _) = project(self, "key", 1, vec![0, 2, 3, 1])?;
+        let (v, value) = project(self, "value", 2, vec![0, 2, 1, 3])?;
 
         let mut scores = self.g.add(&format!("{p}.scores"), Op::MatMul, &[q, k])?;
         if self.config.position_embedding_type != PositionEmbeddingType::Absolute {
@@ -246,9 +245,10 @@ impl Builder<'_> {
             &format!("{p}.merge_heads_shape"),
             Tensor::vec_i64(&[0, 0, self.config.hidden_size as i64]),
         )?;
-        Ok(self
+        let context = self
             .g
-            .add(&format!("{p}.context.merge_heads"), Op::Reshape, &[ctx, merge])?)
+            .add(&format!("{p}.context.merge_heads"), Op::Reshape, &[ctx, merge])?;
+        self.sliding_context(context, value, layer, p)
     }
 
     /// tanh(dense(hidden[:, 0])).

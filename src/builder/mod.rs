@@ -156,9 +156,9 @@ pub(crate) struct Builder<'c> {
     weights: Weights,
     /// The relative-distance index [S, S], shared by every layer.
     distance_index: Option<Value>,
-    /// 0 for the queries a sliding window leaves no key, 1 for the others
-    /// ([B, S, 1]; builder/sliding.rs), shared by the sliding layers.
-    sliding_query_scale: Option<Value>,
+    /// True for the queries a sliding window leaves no key ([B, S, 1];
+    /// builder/sliding.rs), shared by the sliding layers.
+    sliding_blind_rows: Option<Value>,
     /// Parameters already in the graph, by the family's name: ALBERT's
     /// layers share them, and a shared weight is stored once.
     shared: HashMap<String, Value>,
@@ -172,7 +172,7 @@ impl<'c> Builder<'c> {
             config,
             weights,
             distance_index: None,
-            sliding_query_scale: None,
+            sliding_blind_rows: None,
             shared: HashMap::new(),
         }
     }

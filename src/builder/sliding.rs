@@ -9,10 +9,12 @@
 //! keys, padding included, which is what PyTorch's eager attention gives.
 //!
 //! Runtimes do not all agree on such rows (onnxruntime's fused Attention
-//! does not give the uniform row; SDPA gives zeros), so they are removed:
-//! their mask becomes 0 and their query 0, which makes every score 0 and
-//! softmax exactly uniform in any kernel — the same numbers, with no row
-//! left fully masked.
+//! does not give the uniform row; SDPA gives zeros), so their output is
+//! written as what it is — the mean of V over all keys — chosen by a
+//! `Where` after the attention: whatever a kernel makes of an all-`MIN`
+//! row is discarded. Kept outside the attention, the fix leaves the
+//! attention itself a plain masked one, which `block_sliding_attention`
+//! recognizes and computes in blocks along the band.
 
 use crate::config::LayerAttention;
 use crate::ir::{BinaryOp, Op, Tensor, UnaryOp, Value};
@@ -54,32 +56,44 @@ impl Builder<'_> {
         )?;
         let half_min = self.scalar(&format!("{p}.half_min"), f32::MIN / 2.0)?;
         let blind = self.binary(&format!("{p}.blind"), BinaryOp::LessOrEqual, best, half_min)?;
-        let zero = self.scalar(&format!("{p}.zero"), 0.0)?;
-        let one = self.scalar(&format!("{p}.one"), 1.0)?;
-        let scale = self
-            .g
-            .add(&format!("{p}.query_scale"), Op::Where, &[blind, zero, one])?;
-        // [B, 1, S, 1] → [B, S, 1], to scale the queries before the heads split.
-        let scale = self.g.add(
-            &format!("{p}.query_scale_rows"),
+        // [B, 1, S, 1] → [B, S, 1], beside the merged heads' context.
+        let blind = self.g.add(
+            &format!("{p}.blind_rows"),
             Op::Squeeze { axes: vec![1] },
-            &[scale],
+            &[blind],
         )?;
-        self.sliding_query_scale = Some(scale);
-        let mask = self
-            .g
-            .add(&format!("{p}.mask"), Op::Where, &[blind, zero, both])?;
-        Ok(Some(mask))
+        self.sliding_blind_rows = Some(blind);
+        Ok(Some(both))
     }
 
-    /// Layer `layer`'s queries `q` [B, S, H], zeroed where a sliding layer's
-    /// window leaves a query no key (see the module's notes).
-    pub(super) fn sliding_query(&mut self, q: Value, layer: usize, p: &str) -> Result<Value, BuildError> {
-        match (self.config.layer_attention(layer), self.sliding_query_scale) {
-            (LayerAttention::SlidingAttention, Some(scale)) => {
-                self.binary(&format!("{p}.query.window_scale"), BinaryOp::Mul, q, scale)
-            }
-            _ => Ok(q),
-        }
+    /// Layer `layer`'s context `context` [B, S, H] with the rows a sliding
+    /// window leaves no key replaced by the mean of `value` [B, S, H] over
+    /// all positions: the uniform softmax PyTorch gives them (see the
+    /// module's notes).
+    pub(super) fn sliding_context(
+        &mut self,
+        context: Value,
+        value: Value,
+        layer: usize,
+        p: &str,
+    ) -> Result<Value, BuildError> {
+        let (LayerAttention::SlidingAttention, Some(blind)) =
+            (self.config.layer_attention(layer), self.sliding_blind_rows)
+        else {
+            return Ok(context);
+        };
+        let uniform = self.g.add(
+            &format!("{p}.context.uniform"),
+            Op::ReduceMean {
+                axes: vec![1],
+                keepdims: true,
+            },
+            &[value],
+        )?;
+        Ok(self.g.add(
+            &format!("{p}.context.window"),
+            Op::Where,
+            &[blind, uniform, context],
+        )?)
     }
 }

@@ -19,7 +19,9 @@ pub use graph::{parameter_elements, Edge, Graph, Node, NodeId, Value, ValueInfo}
 pub use infer::infer;
 pub use op::{BinaryOp, ContribOp, GeluApproximation, Op, UnaryOp};
 pub use order::canonical_order;
-pub use shape::{normalize_axis, Dim, Factors, Shape, BATCH, NONZERO_COUNT, SEQUENCE};
+pub use shape::{
+    blocks_of, normalize_axis, parse_blocks, Dim, Factors, Shape, BATCH, NONZERO_COUNT, SEQUENCE,
+};
 pub use summary::structure_summary;
 pub use tensor::Tensor;
 pub use verify::verify;

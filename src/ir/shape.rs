@@ -13,6 +13,21 @@ pub const SEQUENCE: &str = "sequence_length";
 /// told apart only by the runtime).
 pub const NONZERO_COUNT: &str = "nonzero_count";
 
+/// The number of `size`-long blocks that cover `symbol` (its ceiling
+/// quotient): the length of `Range(0, symbol, size)`, spelled
+/// `ceil(sequence_length/32)` — one symbol (no `*` or `+`), so products
+/// and sums of it read as they do for any other (see [`Factors`]).
+pub fn blocks_of(symbol: &str, size: i64) -> Dim {
+    Dim::Sym(format!("ceil({symbol}/{size})"))
+}
+
+/// The symbol and block size of a [`blocks_of`] symbol.
+pub fn parse_blocks(symbol: &str) -> Option<(&str, i64)> {
+    let inner = symbol.strip_prefix("ceil(")?.strip_suffix(')')?;
+    let (name, size) = inner.rsplit_once('/')?;
+    Some((name, size.parse().ok().filter(|&n: &i64| n > 0)?))
+}
+
 /// One dimension: a known size or a named symbol fixed only at run time.
 /// The same name means the same size everywhere in a graph.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -60,6 +60,12 @@ pub fn export_bytes(g: &Graph, opts: ExportOptions) -> Result<Vec<u8>, OnnxError
     Ok(model.encode_to_vec())
 }
 
+/// The size of the file [`write_model`] would write for `g` in one piece,
+/// without encoding it (the weights are counted, not copied).
+pub fn encoded_len(g: &Graph, opts: ExportOptions) -> Result<usize, OnnxError> {
+    Ok(to_model(g, opts)?.encoded_len())
+}
+
 /// Where serialized bytes go.
 #[derive(Debug, Clone, Copy)]
 pub enum Sink<'a> {

@@ -9,7 +9,7 @@ mod split;
 mod tensors;
 
 pub use export::{
-    export_bytes, export_into, resolve_opset, single_file, write_model, write_model_files,
+    encoded_len, export_bytes, export_into, resolve_opset, single_file, write_model, write_model_files,
     written_with_external_data, ExportOptions, Sink, WrittenModel, DEFAULT_OPSET, MAX_OPSET, MIN_OPSET,
 };
 pub use external::{data_path, ALIGNMENT, ALIGN_ABOVE, INLINE_BELOW, PROTOBUF_LIMIT};

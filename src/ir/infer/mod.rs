@@ -13,7 +13,7 @@ mod shape_ops;
 use super::dtype::DType;
 use super::graph::ValueInfo;
 use super::op::{BinaryOp, Op, UnaryOp};
-use super::shape::{normalize_axis, Dim, Factors, Shape, NONZERO_COUNT};
+use super::shape::{blocks_of, normalize_axis, Dim, Factors, Shape, NONZERO_COUNT};
 use nn::{attention, contrib, matmul, matmul_integer};
 use shape_ops::{concat, gather, reshape, shape_input, slice};
 
@@ -253,6 +253,8 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Infer {
                     Dim::Fixed(((l as f64 - s as f64) / d as f64).ceil().max(0.0) as i64)
                 }
                 (Some(Dim::Fixed(0)), Some(l @ Dim::Sym(_)), Some(Dim::Fixed(1))) => l,
+                // Block starts 0, d, 2d, … below a symbolic length.
+                (Some(Dim::Fixed(0)), Some(Dim::Sym(l)), Some(Dim::Fixed(d))) if d > 1 => blocks_of(&l, d),
                 _ => return Err("the length of the range is not known at compile time".into()),
             };
             one(start.dtype, Shape(vec![len]))
