@@ -16,6 +16,10 @@
 //! onnxruntime (0.98-1.02×) and OpenVINO (0.91-0.99×) showed no gain from
 //! Attention-23 over the decomposed form.
 //!
+//! Grouped queries (`kv_num_heads` < `q_num_heads`, EuroBERT): K and V are
+//! split into their own heads and each repeated for its group of query
+//! heads, `Gather(heads, [0, 0, 1, 1, …], axis 2)`, as the builder writes it.
+//!
 //! The mask: an `Expand` to [B, 1, Sq, Skv] that `fuse_attention` added is
 //! skipped (the Add broadcasts its input), so no [B, 1, S, S] tensor is
 //! materialised; any other float mask is added as it is.
@@ -34,6 +38,7 @@ struct Match {
     v: Value,
     mask: Option<Value>,
     heads: usize,
+    kv_heads: usize,
     head_size: usize,
     scale: f32,
 }
@@ -64,8 +69,9 @@ impl Pass for DecomposeAttention {
     }
 }
 
-/// An Attention this pass can write out exactly: 3-D q, k, v of one hidden
-/// size split into equal heads (no grouped queries), a float mask if any.
+/// An Attention this pass can write out exactly: 3-D q, k, v, K and V as
+/// wide as Q or (grouped queries) `kv_num_heads` heads of Q's head size,
+/// a float mask if any.
 fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
     let Op::Attention {
         q_num_heads,
@@ -75,7 +81,7 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
     else {
         return None;
     };
-    if q_num_heads != kv_num_heads || q_num_heads == 0 {
+    if q_num_heads == 0 || kv_num_heads == 0 || !q_num_heads.is_multiple_of(kv_num_heads) {
         return None;
     }
     let (q, k, v) = (input(g, root, 0)?, input(g, root, 1)?, input(g, root, 2)?);
@@ -85,10 +91,14 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
     let ranks_ok = [q, k, v]
         .iter()
         .all(|&x| g.info(x).shape.rank() == 3 && g.info(x).dtype == DType::F32);
-    let same_hidden = [k, v]
+    if !ranks_ok || !hidden.is_multiple_of(q_num_heads) {
+        return None;
+    }
+    let kv_hidden = hidden / q_num_heads * kv_num_heads;
+    let kv_fit = [k, v]
         .iter()
-        .all(|&x| g.info(x).shape.dims()[2].fixed() == Some(hidden as _));
-    if !ranks_ok || !same_hidden || !hidden.is_multiple_of(q_num_heads) {
+        .all(|&x| g.info(x).shape.dims()[2].fixed() == Some(kv_hidden as _));
+    if !kv_fit {
         return None;
     }
     let mask = input(g, root, 3);
@@ -105,6 +115,7 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
         v,
         mask,
         heads: q_num_heads,
+        kv_heads: kv_num_heads,
         head_size,
         scale: scale.unwrap_or(1.0 / (head_size as f32).sqrt()),
     })
@@ -126,9 +137,27 @@ fn decompose(g: &mut Graph, m: &Match) -> Result<Value, IrError> {
     let (n, d) = (m.heads as i64, m.head_size as i64);
     let sn = name(g, "split_heads_shape");
     let split_shape = g.add_const(&sn, Tensor::vec_i64(&[0, 0, n, d]))?;
+    // Grouped queries: K and V split into their own heads, then repeated.
+    let kv_split = match m.kv_heads == m.heads {
+        true => None,
+        false => {
+            let kn = name(g, "split_kv_heads_shape");
+            let shape = g.add_const(&kn, Tensor::vec_i64(&[0, 0, m.kv_heads as i64, d]))?;
+            let idx = crate::builder::repeated_kv_heads(m.heads, m.kv_heads);
+            let iname = name(g, "kv_head_index");
+            Some((shape, g.add_const(&iname, Tensor::vec_i64(&idx))?))
+        }
+    };
     let heads = |g: &mut Graph, x: Value, what: &str, perm: Vec<usize>| -> Result<Value, IrError> {
         let rn = name(g, &format!("{what}.split_heads"));
-        let split = g.add(&rn, Op::Reshape, &[x, split_shape])?;
+        let split = match (what, kv_split) {
+            ("key" | "value", Some((shape, index))) => {
+                let split = g.add(&rn, Op::Reshape, &[x, shape])?;
+                let pn = name(g, &format!("{what}.repeat_kv"));
+                g.add(&pn, Op::Gather { axis: 2 }, &[split, index])?
+            }
+            _ => g.add(&rn, Op::Reshape, &[x, split_shape])?,
+        };
         let tn = name(g, &format!("{what}.transpose"));
         g.add(&tn, Op::Transpose { perm }, &[split])
     };

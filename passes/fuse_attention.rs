@@ -27,6 +27,11 @@
 //! projects Q and K itself (so `lower_attention_onnxruntime` leaves these
 //! layers as standard Attention).
 //!
+//! Grouped-query attention (EuroBERT) splits K and V into fewer heads and
+//! repeats each for its group of query heads before the transpose,
+//! `Gather(heads, [0, 0, 1, 1, …], axis 2)` (builder/grouped_query.rs): the
+//! Attention then reads K and V unrepeated, with `kv_num_heads` of them.
+//!
 //! The mask becomes the Attention mask expanded to [B, 1, S, S]: both tract
 //! (whose flash kernel rejects [B,1,1,S]) and onnxruntime (which wants the
 //! query length as the second-to-last dim) accept that shape. It is
@@ -37,7 +42,7 @@ use std::collections::HashMap;
 use crate::ir::{BinaryOp, Dim, Graph, IrError, NodeId, Op, Shape, Tensor, Value};
 
 use super::attention_mask::{additive, broadcasts_to_scores, select_mask};
-use super::pattern::{fused_name, input, only_read_by, operands, producer, scalar};
+use super::pattern::{constant, fused_name, input, only_read_by, operands, producer, scalar};
 use super::rotary::rotation;
 use super::{Pass, PassReport};
 
@@ -69,6 +74,8 @@ struct Match {
     /// The factor the scores are multiplied by (1/√d by default).
     factor: f32,
     heads: usize,
+    /// The heads K and V are split into (fewer under grouped queries).
+    kv_heads: usize,
     scale: Option<f32>,
 }
 
@@ -115,7 +122,7 @@ impl Pass for FuseAttention {
             let name = fused_name(g, m.root, &m.nodes, "Attention");
             let op = Op::Attention {
                 q_num_heads: m.heads,
-                kv_num_heads: m.heads,
+                kv_num_heads: m.kv_heads,
                 scale: m.scale,
             };
             let before = g.node_count();
@@ -220,16 +227,48 @@ fn scaling(g: &Graph, v: Value) -> Option<(Value, f32)> {
 struct Heads {
     /// The value split, [B, S, n·d].
     x: Value,
-    /// n.
+    /// The heads the scores read (n, or n repeated under grouped queries).
     heads: usize,
+    /// n.
+    stored_heads: usize,
     /// `Reshape(x, [B, S, n, d])`.
     split: Value,
     /// The split heads rotated ([`rotation`]), when they are.
     rotated: Option<Value>,
+    /// The heads repeated for their query groups ([`repeated_heads`]).
+    repeated: Option<Value>,
+}
+
+impl Heads {
+    /// The heads as split and rotated, before any repetition.
+    fn unrepeated(&self) -> Value {
+        self.rotated.unwrap_or(self.split)
+    }
+
+    /// What the transpose reads.
+    fn transposed(&self) -> Value {
+        self.repeated.unwrap_or(self.unrepeated())
+    }
+}
+
+/// `Gather(x, idx, axis 2)` with idx the constant `[0, …, 0, 1, …, 1, …]`
+/// (each of x's heads repeated for a group of `idx.len() / n` heads):
+/// (x, the heads after it).
+fn repeated_heads(g: &Graph, v: Value) -> Option<(Value, usize)> {
+    if producer(g, v).op != (Op::Gather { axis: 2 }) {
+        return None;
+    }
+    let x = input(g, v.node, 0)?;
+    let index = constant(g, input(g, v.node, 1)?)?.to_i64_vec()?;
+    let n = g.info(x).shape.dims().get(2)?.fixed()? as usize;
+    let groups_ok = n > 0 && index.len() % n == 0 && index.len() > n;
+    let expected = crate::builder::repeated_kv_heads(index.len(), n);
+    (groups_ok && index == expected && g.info(x).shape.rank() == 4).then_some((x, index.len()))
 }
 
 /// `Transpose(Reshape(x, [B, S, n, d]), perm)`, or
-/// `Transpose(rotation(Reshape(x, [B, S, n, d])), perm)`.
+/// `Transpose(rotation(Reshape(x, [B, S, n, d])), perm)`, either with the
+/// heads repeated for grouped queries before the transpose.
 fn split_heads(g: &Graph, v: Value, perm: &[usize]) -> Option<Heads> {
     let Op::Transpose { perm: p } = &producer(g, v).op else {
         return None;
@@ -237,7 +276,11 @@ fn split_heads(g: &Graph, v: Value, perm: &[usize]) -> Option<Heads> {
     if p != perm {
         return None;
     }
-    let heads = input(g, v.node, 0)?;
+    let transposed = input(g, v.node, 0)?;
+    let (heads, repeated) = match repeated_heads(g, transposed) {
+        Some((x, _)) => (x, Some(transposed)),
+        None => (transposed, None),
+    };
     let (split, rotated) = match rotation(g, heads) {
         Some(split) => (split, Some(heads)),
         None => (heads, None),
@@ -251,11 +294,17 @@ fn split_heads(g: &Graph, v: Value, perm: &[usize]) -> Option<Heads> {
         return None;
     }
     let (n, d) = (ss.dims()[2].fixed()?, ss.dims()[3].fixed()?);
+    let read_heads = match repeated {
+        Some(r) => repeated_heads(g, r)?.1,
+        None => n as usize,
+    };
     (xs.dims()[2] == Dim::Fixed(n * d)).then_some(Heads {
         x,
-        heads: n as usize,
+        heads: read_heads,
+        stored_heads: n as usize,
         split,
         rotated,
+        repeated,
     })
 }
 
@@ -336,7 +385,9 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
     let ks = split_heads(g, kh, &[0, 2, 3, 1])?;
     let vs = split_heads(g, vh, &[0, 2, 1, 3])?;
     let (q, k, v, heads) = (qs.x, ks.x, vs.x, qs.heads);
-    if heads != ks.heads || heads != vs.heads {
+    let kv_heads = ks.stored_heads;
+    let grouped_alike = ks.stored_heads == vs.stored_heads && ks.repeated.is_some() == vs.repeated.is_some();
+    if heads != ks.heads || heads != vs.heads || qs.repeated.is_some() || !grouped_alike {
         return None;
     }
     // The mask must broadcast to the scores, [B, heads, Sq, Skv]: a padding
@@ -359,7 +410,7 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
     let scale = ((factor - default).abs() > 1e-6 * default).then_some(factor);
     let mut chain = vec![
         (kh, scores.node),
-        (vs.rotated.unwrap_or(vs.split), vh.node),
+        (vs.transposed(), vh.node),
         (vh, ctx.node),
         (masked, probs.node),
         (probs, ctx.node),
@@ -376,12 +427,22 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
     }
     // The relative bias reads Q and K split into heads; without one the
     // splits belong to the pattern. A rotation stays (the Attention reads
-    // its output), and so does the split it reads.
+    // its output), and so does the split it reads. A repetition belongs to
+    // the pattern.
     if bias.is_none() {
         for (h, reader) in [(&qs, qh.node), (&ks, kh.node)] {
-            if h.rotated.is_none() {
+            if h.rotated.is_none() && h.repeated.is_none() {
                 chain.push((h.split, reader));
             }
+        }
+    }
+    // (V's transpose reads its repetition: `vs.transposed()` above.)
+    if let Some(r) = ks.repeated {
+        chain.push((r, kh.node));
+    }
+    for h in [&ks, &vs] {
+        if let (Some(r), None) = (h.repeated, h.rotated) {
+            chain.push((h.split, r.node));
         }
     }
     let nodes = chain.iter().map(|(v, _)| v.node).chain([root]).collect();
@@ -398,6 +459,7 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
             bias: bias.map(|(b, _)| b),
             factor,
             heads,
+            kv_heads,
             scale,
         },
     )

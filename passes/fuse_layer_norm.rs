@@ -9,6 +9,11 @@
 //! pattern. A norm without bias (ModernBERT's, `norm_bias: false`) ends at
 //! `Mul(…, γ)` and becomes `LayerNormalization(x, γ)`: β is optional in
 //! ONNX, and a zero β constant would count as parameters it does not have.
+//!
+//! RMSNorm (EuroBERT's) is the same chain without the centring,
+//! `Mul(Div(x, Sqrt(Add(ReduceMean(Pow(x, 2)), ε))), γ)`, and becomes
+//! `RMSNormalization(x, γ)` (opset 23; tract, onnxruntime and OpenVINO
+//! read it). It has no bias input, so a β after it leaves it unfused.
 
 use crate::ir::{BinaryOp, Graph, IrError, NodeId, Op, UnaryOp, Value};
 
@@ -24,6 +29,8 @@ struct Match {
     gamma: Value,
     beta: Option<Value>,
     epsilon: f32,
+    /// RMSNorm: no mean subtracted.
+    rms: bool,
 }
 
 impl Pass for FuseLayerNorm {
@@ -35,9 +42,10 @@ impl Pass for FuseLayerNorm {
         let matches: Vec<Match> = g.node_ids().filter_map(|id| match_at(g, id)).collect();
         for m in &matches {
             let name = fused_name(g, m.root, &m.nodes, "LayerNormalization");
-            let op = Op::LayerNorm {
-                axis: -1,
-                epsilon: m.epsilon,
+            let (axis, epsilon) = (-1, m.epsilon);
+            let op = match m.rms {
+                true => Op::RmsNorm { axis, epsilon },
+                false => Op::LayerNorm { axis, epsilon },
             };
             let inputs: Vec<Value> = [Some(m.x), Some(m.gamma), m.beta].into_iter().flatten().collect();
             let fused = g.add(&name, op, &inputs)?;
@@ -85,7 +93,7 @@ fn match_biased(g: &Graph, root: NodeId) -> Option<Match> {
     let scaled = other_operand(g, root, is_const)?;
     let beta = operands(g, root).map(|(a, b)| if a == scaled { b } else { a })?;
     let mut m = match_scaled(g, scaled)?;
-    if !fits_width(g, m.x, beta) || !only_read_by(g, scaled, &[root]) {
+    if m.rms || !fits_width(g, m.x, beta) || !only_read_by(g, scaled, &[root]) {
         return None;
     }
     m.root = root;
@@ -145,34 +153,28 @@ fn match_scaled(g: &Graph, scaled: Value) -> Option<Match> {
         Op::Binary(BinaryOp::Mul) => operands(g, squared.node) == Some((d, d)),
         _ => false,
     };
-    if !square_ok || !is_binary(g, d, BinaryOp::Sub) {
+    if !square_ok {
         return None;
     }
-    let (x, mean) = operands(g, d.node)?;
-    if is_last_axis_mean(g, mean)? != x {
-        return None;
-    }
+    // `d = x − mean(x)`: a layer norm; any other `d` is RMSNorm's own input.
+    let centred = match is_binary(g, d, BinaryOp::Sub) {
+        true => operands(g, d.node).filter(|&(x, mean)| is_last_axis_mean(g, mean) == Some(x)),
+        false => None,
+    };
+    let Some((x, mean)) = centred else {
+        return match_rms(g, scaled, gamma, d, epsilon, [normed, std, var_eps, var, squared]);
+    };
     // γ must fit the normalized (last) dimension.
     if !fits_width(g, x, gamma) {
         return None;
     }
-    let inside = [
-        scaled.node,
-        normed.node,
-        std.node,
-        var_eps.node,
-        var.node,
-        squared.node,
-        d.node,
-    ];
-    let private = only_read_by(g, normed, &[scaled.node])
-        && only_read_by(g, std, &[normed.node])
-        && only_read_by(g, var_eps, &[std.node])
-        && only_read_by(g, var, &[var_eps.node])
-        && only_read_by(g, squared, &[var.node])
+    let chain = [normed, std, var_eps, var, squared];
+    let mut inside = scaling_chain(scaled, chain);
+    inside.push(d.node);
+    let private = scaling_chain_is_private(g, scaled, chain)
         && only_read_by(g, d, &inside)
         && only_read_by(g, mean, &[d.node]);
-    let mut nodes = inside.to_vec();
+    let mut nodes = inside;
     nodes.push(mean.node);
     private.then_some(Match {
         root: scaled.node,
@@ -181,5 +183,47 @@ fn match_scaled(g: &Graph, scaled: Value) -> Option<Match> {
         gamma,
         beta: None,
         epsilon,
+        rms: false,
+    })
+}
+
+/// The nodes from `scaled` = `Mul(normed, γ)` back to `squared`, the chain
+/// both norms share: `[normed, std, var_eps, var, squared]` in that order.
+fn scaling_chain(scaled: Value, chain: [Value; 5]) -> Vec<NodeId> {
+    [scaled].iter().chain(&chain).map(|v| v.node).collect()
+}
+
+/// Whether each value of the shared chain is read only by the next node up.
+fn scaling_chain_is_private(g: &Graph, scaled: Value, chain: [Value; 5]) -> bool {
+    let readers = [scaled].into_iter().chain(chain);
+    chain
+        .iter()
+        .zip(readers)
+        .all(|(v, reader)| only_read_by(g, *v, &[reader.node]))
+}
+
+/// RMSNorm at `Mul(normed, γ)` (`scaled`): `normed = Div(x, std)`, `std`
+/// = `Sqrt(var_eps)`, `var_eps = Add(var, ε)`, `var` the last-axis mean of
+/// `squared = x²`. `x` may have other readers (the residual stream).
+fn match_rms(
+    g: &Graph,
+    scaled: Value,
+    gamma: Value,
+    x: Value,
+    epsilon: f32,
+    [normed, std, var_eps, var, squared]: [Value; 5],
+) -> Option<Match> {
+    if !fits_width(g, x, gamma) || operands(g, normed.node)?.0 != x {
+        return None;
+    }
+    let chain = [normed, std, var_eps, var, squared];
+    scaling_chain_is_private(g, scaled, chain).then_some(Match {
+        root: scaled.node,
+        nodes: scaling_chain(scaled, chain),
+        x,
+        gamma,
+        beta: None,
+        epsilon,
+        rms: true,
     })
 }

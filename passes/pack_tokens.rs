@@ -193,7 +193,7 @@ fn per_token(g: &Graph, id: NodeId, axes: &TokenAxes) -> Option<Vec<Option<Form>
             let input_rank = info(0)?.shape.rank();
             within_rows(a, input_rank).then(elementwise).flatten()
         }
-        Op::Softmax { axis } | Op::LayerNorm { axis, .. } => {
+        Op::Softmax { axis } | Op::LayerNorm { axis, .. } | Op::RmsNorm { axis, .. } => {
             within_rows(&[*axis], rank).then(elementwise).flatten()
         }
         Op::MatMul => {
@@ -320,6 +320,10 @@ fn packed_op(op: &Op) -> Op {
         },
         Op::Softmax { axis } => Op::Softmax { axis: down(*axis) },
         Op::LayerNorm { axis, epsilon } => Op::LayerNorm {
+            axis: down(*axis),
+            epsilon: *epsilon,
+        },
+        Op::RmsNorm { axis, epsilon } => Op::RmsNorm {
             axis: down(*axis),
             epsilon: *epsilon,
         },

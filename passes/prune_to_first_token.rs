@@ -162,7 +162,9 @@ fn sliced_inputs(g: &Graph, id: NodeId, axis: usize) -> Option<Vec<(usize, usize
         Op::Unary(_) | Op::Cast { .. } | Op::Identity | Op::Gelu { .. } => Some(vec![(0, axis)]),
         Op::Binary(_) => broadcast(&[0, 1]),
         Op::Where => broadcast(&[0, 1, 2]),
-        Op::LayerNorm { axis: norm, .. } => (axis < normalize_axis(*norm, rank)?).then(|| vec![(0, axis)]),
+        Op::LayerNorm { axis: norm, .. } | Op::RmsNorm { axis: norm, .. } => {
+            (axis < normalize_axis(*norm, rank)?).then(|| vec![(0, axis)])
+        }
         Op::Softmax { axis: s } => (axis != normalize_axis(*s, rank)?).then(|| vec![(0, axis)]),
         Op::ReduceMean { axes, keepdims: true } => {
             let reduced = axes.iter().any(|&a| normalize_axis(a, rank) == Some(axis));

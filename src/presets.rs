@@ -54,7 +54,16 @@ pub const PRESETS: &[(&str, &str)] = &[
         "electra-small-discriminator",
         include_str!("../models/electra-small-discriminator.json"),
     ),
+    ("eurobert-210m", include_str!("../models/eurobert-210m.json")),
+    (
+        "jina-embeddings-v3",
+        include_str!("../models/jina-embeddings-v3.json"),
+    ),
     ("modernbert-base", include_str!("../models/modernbert-base.json")),
+    (
+        "modernbert-large",
+        include_str!("../models/modernbert-large.json"),
+    ),
     (
         "nomic-embed-text-v1.5",
         include_str!("../models/nomic-embed-text-v1.5.json"),

@@ -167,6 +167,31 @@ fn preset_parameters(name: &str) -> usize {
 ///   false): 149,014,272. The hub's "150M" badge counts the checkpoint,
 ///   ModernBertForMaskedLM, which adds head.dense 768·768, head.norm 768
 ///   and decoder.bias 50368: 149,655,232 (the decoder weight tied).
+/// - modernbert-large: published as 395M (answerdotai/ModernBERT-large's
+///   model card: "28 layers, 395 million parameters"). Its preset is the
+///   base preset with the large shapes of the hub's config (hidden 1024,
+///   16 heads, 28 layers, intermediate 2624); counted as above:
+///   tok_embeddings 50368·1024 + norm 1024, per layer Wqkv 1024·3072 +
+///   Wo 1024² + Wi 1024·5248 + mlp Wo 2624·1024 + two norms 2·1024, layer 0
+///   without attn_norm, final_norm: 394,781,696 (the MLM checkpoint adds
+///   1,099,968: 395,881,664).
+/// - eurobert-210m: published as 210M (the EuroBERT paper and
+///   EuroBERT/EuroBERT-210m's name); its preset is the hub's config.json
+///   (EuroBERT/EuroBERT-210m), its `architectures` the bare EuroBertModel
+///   as every preset's. embed_tokens 128256·768, per layer q, k, v, o
+///   4·768² (12 key/value heads: no grouping at this size) + gate, up, down
+///   3·768·3072 + two RMSNorms 2·768, the final norm 768, no biases:
+///   211,766,016. (The hub's MLM checkpoint adds the untied lm_head,
+///   128256·768 without bias.)
+/// - jina-embeddings-v3: the hub's config is remote code
+///   (`XLMRobertaFlashConfig`, `model_type: xlm-roberta`, which bertc would
+///   read as XLM-R); the preset is what transformers 5.23's
+///   JinaEmbeddingsV3Config reads of it (24 layers of 1024, 16 heads, 4096,
+///   vocabulary 250002, 8194 positions, RoPE θ 20000, one token type). Its
+///   base model is XLM-R-large's above without the 514-row position table:
+///   559,890,432 − 514·1024 = 559,364,096. The published "570M" (model
+///   card; 572M on the hub) counts the task LoRA adapters, which
+///   transformers 5.23's class does not have and bertc does not build.
 #[test]
 fn presets_have_their_published_parameter_counts() {
     for (name, count) in [
@@ -182,6 +207,9 @@ fn presets_have_their_published_parameter_counts() {
         ("electra-small-discriminator", 13_548_800 - 65_792),
         ("all-mpnet-base-v2", 109_486_978 - 514),
         ("modernbert-base", 149_014_272),
+        ("modernbert-large", 394_781_696),
+        ("eurobert-210m", 211_766_016),
+        ("jina-embeddings-v3", 559_890_432 - 514 * 1024),
     ] {
         assert_eq!(preset_parameters(name), count, "{name}");
     }

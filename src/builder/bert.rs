@@ -92,8 +92,14 @@ impl Builder<'_> {
                 let pos_ids = self.padding_position_ids(input_ids)?;
                 return self.add_positions(sum, pos_ids);
             }
-            // Positions enter every layer's attention instead.
-            Positions::Rotary(_) => return self.layer_norm(sum, "embeddings.LayerNorm"),
+            // Positions enter every layer's attention instead; EuroBERT's
+            // layers read the token embeddings unnormed.
+            Positions::Rotary(_) => {
+                return match self.config.family.spec().norms.embedding_norm() {
+                    true => self.layer_norm(sum, "embeddings.LayerNorm"),
+                    false => Ok(sum),
+                };
+            }
         }
 
         let max_pos = self.config.max_position_embeddings;
@@ -191,9 +197,18 @@ impl Builder<'_> {
             &format!("{p}.split_heads_shape"),
             Tensor::vec_i64(&[0, 0, heads as i64, head_size as i64]),
         )?;
+        // Grouped-query attention splits keys and values into fewer heads.
+        let kv_heads = self.config.key_value_heads();
+        let kv_split = match kv_heads == heads {
+            true => split,
+            false => self.g.add_const(
+                &format!("{p}.split_kv_heads_shape"),
+                Tensor::vec_i64(&[0, 0, kv_heads as i64, head_size as i64]),
+            )?,
+        };
         let family = self.config.family.spec();
         let qkv = match family.qkv {
-            QkvProjection::Separate => None,
+            QkvProjection::Separate | QkvProjection::SeparateGrouped => None,
             QkvProjection::Fused => Some(self.linear(x, &format!("{p}.qkv"))?),
         };
         let hidden = self.config.hidden_size;
@@ -206,15 +221,25 @@ impl Builder<'_> {
                         b.slice_last(qkv, part * hidden, (part + 1) * hidden, &format!("{p}.{name}"))?
                     }
                 };
-                let mut heads =
+                let split = match name {
+                    "query" => split,
+                    _ => kv_split,
+                };
+                let mut split_y =
                     b.g.add(&format!("{p}.{name}.split_heads"), Op::Reshape, &[y, split])?;
                 if let (Positions::Rotary(pairs), true) = (family.positions, name != "value") {
-                    heads = b.rotate(heads, pairs, layer, &format!("{p}.{name}.rotary"))?;
+                    split_y = b.rotate(split_y, pairs, layer, &format!("{p}.{name}.rotary"))?;
                 }
-                let heads =
-                    b.g.add(&format!("{p}.{name}.transpose"), Op::Transpose { perm }, &[heads])?;
+                if name != "query" && kv_heads != heads {
+                    split_y = b.repeat_kv_heads(split_y, heads, kv_heads, &format!("{p}.{name}"))?;
+                }
+                let split_y = b.g.add(
+                    &format!("{p}.{name}.transpose"),
+                    Op::Transpose { perm },
+                    &[split_y],
+                )?;
                 // The projection [B, S, H] too: a sliding layer's blind rows read V whole.
-                Ok((heads, y))
+                Ok((split_y, y))
             };
         let (q, _) = project(self, "query", 0, vec![0, 2, 1, 3])?;
         let (k, _) = project(self, "key", 1, vec![0, 2, 3, 1])?;

@@ -2,10 +2,11 @@
 //! and sentence-transformers compute them, with Optimum's output names; the
 //! layers and names of each family's heads are its row of the family table.
 
-use crate::config::{Activation, BertConfig};
+use crate::config::{Activation, BertConfig, ClassifierPooling};
 use crate::family::{FirstTokenClassifier, HeadActivation, HeadWidth, SequenceClassifier};
 use crate::ir::{BinaryOp, Op, Tensor, Value};
 
+use super::pooling::{Pooling, SentencePooling};
 use super::{BuildError, Builder, Head, ModelSpec};
 
 impl Builder<'_> {
@@ -40,6 +41,9 @@ impl Builder<'_> {
                     }
                     SequenceClassifier::PooledPredictionHead => {
                         self.pooled_prediction_head(hidden, attention_mask)?
+                    }
+                    SequenceClassifier::ConfigPooled(c) => {
+                        self.config_pooled_classifier(hidden, attention_mask, &c)?
                     }
                 };
                 self.g.set_output("logits", logits);
@@ -89,10 +93,45 @@ impl Builder<'_> {
         let first = self
             .g
             .add("classifier.first_token", Op::Gather { axis: 1 }, &[hidden, zero])?;
-        let x = self.linear(first, c.dense)?;
+        self.dense_classifier(first, c)
+    }
+
+    /// `out(act(dense(x)))`, on whatever `x` holds (one vector per row or
+    /// per token).
+    fn dense_classifier(&mut self, x: Value, c: &FirstTokenClassifier) -> Result<Value, BuildError> {
+        let x = self.linear(x, c.dense)?;
         let act = head_activation(c.activation, self.config);
         let x = self.activation(x, act, &format!("{}.act", c.dense))?;
         self.linear(x, c.out)
+    }
+
+    /// EuroBERT's sequence classifier: [`Self::dense_classifier`] on the
+    /// first token (`bos`) or the mean over real tokens (`mean`), or on
+    /// every token with its logits averaged over the real ones (`late`).
+    /// The means are sentence-transformers' masked mean (transformers'
+    /// `(x · mask).sum(1) / mask.sum(1)`; its 1e-9 floor only matters for a
+    /// row without any real token).
+    fn config_pooled_classifier(
+        &mut self,
+        hidden: Value,
+        attention_mask: Value,
+        c: &FirstTokenClassifier,
+    ) -> Result<Value, BuildError> {
+        let mean = SentencePooling {
+            mode: Pooling::Mean,
+            normalize: false,
+        };
+        match self.config.classifier_pooling.unwrap_or(ClassifierPooling::Late) {
+            ClassifierPooling::Cls | ClassifierPooling::Bos => self.first_token_classifier(hidden, c),
+            ClassifierPooling::Mean => {
+                let pooled = self.sentence_embedding(hidden, attention_mask, mean)?;
+                self.dense_classifier(pooled, c)
+            }
+            ClassifierPooling::Late => {
+                let per_token = self.dense_classifier(hidden, c)?;
+                self.sentence_embedding(per_token, attention_mask, mean)
+            }
+        }
     }
 
     /// The masked-LM head (BertOnlyMLMHead, RoBERTa's `lm_head`,
@@ -102,11 +141,17 @@ impl Builder<'_> {
     /// file holds the table once.
     fn masked_lm(&mut self, hidden: Value) -> Result<Value, BuildError> {
         let h = self.config.family.spec().heads.masked_lm;
-        let t = self.linear(hidden, h.transform)?;
-        let act = head_activation(h.activation, self.config);
-        let act_name = h.transform.strip_suffix(".dense").unwrap_or(h.transform);
-        let t = self.activation(t, act, &format!("{act_name}.act"))?;
-        let t = self.layer_norm(t, h.layer_norm)?;
+        let t = match h.has_transform() {
+            true => {
+                let t = self.linear(hidden, h.transform)?;
+                let act = head_activation(h.activation, self.config);
+                let act_name = h.transform.strip_suffix(".dense").unwrap_or(h.transform);
+                let t = self.activation(t, act, &format!("{act_name}.act"))?;
+                self.layer_norm(t, h.layer_norm)?
+            }
+            // EuroBERT's lm_head reads the encoder's output.
+            false => hidden,
+        };
         let d = h.decoder.strip_suffix(".weight").unwrap_or(h.decoder);
         let decoder = match self.config.tie_word_embeddings {
             true => {

@@ -3,6 +3,7 @@
 
 mod bert;
 mod glu;
+mod grouped_query;
 mod heads;
 mod mpnet;
 mod param_names;
@@ -23,6 +24,7 @@ use crate::ir::{Graph, IrError, Value};
 use crate::weights::Weights;
 
 pub use crate::family::RotaryPairs;
+pub use grouped_query::repeated_kv_heads;
 pub use mpnet::mpnet_bucket;
 pub use params::{bert_model_params, model_params};
 pub use pooling::{Pooling, SentencePooling};

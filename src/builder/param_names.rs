@@ -3,9 +3,15 @@
 //! of the family table says ([`crate::family::LayerNames`]).
 
 use crate::config::BertConfig;
-use crate::family::LayerPath;
+use crate::family::{LayerPath, NormKind};
 
 /// The family's name of a parameter the builder names as BERT does.
+/// Whether the norm `prefix` (BERT's name) has a bias: RMSNorm never
+/// does; a layer norm as [`has_bias`] says.
+pub(super) fn norm_has_bias(c: &BertConfig, prefix: &str) -> bool {
+    c.family.spec().norms.kind() == NormKind::LayerNorm && has_bias(c, prefix)
+}
+
 /// ALBERT maps every layer onto its shared group's layer, so several
 /// canonical names give one stored tensor.
 pub(super) fn param_name(c: &BertConfig, canonical: &str) -> String {

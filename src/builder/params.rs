@@ -6,7 +6,7 @@ use crate::family::{is_head_param, FeedForward, NormPlacement, QkvProjection, Se
 use crate::weights::{Init, ParamSpec};
 
 use super::heads::head_width;
-use super::param_names::{has_bias, param_name};
+use super::param_names::{has_bias, norm_has_bias, param_name};
 use super::pre_norm::has_attention_norm;
 use super::{Head, ModelSpec};
 
@@ -79,11 +79,13 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
     }
     let layer_norm = |add: &mut dyn FnMut(String, Vec<usize>, Init, bool), prefix: &str, n: usize| {
         add(format!("{prefix}.weight"), vec![n], Init::Ones, false);
-        if has_bias(c, prefix) {
+        if norm_has_bias(c, prefix) {
             add(format!("{prefix}.bias"), vec![n], Init::Zeros, false);
         }
     };
-    layer_norm(&mut add, "embeddings.LayerNorm", e);
+    if family.norms.embedding_norm() {
+        layer_norm(&mut add, "embeddings.LayerNorm", e);
+    }
     let linear =
         |add: &mut dyn FnMut(String, Vec<usize>, Init, bool), prefix: &str, n_in: usize, n_out: usize| {
             add(
@@ -117,6 +119,13 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
                 }
             }
             QkvProjection::Fused => linear(&mut add, &format!("{p}.attention.self.qkv"), h, 3 * h),
+            QkvProjection::SeparateGrouped => {
+                let kv = c.key_value_heads() * c.head_size();
+                linear(&mut add, &format!("{p}.attention.self.query"), h, h);
+                for proj in ["key", "value"] {
+                    linear(&mut add, &format!("{p}.attention.self.{proj}"), h, kv);
+                }
+            }
         }
         if relative {
             // One embedding per distance −(max−1) … (max−1), per head dim.
@@ -171,7 +180,7 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
     match spec.head {
         Head::Base | Head::SentenceEmbedding => {}
         Head::SequenceClassification => match family.heads.sequence_classification {
-            SequenceClassifier::FirstToken(fc) => {
+            SequenceClassifier::FirstToken(fc) | SequenceClassifier::ConfigPooled(fc) => {
                 linear(&mut add, fc.dense, h, h);
                 linear(&mut add, fc.out, h, c.num_labels);
             }
@@ -195,9 +204,14 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
         }
         Head::MaskedLm => {
             let m = family.heads.masked_lm;
-            let width = head_width(m.width, c);
-            linear(&mut add, m.transform, h, width);
-            layer_norm(&mut add, m.layer_norm, width);
+            let width = match m.has_transform() {
+                true => head_width(m.width, c),
+                false => h,
+            };
+            if m.has_transform() {
+                linear(&mut add, m.transform, h, width);
+                layer_norm(&mut add, m.layer_norm, width);
+            }
             if !c.tie_word_embeddings {
                 add(
                     m.decoder.into(),

@@ -40,8 +40,15 @@ impl Builder<'_> {
         attention_mask: Value,
     ) -> Result<Value, BuildError> {
         let mode = match self.config.classifier_pooling.unwrap_or(ClassifierPooling::Cls) {
-            ClassifierPooling::Cls => Pooling::Cls,
+            ClassifierPooling::Cls | ClassifierPooling::Bos => Pooling::Cls,
             ClassifierPooling::Mean => Pooling::Mean,
+            ClassifierPooling::Late => {
+                return Err(BuildError::Unsupported(
+                    "classifier_pooling \"late\" on a prediction head (the config reader allows \
+                     only cls or mean here)"
+                        .into(),
+                ))
+            }
         };
         let pooling = SentencePooling {
             mode,

@@ -4,6 +4,7 @@
 //! exactly these forms.
 
 use crate::config::Activation;
+use crate::family::NormKind;
 use crate::ir::{BinaryOp, Op, Tensor, UnaryOp, Value};
 
 use super::{BuildError, Builder};
@@ -66,9 +67,13 @@ impl Builder<'_> {
         }
     }
 
-    /// Layer norm over the last axis:
-    /// `(x − mean) / sqrt(mean((x − mean)²) + eps) · γ + β`.
+    /// The family's norm over the last axis, named `{prefix}.*`: layer
+    /// norm, `(x − mean) / sqrt(mean((x − mean)²) + eps) · γ + β`, or RMSNorm
+    /// where the family's row says ([`Self::rms_norm`]).
     pub(super) fn layer_norm(&mut self, x: Value, prefix: &str) -> Result<Value, BuildError> {
+        if self.config.family.spec().norms.kind() == NormKind::Rms {
+            return self.rms_norm(x, prefix);
+        }
         let mean_op = Op::ReduceMean {
             axes: vec![-1],
             keepdims: true,
@@ -77,13 +82,10 @@ impl Builder<'_> {
         let centered = self.binary(&format!("{prefix}.sub"), BinaryOp::Sub, x, mean)?;
         let sq = self.with_scalar(&format!("{prefix}.pow"), BinaryOp::Pow, centered, 2.0)?;
         let var = self.g.add(&format!("{prefix}.var"), mean_op, &[sq])?;
-        let eps = self.config.layer_norm_eps as f32;
-        let var_eps = self.with_scalar(&format!("{prefix}.add_eps"), BinaryOp::Add, var, eps)?;
-        let std = self.unary(&format!("{prefix}.sqrt"), UnaryOp::Sqrt, var_eps)?;
-        let normed = self.binary(&format!("{prefix}.div"), BinaryOp::Div, centered, std)?;
+        let normed = self.divide_by_root(centered, var, prefix)?;
         let gamma = self.param(&format!("{prefix}.weight"))?;
         // ModernBERT's norms have no bias unless the config's norm_bias says.
-        let beta = match super::param_names::has_bias(self.config, prefix) {
+        let beta = match super::param_names::norm_has_bias(self.config, prefix) {
             true => Some(self.param(&format!("{prefix}.bias"))?),
             false => None,
         };
@@ -92,6 +94,30 @@ impl Builder<'_> {
             Some(beta) => self.binary(&format!("{prefix}.add"), BinaryOp::Add, scaled, beta),
             None => Ok(scaled),
         }
+    }
+
+    /// RMSNorm over the last axis, `x / sqrt(mean(x²) + eps) · γ` (no
+    /// centring, no bias): EuroBERT's, as T5's and Llama's. The form
+    /// `fuse_layer_norm` turns into `RMSNormalization`.
+    fn rms_norm(&mut self, x: Value, prefix: &str) -> Result<Value, BuildError> {
+        let mean_op = Op::ReduceMean {
+            axes: vec![-1],
+            keepdims: true,
+        };
+        let sq = self.with_scalar(&format!("{prefix}.pow"), BinaryOp::Pow, x, 2.0)?;
+        let mean_sq = self.g.add(&format!("{prefix}.mean_square"), mean_op, &[sq])?;
+        let normed = self.divide_by_root(x, mean_sq, prefix)?;
+        let gamma = self.param(&format!("{prefix}.weight"))?;
+        self.binary(&format!("{prefix}.mul"), BinaryOp::Mul, normed, gamma)
+    }
+
+    /// `x / sqrt(mean_square + eps)`, the step both norms share (named as
+    /// the layer norm always named it).
+    fn divide_by_root(&mut self, x: Value, mean_square: Value, prefix: &str) -> Result<Value, BuildError> {
+        let eps = self.config.layer_norm_eps as f32;
+        let with_eps = self.with_scalar(&format!("{prefix}.add_eps"), BinaryOp::Add, mean_square, eps)?;
+        let root = self.unary(&format!("{prefix}.sqrt"), UnaryOp::Sqrt, with_eps)?;
+        self.binary(&format!("{prefix}.div"), BinaryOp::Div, x, root)
     }
 
     /// The configured activation, in primitive ops, named `{prefix}.*`.

@@ -219,6 +219,17 @@ pub(super) fn check_family_rules(c: &BertConfig) -> Result<(), ConfigError> {
             }
         }
     }
+    if let Some(kv) = c.num_key_value_heads {
+        // transformers' repeat_kv gives each key/value head the same number
+        // of query heads.
+        if !c.num_attention_heads.is_multiple_of(kv) {
+            return Err(invalid(
+                "num_key_value_heads",
+                kv.to_string(),
+                format!("must divide num_attention_heads ({})", c.num_attention_heads),
+            ));
+        }
+    }
     if let Some(b) = c.relative_attention_num_buckets {
         // transformers buckets into 32 whatever the table's size.
         if !(MPNET_BUCKETS..=1 << 16).contains(&b) {

@@ -10,7 +10,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::family::{
-    AttentionPattern, EmbeddingProjection, Family, LayerPath, Positions, SequenceClassifier, TokenTypes,
+    AttentionPattern, EmbeddingProjection, Family, LayerPath, Positions, QkvProjection, SequenceClassifier,
+    TokenTypes,
 };
 
 mod family_fields;
@@ -202,6 +203,11 @@ pub struct BertConfig {
     /// ModernBERT's sequence classifier: what it pools (`classifier_pooling`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub classifier_pooling: Option<ClassifierPooling>,
+    /// Grouped-query attention (EuroBERT): the heads of the keys and
+    /// values, each shared by `num_attention_heads / num_key_value_heads`
+    /// query heads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_key_value_heads: Option<usize>,
 }
 
 /// What a pooled sequence classifier reads (ModernBERT's `classifier_pooling`).
@@ -212,6 +218,11 @@ pub enum ClassifierPooling {
     Cls,
     /// The mean over the real tokens.
     Mean,
+    /// EuroBERT's name for position 0.
+    Bos,
+    /// EuroBERT's: the classifier on every token, its logits averaged over
+    /// the real ones.
+    Late,
 }
 
 /// The raw JSON form: every field optional so that defaults apply, values
@@ -385,8 +396,25 @@ impl BertConfig {
                 None => None,
             },
             classifier_pooling: match spec.heads.sequence_classification {
-                SequenceClassifier::PooledPredictionHead => Some(classifier_pooling(&f)?),
+                SequenceClassifier::PooledPredictionHead => Some(classifier_pooling(
+                    &f,
+                    &[ClassifierPooling::Cls, ClassifierPooling::Mean],
+                )?),
+                SequenceClassifier::ConfigPooled(_) => Some(classifier_pooling(
+                    &f,
+                    &[
+                        ClassifierPooling::Late,
+                        ClassifierPooling::Bos,
+                        ClassifierPooling::Mean,
+                    ],
+                )?),
                 SequenceClassifier::Pooler | SequenceClassifier::FirstToken(_) => None,
+            },
+            num_key_value_heads: match spec.qkv {
+                QkvProjection::SeparateGrouped => {
+                    Some(f.positive("num_key_value_heads", f.positive("num_attention_heads", 12)?)?)
+                }
+                QkvProjection::Separate | QkvProjection::Fused => None,
             },
         };
         config.check_rules()?;
@@ -572,6 +600,12 @@ impl BertConfig {
         self.hidden_size / self.num_attention_heads
     }
 
+    /// The heads keys and values are split into: `num_key_value_heads`
+    /// where the family groups queries, every query's own otherwise.
+    pub fn key_value_heads(&self) -> usize {
+        self.num_key_value_heads.unwrap_or(self.num_attention_heads)
+    }
+
     /// The config as canonical JSON (fixed field order, sorted maps): what
     /// goes into the ONNX metadata, so equal configs give equal bytes.
     pub fn to_canonical_json(&self) -> String {
@@ -586,17 +620,34 @@ fn activation(f: &Fields, field: &'static str) -> Result<Activation, ConfigError
         .ok_or_else(|| invalid(field, &name, &format!("must be one of {}", Activation::SUPPORTED)))
 }
 
-/// `classifier_pooling`: "cls" (transformers' default) or "mean".
-fn classifier_pooling(f: &Fields) -> Result<ClassifierPooling, ConfigError> {
-    match f.string("classifier_pooling")?.as_deref() {
-        None | Some("cls") => Ok(ClassifierPooling::Cls),
-        Some("mean") => Ok(ClassifierPooling::Mean),
-        Some(other) => Err(invalid(
-            "classifier_pooling",
-            other,
-            "must be \"cls\" or \"mean\"",
-        )),
-    }
+/// `classifier_pooling`: one of the family's `allowed` poolings, the first
+/// its class's default (ModernBERT's "cls" or "mean"; EuroBERT's "late",
+/// "bos" or "mean").
+fn classifier_pooling(f: &Fields, allowed: &[ClassifierPooling]) -> Result<ClassifierPooling, ConfigError> {
+    let name = |p: &ClassifierPooling| {
+        serde_json::to_value(p)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+    };
+    let Some(given) = f.string("classifier_pooling")? else {
+        return Ok(allowed[0]);
+    };
+    allowed
+        .iter()
+        .find(|p| name(p).as_deref() == Some(given.as_str()))
+        .copied()
+        .ok_or_else(|| {
+            let names: Vec<String> = allowed
+                .iter()
+                .filter_map(name)
+                .map(|n| format!("\"{n}\""))
+                .collect();
+            invalid(
+                "classifier_pooling",
+                &given,
+                &format!("must be one of {}", names.join(", ")),
+            )
+        })
 }
 
 /// 1.2e12 → "1.1 TiB".

@@ -36,7 +36,7 @@ pub use names::{
 };
 pub use spec::{
     AttentionPattern, ConfigAdapter, ConfigValue, EmbeddingProjection, FamilySpec, FeedForward,
-    FirstTokenClassifier, HeadActivation, HeadWidth, Heads, LayerNames, LayerPath, MaskedLmHead,
+    FirstTokenClassifier, HeadActivation, HeadWidth, Heads, LayerNames, LayerPath, MaskedLmHead, NormKind,
     NormPlacement, OptionalBias, Pooler, PoolerRule, Positions, PredictionHead, QkvProjection, RotaryPairs,
     SequenceClassifier, TokenTypes,
 };
@@ -58,11 +58,13 @@ pub enum Family {
     NomicBert,
     Gte,
     ModernBert,
+    JinaEmbeddingsV3,
+    EuroBert,
 }
 
 impl Family {
     /// Every family, in the order messages list them.
-    pub const ALL: [Family; 11] = [
+    pub const ALL: [Family; 13] = [
         Family::Bert,
         Family::Roberta,
         Family::XlmRoberta,
@@ -74,6 +76,8 @@ impl Family {
         Family::NomicBert,
         Family::Gte,
         Family::ModernBert,
+        Family::JinaEmbeddingsV3,
+        Family::EuroBert,
     ];
 
     /// The family's row of the table: everything bertc knows of it outside
@@ -91,6 +95,8 @@ impl Family {
             Family::NomicBert => &table::NOMIC_BERT,
             Family::Gte => &table::GTE,
             Family::ModernBert => &table::MODERNBERT,
+            Family::JinaEmbeddingsV3 => &table::JINA_EMBEDDINGS_V3,
+            Family::EuroBert => &table::EUROBERT,
         }
     }
 

@@ -209,6 +209,11 @@ pub enum QkvProjection {
     /// One Linear of 3 × hidden outputs, rows [q | k | v], named
     /// `attention.self.qkv` in BERT's terms (NomicBERT's `attn.Wqkv`).
     Fused,
+    /// Three Linears, keys and values with the config's
+    /// `num_key_value_heads` heads, each read by
+    /// `num_attention_heads / num_key_value_heads` query heads in turn
+    /// (grouped-query attention: EuroBERT's `repeat_kv`).
+    SeparateGrouped,
 }
 
 /// The feed-forward block of a layer.
@@ -246,7 +251,40 @@ pub enum NormPlacement {
         /// The norm after the last layer (BERT's name; the family's
         /// `renames` give the checkpoint's).
         final_norm: &'static str,
+        /// Whether the embeddings are normed (ModernBERT's `embeddings.norm`;
+        /// EuroBERT's layers read the token embeddings as they are).
+        embedding_norm: bool,
+        /// Which norm every one of them is.
+        kind: NormKind,
     },
+}
+
+impl NormPlacement {
+    /// Whether the embeddings end in a norm: every post-norm family's do.
+    pub fn embedding_norm(self) -> bool {
+        match self {
+            NormPlacement::Post => true,
+            NormPlacement::Pre { embedding_norm, .. } => embedding_norm,
+        }
+    }
+
+    /// The family's norm (post-norm families all use LayerNorm).
+    pub fn kind(self) -> NormKind {
+        match self {
+            NormPlacement::Post => NormKind::LayerNorm,
+            NormPlacement::Pre { kind, .. } => kind,
+        }
+    }
+}
+
+/// What a norm computes over the last axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NormKind {
+    /// `(x − mean) / √(var + ε) · γ (+ β)`.
+    LayerNorm,
+    /// RMSNorm, `γ · x / √(mean(x²) + ε)`: no centring and never a bias
+    /// (Llama's, EuroBERT's).
+    Rms,
 }
 
 /// Which keys a layer's queries see.
@@ -365,6 +403,11 @@ pub enum SequenceClassifier {
     /// real tokens), then the family's prediction head, then `classifier`
     /// (ModernBERT).
     PooledPredictionHead,
+    /// `out(act(dense(·)))` on the pooling the config's `classifier_pooling`
+    /// names: `bos`, position 0; `mean`, the mean of the hidden states over
+    /// real tokens; `late` (EuroBERT's default), the layers on every token,
+    /// then the mean of the logits over real tokens.
+    ConfigPooled(FirstTokenClassifier),
 }
 
 /// `norm(act(dense(x)))` before the task's Linear (ModernBERT's
@@ -394,6 +437,9 @@ pub struct FirstTokenClassifier {
 /// is false.
 #[derive(Debug, Clone, Copy)]
 pub struct MaskedLmHead {
+    /// The transform's Linear; empty ([`MaskedLmHead::NO_TRANSFORM`]) where
+    /// the decoder reads the encoder's output directly (EuroBERT's bare
+    /// `lm_head`): then `activation` and `layer_norm` are not read.
     pub transform: &'static str,
     pub activation: HeadActivation,
     pub layer_norm: &'static str,
@@ -402,6 +448,16 @@ pub struct MaskedLmHead {
     pub bias: &'static str,
     /// Width of the transform's output (and the decoder's input).
     pub width: HeadWidth,
+}
+
+impl MaskedLmHead {
+    /// The `transform` of a head that has none.
+    pub const NO_TRANSFORM: &'static str = "";
+
+    /// Whether a transform (dense → activation → norm) precedes the decoder.
+    pub fn has_transform(&self) -> bool {
+        self.transform != Self::NO_TRANSFORM
+    }
 }
 
 /// The activation of a head layer.

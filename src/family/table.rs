@@ -30,7 +30,7 @@
 
 use super::spec::{
     AttentionPattern, ConfigAdapter, ConfigValue, EmbeddingProjection, FamilySpec, FeedForward,
-    FirstTokenClassifier, HeadActivation, HeadWidth, Heads, LayerNames, LayerPath, MaskedLmHead,
+    FirstTokenClassifier, HeadActivation, HeadWidth, Heads, LayerNames, LayerPath, MaskedLmHead, NormKind,
     NormPlacement, OptionalBias, Pooler, PoolerRule, Positions, PredictionHead, QkvProjection, RotaryPairs,
     SequenceClassifier, TokenTypes,
 };
@@ -532,6 +532,8 @@ pub(super) const MODERNBERT: FamilySpec = FamilySpec {
     norms: NormPlacement::Pre {
         first_attention_norm: false,
         final_norm: "final_norm",
+        embedding_norm: true,
+        kind: NormKind::LayerNorm,
     },
     attention: AttentionPattern::GlobalAndSliding,
     optional_biases: &[
@@ -607,6 +609,9 @@ pub(super) const GTE: FamilySpec = FamilySpec {
     config: ConfigAdapter {
         // GteConfig's defaults where they are not BertConfig's.
         defaults: &[("rope_theta", Float(10000.0)), ("type_vocab_size", Int(0))],
+        // gte-base-en-v1.5's remote config asks for NTK-scaled rotary
+        // frequencies, which bertc does not compute: refused by name.
+        required: &[("rope_scaling", Null, "scaled (NTK) rotary embeddings")],
         ..ConfigAdapter::NONE
     },
     renames: &[],
@@ -640,6 +645,169 @@ pub(super) const GTE: FamilySpec = FamilySpec {
     // NomicBERT's: the fused QKV, half-split rotary positions (no table),
     // no embedding projection or relative bias, the classifier's pooler.
     ..NOMIC_BERT
+};
+
+/// Jina embeddings v3 (transformers' `jina_embeddings_v3`, the in-library
+/// form of jinaai's remote `XLMRobertaLoRA`): XLM-R's post-norm layers and
+/// heads with rotary positions instead of a position table, the flash-attn
+/// BERT's weight names (`emb_ln`, one biased `mixer.Wqkv`, `mlp.fc1`/`fc2`,
+/// `norm1`/`norm2`), the token-type table's row 0 added as a constant, and
+/// a pooler only in the bare model. transformers' class has no LoRA
+/// adapters (its `adapter_mask` changes nothing), so none is built.
+pub(super) const JINA_EMBEDDINGS_V3: FamilySpec = FamilySpec {
+    model_type: "jina_embeddings_v3",
+    class_stem: "JinaEmbeddingsV3",
+    prefix: "roberta",
+    config: ConfigAdapter {
+        // The rotation is the family's position embedding: read by the
+        // row, not by BERT's `position_embedding_type`.
+        dropped: &["position_embedding_type"],
+        // JinaEmbeddingsV3Config's defaults where they are not BertConfig's.
+        defaults: &[
+            ("vocab_size", Int(250002)),
+            ("hidden_size", Int(1024)),
+            ("num_hidden_layers", Int(24)),
+            ("num_attention_heads", Int(16)),
+            ("intermediate_size", Int(4096)),
+            ("max_position_embeddings", Int(8194)),
+            ("type_vocab_size", Int(1)),
+            ("layer_norm_eps", Float(1e-5)),
+            ("pad_token_id", Int(1)),
+            ("rope_theta", Float(20000.0)),
+        ],
+        required: &[(
+            "position_embedding_type",
+            Str("rotary"),
+            "Jina embeddings v3 without rotary positions",
+        )],
+        ..ConfigAdapter::NONE
+    },
+    renames: &[("embeddings.LayerNorm", "emb_ln")],
+    layers: LayerNames {
+        path: LayerPath::Indexed("encoder.layers"),
+        renames: &[
+            ("attention.self.qkv", "mixer.Wqkv"),
+            ("attention.output.dense", "mixer.out_proj"),
+            ("attention.output.LayerNorm", "norm1"),
+            ("intermediate.dense", "mlp.fc1"),
+            ("output.dense", "mlp.fc2"),
+            ("output.LayerNorm", "norm2"),
+        ],
+        unbiased: &[],
+    },
+    qkv: QkvProjection::Fused,
+    feed_forward: FeedForward::Plain,
+    norms: NormPlacement::Post,
+    attention: AttentionPattern::Full,
+    optional_biases: &[],
+    token_types: TokenTypes::ConstantRow,
+    positions: Positions::Rotary(RotaryPairs::HalfSplit),
+    sinusoidal_positions: false,
+    embedding_projection: EmbeddingProjection::None,
+    bucketed_relative_bias: None,
+    pooler: bert_pooler(PoolerRule::BareModelOnly),
+    heads: ROBERTA_HEADS,
+};
+
+/// EuroBERT (transformers' `eurobert`): a Llama-style encoder — pre-norm
+/// layers with RMSNorm (`input_layernorm`, `post_attention_layernorm`, the
+/// final `norm`) and no norm on the token embeddings, grouped-query
+/// attention (`num_key_value_heads`), rotary positions, a SwiGLU MLP
+/// (`down_proj(silu(gate_proj(x)) · up_proj(x))`), Linear biases only where
+/// `attention_bias` / `mlp_bias` say; its classifier pools as
+/// `classifier_pooling` says and its masked-LM head is one Linear.
+pub(super) const EUROBERT: FamilySpec = FamilySpec {
+    model_type: "eurobert",
+    class_stem: "EuroBert",
+    prefix: "model",
+    config: ConfigAdapter {
+        renames: &[("rms_norm_eps", "layer_norm_eps")],
+        dropped: &["type_vocab_size"],
+        // EuroBertConfig's defaults where they are not BertConfig's (its
+        // rope_parameters default to transformers' θ 10000).
+        defaults: &[
+            ("vocab_size", Int(128256)),
+            ("max_position_embeddings", Int(8192)),
+            ("hidden_act", Str("silu")),
+            ("layer_norm_eps", Float(1e-5)),
+            ("pad_token_id", Int(128001)),
+            ("tie_word_embeddings", Bool(false)),
+            ("rope_theta", Float(10000.0)),
+        ],
+        ..ConfigAdapter::NONE
+    },
+    renames: &[("embeddings.word_embeddings", "embed_tokens")],
+    layers: LayerNames {
+        path: LayerPath::Indexed("layers"),
+        renames: &[
+            ("attention.self.query", "self_attn.q_proj"),
+            ("attention.self.key", "self_attn.k_proj"),
+            ("attention.self.value", "self_attn.v_proj"),
+            ("attention.output.dense", "self_attn.o_proj"),
+            // Pre-norm: these two norms sit before the attention and the MLP.
+            ("attention.output.LayerNorm", "input_layernorm"),
+            ("intermediate.dense", "mlp.up_proj"),
+            ("intermediate.gate", "mlp.gate_proj"),
+            ("output.dense", "mlp.down_proj"),
+            ("output.LayerNorm", "post_attention_layernorm"),
+        ],
+        unbiased: &[],
+    },
+    qkv: QkvProjection::SeparateGrouped,
+    feed_forward: FeedForward::Gated,
+    norms: NormPlacement::Pre {
+        first_attention_norm: true,
+        final_norm: "norm",
+        embedding_norm: false,
+        kind: NormKind::Rms,
+    },
+    attention: AttentionPattern::Full,
+    optional_biases: &[
+        OptionalBias {
+            field: "attention_bias",
+            default: false,
+            parts: &[
+                "attention.self.query",
+                "attention.self.key",
+                "attention.self.value",
+                "attention.output.dense",
+            ],
+        },
+        OptionalBias {
+            field: "mlp_bias",
+            default: false,
+            // EuroBertForMaskedLM's lm_head takes its bias from mlp_bias too.
+            parts: &[
+                "intermediate.dense",
+                "intermediate.gate",
+                "output.dense",
+                "lm_head.bias",
+            ],
+        },
+    ],
+    token_types: TokenTypes::Absent,
+    positions: Positions::Rotary(RotaryPairs::HalfSplit),
+    sinusoidal_positions: false,
+    embedding_projection: EmbeddingProjection::None,
+    bucketed_relative_bias: None,
+    pooler: bert_pooler(PoolerRule::Never),
+    heads: Heads {
+        sequence_classification: SequenceClassifier::ConfigPooled(FirstTokenClassifier {
+            dense: "dense",
+            activation: HeadActivation::Gelu,
+            out: "classifier",
+        }),
+        masked_lm: MaskedLmHead {
+            transform: MaskedLmHead::NO_TRANSFORM,
+            activation: HeadActivation::Gelu,
+            layer_norm: MaskedLmHead::NO_TRANSFORM,
+            decoder: "lm_head.weight",
+            bias: "lm_head.bias",
+            width: HeadWidth::Hidden,
+        },
+        prediction_head: None,
+        prefixes: &["dense.", "lm_head."],
+    },
 };
 
 #[cfg(test)]

@@ -184,6 +184,12 @@ pub enum Op {
         axis: i64,
         epsilon: f32,
     },
+    /// ONNX RMSNormalization (opset 23), `x / √(mean(x²) + ε) · scale` over
+    /// the axes from `axis` on. Inputs: x, scale.
+    RmsNorm {
+        axis: i64,
+        epsilon: f32,
+    },
     /// ONNX Gelu (opset 20): exact (erf) or tanh approximation.
     Gelu {
         approximate: GeluApproximation,

@@ -303,7 +303,8 @@ pub fn fused_counts(compiled: &bertc::pipeline::Compiled) -> FusedCounts {
             .filter(|r| r.pass == "fuse_attention")
             .map(|r| r.report.matches)
             .sum(),
-        layer_norm: n("LayerNormalization"),
+        // RMSNorm (EuroBERT's) counts as the family's layer norm.
+        layer_norm: n("LayerNormalization") + n("RMSNormalization"),
         gelu: n("Gelu"),
     }
 }

@@ -352,7 +352,7 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Infer {
             let (a, dims) = (x(0), shape_input(x(1))?);
             one(a.dtype, broadcast(&a.shape, &Shape(dims.to_vec()))?)
         }
-        Op::LayerNorm { axis, .. } => {
+        Op::LayerNorm { axis, .. } | Op::RmsNorm { axis, .. } => {
             let a = x(0);
             float_only(a)?;
             let axis = axis_of(*axis, a.shape.rank())?;

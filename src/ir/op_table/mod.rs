@@ -308,6 +308,7 @@ impl Op {
                 vec![float(*alpha), float(*beta), flag(*trans_a), flag(*trans_b)],
             ),
             Op::LayerNorm { axis, epsilon } => (&nn::LAYER_NORM, vec![int(*axis), float(*epsilon)]),
+            Op::RmsNorm { axis, epsilon } => (&nn::RMS_NORM, vec![int(*axis), float(*epsilon)]),
             Op::Gelu { approximate } => (&nn::GELU, vec![Some(AttrValue::Approximation(*approximate))]),
             Op::Attention {
                 q_num_heads,

@@ -54,6 +54,17 @@ entries! {
         })
     })
     .with_attributes(&[AttrSpec::int("axis", -1), AttrSpec::float("epsilon", 1e-5)]);
+    /// Inputs: x, scale. (No `stash_type` other than f32.)
+    RMS_NORM = onnx("RMSNormalization", 23, exactly(2), Uncounted, |a| {
+        if a.node().output_count() > 1 || a.node().int("stash_type").is_some_and(|t| t != 1) {
+            return Err("only one output, statistics in f32".into());
+        }
+        Ok(Op::RmsNorm {
+            axis: a.int("axis")?,
+            epsilon: a.float("epsilon")?,
+        })
+    })
+    .with_attributes(&[AttrSpec::int("axis", -1), AttrSpec::float("epsilon", 1e-5)]);
     GELU = onnx("Gelu", 20, exactly(1), Uncounted, |a| {
         let approximate = match a.string("approximate") {
             None => GeluApproximation::None,

@@ -114,6 +114,13 @@ fn examples() -> Vec<(Op, Vec<Arg>)> {
             vec![In(F32, M), In(F32, &[3]), In(F32, &[3])],
         ),
         (
+            Op::RmsNorm {
+                axis: -1,
+                epsilon: 1e-6,
+            },
+            vec![In(F32, M), In(F32, &[3])],
+        ),
+        (
             Op::Gelu {
                 approximate: GeluApproximation::Tanh,
             },
