@@ -420,9 +420,15 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
     match q_scaled {
         Some(qs) => chain.extend([(qh, qs.node), (qs, scores.node)]),
         None => {
-            // With a bias, the raw scores feed the bias Add, which feeds the scaling.
+            // With a bias, the raw scores feed the bias Add, which feeds the
+            // scaling, and Q's heads may feed the bias too (DeBERTa's
+            // content-to-position term reads them as the scores do, and
+            // common-subexpression elimination made the two one node).
             let scaled_input = bias.map_or(scores, |(_, sum)| sum);
-            chain.extend([(qh, scores.node), (scaled_input, scaled.node)]);
+            chain.push((scaled_input, scaled.node));
+            if bias.is_none() {
+                chain.push((qh, scores.node));
+            }
         }
     }
     // The relative bias reads Q and K split into heads; without one the

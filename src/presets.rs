@@ -38,6 +38,19 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("bert-mini", include_str!("../models/bert-mini.json")),
     ("bert-small", include_str!("../models/bert-small.json")),
     ("bert-tiny", include_str!("../models/bert-tiny.json")),
+    ("deberta-v3-base", include_str!("../models/deberta-v3-base.json")),
+    (
+        "deberta-v3-large",
+        include_str!("../models/deberta-v3-large.json"),
+    ),
+    (
+        "deberta-v3-small",
+        include_str!("../models/deberta-v3-small.json"),
+    ),
+    (
+        "deberta-v3-xsmall",
+        include_str!("../models/deberta-v3-xsmall.json"),
+    ),
     (
         "distilbert-base-multilingual-cased",
         include_str!("../models/distilbert-base-multilingual-cased.json"),
@@ -58,6 +71,10 @@ pub const PRESETS: &[(&str, &str)] = &[
     (
         "jina-embeddings-v3",
         include_str!("../models/jina-embeddings-v3.json"),
+    ),
+    (
+        "mdeberta-v3-base",
+        include_str!("../models/mdeberta-v3-base.json"),
     ),
     ("modernbert-base", include_str!("../models/modernbert-base.json")),
     (

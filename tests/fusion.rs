@@ -57,9 +57,14 @@ fn every_preset_fuses_every_layer() {
         let layers = c.num_hidden_layers;
         // Pre-norm ModernBERT has as many: its layer 0 lacks the attention
         // norm, and a final norm follows the last layer. So has EuroBERT,
-        // whose embeddings are not normed: its RMSNorms.
+        // whose embeddings are not normed: its RMSNorms. DeBERTa-v3 adds the
+        // norm over its relative-position table, shared by every layer.
+        let table_norm = c
+            .disentangled
+            .as_ref()
+            .is_some_and(|d| d.relative_attention && d.normed_table());
         let norms = count(&g, "LayerNormalization") + count(&g, "RMSNormalization");
-        assert_eq!(norms, 1 + 2 * layers, "{name}");
+        assert_eq!(norms, 1 + 2 * layers + usize::from(table_norm), "{name}");
         // NomicBERT's SwiGLU gates with silu: no GELU to fuse.
         let gelus = match c.hidden_act {
             bertc::config::Activation::Silu => 0,

@@ -16,13 +16,17 @@ impl Builder<'_> {
             .g
             .add_input("attention_mask", DType::I64, ids_shape.clone())?;
         // Inputs as Optimum names them: token types only where the family reads them.
-        let token_type_ids = match family.token_types.is_input() {
+        let token_type_ids = match family.token_types.is_input(self.config.type_vocab_size) {
             true => Some(self.g.add_input("token_type_ids", DType::I64, ids_shape)?),
             false => None,
         };
 
         let mut hidden = self.embeddings(input_ids, token_type_ids)?;
         let mut mask = self.extended_attention_mask(attention_mask)?;
+        if family.disentangled.is_some() {
+            hidden = self.disentangled_setup(hidden, attention_mask)?;
+        }
+        let embedded = hidden;
         if let Some(table) = family.bucketed_relative_bias {
             mask = self.mpnet_score_bias(hidden, mask, table)?;
         }
@@ -36,6 +40,9 @@ impl Builder<'_> {
                 NormPlacement::Post => self.encoder_layer(hidden, mask, i)?,
                 NormPlacement::Pre { .. } => self.pre_norm_layer(hidden, mask, i)?,
             };
+            if i == 0 {
+                hidden = self.conv_layer(embedded, hidden)?;
+            }
         }
         if let NormPlacement::Pre { final_norm, .. } = family.norms {
             hidden = self.layer_norm(hidden, final_norm)?;
@@ -84,19 +91,20 @@ impl Builder<'_> {
         if self.config.position_embedding_type != PositionEmbeddingType::Absolute {
             // transformers adds position embeddings only for the absolute
             // type; relative models still carry the (unused) table.
-            return self.layer_norm(sum, "embeddings.LayerNorm");
+            return self.embedding_norm(sum);
         }
         match self.config.family.spec().positions {
             Positions::Sequential => {}
+            Positions::SequentialWhenBiased if self.config.has_position_table() => {}
             Positions::FromPadding => {
                 let pos_ids = self.padding_position_ids(input_ids)?;
                 return self.add_positions(sum, pos_ids);
             }
             // Positions enter every layer's attention instead; EuroBERT's
             // layers read the token embeddings unnormed.
-            Positions::Rotary(_) => {
+            Positions::Rotary(_) | Positions::SequentialWhenBiased => {
                 return match self.config.family.spec().norms.embedding_norm() {
-                    true => self.layer_norm(sum, "embeddings.LayerNorm"),
+                    true => self.embedding_norm(sum),
                     false => Ok(sum),
                 };
             }
@@ -137,7 +145,7 @@ impl Builder<'_> {
             &[pos_table, pos_ids],
         )?;
         let sum = self.binary("embeddings.add_position", BinaryOp::Add, sum, positions)?;
-        self.layer_norm(sum, "embeddings.LayerNorm")
+        self.embedding_norm(sum)
     }
 
     /// `(1 − mask) · lowest_f32`, shaped [B, 1, 1, S] to broadcast over
@@ -210,6 +218,7 @@ impl Builder<'_> {
         let qkv = match family.qkv {
             QkvProjection::Separate | QkvProjection::SeparateGrouped => None,
             QkvProjection::Fused => Some(self.linear(x, &format!("{p}.qkv"))?),
+            QkvProjection::FusedPerHead => Some(self.per_head_qkv(x, p)?),
         };
         let hidden = self.config.hidden_size;
         let project =
@@ -221,6 +230,7 @@ impl Builder<'_> {
                         b.slice_last(qkv, part * hidden, (part + 1) * hidden, &format!("{p}.{name}"))?
                     }
                 };
+                let y = b.per_head_bias(y, name, p)?;
                 let split = match name {
                     "query" => split,
                     _ => kv_split,
@@ -246,13 +256,17 @@ impl Builder<'_> {
         let (v, value) = project(self, "value", 2, vec![0, 2, 1, 3])?;
 
         let mut scores = self.g.add(&format!("{p}.scores"), Op::MatMul, &[q, k])?;
-        if self.config.position_embedding_type != PositionEmbeddingType::Absolute {
-            let q_split = self.g.inputs_of(q.node)[0].expect("transpose input");
-            let k_split = self.g.inputs_of(k.node)[0].expect("transpose input");
-            let bias = self.relative_position_scores(q_split, k_split, p)?;
+        let q_split = self.g.inputs_of(q.node)[0].expect("transpose input");
+        let k_split = self.g.inputs_of(k.node)[0].expect("transpose input");
+        let relative = match self.config.position_embedding_type {
+            PositionEmbeddingType::Absolute => self.disentangled_scores(q_split, k_split, p)?,
+            _ => Some(self.relative_position_scores(q_split, k_split, p)?),
+        };
+        if let Some(bias) = relative {
             scores = self.binary(&format!("{p}.relative_scores"), BinaryOp::Add, scores, bias)?;
         }
-        let scale = self.scalar(&format!("{p}.scale"), (head_size as f32).sqrt())?;
+        let divisor = head_size * self.config.disentangled.as_ref().map_or(1, |d| d.scale_factor());
+        let scale = self.scalar(&format!("{p}.scale"), (divisor as f32).sqrt())?;
         let scores = self.binary(&format!("{p}.scaled"), BinaryOp::Div, scores, scale)?;
         let scores = self.binary(&format!("{p}.masked"), BinaryOp::Add, scores, mask)?;
         let probs = self
@@ -273,7 +287,38 @@ impl Builder<'_> {
         let context = self
             .g
             .add(&format!("{p}.context.merge_heads"), Op::Reshape, &[ctx, merge])?;
-        self.sliding_context(context, value, layer, p)
+        let context = self.sliding_context(context, value, layer, p)?;
+        self.padded_queries_uniform(context, value, p)
+    }
+
+    /// The attention output `context` [B, S, H] with the rows where `rows`
+    /// ([B, S, 1]) is true replaced by the mean of the layer's `value`
+    /// [B, S, H] (`{p}.context.uniform`), chosen by a `Where` named
+    /// `{p}.context.{why}`: the output of a query that attends uniformly
+    /// over all keys, which is what PyTorch's eager attention gives a row
+    /// with every score at `f32::MIN` (ModernBERT's blind sliding rows,
+    /// DeBERTa's padded queries) and what runtimes' kernels do not all give.
+    pub(super) fn uniform_rows(
+        &mut self,
+        context: Value,
+        value: Value,
+        rows: Value,
+        p: &str,
+        why: &str,
+    ) -> Result<Value, BuildError> {
+        let uniform = self.g.add(
+            &format!("{p}.context.uniform"),
+            Op::ReduceMean {
+                axes: vec![1],
+                keepdims: true,
+            },
+            &[value],
+        )?;
+        Ok(self.g.add(
+            &format!("{p}.context.{why}"),
+            Op::Where,
+            &[rows, uniform, context],
+        )?)
     }
 
     /// tanh(dense(hidden[:, 0])).

@@ -140,7 +140,7 @@ impl Builder<'_> {
     /// decoder reads the word-embedding table through a Transpose, so the
     /// file holds the table once.
     fn masked_lm(&mut self, hidden: Value) -> Result<Value, BuildError> {
-        let h = self.config.family.spec().heads.masked_lm;
+        let h = self.config.masked_lm_head();
         let t = match h.has_transform() {
             true => {
                 let t = self.linear(hidden, h.transform)?;
@@ -188,6 +188,10 @@ pub(super) fn head_activation(a: HeadActivation, c: &BertConfig) -> Activation {
         HeadActivation::Gelu => Activation::Gelu,
         HeadActivation::Hidden => c.hidden_act,
         HeadActivation::Classifier => c.classifier_activation.unwrap_or(Activation::Gelu),
+        HeadActivation::Pooler => c
+            .disentangled
+            .as_ref()
+            .map_or(Activation::Gelu, |d| d.pooler_hidden_act),
     }
 }
 

@@ -2,6 +2,7 @@
 //! graph from a config and its parameters.
 
 mod bert;
+mod disentangled;
 mod glu;
 mod grouped_query;
 mod heads;
@@ -24,6 +25,7 @@ use crate::ir::{Graph, IrError, Value};
 use crate::weights::Weights;
 
 pub use crate::family::RotaryPairs;
+pub use disentangled::{deberta_bucket, table_row};
 pub use grouped_query::repeated_kv_heads;
 pub use mpnet::mpnet_bucket;
 pub use params::{bert_model_params, model_params};
@@ -161,6 +163,9 @@ pub(crate) struct Builder<'c> {
     /// True for the queries a sliding window leaves no key ([B, S, 1];
     /// builder/sliding.rs), shared by the sliding layers.
     sliding_blind_rows: Option<Value>,
+    /// DeBERTa's padding rows, gather indices and relative table, shared
+    /// by every layer (builder/disentangled.rs).
+    disentangled: Option<disentangled::Shared>,
     /// Parameters already in the graph, by the family's name: ALBERT's
     /// layers share them, and a shared weight is stored once.
     shared: HashMap<String, Value>,
@@ -175,6 +180,7 @@ impl<'c> Builder<'c> {
             weights,
             distance_index: None,
             sliding_blind_rows: None,
+            disentangled: None,
             shared: HashMap::new(),
         }
     }
@@ -183,6 +189,18 @@ impl<'c> Builder<'c> {
     /// named as the family names it (param_names.rs), or returns the node
     /// already made for that family name.
     pub(crate) fn param(&mut self, name: &str) -> Result<Value, BuildError> {
+        self.param_mapped(name, Some)
+    }
+
+    /// Parameter `name` stored in another layout: `relayout` maps the
+    /// checkpoint's tensor to the one the graph reads (DeBERTa's per-head
+    /// `in_proj` columns, the ConvLayer's kernel as a MatMul weight), or
+    /// refuses it (`None`: not the f32 tensor of the size it expects).
+    pub(crate) fn param_mapped(
+        &mut self,
+        name: &str,
+        relayout: impl FnOnce(crate::ir::Tensor) -> Option<crate::ir::Tensor>,
+    ) -> Result<Value, BuildError> {
         let name = param_names::param_name(self.config, name);
         if let Some(&v) = self.shared.get(&name) {
             return Ok(v);
@@ -191,6 +209,9 @@ impl<'c> Builder<'c> {
             .weights
             .take(&name)
             .ok_or_else(|| BuildError::MissingParam(name.clone()))?;
+        let t = relayout(t).ok_or_else(|| {
+            BuildError::Unsupported(format!("parameter `{name}`: not the f32 tensor expected"))
+        })?;
         let v = self.g.add_const(&name, t)?;
         self.shared.insert(name, v);
         Ok(v)

@@ -56,7 +56,14 @@ pub(super) fn has_bias(c: &BertConfig, prefix: &str) -> bool {
             let part = suffix.strip_suffix(".weight").unwrap_or(suffix);
             !c.family.spec().layers.unbiased.contains(&part) && !c.bias_switched_off(part)
         }
-        None => !c.bias_switched_off(prefix),
+        // DeBERTa's `embed_proj` has none.
+        None => {
+            let bias_free_projection = matches!(
+                c.family.spec().embedding_projection,
+                crate::family::EmbeddingProjection::BeforeNormWhenResized(name) if name == prefix
+            );
+            !c.bias_switched_off(prefix) && !bias_free_projection
+        }
     }
 }
 

@@ -61,7 +61,7 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
         Some(true) => Init::Sinusoidal,
         _ => Init::Normal { std },
     };
-    if family.positions.has_table() {
+    if c.has_position_table() {
         add(
             "embeddings.position_embeddings.weight".into(),
             vec![c.max_position_embeddings, e],
@@ -83,8 +83,14 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
             add(format!("{prefix}.bias"), vec![n], Init::Zeros, false);
         }
     };
+    let projection = super::positions::projection(c);
+    // DeBERTa projects before the norm, which then has the hidden width.
+    let norm_width = match projection {
+        Some((_, true)) => h,
+        Some((_, false)) | None => e,
+    };
     if family.norms.embedding_norm() {
-        layer_norm(&mut add, "embeddings.LayerNorm", e);
+        layer_norm(&mut add, "embeddings.LayerNorm", norm_width);
     }
     let linear =
         |add: &mut dyn FnMut(String, Vec<usize>, Init, bool), prefix: &str, n_in: usize, n_out: usize| {
@@ -98,8 +104,33 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
                 add(format!("{prefix}.bias"), vec![n_out], Init::Zeros, false);
             }
         };
-    if let Some(name) = super::positions::projection(c) {
+    if let Some((name, _)) = projection {
         linear(&mut add, name, e, h);
+    }
+    let disentangled = family.disentangled.zip(c.disentangled.as_ref());
+    let relative_table = disentangled.filter(|(_, d)| d.relative_attention);
+    if let Some((spec, d)) = relative_table {
+        add(
+            format!("{}.weight", spec.table),
+            vec![2 * d.span(c.max_position_embeddings), h],
+            Init::Normal { std },
+            false,
+        );
+        if let (Some(norm), true) = (spec.table_norm, d.normed_table()) {
+            layer_norm(&mut add, norm, h);
+        }
+    }
+    if let Some((Some(conv), d)) = disentangled.map(|(s, d)| (s.conv, d)) {
+        if d.conv_kernel_size > 0 {
+            add(
+                format!("{conv}.conv.weight"),
+                vec![h, h, d.conv_kernel_size],
+                Init::Normal { std },
+                false,
+            );
+            add(format!("{conv}.conv.bias"), vec![h], Init::Zeros, false);
+            layer_norm(&mut add, &format!("{conv}.LayerNorm"), h);
+        }
     }
     if let Some(buckets) = c.relative_attention_num_buckets {
         add(
@@ -119,11 +150,25 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
                 }
             }
             QkvProjection::Fused => linear(&mut add, &format!("{p}.attention.self.qkv"), h, 3 * h),
+            QkvProjection::FusedPerHead => {
+                linear(&mut add, &format!("{p}.attention.self.qkv"), h, 3 * h);
+                for bias in ["q_bias", "v_bias"] {
+                    add(format!("{p}.attention.self.{bias}"), vec![h], Init::Zeros, false);
+                }
+            }
             QkvProjection::SeparateGrouped => {
                 let kv = c.key_value_heads() * c.head_size();
                 linear(&mut add, &format!("{p}.attention.self.query"), h, h);
                 for proj in ["key", "value"] {
                     linear(&mut add, &format!("{p}.attention.self.{proj}"), h, kv);
+                }
+            }
+        }
+        // The table's own projections, unless the layer's query and key Linears serve.
+        if let Some((spec, d)) = relative_table.filter(|(_, d)| !d.share_att_key) {
+            for (wanted, part) in [(d.c2p(), spec.c2p_projection), (d.p2c(), spec.p2c_projection)] {
+                if wanted {
+                    linear(&mut add, &format!("{p}.{part}"), h, h);
                 }
             }
         }
@@ -203,7 +248,7 @@ pub fn model_params(c: &BertConfig, spec: &ModelSpec) -> Vec<ParamSpec> {
             linear(&mut add, qa, h, 2);
         }
         Head::MaskedLm => {
-            let m = family.heads.masked_lm;
+            let m = c.masked_lm_head();
             let width = match m.has_transform() {
                 true => head_width(m.width, c),
                 false => h,

@@ -56,17 +56,25 @@ impl Builder<'_> {
     /// attention and sliding windows read.
     pub(super) fn position_differences(&mut self, x: Value, p: &str) -> Result<Value, BuildError> {
         let pos = self.sequence_positions(x, p)?;
+        let (rows, cols) = self.query_and_key_axes(pos, p)?;
+        self.binary(&format!("{p}.difference"), BinaryOp::Sub, rows, cols)
+    }
+
+    /// A value `v` [S] per position as [S, 1] (down the queries) and
+    /// [1, S] (across the keys), named `{p}.query_positions` and
+    /// `{p}.key_positions`: an [S, S] grid broadcasts from the two.
+    pub(super) fn query_and_key_axes(&mut self, v: Value, p: &str) -> Result<(Value, Value), BuildError> {
         let rows = self.g.add(
             &format!("{p}.query_positions"),
             Op::Unsqueeze { axes: vec![1] },
-            &[pos],
+            &[v],
         )?;
         let cols = self.g.add(
             &format!("{p}.key_positions"),
             Op::Unsqueeze { axes: vec![0] },
-            &[pos],
+            &[v],
         )?;
-        self.binary(&format!("{p}.difference"), BinaryOp::Sub, rows, cols)
+        Ok((rows, cols))
     }
 
     /// Models without a `token_type_ids` input: RoBERTa's embeddings still
@@ -99,17 +107,29 @@ impl Builder<'_> {
     /// (`encoder.embedding_hidden_mapping_in`).
     pub(super) fn embedding_projection(&mut self, x: Value) -> Result<Value, BuildError> {
         match projection(self.config) {
-            Some(name) => self.linear(x, name),
-            None => Ok(x),
+            Some((name, false)) => self.linear(x, name),
+            Some((_, true)) | None => Ok(x),
         }
+    }
+
+    /// The embeddings' norm, after DeBERTa's `embed_proj` where it has one.
+    pub(super) fn embedding_norm(&mut self, sum: Value) -> Result<Value, BuildError> {
+        let sum = match projection(self.config) {
+            Some((name, true)) => self.linear(sum, name)?,
+            Some((_, false)) | None => sum,
+        };
+        self.layer_norm(sum, "embeddings.LayerNorm")
     }
 }
 
-/// The Linear from the embeddings to the encoder, if the model has one.
-pub(super) fn projection(c: &crate::config::BertConfig) -> Option<&'static str> {
+/// The Linear from the embeddings to the encoder, if the model has one,
+/// and whether it comes before the embeddings' norm (DeBERTa's).
+pub(super) fn projection(c: &crate::config::BertConfig) -> Option<(&'static str, bool)> {
+    let resized = c.embedding_size() != c.hidden_size;
     match c.family.spec().embedding_projection {
         EmbeddingProjection::None => None,
-        EmbeddingProjection::WhenResized(name) => (c.embedding_size() != c.hidden_size).then_some(name),
-        EmbeddingProjection::Always(name) => Some(name),
+        EmbeddingProjection::WhenResized(name) => resized.then_some((name, false)),
+        EmbeddingProjection::Always(name) => Some((name, false)),
+        EmbeddingProjection::BeforeNormWhenResized(name) => resized.then_some((name, true)),
     }
 }

@@ -55,14 +55,21 @@ impl Builder<'_> {
     /// torch.nn.Linear: `x @ Wᵀ + b`, the weight stored pre-transposed;
     /// `x @ Wᵀ` where the family's row says the Linear has no bias.
     pub(super) fn linear(&mut self, x: Value, prefix: &str) -> Result<Value, BuildError> {
+        self.linear_as(x, prefix, prefix)
+    }
+
+    /// [`Self::linear`] with the Linear `prefix`'s parameters, its nodes
+    /// named `{name}.*`: a second use of one Linear (DeBERTa projects its
+    /// relative-position table with the layer's query and key Linears).
+    pub(super) fn linear_as(&mut self, x: Value, prefix: &str, name: &str) -> Result<Value, BuildError> {
         let w = self.param(&format!("{prefix}.weight"))?;
         let b = match super::param_names::has_bias(self.config, prefix) {
             true => Some(self.param(&format!("{prefix}.bias"))?),
             false => None,
         };
-        let y = self.g.add(&format!("{prefix}.matmul"), Op::MatMul, &[x, w])?;
+        let y = self.g.add(&format!("{name}.matmul"), Op::MatMul, &[x, w])?;
         match b {
-            Some(b) => self.binary(&format!("{prefix}.add"), BinaryOp::Add, y, b),
+            Some(b) => self.binary(&format!("{name}.add"), BinaryOp::Add, y, b),
             None => Ok(y),
         }
     }

@@ -82,18 +82,6 @@ impl Builder<'_> {
         else {
             return Ok(context);
         };
-        let uniform = self.g.add(
-            &format!("{p}.context.uniform"),
-            Op::ReduceMean {
-                axes: vec![1],
-                keepdims: true,
-            },
-            &[value],
-        )?;
-        Ok(self.g.add(
-            &format!("{p}.context.window"),
-            Op::Where,
-            &[blind, uniform, context],
-        )?)
+        self.uniform_rows(context, value, blind, p, "window")
     }
 }

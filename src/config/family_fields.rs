@@ -243,8 +243,25 @@ pub(super) fn check_family_rules(c: &BertConfig) -> Result<(), ConfigError> {
             ));
         }
     }
+    if let Some(d) = c.disentangled.as_ref().filter(|d| d.position_buckets > 0) {
+        // The log buckets divide by ln((max − 1) / (buckets / 2)).
+        let (mid, max) = (
+            d.position_buckets / 2,
+            d.max_relative(c.max_position_embeddings) as i64,
+        );
+        if mid < 1 || max - 1 <= mid {
+            return Err(invalid(
+                "position_buckets",
+                d.position_buckets.to_string(),
+                format!(
+                    "must be at least 2, and half of it below the maximum relative position − 1 ({})",
+                    max - 1
+                ),
+            ));
+        }
+    }
     match spec.positions {
-        Positions::Sequential | Positions::Rotary(_) => {}
+        Positions::Sequential | Positions::SequentialWhenBiased | Positions::Rotary(_) => {}
         Positions::FromPadding => {
             let pad = c.pad_token_id.ok_or_else(|| {
                 invalid(

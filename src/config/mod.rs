@@ -14,10 +14,12 @@ use crate::family::{
     TokenTypes,
 };
 
+mod disentangled;
 mod family_fields;
 mod fields;
 mod sliding;
 
+pub use disentangled::DisentangledAttention;
 pub use sliding::{LayerAttention, SlidingAttention};
 
 use fields::{invalid, labels, Fields};
@@ -208,6 +210,10 @@ pub struct BertConfig {
     /// query heads.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub num_key_value_heads: Option<usize>,
+    /// DeBERTa: the disentangled attention, ConvLayer, pooler and MLM
+    /// layout switches.
+    #[serde(flatten)]
+    pub disentangled: Option<DisentangledAttention>,
 }
 
 /// What a pooled sequence classifier reads (ModernBERT's `classifier_pooling`).
@@ -342,7 +348,7 @@ impl BertConfig {
             max_position_embeddings: f.positive("max_position_embeddings", 512)?,
             // GTE's may be 0: no token-type table at all.
             type_vocab_size: match spec.token_types {
-                TokenTypes::OptionalRow => f.non_negative("type_vocab_size")?,
+                TokenTypes::OptionalRow | TokenTypes::InputWhenSized => f.non_negative("type_vocab_size")?,
                 _ => f.positive("type_vocab_size", 2)?,
             },
             initializer_range: f.float("initializer_range")?.unwrap_or(0.02),
@@ -366,9 +372,16 @@ impl BertConfig {
             family,
             // The fields only some families have, read where the family's
             // row has the part they size.
-            embedding_size: (spec.embedding_projection != EmbeddingProjection::None)
-                .then(|| f.positive("embedding_size", 128))
-                .transpose()?,
+            embedding_size: match spec.embedding_projection {
+                EmbeddingProjection::None => None,
+                EmbeddingProjection::WhenResized(_) | EmbeddingProjection::Always(_) => {
+                    Some(f.positive("embedding_size", 128)?)
+                }
+                // DeBERTa's defaults to the hidden size (no projection).
+                EmbeddingProjection::BeforeNormWhenResized(_) => {
+                    Some(f.positive("embedding_size", f.positive("hidden_size", 768)?)?)
+                }
+            },
             num_hidden_groups: shared_groups
                 .then(|| f.positive("num_hidden_groups", 1))
                 .transpose()?,
@@ -387,7 +400,7 @@ impl BertConfig {
                 // The global layers' θ; the sliding layers' is with them.
                 (Positions::Rotary(_), Some((global, _))) => Some(*global),
                 (Positions::Rotary(_), None) => Some(family_fields::rope_theta(&f)?),
-                (Positions::Sequential | Positions::FromPadding, _) => None,
+                (Positions::Sequential | Positions::FromPadding | Positions::SequentialWhenBiased, _) => None,
             },
             optional_biases,
             sliding_attention: sliding.map(|(_, s)| s),
@@ -414,8 +427,12 @@ impl BertConfig {
                 QkvProjection::SeparateGrouped => {
                     Some(f.positive("num_key_value_heads", f.positive("num_attention_heads", 12)?)?)
                 }
-                QkvProjection::Separate | QkvProjection::Fused => None,
+                QkvProjection::Separate | QkvProjection::Fused | QkvProjection::FusedPerHead => None,
             },
+            disentangled: spec
+                .disentangled
+                .map(|d| disentangled::read(&f, d.buckets_and_shared_keys, f.positive("hidden_size", 768)?))
+                .transpose()?,
         };
         config.check_rules()?;
         Ok(config)
@@ -593,6 +610,23 @@ impl BertConfig {
         self.family.spec().optional_biases.iter().any(|b| {
             b.parts.contains(&part) && !self.optional_biases.get(b.field).copied().unwrap_or(b.default)
         })
+    }
+
+    /// Whether the embeddings add a position table (the family's rule,
+    /// with DeBERTa's `position_biased_input`).
+    pub fn has_position_table(&self) -> bool {
+        let biased = self.disentangled.as_ref().is_none_or(|d| d.position_biased_input);
+        self.family.spec().positions.has_table(biased)
+    }
+
+    /// The masked-LM head's layout: the family's, or DeBERTa's
+    /// `lm_predictions` when the config's `legacy` is false.
+    pub fn masked_lm_head(&self) -> crate::family::MaskedLmHead {
+        let heads = self.family.spec().heads;
+        match (heads.masked_lm_unless_legacy, &self.disentangled) {
+            (Some(current), Some(d)) if !d.legacy => current,
+            _ => heads.masked_lm,
+        }
     }
 
     /// Size of one attention head.

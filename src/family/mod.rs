@@ -35,7 +35,7 @@ pub use names::{
     layer_weight_rest,
 };
 pub use spec::{
-    AttentionPattern, ConfigAdapter, ConfigValue, EmbeddingProjection, FamilySpec, FeedForward,
+    AttentionPattern, ConfigAdapter, ConfigValue, Disentangled, EmbeddingProjection, FamilySpec, FeedForward,
     FirstTokenClassifier, HeadActivation, HeadWidth, Heads, LayerNames, LayerPath, MaskedLmHead, NormKind,
     NormPlacement, OptionalBias, Pooler, PoolerRule, Positions, PredictionHead, QkvProjection, RotaryPairs,
     SequenceClassifier, TokenTypes,
@@ -60,11 +60,13 @@ pub enum Family {
     ModernBert,
     JinaEmbeddingsV3,
     EuroBert,
+    DebertaV2,
+    Deberta,
 }
 
 impl Family {
     /// Every family, in the order messages list them.
-    pub const ALL: [Family; 13] = [
+    pub const ALL: [Family; 15] = [
         Family::Bert,
         Family::Roberta,
         Family::XlmRoberta,
@@ -78,6 +80,8 @@ impl Family {
         Family::ModernBert,
         Family::JinaEmbeddingsV3,
         Family::EuroBert,
+        Family::DebertaV2,
+        Family::Deberta,
     ];
 
     /// The family's row of the table: everything bertc knows of it outside
@@ -97,6 +101,8 @@ impl Family {
             Family::ModernBert => &table::MODERNBERT,
             Family::JinaEmbeddingsV3 => &table::JINA_EMBEDDINGS_V3,
             Family::EuroBert => &table::EUROBERT,
+            Family::DebertaV2 => &table::DEBERTA_V2,
+            Family::Deberta => &table::DEBERTA,
         }
     }
 
@@ -187,7 +193,7 @@ pub fn position_offset(g: &crate::ir::Graph) -> usize {
         let family = c["model_type"].as_str().and_then(Family::from_model_type);
         return match family.map(|f| f.spec().positions) {
             Some(Positions::FromPadding) => c["pad_token_id"].as_u64().map_or(0, |p| p as usize + 1),
-            Some(Positions::Sequential | Positions::Rotary(_)) | None => 0,
+            Some(Positions::Sequential | Positions::SequentialWhenBiased | Positions::Rotary(_)) | None => 0,
         };
     }
     let counts = g

@@ -68,8 +68,15 @@ pub fn is_embedding_weight(name: &str) -> bool {
                 .iter()
                 .filter(|(bert, _)| bert.starts_with("embeddings."))
                 .map(|&(_, family)| family);
+            // DeBERTa's relative-position table and its norm (shared by
+            // every layer), and v2's ConvLayer (it reads the embeddings).
+            let relative = s
+                .disentangled
+                .iter()
+                .flat_map(|d| [Some(d.table), d.table_norm, d.conv]);
             [s.embedding_projection.linear(), s.bucketed_relative_bias]
                 .into_iter()
+                .chain(relative)
                 .flatten()
                 .chain(renamed)
                 .any(|part| lies_under(name, part))

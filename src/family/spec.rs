@@ -47,6 +47,10 @@ pub struct FamilySpec {
     /// `relative_attention_num_buckets` rows are read through bucketed
     /// distances (builder/mpnet.rs), one bias shared by every layer.
     pub bucketed_relative_bias: Option<&'static str>,
+    /// DeBERTa's disentangled attention (builder/disentangled.rs): each
+    /// layer's scores gain content-to-position and position-to-content
+    /// terms read from one shared table of relative-position embeddings.
+    pub disentangled: Option<Disentangled>,
     pub pooler: Pooler,
     pub heads: Heads,
 }
@@ -146,12 +150,20 @@ pub enum TokenTypes {
     OptionalRow,
     /// No table at all (DistilBERT, MPNet).
     Absent,
+    /// A `token_type_ids` input and its table when `type_vocab_size` > 0,
+    /// neither when it is 0 (DeBERTa: transformers builds the table only
+    /// for a positive size, and every DeBERTa-v3 checkpoint has none).
+    InputWhenSized,
 }
 
 impl TokenTypes {
     /// Whether the model reads a `token_type_ids` input.
-    pub fn is_input(self) -> bool {
-        self == TokenTypes::Input
+    pub fn is_input(self, type_vocab_size: usize) -> bool {
+        match self {
+            TokenTypes::Input => true,
+            TokenTypes::InputWhenSized => type_vocab_size > 0,
+            TokenTypes::ConstantRow | TokenTypes::OptionalRow | TokenTypes::Absent => false,
+        }
     }
 
     /// Whether the embeddings hold a token-type table of
@@ -159,7 +171,7 @@ impl TokenTypes {
     pub fn has_table(self, type_vocab_size: usize) -> bool {
         match self {
             TokenTypes::Input | TokenTypes::ConstantRow => true,
-            TokenTypes::OptionalRow => type_vocab_size > 0,
+            TokenTypes::OptionalRow | TokenTypes::InputWhenSized => type_vocab_size > 0,
             TokenTypes::Absent => false,
         }
     }
@@ -179,13 +191,19 @@ pub enum Positions {
     /// their position, 0..S (RoPE; builder/rotary.rs), with the base θ the
     /// config gives (`rope_parameters.rope_theta`) over the whole head.
     Rotary(RotaryPairs),
+    /// As `Sequential` when the config's `position_biased_input` (default
+    /// true) says so; otherwise no table, and positions enter the attention
+    /// only (DeBERTa-v3's relative positions).
+    SequentialWhenBiased,
 }
 
 impl Positions {
-    /// Whether the embeddings add a position table (all but rotary models).
-    pub fn has_table(self) -> bool {
+    /// Whether the embeddings add a position table (all but rotary models,
+    /// and DeBERTa's unless `position_biased_input`).
+    pub fn has_table(self, position_biased_input: bool) -> bool {
         match self {
             Positions::Sequential | Positions::FromPadding => true,
+            Positions::SequentialWhenBiased => position_biased_input,
             Positions::Rotary(_) => false,
         }
     }
@@ -214,6 +232,11 @@ pub enum QkvProjection {
     /// `num_attention_heads / num_key_value_heads` query heads in turn
     /// (grouped-query attention: EuroBERT's `repeat_kv`).
     SeparateGrouped,
+    /// One bias-free Linear whose rows are per head, [q_h | k_h | v_h] for
+    /// each head h in turn, plus biases of Q and V only
+    /// (`attention.self.q_bias`, `attention.self.v_bias`): DeBERTa v1's
+    /// `in_proj`, named `attention.self.qkv` in BERT's terms.
+    FusedPerHead,
 }
 
 /// The feed-forward block of a layer.
@@ -320,6 +343,10 @@ pub enum EmbeddingProjection {
     WhenResized(&'static str),
     /// Always (ALBERT's `encoder.embedding_hidden_mapping_in`).
     Always(&'static str),
+    /// Only when resized, bias-free, and before the embeddings' norm, which
+    /// then has the hidden width (DeBERTa's `embed_proj`; the config's
+    /// `embedding_size` defaults to the hidden size).
+    BeforeNormWhenResized(&'static str),
 }
 
 impl EmbeddingProjection {
@@ -327,9 +354,34 @@ impl EmbeddingProjection {
     pub fn linear(self) -> Option<&'static str> {
         match self {
             EmbeddingProjection::None => None,
-            EmbeddingProjection::WhenResized(name) | EmbeddingProjection::Always(name) => Some(name),
+            EmbeddingProjection::WhenResized(name)
+            | EmbeddingProjection::Always(name)
+            | EmbeddingProjection::BeforeNormWhenResized(name) => Some(name),
         }
     }
+}
+
+/// DeBERTa's disentangled attention: where its parts live. The math (and
+/// what v1 and v2 share) is builder/disentangled.rs's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Disentangled {
+    /// The relative-position embeddings every layer reads (`encoder.rel_embeddings`).
+    pub table: &'static str,
+    /// The norm over the table when the config's `norm_rel_ebd` has
+    /// `layer_norm` (v2's `encoder.LayerNorm`); `None`: the family has none (v1).
+    pub table_norm: Option<&'static str>,
+    /// The layer's Linears projecting the table for the content-to-position
+    /// term (keys of positions) and the position-to-content term (queries
+    /// of positions), as layer parts in BERT's terms.
+    pub c2p_projection: &'static str,
+    pub p2c_projection: &'static str,
+    /// Whether the config's `position_buckets` and `share_att_key` are read
+    /// (v2: log buckets, and the layer's own query/key projections over the
+    /// table); v1 has neither.
+    pub buckets_and_shared_keys: bool,
+    /// v2's ConvLayer beside the first layer (`encoder.conv`), built when
+    /// the config's `conv_kernel_size` > 0.
+    pub conv: Option<&'static str>,
 }
 
 /// BertPooler (`tanh(dense(hidden[:, 0]))`): which models have it, and its
@@ -380,6 +432,10 @@ impl Pooler {
 pub struct Heads {
     pub sequence_classification: SequenceClassifier,
     pub masked_lm: MaskedLmHead,
+    /// The masked-LM head's layout when the config's `legacy` is false
+    /// (DeBERTa-v2's `lm_predictions.lm_head.*`, what microsoft's MLM
+    /// checkpoints use); `None`: `masked_lm` whatever the config says.
+    pub masked_lm_unless_legacy: Option<MaskedLmHead>,
     /// A layer the family's token classifier, question answering and pooled
     /// sequence classifier run first (ModernBERT's `head`); `None`: they
     /// read the encoder's output.
@@ -471,6 +527,8 @@ pub enum HeadActivation {
     Hidden,
     /// The config's `classifier_activation` (ModernBERT; GELU when absent).
     Classifier,
+    /// The config's `pooler_hidden_act` (DeBERTa's ContextPooler; GELU when absent).
+    Pooler,
 }
 
 /// A head layer's width, as the config gives it.

@@ -29,7 +29,7 @@
 //!    that names stay unique.
 
 use super::spec::{
-    AttentionPattern, ConfigAdapter, ConfigValue, EmbeddingProjection, FamilySpec, FeedForward,
+    AttentionPattern, ConfigAdapter, ConfigValue, Disentangled, EmbeddingProjection, FamilySpec, FeedForward,
     FirstTokenClassifier, HeadActivation, HeadWidth, Heads, LayerNames, LayerPath, MaskedLmHead, NormKind,
     NormPlacement, OptionalBias, Pooler, PoolerRule, Positions, PredictionHead, QkvProjection, RotaryPairs,
     SequenceClassifier, TokenTypes,
@@ -73,6 +73,7 @@ pub(super) const BERT: FamilySpec = FamilySpec {
     sinusoidal_positions: false,
     embedding_projection: EmbeddingProjection::None,
     bucketed_relative_bias: None,
+    disentangled: None,
     pooler: bert_pooler(PoolerRule::WithPoolerHeads),
     heads: Heads {
         sequence_classification: SequenceClassifier::Pooler,
@@ -85,6 +86,7 @@ pub(super) const BERT: FamilySpec = FamilySpec {
             width: HeadWidth::Hidden,
         },
         prediction_head: None,
+        masked_lm_unless_legacy: None,
         prefixes: &["cls."],
     },
 };
@@ -106,6 +108,7 @@ const ROBERTA_HEADS: Heads = Heads {
         width: HeadWidth::Hidden,
     },
     prediction_head: None,
+    masked_lm_unless_legacy: None,
     prefixes: &["lm_head."],
 };
 
@@ -130,6 +133,7 @@ pub(super) const ROBERTA: FamilySpec = FamilySpec {
     sinusoidal_positions: false,
     embedding_projection: EmbeddingProjection::None,
     bucketed_relative_bias: None,
+    disentangled: None,
     pooler: bert_pooler(PoolerRule::BareModelOnly),
     heads: ROBERTA_HEADS,
 };
@@ -204,6 +208,7 @@ pub(super) const DISTILBERT: FamilySpec = FamilySpec {
     sinusoidal_positions: true,
     embedding_projection: EmbeddingProjection::None,
     bucketed_relative_bias: None,
+    disentangled: None,
     pooler: bert_pooler(PoolerRule::Never),
     heads: Heads {
         sequence_classification: SequenceClassifier::FirstToken(FirstTokenClassifier {
@@ -220,6 +225,7 @@ pub(super) const DISTILBERT: FamilySpec = FamilySpec {
             width: HeadWidth::Hidden,
         },
         prediction_head: None,
+        masked_lm_unless_legacy: None,
         prefixes: &[
             "pre_classifier.",
             "vocab_transform.",
@@ -254,6 +260,7 @@ pub(super) const ELECTRA: FamilySpec = FamilySpec {
     sinusoidal_positions: false,
     embedding_projection: EmbeddingProjection::WhenResized("embeddings_project"),
     bucketed_relative_bias: None,
+    disentangled: None,
     pooler: bert_pooler(PoolerRule::Never),
     heads: Heads {
         sequence_classification: SequenceClassifier::FirstToken(FirstTokenClassifier {
@@ -270,6 +277,7 @@ pub(super) const ELECTRA: FamilySpec = FamilySpec {
             width: HeadWidth::Embedding,
         },
         prediction_head: None,
+        masked_lm_unless_legacy: None,
         // ElectraForPreTraining's `discriminator_predictions` (the
         // published discriminators' checkpoints) is built by no head.
         prefixes: &["generator_", "discriminator_predictions."],
@@ -320,6 +328,7 @@ pub(super) const ALBERT: FamilySpec = FamilySpec {
     sinusoidal_positions: false,
     embedding_projection: EmbeddingProjection::Always("encoder.embedding_hidden_mapping_in"),
     bucketed_relative_bias: None,
+    disentangled: None,
     pooler: Pooler {
         when: PoolerRule::WithPoolerHeads,
         linear: "pooler",
@@ -335,6 +344,7 @@ pub(super) const ALBERT: FamilySpec = FamilySpec {
             width: HeadWidth::Embedding,
         },
         prediction_head: None,
+        masked_lm_unless_legacy: None,
         prefixes: &["predictions."],
     },
 };
@@ -374,6 +384,7 @@ pub(super) const MPNET: FamilySpec = FamilySpec {
     sinusoidal_positions: false,
     embedding_projection: EmbeddingProjection::None,
     bucketed_relative_bias: Some("encoder.relative_attention_bias"),
+    disentangled: None,
     pooler: bert_pooler(PoolerRule::BareModelOnly),
     heads: ROBERTA_HEADS,
 };
@@ -467,6 +478,7 @@ pub(super) const NOMIC_BERT: FamilySpec = FamilySpec {
     sinusoidal_positions: false,
     embedding_projection: EmbeddingProjection::None,
     bucketed_relative_bias: None,
+    disentangled: None,
     pooler: bert_pooler(PoolerRule::ClassifierOnly),
     heads: Heads {
         sequence_classification: SequenceClassifier::Pooler,
@@ -480,6 +492,7 @@ pub(super) const NOMIC_BERT: FamilySpec = FamilySpec {
             width: HeadWidth::Hidden,
         },
         prediction_head: None,
+        masked_lm_unless_legacy: None,
         prefixes: &["cls."],
     },
 };
@@ -574,6 +587,7 @@ pub(super) const MODERNBERT: FamilySpec = FamilySpec {
     sinusoidal_positions: false,
     embedding_projection: EmbeddingProjection::None,
     bucketed_relative_bias: None,
+    disentangled: None,
     pooler: bert_pooler(PoolerRule::Never),
     heads: Heads {
         sequence_classification: SequenceClassifier::PooledPredictionHead,
@@ -591,6 +605,7 @@ pub(super) const MODERNBERT: FamilySpec = FamilySpec {
             norm: "head.norm",
             qa_outputs: "classifier",
         }),
+        masked_lm_unless_legacy: None,
         prefixes: &["head.", "decoder."],
     },
 };
@@ -640,6 +655,7 @@ pub(super) const GTE: FamilySpec = FamilySpec {
             width: HeadWidth::Hidden,
         },
         prediction_head: None,
+        masked_lm_unless_legacy: None,
         prefixes: &["lm_head."],
     },
     // NomicBERT's: the fused QKV, half-split rotary positions (no table),
@@ -705,6 +721,7 @@ pub(super) const JINA_EMBEDDINGS_V3: FamilySpec = FamilySpec {
     sinusoidal_positions: false,
     embedding_projection: EmbeddingProjection::None,
     bucketed_relative_bias: None,
+    disentangled: None,
     pooler: bert_pooler(PoolerRule::BareModelOnly),
     heads: ROBERTA_HEADS,
 };
@@ -790,6 +807,7 @@ pub(super) const EUROBERT: FamilySpec = FamilySpec {
     sinusoidal_positions: false,
     embedding_projection: EmbeddingProjection::None,
     bucketed_relative_bias: None,
+    disentangled: None,
     pooler: bert_pooler(PoolerRule::Never),
     heads: Heads {
         sequence_classification: SequenceClassifier::ConfigPooled(FirstTokenClassifier {
@@ -806,8 +824,134 @@ pub(super) const EUROBERT: FamilySpec = FamilySpec {
             width: HeadWidth::Hidden,
         },
         prediction_head: None,
+        masked_lm_unless_legacy: None,
         prefixes: &["dense.", "lm_head."],
     },
+};
+
+/// DeBERTa's masked-LM head in transformers' current layout
+/// (`legacy: false`, microsoft's MLM checkpoints): `lm_predictions.lm_head`,
+/// the decoder tied to the word embeddings.
+const DEBERTA_LM_HEAD: MaskedLmHead = MaskedLmHead {
+    transform: "lm_predictions.lm_head.dense",
+    activation: HeadActivation::Hidden,
+    layer_norm: "lm_predictions.lm_head.LayerNorm",
+    decoder: "lm_predictions.lm_head.decoder.weight",
+    bias: "lm_predictions.lm_head.bias",
+    width: HeadWidth::Hidden,
+};
+
+/// DeBERTa's heads: the ContextPooler (dense + `pooler_hidden_act` on the
+/// first token, under the classifier's own `pooler.`) before the
+/// classifier; the masked-LM head in BERT's `cls.predictions` layout when
+/// the config's `legacy` is true (its default), else `lm_predictions`.
+const DEBERTA_HEADS: Heads = Heads {
+    sequence_classification: SequenceClassifier::FirstToken(FirstTokenClassifier {
+        dense: "pooler.dense",
+        activation: HeadActivation::Pooler,
+        out: "classifier",
+    }),
+    masked_lm: MaskedLmHead {
+        transform: "cls.predictions.transform.dense",
+        activation: HeadActivation::Hidden,
+        layer_norm: "cls.predictions.transform.LayerNorm",
+        decoder: "cls.predictions.decoder.weight",
+        bias: "cls.predictions.bias",
+        width: HeadWidth::Embedding,
+    },
+    prediction_head: None,
+    masked_lm_unless_legacy: Some(DEBERTA_LM_HEAD),
+    prefixes: &["cls.", "lm_predictions."],
+};
+
+/// DeBERTa v2 and v3 (transformers' `deberta-v2`): BERT's post-norm layers
+/// with disentangled attention over log-bucketed relative positions
+/// (builder/disentangled.rs), absolute positions only when
+/// `position_biased_input`, token types only when `type_vocab_size` > 0,
+/// `embed_proj` before the embeddings' norm when `embedding_size` differs,
+/// v2's ConvLayer beside layer 0, no BertPooler.
+pub(super) const DEBERTA_V2: FamilySpec = FamilySpec {
+    model_type: "deberta-v2",
+    class_stem: "DebertaV2",
+    prefix: "deberta",
+    config: ConfigAdapter {
+        // DebertaV2Config's defaults where they are not BertConfig's.
+        defaults: &[
+            ("type_vocab_size", Int(0)),
+            ("layer_norm_eps", Float(1e-7)),
+            ("vocab_size", Int(128100)),
+            ("hidden_size", Int(1536)),
+            ("num_hidden_layers", Int(24)),
+            ("num_attention_heads", Int(24)),
+            ("intermediate_size", Int(6144)),
+        ],
+        ..ConfigAdapter::NONE
+    },
+    renames: &[],
+    layers: LayerNames {
+        path: LayerPath::Indexed("encoder.layer"),
+        renames: &[
+            ("attention.self.query", "attention.self.query_proj"),
+            ("attention.self.key", "attention.self.key_proj"),
+            ("attention.self.value", "attention.self.value_proj"),
+        ],
+        unbiased: &[],
+    },
+    qkv: QkvProjection::Separate,
+    feed_forward: FeedForward::Plain,
+    norms: NormPlacement::Post,
+    attention: AttentionPattern::Full,
+    optional_biases: &[],
+    token_types: TokenTypes::InputWhenSized,
+    positions: Positions::SequentialWhenBiased,
+    sinusoidal_positions: false,
+    embedding_projection: EmbeddingProjection::BeforeNormWhenResized("embeddings.embed_proj"),
+    bucketed_relative_bias: None,
+    disentangled: Some(Disentangled {
+        table: "encoder.rel_embeddings",
+        table_norm: Some("encoder.LayerNorm"),
+        c2p_projection: "attention.self.pos_key_proj",
+        p2c_projection: "attention.self.pos_query_proj",
+        buckets_and_shared_keys: true,
+        conv: Some("encoder.conv"),
+    }),
+    pooler: bert_pooler(PoolerRule::Never),
+    heads: DEBERTA_HEADS,
+};
+
+/// DeBERTa v1 (transformers' `deberta`): v2 without buckets, shared keys,
+/// a norm over the table or the ConvLayer, and with one bias-free
+/// `in_proj` whose rows are per head [q_h | k_h | v_h] plus `q_bias` and
+/// `v_bias`; its position projections are `pos_proj` (bias-free) and
+/// `pos_q_proj`.
+pub(super) const DEBERTA: FamilySpec = FamilySpec {
+    model_type: "deberta",
+    class_stem: "Deberta",
+    config: ConfigAdapter {
+        // DebertaConfig's defaults where they are not BertConfig's.
+        defaults: &[
+            ("type_vocab_size", Int(0)),
+            ("layer_norm_eps", Float(1e-7)),
+            ("vocab_size", Int(50265)),
+        ],
+        ..ConfigAdapter::NONE
+    },
+    layers: LayerNames {
+        path: LayerPath::Indexed("encoder.layer"),
+        renames: &[("attention.self.qkv", "attention.self.in_proj")],
+        unbiased: &["attention.self.qkv", "attention.self.pos_proj"],
+    },
+    qkv: QkvProjection::FusedPerHead,
+    disentangled: Some(Disentangled {
+        table: "encoder.rel_embeddings",
+        table_norm: None,
+        c2p_projection: "attention.self.pos_proj",
+        p2c_projection: "attention.self.pos_q_proj",
+        buckets_and_shared_keys: false,
+        conv: None,
+    }),
+    // v2's: the prefix, token types, positions, embed_proj, heads.
+    ..DEBERTA_V2
 };
 
 #[cfg(test)]
