@@ -353,8 +353,8 @@ fn run_error(model: &Path, args: &[&str]) -> String {
 
 /// tests/fixtures/pipelines/seq-cls (a BERT classifier) in a temp folder
 /// with an NLI label set and `problem_type: multi_label_classification`.
-/// Why: until DeBERTa's graph is on main, the DeBERTa NLI golden cannot run,
-/// so zero-shot runs end to end on this BERT instead. The multi-label
+/// Why: zero-shot.json checks the answers; this checks them against the
+/// model's own logits, which a golden cannot show. The multi-label
 /// problem type makes text-classification print a sigmoid per label, from
 /// which each pair's logits come back exactly; zero-shot reads the logits
 /// and never the problem type. (Its word embeddings are pruned to the
@@ -545,4 +545,106 @@ fn damaged_spm_models_load_or_fail_without_panicking() {
     }
     eprintln!("damaged spm.model: {loaded} loaded, {refused} refused");
     assert!(refused > 0);
+}
+
+/// text-classification with `top_k=None` on DeBERTa-v3 (an NLI label set):
+/// the pipeline's labels in order and scores, for texts and the pair, from
+/// the folder as saved and from the folder with only spm.model.
+#[test]
+fn deberta_text_classification_matches_the_pipeline_for_texts_and_pairs() {
+    let g = golden("deberta-v3-seq-cls");
+    let bare = copy_without("deberta-v3-seq-cls", &["tokenizer.json"]);
+    let (texts, pairs) = deberta_inputs(&g);
+    for (what, model) in [
+        ("tokenizer.json", folder("deberta-v3-seq-cls")),
+        ("spm.model", bare.path().to_path_buf()),
+    ] {
+        let doc = run_json(&model, &texts);
+        assert_eq!(doc["task"], "text-classification");
+        let d = assert_json_close(&doc["outputs"], &g["outputs"], ATOL, what);
+        eprintln!("deberta-v3-seq-cls ({what}): max |score diff| {d:e}");
+        let mut args = vec![];
+        for (a, _) in &pairs {
+            args.push(a.clone());
+        }
+        for (_, b) in &pairs {
+            args.extend(["--pair".to_string(), b.clone()]);
+        }
+        let doc = run_json(&model, &args);
+        let d = assert_json_close(&doc["outputs"], &g["pair_outputs"], ATOL, what);
+        eprintln!("deberta-v3-seq-cls pairs ({what}): max |score diff| {d:e}");
+    }
+}
+
+/// zero-shot.json: 5 texts × 2 templates × multi_label false/true, labels
+/// in order, scores within 1e-5.
+#[test]
+fn deberta_zero_shot_matches_the_pipeline() {
+    let dir = folder("deberta-v3-seq-cls");
+    let z = read_json(&dir.join("zero-shot.json"));
+    let labels = strings(&z["candidate_labels"]).join(",");
+    let cases = z["cases"].as_array().unwrap();
+    let mut checked = 0;
+    for template in ["This example is {}.", "The topic is {}."] {
+        for multi in [false, true] {
+            let mine: Vec<&Value> = cases
+                .iter()
+                .filter(|c| c["hypothesis_template"] == template && c["multi_label"] == multi)
+                .collect();
+            let mut args: Vec<String> = mine
+                .iter()
+                .map(|c| c["text"].as_str().unwrap().to_string())
+                .collect();
+            args.extend([
+                "--candidate-labels".into(),
+                labels.clone(),
+                "--hypothesis-template".into(),
+                template.into(),
+            ]);
+            if multi {
+                args.push("--multi-label".into());
+            }
+            let doc = run_json(&dir, &args);
+            assert_eq!(doc["task"], "zero-shot-classification");
+            for (answer, case) in doc["outputs"].as_array().unwrap().iter().zip(&mine) {
+                let what = format!("{:?} {template:?} multi {multi}", case["text"]);
+                assert_eq!(answer["sequence"], case["text"], "{what}");
+                assert_eq!(answer["labels"], case["labels"], "{what}");
+                let d = assert_json_close(&answer["scores"], &case["scores"], ATOL, &what);
+                eprintln!("{what}: max |score diff| {d:e}");
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, cases.len());
+}
+
+/// The spm.model-only folder compiled to an export folder carries its
+/// spm.model (the tokenizer files run reads) and answers as the pipeline;
+/// so does the bare .onnx with `--tokenizer spm.model`.
+#[test]
+fn deberta_export_folder_and_onnx_with_spm_model_answer_as_the_pipeline() {
+    let g = golden("deberta-v3-seq-cls");
+    let bare = copy_without("deberta-v3-seq-cls", &["tokenizer.json"]);
+    let out_dir = tempfile::tempdir().unwrap();
+    let export = out_dir.path().join("export/");
+    let out = bertc_run(&[&"compile", &bare.path(), &"-o", &export]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(export.join("spm.model").is_file());
+    assert!(!export.join("tokenizer.json").exists());
+    let texts = strings(&g["texts"]);
+    let doc = run_json(&export, &texts);
+    assert_json_close(&doc["outputs"], &g["outputs"], ATOL, "export folder");
+    let mut args = texts.clone();
+    args.extend([
+        "--tokenizer".into(),
+        bare.path().join("spm.model").display().to_string(),
+    ]);
+    let doc = run_json(&export.join("model.onnx"), &args);
+    assert_json_close(
+        &doc["outputs"],
+        &g["outputs"],
+        ATOL,
+        "model.onnx --tokenizer spm.model",
+    );
 }
