@@ -33,13 +33,9 @@ use crate::source::ModelSource;
 
 pub const MODEL_FILE: &str = "model.onnx";
 pub const CONFIG_FILE: &str = "config.json";
-/// The tokenizer files Optimum's export copies, whichever exist.
-pub const TOKENIZER_FILES: [&str; 4] = [
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "vocab.txt",
-];
+/// The tokenizer files an export copies, whichever exist (Optimum's, plus
+/// DeBERTa's spm.model and added_tokens.json): the ones `run` reads.
+pub use crate::tokenize::TOKENIZER_FILES;
 
 /// What was written.
 #[derive(Debug, Clone)]

@@ -5,10 +5,15 @@
 //! read by the `tokenizers` crate itself, so normalisation, WordPiece and
 //! offsets are the very code transformers runs) or only `vocab.txt` with
 //! `tokenizer_config.json`, from which the same BERT pipeline is assembled
-//! (BertNormalizer → BertPreTokenizer → WordPiece → [CLS] A [SEP] B [SEP]).
+//! (BertNormalizer → BertPreTokenizer → WordPiece → [CLS] A [SEP] B [SEP]),
+//! or DeBERTa's `spm.model`, assembled as transformers 5 does
+//! ([`sentencepiece`]).
 //! Truncation and padding are set here, per call, whatever the file says:
 //! hub files often carry a fixed padding (`Fixed: 128`) that pipelines
 //! override.
+
+mod sentencepiece;
+mod spm_proto;
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +28,8 @@ use tokenizers::{
 };
 
 use crate::runtime::{HostTensor, NamedTensors};
+
+pub use sentencepiece::MAX_PIECES;
 
 /// The largest tokenizer file read (the biggest hub tokenizer.json files
 /// are tens of MB): checked before reading.
@@ -50,10 +57,19 @@ pub enum TokenizeError {
         token: String,
     },
     #[error(
-        "{}: no tokenizer: expected tokenizer.json, or vocab.txt (with tokenizer_config.json) in this folder",
+        "{}: no tokenizer: expected tokenizer.json, spm.model or vocab.txt (with tokenizer_config.json) in this folder",
         .0.display()
     )]
     NotFound(PathBuf),
+    #[error("{}: {count} pieces, more than a SentencePiece model may have ({MAX_PIECES})", .path.display())]
+    TooManyPieces { path: PathBuf, count: usize },
+    #[error("{}: piece {index} ({piece:?}): {message}", .path.display())]
+    Piece {
+        path: PathBuf,
+        index: usize,
+        piece: String,
+        message: String,
+    },
     #[error("tokenizing failed: {0}")]
     Encode(String),
     #[error("the tokenizer's maximum length must be at least {least} (its special tokens), got {got}")]
@@ -93,6 +109,9 @@ pub enum TextInput<'a> {
 pub enum Truncate {
     /// Drop tokens from the longer sequence first (transformers' `truncation=True`).
     LongestFirst,
+    /// Cut only the first sequence (zero-shot classification's premise);
+    /// an error when it is too short to make room.
+    OnlyFirst,
     /// Cut only the second sequence (the context of a QA pair), keeping
     /// `stride` tokens of overlap between the overflowing windows.
     OnlySecond { max_length: usize, stride: usize },
@@ -108,12 +127,17 @@ pub struct Batch {
 }
 
 /// The file names a folder's tokenizer may come from.
-pub const TOKENIZER_FILES: [&str; 4] = [
+pub const TOKENIZER_FILES: [&str; 6] = [
     "tokenizer.json",
     "tokenizer_config.json",
     "special_tokens_map.json",
     "vocab.txt",
+    SPM_MODEL_FILE,
+    "added_tokens.json",
 ];
+
+/// DeBERTa-v2/v3's SentencePiece model.
+pub const SPM_MODEL_FILE: &str = "spm.model";
 
 fn read_bounded(path: &Path) -> Result<Vec<u8>, TokenizeError> {
     let io = |error| TokenizeError::Io {
@@ -159,10 +183,11 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
 }
 
 /// The settings of tokenizer_config.json (and special_tokens_map.json)
-/// that shape a BERT tokenizer, with transformers' BertTokenizer defaults.
+/// that shape a BERT or DeBERTa tokenizer, with transformers' defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenizerConfig {
-    pub do_lower_case: bool,
+    /// `None`: the tokenizer's own default (BERT lowercases, DeBERTa not).
+    pub do_lower_case: Option<bool>,
     /// `None`: follow `do_lower_case`, as BertNormalizer does.
     pub strip_accents: Option<bool>,
     pub tokenize_chinese_chars: bool,
@@ -171,6 +196,15 @@ pub struct TokenizerConfig {
     pub sep_token: String,
     pub pad_token: String,
     pub mask_token: String,
+    pub bos_token: Option<String>,
+    pub eos_token: Option<String>,
+    /// `additional_special_tokens` (transformers 4) and
+    /// `extra_special_tokens` (5), in file order.
+    pub extra_special_tokens: Vec<String>,
+    /// DeBERTa: punctuation split off before SentencePiece.
+    pub split_by_punct: bool,
+    /// DeBERTa: `▁` before every word (`None`: yes) or the first only.
+    pub add_prefix_space: Option<bool>,
     /// `model_max_length`, when it is a real limit (transformers writes
     /// 1e30 for "none").
     pub model_max_length: Option<usize>,
@@ -179,7 +213,7 @@ pub struct TokenizerConfig {
 impl Default for TokenizerConfig {
     fn default() -> Self {
         TokenizerConfig {
-            do_lower_case: true,
+            do_lower_case: None,
             strip_accents: None,
             tokenize_chinese_chars: true,
             unk_token: "[UNK]".into(),
@@ -187,6 +221,11 @@ impl Default for TokenizerConfig {
             sep_token: "[SEP]".into(),
             pad_token: "[PAD]".into(),
             mask_token: "[MASK]".into(),
+            bos_token: None,
+            eos_token: None,
+            extra_special_tokens: vec![],
+            split_by_punct: false,
+            add_prefix_space: None,
             model_max_length: None,
         }
     }
@@ -225,7 +264,13 @@ impl TokenizerConfig {
             }
         };
         if let Some(b) = flag("do_lower_case")? {
-            self.do_lower_case = b;
+            self.do_lower_case = Some(b);
+        }
+        if let Some(b) = flag("split_by_punct")? {
+            self.split_by_punct = b;
+        }
+        if let Some(b) = flag("add_prefix_space")? {
+            self.add_prefix_space = Some(b);
         }
         if map.contains_key("strip_accents") {
             self.strip_accents = flag("strip_accents")?;
@@ -233,6 +278,20 @@ impl TokenizerConfig {
         if let Some(b) = flag("tokenize_chinese_chars")? {
             self.tokenize_chinese_chars = b;
         }
+        // A token is a string, or (special_tokens_map.json) an AddedToken
+        // object with its `content`.
+        let text = |field: &'static str, v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => Ok(s.clone()),
+            serde_json::Value::Object(o) => match o.get("content") {
+                Some(serde_json::Value::String(s)) => Ok(s.clone()),
+                _ => Err(bad(field, v, "a string or an object with a string `content`")),
+            },
+            _ => Err(bad(field, v, "a string")),
+        };
+        let given = |field: &'static str| match map.get(field) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => text(field, v).map(Some),
+        };
         let tokens: [(&'static str, &mut String); 5] = [
             ("unk_token", &mut self.unk_token),
             ("cls_token", &mut self.cls_token),
@@ -241,21 +300,25 @@ impl TokenizerConfig {
             ("mask_token", &mut self.mask_token),
         ];
         for (field, slot) in tokens {
-            match map.get(field) {
-                None | Some(serde_json::Value::Null) => {}
-                Some(serde_json::Value::String(s)) => *slot = s.clone(),
-                // special_tokens_map.json may spell a token as an AddedToken object.
-                Some(serde_json::Value::Object(o)) => match o.get("content") {
-                    Some(serde_json::Value::String(s)) => *slot = s.clone(),
-                    _ => {
-                        return Err(bad(
-                            field,
-                            &map[field],
-                            "a string or an object with a string `content`",
-                        ))
-                    }
-                },
-                Some(v) => return Err(bad(field, v, "a string")),
+            if let Some(t) = given(field)? {
+                *slot = t;
+            }
+        }
+        self.bos_token = given("bos_token")?.or(self.bos_token.take());
+        self.eos_token = given("eos_token")?.or(self.eos_token.take());
+        for field in ["additional_special_tokens", "extra_special_tokens"] {
+            // A list; transformers 5 may also name them (an object).
+            let listed: Vec<&serde_json::Value> = match map.get(field) {
+                None | Some(serde_json::Value::Null) => continue,
+                Some(serde_json::Value::Array(a)) => a.iter().collect(),
+                Some(serde_json::Value::Object(o)) => o.values().collect(),
+                Some(v) => return Err(bad(field, v, "a list of tokens")),
+            };
+            for v in listed {
+                let t = text(field, v)?;
+                if !self.extra_special_tokens.contains(&t) {
+                    self.extra_special_tokens.push(t);
+                }
             }
         }
         match map.get("model_max_length") {
@@ -270,14 +333,43 @@ impl TokenizerConfig {
     }
 }
 
+impl TokenizerConfig {
+    /// Every special token, each once, in transformers' order (bos, eos,
+    /// unk, sep, pad, cls, mask, then the extra ones): the order tokens
+    /// missing from a vocabulary get their new ids in.
+    pub fn special_tokens(&self) -> Vec<String> {
+        let named = [
+            self.bos_token.as_ref(),
+            self.eos_token.as_ref(),
+            Some(&self.unk_token),
+            Some(&self.sep_token),
+            Some(&self.pad_token),
+            Some(&self.cls_token),
+            Some(&self.mask_token),
+        ];
+        let mut out: Vec<String> = vec![];
+        for t in named.into_iter().flatten().chain(&self.extra_special_tokens) {
+            if !out.contains(t) {
+                out.push(t.clone());
+            }
+        }
+        out
+    }
+}
+
 impl TextTokenizer {
-    /// The tokenizer of a model folder: `tokenizer.json` when there is one,
-    /// else `vocab.txt` with the folder's tokenizer_config.json.
+    /// The tokenizer of a model folder: `tokenizer.json` when there is one
+    /// (transformers loads it first), else `spm.model`, else `vocab.txt`,
+    /// each with the folder's tokenizer_config.json.
     pub fn from_folder(folder: &Path, max_length: usize) -> Result<TextTokenizer, TokenizeError> {
         let config = TokenizerConfig::from_folder(folder)?;
         let json = folder.join("tokenizer.json");
         if json.exists() {
             return TextTokenizer::from_tokenizer_json(&json, &config, max_length);
+        }
+        let spm = folder.join(SPM_MODEL_FILE);
+        if spm.exists() {
+            return TextTokenizer::from_spm(&spm, &config, max_length);
         }
         let vocab = folder.join("vocab.txt");
         if vocab.exists() {
@@ -300,6 +392,17 @@ impl TextTokenizer {
                 None => e.to_string(),
             },
         })?;
+        TextTokenizer::new(inner, path, config, max_length)
+    }
+
+    /// DeBERTa-v2/v3's SentencePiece `spm.model` with the settings of
+    /// `config`, as transformers 5 reads it ([`sentencepiece`]).
+    pub fn from_spm(
+        path: &Path,
+        config: &TokenizerConfig,
+        max_length: usize,
+    ) -> Result<TextTokenizer, TokenizeError> {
+        let inner = sentencepiece::deberta_v2(path, config)?;
         TextTokenizer::new(inner, path, config, max_length)
     }
 
@@ -343,7 +446,7 @@ impl TextTokenizer {
                 true,
                 config.tokenize_chinese_chars,
                 config.strip_accents,
-                config.do_lower_case,
+                config.do_lower_case.unwrap_or(true),
             )))
             .map_err(|e| malformed(e.to_string()))?;
         inner.with_pre_tokenizer(Some(BertPreTokenizer));
@@ -446,6 +549,7 @@ impl TextTokenizer {
     ) -> Result<Vec<Encoding>, TokenizeError> {
         let (strategy, max_length, stride) = match truncate {
             Truncate::LongestFirst => (TruncationStrategy::LongestFirst, self.max_length, 0),
+            Truncate::OnlyFirst => (TruncationStrategy::OnlyFirst, self.max_length, 0),
             Truncate::OnlySecond { max_length, stride } => (
                 TruncationStrategy::OnlySecond,
                 max_length.min(self.max_length),

@@ -10,11 +10,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bertc::runtime::{read_safetensors, HostData};
 use bertc::tokenize::{TextInput, TextTokenizer, TokenizeError, Truncate};
-use common::{assert_json_close, bertc_run, minilm_dir, stderr_of};
+use common::{assert_json_close, bertc_run, minilm_dir, run_json, stderr_of, strings};
 use serde_json::Value;
 
 /// Scores and embeddings: the README of the goldens says 1e-5 is reachable.
@@ -27,31 +27,6 @@ fn pipelines() -> PathBuf {
 fn golden(folder: &str) -> Value {
     let path = pipelines().join(folder).join("pipeline-golden.json");
     serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_str().unwrap().to_string())
-        .collect()
-}
-
-/// `bertc run MODEL ARGS… --json --threads 1`, parsed.
-fn run_json(model: &Path, args: &[String]) -> Value {
-    let mut all: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"run", &model];
-    for a in args {
-        all.push(a);
-    }
-    all.extend([&"--json" as &dyn AsRef<std::ffi::OsStr>, &"--threads", &"1"]);
-    let out = bertc_run(&all);
-    assert!(
-        out.status.success(),
-        "bertc run {} failed: {}",
-        model.display(),
-        stderr_of(&out)
-    );
-    serde_json::from_slice(&out.stdout).expect("--json prints one JSON document")
 }
 
 fn check_outputs(doc: &Value, task: &str, expected: &Value, what: &str) {

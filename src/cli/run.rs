@@ -11,7 +11,7 @@ use bertc::run::batch::{DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_TOKENS};
 use bertc::run::embed::{Similarity, SimilarityDocument, MAX_SIMILARITY_INPUTS};
 use bertc::run::form::FormChoice;
 use bertc::run::lines::{LineWindows, WINDOW_BYTES, WINDOW_LINES};
-use bertc::run::{load, BatchLimits, Outputs, RunOptions, Task};
+use bertc::run::{load, BatchLimits, Outputs, RunOptions, Task, ZeroShotOptions};
 use bertc::tokenize::TextInput;
 
 #[derive(clap::Args)]
@@ -33,7 +33,19 @@ pub struct RunArgs {
     /// Question-answering: the context (one for every question, or one per question).
     #[arg(long, requires = "question")]
     context: Vec<String>,
-    /// tokenizer.json, vocab.txt or their folder (required for an .onnx file).
+    /// Zero-shot classification with an NLI model, as transformers' zero-shot-classification
+    /// pipeline: the candidate labels, comma-separated (each text is scored against every one).
+    #[arg(long, value_name = "A,B,C", conflicts_with_all = ["pair", "question"])]
+    candidate_labels: Option<String>,
+    /// Zero-shot: the hypothesis a label is put into, `{}` where it goes [default: "This example
+    /// is {}."].
+    #[arg(long, value_name = "TEMPLATE", requires = "candidate_labels")]
+    hypothesis_template: Option<String>,
+    /// Zero-shot: score each label on its own (entailment against contradiction) instead of one
+    /// softmax across the labels.
+    #[arg(long, requires = "candidate_labels")]
+    multi_label: bool,
+    /// tokenizer.json, spm.model, vocab.txt or their folder (required for an .onnx file).
     #[arg(long)]
     tokenizer: Option<PathBuf>,
     /// fill-mask: how many tokens per mask.
@@ -118,8 +130,22 @@ pub fn run(args: RunArgs, session: &bertc::Session) -> anyhow::Result<ExitCode> 
             precision: args.precision.map(|p| p.name().to_string()),
         },
     };
+    // Checked before the model loads: a typo costs no compile.
+    let zero_shot = match &args.candidate_labels {
+        Some(labels) => Some(ZeroShotOptions::from_flags(
+            labels,
+            args.hypothesis_template.as_deref(),
+            args.multi_label,
+        )?),
+        None => None,
+    };
     let mut model =
         load(session, &args.model, &opts).with_context(|| format!("cannot run {}", args.model.display()))?;
+    if let Some(options) = &zero_shot {
+        model
+            .zero_shot(options)
+            .with_context(|| format!("cannot run {}", args.model.display()))?;
+    }
     // On stderr, whatever the output format: stdout stays the answers.
     if let Some(note) = model.file.as_ref().and_then(|f| f.note(args.runtime)) {
         eprintln!("{note}");
@@ -320,10 +346,14 @@ fn print_human(
     match outputs {
         Outputs::Classes(all) => {
             for (input, labels) in inputs.iter().zip(all) {
-                writeln!(out, "{}", shown(input))?;
-                for l in labels {
-                    writeln!(out, "  {:<24} {:.6}", l.label, l.score)?;
-                }
+                let scores = labels.iter().map(|l| (l.label.as_str(), l.score));
+                print_scores(out, input, scores)?;
+            }
+        }
+        Outputs::ZeroShot(all) => {
+            for (input, a) in inputs.iter().zip(all) {
+                let scores = a.labels.iter().map(String::as_str).zip(a.scores.iter().copied());
+                print_scores(out, input, scores)?;
             }
         }
         Outputs::Entities(all) => {
@@ -377,6 +407,19 @@ fn print_human(
                 )?;
             }
         }
+    }
+    Ok(())
+}
+
+/// An input and its labels with their scores, one a line.
+fn print_scores<'a>(
+    out: &mut impl Write,
+    input: &TextInput,
+    scores: impl Iterator<Item = (&'a str, f64)>,
+) -> std::io::Result<()> {
+    writeln!(out, "{}", shown(input))?;
+    for (label, score) in scores {
+        writeln!(out, "  {label:<24} {score:.6}")?;
     }
     Ok(())
 }

@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use super::{softmax, LoadedModel, Progress, RunError};
+use super::{single_texts, softmax, LoadedModel, Progress, RunError};
 use crate::tokenize::TextInput;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -39,15 +39,7 @@ impl LoadedModel {
         inputs: &[TextInput],
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<Vec<EntityGroup>>, RunError> {
-        let texts = inputs
-            .iter()
-            .map(|i| match *i {
-                TextInput::Single(t) => Ok(t),
-                TextInput::Pair(..) => Err(RunError::Input(
-                    "token classification takes single texts, not pairs".into(),
-                )),
-            })
-            .collect::<Result<Vec<&str>, _>>()?;
+        let texts = single_texts(inputs, "token classification takes single texts, not pairs")?;
         self.run_inputs(inputs, progress, |model, row, enc, outputs| {
             let (logits, labels) = outputs.per_token("logits", enc.len())?;
             let chars: Vec<char> = texts[row].chars().collect();

@@ -7,7 +7,8 @@
 //! within float rounding: [`classify`] (text-classification), [`entities`]
 //! (token-classification, `aggregation_strategy="simple"`), [`answer`]
 //! (question-answering), [`fill_mask`], [`embed`] (sentence-transformers'
-//! `encode`). [`model`] finds the model, its tokenizer and its task.
+//! `encode`), [`zero_shot`] (zero-shot-classification with an NLI model).
+//! [`model`] finds the model, its tokenizer and its task.
 
 pub mod answer;
 pub mod batch;
@@ -18,7 +19,9 @@ pub mod fill_mask;
 pub mod form;
 pub mod lines;
 pub mod model;
+pub mod pipeline_config;
 mod rows;
+pub mod zero_shot;
 
 use std::path::PathBuf;
 
@@ -34,6 +37,7 @@ pub use entities::EntityGroup;
 pub use fill_mask::Fill;
 pub use model::{load, LoadedModel, RunOptions};
 pub use rows::{Progress, RowOutputs};
+pub use zero_shot::{ZeroShotAnswer, ZeroShotError, ZeroShotOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -44,6 +48,8 @@ pub enum RunError {
     /// Choosing the file of an export folder.
     #[error(transparent)]
     Form(#[from] form::FormError),
+    #[error(transparent)]
+    ZeroShot(#[from] ZeroShotError),
     #[error("{}: cannot read: {error}", .path.display())]
     Io { path: PathBuf, error: std::io::Error },
     #[error("{}: field `{field}`: {message}", .path.display())]
@@ -53,7 +59,7 @@ pub enum RunError {
         message: String,
     },
     #[error(
-        "{}: an ONNX file has no tokenizer of its own: give --tokenizer (tokenizer.json, vocab.txt or their folder)",
+        "{}: an ONNX file has no tokenizer of its own: give --tokenizer (tokenizer.json, spm.model, vocab.txt or their folder)",
         .0.display()
     )]
     NoTokenizer(PathBuf),
@@ -119,6 +125,8 @@ pub enum Task {
     TokenClassification,
     QuestionAnswering,
     FillMask,
+    /// A text-classification (NLI) model asked with candidate labels.
+    ZeroShotClassification,
 }
 
 impl Task {
@@ -130,6 +138,7 @@ impl Task {
             Task::TokenClassification => "token-classification",
             Task::QuestionAnswering => "question-answering",
             Task::FillMask => "fill-mask",
+            Task::ZeroShotClassification => "zero-shot-classification",
         }
     }
 
@@ -153,6 +162,7 @@ pub enum Outputs {
     /// Per input: one list of fills per `[MASK]`.
     Fills(Vec<Vec<Vec<Fill>>>),
     Embeddings(Vec<Vec<f32>>),
+    ZeroShot(Vec<ZeroShotAnswer>),
 }
 
 impl Outputs {
@@ -164,6 +174,7 @@ impl Outputs {
             Outputs::Answers(v) => v.len(),
             Outputs::Fills(v) => v.len(),
             Outputs::Embeddings(v) => v.len(),
+            Outputs::ZeroShot(v) => v.len(),
         }
     }
 
@@ -180,6 +191,7 @@ impl Outputs {
             (Outputs::Answers(a), Outputs::Answers(b)) => a.extend(b),
             (Outputs::Fills(a), Outputs::Fills(b)) => a.extend(b),
             (Outputs::Embeddings(a), Outputs::Embeddings(b)) => a.extend(b),
+            (Outputs::ZeroShot(a), Outputs::ZeroShot(b)) => a.extend(b),
             _ => {}
         }
     }
@@ -233,6 +245,7 @@ impl Outputs {
                 many => json!(many),
             }),
             Outputs::Embeddings(v) => v.get(i).map(|x| json!(x)),
+            Outputs::ZeroShot(v) => v.get(i).map(|x| json!(x)),
         }
     }
 }
@@ -255,6 +268,7 @@ impl LoadedModel {
             Task::TextClassification => Outputs::Classes(self.classify(inputs, progress)?),
             Task::TokenClassification => Outputs::Entities(self.entities(inputs, progress)?),
             Task::FillMask => Outputs::Fills(self.fill_mask(inputs, top_k, progress)?),
+            Task::ZeroShotClassification => Outputs::ZeroShot(self.classify_zero_shot(inputs, progress)?),
             Task::QuestionAnswering => {
                 let pairs = inputs
                     .iter()
@@ -270,6 +284,18 @@ impl LoadedModel {
             }
         })
     }
+}
+
+/// The texts of inputs that must all be single; a pair is refused with
+/// `why`.
+fn single_texts<'a>(inputs: &[TextInput<'a>], why: &str) -> Result<Vec<&'a str>, RunError> {
+    inputs
+        .iter()
+        .map(|i| match *i {
+            TextInput::Single(t) => Ok(t),
+            TextInput::Pair(..) => Err(RunError::Input(why.to_string())),
+        })
+        .collect()
 }
 
 /// An output as f32 with its expected rank checked.

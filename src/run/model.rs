@@ -17,12 +17,14 @@ use crate::source::{resolve, MissingWeights};
 use crate::tokenize::{TextTokenizer, TokenizerConfig};
 
 use super::form::{choose, refuse_for_file, ChosenFile, FormChoice};
+use super::pipeline_config::PipelineConfig;
+use super::zero_shot::ZeroShotPlan;
 use super::{BatchLimits, RunError, Task};
 
 /// Where the model and its tokenizer come from.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
-    /// tokenizer.json, vocab.txt or a folder holding them; required for a
+    /// tokenizer.json, spm.model, vocab.txt or a folder holding them; required for a
     /// bare `.onnx`, overrides the model folder's own otherwise.
     pub tokenizer: Option<PathBuf>,
     /// Where the model runs (tract unless asked).
@@ -40,8 +42,13 @@ pub struct LoadedModel {
     pub task: Task,
     /// Label names by id.
     pub labels: Vec<String>,
+    /// config.json's label2id in file order (else id2label's inverse).
+    pub label2id: Vec<(String, usize)>,
     /// `problem_type: multi_label_classification`: sigmoid per label.
     pub multi_label: bool,
+    /// Set by [`LoadedModel::zero_shot`]: the task is then zero-shot
+    /// classification with these labels.
+    pub zero_shot: Option<ZeroShotPlan>,
     /// How large the length-sorted batches of a run may grow.
     pub limits: BatchLimits,
     /// The file of an export folder loaded, and why.
@@ -116,9 +123,17 @@ pub fn load(session: &Session, arg: &Path, opts: &RunOptions) -> Result<LoadedMo
         .as_ref()
         .map(|c| c.id2label.values().cloned().collect())
         .unwrap_or_default();
-    let multi_label = match config_folder {
-        Some(f) => problem_type(&f.join("config.json"))?.as_deref() == Some("multi_label_classification"),
-        None => false,
+    let pipeline = match config_folder {
+        Some(f) => PipelineConfig::read(&f.join("config.json"))?,
+        None => PipelineConfig::default(),
+    };
+    // The file's label2id as written, else the one id2label implies.
+    let label2id = match pipeline.label2id.clone() {
+        Some(l) => l,
+        None => config
+            .as_ref()
+            .map(|c| c.id2label.iter().map(|(&i, n)| (n.clone(), i)).collect())
+            .unwrap_or_default(),
     };
     let runtime_opts = RuntimeOptions {
         threads: session.threads(),
@@ -136,7 +151,9 @@ pub fn load(session: &Session, arg: &Path, opts: &RunOptions) -> Result<LoadedMo
         tokenizer,
         task,
         labels,
-        multi_label,
+        label2id,
+        multi_label: pipeline.multi_label(),
+        zero_shot: None,
         limits: opts.batch,
         file,
     })
@@ -159,38 +176,6 @@ fn model_config(graph: &Graph, folder: Option<&Path>) -> Result<Option<BertConfi
             "the model's bertc.config metadata",
         )?)),
         None => Ok(None),
-    }
-}
-
-/// config.json's `problem_type` (not part of [`BertConfig`]: only the
-/// pipelines read it).
-fn problem_type(path: &Path) -> Result<Option<String>, RunError> {
-    let bytes = crate::input_file::read_regular(path).map_err(|error| RunError::Io {
-        path: path.to_path_buf(),
-        error,
-    })?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| RunError::Field {
-        path: path.to_path_buf(),
-        field: "problem_type",
-        message: e.to_string(),
-    })?;
-    match value.get("problem_type") {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(s)) => match s.as_str() {
-            "single_label_classification" | "multi_label_classification" | "regression" => Ok(Some(s.clone())),
-            other => Err(RunError::Field {
-                path: path.to_path_buf(),
-                field: "problem_type",
-                message: format!(
-                    "`{other}`: expected single_label_classification, multi_label_classification or regression"
-                ),
-            }),
-        },
-        Some(v) => Err(RunError::Field {
-            path: path.to_path_buf(),
-            field: "problem_type",
-            message: format!("{v}: expected a string"),
-        }),
     }
 }
 
@@ -268,6 +253,9 @@ fn load_tokenizer(source: &Path, graph: &Graph, folder: Option<&Path>) -> Result
         None => TextTokenizer::from_folder(&tokenizer_folder, max_length)?,
         Some(f) if f.extension().is_some_and(|e| e == "txt") => {
             TextTokenizer::from_vocab(f, &config, max_length)?
+        }
+        Some(f) if f.extension().is_some_and(|e| e == "model") => {
+            TextTokenizer::from_spm(f, &config, max_length)?
         }
         Some(f) => TextTokenizer::from_tokenizer_json(f, &config, max_length)?,
     };

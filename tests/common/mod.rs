@@ -231,6 +231,32 @@ pub fn bertc_run(args: &[&dyn AsRef<std::ffi::OsStr>]) -> std::process::Output {
     cmd.output().expect("bertc runs")
 }
 
+/// `bertc run MODEL ARGS… --json --threads 1`, parsed.
+pub fn run_json(model: &Path, args: &[String]) -> Value {
+    let mut all: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"run", &model];
+    for a in args {
+        all.push(a);
+    }
+    all.extend([&"--json" as &dyn AsRef<std::ffi::OsStr>, &"--threads", &"1"]);
+    let out = bertc_run(&all);
+    assert!(
+        out.status.success(),
+        "bertc run {} failed: {}",
+        model.display(),
+        stderr_of(&out)
+    );
+    serde_json::from_slice(&out.stdout).expect("--json prints one JSON document")
+}
+
+/// A JSON array of strings.
+pub fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
 /// A run's standard error, as text.
 pub fn stderr_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
