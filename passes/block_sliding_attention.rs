@@ -218,7 +218,7 @@ fn blocked(g: &mut Graph, m: &Match) -> Result<Value, IrError> {
     let name = |g: &Graph, s: &str| g.fresh_name(&format!("{base}.band.{s}"));
     let block = (m.reach / 2).max(1);
     let width = block + 2 * m.reach;
-    let i64s = |g: &mut Graph, s: &str, t: Tensor| {
+    let named_const = |g: &mut Graph, s: &str, t: Tensor| {
         let n = name(g, s);
         g.add_const(&n, t)
     };
@@ -230,22 +230,22 @@ fn blocked(g: &mut Graph, m: &Match) -> Result<Value, IrError> {
 
     // S (a scalar) and the block starts 0, block, 2·block, … below it.
     let shape = op(g, "shape", Op::Shape, &[m.q])?;
-    let one = i64s(g, "seq_axis", Tensor::scalar_i64(1))?;
+    let one = named_const(g, "seq_axis", Tensor::scalar_i64(1))?;
     let seq = op(g, "seq", Op::Gather { axis: 0 }, &[shape, one])?;
-    let zero = i64s(g, "zero", Tensor::scalar_i64(0))?;
-    let step = i64s(g, "block", Tensor::scalar_i64(block as i64))?;
+    let zero = named_const(g, "zero", Tensor::scalar_i64(0))?;
+    let step = named_const(g, "block", Tensor::scalar_i64(block as i64))?;
     let starts = op(g, "starts", Op::Range, &[zero, seq, step])?;
     let starts = op(g, "starts_column", Op::Unsqueeze { axes: vec![1] }, &[starts])?;
-    let last = i64s(g, "one", Tensor::scalar_i64(1))?;
+    let last = named_const(g, "one", Tensor::scalar_i64(1))?;
     let last = binary(g, "last", BinaryOp::Sub, seq, last)?;
 
     // Each block's query and key positions, clamped into 0..S.
     let offsets: Vec<i64> = (0..block as i64).collect();
-    let offsets = i64s(g, "query_offsets", Tensor::from_i64(vec![1, block], &offsets))?;
+    let offsets = named_const(g, "query_offsets", Tensor::from_i64(vec![1, block], &offsets))?;
     let queries = binary(g, "queries", BinaryOp::Add, starts, offsets)?;
     let queries = binary(g, "queries_clamped", BinaryOp::Min, queries, last)?;
     let offsets: Vec<i64> = (0..width as i64).map(|t| t - m.reach as i64).collect();
-    let offsets = i64s(g, "key_offsets", Tensor::from_i64(vec![1, width], &offsets))?;
+    let offsets = named_const(g, "key_offsets", Tensor::from_i64(vec![1, width], &offsets))?;
     let keys = binary(g, "keys", BinaryOp::Add, starts, offsets)?;
     let low = binary(g, "keys_low", BinaryOp::Max, keys, zero)?;
     let keys_clamped = binary(g, "keys_clamped", BinaryOp::Min, low, last)?;
@@ -258,7 +258,7 @@ fn blocked(g: &mut Graph, m: &Match) -> Result<Value, IrError> {
         |g: &mut Graph, s: &str, x: Value, idx: Value, len: usize| -> Result<Value, IrError> {
             let h = g.info(x).shape.dims()[2].fixed().expect("checked fixed");
             let gathered = op(g, s, Op::Gather { axis: 1 }, &[x, idx])?;
-            let target = i64s(g, &format!("{s}_shape"), Tensor::vec_i64(&[-1, len as i64, h]))?;
+            let target = named_const(g, &format!("{s}_shape"), Tensor::vec_i64(&[-1, len as i64, h]))?;
             op(g, &format!("{s}_blocks"), Op::Reshape, &[gathered, target])
         };
     let q = gather_blocks(g, "q", m.q, queries, block)?;
@@ -267,7 +267,7 @@ fn blocked(g: &mut Graph, m: &Match) -> Result<Value, IrError> {
 
     // The mask of each block's keys: padding, positions outside 0..S, and
     // the band (a constant: it depends on the offsets alone).
-    let flat = i64s(g, "padding_shape", Tensor::vec_i64(&[0, -1]))?;
+    let flat = named_const(g, "padding_shape", Tensor::vec_i64(&[0, -1]))?;
     let padding = op(g, "padding", Op::Reshape, &[m.padding, flat])?;
     let padding = op(
         g,
@@ -288,14 +288,14 @@ fn blocked(g: &mut Graph, m: &Match) -> Result<Value, IrError> {
         .collect();
     let inside: Vec<u8> = inside.into_iter().map(u8::from).collect();
     let inside = Tensor::from_raw(DType::Bool, vec![block, width], inside.into()).expect("sizes match");
-    let inside = i64s(g, "window", inside)?;
+    let inside = named_const(g, "window", inside)?;
     let open = {
         let n = name(g, "open");
         g.add_const(&n, Tensor::scalar_f32(0.0))?
     };
     let band = op(g, "band", Op::Where, &[inside, open, closed])?;
     let mask = binary(g, "mask", BinaryOp::Min, key_mask, band)?;
-    let target = i64s(
+    let target = named_const(
         g,
         "mask_shape",
         Tensor::vec_i64(&[-1, 1, block as i64, width as i64]),
@@ -310,11 +310,11 @@ fn blocked(g: &mut Graph, m: &Match) -> Result<Value, IrError> {
         .fixed()
         .expect("attention output width");
     let batch = {
-        let start = i64s(g, "batch_start", Tensor::vec_i64(&[0]))?;
-        let end = i64s(g, "batch_end", Tensor::vec_i64(&[1]))?;
+        let start = named_const(g, "batch_start", Tensor::vec_i64(&[0]))?;
+        let end = named_const(g, "batch_end", Tensor::vec_i64(&[1]))?;
         op(g, "batch", Op::Slice, &[shape, start, end])?
     };
-    let rest = i64s(g, "context_rest", Tensor::vec_i64(&[-1, block as i64, h]))?;
+    let rest = named_const(g, "context_rest", Tensor::vec_i64(&[-1, block as i64, h]))?;
     let target = op(g, "context_shape", Op::Concat { axis: 0 }, &[batch, rest])?;
     let ctx = op(g, "context_blocks", Op::Reshape, &[ctx, target])?;
     let best = op(
@@ -335,15 +335,15 @@ fn blocked(g: &mut Graph, m: &Match) -> Result<Value, IrError> {
     let ctx = op(g, "context_fixed", Op::Where, &[blind, uniform, ctx])?;
 
     // [B, blocks·block, H], cut to the S real positions.
-    let merge = i64s(g, "merge_shape", Tensor::vec_i64(&[0, -1, h]))?;
+    let merge = named_const(g, "merge_shape", Tensor::vec_i64(&[0, -1, h]))?;
     let ctx = op(g, "context", Op::Reshape, &[ctx, merge])?;
-    let start = i64s(g, "cut_start", Tensor::vec_i64(&[0]))?;
+    let start = named_const(g, "cut_start", Tensor::vec_i64(&[0]))?;
     let end = {
-        let s = i64s(g, "seq_start", Tensor::vec_i64(&[1]))?;
-        let e = i64s(g, "seq_end", Tensor::vec_i64(&[2]))?;
+        let s = named_const(g, "seq_start", Tensor::vec_i64(&[1]))?;
+        let e = named_const(g, "seq_end", Tensor::vec_i64(&[2]))?;
         op(g, "seq_len", Op::Slice, &[shape, s, e])?
     };
-    let axis = i64s(g, "cut_axis", Tensor::vec_i64(&[1]))?;
+    let axis = named_const(g, "cut_axis", Tensor::vec_i64(&[1]))?;
     let out = op(g, "cut", Op::Slice, &[ctx, start, end, axis])?;
     debug_assert!(g
         .info(out)

@@ -27,6 +27,7 @@ use tokenizers::{
     TruncationDirection, TruncationParams, TruncationStrategy,
 };
 
+use crate::model_folder::regular_file_inside;
 use crate::runtime::{HostTensor, NamedTensors};
 
 pub use sentencepiece::MAX_PIECES;
@@ -70,6 +71,8 @@ pub enum TokenizeError {
         piece: String,
         message: String,
     },
+    #[error(transparent)]
+    FolderPath(#[from] crate::model_folder::FolderPathError),
     #[error("tokenizing failed: {0}")]
     Encode(String),
     #[error("the tokenizer's maximum length must be at least {least} (its special tokens), got {got}")]
@@ -237,8 +240,7 @@ impl TokenizerConfig {
     pub fn from_folder(folder: &Path) -> Result<TokenizerConfig, TokenizeError> {
         let mut config = TokenizerConfig::default();
         for name in ["special_tokens_map.json", "tokenizer_config.json"] {
-            let path = folder.join(name);
-            if path.exists() {
+            if let Some(path) = regular_file_inside(folder, name)? {
                 config.apply(&path, &read_json_object(&path)?)?;
             }
         }
@@ -363,16 +365,15 @@ impl TextTokenizer {
     /// each with the folder's tokenizer_config.json.
     pub fn from_folder(folder: &Path, max_length: usize) -> Result<TextTokenizer, TokenizeError> {
         let config = TokenizerConfig::from_folder(folder)?;
-        let json = folder.join("tokenizer.json");
-        if json.exists() {
+        // Each file must resolve inside the folder (a stranger's folder may
+        // link `spm.model` to anything on the machine).
+        if let Some(json) = regular_file_inside(folder, "tokenizer.json")? {
             return TextTokenizer::from_tokenizer_json(&json, &config, max_length);
         }
-        let spm = folder.join(SPM_MODEL_FILE);
-        if spm.exists() {
+        if let Some(spm) = regular_file_inside(folder, SPM_MODEL_FILE)? {
             return TextTokenizer::from_spm(&spm, &config, max_length);
         }
-        let vocab = folder.join("vocab.txt");
-        if vocab.exists() {
+        if let Some(vocab) = regular_file_inside(folder, "vocab.txt")? {
             return TextTokenizer::from_vocab(&vocab, &config, max_length);
         }
         Err(TokenizeError::NotFound(folder.to_path_buf()))

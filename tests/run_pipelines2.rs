@@ -648,3 +648,26 @@ fn deberta_export_folder_and_onnx_with_spm_model_answer_as_the_pipeline() {
         "model.onnx --tokenizer spm.model",
     );
 }
+
+/// A folder's tokenizer files must resolve inside it: an `spm.model` (or
+/// `tokenizer_config.json`) linked out of the folder is refused by name,
+/// not read — a stranger's folder could point it anywhere on the machine.
+#[cfg(unix)]
+#[test]
+fn tokenizer_files_linked_out_of_the_folder_are_refused() {
+    for (leave_out, linked) in [
+        (&["tokenizer.json", "spm.model"][..], "spm.model"),
+        (&["tokenizer_config.json"][..], "tokenizer_config.json"),
+    ] {
+        let dir = copy_without("deberta-v3-seq-cls", leave_out);
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().join(linked);
+        std::fs::copy(folder("deberta-v3-seq-cls").join(linked), &target).unwrap();
+        std::os::unix::fs::symlink(&target, dir.path().join(linked)).unwrap();
+        let err = run_error(dir.path(), &["Hello there."]);
+        assert!(
+            err.contains(&format!("`{linked}` leaves the model folder")),
+            "{linked}: {err}"
+        );
+    }
+}
