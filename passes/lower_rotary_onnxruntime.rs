@@ -8,7 +8,7 @@
 //! (two slices, four products, a difference, a sum, the concat and the
 //! reshapes), each a pass over the heads; its RotaryEmbedding kernel does
 //! it in one, 4.6× faster on a [1, 128, 768] query (0.091 → 0.020 ms; at
-//! S = 2,048 1.39 → 0.27 ms; 2 threads, AMD EPYC Zen 4), exact to 1.2e-7.
+//! S = 2,048 1.39 → 0.27 ms; 2 threads, AMD EPYC Zen 5), exact to 1.2e-7.
 //!
 //! The caches are the graph's own cos and sin, whatever positions they
 //! hold (0..S from the builder, or per token in other forms), laid out as
