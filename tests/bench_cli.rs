@@ -261,6 +261,32 @@ fn bad_bench_inspect_and_sweep_arguments_are_refused_with_a_reason() {
         "position table has 512 rows",
     );
     assert_refused(&["bench", "bert-tiny", "--runs", "0", "--no-peak"], "--runs");
+    // Counts and cells too large for any machine: refused before anything
+    // is allocated (issue 25 N12: a capacity-overflow panic, an 8 TB and a
+    // 6.4 GB allocation abort).
+    for cmd in ["bench", "sweep"] {
+        let max = usize::MAX.to_string();
+        assert_refused(
+            &[cmd, "bert-tiny", "--runs", &max, "--no-peak"],
+            "at most 1000000",
+        );
+        assert_refused(
+            &[cmd, "bert-tiny", "--warmup", "1000000000000", "--no-peak"],
+            "at most 1000000",
+        );
+        assert_refused(
+            &[
+                cmd,
+                "bert-tiny",
+                "--batch",
+                "100000000",
+                "--seq",
+                "512",
+                "--no-peak",
+            ],
+            "more than this machine's",
+        );
+    }
     assert_refused(
         &["inspect", "no-such-model"],
         "neither a preset, a config.json nor a model folder",

@@ -44,6 +44,15 @@ pub enum RuntimeError {
     },
     #[error(transparent)]
     InputFit(#[from] InputFitError),
+    #[error(
+        "{what}: the inputs and activations need about {needed_gb:.1} GB by the cost model, \
+         more than this machine's {limit_gb:.1} GB of memory; use a smaller --batch or --seq"
+    )]
+    TooLarge {
+        what: String,
+        needed_gb: f64,
+        limit_gb: f64,
+    },
     #[error(transparent)]
     Backend(#[from] BackendError),
 }
