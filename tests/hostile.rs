@@ -1063,3 +1063,25 @@ fn empty_calibration_rows_are_refused_before_tract() {
         assert!(!output.exists());
     }
 }
+
+/// `run` with a tokenizer that does not fit the model — ids past its
+/// 300-row word table — names the input, the value and the table instead
+/// of passing tract's panic text on (issue 25 N7).
+#[test]
+fn run_checks_the_tokenizer_output_against_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokenizer = common::fixture("pipelines/seq-cls/tokenizer.json");
+    let out = bertc(&[
+        &"run",
+        &common::fixture("tiny-cls"),
+        &"--tokenizer",
+        &tokenizer,
+        &"hello world, this is a test",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_refused_quietly(
+        &out,
+        dir.path(),
+        &["the tokenizer's output", "`input_ids`", "300 rows"],
+    );
+}
