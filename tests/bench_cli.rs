@@ -252,6 +252,29 @@ fn sweep_writes_a_sorted_table_json_and_an_svg() {
     );
 }
 
+/// `inspect` of a config whose position table is shorter than the default
+/// --seq 128 gives its figures at the table's length and says so (issue 25:
+/// it refused, though nobody asked for 128); an explicit --seq past the
+/// table is still refused.
+#[test]
+fn inspect_defaults_to_a_shorter_position_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.json");
+    std::fs::write(
+        &config,
+        r#"{"vocab_size": 100, "hidden_size": 32, "num_attention_heads": 2, "num_hidden_layers": 1,
+            "intermediate_size": 37, "max_position_embeddings": 64}"#,
+    )
+    .unwrap();
+    let path = config.to_str().unwrap();
+    let out = bertc(&["inspect", path, "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["seq"], 64, "{report}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("position table has 64 rows: figures at S = 64"));
+    assert_refused(&["inspect", path, "--seq", "128"], "position table has 64 rows");
+}
+
 #[test]
 fn bad_bench_inspect_and_sweep_arguments_are_refused_with_a_reason() {
     assert_refused(&["bench"], "give a model to bench");
