@@ -547,4 +547,22 @@ fn export_folder_parents_are_made_and_a_file_in_the_way_is_named() {
         "compiled before refusing"
     );
     assert_eq!(std::fs::read(&file).unwrap(), b"mine");
+
+    // A symlink to a previous export (issue 25 N14: "Not a directory" after
+    // the compile, an empty `.bertc-old-*` folder left behind).
+    #[cfg(unix)]
+    {
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&nested, &link).unwrap();
+        let out = compile_cli(&fixture("tiny-cls"), &format!("{}/", link.display()));
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("is a symbolic link"), "{err}");
+        let left: Vec<String> = listing(dir.path())
+            .into_iter()
+            .filter(|f| f.contains(".bertc-"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        assert_eq!(listing(&nested), ["config.json", "model.onnx"]);
+    }
 }
