@@ -10,10 +10,10 @@
 mod common;
 
 use bertc::ir::{BinaryOp, DType, Graph, NodeId, Op, Tensor, UnaryOp};
-use bertc::onnx::{export_bytes, read_model, ExportOptions};
-use bertc::passes::{level_passes, Level, PassManager, Target};
+use bertc::onnx::read_model;
+use bertc::passes::Target;
 use bertc::pipeline::{run, PipelineOptions, Source};
-use bertc::runtime::{compare, NamedTensors};
+use bertc::runtime::NamedTensors;
 use common::*;
 
 /// What a folder's README says -O2 must leave fused.
@@ -168,26 +168,6 @@ fn dynamo_sdpa_fuses_every_layer() {
 fn dynamo_eager_fuses_every_layer() {
     // EAGER: Div by √d after the product, the mask (1 − m)·lowest.
     check_folder("torch-dynamo-eager", CLASSIFIER);
-}
-
-/// The graph after -O2's passes, verified after each.
-fn fused_o2(g: &Graph) -> Graph {
-    let mut fused = g.clone();
-    PassManager::from_names(level_passes(Level::O2))
-        .unwrap()
-        .verify_each(true)
-        .run(&mut fused)
-        .unwrap();
-    fused
-}
-
-/// Worst max-abs between two graphs' outputs in tract on `inputs`.
-fn moved(a: &Graph, b: &Graph, inputs: &NamedTensors) -> f64 {
-    let run = |g: &Graph| run_tract(&export_bytes(g, ExportOptions::default()).unwrap(), inputs);
-    let (x, y) = (run(a), run(b));
-    x.iter()
-        .map(|(name, t)| compare(name, t, &y[name]).max_abs)
-        .fold(0.0, f64::max)
 }
 
 /// The export in `name` as imported, and its golden inputs.
