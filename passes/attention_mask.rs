@@ -106,8 +106,14 @@ pub fn additive(g: &mut Graph, cond: Value, fill: f32) -> Result<Value, IrError>
 /// The `attention_mask` graph input behind an additive mask, if the mask
 /// provably is its padding mask [B, 1, 1, S] (maybe expanded) in one of
 /// the forms exporters and bertc write:
-/// `(1 − Cast(unsqueezed attention_mask)) · lowest` or
-/// `Where(unsqueezed Equal(attention_mask, 0), lowest, 0)`.
+/// `(1 − Cast(unsqueezed attention_mask)) · lowest`,
+/// `Where(unsqueezed Equal(attention_mask, 0), lowest, 0)` or PyTorch's
+/// SDPA form `Where(Cast<bool>(inv), lowest, inv)` (maybe cast twice) with
+/// `inv = 1 − Cast(Expand(unsqueezed attention_mask))`.
+///
+/// All of them give `lowest` where the mask is 0 and 0 where it is 1; they
+/// differ from onnxruntime's raw-mask Attention (0 masked, anything else
+/// kept) only on values other than 0 and 1, which no tokenizer writes.
 pub fn raw_padding_mask(g: &Graph, mask: Value) -> Option<Value> {
     let mut v = mask;
     if producer(g, v).op == Op::Expand {
@@ -116,19 +122,18 @@ pub fn raw_padding_mask(g: &Graph, mask: Value) -> Option<Value> {
     let raw = match producer(g, v).op {
         Op::Binary(BinaryOp::Mul) => {
             let (inv, lowest) = operands(g, v.node)?;
-            if scalar(g, lowest)? > LOWEST_FILL || producer(g, inv).op != Op::Binary(BinaryOp::Sub) {
+            if scalar(g, lowest)? > LOWEST_FILL {
                 return None;
             }
-            let (one, cast) = operands(g, inv.node)?;
-            if !is_scalar(g, one, 1.0) || producer(g, cast).op != (Op::Cast { to: DType::F32 }) {
-                return None;
-            }
-            unsqueezed_2d(g, input(g, cast.node, 0)?)?
+            unsqueezed_2d(g, one_minus(g, inv)?)?
         }
         Op::Where => {
             let (cond, fill, zero) = (input(g, v.node, 0)?, input(g, v.node, 1)?, input(g, v.node, 2)?);
-            if scalar(g, fill)? > LOWEST_FILL || !is_scalar(g, zero, 0.0) {
+            if scalar(g, fill)? > LOWEST_FILL {
                 return None;
+            }
+            if !is_scalar(g, zero, 0.0) {
+                return filled_inverse(g, cond, zero).and_then(|raw| attention_mask_input(g, raw));
             }
             let equal = unsqueezed_2d(g, cond)?;
             if producer(g, equal).op != Op::Binary(BinaryOp::Equal) {
@@ -142,8 +147,46 @@ pub fn raw_padding_mask(g: &Graph, mask: Value) -> Option<Value> {
         }
         _ => return None,
     };
+    attention_mask_input(g, raw)
+}
+
+/// `raw` if it is the 2-D `attention_mask` graph input.
+fn attention_mask_input(g: &Graph, raw: Value) -> Option<Value> {
     let is_input = g.inputs().contains(&raw.node) && g.node(raw.node).name == "attention_mask";
     (is_input && g.info(raw).shape.rank() == 2).then_some(raw)
+}
+
+/// `inv = 1 − Cast<f32>(m)`: m.
+fn one_minus(g: &Graph, inv: Value) -> Option<Value> {
+    if producer(g, inv).op != Op::Binary(BinaryOp::Sub) {
+        return None;
+    }
+    let (one, cast) = operands(g, inv.node)?;
+    if !is_scalar(g, one, 1.0) || producer(g, cast).op != (Op::Cast { to: DType::F32 }) {
+        return None;
+    }
+    input(g, cast.node, 0)
+}
+
+/// `Where(Cast<bool>(inv), lowest, inv)`'s condition and kept branch, inv =
+/// `1 − Cast<f32>(m)` with m the unsqueezed 2-D input, maybe expanded:
+/// where m is 1, inv is 0 (false) and the mask 0; where m is 0, inv is 1
+/// (true) and the mask `lowest`. The input m.
+fn filled_inverse(g: &Graph, cond: Value, inv: Value) -> Option<Value> {
+    let to_bool = |v: Value| producer(g, v).op == (Op::Cast { to: DType::Bool });
+    // TorchScript casts to bool twice.
+    let mut cond = cond;
+    while to_bool(cond) && input(g, cond.node, 0) != Some(inv) {
+        cond = input(g, cond.node, 0)?;
+    }
+    if !to_bool(cond) || input(g, cond.node, 0) != Some(inv) {
+        return None;
+    }
+    let mut m = one_minus(g, inv)?;
+    if producer(g, m).op == Op::Expand {
+        m = input(g, m.node, 0)?;
+    }
+    unsqueezed_2d(g, m)
 }
 
 /// `v` = x [B, S] unsqueezed to [B, 1, 1, S] through Unsqueeze and Reshape

@@ -13,6 +13,15 @@
 //! ([B, heads, S, S], already per query). The bias reads Q and K split
 //! into heads, so those reshapes may have readers outside the pattern.
 //!
+//! The scaling is matched by what it computes, not where an exporter puts
+//! it: any Mul/Div by a one-element value after the product and on either
+//! side before it (`scalar_value` proves each factor, constant or computed
+//! from a fixed head size), multiplied into one factor, which becomes the
+//! Attention's `scale` unless it is the default 1/√d.
+//! PyTorch's SDPA exports split 1/√d over both operands,
+//! `MatMul(Mul(Qh, s), Mul(Kh, s))` with s = √(1/√d) computed from
+//! `Shape(Q)` at run time (TorchScript) or a constant (dynamo); dynamo also
+//! writes Kᵀ through a [B·n, S, d] reshape (`attention_heads`).
 //! DistilBERT's export scales Q before the product,
 //! `MatMul(Div(Qh, c), Kh)`, and masks by selection,
 //! `Where(cond, lowest, scores)`, which `attention_mask` turns into the
@@ -41,9 +50,10 @@ use std::collections::HashMap;
 
 use crate::ir::{BinaryOp, Dim, Graph, IrError, NodeId, Op, Shape, Tensor, Value};
 
+use super::attention_heads::{keys_transposed, split_heads, KeysTransposed};
 use super::attention_mask::{additive, broadcasts_to_scores, select_mask};
-use super::pattern::{constant, fused_name, input, only_read_by, operands, producer, scalar};
-use super::rotary::rotation;
+use super::pattern::{fused_name, input, only_read_by, operands, producer};
+use super::scalar_value::scalar_value;
 use super::{Pass, PassReport};
 
 pub struct FuseAttention;
@@ -212,99 +222,101 @@ fn mask_shape(g: &Graph, q: Value, k: Value) -> [Dim; 4] {
     [q[0].clone(), Dim::Fixed(1), q[1].clone(), k[1].clone()]
 }
 
-/// `v = x / c` or `x · c`, c a one-element constant: (x, the factor).
+/// `v = x / c`, `x · c` or `c · x`, c a one-element value
+/// [`scalar_value`] proves (a constant, or SDPA's scale computed from a
+/// fixed head size), the result of x's own shape: (x, the factor).
 fn scaling(g: &Graph, v: Value) -> Option<(Value, f32)> {
-    let (x, c) = operands(g, v.node)?;
-    let factor = match producer(g, v).op {
-        Op::Binary(BinaryOp::Div) => 1.0 / scalar(g, c)?,
-        Op::Binary(BinaryOp::Mul) => scalar(g, c)?,
+    let (a, b) = operands(g, v.node)?;
+    let (x, factor) = match producer(g, v).op {
+        Op::Binary(BinaryOp::Div) => (a, 1.0 / scalar_value(g, b)?),
+        Op::Binary(BinaryOp::Mul) => match (scalar_value(g, b), scalar_value(g, a)) {
+            (Some(c), _) => (a, c),
+            (None, Some(c)) => (b, c),
+            (None, None) => return None,
+        },
         _ => return None,
     };
-    Some((x, factor))
+    let keeps_shape = g.info(x).shape == g.info(v).shape && g.info(x).dtype == g.info(v).dtype;
+    (keeps_shape && factor.is_finite() && factor != 0.0).then_some((x, factor))
 }
 
-/// Q, K or V split into heads as the scores read them.
-struct Heads {
-    /// The value split, [B, S, n·d].
-    x: Value,
-    /// The heads the scores read (n, or n repeated under grouped queries).
-    heads: usize,
-    /// n.
-    stored_heads: usize,
-    /// `Reshape(x, [B, S, n, d])`.
-    split: Value,
-    /// The split heads rotated ([`rotation`]), when they are.
-    rotated: Option<Value>,
-    /// The heads repeated for their query groups ([`repeated_heads`]).
-    repeated: Option<Value>,
+/// At most this many scalings are peeled off one value (SDPA writes one
+/// per side, eager attention one after the product).
+const MAX_SCALINGS: usize = 3;
+
+/// `v` with its [`scaling`]s peeled off: (the value scaled, the product of
+/// the factors, each peeled value with the node that reads it).
+fn peel_scalings(g: &Graph, v: Value) -> (Value, f32, Vec<(Value, NodeId)>) {
+    let (mut x, mut factor, mut chain) = (v, 1.0f32, Vec::new());
+    while chain.len() < MAX_SCALINGS {
+        let Some((inner, c)) = scaling(g, x) else { break };
+        chain.push((inner, x.node));
+        factor *= c;
+        x = inner;
+    }
+    (x, factor, chain)
 }
 
-impl Heads {
-    /// The heads as split and rotated, before any repetition.
-    fn unrepeated(&self) -> Value {
-        self.rotated.unwrap_or(self.split)
-    }
-
-    /// What the transpose reads.
-    fn transposed(&self) -> Value {
-        self.repeated.unwrap_or(self.unrepeated())
-    }
+/// The scores before the mask: `Q·Kᵀ` scaled after the product, or on
+/// either side before it (SDPA splits 1/√d as √(1/√d) on Q and on Kᵀ), or
+/// both; or `(Q·Kᵀ + R)` scaled, R a relative position bias.
+struct Scores {
+    /// The product's operands with their scalings peeled: Q's heads and Kᵀ.
+    qh: Value,
+    kt: Value,
+    /// Everything multiplied into the scores.
+    factor: f32,
+    /// The relative bias, added before the scaling.
+    bias: Option<Value>,
+    /// The values between the product's inputs and the masked scores, each
+    /// with its one reader in the pattern.
+    chain: Vec<(Value, NodeId)>,
 }
 
-/// `Gather(x, idx, axis 2)` with idx the constant `[0, …, 0, 1, …, 1, …]`
-/// (each of x's heads repeated for a group of `idx.len() / n` heads):
-/// (x, the heads after it).
-fn repeated_heads(g: &Graph, v: Value) -> Option<(Value, usize)> {
-    if producer(g, v).op != (Op::Gather { axis: 2 }) {
-        return None;
-    }
-    let x = input(g, v.node, 0)?;
-    let index = constant(g, input(g, v.node, 1)?)?.to_i64_vec()?;
-    let n = g.info(x).shape.dims().get(2)?.fixed()? as usize;
-    let groups_ok = n > 0 && index.len() % n == 0 && index.len() > n;
-    let expected = crate::builder::repeated_kv_heads(index.len(), n);
-    (groups_ok && index == expected && g.info(x).shape.rank() == 4).then_some((x, index.len()))
-}
-
-/// `Transpose(Reshape(x, [B, S, n, d]), perm)`, or
-/// `Transpose(rotation(Reshape(x, [B, S, n, d])), perm)`, either with the
-/// heads repeated for grouped queries before the transpose.
-fn split_heads(g: &Graph, v: Value, perm: &[usize]) -> Option<Heads> {
-    let Op::Transpose { perm: p } = &producer(g, v).op else {
-        return None;
+fn scores(g: &Graph, scaled: Value) -> Option<Scores> {
+    let (raw, after, mut chain) = peel_scalings(g, scaled);
+    // An Add between the product and its scaling carries a relative bias.
+    let (product, bias) = match producer(g, raw).op {
+        Op::MatMul => (raw, None),
+        Op::Binary(BinaryOp::Add) if !chain.is_empty() => {
+            let (a, b) = operands(g, raw.node)?;
+            let (product, bias) = if producer(g, a).op == Op::MatMul {
+                (a, b)
+            } else {
+                (b, a)
+            };
+            if producer(g, product).op != Op::MatMul {
+                return None;
+            }
+            chain.push((product, raw.node));
+            (product, Some(bias))
+        }
+        _ => return None,
     };
-    if p != perm {
-        return None;
+    let (q_side, k_side) = operands(g, product.node)?;
+    let (qh, q_factor, q_chain) = peel_scalings(g, q_side);
+    let (kt, k_factor, k_chain) = peel_scalings(g, k_side);
+    let sides_scaled = !(q_chain.is_empty() && k_chain.is_empty());
+    chain.push((k_side, product.node));
+    chain.extend(k_chain);
+    match bias {
+        // The bias is scaled as the product is: only after both.
+        Some(_) if sides_scaled => return None,
+        // Q's heads may feed the bias too (DeBERTa's content-to-position
+        // term reads them as the scores do, and common-subexpression
+        // elimination made the two one node).
+        Some(_) => {}
+        None => {
+            chain.push((q_side, product.node));
+            chain.extend(q_chain);
+        }
     }
-    let transposed = input(g, v.node, 0)?;
-    let (heads, repeated) = match repeated_heads(g, transposed) {
-        Some((x, _)) => (x, Some(transposed)),
-        None => (transposed, None),
-    };
-    let (split, rotated) = match rotation(g, heads) {
-        Some(split) => (split, Some(heads)),
-        None => (heads, None),
-    };
-    if producer(g, split).op != Op::Reshape {
-        return None;
-    }
-    let x = input(g, split.node, 0)?;
-    let (xs, ss) = (&g.info(x).shape, &g.info(split).shape);
-    if xs.rank() != 3 || ss.rank() != 4 || xs.dims()[..2] != ss.dims()[..2] {
-        return None;
-    }
-    let (n, d) = (ss.dims()[2].fixed()?, ss.dims()[3].fixed()?);
-    let read_heads = match repeated {
-        Some(r) => repeated_heads(g, r)?.1,
-        None => n as usize,
-    };
-    (xs.dims()[2] == Dim::Fixed(n * d)).then_some(Heads {
-        x,
-        heads: read_heads,
-        stored_heads: n as usize,
-        split,
-        rotated,
-        repeated,
+    Some(Scores {
+        qh,
+        kt,
+        factor: after * q_factor * k_factor,
+        bias,
+        chain,
     })
 }
 
@@ -332,13 +344,19 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
     let masked = input(g, probs.node, 0)?;
     // Besides the softmax's input, the Where form's condition may read the
     // scores' shape (an Expand restating the broadcast): all dead after.
-    let (scaled, mask, mask_nodes) = match producer(g, masked).op {
+    let (scaled, mask, mask_nodes, found) = match producer(g, masked).op {
         Op::Binary(BinaryOp::Add) => {
-            let (scaled, mask) = operands(g, masked.node)?;
+            // The scores are the operand that is a (scaled) product; the
+            // other, a float mask. Either order.
+            let (a, b) = operands(g, masked.node)?;
+            let (scaled, mask, found) = match scores(g, a) {
+                Some(s) => (a, b, s),
+                None => (b, a, scores(g, b)?),
+            };
             if !g.info(mask).dtype.is_float() {
                 return None;
             }
-            (scaled, Mask::Additive(mask), vec![masked.node])
+            (scaled, Mask::Additive(mask), vec![masked.node], found)
         }
         Op::Where => {
             let s = select_mask(g, masked)?;
@@ -346,43 +364,22 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
                 cond: s.cond,
                 fill: s.fill,
             };
-            (s.scores, mask, s.nodes)
+            (s.scores, mask, s.nodes, scores(g, s.scores)?)
         }
         _ => return None,
     };
-    // The factor scales the scores, or Q before its product with K.
-    let (scores, factor, q_scaled) = match scaling(g, scaled) {
-        Some((scores, factor)) => (scores, factor, None),
-        None if producer(g, scaled).op == Op::MatMul => {
-            let (qs, _) = operands(g, scaled.node)?;
-            (scaled, scaling(g, qs)?.1, Some(qs))
-        }
-        None => return None,
-    };
-    // An Add between the scores and the scaling carries a relative bias.
-    let (scores, bias) = match producer(g, scores).op {
-        Op::MatMul => (scores, None),
-        Op::Binary(BinaryOp::Add) => {
-            let (a, b) = operands(g, scores.node)?;
-            let (raw, bias) = if producer(g, a).op == Op::MatMul {
-                (a, b)
-            } else {
-                (b, a)
-            };
-            if producer(g, raw).op != Op::MatMul || !only_read_by(g, raw, &[scores.node]) {
-                return None;
-            }
-            (raw, Some((bias, scores)))
-        }
-        _ => return None,
-    };
-    let (qh, kh) = operands(g, scores.node)?;
-    let qh = match q_scaled {
-        Some(qs) => scaling(g, qs)?.0,
-        None => qh,
-    };
+    let Scores {
+        qh,
+        kt,
+        factor,
+        bias,
+        mut chain,
+    } = found;
     let qs = split_heads(g, qh, &[0, 2, 1, 3])?;
-    let ks = split_heads(g, kh, &[0, 2, 3, 1])?;
+    let KeysTransposed {
+        heads: ks,
+        chain: k_chain,
+    } = keys_transposed(g, kt)?;
     let vs = split_heads(g, vh, &[0, 2, 1, 3])?;
     let (q, k, v, heads) = (qs.x, ks.x, vs.x, qs.heads);
     let kv_heads = ks.stored_heads;
@@ -408,43 +405,29 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
     let head_size = g.info(q).shape.dims()[2].fixed()? as f32 / heads as f32;
     let default = 1.0 / head_size.sqrt();
     let scale = ((factor - default).abs() > 1e-6 * default).then_some(factor);
-    let mut chain = vec![
-        (kh, scores.node),
-        (vs.transposed(), vh.node),
+    chain.extend(k_chain);
+    chain.extend([
+        (vs.transposed(), vs.transpose),
         (vh, ctx.node),
         (masked, probs.node),
         (probs, ctx.node),
         (ctx, merged.node),
         (merged, root),
-    ];
-    match q_scaled {
-        Some(qs) => chain.extend([(qh, qs.node), (qs, scores.node)]),
-        None => {
-            // With a bias, the raw scores feed the bias Add, which feeds the
-            // scaling, and Q's heads may feed the bias too (DeBERTa's
-            // content-to-position term reads them as the scores do, and
-            // common-subexpression elimination made the two one node).
-            let scaled_input = bias.map_or(scores, |(_, sum)| sum);
-            chain.push((scaled_input, scaled.node));
-            if bias.is_none() {
-                chain.push((qh, scores.node));
-            }
-        }
-    }
+    ]);
     // The relative bias reads Q and K split into heads; without one the
     // splits belong to the pattern. A rotation stays (the Attention reads
     // its output), and so does the split it reads. A repetition belongs to
     // the pattern.
     if bias.is_none() {
-        for (h, reader) in [(&qs, qh.node), (&ks, kh.node)] {
+        for h in [&qs, &ks] {
             if h.rotated.is_none() && h.repeated.is_none() {
-                chain.push((h.split, reader));
+                chain.push((h.split, h.transpose));
             }
         }
     }
     // (V's transpose reads its repetition: `vs.transposed()` above.)
     if let Some(r) = ks.repeated {
-        chain.push((r, kh.node));
+        chain.push((r, ks.transpose));
     }
     for h in [&ks, &vs] {
         if let (Some(r), None) = (h.repeated, h.rotated) {
@@ -462,7 +445,7 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
             v,
             rotated: [qs.rotated, ks.rotated, vs.rotated],
             mask,
-            bias: bias.map(|(b, _)| b),
+            bias,
             factor,
             heads,
             kv_heads,

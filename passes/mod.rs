@@ -7,6 +7,7 @@
 //! in `passes/RULES.md`.
 
 mod add_bias_after_residual;
+mod attention_heads;
 mod attention_mask;
 mod block_sliding_attention;
 mod dead_node_elimination;
@@ -31,6 +32,7 @@ mod quantize_int8_onnxruntime;
 mod quantize_int8_qdq;
 mod remove_identities;
 mod rotary;
+mod scalar_value;
 mod to_fp16;
 mod token_indices;
 

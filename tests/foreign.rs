@@ -7,11 +7,11 @@ mod common;
 
 use bertc::ir::Graph;
 use bertc::onnx::{export_bytes, read_model, ExportOptions};
-use bertc::passes::{level_passes, Level, PassManager, Target};
+use bertc::passes::Target;
 use bertc::pipeline::check::check_equivalence;
 use bertc::pipeline::{run, PipelineOptions, Source};
 use bertc::runtime::inputs_for;
-use bertc::runtime::{compare, NamedTensors};
+use bertc::runtime::NamedTensors;
 use common::*;
 
 fn import(file: &str) -> Graph {
@@ -125,26 +125,6 @@ fn family_export(case: &str) -> (Graph, NamedTensors) {
     let file = fixture(&format!("family-foreign/{case}-torchscript-opset17.onnx"));
     let g = read_model(&file).expect("the export imports");
     (g, golden(&family_dir(case)))
-}
-
-/// The graph after -O2's passes, verified after each.
-fn fused_o2(g: &Graph) -> Graph {
-    let mut fused = g.clone();
-    PassManager::from_names(level_passes(Level::O2))
-        .unwrap()
-        .verify_each(true)
-        .run(&mut fused)
-        .unwrap();
-    fused
-}
-
-/// Worst max-abs between two graphs' outputs in tract on `inputs`.
-fn moved(a: &Graph, b: &Graph, inputs: &NamedTensors) -> f64 {
-    let run = |g: &Graph| run_tract(&export_bytes(g, ExportOptions::default()).unwrap(), inputs);
-    let (x, y) = (run(a), run(b));
-    x.iter()
-        .map(|(name, t)| compare(name, t, &y[name]).max_abs)
-        .fold(0.0, f64::max)
 }
 
 /// `bertc optimize` at -O2 (portable) and with `--target onnxruntime` on a

@@ -15,6 +15,7 @@ use prost::Message;
 
 use super::external::ExternalFiles;
 use super::proto;
+use super::split_op::split_as_slices;
 use super::tensors::{dtype_from_onnx, is_external, tensor_from_proto, value_type};
 use super::OnnxError;
 use crate::ir::op_table::{self, AttrInput, Attrs, Domain, OnnxNode};
@@ -213,6 +214,11 @@ impl Importer {
                 })?),
             });
         }
+        if domain == Domain::Onnx && n.op_type == "Split" {
+            let parts =
+                split_as_slices(&mut self.g, n, &label, &inputs, self.opset).map_err(|r| err(self, r))?;
+            return self.produced(n, &parts).map_err(|r| err(self, r));
+        }
         let schema = op_table::find(domain, &n.op_type)
             .ok_or_else(|| err(self, op_table::not_supported(domain, &n.op_type)))?;
         if schema.min_opset() > self.opset {
@@ -245,15 +251,21 @@ impl Importer {
             op => self.g.add_node(&name, op, &inputs),
         }
         .map_err(|e| err(self, e.to_string()))?;
+        let slots = (0..self.g.node(id).outputs.len()).map(|slot| Value { node: id, slot });
+        self.produced(n, &slots.collect::<Vec<_>>())
+            .map_err(|r| err(self, r))
+    }
+
+    /// Records `values` as what `n`'s outputs name, in order.
+    fn produced(&mut self, n: &proto::NodeProto, values: &[Value]) -> Result<(), String> {
         for (slot, out) in n.output.iter().enumerate() {
             if self.values.contains_key(out) {
-                return Err(err(
-                    self,
-                    format!("value `{out}` is already produced by another node or is an input"),
+                return Err(format!(
+                    "value `{out}` is already produced by another node or is an input"
                 ));
             }
-            if slot < self.g.node(id).outputs.len() && !out.is_empty() {
-                self.values.insert(out.clone(), Value { node: id, slot });
+            if let (Some(&v), false) = (values.get(slot), out.is_empty()) {
+                self.values.insert(out.clone(), v);
             }
         }
         Ok(())

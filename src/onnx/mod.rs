@@ -6,6 +6,7 @@ mod import;
 mod metadata;
 pub mod proto;
 mod split;
+mod split_op;
 mod tensors;
 
 pub use export::{

@@ -6,7 +6,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use bertc::config::BertConfig;
-use bertc::passes::Level;
+use bertc::ir::Graph;
+use bertc::onnx::{export_bytes, ExportOptions};
+use bertc::passes::{level_passes, Level, PassManager};
 use bertc::pipeline::{at_level, compile, with_passes, BuildOptions, PipelineOptions};
 use bertc::runtime::{compare, read_safetensors, write_safetensors, NamedTensors, TractSession};
 use bertc::Session;
@@ -418,4 +420,24 @@ pub fn gate_worst_row_cosine(c: &bertc::pipeline::Compiled) -> f64 {
         .iter()
         .map(|o| o.min_row_cosine)
         .fold(1.0, f64::min)
+}
+
+/// The graph after -O2's passes (no target lowering), verified after each.
+pub fn fused_o2(g: &Graph) -> Graph {
+    let mut fused = g.clone();
+    PassManager::from_names(level_passes(Level::O2))
+        .unwrap()
+        .verify_each(true)
+        .run(&mut fused)
+        .unwrap();
+    fused
+}
+
+/// Worst max-abs between two graphs' outputs in tract on `inputs`.
+pub fn moved(a: &Graph, b: &Graph, inputs: &NamedTensors) -> f64 {
+    let run = |g: &Graph| run_tract(&export_bytes(g, ExportOptions::default()).unwrap(), inputs);
+    let (x, y) = (run(a), run(b));
+    x.iter()
+        .map(|(name, t)| compare(name, t, &y[name]).max_abs)
+        .fold(0.0, f64::max)
 }

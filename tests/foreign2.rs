@@ -1,0 +1,254 @@
+//! Exports of small BERT-family models made the way users make them today
+//! (tests/fixtures/foreign2, copied from the shared golden set's `foreign2`:
+//! Optimum's CLI defaults, torch.onnx's TorchScript and dynamo exporters,
+//! SDPA and eager attention), one test per attention form: `optimize -O2`
+//! recognises every layer's attention, and the optimized file — portable
+//! and `--target onnxruntime` — gives onnxruntime's outputs of the export
+//! within 1e-5 and PyTorch's within 1e-4 on all three golden rows (full,
+//! right-padded, left-padded), in tract and in onnxruntime.
+
+mod common;
+
+use bertc::ir::{BinaryOp, DType, Graph, NodeId, Op, Tensor, UnaryOp};
+use bertc::onnx::read_model;
+use bertc::passes::Target;
+use bertc::pipeline::{run, PipelineOptions, Source};
+use bertc::runtime::NamedTensors;
+use common::*;
+
+/// What a folder's README says -O2 must leave fused.
+struct Expected {
+    layers: usize,
+    layer_norms: usize,
+    gelus: usize,
+    /// Layers lowered to onnxruntime's packed contrib Attention: all but a
+    /// classifier's last, which -O2 prunes to the first token's query
+    /// (the packed op projects every position) and leaves standard.
+    packed: usize,
+}
+
+/// The exports of a base model: 2 layers, embeddings LN + 2 per layer, a
+/// GELU per layer.
+const BASE: Expected = Expected {
+    layers: 2,
+    layer_norms: 5,
+    gelus: 2,
+    packed: 2,
+};
+
+/// The same layers under a sequence classifier.
+const CLASSIFIER: Expected = Expected { packed: 1, ..BASE };
+
+fn folder(name: &str) -> std::path::PathBuf {
+    fixture(&format!("foreign2/{name}"))
+}
+
+/// The golden file split into the inputs the graph takes, onnxruntime's
+/// outputs of the export, and PyTorch's (`torch.<output>`, renamed).
+fn golden_parts(g: &Graph, all: &NamedTensors) -> (NamedTensors, NamedTensors, NamedTensors) {
+    let input_names: Vec<&str> = g.inputs().iter().map(|&id| g.node(id).name.as_str()).collect();
+    let (mut inputs, mut onnxruntime, mut torch) =
+        (NamedTensors::new(), NamedTensors::new(), NamedTensors::new());
+    for (name, t) in all {
+        if input_names.contains(&name.as_str()) {
+            inputs.insert(name.clone(), t.clone());
+        } else if let Some(output) = name.strip_prefix("torch.") {
+            torch.insert(output.to_string(), t.clone());
+        } else {
+            onnxruntime.insert(name.clone(), t.clone());
+        }
+    }
+    assert!(
+        !torch.is_empty() && !onnxruntime.is_empty(),
+        "golden has both references"
+    );
+    (inputs, onnxruntime, torch)
+}
+
+/// Asserts one runtime's outputs against both references.
+fn assert_matches(what: &str, outputs: &NamedTensors, onnxruntime: &NamedTensors, torch: &NamedTensors) {
+    assert_close(
+        &format!("{what} vs onnxruntime's export"),
+        outputs,
+        onnxruntime,
+        1e-5,
+    );
+    assert_close(&format!("{what} vs PyTorch"), outputs, torch, 1e-4);
+}
+
+/// `optimize -O2` (portable) and `--target onnxruntime` of the export in
+/// `name`: every layer's attention recognised, the expected layer norms and
+/// GELUs, the numbers of both references in tract and onnxruntime.
+fn check_folder(name: &str, expected: Expected) {
+    let dir = folder(name);
+    let original = read_model(&dir.join("model.onnx")).expect("the export imports");
+    let (inputs, onnxruntime, torch) = golden_parts(&original, &golden(&dir));
+
+    let portable = run(
+        test_session(),
+        Source::Graph(original.clone()),
+        &PipelineOptions::default(),
+    )
+    .expect("optimizes at -O2");
+    let counts = fused_counts(&portable);
+    assert_eq!(counts.attention, expected.layers, "{name}: attention recognised");
+    assert_eq!(counts.layer_norm, expected.layer_norms, "{name}: layer norms");
+    assert_eq!(counts.gelu, expected.gelus, "{name}: GELUs");
+    let bytes = portable.to_bytes().unwrap();
+    assert_matches(
+        &format!("{name} -O2, tract"),
+        &run_tract(&bytes, &inputs),
+        &onnxruntime,
+        &torch,
+    );
+    assert_matches(
+        &format!("{name} -O2, onnxruntime"),
+        &run_onnxruntime(&bytes, &inputs),
+        &onnxruntime,
+        &torch,
+    );
+
+    let opts = PipelineOptions {
+        target: Target::Onnxruntime,
+        ..Default::default()
+    };
+    let lowered = run(test_session(), Source::Graph(original), &opts).expect("optimizes for onnxruntime");
+    // Each layer's projections packed into onnxruntime's contrib Attention,
+    // which takes the raw 2-D mask (never the right-padding-only mask index).
+    let histogram = lowered.graph().op_histogram();
+    let n = |op: &str| histogram.get(op).copied().unwrap_or(0);
+    assert_eq!(
+        n("com.microsoft.Attention"),
+        expected.packed,
+        "{name}: packed attention"
+    );
+    assert_eq!(
+        n("com.microsoft.Attention") + n("Attention"),
+        expected.layers,
+        "{name}: attention"
+    );
+    assert_matches(
+        &format!("{name} --target onnxruntime"),
+        &run_onnxruntime(&lowered.to_bytes().unwrap(), &inputs),
+        &onnxruntime,
+        &torch,
+    );
+}
+
+#[test]
+fn optimum_sdpa_classifier_fuses_every_layer() {
+    // SDPA-TS: the scale √(1/√d) computed from Shape(Q) on both operands;
+    // MASK-WHERE: one shared Where(Cast<bool>(1 − m), lowest, 1 − m).
+    check_folder("optimum-seq-cls", CLASSIFIER);
+}
+
+#[test]
+fn optimum_sdpa_roberta_fuses_every_layer() {
+    check_folder("optimum-roberta-base", BASE);
+}
+
+#[test]
+fn optimum_sdpa_distilbert_fuses_every_layer() {
+    check_folder("optimum-distilbert-base", BASE);
+}
+
+#[test]
+fn torchscript_opset17_sdpa_fuses_every_layer() {
+    check_folder("torch-torchscript17-sdpa", CLASSIFIER);
+}
+
+#[test]
+fn dynamo_sdpa_fuses_every_layer() {
+    // SDPA-DYN: Kᵀ through a [B·n, S, d] reshape, a constant √(1/√d) on
+    // each operand.
+    check_folder("torch-dynamo-sdpa", CLASSIFIER);
+}
+
+#[test]
+fn dynamo_eager_fuses_every_layer() {
+    // EAGER: Div by √d after the product, the mask (1 − m)·lowest.
+    check_folder("torch-dynamo-eager", CLASSIFIER);
+}
+
+/// The export in `name` as imported, and its golden inputs.
+fn imported(name: &str) -> (Graph, NamedTensors) {
+    let dir = folder(name);
+    let g = read_model(&dir.join("model.onnx")).expect("the export imports");
+    let (inputs, _, _) = golden_parts(&g, &golden(&dir));
+    (g, inputs)
+}
+
+/// Each layer's `Mul(Kᵀ, s)`: the Mul whose first operand is produced by
+/// `kt_op` (SDPA's scaling of the keys' side).
+fn key_side_muls(g: &Graph, kt_op: &Op) -> Vec<NodeId> {
+    g.node_ids()
+        .filter(|&id| {
+            g.node(id).op == Op::Binary(BinaryOp::Mul)
+                && g.inputs_of(id)[0].is_some_and(|v| g.node(v.node).op == *kt_op)
+        })
+        .collect()
+}
+
+#[test]
+fn a_scale_off_the_default_on_one_side_becomes_the_attentions_scale() {
+    // dynamo's Kᵀ side scaled by 0.6 instead of √(1/√16) = 0.5: the
+    // factors multiply to 0.3, which the Attention must carry.
+    let (mut g, inputs) = imported("torch-dynamo-sdpa");
+    let muls = key_side_muls(&g, &Op::Reshape);
+    assert_eq!(muls.len(), 2);
+    let c = g.add_const("k_scale", Tensor::from_f32(vec![1], &[0.6])).unwrap();
+    for id in muls {
+        g.set_input(id, 1, c);
+    }
+    let fused = fused_o2(&g);
+    let scales: Vec<Option<f32>> = fused
+        .node_ids()
+        .filter_map(|id| match fused.node(id).op {
+            Op::Attention { scale, .. } => Some(scale),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(scales.len(), 2, "both layers fused");
+    for s in scales {
+        let s = s.expect("a scale other than 1/√d is written");
+        assert!((s - 0.3).abs() < 1e-6, "scale {s}");
+    }
+    let worst = moved(&g, &fused, &inputs);
+    assert!(worst <= 1e-5, "moved by {worst:e}");
+}
+
+#[test]
+fn a_scale_computed_from_the_sequence_length_is_not_folded() {
+    // The keys scaled by √(sequence length): one element, but not known
+    // when compiling. The layers must stay as they are.
+    let (mut g, inputs) = imported("optimum-seq-cls");
+    let muls = key_side_muls(
+        &g,
+        &Op::Transpose {
+            perm: vec![0, 2, 3, 1],
+        },
+    );
+    assert_eq!(muls.len(), 2);
+    let mask = g
+        .inputs()
+        .iter()
+        .copied()
+        .find(|&id| g.node(id).name == "attention_mask")
+        .unwrap();
+    let mask = bertc::ir::Value { node: mask, slot: 0 };
+    let shape = g.add("seq.shape", Op::Shape, &[mask]).unwrap();
+    let one = g.add_const("seq.one", Tensor::vec_i64(&[1])).unwrap();
+    let two = g.add_const("seq.two", Tensor::vec_i64(&[2])).unwrap();
+    let len = g.add("seq.len", Op::Slice, &[shape, one, two]).unwrap();
+    let f = g.add("seq.f32", Op::Cast { to: DType::F32 }, &[len]).unwrap();
+    let s = g.add("seq.sqrt", Op::Unary(UnaryOp::Sqrt), &[f]).unwrap();
+    for id in muls {
+        g.set_input(id, 1, s);
+    }
+    let fused = fused_o2(&g);
+    let h = fused.op_histogram();
+    assert_eq!(h.get("Attention"), None, "{h:?}");
+    assert_eq!(h.get("Softmax"), Some(&2), "{h:?}");
+    let worst = moved(&g, &fused, &inputs);
+    assert!(worst <= 1e-5, "moved by {worst:e}");
+}
