@@ -139,6 +139,7 @@ fn onnxruntime_lowering_writes_one_rotary_kernel_per_rotation() {
             theta: 10_000.0,
             dim,
             pairs,
+            ntk_factor: None,
         };
         let mut g = build_rotation(r, heads, head).unwrap();
         let runs = PassManager::from_names(["lower_rotary_onnxruntime", "dead_node_elimination"])
