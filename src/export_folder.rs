@@ -164,7 +164,11 @@ pub fn check_destination(
             input,
         });
     }
-    match std::fs::symlink_metadata(out) {
+    // Without its trailing separator: `stat("file/")` fails with ENOTDIR,
+    // which would hide that `out` is a file (issue 25: "Not a directory",
+    // after the whole compile).
+    let bare: PathBuf = out.components().collect();
+    match std::fs::symlink_metadata(&bare) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(error) => Err(ExportFolderError::Io {
             path: out.to_path_buf(),
@@ -184,15 +188,33 @@ pub fn check_destination(
     }
 }
 
-/// `out` with its parent resolved (the folder itself may not exist yet).
+/// `out` with its existing ancestors resolved: the folder itself, and any
+/// parents of it, may not exist yet (they are made when it is written, as
+/// Optimum makes `-o new/sub/`).
 fn absolute(out: &Path) -> Result<PathBuf, ExportFolderError> {
-    let name = out.file_name().ok_or_else(|| ExportFolderError::NotAFolder {
-        path: out.to_path_buf(),
-        kind: "path without a final name (`.`, `..` or `/`)",
-    })?;
-    let parent = parent_of(out);
-    let parent = parent.canonicalize().map_err(io(parent))?;
-    Ok(parent.join(name))
+    if out.file_name().is_none() {
+        return Err(ExportFolderError::NotAFolder {
+            path: out.to_path_buf(),
+            kind: "path without a final name (`.`, `..` or `/`)",
+        });
+    }
+    let mut existing = parent_of(out).to_path_buf();
+    let mut missing = vec![out.file_name().unwrap_or_default().to_os_string()];
+    while std::fs::symlink_metadata(&existing).is_err() {
+        match (existing.file_name().map(|n| n.to_os_string()), existing.parent()) {
+            (Some(name), Some(up)) => {
+                missing.push(name);
+                existing = match up.as_os_str().is_empty() {
+                    true => PathBuf::from("."),
+                    false => up.to_path_buf(),
+                };
+            }
+            _ => break,
+        }
+    }
+    let mut resolved = existing.canonicalize().map_err(io(&existing))?;
+    resolved.extend(missing.iter().rev());
+    Ok(resolved)
 }
 
 fn parent_of(out: &Path) -> &Path {

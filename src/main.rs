@@ -25,7 +25,26 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            ExitCode::from(exit_code(&e))
         }
+    }
+}
+
+/// The one exit-code table (README "Exit codes"): 1 when a check or gate
+/// measured the model and it failed (compile's equivalence check and
+/// accuracy gate here; validate's comparison returns it itself), 2 for
+/// every usage or input error.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    use bertc::pipeline::check::CheckError;
+    let failed_check =
+        |c: &CheckError| matches!(c, CheckError::Failed { .. } | CheckError::AccuracyBelow { .. });
+    let measured = e.chain().any(|cause| {
+        cause.downcast_ref::<CheckError>().is_some_and(failed_check)
+            || matches!(cause.downcast_ref::<bertc::Error>(), Some(bertc::Error::Check(c)) if failed_check(c))
+    });
+    if measured {
+        1
+    } else {
+        2
     }
 }

@@ -83,7 +83,8 @@ pub fn resolve(
         });
     } else {
         match file_kind(path)? {
-            FileKind::Json => {}
+            // A damaged config is the config reader's to name (line, column).
+            FileKind::Json | FileKind::InvalidJson => {}
             other => {
                 return Err(Error::WrongKind {
                     path: path.to_path_buf(),

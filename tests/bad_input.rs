@@ -188,6 +188,26 @@ fn truncated_checkpoint_is_not_a_valid_safetensors_file() {
     assert!(err.contains(&weights.display().to_string()), "{err}");
 }
 
+/// A truncated `model.safetensors.index.json` is a parse error with its
+/// line and column, not "not a checkpoint index" (issue 25).
+#[test]
+fn truncated_weights_index_is_a_parse_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = dir.path().join("model.safetensors.index.json");
+    std::fs::write(
+        &index,
+        r#"{"metadata": {"total_size": 100}, "weight_map": {"embeddings.word_embeddings.weight": "model-0"#,
+    )
+    .unwrap();
+    let (out, output) = compile_with(dir.path(), &index);
+    let err = assert_clean_failure(&out, &output);
+    assert!(
+        err.contains("weights index") && err.contains("EOF while parsing"),
+        "{err}"
+    );
+    assert!(!err.contains("not a checkpoint index"), "{err}");
+}
+
 #[test]
 fn wrong_dtype_is_named() {
     let dir = tempfile::tempdir().unwrap();

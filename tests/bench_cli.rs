@@ -252,6 +252,29 @@ fn sweep_writes_a_sorted_table_json_and_an_svg() {
     );
 }
 
+/// `inspect` of a config whose position table is shorter than the default
+/// --seq 128 gives its figures at the table's length and says so (issue 25:
+/// it refused, though nobody asked for 128); an explicit --seq past the
+/// table is still refused.
+#[test]
+fn inspect_defaults_to_a_shorter_position_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.json");
+    std::fs::write(
+        &config,
+        r#"{"vocab_size": 100, "hidden_size": 32, "num_attention_heads": 2, "num_hidden_layers": 1,
+            "intermediate_size": 37, "max_position_embeddings": 64}"#,
+    )
+    .unwrap();
+    let path = config.to_str().unwrap();
+    let out = bertc(&["inspect", path, "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["seq"], 64, "{report}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("position table has 64 rows: figures at S = 64"));
+    assert_refused(&["inspect", path, "--seq", "128"], "position table has 64 rows");
+}
+
 #[test]
 fn bad_bench_inspect_and_sweep_arguments_are_refused_with_a_reason() {
     assert_refused(&["bench"], "give a model to bench");
@@ -261,6 +284,32 @@ fn bad_bench_inspect_and_sweep_arguments_are_refused_with_a_reason() {
         "position table has 512 rows",
     );
     assert_refused(&["bench", "bert-tiny", "--runs", "0", "--no-peak"], "--runs");
+    // Counts and cells too large for any machine: refused before anything
+    // is allocated (issue 25 N12: a capacity-overflow panic, an 8 TB and a
+    // 6.4 GB allocation abort).
+    for cmd in ["bench", "sweep"] {
+        let max = usize::MAX.to_string();
+        assert_refused(
+            &[cmd, "bert-tiny", "--runs", &max, "--no-peak"],
+            "at most 1000000",
+        );
+        assert_refused(
+            &[cmd, "bert-tiny", "--warmup", "1000000000000", "--no-peak"],
+            "at most 1000000",
+        );
+        assert_refused(
+            &[
+                cmd,
+                "bert-tiny",
+                "--batch",
+                "100000000",
+                "--seq",
+                "512",
+                "--no-peak",
+            ],
+            "more than this machine's",
+        );
+    }
     assert_refused(
         &["inspect", "no-such-model"],
         "neither a preset, a config.json nor a model folder",

@@ -226,6 +226,34 @@ fn per_tensor_gives_one_weight_scale_per_linear() {
     assert!(per_channel.iter().all(|(_, n)| *n > 1), "{per_channel:?}");
 }
 
+/// A `--quantize-skip` pattern that names no linear layer is refused,
+/// naming it (issue 25: `nomatch` was silently ignored, the bytes those of
+/// no skip at all); nothing is written.
+#[test]
+fn a_quantize_skip_pattern_matching_nothing_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("q.onnx");
+    for skip in ["nomatch", "pooler,nomatch"] {
+        let args = [
+            "compile",
+            "bert-tiny",
+            "--quantize",
+            "dynamic",
+            "--quantize-skip",
+            skip,
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        let (ok, text) = bertc(&args);
+        assert!(!ok, "{skip}: {text}");
+        assert!(
+            text.contains("`nomatch` matches none of the model's 13 linear layers"),
+            "{text}"
+        );
+        assert!(!out.exists());
+    }
+}
+
 #[test]
 fn quantize_skip_keeps_the_named_layers_in_f32() {
     let dir = tempfile::tempdir().unwrap();

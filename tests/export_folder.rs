@@ -520,3 +520,49 @@ fn an_onnx_file_output_keeps_its_behaviour_and_head_base_overrides_the_modules()
     // The Transformer module's truncation is kept whatever the head.
     assert_eq!(g.metadata["bertc.max_seq_length"], "64");
 }
+
+/// `-o new/sub/` makes the missing parents, as Optimum does; `-o out/`
+/// where `out` is a file is refused before compiling, naming it, and the
+/// file is left as it was (issue 25: "Not a directory" after the whole
+/// compile; "No such file or directory" for new parents).
+#[test]
+fn export_folder_parents_are_made_and_a_file_in_the_way_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir.path().join("new").join("sub");
+    let out = compile_cli(&fixture("tiny-cls"), &format!("{}/", nested.display()));
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(listing(&nested), ["config.json", "model.onnx"]);
+
+    let file = dir.path().join("out");
+    std::fs::write(&file, b"mine").unwrap();
+    let out = compile_cli(&fixture("tiny-cls"), &format!("{}/", file.display()));
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("is a regular file; -o DIR/ writes a folder there"),
+        "{err}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("compiled"),
+        "compiled before refusing"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"mine");
+
+    // A symlink to a previous export (issue 25 N14: "Not a directory" after
+    // the compile, an empty `.bertc-old-*` folder left behind).
+    #[cfg(unix)]
+    {
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&nested, &link).unwrap();
+        let out = compile_cli(&fixture("tiny-cls"), &format!("{}/", link.display()));
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("is a symbolic link"), "{err}");
+        let left: Vec<String> = listing(dir.path())
+            .into_iter()
+            .filter(|f| f.contains(".bertc-"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        assert_eq!(listing(&nested), ["config.json", "model.onnx"]);
+    }
+}

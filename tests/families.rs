@@ -595,3 +595,25 @@ fn albert_onnxruntime_form_packs_shared_attention_weights_once() {
         assert!(!constants[..i].contains(c), "a constant stored twice");
     }
 }
+
+/// The families whose positions count the real tokens (RoBERTa, XLM-R,
+/// MPNet) at sequence length 1, one row masked out: tract ran
+/// `cumsum(m) · m` as Square of int64 there and failed (issue 25 N9). At
+/// -O0 and -O2, tract agrees with onnxruntime on the same file.
+#[test]
+fn padding_positions_run_at_sequence_length_one() {
+    for case in ["roberta-base", "xlm-roberta-base", "mpnet-base", "roberta-cls"] {
+        for level in [Level::O0, Level::O2] {
+            let c = compiled(case, &at_level(level));
+            let bytes = c.to_bytes().unwrap();
+            let mut inputs = bertc::runtime::inputs_for(c.graph(), 2, 1);
+            // Row 1 masked out.
+            if let Some(mask) = inputs.get_mut("attention_mask") {
+                *mask = bertc::runtime::HostTensor::i64(vec![2, 1], vec![1, 0]);
+            }
+            let tract = run_tract(&bytes, &inputs);
+            let ort = run_onnxruntime(&bytes, &inputs);
+            assert_close(&format!("{case} at {level:?}, S=1"), &tract, &ort, 1e-5);
+        }
+    }
+}

@@ -1025,3 +1025,63 @@ fn optimize_refuses_graphs_it_cannot_mean() {
         assert!(!output.exists(), "{what}: an output was written");
     }
 }
+
+/// Calibration inputs of zero length ([N, 0]) are refused by name, static
+/// or dynamic, before tract sees them (issue 25 N13: "tract panicked while
+/// it tried to optimize the model"); nothing is written.
+#[test]
+fn empty_calibration_rows_are_refused_before_tract() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let calibration = d.join("empty.safetensors");
+    let empty: [u8; 0] = [];
+    let views: Vec<_> = ["input_ids", "attention_mask", "token_type_ids"]
+        .into_iter()
+        .map(|n| {
+            let v =
+                safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![4, 0], &empty).unwrap();
+            (n.to_string(), v)
+        })
+        .collect();
+    std::fs::write(&calibration, safetensors::serialize(views, None).unwrap()).unwrap();
+    let output = d.join("m.onnx");
+    for quantize in [
+        &["--quantize", "static"][..],
+        &["--target", "onnxruntime", "--quantize", "dynamic"],
+    ] {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"compile", &"bert-tiny"];
+        args.extend(quantize.iter().map(|a| a as &dyn AsRef<std::ffi::OsStr>));
+        args.extend([
+            &"--calibrate" as &dyn AsRef<std::ffi::OsStr>,
+            &calibration,
+            &"-o",
+            &output,
+        ]);
+        let out = bertc(&args);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert_refused(&out, d, &["empty.safetensors", "[4, 0]", "S at least 1"]);
+        assert!(!output.exists());
+    }
+}
+
+/// `run` with a tokenizer that does not fit the model — ids past its
+/// 300-row word table — names the input, the value and the table instead
+/// of passing tract's panic text on (issue 25 N7).
+#[test]
+fn run_checks_the_tokenizer_output_against_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokenizer = common::fixture("pipelines/seq-cls/tokenizer.json");
+    let out = bertc(&[
+        &"run",
+        &common::fixture("tiny-cls"),
+        &"--tokenizer",
+        &tokenizer,
+        &"hello world, this is a test",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_refused_quietly(
+        &out,
+        dir.path(),
+        &["the tokenizer's output", "`input_ids`", "300 rows"],
+    );
+}

@@ -232,6 +232,9 @@ fn min_cosine_gate_refuses_to_write() {
     let refused = bertc(&["--min-cosine", "0.9999999"]);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success(), "wrote a model below --min-cosine");
+    // A gate that measured and failed exits 1, as validate's does; usage
+    // and input errors exit 2 (README "Exit codes").
+    assert_eq!(refused.status.code(), Some(1), "a failed gate exits 1");
     assert!(stderr.contains("below --min-cosine"), "{stderr}");
     assert!(!out.exists(), "a refused model was written");
     let written = bertc(&[]);

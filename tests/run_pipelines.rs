@@ -396,3 +396,21 @@ fn texts_from_a_file_and_from_stdin_are_the_same_inputs() {
     let from_stdin: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(from_stdin, from_args);
 }
+
+/// The human-readable answers quote texts as a terminal should show them:
+/// an emoji's zero-width joiners kept (issue 25: `{:?}` printed
+/// `👨\u{200d}👩\u{200d}👧`), quotes, tabs and bidirectional overrides escaped.
+#[test]
+fn human_output_keeps_emoji_sequences_and_escapes_controls() {
+    let model = common::fixture("pipelines/token-cls");
+    let text = "Family \u{1f468}\u{200d}\u{1f469}\u{200d}\u{1f467} \"in\"\tParis\u{202e}";
+    let out = bertc_run(&[&"run", &model, &text, &"--threads", &"1"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    let first = shown.lines().nth(1).unwrap_or_default();
+    assert_eq!(
+        first, "\"Family \u{1f468}\u{200d}\u{1f469}\u{200d}\u{1f467} \\\"in\\\"\\tParis\\u{202e}\"",
+        "{shown}"
+    );
+    assert!(!shown.contains("\\u{200d}"), "{shown}");
+}

@@ -146,3 +146,27 @@ fn an_empty_batch_is_refused() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("empty batch"), "{}", text(&out));
 }
+
+/// An export folder validates like its model file — the one `run` loads in
+/// tract — as `run`, `inspect` and `bench` take such folders (issue 25:
+/// "a directory"); a model folder without a compiled file is refused with
+/// what to do.
+#[test]
+fn an_export_folder_validates_its_model_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = minilm(dir.path(), "export/", &[]);
+    let out = validate(&folder, &golden(), &["--allow-missing"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("last_hidden_state"), "{}", text(&out));
+    let out = validate(
+        &fixture("tiny-base"),
+        &fixture("tiny-base/golden.safetensors"),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("a model folder without model.onnx"),
+        "{}",
+        text(&out)
+    );
+}

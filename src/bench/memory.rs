@@ -32,3 +32,18 @@ fn status_kib(key: &str) -> Option<u64> {
         .parse()
         .ok()
 }
+
+/// The machine's physical memory in bytes (`MemTotal`), or `None` off
+/// Linux: the bound a benchmark's activations are checked against before
+/// anything is allocated.
+pub fn machine_memory_bytes() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line["MemTotal:".len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    kib.checked_mul(1024)
+}

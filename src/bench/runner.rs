@@ -74,6 +74,10 @@ impl BenchModel {
             .cells()
             .into_iter()
             .map(|(batch, seq)| {
+                // Sized before anything is allocated: a cell too large for
+                // the machine is an error, not an abort.
+                let cost = graph_cost(graph, batch, seq)?;
+                check_fits_memory(graph, &cost, batch, seq)?;
                 let inputs = inputs_for(graph, batch, seq);
                 crate::runtime::check_inputs_fit(
                     graph,
@@ -81,10 +85,7 @@ impl BenchModel {
                     &format!("bench inputs (B={batch}, S={seq})"),
                 )
                 .map_err(crate::runtime::RuntimeError::from)?;
-                Ok(PreparedCell {
-                    inputs,
-                    cost: graph_cost(graph, batch, seq)?,
-                })
+                Ok(PreparedCell { inputs, cost })
             })
             .collect::<Result<_, Error>>()?;
         Ok(BenchModel {
@@ -103,6 +104,30 @@ impl BenchModel {
     pub fn cost(&self) -> &Cost {
         &self.cells[0].cost
     }
+}
+
+/// Refuses a (batch, seq) cell whose inputs and peak activations (the cost
+/// model's) exceed the machine's memory.
+fn check_fits_memory(graph: &Graph, cost: &Cost, batch: usize, seq: usize) -> Result<(), Error> {
+    let Some(limit) = super::memory::machine_memory_bytes() else {
+        return Ok(());
+    };
+    // Every input is at most 8 bytes an element, B·S elements (ids, mask, types).
+    let inputs = (graph.inputs().len() as u64)
+        .saturating_mul(batch as u64)
+        .saturating_mul(seq as u64)
+        .saturating_mul(8);
+    let needed = cost.activation_bytes.saturating_add(inputs);
+    if needed <= limit {
+        return Ok(());
+    }
+    let gb = |b: u64| b as f64 / 1e9;
+    Err(crate::runtime::RuntimeError::TooLarge {
+        what: format!("bench cell B={batch}, S={seq}"),
+        needed_gb: gb(needed),
+        limit_gb: gb(limit),
+    }
+    .into())
 }
 
 /// What one model did in one cell.

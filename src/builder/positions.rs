@@ -30,7 +30,12 @@ impl Builder<'_> {
             .add(&format!("{p}.real"), Op::Where, &[is_pad, zero, one])?;
         let axis = self.g.add_const(&format!("{p}.axis"), Tensor::scalar_i64(1))?;
         let count = self.g.add(&format!("{p}.count"), Op::CumSum, &[real, axis])?;
-        let count = self.binary(&format!("{p}.count_real"), BinaryOp::Mul, count, real)?;
+        // cumsum(m) · m as a Where: at S = 1 tract folds the CumSum away
+        // and reads m · m as Square, which it has for floats only (issue
+        // 25 N9: "Square does not support I64").
+        let count = self
+            .g
+            .add(&format!("{p}.count_real"), Op::Where, &[is_pad, zero, count])?;
         self.binary(&format!("{p}.offset"), BinaryOp::Add, count, pad)
     }
 

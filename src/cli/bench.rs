@@ -60,6 +60,9 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
+/// The most timed (or warm-up) runs per model and cell.
+pub const MAX_RUNS: usize = 1_000_000;
+
 /// The `--json` document.
 #[derive(Serialize)]
 pub struct BenchReport {
@@ -106,6 +109,14 @@ impl<'s> Measure<'s> {
         positive("--batch", &opts.batches)?;
         positive("--seq", &opts.seqs)?;
         anyhow::ensure!(opts.runs >= 1, "--runs must be at least 1");
+        // Each run's time is kept: a count past this is a typo, and an
+        // allocation of its size would abort the process.
+        anyhow::ensure!(
+            opts.runs <= MAX_RUNS && opts.warmup <= MAX_RUNS,
+            "--runs and --warmup must be at most {MAX_RUNS} (got {} and {})",
+            opts.runs,
+            opts.warmup
+        );
         let peak = match measure_peak {
             true => Some(measure_fp32_peak(session, PEAK_MATMUL_N, PEAK_RUNS)?),
             false => None,

@@ -9,13 +9,17 @@ use serde::Serialize;
 use super::group_digits;
 use super::model_arg::{load, mb, positive, LoadOptions};
 
+/// The sequence length figures are given at unless told.
+const DEFAULT_SEQ: usize = 128;
+
 #[derive(clap::Args)]
 pub struct InspectArgs {
     /// An ONNX file, a config.json path or a preset name.
     pub model: String,
-    /// Sequence length the multiply-adds and activations are counted at.
-    #[arg(long, default_value_t = 128)]
-    pub seq: usize,
+    /// Sequence length the multiply-adds and activations are counted at
+    /// (default 128, or the model's position table when that is shorter).
+    #[arg(long)]
+    pub seq: Option<usize>,
     /// Batch size of the activation estimate.
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
@@ -67,7 +71,9 @@ fn file_bytes(session: &bertc::Session, m: &super::model_arg::ModelArg) -> anyho
 }
 
 pub fn run(a: InspectArgs, session: &bertc::Session) -> anyhow::Result<ExitCode> {
-    positive("--seq", &[a.seq])?;
+    if let Some(seq) = a.seq {
+        positive("--seq", &[seq])?;
+    }
     positive("--batch", &[a.batch])?;
     // A config is built with placeholder weights: every figure comes from
     // the graph's shapes, so no weight is drawn (bert-large stays ~tens of MB).
@@ -77,8 +83,23 @@ pub fn run(a: InspectArgs, session: &bertc::Session) -> anyhow::Result<ExitCode>
         shapes_only: true,
     };
     let m = load(session, &a.model, &opts)?;
-    m.check_seqs(&[a.seq])?;
-    let cost = graph_cost(&m.graph, a.batch, a.seq)?;
+    let seq = match (a.seq, bertc::runtime::max_sequence(&m.graph)) {
+        (Some(seq), _) => {
+            m.check_seqs(&[seq])?;
+            seq
+        }
+        // The default, cut to a shorter position table (said, not refused:
+        // nobody asked for 128).
+        (None, Some(max)) if max < DEFAULT_SEQ => {
+            eprintln!(
+                "note: {}'s position table has {max} rows: figures at S = {max} (the default --seq is {DEFAULT_SEQ})",
+                m.name
+            );
+            max
+        }
+        (None, _) => DEFAULT_SEQ,
+    };
+    let cost = graph_cost(&m.graph, a.batch, seq)?;
     let files = file_bytes(session, &m)?;
     if a.json {
         let report = InspectReport {

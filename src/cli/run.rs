@@ -320,13 +320,36 @@ fn lines_total(args: &RunArgs) -> Option<u64> {
     Some(lines + u64::from(last != b'\n'))
 }
 
+/// `s` in double quotes for a terminal: quotes, backslashes, control
+/// characters and the bidirectional overrides (which could reorder what
+/// the terminal shows) escaped; every other character — joiners in emoji
+/// sequences, combining marks, any script — as it is. (Rust's `{:?}`
+/// escapes U+200D, so 👨‍👩‍👧 printed as `👨\u{200d}👩\u{200d}👧`.)
+fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        let bidi = matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() || bidi => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// An input as the human-readable answer names it: quoted, long texts cut.
 fn shown(input: &TextInput) -> String {
     let cut = |t: &str| -> String {
         const MOST: usize = 60;
         match t.char_indices().nth(MOST) {
-            Some((at, _)) => format!("{:?}…", &t[..at]),
-            None => format!("{t:?}"),
+            Some((at, _)) => format!("{}…", quoted(&t[..at])),
+            None => quoted(t),
         }
     };
     match input {
@@ -365,8 +388,12 @@ fn print_human(
                 for g in groups {
                     writeln!(
                         out,
-                        "  {:<8} {:.6}  {:?}  chars {}..{}",
-                        g.entity_group, g.score, g.word, g.start, g.end
+                        "  {:<8} {:.6}  {}  chars {}..{}",
+                        g.entity_group,
+                        g.score,
+                        quoted(&g.word),
+                        g.start,
+                        g.end
                     )?;
                 }
             }
@@ -376,8 +403,11 @@ fn print_human(
                 writeln!(out, "{}", shown(input))?;
                 writeln!(
                     out,
-                    "  answer {:?}  score {:.6}  chars {}..{}",
-                    a.answer, a.score, a.start, a.end
+                    "  answer {}  score {:.6}  chars {}..{}",
+                    quoted(&a.answer),
+                    a.score,
+                    a.start,
+                    a.end
                 )?;
             }
         }

@@ -7,7 +7,7 @@ use bertc::validate::{validate, ValidateOptions};
 
 #[derive(clap::Args)]
 pub struct ValidateArgs {
-    /// The ONNX model to run.
+    /// The ONNX model to run, or an export folder (its model file for tract, as `run` picks it).
     model: PathBuf,
     /// Safetensors file with the inputs and expected outputs, by ONNX name.
     #[arg(long)]
@@ -52,7 +52,8 @@ pub fn run(a: ValidateArgs, session: &bertc::Session) -> anyhow::Result<ExitCode
         min_cosine: a.min_cosine,
         save_outputs: a.save_outputs.clone(),
     };
-    let validation = validate(session, &a.model, &a.golden, &opts)?;
+    let model = model_file(&a.model)?;
+    let validation = validate(session, &model, &a.golden, &opts)?;
     let gates = &validation.gates;
     let shown = |g: Option<f64>| g.map_or("-".to_string(), |x| format!("{x}"));
     println!(
@@ -98,4 +99,27 @@ pub fn run(a: ValidateArgs, session: &bertc::Session) -> anyhow::Result<ExitCode
         true => ExitCode::SUCCESS,
         false => ExitCode::from(1),
     })
+}
+
+/// The file to validate: `path` itself, or the model file of the export
+/// folder `path` that `run` would load in tract (issue 25: validate refused
+/// the folders run, inspect and bench take).
+fn model_file(path: &std::path::Path) -> anyhow::Result<PathBuf> {
+    use bertc::run::form::{choose, FormChoice};
+    use bertc::runtime::Runtime;
+    if !path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    let chosen = choose(path, Runtime::Tract, &FormChoice::default())?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: a model folder without model.onnx; validate checks a compiled model: \
+             `bertc compile {} -o OUT/`, then `bertc validate OUT/`",
+            path.display(),
+            path.display()
+        )
+    })?;
+    if let Some(note) = chosen.note(Runtime::Tract) {
+        eprintln!("{note}");
+    }
+    Ok(chosen.path)
 }

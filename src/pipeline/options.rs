@@ -98,6 +98,15 @@ pub enum OptionError {
     Percentile(f64),
     #[error("--quantize-skip: an empty pattern matches every layer and would quantize nothing; name a layer (e.g. pooler)")]
     EmptySkipPattern,
+    #[error(
+        "--quantize-skip `{pattern}` matches none of the model's {count} linear layers (they are named like \
+         {examples}); nothing was written"
+    )]
+    SkipMatchesNothing {
+        pattern: String,
+        count: usize,
+        examples: String,
+    },
     #[error("--target openvino takes int8 as calibrated QuantizeLinear/DequantizeLinear pairs: use --quantize static")]
     OpenvinoNeedsStatic,
     #[error(

@@ -60,6 +60,15 @@ pub fn calibration_batches(g: &Graph, file: Option<&Path>) -> Result<Vec<NamedTe
     let Some(dims) = rows.filter(|r| r[0] > 0) else {
         return Err(RuntimeError::Io(format!("{shown}: no calibration rows")).into());
     };
+    // A zero-length sequence reaches tract's optimizer as an empty axis,
+    // which panics there (issue 25 N13); validate refuses it too.
+    if dims[1] == 0 {
+        return Err(RuntimeError::Io(format!(
+            "{shown}: the calibration rows are empty ([{}, 0]): give every input as [N, S] with S at least 1",
+            dims[0]
+        ))
+        .into());
+    }
     crate::runtime::check_inputs_fit(g, &all, &shown.to_string()).map_err(RuntimeError::from)?;
     let (n, s) = (dims[0], dims[1]);
     let mut batches = Vec::new();

@@ -71,7 +71,24 @@ pub fn apply(
             g.metadata.insert(KEPT_F32.into(), keep.join(","));
             keep
         }
-        Skip::Layers(patterns) => patterns.clone(),
+        Skip::Layers(patterns) => {
+            // A pattern that names no layer is a typo, not a choice: it
+            // would quantize everything silently.
+            let names = crate::passes::quantizable_linears(g);
+            if let Some(p) = patterns
+                .iter()
+                .find(|p| !names.iter().any(|n| n.contains(p.as_str())))
+            {
+                let examples: Vec<&str> = names.iter().take(3).map(String::as_str).collect();
+                return Err(crate::pipeline::OptionError::SkipMatchesNothing {
+                    pattern: p.clone(),
+                    count: names.len(),
+                    examples: examples.join(", "),
+                }
+                .into());
+            }
+            patterns.clone()
+        }
     };
     Ok(precision_passes(g, precision, target, calibrated.as_ref(), &skip).run(g)?)
 }

@@ -10,7 +10,7 @@ use crate::builder::Head;
 use crate::config::BertConfig;
 use crate::ir::Graph;
 use crate::pipeline::{BuildOptions, PipelineOptions, Source};
-use crate::runtime::{ModelSource, Runtime, RuntimeModel, RuntimeOptions};
+use crate::runtime::{InputLimits, ModelSource, Runtime, RuntimeModel, RuntimeOptions};
 use crate::sentence_transformers::max_seq_length;
 use crate::session::Session;
 use crate::source::{resolve, MissingWeights};
@@ -53,6 +53,9 @@ pub struct LoadedModel {
     pub limits: BatchLimits,
     /// The file of an export folder loaded, and why.
     pub file: Option<ChosenFile>,
+    /// What the model's token inputs may hold: every batch the tokenizer
+    /// makes is checked against it before the runtime sees it.
+    pub input_limits: InputLimits,
 }
 
 /// The key H4's export writes sentence-transformers' `max_seq_length` under.
@@ -156,6 +159,7 @@ pub fn load(session: &Session, arg: &Path, opts: &RunOptions) -> Result<LoadedMo
         zero_shot: None,
         limits: opts.batch,
         file,
+        input_limits: InputLimits::of(&graph),
     })
 }
 

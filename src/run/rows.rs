@@ -83,6 +83,12 @@ impl LoadedModel {
         for batch in plan(&lengths, self.limits, self.tokenizer.max_length) {
             let encodings: Vec<&Encoding> = batch.rows.iter().map(|&r| &rows[r]).collect();
             let inputs = model_inputs(&encodings, batch.seq, self.tokenizer.special.pad);
+            // A tokenizer that does not fit the model (ids past its tables,
+            // a template past its positions) is named here, not in the
+            // runtime's panic text (issue 25 N7).
+            self.input_limits
+                .check(&inputs, "the tokenizer's output")
+                .map_err(|e| crate::Error::from(crate::runtime::RuntimeError::from(e)))?;
             let outputs = self.model.run(&inputs)?;
             for (at, &r) in batch.rows.iter().enumerate() {
                 let answer = each(

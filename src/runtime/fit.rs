@@ -87,6 +87,85 @@ pub fn table_rows(g: &Graph, input: &str) -> Option<usize> {
         })
 }
 
+/// What a model's token inputs may hold, read off its graph once: the
+/// rows of the tables they index and the longest sequence. `run` keeps it
+/// to check every batch the tokenizer makes before the runtime sees it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InputLimits {
+    /// (input, rows of the table it indexes).
+    tables: Vec<(String, usize)>,
+    max_sequence: Option<usize>,
+}
+
+impl InputLimits {
+    pub fn of(g: &Graph) -> InputLimits {
+        let tables = g
+            .inputs()
+            .iter()
+            .filter_map(|&id| {
+                let name = &g.node(id).name;
+                table_rows(g, name).map(|rows| (name.clone(), rows))
+            })
+            .collect();
+        InputLimits {
+            tables,
+            max_sequence: super::max_sequence(g),
+        }
+    }
+
+    /// Checks every [B, S] integer input of `tensors` against the tables
+    /// and the sequence limit.
+    pub fn check(&self, tensors: &NamedTensors, origin: &str) -> Result<(), InputFitError> {
+        for (name, t) in tensors {
+            if let (HostData::I64(values), 2) = (&t.data, t.shape.len()) {
+                self.check_values(name, &t.shape, values, origin)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_values(
+        &self,
+        name: &str,
+        shape: &[usize],
+        values: &[i64],
+        origin: &str,
+    ) -> Result<(), InputFitError> {
+        if let Some(&(_, rows)) = self.tables.iter().find(|(n, _)| n == name) {
+            let what = match name {
+                "input_ids" => "the word-embedding table",
+                "token_type_ids" => "the token-type table",
+                _ => "the table it indexes",
+            };
+            let seq = shape[1].max(1);
+            if let Some((at, &value)) = values
+                .iter()
+                .enumerate()
+                .find(|&(_, &v)| v < 0 || v as u64 >= rows as u64)
+            {
+                return Err(InputFitError::OutOfRange {
+                    origin: origin.into(),
+                    input: name.into(),
+                    row: at / seq,
+                    position: at % seq,
+                    value,
+                    rows,
+                    what,
+                });
+            }
+        }
+        match self.max_sequence {
+            Some(max) if shape[1] > max => Err(InputFitError::TooLong {
+                origin: origin.into(),
+                input: name.into(),
+                len: shape[1],
+                max,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Checks that `tensors` fit the inputs of `g`: each model input present
 /// in `tensors` has the model's rank and an integer or float type as the
 /// model declares, all token inputs have one shape, every value indexing a
@@ -94,6 +173,7 @@ pub fn table_rows(g: &Graph, input: &str) -> Option<usize> {
 /// table. `origin` names where the tensors came from (a file) in errors.
 /// Missing inputs are left to the runner, which names them.
 pub fn check_inputs_fit(g: &Graph, tensors: &NamedTensors, origin: &str) -> Result<(), InputFitError> {
+    let limits = InputLimits::of(g);
     let mut first: Option<(&str, &[usize])> = None;
     for &id in g.inputs() {
         let name = g.node(id).name.as_str();
@@ -151,39 +231,7 @@ pub fn check_inputs_fit(g: &Graph, tensors: &NamedTensors, origin: &str) -> Resu
             Some(_) => {}
             None => first = Some((name, &t.shape)),
         }
-        if let Some(rows) = table_rows(g, name) {
-            let what = match name {
-                "input_ids" => "the word-embedding table",
-                "token_type_ids" => "the token-type table",
-                _ => "the table it indexes",
-            };
-            let seq = t.shape[1].max(1);
-            if let Some((at, &value)) = values
-                .iter()
-                .enumerate()
-                .find(|&(_, &v)| v < 0 || v as u64 >= rows as u64)
-            {
-                return Err(InputFitError::OutOfRange {
-                    origin: origin.into(),
-                    input: name.into(),
-                    row: at / seq,
-                    position: at % seq,
-                    value,
-                    rows,
-                    what,
-                });
-            }
-        }
-        if let Some(max) = super::max_sequence(g) {
-            if t.shape[1] > max {
-                return Err(InputFitError::TooLong {
-                    origin: origin.into(),
-                    input: name.into(),
-                    len: t.shape[1],
-                    max,
-                });
-            }
-        }
+        limits.check_values(name, &t.shape, values, origin)?;
     }
     Ok(())
 }

@@ -20,7 +20,7 @@ pub use compare::{
     at_real_positions, compare, compare_outputs, cosine, worst_row_cosine, worst_token_cosine, CompareError,
     OutputComparison,
 };
-pub use fit::{check_inputs_fit, check_references_fit, table_rows, InputFitError};
+pub use fit::{check_inputs_fit, check_references_fit, table_rows, InputFitError, InputLimits};
 pub use host::{read_safetensors, write_safetensors, HostData, HostTensor, NamedTensors};
 pub use inputs::{inputs_for, inputs_for_seed, max_sequence, realistic_inputs, sequence_length};
 pub use tract_session::{PlanMode, TractSession};
@@ -44,6 +44,15 @@ pub enum RuntimeError {
     },
     #[error(transparent)]
     InputFit(#[from] InputFitError),
+    #[error(
+        "{what}: the inputs and activations need about {needed_gb:.1} GB by the cost model, \
+         more than this machine's {limit_gb:.1} GB of memory; use a smaller --batch or --seq"
+    )]
+    TooLarge {
+        what: String,
+        needed_gb: f64,
+        limit_gb: f64,
+    },
     #[error(transparent)]
     Backend(#[from] BackendError),
 }

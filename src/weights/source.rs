@@ -27,6 +27,8 @@ pub enum FileKind {
     Onnx,
     /// Any other JSON (a config, a tokenizer file).
     Json,
+    /// Starts like JSON but does not parse (truncated or damaged).
+    InvalidJson,
     Empty,
     Unknown,
 }
@@ -60,7 +62,8 @@ impl FileKind {
             if first == b'{' || first == b'[' {
                 return match serde_json::from_slice::<serde_json::Value>(text) {
                     Ok(v) if v.get("weight_map").is_some_and(|m| m.is_object()) => FileKind::WeightIndex,
-                    _ => FileKind::Json,
+                    Ok(_) => FileKind::Json,
+                    Err(_) => FileKind::InvalidJson,
                 };
             }
         }
@@ -85,6 +88,7 @@ impl FileKind {
             FileKind::WeightIndex => "a sharded checkpoint index",
             FileKind::Onnx => "an ONNX model",
             FileKind::Json => "a JSON file (not a checkpoint index: no `weight_map`)",
+            FileKind::InvalidJson => "a JSON file that does not parse (truncated or damaged)",
             FileKind::Empty => "an empty file",
             FileKind::Unknown => "a file of unknown kind",
         }
@@ -257,6 +261,15 @@ fn read_tensors(
         FileKind::TorchLegacy => Err(WeightsError::LegacyTorch {
             path: shown.to_string(),
         }),
+        // A truncated index is a parse error, with serde's line and column,
+        // not "not a checkpoint index".
+        FileKind::InvalidJson => match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Err(e) => Err(index_error(shown, e)),
+            Ok(_) => Err(WeightsError::WrongKind {
+                path: shown.to_string(),
+                found: FileKind::Json.describe(),
+            }),
+        },
         other => Err(WeightsError::WrongKind {
             path: shown.to_string(),
             found: other.describe(),
