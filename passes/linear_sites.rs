@@ -41,11 +41,7 @@ pub(super) struct LinearSite {
 /// their MatMul read only by their Add (when they have a bias), their
 /// input computed at run time.
 pub(super) fn linear_sites(g: &Graph, skip: &[String]) -> Vec<LinearSite> {
-    let sites: Vec<LinearSite> = crate::ir::canonical_order(g)
-        .into_iter()
-        .filter_map(|id| site_at(g, Value { node: id, slot: 0 }))
-        .filter(|site| constant(g, site.x).is_none())
-        .collect();
+    let sites = every_linear_site(g);
     // Over every site, whatever is skipped by name: which Linears are a
     // head's last is the model's structure, not the user's choice.
     let feeding = feeding_linears(g, &sites);
@@ -61,6 +57,16 @@ pub(super) fn linear_sites(g: &Graph, skip: &[String]) -> Vec<LinearSite> {
             let skipped = skip.iter().any(|p| name.contains(p.as_str()));
             !skipped && !head_projection(g, site, &feeding, narrowest_feeding)
         })
+        .collect()
+}
+
+/// Every linear layer with its input computed at run time, in canonical
+/// order, head projections included.
+pub(super) fn every_linear_site(g: &Graph) -> Vec<LinearSite> {
+    crate::ir::canonical_order(g)
+        .into_iter()
+        .filter_map(|id| site_at(g, Value { node: id, slot: 0 }))
+        .filter(|site| constant(g, site.x).is_none())
         .collect()
 }
 
