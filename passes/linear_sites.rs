@@ -103,11 +103,17 @@ fn output_width(g: &Graph, site: &LinearSite) -> Option<usize> {
     }
 }
 
-/// Every node some linear site's input is computed from (the sites' inputs
-/// and their ancestors).
+/// Every node some matrix product reads, directly or not: the linear
+/// sites' inputs, and the operands of every other MatMul (a masked-LM
+/// decoder reading its tied table through a Transpose reads ALBERT's
+/// narrower MLM transform, which is no head's last projection).
 fn feeding_linears(g: &Graph, sites: &[LinearSite]) -> HashSet<NodeId> {
     let mut seen = HashSet::new();
-    let mut stack: Vec<NodeId> = sites.iter().map(|s| s.x.node).collect();
+    let products = g
+        .node_ids()
+        .filter(|&id| g.node(id).op == Op::MatMul)
+        .flat_map(|id| g.inputs_of(id).into_iter().flatten().map(|v| v.node));
+    let mut stack: Vec<NodeId> = sites.iter().map(|s| s.x.node).chain(products).collect();
     while let Some(id) = stack.pop() {
         if seen.insert(id) {
             stack.extend(g.inputs_of(id).into_iter().flatten().map(|v| v.node));
