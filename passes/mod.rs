@@ -61,9 +61,9 @@ pub use quantize_int8::{
     linear_inputs, quantize_weight, stored_bytes, ActivationScales, QuantizeInt8, WeightGranularity,
 };
 pub use quantize_int8_onnxruntime::{
-    per_token_inputs, quantizable_linears, quantize_weight_s8, smoothing_factors, weight_bits_for_cpu,
-    weight_bits_for_host, PerToken, QuantizeInt8Onnxruntime, WeightBits, OUTLIER_CHANNEL_SPREAD,
-    OUTLIER_ROW_SPREAD, SMOOTHING_ALPHA_ONNXRUNTIME,
+    linear_layer_names, per_token_inputs, quantizable_linears, quantize_weight_s8, smoothing_factors,
+    weight_bits_for_cpu, weight_bits_for_host, PerToken, QuantizeInt8Onnxruntime, WeightBits,
+    OUTLIER_CHANNEL_SPREAD, OUTLIER_ROW_SPREAD, SMOOTHING_ALPHA_ONNXRUNTIME,
 };
 pub use quantize_int8_qdq::{outlier_channels, QuantizeInt8Qdq, OUTLIER_RANGE_FACTOR};
 pub use remove_identities::RemoveIdentities;

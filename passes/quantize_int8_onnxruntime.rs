@@ -586,3 +586,13 @@ pub fn quantizable_linears(g: &Graph) -> Vec<String> {
         .map(|t| g.node(t.out.node).name.clone())
         .collect()
 }
+
+/// The names of every linear layer `skip` patterns may name: those of
+/// [`quantizable_linears`] and the heads' last projections, which stay f32
+/// anyway (naming the classifier is a choice, not a typo).
+pub fn linear_layer_names(g: &Graph) -> Vec<String> {
+    super::linear_sites::every_linear_site(g)
+        .into_iter()
+        .map(|t| g.node(t.out.node).name.clone())
+        .collect()
+}

@@ -69,6 +69,10 @@ pub const PRESETS: &[(&str, &str)] = &[
     ),
     ("eurobert-210m", include_str!("../models/eurobert-210m.json")),
     (
+        "gte-base-en-v1.5",
+        include_str!("../models/gte-base-en-v1.5.json"),
+    ),
+    (
         "jina-embeddings-v3",
         include_str!("../models/jina-embeddings-v3.json"),
     ),

@@ -52,11 +52,24 @@ const TINY: [&str; 10] = [
     "tiny-relative-key-query",
 ];
 
+/// One case of each modern family (tests/fixtures/family2), the sliding
+/// window, GQA and disentangled attention among them.
+const FAMILY2: [&str; 8] = [
+    "family2/nomic-cls",
+    "family2/gte-base",
+    "family2/modernbert-base",
+    "family2/jina-v3-qa",
+    "family2/eurobert-mlm",
+    "family2/deberta-v3-tok",
+    "family2/deberta-v2-base",
+    "family2/deberta-v1-cls",
+];
+
 /// Packed against padded, at the real positions.
 const ATOL: f64 = 1e-5;
 
 fn case_dir(case: &str) -> std::path::PathBuf {
-    match case.starts_with("tiny-") {
+    match case.starts_with("tiny-") || case.starts_with("family2/") {
         true => fixture(case),
         false => family_dir(case),
     }
@@ -187,6 +200,17 @@ fn packed_matches_padded(
 #[test]
 fn every_case_packed_matches_padded_in_tract_and_onnxruntime() {
     for case in FAMILY.iter().chain(&TINY) {
+        let (worst, _) = packed_matches_padded(case, None, &at_level(Level::O2), &[TRACT, ONNXRUNTIME], ATOL);
+        eprintln!("{case}: packed vs padded max-abs at real positions (tract, onnxruntime): {worst:?}");
+    }
+}
+
+/// `--packed` on the modern families: pre-norm, rotary, sliding-window,
+/// grouped-query and disentangled attention alike, only the per-token
+/// layers packed.
+#[test]
+fn every_modern_family_packed_matches_padded() {
+    for case in FAMILY2 {
         let (worst, _) = packed_matches_padded(case, None, &at_level(Level::O2), &[TRACT, ONNXRUNTIME], ATOL);
         eprintln!("{case}: packed vs padded max-abs at real positions (tract, onnxruntime): {worst:?}");
     }

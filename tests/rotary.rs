@@ -45,8 +45,19 @@ fn max_abs(a: &[f32], b: &[f32]) -> f32 {
 fn rotation_matches_the_reference_for_every_pairing_and_width() {
     let (heads, head) = (2, 8);
     for pairs in [RotaryPairs::HalfSplit, RotaryPairs::Interleaved] {
-        for (dim, theta) in [(8, 10_000.0), (4, 1_000.0), (8, 160_000.0)] {
-            let r = Rotary { theta, dim, pairs };
+        // The last: GTE's NTK-scaled frequencies (factor 2).
+        for (dim, theta, ntk_factor) in [
+            (8, 10_000.0, None),
+            (4, 1_000.0, None),
+            (8, 160_000.0, None),
+            (8, 500_000.0, Some(2.0)),
+        ] {
+            let r = Rotary {
+                theta,
+                dim,
+                pairs,
+                ntk_factor,
+            };
             let g = build_rotation(r, heads, head).unwrap();
             let bytes = export_bytes(&g, ExportOptions::default()).unwrap();
             for seq in [1, 7, 33] {
@@ -58,7 +69,7 @@ fn rotation_matches_the_reference_for_every_pairing_and_width() {
                 let mut tract = TractSession::from_bytes(&bertc::Session::single_threaded(), &bytes).unwrap();
                 let got = tract.run(&feed).unwrap()["y"].to_f32();
                 // Angles up to 32 rad: f32 cos/sin of them differ by a few ulps.
-                let what = format!("{pairs:?} dim {dim} θ {theta} S {seq}");
+                let what = format!("{pairs:?} dim {dim} θ {theta} ntk {ntk_factor:?} S {seq}");
                 assert!(
                     max_abs(&got, &want) <= 1e-5,
                     "{what}: tract {}",
@@ -85,6 +96,7 @@ fn the_reference_rotates_pairs_as_transformers_does() {
             theta: 10_000.0,
             dim: 8,
             pairs,
+            ntk_factor: None,
         };
         assert_eq!(rotate_reference(&x, 0, r), x);
         let y = rotate_reference(&x, 5, r);
@@ -127,6 +139,7 @@ fn onnxruntime_lowering_writes_one_rotary_kernel_per_rotation() {
             theta: 10_000.0,
             dim,
             pairs,
+            ntk_factor: None,
         };
         let mut g = build_rotation(r, heads, head).unwrap();
         let runs = PassManager::from_names(["lower_rotary_onnxruntime", "dead_node_elimination"])

@@ -30,7 +30,7 @@ pub use grouped_query::repeated_kv_heads;
 pub use mpnet::mpnet_bucket;
 pub use params::{bert_model_params, model_params};
 pub use pooling::{Pooling, SentencePooling};
-pub use rotary::{inverse_frequencies, rotate_reference, Rotary};
+pub use rotary::{inverse_frequencies, ntk_inverse_frequencies, rotate_reference, Rotary};
 
 // Where callers have always found them, though they live below the
 // builder (so that the family table and the weights need not import it).

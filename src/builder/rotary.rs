@@ -19,12 +19,25 @@ use crate::ir::{BinaryOp, DType, Op, Tensor, UnaryOp, Value};
 use super::{BuildError, Builder};
 
 /// What RoPE needs to know: the base, the rotated width (even, at most the
-/// head size) and which dimensions pair.
+/// head size), which dimensions pair, and the NTK scaling factor of GTE's
+/// remote code (`None`: unscaled).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rotary {
     pub theta: f64,
     pub dim: usize,
     pub pairs: RotaryPairs,
+    pub ntk_factor: Option<f64>,
+}
+
+impl Rotary {
+    /// The frequencies this RoPE rotates by: [`inverse_frequencies`], or
+    /// [`ntk_inverse_frequencies`] when scaled.
+    pub fn inverse_frequencies(&self) -> Vec<f32> {
+        match self.ntk_factor {
+            Some(factor) => ntk_inverse_frequencies(self.theta, self.dim, factor),
+            None => inverse_frequencies(self.theta, self.dim),
+        }
+    }
 }
 
 /// transformers' `inv_freq`, `1 / θ^(2i/dim)` for i in 0..dim/2, in f32 as
@@ -35,11 +48,40 @@ pub fn inverse_frequencies(theta: f64, dim: usize) -> Vec<f32> {
         .collect()
 }
 
+/// The NTK-scaled `inv_freq` of Alibaba's remote GTE code
+/// (`Alibaba-NLP/new-impl`, modeling.py, `NTKScalingRotaryEmbedding`, what
+/// gte-base-en-v1.5's `rope_scaling: {"type": "ntk", "factor": 2.0}` runs):
+///
+/// ```text
+/// if seq_len > self.max_position_embeddings:
+///     base = self.base * (self.scaling_factor if self.mixed_b is None else 1)
+///     inv_freq = 1.0 / (base ** (torch.arange(0, self.dim, 2).float().to(device) / self.dim))
+///     if self.mixed_b is None:
+///         inv_freq = inv_freq / self.scaling_factor ** (2 / self.dim)  # (6)
+/// ```
+///
+/// Its constructor builds the cache for `max_position_embeddings · factor`
+/// positions, so for a factor above 1 that branch is always taken, at any
+/// sequence length: `inv_freq_i = (θ·f)^(−2i/dim) / f^(2/dim)`. At factor 1
+/// it is never taken (and would change nothing): plain [`inverse_frequencies`].
+/// In f32 as torch computes it (the power of the f32 base, then one divide
+/// by the f32-rounded scalar).
+pub fn ntk_inverse_frequencies(theta: f64, dim: usize, factor: f64) -> Vec<f32> {
+    if factor <= 1.0 {
+        return inverse_frequencies(theta, dim);
+    }
+    let scale = factor.powf(2.0 / dim as f64) as f32;
+    inverse_frequencies(theta * factor, dim)
+        .into_iter()
+        .map(|f| f / scale)
+        .collect()
+}
+
 /// Rotates one vector `x` (the rotated width only) at `position`, in plain
 /// Rust: the reference of the graph's rotation.
 pub fn rotate_reference(x: &[f32], position: usize, r: Rotary) -> Vec<f32> {
     let half = r.dim / 2;
-    let inv = inverse_frequencies(r.theta, r.dim);
+    let inv = r.inverse_frequencies();
     let mut y = x.to_vec();
     for (i, f) in inv.iter().enumerate() {
         let angle = position as f32 * f;
@@ -69,6 +111,7 @@ impl Builder<'_> {
             theta,
             dim: self.config.head_size(),
             pairs,
+            ntk_factor: self.config.rope_ntk_factor,
         })
     }
 
@@ -218,9 +261,21 @@ impl Builder<'_> {
             .add(&format!("{p}.evens_f32"), Op::Cast { to: DType::F32 }, &[evens])?;
         let dim = self.scalar(&format!("{p}.dim_f32"), r.dim as f32)?;
         let exponents = self.binary(&format!("{p}.exponents"), BinaryOp::Div, evens, dim)?;
-        let theta = self.scalar(&format!("{p}.theta"), r.theta as f32)?;
+        // GTE's NTK scaling (see [`ntk_inverse_frequencies`]): the base
+        // times the factor, every frequency divided by factor^(2/dim); no
+        // node at all at factor 1, which changes nothing.
+        let ntk = r.ntk_factor.filter(|&f| f > 1.0);
+        let base = match ntk {
+            Some(f) => r.theta * f,
+            None => r.theta,
+        };
+        let theta = self.scalar(&format!("{p}.theta"), base as f32)?;
         let powers = self.binary(&format!("{p}.powers"), BinaryOp::Pow, theta, exponents)?;
-        let inv_freq = self.unary(&format!("{p}.inv_freq"), UnaryOp::Reciprocal, powers)?;
+        let mut inv_freq = self.unary(&format!("{p}.inv_freq"), UnaryOp::Reciprocal, powers)?;
+        if let Some(f) = ntk {
+            let scale = self.scalar(&format!("{p}.ntk_scale"), f.powf(2.0 / r.dim as f64) as f32)?;
+            inv_freq = self.binary(&format!("{p}.ntk_inv_freq"), BinaryOp::Div, inv_freq, scale)?;
+        }
         let freqs = self.binary(&format!("{p}.freqs"), BinaryOp::Mul, positions, inv_freq)?;
         let freqs = self.g.add(
             &format!("{p}.freqs_per_head"),

@@ -99,6 +99,37 @@ fn lift_rope_parameters(fields: &mut RawFields) {
     }
 }
 
+/// GTE's remote-code `rope_scaling` (`{"type": "ntk", "factor": f}`, as
+/// gte-base-en-v1.5 ships it): the factor, read as Alibaba's new-impl reads
+/// it (`builder::ntk_inverse_frequencies`); absent or null is no scaling.
+/// Its other forms are refused by name: another `type` (the remote code
+/// raises on one), `mixed_b` (mixed NTK scaling, in no published config),
+/// a factor below 1 (whose frequencies the remote code changes with the
+/// sequence length).
+pub(super) fn ntk_factor(f: &Fields) -> Result<Option<f64>, ConfigError> {
+    let Some(scaling) = f.0.get("rope_scaling").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let refuse = |what: &'static str| ConfigError::Unsupported {
+        field: "rope_scaling",
+        value: scaling.to_string(),
+        what,
+    };
+    let Some(fields) = scaling.as_object() else {
+        return Err(refuse("a rope_scaling that is not an object"));
+    };
+    if fields.get("type").and_then(|t| t.as_str()) != Some("ntk") {
+        return Err(refuse("a rotary scaling other than NTK (`type: ntk`)"));
+    }
+    if fields.get("mixed_b").is_some_and(|b| !b.is_null()) {
+        return Err(refuse("mixed NTK rotary scaling (`mixed_b`)"));
+    }
+    match fields.get("factor").and_then(|v| v.as_f64()) {
+        Some(factor) if factor >= 1.0 && factor.is_finite() => Ok(Some(factor)),
+        _ => Err(refuse("an NTK factor that is not a finite number ≥ 1")),
+    }
+}
+
 /// RoPE's base θ: the (lifted) `rope_theta`, or the family's default. Only
 /// the default rope type is built (no scaling), over the whole head: a
 /// `head_dim` other than hidden_size / num_attention_heads is refused.

@@ -191,6 +191,10 @@ pub struct BertConfig {
     /// Rotary families: RoPE's base θ (`rope_parameters.rope_theta`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rope_theta: Option<f64>,
+    /// GTE's remote-code NTK scaling of the rotary frequencies
+    /// (`rope_scaling: {"type": "ntk", "factor": f}`, f ≥ 1): the factor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rope_ntk_factor: Option<f64>,
     /// The biases the family's config switches off or on (ModernBERT's
     /// `attention_bias`, `norm_bias`, …), by field: the row's
     /// `optional_biases`, each read with its default.
@@ -401,6 +405,10 @@ impl BertConfig {
                 (Positions::Rotary(_), Some((global, _))) => Some(*global),
                 (Positions::Rotary(_), None) => Some(family_fields::rope_theta(&f)?),
                 (Positions::Sequential | Positions::FromPadding | Positions::SequentialWhenBiased, _) => None,
+            },
+            rope_ntk_factor: match spec.config.ntk_rope_scaling {
+                true => family_fields::ntk_factor(&f)?,
+                false => None,
             },
             optional_biases,
             sliding_attention: sliding.map(|(_, s)| s),

@@ -37,8 +37,8 @@ pub use names::{
 pub use spec::{
     AttentionPattern, ConfigAdapter, ConfigValue, Disentangled, EmbeddingProjection, FamilySpec, FeedForward,
     FirstTokenClassifier, HeadActivation, HeadWidth, Heads, LayerNames, LayerPath, MaskedLmHead, NormKind,
-    NormPlacement, OptionalBias, Pooler, PoolerRule, Positions, PredictionHead, QkvProjection, RotaryPairs,
-    SequenceClassifier, TokenTypes,
+    NormPlacement, OptionalBias, Pooler, PoolerRule, Positions, PredictionHead, QkvProjection,
+    RemoteCodeNames, RotaryPairs, SequenceClassifier, TokenTypes,
 };
 pub use table::MPNET_BUCKETS;
 
@@ -106,10 +106,17 @@ impl Family {
         }
     }
 
+    /// The family of a `model_type`: transformers' name, or the remote
+    /// code's where the family has one (GTE's `new`).
     pub fn from_model_type(model_type: &str) -> Option<Family> {
-        Family::ALL
-            .into_iter()
-            .find(|f| f.spec().model_type == model_type)
+        Family::ALL.into_iter().find(|f| {
+            let spec = f.spec();
+            let remote = spec
+                .config
+                .remote_code
+                .is_some_and(|r| r.model_type == model_type);
+            spec.model_type == model_type || remote
+        })
     }
 
     /// transformers' `model_type`.
@@ -124,18 +131,23 @@ impl Family {
     }
 
     /// The head each architecture of this family means.
+    /// (transformers' classes first, then the remote code's, if any).
     pub fn architectures(self) -> Vec<(String, Head)> {
-        let stem = self.spec().class_stem;
-        [
-            ("Model", Head::Base),
-            ("ForSequenceClassification", Head::SequenceClassification),
-            ("ForTokenClassification", Head::TokenClassification),
-            ("ForQuestionAnswering", Head::QuestionAnswering),
-            ("ForMaskedLM", Head::MaskedLm),
-        ]
-        .into_iter()
-        .map(|(suffix, head)| (format!("{stem}{suffix}"), head))
-        .collect()
+        let spec = self.spec();
+        let remote = spec.config.remote_code.map(|r| r.class_stem);
+        let stems = std::iter::once(spec.class_stem).chain(remote);
+        stems
+            .flat_map(|stem| {
+                [
+                    ("Model", Head::Base),
+                    ("ForSequenceClassification", Head::SequenceClassification),
+                    ("ForTokenClassification", Head::TokenClassification),
+                    ("ForQuestionAnswering", Head::QuestionAnswering),
+                    ("ForMaskedLM", Head::MaskedLm),
+                ]
+                .map(|(suffix, head)| (format!("{stem}{suffix}"), head))
+            })
+            .collect()
     }
 
     /// The head a config's `architectures` asks for, among this family's

@@ -77,6 +77,20 @@ pub struct ConfigAdapter {
     /// file's names, with what another value would ask for: another value
     /// is refused by name; absent or null is the value given.
     pub required: &'static [(&'static str, ConfigValue, &'static str)],
+    /// The names a remote-code checkpoint of the family gives its config
+    /// and classes where they are not transformers' (Alibaba's GTE:
+    /// `model_type: "new"`, `NewModel`, …).
+    pub remote_code: Option<RemoteCodeNames>,
+    /// Whether `rope_scaling` is read as the NTK scaling of GTE's remote
+    /// code (`config::BertConfig::rope_ntk_factor`).
+    pub ntk_rope_scaling: bool,
+}
+
+/// A remote-code family's own `model_type` and class-name stem.
+#[derive(Debug, Clone, Copy)]
+pub struct RemoteCodeNames {
+    pub model_type: &'static str,
+    pub class_stem: &'static str,
 }
 
 impl ConfigAdapter {
@@ -87,6 +101,8 @@ impl ConfigAdapter {
         dropped: &[],
         defaults: &[],
         required: &[],
+        remote_code: None,
+        ntk_rope_scaling: false,
     };
 }
 

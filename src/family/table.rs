@@ -31,8 +31,8 @@
 use super::spec::{
     AttentionPattern, ConfigAdapter, ConfigValue, Disentangled, EmbeddingProjection, FamilySpec, FeedForward,
     FirstTokenClassifier, HeadActivation, HeadWidth, Heads, LayerNames, LayerPath, MaskedLmHead, NormKind,
-    NormPlacement, OptionalBias, Pooler, PoolerRule, Positions, PredictionHead, QkvProjection, RotaryPairs,
-    SequenceClassifier, TokenTypes,
+    NormPlacement, OptionalBias, Pooler, PoolerRule, Positions, PredictionHead, QkvProjection,
+    RemoteCodeNames, RotaryPairs, SequenceClassifier, TokenTypes,
 };
 use ConfigValue::{Bool, Float, Int, Null, Str};
 
@@ -182,6 +182,7 @@ pub(super) const DISTILBERT: FamilySpec = FamilySpec {
             ("pad_token_id", Int(0)),
         ],
         required: &[],
+        ..ConfigAdapter::NONE
     },
     renames: &[],
     layers: LayerNames {
@@ -622,11 +623,31 @@ pub(super) const GTE: FamilySpec = FamilySpec {
     class_stem: "Gte",
     prefix: "gte",
     config: ConfigAdapter {
+        // The remote code's config (Alibaba-NLP/new-impl's `NewConfig`,
+        // what gte-base-en-v1.5 ships) names the position embedding, which
+        // is the family's rotation here.
+        dropped: &["position_embedding_type"],
         // GteConfig's defaults where they are not BertConfig's.
         defaults: &[("rope_theta", Float(10000.0)), ("type_vocab_size", Int(0))],
-        // gte-base-en-v1.5's remote config asks for NTK-scaled rotary
-        // frequencies, which bertc does not compute: refused by name.
-        required: &[("rope_scaling", Null, "scaled (NTK) rotary embeddings")],
+        // The remote code's switches: what gte-base-en-v1.5 ships is built
+        // (transformers' GteModel fixes them so); the others are refused.
+        required: &[
+            (
+                "position_embedding_type",
+                Str("rope"),
+                "GTE with absolute position embeddings",
+            ),
+            ("layer_norm_type", Str("layer_norm"), "GTE with RMSNorm"),
+            ("pack_qkv", Bool(true), "GTE with separate q, k, v projections"),
+            ("logn_attention_scale", Bool(false), "log-n scaled attention"),
+            ("logn_attention_clip1", Bool(false), "log-n scaled attention"),
+        ],
+        remote_code: Some(RemoteCodeNames {
+            model_type: "new",
+            class_stem: "New",
+        }),
+        // gte-base-en-v1.5's `rope_scaling: {type: ntk, factor: 2.0}`.
+        ntk_rope_scaling: true,
         ..ConfigAdapter::NONE
     },
     renames: &[],

@@ -74,7 +74,7 @@ pub fn apply(
         Skip::Layers(patterns) => {
             // A pattern that names no layer is a typo, not a choice: it
             // would quantize everything silently.
-            let names = crate::passes::quantizable_linears(g);
+            let names = crate::passes::linear_layer_names(g);
             if let Some(p) = patterns
                 .iter()
                 .find(|p| !names.iter().any(|n| n.contains(p.as_str())))
