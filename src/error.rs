@@ -51,8 +51,10 @@ pub enum Error {
         name: String,
         suggestion: Option<&'static str>,
     },
+    /// Boxed: its variants carry the id, revision, endpoint and cache
+    /// folder, and would double the size of every `Result<_, Error>`.
     #[error(transparent)]
-    Hub(#[from] crate::hub::HubError),
+    Hub(Box<crate::hub::HubError>),
     #[error("--revision {revision} names a revision of a hub id, and `{model}` is a local path or a preset")]
     RevisionWithoutHubId { model: String, revision: String },
     #[error("{}: not a model folder: it has no config.json", .0.display())]
@@ -74,4 +76,10 @@ pub enum Error {
     SeedWithWeights(std::path::PathBuf),
     #[error(transparent)]
     Sentence(#[from] crate::sentence_transformers::SentenceError),
+}
+
+impl From<crate::hub::HubError> for Error {
+    fn from(e: crate::hub::HubError) -> Self {
+        Error::Hub(Box::new(e))
+    }
 }

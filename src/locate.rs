@@ -32,7 +32,7 @@ pub fn locate(arg: &str, revision: Option<&str>) -> Result<Location, Error> {
     let location = if std::fs::symlink_metadata(path).is_ok() {
         Location::Path(path.to_path_buf())
     } else if let Some((name, _)) = crate::presets::PRESETS.iter().find(|(n, _)| *n == arg) {
-        Location::Preset(*name)
+        Location::Preset(name)
     } else if let Some(id) = HubId::parse(arg) {
         let revision = revision.unwrap_or(DEFAULT_REVISION);
         let snapshot = crate::hub::model_folder(&id, revision, &HubSettings::from_env()?)?;
