@@ -30,6 +30,8 @@
 //! visible key is the same row in both (the band lies inside the block's
 //! keys), and both give it the mean of V.
 
+use std::collections::HashMap;
+
 use crate::ir::{parse_blocks, BinaryOp, DType, Dim, Graph, IrError, NodeId, Op, Tensor, UnaryOp, Value};
 
 use super::pattern::{constant, input, operands, producer, scalar};
@@ -60,8 +62,18 @@ impl Pass for BlockSlidingAttention {
     fn run(&self, g: &mut Graph) -> Result<PassReport, IrError> {
         let matches: Vec<Match> = g.node_ids().filter_map(|id| match_at(g, id)).collect();
         let before = g.node_count();
+        let mut layouts: HashMap<(Value, usize), Layout> = HashMap::new();
         for m in &matches {
-            let out = blocked(g, m)?;
+            let dims = &g.info(m.q).shape.dims()[..2];
+            let layout = match layouts.get(&(m.padding, m.reach)) {
+                Some(l) if l.batch_and_length == dims => l,
+                _ => {
+                    let l = layout(g, m)?;
+                    layouts.insert((m.padding, m.reach), l);
+                    &layouts[&(m.padding, m.reach)]
+                }
+            };
+            let out = blocked(g, m, layout)?;
             g.replace_uses(
                 Value {
                     node: m.root,
@@ -212,10 +224,28 @@ fn is_positions_of(g: &Graph, p: Value, q: Value) -> bool {
         && g.info(p).shape.dims() == [g.info(q).shape.dims()[1].clone()]
 }
 
-/// The blocked computation of `m`; returns the [B, S, H] context.
-fn blocked(g: &mut Graph, m: &Match) -> Result<Value, IrError> {
-    let base = g.node(m.attention).name.clone();
-    let name = |g: &Graph, s: &str| g.fresh_name(&format!("{base}.band.{s}"));
+/// What every sliding layer of one padding mask and reach shares: the
+/// block positions, the blocked mask and its blind rows, S. Built once
+/// (named `encoder.sliding_band.*`), not per layer: 24 kernels a layer.
+struct Layout {
+    block: usize,
+    width: usize,
+    /// [B, S] of the queries it was built for.
+    batch_and_length: Vec<Dim>,
+    /// B and S as 1-D [1] values.
+    batch: Value,
+    length: Value,
+    queries: Value,
+    keys_clamped: Value,
+    /// [B·blocks, 1, block, width].
+    flat_mask: Value,
+    /// [B, blocks, block, 1]: rows with no visible key.
+    blind: Value,
+}
+
+/// The [`Layout`] of `m`'s padding and reach, its shape read from `m.q`.
+fn layout(g: &mut Graph, m: &Match) -> Result<Layout, IrError> {
+    let name = |g: &Graph, s: &str| g.fresh_name(&format!("encoder.sliding_band.{s}"));
     let block = (m.reach / 2).max(1);
     let width = block + 2 * m.reach;
     let named_const = |g: &mut Graph, s: &str, t: Tensor| {
@@ -253,18 +283,6 @@ fn blocked(g: &mut Graph, m: &Match) -> Result<Value, IrError> {
     let before_end = binary(g, "keys_before_end", BinaryOp::Less, keys, seq)?;
     let in_sequence = binary(g, "keys_in_sequence", BinaryOp::And, after_start, before_end)?;
 
-    // [B, S, H] → [B·blocks, block or width, H].
-    let gather_blocks =
-        |g: &mut Graph, s: &str, x: Value, idx: Value, len: usize| -> Result<Value, IrError> {
-            let h = g.info(x).shape.dims()[2].fixed().expect("checked fixed");
-            let gathered = op(g, s, Op::Gather { axis: 1 }, &[x, idx])?;
-            let target = named_const(g, &format!("{s}_shape"), Tensor::vec_i64(&[-1, len as i64, h]))?;
-            op(g, &format!("{s}_blocks"), Op::Reshape, &[gathered, target])
-        };
-    let q = gather_blocks(g, "q", m.q, queries, block)?;
-    let k = gather_blocks(g, "k", m.k, keys_clamped, width)?;
-    let v = gather_blocks(g, "v", m.v, keys_clamped, width)?;
-
     // The mask of each block's keys: padding, positions outside 0..S, and
     // the band (a constant: it depends on the offsets alone).
     let flat = named_const(g, "padding_shape", Tensor::vec_i64(&[0, -1]))?;
@@ -275,10 +293,7 @@ fn blocked(g: &mut Graph, m: &Match) -> Result<Value, IrError> {
         Op::Gather { axis: 1 },
         &[padding, keys_clamped],
     )?;
-    let closed = {
-        let n = name(g, "closed");
-        g.add_const(&n, Tensor::scalar_f32(f32::MIN))?
-    };
+    let closed = named_const(g, "closed", Tensor::scalar_f32(f32::MIN))?;
     let key_mask = op(g, "key_mask", Op::Where, &[in_sequence, padding, closed])?;
     let key_mask = op(g, "key_mask_rows", Op::Unsqueeze { axes: vec![2] }, &[key_mask])?;
     // The window as a bool constant made float at run time: a float
@@ -289,10 +304,7 @@ fn blocked(g: &mut Graph, m: &Match) -> Result<Value, IrError> {
     let inside: Vec<u8> = inside.into_iter().map(u8::from).collect();
     let inside = Tensor::from_raw(DType::Bool, vec![block, width], inside.into()).expect("sizes match");
     let inside = named_const(g, "window", inside)?;
-    let open = {
-        let n = name(g, "open");
-        g.add_const(&n, Tensor::scalar_f32(0.0))?
-    };
+    let open = named_const(g, "open", Tensor::scalar_f32(0.0))?;
     let band = op(g, "band", Op::Where, &[inside, open, closed])?;
     let mask = binary(g, "mask", BinaryOp::Min, key_mask, band)?;
     let target = named_const(
@@ -301,22 +313,6 @@ fn blocked(g: &mut Graph, m: &Match) -> Result<Value, IrError> {
         Tensor::vec_i64(&[-1, 1, block as i64, width as i64]),
     )?;
     let flat_mask = op(g, "mask_blocks", Op::Reshape, &[mask, target])?;
-
-    let attention = g.node(m.attention).op.clone();
-    let ctx = op(g, "attention", attention, &[q, k, v, flat_mask])?;
-
-    // Back to [B, blocks, block, H]; blind rows take the mean of V.
-    let h = g.info(ctx).shape.dims()[2]
-        .fixed()
-        .expect("attention output width");
-    let batch = {
-        let start = named_const(g, "batch_start", Tensor::vec_i64(&[0]))?;
-        let end = named_const(g, "batch_end", Tensor::vec_i64(&[1]))?;
-        op(g, "batch", Op::Slice, &[shape, start, end])?
-    };
-    let rest = named_const(g, "context_rest", Tensor::vec_i64(&[-1, block as i64, h]))?;
-    let target = op(g, "context_shape", Op::Concat { axis: 0 }, &[batch, rest])?;
-    let ctx = op(g, "context_blocks", Op::Reshape, &[ctx, target])?;
     let best = op(
         g,
         "best",
@@ -326,25 +322,73 @@ fn blocked(g: &mut Graph, m: &Match) -> Result<Value, IrError> {
         },
         &[mask],
     )?;
-    let half_min = {
-        let n = name(g, "half_min");
-        g.add_const(&n, Tensor::scalar_f32(f32::MIN / 2.0))?
-    };
+    let half_min = named_const(g, "half_min", Tensor::scalar_f32(f32::MIN / 2.0))?;
     let blind = binary(g, "blind", BinaryOp::LessOrEqual, best, half_min)?;
+    let slice_of_shape = |g: &mut Graph, s: &str, from: i64| -> Result<Value, IrError> {
+        let start = named_const(g, &format!("{s}_start"), Tensor::vec_i64(&[from]))?;
+        let end = named_const(g, &format!("{s}_end"), Tensor::vec_i64(&[from + 1]))?;
+        op(g, s, Op::Slice, &[shape, start, end])
+    };
+    let (batch, length) = (slice_of_shape(g, "batch", 0)?, slice_of_shape(g, "seq_len", 1)?);
+    Ok(Layout {
+        block,
+        width,
+        batch_and_length: g.info(m.q).shape.dims()[..2].to_vec(),
+        batch,
+        length,
+        queries,
+        keys_clamped,
+        flat_mask,
+        blind,
+    })
+}
+
+/// The blocked computation of `m` over `layout`; returns the [B, S, H]
+/// context.
+fn blocked(g: &mut Graph, m: &Match, layout: &Layout) -> Result<Value, IrError> {
+    let base = g.node(m.attention).name.clone();
+    let name = |g: &Graph, s: &str| g.fresh_name(&format!("{base}.band.{s}"));
+    let named_const = |g: &mut Graph, s: &str, t: Tensor| {
+        let n = name(g, s);
+        g.add_const(&n, t)
+    };
+    let op = |g: &mut Graph, s: &str, op: Op, inputs: &[Value]| {
+        let n = name(g, s);
+        g.add(&n, op, inputs)
+    };
+    let block = layout.block;
+
+    // [B, S, H] → [B·blocks, block or width, H].
+    let gather_blocks =
+        |g: &mut Graph, s: &str, x: Value, idx: Value, len: usize| -> Result<Value, IrError> {
+            let h = g.info(x).shape.dims()[2].fixed().expect("checked fixed");
+            let gathered = op(g, s, Op::Gather { axis: 1 }, &[x, idx])?;
+            let target = named_const(g, &format!("{s}_shape"), Tensor::vec_i64(&[-1, len as i64, h]))?;
+            op(g, &format!("{s}_blocks"), Op::Reshape, &[gathered, target])
+        };
+    let q = gather_blocks(g, "q", m.q, layout.queries, block)?;
+    let k = gather_blocks(g, "k", m.k, layout.keys_clamped, layout.width)?;
+    let v = gather_blocks(g, "v", m.v, layout.keys_clamped, layout.width)?;
+
+    let attention = g.node(m.attention).op.clone();
+    let ctx = op(g, "attention", attention, &[q, k, v, layout.flat_mask])?;
+
+    // Back to [B, blocks, block, H]; blind rows take the mean of V.
+    let h = g.info(ctx).shape.dims()[2]
+        .fixed()
+        .expect("attention output width");
+    let rest = named_const(g, "context_rest", Tensor::vec_i64(&[-1, block as i64, h]))?;
+    let target = op(g, "context_shape", Op::Concat { axis: 0 }, &[layout.batch, rest])?;
+    let ctx = op(g, "context_blocks", Op::Reshape, &[ctx, target])?;
     let uniform = op(g, "uniform", Op::Unsqueeze { axes: vec![1] }, &[m.uniform])?;
-    let ctx = op(g, "context_fixed", Op::Where, &[blind, uniform, ctx])?;
+    let ctx = op(g, "context_fixed", Op::Where, &[layout.blind, uniform, ctx])?;
 
     // [B, blocks·block, H], cut to the S real positions.
     let merge = named_const(g, "merge_shape", Tensor::vec_i64(&[0, -1, h]))?;
     let ctx = op(g, "context", Op::Reshape, &[ctx, merge])?;
     let start = named_const(g, "cut_start", Tensor::vec_i64(&[0]))?;
-    let end = {
-        let s = named_const(g, "seq_start", Tensor::vec_i64(&[1]))?;
-        let e = named_const(g, "seq_end", Tensor::vec_i64(&[2]))?;
-        op(g, "seq_len", Op::Slice, &[shape, s, e])?
-    };
     let axis = named_const(g, "cut_axis", Tensor::vec_i64(&[1]))?;
-    let out = op(g, "cut", Op::Slice, &[ctx, start, end, axis])?;
+    let out = op(g, "cut", Op::Slice, &[ctx, start, layout.length, axis])?;
     debug_assert!(g
         .info(out)
         .shape

@@ -10,7 +10,7 @@
 //! layer's attention in the IR (what the report, `prune_to_first_token` and
 //! `--target onnxruntime`'s packed lowering build on); only the emitted form
 //! is chosen per runtime, by measurement (BERT-base, B=1, 2 threads,
-//! interleaved, AMD EPYC Zen 4; `scripts/runtimes.py`, numbers in the README):
+//! interleaved, AMD EPYC Zen 5; `scripts/runtimes.py`, numbers in the README):
 //! tract's fused kernel (FlashSDPA) ran the file 1.24× slower than -O0 at
 //! S=512 and costs 19 ms against a few for the decomposed form at S=128;
 //! onnxruntime (0.98-1.02×) and OpenVINO (0.91-0.99×) showed no gain from

@@ -21,6 +21,7 @@ mod fuse_layer_norm;
 mod fuse_skip_layer_norm;
 mod linear_sites;
 mod lower_attention_onnxruntime;
+mod lower_rotary_onnxruntime;
 mod merge_qkv;
 mod pack_tokens;
 mod pattern;
@@ -50,6 +51,7 @@ pub use fuse_gelu::FuseGelu;
 pub use fuse_layer_norm::FuseLayerNorm;
 pub use fuse_skip_layer_norm::FuseSkipLayerNorm;
 pub use lower_attention_onnxruntime::LowerAttentionOnnxruntime;
+pub use lower_rotary_onnxruntime::LowerRotaryOnnxruntime;
 pub use merge_qkv::MergeQkv;
 pub use pack_tokens::{PackTokens, PACKED_METADATA};
 pub use prune_to_first_token::PruneToFirstToken;
@@ -116,7 +118,7 @@ type MakePass = fn() -> Box<dyn Pass>;
 /// pass names. [`pass_by_name`] and [`all_pass_names`] read it, and the
 /// level and target lists below are checked against it when the crate
 /// compiles. (Its order is the order `--passes`' error lists them in.)
-const REGISTRY: [(&str, MakePass); 17] = [
+const REGISTRY: [(&str, MakePass); 18] = [
     ("fold_constants", || Box::new(FoldConstants)),
     ("eliminate_common_subexpressions", || {
         Box::new(EliminateCommonSubexpressions)
@@ -134,6 +136,7 @@ const REGISTRY: [(&str, MakePass); 17] = [
     ("lower_attention_onnxruntime", || {
         Box::new(LowerAttentionOnnxruntime)
     }),
+    ("lower_rotary_onnxruntime", || Box::new(LowerRotaryOnnxruntime)),
     ("merge_qkv", || Box::new(MergeQkv)),
     ("prune_to_first_token", || Box::new(PruneToFirstToken)),
     ("decompose_attention", || Box::new(DecomposeAttention)),
@@ -219,11 +222,12 @@ const DECOMPOSED_ATTENTION: [&str; 2] = ["decompose_attention", "dead_node_elimi
 /// onnxruntime's SkipLayerNormalization CPU kernel is scalar, 14x slower
 /// than its LayerNormalization (see add_bias_after_residual, which also
 /// keeps onnxruntime's own optimizer from fusing it).
-const ONNXRUNTIME_LOWERING: [&str; 5] = [
+const ONNXRUNTIME_LOWERING: [&str; 6] = [
     "fuse_embed_layer_norm",
     "add_bias_after_residual",
     "fuse_bias_gelu",
     "lower_attention_onnxruntime",
+    "lower_rotary_onnxruntime",
     "dead_node_elimination",
 ];
 

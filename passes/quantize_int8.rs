@@ -59,7 +59,7 @@
 //! per-channel dynamic int8 0.986.
 //!
 //! tract 0.23.9 per op (`examples/profile.rs --runs 8`: each node's best
-//! run, summed), BERT-base dynamic, B=1, S=128, 2 threads, AMD EPYC Zen 4
+//! run, summed), BERT-base dynamic, B=1, S=128, 2 threads, AMD EPYC Zen 5
 //! (AVX-512 VNNI, kernel `avx512vnni_mmm_i32_8x8`), both files profiled back
 //! to back on a machine shared with other builds (load 9-10 on 2 cores),
 //! before the two changes below:
@@ -649,7 +649,7 @@ const MIN_ABSMAX: f32 = 1e-30;
 /// inline asm on ymm/zmm registers that returns without `vzeroupper`. The
 /// f32→i8 Cast that follows (`Tensor::natural_cast`, scalar SSE code:
 /// `cvttss2si`, `minss`/`maxss`, byte shifts) then runs 3× slower: 1.55 ns
-/// per element instead of 0.5 (AMD EPYC Zen 4, measured in isolation too: a
+/// per element instead of 0.5 (AMD EPYC Zen 5, measured in isolation too: a
 /// ReduceMax, ReduceMin or nothing before the same Mul+Add+Sub+Cast on
 /// [1, 128, 3072]: 0.65, 0.60, 0.20 ms; with a ReduceSum before it: 0.21).
 /// tract's Exp and Ln kernels end with `vzeroupper`; running them on the

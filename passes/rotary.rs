@@ -19,6 +19,12 @@ use super::pattern::{constant, input, operands, producer};
 /// The rotated heads `v` of a [`rotation`]: the [B, S, heads, d] value
 /// rotated.
 pub(super) fn rotation(g: &Graph, v: Value) -> Option<Value> {
+    rotation_parts(g, v).map(|(x, _, _)| x)
+}
+
+/// [`rotation`] with its angles: (x, cos, sin), cos and sin as the
+/// products read them (broadcasting over x's heads).
+pub(super) fn rotation_parts(g: &Graph, v: Value) -> Option<(Value, Value, Value)> {
     if !matches!(producer(g, v).op, Op::Concat { axis: 3 | -1 }) || g.inputs_of(v.node).len() != 2 {
         return None;
     }
@@ -52,7 +58,7 @@ pub(super) fn rotation(g: &Graph, v: Value) -> Option<Value> {
     let half = width / 2;
     let halves =
         last_axis_slice(g, x1, x) == Some((0, half)) && last_axis_slice(g, x2, x) == Some((half, width));
-    (width % 2 == 0 && halves && g.info(v).shape == g.info(x).shape).then_some(x)
+    (width % 2 == 0 && halves && g.info(v).shape == g.info(x).shape).then_some((x, cos, sin))
 }
 
 /// `Mul(x, t)` in either order with `t` made by `op` (Cos or Sin): (x, t).

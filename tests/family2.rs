@@ -514,6 +514,14 @@ fn onnxruntime_target_matches_pytorch() {
             .unwrap()
             .num_hidden_layers;
         assert_eq!(h.get("Attention"), Some(&layers), "{case}: {h:?}");
+        // Every rotary family's rotations of Q and K are onnxruntime's
+        // RotaryEmbedding kernel (lower_rotary_onnxruntime), none left
+        // as primitives.
+        let rotary = ["nomic", "gte", "modernbert", "eurobert", "jina"]
+            .iter()
+            .any(|f| case.starts_with(f));
+        let rotations = if rotary { Some(2 * layers) } else { None };
+        assert_eq!(h.get("RotaryEmbedding").copied(), rotations, "{case}: {h:?}");
         let model = c.to_bytes().unwrap();
         let golden = golden(&case_dir(case));
         let ort = run_onnxruntime(&model, &golden);

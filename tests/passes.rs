@@ -506,6 +506,8 @@ fn every_pass_has_a_test_here() {
         "pack_tokens",
         // tests/sliding_band.rs: the band form against the masked one.
         "block_sliding_attention",
+        // tests/rotary.rs: one kernel per rotation, against the reference.
+        "lower_rotary_onnxruntime",
     ];
     let mut all = all_pass_names();
     all.sort();

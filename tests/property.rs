@@ -57,13 +57,19 @@ fn expected_lowering_matches(pass: &str, config: &BertConfig, head: Head) -> usi
             (true, Head::SequenceClassification) => layers - 1,
             (true, _) => layers,
         },
+        // Rotary models only: none of these configs (absolute or relative
+        // positions); the rotary families are swept below.
+        "lower_rotary_onnxruntime" => 0,
         other => panic!("no expectation for {other}"),
     }
 }
 
 /// Whether tract can run what `pass` emits.
 fn tract_runs(pass: &str) -> bool {
-    !matches!(pass, "fuse_embed_layer_norm" | "lower_attention_onnxruntime")
+    !matches!(
+        pass,
+        "fuse_embed_layer_norm" | "lower_attention_onnxruntime" | "lower_rotary_onnxruntime"
+    )
 }
 
 const ACTIVATIONS: &[&str] = &[
@@ -170,6 +176,59 @@ fn every_pipeline_agrees_with_o0_on_random_configs() {
             );
             common::assert_close(&what, &outputs, &expected_outputs, 1e-4);
         }
+    }
+    // The rotary families (none of the configs above): the rotation
+    // lowering alone on each one's -O2 graph, one kernel per rotation of Q
+    // and of K in every layer, in onnxruntime against the unoptimized graph.
+    let rotary = lowering
+        .iter()
+        .position(|p| *p == "lower_rotary_onnxruntime")
+        .expect("a lowering pass");
+    for (case, family) in [
+        "nomic-base",
+        "gte-cls",
+        "modernbert-tok",
+        "eurobert-base",
+        "jina-v3-qa",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dir = common::fixture("family2").join(family);
+        let config = BertConfig::from_path(&dir.join("config.json")).unwrap();
+        let opts = BuildOptions {
+            seed: 100 + case as u64,
+            ..Default::default()
+        };
+        let reference = build(&config, &opts).unwrap().graph;
+        let mut g = reference.clone();
+        PassManager::from_names(level_passes(Level::O2))
+            .unwrap()
+            .run(&mut g)
+            .unwrap();
+        let runs = PassManager::from_names(["lower_rotary_onnxruntime"])
+            .unwrap()
+            .verify_each(true)
+            .run(&mut g)
+            .unwrap();
+        assert_eq!(
+            runs[0].report.matches,
+            2 * config.num_hidden_layers,
+            "{family}: matches"
+        );
+        lowering_matched[rotary] += runs[0].report.matches;
+        let (batch, seq) = (1 + pick(3), 1 + pick(12));
+        let inputs = bertc::runtime::inputs_for(&reference, batch, seq);
+        let expected = common::run_tract(
+            &bertc::onnx::export_bytes(&reference, Default::default()).unwrap(),
+            &inputs,
+        );
+        let outputs = common::run_onnxruntime(
+            &bertc::onnx::export_bytes(&g, Default::default()).unwrap(),
+            &inputs,
+        );
+        let what = format!("{family} batch {batch} seq {seq}, -O2 + lower_rotary_onnxruntime");
+        common::assert_close(&what, &outputs, &expected, 1e-4);
     }
     // The sweep must exercise every lowering pass, not only agree with it.
     for (pass, matched) in lowering.iter().zip(&lowering_matched) {

@@ -106,3 +106,56 @@ fn the_reference_rotates_pairs_as_transformers_does() {
         assert!((got - want).abs() <= want * 1e-6, "{inv:?}");
     }
 }
+
+/// onnxruntime's lowering (lower_rotary_onnxruntime) writes each half-split
+/// rotation of whole heads as one RotaryEmbedding kernel, exact against the
+/// reference at lengths known only at run time, batch > 1 included (the
+/// kernel checks its caches' batch dim), a partial width too (its rotated
+/// slice as heads of that width); the interleaved pairing is left as it is.
+#[test]
+fn onnxruntime_lowering_writes_one_rotary_kernel_per_rotation() {
+    use bertc::ir::verify;
+    use bertc::passes::PassManager;
+    let (heads, head) = (2, 8);
+    for (pairs, dim, lowered) in [
+        (RotaryPairs::HalfSplit, 8, 1),
+        // The rotated part of each head, as heads of its own width.
+        (RotaryPairs::HalfSplit, 4, 1),
+        (RotaryPairs::Interleaved, 8, 0),
+    ] {
+        let r = Rotary {
+            theta: 10_000.0,
+            dim,
+            pairs,
+        };
+        let mut g = build_rotation(r, heads, head).unwrap();
+        let runs = PassManager::from_names(["lower_rotary_onnxruntime", "dead_node_elimination"])
+            .unwrap()
+            .verify_each(true)
+            .run(&mut g)
+            .unwrap();
+        verify(&g).unwrap();
+        assert_eq!(runs[0].report.matches, lowered, "{pairs:?} dim {dim}");
+        let h = g.op_histogram();
+        assert_eq!(h.get("RotaryEmbedding").copied().unwrap_or(0), lowered, "{h:?}");
+        if lowered == 1 {
+            // The products, sums and halves are gone: one Mul left, the
+            // angles' positions · inv_freq.
+            let none = |op: &str| !h.contains_key(op);
+            assert!(none("Sub") && none("Add") && h.get("Mul") == Some(&1), "{h:?}");
+        }
+        let bytes = export_bytes(&g, ExportOptions::default()).unwrap();
+        for (batch, seq) in [(1, 1), (2, 7), (3, 33)] {
+            let dims = [batch, seq, heads, head];
+            let x = inputs(dims.iter().product());
+            let feed: NamedTensors = [("x".to_string(), HostTensor::f32(dims.to_vec(), x.clone()))].into();
+            let want = expected(&x, dims, r);
+            let ort = run_onnxruntime(&bytes, &feed)["y"].to_f32();
+            let err = max_abs(&ort, &want);
+            assert!(
+                err <= 1e-5,
+                "{pairs:?} dim {dim} B {batch} S {seq}: onnxruntime {err}"
+            );
+        }
+    }
+}

@@ -158,6 +158,11 @@ pub enum Op {
     /// Running sum along the axis given as the second input (a scalar);
     /// RoBERTa-style position ids count the non-pad tokens with it.
     CumSum,
+    /// ONNX GatherElements: `out[…, i, …] = data[…, indices[…, i, …], …]`
+    /// along `axis`, indices of data's rank. Inputs: data, indices.
+    GatherElements {
+        axis: i64,
+    },
     /// GatherND with batch_dims 0. Inputs: data, indices (int64, last dim k).
     GatherNd,
     /// The coordinates of the non-zero elements, row-major: `[rank, n]`
@@ -201,6 +206,12 @@ pub enum Op {
         kv_num_heads: usize,
         /// Multiplies Q·Kᵀ; `None` is ONNX's default 1/√head_size.
         scale: Option<f32>,
+    },
+    /// ONNX RotaryEmbedding (opset 23) in its half-split (non-interleaved)
+    /// form on a 3-D [B, S, heads·d] input, every dimension of each head
+    /// rotated. Inputs: x, cos [B, S, d/2], sin [B, S, d/2].
+    RotaryEmbedding {
+        num_heads: usize,
     },
     Contrib(ContribOp),
 }

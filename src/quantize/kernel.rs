@@ -128,7 +128,7 @@ pub enum Int8Verdict {
 /// The verdict for a kernel family (pure: no host involved).
 pub fn verdict(kernel: Int8Kernel) -> Int8Verdict {
     match kernel {
-        // Measured: BERT-base int8 products 2.3-3.15x faster than f32 (Zen 4).
+        // Measured: BERT-base int8 products 2.3-3.15x faster than f32 (Zen 5).
         Int8Kernel::Avx512Vnni => Int8Verdict::Faster,
         // Same vpdpbusd (VEX) / 16x more MACs per tdpbssd: not measured, expected faster.
         Int8Kernel::AvxVnni | Int8Kernel::AmxInt8 | Int8Kernel::ArmDot => Int8Verdict::Faster,

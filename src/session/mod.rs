@@ -99,7 +99,7 @@ impl Session {
     /// is a worker that takes part in each product and only the other
     /// workers are woken. Measured with `bertc bench f32.onnx --compare
     /// int8.onnx` (BERT-base, B=1, S=128, 2 threads, six alternated
-    /// processes of 40 runs, AMD EPYC Zen 4): p50 fp32 168–173 → 162–169
+    /// processes of 40 runs, AMD EPYC Zen 5): p50 fp32 168–173 → 162–169
     /// ms, int8 83.6–86.6 → 74.4–77.9 ms.
     ///
     /// One run at a time per pool: a worker waiting inside a product

@@ -14,8 +14,8 @@ use super::dtype::DType;
 use super::graph::ValueInfo;
 use super::op::{BinaryOp, Op, UnaryOp};
 use super::shape::{blocks_of, normalize_axis, Dim, Factors, Shape, NONZERO_COUNT};
-use nn::{attention, contrib, matmul, matmul_integer};
-use shape_ops::{concat, gather, reshape, shape_input, slice};
+use nn::{attention, contrib, matmul, matmul_integer, rotary_embedding};
+use shape_ops::{concat, gather, gather_elements, reshape, shape_input, slice};
 
 type Infer = Result<Vec<ValueInfo>, String>;
 
@@ -162,6 +162,7 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Infer {
             inputs.get(4).copied().flatten(),
         ),
         Op::Gather { axis } => gather(*axis, x(0), x(1)),
+        Op::GatherElements { axis } => gather_elements(*axis, x(0), x(1)),
         Op::Shape => {
             let a = x(0);
             Ok(vec![ValueInfo {
@@ -379,6 +380,7 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Infer {
             kv_num_heads,
             ..
         } => attention(*q_num_heads, *kv_num_heads, inputs),
+        Op::RotaryEmbedding { num_heads } => rotary_embedding(*num_heads, inputs),
         Op::Contrib(c) => contrib(c, inputs),
     }
 }

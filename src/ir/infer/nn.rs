@@ -6,6 +6,30 @@ use super::super::op::ContribOp;
 use super::super::shape::{Dim, Shape};
 use super::{broadcast, float_only, same_dtype, Infer};
 
+/// 3-D RotaryEmbedding-23: x [B, S, heads·d] (d even), cos and sin
+/// [B, S, d/2]; output as x.
+pub(super) fn rotary_embedding(heads: usize, inputs: &[Option<&ValueInfo>]) -> Infer {
+    let (x, cos, sin) = (inputs[0].unwrap(), inputs[1].unwrap(), inputs[2].unwrap());
+    float_only(x)?;
+    same_dtype(x, cos)?;
+    same_dtype(x, sin)?;
+    let [b, s, width] = &x.shape.0[..] else {
+        return Err(format!("needs a 3-D input, got {}", x.shape));
+    };
+    let head = width
+        .fixed()
+        .filter(|w| heads > 0 && w % heads as i64 == 0 && (w / heads as i64) % 2 == 0)
+        .ok_or(format!("the width {width} is not {heads} heads of an even size"))?
+        / heads as i64;
+    let cache = Shape(vec![b.clone(), s.clone(), Dim::Fixed(head / 2)]);
+    for (what, t) in [("cos", cos), ("sin", sin)] {
+        if t.shape != cache {
+            return Err(format!("{what} {} must be {cache}", t.shape));
+        }
+    }
+    Ok(vec![x.clone()])
+}
+
 /// 3-D Attention-23: Q [B, Sq, Hq·d], K [B, Skv, Hkv·d], V [B, Skv, Hkv·dv],
 /// mask broadcastable to [B, Hq, Sq, Skv]; output [B, Sq, Hq·dv].
 pub(super) fn attention(q_heads: usize, kv_heads: usize, inputs: &[Option<&ValueInfo>]) -> Infer {

@@ -166,6 +166,26 @@ pub(super) fn gather(axis: i64, data: &ValueInfo, indices: &ValueInfo) -> Infer 
     }])
 }
 
+/// GatherElements: indices of data's rank, no larger than data on any axis
+/// but `axis` (where they may index anything); the output has their shape.
+pub(super) fn gather_elements(axis: i64, data: &ValueInfo, indices: &ValueInfo) -> Infer {
+    if !matches!(indices.dtype, DType::I64 | DType::I32) {
+        return Err(format!("indices must be i64 or i32, got {}", indices.dtype));
+    }
+    if data.shape.rank() != indices.shape.rank() {
+        return Err(format!(
+            "indices {} must have the rank of the data {}",
+            indices.shape, data.shape
+        ));
+    }
+    axis_of(axis, data.shape.rank())?;
+    Ok(vec![ValueInfo {
+        dtype: data.dtype,
+        shape: indices.shape.clone(),
+        known: None,
+    }])
+}
+
 pub(super) fn concat(axis: i64, parts: &[&ValueInfo]) -> Infer {
     let first = parts[0];
     let axis = axis_of(axis, first.shape.rank())?;

@@ -63,6 +63,10 @@ entries! {
     SLICE = onnx("Slice", 1, between(3, 5), Uncounted, |_| Ok(Op::Slice));
     GATHER = onnx("Gather", 1, exactly(2), Uncounted, |a| Ok(Op::Gather { axis: a.int("axis")? }))
         .with_attributes(&[AttrSpec::int("axis", 0)]);
+    GATHER_ELEMENTS = onnx("GatherElements", 11, exactly(2), Uncounted, |a| {
+        Ok(Op::GatherElements { axis: a.int("axis")? })
+    })
+    .with_attributes(&[AttrSpec::int("axis", 0)]);
     GATHER_ND = onnx("GatherND", 11, exactly(2), Uncounted, |a| {
         match a.node().int("batch_dims").unwrap_or(0) {
             0 => Ok(Op::GatherNd),

@@ -95,6 +95,18 @@ entries! {
         AttrSpec::required_int("kv_num_heads"),
         AttrSpec::optional_float("scale"),
     ]);
+    /// Half-split RoPE on 3-D input with [B, S, d/2] caches (no position
+    /// ids): the form bertc writes for onnxruntime.
+    ROTARY_EMBEDDING = onnx("RotaryEmbedding", 23, exactly(3), Uncounted, |a| {
+        let n = a.node();
+        if n.int("interleaved").unwrap_or(0) != 0 || n.int("rotary_embedding_dim").unwrap_or(0) != 0 {
+            return Err("only the half-split form over whole heads (interleaved 0, rotary_embedding_dim 0)".into());
+        }
+        let num_heads = n.int("num_heads").and_then(|h| usize::try_from(h).ok()).filter(|&h| h > 0);
+        let num_heads = num_heads.ok_or("3-D RotaryEmbedding needs num_heads")?;
+        Ok(Op::RotaryEmbedding { num_heads })
+    })
+    .with_attributes(&[AttrSpec::required_int("num_heads")]);
 }
 
 fn reduce(a: &Attrs, op: fn(Vec<i64>, bool) -> Op) -> Result<Op, String> {

@@ -139,6 +139,10 @@ fn examples() -> Vec<(Op, Vec<Arg>)> {
                 In(F32, &[1, 1, 4, 4]),
             ],
         ),
+        (
+            Op::RotaryEmbedding { num_heads: 2 },
+            vec![In(F32, HIDDEN), In(F32, &[1, 4, 2]), In(F32, &[1, 4, 2])],
+        ),
         (Op::MatMulInteger, vec![In(U8, &[2, 3]), In(I8, &[3, 4])]),
         (Op::DynamicQuantizeLinear, vec![In(F32, M)]),
         (
@@ -176,6 +180,7 @@ fn examples() -> Vec<(Op, Vec<Arg>)> {
             ],
         ),
         (Op::Gather { axis: 1 }, vec![In(F32, M), In(I64, &[2])]),
+        (Op::GatherElements { axis: 1 }, vec![In(F32, M), In(I64, &[2, 2])]),
         (Op::GatherNd, vec![In(F32, M), In(I64, &[1, 2])]),
         (Op::NonZero, vec![In(I64, M)]),
         (Op::Shape, vec![In(F32, M)]),
