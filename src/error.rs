@@ -43,7 +43,7 @@ pub enum Error {
     #[error(transparent)]
     Options(#[from] OptionError),
     #[error(
-        "`{name}` is neither a preset, a config.json nor a model folder{}; presets: {}",
+        "`{name}` is neither a preset, a config.json nor a model folder, nor a hub id org/name{}; presets: {}",
         .suggestion.map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default(),
         crate::presets::PRESETS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
     )]
@@ -51,6 +51,12 @@ pub enum Error {
         name: String,
         suggestion: Option<&'static str>,
     },
+    /// Boxed: its variants carry the id, revision, endpoint and cache
+    /// folder, and would double the size of every `Result<_, Error>`.
+    #[error(transparent)]
+    Hub(Box<crate::hub::HubError>),
+    #[error("--revision {revision} names a revision of a hub id, and `{model}` is a local path or a preset")]
+    RevisionWithoutHubId { model: String, revision: String },
     #[error("{}: not a model folder: it has no config.json", .0.display())]
     NotAModelFolder(std::path::PathBuf),
     #[error("{}: expected {expected}, found {found}", .path.display())]
@@ -70,4 +76,10 @@ pub enum Error {
     SeedWithWeights(std::path::PathBuf),
     #[error(transparent)]
     Sentence(#[from] crate::sentence_transformers::SentenceError),
+}
+
+impl From<crate::hub::HubError> for Error {
+    fn from(e: crate::hub::HubError) -> Self {
+        Error::Hub(Box::new(e))
+    }
 }

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::BertConfig;
 use crate::error::Error;
+use crate::locate::{locate, Location};
 use crate::presets::{preset, PRESETS};
 use crate::sentence_transformers::{read_modules, SentenceModules};
 use crate::weights::{file_kind, find_weights, FileKind};
@@ -42,27 +43,35 @@ pub enum MissingWeights {
     Random,
 }
 
-/// Resolves `arg` (preset name, config.json path or model folder) with an
-/// explicit `weights` override and whether random weights were asked for.
+/// Resolves `arg` — a local path, a preset name or a hub id, in that
+/// order ([`crate::locate`]) — with `revision` for a hub id, an explicit
+/// `weights` override and whether random weights were asked for.
 pub fn resolve(
     arg: &str,
+    revision: Option<&str>,
     weights: Option<&Path>,
     random: bool,
     missing: MissingWeights,
 ) -> Result<ModelSource, Error> {
     let explicit = || weights.map(Path::to_path_buf);
-    if let Some(text) = preset(arg) {
-        let config = BertConfig::from_json_str(text, &format!("preset {arg}"))?;
-        return Ok(ModelSource {
-            config,
-            weights: explicit(),
-            folder: None,
-            config_file: None,
-            sentence: None,
-        });
-    }
-    let path = Path::new(arg);
+    let location = locate(arg, revision)?;
+    let path = match &location {
+        Location::Preset(name) => {
+            let text = preset(name).unwrap_or_default();
+            let config = BertConfig::from_json_str(text, &format!("preset {name}"))?;
+            return Ok(ModelSource {
+                config,
+                weights: explicit(),
+                folder: None,
+                config_file: None,
+                sentence: None,
+            });
+        }
+        Location::Path(path) => path.as_path(),
+        Location::Hub(_, snapshot) => snapshot.folder.as_path(),
+    };
     if !path.exists() {
+        // A dangling symlink: nothing to read under that name.
         return Err(Error::UnknownModel {
             name: arg.to_string(),
             suggestion: closest_preset(arg),
@@ -142,7 +151,7 @@ impl ModelSource {
 }
 
 /// The preset nearest to `name` by edit distance, if any is close.
-fn closest_preset(name: &str) -> Option<&'static str> {
+pub(crate) fn closest_preset(name: &str) -> Option<&'static str> {
     PRESETS
         .iter()
         .map(|(p, _)| (edit_distance(name, p), *p))

@@ -81,7 +81,7 @@ fn a_library_write_keeps_the_callers_sigint_handler() {
     assert!(written.external_data.is_some() && split.is_file());
 
     // An export folder, staged in a temporary folder.
-    let source = resolve("bert-tiny", None, true, MissingWeights::Random).unwrap();
+    let source = resolve("bert-tiny", None, None, true, MissingWeights::Random).unwrap();
     let folder = dir.path().join("export");
     bertc::export_folder::write_export_folder(&folder, &compiled, &source, &[]).unwrap();
     assert!(folder.join("model.onnx").is_file());

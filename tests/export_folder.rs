@@ -131,7 +131,7 @@ fn pooling_json(field: &str) -> String {
 /// Compiles a model folder through source resolution and the pipeline
 /// (-O2, checked), with `head` overriding the folder's.
 fn compile_folder(dir: &Path, head: Option<Head>) -> bertc::pipeline::Compiled {
-    let source = resolve(dir.to_str().unwrap(), None, false, MissingWeights::Refuse).unwrap();
+    let source = resolve(dir.to_str().unwrap(), None, None, false, MissingWeights::Refuse).unwrap();
     let opts = BuildOptions {
         weights: source.weights.clone(),
         head,

@@ -154,6 +154,8 @@ impl<'s> Measure<'s> {
                 level,
                 precision,
                 shapes_only: false,
+                // Several models: hub ids are measured at their main revision.
+                revision: None,
             };
             let m = load(self.session, arg, &opts)?;
             m.check_seqs(&self.opts.seqs)?;

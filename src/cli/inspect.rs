@@ -14,8 +14,14 @@ const DEFAULT_SEQ: usize = 128;
 
 #[derive(clap::Args)]
 pub struct InspectArgs {
-    /// An ONNX file, a config.json path or a preset name.
+    /// An ONNX file, a config.json path, a model folder, a preset name or a hub id org/name, in
+    /// that order: an existing path first, then a preset, then the huggingface_hub cache
+    /// (HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub; downloaded into it when
+    /// absent unless HF_HUB_OFFLINE=1).
     pub model: String,
+    /// The revision of a hub id: a branch, a tag or a commit hash [default: main].
+    #[arg(long)]
+    pub revision: Option<String>,
     /// Sequence length the multiply-adds and activations are counted at
     /// (default 128, or the model's position table when that is shorter).
     #[arg(long)]
@@ -81,6 +87,7 @@ pub fn run(a: InspectArgs, session: &bertc::Session) -> anyhow::Result<ExitCode>
         level: a.level.level(),
         precision: &Precision::default(),
         shapes_only: true,
+        revision: a.revision.as_deref(),
     };
     let m = load(session, &a.model, &opts)?;
     let seq = match (a.seq, bertc::runtime::max_sequence(&m.graph)) {

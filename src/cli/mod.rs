@@ -57,8 +57,14 @@ enum Command {
 /// Where the model comes from and which head it gets, shared by compile and dump.
 #[derive(clap::Args, Clone)]
 pub struct SourceArgs {
-    /// A model folder, a config.json path or a preset name (see `bertc presets`).
+    /// A model folder, a config.json path, a preset name (see `bertc presets`) or a hub id
+    /// org/name, in that order: an existing path first, then a preset, then the huggingface_hub
+    /// cache (HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub), downloaded into it
+    /// from HF_ENDPOINT (default https://huggingface.co) when absent unless HF_HUB_OFFLINE=1.
     pub model: String,
+    /// The revision of a hub id: a branch, a tag or a commit hash [default: main].
+    #[arg(long)]
+    pub revision: Option<String>,
     /// Weights to load (model.safetensors, pytorch_model.bin or a sharded index.json); by default the
     /// ones in the model's folder. Presets without it get seeded random weights.
     #[arg(long, conflicts_with = "random_weights")]
@@ -150,6 +156,7 @@ impl SourceArgs {
     pub fn options(&self) -> bertc::pipeline::SourceOptions {
         bertc::pipeline::SourceOptions {
             model: self.model.clone(),
+            revision: self.revision.clone(),
             weights: self.weights.clone(),
             random_weights: self.random_weights,
             seed: self.seed,

@@ -29,6 +29,8 @@ pub struct LoadOptions<'a> {
     pub precision: &'a Precision,
     /// Structure only (placeholder weights, no checks): for counting.
     pub shapes_only: bool,
+    /// The revision of a hub id argument (default main).
+    pub revision: Option<&'a str>,
 }
 
 /// Loads `arg`: an `.onnx` file as it is, a config or preset through the
@@ -49,7 +51,8 @@ pub fn load(session: &Session, arg: &str, opts: &LoadOptions) -> anyhow::Result<
     }
     // Speed and cost do not depend on the values: a folder's checkpoint is
     // used when there is one, seeded random weights otherwise.
-    let source = resolve(arg, None, opts.shapes_only, MissingWeights::Random)?;
+    let source = resolve(arg, opts.revision, None, opts.shapes_only, MissingWeights::Random)?;
+    let source_is_preset = source.config_file.is_none();
     let config = source.config;
     let build = BuildOptions {
         weights: source.weights,
@@ -69,11 +72,7 @@ pub fn load(session: &Session, arg: &str, opts: &LoadOptions) -> anyhow::Result<
         .into_graph();
     Ok(ModelArg {
         name: arg.to_string(),
-        source: if bertc::presets::preset(arg).is_some() {
-            "preset"
-        } else {
-            "config"
-        },
+        source: if source_is_preset { "preset" } else { "config" },
         graph,
     })
 }

@@ -17,8 +17,13 @@ use bertc::tokenize::TextInput;
 #[derive(clap::Args)]
 pub struct RunArgs {
     /// An export folder (model.onnx + config.json + tokenizer files), a model folder (compiled in
-    /// memory) or an .onnx file (with --tokenizer).
+    /// memory), an .onnx file (with --tokenizer) or a hub id org/name: an existing path first,
+    /// then the huggingface_hub cache (HF_HUB_CACHE, else HF_HOME/hub, else
+    /// ~/.cache/huggingface/hub), downloaded into it when absent unless HF_HUB_OFFLINE=1.
     model: PathBuf,
+    /// The revision of a hub id: a branch, a tag or a commit hash [default: main].
+    #[arg(long)]
+    revision: Option<String>,
     /// The texts (default: --file, else one per line from stdin).
     texts: Vec<String>,
     /// Read the texts from this file, one per line.
@@ -139,8 +144,9 @@ pub fn run(args: RunArgs, session: &bertc::Session) -> anyhow::Result<ExitCode> 
         )?),
         None => None,
     };
+    let located = bertc::locate::locate_path(&args.model, args.revision.as_deref())?;
     let mut model =
-        load(session, &args.model, &opts).with_context(|| format!("cannot run {}", args.model.display()))?;
+        load(session, &located, &opts).with_context(|| format!("cannot run {}", args.model.display()))?;
     if let Some(options) = &zero_shot {
         model
             .zero_shot(options)

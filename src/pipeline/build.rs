@@ -33,6 +33,8 @@ pub struct SourceOptions {
     /// A model folder, a config.json path or a preset name (or, for
     /// [`SourceOptions::source`], an `.onnx` file).
     pub model: String,
+    /// The revision of a hub id `model` (branch, tag or commit; default main).
+    pub revision: Option<String>,
     /// Weights to load instead of the ones in the model's folder.
     pub weights: Option<PathBuf>,
     /// Seeded random weights even where the folder has a checkpoint.
@@ -48,7 +50,13 @@ impl SourceOptions {
     /// The model and its weights ([`crate::source::resolve`]); `--seed`
     /// is refused where a checkpoint is loaded (it would change nothing).
     pub fn resolve(&self, missing: MissingWeights) -> Result<ModelSource, Error> {
-        let source = resolve(&self.model, self.weights.as_deref(), self.random_weights, missing)?;
+        let source = resolve(
+            &self.model,
+            self.revision.as_deref(),
+            self.weights.as_deref(),
+            self.random_weights,
+            missing,
+        )?;
         if let (Some(_), Some(weights)) = (self.seed, &source.weights) {
             return Err(Error::SeedWithWeights(weights.clone()));
         }
@@ -83,7 +91,7 @@ impl SourceOptions {
 /// The config a model argument names (a preset, a config.json or a model
 /// folder), whatever its weights; see [`crate::source::resolve`].
 pub fn load_config(model: &str) -> Result<BertConfig, Error> {
-    Ok(resolve(model, None, true, MissingWeights::Random)?.config)
+    Ok(resolve(model, None, None, true, MissingWeights::Random)?.config)
 }
 
 #[derive(Debug, Clone, Default)]

@@ -78,7 +78,7 @@ pub fn load(session: &Session, arg: &Path, opts: &RunOptions) -> Result<LoadedMo
         (graph, bytes, Some(arg.to_path_buf()))
     } else if arg.is_dir() {
         let shown = arg.display().to_string();
-        let source = resolve(&shown, None, false, MissingWeights::Refuse)?;
+        let source = resolve(&shown, None, None, false, MissingWeights::Refuse)?;
         let build = BuildOptions {
             weights: source.weights.clone(),
             // A sentence-transformers folder is its sentence-embedding model.

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use crate::ir::Tensor;
 
 pub use checkpoint::{checkpoint_names, from_checkpoint, from_checkpoint_with, from_safetensors};
-pub use find::find_weights;
+pub use find::{find_weights, WEIGHT_FILES};
 pub use pickle::{read_state_dict, PickleError, StorageRef, TensorRef};
 pub use seeded::{placeholder, seeded, sinusoidal_table};
 pub use source::{file_kind, read_checkpoint_bytes, Checkpoint, CheckpointTensor, FileKind};
