@@ -29,7 +29,9 @@ pub fn locate(arg: &str, revision: Option<&str>) -> Result<Location, Error> {
     let path = Path::new(arg);
     // symlink_metadata: a dangling link is a path (reported as one), not
     // a preset or hub id of the same spelling.
-    let location = if std::fs::symlink_metadata(path).is_ok() {
+    // A missing file in an existing folder (`out/model`) is a path too:
+    // only an id whose first part is no local folder goes to the hub.
+    let location = if std::fs::symlink_metadata(path).is_ok() || in_local_folder(path) {
         Location::Path(path.to_path_buf())
     } else if let Some((name, _)) = crate::presets::PRESETS.iter().find(|(n, _)| *n == arg) {
         Location::Preset(name)
@@ -69,7 +71,7 @@ impl Location {
 /// snapshot folder, and anything else as given, for the command's own
 /// "not found" to name it.
 pub fn locate_path(arg: &Path, revision: Option<&str>) -> Result<PathBuf, Error> {
-    let exists = std::fs::symlink_metadata(arg).is_ok();
+    let exists = std::fs::symlink_metadata(arg).is_ok() || in_local_folder(arg);
     match arg.to_str().and_then(HubId::parse) {
         Some(id) if !exists => {
             let revision = revision.unwrap_or(DEFAULT_REVISION);
@@ -83,4 +85,12 @@ pub fn locate_path(arg: &Path, revision: Option<&str>) -> Result<PathBuf, Error>
             None => Ok(arg.to_path_buf()),
         },
     }
+}
+
+/// Whether `path` names something inside an existing local folder: then it
+/// is a (missing) path, whatever its spelling, and reaches no network.
+fn in_local_folder(path: &Path) -> bool {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .is_some_and(|p| std::fs::symlink_metadata(p).is_ok())
 }

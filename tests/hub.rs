@@ -557,4 +557,24 @@ fn an_unreachable_hub_and_offline_mode_say_what_was_searched() {
         "{err}"
     );
     assert!(!cache.join("models--org--none/snapshots").exists());
+
+    // Missing paths are not hub ids, whatever their spelling: a file name
+    // bertc reads, or anything in an existing local folder, is reported as
+    // not found without a request (the unreachable endpoint would say so).
+    std::fs::create_dir(tmp.path().join("out")).unwrap();
+    for missing in ["out/model", "out/model.onnx", "org/config.json"] {
+        for (cmd, last) in [("compile", "-o"), ("run", "x")] {
+            let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&cmd, &missing, &last];
+            if cmd == "compile" {
+                args.push(&"m.onnx");
+            }
+            let out = bertc_in(tmp.path(), &cache, &[("HF_ENDPOINT", &endpoint)], &args);
+            let err = stderr_of(&out);
+            assert!(!out.status.success(), "{cmd} {missing}");
+            assert!(
+                !err.contains("cannot download") && !err.contains(&endpoint),
+                "{cmd} {missing}: {err}"
+            );
+        }
+    }
 }

@@ -94,7 +94,13 @@ impl HubId {
                 && !p.starts_with(['-', '.'])
                 && !p.ends_with(['-', '.'])
         };
-        (part_ok(org) && part_ok(name)).then(|| HubId {
+        // A file name bertc reads (`out/model.onnx`, `dir/config.json`) is
+        // a missing path, not a repository: never looked up on the hub.
+        let lower = name.to_ascii_lowercase();
+        let file_like = [".onnx", ".json", ".safetensors", ".bin", ".txt", ".model", ".pt"]
+            .iter()
+            .any(|e| lower.ends_with(e));
+        (part_ok(org) && part_ok(name) && !file_like).then(|| HubId {
             org: org.to_string(),
             name: name.to_string(),
         })
