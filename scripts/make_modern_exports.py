@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """PyTorch's exports of the tiny seeded ModernBERT and DeBERTa-v3 checkpoints
-(shared/golden/family2), made the way users make them: Optimum's default export
+(tests/fixtures/family2, copies of the golden set), made the way users make them: Optimum's default export
 (`optimum.exporters.onnx.main_export`, what `optimum-cli export onnx` runs; SDPA
 attention where the model has it) and torch.onnx's TorchScript exporter with eager
 attention. Written to OUT_DIR/<case>-<form>.onnx with each case's golden.safetensors
@@ -8,8 +8,8 @@ attention. Written to OUT_DIR/<case>-<form>.onnx with each case's golden.safeten
 
 Run with the anchors' Python (torch 2.15, transformers 4.57, optimum 2.1):
 
-    /work/venv-anchors/bin/python scripts/make_modern_exports.py \
-        ../shared/golden/family2 tests/fixtures/foreign-modern
+    /path/to/anchors/python scripts/make_modern_exports.py \
+        tests/fixtures/family2 tests/fixtures/foreign-modern
 
 transformers 4.57 reads ModernBERT's 4.x config fields (`global_rope_theta`,
 `local_rope_theta`, `global_attn_every_n_layers`), not 5.x's `rope_parameters` /
