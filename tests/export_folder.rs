@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use bertc::builder::{Head, Pooling};
 use bertc::pipeline::{compile, BuildOptions, PipelineOptions};
-use bertc::runtime::{read_safetensors, HostTensor, NamedTensors};
+use bertc::runtime::{read_safetensors, HostData, HostTensor, NamedTensors};
 use bertc::source::{resolve, MissingWeights};
 use common::{bertc_run, fixture, minilm_dir, run_onnxruntime, run_tract, stderr_of};
 
@@ -230,11 +230,19 @@ fn every_pooling_mode_matches_sentence_transformers_pooling_of_the_hidden_states
             assert_eq!(meta["bertc.normalize"], normalize.to_string(), "{name}");
             assert_eq!(meta["bertc.max_seq_length"], "64", "{name}");
             let out = run_tract(&compiled.to_bytes().unwrap(), &inputs);
+            // The per-token output Optimum and sentence-transformers' ONNX
+            // backend read, beside the pooled one: the base model's.
             assert_eq!(
                 out.keys().collect::<Vec<_>>(),
-                ["sentence_embedding"],
-                "{name}: only the embedding is an output"
+                ["last_hidden_state", "sentence_embedding"],
+                "{name}"
             );
+            assert_eq!(out["last_hidden_state"].shape, hidden.shape, "{name}");
+            let (HostData::F32(a), HostData::F32(b)) = (&out["last_hidden_state"].data, &hidden.data) else {
+                panic!("{name}: f32 hidden states")
+            };
+            let hidden_err = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+            assert!(hidden_err <= 1e-5, "{name}: last_hidden_state {hidden_err:e}");
             let expected = reference_pooling(&hidden, &inputs["attention_mask"], mode, normalize);
             let got = rows(&out["sentence_embedding"]);
             let err = max_abs(&got, &expected);
@@ -311,7 +319,10 @@ fn minilm_folder_in_export_folder_out_reproduces_sentence_transformers() {
         .collect();
     let model = std::fs::read(out.join("model.onnx")).unwrap();
     let got = run_onnxruntime(&model, &inputs);
-    assert_eq!(got.keys().collect::<Vec<_>>(), ["sentence_embedding"]);
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        ["last_hidden_state", "sentence_embedding"]
+    );
     let err = max_abs(
         &rows(&got["sentence_embedding"]),
         &rows(&golden["sentence_embedding"]),

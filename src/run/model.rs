@@ -83,8 +83,10 @@ pub fn load(session: &Session, arg: &Path, opts: &RunOptions) -> Result<LoadedMo
         let source = resolve(&shown, None, None, false, MissingWeights::Refuse)?;
         let build = BuildOptions {
             weights: source.weights.clone(),
-            // A sentence-transformers folder is its sentence-embedding model.
+            // A sentence-transformers folder is its sentence-embedding model
+            // (run reads sentence_embedding alone: no per-token output).
             sentence: source.sentence.clone(),
+            sentence_embedding_only: true,
             ..Default::default()
         };
         let compiled = crate::pipeline::run(
