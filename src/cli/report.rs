@@ -145,9 +145,7 @@ pub fn print_summary(s: &Summary) {
 /// 109,482,240) — said, so the two are not read as one quantity (issue 25).
 fn counted_with_scales(g: &bertc::ir::Graph) -> &'static str {
     let quantized = g.node_ids().any(|id| match &g.node(id).op {
-        bertc::ir::Op::Constant(t) => {
-            matches!(t.dtype(), bertc::ir::DType::I8 | bertc::ir::DType::U8) && t.dims().len() >= 2
-        }
+        bertc::ir::Op::Constant(t) => bertc::ir::is_quantized_weight(t),
         _ => false,
     });
     match quantized {

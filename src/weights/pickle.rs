@@ -627,6 +627,24 @@ impl Machine<'_> {
         }
     }
 
+    /// The bytes a state_dict entry's copy takes (name and tensor), or why
+    /// the entry is not one (a key that is no string, a value no tensor).
+    fn pair_bytes(&self, k: Id, v: Id) -> Result<usize, PickleError> {
+        let Value::Str(name) = &self.values[k] else {
+            return Err(PickleError::Malformed(format!(
+                "a state_dict key is {}, not a string",
+                self.values[k].kind()
+            )));
+        };
+        let Value::Tensor(t) = &self.values[v] else {
+            return Err(PickleError::Malformed(format!(
+                "entry `{name}` is {}, not a tensor: expected a state_dict (name → tensor)",
+                self.values[v].kind()
+            )));
+        };
+        Ok(size_of::<(String, TensorRef)>() + name.len() + t.storage.key.len() + 16 * t.shape.len())
+    }
+
     /// The top-level dict as (name, tensor) pairs. Each pair copies its
     /// name and tensor out of the shared values, so the copies are charged
     /// to the same budget: a dict of millions of pairs that all reuse one
@@ -645,21 +663,8 @@ impl Machine<'_> {
         };
         let mut tensors = Vec::new();
         for (k, v) in pairs {
-            let Value::Str(name) = &self.values[k] else {
-                return Err(PickleError::Malformed(format!(
-                    "a state_dict key is {}, not a string",
-                    self.values[k].kind()
-                )));
-            };
-            let Value::Tensor(t) = &self.values[v] else {
-                return Err(PickleError::Malformed(format!(
-                    "entry `{name}` is {}, not a tensor: expected a state_dict (name → tensor)",
-                    self.values[v].kind()
-                )));
-            };
-            let copy =
-                size_of::<(String, TensorRef)>() + name.len() + t.storage.key.len() + 16 * t.shape.len();
-            let pair = (name.clone(), (**t).clone());
+            // Charged before the copy is made.
+            let copy = self.pair_bytes(k, v)?;
             if self.charge(copy).is_err() {
                 return Err(PickleError::Malformed(format!(
                     "the state_dict lists more than {} entries: the pickle builds more data than a \
@@ -667,7 +672,9 @@ impl Machine<'_> {
                     tensors.len()
                 )));
             }
-            tensors.push(pair);
+            if let (Value::Str(name), Value::Tensor(t)) = (&self.values[k], &self.values[v]) {
+                tensors.push((name.clone(), (**t).clone()));
+            }
         }
         let mut names: Vec<&str> = tensors.iter().map(|(n, _)| n.as_str()).collect();
         names.sort_unstable();
