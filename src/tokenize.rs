@@ -62,12 +62,14 @@ pub enum TokenizeError {
         .0.display()
     )]
     NotFound(PathBuf),
-    #[error(
-        "{}: {count} vocabulary entries, more than a tokenizer may have ({MAX_PIECES}; the largest \
-         vocabularies in use have about 250,000)",
-        .path.display()
-    )]
-    TooManyPieces { path: PathBuf, count: usize },
+    /// One bound for every vocabulary (the largest in use have about 250,000).
+    #[error("{}: {count} pieces, more than {what} may have ({MAX_PIECES})", .path.display())]
+    TooManyPieces {
+        path: PathBuf,
+        count: usize,
+        /// "a SentencePiece model", "a WordPiece vocabulary".
+        what: &'static str,
+    },
     #[error("{}: piece {index} ({piece:?}): {message}", .path.display())]
     Piece {
         path: PathBuf,
@@ -442,6 +444,7 @@ impl TextTokenizer {
             return Err(TokenizeError::TooManyPieces {
                 path: path.to_path_buf(),
                 count,
+                what: "a WordPiece vocabulary",
             });
         }
         let vocab = WordPiece::read_bytes(&bytes).map_err(|e| malformed(e.to_string()))?;
