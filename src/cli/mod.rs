@@ -116,7 +116,7 @@ impl LevelArg {
 pub enum TargetArg {
     /// Standard ONNX ops, for any runtime.
     Portable,
-    /// onnxruntime's contrib ops (EmbedLayerNormalization, SkipLayerNormalization, BiasGelu, Attention).
+    /// onnxruntime's contrib ops (EmbedLayerNormalization, BiasGelu or FastGelu, Attention).
     Onnxruntime,
     /// The forms tract runs fastest.
     Tract,
@@ -202,7 +202,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Compile(a) => compile::run(a, &session),
         Command::Validate(a) => validate::run(a, &session),
         Command::Optimize(a) => optimize::run(a, &session),
-        Command::Dump(a) => dump::run(a),
+        Command::Dump(a) => dump::run(a, &session),
         Command::Bench(a) => bench::run(a, &session),
         Command::Inspect(a) => inspect::run(a, &session),
         Command::Sweep(a) => sweep::run(a, &session),

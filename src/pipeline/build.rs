@@ -173,8 +173,8 @@ pub fn build(config: &BertConfig, opts: &BuildOptions) -> Result<Built, Error> {
     let specs = model_params(config, &spec);
     let mut weights = match &opts.weights {
         Some(path) => from_checkpoint_with(path, &specs, opts.allow_nonfinite)?,
-        None if opts.shapes_only => placeholder(&specs),
-        None => seeded(&specs, opts.seed),
+        None if opts.shapes_only => placeholder(&specs)?,
+        None => seeded(&specs, opts.seed)?,
     };
     let ignored = std::mem::take(&mut weights.ignored);
     let load_time = start.elapsed();
