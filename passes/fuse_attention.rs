@@ -54,6 +54,7 @@ use super::attention_heads::{keys_transposed, split_heads, KeysTransposed};
 use super::attention_mask::{additive, broadcasts_to_scores, select_mask};
 use super::pattern::{fused_name, input, only_read_by, operands, producer};
 use super::scalar_value::scalar_value;
+use super::{band_mask, packed_heads, rotate_half};
 use super::{Pass, PassReport};
 
 pub struct FuseAttention;
@@ -95,10 +96,12 @@ impl Pass for FuseAttention {
     }
 
     fn run(&self, g: &mut Graph) -> Result<PassReport, IrError> {
+        let before = g.node_count();
+        restate_exports(g)?;
         let matches: Vec<Match> = g.node_ids().filter_map(|id| match_at(g, id)).collect();
         let mut expanded: HashMap<Value, Value> = HashMap::new();
         let mut selects: HashMap<(Value, u32), Value> = HashMap::new();
-        let mut added = 0;
+        let mut added = g.node_count() - before;
         for m in &matches {
             let additive_mask = match m.mask {
                 Mask::Additive(v) => v,
@@ -155,6 +158,18 @@ impl Pass for FuseAttention {
             nodes_removed: 0,
         })
     }
+}
+
+/// PyTorch's exports of ModernBERT split packed Q/K/V into heads, rotate
+/// them and band their local layers' masks in forms of their own; each is
+/// restated exactly as the builder writes it (see `packed_heads`,
+/// `rotate_half`, `band_mask`), which the matching below reads. Nothing
+/// matches in a graph without those forms.
+fn restate_exports(g: &mut Graph) -> Result<(), IrError> {
+    packed_heads::restate(g)?;
+    rotate_half::restate(g)?;
+    band_mask::restate(g)?;
+    Ok(())
 }
 
 /// `bias · factor + mask`: the relative bias scaled as the scores are,

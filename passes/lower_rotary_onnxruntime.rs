@@ -20,7 +20,7 @@
 
 use std::collections::HashMap;
 
-use crate::ir::{Dim, Graph, IrError, NodeId, Op, Tensor, Value};
+use crate::ir::{canonical_order, Dim, Graph, IrError, NodeId, Op, Tensor, Value};
 
 use super::pattern::{fused_name, input, producer};
 use super::rotary::rotation_parts;
@@ -44,7 +44,13 @@ impl Pass for LowerRotaryOnnxruntime {
     }
 
     fn run(&self, g: &mut Graph) -> Result<PassReport, IrError> {
-        let matches: Vec<Match> = g.node_ids().filter_map(|id| match_at(g, id)).collect();
+        // In topological order: the first match's heads size the caches
+        // of every layer, so they must come before every rotation (node
+        // ids need not follow the layers once passes have rewritten them).
+        let matches: Vec<Match> = canonical_order(g)
+            .into_iter()
+            .filter_map(|id| match_at(g, id))
+            .collect();
         let before = g.node_count();
         // One [B, S, d/2] cache per angle tensor, built at its first use,
         // all of one shape (per head size and [B, S]).

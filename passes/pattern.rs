@@ -1,6 +1,8 @@
 //! Small queries fusions use to match patterns without mutating the graph.
 
-use crate::ir::{BinaryOp, DType, Graph, Node, NodeId, Op, Tensor, Value};
+use std::collections::HashMap;
+
+use crate::ir::{BinaryOp, DType, Graph, IrError, Node, NodeId, Op, Tensor, Value};
 
 /// The node that produces `v`.
 pub fn producer(g: &Graph, v: Value) -> &Node {
@@ -202,4 +204,53 @@ pub fn residual_layer_norm(g: &Graph, root: NodeId) -> Option<ResidualLayerNorm>
         b,
         epsilon,
     })
+}
+
+/// `v = Slice(x, [start], [end], [axis])` over one axis with constant
+/// bounds, steps absent or `[1]`: (x, start, end, axis), the axis made
+/// non-negative and an end past the axis clamped to its length (exporters
+/// write `i64::MAX` for "to the end").
+pub fn slice_bounds(g: &Graph, v: Value) -> Option<(Value, i64, i64, i64)> {
+    let inputs = g.inputs_of(v.node);
+    if producer(g, v).op != Op::Slice || !(4..=5).contains(&inputs.len()) {
+        return None;
+    }
+    let one = |slot: usize| -> Option<i64> {
+        match constant(g, input(g, v.node, slot)?)?.to_i64_vec()?.as_slice() {
+            [n] => Some(*n),
+            _ => None,
+        }
+    };
+    if inputs.len() == 5 && one(4)? != 1 {
+        return None;
+    }
+    let x = input(g, v.node, 0)?;
+    let dims = g.info(x).shape.dims();
+    let rank = dims.len() as i64;
+    let axis = one(3)?;
+    let axis = if axis < 0 { axis + rank } else { axis };
+    let length = dims.get(usize::try_from(axis).ok()?)?.fixed();
+    let (start, end) = (one(1)?, one(2)?);
+    let end = match length {
+        Some(len) if end > len => len,
+        _ => end,
+    };
+    (start >= 0 && end > start).then_some((x, start, end, axis))
+}
+
+/// i64 constants (slice bounds, shapes) a rewrite needs at every match,
+/// made once per value and shared: one node per distinct constant.
+#[derive(Default)]
+pub struct SharedInts(HashMap<Vec<i64>, Value>);
+
+impl SharedInts {
+    /// The constant `v`, named `name` (made fresh) where it is made.
+    pub fn get(&mut self, g: &mut Graph, name: &str, v: &[i64]) -> Result<Value, IrError> {
+        if let Some(&c) = self.0.get(v) {
+            return Ok(c);
+        }
+        let c = g.add_const(&g.fresh_name(name), Tensor::vec_i64(v))?;
+        self.0.insert(v.to_vec(), c);
+        Ok(c)
+    }
 }

@@ -5,17 +5,20 @@
 //! checkpoints (family2's goldens, transformers 5.23) at every position,
 //! padding included.
 //!
-//! Where they stand: ModernBERT's files import (their `Split` becomes
-//! slices) and `optimize -O2` keeps them exact, but their attention stays
-//! unfused — its packed Q/K/V split into [B, n, S, d] heads, its rotation
-//! in that layout (`x·cos + Concat(−x₂, x₁)·sin`) and its band mask are forms
-//! `fuse_attention` does not know yet. DeBERTa's files do not import: their
-//! relative-position buckets use `Sign` (then `Ceil`, `Tile`,
-//! `GatherElements` and an `If`), which the IR lacks.
+//! ModernBERT's files fuse as bertc's own graphs do: its packed Q/K/V
+//! split into [B, n, S, d] heads, its rotation in that layout
+//! (`x·cos + Concat(−x₂, x₁)·sin`, proven RoPE's tables per layer) and its
+//! band mask are restated in the builder's forms, so that attention is
+//! recognized in every layer, the sliding ones computed along their band,
+//! and `--target onnxruntime` writes the rotations as RotaryEmbedding.
+//! DeBERTa's files do not import: their relative-position buckets use
+//! `Sign` (then `Ceil`, `Tile`, `GatherElements` and an `If`), which the
+//! IR lacks.
 
 mod common;
 
 use bertc::onnx::read_model;
+use bertc::passes::Target;
 use bertc::pipeline::{run, PipelineOptions, Source};
 use bertc::runtime::NamedTensors;
 use common::*;
@@ -33,20 +36,66 @@ fn golden_of(case: &str) -> (NamedTensors, NamedTensors) {
     (inputs, outputs)
 }
 
-/// `optimize -O2` of `case`'s export `form`: exact against PyTorch in tract
-/// and onnxruntime.
-fn check_modernbert(case: &str, form: &str) {
+/// The layers of each ModernBERT case (3) and how many are sliding (1:
+/// layer 1 of 3, global_attn_every_n_layers 2), its fused norms (the
+/// embeddings', the attention norms of layers 1 and 2, three MLP norms,
+/// the final norm; modernbert-cls adds its head's) and GELUs (one per
+/// GeGLU, the head's).
+const MODERNBERT: [(&str, usize, usize); 2] = [("modernbert-base", 7, 3), ("modernbert-cls", 8, 4)];
+const LAYERS: usize = 3;
+const SLIDING_LAYERS: usize = 1;
+
+/// How many matches `pass` reported in `c`'s pipeline.
+fn matches_of(c: &bertc::pipeline::Compiled, pass: &str) -> usize {
+    c.report
+        .all_passes()
+        .filter(|r| r.pass == pass)
+        .map(|r| r.report.matches)
+        .sum()
+}
+
+/// `optimize -O2` of `case`'s export `form` for `target`: attention fused
+/// in every layer (the sliding one blocked along its band), the norms and
+/// GELUs fused, and exact against PyTorch in `runtimes`.
+fn check_modernbert(case: &str, form: &str, target: Target, norms: usize, gelus: usize) {
     let g = read_model(&file(&format!("{case}-{form}.onnx"))).expect("the export imports");
     let (inputs, torch) = golden_of(case);
-    let compiled = run(test_session(), Source::Graph(g), &PipelineOptions::default()).expect("optimizes");
-    let bytes = compiled.to_bytes().unwrap();
-    let what = format!("{case} {form} -O2");
-    assert_close(
-        &format!("{what}, tract"),
-        &run_tract(&bytes, &inputs),
-        &torch,
-        1e-4,
+    let options = PipelineOptions {
+        target,
+        ..PipelineOptions::default()
+    };
+    let compiled = run(test_session(), Source::Graph(g), &options).expect("optimizes");
+    let what = format!("{case} {form} -O2 --target {}", target.name());
+    let counts = fused_counts(&compiled);
+    let h = compiled.graph().op_histogram();
+    assert_eq!(
+        counts,
+        FusedCounts {
+            attention: LAYERS,
+            layer_norm: norms,
+            gelu: gelus,
+        },
+        "{what}: {h:?}"
     );
+    assert_eq!(
+        matches_of(&compiled, "block_sliding_attention"),
+        SLIDING_LAYERS,
+        "{what}"
+    );
+    // Q and K rotated in every layer: RotaryEmbedding for onnxruntime,
+    // the primitive rotation elsewhere.
+    let rotations = h.get("RotaryEmbedding").copied();
+    let expected = (target == Target::Onnxruntime).then_some(2 * LAYERS);
+    assert_eq!(rotations, expected, "{what}: {h:?}");
+    let bytes = compiled.to_bytes().unwrap();
+    if target != Target::Onnxruntime {
+        assert_close(
+            &format!("{what}, tract"),
+            &run_tract(&bytes, &inputs),
+            &torch,
+            1e-4,
+        );
+    }
     assert_close(
         &format!("{what}, onnxruntime"),
         &run_onnxruntime(&bytes, &inputs),
@@ -56,10 +105,12 @@ fn check_modernbert(case: &str, form: &str) {
 }
 
 #[test]
-fn modernbert_exports_optimize_exactly() {
-    for case in ["modernbert-base", "modernbert-cls"] {
+fn modernbert_exports_fuse_every_layer_and_match_pytorch() {
+    for (case, norms, gelus) in MODERNBERT {
         for form in ["optimum", "torchscript-eager"] {
-            check_modernbert(case, form);
+            for target in [Target::Portable, Target::Onnxruntime] {
+                check_modernbert(case, form, target, norms, gelus);
+            }
         }
     }
 }
