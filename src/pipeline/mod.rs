@@ -115,6 +115,7 @@ pub fn run_sourced(session: &Session, sourced: Sourced, opts: &PipelineOptions) 
     let plan = Plan::new(opts)?;
     let weights = WeightsReport::of(sourced.build.as_ref())?;
     let nodes_before = NodeCount::of(&sourced.graph);
+    let sourced_notes = sourced.import_notes;
     let export = ExportOptions {
         opset: opts.opset,
         value_info: opts.value_info,
@@ -188,6 +189,7 @@ pub fn run_sourced(session: &Session, sourced: Sourced, opts: &PipelineOptions) 
             accuracy,
             int8_kernel,
             form_note,
+            import_notes: sourced_notes,
             lowering,
             nodes_before,
             opset,
