@@ -34,6 +34,9 @@ struct Expected {
     /// How close the file itself is to PyTorch: 1e-4 for f32 files, 1e-2
     /// for onnxruntime's int8 ones (its own outputs are 1e-4 to 1e-3 off).
     torch_atol: f64,
+    /// How close the optimized file is to the file's own outputs: 1e-5, or
+    /// 1e-3 for an fp16 file (computed in fp16 by each runtime its way).
+    file_atol: f64,
 }
 
 /// The exports of a base model: 2 layers, embeddings LN + 2 per layer, a
@@ -45,6 +48,7 @@ const BASE: Expected = Expected {
     packed: 2,
     torch_rows: 3,
     torch_atol: 1e-4,
+    file_atol: 1e-5,
 };
 
 /// The same layers under a sequence classifier.
@@ -114,7 +118,7 @@ fn assert_matches(
         &format!("{what} vs onnxruntime's export"),
         outputs,
         onnxruntime,
-        1e-5,
+        expected.file_atol,
     );
     assert_close(
         &format!("{what} vs PyTorch"),
@@ -260,6 +264,38 @@ fn onnxruntime_dynamic_int8_file_keeps_its_products_and_fuses_the_rest() {
             ..CLASSIFIER
         },
     );
+}
+
+#[test]
+fn an_fp16_export_fuses_checks_and_stays_fp16() {
+    // FP16: every weight and activation in float16, the Gemm heads
+    // included (which tract runs only as MatMul + Add).
+    check_folder(
+        "optimum-fp16-seq-cls",
+        Expected {
+            torch_atol: 1e-3,
+            file_atol: 1e-3,
+            // onnxruntime's packed Attention is lowered from f32 layers only.
+            packed: 0,
+            ..CLASSIFIER
+        },
+    );
+    let dir = folder("optimum-fp16-seq-cls");
+    let original = read_model(&dir.join("model.onnx")).unwrap();
+    let optimized = run(
+        test_session(),
+        Source::Graph(original),
+        &PipelineOptions::default(),
+    )
+    .unwrap();
+    let g = optimized.graph();
+    let logits = g.outputs().iter().find(|(n, _)| n == "logits").unwrap().1;
+    assert_eq!(g.info(logits).dtype, DType::F16, "the output stays fp16");
+    let f32_weights = g
+        .node_ids()
+        .filter(|&id| matches!(&g.node(id).op, Op::Constant(t) if t.dtype() == DType::F32 && t.len() > 1))
+        .count();
+    assert_eq!(f32_weights, 0, "no weight widened to f32");
 }
 
 /// The export in `name` as imported, and its golden inputs.

@@ -2,6 +2,7 @@
 
 mod export;
 mod external;
+mod f16_gemm;
 mod import;
 mod metadata;
 mod ort_attention;

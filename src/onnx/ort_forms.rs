@@ -11,6 +11,9 @@
 //! The passes then find layer norms, GELUs and attention as in any export,
 //! and `--target onnxruntime` fuses them back.
 //!
+//! A float16 `Gemm`, which tract cannot run, becomes MatMul + Add
+//! (`f16_gemm`).
+//!
 //! The fused int8 products (`MatMulIntegerToFloat`, `DynamicQuantizeMatMul`)
 //! are left as they are.
 
@@ -32,7 +35,8 @@ pub fn standard_forms(g: &mut Graph) -> Result<Vec<String>, OnnxError> {
             _ => None,
         })
         .collect();
-    let mut rewritten = 0;
+    let mut rewritten =
+        super::f16_gemm::rewrite(g).map_err(|reason| OnnxError::Decode(format!("fp16 Gemm: {reason}")))?;
     let mut mask_index_readers = Vec::new();
     // One additive mask per distinct mask input, shared by every layer.
     let mut masks = HashMap::new();
