@@ -10,7 +10,7 @@
 mod common;
 
 use bertc::ir::{BinaryOp, DType, Graph, NodeId, Op, Tensor, UnaryOp};
-use bertc::onnx::read_model;
+use bertc::onnx::{proto, read_model};
 use bertc::passes::Target;
 use bertc::pipeline::{run, PipelineOptions, Source};
 use bertc::runtime::{HostTensor, NamedTensors};
@@ -296,6 +296,85 @@ fn an_fp16_export_fuses_checks_and_stays_fp16() {
         .filter(|&id| matches!(&g.node(id).op, Op::Constant(t) if t.dtype() == DType::F32 && t.len() > 1))
         .count();
     assert_eq!(f32_weights, 0, "no weight widened to f32");
+}
+
+/// The model in `name` decoded, changed by `edit`, and imported.
+fn edited(name: &str, edit: impl FnOnce(&mut proto::GraphProto)) -> Result<Graph, String> {
+    use prost::Message;
+    let bytes = std::fs::read(folder(name).join("model.onnx")).unwrap();
+    let mut model = proto::ModelProto::decode(&*bytes).unwrap();
+    edit(model.graph.as_mut().unwrap());
+    bertc::onnx::import_bytes(&model.encode_to_vec()).map_err(|e| e.to_string())
+}
+
+fn int_attribute(name: &str, i: i64) -> proto::AttributeProto {
+    proto::AttributeProto {
+        name: name.into(),
+        i,
+        r#type: proto::attribute_type::INT,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn contrib_attention_outside_what_bertc_reproduces_is_refused_by_name() {
+    let e = edited("optimum-O2-seq-cls", |g| {
+        let node = g.node.iter_mut().find(|n| n.op_type == "Attention").unwrap();
+        node.attribute.push(int_attribute("unidirectional", 1));
+    })
+    .unwrap_err();
+    assert!(e.contains("Attention_0") && e.contains("unidirectional=0"), "{e}");
+}
+
+#[test]
+fn contrib_attention_with_a_raw_mask_is_right_on_every_row() {
+    // onnxruntime's other mask form, the 2-D raw int32 mask, in place of
+    // the mask index: keys masked where the mask is 0, so the left-padded
+    // row gets PyTorch's numbers too.
+    let g = edited("optimum-O2-seq-cls", |g| {
+        for n in g.node.iter_mut().filter(|n| n.op_type == "Attention") {
+            n.input[3] = "attention_mask_int32".into();
+        }
+    })
+    .expect("a 2-D mask imports");
+    let (_, _, torch) = golden_parts(&g, &golden(&folder("optimum-O2-seq-cls")));
+    let (_, inputs) = imported("optimum-O2-seq-cls");
+    let optimized = run(test_session(), Source::Graph(g), &PipelineOptions::default()).unwrap();
+    assert!(
+        optimized.report.import_notes.is_empty(),
+        "no mask index, no warning"
+    );
+    let outputs = run_tract(&optimized.to_bytes().unwrap(), &inputs);
+    assert_close("raw mask vs PyTorch", &outputs, &torch, 1e-4);
+}
+
+#[test]
+fn reduce_sum_without_axes_follows_noop_with_empty_axes() {
+    // Mean pooling's token count ([B, S, H] → [B, H]) with its axes input
+    // dropped: every axis summed (a scalar count, which still divides), or
+    // with noop_with_empty_axes none — the [B, S, H] input passed on, which
+    // the division by it then refuses by shape.
+    let without_axes = |noop: i64| {
+        edited("optimum-st-mean-norm", |g| {
+            let node = g.node.iter_mut().find(|n| n.name == "/1/ReduceSum_1").unwrap();
+            node.input.truncate(1);
+            node.attribute.push(int_attribute("noop_with_empty_axes", noop));
+        })
+    };
+    let g = without_axes(0).expect("imports");
+    let id = g.find("/1/ReduceSum_1").unwrap();
+    assert_eq!(
+        g.node(id).op,
+        Op::ReduceSum {
+            axes: vec![0, 1, 2],
+            keepdims: false
+        }
+    );
+    let e = without_axes(1).unwrap_err();
+    assert!(
+        e.contains("/1/Div") && e.contains("[batch_size,sequence_length,32]"),
+        "{e}"
+    );
 }
 
 /// The export in `name` as imported, and its golden inputs.
