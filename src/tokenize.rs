@@ -118,6 +118,10 @@ pub enum Truncate {
     /// Cut only the second sequence (the context of a QA pair), keeping
     /// `stride` tokens of overlap between the overflowing windows.
     OnlySecond { max_length: usize, stride: usize },
+    /// Cut a single text into windows of the model's limit overlapping by
+    /// `stride` tokens (token-classification's `stride`), the later
+    /// windows in each encoding's `get_overflowing()`.
+    Windows { stride: usize },
 }
 
 /// Encodings padded to the longest, with their model inputs.
@@ -442,14 +446,12 @@ impl TextTokenizer {
             .build()
             .map_err(|e| malformed(e.to_string()))?;
         let mut inner = Tokenizer::new(model);
-        inner
-            .with_normalizer(Some(BertNormalizer::new(
-                true,
-                config.tokenize_chinese_chars,
-                config.strip_accents,
-                config.do_lower_case.unwrap_or(true),
-            )))
-            .map_err(|e| malformed(e.to_string()))?;
+        inner.with_normalizer(Some(BertNormalizer::new(
+            true,
+            config.tokenize_chinese_chars,
+            config.strip_accents,
+            config.do_lower_case.unwrap_or(true),
+        )));
         inner.with_pre_tokenizer(Some(BertPreTokenizer));
         inner.with_post_processor(Some(BertProcessing::new(
             (config.sep_token.clone(), sep),
@@ -468,9 +470,7 @@ impl TextTokenizer {
         .filter(|t| vocab.contains_key(t.as_str()))
         .map(|t| AddedToken::from(t.clone(), true))
         .collect();
-        inner
-            .add_special_tokens(specials)
-            .map_err(|e| malformed(e.to_string()))?;
+        inner.add_special_tokens(&specials);
         TextTokenizer::new(inner, path, config, max_length)
     }
 
@@ -556,6 +556,7 @@ impl TextTokenizer {
                 max_length.min(self.max_length),
                 stride,
             ),
+            Truncate::Windows { stride } => (TruncationStrategy::LongestFirst, self.max_length, stride),
         };
         self.inner
             .with_truncation(Some(TruncationParams {
@@ -600,10 +601,40 @@ impl TextTokenizer {
     }
 
     /// Whether the model marks word pieces with a prefix (`##`): then a
-    /// token is a subword when its text and its span differ in length.
+    /// token is a subword when its text and its span differ in length
+    /// (transformers asks the model for `continuing_subword_prefix`).
     pub fn has_subword_prefix(&self) -> bool {
         use tokenizers::ModelWrapper;
-        matches!(self.inner.get_model(), ModelWrapper::WordPiece(w) if !w.continuing_subword_prefix.is_empty())
+        match self.inner.get_model() {
+            ModelWrapper::WordPiece(w) => !w.continuing_subword_prefix.is_empty(),
+            ModelWrapper::BPE(b) => b
+                .continuing_subword_prefix
+                .as_ref()
+                .is_some_and(|p| !p.is_empty()),
+            _ => false,
+        }
+    }
+
+    /// The special tokens the template adds around a text (`pair`: around
+    /// two): what a window's length leaves for the text itself.
+    pub fn added_tokens(&self, pair: bool) -> usize {
+        use tokenizers::PostProcessor;
+        self.inner
+            .get_post_processor()
+            .map_or(0, |p| p.added_tokens(pair))
+    }
+
+    /// How many tokens `text` is alone, without special tokens.
+    pub fn count_tokens(&mut self, text: &str) -> Result<usize, TokenizeError> {
+        self.inner
+            .with_truncation(None)
+            .map_err(|e| TokenizeError::Encode(e.to_string()))?;
+        self.inner.with_padding(None);
+        Ok(self
+            .inner
+            .encode_char_offsets(text, false)
+            .map_err(|e| TokenizeError::Encode(e.to_string()))?
+            .len())
     }
 }
 

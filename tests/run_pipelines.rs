@@ -40,10 +40,13 @@ fn text_classification_matches_the_pipeline_for_texts_and_pairs_from_safetensors
     let g = golden("seq-cls");
     for folder in ["seq-cls", "seq-cls-bin"] {
         let model = pipelines().join(folder);
-        let doc = run_json(&model, &strings(&g["texts"]));
+        // The golden was asked `top_k=None`: every label.
+        let mut texts = strings(&g["texts"]);
+        texts.extend(["--top-k".to_string(), "all".to_string()]);
+        let doc = run_json(&model, &texts);
         check_outputs(&doc, "text-classification", &g["outputs"], folder);
         // Cross-encoder pairs: one --pair per text.
-        let mut args = vec![];
+        let mut args = vec!["--top-k".to_string(), "all".to_string()];
         for pair in g["pairs"].as_array().unwrap() {
             args.push(pair[0].as_str().unwrap().to_string());
         }

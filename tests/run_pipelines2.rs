@@ -379,6 +379,13 @@ fn bert_nli_copy() -> tempfile::TempDir {
     dir
 }
 
+/// `args` asking text-classification for every label (the goldens are
+/// the pipeline's `top_k=None`; its default is the best label alone).
+fn every_label(mut args: Vec<String>) -> Vec<String> {
+    args.extend(["--top-k".to_string(), "all".to_string()]);
+    args
+}
+
 /// Each pair's logits by label id, from text-classification's sigmoids.
 fn pair_logits(model: &Path, text: &str, hypotheses: &[String]) -> Vec<[f64; 3]> {
     let mut args = vec![];
@@ -388,7 +395,7 @@ fn pair_logits(model: &Path, text: &str, hypotheses: &[String]) -> Vec<[f64; 3]>
     for h in hypotheses {
         args.extend(["--pair".to_string(), h.clone()]);
     }
-    let doc = run_json(model, &args);
+    let doc = run_json(model, &every_label(args));
     let ids = ["contradiction", "neutral", "entailment"];
     doc["outputs"]
         .as_array()
@@ -559,7 +566,7 @@ fn deberta_text_classification_matches_the_pipeline_for_texts_and_pairs() {
         ("tokenizer.json", folder("deberta-v3-seq-cls")),
         ("spm.model", bare.path().to_path_buf()),
     ] {
-        let doc = run_json(&model, &texts);
+        let doc = run_json(&model, &every_label(texts.clone()));
         assert_eq!(doc["task"], "text-classification");
         let d = assert_json_close(&doc["outputs"], &g["outputs"], ATOL, what);
         eprintln!("deberta-v3-seq-cls ({what}): max |score diff| {d:e}");
@@ -570,7 +577,7 @@ fn deberta_text_classification_matches_the_pipeline_for_texts_and_pairs() {
         for (_, b) in &pairs {
             args.extend(["--pair".to_string(), b.clone()]);
         }
-        let doc = run_json(&model, &args);
+        let doc = run_json(&model, &every_label(args));
         let d = assert_json_close(&doc["outputs"], &g["pair_outputs"], ATOL, what);
         eprintln!("deberta-v3-seq-cls pairs ({what}): max |score diff| {d:e}");
     }
@@ -633,9 +640,9 @@ fn deberta_export_folder_and_onnx_with_spm_model_answer_as_the_pipeline() {
     assert!(export.join("spm.model").is_file());
     assert!(!export.join("tokenizer.json").exists());
     let texts = strings(&g["texts"]);
-    let doc = run_json(&export, &texts);
+    let doc = run_json(&export, &every_label(texts.clone()));
     assert_json_close(&doc["outputs"], &g["outputs"], ATOL, "export folder");
-    let mut args = texts.clone();
+    let mut args = every_label(texts.clone());
     args.extend([
         "--tokenizer".into(),
         bare.path().join("spm.model").display().to_string(),

@@ -11,7 +11,10 @@ use bertc::run::batch::{DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_TOKENS};
 use bertc::run::embed::{Similarity, SimilarityDocument, MAX_SIMILARITY_INPUTS};
 use bertc::run::form::FormChoice;
 use bertc::run::lines::{LineWindows, WINDOW_BYTES, WINDOW_LINES};
-use bertc::run::{load, BatchLimits, Outputs, RunOptions, Task, ZeroShotOptions};
+use bertc::run::{
+    load, Aggregation, Answered, BatchLimits, Cut, Outputs, RunOptions, Task, TaskOptions, TopK,
+    ZeroShotOptions,
+};
 use bertc::tokenize::TextInput;
 
 #[derive(clap::Args)]
@@ -53,9 +56,32 @@ pub struct RunArgs {
     /// tokenizer.json, spm.model, vocab.txt or their folder (required for an .onnx file).
     #[arg(long)]
     tokenizer: Option<PathBuf>,
-    /// fill-mask: how many tokens per mask.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
-    top_k: u64,
+    /// How many answers per input, as the pipelines' `top_k`: text-classification's best labels
+    /// (default 1; `all` for every label), fill-mask's tokens per mask (default 5),
+    /// question-answering's spans (default 1).
+    #[arg(long, value_name = "N|all")]
+    top_k: Option<TopK>,
+    /// token-classification: none (every token), simple (neighbouring tokens of one tag), first,
+    /// average or max (whole words, labelled by their first token, mean scores or surest token)
+    /// [default: simple].
+    #[arg(long, value_name = "STRATEGY")]
+    aggregation_strategy: Option<Aggregation>,
+    /// token-classification: read a text longer than the model in windows overlapping by N tokens
+    /// (else it is cut at the model's limit, with a warning).
+    #[arg(long, value_name = "N")]
+    stride: Option<usize>,
+    /// question-answering: window length in tokens [default: min(384, the model's limit)].
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    max_seq_len: Option<usize>,
+    /// question-answering: overlap of a long context's windows [default: min(max-seq-len / 2, 128)].
+    #[arg(long, value_name = "N")]
+    doc_stride: Option<usize>,
+    /// question-answering: longest answer in tokens [default: 15].
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    max_answer_len: Option<usize>,
+    /// question-answering: also offer the empty answer ("no answer in this context").
+    #[arg(long)]
+    handle_impossible_answer: bool,
     /// Threads for the runtime (default: all cores).
     #[arg(long, value_parser = super::parse_threads)]
     pub threads: Option<usize>,
@@ -164,6 +190,8 @@ pub fn run(args: RunArgs, session: &bertc::Session) -> anyhow::Result<ExitCode> 
     let bar = super::progress::lines_bar(lines_total(&args));
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    let options = task_options(&args, model.task)?;
+    let mut cuts = Cuts::default();
     let mut kept: Option<Outputs> = None;
     let mut done = 0;
     if !args.json && !args.jsonl {
@@ -173,11 +201,19 @@ pub fn run(args: RunArgs, session: &bertc::Session) -> anyhow::Result<ExitCode> 
         let window = window?;
         let inputs: Vec<TextInput> = window.iter().map(as_input).collect();
         let n = inputs.len();
-        let outputs = model
-            .run_texts(&inputs, args.top_k as usize, &mut |p| {
+        let Answered { outputs, cut } = model
+            .run_texts(&inputs, &options, &mut |p| {
                 bar.set_position((done + n * p.rows_done / p.rows.max(1)) as u64)
             })
             .map_err(|e| e.after_inputs(done))?;
+        for c in &cut {
+            if cuts.shown < CUTS_SHOWN && model.task != Task::SentenceSimilarity {
+                bar.suspend(|| eprintln!("warning: {}", cut_warning(c, done, model.task)));
+                cuts.shown += 1;
+            }
+            cuts.tokens = c.tokens;
+        }
+        cuts.all += cut.len();
         if args.jsonl {
             outputs.write_json_lines(&mut out)?;
         } else if !args.json {
@@ -194,6 +230,21 @@ pub fn run(args: RunArgs, session: &bertc::Session) -> anyhow::Result<ExitCode> 
         }
     }
     bar.finish_and_clear();
+    if cuts.all > cuts.shown {
+        let more = match cuts.shown {
+            0 => "",
+            _ => " more",
+        };
+        eprintln!(
+            "warning: {}{more} of {done} inputs were longer than the model reads and were cut at {} tokens{}",
+            cuts.all - cuts.shown,
+            cuts.tokens,
+            match model.task {
+                Task::SentenceSimilarity => " (sentence-transformers cuts them the same way)",
+                _ => "",
+            }
+        );
+    }
     match kept {
         Some(Outputs::Embeddings(vectors)) if args.similarity => {
             if args.json {
@@ -386,35 +437,39 @@ fn print_human(
             }
         }
         Outputs::Entities(all) => {
-            for (input, groups) in inputs.iter().zip(all) {
+            for (input, entities) in inputs.iter().zip(all) {
                 writeln!(out, "{}", shown(input))?;
-                if groups.is_empty() {
+                if entities.is_empty() {
                     writeln!(out, "  (no entities)")?;
                 }
-                for g in groups {
+                for e in entities {
+                    let (start, end) = e.span();
                     writeln!(
                         out,
-                        "  {:<8} {:.6}  {}  chars {}..{}",
-                        g.entity_group,
-                        g.score,
-                        quoted(&g.word),
-                        g.start,
-                        g.end
+                        "  {:<8} {:.6}  {}  chars {start}..{end}",
+                        e.label(),
+                        e.score(),
+                        quoted(e.word()),
                     )?;
                 }
             }
         }
         Outputs::Answers(all) => {
-            for (input, a) in inputs.iter().zip(all) {
+            for (input, answers) in inputs.iter().zip(all) {
                 writeln!(out, "{}", shown(input))?;
-                writeln!(
-                    out,
-                    "  answer {}  score {:.6}  chars {}..{}",
-                    quoted(&a.answer),
-                    a.score,
-                    a.start,
-                    a.end
-                )?;
+                if answers.is_empty() {
+                    writeln!(out, "  (no answer in the context)")?;
+                }
+                for a in answers {
+                    writeln!(
+                        out,
+                        "  answer {}  score {:.6}  chars {}..{}",
+                        quoted(&a.answer),
+                        a.score,
+                        a.start,
+                        a.end
+                    )?;
+                }
             }
         }
         Outputs::Fills(all) => {
@@ -467,4 +522,76 @@ fn print_similarity(out: &mut impl Write, vectors: &[Vec<f32>]) -> std::io::Resu
         writeln!(out, "  [{}] {}", i + 1, cells.join(" "))?;
     }
     Ok(())
+}
+
+/// The pipeline arguments given, each refused where the task has no use
+/// for it (a flag that silently does nothing misleads).
+fn task_options(args: &RunArgs, task: Task) -> anyhow::Result<TaskOptions> {
+    let given = |flag: &str, set: bool, tasks: &[Task]| -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !set || tasks.contains(&task),
+            "{flag} is for {}; this model answers {}",
+            tasks.iter().map(|t| t.name()).collect::<Vec<_>>().join(" and "),
+            task.name()
+        );
+        Ok(())
+    };
+    use Task::*;
+    given(
+        "--top-k",
+        args.top_k.is_some(),
+        &[TextClassification, FillMask, QuestionAnswering],
+    )?;
+    given(
+        "--aggregation-strategy",
+        args.aggregation_strategy.is_some(),
+        &[TokenClassification],
+    )?;
+    given("--stride", args.stride.is_some(), &[TokenClassification])?;
+    for (flag, set) in [
+        ("--max-seq-len", args.max_seq_len.is_some()),
+        ("--doc-stride", args.doc_stride.is_some()),
+        ("--max-answer-len", args.max_answer_len.is_some()),
+        ("--handle-impossible-answer", args.handle_impossible_answer),
+    ] {
+        given(flag, set, &[QuestionAnswering])?;
+    }
+    Ok(TaskOptions {
+        top_k: args.top_k,
+        aggregation_strategy: args.aggregation_strategy.unwrap_or_default(),
+        stride: args.stride,
+        max_seq_len: args.max_seq_len,
+        doc_stride: args.doc_stride,
+        max_answer_len: args.max_answer_len,
+        handle_impossible_answer: args.handle_impossible_answer,
+    })
+}
+
+/// Inputs named one by one when cut; the rest are counted.
+const CUTS_SHOWN: usize = 3;
+
+/// The inputs of a run cut at the model's limit.
+#[derive(Default)]
+struct Cuts {
+    all: usize,
+    shown: usize,
+    /// The model's limit (the tokens a cut input keeps).
+    tokens: usize,
+}
+
+/// What the model did not read of an input, and how to read it all.
+fn cut_warning(cut: &Cut, before: usize, task: Task) -> String {
+    let read = match cut.chars {
+        Some((read, all)) => format!(" (characters 0..{read} of {all})"),
+        None => String::new(),
+    };
+    let hint = match task {
+        Task::TokenClassification => "; --stride N reads all of it in overlapping windows",
+        _ => "",
+    };
+    format!(
+        "input {} is longer than the model reads: only its first {} tokens were used{read}{hint}",
+        before + cut.input + 1,
+        cut.tokens
+    )
 }

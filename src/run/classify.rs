@@ -1,10 +1,12 @@
-//! text-classification with `top_k=None`: every label with its score,
-//! best first — softmax over the labels, or a sigmoid per label for
+//! text-classification: the `top_k` best labels with their scores (the
+//! pipeline's default 1; `TopK::All` is its `top_k=None`), best first —
+//! softmax over the labels, or a sigmoid per label for
 //! `problem_type: multi_label_classification` and single-logit models, as
 //! transformers' `function_to_apply` picks it.
 
 use serde::Serialize;
 
+use super::options::{TaskOptions, TopK};
 use super::{softmax, LoadedModel, Progress, RunError};
 use crate::tokenize::TextInput;
 
@@ -19,11 +21,15 @@ impl LoadedModel {
     pub fn classify(
         &mut self,
         inputs: &[TextInput],
+        options: &TaskOptions,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<Vec<LabelScore>>, RunError> {
+        let top_k = options.top_k.unwrap_or(TopK::Best(1));
         self.run_inputs(inputs, progress, |model, _, _, outputs| {
             let (logits, _) = outputs.get("logits", 2)?;
-            Ok(scores(logits, &model.labels, model.multi_label))
+            let mut labels = scores(logits, &model.labels, model.multi_label);
+            labels.truncate(top_k.at_most(labels.len()));
+            Ok(labels)
         })
     }
 }

@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use super::options::{TaskOptions, TopK};
 use super::{softmax, LoadedModel, Progress, RunError};
 use crate::tokenize::TextInput;
 
@@ -21,9 +22,18 @@ impl LoadedModel {
     pub fn fill_mask(
         &mut self,
         inputs: &[TextInput],
-        top_k: usize,
+        options: &TaskOptions,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<Vec<Vec<Fill>>>, RunError> {
+        let top_k = match options.top_k {
+            None => 5,
+            Some(TopK::Best(k)) => k,
+            Some(TopK::All) => {
+                return Err(RunError::Input(
+                    "fill-mask takes a number of tokens per mask for --top-k, not `all`".into(),
+                ))
+            }
+        };
         let mask = self.tokenizer.special.mask.ok_or_else(|| {
             RunError::Input("the tokenizer has no mask token: fill-mask needs one in the text".into())
         })?;
@@ -37,12 +47,17 @@ impl LoadedModel {
             let ids: Vec<u32> = enc.get_ids().to_vec();
             let positions: Vec<usize> = (0..ids.len()).filter(|&i| ids[i] == mask).collect();
             if positions.is_empty() {
+                let name = model.tokenizer.id_to_token(mask).unwrap_or_default();
+                let cut_off = enc.get_overflowing().iter().any(|o| o.get_ids().contains(&mask));
                 return Err(RunError::AtInput {
                     input: row,
-                    message: format!(
-                        "no mask token ({}) to fill",
-                        model.tokenizer.id_to_token(mask).unwrap_or_default()
-                    ),
+                    message: match cut_off {
+                        true => format!(
+                            "the mask token ({name}) is past the {} tokens the model reads: the text was cut before it",
+                            enc.len()
+                        ),
+                        false => format!("no mask token ({name}) to fill"),
+                    },
                 });
             }
             let single = positions.len() == 1;

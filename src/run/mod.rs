@@ -5,10 +5,12 @@
 //! Each task's post-processing follows its transformers pipeline (4.46)
 //! step by step, so labels, spans and tokens come out the same and scores
 //! within float rounding: [`classify`] (text-classification), [`entities`]
-//! (token-classification, `aggregation_strategy="simple"`), [`answer`]
-//! (question-answering), [`fill_mask`], [`embed`] (sentence-transformers'
-//! `encode`), [`zero_shot`] (zero-shot-classification with an NLI model).
-//! [`model`] finds the model, its tokenizer and its task.
+//! (token-classification, every `aggregation_strategy`, `stride`),
+//! [`answer`] (question-answering across windows, `top_k`), [`fill_mask`],
+//! [`embed`] (sentence-transformers' `encode`), [`zero_shot`]
+//! (zero-shot-classification with an NLI model); [`options`] holds the
+//! pipelines' arguments. [`model`] finds the model, its tokenizer and its
+//! task.
 
 pub mod answer;
 pub mod batch;
@@ -19,6 +21,7 @@ pub mod fill_mask;
 pub mod form;
 pub mod lines;
 pub mod model;
+pub mod options;
 pub mod pipeline_config;
 mod rows;
 pub mod zero_shot;
@@ -33,9 +36,10 @@ use crate::tokenize::{TextInput, TokenizeError};
 pub use answer::Answer;
 pub use batch::BatchLimits;
 pub use classify::LabelScore;
-pub use entities::EntityGroup;
+pub use entities::{Entity, EntityGroup, TokenEntity};
 pub use fill_mask::Fill;
 pub use model::{load, LoadedModel, RunOptions};
+pub use options::{Aggregation, Cut, TaskOptions, TopK};
 pub use rows::{Progress, RowOutputs};
 pub use zero_shot::{ZeroShotAnswer, ZeroShotError, ZeroShotOptions};
 
@@ -157,8 +161,9 @@ impl Task {
 #[serde(untagged)]
 pub enum Outputs {
     Classes(Vec<Vec<LabelScore>>),
-    Entities(Vec<Vec<EntityGroup>>),
-    Answers(Vec<Answer>),
+    Entities(Vec<Vec<Entity>>),
+    /// Per input: its best answers, best first.
+    Answers(Vec<Vec<Answer>>),
     /// Per input: one list of fills per `[MASK]`.
     Fills(Vec<Vec<Vec<Fill>>>),
     Embeddings(Vec<Vec<f32>>),
@@ -229,7 +234,8 @@ impl Outputs {
 
     /// Every input's answer in the structure of transformers' pipeline
     /// output (an input with one mask gets the flat list of fills, as the
-    /// fill-mask pipeline returns it).
+    /// fill-mask pipeline returns it; a question with one answer gets the
+    /// answer, with several or none the list, as question-answering does).
     fn items(&self) -> Vec<serde_json::Value> {
         (0..self.len()).filter_map(|i| self.item(i)).collect()
     }
@@ -239,7 +245,10 @@ impl Outputs {
         match self {
             Outputs::Classes(v) => v.get(i).map(|x| json!(x)),
             Outputs::Entities(v) => v.get(i).map(|x| json!(x)),
-            Outputs::Answers(v) => v.get(i).map(|x| json!(x)),
+            Outputs::Answers(v) => v.get(i).map(|answers| match answers.as_slice() {
+                [one] => json!(one),
+                many => json!(many),
+            }),
             Outputs::Fills(v) => v.get(i).map(|masks| match masks.as_slice() {
                 [one] => json!(one),
                 many => json!(many),
@@ -250,6 +259,15 @@ impl Outputs {
     }
 }
 
+/// What a call answered, and which inputs the model read only in part.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answered {
+    pub outputs: Outputs,
+    /// Inputs cut at the model's limit (transformers truncates them the
+    /// same way, silently), in input order.
+    pub cut: Vec<Cut>,
+}
+
 impl LoadedModel {
     /// The task's answer for texts (or, for classification, pairs), run
     /// in length-aware batches under `self.limits`; `progress` hears of
@@ -257,7 +275,23 @@ impl LoadedModel {
     pub fn run_texts(
         &mut self,
         inputs: &[TextInput],
-        top_k: usize,
+        options: &TaskOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Answered, RunError> {
+        self.cut.clear();
+        let outputs = self.answer_task(inputs, options, progress);
+        let mut cut = std::mem::take(&mut self.cut);
+        cut.sort_by_key(|c| c.input);
+        Ok(Answered {
+            outputs: outputs?,
+            cut,
+        })
+    }
+
+    fn answer_task(
+        &mut self,
+        inputs: &[TextInput],
+        options: &TaskOptions,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Outputs, RunError> {
         if inputs.is_empty() {
@@ -265,9 +299,9 @@ impl LoadedModel {
         }
         Ok(match self.task {
             Task::SentenceSimilarity => Outputs::Embeddings(self.embed(inputs, progress)?),
-            Task::TextClassification => Outputs::Classes(self.classify(inputs, progress)?),
-            Task::TokenClassification => Outputs::Entities(self.entities(inputs, progress)?),
-            Task::FillMask => Outputs::Fills(self.fill_mask(inputs, top_k, progress)?),
+            Task::TextClassification => Outputs::Classes(self.classify(inputs, options, progress)?),
+            Task::TokenClassification => Outputs::Entities(self.entities(inputs, options, progress)?),
+            Task::FillMask => Outputs::Fills(self.fill_mask(inputs, options, progress)?),
             Task::ZeroShotClassification => Outputs::ZeroShot(self.classify_zero_shot(inputs, progress)?),
             Task::QuestionAnswering => {
                 let pairs = inputs
@@ -280,7 +314,7 @@ impl LoadedModel {
                         )),
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                Outputs::Answers(self.answer(&pairs, progress)?)
+                Outputs::Answers(self.answer(&pairs, options, progress)?)
             }
         })
     }

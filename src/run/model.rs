@@ -56,6 +56,8 @@ pub struct LoadedModel {
     /// What the model's token inputs may hold: every batch the tokenizer
     /// makes is checked against it before the runtime sees it.
     pub input_limits: InputLimits,
+    /// Inputs of the current call cut at the model's limit.
+    pub(super) cut: Vec<super::options::Cut>,
 }
 
 /// The key H4's export writes sentence-transformers' `max_seq_length` under.
@@ -160,6 +162,7 @@ pub fn load(session: &Session, arg: &Path, opts: &RunOptions) -> Result<LoadedMo
         limits: opts.batch,
         file,
         input_limits: InputLimits::of(&graph),
+        cut: Vec::new(),
     })
 }
 

@@ -5,6 +5,7 @@
 use tokenizers::Encoding;
 
 use super::batch::plan;
+use super::options::Cut;
 use super::{output, LoadedModel, RunError};
 use crate::runtime::NamedTensors;
 use crate::tokenize::{model_inputs, TextInput, Truncate};
@@ -66,6 +67,12 @@ impl LoadedModel {
         each: impl FnMut(&Self, usize, &Encoding, RowOutputs) -> Result<T, RunError>,
     ) -> Result<Vec<T>, RunError> {
         let rows = self.tokenizer.encode_unpadded(inputs, Truncate::LongestFirst)?;
+        for (input, (enc, text)) in rows.iter().zip(inputs).enumerate() {
+            // tokenizers keeps what truncation dropped as overflow.
+            if !enc.get_overflowing().is_empty() {
+                self.cut.push(cut_of(input, enc, text));
+            }
+        }
         self.run_rows(&rows, progress, each)
     }
 
@@ -111,4 +118,36 @@ impl LoadedModel {
         answers.sort_by_key(|&(r, _)| r);
         Ok(answers.into_iter().map(|(_, a)| a).collect())
     }
+}
+
+/// What the model read of an input cut at its limit.
+fn cut_of(input: usize, enc: &Encoding, text: &TextInput) -> Cut {
+    let chars = match text {
+        TextInput::Single(t) => {
+            let read = enc.get_offsets().iter().map(|o| o.1).max().unwrap_or(0);
+            Some((read, t.chars().count()))
+        }
+        TextInput::Pair(..) => None,
+    };
+    Cut {
+        input,
+        tokens: enc.len(),
+        chars,
+    }
+}
+
+/// Every window of every encoding as a row of its own (an input's later
+/// windows are in its overflow), with the input each row belongs to: a
+/// long input's windows may then land in different batches.
+pub(super) fn windows(encodings: Vec<Encoding>) -> (Vec<Encoding>, Vec<usize>) {
+    let mut rows = Vec::with_capacity(encodings.len());
+    let mut owner = Vec::with_capacity(encodings.len());
+    for (input, mut encoding) in encodings.into_iter().enumerate() {
+        let overflowing = encoding.take_overflowing();
+        for window in std::iter::once(encoding).chain(overflowing) {
+            rows.push(window);
+            owner.push(input);
+        }
+    }
+    (rows, owner)
 }

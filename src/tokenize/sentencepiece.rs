@@ -92,9 +92,7 @@ pub(super) fn deberta_v2(path: &Path, config: &TokenizerConfig) -> Result<Tokeni
     let vocab = pieces.iter().map(|p| (p.text.clone(), p.score)).collect();
     let model = Unigram::from(vocab, Some(unk), false).map_err(|e| malformed(e.to_string()))?;
     let mut inner = Tokenizer::new(model);
-    inner
-        .with_normalizer(Some(normalizer(config)?))
-        .map_err(|e| malformed(e.to_string()))?;
+    inner.with_normalizer(Some(normalizer(config)?));
     let scheme = match config.add_prefix_space.unwrap_or(true) {
         true => PrependScheme::Always,
         false => PrependScheme::First,
@@ -193,10 +191,6 @@ fn add_tokens(
     pieces: &[Piece],
     config: &TokenizerConfig,
 ) -> Result<(), TokenizeError> {
-    let failed = |e: tokenizers::Error| TokenizeError::Malformed {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
     let specials = config.special_tokens();
     let added = |text: &str| {
         let special = specials.iter().any(|s| s == text);
@@ -208,16 +202,16 @@ fn add_tokens(
         .filter(|p| matches!(p.kind, PieceType::Control | PieceType::UserDefined))
         .map(|p| AddedToken::from(p.text.clone(), p.kind == PieceType::Control).normalized(false))
         .collect();
-    inner.add_tokens(from_model).map_err(failed)?;
+    inner.add_tokens(&from_model);
     let listed = added_tokens_file(path)?;
     for (text, _) in &listed {
-        inner.add_tokens([added(text)]).map_err(failed)?;
+        inner.add_tokens(&[added(text)]);
     }
     let special_tokens: Vec<AddedToken> = specials
         .iter()
         .map(|t| AddedToken::from(t.clone(), true))
         .collect();
-    inner.add_special_tokens(special_tokens).map_err(failed)?;
+    inner.add_special_tokens(&special_tokens);
     for (text, id) in listed {
         let got = inner.token_to_id(&text);
         if got != Some(id) {
