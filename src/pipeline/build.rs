@@ -197,9 +197,6 @@ pub fn build(config: &BertConfig, opts: &BuildOptions) -> Result<Built, Error> {
 /// pass, and how it was built. A clone shares the weights' buffers.
 #[derive(Clone)]
 pub struct Sourced {
-    /// Warnings about what an imported file computes
-    /// ([`crate::onnx::standard_forms`]).
-    pub import_notes: Vec<String>,
     pub graph: Graph,
     /// The model built (config sources).
     pub spec: Option<ModelSpec>,
@@ -214,10 +211,7 @@ pub struct Sourced {
 /// The graph `source` gives: a config built ([`build`]), a graph as it is.
 pub fn build_source(source: Source) -> Result<Sourced, Error> {
     match source {
-        Source::Graph(mut graph) => Ok(Sourced {
-            // onnxruntime's contrib ops as standard ops: checkable in tract,
-            // seen by the passes, re-targetable.
-            import_notes: crate::onnx::standard_forms(&mut graph)?,
+        Source::Graph(graph) => Ok(Sourced {
             graph,
             spec: None,
             build: None,
@@ -228,7 +222,6 @@ pub fn build_source(source: Source) -> Result<Sourced, Error> {
         Source::Config(config, opts) => {
             let built = build(&config, &opts)?;
             Ok(Sourced {
-                import_notes: vec![],
                 graph: built.graph,
                 spec: Some(built.spec),
                 build: Some(opts),
