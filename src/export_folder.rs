@@ -27,7 +27,9 @@ use std::path::{Path, PathBuf};
 use crate::export_manifest::{is_plain_model_name, FormEntry, Manifest, MANIFEST_FILE};
 use crate::model_folder::{regular_file_inside, FolderPathError};
 use crate::pipeline::{Compiled, PipelineOptions, Sourced};
-use crate::sentence_transformers::{MODULES_FILE, SBERT_CONFIG_FILE, ST_CONFIG_FILE};
+use crate::sentence_transformers::{
+    is_module_folder_name, MODULES_FILE, MODULE_CONFIG_FILE, SBERT_CONFIG_FILE, ST_CONFIG_FILE,
+};
 use crate::session::Session;
 use crate::source::ModelSource;
 
@@ -258,12 +260,17 @@ fn previous_export(dir: &Path) -> Result<(), ExportFolderError> {
             continue;
         }
         if kind.is_dir() && is_module_folder_name(&name) {
+            // A module folder an export wrote holds its config.json alone:
+            // anything else there is the user's, and replacing the folder
+            // would delete it (issue 25, N2).
             for inner in std::fs::read_dir(entry.path()).map_err(io(&entry.path()))? {
                 let inner = inner.map_err(io(&entry.path()))?;
-                if !inner.file_type().map_err(io(&inner.path()))?.is_file() {
+                let inner_name = inner.file_name().to_string_lossy().into_owned();
+                if inner_name != MODULE_CONFIG_FILE
+                    || !inner.file_type().map_err(io(&inner.path()))?.is_file()
+                {
                     return Err(not(format!(
-                        "{name}/{} is not a regular file",
-                        inner.file_name().to_string_lossy()
+                        "it holds `{name}/{inner_name}`, which an export does not write"
                     )));
                 }
             }
@@ -289,19 +296,6 @@ fn previous_export(dir: &Path) -> Result<(), ExportFolderError> {
         }
     }
     Ok(())
-}
-
-/// sentence-transformers' module folders: `1_Pooling`, `2_Normalize`, `2_Dense`.
-fn is_module_folder_name(name: &str) -> bool {
-    match name.split_once('_') {
-        Some((n, rest)) => {
-            !n.is_empty()
-                && n.bytes().all(|b| b.is_ascii_digit())
-                && !rest.is_empty()
-                && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        }
-        None => false,
-    }
 }
 
 /// Writes the export folder of `compiled` (compiled from `source`) at
@@ -473,6 +467,17 @@ impl ExportStaging {
             self.model_size = size;
         }
         self.files.push(name.to_string());
+        // The summary lists every file written, the data file too (issue
+        // 25, N6: an --external-data folder's summary omitted it).
+        let data = crate::onnx::data_path(&path);
+        if data.exists() {
+            self.files.push(
+                data.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+        }
         Ok(size)
     }
 
@@ -603,16 +608,6 @@ fn swap_into_place(new: &Path, out: &Path) -> Result<(), ExportFolderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn module_folder_names_are_sentence_transformers_ones() {
-        for ok in ["1_Pooling", "2_Normalize", "3_Dense"] {
-            assert!(is_module_folder_name(ok), "{ok}");
-        }
-        for bad in ["Pooling", "_x", "1_", "x_Pooling", "1_../a", ".git"] {
-            assert!(!is_module_folder_name(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn a_trailing_slash_or_an_existing_folder_asks_for_a_folder() {

@@ -16,7 +16,7 @@ use serde_json::Value as Json;
 
 use crate::builder::{Pooling, SentencePooling};
 use crate::config::BertConfig;
-use crate::model_folder::{regular_file_inside, resolve_inside, FolderPathError};
+use crate::model_folder::{regular_file_inside, FolderPathError};
 
 /// The file that makes a folder a sentence-transformers model.
 pub const MODULES_FILE: &str = "modules.json";
@@ -24,6 +24,9 @@ pub const MODULES_FILE: &str = "modules.json";
 pub const SBERT_CONFIG_FILE: &str = "sentence_bert_config.json";
 /// Versions and prompts; shipped with an export, not read.
 pub const ST_CONFIG_FILE: &str = "config_sentence_transformers.json";
+
+/// The settings file in a module's folder (`1_Pooling/config.json`).
+pub const MODULE_CONFIG_FILE: &str = "config.json";
 
 /// Module configs are a few hundred bytes; anything near this is not one.
 const MAX_JSON_BYTES: u64 = 1 << 20;
@@ -39,8 +42,8 @@ pub struct SentenceModules {
     /// The Pooling config, relative to the folder (for messages).
     pub pooling_config: String,
     /// The files that describe the modules, relative to the folder
-    /// (modules.json, the module configs, each module folder's files):
-    /// what an export folder ships beside model.onnx.
+    /// (modules.json, sentence_bert_config.json, each module folder's
+    /// config.json): what an export folder ships beside model.onnx.
     pub files: Vec<String>,
 }
 
@@ -139,15 +142,18 @@ pub fn read_modules(folder: &Path) -> Result<Option<SentenceModules>, SentenceEr
                 transformer = true;
             }
             "Pooling" => {
-                let (mode, dimension, config) = read_pooling(folder, module_path)?;
+                let module_folder = module_folder(&modules_path, index, module_path)?;
+                let (mode, dimension, config) = read_pooling(folder, module_folder)?;
                 files.push(config.clone());
                 pooling = Some((mode, dimension, config));
-                files.extend(module_files(folder, module_path)?);
             }
             "Normalize" => {
                 normalize = true;
-                // Normalize has no settings; its folder, when shipped, is copied as it is.
-                files.extend(module_files(folder, module_path)?);
+                // Normalize has no settings; its config, when shipped, is copied.
+                let config = module_config(module_folder(&modules_path, index, module_path)?);
+                if regular_file_inside(folder, &config)?.is_some() {
+                    files.push(config);
+                }
             }
             _ => {
                 return Err(SentenceError::UnsupportedModule {
@@ -215,11 +221,11 @@ impl SentenceModules {
 }
 
 /// The Pooling module's mode and dimension, and its config's relative path.
-fn read_pooling(folder: &Path, module_path: &str) -> Result<(Pooling, Option<usize>, String), SentenceError> {
-    let relative = match module_path {
-        "" => "config.json".to_string(),
-        p => format!("{}/config.json", p.trim_end_matches('/')),
-    };
+fn read_pooling(
+    folder: &Path,
+    module_folder: &str,
+) -> Result<(Pooling, Option<usize>, String), SentenceError> {
+    let relative = module_config(module_folder);
     let path = regular_file_inside(folder, &relative)?.ok_or_else(|| SentenceError::Io {
         path: folder.join(&relative),
         error: std::io::Error::new(
@@ -301,37 +307,48 @@ fn positive(v: &Json, path: &Path, field: &str) -> Result<usize, SentenceError> 
         })
 }
 
-/// The regular files directly in a module's folder (relative paths); none
-/// when the folder is not shipped (Normalize's often is not).
-fn module_files(folder: &Path, module_path: &str) -> Result<Vec<String>, SentenceError> {
-    let module_path = module_path.trim_end_matches('/');
-    if module_path.is_empty() {
-        return Ok(vec![]);
+/// The folder a module's `path` names, without its trailing `/`: one
+/// sub-folder named as sentence-transformers names them (`1_Pooling`,
+/// `2_Normalize`). `.`, `./`, `""` or a nested path would make the model
+/// folder itself (or something else) the module's, and an export would
+/// then copy whatever lies there (issue 25, N1).
+fn module_folder<'a>(
+    modules_path: &Path,
+    index: usize,
+    module_path: &'a str,
+) -> Result<&'a str, SentenceError> {
+    let name = module_path.strip_suffix('/').unwrap_or(module_path);
+    if is_module_folder_name(name) {
+        return Ok(name);
     }
-    let Some(dir) = resolve_inside(folder, module_path)? else {
-        return Ok(vec![]);
-    };
-    let io = |error| SentenceError::Io {
-        path: dir.clone(),
-        error,
-    };
-    if !dir.is_dir() {
-        return Ok(vec![]);
-    }
-    let mut files = vec![];
-    for entry in std::fs::read_dir(&dir).map_err(io)? {
-        let entry = entry.map_err(io)?;
-        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-            continue;
-        };
-        let relative = format!("{module_path}/{name}");
-        // Sub-folders and special files are not part of a module's config.
-        if std::fs::metadata(entry.path()).is_ok_and(|m| m.is_file()) {
-            regular_file_inside(folder, &relative)?;
-            files.push(relative);
+    Err(SentenceError::Field {
+        path: modules_path.to_path_buf(),
+        field: format!("[{index}].path"),
+        value: format!("{module_path:?}"),
+        expected: "one sub-folder named `<index>_<Module>` (as sentence-transformers saves it, `1_Pooling`)"
+            .into(),
+    })
+}
+
+/// The one file of a module folder bertc reads and an export ships: its
+/// settings. Anything else found there (notes, `desktop.ini`, weights of a
+/// module bertc does not build) is not part of the model's layout.
+pub fn module_config(module_folder: &str) -> String {
+    format!("{module_folder}/{MODULE_CONFIG_FILE}")
+}
+
+/// sentence-transformers' module folder names: `<index>_<Module>`
+/// (`1_Pooling`, `2_Normalize`, `2_Dense`).
+pub fn is_module_folder_name(name: &str) -> bool {
+    match name.split_once('_') {
+        Some((n, rest)) => {
+            !n.is_empty()
+                && n.bytes().all(|b| b.is_ascii_digit())
+                && !rest.is_empty()
+                && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
         }
+        None => false,
     }
-    Ok(files)
 }
 
 fn read_json(path: &Path) -> Result<Json, SentenceError> {
@@ -361,5 +378,43 @@ fn kind_of(v: &Json) -> &'static str {
         Json::String(_) => "a string",
         Json::Array(_) => "a list",
         Json::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_folder_names_are_sentence_transformers_ones() {
+        for ok in ["1_Pooling", "2_Normalize", "3_Dense"] {
+            assert!(is_module_folder_name(ok), "{ok}");
+        }
+        for bad in [
+            "Pooling",
+            "_x",
+            "1_",
+            "x_Pooling",
+            "1_../a",
+            ".git",
+            ".",
+            "",
+            "1_Pooling/x",
+        ] {
+            assert!(!is_module_folder_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_module_path_must_name_one_module_folder() {
+        let modules = Path::new("modules.json");
+        assert_eq!(module_folder(modules, 1, "1_Pooling/").unwrap(), "1_Pooling");
+        for bad in [".", "./", "", "/", "1_Pooling/sub", "../1_Pooling", "1_Pooling//"] {
+            let e = module_folder(modules, 1, bad).unwrap_err().to_string();
+            assert!(
+                e.contains("field `[1].path`") && e.contains("one sub-folder"),
+                "{bad}: {e}"
+            );
+        }
     }
 }

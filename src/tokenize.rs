@@ -62,8 +62,14 @@ pub enum TokenizeError {
         .0.display()
     )]
     NotFound(PathBuf),
-    #[error("{}: {count} pieces, more than a SentencePiece model may have ({MAX_PIECES})", .path.display())]
-    TooManyPieces { path: PathBuf, count: usize },
+    /// One bound for every vocabulary (the largest in use have about 250,000).
+    #[error("{}: {count} pieces, more than {what} may have ({MAX_PIECES})", .path.display())]
+    TooManyPieces {
+        path: PathBuf,
+        count: usize,
+        /// "a SentencePiece model", "a WordPiece vocabulary".
+        what: &'static str,
+    },
     #[error("{}: piece {index} ({piece:?}): {message}", .path.display())]
     Piece {
         path: PathBuf,
@@ -160,6 +166,13 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, TokenizeError> {
         });
     }
     std::fs::read(path).map_err(io)
+}
+
+/// The tokens of a vocab.txt: its lines, a last one without a newline
+/// included.
+fn vocab_lines(bytes: &[u8]) -> usize {
+    let newlines = bytes.iter().filter(|&&b| b == b'\n').count();
+    newlines + usize::from(bytes.last().is_some_and(|&b| b != b'\n'))
 }
 
 /// A JSON object file (tokenizer_config.json, special_tokens_map.json).
@@ -423,6 +436,17 @@ impl TextTokenizer {
             path: path.to_path_buf(),
             message,
         };
+        // Counted before the vocabulary is built: a 189 MB vocab.txt (under
+        // the file bound) of short lines took 5.3 GB and 76 s in tokenizers'
+        // maps (issue 25, N15). One bound for every vocabulary.
+        let count = vocab_lines(&bytes);
+        if count > MAX_PIECES {
+            return Err(TokenizeError::TooManyPieces {
+                path: path.to_path_buf(),
+                count,
+                what: "a WordPiece vocabulary",
+            });
+        }
         let vocab = WordPiece::read_bytes(&bytes).map_err(|e| malformed(e.to_string()))?;
         if vocab.is_empty() {
             return Err(malformed("the vocabulary is empty".into()));

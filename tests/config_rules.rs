@@ -486,3 +486,42 @@ fn assert_only(dir: &Path, names: &[&str]) {
     found.sort();
     assert_eq!(found, names, "unexpected files in {}", dir.display());
 }
+
+/// The refusal of an oversized config names the field that makes it so
+/// (issue 25: type_vocab_size and intermediate_size were blamed on
+/// num_hidden_layers, a pad_token_id of 1e6 on max_position_embeddings).
+#[test]
+fn an_oversized_config_is_blamed_on_the_field_that_scales_it() {
+    let blamed = |text: &str| match parse(text) {
+        Err(ConfigError::TooBig { field, .. }) => field,
+        other => panic!("{text}: expected TooBig, got {other:?}"),
+    };
+    for (fields, blame) in [
+        (
+            r#""hidden_size": 1024, "type_vocab_size": 16700000"#,
+            "type_vocab_size",
+        ),
+        (
+            r#""hidden_size": 1024, "intermediate_size": 8380000, "num_hidden_layers": 1"#,
+            "intermediate_size",
+        ),
+        (
+            r#""hidden_size": 1024, "intermediate_size": 8000000, "num_hidden_layers": 2"#,
+            "intermediate_size",
+        ),
+        (r#""hidden_size": 1024, "vocab_size": 16700000"#, "vocab_size"),
+        (
+            r#""hidden_size": 1536, "intermediate_size": 6144, "num_hidden_layers": 1024"#,
+            "num_hidden_layers",
+        ),
+    ] {
+        let text = format!(r#"{{"num_attention_heads": 16, {fields}}}"#);
+        assert_eq!(blamed(&text), blame, "{text}");
+    }
+    assert_invalid(
+        r#"{"model_type": "roberta", "vocab_size": 50265, "pad_token_id": 1000000, "max_position_embeddings": 514}"#,
+        "pad_token_id",
+        "1000000",
+        "must be in [0, vocab_size = 50265)",
+    );
+}

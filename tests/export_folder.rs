@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use bertc::builder::{Head, Pooling};
 use bertc::pipeline::{compile, BuildOptions, PipelineOptions};
-use bertc::runtime::{read_safetensors, HostTensor, NamedTensors};
+use bertc::runtime::{read_safetensors, HostData, HostTensor, NamedTensors};
 use bertc::source::{resolve, MissingWeights};
 use common::{bertc_run, fixture, minilm_dir, run_onnxruntime, run_tract, stderr_of};
 
@@ -230,11 +230,19 @@ fn every_pooling_mode_matches_sentence_transformers_pooling_of_the_hidden_states
             assert_eq!(meta["bertc.normalize"], normalize.to_string(), "{name}");
             assert_eq!(meta["bertc.max_seq_length"], "64", "{name}");
             let out = run_tract(&compiled.to_bytes().unwrap(), &inputs);
+            // The per-token output Optimum and sentence-transformers' ONNX
+            // backend read, beside the pooled one: the base model's.
             assert_eq!(
                 out.keys().collect::<Vec<_>>(),
-                ["sentence_embedding"],
-                "{name}: only the embedding is an output"
+                ["last_hidden_state", "sentence_embedding"],
+                "{name}"
             );
+            assert_eq!(out["last_hidden_state"].shape, hidden.shape, "{name}");
+            let (HostData::F32(a), HostData::F32(b)) = (&out["last_hidden_state"].data, &hidden.data) else {
+                panic!("{name}: f32 hidden states")
+            };
+            let hidden_err = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+            assert!(hidden_err <= 1e-5, "{name}: last_hidden_state {hidden_err:e}");
             let expected = reference_pooling(&hidden, &inputs["attention_mask"], mode, normalize);
             let got = rows(&out["sentence_embedding"]);
             let err = max_abs(&got, &expected);
@@ -311,7 +319,10 @@ fn minilm_folder_in_export_folder_out_reproduces_sentence_transformers() {
         .collect();
     let model = std::fs::read(out.join("model.onnx")).unwrap();
     let got = run_onnxruntime(&model, &inputs);
-    assert_eq!(got.keys().collect::<Vec<_>>(), ["sentence_embedding"]);
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        ["last_hidden_state", "sentence_embedding"]
+    );
     let err = max_abs(
         &rows(&got["sentence_embedding"]),
         &rows(&golden["sentence_embedding"]),
@@ -399,7 +410,7 @@ fn unsupported_pooling_and_modules_are_refused_by_name() {
             "escape",
             modules_json(false).replace("\"1_Pooling\"", "\"../../etc\""),
             pooling_json("pooling_mode_mean_tokens"),
-            vec!["`../../etc/config.json` leaves the model folder"],
+            vec!["field `[1].path` is \"../../etc\"; expected one sub-folder"],
         ),
         (
             "dimension",
@@ -490,6 +501,120 @@ fn an_existing_folder_is_replaced_only_when_it_is_a_previous_export() {
         );
     }
     assert!(!model.join("onnx").exists());
+}
+
+/// A module path that names the model folder itself (`.`, `./`, `""`)
+/// made an export copy every file of the model folder — a foreign
+/// model.onnx over the compiled one (issue 25, N1): refused by field.
+#[test]
+fn a_module_path_that_is_not_a_module_folder_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let pooling = pooling_json("pooling_mode_cls_token");
+    for (name, path, index) in [
+        ("dot", ".", 1),
+        ("dot-slash", "./", 1),
+        ("empty", "", 1),
+        ("norm-dot", "./", 2),
+    ] {
+        let modules = match index {
+            1 => modules_json(false).replace("\"1_Pooling\"", &format!("{path:?}")),
+            _ => modules_json(true).replace("\"2_Normalize\"", &format!("{path:?}")),
+        };
+        let folder = st_folder(dir.path(), name, &modules, &pooling);
+        std::fs::write(folder.join("config.json.bak"), "{}").unwrap();
+        std::fs::write(folder.join("model.onnx"), b"foreign").unwrap();
+        let out = dir.path().join(format!("{name}-out"));
+        let run = compile_cli(&folder, &format!("{}/", out.display()));
+        let err = stderr_of(&run);
+        assert_eq!(run.status.code(), Some(2), "{name}: {err}");
+        assert!(
+            err.contains(&format!(
+                "field `[{index}].path` is {path:?}; expected one sub-folder"
+            )),
+            "{name}: {err}"
+        );
+        assert!(!out.exists(), "{name}: nothing is written");
+    }
+}
+
+/// Only the files of the model's layout are copied: a module folder's
+/// config.json, never the notes, `desktop.ini` or foreign weights beside it
+/// (issue 25: junk copied from module folders).
+#[test]
+fn an_export_copies_nothing_but_the_models_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = st_folder(
+        dir.path(),
+        "model",
+        &modules_json(true),
+        &pooling_json("pooling_mode_cls_token"),
+    );
+    std::fs::create_dir(model.join("2_Normalize")).unwrap();
+    for junk in [
+        "1_Pooling/desktop.ini",
+        "1_Pooling/model.safetensors",
+        "2_Normalize/notes.txt",
+        "notes.txt",
+        "desktop.ini",
+    ] {
+        std::fs::write(model.join(junk), "junk").unwrap();
+    }
+    let out = dir.path().join("out");
+    let run = compile_cli(&model, &format!("{}/", out.display()));
+    assert!(run.status.success(), "{}", stderr_of(&run));
+    assert_eq!(
+        listing(&out),
+        [
+            "1_Pooling/config.json",
+            "config.json",
+            "model.onnx",
+            "modules.json",
+            "sentence_bert_config.json",
+            "vocab.txt"
+        ]
+    );
+    // A shipped Normalize config is part of the layout.
+    std::fs::write(model.join("2_Normalize/config.json"), "{}").unwrap();
+    let run = compile_cli(&model, &format!("{}/", out.display()));
+    assert!(run.status.success(), "{}", stderr_of(&run));
+    assert!(listing(&out).contains(&"2_Normalize/config.json".to_string()));
+}
+
+/// Re-exporting over a previous export that a user added files to
+/// deleted them (issue 25, N2): refused, naming the file, which is kept.
+#[test]
+fn a_previous_export_holding_a_users_file_is_refused_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = cls_folder(dir.path());
+    let out = dir.path().join("export");
+    let out_arg = format!("{}/", out.display());
+    let run = compile_cli(&model, &out_arg);
+    assert!(run.status.success(), "{}", stderr_of(&run));
+    let exported = listing(&out);
+    for user_file in [
+        "7_Backup/important.db",
+        "1_Pooling/mynotes.txt",
+        "7_Backup/config.json.old",
+    ] {
+        let path = out.join(user_file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "mine").unwrap();
+        let run = compile_cli(&model, &out_arg);
+        let err = stderr_of(&run);
+        assert_eq!(run.status.code(), Some(2), "{user_file}: {err}");
+        assert!(
+            err.contains(&format!("it holds `{user_file}`, which an export does not write")),
+            "{user_file}: {err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "mine",
+            "{user_file} is kept"
+        );
+        std::fs::remove_file(&path).unwrap();
+    }
+    std::fs::remove_dir(out.join("7_Backup")).unwrap();
+    assert_eq!(listing(&out), exported);
 }
 
 #[cfg(unix)]

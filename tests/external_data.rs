@@ -137,6 +137,41 @@ fn forced_external_data_compiles_validates_benches_and_loads_in_every_runtime() 
     assert_close("OpenVINO", &run_openvino_file(&model, &expected), &expected, ATOL);
 }
 
+/// An `--external-data` export folder (issue 25, N6): its summary lists
+/// the data file, `run` loads it (tract aborted: "external data was
+/// detected"), and compiling into it again replaces bertc's own files.
+#[test]
+fn an_external_data_export_folder_runs_and_is_replaced_by_the_next_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = format!("{}/export/", dir.path().display());
+    let case = fixture("pipelines").join("seq-cls");
+    for replaced in [false, true] {
+        let run = bertc_run(&[&"compile", &case, &"--external-data", &"-o", &out]);
+        assert!(run.status.success(), "{}", stderr_of(&run));
+        let printed = String::from_utf8_lossy(&run.stdout);
+        let folder_line = printed
+            .lines()
+            .find(|l| l.trim_start().starts_with("folder"))
+            .unwrap();
+        assert!(
+            folder_line.contains("model.onnx, model.onnx_data,"),
+            "{folder_line}"
+        );
+        assert_eq!(
+            folder_line.contains("replaced a previous export"),
+            replaced,
+            "{folder_line}"
+        );
+    }
+    assert!(Path::new(&out).join("model.onnx_data").is_file());
+    let run = bertc_run(&[&"run", &out, &"a fine film", &"--json"]);
+    let err = stderr_of(&run);
+    assert!(run.status.success(), "{err}");
+    assert!(!err.contains("external data was detected"), "{err}");
+    let doc: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert!(doc.to_string().contains("\"label\""), "{doc}");
+}
+
 #[test]
 fn without_the_flag_small_models_stay_in_one_file() {
     let dir = tempfile::tempdir().unwrap();

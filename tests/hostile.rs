@@ -1085,3 +1085,40 @@ fn run_checks_the_tokenizer_output_against_the_model() {
         &["the tokenizer's output", "`input_ids`", "300 rows"],
     );
 }
+
+/// A config inside the parameter bound whose one table is 34 GB as f32
+/// aborted even `inspect` (issue 25, N16, rc 134). Placeholder weights for
+/// counting cost no memory; seeded weights that cannot be had are a
+/// refusal naming the parameter, not the allocator's abort. (A 1 TiB
+/// table here: more than any machine the tests run on.)
+#[test]
+fn a_tensor_larger_than_memory_is_never_allocated_for_counting_and_refused_for_compiling() {
+    use bertc::weights::{placeholder, seeded, Init, ParamSpec, WeightsError};
+    let spec = ParamSpec {
+        name: "embeddings.word_embeddings.weight".into(),
+        shape: vec![1 << 32, 64],
+        init: Init::Normal { std: 0.02 },
+        transpose: false,
+        under_bert_prefix: false,
+        prefix: "bert",
+    };
+    let start = std::time::Instant::now();
+    let mut weights = placeholder(std::slice::from_ref(&spec)).unwrap();
+    let tensor = weights.take("embeddings.word_embeddings.weight").unwrap();
+    assert_eq!(tensor.dims(), [1 << 32, 64]);
+    assert_eq!(tensor.raw().len(), 1 << 40);
+    assert!(start.elapsed().as_secs_f64() < 1.0, "{:?}", start.elapsed());
+    drop(tensor);
+    match seeded(&[spec], 0) {
+        Err(e @ WeightsError::Allocation { .. }) => {
+            let shown = e.to_string();
+            assert!(
+                shown.contains("`embeddings.word_embeddings.weight` [4294967296, 64]")
+                    && shown.contains("1099.5 GB"),
+                "{shown}"
+            );
+        }
+        Err(other) => panic!("expected an allocation refusal, got {other}"),
+        Ok(_) => panic!("64 GiB were drawn"),
+    }
+}

@@ -350,12 +350,26 @@ struct Hub {
     requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
+/// A header a hostile server sends on every file instead of the true one.
+type Lie = Option<(&'static str, &'static str)>;
+
 fn serve_hub(
     id: &'static str,
     source: PathBuf,
     commit: &'static str,
     budget: usize,
     lifetime: Duration,
+) -> Hub {
+    serve_hub_lying(id, source, commit, budget, lifetime, None)
+}
+
+fn serve_hub_lying(
+    id: &'static str,
+    source: PathBuf,
+    commit: &'static str,
+    budget: usize,
+    lifetime: Duration,
+    lie: Lie,
 ) -> Hub {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
@@ -374,7 +388,7 @@ fn serve_hub(
             match listener.accept() {
                 Ok((stream, _)) => {
                     served += 1;
-                    if let Some(line) = answer(stream, id, commit, &files) {
+                    if let Some(line) = answer(stream, id, commit, &files, lie) {
                         log.lock().unwrap().push(line);
                     }
                 }
@@ -385,7 +399,13 @@ fn serve_hub(
     Hub { address, requests }
 }
 
-fn answer(stream: TcpStream, id: &str, commit: &str, files: &BTreeMap<String, Vec<u8>>) -> Option<String> {
+fn answer(
+    stream: TcpStream,
+    id: &str,
+    commit: &str,
+    files: &BTreeMap<String, Vec<u8>>,
+    lie: Lie,
+) -> Option<String> {
     stream.set_nonblocking(false).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let mut reader = BufReader::new(stream.try_clone().ok()?);
@@ -434,7 +454,7 @@ fn answer(stream: TcpStream, id: &str, commit: &str, files: &BTreeMap<String, Ve
                 };
                 let to = to.min(bytes.len().saturating_sub(1));
                 let body = bytes.get(from..=to).unwrap_or_default().to_vec();
-                let headers = vec![
+                let mut headers = vec![
                     ("etag".to_string(), format!("\"{}\"", hex(bytes))),
                     ("x-repo-commit".to_string(), commit.to_string()),
                     (
@@ -442,6 +462,10 @@ fn answer(stream: TcpStream, id: &str, commit: &str, files: &BTreeMap<String, Ve
                         format!("bytes {from}-{to}/{}", bytes.len()),
                     ),
                 ];
+                if let Some((name, value)) = lie {
+                    headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+                    headers.push((name.to_string(), value.to_string()));
+                }
                 ("206 Partial Content", headers, body)
             }
         }
@@ -522,6 +546,61 @@ fn an_absent_model_is_downloaded_into_the_cache_from_hf_endpoint() {
     assert!(asked >= 3, "{asked} requests");
     compile_folder(cwd, &cache, OFFLINE, "org/st", &[], &cwd.join("again"));
     assert_eq!(hub.requests.lock().unwrap().len(), asked);
+}
+
+/// What a hostile HF_ENDPOINT says never names a path: an etag or commit
+/// that climbs, a commit other than the listing's, a size past any model,
+/// a redirect without a target are refused by name, and nothing is
+/// written outside the repository's cache folder (nor a snapshot that
+/// looks complete).
+#[test]
+fn a_hostile_hub_cannot_write_outside_the_cache() {
+    let lies: [(&str, &str, &str); 6] = [
+        (
+            "etag",
+            "\"0000000000000000000000000000000000000000000000000000000000000000\"",
+            "its SHA-256 is",
+        ),
+        ("etag", "\"../../../../escaped\"", "is not a plain token"),
+        ("x-linked-etag", "..%2F..%2Fescaped", "is not a plain token"),
+        ("x-repo-commit", "../../escaped", "not the listing's"),
+        ("Content-Range", "bytes 0-0/99999999999999999", "over the"),
+        ("Content-Range", "bytes 0-0/lots", "is not a number"),
+    ];
+    for (header, value, said) in lies {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = tmp.path().join("hub");
+        let hub = serve_hub_lying(
+            "org/st",
+            fixture("pipelines/st-cls"),
+            COMMIT_A,
+            50,
+            Duration::from_secs(60),
+            Some((header, value)),
+        );
+        let env = [("HF_ENDPOINT", hub.address.as_str())];
+        let out = bertc_in(
+            tmp.path(),
+            &cache,
+            &env,
+            &[&"compile", &"org/st", &"-o", &"m.onnx"],
+        );
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{header}: {err}");
+        assert!(err.contains(said) && !err.contains("panicked"), "{header}: {err}");
+        let everything = files_of(tmp.path());
+        assert!(
+            everything
+                .iter()
+                .all(|f| f.starts_with("hub/models--org--st/") && !f.contains("escaped")),
+            "{header}: {everything:?}"
+        );
+        assert!(!cache
+            .join("models--org--st/snapshots")
+            .join(COMMIT_A)
+            .join("config.json")
+            .exists());
+    }
 }
 
 #[test]

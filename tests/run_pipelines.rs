@@ -255,6 +255,42 @@ fn minilm_folder_in_folder_out_then_run_matches_sentence_transformers() {
     assert!(doc.get("similarity").is_none(), "{}", doc);
 }
 
+/// A vocab.txt far under the file bound but of millions of short lines
+/// took 5.3 GB and 76 s (issue 25, N15): its lines are counted first and
+/// more than any vocabulary has are refused, at once; the largest that is
+/// allowed still loads.
+#[test]
+fn a_vocab_txt_of_more_entries_than_any_vocabulary_is_refused_before_it_is_built() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let vocab = |n: usize, last_newline: bool| {
+        let mut text = String::from("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n");
+        for i in 5..n {
+            text.push_str(&format!("t{i}\n"));
+        }
+        if !last_newline {
+            text.pop();
+        }
+        std::fs::write(p.join("vocab.txt"), text).unwrap();
+    };
+    let limit = bertc::tokenize::MAX_PIECES;
+    vocab(limit + 1, false);
+    let start = std::time::Instant::now();
+    let err = TextTokenizer::from_folder(p, 128).err().unwrap();
+    assert!(
+        matches!(err, TokenizeError::TooManyPieces { count, .. } if count == limit + 1),
+        "{err}"
+    );
+    assert!(err.to_string().contains("vocab.txt"), "{err}");
+    assert!(start.elapsed().as_secs_f64() < 2.0, "{:?}", start.elapsed());
+    vocab(limit, true);
+    let tokenizer = TextTokenizer::from_folder(p, 128).unwrap();
+    assert_eq!(
+        tokenizer.id_to_token(limit as u32 - 1).as_deref(),
+        Some(&*format!("t{}", limit - 1))
+    );
+}
+
 #[test]
 fn malformed_tokenizer_files_are_named_with_their_field() {
     let dir = tempfile::tempdir().unwrap();

@@ -303,3 +303,36 @@ fn family_dumps() {
         assert_dump_snapshot(&format!("O2-family-{case}"), &dump(&graph));
     }
 }
+
+/// `bertc dump` prints the reviewed dump as built without `-O`, and with
+/// `-O N` the graph `compile -O N` writes (issue 25: dump had no `-O`).
+#[test]
+fn the_dump_command_prints_the_graph_as_built_or_as_compiled() {
+    let dump_cli = |args: &[&dyn AsRef<std::ffi::OsStr>]| {
+        let out = common::bertc_run(args);
+        assert!(out.status.success(), "{}", common::stderr_of(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let snapshot = std::fs::read_to_string(common::root().join("snapshots/O0-bert-tiny.snap")).unwrap();
+    let as_built = snapshot.splitn(3, "---\n").nth(2).unwrap();
+    assert_eq!(dump_cli(&[&"dump", &"bert-tiny"]).trim_end(), as_built.trim_end());
+    let dir = tempfile::tempdir().unwrap();
+    let mut dumps = vec![];
+    for level in ["0", "2"] {
+        let file = dir.path().join(format!("O{level}.onnx"));
+        let out = common::bertc_run(&[
+            &"compile",
+            &"bert-tiny",
+            &"-O",
+            &level,
+            &"--no-check",
+            &"-o",
+            &file,
+        ]);
+        assert!(out.status.success(), "{}", common::stderr_of(&out));
+        let compiled = dump_cli(&[&"dump", &"bert-tiny", &"-O", &level]);
+        assert_eq!(compiled, dump_cli(&[&"dump", &file]), "-O {level}");
+        dumps.push(compiled);
+    }
+    assert_ne!(dumps[0], dumps[1], "-O2 fuses what -O0 leaves");
+}

@@ -636,6 +636,60 @@ fn malformed_pickles_and_archives_are_errors() {
     assert!(torch_err(&bytes).contains("compressed (method 8)"));
 }
 
+/// Two archive folders whose names have one length each holding a
+/// data.pkl: which was read depended on hash-map order, so compiles of one
+/// file gave zeroed or real weights (issue 25, N3). Refused, naming both.
+#[test]
+fn two_archive_folders_are_refused_by_name_never_picked() {
+    let w = [spec("w", "FloatStorage", "0", 6, &[6], &[1])];
+    let real = Pickle::state_dict(&w);
+    let mut entries = vec![];
+    for (folder, values) in [("zeroes", [0.0f32; 6]), ("weight", MATRIX)] {
+        entries.push((format!("{folder}/data.pkl"), real.clone()));
+        entries.push((format!("{folder}/data/0"), f32_bytes(&values)));
+    }
+    for order in [entries.clone(), entries.into_iter().rev().collect()] {
+        let msg = torch_err(&zip(&order));
+        assert!(
+            msg.contains("2 state_dict pickles (weight/data.pkl, zeroes/data.pkl)")
+                && msg.contains("ambiguous"),
+            "{msg}"
+        );
+    }
+}
+
+/// A dict of millions of pairs reusing one memoized name and tensor fits
+/// the pickle budget as ids; copying each pair out took gigabytes (issue
+/// 25, N4). The copies are charged to the budget too, and a name set
+/// twice is refused.
+#[test]
+fn state_dict_copies_are_bounded_and_a_repeated_name_is_refused() {
+    let tensor = spec("", "FloatStorage", "0", 6, &[6], &[1]);
+    let repeated = |pairs: usize| {
+        let mut p = Pickle::new();
+        p.global("collections", "OrderedDict").op(b")R");
+        p.str("encoder.layer.0.attention.self.query.weight").op(b"q\x01");
+        p.tensor(&tensor).op(b"q\x02").op(b"00");
+        // In SETITEMS batches of 1000, as pickle writes a dict.
+        for batch in 0..pairs.div_ceil(1000) {
+            p.op(b"(");
+            for _ in 0..(pairs - batch * 1000).min(1000) {
+                p.op(b"h\x01h\x02");
+            }
+            p.op(b"u");
+        }
+        p.op(b".");
+        torch_file(p.0, &[("0", f32_bytes(&MATRIX))])
+    };
+    let msg = torch_err(&repeated(3_000_000));
+    assert!(msg.contains("builds more data than a state_dict holds"), "{msg}");
+    let msg = torch_err(&repeated(2));
+    assert!(
+        msg.contains("sets `encoder.layer.0.attention.self.query.weight` more than once"),
+        "{msg}"
+    );
+}
+
 #[test]
 fn wrong_kinds_say_what_was_found() {
     let tmp = tempfile::tempdir().unwrap();

@@ -232,6 +232,41 @@ fn duplicate_outputs_and_no_outputs_are_errors() {
     assert!(e.contains("`y` twice"), "{e}");
 }
 
+/// onnx's checker refuses two initializers of one name and a domain
+/// imported twice; bertc took the last tensor and the first opset (issue
+/// 25). Both are refused, naming what is doubled.
+#[test]
+fn a_doubled_initializer_or_default_opset_is_refused_as_onnx_checker_does() {
+    let add = || {
+        model(
+            vec![value("x", proto::data_type::FLOAT, &[2])],
+            vec![
+                f32_tensor("w", &[2], &[1.0, 2.0]),
+                f32_tensor("w", &[2], &[3.0, 4.0]),
+            ],
+            vec![node("Add", &["x", "w"], &["y"], vec![])],
+            vec![value("y", proto::data_type::FLOAT, &[2])],
+        )
+    };
+    let e = import_error(&add());
+    assert!(e.contains("two initializers are named `w`"), "{e}");
+    let mut m = proto::ModelProto::decode(add().as_slice()).unwrap();
+    m.graph.as_mut().unwrap().initializer.pop();
+    assert!(bertc::onnx::import_bytes(&m.encode_to_vec()).is_ok());
+    for second in ["", "ai.onnx"] {
+        let mut twice = m.clone();
+        twice.opset_import.push(proto::OperatorSetIdProto {
+            domain: second.into(),
+            version: 13,
+        });
+        let e = import_error(&twice.encode_to_vec());
+        assert!(
+            e.contains("imports the default domain 2 times (opsets [17, 13])"),
+            "{e}"
+        );
+    }
+}
+
 #[test]
 fn versions_outside_what_bertc_knows_are_errors_naming_them() {
     let bytes = model(

@@ -35,7 +35,7 @@ pub struct BenchArgs {
     /// Sequence lengths, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "128")]
     pub seq: Vec<usize>,
-    /// Threads of each runtime (default: every core).
+    /// Threads of each runtime (default: all cores).
     #[arg(long, value_parser = super::parse_threads)]
     pub threads: Option<usize>,
     /// Runtimes, comma-separated: tract (built in), onnxruntime, openvino (their PyPI wheels' shared
@@ -91,6 +91,9 @@ pub struct ModelSummary {
     pub source: &'static str,
     pub parameters: usize,
     pub weight_bytes: usize,
+    /// A reduced-precision compile's worst-row cosine against f32.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worst_row_cosine: Option<f64>,
 }
 
 /// The measuring settings shared by bench and sweep.
@@ -169,6 +172,7 @@ impl<'s> Measure<'s> {
                     source: m.source,
                     parameters: b.cost().parameters.total,
                     weight_bytes: b.cost().weight_bytes.stored,
+                    worst_row_cosine: m.worst_row_cosine,
                 });
             }
         }

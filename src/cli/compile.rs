@@ -47,7 +47,7 @@ pub struct OptimizeArgs {
     /// ONNX opset to emit (default: the lowest that covers the ops used, at least 17).
     #[arg(long, value_parser = clap::value_parser!(i64).range(14..=23))]
     pub opset: Option<i64>,
-    /// Threads of tract in the checks (default: every core).
+    /// Threads of tract in the checks (default: all cores).
     #[arg(long, value_parser = super::parse_threads)]
     pub threads: Option<usize>,
     #[command(flatten)]

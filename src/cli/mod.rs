@@ -79,9 +79,15 @@ pub struct SourceArgs {
     /// token-classification, question-answering, masked-lm, sentence-embedding.
     #[arg(long, value_parser = parse_head)]
     pub head: Option<bertc::builder::Head>,
-    /// Keep `last_hidden_state` as an output beside the head's own.
+    /// Keep `last_hidden_state` as an output beside the head's own (a sentence-embedding model
+    /// has it unless --sentence-embedding-only).
     #[arg(long)]
     pub keep_last_hidden_state: bool,
+    /// A sentence-embedding model without its per-token `last_hidden_state` output (the one
+    /// Optimum's ORTModelForFeatureExtraction and sentence-transformers' ONNX backend read): a
+    /// smaller graph for bertc's own runtimes.
+    #[arg(long, conflicts_with = "keep_last_hidden_state")]
+    pub sentence_embedding_only: bool,
     /// Accept NaN or infinite values in the weights (refused by default).
     #[arg(long)]
     pub allow_nonfinite: bool,
@@ -110,7 +116,7 @@ impl LevelArg {
 pub enum TargetArg {
     /// Standard ONNX ops, for any runtime.
     Portable,
-    /// onnxruntime's contrib ops (EmbedLayerNormalization, SkipLayerNormalization, BiasGelu, Attention).
+    /// onnxruntime's contrib ops (EmbedLayerNormalization, BiasGelu or FastGelu, Attention).
     Onnxruntime,
     /// The forms tract runs fastest.
     Tract,
@@ -162,6 +168,7 @@ impl SourceArgs {
             seed: self.seed,
             head: self.head,
             keep_last_hidden_state: self.keep_last_hidden_state,
+            sentence_embedding_only: self.sentence_embedding_only,
             allow_nonfinite: self.allow_nonfinite,
         }
     }
@@ -195,7 +202,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Compile(a) => compile::run(a, &session),
         Command::Validate(a) => validate::run(a, &session),
         Command::Optimize(a) => optimize::run(a, &session),
-        Command::Dump(a) => dump::run(a),
+        Command::Dump(a) => dump::run(a, &session),
         Command::Bench(a) => bench::run(a, &session),
         Command::Inspect(a) => inspect::run(a, &session),
         Command::Sweep(a) => sweep::run(a, &session),

@@ -20,6 +20,9 @@ pub struct ModelArg {
     /// "onnx", "preset" or "config".
     pub source: &'static str,
     pub graph: Graph,
+    /// For a reduced-precision compile: the accuracy gate's worst-row
+    /// cosine against the f32 graph (the lowest over the outputs).
+    pub worst_row_cosine: Option<f64>,
 }
 
 /// How a config argument is compiled: the pipeline at `level` (portable
@@ -47,6 +50,7 @@ pub fn load(session: &Session, arg: &str, opts: &LoadOptions) -> anyhow::Result<
             name: arg.to_string(),
             source: "onnx",
             graph,
+            worst_row_cosine: None,
         });
     }
     // Speed and cost do not depend on the values: a folder's checkpoint is
@@ -67,13 +71,18 @@ pub fn load(session: &Session, arg: &str, opts: &LoadOptions) -> anyhow::Result<
         precision: opts.precision.clone(),
         ..Default::default()
     };
-    let graph = pipeline::run(session, Source::Config(config, build), &options)
-        .with_context(|| format!("cannot compile {arg}"))?
-        .into_graph();
+    let compiled = pipeline::run(session, Source::Config(config, build), &options)
+        .with_context(|| format!("cannot compile {arg}"))?;
+    let worst_row_cosine = compiled
+        .report
+        .accuracy
+        .as_ref()
+        .and_then(|a| a.outputs.iter().map(|o| o.min_row_cosine).min_by(f64::total_cmp));
     Ok(ModelArg {
         name: arg.to_string(),
         source: if source_is_preset { "preset" } else { "config" },
-        graph,
+        graph: compiled.into_graph(),
+        worst_row_cosine,
     })
 }
 

@@ -38,6 +38,7 @@ pub fn run(a: OptimizeCmdArgs, session: &bertc::Session) -> anyhow::Result<ExitC
     super::external_data::check_outputs(&a.output, &inputs)?;
     options.output = Some(a.output.clone());
     let graph = read_model(&a.input)?;
+    refuse_int8_of_fp16_weights(&a.input, &graph, &options.precision)?;
     let mut compiled = pipeline::run(session, Source::Graph(graph), &options)?;
     let write_start = Instant::now();
     let written = compiled.write_files(&a.output)?;
@@ -55,4 +56,27 @@ pub fn run(a: OptimizeCmdArgs, session: &bertc::Session) -> anyhow::Result<ExitC
     });
     super::external_data::print_written(&a.output, &written);
     Ok(ExitCode::SUCCESS)
+}
+
+/// bertc's fp16 files store each weight as an f16 constant read through a
+/// `Cast` to f32; the int8 passes quantize f32 weight constants, so they
+/// found none and wrote the fp16 file again under an int8 name (issue 25,
+/// N8). Refused, saying which file to quantize instead.
+fn refuse_int8_of_fp16_weights(
+    input: &std::path::Path,
+    graph: &bertc::ir::Graph,
+    precision: &bertc::quantize::Precision,
+) -> anyhow::Result<()> {
+    use bertc::ir::{DType, Op};
+    let f16_weights = graph.node_ids().any(|id| match &graph.node(id).op {
+        Op::Constant(t) => t.dtype() == DType::F16 && t.dims().len() >= 2,
+        _ => false,
+    });
+    anyhow::ensure!(
+        !(precision.is_int8() && f16_weights),
+        "{}: its weights are stored as f16 (an fp16 file); int8 quantizes f32 weights: quantize the \
+         fp32 model instead (`bertc compile … --quantize dynamic|static`, or `bertc optimize` on the fp32 file)",
+        input.display()
+    );
+    Ok(())
 }

@@ -39,7 +39,7 @@ pub struct SweepArgs {
     /// Precisions, comma-separated.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "fp32")]
     pub precision: Vec<Precision>,
-    /// Threads of tract (default: every core).
+    /// Threads of tract (default: all cores).
     #[arg(long, value_parser = super::parse_threads)]
     pub threads: Option<usize>,
     /// Timed runs per model and cell.
@@ -64,6 +64,9 @@ struct SweepRow {
     precision: Precision,
     parameters: usize,
     weight_bytes: usize,
+    /// fp16 and int8 rows: the accuracy gate's worst-row cosine against
+    /// the f32 graph, next to the latency it buys (`null` for fp32).
+    worst_row_cosine: Option<f64>,
     #[serde(flatten)]
     result: CellResult,
 }
@@ -136,6 +139,7 @@ pub fn run(a: SweepArgs, session: &bertc::Session) -> anyhow::Result<ExitCode> {
                 precision: entries[k].1,
                 parameters: summaries[k].parameters,
                 weight_bytes: summaries[k].weight_bytes,
+                worst_row_cosine: summaries[k].worst_row_cosine,
                 result,
             }
         })
@@ -208,12 +212,12 @@ fn markdown(r: &SweepReport, title: &str) -> String {
         "{} timed runs after {} warm-up per row; FLOPs = 2 x multiply-adds of the matrix products.\n\n",
         r.runs, r.warmup
     );
-    out += "| model | precision | parameters | B | S | GFLOP / seq | p50 ms | p90 ms | tokens/s | GFLOP/s | % of peak | weights MB |\n";
-    out += "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+    out += "| model | precision | parameters | B | S | GFLOP / seq | p50 ms | p90 ms | worst-row cosine | tokens/s | GFLOP/s | % of peak | weights MB |\n";
+    out += "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
     for row in &r.rows {
         let c = &row.result;
         out += &format!(
-            "| {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.0} | {:.1} | {} | {:.1} |\n",
+            "| {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {} | {:.0} | {:.1} | {} | {:.1} |\n",
             c.model,
             row.precision.name(),
             group_digits(row.parameters),
@@ -222,6 +226,8 @@ fn markdown(r: &SweepReport, title: &str) -> String {
             c.flops_per_sequence as f64 / 1e9,
             c.latency.p50_ms,
             c.latency.p90_ms,
+            row.worst_row_cosine
+                .map_or_else(|| "-".into(), |c| format!("{c:.6}")),
             c.tokens_per_s,
             c.gflops,
             c.fraction_of_peak

@@ -79,6 +79,10 @@ pub const MAX_PARAMETERS: u64 = 1 << 34;
 /// parameters, so a thin but 100000-deep config is refused too.
 pub const MAX_LAYERS: usize = 1024;
 
+/// The depth of the deepest BERT-family checkpoints: a config whose layers
+/// would fit the parameter bound at this depth is too big by its depth.
+const DEEPEST_LAYERS: u64 = 48;
+
 /// The most labels a classification head may have (one name string each).
 pub const MAX_LABELS: usize = 1 << 20;
 
@@ -481,12 +485,6 @@ impl BertConfig {
                 .checked_mul(2)
                 .and_then(|x| x.checked_mul(h)),
         )?;
-        let layer = squares + ffn + positions + 16 * h;
-        let layers = bounded(
-            "num_hidden_layers",
-            self.num_hidden_layers,
-            layer.checked_mul(self.num_hidden_layers as u64),
-        )?;
         let vocab = bounded(
             "vocab_size",
             self.vocab_size,
@@ -504,21 +502,53 @@ impl BertConfig {
             self.num_labels,
             (self.num_labels as u64).checked_mul(h + 1),
         )?;
-        // Each term is ≤ 2^34, so the sum cannot overflow.
-        let total = layers + vocab + positions + types + labels + squares;
-        if total > MAX_PARAMETERS {
-            let (field, value) = [
-                ("num_hidden_layers", self.num_hidden_layers, layers),
-                ("vocab_size", self.vocab_size, vocab),
-                ("hidden_size", self.hidden_size, squares),
-            ]
+        // Each term is ≤ 2^34 and num_hidden_layers ≤ 2^64 / 2^36, so
+        // these cannot overflow once the layer count is bounded (MAX_LAYERS
+        // is checked first; saturating keeps a library call safe anyway).
+        let layer = squares + ffn + positions + 16 * h;
+        let depth = self.num_hidden_layers as u64;
+        let layers = layer.saturating_mul(depth);
+        let total = layers
+            .saturating_add(vocab)
+            .saturating_add(positions)
+            .saturating_add(types)
+            .saturating_add(labels)
+            .saturating_add(squares);
+        if total <= MAX_PARAMETERS {
+            return Ok(total);
+        }
+        // Blame the field whose term is largest: an oversized
+        // type_vocab_size or intermediate_size was blamed on
+        // num_hidden_layers when only three fields were candidates (issue
+        // 25). The depth is to blame when its layers are of an ordinary
+        // size and only their number makes them too many.
+        let candidates = [
+            ("hidden_size", self.hidden_size, squares.saturating_mul(depth + 1)),
+            (
+                "intermediate_size",
+                self.intermediate_size,
+                ffn.saturating_mul(depth),
+            ),
+            (
+                "max_position_embeddings",
+                self.max_position_embeddings,
+                positions.saturating_mul(depth + 1),
+            ),
+            ("vocab_size", self.vocab_size, vocab),
+            ("type_vocab_size", self.type_vocab_size, types),
+            ("num_labels", self.num_labels, labels),
+        ];
+        let (field, value, _) = candidates
             .into_iter()
             .max_by_key(|t| t.2)
-            .map(|t| (t.0, t.1))
-            .expect("three candidates");
-            return Err(too_big(field, value, Some(total)));
-        }
-        Ok(total)
+            .expect("six candidates");
+        let layer_scaled = ["hidden_size", "intermediate_size", "max_position_embeddings"].contains(&field);
+        let (field, value) = match layer_scaled && layer.saturating_mul(DEEPEST_LAYERS) <= MAX_PARAMETERS {
+            true => ("num_hidden_layers", self.num_hidden_layers),
+            false => (field, value),
+        };
+        let counted = (total < u64::MAX).then_some(total);
+        Err(too_big(field, value, counted))
     }
 
     fn check_rules(&self) -> Result<(), ConfigError> {
@@ -533,6 +563,7 @@ impl BertConfig {
             ));
         }
         self.parameter_bound()?;
+        self.check_pad_token()?;
         family_fields::check_family_rules(self)?;
         if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(invalid(
@@ -572,16 +603,21 @@ impl BertConfig {
                 }
             }
         }
-        if let Some(pad) = self.pad_token_id {
-            if pad < 0 || pad as usize >= self.vocab_size {
-                return Err(invalid(
-                    "pad_token_id",
-                    &pad.to_string(),
-                    &format!("must be in [0, vocab_size = {})", self.vocab_size),
-                ));
-            }
-        }
         Ok(())
+    }
+
+    /// `pad_token_id` names a row of the word table. Checked before the
+    /// family rules that count positions from it, so a pad of 1e6 is
+    /// blamed on itself, not on `max_position_embeddings` (issue 25).
+    fn check_pad_token(&self) -> Result<(), ConfigError> {
+        match self.pad_token_id {
+            Some(pad) if pad < 0 || pad as u64 >= self.vocab_size as u64 => Err(invalid(
+                "pad_token_id",
+                &pad.to_string(),
+                &format!("must be in [0, vocab_size = {})", self.vocab_size),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The width of the embeddings (ELECTRA's and ALBERT's `embedding_size`).

@@ -1,8 +1,10 @@
-//! Downloads a hub repository's files into the huggingface_hub cache
-//! through the `hf-hub` crate, which writes huggingface_hub's layout: each
-//! file to `blobs/<etag>.part`, renamed to `blobs/<etag>` once whole, then
-//! linked from `snapshots/<commit>/` and the revision's commit written to
-//! `refs/`. Nothing is written outside `models--org--name/`.
+//! Downloads a hub repository's files into the huggingface_hub cache in
+//! its layout, so Python sees them too: each file to `blobs/<etag>.part`,
+//! renamed to `blobs/<etag>` once whole, linked from
+//! `snapshots/<commit>/<file>` (a relative symlink), and a branch or tag's
+//! commit written to `refs/<revision>`. Nothing is written outside
+//! `models--org--name/`: the commit and etags the server sends are checked
+//! to be plain tokens before they name anything ([`super::http`]).
 //!
 //! Only what bertc reads is fetched: the weights (safetensors preferred,
 //! a sharded index with its shards), the tokenizer files, the
@@ -14,11 +16,9 @@ use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::{Component, Path, PathBuf};
 
-use hf_hub::api::sync::{ApiBuilder, ApiRepo};
-use hf_hub::{Cache, Repo, RepoType};
-
 use super::cache::COMPLETE_MARKER;
-use super::{HubError, HubId, HubSettings};
+use super::http::HubClient;
+use super::{is_commit_hash, HubError, HubId, HubSettings};
 use crate::sentence_transformers::{MODULES_FILE, SBERT_CONFIG_FILE, ST_CONFIG_FILE};
 use crate::tokenize::TOKENIZER_FILES;
 use crate::weights::WEIGHT_FILES;
@@ -28,26 +28,21 @@ const MAX_LIST_BYTES: u64 = 64 << 20;
 
 /// Fetches `id` at `revision` into `settings.cache`.
 pub fn download(id: &HubId, revision: &str, settings: &HubSettings) -> Result<(), HubError> {
+    let repository = settings.cache.join(id.folder_name());
     let failed = |message: String| HubError::Download {
         id: id.to_string(),
         revision: revision.to_string(),
         endpoint: settings.endpoint.clone(),
-        cache: settings.cache.join(id.folder_name()),
+        cache: repository.clone(),
         message,
     };
-    let api = ApiBuilder::from_cache(Cache::new(settings.cache.clone()))
-        .with_endpoint(settings.endpoint.clone())
-        .with_token(settings.token.clone())
-        .with_progress(std::io::stderr().is_terminal())
-        .build()
-        .map_err(|e| failed(e.to_string()))?;
-    let repo = api.repo(Repo::with_revision(
-        id.to_string(),
-        RepoType::Model,
-        revision.to_string(),
-    ));
-    let info = repo.info().map_err(|e| failed(e.to_string()))?;
-    let listed: BTreeSet<String> = info.siblings.into_iter().map(|s| s.rfilename).collect();
+    let client = HubClient::new(&settings.endpoint, settings.token.clone());
+    let info = client.info(&id.to_string(), revision).map_err(failed)?;
+    let listed: BTreeSet<String> = info.files.into_iter().collect();
+    let writer = CacheWriter {
+        repository: &repository,
+        commit: &info.commit,
+    };
     let fetch = |name: &str| -> Result<PathBuf, HubError> {
         if !is_plain_relative(name) {
             return Err(HubError::Repository {
@@ -57,7 +52,10 @@ pub fn download(id: &HubId, revision: &str, settings: &HubSettings) -> Result<()
                 problem: format!("lists the file `{name}`, which would leave the snapshot folder"),
             });
         }
-        repo_download(&repo, name).map_err(|e| failed(format!("{name}: {e}")))
+        writer.fetch(&client, &id.to_string(), name).map_err(|e| match e {
+            Fetch::Server(message) => failed(message),
+            Fetch::Io(e) => e,
+        })
     };
     if !listed.contains(COMPLETE_MARKER) {
         return Err(HubError::Repository {
@@ -98,12 +96,112 @@ pub fn download(id: &HubId, revision: &str, settings: &HubSettings) -> Result<()
         fetch(name)?;
     }
     fetch(COMPLETE_MARKER)?;
+    // A branch or tag points at its commit, as huggingface_hub records it
+    // (a commit hash needs no ref).
+    if !is_commit_hash(revision) {
+        writer.write_ref(revision)?;
+    }
     Ok(())
 }
 
-/// One file through hf-hub (its errors are turned into text by the caller).
-fn repo_download(repo: &ApiRepo, name: &str) -> Result<PathBuf, hf_hub::api::sync::ApiError> {
-    repo.download(name)
+/// Why a file could not be fetched: the server, or the local disk.
+enum Fetch {
+    Server(String),
+    Io(HubError),
+}
+
+/// Writes one repository's files into its cache folder.
+struct CacheWriter<'a> {
+    repository: &'a Path,
+    commit: &'a str,
+}
+
+impl CacheWriter<'_> {
+    /// Downloads `name` (unless its blob is already there) and links it
+    /// into the snapshot; returns the snapshot's path of it.
+    fn fetch(&self, client: &HubClient, id: &str, name: &str) -> Result<PathBuf, Fetch> {
+        let meta = client.metadata(id, self.commit, name).map_err(Fetch::Server)?;
+        let blobs = self.repository.join("blobs");
+        create_dir(&blobs).map_err(Fetch::Io)?;
+        let blob = blobs.join(&meta.etag);
+        if !blob.is_file() {
+            let part = blobs.join(format!("{}.part", meta.etag));
+            let bar = progress_bar(name, meta.size);
+            let fetched = client.fetch(id, self.commit, name, &meta, &part, &mut |n| bar.set_position(n));
+            bar.finish_and_clear();
+            if let Err(message) = fetched {
+                // The partial file is ours: never leave it to be read.
+                let _ = std::fs::remove_file(&part);
+                return Err(Fetch::Server(message));
+            }
+            std::fs::rename(&part, &blob).map_err(|e| Fetch::Io(io_error(&blob, e)))?;
+        }
+        let pointer = self.repository.join("snapshots").join(self.commit).join(name);
+        if let Some(parent) = pointer.parent() {
+            create_dir(parent).map_err(Fetch::Io)?;
+        }
+        // snapshots/<commit>/a/b → ../../../blobs/<etag>: one `..` per folder.
+        let depth = name.split('/').count() + 1;
+        let target = PathBuf::from("../".repeat(depth)).join("blobs").join(&meta.etag);
+        match std::fs::symlink_metadata(&pointer) {
+            Ok(m) if m.file_type().is_symlink() => {
+                std::fs::remove_file(&pointer).map_err(|e| Fetch::Io(io_error(&pointer, e)))?
+            }
+            Ok(_) => {
+                return Err(Fetch::Io(io_error(
+                    &pointer,
+                    std::io::Error::other("exists and is not a link into blobs/: left alone"),
+                )))
+            }
+            Err(_) => {}
+        }
+        symlink(&target, &pointer).map_err(|e| Fetch::Io(io_error(&pointer, e)))?;
+        Ok(pointer)
+    }
+
+    fn write_ref(&self, revision: &str) -> Result<(), HubError> {
+        let path = self.repository.join("refs").join(revision);
+        if let Some(parent) = path.parent() {
+            create_dir(parent)?;
+        }
+        std::fs::write(&path, self.commit).map_err(|e| io_error(&path, e))
+    }
+}
+
+fn io_error(path: &Path, error: std::io::Error) -> HubError {
+    HubError::Io {
+        path: path.to_path_buf(),
+        error,
+    }
+}
+
+fn create_dir(path: &Path) -> Result<(), HubError> {
+    std::fs::create_dir_all(path).map_err(|e| io_error(path, e))
+}
+
+#[cfg(unix)]
+fn symlink(target: &Path, link: &Path) -> std::io::Result<()> {
+    std::os::unix::fs::symlink(target, link)
+}
+
+#[cfg(not(unix))]
+fn symlink(target: &Path, link: &Path) -> std::io::Result<()> {
+    // huggingface_hub copies where links are not allowed.
+    let blob = link.parent().unwrap_or(link).join(target);
+    std::fs::copy(blob, link).map(|_| ())
+}
+
+/// A byte bar on a terminal, nothing in a pipe.
+fn progress_bar(name: &str, size: Option<u64>) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(size.unwrap_or(0));
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} {bytes}/{total_bytes} {bar:30} {eta}") {
+        bar.set_style(style);
+    }
+    bar.set_message(name.to_string());
+    bar
 }
 
 /// A path inside the snapshot: plain names joined by `/`.

@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod download;
+pub mod http;
 
 use std::path::{Path, PathBuf};
 

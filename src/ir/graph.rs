@@ -343,6 +343,10 @@ impl Graph {
 /// integers) are quantization metadata.
 pub fn parameter_elements(t: &Tensor) -> Option<usize> {
     let float = t.dtype().is_float() && !t.dims().is_empty();
-    let quantized = matches!(t.dtype(), DType::I8 | DType::U8) && t.dims().len() >= 2;
-    (float || quantized).then(|| t.len())
+    (float || is_quantized_weight(t)).then(|| t.len())
+}
+
+/// An int8/uint8 matrix: a quantized weight (zero points are rank ≤ 1).
+pub fn is_quantized_weight(t: &Tensor) -> bool {
+    matches!(t.dtype(), DType::I8 | DType::U8) && t.dims().len() >= 2
 }

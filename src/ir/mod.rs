@@ -15,7 +15,7 @@ mod verify;
 
 pub use dtype::DType;
 pub use dump::{constant_summary, dump, dump_with, value_name, DumpOptions, WeightStyle};
-pub use graph::{parameter_elements, Edge, Graph, Node, NodeId, Value, ValueInfo};
+pub use graph::{is_quantized_weight, parameter_elements, Edge, Graph, Node, NodeId, Value, ValueInfo};
 pub use infer::infer;
 pub use op::{BinaryOp, ContribOp, GeluApproximation, Op, UnaryOp};
 pub use order::canonical_order;

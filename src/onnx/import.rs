@@ -67,12 +67,39 @@ fn import_with_dir(bytes: Bytes, dir: Option<&Path>) -> Result<Graph, OnnxError>
         .graph
         .as_ref()
         .ok_or_else(|| OnnxError::Decode("the model has no graph".into()))?;
-    let opset = model
+    // onnx's checker refuses a domain imported twice and an initializer
+    // name given twice; bertc took the first opset and the last tensor
+    // (issue 25), so a file two tools read differently was accepted.
+    let default_opsets: Vec<i64> = model
         .opset_import
         .iter()
-        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .filter(|o| o.domain.is_empty() || o.domain == "ai.onnx")
         .map(|o| o.version)
-        .ok_or_else(|| OnnxError::Decode("the model imports no default-domain opset".into()))?;
+        .collect();
+    let opset = match default_opsets.as_slice() {
+        [] => {
+            return Err(OnnxError::Decode(
+                "the model imports no default-domain opset".into(),
+            ))
+        }
+        [one] => *one,
+        several => {
+            return Err(OnnxError::Decode(format!(
+                "the model imports the default domain {} times (opsets {several:?}); onnx's checker \
+                 accepts one import per domain",
+                several.len()
+            )))
+        }
+    };
+    let mut initializer_names: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    initializer_names.sort_unstable();
+    if let Some(twice) = initializer_names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(OnnxError::Decode(format!(
+            "two initializers are named `{}`; onnx's checker requires unique names (which one a \
+             runtime uses is not defined)",
+            twice[0]
+        )));
+    }
     check_versions(model.ir_version, opset)?;
     check_outputs(graph)?;
     let mut im = Importer {

@@ -43,6 +43,8 @@ pub struct SourceOptions {
     pub seed: Option<u64>,
     pub head: Option<Head>,
     pub keep_last_hidden_state: bool,
+    /// A sentence-embedding model without its per-token output.
+    pub sentence_embedding_only: bool,
     pub allow_nonfinite: bool,
 }
 
@@ -71,6 +73,7 @@ impl SourceOptions {
             head: self.head,
             sentence: source.sentence.clone(),
             keep_last_hidden_state: self.keep_last_hidden_state,
+            sentence_embedding_only: self.sentence_embedding_only,
             allow_nonfinite: self.allow_nonfinite,
             ..Default::default()
         }
@@ -103,6 +106,12 @@ pub struct BuildOptions {
     pub head: Option<Head>,
     /// Keep `last_hidden_state` as an output beside the head's own.
     pub keep_last_hidden_state: bool,
+    /// A sentence-embedding model outputs `sentence_embedding` alone.
+    /// Otherwise it also outputs `last_hidden_state`, as Optimum's
+    /// feature-extraction export: `ORTModelForFeatureExtraction` reads that
+    /// output by name, and sentence-transformers' ONNX backend pools it
+    /// itself with the folder's modules.
+    pub sentence_embedding_only: bool,
     /// Build with placeholder weights (zeros that are never touched) when
     /// there are no `weights`: the graph's structure and shapes without
     /// drawing hundreds of MB of random numbers, for commands that only
@@ -138,7 +147,8 @@ pub fn model_spec(config: &BertConfig, opts: &BuildOptions) -> Result<ModelSpec,
         (None, None) => config.family.head_for(&config.architectures)?,
     };
     let mut spec = ModelSpec::for_config(head, config);
-    spec.keep_last_hidden_state = opts.keep_last_hidden_state;
+    spec.keep_last_hidden_state =
+        opts.keep_last_hidden_state || (head == Head::SentenceEmbedding && !opts.sentence_embedding_only);
     if let Some(modules) = &opts.sentence {
         spec.sentence = modules.pooling;
     }
@@ -163,8 +173,8 @@ pub fn build(config: &BertConfig, opts: &BuildOptions) -> Result<Built, Error> {
     let specs = model_params(config, &spec);
     let mut weights = match &opts.weights {
         Some(path) => from_checkpoint_with(path, &specs, opts.allow_nonfinite)?,
-        None if opts.shapes_only => placeholder(&specs),
-        None => seeded(&specs, opts.seed),
+        None if opts.shapes_only => placeholder(&specs)?,
+        None => seeded(&specs, opts.seed)?,
     };
     let ignored = std::mem::take(&mut weights.ignored);
     let load_time = start.elapsed();

@@ -83,8 +83,10 @@ pub fn load(session: &Session, arg: &Path, opts: &RunOptions) -> Result<LoadedMo
         let source = resolve(&shown, None, None, false, MissingWeights::Refuse)?;
         let build = BuildOptions {
             weights: source.weights.clone(),
-            // A sentence-transformers folder is its sentence-embedding model.
+            // A sentence-transformers folder is its sentence-embedding model
+            // (run reads sentence_embedding alone: no per-token output).
             sentence: source.sentence.clone(),
+            sentence_embedding_only: true,
             ..Default::default()
         };
         let compiled = crate::pipeline::run(
@@ -144,13 +146,25 @@ pub fn load(session: &Session, arg: &Path, opts: &RunOptions) -> Result<LoadedMo
         threads: session.threads(),
         take_turns: false,
     };
-    let model = RuntimeModel::load_checked(
-        session,
-        opts.runtime,
-        ModelSource::Bytes(&bytes),
-        &runtime_opts,
-        &graph,
-    )?;
+    // A file with external data is loaded from its path, so the runtime
+    // finds the data beside it (from the bytes, tract aborted: "external
+    // data was detected"; issue 25, N6). Otherwise from the bytes already
+    // read, which the graph shares.
+    let onnx_file = file
+        .as_ref()
+        .map(|f| f.path.as_path())
+        .or((!arg.is_dir()).then_some(arg));
+    let source = match onnx_file {
+        Some(path)
+            if !crate::onnx::external_data_files(path)
+                .map_err(crate::Error::from)?
+                .is_empty() =>
+        {
+            ModelSource::File(path)
+        }
+        _ => ModelSource::Bytes(&bytes),
+    };
+    let model = RuntimeModel::load_checked(session, opts.runtime, source, &runtime_opts, &graph)?;
     Ok(LoadedModel {
         model,
         tokenizer,

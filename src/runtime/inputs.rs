@@ -82,8 +82,11 @@ pub fn max_sequence(g: &Graph) -> Option<usize> {
     let rows = |suffix: &str| {
         g.node_ids().find_map(|id| {
             let n = g.node(id);
+            // An fp16 file stores the table as `<name>.f16` (passes/to_fp16):
+            // the same table, so the same length (issue 25, N8).
+            let name = n.name.strip_suffix(".f16").unwrap_or(&n.name);
             match &n.op {
-                Op::Constant(t) if n.name.ends_with(suffix) && t.dims().len() == 2 => Some(t.dims()[0]),
+                Op::Constant(t) if name.ends_with(suffix) && t.dims().len() == 2 => Some(t.dims()[0]),
                 _ => None,
             }
         })

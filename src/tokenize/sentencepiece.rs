@@ -48,6 +48,7 @@ pub(super) fn deberta_v2(path: &Path, config: &TokenizerConfig) -> Result<Tokeni
         return Err(TokenizeError::TooManyPieces {
             path: path.to_path_buf(),
             count,
+            what: "a SentencePiece model",
         });
     }
     let proto = spm_proto::decode(&bytes).map_err(malformed)?;

@@ -115,6 +115,18 @@ pub enum WeightsError {
     NonFinite { path: String, problems: Vec<String> },
     #[error("weights index {path}: {reason}")]
     Index { path: String, reason: String },
+    /// Memory for one parameter could not be had: refused by name, not
+    /// the allocator's abort.
+    #[error(
+        "parameter `{name}` {shape:?} needs {bytes} bytes ({:.1} GB as f32), more memory than this \
+         machine gives: shrink the field that sizes it",
+        *.bytes as f64 / 1e9
+    )]
+    Allocation {
+        name: String,
+        shape: Vec<usize>,
+        bytes: usize,
+    },
 }
 
 /// Copies a row-major [rows, cols] matrix into [cols, rows] order.

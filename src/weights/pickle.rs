@@ -627,31 +627,64 @@ impl Machine<'_> {
         }
     }
 
-    /// The top-level dict as (name, tensor) pairs.
-    fn state_dict(&self, root: Id) -> Result<Vec<(String, TensorRef)>, PickleError> {
-        let Value::Dict(pairs) = &self.values[root] else {
-            let kind = self.values[root].kind();
+    /// The bytes a state_dict entry's copy takes (name and tensor), or why
+    /// the entry is not one (a key that is no string, a value no tensor).
+    fn pair_bytes(&self, k: Id, v: Id) -> Result<usize, PickleError> {
+        let Value::Str(name) = &self.values[k] else {
             return Err(PickleError::Malformed(format!(
-                "the pickle holds {kind}, not a state_dict (a dict of tensors)"
+                "a state_dict key is {}, not a string",
+                self.values[k].kind()
             )));
         };
-        pairs
-            .iter()
-            .map(|&(k, v)| {
-                let Value::Str(name) = &self.values[k] else {
-                    return Err(PickleError::Malformed(format!(
-                        "a state_dict key is {}, not a string",
-                        self.values[k].kind()
-                    )));
-                };
-                match &self.values[v] {
-                    Value::Tensor(t) => Ok((name.clone(), (**t).clone())),
-                    other => Err(PickleError::Malformed(format!(
-                        "entry `{name}` is {}, not a tensor: expected a state_dict (name → tensor)",
-                        other.kind()
-                    ))),
-                }
-            })
-            .collect()
+        let Value::Tensor(t) = &self.values[v] else {
+            return Err(PickleError::Malformed(format!(
+                "entry `{name}` is {}, not a tensor: expected a state_dict (name → tensor)",
+                self.values[v].kind()
+            )));
+        };
+        Ok(size_of::<(String, TensorRef)>() + name.len() + t.storage.key.len() + 16 * t.shape.len())
+    }
+
+    /// The top-level dict as (name, tensor) pairs. Each pair copies its
+    /// name and tensor out of the shared values, so the copies are charged
+    /// to the same budget: a dict of millions of pairs that all reuse one
+    /// memoized tensor fits the budget as ids, then took gigabytes as
+    /// copies (issue 25, N4). A name set twice is refused: torch.save never
+    /// writes one, and which of the two holds the weights would be a guess.
+    fn state_dict(&mut self, root: Id) -> Result<Vec<(String, TensorRef)>, PickleError> {
+        let pairs = match std::mem::replace(&mut self.values[root], Value::None) {
+            Value::Dict(pairs) => pairs,
+            other => {
+                return Err(PickleError::Malformed(format!(
+                    "the pickle holds {}, not a state_dict (a dict of tensors)",
+                    other.kind()
+                )))
+            }
+        };
+        let mut tensors = Vec::new();
+        for (k, v) in pairs {
+            // Charged before the copy is made.
+            let copy = self.pair_bytes(k, v)?;
+            if self.charge(copy).is_err() {
+                return Err(PickleError::Malformed(format!(
+                    "the state_dict lists more than {} entries: the pickle builds more data than a \
+                     state_dict holds",
+                    tensors.len()
+                )));
+            }
+            if let (Value::Str(name), Value::Tensor(t)) = (&self.values[k], &self.values[v]) {
+                tensors.push((name.clone(), (**t).clone()));
+            }
+        }
+        let mut names: Vec<&str> = tensors.iter().map(|(n, _)| n.as_str()).collect();
+        names.sort_unstable();
+        if let Some(twice) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(PickleError::Malformed(format!(
+                "the state_dict sets `{}` more than once; torch.save writes each name once, so which \
+                 holds the weights is ambiguous",
+                twice[0]
+            )));
+        }
+        Ok(tensors)
     }
 }

@@ -15,48 +15,100 @@ use rand_xoshiro::rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
 
-use super::{Init, ParamSpec, Weights};
+use super::{Init, ParamSpec, Weights, WeightsError};
 use crate::ir::{DType, Tensor};
 
 /// Elements drawn by one generator: big enough to amortise seeding, small
 /// enough that the word-embedding table spreads over every core.
 const CHUNK: usize = 1 << 18;
 
-pub fn seeded(specs: &[ParamSpec], seed: u64) -> Weights {
+pub fn seeded(specs: &[ParamSpec], seed: u64) -> Result<Weights, WeightsError> {
     let tensors = specs
         .par_iter()
-        .map(|spec| (spec.name.clone(), draw(spec, seed)))
-        .collect();
-    Weights {
+        .map(|spec| Ok((spec.name.clone(), draw(spec, seed)?)))
+        .collect::<Result<_, WeightsError>>()?;
+    Ok(Weights {
         tensors,
         ignored: Vec::new(),
-    }
+    })
 }
 
 /// The shapes without the values, for commands that only count (inspect):
-/// normal-drawn tensors are left zero in freshly mapped memory the process
-/// never touches (`vec![0; n]` is a calloc: a bert-large costs no 1.3 GB),
-/// while the small constant inits (biases 0, layer norms 1) are filled as
-/// [`seeded`] fills them, so passes see the same structure.
-pub fn placeholder(specs: &[ParamSpec]) -> Weights {
+/// normal-drawn tensors are left zero in anonymous memory the process
+/// never touches, mapped without reserving swap, so neither a bert-large
+/// (1.3 GB) nor a config whose one table is 34 GB (inside the parameter
+/// bound; issue 25, N16) costs memory or is refused by the kernel's
+/// overcommit check. The small constant inits (biases 0, layer norms 1)
+/// are filled as [`seeded`] fills them, so passes see the same structure.
+pub fn placeholder(specs: &[ParamSpec]) -> Result<Weights, WeightsError> {
     let tensors = specs
         .iter()
         .map(|spec| {
             let t = match spec.init {
                 Init::Normal { .. } | Init::NormalPadded { .. } => {
                     let dims = layout(spec);
-                    let n: usize = dims.iter().product();
-                    Tensor::from_raw(DType::F32, dims, vec![0u8; n * 4].into())
-                        .expect("size computed from dims")
+                    let len = byte_len(spec, &dims)?;
+                    let bytes = untouched_zeros(len).map_err(|_| too_big(spec, len))?;
+                    Tensor::from_raw(DType::F32, dims, bytes).expect("size computed from dims")
                 }
-                Init::Zeros | Init::Ones | Init::Sinusoidal => draw(spec, 0),
+                Init::Zeros | Init::Ones | Init::Sinusoidal => draw(spec, 0)?,
             };
-            (spec.name.clone(), t)
+            Ok((spec.name.clone(), t))
         })
-        .collect();
-    Weights {
+        .collect::<Result<_, WeightsError>>()?;
+    Ok(Weights {
         tensors,
         ignored: Vec::new(),
+    })
+}
+
+/// `len` zero bytes no page of which is touched until read: an anonymous
+/// map with MAP_NORESERVE (the kernel neither commits nor counts it).
+fn untouched_zeros(len: usize) -> std::io::Result<bytes::Bytes> {
+    if len == 0 {
+        return Ok(bytes::Bytes::new());
+    }
+    let map = memmap2::MmapOptions::new()
+        .len(len)
+        .no_reserve_swap()
+        .map_anon()?
+        .make_read_only()?;
+    Ok(bytes::Bytes::from_owner(map))
+}
+
+/// The f32 bytes of a parameter of shape `dims`, checked: the config's
+/// bound keeps this far from overflow, but the check costs nothing.
+fn byte_len(spec: &ParamSpec, dims: &[usize]) -> Result<usize, WeightsError> {
+    dims.iter()
+        .try_fold(4usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| too_big(spec, usize::MAX))
+}
+
+/// `len` zero bytes, or the refusal naming the parameter when the
+/// allocator cannot give them (a calloc that fails is an error here, not
+/// the process's abort).
+fn zeroed(spec: &ParamSpec, len: usize) -> Result<Vec<u8>, WeightsError> {
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    let layout = std::alloc::Layout::array::<u8>(len).map_err(|_| too_big(spec, len))?;
+    // SAFETY: `layout` has a non-zero size; a non-null result is `len`
+    // zeroed bytes allocated with the global allocator's u8 layout, which
+    // is what Vec::from_raw_parts needs (capacity = length = len).
+    unsafe {
+        let ptr = std::alloc::alloc_zeroed(layout);
+        if ptr.is_null() {
+            return Err(too_big(spec, len));
+        }
+        Ok(Vec::from_raw_parts(ptr, len, len))
+    }
+}
+
+fn too_big(spec: &ParamSpec, bytes: usize) -> WeightsError {
+    WeightsError::Allocation {
+        name: spec.name.clone(),
+        shape: spec.shape.clone(),
+        bytes,
     }
 }
 
@@ -68,10 +120,10 @@ fn layout(spec: &ParamSpec) -> Vec<usize> {
     }
 }
 
-fn draw(spec: &ParamSpec, seed: u64) -> Tensor {
+fn draw(spec: &ParamSpec, seed: u64) -> Result<Tensor, WeightsError> {
     let dims = layout(spec);
     let n: usize = dims.iter().product();
-    let mut bytes = vec![0u8; n * 4];
+    let mut bytes = zeroed(spec, byte_len(spec, &dims)?)?;
     let fill = |bytes: &mut [u8], v: f32| {
         for c in bytes.chunks_exact_mut(4) {
             c.copy_from_slice(&v.to_le_bytes());
@@ -105,7 +157,7 @@ fn draw(spec: &ParamSpec, seed: u64) -> Tensor {
             }
         }
     }
-    Tensor::from_raw(DType::F32, dims, bytes.into()).expect("size computed from dims")
+    Ok(Tensor::from_raw(DType::F32, dims, bytes.into()).expect("size computed from dims"))
 }
 
 /// DistilBERT's fixed position table, as transformers'

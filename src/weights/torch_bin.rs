@@ -37,14 +37,25 @@ pub fn read(bytes: &[u8]) -> Result<Vec<(String, StoredTensor)>, TorchError> {
     let index = read_index(bytes).map_err(|e| TorchError::Malformed(format!("zip archive: {e}")))?;
     // Entries live under one folder named after the archive
     // (`pytorch_model/`, `archive/`): the one holding data.pkl.
-    let pkl = index
+    // Two such folders are refused by name: picking one (by name length,
+    // then hash order) gave different weights from run to run (issue 25, N3).
+    let mut pickles: Vec<&String> = index
         .entries
         .keys()
         .filter(|n| n.ends_with("data.pkl") && n.matches('/').count() <= 1)
-        .min_by_key(|n| n.len())
-        .cloned();
-    let Some(pkl) = pkl else {
-        return malformed("the archive has no data.pkl: not a torch.save checkpoint");
+        .collect();
+    pickles.sort();
+    let pkl = match pickles.as_slice() {
+        [] => return malformed("the archive has no data.pkl: not a torch.save checkpoint"),
+        [one] => (*one).clone(),
+        several => {
+            return malformed(format!(
+                "the archive holds {} state_dict pickles ({}); torch.save writes one, so which holds the \
+                 weights is ambiguous",
+                several.len(),
+                several.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
+            ))
+        }
     };
     let prefix = &pkl[..pkl.len() - "data.pkl".len()];
     if let Some(order) = index.entries.get(&format!("{prefix}byteorder")) {
