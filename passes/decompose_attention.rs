@@ -69,6 +69,16 @@ impl Pass for DecomposeAttention {
     }
 }
 
+/// The primitive form of the Attention node `id`, when this pass can
+/// write it out: what an imported onnxruntime `Attention` becomes, so the
+/// graph before the passes runs in tract and `fuse_attention` finds it.
+pub(crate) fn decompose_node(g: &mut Graph, id: NodeId) -> Result<Option<Value>, IrError> {
+    match match_at(g, id) {
+        Some(m) => decompose(g, &m).map(Some),
+        None => Ok(None),
+    }
+}
+
 /// An Attention this pass can write out exactly: 3-D q, k, v, K and V as
 /// wide as Q or (grouped queries) `kv_num_heads` heads of Q's head size,
 /// a float mask if any.

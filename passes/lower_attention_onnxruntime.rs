@@ -67,7 +67,11 @@ impl Pass for LowerAttentionOnnxruntime {
                 }
             };
             let name = fused_name(g, m.root, &[m.root], "ms_attention");
-            let op = Op::Contrib(ContribOp::Attention { num_heads: m.heads });
+            let op = Op::Contrib(ContribOp::Attention {
+                num_heads: m.heads,
+                scale: None,
+                mask_filter_value: None,
+            });
             let fused = g.add(&g.fresh_name(&format!("{name}.packed")), op, &[m.x, w, b, mask])?;
             g.replace_uses(
                 Value {

@@ -46,6 +46,7 @@ use crate::ir::{verify, Graph, IrError};
 pub use add_bias_after_residual::AddBiasAfterResidual;
 pub use block_sliding_attention::BlockSlidingAttention;
 pub use dead_node_elimination::DeadNodeElimination;
+pub(crate) use decompose_attention::decompose_node as decompose_attention_node;
 pub use decompose_attention::DecomposeAttention;
 pub use eliminate_common_subexpressions::EliminateCommonSubexpressions;
 pub use fold_constants::FoldConstants;

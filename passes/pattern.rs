@@ -36,9 +36,16 @@ pub fn scalar(g: &Graph, v: Value) -> Option<f32> {
     }
 }
 
-/// Whether `v` is a one-element float constant within 1e-4 (relative) of `expected`.
+/// Whether `v` is a one-element float constant within 1e-4 (relative) of
+/// `expected` — or within its own precision when stored in fewer bits (an
+/// fp16 export's √2 is 1.4140625, 1.1e-4 off).
 pub fn is_scalar(g: &Graph, v: Value, expected: f32) -> bool {
-    scalar(g, v).is_some_and(|x| (x - expected).abs() <= 1e-4 * expected.abs().max(1.0))
+    let rel = match constant(g, v).map(Tensor::dtype) {
+        Some(DType::F16) => 1e-3,
+        Some(DType::BF16) => 8e-3,
+        _ => 1e-4,
+    };
+    scalar(g, v).is_some_and(|x| (x - expected).abs() <= rel * expected.abs().max(1.0))
 }
 
 /// Of the two operands of a commutative node, the one that is not `known`

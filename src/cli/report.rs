@@ -91,6 +91,9 @@ pub fn print_summary(s: &Summary) {
     if let Some(note) = &r.form_note {
         eprintln!("{note}");
     }
+    for note in &r.import_notes {
+        eprintln!("warning: {note}");
+    }
     if s.report {
         print_pass_runs(&r.lowering);
     }

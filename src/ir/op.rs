@@ -87,6 +87,17 @@ pub enum Op {
         axes: Vec<i64>,
         keepdims: bool,
     },
+    /// Sum over `axes`: mean pooling's sums of token vectors and of the
+    /// mask, and Optimum's mask index (real tokens per row, in int32).
+    ReduceSum {
+        axes: Vec<i64>,
+        keepdims: bool,
+    },
+    /// Euclidean norm `√Σx²` over `axes` (sentence-transformers' Normalize).
+    ReduceL2 {
+        axes: Vec<i64>,
+        keepdims: bool,
+    },
     /// Maximum over `axes` (activation ranges of int8 quantization).
     ReduceMax {
         axes: Vec<i64>,
@@ -226,14 +237,24 @@ pub enum ContribOp {
     BiasGelu,
     /// Gelu(x + bias), tanh approximation. Inputs: x, bias.
     FastGelu,
-    /// Word + position (0..S) + segment embeddings, then layer norm. Inputs:
-    /// input_ids (i32), segment_ids (i32), word, position, segment tables,
-    /// gamma, beta. Outputs: output, mask_index (i32 [B], unused by bertc).
+    /// Word + position (0..S, or position_ids) + segment embeddings, then
+    /// layer norm. Inputs: input_ids (i32), segment_ids (i32), word,
+    /// position, segment tables, gamma, beta, mask (optional, i32 [B, S]),
+    /// position_ids (optional). Outputs: output, mask_index (i32 [B]: the
+    /// mask's row sums; unused by bertc's own graphs).
     EmbedLayerNorm { epsilon: f32 },
     /// Self-attention with packed Q/K/V weights [H, 3H] and bias [3H], and a
-    /// 2-D raw int32 mask [B, S] (right or left padding alike).
-    /// Inputs: input, weights, bias, mask.
-    Attention { num_heads: usize },
+    /// 2-D raw int32 mask [B, S] (right or left padding alike) — the form
+    /// bertc writes — or, in onnxruntime's own files, a 1-D mask index [B]
+    /// (the number of real tokens, counted from the left).
+    /// Inputs: input, weights, bias, mask (optional).
+    Attention {
+        num_heads: usize,
+        /// Multiplies Q·Kᵀ; `None` is onnxruntime's default 1/√head_size.
+        scale: Option<f32>,
+        /// What masked scores get; `None` is onnxruntime's default -10000.
+        mask_filter_value: Option<f32>,
+    },
     /// `(A - a_zp)·(B - b_zp) · a_scale · b_scale + bias` on 8-bit A, B with
     /// an f32 result: what onnxruntime fuses MatMulInteger → Cast → Mul
     /// (→ Add) into. Inputs: A, B, a_scale, b_scale, a_zero_point?,

@@ -2,8 +2,14 @@
 
 mod export;
 mod external;
+mod f16_gemm;
 mod import;
 mod metadata;
+mod ort_attention;
+mod ort_bias_gelu;
+mod ort_embed_layer_norm;
+mod ort_forms;
+mod ort_skip_layer_norm;
 pub mod proto;
 mod split;
 mod split_op;
@@ -18,6 +24,7 @@ pub use import::{
     import_bytes, import_shared_bytes, read_model, read_model_and_bytes, IMPORT_IR_VERSIONS, IMPORT_OPSETS,
 };
 pub use metadata::{external_data_files, read_metadata};
+pub use ort_forms::standard_forms;
 pub use split::{split_bytes, split_graph, Initializer, SplitModel};
 
 use crate::ir::DType;
@@ -43,6 +50,13 @@ pub enum OnnxError {
         node: String,
         op_type: String,
         opset: i64,
+        reason: String,
+    },
+    /// An onnxruntime contrib op whose standard form bertc cannot write.
+    #[error("node `{node}` (com.microsoft {op}): {reason}")]
+    Contrib {
+        node: String,
+        op: &'static str,
         reason: String,
     },
     #[error("cannot access {path}: {error}")]

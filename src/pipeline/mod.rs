@@ -110,11 +110,19 @@ pub fn check_options(opts: &PipelineOptions) -> Result<(), Error> {
 /// forms of one model (an export folder's, `compile --target a,b`) are
 /// each this call on a clone of one [`Sourced`], so the checkpoint is read
 /// and the graph built once.
-pub fn run_sourced(session: &Session, sourced: Sourced, opts: &PipelineOptions) -> Result<Compiled, Error> {
+pub fn run_sourced(
+    session: &Session,
+    mut sourced: Sourced,
+    opts: &PipelineOptions,
+) -> Result<Compiled, Error> {
     opts.validate()?;
     let plan = Plan::new(opts)?;
     let weights = WeightsReport::of(sourced.build.as_ref())?;
     let nodes_before = NodeCount::of(&sourced.graph);
+    // onnxruntime's contrib ops in an imported file as standard ops:
+    // checkable in tract, seen by the passes, re-targetable. (A dump shows
+    // the file as it is: this is the pipeline's first step, not the import's.)
+    let import_notes = crate::onnx::standard_forms(&mut sourced.graph)?;
     let export = ExportOptions {
         opset: opts.opset,
         value_info: opts.value_info,
@@ -188,6 +196,7 @@ pub fn run_sourced(session: &Session, sourced: Sourced, opts: &PipelineOptions) 
             accuracy,
             int8_kernel,
             form_note,
+            import_notes,
             lowering,
             nodes_before,
             opset,

@@ -69,6 +69,9 @@ pub struct Report {
     /// in a runtime bertc targets ([`crate::quantize::kernel::int8_form_note`],
     /// [`crate::quantize::kernel::FP16_NOTE`]).
     pub form_note: Option<String>,
+    /// Warnings about what the imported file itself computes (onnxruntime's
+    /// 1-D mask index on left-padded rows).
+    pub import_notes: Vec<String>,
     /// The lowering passes of the target.
     pub lowering: Vec<PassRun>,
     /// Graph size as the source gave it (nodes, of which constants).

@@ -75,10 +75,16 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Infer {
             one(a.dtype, a.shape.clone())
         }
         Op::ReduceMean { axes, keepdims }
+        | Op::ReduceSum { axes, keepdims }
+        | Op::ReduceL2 { axes, keepdims }
         | Op::ReduceMax { axes, keepdims }
         | Op::ReduceMin { axes, keepdims } => {
             let a = x(0);
-            float_only(a)?;
+            // A sum of integers is exact (the mask index counts tokens).
+            match op {
+                Op::ReduceSum { .. } => numeric_only(a)?,
+                _ => float_only(a)?,
+            }
             let axes = axes_of(axes, a.shape.rank())?;
             let dims =
                 a.shape
@@ -389,6 +395,13 @@ fn float_only(a: &ValueInfo) -> Result<(), String> {
     match a.dtype.is_float() {
         true => Ok(()),
         false => Err(format!("needs a float input, got {}", a.dtype)),
+    }
+}
+
+fn numeric_only(a: &ValueInfo) -> Result<(), String> {
+    match a.dtype.is_float() || a.dtype.is_int() {
+        true => Ok(()),
+        false => Err(format!("needs a numeric input, got {}", a.dtype)),
     }
 }
 

@@ -132,8 +132,8 @@ pub(super) fn contrib(op: &ContribOp, inputs: &[Option<&ValueInfo>]) -> Infer {
                 ValueInfo::new(DType::I32, Shape(vec![ids.shape.0[0].clone()])),
             ])
         }
-        ContribOp::Attention { num_heads } => {
-            let (a, w, b, mask) = (x(0), x(1), x(2), x(3));
+        ContribOp::Attention { num_heads, .. } => {
+            let (a, w, b) = (x(0), x(1), x(2));
             float_only(a)?;
             let hidden3 = w
                 .shape
@@ -147,11 +147,13 @@ pub(super) fn contrib(op: &ContribOp, inputs: &[Option<&ValueInfo>]) -> Infer {
                     w.shape, b.shape
                 ));
             }
-            if mask.dtype != DType::I32 || mask.shape.rank() != 2 {
-                return Err(format!(
-                    "the mask must be a 2-D int32 raw mask, got {}{}",
-                    mask.dtype, mask.shape
-                ));
+            if let Some(Some(mask)) = inputs.get(3) {
+                if mask.dtype != DType::I32 || !(1..=2).contains(&mask.shape.rank()) {
+                    return Err(format!(
+                        "the mask must be a 2-D int32 raw mask or a 1-D mask index, got {}{}",
+                        mask.dtype, mask.shape
+                    ));
+                }
             }
             let mut dims = a.shape.0.clone();
             *dims.last_mut().ok_or("input must be 3-D")? = Dim::Fixed(hidden3 / 3);

@@ -22,29 +22,42 @@ entries! {
     BIAS_GELU = microsoft("BiasGelu", exactly(2), Uncounted, |_| Ok(Op::Contrib(ContribOp::BiasGelu)));
     FAST_GELU = microsoft("FastGelu", exactly(2), Uncounted, |_| Ok(Op::Contrib(ContribOp::FastGelu)));
     /// Inputs: input_ids, segment_ids, word, position, segment tables,
-    /// gamma, beta. Outputs: output, mask_index.
-    EMBED_LAYER_NORM = microsoft("EmbedLayerNormalization", exactly(7), Uncounted, |a| {
+    /// gamma, beta, mask, position_ids (the last two optional). Outputs:
+    /// output, mask_index.
+    EMBED_LAYER_NORM = microsoft("EmbedLayerNormalization", between(7, 9), Uncounted, |a| {
+        if a.node().output_count() > 2 {
+            return Err("the embedding_sum output is not supported".into());
+        }
         Ok(Op::Contrib(ContribOp::EmbedLayerNorm {
             epsilon: a.float("epsilon")?,
         }))
     })
     .with_attributes(EPSILON)
     .with_outputs(2);
-    /// Inputs: input, packed weights [H, 3H], bias [3H], raw int32 mask.
-    ATTENTION = microsoft("Attention", exactly(4), CostRule::PackedAttention, |a| {
+    /// Inputs: input, packed weights [H, 3H], bias [3H], mask (optional):
+    /// raw int32 [B, S], or a mask index [B]. No past state, no bias input.
+    ATTENTION = microsoft("Attention", between(3, 4), CostRule::PackedAttention, |a| {
         let n = a.node();
         let heads = n.int("num_heads").filter(|&h| h > 0);
         let extra = ["unidirectional", "past_present_share_buffer", "do_rotary"]
             .iter()
             .any(|name| n.int(name).is_some_and(|i| i != 0));
         match heads {
-            Some(h) if !extra && !n.has("qkv_hidden_sizes") => {
-                Ok(Op::Contrib(ContribOp::Attention { num_heads: h as usize }))
-            }
-            _ => Err("only bidirectional Attention with num_heads and packed equal Q/K/V".into()),
+            Some(h) if !extra && !n.has("qkv_hidden_sizes") => Ok(Op::Contrib(ContribOp::Attention {
+                num_heads: h as usize,
+                scale: n.float("scale"),
+                mask_filter_value: n.float("mask_filter_value"),
+            })),
+            _ => Err("only bidirectional Attention (unidirectional=0) with num_heads and packed equal Q/K/V, \
+                      no past state and no rotary"
+                .into()),
         }
     })
-    .with_attributes(&[AttrSpec::required_int("num_heads")])
+    .with_attributes(&[
+        AttrSpec::required_int("num_heads"),
+        AttrSpec::optional_float("scale"),
+        AttrSpec::optional_float("mask_filter_value"),
+    ])
     .with_kind("com.microsoft.Attention");
     /// Inputs: A, B, a_scale, b_scale, a_zero_point, b_zero_point, bias (the last three optional).
     MATMUL_INTEGER_TO_FLOAT = microsoft("MatMulIntegerToFloat", between(4, 7), CostRule::MatMul { b: 1 }, |_| {

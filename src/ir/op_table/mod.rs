@@ -295,6 +295,8 @@ impl Op {
             Op::Where => (&e::WHERE, none),
             Op::MatMul => (&nn::MATMUL, none),
             Op::ReduceMean { axes, keepdims } => (&nn::REDUCE_MEAN, vec![ints(axes), flag(*keepdims)]),
+            Op::ReduceSum { axes, keepdims } => (&nn::REDUCE_SUM, vec![ints(axes), flag(*keepdims)]),
+            Op::ReduceL2 { axes, keepdims } => (&nn::REDUCE_L2, vec![ints(axes), flag(*keepdims)]),
             Op::ReduceMax { axes, keepdims } => (&nn::REDUCE_MAX, vec![ints(axes), flag(*keepdims)]),
             Op::ReduceMin { axes, keepdims } => (&nn::REDUCE_MIN, vec![ints(axes), flag(*keepdims)]),
             Op::Softmax { axis } => (&nn::SOFTMAX, vec![int(*axis)]),
@@ -351,7 +353,18 @@ impl Op {
                 ContribOp::BiasGelu => (&c::BIAS_GELU, none),
                 ContribOp::FastGelu => (&c::FAST_GELU, none),
                 ContribOp::EmbedLayerNorm { epsilon } => (&c::EMBED_LAYER_NORM, vec![float(*epsilon)]),
-                ContribOp::Attention { num_heads } => (&c::ATTENTION, vec![count(*num_heads)]),
+                ContribOp::Attention {
+                    num_heads,
+                    scale,
+                    mask_filter_value,
+                } => (
+                    &c::ATTENTION,
+                    vec![
+                        count(*num_heads),
+                        scale.map(AttrValue::Float),
+                        mask_filter_value.map(AttrValue::Float),
+                    ],
+                ),
                 ContribOp::MatMulIntegerToFloat => (&c::MATMUL_INTEGER_TO_FLOAT, none),
                 ContribOp::DynamicQuantizeMatMul => (&c::DYNAMIC_QUANTIZE_MATMUL, none),
             },

@@ -7,9 +7,16 @@ use super::{
     CostRule::{self, Uncounted},
 };
 
-/// ReduceMean, ReduceMax, ReduceMin: `axes` became an input in opset 18.
+/// ReduceMean, ReduceMax, ReduceMin, ReduceL2: `axes` became an input in opset 18.
 const REDUCE: &[AttrSpec] = &[
     AttrSpec::ints("axes").input_since(1, 18),
+    AttrSpec::flag("keepdims", true),
+];
+
+/// ReduceSum took `axes` as an input first (opset 13), the other
+/// reductions at 18; both spell "no axes" with `noop_with_empty_axes`.
+const REDUCE_SUM_ATTRS: &[AttrSpec] = &[
+    AttrSpec::ints("axes").input_since(1, 13),
     AttrSpec::flag("keepdims", true),
 ];
 
@@ -34,6 +41,11 @@ entries! {
         reduce(a, |axes, keepdims| Op::ReduceMean { axes, keepdims })
     })
     .with_attributes(REDUCE);
+    /// Also over integers: Optimum's mask index sums the int32 mask.
+    REDUCE_SUM = onnx("ReduceSum", 1, exactly(1), Uncounted, |a| reduce_any_axes(a, reduce_sum))
+        .with_attributes(REDUCE_SUM_ATTRS);
+    REDUCE_L2 = onnx("ReduceL2", 1, exactly(1), Uncounted, |a| reduce_any_axes(a, reduce_l2))
+        .with_attributes(REDUCE);
     REDUCE_MAX = onnx("ReduceMax", 1, exactly(1), Uncounted, |a| {
         reduce(a, |axes, keepdims| Op::ReduceMax { axes, keepdims })
     })
@@ -112,6 +124,34 @@ entries! {
 fn reduce(a: &Attrs, op: fn(Vec<i64>, bool) -> Op) -> Result<Op, String> {
     let axes = a.ints("axes")?.ok_or("reducing over all axes is not supported")?;
     Ok(op(axes, a.flag("keepdims")?))
+}
+
+fn reduce_sum(axes: Vec<i64>, keepdims: bool) -> Op {
+    Op::ReduceSum { axes, keepdims }
+}
+
+fn reduce_l2(axes: Vec<i64>, keepdims: bool) -> Op {
+    Op::ReduceL2 { axes, keepdims }
+}
+
+/// A reduction whose axes may be absent or empty: with
+/// `noop_with_empty_axes` the op passes its input through (an Identity),
+/// without it it reduces every axis, listed here from the input's rank so
+/// the IR op always names its axes.
+fn reduce_any_axes(a: &Attrs, op: fn(Vec<i64>, bool) -> Op) -> Result<Op, String> {
+    let axes = a.ints("axes")?.unwrap_or_default();
+    if !axes.is_empty() {
+        return Ok(op(axes, a.flag("keepdims")?));
+    }
+    if a.node().int("noop_with_empty_axes").unwrap_or(0) != 0 {
+        return Ok(Op::Identity);
+    }
+    let rank = a
+        .node()
+        .input(0)
+        .map(|x| x.shape.rank() as i64)
+        .ok_or("no input")?;
+    Ok(op((0..rank).collect(), a.flag("keepdims")?))
 }
 
 /// Before opset 13, Softmax flattens to 2-D at `axis` (default 1): the

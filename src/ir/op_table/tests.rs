@@ -92,6 +92,20 @@ fn examples() -> Vec<(Op, Vec<Arg>)> {
             vec![In(F32, M)],
         ),
         (
+            Op::ReduceSum {
+                axes: vec![1],
+                keepdims: false,
+            },
+            vec![In(I32, M)],
+        ),
+        (
+            Op::ReduceL2 {
+                axes: vec![-1],
+                keepdims: true,
+            },
+            vec![In(F32, M)],
+        ),
+        (
             Op::ReduceMax {
                 axes: vec![0],
                 keepdims: true,
@@ -232,7 +246,11 @@ fn examples() -> Vec<(Op, Vec<Arg>)> {
             ],
         ),
         (
-            Op::Contrib(ContribOp::Attention { num_heads: 2 }),
+            Op::Contrib(ContribOp::Attention {
+                num_heads: 2,
+                scale: None,
+                mask_filter_value: None,
+            }),
             vec![
                 In(F32, HIDDEN),
                 In(F32, &[8, 24]),
