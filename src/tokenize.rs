@@ -12,6 +12,7 @@
 //! hub files often carry a fixed padding (`Fixed: 128`) that pipelines
 //! override.
 
+mod json_counts;
 mod sentencepiece;
 mod spm_proto;
 
@@ -403,6 +404,18 @@ impl TextTokenizer {
         max_length: usize,
     ) -> Result<TextTokenizer, TokenizeError> {
         let bytes = read_bounded(path)?;
+        // Counted before tokenizers builds its maps: a vocabulary of millions
+        // of short entries fits the byte bound and takes gigabytes there.
+        if let Some(counts) = json_counts::count(&bytes) {
+            let (count, field) = counts.largest();
+            if count > MAX_PIECES {
+                return Err(TokenizeError::TooManyPieces {
+                    path: path.to_path_buf(),
+                    count,
+                    what: field,
+                });
+            }
+        }
         let inner = Tokenizer::from_bytes(&bytes).map_err(|e| TokenizeError::Malformed {
             path: path.to_path_buf(),
             message: match bad_component(&bytes) {

@@ -1102,12 +1102,12 @@ fn a_tensor_larger_than_memory_is_never_allocated_for_counting_and_refused_for_c
         under_bert_prefix: false,
         prefix: "bert",
     };
-    let start = std::time::Instant::now();
+    // A terabyte the process could not hold: were it allocated or touched,
+    // the test would abort here.
     let mut weights = placeholder(std::slice::from_ref(&spec)).unwrap();
     let tensor = weights.take("embeddings.word_embeddings.weight").unwrap();
     assert_eq!(tensor.dims(), [1 << 32, 64]);
     assert_eq!(tensor.raw().len(), 1 << 40);
-    assert!(start.elapsed().as_secs_f64() < 1.0, "{:?}", start.elapsed());
     drop(tensor);
     match seeded(&[spec], 0) {
         Err(e @ WeightsError::Allocation { .. }) => {

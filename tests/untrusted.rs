@@ -328,12 +328,10 @@ fn generated_inputs_stay_inside_tiny_tables_and_empty_sequences() {
 #[test]
 fn a_huge_num_labels_is_refused_before_building_labels() {
     let text = r#"{"model_type": "bert", "num_labels": 4000000000}"#;
-    let start = std::time::Instant::now();
+    // Refused by its bound, not after building 4e9 strings (that takes
+    // minutes and 100+ GB: the test would not finish).
     let e = bertc::untrusted::config(text.as_bytes()).unwrap_err().to_string();
     assert!(e.contains("num_labels") && e.contains("4000000000"), "{e}");
-    // Refused by its bound, not after building 4e9 strings (that takes
-    // minutes and 100+ GB); a generous bound, not a benchmark.
-    assert!(start.elapsed().as_secs() < 10);
 }
 
 /// A model bertc's IR cannot import (Sinh is not an IR op), so no input
