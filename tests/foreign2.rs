@@ -195,6 +195,30 @@ fn check_folder(name: &str, expected: Expected) {
         &torch,
         &expected,
     );
+
+    // And for OpenVINO, run in OpenVINO (f32 inference precision).
+    let opts = PipelineOptions {
+        target: Target::Openvino,
+        ..Default::default()
+    };
+    let openvino = run(
+        test_session(),
+        Source::Graph(read_model(&dir.join("model.onnx")).unwrap()),
+        &opts,
+    )
+    .expect("optimizes for OpenVINO");
+    assert_eq!(
+        fused_counts(&openvino).attention,
+        expected.layers,
+        "{name}: attention for OpenVINO"
+    );
+    assert_matches(
+        &format!("{name} --target openvino, OpenVINO"),
+        &run_openvino(&openvino.to_bytes().unwrap(), &inputs),
+        &onnxruntime,
+        &torch,
+        &expected,
+    );
 }
 
 #[test]
