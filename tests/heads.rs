@@ -191,8 +191,9 @@ fn heads_default_from_architectures_and_name_outputs_as_optimum() {
         let g = compiled_graph(case, None, Level::O0);
         assert_eq!(outputs(&g), expected, "{case}");
     }
+    // As Optimum's feature extraction beside sentence-transformers' vector.
     let g = sentence_embedding_graph(Level::O0);
-    assert_eq!(outputs(&g), ["sentence_embedding"]);
+    assert_eq!(outputs(&g), ["last_hidden_state", "sentence_embedding"]);
 }
 
 #[test]
