@@ -257,6 +257,19 @@ fn dynamo_eager_fuses_every_layer() {
 }
 
 #[test]
+fn optimum_question_answering_export_fuses_every_layer() {
+    // QA-SPLIT: one product for both logits, split by `Split`.
+    check_folder("optimum-qa", BASE);
+}
+
+#[test]
+fn optimum_cls_pooled_sentence_export_fuses_every_layer() {
+    // ST, POOL-CLS: token_embeddings and the first token's row as
+    // sentence_embedding; token types made inside the graph.
+    check_folder("optimum-st-cls", BASE);
+}
+
+#[test]
 fn optimum_mean_pooling_and_normalize_import() {
     // POOL-MEAN, NORM: ReduceSum over the tokens and the mask, ReduceL2.
     check_folder("optimum-st-mean-norm", BASE);
