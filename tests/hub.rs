@@ -603,6 +603,51 @@ fn a_hostile_hub_cannot_write_outside_the_cache() {
     }
 }
 
+/// Links planted in the cache where the download writes (a ref, a
+/// partial blob) are never followed: the files they point at stay as they
+/// were.
+#[test]
+fn links_planted_in_the_cache_are_never_written_through() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("hub");
+    let repository = cache.join("models--org--st");
+    let config = std::fs::read(fixture("pipelines/st-cls/config.json")).unwrap();
+    let outside = tmp.path().join("precious.txt");
+    std::fs::write(&outside, "mine").unwrap();
+    std::fs::create_dir_all(repository.join("refs")).unwrap();
+    std::fs::create_dir_all(repository.join("blobs")).unwrap();
+    std::os::unix::fs::symlink(&outside, repository.join("refs/main")).unwrap();
+    std::os::unix::fs::symlink(
+        &outside,
+        repository.join("blobs").join(format!("{}.part", hex(&config))),
+    )
+    .unwrap();
+    let hub = serve_hub(
+        "org/st",
+        fixture("pipelines/st-cls"),
+        COMMIT_A,
+        200,
+        Duration::from_secs(60),
+    );
+    let env = [("HF_ENDPOINT", hub.address.as_str())];
+    let out = bertc_in(
+        tmp.path(),
+        &cache,
+        &env,
+        &[&"compile", &"org/st", &"-o", &"m.onnx"],
+    );
+    let err = stderr_of(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "mine");
+    // The ref is a link bertc did not make: refused by name, left alone.
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("refs/main"), "{err}");
+    assert!(std::fs::symlink_metadata(repository.join("refs/main"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}
+
 #[test]
 fn an_unreachable_hub_and_offline_mode_say_what_was_searched() {
     let tmp = tempfile::tempdir().unwrap();

@@ -60,6 +60,26 @@ fn question_answering_ranks_every_window_as_the_pipeline() {
     }
     // Contexts of 454 and 1,113 words: two and six 384-token windows.
     assert!(windows_seen >= 12, "the long contexts are in the golden");
+
+    // Any --max-answer-len a user types (no overflow), and `all` refused.
+    let case = &cases("question-answering")[0];
+    let (question, context) = (text(case, "question"), text(case, "context"));
+    let pair = [TextInput::Pair(&question, &context)];
+    let longest = TaskOptions {
+        max_answer_len: Some(usize::MAX),
+        ..TaskOptions::default()
+    };
+    let answered = qa.run_texts(&pair, &longest, &mut |_| {}).unwrap();
+    let bertc::run::Outputs::Answers(a) = answered.outputs else {
+        panic!()
+    };
+    assert_eq!(a[0].len(), 1);
+    let all = TaskOptions {
+        top_k: Some(TopK::All),
+        ..TaskOptions::default()
+    };
+    let err = qa.run_texts(&pair, &all, &mut |_| {}).unwrap_err().to_string();
+    assert!(err.contains("not `all`"), "{err}");
 }
 
 #[test]

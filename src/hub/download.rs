@@ -126,6 +126,18 @@ impl CacheWriter<'_> {
         let blob = blobs.join(&meta.etag);
         if !blob.is_file() {
             let part = blobs.join(format!("{}.part", meta.etag));
+            // An interrupted download's part is ours by its name: drop it
+            // (a link there is removed, never followed).
+            match std::fs::symlink_metadata(&part) {
+                Ok(m) if m.is_dir() => {
+                    return Err(Fetch::Io(io_error(
+                        &part,
+                        std::io::Error::other("is a folder, not a partial download: left alone"),
+                    )))
+                }
+                Ok(_) => std::fs::remove_file(&part).map_err(|e| Fetch::Io(io_error(&part, e)))?,
+                Err(_) => {}
+            }
             let bar = progress_bar(name, meta.size);
             let fetched = client.fetch(id, self.commit, name, &meta, &part, &mut |n| bar.set_position(n));
             bar.finish_and_clear();
@@ -164,7 +176,8 @@ impl CacheWriter<'_> {
         if let Some(parent) = path.parent() {
             create_dir(parent)?;
         }
-        std::fs::write(&path, self.commit).map_err(|e| io_error(&path, e))
+        // Whole or not at all, and never through a link planted there.
+        crate::atomic_write::write_atomic(&path, self.commit.as_bytes()).map_err(|e| io_error(&path, e))
     }
 }
 

@@ -172,7 +172,7 @@ impl HubClient {
         Ok(FileMeta { etag, size })
     }
 
-    /// Streams the file into `destination` (created new or truncated),
+    /// Streams the file into `destination` (which must not exist),
     /// checking its length against `meta.size` and the bound, and its
     /// SHA-256 against the etag when the etag is one (the hub's LFS files);
     /// returns the bytes written.
@@ -191,7 +191,12 @@ impl HubClient {
             .call()
             .map_err(describe)?;
         let mut file =
-            std::fs::File::create(destination).map_err(|e| format!("{}: {e}", destination.display()))?;
+            // A new file: never through a link planted at this name.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(destination)
+                .map_err(|e| format!("{}: {e}", destination.display()))?;
         let mut reader = response.into_reader().take(MAX_FILE_BYTES + 1);
         let mut buffer = vec![0u8; 1 << 20];
         let mut written = 0u64;

@@ -129,11 +129,19 @@ impl LoadedModel {
                 });
             }
         }
+        let top_k = match options.top_k.unwrap_or(TopK::Best(1)) {
+            TopK::Best(k) => k,
+            TopK::All => {
+                return Err(RunError::Input(
+                    "question-answering takes a number of answers for --top-k, not `all`".into(),
+                ))
+            }
+        };
         Ok(Plan {
             max_seq_len,
             doc_stride,
             max_answer_len: options.max_answer_len.unwrap_or(MAX_ANSWER_LEN),
-            top_k: options.top_k.unwrap_or(TopK::Best(1)).at_most(usize::MAX),
+            top_k,
             handle_impossible_answer: options.handle_impossible_answer,
         })
     }
@@ -202,7 +210,10 @@ impl LoadedModel {
 /// numpy's `argmax` takes the first (its `argpartition` leaves ties in no
 /// particular order).
 fn ranked_spans(start: &[f64], end: &[f64], max_answer_len: usize, top_k: usize) -> Vec<(usize, usize, f64)> {
-    let band = |i: usize| (i..end.len().min(i + max_answer_len)).map(move |j| (i, j, start[i] * end[j]));
+    // Saturating: --max-answer-len may be any number a user types.
+    let band = |i: usize| {
+        (i..end.len().min(i.saturating_add(max_answer_len))).map(move |j| (i, j, start[i] * end[j]))
+    };
     if top_k == 1 {
         let mut best = (0, 0, f64::NEG_INFINITY);
         for (i, j, score) in (0..start.len()).flat_map(band) {
