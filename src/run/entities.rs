@@ -112,10 +112,14 @@ impl LoadedModel {
     ) -> Result<Vec<Vec<Entity>>, RunError> {
         let texts = single_texts(inputs, "token classification takes single texts, not pairs")?;
         let strategy = options.aggregation_strategy;
+        // Each text's characters once: a long text's windows all read them
+        // (offsets index characters), and copying them per window would
+        // grow as windows × length.
+        let chars: Vec<Vec<char>> = texts.iter().map(|t| t.chars().collect()).collect();
         let Some(stride) = options.stride else {
             return self.run_inputs(inputs, progress, |model, row, enc, outputs| {
                 let (logits, labels) = outputs.per_token("logits", enc.len())?;
-                model.window_entities(texts[row], enc, logits, labels, strategy)
+                model.window_entities(&chars[row], enc, logits, labels, strategy)
             });
         };
         let room = self
@@ -134,7 +138,7 @@ impl LoadedModel {
         let (rows, text_of) = windows(encodings);
         let per_window = self.run_rows(&rows, progress, |model, row, enc, outputs| {
             let (logits, labels) = outputs.per_token("logits", enc.len())?;
-            model.window_entities(texts[text_of[row]], enc, logits, labels, strategy)
+            model.window_entities(&chars[text_of[row]], enc, logits, labels, strategy)
         })?;
         let mut all: Vec<Vec<Entity>> = vec![vec![]; texts.len()];
         let mut windows_of = vec![0usize; texts.len()];
@@ -152,7 +156,7 @@ impl LoadedModel {
     /// One window's entities, `O` left out.
     fn window_entities(
         &self,
-        text: &str,
+        text: &[char],
         enc: &tokenizers::Encoding,
         logits: &[f32],
         labels: usize,
@@ -201,12 +205,11 @@ impl LoadedModel {
     /// `gather_pre_entities`: every real token with its label scores.
     fn pre_entities(
         &self,
-        text: &str,
+        chars: &[char],
         enc: &tokenizers::Encoding,
         logits: &[f32],
         labels: usize,
     ) -> Vec<PreEntity> {
-        let chars: Vec<char> = text.chars().collect();
         let prefixed = self.tokenizer.has_subword_prefix();
         let mut out = vec![];
         for (i, &id) in enc.get_ids().iter().enumerate() {
