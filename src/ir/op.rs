@@ -32,6 +32,11 @@ pub enum UnaryOp {
     Round,
     /// Logical not of a bool tensor.
     Not,
+    /// -1, 0 or 1 by the sign (ints and floats): the direction of
+    /// DeBERTa's log-bucketed relative positions.
+    Sign,
+    /// Round up to an integer value: the bucket of a log-scaled distance.
+    Ceil,
 }
 
 /// Elementwise functions of two broadcast tensors.
@@ -166,6 +171,10 @@ pub enum Op {
     Expand,
     /// Inputs: start, limit, delta (scalars).
     Range,
+    /// The input repeated `repeats[i]` times along each axis i. Inputs:
+    /// data, repeats (int64, one per axis). PyTorch writes it for
+    /// `repeat` (DeBERTa's relative-position grids).
+    Tile,
     /// Running sum along the axis given as the second input (a scalar);
     /// RoBERTa-style position ids count the non-pad tokens with it.
     CumSum,

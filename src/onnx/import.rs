@@ -14,6 +14,7 @@ use bytes::Bytes;
 use prost::Message;
 
 use super::external::ExternalFiles;
+use super::if_op;
 use super::proto;
 use super::split_op::split_as_slices;
 use super::tensors::{dtype_from_onnx, is_external, tensor_from_proto, value_type};
@@ -106,6 +107,8 @@ fn import_with_dir(bytes: Bytes, dir: Option<&Path>) -> Result<Graph, OnnxError>
         g: Graph::new(),
         values: HashMap::new(),
         opset,
+        inlined: 0,
+        depth: 0,
     };
     im.g.metadata = model
         .metadata_props
@@ -204,6 +207,9 @@ struct Importer {
     g: Graph,
     values: HashMap<String, Value>,
     opset: i64,
+    /// Nodes of If branches inlined so far, and how deep the current one is.
+    inlined: usize,
+    depth: usize,
 }
 
 impl Importer {
@@ -240,6 +246,9 @@ impl Importer {
                     )
                 })?),
             });
+        }
+        if domain == Domain::Onnx && n.op_type == "If" {
+            return self.inline_if(n, &label, &inputs);
         }
         if domain == Domain::Onnx && n.op_type == "Split" {
             let parts =
@@ -281,6 +290,54 @@ impl Importer {
         let slots = (0..self.g.node(id).outputs.len()).map(|slot| Value { node: id, slot });
         self.produced(n, &slots.collect::<Vec<_>>())
             .map_err(|r| err(self, r))
+    }
+
+    /// An If decided at compile time: the nodes of its taken branch,
+    /// imported in its place (see [`if_op`]), within bounds on nesting and
+    /// on the nodes all branches add.
+    fn inline_if(
+        &mut self,
+        n: &proto::NodeProto,
+        label: &str,
+        inputs: &[Option<Value>],
+    ) -> Result<(), OnnxError> {
+        let err = |s: &Self, reason: String| s.err(label, "If", reason);
+        let condition = inputs
+            .first()
+            .copied()
+            .flatten()
+            .ok_or_else(|| err(self, "no condition".into()))?;
+        let branch = if_op::taken_branch(n, if_op::decided(self.g.info(condition)), label)
+            .map_err(|r| err(self, r))?;
+        self.inlined += branch.nodes.len();
+        if self.depth >= if_op::MAX_DEPTH || self.inlined > if_op::MAX_INLINED_NODES {
+            return Err(err(
+                self,
+                format!(
+                    "If branches nest deeper than {} or hold more than {} nodes in all",
+                    if_op::MAX_DEPTH,
+                    if_op::MAX_INLINED_NODES
+                ),
+            ));
+        }
+        self.depth += 1;
+        let imported = branch
+            .nodes
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, node)| self.node(i, node));
+        self.depth -= 1;
+        imported?;
+        let mut values = Vec::with_capacity(branch.outputs.len());
+        for name in &branch.outputs {
+            values.push(*self.values.get(name).ok_or_else(|| {
+                err(
+                    self,
+                    format!("branch output `{name}` is not produced by any node"),
+                )
+            })?);
+        }
+        self.produced(n, &values).map_err(|r| err(self, r))
     }
 
     /// Records `values` as what `n`'s outputs name, in order.

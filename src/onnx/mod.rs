@@ -3,6 +3,7 @@
 mod export;
 mod external;
 mod f16_gemm;
+mod if_op;
 mod import;
 mod metadata;
 mod ort_attention;

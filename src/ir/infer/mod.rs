@@ -15,7 +15,7 @@ use super::graph::ValueInfo;
 use super::op::{BinaryOp, Op, UnaryOp};
 use super::shape::{blocks_of, normalize_axis, Dim, Factors, Shape, NONZERO_COUNT};
 use nn::{attention, contrib, matmul, matmul_integer, rotary_embedding};
-use shape_ops::{concat, gather, gather_elements, reshape, shape_input, slice};
+use shape_ops::{concat, gather, gather_elements, reshape, shape_input, slice, tile};
 
 type Infer = Result<Vec<ValueInfo>, String>;
 
@@ -33,7 +33,7 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Infer {
         }]),
         Op::Unary(u) => {
             let a = x(0);
-            let int_ok = matches!(u, UnaryOp::Relu | UnaryOp::Neg | UnaryOp::Abs);
+            let int_ok = matches!(u, UnaryOp::Relu | UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sign);
             if *u == UnaryOp::Not {
                 if a.dtype != DType::Bool {
                     return Err(format!("Not applies to bool, not {}", a.dtype));
@@ -179,7 +179,12 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Infer {
         }
         Op::Cast { to } => {
             let a = x(0);
-            let known = a.known.clone().filter(|_| a.dtype.is_int() && to.is_int());
+            // A cast to its own type (PyTorch writes bool → bool before an
+            // If) keeps the value too.
+            let known = a
+                .known
+                .clone()
+                .filter(|_| a.dtype.is_int() && to.is_int() || a.dtype == *to);
             Ok(vec![ValueInfo {
                 dtype: *to,
                 shape: a.shape.clone(),
@@ -266,6 +271,7 @@ pub fn infer(op: &Op, inputs: &[Option<&ValueInfo>]) -> Infer {
             };
             one(start.dtype, Shape(vec![len]))
         }
+        Op::Tile => tile(x(0), x(1)),
         Op::CumSum => {
             let (data, axis) = (x(0), x(1));
             if axis.shape.rank() != 0 || !matches!(axis.dtype, DType::I64 | DType::I32) {
@@ -494,6 +500,13 @@ fn known_binary(op: BinaryOp, a: &Dim, b: &Dim) -> Option<Dim> {
         }
         (BinaryOp::Mul, x, Dim::Fixed(1)) | (BinaryOp::Mul, Dim::Fixed(1), x) => Some(x.clone()),
         (BinaryOp::Add, x, Dim::Fixed(0)) | (BinaryOp::Add, Dim::Fixed(0), x) => Some(x.clone()),
+        // A product of sizes divided by one of its factors (PyTorch's
+        // `batch·heads / heads` before DeBERTa's Tile): exact or unknown.
+        (BinaryOp::Div, x, y) if !matches!(y, Dim::Fixed(n) if *n <= 0) => Some(
+            Factors::of(std::slice::from_ref(x))?
+                .divide(&Factors::of(std::slice::from_ref(y))?)?
+                .to_dim(),
+        ),
         _ => None,
     }
 }

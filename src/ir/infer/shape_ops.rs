@@ -168,6 +168,28 @@ pub(super) fn gather(axis: i64, data: &ValueInfo, indices: &ValueInfo) -> Infer 
 
 /// GatherElements: indices of data's rank, no larger than data on any axis
 /// but `axis` (where they may index anything); the output has their shape.
+/// Tile: each dim times its repeat count, which must be known (a symbolic
+/// count multiplies symbolically, as Flatten's products do).
+pub(super) fn tile(a: &ValueInfo, repeats: &ValueInfo) -> Infer {
+    let counts = shape_input(repeats)?;
+    if counts.len() != a.shape.rank() {
+        return Err(format!(
+            "{} repeats for an input of rank {}",
+            counts.len(),
+            a.shape.rank()
+        ));
+    }
+    let mut dims = Vec::with_capacity(counts.len());
+    for (d, r) in a.shape.dims().iter().zip(counts) {
+        if matches!(r, Dim::Fixed(n) if *n < 0) {
+            return Err(format!("repeat count {r} is negative"));
+        }
+        let product = Factors::of(&[d.clone(), r.clone()]).ok_or_else(|| format!("{d} x {r} overflows"))?;
+        dims.push(product.to_dim());
+    }
+    Ok(vec![ValueInfo::new(a.dtype, Shape(dims))])
+}
+
 pub(super) fn gather_elements(axis: i64, data: &ValueInfo, indices: &ValueInfo) -> Infer {
     if !matches!(indices.dtype, DType::I64 | DType::I32) {
         return Err(format!("indices must be i64 or i32, got {}", indices.dtype));

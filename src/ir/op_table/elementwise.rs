@@ -20,6 +20,8 @@ entries! {
     SIN = onnx("Sin", 7, exactly(1), Uncounted, |_| Ok(Op::Unary(U::Sin)));
     ROUND = onnx("Round", 11, exactly(1), Uncounted, |_| Ok(Op::Unary(U::Round)));
     NOT = onnx("Not", 1, exactly(1), Uncounted, |_| Ok(Op::Unary(U::Not)));
+    SIGN = onnx("Sign", 9, exactly(1), Uncounted, |_| Ok(Op::Unary(U::Sign)));
+    CEIL = onnx("Ceil", 1, exactly(1), Uncounted, |_| Ok(Op::Unary(U::Ceil)));
     ADD = onnx("Add", 1, exactly(2), Uncounted, |_| Ok(Op::Binary(B::Add)));
     SUB = onnx("Sub", 1, exactly(2), Uncounted, |_| Ok(Op::Binary(B::Sub)));
     MUL = onnx("Mul", 1, exactly(2), Uncounted, |_| Ok(Op::Binary(B::Mul)));

@@ -86,6 +86,8 @@ entries! {
     EXPAND = onnx("Expand", 8, exactly(2), Uncounted, |_| Ok(Op::Expand));
     /// Inputs: start, limit, delta.
     RANGE = onnx("Range", 11, exactly(3), Uncounted, |_| Ok(Op::Range));
+    /// Inputs: data, repeats (int64, one per axis).
+    TILE = onnx("Tile", 6, exactly(2), Uncounted, |_| Ok(Op::Tile));
     /// Inputs: data, axis.
     CUM_SUM = onnx("CumSum", 11, exactly(2), Uncounted, |a| {
         // Only the plain inclusive forward sum has a meaning in the IR.

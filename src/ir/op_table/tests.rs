@@ -44,6 +44,8 @@ fn examples() -> Vec<(Op, Vec<Arg>)> {
         UnaryOp::Cos,
         UnaryOp::Sin,
         UnaryOp::Round,
+        UnaryOp::Sign,
+        UnaryOp::Ceil,
     ];
     let binary = [
         BinaryOp::Add,
@@ -214,6 +216,7 @@ fn examples() -> Vec<(Op, Vec<Arg>)> {
             ],
         ),
         (Op::CumSum, vec![In(F32, M), Const(Tensor::scalar_i64(1))]),
+        (Op::Tile, vec![In(F32, M), Const(Tensor::vec_i64(&[2, 1]))]),
         (
             Op::ConstantOfShape {
                 value: Tensor::from_i64(vec![1], &[7]),
