@@ -62,13 +62,8 @@ fn matches_of(c: &bertc::pipeline::Compiled, pass: &str) -> usize {
 /// GELUs fused, and exact against PyTorch in `runtimes`.
 fn check_modernbert(case: &str, form: &str, target: Target, norms: usize, gelus: usize) {
     let g = read_model(&file(&format!("{case}-{form}.onnx"))).expect("the export imports");
-    let (inputs, torch) = golden_of(case);
-    let options = PipelineOptions {
-        target,
-        ..PipelineOptions::default()
-    };
-    let compiled = run(test_session(), Source::Graph(g), &options).expect("optimizes");
     let what = format!("{case} {form} -O2 --target {}", target.name());
+    let compiled = check_against_golden(case, &what, g, Level::O2, target);
     let counts = fused_counts(&compiled);
     let h = compiled.graph().op_histogram();
     assert_eq!(
@@ -90,21 +85,6 @@ fn check_modernbert(case: &str, form: &str, target: Target, norms: usize, gelus:
     let rotations = h.get("RotaryEmbedding").copied();
     let expected = (target == Target::Onnxruntime).then_some(2 * LAYERS);
     assert_eq!(rotations, expected, "{what}: {h:?}");
-    let bytes = compiled.to_bytes().unwrap();
-    if target != Target::Onnxruntime {
-        assert_close(
-            &format!("{what}, tract"),
-            &run_tract(&bytes, &inputs),
-            &torch,
-            1e-4,
-        );
-    }
-    assert_close(
-        &format!("{what}, onnxruntime"),
-        &run_onnxruntime(&bytes, &inputs),
-        &torch,
-        1e-4,
-    );
 }
 
 #[test]

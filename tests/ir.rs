@@ -26,6 +26,50 @@ fn reshape_keeps_symbolic_dims_through_zero_and_minus_one() {
     assert!(err.to_string().contains("node `w` (Reshape)"), "{err}");
 }
 
+/// What DeBERTa's exports need inference to know: `batch·heads / heads`
+/// (exact divisions of symbolic products only), Tile's repeated dims, and
+/// an If condition `Cast<bool>(Not(Equal(S, S)))` decided as false.
+#[test]
+fn symbolic_division_tile_and_a_decided_length_comparison() {
+    let mut g = Graph::new();
+    let x = g.add_input("x", DType::F32, bs(16)).unwrap();
+    let shape = g.add("shape", Op::Shape, &[x]).unwrap();
+    let flat = g.add("flat", Op::Flatten { axis: 2 }, &[x]).unwrap();
+    let flat_shape = g.add("flat_shape", Op::Shape, &[flat]).unwrap();
+    let zero = g.add_const("zero", Tensor::scalar_i64(0)).unwrap();
+    let rows = g
+        .add("rows", Op::Gather { axis: 0 }, &[flat_shape, zero])
+        .unwrap();
+    let one = g.add_const("one", Tensor::scalar_i64(1)).unwrap();
+    let seq = g.add("seq", Op::Gather { axis: 0 }, &[shape, one]).unwrap();
+    let batch = g.add("batch", Op::Binary(BinaryOp::Div), &[rows, seq]).unwrap();
+    assert_eq!(g.info(batch).known, Some(vec![Dim::sym(BATCH)]));
+    // A division that is not exact is not known.
+    let three = g.add_const("three", Tensor::vec_i64(&[3])).unwrap();
+    let thirds = g
+        .add("thirds", Op::Binary(BinaryOp::Div), &[shape, three])
+        .unwrap();
+    assert_eq!(g.info(thirds).known, None);
+    // Repeat counts known only symbolically multiply symbolically.
+    let tiled = g.add("tiled", Op::Tile, &[x, shape]).unwrap();
+    assert_eq!(
+        g.info(tiled).shape.to_string(),
+        "[batch_size*batch_size,sequence_length*sequence_length,256]"
+    );
+    let negative = g.add_const("negative", Tensor::vec_i64(&[1, -1, 1])).unwrap();
+    let err = g.add("bad_tile", Op::Tile, &[x, negative]).unwrap_err();
+    assert!(err.to_string().contains("negative"), "{err}");
+    let equal = g
+        .add("equal", Op::Binary(BinaryOp::Equal), &[shape, shape])
+        .unwrap();
+    let length = g.add("length", Op::Gather { axis: 0 }, &[equal, one]).unwrap();
+    let differ = g.add("differ", Op::Unary(UnaryOp::Not), &[length]).unwrap();
+    let condition = g
+        .add("condition", Op::Cast { to: DType::Bool }, &[differ])
+        .unwrap();
+    assert_eq!(g.info(condition).known, Some(vec![Dim::Fixed(0)]));
+}
+
 #[test]
 fn shape_gather_slice_chain_yields_sequence_length() {
     let mut g = Graph::new();
