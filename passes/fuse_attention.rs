@@ -12,6 +12,8 @@
 //! `(QKᵀ + R)·s + M = QKᵀ·s + (R·s + M)`, so `R·s + M` becomes its mask
 //! ([B, heads, S, S], already per query). The bias reads Q and K split
 //! into heads, so those reshapes may have readers outside the pattern.
+//! DeBERTa's exports scale each term and add R after the scaling,
+//! `Add(MatMul(Qh, Kh)·s, R)`: the mask is then `R + M`.
 //!
 //! The scaling is matched by what it computes, not where an exporter puts
 //! it: any Mul/Div by a one-element value after the product and on either
@@ -54,7 +56,7 @@ use super::attention_heads::{keys_transposed, split_heads, KeysTransposed};
 use super::attention_mask::{additive, broadcasts_to_scores, select_mask};
 use super::pattern::{fused_name, input, only_read_by, operands, producer};
 use super::scalar_value::scalar_value;
-use super::{band_mask, packed_heads, rotate_half};
+use super::{band_mask, folded_heads, packed_heads, query_key_mask, rotate_half};
 use super::{Pass, PassReport};
 
 pub struct FuseAttention;
@@ -82,6 +84,9 @@ struct Match {
     mask: Mask,
     /// A relative position score bias added to Q·Kᵀ before scaling.
     bias: Option<Value>,
+    /// Whether the bias is added after the scaling instead (DeBERTa's
+    /// exports scale each term): the mask then takes it as it is.
+    bias_scaled: bool,
     /// The factor the scores are multiplied by (1/√d by default).
     factor: f32,
     heads: usize,
@@ -101,7 +106,9 @@ impl Pass for FuseAttention {
         let matches: Vec<Match> = g.node_ids().filter_map(|id| match_at(g, id)).collect();
         let mut expanded: HashMap<Value, Value> = HashMap::new();
         let mut selects: HashMap<(Value, u32), Value> = HashMap::new();
-        let mut added = g.node_count() - before;
+        // Restating may also remove the forms it leaves dead (net counts).
+        let mut added = g.node_count().saturating_sub(before);
+        let removed = before.saturating_sub(g.node_count());
         for m in &matches {
             let additive_mask = match m.mask {
                 Mask::Additive(v) => v,
@@ -119,7 +126,8 @@ impl Pass for FuseAttention {
             let mask = match (m.bias, expanded.get(&additive_mask)) {
                 (Some(bias), _) => {
                     let before = g.node_count();
-                    let mask = bias_mask(g, bias, m.factor, additive_mask)?;
+                    let factor = (!m.bias_scaled).then_some(m.factor);
+                    let mask = bias_mask(g, bias, factor, additive_mask)?;
                     added += g.node_count() - before;
                     mask
                 }
@@ -155,31 +163,39 @@ impl Pass for FuseAttention {
         Ok(PassReport {
             matches: matches.len(),
             nodes_added: added,
-            nodes_removed: 0,
+            nodes_removed: removed,
         })
     }
 }
 
 /// PyTorch's exports of ModernBERT split packed Q/K/V into heads, rotate
-/// them and band their local layers' masks in forms of their own; each is
-/// restated exactly as the builder writes it (see `packed_heads`,
-/// `rotate_half`, `band_mask`), which the matching below reads. Nothing
-/// matches in a graph without those forms.
+/// them and band their local layers' masks in forms of their own, and its
+/// exports of DeBERTa fold the heads into the batch and mask with `m_i·m_j`;
+/// each is restated exactly as the builder writes it (see `packed_heads`,
+/// `rotate_half`, `band_mask`, `folded_heads`, `query_key_mask`), which the
+/// matching below reads. Nothing matches in a graph without those forms.
 fn restate_exports(g: &mut Graph) -> Result<(), IrError> {
     packed_heads::restate(g)?;
+    folded_heads::restate(g)?;
+    query_key_mask::restate(g)?;
     rotate_half::restate(g)?;
     band_mask::restate(g)?;
     Ok(())
 }
 
-/// `bias · factor + mask`: the relative bias scaled as the scores are,
-/// plus the padding mask.
-fn bias_mask(g: &mut Graph, bias: Value, factor: f32, mask: Value) -> Result<Value, IrError> {
+/// `bias · factor + mask`: the relative bias scaled as the scores are
+/// (`None`: it already is), plus the padding mask.
+fn bias_mask(g: &mut Graph, bias: Value, factor: Option<f32>, mask: Value) -> Result<Value, IrError> {
     let base = g.node(bias.node).name.clone();
-    let cn = g.fresh_name(&format!("{base}.scale"));
-    let c = g.add_const(&cn, Tensor::scalar_f32(factor))?;
-    let sn = g.fresh_name(&format!("{base}.scaled"));
-    let scaled = g.add(&sn, Op::Binary(BinaryOp::Mul), &[bias, c])?;
+    let scaled = match factor {
+        Some(factor) => {
+            let cn = g.fresh_name(&format!("{base}.scale"));
+            let c = g.add_const(&cn, Tensor::scalar_f32(factor))?;
+            let sn = g.fresh_name(&format!("{base}.scaled"));
+            g.add(&sn, Op::Binary(BinaryOp::Mul), &[bias, c])?
+        }
+        None => bias,
+    };
     let mn = g.fresh_name(&format!("{base}.with_mask"));
     g.add(&mn, Op::Binary(BinaryOp::Add), &[scaled, mask])
 }
@@ -283,13 +299,42 @@ struct Scores {
     factor: f32,
     /// The relative bias, added before the scaling.
     bias: Option<Value>,
+    /// Whether `bias` is added after the scaling instead.
+    bias_scaled: bool,
     /// The values between the product's inputs and the masked scores, each
     /// with its one reader in the pattern.
     chain: Vec<(Value, NodeId)>,
 }
 
 fn scores(g: &Graph, scaled: Value) -> Option<Scores> {
-    let (raw, after, mut chain) = peel_scalings(g, scaled);
+    let (raw, after, chain) = peel_scalings(g, scaled);
+    // `scaled Q·Kᵀ + R`, R already scaled (DeBERTa's exports divide each
+    // relative term as they divide Kᵀ): one Add, either order, over scores
+    // without a bias of their own.
+    if chain.is_empty() && producer(g, raw).op == Op::Binary(BinaryOp::Add) {
+        let (a, b) = operands(g, raw.node)?;
+        for (x, bias) in [(a, b), (b, a)] {
+            if let Some(mut s) = scores_before_bias(g, x).filter(|s| s.bias.is_none()) {
+                s.chain.push((x, raw.node));
+                s.bias = Some(bias);
+                s.bias_scaled = true;
+                return Some(s);
+            }
+        }
+        return None;
+    }
+    scores_from(g, raw, after, chain)
+}
+
+/// [`scores`] that are not themselves a sum with a bias added last.
+fn scores_before_bias(g: &Graph, scaled: Value) -> Option<Scores> {
+    let (raw, after, chain) = peel_scalings(g, scaled);
+    scores_from(g, raw, after, chain)
+}
+
+/// The scores from `raw`, the value under the scalings peeled (`after`,
+/// `chain`).
+fn scores_from(g: &Graph, raw: Value, after: f32, mut chain: Vec<(Value, NodeId)>) -> Option<Scores> {
     // An Add between the product and its scaling carries a relative bias.
     let (product, bias) = match producer(g, raw).op {
         Op::MatMul => (raw, None),
@@ -331,6 +376,7 @@ fn scores(g: &Graph, scaled: Value) -> Option<Scores> {
         kt,
         factor: after * q_factor * k_factor,
         bias,
+        bias_scaled: false,
         chain,
     })
 }
@@ -388,6 +434,7 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
         kt,
         factor,
         bias,
+        bias_scaled,
         mut chain,
     } = found;
     let qs = split_heads(g, qh, &[0, 2, 1, 3])?;
@@ -461,6 +508,7 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
             rotated: [qs.rotated, ks.rotated, vs.rotated],
             mask,
             bias,
+            bias_scaled,
             factor,
             heads,
             kv_heads,

@@ -14,8 +14,11 @@
 //! DeBERTa's files import (`Sign`, `Ceil` and `Tile` as IR ops, each
 //! layer's `If` on the query and key lengths decided by shape inference
 //! and inlined as its taken branch) and match at -O0 and -O2, their norms
-//! and GELUs fused; their attention (c2p/p2c gathers over the in-graph
-//! position buckets, a 2-D mask) is left unfused.
+//! and attention fused in every layer: the heads it folds into the batch
+//! restated as [B, n, S, d], its c2p/p2c terms (gathers over the in-graph
+//! position buckets, each already scaled) taken into the Attention's mask,
+//! and its 2-D padding mask restated as a key mask plus uniform rows for
+//! the padded queries (which onnxruntime's Attention would not give).
 
 mod common;
 
@@ -103,6 +106,7 @@ fn modernbert_exports_fuse_every_layer_and_match_pytorch() {
 /// GELUs (one per layer's MLP; deberta-v3-cls adds its pooler's).
 const DEBERTA: [(&str, usize, usize); 2] = [("deberta-v3-base", 6, 2), ("deberta-v3-cls", 6, 3)];
 const DEBERTA_FORMS: [&str; 2] = ["optimum", "torchscript-eager"];
+const DEBERTA_LAYERS: usize = 2;
 
 /// `optimize` of `g` (`what` in messages) at `level` for `target`, exact
 /// against `case`'s golden in tract (but for onnxruntime's own form) and
@@ -156,17 +160,17 @@ fn deberta_exports_optimize_and_match_pytorch_at_o0_and_o2() {
                 assert_eq!(h.get("Sign"), Some(&1), "{what}: {h:?}");
                 assert_eq!(h.get("Tile"), Some(&4), "{what}: {h:?}");
                 if level == Level::O2 {
-                    // Attention stays unfused (its c2p/p2c terms and 2-D
-                    // mask are not mapped onto bertc's form): exact, not
-                    // fused. onnxruntime's form writes GELU after a bias
-                    // as BiasGelu.
+                    // Attention fused in every layer: its folded heads, its
+                    // c2p/p2c terms (the mask) and its 2-D padding mask
+                    // restated (passes/folded_heads.rs, query_key_mask.rs).
+                    // onnxruntime's form writes GELU after a bias as BiasGelu.
                     let n = |op: &str| h.get(op).copied().unwrap_or(0);
                     let counts = (
                         fused_counts(&compiled).attention,
                         n("LayerNormalization") + n("SkipLayerNormalization"),
                         n("Gelu") + n("BiasGelu"),
                     );
-                    assert_eq!(counts, (0, norms, gelus), "{what}: {h:?}");
+                    assert_eq!(counts, (DEBERTA_LAYERS, norms, gelus), "{what}: {h:?}");
                     assert_eq!(h.get("Erf"), None, "{what}: {h:?}");
                 }
             }
