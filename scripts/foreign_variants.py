@@ -172,7 +172,7 @@ def check(folder, bertc, layers):
     note = "mask-index" if "mask index" in (rep.stdout + rep.stderr).lower() else ""
     val = subprocess.run([bertc, "validate", str(opt), "--golden", str(folder / "golden.safetensors"),
                           "--allow-missing"], capture_output=True, text=True)
-    worst = [l.split()[1] for l in val.stdout.splitlines()[1:] if l.strip()]
+    worst = [l.split()[1] for l in val.stdout.splitlines()[1:] if l.split() and l.split()[-1] in ("ok", "FAIL")]
     ok = "ok" if val.returncode == 0 else "VALIDATE FAILED"
     att = counts["fuse_attention"]
     flag = "" if att == layers else "  <-- attention not recognised in every layer"
