@@ -56,7 +56,7 @@ use super::attention_heads::{keys_transposed, split_heads, KeysTransposed};
 use super::attention_mask::{additive, broadcasts_to_scores, select_mask};
 use super::pattern::{fused_name, input, only_read_by, operands, producer};
 use super::scalar_value::scalar_value;
-use super::{band_mask, folded_heads, packed_heads, query_key_mask, rotate_half};
+use super::{band_mask, folded_heads, packed_heads, query_key_mask, rotate_half, score_terms};
 use super::{Pass, PassReport};
 
 pub struct FuseAttention;
@@ -169,10 +169,11 @@ impl Pass for FuseAttention {
 }
 
 /// PyTorch's exports of ModernBERT split packed Q/K/V into heads, rotate
-/// them and band their local layers' masks in forms of their own, and its
-/// exports of DeBERTa fold the heads into the batch and mask with `m_i·m_j`;
-/// each is restated exactly as the builder writes it (see `packed_heads`,
-/// `rotate_half`, `band_mask`, `folded_heads`, `query_key_mask`), which the
+/// them and band their local layers' masks in forms of their own; MPNet's
+/// add the position bias and the mask to the scores one after the other;
+/// DeBERTa's fold the heads into the batch and mask with `m_i·m_j`. Each is
+/// restated as the builder writes it (see `packed_heads`, `rotate_half`,
+/// `band_mask`, `score_terms`, `folded_heads`, `query_key_mask`), which the
 /// matching below reads. Nothing matches in a graph without those forms.
 fn restate_exports(g: &mut Graph) -> Result<(), IrError> {
     packed_heads::restate(g)?;
@@ -180,6 +181,8 @@ fn restate_exports(g: &mut Graph) -> Result<(), IrError> {
     query_key_mask::restate(g)?;
     rotate_half::restate(g)?;
     band_mask::restate(g)?;
+    // Scores with a bias of their own added last are not one term yet.
+    score_terms::restate(g, |g, v| scores_before_bias(g, v).is_some())?;
     Ok(())
 }
 
