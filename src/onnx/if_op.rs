@@ -42,8 +42,9 @@ pub(super) fn taken_branch(
 ) -> Result<Inlined, String> {
     let Some(condition) = condition else {
         return Err(
-            "its condition is computed from input values at run time; bertc inlines an If only when \
-             the condition is decided at compile time (constant, or fixed by the input shapes)"
+            "its condition is known only at run time (it depends on input values, or on dims the \
+             shapes do not fix); bertc inlines an If only when the condition is decided at compile \
+             time (constant, or fixed by the input shapes)"
                 .into(),
         );
     };
