@@ -15,6 +15,7 @@ mod alongside;
 mod artifact;
 mod build;
 pub mod check;
+mod imported_precision;
 pub(crate) mod options;
 mod precision;
 mod report;
@@ -116,13 +117,17 @@ pub fn run_sourced(
     opts: &PipelineOptions,
 ) -> Result<Compiled, Error> {
     opts.validate()?;
-    let plan = Plan::new(opts)?;
     let weights = WeightsReport::of(sourced.build.as_ref())?;
     let nodes_before = NodeCount::of(&sourced.graph);
     // onnxruntime's contrib ops in an imported file as standard ops:
     // checkable in tract, seen by the passes, re-targetable. (A dump shows
     // the file as it is: this is the pipeline's first step, not the import's.)
     let import_notes = crate::onnx::standard_forms(&mut sourced.graph)?;
+    // And its quantization as the f32 it stands for, written in bertc's
+    // own int8 form unless the user chose a precision.
+    let (effective, import_precision) = imported_precision::imported_precision(&mut sourced.graph, opts)?;
+    let opts = &effective;
+    let plan = Plan::new(opts)?;
     let export = ExportOptions {
         opset: opts.opset,
         value_info: opts.value_info,
@@ -197,6 +202,7 @@ pub fn run_sourced(
             int8_kernel,
             form_note,
             import_notes,
+            import_precision,
             lowering,
             nodes_before,
             opset,
