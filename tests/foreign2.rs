@@ -551,6 +551,92 @@ fn pairs_that_rescale_and_run_time_scales_stay_as_written() {
     );
 }
 
+/// A golden made by scripts/make_ort_int8_fixtures.py split into the
+/// inputs the graph takes and onnxruntime's outputs of the file.
+fn inputs_and_outputs(g: &Graph, all: &NamedTensors) -> (NamedTensors, NamedTensors) {
+    let input_names: Vec<&str> = g.inputs().iter().map(|&id| g.node(id).name.as_str()).collect();
+    all.iter()
+        .map(|(name, t)| (name.clone(), t.clone()))
+        .partition(|(name, _)| input_names.contains(&name.as_str()))
+}
+
+/// onnxruntime's int8 contrib ops (QEmbedLayerNormalization, QAttention
+/// over a 1-D mask index, and the products `fused` names) in the file
+/// `name`: read as f32 (`read` int8 ops), fused, and written in bertc's
+/// int8 form for every target, each run in its runtime giving the file's
+/// own outputs within 1e-3 (measured: 3e-4), left-padded row included.
+fn check_onnxruntime_int8_contrib(name: &str, products: &str) {
+    let dir = folder(name);
+    let g = read_model(&dir.join("model.onnx")).expect("imports");
+    let (inputs, file_outputs) = inputs_and_outputs(&g, &golden(&dir));
+    assert_eq!(file_outputs.len(), 1, "logits");
+    let h = g.op_histogram();
+    assert_eq!(
+        (h["QEmbedLayerNormalization"], h["QAttention"], h[products]),
+        (1, 2, 8),
+        "{h:?}"
+    );
+    let mut f32 = g.clone();
+    let found = dequantize(&mut f32).unwrap();
+    // 8 products (3 per layer, the pooler's, the classifier's), 2
+    // attentions, the embeddings.
+    assert_eq!((found.by, found.products), (Some(QuantizedBy::Dynamic), 11));
+    let h = f32.op_histogram();
+    for op in [
+        "QEmbedLayerNormalization",
+        "QAttention",
+        "MatMulInteger",
+        "DynamicQuantizeMatMul",
+        "DynamicQuantizeLinear",
+    ] {
+        assert_eq!(h.get(op), None, "{name}: {op} left: {h:?}");
+    }
+    for target in [
+        Target::Portable,
+        Target::Tract,
+        Target::Onnxruntime,
+        Target::Openvino,
+    ] {
+        let what = format!("{name} --target {}", target.name());
+        let opts = PipelineOptions {
+            target,
+            ..Default::default()
+        };
+        let compiled = run(test_session(), Source::Graph(g.clone()), &opts).expect("optimizes");
+        assert_eq!(fused_counts(&compiled).attention, 2, "{what}");
+        assert_eq!(fused_counts(&compiled).layer_norm, 5, "{what}");
+        assert_eq!(
+            compiled.report.import_notes.len(),
+            1,
+            "{what}: the mask index warning"
+        );
+        assert!(compiled.report.import_precision.is_some(), "{what}");
+        assert!(
+            compiled.graph().metadata["bertc.precision"].starts_with("int8"),
+            "{what}"
+        );
+        let bytes = compiled.to_bytes().unwrap();
+        let outputs = match target {
+            Target::Portable | Target::Tract => run_tract(&bytes, &inputs),
+            Target::Onnxruntime => run_onnxruntime(&bytes, &inputs),
+            Target::Openvino => run_openvino(&bytes, &inputs),
+        };
+        assert_close(&what, &outputs, &file_outputs, 1e-3);
+    }
+}
+
+#[test]
+fn quantize_dynamic_of_an_onnxruntime_optimized_file_is_read_and_retargeted() {
+    // MatMulInteger chains beside QAttention and QEmbedLayerNormalization.
+    check_onnxruntime_int8_contrib("ortq-dynamic-ortopt-level2", "MatMulInteger");
+}
+
+#[test]
+fn onnxruntime_fused_int8_products_are_read_and_retargeted() {
+    // The same file as onnxruntime saves it after its load-time fusions.
+    check_onnxruntime_int8_contrib("ortq-dynamic-ortopt-level2-fused", "DynamicQuantizeMatMul");
+}
+
 #[test]
 fn an_fp16_export_fuses_checks_and_stays_fp16() {
     // FP16: every weight and activation in float16, the Gemm heads

@@ -10,6 +10,7 @@ mod ort_bias_gelu;
 mod ort_embed_layer_norm;
 mod ort_forms;
 mod ort_quantized;
+mod ort_quantized_contrib;
 mod ort_skip_layer_norm;
 pub mod proto;
 mod split;

@@ -17,7 +17,8 @@
 //!   gamma or beta, an embedding table, directly or through a `Gather`) is
 //!   the f32 constant it gives;
 //! - a dynamic integer product is the `MatMul` of the f32 input and the
-//!   dequantized weight.
+//!   dequantized weight; onnxruntime's int8 contrib ops are their f32 ops
+//!   (`ort_quantized_contrib`).
 //!
 //! What onnxruntime rounded the activations to is not kept: the pipeline
 //! writes bertc's own int8 form of the result for the target (see
@@ -48,7 +49,9 @@ pub struct Dequantized {
     pub constants: usize,
     /// Q → DQ pairs on activations read unrounded.
     pub activation_pairs: usize,
-    /// Dynamic integer products now f32 `MatMul`s.
+    /// Int8 products (`MatMulInteger` chains, `DynamicQuantizeMatMul`,
+    /// `MatMulIntegerToFloat`) now f32 `MatMul`s, and `QAttention` /
+    /// `QEmbedLayerNormalization` now their f32 contrib ops.
     pub products: usize,
 }
 
@@ -89,6 +92,10 @@ pub fn dequantize(g: &mut Graph) -> Result<Dequantized, OnnxError> {
     for id in ops_of(g, |op| matches!(op, Op::MatMulInteger)) {
         found.products += usize::from(dynamic_product(g, id)?);
     }
+    for id in ops_of(g, |op| matches!(op, Op::Contrib(_))) {
+        let read = super::ort_quantized_contrib::dequantize(g, id, &mut found)?;
+        found.products += usize::from(read);
+    }
     found.by = if found.activation_pairs > 0 {
         Some(QuantizedBy::StaticQdq)
     } else if found.products > 0 {
@@ -112,7 +119,7 @@ fn ops_of(g: &Graph, matches: impl Fn(&Op) -> bool) -> Vec<NodeId> {
         .collect()
 }
 
-fn input(g: &Graph, id: NodeId, slot: usize) -> Result<Value, OnnxError> {
+pub(super) fn input(g: &Graph, id: NodeId, slot: usize) -> Result<Value, OnnxError> {
     g.inputs_of(id)
         .get(slot)
         .copied()
@@ -120,7 +127,7 @@ fn input(g: &Graph, id: NodeId, slot: usize) -> Result<Value, OnnxError> {
         .ok_or_else(|| error(g, id, format!("input {slot} is missing")))
 }
 
-fn constant(g: &Graph, v: Value) -> Option<&Tensor> {
+pub(super) fn constant(g: &Graph, v: Value) -> Option<&Tensor> {
     match &g.node(v.node).op {
         Op::Constant(t) => Some(t),
         _ => None,
@@ -131,7 +138,7 @@ fn is_constant(g: &Graph, v: Value) -> bool {
     constant(g, v).is_some()
 }
 
-fn error(g: &Graph, id: NodeId, reason: impl ToString) -> OnnxError {
+pub(super) fn error(g: &Graph, id: NodeId, reason: impl ToString) -> OnnxError {
     OnnxError::Quantized {
         node: g.node(id).name.clone(),
         op: g.node(id).op.op_type(),
@@ -141,10 +148,10 @@ fn error(g: &Graph, id: NodeId, reason: impl ToString) -> OnnxError {
 
 /// A Q or DQ node's scale and zero point (0 when absent), one entry per
 /// channel, and the axis they run along (`None`: per tensor).
-struct Quantization {
-    scale: Vec<f32>,
-    zero: Vec<i64>,
-    axis: Option<usize>,
+pub(super) struct Quantization {
+    pub scale: Vec<f32>,
+    pub zero: Vec<i64>,
+    pub axis: Option<usize>,
 }
 
 /// `None` when the scale or zero point is computed at run time (the node
@@ -191,19 +198,25 @@ fn same_quantization(g: &Graph, q: NodeId, dq: NodeId) -> Result<bool, OnnxError
 
 /// `(x - zero) · scale` of the quantized constant `x` that DQ-like node
 /// `id` reads, added as an f32 constant named after it.
-fn dequantized_constant(g: &mut Graph, id: NodeId, x: Value) -> Result<Value, OnnxError> {
+pub(super) fn dequantized_constant(g: &mut Graph, id: NodeId, x: Value) -> Result<Value, OnnxError> {
     let t = constant(g, x)
         .cloned()
         .ok_or_else(|| error(g, id, "the quantized input is not a constant"))?;
     let q = quantization(g, id, t.dims().len())
         .ok_or_else(|| error(g, id, "the scale or zero point is not a constant"))?;
     let f32 = dequantize_values(&t, &q).map_err(|reason| error(g, id, reason))?;
-    let base = g.node(x.node).name.clone();
-    let name = g.fresh_name(base.strip_suffix("_quantized").unwrap_or(&base));
-    g.add_const(&name, f32).map_err(|e| error(g, id, e))
+    named_const(g, id, x, f32)
 }
 
-fn dequantize_values(t: &Tensor, q: &Quantization) -> Result<Tensor, String> {
+/// `t` (read by node `id`) added as a constant named after the quantized
+/// constant `q` it stands for, without onnxruntime's `_quantized` suffix.
+pub(super) fn named_const(g: &mut Graph, id: NodeId, q: Value, t: Tensor) -> Result<Value, OnnxError> {
+    let base = g.node(q.node).name.clone();
+    let name = g.fresh_name(base.strip_suffix("_quantized").unwrap_or(&base));
+    g.add_const(&name, t).map_err(|e| error(g, id, e))
+}
+
+pub(super) fn dequantize_values(t: &Tensor, q: &Quantization) -> Result<Tensor, String> {
     if !matches!(t.dtype(), DType::I8 | DType::U8 | DType::I32) {
         return Err(format!(
             "the quantized tensor is {:?}, not int8, uint8 or int32",
@@ -240,19 +253,6 @@ fn dynamic_product(g: &mut Graph, id: NodeId) -> Result<bool, OnnxError> {
     let (Some(a), Some(b)) = (inputs[0], inputs.get(1).copied().flatten()) else {
         return Ok(false);
     };
-    let quantizer = a.node;
-    let a_zero = inputs.get(2).copied().flatten();
-    let dynamic = matches!(g.node(quantizer).op, Op::DynamicQuantizeLinear)
-        && a.slot == 0
-        && a_zero.is_none_or(|z| {
-            z == Value {
-                node: quantizer,
-                slot: 2,
-            }
-        });
-    let Some(weight) = constant(g, b).filter(|t| t.dims().len() == 2).cloned() else {
-        return Ok(false);
-    };
     let Some(scaled) = single_reader(g, Value { node: id, slot: 0 })
         .filter(|&c| g.node(c).op == Op::Cast { to: DType::F32 })
         .and_then(|c| single_reader(g, Value { node: c, slot: 0 }))
@@ -260,62 +260,32 @@ fn dynamic_product(g: &mut Graph, id: NodeId) -> Result<bool, OnnxError> {
     else {
         return Ok(false);
     };
-    // The other factor: x_scale · w_scale, one per output column.
-    let cast = g
+    // The other factor: x_scale · w_scale, w_scale one per output column.
+    let factor = g
         .inputs_of(scaled)
         .into_iter()
         .flatten()
-        .find(|v| g.node(v.node).op == Op::Cast { to: DType::F32 });
-    let Some(factor) = g
-        .inputs_of(scaled)
-        .into_iter()
-        .flatten()
-        .find(|v| Some(*v) != cast)
-    else {
+        .find(|v| g.node(v.node).op != Op::Cast { to: DType::F32 });
+    let Some(factor) = factor.filter(|f| g.node(f.node).op == Op::Binary(crate::ir::BinaryOp::Mul)) else {
         return Ok(false);
     };
-    let w_scale = match (&g.node(factor.node).op, g.inputs_of(factor.node).as_slice()) {
-        (Op::Binary(crate::ir::BinaryOp::Mul), [Some(p), Some(q)]) => {
-            let x_scale = Value {
-                node: quantizer,
-                slot: 1,
-            };
-            match (*p == x_scale, *q == x_scale) {
-                (true, _) => constant(g, *q).and_then(Tensor::to_f32_vec),
-                (_, true) => constant(g, *p).and_then(Tensor::to_f32_vec),
-                _ => None,
-            }
-        }
-        _ => None,
+    let x_scale = Value {
+        node: a.node,
+        slot: 1,
     };
-    let Some(w_scale) = w_scale.filter(|_| dynamic) else {
+    let w_scale = match g.inputs_of(factor.node).as_slice() {
+        [Some(p), Some(q)] if *p == x_scale => *q,
+        [Some(p), Some(q)] if *q == x_scale => *p,
+        _ => return Ok(false),
+    };
+    let a_zero = inputs.get(2).copied().flatten();
+    let (Some(x), Some(w)) = (
+        dynamic_input(g, a, Some(x_scale), a_zero),
+        column_weight(g, b, w_scale, inputs.get(3).copied().flatten()),
+    ) else {
         return Ok(false);
     };
-    let w_zero = match inputs.get(3).copied().flatten() {
-        None => vec![0; w_scale.len()],
-        Some(z) => match constant(g, z).and_then(Tensor::to_i64_vec) {
-            Some(z) => z,
-            None => return Ok(false),
-        },
-    };
-    // Per tensor, or one scale and zero point per output column (either
-    // may be one value shared by all columns).
-    let columns = w_scale.len().max(w_zero.len());
-    let (Some(scale), Some(zero)) = (to_columns(w_scale, columns), to_columns(w_zero, columns)) else {
-        return Ok(false);
-    };
-    let q = Quantization {
-        scale,
-        zero,
-        axis: (columns > 1).then_some(1),
-    };
-    let w = dequantize_values(&weight, &q).map_err(|reason| error(g, id, reason))?;
-    let base = g.node(b.node).name.clone();
-    let w_name = g.fresh_name(base.strip_suffix("_quantized").unwrap_or(&base));
-    let w = g.add_const(&w_name, w).map_err(|e| error(g, id, e))?;
-    let x = input(g, quantizer, 0)?;
-    let name = g.fresh_name(g.node(id).name.trim_end_matches("_quant"));
-    let product = g.add(&name, Op::MatMul, &[x, w]).map_err(|e| error(g, id, e))?;
+    let product = product(g, id, x, b, w, None)?;
     g.replace_uses(
         Value {
             node: scaled,
@@ -324,6 +294,59 @@ fn dynamic_product(g: &mut Graph, id: NodeId) -> Result<bool, OnnxError> {
         product,
     );
     Ok(true)
+}
+
+/// `x` when `a` is `DynamicQuantizeLinear(x)`'s quantized output and
+/// `scale` / `zero` (absent: 0) its scale and zero point.
+pub(super) fn dynamic_input(g: &Graph, a: Value, scale: Option<Value>, zero: Option<Value>) -> Option<Value> {
+    let q = a.node;
+    let ok = matches!(g.node(q).op, Op::DynamicQuantizeLinear)
+        && a.slot == 0
+        && scale == Some(Value { node: q, slot: 1 })
+        && zero.is_none_or(|z| z == Value { node: q, slot: 2 });
+    ok.then(|| g.inputs_of(q).first().copied().flatten()).flatten()
+}
+
+/// The f32 values of the constant 2-D 8-bit weight `b` under a constant
+/// `scale` and `zero` point (absent: 0), each one value or one per output
+/// column; `None` for any other form.
+pub(super) fn column_weight(g: &Graph, b: Value, scale: Value, zero: Option<Value>) -> Option<Tensor> {
+    let weight = constant(g, b).filter(|t| t.dims().len() == 2)?;
+    let scale = constant(g, scale)?.to_f32_vec()?;
+    let zero = match zero {
+        None => vec![0; scale.len()],
+        Some(z) => constant(g, z)?.to_i64_vec()?,
+    };
+    let columns = scale.len().max(zero.len());
+    let q = Quantization {
+        scale: to_columns(scale, columns)?,
+        zero: to_columns(zero, columns)?,
+        axis: (columns > 1).then_some(1),
+    };
+    dequantize_values(weight, &q).ok()
+}
+
+/// `MatMul(x, w) (+ bias)` named after node `id`, the weight `w` (the
+/// dequantized `b`) named after `b`: the product's f32 form.
+pub(super) fn product(
+    g: &mut Graph,
+    id: NodeId,
+    x: Value,
+    b: Value,
+    w: Tensor,
+    bias: Option<Value>,
+) -> Result<Value, OnnxError> {
+    let w = named_const(g, id, b, w)?;
+    let name = g.fresh_name(g.node(id).name.trim_end_matches("_quant"));
+    let product = g.add(&name, Op::MatMul, &[x, w]).map_err(|e| error(g, id, e))?;
+    match bias {
+        None => Ok(product),
+        Some(bias) => {
+            let name = g.fresh_name(&format!("{name}.bias"));
+            g.add(&name, Op::Binary(crate::ir::BinaryOp::Add), &[product, bias])
+                .map_err(|e| error(g, id, e))
+        }
+    }
 }
 
 /// `v` with one entry per column: as it is, or its one value repeated.
@@ -336,7 +359,7 @@ fn to_columns<T: Copy>(v: Vec<T>, columns: usize) -> Option<Vec<T>> {
 }
 
 /// The only node reading `v`, when `v` is not also a graph output.
-fn single_reader(g: &Graph, v: Value) -> Option<NodeId> {
+pub(super) fn single_reader(g: &Graph, v: Value) -> Option<NodeId> {
     match g.consumers(v).as_slice() {
         [(reader, _)] if !g.is_output(v) => Some(*reader),
         _ => None,

@@ -41,7 +41,7 @@ pub(super) fn imported_precision(
     };
     let read = format!(
         "onnxruntime's {kind} int8 file read as f32 ({} quantized constants dequantized, {} activation \
-         Q/DQ pairs and {} integer products read unrounded)",
+         Q/DQ pairs read unrounded, {} int8 products and contrib ops read as their f32 ops)",
         found.constants, found.activation_pairs, found.products
     );
     let mut effective = opts.clone();

@@ -119,13 +119,14 @@ pub fn run_sourced(
     opts.validate()?;
     let weights = WeightsReport::of(sourced.build.as_ref())?;
     let nodes_before = NodeCount::of(&sourced.graph);
-    // onnxruntime's contrib ops in an imported file as standard ops:
-    // checkable in tract, seen by the passes, re-targetable. (A dump shows
-    // the file as it is: this is the pipeline's first step, not the import's.)
-    let import_notes = crate::onnx::standard_forms(&mut sourced.graph)?;
-    // And its quantization as the f32 it stands for, written in bertc's
-    // own int8 form unless the user chose a precision.
+    // onnxruntime's quantization in an imported file as the f32 it stands
+    // for (its int8 contrib ops as their f32 ones), written in bertc's own
+    // int8 form unless the user chose a precision; then its contrib ops as
+    // standard ops: checkable in tract, seen by the passes, re-targetable.
+    // (A dump shows the file as it is: this is the pipeline's first step,
+    // not the import's.)
     let (effective, import_precision) = imported_precision::imported_precision(&mut sourced.graph, opts)?;
+    let import_notes = crate::onnx::standard_forms(&mut sourced.graph)?;
     let opts = &effective;
     let plan = Plan::new(opts)?;
     let export = ExportOptions {

@@ -367,6 +367,19 @@ impl Op {
                 ),
                 ContribOp::MatMulIntegerToFloat => (&c::MATMUL_INTEGER_TO_FLOAT, none),
                 ContribOp::DynamicQuantizeMatMul => (&c::DYNAMIC_QUANTIZE_MATMUL, none),
+                ContribOp::QAttention {
+                    num_heads,
+                    scale,
+                    mask_filter_value,
+                } => (
+                    &c::Q_ATTENTION,
+                    vec![
+                        count(*num_heads),
+                        scale.map(AttrValue::Float),
+                        mask_filter_value.map(AttrValue::Float),
+                    ],
+                ),
+                ContribOp::QEmbedLayerNorm { epsilon } => (&c::Q_EMBED_LAYER_NORM, vec![float(*epsilon)]),
             },
         }
     }
