@@ -312,6 +312,20 @@ const ONNXRUNTIME_INT8: Expected = Expected {
 };
 
 #[test]
+fn onnxruntime_optimized_classifier_imports_and_fuses() {
+    // ORT-CONTRIB of a classifier: EmbedLayerNormalization's mask index
+    // read by both packed Attentions, the pooler on the first token.
+    check_folder("ortopt-seq-cls-level2", MASK_INDEX);
+}
+
+#[test]
+fn optimum_ort_optimized_sentence_model_imports_and_fuses() {
+    // OPTIMUM-ORT with POOL-MEAN and NORM after it: the embeddings left
+    // standard, Optimum's own ReduceSum mask index.
+    check_folder("optimum-O2-st-mean-norm", MASK_INDEX);
+}
+
+#[test]
 fn onnxruntime_dynamic_int8_file_fuses_and_is_written_in_bertcs_int8_form() {
     // QDYN: DynamicQuantizeLinear → MatMulInteger on every weight product,
     // read as f32 MatMuls; the attention products, the erf GELU and the
