@@ -683,6 +683,86 @@ fn an_fp16_export_fuses_checks_and_stays_fp16() {
     assert_eq!(f32_weights, 0, "no weight widened to f32");
 }
 
+#[test]
+fn sentence_transformers_heads_are_recognised_in_imported_graphs() {
+    use bertc::pipeline::{sentence_head, Pooling, SentenceHead};
+    let mean = |normalized| {
+        Some(SentenceHead {
+            pooling: Pooling::Mean,
+            normalized,
+        })
+    };
+    for (name, expected) in [
+        // Optimum's export, onnxruntime's optimizer's and Optimum's ORT
+        // optimizer's: mean pooling and Normalize, in three layouts.
+        ("optimum-st-mean-norm", mean(true)),
+        ("ortopt-st-mean-norm-level2", mean(true)),
+        ("optimum-O2-st-mean-norm", mean(true)),
+        (
+            "optimum-st-cls",
+            Some(SentenceHead {
+                pooling: Pooling::Cls,
+                normalized: false,
+            }),
+        ),
+        ("optimum-seq-cls", None),
+    ] {
+        let (g, _) = imported(name);
+        let compiled = run(test_session(), Source::Graph(g), &PipelineOptions::default()).unwrap();
+        assert_eq!(sentence_head(compiled.graph()), expected, "{name}");
+    }
+    // A division by the norm of something else is neither normalisation
+    // nor pooling.
+    let (mut g, _) = imported("optimum-st-mean-norm");
+    let l2 = g
+        .node_ids()
+        .find(|&id| matches!(g.node(id).op, Op::ReduceL2 { .. }))
+        .unwrap();
+    let other = g
+        .add_const("other", Tensor::from_f32(vec![1, 32], &[1.0; 32]))
+        .unwrap();
+    g.set_input(l2, 0, other);
+    assert_eq!(sentence_head(&g), None);
+}
+
+#[test]
+fn run_of_an_optimized_sentence_export_gives_sentence_transformers_vectors() {
+    // Optimum's export of st-cls, optimized, run on text with the source
+    // folder's tokenizer: the vectors sentence-transformers computes
+    // (pipeline-golden.json, PyTorch).
+    let (g, _) = imported("optimum-st-cls");
+    let compiled = run(test_session(), Source::Graph(g), &PipelineOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.onnx");
+    std::fs::write(&model, compiled.to_bytes().unwrap()).unwrap();
+    let source = fixture("pipelines/st-cls");
+    let golden: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(source.join("pipeline-golden.json")).unwrap()).unwrap();
+    let mut args = vec!["--tokenizer".to_string(), source.display().to_string()];
+    args.extend(strings(&golden["texts"]));
+    let out = run_json(&model, &args);
+    let vectors = |v: &serde_json::Value| -> Vec<Vec<f64>> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|row| {
+                row.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap())
+                    .collect()
+            })
+            .collect()
+    };
+    let (ours, theirs) = (vectors(&out["embeddings"]), vectors(&golden["embeddings"]));
+    assert_eq!((ours.len(), theirs.len()), (4, 4));
+    for (a, b) in ours.iter().zip(&theirs) {
+        assert_eq!(a.len(), b.len());
+        let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+        assert!(worst < 1e-4, "max-abs {worst:e} from sentence-transformers");
+    }
+}
+
 /// The model in `name` decoded and changed by `edit`, encoded again.
 fn edited_bytes(name: &str, edit: impl FnOnce(&mut proto::GraphProto)) -> Vec<u8> {
     use prost::Message;

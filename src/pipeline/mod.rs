@@ -15,6 +15,7 @@ mod alongside;
 mod artifact;
 mod build;
 pub mod check;
+mod imported_head;
 mod imported_precision;
 pub(crate) mod options;
 mod precision;
@@ -26,6 +27,7 @@ pub use artifact::Artifact;
 pub use build::{
     build, build_source, load_config, model_spec, BuildOptions, Built, Source, SourceOptions, Sourced,
 };
+pub use imported_head::{sentence_head, Pooling, SentenceHead};
 pub use options::{at_level, with_passes, OptionError, PassSelection, PipelineOptions};
 pub use report::{Compiled, NodeCount, Report, StageTimes, WeightsReport};
 
