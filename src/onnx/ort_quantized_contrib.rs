@@ -96,8 +96,14 @@ pub(super) fn dequantize(g: &mut Graph, id: NodeId, found: &mut Dequantized) -> 
         ContribOp::QEmbedLayerNorm { epsilon } => {
             // Inputs 2..7 (word, position, segment tables, gamma, beta),
             // their scales at 8..13 and zero points at 13..18.
-            let mut read = vec![Some(input(g, id, 0)?), Some(input(g, id, 1)?)];
+            // segment_ids (1) and the segment table (4) may be absent
+            // (DistilBERT), as in EmbedLayerNormalization.
+            let mut read = vec![Some(input(g, id, 0)?), at(1)];
             for k in 2..7 {
+                if k == 4 && at(4).is_none() {
+                    read.push(None);
+                    continue;
+                }
                 let (q, scale) = (input(g, id, k)?, input(g, id, k + 6)?);
                 let values = per_tensor(g, q, scale, at(k + 11)).ok_or_else(|| {
                     error(

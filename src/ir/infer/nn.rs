@@ -114,16 +114,17 @@ pub(super) fn contrib(op: &ContribOp, inputs: &[Option<&ValueInfo>]) -> Infer {
             }
             Ok(vec![ValueInfo::new(a.dtype, a.shape.clone())])
         }
-        ContribOp::EmbedLayerNorm { .. } => embed_layer_norm(x(0), x(1), x(2), x(2).dtype),
+        ContribOp::EmbedLayerNorm { .. } => embed_layer_norm(inputs, None),
         // The 8-bit tables read back as f32.
         ContribOp::QEmbedLayerNorm { .. } => {
-            if let Some(t) = (2..7).map(x).find(|t| !super::quant::eight_bit(t)) {
+            let tables = (2..7).filter_map(|i| inputs.get(i).copied().flatten());
+            if let Some(t) = tables.clone().find(|t| !super::quant::eight_bit(t)) {
                 return Err(format!(
                     "the tables, gamma and beta must be 8-bit, got {}",
                     t.dtype
                 ));
             }
-            embed_layer_norm(x(0), x(1), x(2), DType::F32)
+            embed_layer_norm(inputs, Some(DType::F32))
         }
         ContribOp::Attention { num_heads, .. } => {
             float_only(x(0))?;
@@ -158,10 +159,24 @@ pub(super) fn contrib(op: &ContribOp, inputs: &[Option<&ValueInfo>]) -> Infer {
     }
 }
 
-/// onnxruntime's fused embeddings: [B, S, hidden] in `dtype`, and the mask
-/// index [B].
-fn embed_layer_norm(ids: &ValueInfo, segments: &ValueInfo, word: &ValueInfo, dtype: DType) -> Infer {
-    if ids.dtype != DType::I32 || segments.dtype != DType::I32 || ids.shape.rank() != 2 {
+/// onnxruntime's fused embeddings: [B, S, hidden] in `dtype` (the word
+/// table's when `None`), and the mask index [B].
+fn embed_layer_norm(inputs: &[Option<&ValueInfo>], dtype: Option<DType>) -> Infer {
+    // segment_ids and the segment table are optional (DistilBERT has
+    // none); the word, position, gamma and beta inputs are not.
+    let given = |i: usize, what: &str| {
+        inputs
+            .get(i)
+            .copied()
+            .flatten()
+            .ok_or(format!("input {i} ({what}) is missing"))
+    };
+    let (ids, word) = (given(0, "input_ids")?, given(2, "word_embedding")?);
+    for (i, what) in [(3, "position_embedding"), (5, "gamma"), (6, "beta")] {
+        given(i, what)?;
+    }
+    let segments = inputs.get(1).copied().flatten();
+    if ids.dtype != DType::I32 || segments.is_some_and(|s| s.dtype != DType::I32) || ids.shape.rank() != 2 {
         return Err("input_ids and segment_ids must be 2-D int32".into());
     }
     let hidden = word
@@ -173,7 +188,7 @@ fn embed_layer_norm(ids: &ValueInfo, segments: &ValueInfo, word: &ValueInfo, dty
     let mut dims = ids.shape.0.clone();
     dims.push(hidden);
     Ok(vec![
-        ValueInfo::new(dtype, Shape(dims)),
+        ValueInfo::new(dtype.unwrap_or(word.dtype), Shape(dims)),
         ValueInfo::new(DType::I32, Shape(vec![ids.shape.0[0].clone()])),
     ])
 }
