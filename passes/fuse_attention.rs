@@ -54,7 +54,7 @@ use super::attention_heads::{keys_transposed, split_heads, KeysTransposed};
 use super::attention_mask::{additive, broadcasts_to_scores, select_mask};
 use super::pattern::{fused_name, input, only_read_by, operands, producer};
 use super::scalar_value::scalar_value;
-use super::{band_mask, packed_heads, rotate_half};
+use super::{band_mask, packed_heads, rotate_half, score_terms};
 use super::{Pass, PassReport};
 
 pub struct FuseAttention;
@@ -101,7 +101,8 @@ impl Pass for FuseAttention {
         let matches: Vec<Match> = g.node_ids().filter_map(|id| match_at(g, id)).collect();
         let mut expanded: HashMap<Value, Value> = HashMap::new();
         let mut selects: HashMap<(Value, u32), Value> = HashMap::new();
-        let mut added = g.node_count() - before;
+        // (Restating may remove as many nodes as it adds: never below zero.)
+        let mut added = g.node_count().saturating_sub(before);
         for m in &matches {
             let additive_mask = match m.mask {
                 Mask::Additive(v) => v,
@@ -161,14 +162,16 @@ impl Pass for FuseAttention {
 }
 
 /// PyTorch's exports of ModernBERT split packed Q/K/V into heads, rotate
-/// them and band their local layers' masks in forms of their own; each is
-/// restated exactly as the builder writes it (see `packed_heads`,
-/// `rotate_half`, `band_mask`), which the matching below reads. Nothing
+/// them and band their local layers' masks in forms of their own; MPNet's
+/// add the position bias and the mask to the scores one after the other.
+/// Each is restated as the builder writes it (see `packed_heads`,
+/// `rotate_half`, `band_mask`, `score_terms`), which the matching below reads. Nothing
 /// matches in a graph without those forms.
 fn restate_exports(g: &mut Graph) -> Result<(), IrError> {
     packed_heads::restate(g)?;
     rotate_half::restate(g)?;
     band_mask::restate(g)?;
+    score_terms::restate(g, |g, v| scores(g, v).is_some())?;
     Ok(())
 }
 

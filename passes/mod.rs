@@ -36,6 +36,7 @@ mod remove_identities;
 mod rotary;
 mod rotate_half;
 mod scalar_value;
+mod score_terms;
 mod to_fp16;
 mod token_indices;
 

@@ -60,7 +60,8 @@ def pool(tokens, mask, config):
 
 def main():
     folder, texts = Path(sys.argv[1]), sys.argv[2:]
-    session = ort.InferenceSession(str(model_file(folder)), providers=["CPUExecutionProvider"])
+    model = model_file(folder)
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
     sbert = json.loads((folder / "sentence_bert_config.json").read_text())
     tokenizer.enable_truncation(sbert["max_seq_length"])
@@ -80,6 +81,7 @@ def main():
         vectors = vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
     own = outputs.get("sentence_embedding")
     print(json.dumps({
+        "model_file": model.relative_to(folder).as_posix(),
         "outputs": sorted(outputs),
         "embeddings": vectors.tolist(),
         "max_diff_from_sentence_embedding": None if own is None else float(np.abs(own - vectors).max()),

@@ -57,6 +57,8 @@ pub enum Error {
     Hub(Box<crate::hub::HubError>),
     #[error("--revision {revision} names a revision of a hub id, and `{model}` is a local path or a preset")]
     RevisionWithoutHubId { model: String, revision: String },
+    #[error("`{model}` names its revision after `@`, and --revision {revision} names another: give one")]
+    TwoRevisions { model: String, revision: String },
     #[error("{}: not a model folder: it has no config.json", .0.display())]
     NotAModelFolder(std::path::PathBuf),
     #[error("{}: expected {expected}, found {found}", .path.display())]

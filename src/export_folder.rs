@@ -1,7 +1,10 @@
 //! Export folders (`-o DIR/`): the layout Optimum's `ORTModelFor*`,
-//! transformers.js and fastembed load — `model.onnx`, `config.json`, the
-//! tokenizer files the model folder has and, for sentence-transformers
-//! models, their module files (modules.json, `1_Pooling/config.json`, …).
+//! sentence-transformers' ONNX backend and fastembed load — `model.onnx`,
+//! `config.json`, the tokenizer files the model folder has and, for
+//! sentence-transformers models, their module files (modules.json,
+//! `1_Pooling/config.json`, …). With [`Layout::OnnxSubfolder`] the model
+//! files go in `onnx/`, as the hub's ONNX repositories hold them: the one
+//! place transformers.js looks.
 //!
 //! The folder is written beside its destination under a hidden temporary
 //! name, then renamed into place: a failed compile leaves no partial
@@ -34,6 +37,31 @@ use crate::session::Session;
 use crate::source::ModelSource;
 
 pub const MODEL_FILE: &str = "model.onnx";
+/// The folder [`Layout::OnnxSubfolder`] puts the model files in.
+pub const ONNX_SUBFOLDER: &str = "onnx";
+
+/// Where an export folder's model files go; config.json, the tokenizer and
+/// module files stay at the top either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// Beside config.json: where Optimum's `ORTModelFor*` and
+    /// sentence-transformers' `backend="onnx"` look first.
+    #[default]
+    Flat,
+    /// In `onnx/`: where transformers.js looks (only there), and
+    /// sentence-transformers next (Optimum with `subfolder="onnx"`).
+    OnnxSubfolder,
+}
+
+impl Layout {
+    /// The path in the folder of the model file `name`.
+    pub fn place(self, name: &str) -> String {
+        match self {
+            Layout::Flat => name.to_string(),
+            Layout::OnnxSubfolder => format!("{ONNX_SUBFOLDER}/{name}"),
+        }
+    }
+}
 pub const CONFIG_FILE: &str = "config.json";
 /// The tokenizer files an export copies, whichever exist (Optimum's, plus
 /// DeBERTa's spm.model and added_tokens.json): the ones `run` reads.
@@ -243,6 +271,25 @@ fn previous_export(dir: &Path) -> Result<(), ExportFolderError> {
         empty = false;
         let name = entry.file_name().to_string_lossy().into_owned();
         let kind = entry.file_type().map_err(io(&entry.path()))?;
+        if kind.is_dir() && name == ONNX_SUBFOLDER {
+            // Layout::OnnxSubfolder's folder holds model files alone.
+            for inner in std::fs::read_dir(entry.path()).map_err(io(&entry.path()))? {
+                let inner = inner.map_err(io(&entry.path()))?;
+                let inner_name = inner.file_name().to_string_lossy().into_owned();
+                let is_file = inner.file_type().map_err(io(&inner.path()))?.is_file();
+                let placed = format!("{name}/{inner_name}");
+                match model_or_data(&inner_name) {
+                    Some(None) if is_file => models.push(placed),
+                    Some(Some(model)) if is_file => data_files.push((placed, format!("{name}/{model}"))),
+                    _ => {
+                        return Err(not(format!(
+                            "it holds `{placed}`, which an export does not write"
+                        )))
+                    }
+                }
+            }
+            continue;
+        }
         let model_file = is_plain_model_name(&name);
         let data_of = name.strip_suffix("_data").filter(|m| is_plain_model_name(m));
         let known_file = model_file
@@ -281,7 +328,8 @@ fn previous_export(dir: &Path) -> Result<(), ExportFolderError> {
     if empty {
         return Ok(());
     }
-    if !models.iter().any(|m| m == MODEL_FILE) {
+    let main_files = [MODEL_FILE.to_string(), Layout::OnnxSubfolder.place(MODEL_FILE)];
+    if !models.iter().any(|m| main_files.contains(m)) {
         return Err(not(format!("it has no {MODEL_FILE}")));
     }
     if let Some((data, model)) = data_files.iter().find(|(_, m)| !models.contains(m)) {
@@ -296,6 +344,15 @@ fn previous_export(dir: &Path) -> Result<(), ExportFolderError> {
         }
     }
     Ok(())
+}
+
+/// `Some(None)` for a model file's name, `Some(Some(model))` for the
+/// external data file of `model`, `None` for anything else.
+fn model_or_data(name: &str) -> Option<Option<&str>> {
+    match name.strip_suffix("_data") {
+        Some(model) if is_plain_model_name(model) => Some(Some(model)),
+        _ => is_plain_model_name(name).then_some(None),
+    }
 }
 
 /// Writes the export folder of `compiled` (compiled from `source`) at
@@ -320,13 +377,15 @@ pub struct FolderForm {
 }
 
 /// The forms `options` ask for, in order, with their manifest entries: the
-/// first is `model.onnx`, each other `model_<target>[_<precision>][_packed].onnx`.
-pub fn folder_forms(options: Vec<PipelineOptions>) -> Vec<FolderForm> {
+/// first is `model.onnx`, each other `model_<target>[_<precision>][_packed].onnx`,
+/// placed by `layout`.
+pub fn folder_forms(options: Vec<PipelineOptions>, layout: Layout) -> Vec<FolderForm> {
     options
         .into_iter()
         .enumerate()
         .map(|(i, options)| {
-            let entry = FormEntry::new(i == 0, options.target, options.precision.name(), options.packed);
+            let mut entry = FormEntry::new(i == 0, options.target, options.precision.name(), options.packed);
+            entry.file = layout.place(&entry.file);
             FolderForm { options, entry }
         })
         .collect()
@@ -459,11 +518,16 @@ impl ExportStaging {
     /// Writes `compiled` as the model file `name` (with its external data
     /// file when it has one); returns the bytes written.
     fn add_model(&mut self, name: &str, compiled: &Compiled) -> Result<usize, ExportFolderError> {
-        let path = self.folder.path().join(name);
+        let root = self.folder.path().to_path_buf();
+        let path = root.join(name);
+        if let Some(dir) = path.parent().filter(|d| *d != root && !d.exists()) {
+            self.guard(dir);
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+        }
         self.guard(&path);
         self.guard(&crate::onnx::data_path(&path));
         let size = compiled.write(&path)?;
-        if name == MODEL_FILE {
+        if Path::new(name).file_name() == Some(MODEL_FILE.as_ref()) {
             self.model_size = size;
         }
         self.files.push(name.to_string());
@@ -471,12 +535,8 @@ impl ExportStaging {
         // 25, N6: an --external-data folder's summary omitted it).
         let data = crate::onnx::data_path(&path);
         if data.exists() {
-            self.files.push(
-                data.file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned(),
-            );
+            let relative = data.strip_prefix(&root).unwrap_or(&data);
+            self.files.push(relative.to_string_lossy().into_owned());
         }
         Ok(size)
     }

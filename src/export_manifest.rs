@@ -43,7 +43,8 @@ pub const PRECISIONS: [&str; 4] = ["fp32", "fp16", "int8-dynamic", "int8-static"
 /// One model file of the folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FormEntry {
-    /// The file's name in the folder (no path).
+    /// The file's path in the folder: its name, or `onnx/` and its name
+    /// ([`crate::export_folder::Layout`]).
     pub file: String,
     pub target: Target,
     /// One of [`PRECISIONS`].
@@ -232,11 +233,11 @@ impl Manifest {
             let file = get(entry, "file");
             let name =
                 match file.as_str() {
-                    Some(n) if is_plain_model_name(n) => n.to_string(),
+                    Some(n) if is_model_path(n) => n.to_string(),
                     _ => return Err(bad(
                         &field("file"),
                         &file,
-                        "a file name in the folder ending in .onnx (letters, digits, `_`, `-`, `.`; no path)",
+                        "a file name in the folder or its onnx/ folder ending in .onnx (letters, digits, `_`, `-`, `.`)",
                     )),
                 };
             if forms.iter().any(|f| f.file == name) {
@@ -315,6 +316,13 @@ fn field_error(path: &Path, field: String, value: &Value, expected: &str) -> Man
     }
 }
 
+/// Where an export writes a model: a plain model name ([`is_plain_model_name`]),
+/// at the top or in the `onnx/` folder.
+pub fn is_model_path(path: &str) -> bool {
+    let subfolder = format!("{}/", crate::export_folder::ONNX_SUBFOLDER);
+    is_plain_model_name(path.strip_prefix(&subfolder).unwrap_or(path))
+}
+
 /// A name an export writes a model under: `model*.onnx` made of letters,
 /// digits, `_`, `-` and `.`, so it cannot leave the folder or name a
 /// hidden file.
@@ -380,5 +388,14 @@ mod tests {
             assert!(!is_plain_model_name(bad), "{bad}");
         }
         assert!(is_plain_model_name("model_tract_int8_packed.onnx"));
+        assert!(is_model_path("onnx/model.onnx") && is_model_path("model.onnx"));
+        for bad in [
+            "onnx/../model.onnx",
+            "onnx/onnx/model.onnx",
+            "other/model.onnx",
+            "/onnx/model.onnx",
+        ] {
+            assert!(!is_model_path(bad), "{bad}");
+        }
     }
 }

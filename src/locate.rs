@@ -2,6 +2,8 @@
 //! an existing local path wins (a folder named like a preset is that
 //! folder), then a preset name, then a hub id `org/name` found in — or
 //! downloaded into — the huggingface_hub cache ([`crate::hub`]).
+//! A hub id may carry its revision as `org/name@rev`, the one way a model
+//! list (`bench`, `sweep`) can pin a revision per model.
 
 use std::path::{Path, PathBuf};
 
@@ -27,6 +29,11 @@ pub enum Location {
 /// and is refused for anything else, where it would be silently ignored.
 pub fn locate(arg: &str, revision: Option<&str>) -> Result<Location, Error> {
     let path = Path::new(arg);
+    if let Some((id, at)) = hub_id_at_revision(path) {
+        let revision = one_revision(arg, at, revision)?;
+        let snapshot = crate::hub::model_folder(&id, revision, &HubSettings::from_env()?)?;
+        return Ok(Location::Hub(id, snapshot));
+    }
     // symlink_metadata: a dangling link is a path (reported as one), not
     // a preset or hub id of the same spelling.
     // A missing file in an existing folder (`out/model`) is a path too:
@@ -71,6 +78,10 @@ impl Location {
 /// snapshot folder, and anything else as given, for the command's own
 /// "not found" to name it.
 pub fn locate_path(arg: &Path, revision: Option<&str>) -> Result<PathBuf, Error> {
+    if let Some((id, at)) = hub_id_at_revision(arg) {
+        let revision = one_revision(&arg.display().to_string(), at, revision)?;
+        return Ok(crate::hub::model_folder(&id, revision, &HubSettings::from_env()?)?.folder);
+    }
     let exists = std::fs::symlink_metadata(arg).is_ok() || in_local_folder(arg);
     match arg.to_str().and_then(HubId::parse) {
         Some(id) if !exists => {
@@ -84,6 +95,29 @@ pub fn locate_path(arg: &Path, revision: Option<&str>) -> Result<PathBuf, Error>
             }),
             None => Ok(arg.to_path_buf()),
         },
+    }
+}
+
+/// `org/name@rev` as a hub id and its revision, unless the whole spelling
+/// is a local path (a local path always wins).
+fn hub_id_at_revision(arg: &Path) -> Option<(HubId, &str)> {
+    let (id, revision) = arg.to_str()?.rsplit_once('@')?;
+    let local = std::fs::symlink_metadata(arg).is_ok() || in_local_folder(arg);
+    match local {
+        true => None,
+        false => Some((HubId::parse(id)?, revision)),
+    }
+}
+
+/// The revision of `org/name@rev`, refused when `--revision` names one too
+/// (two answers to one question); the hub checks the revision itself.
+fn one_revision<'a>(model: &str, at: &'a str, flag: Option<&str>) -> Result<&'a str, Error> {
+    match flag {
+        Some(r) => Err(Error::TwoRevisions {
+            model: model.to_string(),
+            revision: r.to_string(),
+        }),
+        None => Ok(at),
     }
 }
 

@@ -353,6 +353,74 @@ fn recompiling_replaces_the_folder_and_nothing_foreign() {
     }
 }
 
+/// `--layout onnx-subfolder` puts every model file in `onnx/` (config and
+/// tokenizer files stay at the top): `run` finds them with and without a
+/// manifest, answers as from the flat folder, and a re-export replaces the
+/// folder unless `onnx/` holds a file bertc did not write.
+#[test]
+fn the_onnx_subfolder_layout_reads_back_and_replaces_like_the_flat_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (flat, sub, single) = (
+        dir.path().join("flat"),
+        dir.path().join("sub"),
+        dir.path().join("single"),
+    );
+    let targets = ["--target", "portable,onnxruntime"];
+    compile(&seq_cls(), &targets, &flat);
+    let layout = ["--layout", "onnx-subfolder"];
+    compile(&seq_cls(), &[&targets[..], &layout[..]].concat(), &sub);
+    assert_eq!(names(&sub.join("onnx")), ["model.onnx", "model_onnxruntime.onnx"]);
+    assert!(
+        names(&sub).iter().all(|n| !n.ends_with(".onnx")),
+        "{:?}",
+        names(&sub)
+    );
+    for runtime in ["tract", "onnxruntime"] {
+        let (from_flat, _) = run_json(&flat, &["--runtime", runtime]);
+        let (from_sub, said) = run_json(&sub, &["--runtime", runtime]);
+        assert_eq!(from_flat, from_sub, "{runtime}");
+        let file = match runtime {
+            "tract" => "onnx/model.onnx (target portable",
+            _ => "onnx/model_onnxruntime.onnx (target onnxruntime",
+        };
+        assert!(said.starts_with(&format!("using {file}")), "{said}");
+    }
+    // One form: no manifest, found at onnx/model.onnx.
+    compile(&seq_cls(), &layout, &single);
+    assert_eq!(names(&single.join("onnx")), ["model.onnx"]);
+    assert_eq!(
+        run_json(&single, &[]).0,
+        run_json(&flat, &["--runtime", "tract"]).0
+    );
+
+    let again = compile(&seq_cls(), &[&targets[..], &layout[..]].concat(), &sub);
+    assert!(again.contains("(replaced a previous export)"), "{again}");
+    let mine = sub.join("onnx/notes.txt");
+    std::fs::write(&mine, "mine").unwrap();
+    let folder = format!("{}/", sub.display());
+    let refused = bertc(&["compile", seq_cls().to_str().unwrap(), "-o", &folder]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stderr_of(&refused).contains("it holds `onnx/notes.txt`"),
+        "{}",
+        stderr_of(&refused)
+    );
+    assert_eq!(std::fs::read_to_string(&mine).unwrap(), "mine");
+    let file_out = dir.path().join("m.onnx");
+    let refused = bertc(&[
+        "compile",
+        "bert-tiny",
+        "--random-weights",
+        "--layout",
+        "onnx-subfolder",
+        "-o",
+        file_out.to_str().unwrap(),
+    ]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(stderr_of(&refused).contains("--layout places the model files of an export folder"));
+    assert!(!file_out.exists());
+}
+
 /// A form that fails (here the int8 one, under an accuracy bar no int8
 /// model meets) leaves nothing written: the previous folder stays as it was.
 #[test]

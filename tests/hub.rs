@@ -37,9 +37,13 @@ fn bertc_in(cwd: &Path, cache: &Path, env: &[(&str, &str)], args: &[&dyn AsRef<s
         "https_proxy",
         "all_proxy",
         "HF_TOKEN",
+        "HF_HOME",
     ] {
         cmd.env_remove(var);
     }
+    // The machine's own `huggingface-cli login` token is never sent to the
+    // loopback servers here: tests that want a token file name one.
+    cmd.env("HF_TOKEN_PATH", cwd.join("no-token-file"));
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -276,6 +280,21 @@ fn revisions_by_branch_and_by_hash() {
             && err.contains("models--org--m"),
         "{err}"
     );
+    // A model list's form `org/name@rev` (bench, sweep) is the same revision;
+    // with --revision too it is two answers to one question.
+    let at = compile_folder(cwd, &cache, OFFLINE, "org/m@v2", &[], &cwd.join("at"));
+    assert!(at == by_branch);
+    let both = bertc_in(
+        cwd,
+        &cache,
+        OFFLINE,
+        &[&"compile", &"org/m@v2", &"--revision", &"v2", &"-o", &"x.onnx"],
+    );
+    assert!(
+        stderr_of(&both).contains("names its revision after `@`"),
+        "{}",
+        stderr_of(&both)
+    );
     // --revision on anything but a hub id would be silently ignored: refused.
     let preset = bertc_in(
         cwd,
@@ -412,6 +431,7 @@ fn answer(
     let mut first = String::new();
     reader.read_line(&mut first).ok()?;
     let mut range = None;
+    let mut authorization = "-".to_string();
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).ok()? == 0 || line.trim().is_empty() {
@@ -420,6 +440,9 @@ fn answer(
         if let Some((k, v)) = line.split_once(':') {
             if k.eq_ignore_ascii_case("range") {
                 range = v.trim().strip_prefix("bytes=").map(str::to_string);
+            }
+            if k.eq_ignore_ascii_case("authorization") {
+                authorization = v.trim().to_string();
             }
         }
     }
@@ -485,7 +508,7 @@ fn answer(
     stream.flush().ok()?;
     // Drain what the client may still send before closing.
     let _ = reader.get_mut().read(&mut [0u8; 1]);
-    Some(path)
+    Some(format!("{path} {authorization}"))
 }
 
 #[test]
@@ -546,6 +569,57 @@ fn an_absent_model_is_downloaded_into_the_cache_from_hf_endpoint() {
     assert!(asked >= 3, "{asked} requests");
     compile_folder(cwd, &cache, OFFLINE, "org/st", &[], &cwd.join("again"));
     assert_eq!(hub.requests.lock().unwrap().len(), asked);
+}
+
+/// The token `huggingface-cli login` wrote (`HF_TOKEN_PATH`, else
+/// `$HF_HOME/token`) goes with every request to the hub, `HF_TOKEN` wins over
+/// it, and a file that cannot be a token is refused by name, unsent.
+#[test]
+fn the_login_token_file_is_sent_and_a_bad_one_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path();
+    let token_file = cwd.join("token");
+    std::fs::write(&token_file, "hf_from_file\n").unwrap();
+    let hub = serve_hub(
+        "org/st",
+        fixture("pipelines/st-cls"),
+        COMMIT_A,
+        200,
+        Duration::from_secs(120),
+    );
+    let path = token_file.to_str().unwrap();
+    let by_file = [("HF_ENDPOINT", hub.address.as_str()), ("HF_TOKEN_PATH", path)];
+    compile_folder(cwd, &cwd.join("a"), &by_file, "org/st", &[], &cwd.join("x"));
+    let by_env = [
+        ("HF_ENDPOINT", hub.address.as_str()),
+        ("HF_TOKEN_PATH", path),
+        ("HF_TOKEN", "hf_from_env"),
+    ];
+    compile_folder(cwd, &cwd.join("b"), &by_env, "org/st", &[], &cwd.join("y"));
+    let seen = hub.requests.lock().unwrap().clone();
+    let with = |token: &str| {
+        seen.iter()
+            .filter(|r| r.ends_with(&format!(" Bearer {token}")))
+            .count()
+    };
+    assert!(
+        with("hf_from_file") >= 3
+            && with("hf_from_env") >= 3
+            && with("hf_from_file") + with("hf_from_env") == seen.len(),
+        "{seen:?}"
+    );
+    std::fs::write(&token_file, "hf_one two\n").unwrap();
+    let out = bertc_in(
+        cwd,
+        &cwd.join("c"),
+        &by_file,
+        &[&"compile", &"org/st", &"-o", &"z.onnx"],
+    );
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(path) && err.contains("one word"), "{err}");
+    assert_eq!(hub.requests.lock().unwrap().len(), seen.len(), "nothing asked");
+    assert!(!cwd.join("c").exists() && !cwd.join("z.onnx").exists());
 }
 
 /// What a hostile HF_ENDPOINT says never names a path: an etag or commit

@@ -38,12 +38,13 @@ fn export(model: &Path, to: &Path, extra: &[&str]) {
     assert!(out.status.success(), "{}", stderr_of(&out));
 }
 
-/// The loaders' vectors for `texts` from `folder`'s export, checked
-/// against `expected` (row-major) and the file's own sentence_embedding.
-fn check(folder: &Path, texts: &[String], expected: &[f64], what: &str) {
+/// The loaders' vectors for `texts` from `folder`'s export (compiled with
+/// `layout`'s flags, the model file where it puts it), checked against
+/// `expected` (row-major) and the file's own sentence_embedding.
+fn check(folder: &Path, texts: &[String], expected: &[f64], what: &str, layout: (&[&str], &str)) {
     let tmp = tempfile::tempdir().unwrap();
     let out_dir = tmp.path().join("export/");
-    export(folder, &out_dir, &[]);
+    export(folder, &out_dir, layout.0);
     let out = loaders(&out_dir, texts);
     assert!(
         out.status.success(),
@@ -51,6 +52,7 @@ fn check(folder: &Path, texts: &[String], expected: &[f64], what: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["model_file"], layout.1, "{what}");
     assert_eq!(
         doc["outputs"],
         serde_json::json!(["last_hidden_state", "sentence_embedding"]),
@@ -98,6 +100,7 @@ fn minilm_export_reads_as_optimum_and_sentence_transformers_read_it() {
         &strings(&meta["sentences"]),
         &expected,
         "minilm (mean, Normalize)",
+        (&[], "model.onnx"),
     );
 }
 
@@ -112,5 +115,19 @@ fn cls_pooling_export_reads_as_the_loaders_read_it() {
         .iter()
         .flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()))
         .collect();
-    check(&folder, &strings(&golden["texts"]), &expected, "st-cls (CLS)");
+    check(
+        &folder,
+        &strings(&golden["texts"]),
+        &expected,
+        "st-cls (CLS)",
+        (&[], "model.onnx"),
+    );
+    // As the hub's ONNX repositories hold it (and transformers.js reads it).
+    check(
+        &folder,
+        &strings(&golden["texts"]),
+        &expected,
+        "st-cls (CLS), onnx/ layout",
+        (&["--layout", "onnx-subfolder"], "onnx/model.onnx"),
+    );
 }

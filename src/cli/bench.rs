@@ -157,7 +157,7 @@ impl<'s> Measure<'s> {
                 level,
                 precision,
                 shapes_only: false,
-                // Several models: hub ids are measured at their main revision.
+                // Several models: a hub id names its own revision (`org/name@rev`).
                 revision: None,
             };
             let m = load(self.session, arg, &opts)?;

@@ -21,6 +21,26 @@ pub struct CompileArgs {
     /// export folder in Optimum's layout (model.onnx, config.json, tokenizer and module files).
     #[arg(short, long)]
     output: PathBuf,
+    /// Where an export folder's model files go: flat (beside config.json, where Optimum and
+    /// sentence-transformers look first) or onnx-subfolder (onnx/model.onnx, as the hub's ONNX
+    /// repositories hold them: the one place transformers.js looks).
+    #[arg(long, value_enum, default_value = "flat")]
+    layout: LayoutArg,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LayoutArg {
+    Flat,
+    OnnxSubfolder,
+}
+
+impl LayoutArg {
+    fn layout(self) -> bertc::export_folder::Layout {
+        match self {
+            LayoutArg::Flat => bertc::export_folder::Layout::Flat,
+            LayoutArg::OnnxSubfolder => bertc::export_folder::Layout::OnnxSubfolder,
+        }
+    }
 }
 
 /// Pass selection, checking and precision, shared by commands that optimize.
@@ -133,6 +153,11 @@ pub fn run(a: CompileArgs, session: &bertc::Session) -> anyhow::Result<ExitCode>
     let start = Instant::now();
     let arg = a.source.options();
     let folder_out = bertc::export_folder::is_folder_output(&a.output);
+    anyhow::ensure!(
+        folder_out || a.layout == LayoutArg::Flat,
+        "--layout places the model files of an export folder, and {} is a file: write a folder (-o DIR/)",
+        a.output.display()
+    );
     let forms = match folder_out {
         true => a.optimize.forms()?,
         false => vec![a.optimize.pipeline_options()?],
@@ -182,7 +207,7 @@ pub fn run(a: CompileArgs, session: &bertc::Session) -> anyhow::Result<ExitCode>
         bertc::export_folder::check_destination(&a.output, &source, &inputs)?;
         // Built once; every form is compiled from a clone of it.
         let sourced = pipeline::build_source(Source::Config(config.clone(), build))?;
-        let forms = bertc::export_folder::folder_forms(forms);
+        let forms = bertc::export_folder::folder_forms(forms, a.layout.layout());
         let several = forms.len() > 1;
         let e = bertc::export_folder::write_export_forms(
             session,

@@ -26,8 +26,14 @@ use crate::weights::WEIGHT_FILES;
 /// A shard index or modules.json is a few hundred kB at most.
 const MAX_LIST_BYTES: u64 = 64 << 20;
 
-/// Fetches `id` at `revision` into `settings.cache`.
-pub fn download(id: &HubId, revision: &str, settings: &HubSettings) -> Result<(), HubError> {
+/// Fetches `id` at `revision` into `settings.cache`, sending `token` (if
+/// any) to the hub alone.
+pub fn download(
+    id: &HubId,
+    revision: &str,
+    settings: &HubSettings,
+    token: Option<String>,
+) -> Result<(), HubError> {
     let repository = settings.cache.join(id.folder_name());
     let failed = |message: String| HubError::Download {
         id: id.to_string(),
@@ -36,7 +42,7 @@ pub fn download(id: &HubId, revision: &str, settings: &HubSettings) -> Result<()
         cache: repository.clone(),
         message,
     };
-    let client = HubClient::new(&settings.endpoint, settings.token.clone());
+    let client = HubClient::new(&settings.endpoint, token);
     let info = client.info(&id.to_string(), revision).map_err(failed)?;
     let listed: BTreeSet<String> = info.files.into_iter().collect();
     let writer = CacheWriter {

@@ -70,6 +70,8 @@ pub enum HubError {
     NoCacheFolder,
     #[error("{}: {error}", .path.display())]
     Io { path: PathBuf, error: std::io::Error },
+    #[error("{}: the hub token file {problem}", .path.display())]
+    TokenFile { path: PathBuf, problem: String },
 }
 
 /// A model id `org/name` as the hub spells them: two parts of letters,
@@ -127,7 +129,9 @@ pub struct HubSettings {
     pub endpoint: String,
     /// `HF_HUB_OFFLINE` set to a true value: the cache alone, no network.
     pub offline: bool,
-    /// `HF_TOKEN`, for gated and private repositories.
+    /// `HF_TOKEN`, for gated and private repositories; when unset, the
+    /// token file is read at download time ([`token_from_env`]), so a bad
+    /// file never stands between a user and a cached model.
     pub token: Option<String>,
 }
 
@@ -151,13 +155,68 @@ impl HubSettings {
                 "1" | "on" | "yes" | "true"
             )
         });
-        let token = std::env::var("HF_TOKEN").ok().filter(|t| !t.trim().is_empty());
+        let token = std::env::var("HF_TOKEN")
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty());
         Ok(HubSettings {
             cache,
             endpoint: endpoint.trim_end_matches('/').to_string(),
             offline,
             token,
         })
+    }
+}
+
+/// The longest token file read: hub tokens are ~40 characters.
+const MAX_TOKEN_FILE_BYTES: u64 = 4096;
+
+/// The hub token as huggingface_hub finds it: `HF_TOKEN`, else the file at
+/// `HF_TOKEN_PATH`, else `$HF_HOME/token` (`~/.cache/huggingface/token`,
+/// where `huggingface-cli login` writes it). No file is no token; a file
+/// that cannot be a token is refused by name rather than sent.
+pub fn token_from_env() -> Result<Option<String>, HubError> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(token) = std::env::var("HF_TOKEN").ok().filter(|t| !t.trim().is_empty()) {
+        return Ok(Some(token.trim().to_string()));
+    }
+    let path = match (var("HF_TOKEN_PATH"), var("HF_HOME"), var("HOME")) {
+        (Some(path), _, _) => PathBuf::from(path),
+        (None, Some(home), _) => PathBuf::from(home).join("token"),
+        (None, None, Some(home)) => PathBuf::from(home).join(".cache/huggingface/token"),
+        (None, None, None) => return Ok(None),
+    };
+    let io = |error| HubError::Io {
+        path: path.clone(),
+        error,
+    };
+    let refused = |problem: String| HubError::TokenFile {
+        path: path.clone(),
+        problem,
+    };
+    let meta = match std::fs::metadata(&path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(e)),
+    };
+    if !meta.is_file() || meta.len() > MAX_TOKEN_FILE_BYTES {
+        return Err(refused(format!(
+            "is not a file of at most {MAX_TOKEN_FILE_BYTES} bytes ({} bytes)",
+            meta.len()
+        )));
+    }
+    let text = std::fs::read(&path).map_err(io)?;
+    let token = String::from_utf8(text)
+        .map_err(|_| refused("is not UTF-8 text".into()))?
+        .trim()
+        .to_string();
+    // It goes into an Authorization header: one word of visible ASCII.
+    match token.bytes().all(|b| b.is_ascii_graphic()) {
+        _ if token.is_empty() => Ok(None),
+        true => Ok(Some(token)),
+        false => Err(refused(
+            "holds more than one word of visible ASCII characters; a token is one".into(),
+        )),
     }
 }
 
@@ -176,7 +235,11 @@ pub fn model_folder(id: &HubId, revision: &str, settings: &HubSettings) -> Resul
             cache: settings.cache.join(id.folder_name()),
         });
     }
-    download::download(id, revision, settings)?;
+    let token = match &settings.token {
+        Some(token) => Some(token.clone()),
+        None => token_from_env()?,
+    };
+    download::download(id, revision, settings, token)?;
     find_snapshot(&settings.cache, id, revision)?.ok_or_else(|| HubError::Repository {
         id: id.to_string(),
         revision: revision.to_string(),

@@ -1,5 +1,6 @@
 //! ONNX serialization: the only module that knows protobuf types.
 
+mod cumsum_i64;
 mod export;
 mod external;
 mod f16_gemm;

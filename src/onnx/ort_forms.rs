@@ -12,7 +12,8 @@
 //! and `--target onnxruntime` fuses them back.
 //!
 //! A float16 `Gemm`, which tract cannot run, becomes MatMul + Add
-//! (`f16_gemm`).
+//! (`f16_gemm`); an int64 running count of a mask, which tract cannot
+//! evaluate, an int32 one (`cumsum_i64`).
 //!
 //! The fused int8 products (`MatMulIntegerToFloat`, `DynamicQuantizeMatMul`)
 //! are left as they are.
@@ -37,6 +38,8 @@ pub fn standard_forms(g: &mut Graph) -> Result<Vec<String>, OnnxError> {
         .collect();
     let mut rewritten =
         super::f16_gemm::rewrite(g).map_err(|reason| OnnxError::Decode(format!("fp16 Gemm: {reason}")))?;
+    rewritten +=
+        super::cumsum_i64::rewrite(g).map_err(|reason| OnnxError::Decode(format!("CumSum: {reason}")))?;
     let mut mask_index_readers = Vec::new();
     // One additive mask per distinct mask input, shared by every layer.
     let mut masks = HashMap::new();

@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::export_folder::MODEL_FILE;
+use crate::export_folder::{Layout, MODEL_FILE};
 use crate::export_manifest::{short_precision, FormEntry, Manifest, ManifestError};
 use crate::model_folder::regular_file_inside;
 use crate::passes::Target;
@@ -56,7 +56,8 @@ impl ChosenFile {
         }
         let name = self.path.file_name().unwrap_or_default().to_string_lossy();
         Some(match &self.form {
-            Some(f) => format!("using {name} ({}) for {runtime}", f.describe()),
+            // The manifest's path: `onnx/…` in the onnx-subfolder layout.
+            Some(f) => format!("using {} ({}) for {runtime}", f.file, f.describe()),
             None => format!("using {name} for {runtime}"),
         })
     }
@@ -194,12 +195,17 @@ fn choose_without_manifest(folder: &Path, choice: &FormChoice) -> Result<Option<
             }),
         };
     }
-    let model = folder.join(MODEL_FILE);
-    Ok(model.is_file().then_some(ChosenFile {
-        path: model,
-        form: None,
-        announced: false,
-    }))
+    // model.onnx at the top, else where Layout::OnnxSubfolder puts it.
+    for candidate in [MODEL_FILE.to_string(), Layout::OnnxSubfolder.place(MODEL_FILE)] {
+        if let Some(path) = regular_file_inside(folder, &candidate)? {
+            return Ok(Some(ChosenFile {
+                path,
+                form: None,
+                announced: false,
+            }));
+        }
+    }
+    Ok(None)
 }
 
 /// Refuses a choice of file for an argument that is not a folder.

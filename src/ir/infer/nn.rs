@@ -115,8 +115,24 @@ pub(super) fn contrib(op: &ContribOp, inputs: &[Option<&ValueInfo>]) -> Infer {
             Ok(vec![ValueInfo::new(a.dtype, a.shape.clone())])
         }
         ContribOp::EmbedLayerNorm { .. } => {
-            let (ids, segments, word) = (x(0), x(1), x(2));
-            if ids.dtype != DType::I32 || segments.dtype != DType::I32 || ids.shape.rank() != 2 {
+            // segment_ids and the segment table are optional (DistilBERT has
+            // none); the word, position, gamma and beta inputs are not.
+            let given = |i: usize, what: &str| {
+                inputs
+                    .get(i)
+                    .copied()
+                    .flatten()
+                    .ok_or(format!("input {i} ({what}) is missing"))
+            };
+            let (ids, word) = (x(0), given(2, "word_embedding")?);
+            for (i, what) in [(3, "position_embedding"), (5, "gamma"), (6, "beta")] {
+                given(i, what)?;
+            }
+            let segments = inputs.get(1).copied().flatten();
+            if ids.dtype != DType::I32
+                || segments.is_some_and(|s| s.dtype != DType::I32)
+                || ids.shape.rank() != 2
+            {
                 return Err("input_ids and segment_ids must be 2-D int32".into());
             }
             let hidden = word

@@ -22,9 +22,11 @@ entries! {
     BIAS_GELU = microsoft("BiasGelu", exactly(2), Uncounted, |_| Ok(Op::Contrib(ContribOp::BiasGelu)));
     FAST_GELU = microsoft("FastGelu", exactly(2), Uncounted, |_| Ok(Op::Contrib(ContribOp::FastGelu)));
     /// Inputs: input_ids, segment_ids, word, position, segment tables,
-    /// gamma, beta, mask, position_ids (the last two optional). Outputs:
-    /// output, mask_index.
-    EMBED_LAYER_NORM = microsoft("EmbedLayerNormalization", between(7, 9), Uncounted, |a| {
+    /// gamma, beta, mask, position_ids (segment_ids and its table, the mask
+    /// and position_ids optional: DistilBERT's files have no segments, so
+    /// only input_ids is required up front; the rest are checked by name).
+    /// Outputs: output, mask_index.
+    EMBED_LAYER_NORM = microsoft("EmbedLayerNormalization", between(1, 9), Uncounted, |a| {
         if a.node().output_count() > 2 {
             return Err("the embedding_sum output is not supported".into());
         }

@@ -164,11 +164,11 @@ impl OpSchema {
         if inputs.len() > max {
             return Err(format!("takes at most {max} inputs, got {}", inputs.len()));
         }
-        if inputs.len() < min || inputs[..min].iter().any(Option::is_none) {
-            return Err(format!(
-                "needs {min} inputs, got {}",
-                inputs.iter().flatten().count()
-            ));
+        if inputs.len() < min {
+            return Err(format!("needs {min} inputs, got {}", inputs.len()));
+        }
+        if let Some(slot) = inputs[..min].iter().position(Option::is_none) {
+            return Err(format!("needs its first {min} inputs, and input {slot} is empty"));
         }
         Ok(())
     }
