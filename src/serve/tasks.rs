@@ -21,7 +21,8 @@ use super::routes::{body, infer, needs, Asked, Shared};
 use crate::run::{Aggregation, Outputs, Task, TaskOptions, TopK};
 use crate::tokenize::TextInput;
 
-type Bytes_ = Result<Bytes, BytesRejection>;
+/// A request body as read, or why it was not (too large).
+type RawBody = Result<Bytes, BytesRejection>;
 type Answer = Result<Response, ApiError>;
 
 fn respond(answer: Answer) -> Response {
@@ -78,7 +79,7 @@ fn normalized(mut v: Vec<f32>) -> Vec<f32> {
 
 /// `POST /embed`: `{"inputs": string | [string], "normalize": true,
 /// "truncate": false}` → `[[f32]]`.
-pub async fn embed(State(s): State<Arc<Shared>>, bytes: Bytes_) -> Response {
+pub async fn embed(State(s): State<Arc<Shared>>, bytes: RawBody) -> Response {
     respond(
         async {
             needs(&s, "/embed", &[Task::SentenceSimilarity])?;
@@ -100,7 +101,7 @@ pub async fn embed(State(s): State<Arc<Shared>>, bytes: Bytes_) -> Response {
 /// `POST /v1/embeddings`, OpenAI's shape: `{"input": string | [string],
 /// "model", "encoding_format": "float" | "base64"}` (OpenAI's Python
 /// client asks base64: little-endian f32 bytes).
-pub async fn openai_embeddings(State(s): State<Arc<Shared>>, bytes: Bytes_) -> Response {
+pub async fn openai_embeddings(State(s): State<Arc<Shared>>, bytes: RawBody) -> Response {
     respond(
         async {
             needs(&s, "/v1/embeddings", &[Task::SentenceSimilarity])?;
@@ -179,7 +180,7 @@ async fn classify(
 
 /// `POST /predict`: `{"inputs": text | [a, b] | [[text], [a, b], ...]}`
 /// → every label with its score, best first (a list per input for a batch).
-pub async fn predict(State(s): State<Arc<Shared>>, bytes: Bytes_) -> Response {
+pub async fn predict(State(s): State<Arc<Shared>>, bytes: RawBody) -> Response {
     respond(
         async {
             needs(&s, "/predict", &[Task::TextClassification])?;
@@ -199,7 +200,7 @@ pub async fn predict(State(s): State<Arc<Shared>>, bytes: Bytes_) -> Response {
 
 /// `POST /rerank`: `{"query", "texts": [string], "return_text"}` → each
 /// text's index and score (the cross-encoder's one label), best first.
-pub async fn rerank(State(s): State<Arc<Shared>>, bytes: Bytes_) -> Response {
+pub async fn rerank(State(s): State<Arc<Shared>>, bytes: RawBody) -> Response {
     respond(
         async {
             needs(&s, "/rerank", &[Task::TextClassification])?;
@@ -237,7 +238,7 @@ pub async fn rerank(State(s): State<Arc<Shared>>, bytes: Bytes_) -> Response {
 /// `POST /tokenize`: `{"inputs": string | [string], "add_special_tokens":
 /// true}` → per input its tokens: id, text, special, and the character
 /// span (`start`, `stop`; null for special tokens).
-pub async fn tokenize(State(s): State<Arc<Shared>>, bytes: Bytes_) -> Response {
+pub async fn tokenize(State(s): State<Arc<Shared>>, bytes: RawBody) -> Response {
     respond(
         async {
             let b = body(&s, bytes)?;
@@ -283,7 +284,7 @@ fn pipeline_answer(outputs: &Outputs, one: bool) -> Answer {
 
 /// `POST /token-classification`: `{"inputs": string | [string],
 /// "aggregation_strategy", "stride", "truncate"}` → the entities of each.
-pub async fn token_classification(State(s): State<Arc<Shared>>, bytes: Bytes_) -> Response {
+pub async fn token_classification(State(s): State<Arc<Shared>>, bytes: RawBody) -> Response {
     respond(
         async {
             needs(&s, "/token-classification", &[Task::TokenClassification])?;
@@ -326,7 +327,7 @@ fn top_k(b: &Body) -> Result<Option<TopK>, ApiError> {
 /// [{"question", "context"}, ...]}`, with the pipeline's `top_k`,
 /// `max_answer_len`, `max_seq_len`, `doc_stride`,
 /// `handle_impossible_answer` → the answer(s) of each.
-pub async fn question_answering(State(s): State<Arc<Shared>>, bytes: Bytes_) -> Response {
+pub async fn question_answering(State(s): State<Arc<Shared>>, bytes: RawBody) -> Response {
     respond(
         async {
             needs(&s, "/question-answering", &[Task::QuestionAnswering])?;
@@ -361,7 +362,7 @@ pub async fn question_answering(State(s): State<Arc<Shared>>, bytes: Bytes_) -> 
 
 /// `POST /fill-mask`: `{"inputs": string | [string], "top_k", "truncate"}`
 /// → the fills of each mask.
-pub async fn fill_mask(State(s): State<Arc<Shared>>, bytes: Bytes_) -> Response {
+pub async fn fill_mask(State(s): State<Arc<Shared>>, bytes: RawBody) -> Response {
     respond(
         async {
             needs(&s, "/fill-mask", &[Task::FillMask])?;
