@@ -54,7 +54,11 @@ fn parse() -> Result<Args, String> {
             "--file" => {
                 let f = value()?;
                 let text = std::fs::read_to_string(&f).map_err(|e| format!("{f}: {e}"))?;
-                a.lines = text.lines().filter(|l| !l.is_empty()).map(str::to_string).collect();
+                a.lines = text
+                    .lines()
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .collect();
             }
             "--route" => a.route = value()?,
             "--concurrency" => {
@@ -93,7 +97,11 @@ struct Seen {
 }
 
 fn send(agent: &ureq::Agent, url: &str, body: &str) -> String {
-    match agent.post(url).set("Content-Type", "application/json").send_string(body) {
+    match agent
+        .post(url)
+        .set("Content-Type", "application/json")
+        .send_string(body)
+    {
         Ok(r) => {
             let _ = r.into_string();
             "200".into()
@@ -164,7 +172,10 @@ fn phase(args: &Arc<Args>, threads: usize, count: usize, due: Option<f64>, limit
         let _ = h.join();
     }
     let wall = start.elapsed().as_secs_f64();
-    let seen = Arc::try_unwrap(seen).ok().map(|m| m.into_inner().unwrap()).unwrap_or_default();
+    let seen = Arc::try_unwrap(seen)
+        .ok()
+        .map(|m| m.into_inner().unwrap())
+        .unwrap_or_default();
     (seen, wall)
 }
 
@@ -232,7 +243,13 @@ fn main() -> std::process::ExitCode {
     for &c in &args.concurrency {
         let before = tokens(&args);
         let (seen, wall) = phase(&args, c, args.requests, None, args.max_seconds);
-        capacity = report(&args, &format!("closed c={c}"), seen, wall, tokens(&args) - before);
+        capacity = report(
+            &args,
+            &format!("closed c={c}"),
+            seen,
+            wall,
+            tokens(&args) - before,
+        );
     }
     if args.overload > 0.0 && capacity > 0.0 {
         let rate = capacity * args.overload;
