@@ -47,7 +47,7 @@ pub fn run(a: OptimizeCmdArgs, session: &bertc::Session) -> anyhow::Result<ExitC
         from: &a.input.display().to_string(),
         to: &a.output,
         compiled: &compiled,
-        head: None,
+        head: pipeline::sentence_head(compiled.graph()).map(|h| h.to_string()),
         shape: None,
         size: written.model_bytes,
         write_time: write_start.elapsed(),

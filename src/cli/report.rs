@@ -94,6 +94,9 @@ pub fn print_summary(s: &Summary) {
     for note in &r.import_notes {
         eprintln!("warning: {note}");
     }
+    if let Some(note) = &r.import_precision {
+        eprintln!("note: {note}");
+    }
     if s.report {
         print_pass_runs(&r.lowering);
     }

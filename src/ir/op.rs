@@ -263,6 +263,20 @@ pub enum ContribOp {
     /// MatMulIntegerToFloat with A (f32) quantized to u8 inside the kernel,
     /// as DynamicQuantizeLinear does. Inputs: A, B, b_scale, b_zero_point?, bias?.
     DynamicQuantizeMatMul,
+    /// `Attention` on an 8-bit input and 8-bit packed weights, what
+    /// onnxruntime's `quantize_dynamic` makes of it. Inputs: input, weights,
+    /// bias (f32), input_scale, weight_scale (scalar or per column),
+    /// mask (optional), input_zero_point?, weight_zero_point?.
+    QAttention {
+        num_heads: usize,
+        scale: Option<f32>,
+        mask_filter_value: Option<f32>,
+    },
+    /// `EmbedLayerNormalization` with 8-bit tables, gamma and beta, each with
+    /// a scalar scale and zero point. Inputs: input_ids, segment_ids, word,
+    /// position, segment tables, gamma, beta, mask (optional), their five
+    /// scales, their five zero points. Outputs: output, mask_index.
+    QEmbedLayerNorm { epsilon: f32 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -10,6 +10,8 @@ mod ort_attention;
 mod ort_bias_gelu;
 mod ort_embed_layer_norm;
 mod ort_forms;
+mod ort_quantized;
+mod ort_quantized_contrib;
 mod ort_skip_layer_norm;
 pub mod proto;
 mod split;
@@ -26,6 +28,7 @@ pub use import::{
 };
 pub use metadata::{external_data_files, read_metadata};
 pub use ort_forms::standard_forms;
+pub use ort_quantized::{dequantize, Dequantized, QuantizedBy};
 pub use split::{split_bytes, split_graph, Initializer, SplitModel};
 
 use crate::ir::DType;
@@ -56,6 +59,14 @@ pub enum OnnxError {
     /// An onnxruntime contrib op whose standard form bertc cannot write.
     #[error("node `{node}` (com.microsoft {op}): {reason}")]
     Contrib {
+        node: String,
+        op: &'static str,
+        reason: String,
+    },
+    /// A quantized form from onnxruntime's quantizer that bertc cannot read
+    /// as the f32 model it stands for.
+    #[error("node `{node}` ({op}): {reason}")]
+    Quantized {
         node: String,
         op: &'static str,
         reason: String,

@@ -15,8 +15,9 @@
 //! (`f16_gemm`); an int64 running count of a mask, which tract cannot
 //! evaluate, an int32 one (`cumsum_i64`).
 //!
-//! The fused int8 products (`MatMulIntegerToFloat`, `DynamicQuantizeMatMul`)
-//! are left as they are.
+//! onnxruntime's int8 ops are read before this, by `ort_quantized`; the
+//! fused int8 products it does not read (`MatMulIntegerToFloat`,
+//! `DynamicQuantizeMatMul` of another form) are left as they are.
 
 use std::collections::HashMap;
 
@@ -61,6 +62,11 @@ pub fn standard_forms(g: &mut Graph) -> Result<Vec<String>, OnnxError> {
                 mask_filter_value,
             } => ort_attention::standard(&mut w, num_heads, scale, mask_filter_value, &mut masks),
             ContribOp::MatMulIntegerToFloat | ContribOp::DynamicQuantizeMatMul => continue,
+            // `dequantize` reads the forms quantize_dynamic writes, and
+            // refuses the others by node.
+            ContribOp::QAttention { .. } | ContribOp::QEmbedLayerNorm { .. } => {
+                Err("read only after onnxruntime::dequantize".to_string())
+            }
         }
         .map_err(|reason| w.error(&op, reason))?;
         for (slot, new) in outputs.into_iter().enumerate() {

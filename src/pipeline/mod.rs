@@ -15,6 +15,8 @@ mod alongside;
 mod artifact;
 mod build;
 pub mod check;
+mod imported_head;
+mod imported_precision;
 pub(crate) mod options;
 mod precision;
 mod report;
@@ -25,6 +27,7 @@ pub use artifact::Artifact;
 pub use build::{
     build, build_source, load_config, model_spec, BuildOptions, Built, Source, SourceOptions, Sourced,
 };
+pub use imported_head::{sentence_head, Pooling, SentenceHead};
 pub use options::{at_level, with_passes, OptionError, PassSelection, PipelineOptions};
 pub use report::{Compiled, NodeCount, Report, StageTimes, WeightsReport};
 
@@ -116,13 +119,18 @@ pub fn run_sourced(
     opts: &PipelineOptions,
 ) -> Result<Compiled, Error> {
     opts.validate()?;
-    let plan = Plan::new(opts)?;
     let weights = WeightsReport::of(sourced.build.as_ref())?;
     let nodes_before = NodeCount::of(&sourced.graph);
-    // onnxruntime's contrib ops in an imported file as standard ops:
-    // checkable in tract, seen by the passes, re-targetable. (A dump shows
-    // the file as it is: this is the pipeline's first step, not the import's.)
+    // onnxruntime's quantization in an imported file as the f32 it stands
+    // for (its int8 contrib ops as their f32 ones), written in bertc's own
+    // int8 form unless the user chose a precision; then its contrib ops as
+    // standard ops: checkable in tract, seen by the passes, re-targetable.
+    // (A dump shows the file as it is: this is the pipeline's first step,
+    // not the import's.)
+    let (effective, import_precision) = imported_precision::imported_precision(&mut sourced.graph, opts)?;
     let import_notes = crate::onnx::standard_forms(&mut sourced.graph)?;
+    let opts = &effective;
+    let plan = Plan::new(opts)?;
     let export = ExportOptions {
         opset: opts.opset,
         value_info: opts.value_info,
@@ -197,6 +205,7 @@ pub fn run_sourced(
             int8_kernel,
             form_note,
             import_notes,
+            import_precision,
             lowering,
             nodes_before,
             opset,

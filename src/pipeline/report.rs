@@ -72,6 +72,9 @@ pub struct Report {
     /// Warnings about what the imported file itself computes (onnxruntime's
     /// 1-D mask index on left-padded rows).
     pub import_notes: Vec<String>,
+    /// How an onnxruntime-quantized file was read and which precision it
+    /// is written in (see `imported_precision`).
+    pub import_precision: Option<String>,
     /// The lowering passes of the target.
     pub lowering: Vec<PassRun>,
     /// Graph size as the source gave it (nodes, of which constants).

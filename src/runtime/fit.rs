@@ -73,18 +73,22 @@ pub enum InputFitError {
 }
 
 /// The rows of the constant table that model input `input` indexes through
-/// a Gather (the word-embedding table for `input_ids`), if any.
+/// a Gather (the word-embedding table for `input_ids`), if any — also
+/// through Casts (onnxruntime's files gather with int32 ids).
 pub fn table_rows(g: &Graph, input: &str) -> Option<usize> {
     let id = g.inputs().iter().copied().find(|&id| g.node(id).name == input)?;
-    g.consumers(Value { node: id, slot: 0 })
-        .iter()
-        .find_map(|&(user, slot)| {
-            let data = g.inputs_of(user).first().copied().flatten()?;
-            match (&g.node(user).op, &g.node(data.node).op, slot) {
-                (Op::Gather { axis: 0 }, Op::Constant(t), 1) => t.dims().first().copied(),
-                _ => None,
-            }
-        })
+    gathered_rows(g, Value { node: id, slot: 0 })
+}
+
+fn gathered_rows(g: &Graph, ids: Value) -> Option<usize> {
+    g.consumers(ids).iter().find_map(|&(user, slot)| {
+        let data = g.inputs_of(user).first().copied().flatten()?;
+        match (&g.node(user).op, &g.node(data.node).op, slot) {
+            (Op::Gather { axis: 0 }, Op::Constant(t), 1) => t.dims().first().copied(),
+            (Op::Cast { .. }, _, 0) => gathered_rows(g, Value { node: user, slot: 0 }),
+            _ => None,
+        }
+    })
 }
 
 /// What a model's token inputs may hold, read off its graph once: the

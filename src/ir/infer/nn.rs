@@ -114,70 +114,118 @@ pub(super) fn contrib(op: &ContribOp, inputs: &[Option<&ValueInfo>]) -> Infer {
             }
             Ok(vec![ValueInfo::new(a.dtype, a.shape.clone())])
         }
-        ContribOp::EmbedLayerNorm { .. } => {
-            // segment_ids and the segment table are optional (DistilBERT has
-            // none); the word, position, gamma and beta inputs are not.
-            let given = |i: usize, what: &str| {
-                inputs
-                    .get(i)
-                    .copied()
-                    .flatten()
-                    .ok_or(format!("input {i} ({what}) is missing"))
-            };
-            let (ids, word) = (x(0), given(2, "word_embedding")?);
-            for (i, what) in [(3, "position_embedding"), (5, "gamma"), (6, "beta")] {
-                given(i, what)?;
-            }
-            let segments = inputs.get(1).copied().flatten();
-            if ids.dtype != DType::I32
-                || segments.is_some_and(|s| s.dtype != DType::I32)
-                || ids.shape.rank() != 2
-            {
-                return Err("input_ids and segment_ids must be 2-D int32".into());
-            }
-            let hidden = word
-                .shape
-                .dims()
-                .get(1)
-                .cloned()
-                .ok_or("the word table must be 2-D")?;
-            let mut dims = ids.shape.0.clone();
-            dims.push(hidden);
-            Ok(vec![
-                ValueInfo::new(word.dtype, Shape(dims)),
-                ValueInfo::new(DType::I32, Shape(vec![ids.shape.0[0].clone()])),
-            ])
-        }
-        ContribOp::Attention { num_heads, .. } => {
-            let (a, w, b) = (x(0), x(1), x(2));
-            float_only(a)?;
-            let hidden3 = w
-                .shape
-                .dims()
-                .get(1)
-                .and_then(Dim::fixed)
-                .ok_or("weights must be 2-D and fixed")?;
-            if hidden3 % (3 * *num_heads as i64) != 0 || b.shape.dims() != [Dim::Fixed(hidden3)] {
+        ContribOp::EmbedLayerNorm { .. } => embed_layer_norm(inputs, None),
+        // The 8-bit tables read back as f32.
+        ContribOp::QEmbedLayerNorm { .. } => {
+            let tables = (2..7).filter_map(|i| inputs.get(i).copied().flatten());
+            if let Some(t) = tables.clone().find(|t| !super::quant::eight_bit(t)) {
                 return Err(format!(
-                    "weights {} / bias {} do not pack Q, K, V for {num_heads} heads",
-                    w.shape, b.shape
+                    "the tables, gamma and beta must be 8-bit, got {}",
+                    t.dtype
                 ));
             }
-            if let Some(Some(mask)) = inputs.get(3) {
-                if mask.dtype != DType::I32 || !(1..=2).contains(&mask.shape.rank()) {
-                    return Err(format!(
-                        "the mask must be a 2-D int32 raw mask or a 1-D mask index, got {}{}",
-                        mask.dtype, mask.shape
-                    ));
-                }
+            embed_layer_norm(inputs, Some(DType::F32))
+        }
+        ContribOp::Attention { num_heads, .. } => {
+            float_only(x(0))?;
+            packed_attention(
+                x(0),
+                x(1),
+                x(2),
+                inputs.get(3).copied().flatten(),
+                *num_heads,
+                x(0).dtype,
+            )
+        }
+        ContribOp::QAttention { num_heads, .. } => {
+            if !super::quant::eight_bit(x(0)) || !super::quant::eight_bit(x(1)) {
+                return Err(format!(
+                    "needs 8-bit input and weights, got {} and {}",
+                    x(0).dtype,
+                    x(1).dtype
+                ));
             }
-            let mut dims = a.shape.0.clone();
-            *dims.last_mut().ok_or("input must be 3-D")? = Dim::Fixed(hidden3 / 3);
-            Ok(vec![ValueInfo::new(a.dtype, Shape(dims))])
+            packed_attention(
+                x(0),
+                x(1),
+                x(2),
+                inputs.get(5).copied().flatten(),
+                *num_heads,
+                DType::F32,
+            )
         }
         ContribOp::MatMulIntegerToFloat => super::quant::matmul_integer_to_float(inputs),
         ContribOp::DynamicQuantizeMatMul => super::quant::dynamic_quantize_matmul(inputs),
     }
+}
+
+/// onnxruntime's fused embeddings: [B, S, hidden] in `dtype` (the word
+/// table's when `None`), and the mask index [B].
+fn embed_layer_norm(inputs: &[Option<&ValueInfo>], dtype: Option<DType>) -> Infer {
+    // segment_ids and the segment table are optional (DistilBERT has
+    // none); the word, position, gamma and beta inputs are not.
+    let given = |i: usize, what: &str| {
+        inputs
+            .get(i)
+            .copied()
+            .flatten()
+            .ok_or(format!("input {i} ({what}) is missing"))
+    };
+    let (ids, word) = (given(0, "input_ids")?, given(2, "word_embedding")?);
+    for (i, what) in [(3, "position_embedding"), (5, "gamma"), (6, "beta")] {
+        given(i, what)?;
+    }
+    let segments = inputs.get(1).copied().flatten();
+    if ids.dtype != DType::I32 || segments.is_some_and(|s| s.dtype != DType::I32) || ids.shape.rank() != 2 {
+        return Err("input_ids and segment_ids must be 2-D int32".into());
+    }
+    let hidden = word
+        .shape
+        .dims()
+        .get(1)
+        .cloned()
+        .ok_or("the word table must be 2-D")?;
+    let mut dims = ids.shape.0.clone();
+    dims.push(hidden);
+    Ok(vec![
+        ValueInfo::new(dtype.unwrap_or(word.dtype), Shape(dims)),
+        ValueInfo::new(DType::I32, Shape(vec![ids.shape.0[0].clone()])),
+    ])
+}
+
+/// onnxruntime's packed attention: weights [H, 3H], bias [3H], a 2-D raw
+/// or 1-D mask index; the output [B, S, H] in `dtype`.
+fn packed_attention(
+    a: &ValueInfo,
+    w: &ValueInfo,
+    b: &ValueInfo,
+    mask: Option<&ValueInfo>,
+    num_heads: usize,
+    dtype: DType,
+) -> Infer {
+    let hidden3 = w
+        .shape
+        .dims()
+        .get(1)
+        .and_then(Dim::fixed)
+        .ok_or("weights must be 2-D and fixed")?;
+    if hidden3 % (3 * num_heads as i64) != 0 || b.shape.dims() != [Dim::Fixed(hidden3)] {
+        return Err(format!(
+            "weights {} / bias {} do not pack Q, K, V for {num_heads} heads",
+            w.shape, b.shape
+        ));
+    }
+    if let Some(mask) = mask {
+        if mask.dtype != DType::I32 || !(1..=2).contains(&mask.shape.rank()) {
+            return Err(format!(
+                "the mask must be a 2-D int32 raw mask or a 1-D mask index, got {}{}",
+                mask.dtype, mask.shape
+            ));
+        }
+    }
+    let mut dims = a.shape.0.clone();
+    *dims.last_mut().ok_or("input must be 3-D")? = Dim::Fixed(hidden3 / 3);
+    Ok(vec![ValueInfo::new(dtype, Shape(dims))])
 }
 
 pub(super) fn matmul(a: &ValueInfo, b: &ValueInfo) -> Infer {

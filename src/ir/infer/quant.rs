@@ -10,7 +10,7 @@ use super::super::shape::{Dim, Shape};
 use super::nn::{matmul, matmul_integer};
 use super::{axis_of, Infer};
 
-fn eight_bit(t: &ValueInfo) -> bool {
+pub(super) fn eight_bit(t: &ValueInfo) -> bool {
     matches!(t.dtype, DType::I8 | DType::U8)
 }
 

@@ -4,12 +4,37 @@
 
 use super::super::op::{ContribOp, Op};
 use super::{
-    between, entries, exactly, microsoft, AttrSpec,
+    between, entries, exactly, microsoft, AttrSpec, Attrs,
     CostRule::{self, Uncounted},
 };
 
 /// onnxruntime's default epsilon for its fused layer norms.
 const EPSILON: &[AttrSpec] = &[AttrSpec::float("epsilon", 1e-12)];
+
+const ATTENTION_ATTRIBUTES: &[AttrSpec] = &[
+    AttrSpec::required_int("num_heads"),
+    AttrSpec::optional_float("scale"),
+    AttrSpec::optional_float("mask_filter_value"),
+];
+
+/// num_heads, scale and mask_filter_value of an `Attention` or
+/// `QAttention` node of the one form bertc reproduces.
+fn attention_attributes(a: &Attrs<'_>, op: &str) -> Result<(usize, Option<f32>, Option<f32>), String> {
+    let n = a.node();
+    let heads = n.int("num_heads").filter(|&h| h > 0);
+    let extra = ["unidirectional", "past_present_share_buffer", "do_rotary"]
+        .iter()
+        .any(|name| n.int(name).is_some_and(|i| i != 0));
+    match heads {
+        Some(h) if !extra && !n.has("qkv_hidden_sizes") => {
+            Ok((h as usize, n.float("scale"), n.float("mask_filter_value")))
+        }
+        _ => Err(format!(
+            "only bidirectional {op} (unidirectional=0) with num_heads and packed equal Q/K/V, no past state \
+             and no rotary"
+        )),
+    }
+}
 
 entries! {
     /// Inputs: input, skip, gamma, beta, bias (optional).
@@ -39,28 +64,37 @@ entries! {
     /// Inputs: input, packed weights [H, 3H], bias [3H], mask (optional):
     /// raw int32 [B, S], or a mask index [B]. No past state, no bias input.
     ATTENTION = microsoft("Attention", between(3, 4), CostRule::PackedAttention, |a| {
-        let n = a.node();
-        let heads = n.int("num_heads").filter(|&h| h > 0);
-        let extra = ["unidirectional", "past_present_share_buffer", "do_rotary"]
-            .iter()
-            .any(|name| n.int(name).is_some_and(|i| i != 0));
-        match heads {
-            Some(h) if !extra && !n.has("qkv_hidden_sizes") => Ok(Op::Contrib(ContribOp::Attention {
-                num_heads: h as usize,
-                scale: n.float("scale"),
-                mask_filter_value: n.float("mask_filter_value"),
-            })),
-            _ => Err("only bidirectional Attention (unidirectional=0) with num_heads and packed equal Q/K/V, \
-                      no past state and no rotary"
-                .into()),
-        }
+        let (num_heads, scale, mask_filter_value) = attention_attributes(a, "Attention")?;
+        Ok(Op::Contrib(ContribOp::Attention {
+            num_heads,
+            scale,
+            mask_filter_value,
+        }))
     })
-    .with_attributes(&[
-        AttrSpec::required_int("num_heads"),
-        AttrSpec::optional_float("scale"),
-        AttrSpec::optional_float("mask_filter_value"),
-    ])
+    .with_attributes(ATTENTION_ATTRIBUTES)
     .with_kind("com.microsoft.Attention");
+    /// Inputs: input, weights, bias, input_scale, weight_scale, mask,
+    /// input_zero_point, weight_zero_point, past (the last four optional;
+    /// a past state is refused where the op is read).
+    Q_ATTENTION = microsoft("QAttention", between(5, 9), CostRule::PackedAttention, |a| {
+        let (num_heads, scale, mask_filter_value) = attention_attributes(a, "QAttention")?;
+        Ok(Op::Contrib(ContribOp::QAttention {
+            num_heads,
+            scale,
+            mask_filter_value,
+        }))
+    })
+    .with_attributes(ATTENTION_ATTRIBUTES);
+    /// Inputs: input_ids, segment_ids, the five 8-bit tensors (word,
+    /// position, segment tables, gamma, beta), mask (may be empty), their
+    /// five scales and five zero points. Outputs: output, mask_index.
+    Q_EMBED_LAYER_NORM = microsoft("QEmbedLayerNormalization", exactly(18), Uncounted, |a| {
+        Ok(Op::Contrib(ContribOp::QEmbedLayerNorm {
+            epsilon: a.float("epsilon")?,
+        }))
+    })
+    .with_attributes(EPSILON)
+    .with_outputs(2);
     /// Inputs: A, B, a_scale, b_scale, a_zero_point, b_zero_point, bias (the last three optional).
     MATMUL_INTEGER_TO_FLOAT = microsoft("MatMulIntegerToFloat", between(4, 7), CostRule::MatMul { b: 1 }, |_| {
         Ok(Op::Contrib(ContribOp::MatMulIntegerToFloat))

@@ -235,6 +235,20 @@ fn flag(b: bool) -> Option<AttrValue<'static>> {
     Some(AttrValue::Flag(b))
 }
 
+/// onnxruntime's (Q)Attention attributes: num_heads, scale,
+/// mask_filter_value (the last two written only when set).
+fn attention_attrs(
+    num_heads: usize,
+    scale: Option<f32>,
+    mask_filter_value: Option<f32>,
+) -> AttrValues<'static> {
+    vec![
+        count(num_heads),
+        scale.map(AttrValue::Float),
+        mask_filter_value.map(AttrValue::Float),
+    ]
+}
+
 fn float(x: f32) -> Option<AttrValue<'static>> {
     Some(AttrValue::Float(x))
 }
@@ -359,14 +373,19 @@ impl Op {
                     mask_filter_value,
                 } => (
                     &c::ATTENTION,
-                    vec![
-                        count(*num_heads),
-                        scale.map(AttrValue::Float),
-                        mask_filter_value.map(AttrValue::Float),
-                    ],
+                    attention_attrs(*num_heads, *scale, *mask_filter_value),
                 ),
                 ContribOp::MatMulIntegerToFloat => (&c::MATMUL_INTEGER_TO_FLOAT, none),
                 ContribOp::DynamicQuantizeMatMul => (&c::DYNAMIC_QUANTIZE_MATMUL, none),
+                ContribOp::QAttention {
+                    num_heads,
+                    scale,
+                    mask_filter_value,
+                } => (
+                    &c::Q_ATTENTION,
+                    attention_attrs(*num_heads, *scale, *mask_filter_value),
+                ),
+                ContribOp::QEmbedLayerNorm { epsilon } => (&c::Q_EMBED_LAYER_NORM, vec![float(*epsilon)]),
             },
         }
     }

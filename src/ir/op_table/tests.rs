@@ -266,6 +266,44 @@ fn examples() -> Vec<(Op, Vec<Arg>)> {
             Op::Contrib(ContribOp::DynamicQuantizeMatMul),
             vec![In(F32, M), In(I8, &[3, 4]), In(F32, SCALAR)],
         ),
+        (
+            Op::Contrib(ContribOp::QAttention {
+                num_heads: 2,
+                scale: None,
+                mask_filter_value: Some(-1e4),
+            }),
+            vec![
+                In(U8, HIDDEN),
+                In(I8, &[8, 24]),
+                In(F32, &[24]),
+                In(F32, SCALAR),
+                In(F32, &[24]),
+                In(I32, &[1]),
+            ],
+        ),
+        (
+            Op::Contrib(ContribOp::QEmbedLayerNorm { epsilon: 1e-12 }),
+            vec![
+                In(I32, &[1, 4]),
+                In(I32, &[1, 4]),
+                In(U8, &[10, 8]),
+                In(U8, &[4, 8]),
+                In(U8, &[2, 8]),
+                In(U8, &[8]),
+                In(U8, &[8]),
+                In(I32, &[1, 4]),
+                In(F32, SCALAR),
+                In(F32, SCALAR),
+                In(F32, SCALAR),
+                In(F32, SCALAR),
+                In(F32, SCALAR),
+                In(U8, SCALAR),
+                In(U8, SCALAR),
+                In(U8, SCALAR),
+                In(U8, SCALAR),
+                In(U8, SCALAR),
+            ],
+        ),
     ];
     all.extend(unary.map(|u| (Op::Unary(u), vec![In(F32, M)])));
     all.extend(binary.map(|b| (Op::Binary(b), vec![In(F32, M), In(F32, M)])));
@@ -445,7 +483,7 @@ fn expected_macs(kind: &str) -> u64 {
         // Q·Kᵀ and P·V: 4 queries × 2 heads × 4 keys × head size 4, twice.
         "Attention" => 2 * (4 * 2 * 4 * 4),
         // [4, 8] · [8, 24], then two products of 4 × 4 × 8 (two heads of 4).
-        "com.microsoft.Attention" => 4 * 8 * 24 + 2 * 4 * 4 * 8,
+        "com.microsoft.Attention" | "QAttention" => 4 * 8 * 24 + 2 * 4 * 4 * 8,
         _ => 0,
     }
 }
