@@ -29,6 +29,7 @@ pub mod quantize;
 pub mod run;
 pub mod runtime;
 pub mod sentence_transformers;
+pub mod serve;
 pub mod session;
 #[cfg(unix)]
 pub mod signals;

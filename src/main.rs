@@ -8,19 +8,26 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    let args = cli::Cli::parse();
     // The process is the binary's, so how it takes signals is decided
     // here, not in the library: SIGPIPE ends it quietly, and SIGINT,
     // SIGTERM and SIGHUP remove its temporary files first (restored when
-    // `_cleanup` is dropped, at the end of main).
-    let _cleanup =
-        match bertc::signals::default_sigpipe().and_then(|()| bertc::signals::CleanupHandlers::install()) {
-            Ok(handlers) => handlers,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        };
-    let args = cli::Cli::parse();
+    // `_cleanup` is dropped, at the end of main). Not for a server: it
+    // writes no file and stops gracefully on SIGINT/SIGTERM itself (the
+    // cleanup handler would end it mid-answer), and a client that hangs
+    // up must not end it by SIGPIPE.
+    let signals = match args.takes_signals() {
+        true => Ok(None),
+        false => bertc::signals::default_sigpipe()
+            .and_then(|()| bertc::signals::CleanupHandlers::install().map(Some)),
+    };
+    let _cleanup = match signals {
+        Ok(handlers) => handlers,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     match cli::run(args) {
         Ok(code) => code,
         Err(e) => {

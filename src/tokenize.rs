@@ -97,7 +97,9 @@ pub struct SpecialIds {
     pub unk: Option<u32>,
 }
 
-/// A loaded tokenizer with the model's length limit.
+/// A loaded tokenizer with the model's length limit. Cloned by a server,
+/// whose HTTP side counts tokens while the model's own copy runs.
+#[derive(Clone)]
 pub struct TextTokenizer {
     inner: Tokenizer,
     /// The file it was read from (tokenizer.json or vocab.txt).
@@ -659,6 +661,27 @@ impl TextTokenizer {
         self.inner
             .get_post_processor()
             .map_or(0, |p| p.added_tokens(pair))
+    }
+
+    /// One input encoded whole (no truncation, no padding), with the
+    /// special tokens when asked: what a server measures against its
+    /// length limit before any work, and what `/tokenize` shows.
+    pub fn encode_whole(
+        &mut self,
+        input: TextInput,
+        add_special_tokens: bool,
+    ) -> Result<Encoding, TokenizeError> {
+        self.inner
+            .with_truncation(None)
+            .map_err(|e| TokenizeError::Encode(e.to_string()))?;
+        self.inner.with_padding(None);
+        let input: EncodeInput = match input {
+            TextInput::Single(a) => EncodeInput::Single(a.into()),
+            TextInput::Pair(a, b) => EncodeInput::Dual(a.into(), b.into()),
+        };
+        self.inner
+            .encode_char_offsets(input, add_special_tokens)
+            .map_err(|e| TokenizeError::Encode(e.to_string()))
     }
 
     /// How many tokens `text` is alone, without special tokens.

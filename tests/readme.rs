@@ -191,7 +191,7 @@ fn help_flags(command: &str) -> Vec<(Option<String>, String, String)> {
 fn the_readme_flag_lists_are_the_binarys() {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
     let commands = [
-        "compile", "optimize", "validate", "run", "dump", "inspect", "bench", "sweep",
+        "compile", "optimize", "validate", "run", "dump", "inspect", "bench", "sweep", "serve",
     ];
     let mut problems = vec![];
     for command in commands {

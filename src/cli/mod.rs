@@ -11,6 +11,7 @@ mod precision;
 mod progress;
 mod report;
 mod run;
+mod serve;
 mod sweep;
 mod validate;
 
@@ -52,6 +53,18 @@ enum Command {
     /// Answer as transformers' pipeline for the model's task, from text (classification, NER, QA,
     /// fill-mask, sentence embeddings).
     Run(run::RunArgs),
+    /// Serve the model over HTTP in text-embeddings-inference's request shapes (embed, OpenAI
+    /// embeddings, predict, rerank, tokenize) plus token-classification, question-answering and
+    /// fill-mask, with length-aware dynamic batching.
+    Serve(serve::ServeArgs),
+}
+
+impl Cli {
+    /// Whether the command takes SIGINT and SIGTERM itself (a server
+    /// stops gracefully on them) instead of the binary's cleanup handlers.
+    pub fn takes_signals(&self) -> bool {
+        matches!(self.command, Command::Serve(_))
+    }
 }
 
 /// Where the model comes from and which head it gets, shared by compile and dump.
@@ -190,6 +203,7 @@ fn session(command: &Command) -> anyhow::Result<Session> {
         Command::Bench(a) => a.threads,
         Command::Sweep(a) => a.threads,
         Command::Run(a) => a.threads,
+        Command::Serve(a) => a.threads,
         Command::Dump(_) | Command::Inspect(_) | Command::Presets => Some(1),
     };
     let threads = threads.unwrap_or_else(bertc::session::available_threads);
@@ -207,6 +221,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Inspect(a) => inspect::run(a, &session),
         Command::Sweep(a) => sweep::run(a, &session),
         Command::Run(a) => run::run(a, &session),
+        Command::Serve(a) => serve::run(a, &session),
         Command::Presets => {
             for (name, text) in bertc::presets::PRESETS {
                 let c = bertc::config::BertConfig::from_json_str(text, name)?;

@@ -119,10 +119,30 @@ pub struct RunArgs {
     max_batch_rows: usize,
 }
 
-fn at_least_one(text: &str) -> Result<usize, String> {
+pub(super) fn at_least_one(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err(format!("`{text}` is not a whole number of at least 1")),
+    }
+}
+
+/// How `run` and `serve` load their model: the tokenizer, runtime, batch
+/// limits (padded tokens, rows) and form their flags name.
+pub(super) fn run_options(
+    tokenizer: &Option<PathBuf>,
+    runtime: bertc::runtime::Runtime,
+    (max_tokens, max_rows): (usize, usize),
+    model_file: &Option<String>,
+    precision: Option<super::precision::PrecisionArg>,
+) -> RunOptions {
+    RunOptions {
+        tokenizer: tokenizer.clone(),
+        runtime,
+        batch: BatchLimits { max_tokens, max_rows },
+        form: FormChoice {
+            model_file: model_file.clone(),
+            precision: precision.map(|p| p.name().to_string()),
+        },
     }
 }
 
@@ -149,18 +169,13 @@ pub fn run(args: RunArgs, session: &bertc::Session) -> anyhow::Result<ExitCode> 
     } else {
         Box::new(windows)
     };
-    let opts = RunOptions {
-        tokenizer: args.tokenizer.clone(),
-        runtime: args.runtime,
-        batch: BatchLimits {
-            max_tokens: args.max_batch_tokens,
-            max_rows: args.max_batch_rows,
-        },
-        form: FormChoice {
-            model_file: args.model_file.clone(),
-            precision: args.precision.map(|p| p.name().to_string()),
-        },
-    };
+    let opts = run_options(
+        &args.tokenizer,
+        args.runtime,
+        (args.max_batch_tokens, args.max_batch_rows),
+        &args.model_file,
+        args.precision,
+    );
     // Checked before the model loads: a typo costs no compile.
     let zero_shot = match &args.candidate_labels {
         Some(labels) => Some(ZeroShotOptions::from_flags(

@@ -201,6 +201,28 @@ impl Outputs {
         }
     }
 
+    /// Takes the answers of the first `n` inputs off the front, leaving
+    /// the rest: a server hands each request its part of a combined run.
+    pub fn split_front(&mut self, n: usize) -> Outputs {
+        fn front<T>(v: &mut Vec<T>, n: usize) -> Vec<T> {
+            v.drain(..n.min(v.len())).collect()
+        }
+        match self {
+            Outputs::Classes(v) => Outputs::Classes(front(v, n)),
+            Outputs::Entities(v) => Outputs::Entities(front(v, n)),
+            Outputs::Answers(v) => Outputs::Answers(front(v, n)),
+            Outputs::Fills(v) => Outputs::Fills(front(v, n)),
+            Outputs::Embeddings(v) => Outputs::Embeddings(front(v, n)),
+            Outputs::ZeroShot(v) => Outputs::ZeroShot(front(v, n)),
+        }
+    }
+
+    /// Every input's answer in the structure of transformers' pipeline
+    /// output, as `--json` lists them under `outputs`.
+    pub fn pipeline_items(&self) -> Vec<serde_json::Value> {
+        self.items()
+    }
+
     /// The `--json` document: `{"task", "outputs"}` in the structure of
     /// transformers' pipeline output, and for embeddings `{"task":
     /// "sentence-similarity", "embeddings"}` (the similarity matrix is

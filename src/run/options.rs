@@ -69,8 +69,9 @@ impl FromStr for Aggregation {
 }
 
 /// What a run is asked besides its texts; `Default` is every pipeline's
-/// own default.
-#[derive(Debug, Clone, Default)]
+/// own default. Comparable: a server runs requests asking the same
+/// together.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TaskOptions {
     /// Labels (text-classification, default 1), tokens per mask
     /// (fill-mask, default 5), answers (question-answering, default 1).
