@@ -62,6 +62,7 @@ fn main() -> anyhow::Result<()> {
     let opts = RuntimeOptions {
         threads,
         take_turns: models.len() > 1,
+        one_plan: false,
     };
     let mut loaded = Vec::new();
     for m in &models {

@@ -47,6 +47,7 @@ fn options(threads: usize) -> RuntimeOptions {
     RuntimeOptions {
         threads,
         take_turns: false,
+        one_plan: false,
     }
 }
 

@@ -151,6 +151,8 @@ impl<'s> Measure<'s> {
             threads: self.session.threads(),
             // Sessions taking turns must not spin while idle.
             take_turns: entries.len() * self.runtimes.len() > 1,
+            // A plan per measured shape, its kernels chosen for it.
+            one_plan: false,
         };
         for (arg, precision) in entries {
             let opts = LoadOptions {

@@ -145,6 +145,8 @@ pub fn load(session: &Session, arg: &Path, opts: &RunOptions) -> Result<LoadedMo
     let runtime_opts = RuntimeOptions {
         threads: session.threads(),
         take_turns: false,
+        // Text comes in ever new (rows, length) shapes: one tract plan.
+        one_plan: true,
     };
     // A file with external data is loaded from its path, so the runtime
     // finds the data beside it (from the bytes, tract aborted: "external

@@ -91,6 +91,10 @@ pub struct RuntimeOptions {
     /// steal the running model's cores (measured: an int8 BERT-base at
     /// 82–88 ms instead of 45–49 ms).
     pub take_turns: bool,
+    /// tract: one plan for every batch size and length
+    /// ([`super::PlanShapes::Symbolic`]), for text of ever new shapes
+    /// (`run`, `serve`); otherwise one per shape, as `bench` measures.
+    pub one_plan: bool,
 }
 
 impl Default for RuntimeOptions {
@@ -98,6 +102,7 @@ impl Default for RuntimeOptions {
         RuntimeOptions {
             threads: crate::session::available_threads(),
             take_turns: false,
+            one_plan: false,
         }
     }
 }
@@ -209,7 +214,11 @@ impl RuntimeModel {
                     ModelSource::File(path) => TractSession::from_path(session, path)?,
                     ModelSource::Bytes(bytes) => TractSession::from_bytes(session, bytes)?,
                 };
-                return Ok(RuntimeModel::tract(loaded));
+                let shapes = match opts.one_plan {
+                    true => super::PlanShapes::Symbolic,
+                    false => super::PlanShapes::Concrete,
+                };
+                return Ok(RuntimeModel::tract(loaded.with_plan_shapes(shapes)));
             }
             Runtime::Onnxruntime => Engine::Onnxruntime(OnnxruntimeModel::load(source, opts)?),
             Runtime::Openvino => Engine::Openvino(OpenvinoModel::load(source, opts)?),

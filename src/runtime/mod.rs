@@ -23,7 +23,7 @@ pub use compare::{
 pub use fit::{check_inputs_fit, check_references_fit, table_rows, InputFitError, InputLimits};
 pub use host::{read_safetensors, write_safetensors, HostData, HostTensor, NamedTensors};
 pub use inputs::{inputs_for, inputs_for_seed, max_sequence, realistic_inputs, sequence_length};
-pub use tract_session::{PlanMode, TractSession};
+pub use tract_session::{PlanMode, PlanShapes, TractSession};
 pub use weights::{adopt_weights, SharedWeights};
 
 #[derive(Debug, thiserror::Error)]
