@@ -149,9 +149,22 @@ mod tests {
     fn rows_are_sorted_by_length_and_ties_keep_input_order() {
         let lengths = [30, 5, 30, 5, 17, 5];
         let batches = plan(&lengths, limits(10_000, 100), 512);
-        assert_eq!(batches.len(), 1);
-        assert_eq!(batches[0].rows, vec![1, 3, 5, 4, 0, 2]);
-        assert_eq!(batches[0].seq, 32);
+        let order: Vec<usize> = batches.iter().flat_map(|b| b.rows.clone()).collect();
+        assert_eq!(order, vec![1, 3, 5, 4, 0, 2]);
+        // The 17-token row would pad the three 5-token rows (16 each) to
+        // 32: past a quarter more than their own lengths, so it starts the
+        // next batch, which the 30s (32) join.
+        let rows: Vec<Vec<usize>> = batches.iter().map(|b| b.rows.clone()).collect();
+        assert_eq!(rows, [vec![1, 3, 5], vec![4, 0, 2]]);
+        assert_eq!((batches[0].seq, batches[1].seq), (16, 32));
+    }
+
+    #[test]
+    fn padding_past_a_quarter_of_the_rows_own_lengths_starts_a_batch() {
+        // 16 + 16 + 16 rounded, one 20 (32): 4 × 32 = 128 > 1.25 × 80.
+        assert_eq!(plan(&[10, 12, 14, 20], limits(10_000, 100), 512).len(), 2);
+        // Rows of one rounded length pad nothing more: one batch.
+        assert_eq!(plan(&[17, 20, 30, 32], limits(10_000, 100), 512).len(), 1);
     }
 
     #[test]
