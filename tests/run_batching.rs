@@ -234,7 +234,13 @@ fn question_answering_maps_every_window_back_to_its_question() {
                 })
                 .unwrap(),
         );
-        assert_eq!(one_batch, 1, "alone, a question's windows run in one batch");
+        // Unlimited: the full windows share one batch; the shorter last
+        // one runs alone where it would pad them past a quarter of their
+        // own lengths (run::batch::plan).
+        assert!(
+            (1..=2).contains(&one_batch),
+            "alone, a question's windows run in at most two batches: {one_batch}"
+        );
     }
     assert_json_close(
         &serde_json::json!(together),
