@@ -143,6 +143,7 @@ pub(super) fn run_options(
             model_file: model_file.clone(),
             precision: precision.map(|p| p.name().to_string()),
         },
+        one_plan: false,
     }
 }
 

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use bertc::run::batch::{DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_TOKENS};
-use bertc::run::load;
+use bertc::run::{load, RunOptions};
 use bertc::serve::options::{
     DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CLIENT_BATCH_SIZE, DEFAULT_MAX_CONCURRENT_REQUESTS,
 };
@@ -72,13 +72,17 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs, session: &bertc::Session) -> anyhow::Result<ExitCode> {
-    let opts = super::run::run_options(
-        &args.tokenizer,
-        args.runtime,
-        (args.max_batch_tokens, args.max_batch_rows),
-        &args.model_file,
-        args.precision,
-    );
+    let opts = RunOptions {
+        // Requests arrive in ever new shapes: one tract plan for all.
+        one_plan: true,
+        ..super::run::run_options(
+            &args.tokenizer,
+            args.runtime,
+            (args.max_batch_tokens, args.max_batch_rows),
+            &args.model_file,
+            args.precision,
+        )
+    };
     let located = bertc::locate::locate_path(&args.model, args.revision.as_deref())?;
     let model =
         load(session, &located, &opts).with_context(|| format!("cannot serve {}", args.model.display()))?;

@@ -92,8 +92,8 @@ pub struct RuntimeOptions {
     /// 82–88 ms instead of 45–49 ms).
     pub take_turns: bool,
     /// tract: one plan for every batch size and length
-    /// ([`super::PlanShapes::Symbolic`]), for text of ever new shapes
-    /// (`run`, `serve`); otherwise one per shape, as `bench` measures.
+    /// ([`super::PlanShapes::Symbolic`]), for a server's ever new shapes;
+    /// otherwise one per shape (`run`, `bench`).
     pub one_plan: bool,
 }
 
