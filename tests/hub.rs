@@ -620,6 +620,26 @@ fn the_login_token_file_is_sent_and_a_bad_one_refused() {
     assert!(err.contains(path) && err.contains("one word"), "{err}");
     assert_eq!(hub.requests.lock().unwrap().len(), seen.len(), "nothing asked");
     assert!(!cwd.join("c").exists() && !cwd.join("z.onnx").exists());
+    // A link to a device is no token file: refused by name, never read.
+    let device = cwd.join("device-token");
+    std::os::unix::fs::symlink("/dev/zero", &device).unwrap();
+    let env = [
+        ("HF_ENDPOINT", hub.address.as_str()),
+        ("HF_TOKEN_PATH", device.to_str().unwrap()),
+    ];
+    let out = bertc_in(
+        cwd,
+        &cwd.join("d"),
+        &env,
+        &[&"compile", &"org/st", &"-o", &"z.onnx"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_of(&out).contains("is not a regular file"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(hub.requests.lock().unwrap().len(), seen.len(), "nothing asked");
 }
 
 /// What a hostile HF_ENDPOINT says never names a path: an etag or commit

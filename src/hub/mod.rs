@@ -199,9 +199,12 @@ pub fn token_from_env() -> Result<Option<String>, HubError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io(e)),
     };
-    if !meta.is_file() || meta.len() > MAX_TOKEN_FILE_BYTES {
+    if !meta.is_file() {
+        return Err(refused("is not a regular file (a device, FIFO or folder)".into()));
+    }
+    if meta.len() > MAX_TOKEN_FILE_BYTES {
         return Err(refused(format!(
-            "is not a file of at most {MAX_TOKEN_FILE_BYTES} bytes ({} bytes)",
+            "holds {} bytes; a token file holds at most {MAX_TOKEN_FILE_BYTES}",
             meta.len()
         )));
     }
