@@ -14,7 +14,7 @@ use bertc::onnx::{dequantize, proto, read_model, Dequantized, QuantizedBy};
 use bertc::passes::Target;
 use bertc::pipeline::{run, PipelineOptions, Source};
 use bertc::quantize::{CalibrationMethod, Form, Precision};
-use bertc::runtime::{HostTensor, NamedTensors};
+use bertc::runtime::NamedTensors;
 use common::*;
 
 /// What a folder's README says -O2 must leave fused.
@@ -94,20 +94,6 @@ fn golden_parts(g: &Graph, all: &NamedTensors) -> (NamedTensors, NamedTensors, N
         "golden has both references"
     );
     (inputs, onnxruntime, torch)
-}
-
-/// The first `rows` rows (batch entries) of each tensor.
-fn first_rows(tensors: &NamedTensors, rows: usize) -> NamedTensors {
-    tensors
-        .iter()
-        .map(|(name, t)| {
-            let mut shape = t.shape.clone();
-            let per_row: usize = shape[1..].iter().product();
-            shape[0] = shape[0].min(rows);
-            let values = t.to_f32()[..shape[0] * per_row].to_vec();
-            (name.clone(), HostTensor::f32(shape, values))
-        })
-        .collect()
 }
 
 /// Asserts one runtime's outputs against both references: onnxruntime's

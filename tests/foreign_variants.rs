@@ -12,7 +12,7 @@ mod common;
 use bertc::onnx::read_model;
 use bertc::passes::Target;
 use bertc::pipeline::{run, PipelineOptions, Source};
-use bertc::runtime::{HostTensor, NamedTensors};
+use bertc::runtime::NamedTensors;
 use common::*;
 
 /// The golden's inputs, the file's own outputs and PyTorch's (`torch.*`).
@@ -26,22 +26,6 @@ fn parts(dir: &std::path::Path) -> (NamedTensors, NamedTensors, NamedTensors) {
         };
     }
     (inputs, file, torch)
-}
-
-/// The first `rows` rows of every tensor.
-fn first_rows(tensors: &NamedTensors, rows: usize) -> NamedTensors {
-    tensors
-        .iter()
-        .map(|(name, t)| {
-            let mut shape = t.shape.clone();
-            let per_row: usize = shape[1..].iter().product();
-            shape[0] = shape[0].min(rows);
-            (
-                name.clone(),
-                HostTensor::f32(shape.clone(), t.to_f32()[..shape[0] * per_row].to_vec()),
-            )
-        })
-        .collect()
 }
 
 /// `case` optimized for `target` fuses attention in both layers and gives

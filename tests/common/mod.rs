@@ -10,7 +10,7 @@ use bertc::ir::Graph;
 use bertc::onnx::{export_bytes, ExportOptions};
 use bertc::passes::{level_passes, Level, PassManager};
 use bertc::pipeline::{at_level, compile, with_passes, BuildOptions, PipelineOptions};
-use bertc::runtime::{compare, read_safetensors, write_safetensors, NamedTensors, TractSession};
+use bertc::runtime::{compare, read_safetensors, write_safetensors, HostTensor, NamedTensors, TractSession};
 use bertc::Session;
 use serde_json::Value;
 
@@ -440,4 +440,18 @@ pub fn moved(a: &Graph, b: &Graph, inputs: &NamedTensors) -> f64 {
     x.iter()
         .map(|(name, t)| compare(name, t, &y[name]).max_abs)
         .fold(0.0, f64::max)
+}
+
+/// The first `rows` rows (batch entries) of each tensor.
+pub fn first_rows(tensors: &NamedTensors, rows: usize) -> NamedTensors {
+    tensors
+        .iter()
+        .map(|(name, t)| {
+            let mut shape = t.shape.clone();
+            let per_row: usize = shape[1..].iter().product();
+            shape[0] = shape[0].min(rows);
+            let values = t.to_f32()[..shape[0] * per_row].to_vec();
+            (name.clone(), HostTensor::f32(shape, values))
+        })
+        .collect()
 }
