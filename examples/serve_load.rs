@@ -8,6 +8,11 @@
 //! cargo run --release --example serve_load -- --url http://127.0.0.1:8080 \
 //!     --file ../shared/text-mix/lines-2000.txt --pid $(pgrep -n bertc)
 //!
+//! `--openai MODEL` sends OpenAI's embeddings body (`{"input": [...],
+//! "model": MODEL}`) instead of TEI's, for servers that speak only it
+//! (`--route /v1/embeddings` on bertc, `/embeddings` on infinity-emb); a
+//! server without bertc's /metrics shows "-" for tokens/s.
+//!
 //! Open loop: request i is due at start + i / rate whatever came before,
 //! and its latency counts from when it was due, so queueing shows (a
 //! closed loop would slow down with the server and hide it).
@@ -21,6 +26,8 @@ struct Args {
     url: String,
     lines: Vec<String>,
     route: String,
+    /// OpenAI's body with this model name, instead of TEI's.
+    openai: Option<String>,
     concurrency: Vec<usize>,
     requests: usize,
     inputs: usize,
@@ -36,6 +43,7 @@ fn parse() -> Result<Args, String> {
         url: String::new(),
         lines: vec![],
         route: "/embed".into(),
+        openai: None,
         concurrency: vec![1, 8, 32],
         requests: 2000,
         inputs: 1,
@@ -61,6 +69,7 @@ fn parse() -> Result<Args, String> {
                     .collect();
             }
             "--route" => a.route = value()?,
+            "--openai" => a.openai = Some(value()?),
             "--concurrency" => {
                 a.concurrency = value()?
                     .split(',')
@@ -118,7 +127,10 @@ fn body(args: &Args, i: usize) -> String {
     let texts: Vec<&String> = (0..args.inputs)
         .map(|k| &args.lines[(i * args.inputs + k) % args.lines.len()])
         .collect();
-    serde_json::json!({"inputs": texts, "truncate": true}).to_string()
+    match &args.openai {
+        Some(model) => serde_json::json!({"input": texts, "model": model}).to_string(),
+        None => serde_json::json!({"inputs": texts, "truncate": true}).to_string(),
+    }
 }
 
 fn agent() -> ureq::Agent {
@@ -179,7 +191,7 @@ fn phase(args: &Arc<Args>, threads: usize, count: usize, due: Option<f64>, limit
     (seen, wall)
 }
 
-/// The server's count of tokens run.
+/// The server's count of tokens run (NaN when it keeps none).
 fn tokens(args: &Args) -> f64 {
     let text = agent()
         .get(&format!("{}/metrics", args.url))
@@ -190,7 +202,7 @@ fn tokens(args: &Args) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix("bertc_tokens_total "))
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
+        .unwrap_or(f64::NAN)
 }
 
 fn peak_rss_mb(pid: Option<u32>) -> String {
@@ -217,9 +229,12 @@ fn report(args: &Args, name: &str, mut seen: Seen, wall: f64, tokens: f64) -> f6
     let statuses: Vec<String> = seen.statuses.iter().map(|(s, n)| format!("{s}: {n}")).collect();
     let sent: usize = seen.statuses.values().sum();
     println!(
-        "| {name} | {sent} | {:.1} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} |",
+        "| {name} | {sent} | {:.1} | {} | {:.2} | {:.2} | {:.2} | {} | {} |",
         seen.inputs as f64 / wall,
-        tokens / wall,
+        match tokens.is_nan() {
+            true => "-".to_string(),
+            false => format!("{:.0}", tokens / wall),
+        },
         percentile(&seen.latencies, 0.5),
         percentile(&seen.latencies, 0.9),
         percentile(&seen.latencies, 0.99),

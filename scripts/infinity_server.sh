@@ -4,8 +4,14 @@
 # Optimum export of a sentence-transformers model, for side-by-side load
 # tests (scripts/ only; never tests or CI). Runs until killed.
 #   scripts/infinity_server.sh OPTIMUM_EXPORT_DIR PORT
-# OPTIMUM_EXPORT_DIR: `optimum-cli export onnx --task feature-extraction` of
-# the model, plus its 1_Pooling/, modules.json and sentence_bert_config.json.
+# OPTIMUM_EXPORT_DIR: `optimum-cli export onnx --task feature-extraction
+# --library-name transformers` of the model (output last_hidden_state, which
+# infinity's optimum engine reads; the sentence-transformers export's outputs
+# it does not), plus its 1_Pooling/, modules.json and sentence_bert_config.json.
+# POOLING (default mean): infinity's `--pooling-method auto` is CLS pooling
+# in its optimum engine, whatever 1_Pooling says; MiniLM is mean-pooled, and
+# with `mean` infinity's vectors equal sentence-transformers' (checked on
+# "hello world": -0.0344772 first component in both).
 #
 # The venv (made once, outside the repo): infinity 0.0.78 pins optimum < 2
 # and transformers < 4.49, so it gets its own venv whose .pth falls back on
@@ -19,12 +25,15 @@
 # names optimum 1.27's exporter imports (infinity loads model.onnx, never
 # exports). infinity globs a local folder into absolute file names that
 # optimum 1.27 refuses, so it is started from inside the folder as `.`; it
-# runs onnxruntime's transformers optimizer on the file first (cached in
-# .infinity_cache/), as it does for every user.
+# runs onnxruntime's transformers optimizer on the file first, as it does for
+# every user, and caches the result under the hub cache keyed by the model id
+# — `.` for every folder — so HF_HOME is pointed into the export folder: one
+# cache per model, nothing written outside it.
 set -euo pipefail
 dir="$(cd "$1" && pwd)"
 port="$2"
 venv="${INFINITY_VENV:-/work/venv-infinity}"
 cd "$dir"
+export HF_HOME="$dir/.infinity_home"
 exec "$venv/bin/infinity_emb" v2 --model-id . --served-model-name model --engine optimum \
-  --device cpu --host 127.0.0.1 --port "$port"
+  --device cpu --pooling-method "${POOLING:-mean}" --host 127.0.0.1 --port "$port"
