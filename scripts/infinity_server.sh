@@ -23,7 +23,13 @@
 #   /work/venv-infinity/bin/pip uninstall -y numpy   # the benchmark venv's numpy 2 is what its wheels need
 # plus a sitecustomize.py giving torch 2.15's symbolic_opset14 the private
 # names optimum 1.27's exporter imports (infinity loads model.onnx, never
-# exports). infinity globs a local folder into absolute file names that
+# exports), in /work/venv-infinity/lib/python3.11/site-packages/:
+#   import torch.onnx.symbolic_opset14 as old
+#   from torch.onnx._internal.torchscript_exporter import symbolic_opset14 as new
+#   for n in ("_attention_scale", "_causal_attention_mask", "_onnx_symbolic",
+#             "_type_utils", "jit_utils", "symbolic_helper"):
+#       if not hasattr(old, n): setattr(old, n, getattr(new, n))
+# infinity globs a local folder into absolute file names that
 # optimum 1.27 refuses, so it is started from inside the folder as `.`; it
 # runs onnxruntime's transformers optimizer on the file first, as it does for
 # every user, and caches the result under the hub cache keyed by the model id

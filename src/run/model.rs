@@ -33,12 +33,14 @@ pub struct RunOptions {
     pub batch: BatchLimits,
     /// Which file of an export folder to load ([`super::form`]).
     pub form: FormChoice,
-    /// tract: one plan for every batch size and length. A server's
-    /// requests bring a new (rows, length) shape nearly every call, and a
-    /// concrete plan costs 30–90 ms to build for MiniLM; a file's sorted
-    /// batches reuse their last plans, and there concrete plans ran ~2 %
-    /// faster (2,000 text-mix lines: 12.2–12.7 s against 12.7–13.7 s, 372
-    /// against 295 MB peak), so `run` keeps them and `serve` asks for one.
+    /// tract: plans with the length (and the batch size, beyond one row)
+    /// left to run time ([`crate::runtime::PlanShapes::Symbolic`]). A
+    /// server's requests bring a new (rows, length) shape nearly every
+    /// call, and a concrete plan costs 30–90 ms to build for MiniLM; a
+    /// file's sorted batches reuse their last plans, and there concrete
+    /// plans ran ~2 % faster (2,000 text-mix lines: 12.2–12.7 s against
+    /// 12.7–13.7 s, 372 against 295 MB peak), so `run` keeps them and
+    /// `serve` asks for the symbolic ones.
     pub one_plan: bool,
 }
 
