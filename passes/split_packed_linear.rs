@@ -1,6 +1,7 @@
 //! `split_packed_linear` (target onnxruntime): a bias-free linear layer
 //! whose packed output is read only through column slices — ModernBERT's
-//! `Wqkv` (q, k, v) and its GeGLU `Wi` (input, gate) — becomes one MatMul
+//! `Wqkv` (q, k, v) and its GeGLU `Wi` (input, gate), NomicBERT's `Wqkv`,
+//! GTE's `up_gate_proj` — becomes one MatMul
 //! per slice over that slice's columns of the weight:
 //!
 //! ```text
