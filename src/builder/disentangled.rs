@@ -347,21 +347,31 @@ impl Builder<'_> {
             Op::Reshape,
             &[positions, split],
         )?;
-        // [2span, h, d] → [h, d, 2span].
+        // [2span, h, d] → [h, 2span, d]: each head's rows contiguous.
         let positions = self.g.add(
-            &format!("{name}.positions.transpose"),
-            Op::Transpose { perm: vec![1, 2, 0] },
+            &format!("{name}.positions.heads_first"),
+            Op::Transpose { perm: vec![1, 0, 2] },
             &[positions],
         )?;
         // The whole projected table is computed from constants (runtimes
-        // fold it at load); the cut is taken after it, so it stays so.
+        // fold it at load); the cut is taken after it, so it stays so. Cut
+        // along the rows of [h, 2span, d] (one contiguous block per head:
+        // cut along the last axis of [h, d, 2span], onnxruntime's Slice
+        // took 0.27 ms per layer and term at S = 128).
         let axis = self
             .g
-            .add_const(&format!("{name}.positions.rows_axis"), Tensor::vec_i64(&[2]))?;
+            .add_const(&format!("{name}.positions.rows_axis"), Tensor::vec_i64(&[1]))?;
         let positions = self.g.add(
             &format!("{name}.positions.rows_read"),
             Op::Slice,
             &[positions, rows.0, rows.1, axis],
+        )?;
+        // [h, rows, d] → [h, d, rows], the product's right operand (a
+        // transposed operand runtimes read in place).
+        let positions = self.g.add(
+            &format!("{name}.positions.transpose"),
+            Op::Transpose { perm: vec![0, 2, 1] },
+            &[positions],
         )?;
         let x = self.g.add(
             &format!("{name}.heads_first"),
