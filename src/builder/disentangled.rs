@@ -27,7 +27,7 @@
 //! `r[i, j]` transposed (its rows are the keys) and the result transposed
 //! back. The products are taken only against the rows length S reads
 //! (`rows_read`: 255 of deberta-v3's 2span = 512 at S = 128; onnxruntime
-//! 164.3 → 159.9 ms against Optimum's 180.9 on a Zen 4 EPYC, 2 threads),
+//! 153.8 → 145.1 ms against Optimum's 161.1 on a Zen 4 EPYC, 2 threads),
 //! the indices counted from the first of them. The [B, h, S, S] indices are expanded once for
 //! every layer. (The earlier form, one `Gather` of the flattened
 //! [B, h, S·2span] product by `i·2span + r[i, j]`, gathers single elements
