@@ -47,6 +47,11 @@ use crate::ir::{BinaryOp, DType, Op, Tensor, Value};
 
 use super::{BuildError, Builder};
 
+/// The c2p and p2c GatherElements index grids.
+type IndexGrids = (Value, Value);
+/// The first table row a length reads and one past its last, int64 [1].
+type RowBounds = (Value, Value);
+
 /// What every layer's disentangled attention reads, built once.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Shared {
@@ -57,10 +62,10 @@ pub(super) struct Shared {
     /// GatherElements indices into the c2p and p2c products, int32
     /// [B, h, S, S] (p2c's transposed), counted from `rows`' first;
     /// `None` without relative attention.
-    indices: Option<(Value, Value)>,
+    indices: Option<IndexGrids>,
     /// The table rows sequence length S reads, `[first, end)` as two
     /// int64 [1]: the products are taken against those rows only.
-    rows: Option<(Value, Value)>,
+    rows: Option<RowBounds>,
     /// The relative-position table as the projections read it (normed
     /// where the config says).
     table: Option<Value>,
@@ -180,7 +185,7 @@ impl Builder<'_> {
         &mut self,
         x: Value,
         d: &DisentangledAttention,
-    ) -> Result<((Value, Value), (Value, Value)), BuildError> {
+    ) -> Result<(IndexGrids, RowBounds), BuildError> {
         let p = "encoder.relative_rows";
         let max_pos = self.config.max_position_embeddings;
         let t = saturation(d, max_pos);
@@ -245,7 +250,7 @@ impl Builder<'_> {
         d: &DisentangledAttention,
         t: i64,
         p: &str,
-    ) -> Result<(Value, Value), BuildError> {
+    ) -> Result<RowBounds, BuildError> {
         let max_pos = self.config.max_position_embeddings;
         let (first, end): (Vec<i64>, Vec<i64>) = (0..=t).map(|far| rows_read(far, d, max_pos)).unzip();
         let one = self.g.add_const(&format!("{p}.one_row"), Tensor::vec_i64(&[1]))?;
@@ -331,7 +336,7 @@ impl Builder<'_> {
         &mut self,
         x: Value,
         table: Value,
-        rows: (Value, Value),
+        rows: RowBounds,
         proj: &str,
         index: Value,
         name: &str,
