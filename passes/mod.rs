@@ -39,6 +39,7 @@ mod rotary;
 mod rotate_half;
 mod scalar_value;
 mod score_terms;
+mod split_packed_linear;
 mod to_fp16;
 mod token_indices;
 
@@ -74,6 +75,7 @@ pub use quantize_int8_onnxruntime::{
 };
 pub use quantize_int8_qdq::{outlier_channels, QuantizeInt8Qdq, OUTLIER_RANGE_FACTOR};
 pub use remove_identities::RemoveIdentities;
+pub use split_packed_linear::SplitPackedLinear;
 pub use to_fp16::ToFp16;
 
 /// What one run of a pass changed.
@@ -127,7 +129,7 @@ type MakePass = fn() -> Box<dyn Pass>;
 /// pass names. [`pass_by_name`] and [`all_pass_names`] read it, and the
 /// level and target lists below are checked against it when the crate
 /// compiles. (Its order is the order `--passes`' error lists them in.)
-const REGISTRY: [(&str, MakePass); 18] = [
+const REGISTRY: [(&str, MakePass); 19] = [
     ("fold_constants", || Box::new(FoldConstants)),
     ("eliminate_common_subexpressions", || {
         Box::new(EliminateCommonSubexpressions)
@@ -146,6 +148,7 @@ const REGISTRY: [(&str, MakePass); 18] = [
         Box::new(LowerAttentionOnnxruntime)
     }),
     ("lower_rotary_onnxruntime", || Box::new(LowerRotaryOnnxruntime)),
+    ("split_packed_linear", || Box::new(SplitPackedLinear)),
     ("merge_qkv", || Box::new(MergeQkv)),
     ("prune_to_first_token", || Box::new(PruneToFirstToken)),
     ("decompose_attention", || Box::new(DecomposeAttention)),
@@ -231,12 +234,13 @@ const DECOMPOSED_ATTENTION: [&str; 2] = ["decompose_attention", "dead_node_elimi
 /// onnxruntime's SkipLayerNormalization CPU kernel is scalar, 14x slower
 /// than its LayerNormalization (see add_bias_after_residual, which also
 /// keeps onnxruntime's own optimizer from fusing it).
-const ONNXRUNTIME_LOWERING: [&str; 6] = [
+const ONNXRUNTIME_LOWERING: [&str; 7] = [
     "fuse_embed_layer_norm",
     "add_bias_after_residual",
     "fuse_bias_gelu",
     "lower_attention_onnxruntime",
     "lower_rotary_onnxruntime",
+    "split_packed_linear",
     "dead_node_elimination",
 ];
 

@@ -31,7 +31,7 @@ use crate::family;
 use crate::ir::op_table::CostRule;
 use crate::ir::{
     canonical_order, parameter_elements, parse_blocks, Dim, Factors, Graph, NodeId, Op, Shape, Value,
-    NONZERO_COUNT,
+    NONZERO_COUNT, SLICE_LENGTH,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -265,6 +265,13 @@ impl Bindings {
         map.insert(
             NONZERO_COUNT.to_string(),
             (batch as u64).saturating_mul(seq as u64),
+        );
+        // A run-time cut of DeBERTa's relative table: the rows distances
+        // −(S − 1) … S − 1 read, at most 2·S − 1 (fewer past the exact
+        // buckets; the count is an upper bound).
+        map.insert(
+            SLICE_LENGTH.to_string(),
+            (2 * seq as u64).saturating_sub(1).max(1),
         );
         Bindings {
             sizes: map,

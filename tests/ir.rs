@@ -97,6 +97,40 @@ fn shape_gather_slice_chain_yields_sequence_length() {
     assert_eq!(g.info(pos).shape.to_string(), "[1,sequence_length]");
 }
 
+/// A one-axis Slice whose bounds are computed at run time (DeBERTa's
+/// relative table cut to the rows S reads) has that axis as the symbol
+/// `slice_length`; without a known axis, or with more than one bound, it
+/// is refused.
+#[test]
+fn a_slice_with_run_time_bounds_has_a_symbolic_length() {
+    let mut g = Graph::new();
+    let ids = g
+        .add_input(
+            "ids",
+            DType::I64,
+            Shape(vec![Dim::sym(BATCH), Dim::sym(SEQUENCE)]),
+        )
+        .unwrap();
+    let table = g
+        .add_const("table", Tensor::from_f32(vec![2, 3, 40], &[0.0; 240]))
+        .unwrap();
+    let shape = g.add("shape", Op::Shape, &[ids]).unwrap();
+    let (one, two) = (
+        g.add_const("one", Tensor::vec_i64(&[1])).unwrap(),
+        g.add_const("two", Tensor::vec_i64(&[2])).unwrap(),
+    );
+    let seq = g.add("seq", Op::Slice, &[shape, one, two]).unwrap();
+    let lut = g
+        .add_const("lut", Tensor::from_i64(vec![40], &(0..40).collect::<Vec<_>>()))
+        .unwrap();
+    let first = g.add("first", Op::Gather { axis: 0 }, &[lut, seq]).unwrap();
+    let end = g.add("end", Op::Binary(BinaryOp::Add), &[first, seq]).unwrap();
+    let cut = g.add("cut", Op::Slice, &[table, first, end, two]).unwrap();
+    assert_eq!(g.info(cut).shape.to_string(), "[2,3,slice_length]");
+    // Without axes the run-time bounds could be any axis'.
+    assert!(g.add("no_axes", Op::Slice, &[table, first, end]).is_err());
+}
+
 #[test]
 fn broadcasting_and_matmul_check_their_operands() {
     let mut g = Graph::new();

@@ -379,6 +379,40 @@ fn lower_attention_onnxruntime_packs_every_layer() {
     }
 }
 
+/// ModernBERT's packed Wqkv and GeGLU Wi, each read in slices, become one
+/// product per slice (two per layer); BERT's layers have none.
+#[test]
+fn split_packed_linear_splits_modernbert_s_two_per_layer() {
+    let dir = fixture("family2/modernbert-base");
+    let config = load_config(dir.join("config.json").to_str().unwrap()).unwrap();
+    let mut g = build(&config, &BuildOptions::default()).unwrap().graph;
+    PassManager::from_names(o2()).unwrap().run(&mut g).unwrap();
+    let layers = config.num_hidden_layers;
+    let mut after = check_pass(
+        "modernbert-base",
+        &g,
+        "split_packed_linear",
+        2 * layers,
+        Runtime::Tract,
+    );
+    PassManager::from_names(["dead_node_elimination"])
+        .unwrap()
+        .run(&mut after)
+        .unwrap();
+    // Wqkv: one product → three; Wi: one → two. No Slice is left reading a product.
+    let count = |g: &Graph, op: &Op| g.node_ids().filter(|&id| g.node(id).op == *op).count();
+    assert_eq!(count(&after, &Op::MatMul), count(&g, &Op::MatMul) + 3 * layers);
+    for (preset, _) in PRESETS {
+        check_pass(
+            preset,
+            &prepared(preset, None, &o2()),
+            "split_packed_linear",
+            0,
+            Runtime::Tract,
+        );
+    }
+}
+
 /// The reduced-precision passes (run by `--quantize` / `--precision`, not
 /// by name): counts, and numbers within their own tolerances of f32.
 #[test]
@@ -508,6 +542,7 @@ fn every_pass_has_a_test_here() {
         "block_sliding_attention",
         // tests/rotary.rs: one kernel per rotation, against the reference.
         "lower_rotary_onnxruntime",
+        "split_packed_linear",
     ];
     let mut all = all_pass_names();
     all.sort();

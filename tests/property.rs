@@ -60,6 +60,9 @@ fn expected_lowering_matches(pass: &str, config: &BertConfig, head: Head) -> usi
         // Rotary models only: none of these configs (absolute or relative
         // positions); the rotary families are swept below.
         "lower_rotary_onnxruntime" => 0,
+        // Packed bias-free linears read in slices (ModernBERT's Wqkv and
+        // Wi): none in BERT's layers; swept with the rotary families.
+        "split_packed_linear" => 0,
         other => panic!("no expectation for {other}"),
     }
 }
@@ -184,6 +187,10 @@ fn every_pipeline_agrees_with_o0_on_random_configs() {
         .iter()
         .position(|p| *p == "lower_rotary_onnxruntime")
         .expect("a lowering pass");
+    let split = lowering
+        .iter()
+        .position(|p| *p == "split_packed_linear")
+        .expect("a lowering pass");
     for (case, family) in [
         "nomic-base",
         "gte-cls",
@@ -206,7 +213,7 @@ fn every_pipeline_agrees_with_o0_on_random_configs() {
             .unwrap()
             .run(&mut g)
             .unwrap();
-        let runs = PassManager::from_names(["lower_rotary_onnxruntime"])
+        let runs = PassManager::from_names(["lower_rotary_onnxruntime", "split_packed_linear"])
             .unwrap()
             .verify_each(true)
             .run(&mut g)
@@ -217,6 +224,20 @@ fn every_pipeline_agrees_with_o0_on_random_configs() {
             "{family}: matches"
         );
         lowering_matched[rotary] += runs[0].report.matches;
+        // The packed bias-free linears read in slices: ModernBERT's Wqkv
+        // and Wi, NomicBERT's Wqkv, GTE's up_gate_proj; EuroBERT's are
+        // separate, Jina v3's biased.
+        let packed = match family {
+            "modernbert-tok" => 2,
+            "nomic-base" | "gte-cls" => 1,
+            _ => 0,
+        };
+        assert_eq!(
+            runs[1].report.matches,
+            packed * config.num_hidden_layers,
+            "{family}: split_packed_linear matches"
+        );
+        lowering_matched[split] += runs[1].report.matches;
         let (batch, seq) = (1 + pick(3), 1 + pick(12));
         let inputs = bertc::runtime::inputs_for(&reference, batch, seq);
         let expected = common::run_tract(
@@ -227,7 +248,8 @@ fn every_pipeline_agrees_with_o0_on_random_configs() {
             &bertc::onnx::export_bytes(&g, Default::default()).unwrap(),
             &inputs,
         );
-        let what = format!("{family} batch {batch} seq {seq}, -O2 + lower_rotary_onnxruntime");
+        let what =
+            format!("{family} batch {batch} seq {seq}, -O2 + lower_rotary_onnxruntime + split_packed_linear");
         common::assert_close(&what, &outputs, &expected, 1e-4);
     }
     // The sweep must exercise every lowering pass, not only agree with it.

@@ -21,6 +21,7 @@ pub use op::{BinaryOp, ContribOp, GeluApproximation, Op, UnaryOp};
 pub use order::canonical_order;
 pub use shape::{
     blocks_of, normalize_axis, parse_blocks, Dim, Factors, Shape, BATCH, NONZERO_COUNT, SEQUENCE,
+    SLICE_LENGTH,
 };
 pub use summary::structure_summary;
 pub use tensor::Tensor;

@@ -12,6 +12,11 @@ pub const SEQUENCE: &str = "sequence_length";
 /// bertc's graphs hold at most one (a file with two that differ would be
 /// told apart only by the runtime).
 pub const NONZERO_COUNT: &str = "nonzero_count";
+/// The length of a one-axis Slice whose bounds are computed at run time
+/// (DeBERTa's relative table cut to the rows a sequence length reads: at
+/// most the table, at most 2·S − 1). One name for every such Slice:
+/// bertc's graphs cut with one pair of bounds.
+pub const SLICE_LENGTH: &str = "slice_length";
 
 /// The number of `size`-long blocks that cover `symbol` (its ceiling
 /// quotient): the length of `Range(0, symbol, size)`, spelled

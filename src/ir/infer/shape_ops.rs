@@ -2,7 +2,7 @@
 
 use super::super::dtype::DType;
 use super::super::graph::ValueInfo;
-use super::super::shape::{Dim, Factors, Shape};
+use super::super::shape::{Dim, Factors, Shape, SLICE_LENGTH};
 use super::{axis_of, same_dtype, Infer};
 
 /// The dims a shape input (Reshape, Expand) holds, as far as known.
@@ -80,6 +80,9 @@ pub(super) fn slice(
             .clone()
             .ok_or_else(|| format!("{what} are not known at compile time"))
     };
+    if starts.known.is_none() || ends.known.is_none() {
+        return run_time_slice(a, starts, ends, axes, steps);
+    }
     let (starts, ends) = (known(starts, "starts")?, known(ends, "ends")?);
     let axes = match axes {
         Some(v) => known(v, "axes")?,
@@ -163,6 +166,36 @@ pub(super) fn gather(axis: i64, data: &ValueInfo, indices: &ValueInfo) -> Infer 
         dtype: data.dtype,
         shape: Shape(dims),
         known,
+    }])
+}
+
+/// A Slice of one axis between bounds computed at run time (one int each,
+/// step 1): that axis becomes [`SLICE_LENGTH`], the others are kept.
+fn run_time_slice(
+    a: &ValueInfo,
+    starts: &ValueInfo,
+    ends: &ValueInfo,
+    axes: Option<&ValueInfo>,
+    steps: Option<&ValueInfo>,
+) -> Infer {
+    let one_int = |v: &ValueInfo| matches!(v.dtype, DType::I64 | DType::I32) && v.shape.0 == [Dim::Fixed(1)];
+    if !one_int(starts) || !one_int(ends) {
+        return Err("run-time starts and ends must be one int each".into());
+    }
+    let axis = match axes.map(|v| v.known.as_deref()) {
+        Some(Some([Dim::Fixed(axis)])) => axis_of(*axis, a.shape.rank())?,
+        _ => return Err("a Slice with run-time bounds needs one known axis".into()),
+    };
+    match steps.map(|v| v.known.as_deref()) {
+        None | Some(Some([Dim::Fixed(1)])) => {}
+        _ => return Err("a Slice with run-time bounds needs step 1".into()),
+    }
+    let mut dims = a.shape.0.clone();
+    dims[axis] = Dim::sym(SLICE_LENGTH);
+    Ok(vec![ValueInfo {
+        dtype: a.dtype,
+        shape: Shape(dims),
+        known: None,
     }])
 }
 
