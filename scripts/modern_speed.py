@@ -90,13 +90,17 @@ def optimum_file(folder, out_dir):
 
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
-    r = subprocess.run(
-        [sys.executable, "-c", code, out_dir],
-        capture_output=True,
-        text=True,
-        preexec_fn=bounded,
-        timeout=1800,
-    )
+    try:
+        r = subprocess.run(
+            [sys.executable, "-c", code, out_dir],
+            capture_output=True,
+            text=True,
+            preexec_fn=bounded,
+            timeout=1800,
+        )
+    except subprocess.TimeoutExpired:
+        log("ORTOptimizer refused: still running after 30 minutes")
+        return plain, "optimum export (ORTOptimizer O2 refused: still running after 30 minutes)"
     if r.returncode == 0 and os.path.exists(optimized):
         return optimized, "optimum export + ORTOptimizer O2"
     lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
