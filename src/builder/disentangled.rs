@@ -562,17 +562,23 @@ mod tests {
         }
     }
 
+    /// deberta-v3's buckets, small buckets, v2's unbucketed 6 positions and
+    /// v1's whole-table span, each with its max_position_embeddings.
+    fn table_configs() -> [(DisentangledAttention, usize); 4] {
+        [
+            (deberta(256, -1), 512),
+            (deberta(16, -1), 64),
+            (deberta(-1, 6), 64),
+            (deberta(-1, -1), 512),
+        ]
+    }
+
     /// The lookup table reaches the first and last rows by `saturation`,
     /// so clamping longer distances to it changes no row: any sequence
     /// length reads the table it would read unclamped.
     #[test]
     fn rows_saturate_within_the_lookup_table() {
-        for (d, max_pos) in [
-            (deberta(256, -1), 512),
-            (deberta(16, -1), 64),
-            (deberta(-1, 6), 64),
-            (deberta(-1, -1), 512),
-        ] {
+        for (d, max_pos) in table_configs() {
             let t = saturation(&d, max_pos);
             let last = 2 * d.span(max_pos) as i64 - 1;
             for far in [t, t + 1, t + 1000, 1 << 20] {
@@ -589,12 +595,7 @@ mod tests {
     /// S = 1, within the exact buckets, past them, past saturation).
     #[test]
     fn rows_read_are_exactly_the_rows_gathered() {
-        for (d, max_pos) in [
-            (deberta(256, -1), 512),
-            (deberta(16, -1), 64),
-            (deberta(-1, 6), 64),
-            (deberta(-1, -1), 512),
-        ] {
+        for (d, max_pos) in table_configs() {
             let t = saturation(&d, max_pos);
             for s in [1, 2, 5, 9, 17, 64, 128, 130, 300, 512, 600, 2048] {
                 let far = s - 1;
