@@ -43,8 +43,14 @@ fn main() -> ExitCode {
 /// every usage or input error.
 fn exit_code(e: &anyhow::Error) -> u8 {
     use bertc::pipeline::check::CheckError;
-    let failed_check =
-        |c: &CheckError| matches!(c, CheckError::Failed { .. } | CheckError::AccuracyBelow { .. });
+    let failed_check = |c: &CheckError| {
+        matches!(
+            c,
+            CheckError::Failed { .. }
+                | CheckError::AccuracyBelow { .. }
+                | CheckError::RowAccuracyBelow { .. }
+        )
+    };
     let measured = e.chain().any(|cause| {
         cause.downcast_ref::<CheckError>().is_some_and(failed_check)
             || matches!(cause.downcast_ref::<bertc::Error>(), Some(bertc::Error::Check(c)) if failed_check(c))

@@ -126,6 +126,29 @@ fn the_accuracy_gate_runs_inside_the_pipeline() {
         Err(other) => panic!("expected AccuracyBelow, got {other}"),
         Ok(_) => panic!("a gate of cosine 1 passed an int8 model"),
     }
+    // The row bar, when held, refuses on the worst row a pipeline reads
+    // (here below 1 while the whole output holds 0.99).
+    let row_bar = PipelineOptions {
+        precision: Precision {
+            min_row_cosine: Some(1.0),
+            ..int8(0.99).precision
+        },
+        ..int8(0.99)
+    };
+    match compile(test_session(), &c, BuildOptions::default(), &row_bar) {
+        Err(Error::Check(CheckError::RowAccuracyBelow {
+            cosine,
+            min_row_cosine,
+            ..
+        })) => {
+            assert_eq!(min_row_cosine, 1.0);
+            // The first output's worst real row (both miss a bar of 1).
+            assert_eq!(cosine, accuracy.outputs[0].min_real_row_cosine);
+            assert!(cosine < 1.0);
+        }
+        Err(other) => panic!("expected RowAccuracyBelow, got {other}"),
+        Ok(_) => panic!("a row bar of 1 passed an int8 model"),
+    }
 }
 
 #[test]
@@ -162,6 +185,25 @@ fn meaningless_options_are_refused_before_any_work() {
         ..Default::default()
     };
     assert_eq!(bad_gate.validate(), Err(OptionError::MinCosine(1.5)));
+    let bad_row_gate = PipelineOptions {
+        precision: Precision {
+            min_row_cosine: Some(-0.5),
+            ..Precision::new(Form::Int8Dynamic)
+        },
+        ..Default::default()
+    };
+    assert_eq!(bad_row_gate.validate(), Err(OptionError::MinRowCosine(-0.5)));
+    let row_gate_on_fp32 = PipelineOptions {
+        precision: Precision {
+            min_row_cosine: Some(0.99),
+            ..Precision::new(Form::Fp32)
+        },
+        ..Default::default()
+    };
+    assert_eq!(
+        row_gate_on_fp32.validate(),
+        Err(OptionError::MinCosineNeedsReduced)
+    );
 }
 
 /// Every option that only int8 reads is refused on fp16 and fp32, naming

@@ -56,6 +56,10 @@ pub struct PrecisionArgs {
     /// cosine similarity to the f32 model's.
     #[arg(long, default_value_t = DEFAULT_MIN_COSINE)]
     pub min_cosine: f64,
+    /// Refuse it too when one row a pipeline reads (a real token's vector, a
+    /// sequence's logits or embedding) has a lower cosine than this (e.g. 0.99); not held unless given.
+    #[arg(long, value_name = "X")]
+    pub min_row_cosine: Option<f64>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -112,7 +116,7 @@ pub enum MethodArg {
 impl PrecisionArgs {
     /// The precisions asked for, in the order `--precision` lists them
     /// (one when it is not given). With several, `--quantize` and the int8
-    /// options apply to the int8 form and `--min-cosine` to the reduced
+    /// options apply to the int8 form and `--min-cosine` / `--min-row-cosine` to the reduced
     /// ones; the fp32 form keeps the defaults, which the library's
     /// validation then takes for "not given".
     pub fn precisions(&self) -> anyhow::Result<Vec<Precision>> {
@@ -142,11 +146,13 @@ impl PrecisionArgs {
                     // The int8 options are the int8 form's.
                     (_, true) => Precision {
                         min_cosine: self.min_cosine,
+                        min_row_cosine: self.min_row_cosine,
                         ..p.precision()
                     },
                 };
                 if p == PrecisionArg::Fp32 {
                     precision.min_cosine = DEFAULT_MIN_COSINE;
+                    precision.min_row_cosine = None;
                 }
                 Ok(precision)
             })
@@ -196,6 +202,7 @@ impl PrecisionArgs {
             embeddings: !self.no_quantize_embeddings,
             calibrate: self.calibrate.clone(),
             min_cosine: self.min_cosine,
+            min_row_cosine: self.min_row_cosine,
         })
     }
 }

@@ -68,8 +68,8 @@ pub fn print_summary(s: &Summary) {
     if let Some(acc) = &r.accuracy {
         for o in &acc.outputs {
             println!(
-                "  accuracy    {:<24} cosine {:.7} (worst row {:.7})  max-abs {:.2e} vs f32",
-                o.name, o.cosine, o.min_row_cosine, o.max_abs
+                "  accuracy    {:<24} cosine {:.7} (worst row {:.7}, at real tokens {:.7})  max-abs {:.2e} vs f32",
+                o.name, o.cosine, o.min_row_cosine, o.min_real_row_cosine, o.max_abs
             );
         }
     }

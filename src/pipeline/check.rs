@@ -36,12 +36,23 @@ pub enum CheckError {
     Failed { output: String, max_abs: f64, atol: f64 },
     #[error(
         "the reduced-precision model's `{output}` has cosine {cosine:.7} against the f32 model, \
-         below --min-cosine {min_cosine}; nothing was written"
+         below --min-cosine {min_cosine}; nothing was written (--quantize-skip auto keeps the most \
+         sensitive layers f32)"
     )]
     AccuracyBelow {
         output: String,
         cosine: f64,
         min_cosine: f64,
+    },
+    #[error(
+        "a row of the reduced-precision model's `{output}` (at a real token, or one sequence's) has \
+         cosine {cosine:.7} against the f32 model, below --min-row-cosine {min_row_cosine}; nothing \
+         was written (--quantize-skip auto keeps the most sensitive layers f32)"
+    )]
+    RowAccuracyBelow {
+        output: String,
+        cosine: f64,
+        min_row_cosine: f64,
     },
     #[error(transparent)]
     Compare(#[from] CompareError),

@@ -178,7 +178,11 @@ pub fn run_sourced(
                 written,
             )?;
             if opts.check {
-                precision::gate(&reduced.accuracy, opts.precision.min_cosine)?;
+                precision::gate(
+                    &reduced.accuracy,
+                    opts.precision.min_cosine,
+                    opts.precision.min_row_cosine,
+                )?;
             }
             (reduced.runs, Some(reduced.accuracy))
         }

@@ -94,6 +94,8 @@ pub enum OptionError {
     MinCosineNeedsReduced,
     #[error("--min-cosine must be within 0 and 1, got {0}")]
     MinCosine(f64),
+    #[error("--min-row-cosine must be within 0 and 1, got {0}")]
+    MinRowCosine(f64),
     #[error("--percentile must be within (0, 100], got {0}")]
     Percentile(f64),
     #[error("--quantize-skip: an empty pattern matches every layer and would quantize nothing; name a layer (e.g. pooler)")]
@@ -161,6 +163,11 @@ impl PipelineOptions {
         }
         if !(0.0..=1.0).contains(&p.min_cosine) {
             return Err(OptionError::MinCosine(p.min_cosine));
+        }
+        match p.min_row_cosine {
+            Some(_) if p.form == Form::Fp32 => return Err(OptionError::MinCosineNeedsReduced),
+            Some(r) if !(0.0..=1.0).contains(&r) => return Err(OptionError::MinRowCosine(r)),
+            _ => {}
         }
         if let Form::Int8Static(CalibrationMethod::Percentile(q)) = p.form {
             if !(q > 0.0 && q <= 100.0) {

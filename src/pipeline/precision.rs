@@ -5,7 +5,9 @@
 use crate::error::Error;
 use crate::onnx::split_bytes;
 use crate::passes::{PassRun, Target};
-use crate::quantize::{self, compare_runs, run_all, validation_inputs, AccuracyReport, Precision};
+use crate::quantize::{
+    self, compare_runs, run_all, validation_inputs, AccuracyReport, OutputAccuracy, Precision,
+};
 use crate::runtime::{NamedTensors, PlanMode, SharedWeights, TractSession};
 
 use crate::session::Session;
@@ -62,23 +64,30 @@ pub fn reduce(
         },
     );
     let actual = actual?;
-    let accuracy = compare_runs(&expected?, &actual)?;
+    let accuracy = compare_runs(&inputs, &expected?, &actual)?;
     Ok(Reduced { runs, accuracy })
 }
 
 /// The accuracy gate: fails with the first output whose cosine against
-/// f32 is below `min_cosine`.
-pub fn gate(accuracy: &AccuracyReport, min_cosine: f64) -> Result<(), CheckError> {
-    match accuracy
-        .outputs
-        .iter()
-        .find(|o| o.cosine.is_nan() || o.cosine < min_cosine)
-    {
+/// f32 is below `min_cosine`, or, when `min_row_cosine` is held, one of
+/// whose rows a pipeline reads is below that.
+pub fn gate(
+    accuracy: &AccuracyReport,
+    min_cosine: f64,
+    min_row_cosine: Option<f64>,
+) -> Result<(), CheckError> {
+    let failed = |o: &&OutputAccuracy| o.margin(min_cosine, min_row_cosine) < 0.0;
+    match accuracy.outputs.iter().find(failed) {
         None => Ok(()),
-        Some(o) => Err(CheckError::AccuracyBelow {
+        Some(o) if o.cosine.is_nan() || o.cosine < min_cosine => Err(CheckError::AccuracyBelow {
             output: o.name.clone(),
             cosine: o.cosine,
             min_cosine,
+        }),
+        Some(o) => Err(CheckError::RowAccuracyBelow {
+            output: o.name.clone(),
+            cosine: o.min_real_row_cosine,
+            min_row_cosine: min_row_cosine.unwrap_or(1.0),
         }),
     }
 }

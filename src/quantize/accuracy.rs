@@ -4,7 +4,7 @@
 use crate::error::Error;
 use crate::ir::Graph;
 use crate::onnx::{export_bytes, ExportOptions};
-use crate::runtime::{compare, worst_row_cosine, HostTensor, NamedTensors, TractSession};
+use crate::runtime::{compare, worst_row_cosine, worst_token_cosine, HostTensor, NamedTensors, TractSession};
 use crate::session::Session;
 
 /// How one output moved.
@@ -15,7 +15,28 @@ pub struct OutputAccuracy {
     pub cosine: f64,
     /// The lowest cosine of any single row (vector along the last axis).
     pub min_row_cosine: f64,
+    /// The lowest cosine of a row a pipeline reads: in a per-token output
+    /// `[B, S, W]`, the rows at real tokens of the inputs' attention mask
+    /// (padding positions are read by nothing, and reduced precision moves
+    /// them most); in any other output, every row.
+    pub min_real_row_cosine: f64,
     pub max_abs: f64,
+}
+
+impl OutputAccuracy {
+    /// How far above the gate's bars this output is: the whole cosine
+    /// against `min_cosine`, the worst real row against `min_row_cosine`
+    /// when held. Negative when a bar is missed; NaN (an overflow to inf
+    /// or NaN) counts as infinitely below.
+    pub fn margin(&self, min_cosine: f64, min_row_cosine: Option<f64>) -> f64 {
+        let whole = self.cosine - min_cosine;
+        let rows = min_row_cosine.map_or(f64::INFINITY, |bar| self.min_real_row_cosine - bar);
+        if whole.is_nan() || rows.is_nan() {
+            f64::NEG_INFINITY
+        } else {
+            whole.min(rows)
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -39,7 +60,7 @@ pub fn accuracy_report(
     };
     let expected = run_all(&mut load(reference)?, inputs)?;
     let actual = run_all(&mut load(candidate)?, inputs)?;
-    compare_runs(&expected, &actual)
+    compare_runs(inputs, &expected, &actual)
 }
 
 /// A session's outputs on every input set, in order.
@@ -48,24 +69,45 @@ pub fn run_all(session: &mut TractSession, inputs: &[NamedTensors]) -> Result<Ve
 }
 
 /// The report of `actual` outputs against `expected` ones, input set by
-/// input set (as [`run_all`] gives them).
-pub fn compare_runs(expected: &[NamedTensors], actual: &[NamedTensors]) -> Result<AccuracyReport, Error> {
-    let mut joined: std::collections::BTreeMap<String, (Vec<f32>, Vec<f32>, usize)> = Default::default();
-    for (expected, actual) in expected.iter().zip(actual) {
+/// input set (as [`run_all`] gives them for `inputs`).
+pub fn compare_runs(
+    inputs: &[NamedTensors],
+    expected: &[NamedTensors],
+    actual: &[NamedTensors],
+) -> Result<AccuracyReport, Error> {
+    let mut joined: std::collections::BTreeMap<String, Joined> = Default::default();
+    for ((set, expected), actual) in inputs.iter().zip(expected).zip(actual) {
         // The same rule as the equivalence check: every reference output
         // must be there, and something must be compared.
         crate::runtime::compare_outputs(expected, actual)?;
         for (name, e) in expected {
             let a = &actual[name];
-            let entry = joined.entry(name.clone()).or_default();
-            entry.0.extend(a.to_f32());
-            entry.1.extend(e.to_f32());
-            entry.2 = *a.shape.last().unwrap_or(&1);
+            let width = *a.shape.last().unwrap_or(&1);
+            let real_rows = match set.get("attention_mask") {
+                Some(mask) => worst_token_cosine(a, e, mask),
+                None => None,
+            };
+            let (a, e) = (a.to_f32(), e.to_f32());
+            let real_rows = real_rows.unwrap_or_else(|| worst_row_cosine(&a, &e, width));
+            let entry = joined.entry(name.clone()).or_insert_with(|| Joined {
+                real_rows: 1.0,
+                ..Default::default()
+            });
+            entry.actual.extend(a);
+            entry.expected.extend(e);
+            entry.width = width;
+            entry.real_rows = nan_min(entry.real_rows, real_rows);
         }
     }
     let outputs = joined
         .into_iter()
-        .map(|(name, (a, e, width))| {
+        .map(|(name, j)| {
+            let Joined {
+                actual: a,
+                expected: e,
+                width,
+                real_rows,
+            } = j;
             let whole = compare(
                 &name,
                 &HostTensor::f32(vec![a.len()], a.clone()),
@@ -76,9 +118,29 @@ pub fn compare_runs(expected: &[NamedTensors], actual: &[NamedTensors]) -> Resul
                 name,
                 cosine: whole.cosine,
                 min_row_cosine,
+                min_real_row_cosine: real_rows,
                 max_abs: whole.max_abs,
             }
         })
         .collect();
     Ok(AccuracyReport { outputs })
+}
+
+/// One output over every input set.
+#[derive(Default)]
+struct Joined {
+    actual: Vec<f32>,
+    expected: Vec<f32>,
+    width: usize,
+    /// The lowest real-row cosine so far (see [`OutputAccuracy`]).
+    real_rows: f64,
+}
+
+/// The smaller of two cosines, NaN when either is.
+fn nan_min(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.min(b)
+    }
 }

@@ -32,9 +32,14 @@ pub struct Precision {
     /// (its scales) and by dynamic int8 for onnxruntime (where per-token
     /// scales and smoothing go); other forms calibrate nothing.
     pub calibrate: Option<PathBuf>,
-    /// The worst cosine of any output against the f32 graph that may be
+    /// The worst cosine of an output against the f32 graph's that may be
     /// written (fp16 and int8).
     pub min_cosine: f64,
+    /// The worst cosine of one row a pipeline reads (a real token's vector,
+    /// a sequence's logits or embedding) that may be written, when held:
+    /// the whole cosine is set by the largest rows, and one row can turn
+    /// while it barely moves.
+    pub min_row_cosine: Option<f64>,
 }
 
 /// The three precisions every command names the same way, int8 split by
@@ -114,6 +119,7 @@ impl Precision {
             embeddings: true,
             calibrate: None,
             min_cosine: DEFAULT_MIN_COSINE,
+            min_row_cosine: None,
         }
     }
 
