@@ -22,6 +22,10 @@ onnxruntime GEMM kernel the anchor uses. This script measures that floor:
    and prints its table, the products' GFLOP and the floor: products / anchor. When the floor is
    above 0.8, no fp32 graph of these products reaches 0.8x of the anchor on this CPU.
 
+scripts/ort_profile.py gives the same floor from onnxruntime's profiler (the kernel times of one
+file's products); this one runs the products as a model of their own, interleaved with the anchor,
+so the ratio comes from one run's rounds like every other table.
+
 Run it with a Python that has onnx, numpy and onnxruntime (the anchors' venv); never in the tests.
 """
 import argparse
