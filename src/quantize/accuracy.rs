@@ -144,3 +144,73 @@ fn nan_min(a: f64, b: f64) -> f64 {
         a.min(b)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The expected and actual runs of a per-token output [1, 3, 2] and a
+    /// pooled one [1, 2] on one input set of B=1, S=3 whose last position
+    /// is padding.
+    fn runs(padding_row: [f32; 2], pooled: [f32; 2]) -> (Vec<NamedTensors>, Vec<NamedTensors>) {
+        let outputs = |pad: [f32; 2], pooled: [f32; 2]| -> NamedTensors {
+            [
+                (
+                    "tokens".to_string(),
+                    HostTensor::f32(vec![1, 3, 2], vec![1.0, 0.0, 0.0, 1.0, pad[0], pad[1]]),
+                ),
+                ("pooled".to_string(), HostTensor::f32(vec![1, 2], pooled.to_vec())),
+            ]
+            .into_iter()
+            .collect()
+        };
+        let expected = vec![outputs([1.0, 1.0], [1.0, 0.0])];
+        let actual = vec![outputs(padding_row, pooled)];
+        (expected, actual)
+    }
+
+    #[test]
+    fn real_rows_leave_padding_positions_out() {
+        let set: NamedTensors = [(
+            "attention_mask".to_string(),
+            HostTensor::i64(vec![1, 3], vec![1, 1, 0]),
+        )]
+        .into_iter()
+        .collect();
+        // The padding row turned by 90 degrees, the pooled row by 45.
+        let (expected, actual) = runs([1.0, -1.0], [1.0, 1.0]);
+        let report = compare_runs(&[set], &expected, &actual).unwrap();
+        let by_name = |n: &str| report.outputs.iter().find(|o| o.name == n).unwrap().clone();
+        let tokens = by_name("tokens");
+        assert!(tokens.min_row_cosine.abs() < 1e-12, "{tokens:?}");
+        assert_eq!(tokens.min_real_row_cosine, 1.0);
+        // Not per-token: every row is a row a pipeline reads.
+        let pooled = by_name("pooled");
+        assert!(
+            (pooled.min_real_row_cosine - 0.5f64.sqrt()).abs() < 1e-9,
+            "{pooled:?}"
+        );
+        assert_eq!(pooled.min_real_row_cosine, pooled.min_row_cosine);
+        // Margins: the whole cosine against its bar, the real rows against
+        // theirs only when held.
+        assert!((pooled.margin(0.5, None) - (0.5f64.sqrt() - 0.5)).abs() < 1e-9);
+        assert!(pooled.margin(0.5, Some(0.9)) < 0.0);
+        // The tokens' whole cosine is 0.5 (2 / (2 · 2)); their real rows
+        // hold any row bar.
+        assert!((tokens.cosine - 0.5).abs() < 1e-9, "{tokens:?}");
+        assert!((tokens.margin(0.4, Some(0.95)) - 0.05).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_nan_output_misses_every_bar() {
+        let nan = OutputAccuracy {
+            name: "x".into(),
+            cosine: f64::NAN,
+            min_row_cosine: f64::NAN,
+            min_real_row_cosine: f64::NAN,
+            max_abs: f64::NAN,
+        };
+        assert_eq!(nan.margin(0.0, None), f64::NEG_INFINITY);
+        assert_eq!(nan.margin(0.0, Some(0.0)), f64::NEG_INFINITY);
+    }
+}
