@@ -202,7 +202,7 @@ fn meaningless_options_are_refused_before_any_work() {
     };
     assert_eq!(
         row_gate_on_fp32.validate(),
-        Err(OptionError::MinCosineNeedsReduced)
+        Err(OptionError::MinRowCosineNeedsReduced)
     );
 }
 

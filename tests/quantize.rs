@@ -217,6 +217,7 @@ fn minilm_int8_size_op_counts_and_determinism() {
 
 /// `--min-cosine` refuses to write a model below it: error naming the
 /// output, non-zero exit, no file; the same compile passes the default gate.
+/// `--min-row-cosine` likewise.
 #[test]
 fn min_cosine_gate_refuses_to_write() {
     let dir = tempfile::tempdir().unwrap();
@@ -245,6 +246,25 @@ fn min_cosine_gate_refuses_to_write() {
         String::from_utf8_lossy(&written.stderr)
     );
     assert!(stdout.contains("accuracy    last_hidden_state"), "{stdout}");
+    assert!(out.exists());
+    std::fs::remove_file(&out).unwrap();
+    // The row bar: refused the same way (its own flag named), exit 1; a
+    // bar out of range, or one on fp32, is a usage error (exit 2).
+    let refused = bertc(&["--min-row-cosine", "0.9999999"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("below --min-row-cosine 0.9999999"), "{stderr}");
+    assert!(!out.exists(), "a refused model was written");
+    let out_of_range = bertc(&["--min-row-cosine", "1.5"]);
+    let stderr = String::from_utf8_lossy(&out_of_range.stderr);
+    assert_eq!(out_of_range.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--min-row-cosine must be within 0 and 1"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    let held = bertc(&["--min-row-cosine", "0.99"]);
+    assert!(held.status.success(), "{}", String::from_utf8_lossy(&held.stderr));
     assert!(out.exists());
 }
 

@@ -92,6 +92,8 @@ pub enum OptionError {
     },
     #[error("--min-cosine applies only to --precision fp16 or int8")]
     MinCosineNeedsReduced,
+    #[error("--min-row-cosine applies only to --precision fp16 or int8")]
+    MinRowCosineNeedsReduced,
     #[error("--min-cosine must be within 0 and 1, got {0}")]
     MinCosine(f64),
     #[error("--min-row-cosine must be within 0 and 1, got {0}")]
@@ -165,7 +167,7 @@ impl PipelineOptions {
             return Err(OptionError::MinCosine(p.min_cosine));
         }
         match p.min_row_cosine {
-            Some(_) if p.form == Form::Fp32 => return Err(OptionError::MinCosineNeedsReduced),
+            Some(_) if p.form == Form::Fp32 => return Err(OptionError::MinRowCosineNeedsReduced),
             Some(r) if !(0.0..=1.0).contains(&r) => return Err(OptionError::MinRowCosine(r)),
             _ => {}
         }
