@@ -25,7 +25,8 @@ pub struct PrecisionArgs {
     #[arg(long)]
     pub per_tensor: bool,
     /// Keep linear layers whose name contains PATTERN in f32 (e.g. `pooler`); repeatable. `auto`: keep
-    /// the fewest, chosen by a per-layer sensitivity pass, that hold the 0.99 cosine bar.
+    /// the fewest, chosen by a per-layer sensitivity pass, that hold the gate's bars (--min-cosine,
+    /// and --min-row-cosine when given).
     #[arg(long, value_name = "PATTERN", value_delimiter = ',')]
     pub quantize_skip: Vec<String>,
     /// Keep the embedding tables in f32 (by default the word embeddings are stored int8).
