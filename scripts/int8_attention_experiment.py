@@ -16,6 +16,7 @@ ModernBERT-base's f32 file 4,220 ms, its int8 file 2,304 ms (0.57x), this rewrit
 init: near-uniform attention, not a real model's test).
 """
 import argparse
+import os
 import sys
 
 import numpy as np
@@ -28,6 +29,9 @@ ap.add_argument("out")
 ap.add_argument("--hidden", type=int, default=768)
 a = ap.parse_args()
 src, out = a.src, a.out
+# Never write over the file read (or anything else that is there).
+if os.path.exists(out):
+    sys.exit(f"{out} exists; give a new file name")
 m = onnx.load(src)
 g = m.graph
 inits = []

@@ -118,6 +118,16 @@ def main():
     p.add_argument("--save", metavar="RESULT.json")
     a = p.parse_args()
 
+    if a.seq < 1:
+        raise SystemExit(f"--seq must be at least 1, got {a.seq}")
+    for f in (a.model, a.anchor):
+        if not os.path.isfile(f):
+            raise SystemExit(f"{f}: no such file")
+    floor = os.path.join(a.work, f"products-{a.seq}.onnx")
+    # WORK is this script's own folder (its two files are replaced on each run); never one of the
+    # files it reads.
+    if os.path.exists(floor) and any(os.path.samefile(f, floor) for f in (a.model, a.anchor)):
+        raise SystemExit(f"{floor} is one of the files to time; give another --work")
     found = products(a.model)
     if not found:
         raise SystemExit(f"{a.model}: no product of a model input against a 2-D weight")
@@ -128,7 +138,6 @@ def main():
     print(f"{len(found)} products at S={a.seq}, {gflop:.1f} GFLOP: "
           + ", ".join(f"{c}x[{k}, {n}]" for (k, n), c in sorted(shapes.items())))
     os.makedirs(a.work, exist_ok=True)
-    floor = os.path.join(a.work, f"products-{a.seq}.onnx")
     products_model(found, a.seq, floor)
     save = os.path.join(a.work, f"runtimes-{a.seq}.json")
     cmd = [

@@ -94,9 +94,9 @@ pub enum OptionError {
     MinCosineNeedsReduced,
     #[error("--min-row-cosine applies only to --precision fp16 or int8")]
     MinRowCosineNeedsReduced,
-    #[error("--min-cosine must be within 0 and 1, got {0}")]
+    #[error("--min-cosine must be within 0 and 1, got {0:?}")]
     MinCosine(f64),
-    #[error("--min-row-cosine must be within 0 and 1, got {0}")]
+    #[error("--min-row-cosine must be within 0 and 1, got {0:?}")]
     MinRowCosine(f64),
     #[error("--percentile must be within (0, 100], got {0}")]
     Percentile(f64),

@@ -143,32 +143,6 @@ pub(super) fn slice(
     }])
 }
 
-pub(super) fn gather(axis: i64, data: &ValueInfo, indices: &ValueInfo) -> Infer {
-    if !matches!(indices.dtype, DType::I64 | DType::I32) {
-        return Err(format!("indices must be i64 or i32, got {}", indices.dtype));
-    }
-    let axis = axis_of(axis, data.shape.rank())?;
-    let mut dims = data.shape.0[..axis].to_vec();
-    dims.extend(indices.shape.0.iter().cloned());
-    dims.extend(data.shape.0[axis + 1..].iter().cloned());
-    let known = match (&data.known, &indices.known) {
-        (Some(values), Some(idx)) if data.shape.rank() == 1 => idx
-            .iter()
-            .map(|i| {
-                let i = i.fixed()?;
-                let i = if i < 0 { i + values.len() as i64 } else { i };
-                values.get(usize::try_from(i).ok()?).cloned()
-            })
-            .collect(),
-        _ => None,
-    };
-    Ok(vec![ValueInfo {
-        dtype: data.dtype,
-        shape: Shape(dims),
-        known,
-    }])
-}
-
 /// A Slice of one axis between bounds computed at run time (one int each,
 /// step 1): that axis becomes [`SLICE_LENGTH`], the others are kept.
 fn run_time_slice(
@@ -199,8 +173,32 @@ fn run_time_slice(
     }])
 }
 
-/// GatherElements: indices of data's rank, no larger than data on any axis
-/// but `axis` (where they may index anything); the output has their shape.
+pub(super) fn gather(axis: i64, data: &ValueInfo, indices: &ValueInfo) -> Infer {
+    if !matches!(indices.dtype, DType::I64 | DType::I32) {
+        return Err(format!("indices must be i64 or i32, got {}", indices.dtype));
+    }
+    let axis = axis_of(axis, data.shape.rank())?;
+    let mut dims = data.shape.0[..axis].to_vec();
+    dims.extend(indices.shape.0.iter().cloned());
+    dims.extend(data.shape.0[axis + 1..].iter().cloned());
+    let known = match (&data.known, &indices.known) {
+        (Some(values), Some(idx)) if data.shape.rank() == 1 => idx
+            .iter()
+            .map(|i| {
+                let i = i.fixed()?;
+                let i = if i < 0 { i + values.len() as i64 } else { i };
+                values.get(usize::try_from(i).ok()?).cloned()
+            })
+            .collect(),
+        _ => None,
+    };
+    Ok(vec![ValueInfo {
+        dtype: data.dtype,
+        shape: Shape(dims),
+        known,
+    }])
+}
+
 /// Tile: each dim times its repeat count, which must be known (a symbolic
 /// count multiplies symbolically, as Flatten's products do).
 pub(super) fn tile(a: &ValueInfo, repeats: &ValueInfo) -> Infer {
@@ -223,6 +221,8 @@ pub(super) fn tile(a: &ValueInfo, repeats: &ValueInfo) -> Infer {
     Ok(vec![ValueInfo::new(a.dtype, Shape(dims))])
 }
 
+/// GatherElements: indices of data's rank, no larger than data on any axis
+/// but `axis` (where they may index anything); the output has their shape.
 pub(super) fn gather_elements(axis: i64, data: &ValueInfo, indices: &ValueInfo) -> Infer {
     if !matches!(indices.dtype, DType::I64 | DType::I32) {
         return Err(format!("indices must be i64 or i32, got {}", indices.dtype));
