@@ -31,16 +31,17 @@ use super::{Pass, PassReport};
 
 pub struct DecomposeAttention;
 
-struct Match {
-    root: NodeId,
+/// An `Attention` node this pass (and `quantize_attention`) can write out.
+pub(crate) struct Match {
+    pub(crate) root: NodeId,
     q: Value,
-    k: Value,
+    pub(crate) k: Value,
     v: Value,
-    mask: Option<Value>,
+    pub(crate) mask: Option<Value>,
     heads: usize,
     kv_heads: usize,
     head_size: usize,
-    scale: f32,
+    pub(crate) scale: f32,
 }
 
 impl Pass for DecomposeAttention {
@@ -82,7 +83,7 @@ pub(crate) fn decompose_node(g: &mut Graph, id: NodeId) -> Result<Option<Value>,
 /// An Attention this pass can write out exactly: 3-D q, k, v, K and V as
 /// wide as Q or (grouped queries) `kv_num_heads` heads of Q's head size,
 /// a float mask if any.
-fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
+pub(crate) fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
     let Op::Attention {
         q_num_heads,
         kv_num_heads,
@@ -132,7 +133,7 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
 }
 
 /// The mask to add: an `Expand`'s input when the mask is only broadcast.
-fn unexpanded(g: &Graph, mask: Value) -> Value {
+pub(crate) fn unexpanded(g: &Graph, mask: Value) -> Value {
     match producer(g, mask).op {
         Op::Expand => input(g, mask.node, 0)
             .filter(|&x| g.info(x).shape.rank() == 4 && g.info(x).dtype == g.info(mask).dtype)
@@ -142,8 +143,43 @@ fn unexpanded(g: &Graph, mask: Value) -> Value {
 }
 
 fn decompose(g: &mut Graph, m: &Match) -> Result<Value, IrError> {
-    let base = g.node(m.root).name.clone();
-    let name = |g: &Graph, s: &str| g.fresh_name(&format!("{base}.{s}"));
+    let Heads { q, k_t, v } = split_heads(g, m)?;
+    let scores = g.add(&attention_name(g, m, "scores"), Op::MatMul, &[q, k_t])?;
+    let cn = attention_name(g, m, "scale");
+    let c = g.add_const(&cn, Tensor::scalar_f32(m.scale))?;
+    let mut x = g.add(
+        &attention_name(g, m, "scaled"),
+        Op::Binary(BinaryOp::Mul),
+        &[scores, c],
+    )?;
+    if let Some(mask) = m.mask {
+        let mask = unexpanded(g, mask);
+        x = g.add(
+            &attention_name(g, m, "masked"),
+            Op::Binary(BinaryOp::Add),
+            &[x, mask],
+        )?;
+    }
+    let probs = g.add(&attention_name(g, m, "softmax"), Op::Softmax { axis: -1 }, &[x])?;
+    let ctx = g.add(&attention_name(g, m, "context"), Op::MatMul, &[probs, v])?;
+    merge_heads(g, m, ctx)
+}
+
+/// A fresh name for a node of the attention `m` writes out.
+pub(crate) fn attention_name(g: &Graph, m: &Match, what: &str) -> String {
+    g.fresh_name(&format!("{}.{what}", g.node(m.root).name))
+}
+
+/// Q, K and V split into heads: Q and V [B, n, S, d], K transposed to
+/// [B, n, d, S] (grouped K and V repeated for their query heads).
+pub(crate) struct Heads {
+    pub(crate) q: Value,
+    pub(crate) k_t: Value,
+    pub(crate) v: Value,
+}
+
+pub(crate) fn split_heads(g: &mut Graph, m: &Match) -> Result<Heads, IrError> {
+    let name = |g: &Graph, s: &str| attention_name(g, m, s);
     let (n, d) = (m.heads as i64, m.head_size as i64);
     let sn = name(g, "split_heads_shape");
     let split_shape = g.add_const(&sn, Tensor::vec_i64(&[0, 0, n, d]))?;
@@ -171,30 +207,27 @@ fn decompose(g: &mut Graph, m: &Match) -> Result<Value, IrError> {
         let tn = name(g, &format!("{what}.transpose"));
         g.add(&tn, Op::Transpose { perm }, &[split])
     };
-    let qh = heads(g, m.q, "query", vec![0, 2, 1, 3])?;
-    let kh = heads(g, m.k, "key", vec![0, 2, 3, 1])?;
-    let vh = heads(g, m.v, "value", vec![0, 2, 1, 3])?;
-    let scores = g.add(&name(g, "scores"), Op::MatMul, &[qh, kh])?;
-    let cn = name(g, "scale");
-    let c = g.add_const(&cn, Tensor::scalar_f32(m.scale))?;
-    let mut x = g.add(&name(g, "scaled"), Op::Binary(BinaryOp::Mul), &[scores, c])?;
-    if let Some(mask) = m.mask {
-        let mask = unexpanded(g, mask);
-        x = g.add(&name(g, "masked"), Op::Binary(BinaryOp::Add), &[x, mask])?;
-    }
-    let probs = g.add(&name(g, "softmax"), Op::Softmax { axis: -1 }, &[x])?;
-    let ctx = g.add(&name(g, "context"), Op::MatMul, &[probs, vh])?;
+    Ok(Heads {
+        q: heads(g, m.q, "query", vec![0, 2, 1, 3])?,
+        k_t: heads(g, m.k, "key", vec![0, 2, 3, 1])?,
+        v: heads(g, m.v, "value", vec![0, 2, 1, 3])?,
+    })
+}
+
+/// The context [B, n, S, d] back to [B, S, n·d]: the Attention's output.
+pub(crate) fn merge_heads(g: &mut Graph, m: &Match, ctx: Value) -> Result<Value, IrError> {
+    let (n, d) = (m.heads as i64, m.head_size as i64);
     let merged = g.add(
-        &name(g, "context.transpose"),
+        &attention_name(g, m, "context.transpose"),
         Op::Transpose {
             perm: vec![0, 2, 1, 3],
         },
         &[ctx],
     )?;
-    let mn = name(g, "merge_heads_shape");
+    let mn = attention_name(g, m, "merge_heads_shape");
     let merge_shape = g.add_const(&mn, Tensor::vec_i64(&[0, 0, n * d]))?;
     g.add(
-        &name(g, "context.merge_heads"),
+        &attention_name(g, m, "context.merge_heads"),
         Op::Reshape,
         &[merged, merge_shape],
     )

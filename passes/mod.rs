@@ -30,6 +30,7 @@ mod pack_tokens;
 mod packed_heads;
 mod pattern;
 mod prune_to_first_token;
+mod quantize_attention;
 mod quantize_int8;
 mod quantize_int8_onnxruntime;
 mod quantize_int8_qdq;
@@ -65,6 +66,7 @@ pub use lower_rotary_onnxruntime::LowerRotaryOnnxruntime;
 pub use merge_qkv::MergeQkv;
 pub use pack_tokens::{PackTokens, PACKED_METADATA};
 pub use prune_to_first_token::PruneToFirstToken;
+pub use quantize_attention::QuantizeAttention;
 pub use quantize_int8::{
     linear_inputs, quantize_weight, stored_bytes, ActivationScales, QuantizeInt8, WeightGranularity,
 };

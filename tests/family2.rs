@@ -482,21 +482,41 @@ fn kept_f32_at_most(case: &str, form: Form, target: Target) -> usize {
 /// auto`, keeping between 1 and that many Linears f32. Returns the file
 /// and how many Linears it keeps f32.
 fn through_the_gate(case: &str, form: Form, target: Target) -> (bertc::pipeline::Compiled, usize) {
+    through_the_gate_with(case, form, target, false)
+}
+
+/// [`through_the_gate`], with the attention's products quantized too when
+/// `attention` (`--quantize-attention`).
+fn through_the_gate_with(
+    case: &str,
+    form: Form,
+    target: Target,
+    attention: bool,
+) -> (bertc::pipeline::Compiled, usize) {
     use bertc::pipeline::check::CheckError;
     use bertc::quantize::Skip;
-    let what = format!("{case} {form:?} --target {target:?}");
+    let what = format!("{case} {form:?} --target {target:?} (attention quantized: {attention})");
     // MiniLM-like gates: the whole output and every row a pipeline reads
     // at 0.99.
     let options = |skip: Skip| PipelineOptions {
         precision: Precision {
             skip,
             min_row_cosine: Some(0.99),
+            attention,
             ..Precision::new(form)
         },
         target,
         ..at_level(Level::O2)
     };
-    let most = kept_f32_at_most(case, form, target);
+    // Two cases lose enough more in int8 attention that auto keeps more
+    // Linears f32: EuroBERT's MLM case (its residual stream quantized
+    // Linear outputs alone, above) and DeBERTa v1's classifier (two
+    // logits, whose row cosine turns fastest; 0.986 all quantized).
+    let most = match (case, attention) {
+        ("eurobert-mlm", true) => kept_f32_at_most(case, form, target) + 2,
+        ("deberta-v1-cls", true) => 2,
+        _ => kept_f32_at_most(case, form, target),
+    };
     let c = if most == 0 {
         compiled(case, &options(Skip::default()))
     } else {
@@ -706,6 +726,40 @@ fn every_int8_form_quantizes_the_bias_free_linears() {
                 "{case} {form:?} --target {target:?}"
             );
         }
+    }
+}
+
+/// `--quantize-attention`: in onnxruntime's dynamic form, every layer that
+/// scores all the keys gets its Q·Kᵀ and P·V as integer products (two
+/// MatMulInteger on run-time operands), ModernBERT's sliding layers (a few
+/// keys per block after `block_sliding_attention`) keep their f32
+/// `Attention`, and every case holds the same gate as without it, keeping
+/// the same Linears f32 under `--quantize-skip auto` (eurobert-mlm: up to
+/// two more).
+#[test]
+fn int8_attention_quantizes_every_full_attention_through_the_gate() {
+    use bertc::ir::Op;
+    for (case, int8_linears) in INT8_LINEARS {
+        let config = BertConfig::from_path(&case_dir(case).join("config.json")).unwrap();
+        let layers = config.num_hidden_layers;
+        let sliding = (0..layers)
+            .filter(|&i| config.layer_attention(i) == bertc::config::LayerAttention::SlidingAttention)
+            .count();
+        let (c, kept) = through_the_gate_with(case, Form::Int8Dynamic, Target::Onnxruntime, true);
+        let g = c.graph();
+        let h = g.op_histogram();
+        assert_eq!(h.get("Attention").copied().unwrap_or(0), sliding, "{case}: {h:?}");
+        assert_eq!(int8_weights(g) + kept, int8_linears, "{case}");
+        let run_time_products = g
+            .node_ids()
+            .filter(|&id| g.node(id).op == Op::MatMulInteger)
+            .filter(|&id| {
+                g.inputs_of(id)[..2]
+                    .iter()
+                    .all(|v| v.is_some_and(|v| !matches!(g.node(v.node).op, Op::Constant(_))))
+            })
+            .count();
+        assert_eq!(run_time_products, 2 * (layers - sliding), "{case}: {h:?}");
     }
 }
 

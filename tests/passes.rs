@@ -486,6 +486,125 @@ fn quantize_int8_and_to_fp16_match_every_weight() {
     }
 }
 
+/// `quantize_attention` (run by `--quantize-attention`, not by name): every
+/// layer's fused Attention becomes two integer products, the graph
+/// verifies, and every output row stays within cosine 0.99 of f32 in both
+/// runtimes that run the form.
+#[test]
+fn quantize_attention_quantizes_every_layer_s_products() {
+    use bertc::passes::{DeadNodeElimination, QuantizeAttention};
+    for (preset, l) in PRESETS {
+        let before = prepared(preset, None, &o2());
+        let mut after = before.clone();
+        let runs = PassManager::new()
+            .with(QuantizeAttention)
+            .with(DeadNodeElimination)
+            .verify_each(true)
+            .run(&mut after)
+            .unwrap();
+        assert_eq!(runs[0].report.matches, l, "{preset}");
+        let h = after.op_histogram();
+        assert_eq!(h.get("Attention"), None, "{preset}: {h:?}");
+        assert_eq!(h.get("MatMulInteger"), Some(&(2 * l)), "{preset}: {h:?}");
+        let inputs = inputs_for(&before, 3, 16);
+        let reference = run_tract(&export_bytes(&before, ExportOptions::default()).unwrap(), &inputs);
+        let bytes = export_bytes(&after, ExportOptions::default()).unwrap();
+        for (runtime, actual) in [
+            ("tract", run_tract(&bytes, &inputs)),
+            ("onnxruntime", run_onnxruntime(&bytes, &inputs)),
+        ] {
+            let worst = worst_row_cosine(&actual, &reference);
+            eprintln!("{preset}: `quantize_attention` in {runtime}: worst row cosine {worst:.6}");
+            assert!(worst >= 0.99, "{preset} in {runtime}: worst row cosine {worst}");
+        }
+    }
+}
+
+/// A query that spreads its attention over 1,024 keys (a zero query:
+/// every probability 1/1,024, under the 1/510 a fixed 1/255 step rounds to
+/// zero) keeps its context: each row is quantized relative to its own
+/// largest probability. A layer with a fixed, short key length (the
+/// sliding band's blocks) is left f32.
+#[test]
+fn quantize_attention_keeps_spread_attention_and_leaves_short_keys() {
+    use bertc::ir::{DType, Shape};
+    use bertc::passes::{DeadNodeElimination, QuantizeAttention};
+    use bertc::runtime::{HostTensor, NamedTensors};
+    let graph = |keys: usize| {
+        let mut g = Graph::new();
+        let q = g.add_input("q", DType::F32, Shape::fixed(&[1, 4, 8])).unwrap();
+        let k = g.add_input("k", DType::F32, Shape::fixed(&[1, keys, 8])).unwrap();
+        let v = g.add_input("v", DType::F32, Shape::fixed(&[1, keys, 8])).unwrap();
+        let attention = Op::Attention {
+            q_num_heads: 2,
+            kv_num_heads: 2,
+            scale: None,
+        };
+        let out = g.add("attention", attention, &[q, k, v]).unwrap();
+        g.set_output("context", out);
+        g
+    };
+    let mut short = graph(160);
+    let runs = PassManager::new()
+        .with(QuantizeAttention)
+        .run(&mut short)
+        .unwrap();
+    assert_eq!(runs[0].report.matches, 0, "160 fixed keys");
+
+    let keys = 1024;
+    let before = graph(keys);
+    let mut after = before.clone();
+    let pm = PassManager::new()
+        .with(QuantizeAttention)
+        .with(DeadNodeElimination);
+    let runs = pm.verify_each(true).run(&mut after).unwrap();
+    assert_eq!(runs[0].report.matches, 1);
+    // Queries: row 0 zero (uniform attention), the others random; keys
+    // and values random in [-1, 1).
+    let mut state = 7u64;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    };
+    let mut q: Vec<f32> = (0..4 * 8).map(|_| next()).collect();
+    q[..8].fill(0.0);
+    let kv = |next: &mut dyn FnMut() -> f32| (0..keys * 8).map(|_| next()).collect::<Vec<f32>>();
+    let (k, v) = (kv(&mut next), kv(&mut next));
+    let inputs: NamedTensors = [
+        ("q".to_string(), HostTensor::f32(vec![1, 4, 8], q)),
+        ("k".to_string(), HostTensor::f32(vec![1, keys, 8], k)),
+        ("v".to_string(), HostTensor::f32(vec![1, keys, 8], v)),
+    ]
+    .into();
+    let reference = run_onnxruntime(&export_bytes(&before, ExportOptions::default()).unwrap(), &inputs);
+    let actual = run_onnxruntime(&export_bytes(&after, ExportOptions::default()).unwrap(), &inputs);
+    // Per head (4 values of each 8-wide row): the mean of 1,024 random
+    // values is small, so compare each head's vector.
+    let (a, e) = (actual["context"].to_f32(), reference["context"].to_f32());
+    let worst = a
+        .chunks(4)
+        .zip(e.chunks(4))
+        .map(|(x, y)| bertc::quantize::cosine(x, y))
+        .fold(f64::INFINITY, f64::min);
+    eprintln!("spread attention over {keys} keys: worst head cosine {worst:.6}");
+    assert!(worst >= 0.99, "worst head cosine {worst}");
+}
+
+/// The worst cosine of any last-axis row of any output.
+fn worst_row_cosine(actual: &bertc::runtime::NamedTensors, reference: &bertc::runtime::NamedTensors) -> f64 {
+    let mut worst = f64::INFINITY;
+    for (out, e) in reference {
+        let width = *e.shape.last().unwrap();
+        let (a, b) = (actual[out].to_f32(), e.to_f32());
+        for (x, y) in a.chunks(width).zip(b.chunks(width)) {
+            worst = worst.min(bertc::quantize::cosine(x, y));
+        }
+    }
+    worst
+}
+
 #[test]
 fn pack_tokens_packs_the_embeddings_and_every_layer() {
     // Its numbers differ from the padded graph's at the padding positions

@@ -268,6 +268,55 @@ fn min_cosine_gate_refuses_to_write() {
     assert!(out.exists());
 }
 
+/// `--quantize-attention`: onnxruntime's dynamic int8 form with the
+/// attention's products int8 too (two run-time MatMulInteger per layer on
+/// top of the linears', no Attention left), written through the gate; on
+/// any other form a usage error (exit 2) naming the flag, nothing written.
+#[test]
+fn quantize_attention_flag_writes_onnxruntime_s_dynamic_form_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("int8.onnx");
+    let bertc = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_bertc"))
+            .args(["compile", "bert-tiny", "--quantize-attention", "-o"])
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    for (extra, says) in [
+        (&[][..], "--quantize-attention applies only to int8"),
+        (
+            &["--quantize", "dynamic"][..],
+            "needs --target onnxruntime and --quantize dynamic",
+        ),
+        (
+            &["--quantize", "static", "--target", "onnxruntime"][..],
+            "(got --target onnxruntime, int8-static)",
+        ),
+    ] {
+        let refused = bertc(extra);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(stderr.contains(says), "{extra:?}: {stderr}");
+        assert!(!out.exists(), "{extra:?}: a model was written");
+    }
+    let written = bertc(&["--quantize", "dynamic", "--target", "onnxruntime"]);
+    let stdout = String::from_utf8_lossy(&written.stdout);
+    assert!(
+        written.status.success(),
+        "{}",
+        String::from_utf8_lossy(&written.stderr)
+    );
+    assert!(stdout.contains("accuracy    last_hidden_state"), "{stdout}");
+    let g = bertc::onnx::read_model(&out).unwrap();
+    let h = g.op_histogram();
+    // bert-tiny: 2 layers of 6 linears, the pooler, 2 attention products
+    // per layer.
+    assert_eq!(h.get("MatMulInteger"), Some(&(2 * 6 + 1 + 2 * 2)), "{h:?}");
+    assert_eq!(h.get("Attention"), None, "{h:?}");
+}
+
 /// `--calibrate FILE`: a file missing a model input is an error naming it
 /// and nothing is written; a valid file is what the ranges come from — the
 /// written model is byte for byte the library's static quantization

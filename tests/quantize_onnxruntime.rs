@@ -131,6 +131,50 @@ fn minilm_onnxruntime_int8_fuses_and_meets_minilm_golden() {
     assert_eq!(count("BiasGelu"), 0, "{fused:?}");
 }
 
+/// `--quantize-attention` on MiniLM, compiled as `compile --target
+/// onnxruntime --quantize dynamic --quantize-attention` does (the gate in
+/// tract, then the lowering): both attention products of every layer are
+/// integer products, run in onnxruntime's fused u8 × s8 kernels as the
+/// linears are — the speed the form is for — and the sentence embeddings
+/// still meet the golden bar in onnxruntime.
+#[test]
+fn minilm_int8_attention_fuses_and_meets_minilm_golden() {
+    use bertc::config::BertConfig;
+    use bertc::pipeline::{at_level, compile, BuildOptions, PipelineOptions};
+    let dir = minilm_dir();
+    let config = BertConfig::from_path(&dir.join("config.json")).unwrap();
+    let opts = BuildOptions {
+        weights: Some(dir.join("model.safetensors")),
+        ..Default::default()
+    };
+    let options = PipelineOptions {
+        precision: Precision {
+            attention: true,
+            ..dynamic(None)
+        },
+        target: ORT,
+        ..at_level(Level::O2)
+    };
+    let c = compile(test_session(), &config, opts, &options).unwrap();
+    let ops = c.graph().op_histogram();
+    // 37 linears (above) and 2 products in each of the 6 layers.
+    assert_eq!(ops.get("MatMulInteger"), Some(&(37 + 2 * 6)), "{ops:?}");
+    assert_eq!(ops.get("Attention"), None, "{ops:?}");
+    let model = c.to_bytes().unwrap();
+    let golden = minilm_golden();
+    let cos = row_cosines(&run_onnxruntime(&model, &golden), &golden);
+    eprintln!("MiniLM int8 + attention, onnxruntime: sentence_embedding cosines {cos:.5?}");
+    assert!(cos.iter().all(|&c| c >= MIN_ROW_COSINE), "onnxruntime: {cos:?}");
+    let fused = onnxruntime_optimized_ops(&model);
+    let count = |op: &str| fused.get(op).copied().unwrap_or(0);
+    assert_eq!(count("MatMulInteger"), 0, "{fused:?}");
+    assert_eq!(
+        count("MatMulIntegerToFloat") + count("DynamicQuantizeMatMul"),
+        37 + 2 * 6,
+        "{fused:?}"
+    );
+}
+
 #[test]
 fn seven_bit_weights_without_vnni() {
     assert_eq!(weight_bits_for_cpu(true, false), WeightBits::Seven);

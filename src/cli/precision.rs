@@ -61,6 +61,10 @@ pub struct PrecisionArgs {
     /// sequence's logits or embedding) has a lower cosine than this (e.g. 0.99); not held unless given.
     #[arg(long, value_name = "X")]
     pub min_row_cosine: Option<f64>,
+    /// Quantize the attention's products too (Q·K^T and P·V as u8 x s8, softmax f32): for long
+    /// sequences, where they are most of the run (--target onnxruntime, --quantize dynamic).
+    #[arg(long)]
+    pub quantize_attention: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -204,6 +208,7 @@ impl PrecisionArgs {
             calibrate: self.calibrate.clone(),
             min_cosine: self.min_cosine,
             min_row_cosine: self.min_row_cosine,
+            attention: self.quantize_attention,
         })
     }
 }

@@ -128,6 +128,14 @@ pub enum OptionError {
          (use -O2 without --passes, or --target portable)"
     )]
     TargetNeedsO2 { target: &'static str, given: String },
+    #[error(
+        "--quantize-attention writes onnxruntime's dynamic int8 attention: it needs --target onnxruntime \
+         and --quantize dynamic (got --target {target}, {precision})"
+    )]
+    QuantizeAttentionNeedsOnnxruntimeDynamic {
+        target: &'static str,
+        precision: &'static str,
+    },
     #[error("--packed adds `pack_tokens` to a level's pipeline; with --passes, name pack_tokens in the list instead")]
     PackedWithPasses,
 }
@@ -150,6 +158,7 @@ impl PipelineOptions {
                     "--per-tensor",
                 ),
                 (p.skip != Skip::default(), "--quantize-skip"),
+                (p.attention, "--quantize-attention"),
                 (!p.embeddings, "--no-quantize-embeddings"),
             ] {
                 if given {
@@ -193,6 +202,12 @@ impl PipelineOptions {
         }
         if self.target == Target::Openvino && p.form == Form::Int8Dynamic {
             return Err(OptionError::OpenvinoNeedsStatic);
+        }
+        if p.attention && (self.target != Target::Onnxruntime || p.form != Form::Int8Dynamic) {
+            return Err(OptionError::QuantizeAttentionNeedsOnnxruntimeDynamic {
+                target: self.target.name(),
+                precision: p.name(),
+            });
         }
         if self.target != Target::Onnxruntime && p.form == Form::Int8Dynamic && p.calibrate.is_some() {
             return Err(OptionError::CalibrateNeedsOnnxruntime(self.target.name()));

@@ -25,8 +25,8 @@ pub use precision::{CalibrationMethod, Form, Precision, Skip, WeightBits, DEFAUL
 use crate::error::Error;
 use crate::ir::Graph;
 use crate::passes::{
-    ActivationScales, DeadNodeElimination, PassManager, PassRun, QuantizeInt8, QuantizeInt8Onnxruntime,
-    Target, ToFp16, SMOOTHING_ALPHA_ONNXRUNTIME,
+    ActivationScales, DeadNodeElimination, PassManager, PassRun, QuantizeAttention, QuantizeInt8,
+    QuantizeInt8Onnxruntime, Target, ToFp16, SMOOTHING_ALPHA_ONNXRUNTIME,
 };
 use crate::runtime::NamedTensors;
 use crate::session::Session;
@@ -137,7 +137,7 @@ pub fn precision_passes(
         Form::Fp32 => return PassManager::new(),
         Form::Fp16 => PassManager::new().with(ToFp16),
         Form::Int8Dynamic if target == Target::Onnxruntime => {
-            PassManager::new().with(QuantizeInt8Onnxruntime {
+            let pm = PassManager::new().with(QuantizeInt8Onnxruntime {
                 weights: precision.weights,
                 skip: skip.to_vec(),
                 embeddings: precision.embeddings,
@@ -148,7 +148,11 @@ pub fn precision_passes(
                     skip,
                     &calibrated.row_spread,
                 )),
-            })
+            });
+            match precision.attention {
+                true => pm.with(QuantizeAttention),
+                false => pm,
+            }
         }
         Form::Int8Dynamic => PassManager::new().with(QuantizeInt8 {
             activations: ActivationScales::Dynamic,

@@ -40,6 +40,9 @@ pub struct Precision {
     /// the whole cosine is set by the largest rows, and one row can turn
     /// while it barely moves.
     pub min_row_cosine: Option<f64>,
+    /// The attention's Q·Kᵀ and P·V as int8 products too (onnxruntime's
+    /// dynamic form; see `passes::QuantizeAttention`).
+    pub attention: bool,
 }
 
 /// The three precisions every command names the same way, int8 split by
@@ -120,6 +123,7 @@ impl Precision {
             calibrate: None,
             min_cosine: DEFAULT_MIN_COSINE,
             min_row_cosine: None,
+            attention: false,
         }
     }
 
