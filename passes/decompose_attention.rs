@@ -38,9 +38,9 @@ pub(crate) struct Match {
     pub(crate) k: Value,
     v: Value,
     pub(crate) mask: Option<Value>,
-    heads: usize,
+    pub(crate) heads: usize,
     kv_heads: usize,
-    head_size: usize,
+    pub(crate) head_size: usize,
     pub(crate) scale: f32,
 }
 

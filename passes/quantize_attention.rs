@@ -1,42 +1,55 @@
 //! `quantize_attention` (`--quantize-attention`, onnxruntime's dynamic int8
 //! form): a standard `Attention(q, k, v, mask)` → its two products, Q·Kᵀ and
-//! P·V, as 8-bit integer products with f32 scales, softmax and mask f32:
+//! P·V, as 8-bit integer products, the softmax's arithmetic f32:
 //!
 //! ```text
-//! qq, qs, qz = DynamicQuantizeLinear(Qh)                 u8, one scale per tensor
-//! kq = QuantizeLinear(Khᵀ / max|Kh|, 1/127)             s8, symmetric: ks = max|Kh| / 127
-//! scores = Cast<f32>(MatMulInteger(qq, kq, qz)) · (qs · ks · scale) + mask
-//! p = Softmax(scores);  pm = ReduceMax(p, last axis)     [B, n, S, 1]
-//! pq = QuantizeLinear(p / pm, 1/255)                     u8, each row's largest 255
-//! vq = QuantizeLinear(Vh / max|Vh|, 1/127)              s8, likewise vs = max|Vh| / 127
-//! context = Cast<f32>(MatMulInteger(pq, vq)) · (vs / 255) · pm
+//! qq, qs, qz = DynamicQuantizeLinear(Qh)               u8, one scale per tensor
+//! kq = QuantizeLinear(Khᵀ / max|Kh|, 1/127)           s8 symmetric, ks = max|Kh| / 127
+//! x  = Cast<f32>(MatMulInteger(qq, kq, qz)) · (qs · ks · scale) [+ mask]
+//! e  = exp(x − ReduceMax(x, last axis))                the softmax's numerators, row peak 1
+//! eq = QuantizeLinear(e, 1/255)                        u8
+//! w  = exp(mask) per key ([B, n, S, 1]; 1 without a key-only mask)
+//! vq = QuantizeLinear(Vh·w / max|Vh·w|, 1/127) ++ QuantizeLinear(w, 1/127)   s8, one more column
+//! [num | den] = Cast<f32>(MatMulInteger(eq, vq))       [B, n, S, d + 1]
+//! context = num / den · max|Vh·w|                   (the 1/255s cancel; 127 · vs = max)
 //! ```
 //!
 //! Why. In the int8 forms the linear layers run u8 × s8 and the attention's
 //! products stay f32, whose share grows with S²: ModernBERT-base at S=2,048
 //! (onnxruntime 1.32, Zen 4, 2 threads) spends 1,027 ms of a 2,620 ms int8 run
 //! in its 8 global layers' Attention kernels, so the int8 file is 0.57× of
-//! the f32 one rather than half. These are onnxruntime's u8 × s8 kernels,
+//! the f32 one rather than half. These run in onnxruntime's u8 × s8 kernels,
 //! the same as the linears' (VNNI `vpdpbusd`, AVX2 `vpmaddubsw`).
 //!
-//! The probabilities' scale is per row. A fixed 1/255 (what static int8
-//! attention usually takes) rounds every probability under 1/510 to zero:
-//! a query that spreads its attention over more than ~500 keys — every
-//! near-uniform row at S ≥ 512 — would read nothing. Divided by its own
-//! largest value, each row keeps 8 bits relative to its peak; the division
-//! and the ReduceMax are two more passes over [B, n, S, S], the factor back
-//! a multiply of [B, n, S, d].
+//! What costs at long S is not the products but every op between them: each
+//! is a full pass over [B, n, S, S] (200 MB a layer at S=2,048), which
+//! onnxruntime's f32 Attention kernel keeps inside one kernel. So the form
+//! makes as few as it can:
+//! - no Softmax: the numerators exp(x − max) are quantized as they are
+//!   (each row's peak is exactly 1 → 255, so every row keeps 8 bits
+//!   relative to its own largest probability; a fixed 1/255 step on the
+//!   probabilities would round each under 1/510 to zero, and a query
+//!   spread over more than ~500 keys would read nothing), and the
+//!   denominator comes out of the P·V product itself, from V's extra
+//!   column — the sum of exactly the quantized numerators it divides;
+//! - no mask Add where the mask is per key ([B, 1, 1, S], padding):
+//!   exp(x + m) = exp(x)·exp(m), so the key's weight exp(m) multiplies its
+//!   value row and its column of the denominator instead ([B, n, S, d]
+//!   work, not [B, n, S, S]). A row's maximum is then taken over masked
+//!   keys too, which costs precision only where a padded key outscores
+//!   every real one by far. Other masks (DeBERTa's relative terms ride in
+//!   them) are added to the scores, and there the softmax's own kernel
+//!   (`Softmax`, each row over its maximum, multiplied back after P·V)
+//!   measured faster than a separate Sub and Exp.
 //!
 //! Q is u8 because onnxruntime's fast kernels are u8 × s8; K and V are s8
-//! symmetric, so no zero point of theirs enters the sums. The scales are
-//! per tensor: the scores' and context's scales are then scalars times
-//! a row vector.
+//! symmetric, so no zero point of theirs enters the sums.
 //!
-//! Opt-in: at S=128 the extra passes cost about what the int8 products
+//! Opt-in: at S=128 the extra small ops cost about what the int8 products
 //! save (see the README's table); the accuracy gate holds it like every
 //! int8 form. Grouped-query layers (K and V repeated for their query heads)
-//! are written out as `decompose_attention` does; any layer this cannot
-//! write stays the f32 `Attention` it was.
+//! are written out as `decompose_attention` does; layers with a fixed,
+//! short key length stay f32 ([`MIN_FIXED_KEYS`]).
 
 use crate::ir::{BinaryOp, DType, Graph, IrError, Op, Tensor, UnaryOp, Value};
 
@@ -101,8 +114,13 @@ fn quantized(g: &mut Graph, m: &Match) -> Result<Value, IrError> {
     let dq = g.add_node(&name(g, "query.quantize"), Op::DynamicQuantizeLinear, &[Some(q)])?;
     let out = |slot| Value { node: dq, slot };
     let (qq, qs, qz) = (out(0), out(1), out(2));
+    let mask = m.mask.map(|mask| unexpanded(g, mask));
+    let key_mask = mask.filter(|&mask| masks_keys_only(g, mask));
+    let k_t = match key_mask {
+        Some(mask) => masked_keys_at_the_mean(g, m, k_t, mask)?,
+        None => k_t,
+    };
     let (kq, ks) = symmetric_s8(g, m, k_t, "key")?;
-    let (vq, vs) = symmetric_s8(g, m, v, "value")?;
 
     let si = g.add_node(
         &name(g, "scores.int"),
@@ -118,40 +136,203 @@ fn quantized(g: &mut Graph, m: &Match) -> Result<Value, IrError> {
     let cn = name(g, "scale");
     let c = g.add_const(&cn, Tensor::scalar_f32(m.scale))?;
     let scale = binary(g, m, "scores.scale", BinaryOp::Mul, qk, c)?;
-    let mut x = binary(g, m, "scaled", BinaryOp::Mul, sf, scale)?;
-    if let Some(mask) = m.mask {
-        let mask = unexpanded(g, mask);
-        x = binary(g, m, "masked", BinaryOp::Add, x, mask)?;
-    }
-    let probs = g.add(&name(g, "softmax"), Op::Softmax { axis: -1 }, &[x])?;
-    let pm = g.add(
-        &name(g, "softmax.row_max"),
-        Op::ReduceMax {
-            axes: vec![-1],
-            keepdims: true,
-        },
-        &[probs],
-    )?;
-    let normalized = binary(g, m, "softmax.normalized", BinaryOp::Div, probs, pm)?;
-    let psn = name(g, "softmax.quantize_scale");
-    let ps = g.add_const(&psn, Tensor::scalar_f32(1.0 / 255.0))?;
-    let pzn = name(g, "softmax.zero_point");
-    let pz = g.add_const(
-        &pzn,
-        Tensor::from_raw(DType::U8, vec![], vec![0u8].into()).expect("one u8"),
-    )?;
-    let pq = g.add(
-        &name(g, "softmax.quantize"),
-        Op::QuantizeLinear { axis: 1 },
-        &[normalized, ps, pz],
-    )?;
+    let x = binary(g, m, "scaled", BinaryOp::Mul, sf, scale)?;
+    let ctx = match (mask, key_mask) {
+        (Some(mask), None) => {
+            let x = binary(g, m, "masked", BinaryOp::Add, x, mask)?;
+            context_of_probabilities(g, m, x, v)?
+        }
+        (_, key_mask) => context_of_numerators(g, m, x, v, key_mask)?,
+    };
+    merge_heads(g, m, ctx)
+}
 
+/// The context [B, n, S, d] of scores `x` that carry their mask:
+/// `p = Softmax(x)`, each row quantized over its own maximum `pm` and
+/// multiplied back. (The numerators' form below measured slower here:
+/// with the mask added either way, a separate Sub and Exp cost more than
+/// onnxruntime's one Softmax kernel — DeBERTa-v3-base at S=512, 442 against
+/// 416 ms.)
+fn context_of_probabilities(g: &mut Graph, m: &Match, x: Value, v: Value) -> Result<Value, IrError> {
+    let name = |g: &Graph, s: &str| attention_name(g, m, s);
+    let probs = g.add(&name(g, "softmax"), Op::Softmax { axis: -1 }, &[x])?;
+    let pm = row_max(g, m, probs, "softmax.row_max")?;
+    let normalized = binary(g, m, "softmax.normalized", BinaryOp::Div, probs, pm)?;
+    let (ps, pq) = probabilities_u8(g, m, normalized)?;
+    let (vq, vs) = symmetric_s8(g, m, v, "value")?;
     let ci = g.add(&name(g, "context.int"), Op::MatMulInteger, &[pq, vq])?;
     let cf = g.add(&name(g, "context.float"), Op::Cast { to: DType::F32 }, &[ci])?;
     let cscale = binary(g, m, "context.int_scale", BinaryOp::Mul, ps, vs)?;
     let c0 = binary(g, m, "context.scaled", BinaryOp::Mul, cf, cscale)?;
-    let ctx = binary(g, m, "context", BinaryOp::Mul, c0, pm)?;
-    merge_heads(g, m, ctx)
+    binary(g, m, "context", BinaryOp::Mul, c0, pm)
+}
+
+/// The context of unmasked scores `x`, with `key_mask` ([B, 1, 1, S]) if
+/// any: the numerators exp(x − max x) quantized, each key's weight
+/// exp(mask) on its value row, and the denominators from one more column
+/// of V in the same product (see the module's notes).
+fn context_of_numerators(
+    g: &mut Graph,
+    m: &Match,
+    x: Value,
+    v: Value,
+    key_mask: Option<Value>,
+) -> Result<Value, IrError> {
+    let name = |g: &Graph, s: &str| attention_name(g, m, s);
+    let peak = row_max(g, m, x, "scores.row_max")?;
+    let shifted = binary(g, m, "scores.shifted", BinaryOp::Sub, x, peak)?;
+    let e = g.add(
+        &name(g, "softmax.numerators"),
+        Op::Unary(UnaryOp::Exp),
+        &[shifted],
+    )?;
+    let (_, eq) = probabilities_u8(g, m, e)?;
+    // Each key's weight as a [B, n, S, 1] column: exp(mask) (0 for a
+    // masked key), else ones shaped like one column of V.
+    let weights = match key_mask {
+        Some(mask) => {
+            let w = g.add(&name(g, "key_weights"), Op::Unary(UnaryOp::Exp), &[mask])?;
+            let by_key = g.add(
+                &name(g, "key_weights.by_key"),
+                Op::Transpose {
+                    perm: vec![0, 1, 3, 2],
+                },
+                &[w],
+            )?;
+            let hn = name(g, "key_weights.heads");
+            let heads = g.add_const(&hn, Tensor::vec_i64(&[1, m.heads as i64, 1, 1]))?;
+            g.add(&name(g, "key_weights.expanded"), Op::Expand, &[by_key, heads])?
+        }
+        None => {
+            let column = slice_last(g, m, v, 0, 1, "value.first_column")?;
+            let zn = name(g, "zero");
+            let zero = g.add_const(&zn, Tensor::scalar_f32(0.0))?;
+            let on = name(g, "one");
+            let one = g.add_const(&on, Tensor::scalar_f32(1.0))?;
+            let zeros = binary(g, m, "value.zeros", BinaryOp::Mul, column, zero)?;
+            binary(g, m, "key_weights", BinaryOp::Add, zeros, one)?
+        }
+    };
+    let v = match key_mask {
+        Some(_) => binary(g, m, "value.weighted", BinaryOp::Mul, v, weights)?,
+        None => v,
+    };
+    let (vq, vs) = symmetric_s8(g, m, v, "value")?;
+    // The weights as one more s8 column of V (1 → 127): the same product
+    // sums each row's quantized numerators, the softmax's denominator.
+    let wsn = name(g, "key_weights.quantize_scale");
+    let ws = g.add_const(&wsn, Tensor::scalar_f32(1.0 / 127.0))?;
+    let wzn = name(g, "key_weights.zero_point");
+    let wz = g.add_const(
+        &wzn,
+        Tensor::from_raw(DType::I8, vec![], vec![0u8].into()).expect("one i8"),
+    )?;
+    let wq = g.add(
+        &name(g, "key_weights.quantize"),
+        Op::QuantizeLinear { axis: 1 },
+        &[weights, ws, wz],
+    )?;
+    let vw = g.add(&name(g, "value.with_weights"), Op::Concat { axis: -1 }, &[vq, wq])?;
+
+    let ci = g.add(&name(g, "context.int"), Op::MatMulInteger, &[eq, vw])?;
+    let cf = g.add(&name(g, "context.float"), Op::Cast { to: DType::F32 }, &[ci])?;
+    let d = m.head_size as i64;
+    let numerators = slice_last(g, m, cf, 0, d, "context.numerators")?;
+    let sums = slice_last(g, m, cf, d, d + 1, "context.denominators")?;
+    // A row whose every quantized numerator is 0 (its peak at a masked
+    // key, the real ones all under 1/510 of it) reads zeros, not 0/0.
+    let fname = name(g, "context.min_denominator");
+    let floor = g.add_const(&fname, Tensor::scalar_f32(MIN_ABSMAX))?;
+    let sums = binary(g, m, "context.denominators_floored", BinaryOp::Max, sums, floor)?;
+    let ratio = binary(g, m, "context.normalized", BinaryOp::Div, numerators, sums)?;
+    // num · (1/255) · vs over den · (1/255) · (1/127): the ratio · 127 · vs.
+    let rn = name(g, "context.int8_max");
+    let r = g.add_const(&rn, Tensor::scalar_f32(127.0))?;
+    let vscale = binary(g, m, "context.value_scale", BinaryOp::Mul, vs, r)?;
+    binary(g, m, "context", BinaryOp::Mul, ratio, vscale)
+}
+
+/// `k_t` [B, n, d, S] with each masked key's column (weight exp(mask) = 0)
+/// replaced by the mean of the visible keys' columns. The numerators'
+/// form shifts each score row by its maximum over all keys, the masked
+/// ones included (finding the visible keys' maximum would be one more
+/// pass over [B, n, S, S]); a padded key scoring above every real one
+/// would leave the real numerators small and coarsely quantized (MiniLM's
+/// worst sentence embedding against f32: 0.9914 with the padding's own
+/// keys). A masked key contributes nothing whatever its score, and
+/// q·mean(visible k) is the mean of the visible scores, never above their
+/// maximum, so the maximum is always a visible key's.
+fn masked_keys_at_the_mean(g: &mut Graph, m: &Match, k_t: Value, mask: Value) -> Result<Value, IrError> {
+    let name = |g: &Graph, s: &str| attention_name(g, m, &format!("key.{s}"));
+    let w = g.add(&name(g, "weights"), Op::Unary(UnaryOp::Exp), &[mask])?;
+    let zn = name(g, "zero");
+    let zero = g.add_const(&zn, Tensor::scalar_f32(0.0))?;
+    let visible = g.add(&name(g, "visible"), Op::Binary(BinaryOp::Greater), &[w, zero])?;
+    let ones = g.add(&name(g, "visible_f32"), Op::Cast { to: DType::F32 }, &[visible])?;
+    let kept = g.add(&name(g, "visible_only"), Op::Binary(BinaryOp::Mul), &[k_t, ones])?;
+    let sum_over_keys = Op::ReduceSum {
+        axes: vec![-1],
+        keepdims: true,
+    };
+    let total = g.add(&name(g, "visible_sum"), sum_over_keys.clone(), &[kept])?;
+    let count = g.add(&name(g, "visible_count"), sum_over_keys, &[ones])?;
+    // A row with no visible key (all padding) divides by 1, not 0.
+    let on = name(g, "one");
+    let one = g.add_const(&on, Tensor::scalar_f32(1.0))?;
+    let count = g.add(
+        &name(g, "visible_count_floored"),
+        Op::Binary(BinaryOp::Max),
+        &[count, one],
+    )?;
+    let mean = g.add(
+        &name(g, "visible_mean"),
+        Op::Binary(BinaryOp::Div),
+        &[total, count],
+    )?;
+    g.add(&name(g, "masked_at_the_mean"), Op::Where, &[visible, k_t, mean])
+}
+
+/// The maximum of each row of `x` (its last axis), kept as [.., 1].
+fn row_max(g: &mut Graph, m: &Match, x: Value, what: &str) -> Result<Value, IrError> {
+    let n = attention_name(g, m, what);
+    let op = Op::ReduceMax {
+        axes: vec![-1],
+        keepdims: true,
+    };
+    g.add(&n, op, &[x])
+}
+
+/// `p` in [0, 1], each row's peak 1, as u8 at the fixed step 1/255: the
+/// step and the quantized tensor.
+fn probabilities_u8(g: &mut Graph, m: &Match, p: Value) -> Result<(Value, Value), IrError> {
+    let psn = attention_name(g, m, "softmax.quantize_scale");
+    let ps = g.add_const(&psn, Tensor::scalar_f32(1.0 / 255.0))?;
+    let pzn = attention_name(g, m, "softmax.zero_point");
+    let pz = g.add_const(
+        &pzn,
+        Tensor::from_raw(DType::U8, vec![], vec![0u8].into()).expect("one u8"),
+    )?;
+    let n = attention_name(g, m, "softmax.quantize");
+    let pq = g.add(&n, Op::QuantizeLinear { axis: 1 }, &[p, ps, pz])?;
+    Ok((ps, pq))
+}
+
+/// `x[.., from..to]` along the last axis.
+fn slice_last(g: &mut Graph, m: &Match, x: Value, from: i64, to: i64, what: &str) -> Result<Value, IrError> {
+    let mut inputs = vec![x];
+    for (bound, value) in [("start", from), ("end", to), ("axis", -1)] {
+        let n = attention_name(g, m, &format!("{what}.{bound}"));
+        inputs.push(g.add_const(&n, Tensor::vec_i64(&[value]))?);
+    }
+    g.add(&attention_name(g, m, what), Op::Slice, &inputs)
+}
+
+/// Whether the additive `mask` is one value per key ([B, 1, 1, S]): then
+/// `softmax(x + mask)` weighs key j's exp(x) by exp(mask_j), which the
+/// values can carry instead of a pass over every score.
+fn masks_keys_only(g: &Graph, mask: Value) -> bool {
+    let dims = g.info(mask).shape.dims();
+    dims.len() == 4 && dims[1].fixed() == Some(1) && dims[2].fixed() == Some(1)
 }
 
 /// `x` as s8 with one symmetric scale max|x| / 127: the quantized tensor

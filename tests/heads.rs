@@ -464,7 +464,7 @@ fn min_row_cosine(a: &bertc::runtime::HostTensor, b: &bertc::runtime::HostTensor
     a.chunks(width)
         .zip(b.chunks(width))
         .map(|(x, y)| bertc::quantize::cosine(x, y))
-        .fold(f64::INFINITY, f64::min)
+        .fold(f64::INFINITY, nan_is_worst)
 }
 
 /// Heads, relative positions and short position tables (40 rows) through
@@ -551,5 +551,15 @@ fn heads_quantize_and_pass_the_accuracy_gate() {
                 );
             }
         }
+    }
+}
+
+/// The lower of two cosines, a NaN (a zero vector against a nonzero one)
+/// the lowest of all: `f64::min` would skip it and pass a broken row.
+fn nan_is_worst(worst: f64, c: f64) -> f64 {
+    if c.is_nan() {
+        f64::NEG_INFINITY
+    } else {
+        worst.min(c)
     }
 }

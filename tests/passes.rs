@@ -477,7 +477,7 @@ fn quantize_int8_and_to_fp16_match_every_weight() {
                         .chunks(width)
                         .zip(b.chunks(width))
                         .map(|(x, y)| bertc::quantize::cosine(x, y))
-                        .fold(f64::INFINITY, f64::min);
+                        .fold(f64::INFINITY, nan_is_worst);
                     eprintln!("{preset}: `{name}` {out} min row cosine {worst:.5}");
                     assert!(worst >= 0.99, "{preset}: `{name}` {out} min row cosine {worst}");
                 }
@@ -523,28 +523,42 @@ fn quantize_attention_quantizes_every_layer_s_products() {
 /// A query that spreads its attention over 1,024 keys (a zero query:
 /// every probability 1/1,024, under the 1/510 a fixed 1/255 step rounds to
 /// zero) keeps its context: each row is quantized relative to its own
-/// largest probability. A layer with a fixed, short key length (the
-/// sliding band's blocks) is left f32.
+/// largest numerator. With a padding mask over half the keys, whose K rows
+/// are made to outscore every real key (×50), the masked keys still add
+/// nothing and the real ones keep their precision. A layer with a fixed,
+/// short key length (the sliding band's blocks) is left f32.
 #[test]
 fn quantize_attention_keeps_spread_attention_and_leaves_short_keys() {
     use bertc::ir::{DType, Shape};
     use bertc::passes::{DeadNodeElimination, QuantizeAttention};
     use bertc::runtime::{HostTensor, NamedTensors};
-    let graph = |keys: usize| {
+    let graph = |keys: usize, masked: bool| {
         let mut g = Graph::new();
         let q = g.add_input("q", DType::F32, Shape::fixed(&[1, 4, 8])).unwrap();
         let k = g.add_input("k", DType::F32, Shape::fixed(&[1, keys, 8])).unwrap();
         let v = g.add_input("v", DType::F32, Shape::fixed(&[1, keys, 8])).unwrap();
+        let mut inputs = vec![q, k, v];
+        if masked {
+            // Per key, broadcast over the queries as fuse_attention writes
+            // it (onnxruntime's Attention takes no [.., 1, S] mask).
+            let mask = g
+                .add_input("mask", DType::F32, Shape::fixed(&[1, 1, 1, keys]))
+                .unwrap();
+            let shape = g
+                .add_const("mask_shape", bertc::ir::Tensor::vec_i64(&[1, 1, 4, keys as i64]))
+                .unwrap();
+            inputs.push(g.add("mask_expanded", Op::Expand, &[mask, shape]).unwrap());
+        }
         let attention = Op::Attention {
             q_num_heads: 2,
             kv_num_heads: 2,
             scale: None,
         };
-        let out = g.add("attention", attention, &[q, k, v]).unwrap();
+        let out = g.add("attention", attention, &inputs).unwrap();
         g.set_output("context", out);
         g
     };
-    let mut short = graph(160);
+    let mut short = graph(160, false);
     let runs = PassManager::new()
         .with(QuantizeAttention)
         .run(&mut short)
@@ -552,44 +566,62 @@ fn quantize_attention_keeps_spread_attention_and_leaves_short_keys() {
     assert_eq!(runs[0].report.matches, 0, "160 fixed keys");
 
     let keys = 1024;
-    let before = graph(keys);
-    let mut after = before.clone();
-    let pm = PassManager::new()
-        .with(QuantizeAttention)
-        .with(DeadNodeElimination);
-    let runs = pm.verify_each(true).run(&mut after).unwrap();
-    assert_eq!(runs[0].report.matches, 1);
-    // Queries: row 0 zero (uniform attention), the others random; keys
-    // and values random in [-1, 1).
     let mut state = 7u64;
-    let mut next = || {
+    let mut next = move || {
         state = state
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     };
+    // Queries: row 0 zero (uniform attention), the others random; keys
+    // and values random in [-1, 1).
     let mut q: Vec<f32> = (0..4 * 8).map(|_| next()).collect();
     q[..8].fill(0.0);
-    let kv = |next: &mut dyn FnMut() -> f32| (0..keys * 8).map(|_| next()).collect::<Vec<f32>>();
-    let (k, v) = (kv(&mut next), kv(&mut next));
-    let inputs: NamedTensors = [
-        ("q".to_string(), HostTensor::f32(vec![1, 4, 8], q)),
-        ("k".to_string(), HostTensor::f32(vec![1, keys, 8], k)),
-        ("v".to_string(), HostTensor::f32(vec![1, keys, 8], v)),
-    ]
-    .into();
-    let reference = run_onnxruntime(&export_bytes(&before, ExportOptions::default()).unwrap(), &inputs);
-    let actual = run_onnxruntime(&export_bytes(&after, ExportOptions::default()).unwrap(), &inputs);
-    // Per head (4 values of each 8-wide row): the mean of 1,024 random
-    // values is small, so compare each head's vector.
-    let (a, e) = (actual["context"].to_f32(), reference["context"].to_f32());
-    let worst = a
-        .chunks(4)
-        .zip(e.chunks(4))
-        .map(|(x, y)| bertc::quantize::cosine(x, y))
-        .fold(f64::INFINITY, f64::min);
-    eprintln!("spread attention over {keys} keys: worst head cosine {worst:.6}");
-    assert!(worst >= 0.99, "worst head cosine {worst}");
+    let k: Vec<f32> = (0..keys * 8).map(|_| next()).collect();
+    let v: Vec<f32> = (0..keys * 8).map(|_| next()).collect();
+    for masked in [false, true] {
+        let before = graph(keys, masked);
+        let mut after = before.clone();
+        let pm = PassManager::new()
+            .with(QuantizeAttention)
+            .with(DeadNodeElimination);
+        let runs = pm.verify_each(true).run(&mut after).unwrap();
+        assert_eq!(runs[0].report.matches, 1);
+        let mut k = k.clone();
+        let mut inputs: NamedTensors = NamedTensors::new();
+        if masked {
+            // Every other key padded, its K row large.
+            let mask: Vec<f32> = (0..keys)
+                .map(|j| if j % 2 == 1 { f32::MIN } else { 0.0 })
+                .collect();
+            for j in (1..keys).step_by(2) {
+                k[j * 8..(j + 1) * 8].iter_mut().for_each(|x| *x *= 50.0);
+            }
+            inputs.insert("mask".into(), HostTensor::f32(vec![1, 1, 1, keys], mask));
+        }
+        inputs.insert("q".into(), HostTensor::f32(vec![1, 4, 8], q.clone()));
+        inputs.insert("k".into(), HostTensor::f32(vec![1, keys, 8], k));
+        inputs.insert("v".into(), HostTensor::f32(vec![1, keys, 8], v.clone()));
+        let reference = run_onnxruntime(&export_bytes(&before, ExportOptions::default()).unwrap(), &inputs);
+        let bytes = export_bytes(&after, ExportOptions::default()).unwrap();
+        for (runtime, actual) in [
+            ("tract", run_tract(&bytes, &inputs)),
+            ("onnxruntime", run_onnxruntime(&bytes, &inputs)),
+        ] {
+            // Per head (4 values of each 8-wide row).
+            let (a, e) = (actual["context"].to_f32(), reference["context"].to_f32());
+            let worst = a
+                .chunks(4)
+                .zip(e.chunks(4))
+                .map(|(x, y)| bertc::quantize::cosine(x, y))
+                .fold(f64::INFINITY, nan_is_worst);
+            eprintln!("{keys} keys (masked: {masked}) in {runtime}: worst head cosine {worst:.6}");
+            assert!(
+                worst >= 0.99,
+                "masked: {masked}, {runtime}: worst head cosine {worst}"
+            );
+        }
+    }
 }
 
 /// The worst cosine of any last-axis row of any output.
@@ -599,7 +631,7 @@ fn worst_row_cosine(actual: &bertc::runtime::NamedTensors, reference: &bertc::ru
         let width = *e.shape.last().unwrap();
         let (a, b) = (actual[out].to_f32(), e.to_f32());
         for (x, y) in a.chunks(width).zip(b.chunks(width)) {
-            worst = worst.min(bertc::quantize::cosine(x, y));
+            worst = nan_is_worst(worst, bertc::quantize::cosine(x, y));
         }
     }
     worst
@@ -668,4 +700,14 @@ fn every_pass_has_a_test_here() {
     let mut tested = tested.to_vec();
     tested.sort();
     assert_eq!(all, tested);
+}
+
+/// The lower of two cosines, a NaN (a zero vector against a nonzero one)
+/// the lowest of all: `f64::min` would skip it and pass a broken row.
+fn nan_is_worst(worst: f64, c: f64) -> f64 {
+    if c.is_nan() {
+        f64::NEG_INFINITY
+    } else {
+        worst.min(c)
+    }
 }

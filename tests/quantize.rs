@@ -104,7 +104,7 @@ fn min_pooler_cosine(outputs: &NamedTensors, golden: &NamedTensors) -> f64 {
     a.chunks(h)
         .zip(b.chunks(h))
         .map(|(x, y)| cosine(x, y))
-        .fold(f64::INFINITY, f64::min)
+        .fold(f64::INFINITY, nan_is_worst)
 }
 
 /// Against PyTorch, in tract and in onnxruntime: the sentence embedding of
@@ -401,5 +401,15 @@ fn calibration_file_is_used_and_checked() {
             written != std::fs::read(path(other)).unwrap(),
             "calibrating on calib.safetensors and {other} gave the same model"
         );
+    }
+}
+
+/// The lower of two cosines, a NaN (a zero vector against a nonzero one)
+/// the lowest of all: `f64::min` would skip it and pass a broken row.
+fn nan_is_worst(worst: f64, c: f64) -> f64 {
+    if c.is_nan() {
+        f64::NEG_INFINITY
+    } else {
+        worst.min(c)
     }
 }
