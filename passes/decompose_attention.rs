@@ -51,23 +51,33 @@ impl Pass for DecomposeAttention {
 
     fn run(&self, g: &mut Graph) -> Result<PassReport, IrError> {
         let matches: Vec<Match> = g.node_ids().filter_map(|id| match_at(g, id)).collect();
-        let before = g.node_count();
-        for m in &matches {
-            let out = decompose(g, m)?;
-            g.replace_uses(
-                Value {
-                    node: m.root,
-                    slot: 0,
-                },
-                out,
-            );
-        }
-        Ok(PassReport {
-            matches: matches.len(),
-            nodes_added: g.node_count() - before,
-            nodes_removed: 0,
-        })
+        rewrite_each(g, &matches, decompose)
     }
+}
+
+/// Each match's Attention output replaced by what `rewrite` writes for
+/// it (the orphaned Attention left to dead-node elimination).
+pub(crate) fn rewrite_each(
+    g: &mut Graph,
+    matches: &[Match],
+    rewrite: fn(&mut Graph, &Match) -> Result<Value, IrError>,
+) -> Result<PassReport, IrError> {
+    let before = g.node_count();
+    for m in matches {
+        let out = rewrite(g, m)?;
+        g.replace_uses(
+            Value {
+                node: m.root,
+                slot: 0,
+            },
+            out,
+        );
+    }
+    Ok(PassReport {
+        matches: matches.len(),
+        nodes_added: g.node_count() - before,
+        nodes_removed: 0,
+    })
 }
 
 /// The primitive form of the Attention node `id`, when this pass can

@@ -54,7 +54,7 @@
 use crate::ir::{BinaryOp, DType, Graph, IrError, Op, Tensor, UnaryOp, Value};
 
 use super::decompose_attention::{
-    attention_name, match_at, merge_heads, split_heads, unexpanded, Heads, Match,
+    attention_name, match_at, merge_heads, rewrite_each, split_heads, unexpanded, Heads, Match,
 };
 use super::{Pass, PassReport};
 
@@ -71,22 +71,7 @@ impl Pass for QuantizeAttention {
             .filter_map(|id| match_at(g, id))
             .filter(|m| !few_keys(g, m))
             .collect();
-        let before = g.node_count();
-        for m in &matches {
-            let out = quantized(g, m)?;
-            g.replace_uses(
-                crate::ir::Value {
-                    node: m.root,
-                    slot: 0,
-                },
-                out,
-            );
-        }
-        Ok(PassReport {
-            matches: matches.len(),
-            nodes_added: g.node_count() - before,
-            nodes_removed: 0,
-        })
+        rewrite_each(g, &matches, quantized)
     }
 }
 
@@ -220,18 +205,7 @@ fn context_of_numerators(
     let (vq, vs) = symmetric_s8(g, m, v, "value")?;
     // The weights as one more s8 column of V (1 → 127): the same product
     // sums each row's quantized numerators, the softmax's denominator.
-    let wsn = name(g, "key_weights.quantize_scale");
-    let ws = g.add_const(&wsn, Tensor::scalar_f32(1.0 / 127.0))?;
-    let wzn = name(g, "key_weights.zero_point");
-    let wz = g.add_const(
-        &wzn,
-        Tensor::from_raw(DType::I8, vec![], vec![0u8].into()).expect("one i8"),
-    )?;
-    let wq = g.add(
-        &name(g, "key_weights.quantize"),
-        Op::QuantizeLinear { axis: 1 },
-        &[weights, ws, wz],
-    )?;
+    let (wq, _) = unit_s8(g, m, weights, "key_weights")?;
     let vw = g.add(&name(g, "value.with_weights"), Op::Concat { axis: -1 }, &[vq, wq])?;
 
     let ci = g.add(&name(g, "context.int"), Op::MatMulInteger, &[eq, vw])?;
@@ -355,20 +329,26 @@ fn symmetric_s8(g: &mut Graph, m: &Match, x: Value, what: &str) -> Result<(Value
     // QuantizeLinear's scale a constant (tract takes no other): x / max|x|
     // at 1/127 is x at max|x| / 127.
     let normalized = g.add(&name(g, "normalized"), Op::Binary(BinaryOp::Div), &[x, amax])?;
+    let (q, unit) = unit_s8(g, m, normalized, what)?;
+    let scale = g.add(&name(g, "scale"), Op::Binary(BinaryOp::Mul), &[amax, unit])?;
+    Ok((q, scale))
+}
+
+/// `x` in [-1, 1] as s8 at the constant step 1/127 (zero point 0): the
+/// quantized tensor and the step.
+fn unit_s8(g: &mut Graph, m: &Match, x: Value, what: &str) -> Result<(Value, Value), IrError> {
+    let name = |g: &Graph, s: &str| attention_name(g, m, &format!("{what}.{s}"));
     let sn = name(g, "unit_scale");
     let unit = g.add_const(&sn, Tensor::scalar_f32(1.0 / 127.0))?;
     let zn = name(g, "zero_point");
-    let zero = g.add_const(
-        &zn,
-        Tensor::from_raw(DType::I8, vec![], vec![0u8].into()).expect("one i8"),
-    )?;
+    let zero_i8 = Tensor::from_raw(DType::I8, vec![], vec![0u8].into()).expect("one i8");
+    let zero = g.add_const(&zn, zero_i8)?;
     let q = g.add(
         &name(g, "quantize"),
         Op::QuantizeLinear { axis: 1 },
-        &[normalized, unit, zero],
+        &[x, unit, zero],
     )?;
-    let scale = g.add(&name(g, "scale"), Op::Binary(BinaryOp::Mul), &[amax, unit])?;
-    Ok((q, scale))
+    Ok((q, unit))
 }
 
 fn binary(g: &mut Graph, m: &Match, what: &str, op: BinaryOp, a: Value, b: Value) -> Result<Value, IrError> {
