@@ -35,19 +35,20 @@
 //! - no mask Add where the mask is per key ([B, 1, 1, S], padding):
 //!   exp(x + m) = exp(x)·exp(m), so the key's weight exp(m) multiplies its
 //!   value row and its column of the denominator instead ([B, n, S, d]
-//!   work, not [B, n, S, S]). A row's maximum is then taken over masked
-//!   keys too, which costs precision only where a padded key outscores
-//!   every real one by far. Other masks (DeBERTa's relative terms ride in
-//!   them) are added to the scores, and there the softmax's own kernel
-//!   (`Softmax`, each row over its maximum, multiplied back after P·V)
-//!   measured faster than a separate Sub and Exp.
+//!   work, not [B, n, S, S]). A row's maximum is then taken over every
+//!   key, so the masked keys' K columns are first set to the visible keys'
+//!   mean, whose score never exceeds the visible maximum
+//!   ([`masked_keys_at_the_mean`]). Other masks (DeBERTa's relative terms
+//!   ride in them) are added to the scores, and there the softmax's own
+//!   kernel (`Softmax`, each row over its maximum, multiplied back after
+//!   P·V) measured faster than a separate Sub and Exp.
 //!
 //! Q is u8 because onnxruntime's fast kernels are u8 × s8; K and V are s8
 //! symmetric, so no zero point of theirs enters the sums.
 //!
-//! Opt-in: at S=128 the extra small ops cost about what the int8 products
-//! save (see the README's table); the accuracy gate holds it like every
-//! int8 form. Grouped-query layers (K and V repeated for their query heads)
+//! Opt-in: at S=128 the extra small ops cost more than the int8 products
+//! save (ModernBERT-base 88 → 101 ms; the README's table); the accuracy
+//! gate holds it like every int8 form. Grouped-query layers (K and V repeated for their query heads)
 //! are written out as `decompose_attention` does; layers with a fixed,
 //! short key length stay f32 ([`MIN_FIXED_KEYS`]).
 
@@ -56,6 +57,9 @@ use crate::ir::{BinaryOp, DType, Graph, IrError, Op, Tensor, UnaryOp, Value};
 use super::decompose_attention::{
     attention_name, match_at, merge_heads, rewrite_each, split_heads, unexpanded, Heads, Match,
 };
+// The largest |x| a tensor is given at least: an all-zero K or V (a
+// pruned head) gets a finite scale and quantizes to zeros, not 0/0.
+use super::quantize_int8::MIN_ABSMAX;
 use super::{Pass, PassReport};
 
 pub struct QuantizeAttention;
@@ -88,10 +92,6 @@ fn few_keys(g: &Graph, m: &Match) -> bool {
     let keys = g.info(m.k).shape.dims().get(1).and_then(|d| d.fixed());
     keys.is_some_and(|n| (n as u64) < MIN_FIXED_KEYS)
 }
-
-/// The largest |x| a tensor is given at least: an all-zero K or V (a
-/// pruned head) gets a finite scale and quantizes to zeros, not 0/0.
-const MIN_ABSMAX: f32 = 1e-30;
 
 fn quantized(g: &mut Graph, m: &Match) -> Result<Value, IrError> {
     let name = |g: &Graph, s: &str| attention_name(g, m, s);
@@ -303,7 +303,10 @@ fn slice_last(g: &mut Graph, m: &Match, x: Value, from: i64, to: i64, what: &str
 
 /// Whether the additive `mask` is one value per key ([B, 1, 1, S]): then
 /// `softmax(x + mask)` weighs key j's exp(x) by exp(mask_j), which the
-/// values can carry instead of a pass over every score.
+/// values can carry instead of a pass over every score. Such a mask is
+/// padding (0 for a real key, a large negative or -inf for a padded one:
+/// weights 1 and 0); a positive key bias would give weights above 1,
+/// which the weight column's s8 step saturates at 1.
 fn masks_keys_only(g: &Graph, mask: Value) -> bool {
     let dims = g.info(mask).shape.dims();
     dims.len() == 4 && dims[1].fixed() == Some(1) && dims[2].fixed() == Some(1)

@@ -637,7 +637,7 @@ const GELU_MIN_BOUND: f32 = 0.171;
 
 /// Largest |x| a dynamic row is given at least (see `quantize_activation`).
 /// Its inverse scale exp(ln 127 - ln 1e-30) = 1.27e32 stays finite in f32.
-const MIN_ABSMAX: f32 = 1e-30;
+pub(super) const MIN_ABSMAX: f32 = 1e-30;
 
 /// ln 127: a dynamic row's inverse scale is `exp(LN_127 - ln max|x|)`
 /// (127 / max|x| within ~1e-6 relative; the largest |x| still quantizes to

@@ -215,6 +215,18 @@ fn minilm_int8_size_op_counts_and_determinism() {
     );
 }
 
+/// `bertc compile bert-tiny ARGS -o OUT EXTRA`, run.
+fn compile_bert_tiny(args: &[&str], out: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_bertc"))
+        .args(["compile", "bert-tiny"])
+        .args(args)
+        .arg("-o")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
 /// `--min-cosine` refuses to write a model below it: error naming the
 /// output, non-zero exit, no file; the same compile passes the default gate.
 /// `--min-row-cosine` likewise.
@@ -222,14 +234,7 @@ fn minilm_int8_size_op_counts_and_determinism() {
 fn min_cosine_gate_refuses_to_write() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("int8.onnx");
-    let bertc = |extra: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_bertc"))
-            .args(["compile", "bert-tiny", "--quantize", "dynamic", "-o"])
-            .arg(&out)
-            .args(extra)
-            .output()
-            .unwrap()
-    };
+    let bertc = |extra: &[&str]| compile_bert_tiny(&["--quantize", "dynamic"], &out, extra);
     let refused = bertc(&["--min-cosine", "0.9999999"]);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success(), "wrote a model below --min-cosine");
@@ -276,14 +281,7 @@ fn min_cosine_gate_refuses_to_write() {
 fn quantize_attention_flag_writes_onnxruntime_s_dynamic_form_only() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("int8.onnx");
-    let bertc = |extra: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_bertc"))
-            .args(["compile", "bert-tiny", "--quantize-attention", "-o"])
-            .arg(&out)
-            .args(extra)
-            .output()
-            .unwrap()
-    };
+    let bertc = |extra: &[&str]| compile_bert_tiny(&["--quantize-attention"], &out, extra);
     for (extra, says) in [
         (&[][..], "--quantize-attention applies only to int8"),
         (
