@@ -34,9 +34,9 @@ pub struct DecomposeAttention;
 /// An `Attention` node this pass (and `quantize_attention`) can write out.
 pub(crate) struct Match {
     pub(crate) root: NodeId,
-    q: Value,
+    pub(crate) q: Value,
     pub(crate) k: Value,
-    v: Value,
+    pub(crate) v: Value,
     pub(crate) mask: Option<Value>,
     pub(crate) heads: usize,
     kv_heads: usize,

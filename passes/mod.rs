@@ -66,7 +66,7 @@ pub use lower_rotary_onnxruntime::LowerRotaryOnnxruntime;
 pub use merge_qkv::MergeQkv;
 pub use pack_tokens::{PackTokens, PACKED_METADATA};
 pub use prune_to_first_token::PruneToFirstToken;
-pub use quantize_attention::QuantizeAttention;
+pub use quantize_attention::{attention_inputs, QuantizeAttention};
 pub use quantize_int8::{
     linear_inputs, quantize_weight, stored_bytes, ActivationScales, QuantizeInt8, WeightGranularity,
 };
@@ -229,8 +229,9 @@ const O2_FUSIONS: [&str; 7] = [
     "dead_node_elimination",
 ];
 
-/// -O2's attention written decomposed (every target but onnxruntime).
-const DECOMPOSED_ATTENTION: [&str; 2] = ["decompose_attention", "dead_node_elimination"];
+/// -O2's attention written decomposed (every target but onnxruntime): in
+/// the passes, or in OpenVINO's lowering under `--quantize-attention`.
+pub const DECOMPOSED_ATTENTION: [&str; 2] = ["decompose_attention", "dead_node_elimination"];
 
 /// onnxruntime's lowering after -O2. Not fuse_skip_layer_norm:
 /// onnxruntime's SkipLayerNormalization CPU kernel is scalar, 14x slower
@@ -449,7 +450,9 @@ pub fn packed_pipeline(level: Level, target: Target) -> Vec<&'static str> {
 
 /// The level pipeline for a target: at -O2, the attention every layer's
 /// fusion recognized is written decomposed for every target but
-/// onnxruntime (which lowers it to its packed contrib op after the checks).
+/// onnxruntime (which lowers it to its packed contrib op after the checks;
+/// OpenVINO's `--quantize-attention` decomposes it in the lowering too, see
+/// `PipelineOptions::pass_manager`).
 /// It runs last, after `prune_to_first_token` has sliced the fused op, and
 /// before the equivalence check, which covers it.
 pub fn pipeline(level: Level, target: Target) -> Vec<&'static str> {

@@ -51,8 +51,23 @@
 //! gate holds it like every int8 form. Grouped-query layers (K and V repeated for their query heads)
 //! are written out as `decompose_attention` does; layers with a fixed,
 //! short key length stay f32 ([`MIN_FIXED_KEYS`]).
+//!
+//! OpenVINO's static form (`--target openvino --quantize static`,
+//! [`QuantizeAttention::static_ranges`]) is the same numerators' form with
+//! QuantizeLinear → DequantizeLinear pairs at constant scales where the
+//! dynamic form quantizes at run time, which OpenVINO's low-precision
+//! transformations turn into int8 MatMuls: Q and K s8 at their calibrated
+//! max |x| / 127, the numerators u8 at 1/255 (exact for every row: each
+//! row's peak is 1), V s8 at its calibrated max / 127 with the key-weight
+//! column scaled by that max so both share one scale at full resolution
+//! (the denominators carry the factor; the context takes it back out).
+//! The pipeline keeps OpenVINO's attention fused until this pass has run
+//! (its decomposition moves to the lowering), so the calibration probes
+//! the very Q, K and V this pass looks up by name.
 
-use crate::ir::{BinaryOp, DType, Graph, IrError, Op, Tensor, UnaryOp, Value};
+use std::collections::HashMap;
+
+use crate::ir::{value_name, BinaryOp, DType, Graph, IrError, NodeId, Op, Tensor, UnaryOp, Value};
 
 use super::decompose_attention::{
     attention_name, match_at, merge_heads, rewrite_each, split_heads, unexpanded, Heads, Match,
@@ -62,7 +77,16 @@ use super::decompose_attention::{
 use super::quantize_int8::MIN_ABSMAX;
 use super::{Pass, PassReport};
 
-pub struct QuantizeAttention;
+pub struct QuantizeAttention {
+    /// `None`: onnxruntime's dynamic form (above). `Some`: OpenVINO's
+    /// static form, calibrated max |x| of each layer's Q, K and V (keyed by
+    /// value name, per channel): QuantizeLinear/DequantizeLinear pairs with
+    /// constant scales around both products, which OpenVINO's low-precision
+    /// transformations run as int8 MatMuls. The numerators' form makes a
+    /// constant 1/255 right for every row (each row's peak is 1), which a
+    /// static scale on the probabilities could not be.
+    pub static_ranges: Option<HashMap<String, Vec<f32>>>,
+}
 
 impl Pass for QuantizeAttention {
     fn name(&self) -> &'static str {
@@ -75,8 +99,43 @@ impl Pass for QuantizeAttention {
             .filter_map(|id| match_at(g, id))
             .filter(|m| !few_keys(g, m))
             .collect();
-        rewrite_each(g, &matches, quantized)
+        let Some(ranges) = &self.static_ranges else {
+            return rewrite_each(g, &matches, quantized);
+        };
+        // A layer whose Q, K or V was not calibrated stays f32.
+        let absmax = |g: &Graph, x: Value| {
+            let r = ranges.get(&value_name(g, x))?;
+            Some(r.iter().copied().fold(0f32, f32::max))
+        };
+        let mut report = PassReport::default();
+        let before = g.node_count();
+        for m in &matches {
+            let (Some(q), Some(k), Some(v)) = (absmax(g, m.q), absmax(g, m.k), absmax(g, m.v)) else {
+                continue;
+            };
+            let out = quantized_static(g, m, [q, k, v])?;
+            g.replace_uses(
+                Value {
+                    node: m.root,
+                    slot: 0,
+                },
+                out,
+            );
+            report.matches += 1;
+        }
+        report.nodes_added = g.node_count() - before;
+        Ok(report)
     }
+}
+
+/// The Q, K and V of every Attention the pass would quantize: what the
+/// static form's calibration measures.
+pub fn attention_inputs(g: &Graph) -> Vec<Value> {
+    g.node_ids()
+        .filter_map(|id| match_at(g, id))
+        .filter(|m| !few_keys(g, m))
+        .flat_map(|m| [m.q, m.k, m.v])
+        .collect()
 }
 
 /// Fewer keys than this, fixed in the graph, and a layer's products stay
@@ -105,7 +164,7 @@ fn quantized(g: &mut Graph, m: &Match) -> Result<Value, IrError> {
         Some(mask) => masked_keys_at_the_mean(g, m, k_t, mask)?,
         None => k_t,
     };
-    let (kq, ks) = symmetric_s8(g, m, k_t, "key")?;
+    let (kq, ks) = symmetric_s8(g, m.root, k_t, "key")?;
 
     let si = g.add_node(
         &name(g, "scores.int"),
@@ -117,14 +176,14 @@ fn quantized(g: &mut Graph, m: &Match) -> Result<Value, IrError> {
         Op::Cast { to: DType::F32 },
         &[Value { node: si, slot: 0 }],
     )?;
-    let qk = binary(g, m, "scores.int_scale", BinaryOp::Mul, qs, ks)?;
+    let qk = binary(g, m.root, "scores.int_scale", BinaryOp::Mul, qs, ks)?;
     let cn = name(g, "scale");
     let c = g.add_const(&cn, Tensor::scalar_f32(m.scale))?;
-    let scale = binary(g, m, "scores.scale", BinaryOp::Mul, qk, c)?;
-    let x = binary(g, m, "scaled", BinaryOp::Mul, sf, scale)?;
+    let scale = binary(g, m.root, "scores.scale", BinaryOp::Mul, qk, c)?;
+    let x = binary(g, m.root, "scaled", BinaryOp::Mul, sf, scale)?;
     let ctx = match (mask, key_mask) {
         (Some(mask), None) => {
-            let x = binary(g, m, "masked", BinaryOp::Add, x, mask)?;
+            let x = binary(g, m.root, "masked", BinaryOp::Add, x, mask)?;
             context_of_probabilities(g, m, x, v)?
         }
         (_, key_mask) => context_of_numerators(g, m, x, v, key_mask)?,
@@ -142,14 +201,14 @@ fn context_of_probabilities(g: &mut Graph, m: &Match, x: Value, v: Value) -> Res
     let name = |g: &Graph, s: &str| attention_name(g, m, s);
     let probs = g.add(&name(g, "softmax"), Op::Softmax { axis: -1 }, &[x])?;
     let pm = row_max(g, m, probs, "softmax.row_max")?;
-    let normalized = binary(g, m, "softmax.normalized", BinaryOp::Div, probs, pm)?;
+    let normalized = binary(g, m.root, "softmax.normalized", BinaryOp::Div, probs, pm)?;
     let (ps, pq) = probabilities_u8(g, m, normalized)?;
-    let (vq, vs) = symmetric_s8(g, m, v, "value")?;
+    let (vq, vs) = symmetric_s8(g, m.root, v, "value")?;
     let ci = g.add(&name(g, "context.int"), Op::MatMulInteger, &[pq, vq])?;
     let cf = g.add(&name(g, "context.float"), Op::Cast { to: DType::F32 }, &[ci])?;
-    let cscale = binary(g, m, "context.int_scale", BinaryOp::Mul, ps, vs)?;
-    let c0 = binary(g, m, "context.scaled", BinaryOp::Mul, cf, cscale)?;
-    binary(g, m, "context", BinaryOp::Mul, c0, pm)
+    let cscale = binary(g, m.root, "context.int_scale", BinaryOp::Mul, ps, vs)?;
+    let c0 = binary(g, m.root, "context.scaled", BinaryOp::Mul, cf, cscale)?;
+    binary(g, m.root, "context", BinaryOp::Mul, c0, pm)
 }
 
 /// The context of unmasked scores `x`, with `key_mask` ([B, 1, 1, S]) if
@@ -165,16 +224,67 @@ fn context_of_numerators(
 ) -> Result<Value, IrError> {
     let name = |g: &Graph, s: &str| attention_name(g, m, s);
     let peak = row_max(g, m, x, "scores.row_max")?;
-    let shifted = binary(g, m, "scores.shifted", BinaryOp::Sub, x, peak)?;
+    let shifted = binary(g, m.root, "scores.shifted", BinaryOp::Sub, x, peak)?;
     let e = g.add(
         &name(g, "softmax.numerators"),
         Op::Unary(UnaryOp::Exp),
         &[shifted],
     )?;
     let (_, eq) = probabilities_u8(g, m, e)?;
-    // Each key's weight as a [B, n, S, 1] column: exp(mask) (0 for a
-    // masked key), else ones shaped like one column of V.
-    let weights = match key_mask {
+    let weights = key_weights(g, m, v, key_mask)?;
+    let v = match key_mask {
+        Some(_) => binary(g, m.root, "value.weighted", BinaryOp::Mul, v, weights)?,
+        None => v,
+    };
+    let (vq, vs) = symmetric_s8(g, m.root, v, "value")?;
+    // The weights as one more s8 column of V (1 → 127): the same product
+    // sums each row's quantized numerators, the softmax's denominator.
+    let (wq, _) = unit_s8(g, m.root, weights, "key_weights")?;
+    let vw = g.add(&name(g, "value.with_weights"), Op::Concat { axis: -1 }, &[vq, wq])?;
+
+    let ci = g.add(&name(g, "context.int"), Op::MatMulInteger, &[eq, vw])?;
+    let cf = g.add(&name(g, "context.float"), Op::Cast { to: DType::F32 }, &[ci])?;
+    let ratio = normalized_context(g, m, cf)?;
+    // num · (1/255) · vs over den · (1/255) · (1/127): the ratio · 127 · vs.
+    let rn = name(g, "context.int8_max");
+    let r = g.add_const(&rn, Tensor::scalar_f32(127.0))?;
+    let vscale = binary(g, m.root, "context.value_scale", BinaryOp::Mul, vs, r)?;
+    binary(g, m.root, "context", BinaryOp::Mul, ratio, vscale)
+}
+
+/// The products [B, n, S, d + 1] of the numerators with V and its weight
+/// column: each row's first d sums over its last, the denominator.
+fn normalized_context(g: &mut Graph, m: &Match, sums: Value) -> Result<Value, IrError> {
+    let d = m.head_size as i64;
+    let numerators = slice_last(g, m, sums, 0, d, "context.numerators")?;
+    let denominators = slice_last(g, m, sums, d, d + 1, "context.denominators")?;
+    // A row whose every quantized numerator is 0 (its peak at a masked
+    // key, the real ones all under 1/510 of it) reads zeros, not 0/0.
+    let fname = attention_name(g, m, "context.min_denominator");
+    let floor = g.add_const(&fname, Tensor::scalar_f32(MIN_ABSMAX))?;
+    let denominators = binary(
+        g,
+        m.root,
+        "context.denominators_floored",
+        BinaryOp::Max,
+        denominators,
+        floor,
+    )?;
+    binary(
+        g,
+        m.root,
+        "context.normalized",
+        BinaryOp::Div,
+        numerators,
+        denominators,
+    )
+}
+
+/// Each key's weight as a [B, n, S, 1] column: exp(mask) (0 for a masked
+/// key) with a key-only mask, else ones shaped like one column of `v`.
+fn key_weights(g: &mut Graph, m: &Match, v: Value, key_mask: Option<Value>) -> Result<Value, IrError> {
+    let name = |g: &Graph, s: &str| attention_name(g, m, s);
+    Ok(match key_mask {
         Some(mask) => {
             let w = g.add(&name(g, "key_weights"), Op::Unary(UnaryOp::Exp), &[mask])?;
             let by_key = g.add(
@@ -194,36 +304,10 @@ fn context_of_numerators(
             let zero = g.add_const(&zn, Tensor::scalar_f32(0.0))?;
             let on = name(g, "one");
             let one = g.add_const(&on, Tensor::scalar_f32(1.0))?;
-            let zeros = binary(g, m, "value.zeros", BinaryOp::Mul, column, zero)?;
-            binary(g, m, "key_weights", BinaryOp::Add, zeros, one)?
+            let zeros = binary(g, m.root, "value.zeros", BinaryOp::Mul, column, zero)?;
+            binary(g, m.root, "key_weights", BinaryOp::Add, zeros, one)?
         }
-    };
-    let v = match key_mask {
-        Some(_) => binary(g, m, "value.weighted", BinaryOp::Mul, v, weights)?,
-        None => v,
-    };
-    let (vq, vs) = symmetric_s8(g, m, v, "value")?;
-    // The weights as one more s8 column of V (1 → 127): the same product
-    // sums each row's quantized numerators, the softmax's denominator.
-    let (wq, _) = unit_s8(g, m, weights, "key_weights")?;
-    let vw = g.add(&name(g, "value.with_weights"), Op::Concat { axis: -1 }, &[vq, wq])?;
-
-    let ci = g.add(&name(g, "context.int"), Op::MatMulInteger, &[eq, vw])?;
-    let cf = g.add(&name(g, "context.float"), Op::Cast { to: DType::F32 }, &[ci])?;
-    let d = m.head_size as i64;
-    let numerators = slice_last(g, m, cf, 0, d, "context.numerators")?;
-    let sums = slice_last(g, m, cf, d, d + 1, "context.denominators")?;
-    // A row whose every quantized numerator is 0 (its peak at a masked
-    // key, the real ones all under 1/510 of it) reads zeros, not 0/0.
-    let fname = name(g, "context.min_denominator");
-    let floor = g.add_const(&fname, Tensor::scalar_f32(MIN_ABSMAX))?;
-    let sums = binary(g, m, "context.denominators_floored", BinaryOp::Max, sums, floor)?;
-    let ratio = binary(g, m, "context.normalized", BinaryOp::Div, numerators, sums)?;
-    // num · (1/255) · vs over den · (1/255) · (1/127): the ratio · 127 · vs.
-    let rn = name(g, "context.int8_max");
-    let r = g.add_const(&rn, Tensor::scalar_f32(127.0))?;
-    let vscale = binary(g, m, "context.value_scale", BinaryOp::Mul, vs, r)?;
-    binary(g, m, "context", BinaryOp::Mul, ratio, vscale)
+    })
 }
 
 /// `k_t` [B, n, d, S] with each masked key's column (weight exp(mask) = 0)
@@ -264,6 +348,86 @@ fn masked_keys_at_the_mean(g: &mut Graph, m: &Match, k_t: Value, mask: Value) ->
         &[total, count],
     )?;
     g.add(&name(g, "masked_at_the_mean"), Op::Where, &[visible, k_t, mean])
+}
+
+/// OpenVINO's static form: the numerators' form with every product's
+/// operands as QuantizeLinear → DequantizeLinear pairs at constant scales
+/// (Q, K, V s8 at their calibrated max |x| / 127, the numerators u8 at
+/// 1/255, V's weight column sharing V's scale), so the products themselves
+/// stay f32 MatMuls a runtime turns int8.
+fn quantized_static(g: &mut Graph, m: &Match, [q_max, k_max, v_max]: [f32; 3]) -> Result<Value, IrError> {
+    let name = |g: &Graph, s: &str| attention_name(g, m, s);
+    let Heads { q, k_t, v } = split_heads(g, m)?;
+    let mask = m.mask.map(|mask| unexpanded(g, mask));
+    let key_mask = mask.filter(|&mask| masks_keys_only(g, mask));
+    let k_t = match key_mask {
+        Some(mask) => masked_keys_at_the_mean(g, m, k_t, mask)?,
+        None => k_t,
+    };
+    let q = qdq(g, m.root, q, q_max.max(MIN_ABSMAX) / 127.0, DType::I8, "query")?;
+    let k_t = qdq(g, m.root, k_t, k_max.max(MIN_ABSMAX) / 127.0, DType::I8, "key")?;
+    let scores = g.add(&name(g, "scores"), Op::MatMul, &[q, k_t])?;
+    let cn = name(g, "scale");
+    let c = g.add_const(&cn, Tensor::scalar_f32(m.scale))?;
+    let mut x = binary(g, m.root, "scaled", BinaryOp::Mul, scores, c)?;
+    if let (Some(mask), None) = (mask, key_mask) {
+        x = binary(g, m.root, "masked", BinaryOp::Add, x, mask)?;
+    }
+    let peak = row_max(g, m, x, "scores.row_max")?;
+    let shifted = binary(g, m.root, "scores.shifted", BinaryOp::Sub, x, peak)?;
+    let e = g.add(
+        &name(g, "softmax.numerators"),
+        Op::Unary(UnaryOp::Exp),
+        &[shifted],
+    )?;
+    let e = qdq(g, m.root, e, 1.0 / 255.0, DType::U8, "softmax")?;
+    let weights = key_weights(g, m, v, key_mask)?;
+    let v = match key_mask {
+        Some(_) => binary(g, m.root, "value.weighted", BinaryOp::Mul, v, weights)?,
+        None => v,
+    };
+    // The weights (at most 1) scaled to V's range, so that one scale
+    // quantizes both at full resolution: V's own 127 steps however small
+    // its range, a weight of 1 at 127. The denominators carry the factor,
+    // which the ratio's product with it takes back out.
+    let v_max = v_max.max(MIN_ABSMAX);
+    let rn = name(g, "value.range");
+    let range = g.add_const(&rn, Tensor::scalar_f32(v_max))?;
+    let weights = binary(g, m.root, "key_weights.scaled", BinaryOp::Mul, weights, range)?;
+    let vw = g.add(
+        &name(g, "value.with_weights"),
+        Op::Concat { axis: -1 },
+        &[v, weights],
+    )?;
+    let vw = qdq(g, m.root, vw, v_max / 127.0, DType::I8, "value")?;
+    let sums = g.add(&name(g, "context.sums"), Op::MatMul, &[e, vw])?;
+    let ratio = normalized_context(g, m, sums)?;
+    let ctx = binary(g, m.root, "context", BinaryOp::Mul, ratio, range)?;
+    merge_heads(g, m, ctx)
+}
+
+/// `x` through QuantizeLinear and DequantizeLinear at the constant `scale`
+/// (zero point 0, of `dtype`).
+fn qdq(
+    g: &mut Graph,
+    root: NodeId,
+    x: Value,
+    scale: f32,
+    dtype: DType,
+    what: &str,
+) -> Result<Value, IrError> {
+    let name = |g: &Graph, s: &str| named(g, root, &format!("{what}.{s}"));
+    let sn = name(g, "static_scale");
+    let s = g.add_const(&sn, Tensor::scalar_f32(scale))?;
+    let zn = name(g, "static_zero_point");
+    let zero = Tensor::from_raw(dtype, vec![], vec![0u8].into()).expect("one byte");
+    let z = g.add_const(&zn, zero)?;
+    let q = g.add(&name(g, "quantized"), Op::QuantizeLinear { axis: 1 }, &[x, s, z])?;
+    g.add(
+        &name(g, "dequantized"),
+        Op::DequantizeLinear { axis: 1 },
+        &[q, s, z],
+    )
 }
 
 /// The maximum of each row of `x` (its last axis), kept as [.., 1].
@@ -314,8 +478,8 @@ fn masks_keys_only(g: &Graph, mask: Value) -> bool {
 
 /// `x` as s8 with one symmetric scale max|x| / 127: the quantized tensor
 /// and its scale.
-fn symmetric_s8(g: &mut Graph, m: &Match, x: Value, what: &str) -> Result<(Value, Value), IrError> {
-    let name = |g: &Graph, s: &str| attention_name(g, m, &format!("{what}.{s}"));
+fn symmetric_s8(g: &mut Graph, root: NodeId, x: Value, what: &str) -> Result<(Value, Value), IrError> {
+    let name = |g: &Graph, s: &str| named(g, root, &format!("{what}.{s}"));
     let all: Vec<i64> = (0..g.info(x).shape.rank() as i64).collect();
     let abs = g.add(&name(g, "abs"), Op::Unary(UnaryOp::Abs), &[x])?;
     let amax = g.add(
@@ -332,15 +496,15 @@ fn symmetric_s8(g: &mut Graph, m: &Match, x: Value, what: &str) -> Result<(Value
     // QuantizeLinear's scale a constant (tract takes no other): x / max|x|
     // at 1/127 is x at max|x| / 127.
     let normalized = g.add(&name(g, "normalized"), Op::Binary(BinaryOp::Div), &[x, amax])?;
-    let (q, unit) = unit_s8(g, m, normalized, what)?;
+    let (q, unit) = unit_s8(g, root, normalized, what)?;
     let scale = g.add(&name(g, "scale"), Op::Binary(BinaryOp::Mul), &[amax, unit])?;
     Ok((q, scale))
 }
 
 /// `x` in [-1, 1] as s8 at the constant step 1/127 (zero point 0): the
 /// quantized tensor and the step.
-fn unit_s8(g: &mut Graph, m: &Match, x: Value, what: &str) -> Result<(Value, Value), IrError> {
-    let name = |g: &Graph, s: &str| attention_name(g, m, &format!("{what}.{s}"));
+fn unit_s8(g: &mut Graph, root: NodeId, x: Value, what: &str) -> Result<(Value, Value), IrError> {
+    let name = |g: &Graph, s: &str| named(g, root, &format!("{what}.{s}"));
     let sn = name(g, "unit_scale");
     let unit = g.add_const(&sn, Tensor::scalar_f32(1.0 / 127.0))?;
     let zn = name(g, "zero_point");
@@ -354,7 +518,19 @@ fn unit_s8(g: &mut Graph, m: &Match, x: Value, what: &str) -> Result<(Value, Val
     Ok((q, unit))
 }
 
-fn binary(g: &mut Graph, m: &Match, what: &str, op: BinaryOp, a: Value, b: Value) -> Result<Value, IrError> {
-    let n = attention_name(g, m, what);
+fn binary(
+    g: &mut Graph,
+    root: NodeId,
+    what: &str,
+    op: BinaryOp,
+    a: Value,
+    b: Value,
+) -> Result<Value, IrError> {
+    let n = named(g, root, what);
     g.add(&n, Op::Binary(op), &[a, b])
+}
+
+/// A fresh name after the node `root` a rewrite replaces.
+fn named(g: &Graph, root: NodeId, what: &str) -> String {
+    g.fresh_name(&format!("{}.{what}", g.node(root).name))
 }

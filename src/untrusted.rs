@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 use crate::config::{BertConfig, ConfigError};
 use crate::ir::{value_name, Graph, Op, Value};
 use crate::onnx::{export_bytes, import_bytes, ExportOptions};
-use crate::passes::{linear_inputs, Level, PassRun, Target, OUTLIER_ROW_SPREAD};
+use crate::passes::{attention_inputs, linear_inputs, Level, PassRun, Target, OUTLIER_ROW_SPREAD};
 use crate::pipeline::{at_level, PipelineOptions};
 use crate::quantize::{precision_passes, Calibration, CalibrationMethod, Form, Precision};
 use crate::weights::{
@@ -46,8 +46,8 @@ pub fn onnx_model(bytes: &[u8]) -> Result<Graph, crate::Error> {
 /// target the options accept, padded and packed (`--packed`: the
 /// `pack_tokens` pass and its token indices): the fp32 passes
 /// ([`PipelineOptions::pass_manager`]), then for fp32 and every precision
-/// form the target takes (fp16, int8 dynamic, int8 static) the precision
-/// passes ([`precision_passes`]) and the target's lowering
+/// form the target takes (fp16, int8 dynamic, int8 static, with and
+/// without `--quantize-attention`) the precision passes ([`precision_passes`]) and the target's lowering
 /// ([`PipelineOptions::lowering`]); the graph verified after every pass
 /// and each result exported. Static scales, smoothing and per-token
 /// choices come from a fixed synthetic calibration
@@ -59,20 +59,28 @@ pub fn every_pipeline(graph: &Graph) -> Result<BTreeSet<&'static str>, crate::Er
     // Targets share most fp32 pass lists (every one at -O0 and -O1): each
     // distinct list runs once, its graph and calibration kept.
     let mut optimized_by_list: HashMap<Vec<&'static str>, (Graph, Calibration)> = HashMap::new();
-    let padded_and_packed = LEVELS
+    let every_option = LEVELS
         .into_iter()
         .flat_map(|l| TARGETS.into_iter().map(move |t| (l, t)))
-        .flat_map(|(l, t)| [false, true].map(|packed| (l, t, packed)));
-    for (level, target, packed) in padded_and_packed {
-        let fp32 = PipelineOptions {
+        .flat_map(|(l, t)| [false, true].map(|packed| (l, t, packed)))
+        .flat_map(|(l, t, p)| FORMS.into_iter().map(move |f| (l, t, p, f)))
+        .flat_map(|(l, t, p, f)| [false, true].map(|attention| (l, t, p, f, attention)));
+    for (level, target, packed, form, attention) in every_option {
+        let opts = PipelineOptions {
             target,
             packed,
+            precision: Precision {
+                attention,
+                ..Precision::new(form)
+            },
             ..at_level(level)
         };
-        if fp32.validate().is_err() {
+        if opts.validate().is_err() {
             continue;
         }
-        let passes = fp32.pass_manager()?.verify_each(true);
+        // The fp32 list can depend on the precision (OpenVINO's
+        // --quantize-attention moves the attention's decomposition).
+        let passes = opts.pass_manager()?.verify_each(true);
         let (optimized, calibration) = match optimized_by_list.entry(passes.names()) {
             Entry::Occupied(done) => done.into_mut(),
             Entry::Vacant(first) => {
@@ -82,22 +90,13 @@ pub fn every_pipeline(graph: &Graph) -> Result<BTreeSet<&'static str>, crate::Er
                 first.insert((optimized, calibration))
             }
         };
-        for form in FORMS {
-            let opts = PipelineOptions {
-                precision: Precision::new(form),
-                ..fp32.clone()
-            };
-            if opts.validate().is_err() {
-                continue;
-            }
-            let mut g = optimized.clone();
-            if opts.precision.is_reduced() {
-                let passes = precision_passes(&g, &opts.precision, target, Some(calibration), &[]);
-                record(passes.run(&mut g)?);
-            }
-            record(opts.lowering()?.verify_each(true).run(&mut g)?);
-            export_bytes(&g, ExportOptions::default())?;
+        let mut g = optimized.clone();
+        if opts.precision.is_reduced() {
+            let passes = precision_passes(&g, &opts.precision, target, Some(calibration), &[]);
+            record(passes.run(&mut g)?);
         }
+        record(opts.lowering()?.verify_each(true).run(&mut g)?);
+        export_bytes(&g, ExportOptions::default())?;
     }
     Ok(ran)
 }
@@ -140,6 +139,11 @@ pub fn synthetic_calibration(g: &Graph) -> Calibration {
         let spread = if i % 2 == 0 { 2.0 * OUTLIER_ROW_SPREAD } else { 1.0 };
         calibration.ranges.insert(name.clone(), ranges);
         calibration.row_spread.insert(name, spread);
+    }
+    // The static --quantize-attention form's Q, K and V: one range each
+    // (it reads their maximum).
+    for x in attention_inputs(g) {
+        calibration.ranges.insert(value_name(g, x), vec![4.0]);
     }
     calibration
 }

@@ -497,7 +497,7 @@ fn quantize_attention_quantizes_every_layer_s_products() {
         let before = prepared(preset, None, &o2());
         let mut after = before.clone();
         let runs = PassManager::new()
-            .with(QuantizeAttention)
+            .with(QuantizeAttention { static_ranges: None })
             .with(DeadNodeElimination)
             .verify_each(true)
             .run(&mut after)
@@ -525,8 +525,11 @@ fn quantize_attention_quantizes_every_layer_s_products() {
 /// zero) keeps its context: each row is quantized relative to its own
 /// largest numerator. With a padding mask over half the keys, whose K rows
 /// are made to outscore every real key (×50), the masked keys still add
-/// nothing and the real ones keep their precision. A layer with a fixed,
-/// short key length (the sliding band's blocks) is left f32.
+/// nothing and the real ones keep their precision. Both forms: onnxruntime's
+/// dynamic one and OpenVINO's static one (calibrated ranges of Q, K and V),
+/// each head's context held in direction (cosine) and size (relative
+/// error: a denominator off by a constant factor turns no cosine). A layer
+/// with a fixed, short key length (the sliding band's blocks) is left f32.
 #[test]
 fn quantize_attention_keeps_spread_attention_and_leaves_short_keys() {
     use bertc::ir::{DType, Shape};
@@ -560,7 +563,7 @@ fn quantize_attention_keeps_spread_attention_and_leaves_short_keys() {
     };
     let mut short = graph(160, false);
     let runs = PassManager::new()
-        .with(QuantizeAttention)
+        .with(QuantizeAttention { static_ranges: None })
         .run(&mut short)
         .unwrap();
     assert_eq!(runs[0].report.matches, 0, "160 fixed keys");
@@ -579,11 +582,26 @@ fn quantize_attention_keeps_spread_attention_and_leaves_short_keys() {
     q[..8].fill(0.0);
     let k: Vec<f32> = (0..keys * 8).map(|_| next()).collect();
     let v: Vec<f32> = (0..keys * 8).map(|_| next()).collect();
-    for masked in [false, true] {
+    // The static form's calibration: the real keys' and values' range
+    // (V's small, to hold its resolution apart from the key weights').
+    let v: Vec<f32> = v.iter().map(|x| x * 0.05).collect();
+    let ranges: std::collections::HashMap<String, Vec<f32>> = [("q", 1.0), ("k", 1.0), ("v", 0.05)]
+        .map(|(n, r)| (n.to_string(), vec![r]))
+        .into();
+    let forms = [None, Some(ranges)];
+    for (masked, static_ranges) in [false, true]
+        .into_iter()
+        .flat_map(|m| forms.clone().map(|f| (m, f)))
+    {
+        let form = if static_ranges.is_some() {
+            "static"
+        } else {
+            "dynamic"
+        };
         let before = graph(keys, masked);
         let mut after = before.clone();
         let pm = PassManager::new()
-            .with(QuantizeAttention)
+            .with(QuantizeAttention { static_ranges })
             .with(DeadNodeElimination);
         let runs = pm.verify_each(true).run(&mut after).unwrap();
         assert_eq!(runs[0].report.matches, 1);
@@ -615,10 +633,20 @@ fn quantize_attention_keeps_spread_attention_and_leaves_short_keys() {
                 .zip(e.chunks(4))
                 .map(|(x, y)| bertc::quantize::cosine(x, y))
                 .fold(f64::INFINITY, nan_is_worst);
-            eprintln!("{keys} keys (masked: {masked}) in {runtime}: worst head cosine {worst:.6}");
+            let norm = |x: &[f32]| x.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+            let diff: Vec<f32> = a.iter().zip(&e).map(|(x, y)| x - y).collect();
+            let relative = norm(&diff) / norm(&e);
+            eprintln!(
+                "{keys} keys ({form}, masked: {masked}) in {runtime}: worst head cosine {worst:.6}, \
+                 relative error {relative:.5}"
+            );
             assert!(
                 worst >= 0.99,
-                "masked: {masked}, {runtime}: worst head cosine {worst}"
+                "{form}, masked: {masked}, {runtime}: worst head cosine {worst}"
+            );
+            assert!(
+                relative <= 0.1,
+                "{form}, masked: {masked}, {runtime}: relative error {relative}"
             );
         }
     }

@@ -275,10 +275,11 @@ fn min_cosine_gate_refuses_to_write() {
 
 /// `--quantize-attention`: onnxruntime's dynamic int8 form with the
 /// attention's products int8 too (two run-time MatMulInteger per layer on
-/// top of the linears', no Attention left), written through the gate; on
-/// any other form a usage error (exit 2) naming the flag, nothing written.
+/// top of the linears', no Attention left), and OpenVINO's static form,
+/// written through the gate; on any other form a usage error (exit 2)
+/// naming the flag, nothing written.
 #[test]
-fn quantize_attention_flag_writes_onnxruntime_s_dynamic_form_only() {
+fn quantize_attention_flag_writes_onnxruntime_s_dynamic_and_openvino_s_static_forms() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("int8.onnx");
     let bertc = |extra: &[&str]| compile_bert_tiny(&["--quantize-attention"], &out, extra);
@@ -286,11 +287,21 @@ fn quantize_attention_flag_writes_onnxruntime_s_dynamic_form_only() {
         (&[][..], "--quantize-attention applies only to int8"),
         (
             &["--quantize", "dynamic"][..],
-            "needs --target onnxruntime and --quantize dynamic",
+            "needs --target onnxruntime --quantize dynamic or --target openvino --quantize static",
         ),
         (
             &["--quantize", "static", "--target", "onnxruntime"][..],
             "(got --target onnxruntime, int8-static)",
+        ),
+        // No fused attention to quantize: below -O2, or decomposed around
+        // --packed's gathers.
+        (
+            &["--quantize", "static", "--target", "openvino", "-O1"][..],
+            "with -O1 there is none to quantize",
+        ),
+        (
+            &["--quantize", "dynamic", "--target", "onnxruntime", "--packed"][..],
+            "which --packed writes decomposed",
         ),
     ] {
         let refused = bertc(extra);
@@ -312,6 +323,20 @@ fn quantize_attention_flag_writes_onnxruntime_s_dynamic_form_only() {
     // bert-tiny: 2 layers of 6 linears, the pooler, 2 attention products
     // per layer.
     assert_eq!(h.get("MatMulInteger"), Some(&(2 * 6 + 1 + 2 * 2)), "{h:?}");
+    assert_eq!(h.get("Attention"), None, "{h:?}");
+    // OpenVINO's static form: Q/DQ pairs around both products of each
+    // layer, no Softmax left (the numerators' form: 3 Exp a layer, the
+    // numerators and the padding mask's key weights twice).
+    std::fs::remove_file(&out).unwrap();
+    let written = bertc(&["--quantize", "static", "--target", "openvino"]);
+    assert!(
+        written.status.success(),
+        "{}",
+        String::from_utf8_lossy(&written.stderr)
+    );
+    let h = bertc::onnx::read_model(&out).unwrap().op_histogram();
+    assert_eq!(h.get("Softmax"), None, "{h:?}");
+    assert_eq!(h.get("Exp"), Some(&(3 * 2)), "{h:?}");
     assert_eq!(h.get("Attention"), None, "{h:?}");
 }
 

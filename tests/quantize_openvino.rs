@@ -74,6 +74,34 @@ fn minilm_openvino_int8_is_qdq_and_meets_the_golden_in_tract_and_openvino() {
     );
 }
 
+/// `--quantize-attention` in OpenVINO's static form: both products of each
+/// layer between QuantizeLinear/DequantizeLinear pairs at calibrated
+/// constant scales (Q, K, the softmax's numerators, V with its key-weight
+/// column), no Softmax left, and MiniLM's sentence embeddings still within
+/// the golden's int8 bar in tract and OpenVINO.
+#[test]
+fn minilm_openvino_int8_attention_is_qdq_and_meets_the_golden() {
+    let compiled = minilm_static_int8_with(Target::Openvino, true);
+    let ops = compiled.graph().op_histogram();
+    // The linears' 4 pairs per layer, and the attention's 4.
+    assert_eq!(ops.get("QuantizeLinear"), Some(&(8 * 6)), "{ops:?}");
+    assert_eq!(ops.get("Softmax"), None, "{ops:?}");
+    assert_eq!(ops.get("Attention"), None, "{ops:?}");
+    let golden = read_safetensors(&fixture("minilm-l6").join("minilm-l6-golden.safetensors")).unwrap();
+    let model = compiled.to_bytes().unwrap();
+    for (runtime, outputs) in [
+        ("tract", run_tract(&model, &golden)),
+        ("OpenVINO", run_openvino(&model, &golden)),
+    ] {
+        let cosines = sentence_row_cosines(&outputs, &golden);
+        eprintln!("MiniLM int8 + int8 attention, {runtime}: sentence_embedding cosines {cosines:.5?}");
+        assert!(
+            cosines.iter().all(|&c| c >= MIN_ROW_COSINE),
+            "{runtime}: {cosines:?}"
+        );
+    }
+}
+
 #[test]
 fn outlier_channels_are_those_far_above_the_99th_percentile() {
     // 1000 channels at 1.0..2.0 and three higher: the 99th percentile is

@@ -61,8 +61,9 @@ pub struct PrecisionArgs {
     /// sequence's logits or embedding) has a lower cosine than this (e.g. 0.99); not held unless given.
     #[arg(long, value_name = "X")]
     pub min_row_cosine: Option<f64>,
-    /// Quantize the attention's products too (Q·K^T and P·V as u8 x s8, softmax f32): for long
-    /// sequences, where they are most of the run (--target onnxruntime, --quantize dynamic).
+    /// Quantize the attention's products too (Q·K^T and P·V int8, softmax f32): for long
+    /// sequences, where they are most of the run (--target onnxruntime --quantize dynamic, or
+    /// --target openvino --quantize static; -O2).
     #[arg(long)]
     pub quantize_attention: bool,
 }

@@ -6,7 +6,8 @@
 use std::path::PathBuf;
 
 use crate::passes::{
-    packed_pipeline, pipeline as level_pipeline, target_passes, Level, PassError, PassManager, Target,
+    level_passes, packed_pipeline, pipeline as level_pipeline, target_passes, Level, PassError, PassManager,
+    Target, DECOMPOSED_ATTENTION,
 };
 use crate::quantize::precision::{CalibrationMethod, Form, Precision, Skip, WeightBits, DEFAULT_MIN_COSINE};
 
@@ -129,13 +130,24 @@ pub enum OptionError {
     )]
     TargetNeedsO2 { target: &'static str, given: String },
     #[error(
-        "--quantize-attention writes onnxruntime's dynamic int8 attention: it needs --target onnxruntime \
-         and --quantize dynamic (got --target {target}, {precision})"
+        "--quantize-attention writes the int8 attention of onnxruntime's dynamic form and OpenVINO's static \
+         one: it needs --target onnxruntime --quantize dynamic or --target openvino --quantize static \
+         (got --target {target}, {precision})"
     )]
-    QuantizeAttentionNeedsOnnxruntimeDynamic {
+    QuantizeAttentionForm {
         target: &'static str,
         precision: &'static str,
     },
+    #[error(
+        "--quantize-attention rewrites the attention -O2 recognizes (fuse_attention); with {given} there is \
+         none to quantize (use -O2 without --passes)"
+    )]
+    QuantizeAttentionNeedsO2 { given: String },
+    #[error(
+        "--quantize-attention quantizes the fused attention, which --packed writes decomposed around its \
+         gathers: use one or the other"
+    )]
+    QuantizeAttentionWithPacked,
     #[error("--packed adds `pack_tokens` to a level's pipeline; with --passes, name pack_tokens in the list instead")]
     PackedWithPasses,
 }
@@ -203,11 +215,28 @@ impl PipelineOptions {
         if self.target == Target::Openvino && p.form == Form::Int8Dynamic {
             return Err(OptionError::OpenvinoNeedsStatic);
         }
-        if p.attention && (self.target != Target::Onnxruntime || p.form != Form::Int8Dynamic) {
-            return Err(OptionError::QuantizeAttentionNeedsOnnxruntimeDynamic {
+        let attention_form = matches!(
+            (self.target, p.form),
+            (Target::Onnxruntime, Form::Int8Dynamic) | (Target::Openvino, Form::Int8Static(_))
+        );
+        if p.attention && !attention_form {
+            return Err(OptionError::QuantizeAttentionForm {
                 target: self.target.name(),
                 precision: p.name(),
             });
+        }
+        if p.attention {
+            let given = match &self.passes {
+                PassSelection::Level(Level::O2) => None,
+                PassSelection::Level(l) => Some(format!("-O{}", l.number())),
+                PassSelection::Explicit(_) => Some("--passes".to_string()),
+            };
+            if let Some(given) = given {
+                return Err(OptionError::QuantizeAttentionNeedsO2 { given });
+            }
+            if self.packed {
+                return Err(OptionError::QuantizeAttentionWithPacked);
+            }
         }
         if self.target != Target::Onnxruntime && p.form == Form::Int8Dynamic && p.calibrate.is_some() {
             return Err(OptionError::CalibrateNeedsOnnxruntime(self.target.name()));
@@ -237,9 +266,20 @@ impl PipelineOptions {
             PassSelection::Level(level) if self.packed => {
                 PassManager::from_names(packed_pipeline(*level, self.target))
             }
+            PassSelection::Level(level) if self.decomposes_attention_late() => {
+                PassManager::from_names(level_passes(*level))
+            }
             PassSelection::Level(level) => PassManager::from_names(level_pipeline(*level, self.target)),
             PassSelection::Explicit(names) => PassManager::from_names(names.iter().map(String::as_str)),
         }
+    }
+
+    /// OpenVINO's `--quantize-attention` quantizes the fused Attention in
+    /// the precision stage, so the decomposition -O2 writes for OpenVINO
+    /// moves from the passes to the lowering (also decomposing what stays
+    /// f32: ModernBERT's sliding layers).
+    fn decomposes_attention_late(&self) -> bool {
+        self.target == Target::Openvino && self.precision.attention
     }
 
     /// The target's lowering to runtime-specific ops, after the checks
@@ -247,6 +287,9 @@ impl PipelineOptions {
     /// structural and tested against onnxruntime itself).
     pub fn lowering(&self) -> Result<PassManager, PassError> {
         match &self.passes {
+            PassSelection::Level(level) if self.decomposes_attention_late() => {
+                PassManager::from_names(DECOMPOSED_ATTENTION)
+            }
             PassSelection::Level(level) => PassManager::from_names(target_passes(self.target, *level)),
             PassSelection::Explicit(_) => Ok(PassManager::new()),
         }

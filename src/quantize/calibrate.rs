@@ -103,15 +103,20 @@ pub struct Calibration {
 }
 
 /// Calibrates every linear input the int8 passes would quantize (see
-/// [`Calibration`]). Shows a progress bar on stderr.
+/// [`Calibration`]), and the values of `extra` (the attention's Q, K and V
+/// for `--quantize-attention`'s static form). Shows a progress bar on
+/// stderr.
 pub fn calibrate(
     session: &Session,
     g: &Graph,
     skip: &[String],
+    extra: &[crate::ir::Value],
     batches: &[NamedTensors],
     method: CalibrationMethod,
 ) -> Result<Calibration, Error> {
-    let xs = linear_inputs(g, skip);
+    let mut xs = linear_inputs(g, skip);
+    let more: Vec<crate::ir::Value> = extra.iter().copied().filter(|x| !xs.contains(x)).collect();
+    xs.extend(more);
     let mut probe = g.clone();
     let probe_name = |name: &str| format!("calibrate:{name}");
     let names: Vec<String> = xs.iter().map(|&x| value_name(g, x)).collect();

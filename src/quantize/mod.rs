@@ -113,7 +113,14 @@ pub fn calibration(
         Form::Int8Dynamic | Form::Fp16 | Form::Fp32 => return Ok(None),
     };
     let batches = calibration_batches(g, precision.calibrate.as_deref())?;
-    Ok(Some(calibrate(session, g, &[], &batches, method)?))
+    // The static form of --quantize-attention reads Q's, K's and V's
+    // ranges too (OpenVINO's attention is still fused here: its
+    // decomposition waits for the lowering, see PipelineOptions).
+    let attention = match (precision.attention, precision.form) {
+        (true, Form::Int8Static(_)) => crate::passes::attention_inputs(g),
+        _ => Vec::new(),
+    };
+    Ok(Some(calibrate(session, g, &[], &attention, &batches, method)?))
 }
 
 /// The passes [`apply`] runs for `precision` and `target`, with the
@@ -150,7 +157,7 @@ pub fn precision_passes(
                 )),
             });
             match precision.attention {
-                true => pm.with(QuantizeAttention),
+                true => pm.with(QuantizeAttention { static_ranges: None }),
                 false => pm,
             }
         }
@@ -164,7 +171,10 @@ pub fn precision_passes(
         // (u8 x s8, QuantizeLinear left standing): its static int8.
         Form::Int8Static(_) if matches!(target, Target::Openvino | Target::Onnxruntime) => {
             let ranges = ranges();
-            PassManager::new().with(crate::passes::QuantizeInt8Qdq {
+            let attention = QuantizeAttention {
+                static_ranges: Some(ranges.clone()),
+            };
+            let pm = PassManager::new().with(crate::passes::QuantizeInt8Qdq {
                 weights: precision.weights,
                 skip: skip.to_vec(),
                 smooth: smooth(&ranges),
@@ -175,7 +185,13 @@ pub fn precision_passes(
                 gelu_inputs: true,
                 weight_bits: precision.weight_bits,
                 embeddings: precision.embeddings,
-            })
+            });
+            // After the linears, whose rewrite keeps the Q, K and V values
+            // the calibration named.
+            match precision.attention {
+                true => pm.with(attention),
+                false => pm,
+            }
         }
         Form::Int8Static(_) => PassManager::new().with(QuantizeInt8 {
             activations: ActivationScales::Static(ranges()),

@@ -343,6 +343,11 @@ pub const FAMILY_BASE_CASES: [&str; 5] = [
 /// The real MiniLM with its sentence-embedding head, compiled at -O2 for
 /// `target` with `--quantize static` (generated calibration, min-max).
 pub fn minilm_static_int8(target: bertc::passes::Target) -> bertc::pipeline::Compiled {
+    minilm_static_int8_with(target, false)
+}
+
+/// [`minilm_static_int8`], with `--quantize-attention` when `attention`.
+pub fn minilm_static_int8_with(target: bertc::passes::Target, attention: bool) -> bertc::pipeline::Compiled {
     use bertc::quantize::{CalibrationMethod, Form, Precision};
     let dir = minilm_dir();
     let config = BertConfig::from_path(&dir.join("config.json")).unwrap();
@@ -353,7 +358,10 @@ pub fn minilm_static_int8(target: bertc::passes::Target) -> bertc::pipeline::Com
     };
     let options = PipelineOptions {
         target,
-        precision: Precision::new(Form::Int8Static(CalibrationMethod::MinMax)),
+        precision: Precision {
+            attention,
+            ..Precision::new(Form::Int8Static(CalibrationMethod::MinMax))
+        },
         ..at_level(Level::O2)
     };
     compile(test_session(), &config, source, &options).unwrap()
