@@ -14,6 +14,7 @@ mod block_sliding_attention;
 mod dead_node_elimination;
 mod decompose_attention;
 mod eliminate_common_subexpressions;
+mod flatten_shared_gathers;
 mod fold_constants;
 mod folded_heads;
 mod fuse_attention;
@@ -54,6 +55,7 @@ pub use dead_node_elimination::DeadNodeElimination;
 pub(crate) use decompose_attention::decompose_node as decompose_attention_node;
 pub use decompose_attention::DecomposeAttention;
 pub use eliminate_common_subexpressions::EliminateCommonSubexpressions;
+pub use flatten_shared_gathers::FlattenSharedGathers;
 pub use fold_constants::FoldConstants;
 pub use fuse_attention::FuseAttention;
 pub use fuse_bias_gelu::FuseBiasGelu;
@@ -131,7 +133,7 @@ type MakePass = fn() -> Box<dyn Pass>;
 /// pass names. [`pass_by_name`] and [`all_pass_names`] read it, and the
 /// level and target lists below are checked against it when the crate
 /// compiles. (Its order is the order `--passes`' error lists them in.)
-const REGISTRY: [(&str, MakePass); 19] = [
+const REGISTRY: [(&str, MakePass); 20] = [
     ("fold_constants", || Box::new(FoldConstants)),
     ("eliminate_common_subexpressions", || {
         Box::new(EliminateCommonSubexpressions)
@@ -154,6 +156,7 @@ const REGISTRY: [(&str, MakePass); 19] = [
     ("merge_qkv", || Box::new(MergeQkv)),
     ("prune_to_first_token", || Box::new(PruneToFirstToken)),
     ("decompose_attention", || Box::new(DecomposeAttention)),
+    ("flatten_shared_gathers", || Box::new(FlattenSharedGathers)),
     ("pack_tokens", || Box::new(PackTokens)),
 ];
 
@@ -247,10 +250,14 @@ const ONNXRUNTIME_LOWERING: [&str; 7] = [
     "dead_node_elimination",
 ];
 
+/// OpenVINO's forms after -O2 (see `flatten_shared_gathers`).
+const OPENVINO_FORMS: [&str; 2] = ["flatten_shared_gathers", "dead_node_elimination"];
+
 const _: () = assert!(
     registered(&O1)
         && registered(&O2_FUSIONS)
         && registered(&DECOMPOSED_ATTENTION)
+        && registered(&OPENVINO_FORMS)
         && registered(&ONNXRUNTIME_LOWERING),
     "a level or target list names a pass the registry lacks"
 );
@@ -456,9 +463,19 @@ pub fn packed_pipeline(level: Level, target: Target) -> Vec<&'static str> {
 /// It runs last, after `prune_to_first_token` has sliced the fused op, and
 /// before the equivalence check, which covers it.
 pub fn pipeline(level: Level, target: Target) -> Vec<&'static str> {
-    let mut passes = level_passes(level);
+    let mut passes = fused_attention_pipeline(level, target);
     if level == Level::O2 && target != Target::Onnxruntime {
         passes.extend(DECOMPOSED_ATTENTION);
+    }
+    passes
+}
+
+/// [`pipeline`] with -O2's attention left fused: the level's passes and
+/// the target's own forms (OpenVINO's gathers).
+pub fn fused_attention_pipeline(level: Level, target: Target) -> Vec<&'static str> {
+    let mut passes = level_passes(level);
+    if level == Level::O2 && target == Target::Openvino {
+        passes.extend(OPENVINO_FORMS);
     }
     passes
 }

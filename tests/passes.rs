@@ -413,6 +413,132 @@ fn split_packed_linear_splits_modernbert_s_two_per_layer() {
     }
 }
 
+/// OpenVINO's gathers: DeBERTa's c2p and p2c `GatherElements` (v3's
+/// bucketed rows, v1's plain ones) as one `Gather` of the flattened rows
+/// each, p2c's transpose folded in, the numbers unchanged, at -O2 where the
+/// pipeline runs it; nothing to do in BERT.
+#[test]
+fn flatten_shared_gathers_flattens_deberta_s_two_per_layer() {
+    for case in ["deberta-v3-base", "deberta-v1-base"] {
+        let dir = fixture(&format!("family2/{case}"));
+        let config = load_config(dir.join("config.json").to_str().unwrap()).unwrap();
+        let mut g = build(&config, &BuildOptions::default()).unwrap().graph;
+        PassManager::from_names(o2()).unwrap().run(&mut g).unwrap();
+        let layers = config.num_hidden_layers;
+        let mut after = check_pass(case, &g, "flatten_shared_gathers", 2 * layers, Runtime::Tract);
+        PassManager::from_names(["dead_node_elimination"])
+            .unwrap()
+            .run(&mut after)
+            .unwrap();
+        let h = after.op_histogram();
+        assert_eq!(h.get("GatherElements"), None, "{case}: {h:?}");
+        // p2c's [B, h, S, S] transpose gone: each layer's Transposes now
+        // one fewer of rank 4 (a 2-D index transpose instead).
+        let rank4_transposes = |g: &Graph| {
+            g.node_ids()
+                .filter(|&id| matches!(&g.node(id).op, Op::Transpose { perm } if perm.len() == 4))
+                .count()
+        };
+        assert_eq!(rank4_transposes(&after), rank4_transposes(&g) - layers, "{case}");
+    }
+    for (preset, _) in PRESETS {
+        check_pass(
+            preset,
+            &prepared(preset, None, &o2()),
+            "flatten_shared_gathers",
+            0,
+            Runtime::Tract,
+        );
+    }
+}
+
+/// `flatten_shared_gathers` on a hand-made gather: negative indices count
+/// from the end as GatherElements' do, the transposed reader folded in,
+/// both against onnxruntime's own GatherElements; an index not shared over
+/// the leading axes (a [B, h, S, S] input, no Expand) is left alone.
+#[test]
+fn flatten_shared_gathers_keeps_gather_elements_semantics() {
+    use bertc::ir::{DType, Shape, Tensor};
+    use bertc::passes::FlattenSharedGathers;
+    use bertc::runtime::{HostTensor, NamedTensors};
+    let (b, h, s, r) = (2usize, 3usize, 4usize, 6usize);
+    let graph = |shared: bool| {
+        let mut g = Graph::new();
+        let data = g
+            .add_input("data", DType::F32, Shape::fixed(&[b, h, s, r]))
+            .unwrap();
+        let index = match shared {
+            true => {
+                let grid: Vec<i64> = (0..s * s)
+                    .map(|n| (n as i64 * 5) % (2 * r as i64) - r as i64)
+                    .collect();
+                let grid = g.add_const("grid", Tensor::from_i64(vec![s, s], &grid)).unwrap();
+                let shape = g
+                    .add_const(
+                        "grid_shape",
+                        Tensor::vec_i64(&[b as i64, h as i64, s as i64, s as i64]),
+                    )
+                    .unwrap();
+                g.add("grid_expanded", Op::Expand, &[grid, shape]).unwrap()
+            }
+            false => g
+                .add_input("index", DType::I64, Shape::fixed(&[b, h, s, s]))
+                .unwrap(),
+        };
+        let gathered = g
+            .add("gather", Op::GatherElements { axis: 3 }, &[data, index])
+            .unwrap();
+        let by_query = g
+            .add(
+                "by_query",
+                Op::Transpose {
+                    perm: vec![0, 1, 3, 2],
+                },
+                &[gathered],
+            )
+            .unwrap();
+        g.set_output("out", by_query);
+        g
+    };
+    let unshared = graph(false);
+    let mut after = unshared.clone();
+    let runs = PassManager::new()
+        .with(FlattenSharedGathers)
+        .run(&mut after)
+        .unwrap();
+    assert_eq!(
+        runs[0].report.matches, 0,
+        "an index of its own per batch and head"
+    );
+
+    let before = graph(true);
+    let mut after = before.clone();
+    let runs = PassManager::new()
+        .with(FlattenSharedGathers)
+        .verify_each(true)
+        .run(&mut after)
+        .unwrap();
+    assert_eq!(runs[0].report.matches, 1);
+    let data: Vec<f32> = (0..b * h * s * r).map(|n| n as f32).collect();
+    let mut inputs = NamedTensors::new();
+    inputs.insert("data".into(), HostTensor::f32(vec![b, h, s, r], data));
+    let expected = run_onnxruntime(&export_bytes(&before, ExportOptions::default()).unwrap(), &inputs);
+    let bytes = export_bytes(&after, ExportOptions::default()).unwrap();
+    assert_eq!(read_model_bytes_ops(&bytes, "GatherElements"), 0);
+    for (runtime, actual) in [
+        ("tract", run_tract(&bytes, &inputs)),
+        ("onnxruntime", run_onnxruntime(&bytes, &inputs)),
+    ] {
+        assert_eq!(actual["out"].to_f32(), expected["out"].to_f32(), "{runtime}");
+    }
+}
+
+/// How many `op` nodes the serialized model `bytes` has.
+fn read_model_bytes_ops(bytes: &[u8], op: &str) -> usize {
+    let g = bertc::onnx::import_bytes(bytes).unwrap();
+    g.op_histogram().get(op).copied().unwrap_or(0)
+}
+
 /// The reduced-precision passes (run by `--quantize` / `--precision`, not
 /// by name): counts, and numbers within their own tolerances of f32.
 #[test]
@@ -722,6 +848,7 @@ fn every_pass_has_a_test_here() {
         // tests/rotary.rs: one kernel per rotation, against the reference.
         "lower_rotary_onnxruntime",
         "split_packed_linear",
+        "flatten_shared_gathers",
     ];
     let mut all = all_pass_names();
     all.sort();

@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use crate::passes::{
-    level_passes, packed_pipeline, pipeline as level_pipeline, target_passes, Level, PassError, PassManager,
-    Target, DECOMPOSED_ATTENTION,
+    fused_attention_pipeline, packed_pipeline, pipeline as level_pipeline, target_passes, Level, PassError,
+    PassManager, Target, DECOMPOSED_ATTENTION,
 };
 use crate::quantize::precision::{CalibrationMethod, Form, Precision, Skip, WeightBits, DEFAULT_MIN_COSINE};
 
@@ -267,7 +267,7 @@ impl PipelineOptions {
                 PassManager::from_names(packed_pipeline(*level, self.target))
             }
             PassSelection::Level(level) if self.decomposes_attention_late() => {
-                PassManager::from_names(level_passes(*level))
+                PassManager::from_names(fused_attention_pipeline(*level, self.target))
             }
             PassSelection::Level(level) => PassManager::from_names(level_pipeline(*level, self.target)),
             PassSelection::Explicit(names) => PassManager::from_names(names.iter().map(String::as_str)),
