@@ -223,19 +223,9 @@ fn context_of_numerators(
     key_mask: Option<Value>,
 ) -> Result<Value, IrError> {
     let name = |g: &Graph, s: &str| attention_name(g, m, s);
-    let peak = row_max(g, m, x, "scores.row_max")?;
-    let shifted = binary(g, m.root, "scores.shifted", BinaryOp::Sub, x, peak)?;
-    let e = g.add(
-        &name(g, "softmax.numerators"),
-        Op::Unary(UnaryOp::Exp),
-        &[shifted],
-    )?;
+    let e = numerators(g, m, x)?;
     let (_, eq) = probabilities_u8(g, m, e)?;
-    let weights = key_weights(g, m, v, key_mask)?;
-    let v = match key_mask {
-        Some(_) => binary(g, m.root, "value.weighted", BinaryOp::Mul, v, weights)?,
-        None => v,
-    };
+    let (v, weights) = weighted_values(g, m, v, key_mask)?;
     let (vq, vs) = symmetric_s8(g, m.root, v, "value")?;
     // The weights as one more s8 column of V (1 → 127): the same product
     // sums each row's quantized numerators, the softmax's denominator.
@@ -250,6 +240,31 @@ fn context_of_numerators(
     let r = g.add_const(&rn, Tensor::scalar_f32(127.0))?;
     let vscale = binary(g, m.root, "context.value_scale", BinaryOp::Mul, vs, r)?;
     binary(g, m.root, "context", BinaryOp::Mul, ratio, vscale)
+}
+
+/// The softmax's numerators exp(x − max x) of scores `x`: each row's peak
+/// exactly 1.
+fn numerators(g: &mut Graph, m: &Match, x: Value) -> Result<Value, IrError> {
+    let peak = row_max(g, m, x, "scores.row_max")?;
+    let shifted = binary(g, m.root, "scores.shifted", BinaryOp::Sub, x, peak)?;
+    let n = attention_name(g, m, "softmax.numerators");
+    g.add(&n, Op::Unary(UnaryOp::Exp), &[shifted])
+}
+
+/// V with each key's row weighed by its [`key_weights`] (a key-only mask's
+/// exp(mask); V as it is without one), and the weights.
+fn weighted_values(
+    g: &mut Graph,
+    m: &Match,
+    v: Value,
+    key_mask: Option<Value>,
+) -> Result<(Value, Value), IrError> {
+    let weights = key_weights(g, m, v, key_mask)?;
+    let v = match key_mask {
+        Some(_) => binary(g, m.root, "value.weighted", BinaryOp::Mul, v, weights)?,
+        None => v,
+    };
+    Ok((v, weights))
 }
 
 /// The products [B, n, S, d + 1] of the numerators with V and its weight
@@ -373,19 +388,9 @@ fn quantized_static(g: &mut Graph, m: &Match, [q_max, k_max, v_max]: [f32; 3]) -
     if let (Some(mask), None) = (mask, key_mask) {
         x = binary(g, m.root, "masked", BinaryOp::Add, x, mask)?;
     }
-    let peak = row_max(g, m, x, "scores.row_max")?;
-    let shifted = binary(g, m.root, "scores.shifted", BinaryOp::Sub, x, peak)?;
-    let e = g.add(
-        &name(g, "softmax.numerators"),
-        Op::Unary(UnaryOp::Exp),
-        &[shifted],
-    )?;
+    let e = numerators(g, m, x)?;
     let e = qdq(g, m.root, e, 1.0 / 255.0, DType::U8, "softmax")?;
-    let weights = key_weights(g, m, v, key_mask)?;
-    let v = match key_mask {
-        Some(_) => binary(g, m.root, "value.weighted", BinaryOp::Mul, v, weights)?,
-        None => v,
-    };
+    let (v, weights) = weighted_values(g, m, v, key_mask)?;
     // The weights (at most 1) scaled to V's range, so that one scale
     // quantizes both at full resolution: V's own 127 steps however small
     // its range, a weight of 1 at 127. The denominators carry the factor,
