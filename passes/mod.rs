@@ -407,8 +407,10 @@ pub enum Target {
     /// fusions are neutral (tract detects the decomposed forms itself); int8
     /// in the symmetric per-token form.
     Tract,
-    /// OpenVINO: the portable fp32 forms; int8 as QuantizeLinear /
-    /// DequantizeLinear pairs, which it runs as int8 kernels.
+    /// OpenVINO: the portable fp32 forms but DeBERTa's gathers, flat
+    /// (`flatten_shared_gathers`: its GatherElements is a reference
+    /// kernel); int8 as QuantizeLinear / DequantizeLinear pairs, which it
+    /// runs as int8 kernels.
     Openvino,
 }
 
