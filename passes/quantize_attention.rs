@@ -67,7 +67,7 @@
 
 use std::collections::HashMap;
 
-use crate::ir::{value_name, BinaryOp, DType, Graph, IrError, NodeId, Op, Tensor, UnaryOp, Value};
+use crate::ir::{value_name, BinaryOp, DType, Graph, IrError, Op, Tensor, UnaryOp, Value};
 
 use super::decompose_attention::{
     attention_name, match_at, merge_heads, rewrite_each, split_heads, unexpanded, Heads, Match,
@@ -164,7 +164,7 @@ fn quantized(g: &mut Graph, m: &Match) -> Result<Value, IrError> {
         Some(mask) => masked_keys_at_the_mean(g, m, k_t, mask)?,
         None => k_t,
     };
-    let (kq, ks) = symmetric_s8(g, m.root, k_t, "key")?;
+    let (kq, ks) = symmetric_s8(g, m, k_t, "key")?;
 
     let si = g.add_node(
         &name(g, "scores.int"),
@@ -176,14 +176,14 @@ fn quantized(g: &mut Graph, m: &Match) -> Result<Value, IrError> {
         Op::Cast { to: DType::F32 },
         &[Value { node: si, slot: 0 }],
     )?;
-    let qk = binary(g, m.root, "scores.int_scale", BinaryOp::Mul, qs, ks)?;
+    let qk = binary(g, m, "scores.int_scale", BinaryOp::Mul, qs, ks)?;
     let cn = name(g, "scale");
     let c = g.add_const(&cn, Tensor::scalar_f32(m.scale))?;
-    let scale = binary(g, m.root, "scores.scale", BinaryOp::Mul, qk, c)?;
-    let x = binary(g, m.root, "scaled", BinaryOp::Mul, sf, scale)?;
+    let scale = binary(g, m, "scores.scale", BinaryOp::Mul, qk, c)?;
+    let x = binary(g, m, "scaled", BinaryOp::Mul, sf, scale)?;
     let ctx = match (mask, key_mask) {
         (Some(mask), None) => {
-            let x = binary(g, m.root, "masked", BinaryOp::Add, x, mask)?;
+            let x = binary(g, m, "masked", BinaryOp::Add, x, mask)?;
             context_of_probabilities(g, m, x, v)?
         }
         (_, key_mask) => context_of_numerators(g, m, x, v, key_mask)?,
@@ -201,14 +201,14 @@ fn context_of_probabilities(g: &mut Graph, m: &Match, x: Value, v: Value) -> Res
     let name = |g: &Graph, s: &str| attention_name(g, m, s);
     let probs = g.add(&name(g, "softmax"), Op::Softmax { axis: -1 }, &[x])?;
     let pm = row_max(g, m, probs, "softmax.row_max")?;
-    let normalized = binary(g, m.root, "softmax.normalized", BinaryOp::Div, probs, pm)?;
+    let normalized = binary(g, m, "softmax.normalized", BinaryOp::Div, probs, pm)?;
     let (ps, pq) = probabilities_u8(g, m, normalized)?;
-    let (vq, vs) = symmetric_s8(g, m.root, v, "value")?;
+    let (vq, vs) = symmetric_s8(g, m, v, "value")?;
     let ci = g.add(&name(g, "context.int"), Op::MatMulInteger, &[pq, vq])?;
     let cf = g.add(&name(g, "context.float"), Op::Cast { to: DType::F32 }, &[ci])?;
-    let cscale = binary(g, m.root, "context.int_scale", BinaryOp::Mul, ps, vs)?;
-    let c0 = binary(g, m.root, "context.scaled", BinaryOp::Mul, cf, cscale)?;
-    binary(g, m.root, "context", BinaryOp::Mul, c0, pm)
+    let cscale = binary(g, m, "context.int_scale", BinaryOp::Mul, ps, vs)?;
+    let c0 = binary(g, m, "context.scaled", BinaryOp::Mul, cf, cscale)?;
+    binary(g, m, "context", BinaryOp::Mul, c0, pm)
 }
 
 /// The context of unmasked scores `x`, with `key_mask` ([B, 1, 1, S]) if
@@ -226,10 +226,10 @@ fn context_of_numerators(
     let e = numerators(g, m, x)?;
     let (_, eq) = probabilities_u8(g, m, e)?;
     let (v, weights) = weighted_values(g, m, v, key_mask)?;
-    let (vq, vs) = symmetric_s8(g, m.root, v, "value")?;
+    let (vq, vs) = symmetric_s8(g, m, v, "value")?;
     // The weights as one more s8 column of V (1 → 127): the same product
     // sums each row's quantized numerators, the softmax's denominator.
-    let (wq, _) = unit_s8(g, m.root, weights, "key_weights")?;
+    let (wq, _) = unit_s8(g, m, weights, "key_weights")?;
     let vw = g.add(&name(g, "value.with_weights"), Op::Concat { axis: -1 }, &[vq, wq])?;
 
     let ci = g.add(&name(g, "context.int"), Op::MatMulInteger, &[eq, vw])?;
@@ -238,15 +238,15 @@ fn context_of_numerators(
     // num · (1/255) · vs over den · (1/255) · (1/127): the ratio · 127 · vs.
     let rn = name(g, "context.int8_max");
     let r = g.add_const(&rn, Tensor::scalar_f32(127.0))?;
-    let vscale = binary(g, m.root, "context.value_scale", BinaryOp::Mul, vs, r)?;
-    binary(g, m.root, "context", BinaryOp::Mul, ratio, vscale)
+    let vscale = binary(g, m, "context.value_scale", BinaryOp::Mul, vs, r)?;
+    binary(g, m, "context", BinaryOp::Mul, ratio, vscale)
 }
 
 /// The softmax's numerators exp(x − max x) of scores `x`: each row's peak
 /// exactly 1.
 fn numerators(g: &mut Graph, m: &Match, x: Value) -> Result<Value, IrError> {
     let peak = row_max(g, m, x, "scores.row_max")?;
-    let shifted = binary(g, m.root, "scores.shifted", BinaryOp::Sub, x, peak)?;
+    let shifted = binary(g, m, "scores.shifted", BinaryOp::Sub, x, peak)?;
     let n = attention_name(g, m, "softmax.numerators");
     g.add(&n, Op::Unary(UnaryOp::Exp), &[shifted])
 }
@@ -261,7 +261,7 @@ fn weighted_values(
 ) -> Result<(Value, Value), IrError> {
     let weights = key_weights(g, m, v, key_mask)?;
     let v = match key_mask {
-        Some(_) => binary(g, m.root, "value.weighted", BinaryOp::Mul, v, weights)?,
+        Some(_) => binary(g, m, "value.weighted", BinaryOp::Mul, v, weights)?,
         None => v,
     };
     Ok((v, weights))
@@ -279,7 +279,7 @@ fn normalized_context(g: &mut Graph, m: &Match, sums: Value) -> Result<Value, Ir
     let floor = g.add_const(&fname, Tensor::scalar_f32(MIN_ABSMAX))?;
     let denominators = binary(
         g,
-        m.root,
+        m,
         "context.denominators_floored",
         BinaryOp::Max,
         denominators,
@@ -287,7 +287,7 @@ fn normalized_context(g: &mut Graph, m: &Match, sums: Value) -> Result<Value, Ir
     )?;
     binary(
         g,
-        m.root,
+        m,
         "context.normalized",
         BinaryOp::Div,
         numerators,
@@ -319,8 +319,8 @@ fn key_weights(g: &mut Graph, m: &Match, v: Value, key_mask: Option<Value>) -> R
             let zero = g.add_const(&zn, Tensor::scalar_f32(0.0))?;
             let on = name(g, "one");
             let one = g.add_const(&on, Tensor::scalar_f32(1.0))?;
-            let zeros = binary(g, m.root, "value.zeros", BinaryOp::Mul, column, zero)?;
-            binary(g, m.root, "key_weights", BinaryOp::Add, zeros, one)?
+            let zeros = binary(g, m, "value.zeros", BinaryOp::Mul, column, zero)?;
+            binary(g, m, "key_weights", BinaryOp::Add, zeros, one)?
         }
     })
 }
@@ -379,17 +379,17 @@ fn quantized_static(g: &mut Graph, m: &Match, [q_max, k_max, v_max]: [f32; 3]) -
         Some(mask) => masked_keys_at_the_mean(g, m, k_t, mask)?,
         None => k_t,
     };
-    let q = qdq(g, m.root, q, q_max.max(MIN_ABSMAX) / 127.0, DType::I8, "query")?;
-    let k_t = qdq(g, m.root, k_t, k_max.max(MIN_ABSMAX) / 127.0, DType::I8, "key")?;
+    let q = qdq(g, m, q, q_max.max(MIN_ABSMAX) / 127.0, DType::I8, "query")?;
+    let k_t = qdq(g, m, k_t, k_max.max(MIN_ABSMAX) / 127.0, DType::I8, "key")?;
     let scores = g.add(&name(g, "scores"), Op::MatMul, &[q, k_t])?;
     let cn = name(g, "scale");
     let c = g.add_const(&cn, Tensor::scalar_f32(m.scale))?;
-    let mut x = binary(g, m.root, "scaled", BinaryOp::Mul, scores, c)?;
+    let mut x = binary(g, m, "scaled", BinaryOp::Mul, scores, c)?;
     if let (Some(mask), None) = (mask, key_mask) {
-        x = binary(g, m.root, "masked", BinaryOp::Add, x, mask)?;
+        x = binary(g, m, "masked", BinaryOp::Add, x, mask)?;
     }
     let e = numerators(g, m, x)?;
-    let e = qdq(g, m.root, e, 1.0 / 255.0, DType::U8, "softmax")?;
+    let e = qdq(g, m, e, 1.0 / 255.0, DType::U8, "softmax")?;
     let (v, weights) = weighted_values(g, m, v, key_mask)?;
     // The weights (at most 1) scaled to V's range, so that one scale
     // quantizes both at full resolution: V's own 127 steps however small
@@ -398,30 +398,23 @@ fn quantized_static(g: &mut Graph, m: &Match, [q_max, k_max, v_max]: [f32; 3]) -
     let v_max = v_max.max(MIN_ABSMAX);
     let rn = name(g, "value.range");
     let range = g.add_const(&rn, Tensor::scalar_f32(v_max))?;
-    let weights = binary(g, m.root, "key_weights.scaled", BinaryOp::Mul, weights, range)?;
+    let weights = binary(g, m, "key_weights.scaled", BinaryOp::Mul, weights, range)?;
     let vw = g.add(
         &name(g, "value.with_weights"),
         Op::Concat { axis: -1 },
         &[v, weights],
     )?;
-    let vw = qdq(g, m.root, vw, v_max / 127.0, DType::I8, "value")?;
+    let vw = qdq(g, m, vw, v_max / 127.0, DType::I8, "value")?;
     let sums = g.add(&name(g, "context.sums"), Op::MatMul, &[e, vw])?;
     let ratio = normalized_context(g, m, sums)?;
-    let ctx = binary(g, m.root, "context", BinaryOp::Mul, ratio, range)?;
+    let ctx = binary(g, m, "context", BinaryOp::Mul, ratio, range)?;
     merge_heads(g, m, ctx)
 }
 
 /// `x` through QuantizeLinear and DequantizeLinear at the constant `scale`
 /// (zero point 0, of `dtype`).
-fn qdq(
-    g: &mut Graph,
-    root: NodeId,
-    x: Value,
-    scale: f32,
-    dtype: DType,
-    what: &str,
-) -> Result<Value, IrError> {
-    let name = |g: &Graph, s: &str| named(g, root, &format!("{what}.{s}"));
+fn qdq(g: &mut Graph, m: &Match, x: Value, scale: f32, dtype: DType, what: &str) -> Result<Value, IrError> {
+    let name = |g: &Graph, s: &str| attention_name(g, m, &format!("{what}.{s}"));
     let sn = name(g, "static_scale");
     let s = g.add_const(&sn, Tensor::scalar_f32(scale))?;
     let zn = name(g, "static_zero_point");
@@ -483,8 +476,8 @@ fn masks_keys_only(g: &Graph, mask: Value) -> bool {
 
 /// `x` as s8 with one symmetric scale max|x| / 127: the quantized tensor
 /// and its scale.
-fn symmetric_s8(g: &mut Graph, root: NodeId, x: Value, what: &str) -> Result<(Value, Value), IrError> {
-    let name = |g: &Graph, s: &str| named(g, root, &format!("{what}.{s}"));
+fn symmetric_s8(g: &mut Graph, m: &Match, x: Value, what: &str) -> Result<(Value, Value), IrError> {
+    let name = |g: &Graph, s: &str| attention_name(g, m, &format!("{what}.{s}"));
     let all: Vec<i64> = (0..g.info(x).shape.rank() as i64).collect();
     let abs = g.add(&name(g, "abs"), Op::Unary(UnaryOp::Abs), &[x])?;
     let amax = g.add(
@@ -501,15 +494,15 @@ fn symmetric_s8(g: &mut Graph, root: NodeId, x: Value, what: &str) -> Result<(Va
     // QuantizeLinear's scale a constant (tract takes no other): x / max|x|
     // at 1/127 is x at max|x| / 127.
     let normalized = g.add(&name(g, "normalized"), Op::Binary(BinaryOp::Div), &[x, amax])?;
-    let (q, unit) = unit_s8(g, root, normalized, what)?;
+    let (q, unit) = unit_s8(g, m, normalized, what)?;
     let scale = g.add(&name(g, "scale"), Op::Binary(BinaryOp::Mul), &[amax, unit])?;
     Ok((q, scale))
 }
 
 /// `x` in [-1, 1] as s8 at the constant step 1/127 (zero point 0): the
 /// quantized tensor and the step.
-fn unit_s8(g: &mut Graph, root: NodeId, x: Value, what: &str) -> Result<(Value, Value), IrError> {
-    let name = |g: &Graph, s: &str| named(g, root, &format!("{what}.{s}"));
+fn unit_s8(g: &mut Graph, m: &Match, x: Value, what: &str) -> Result<(Value, Value), IrError> {
+    let name = |g: &Graph, s: &str| attention_name(g, m, &format!("{what}.{s}"));
     let sn = name(g, "unit_scale");
     let unit = g.add_const(&sn, Tensor::scalar_f32(1.0 / 127.0))?;
     let zn = name(g, "zero_point");
@@ -523,19 +516,7 @@ fn unit_s8(g: &mut Graph, root: NodeId, x: Value, what: &str) -> Result<(Value, 
     Ok((q, unit))
 }
 
-fn binary(
-    g: &mut Graph,
-    root: NodeId,
-    what: &str,
-    op: BinaryOp,
-    a: Value,
-    b: Value,
-) -> Result<Value, IrError> {
-    let n = named(g, root, what);
+fn binary(g: &mut Graph, m: &Match, what: &str, op: BinaryOp, a: Value, b: Value) -> Result<Value, IrError> {
+    let n = attention_name(g, m, what);
     g.add(&n, Op::Binary(op), &[a, b])
-}
-
-/// A fresh name after the node `root` a rewrite replaces.
-fn named(g: &Graph, root: NodeId, what: &str) -> String {
-    g.fresh_name(&format!("{}.{what}", g.node(root).name))
 }

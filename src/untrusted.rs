@@ -47,7 +47,8 @@ pub fn onnx_model(bytes: &[u8]) -> Result<Graph, crate::Error> {
 /// `pack_tokens` pass and its token indices): the fp32 passes
 /// ([`PipelineOptions::pass_manager`]), then for fp32 and every precision
 /// form the target takes (fp16, int8 dynamic, int8 static, with and
-/// without `--quantize-attention`) the precision passes ([`precision_passes`]) and the target's lowering
+/// without `--quantize-attention`) the precision passes
+/// ([`precision_passes`]) and the target's lowering
 /// ([`PipelineOptions::lowering`]); the graph verified after every pass
 /// and each result exported. Static scales, smoothing and per-token
 /// choices come from a fixed synthetic calibration

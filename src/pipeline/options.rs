@@ -226,12 +226,7 @@ impl PipelineOptions {
             });
         }
         if p.attention {
-            let given = match &self.passes {
-                PassSelection::Level(Level::O2) => None,
-                PassSelection::Level(l) => Some(format!("-O{}", l.number())),
-                PassSelection::Explicit(_) => Some("--passes".to_string()),
-            };
-            if let Some(given) = given {
+            if let Some(given) = self.other_than_o2() {
                 return Err(OptionError::QuantizeAttentionNeedsO2 { given });
             }
             if self.packed {
@@ -245,12 +240,7 @@ impl PipelineOptions {
             return Err(OptionError::PackedWithPasses);
         }
         if self.target == Target::Onnxruntime {
-            let given = match &self.passes {
-                PassSelection::Level(Level::O2) => None,
-                PassSelection::Level(l) => Some(format!("-O{}", l.number())),
-                PassSelection::Explicit(_) => Some("--passes".to_string()),
-            };
-            if let Some(given) = given {
+            if let Some(given) = self.other_than_o2() {
                 return Err(OptionError::TargetNeedsO2 {
                     target: "onnxruntime",
                     given,
@@ -258,6 +248,16 @@ impl PipelineOptions {
             }
         }
         Ok(())
+    }
+
+    /// The flag that chose passes other than -O2's pipeline (`-O0`, `-O1`,
+    /// `--passes`), as an error names it; `None` at -O2.
+    fn other_than_o2(&self) -> Option<String> {
+        match &self.passes {
+            PassSelection::Level(Level::O2) => None,
+            PassSelection::Level(l) => Some(format!("-O{}", l.number())),
+            PassSelection::Explicit(_) => Some("--passes".to_string()),
+        }
     }
 
     /// The fp32 passes, checked against the graph before them.
