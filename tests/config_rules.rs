@@ -231,6 +231,32 @@ fn family_fields_are_checked() {
         "8",
         "must be in 32..=65536",
     );
+    // DeBERTa's relative distances: the graph holds a lookup entry per
+    // distance (10^15 of them aborted the process before this rule).
+    let rule = "must stay within 65536";
+    assert_invalid(
+        r#"{"model_type": "deberta-v2", "relative_attention": true, "position_buckets": 256, "max_relative_positions": 1000000000000000}"#,
+        "max_relative_positions",
+        "1000000000000000",
+        rule,
+    );
+    assert_invalid(
+        r#"{"model_type": "deberta-v2", "relative_attention": true, "position_buckets": 70000, "max_relative_positions": 200000}"#,
+        "position_buckets",
+        "70000",
+        rule,
+    );
+    assert_invalid(
+        r#"{"model_type": "deberta", "relative_attention": true, "max_position_embeddings": 65537}"#,
+        "max_position_embeddings",
+        "65537",
+        rule,
+    );
+    parse_ok(
+        r#"{"model_type": "deberta-v2", "relative_attention": true, "position_buckets": 256, "max_relative_positions": 65536}"#,
+    );
+    // Unread without relative attention.
+    parse_ok(r#"{"model_type": "deberta", "max_relative_positions": 1000000}"#);
     assert_invalid(
         r#"{"model_type": "roberta", "pad_token_id": 1, "max_position_embeddings": 2}"#,
         "max_position_embeddings",

@@ -5,6 +5,10 @@
 
 use crate::family::{ConfigAdapter, ConfigValue, Family, LayerPath, Positions, MPNET_BUCKETS};
 
+/// The farthest relative distance DeBERTa's configs may set (span or log
+/// range): the graph holds a lookup entry per distance each way.
+pub const MAX_RELATIVE_DISTANCE: usize = 1 << 16;
+
 use super::fields::Fields;
 use super::{BertConfig, ConfigError, MAX_LAYERS};
 
@@ -270,6 +274,27 @@ pub(super) fn check_family_rules(c: &BertConfig) -> Result<(), ConfigError> {
                 format!(
                     "must be in {MPNET_BUCKETS}..=65536: transformers' MPNet buckets distances into \
                      {MPNET_BUCKETS} rows of the table"
+                ),
+            ));
+        }
+    }
+    if let Some(d) = c.disentangled.as_ref().filter(|d| d.relative_attention) {
+        // The graph's relative-row lookup has an entry per distance up to
+        // the farther of the span and the log buckets' range, each way.
+        let mpe = c.max_position_embeddings;
+        let (span, range) = (d.span(mpe), d.max_relative(mpe));
+        if span.max(range) > MAX_RELATIVE_DISTANCE {
+            let (field, value) = match (d.position_buckets, d.max_relative_positions) {
+                (b, _) if b > 0 && span > MAX_RELATIVE_DISTANCE => ("position_buckets", b.to_string()),
+                (_, m) if m >= 1 => ("max_relative_positions", m.to_string()),
+                _ => ("max_position_embeddings", mpe.to_string()),
+            };
+            return Err(invalid(
+                field,
+                value,
+                format!(
+                    "the relative distances it sets must stay within {MAX_RELATIVE_DISTANCE} \
+                     (bertc's bound; DeBERTa's published configs use 512)"
                 ),
             ));
         }
