@@ -24,6 +24,12 @@
 //! S = 2,048), and no [S, S] tensor is made. The last block's queries past S
 //! repeat the last position and are cut off at the end.
 //!
+//! Windows reaching further than [`MAX_BLOCKED_REACH`] keep the masked form:
+//! the blocked form's window constant holds `block × width` = 1.25·reach²
+//! entries (a reach of 512: 327,680; a config's `local_attention` of 10¹²
+//! would ask for more memory than any machine has), and a window that wide
+//! saves little below S = 4·reach anyway.
+//!
 //! The same numbers: a visible key has the same score and mask in both
 //! forms, and every key the blocked form leaves out was masked with MIN,
 //! whose softmax weight is exactly 0 next to a visible key. A row with no
@@ -38,6 +44,10 @@ use super::pattern::{constant, input, operands, producer, scalar};
 use super::{Pass, PassReport};
 
 pub struct BlockSlidingAttention;
+
+/// The widest reach (`local_attention / 2`) computed in blocks; ModernBERT's
+/// is 64.
+pub const MAX_BLOCKED_REACH: usize = 512;
 
 /// One sliding layer's attention, as recognized.
 struct Match {
@@ -116,6 +126,9 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
         return None;
     }
     let (padding, reach) = windowed_padding(g, mask, q)?;
+    if reach > MAX_BLOCKED_REACH {
+        return None;
+    }
     let f32_3d = [q, k, v].iter().all(|&x| {
         let info = g.info(x);
         info.dtype == DType::F32 && info.shape.rank() == 3 && info.shape.dims()[2].fixed().is_some()

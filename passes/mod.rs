@@ -50,7 +50,7 @@ use std::time::{Duration, Instant};
 use crate::ir::{verify, Graph, IrError};
 
 pub use add_bias_after_residual::AddBiasAfterResidual;
-pub use block_sliding_attention::BlockSlidingAttention;
+pub use block_sliding_attention::{BlockSlidingAttention, MAX_BLOCKED_REACH};
 pub use dead_node_elimination::DeadNodeElimination;
 pub(crate) use decompose_attention::decompose_node as decompose_attention_node;
 pub use decompose_attention::DecomposeAttention;

@@ -131,3 +131,45 @@ fn only_sliding_layers_are_blocked() {
         "attention is decomposed for the portable target"
     );
 }
+
+/// A window wider than `MAX_BLOCKED_REACH` keeps the masked form (the
+/// blocked form's window constant grows with the square of the reach: a
+/// `local_attention` of 10^12 aborted the process on its allocation), and
+/// still computes the -O0 numbers.
+#[test]
+fn a_window_too_wide_to_block_keeps_the_masked_form() {
+    use bertc::passes::MAX_BLOCKED_REACH;
+    for window in [2 * MAX_BLOCKED_REACH + 2, 1_000_000_000_000] {
+        let config = config_with_window(window);
+        let full = compiled(&config, &at_level(Level::O0));
+        let options = PipelineOptions {
+            target: Target::Onnxruntime,
+            ..at_level(Level::O2)
+        };
+        let masked = compiled(&config, &options);
+        let run = masked
+            .report
+            .passes
+            .iter()
+            .find(|r| r.pass == "block_sliding_attention")
+            .expect("the pass ran");
+        assert_eq!(run.report.matches, 0, "window {window}: nothing blocked");
+        let inputs = inputs_for_seed(full.graph(), 3, 20, 7);
+        let expected = run_tract(&full.to_bytes().unwrap(), &inputs);
+        let actual = run_onnxruntime(&masked.to_bytes().unwrap(), &inputs);
+        assert_close(&format!("window {window}"), &actual, &expected, 1e-5);
+    }
+    // The widest blocked reach is still blocked.
+    let config = config_with_window(2 * MAX_BLOCKED_REACH);
+    let c = compiled(&config, &at_level(Level::O2));
+    let run = c
+        .report
+        .passes
+        .iter()
+        .find(|r| r.pass == "block_sliding_attention")
+        .unwrap();
+    assert!(
+        run.report.matches > 0,
+        "a reach of {MAX_BLOCKED_REACH} is blocked"
+    );
+}
