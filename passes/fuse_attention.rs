@@ -367,8 +367,10 @@ fn scores_from(g: &Graph, raw: Value, after: f32, mut chain: Vec<(Value, NodeId)
         Some(_) if sides_scaled => return None,
         // Q's heads may feed the bias too (DeBERTa's content-to-position
         // term reads them as the scores do, and common-subexpression
-        // elimination made the two one node).
+        // elimination made the two one node): before the scaling, or after
+        // it (then the bias is in the mask). They stay for that reader.
         Some(_) => {}
+        None if !only_read_by(g, q_side, &[product.node]) => {}
         None => {
             chain.push((q_side, product.node));
             chain.extend(q_chain);
@@ -480,12 +482,13 @@ fn match_at(g: &Graph, root: NodeId) -> Option<Match> {
         (merged, root),
     ]);
     // The relative bias reads Q and K split into heads; without one the
-    // splits belong to the pattern. A rotation stays (the Attention reads
-    // its output), and so does the split it reads. A repetition belongs to
-    // the pattern.
+    // splits belong to the pattern unless a term the mask carries reads
+    // them (DeBERTa's, added after the scaling). A rotation stays (the
+    // Attention reads its output), and so does the split it reads. A
+    // repetition belongs to the pattern.
     if bias.is_none() {
         for h in [&qs, &ks] {
-            if h.rotated.is_none() && h.repeated.is_none() {
+            if h.rotated.is_none() && h.repeated.is_none() && only_read_by(g, h.split, &[h.transpose]) {
                 chain.push((h.split, h.transpose));
             }
         }

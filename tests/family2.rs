@@ -8,6 +8,7 @@
 mod common;
 
 use bertc::config::BertConfig;
+use bertc::ir::{BinaryOp, Op};
 use bertc::passes::{Level, Target};
 use bertc::pipeline::{at_level, compile, BuildOptions, PipelineOptions};
 use bertc::quantize::{CalibrationMethod, Form, Precision};
@@ -688,6 +689,33 @@ fn attention_and_layer_norms_fuse_at_o2() {
         );
         // Nothing of a decomposed norm is left: its Sqrt is gone.
         assert_eq!(h.get("Sqrt"), None, "{case}: {h:?}");
+        if case.starts_with("deberta") {
+            relative_terms_are_not_scaled(case);
+        }
+    }
+}
+
+/// DeBERTa's relative terms reach the fused attention divided through their
+/// tables: onnxruntime's file (attention kept fused) scales no [B, h, S, S]
+/// value (that Mul cost a pass over 12.6 MB a layer at S = 512).
+fn relative_terms_are_not_scaled(case: &str) {
+    let options = PipelineOptions {
+        target: Target::Onnxruntime,
+        ..at_level(Level::O2)
+    };
+    let c = compiled(case, &options);
+    let g = c.graph();
+    let seq = bertc::ir::Dim::sym(bertc::ir::SEQUENCE);
+    for id in g.node_ids() {
+        let node = g.node(id);
+        let d = node.outputs[0].shape.dims();
+        let square = d.len() == 4 && d[2] == seq && d[3] == seq;
+        let scaling = matches!(node.op, Op::Binary(BinaryOp::Mul | BinaryOp::Div));
+        assert!(
+            !(square && scaling),
+            "{case}: {} scales the scores' terms",
+            node.name
+        );
     }
 }
 

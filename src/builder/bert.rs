@@ -258,16 +258,26 @@ impl Builder<'_> {
         let mut scores = self.g.add(&format!("{p}.scores"), Op::MatMul, &[q, k])?;
         let q_split = self.g.inputs_of(q.node)[0].expect("transpose input");
         let k_split = self.g.inputs_of(k.node)[0].expect("transpose input");
-        let relative = match self.config.position_embedding_type {
-            PositionEmbeddingType::Absolute => self.disentangled_scores(q_split, k_split, p)?,
-            _ => Some(self.relative_position_scores(q_split, k_split, p)?),
-        };
-        if let Some(bias) = relative {
-            scores = self.binary(&format!("{p}.relative_scores"), BinaryOp::Add, scores, bias)?;
-        }
         let divisor = head_size * self.config.disentangled.as_ref().map_or(1, |d| d.scale_factor());
         let scale = self.scalar(&format!("{p}.scale"), (divisor as f32).sqrt())?;
-        let scores = self.binary(&format!("{p}.scaled"), BinaryOp::Div, scores, scale)?;
+        let scores = match self.config.position_embedding_type {
+            // DeBERTa's relative terms come out already divided by the
+            // scale (through their tables) and are added after it.
+            PositionEmbeddingType::Absolute => {
+                let scaled = self.binary(&format!("{p}.scaled"), BinaryOp::Div, scores, scale)?;
+                match self.disentangled_scores(q_split, k_split, scale, p)? {
+                    Some(bias) => {
+                        self.binary(&format!("{p}.relative_scores"), BinaryOp::Add, scaled, bias)?
+                    }
+                    None => scaled,
+                }
+            }
+            _ => {
+                let bias = self.relative_position_scores(q_split, k_split, p)?;
+                scores = self.binary(&format!("{p}.relative_scores"), BinaryOp::Add, scores, bias)?;
+                self.binary(&format!("{p}.scaled"), BinaryOp::Div, scores, scale)?
+            }
+        };
         let scores = self.binary(&format!("{p}.masked"), BinaryOp::Add, scores, mask)?;
         let probs = self
             .g

@@ -8,8 +8,14 @@
 //!              c2p and p2c projections (its key and query Linears, biases
 //!              included, under share_att_key)
 //! c2p[i, j]  = q_i · PK[r[i, j]]        p2c[i, j] = k_j · PQ[r[i, j]]
-//! scores     = (q_i · k_j + c2p + p2c) / √(d · (1 + |pos_att_type|))
+//! scores     = q_i · k_j / σ + c2p + p2c      σ = √(d · (1 + |pos_att_type|))
 //! ```
+//!
+//! with PK and PQ divided by σ before their products: transformers divides
+//! each gathered term by σ, the same up to rounding, and here the division
+//! falls on the constant tables (runtimes fold it at load) instead of a
+//! [B, h, S, S] tensor per layer; the fused attention then reads the terms
+//! and the mask as one additive term, in the form DeBERTa's exports have.
 //!
 //! The bucket of every distance is computed here, in Rust, with torch's f32
 //! operations, into a constant lookup table the graph reads by the
@@ -32,8 +38,8 @@
 //! every layer. (The earlier form, one `Gather` of the flattened
 //! [B, h, S·2span] product by `i·2span + r[i, j]`, gathers single elements
 //! through a slice-copying kernel: 4.2× slower in onnxruntime at S = 128,
-//! 1.6× at S = 512.) The sum `c2p + p2c` is added to Q·Kᵀ before the
-//! scaling, the form fuse_attention folds into the fused Attention's mask.
+//! 1.6× at S = 512.) The sum `c2p + p2c` is added to the scaled Q·Kᵀ,
+//! the form fuse_attention folds into the fused Attention's mask.
 //!
 //! Masking: transformers fills masked scores with `finfo.min` under the 2-D
 //! mask `m_i · m_j`, so a padded query sees no key and attends uniformly
@@ -277,6 +283,7 @@ impl Builder<'_> {
         &mut self,
         q_split: Value,
         k_split: Value,
+        scale: Value,
         p: &str,
     ) -> Result<Option<Value>, BuildError> {
         let (Some(spec), Some(d), Some(shared)) = (
@@ -297,7 +304,14 @@ impl Builder<'_> {
                 true => format!("{p}.key"),
                 false => format!("{p}.{}", layer_part(spec.c2p_projection)),
             };
-            let c2p = self.relative_term(q_split, table, rows, &proj, c2p_index, &format!("{p}.c2p"))?;
+            let c2p = self.relative_term(
+                q_split,
+                (table, scale),
+                rows,
+                &proj,
+                c2p_index,
+                &format!("{p}.c2p"),
+            )?;
             terms.push(c2p);
         }
         if d.p2c() {
@@ -307,7 +321,14 @@ impl Builder<'_> {
             };
             // Gathered key-major ([.., j, i]), as transformers does, then
             // transposed to the scores' [.., i, j].
-            let by_key = self.relative_term(k_split, table, rows, &proj, p2c_index, &format!("{p}.p2c"))?;
+            let by_key = self.relative_term(
+                k_split,
+                (table, scale),
+                rows,
+                &proj,
+                p2c_index,
+                &format!("{p}.p2c"),
+            )?;
             terms.push(self.g.add(
                 &format!("{p}.p2c.by_query"),
                 Op::Transpose {
@@ -329,13 +350,13 @@ impl Builder<'_> {
     }
 
     /// One relative term: `x` ([B, S, heads, d]) against the table projected
-    /// by `proj` ([2span, heads, d]) and cut to the `rows` S reads, every
-    /// pair (query or key, row), then the row of each (i, j) gathered
-    /// through `index`.
+    /// by `proj` ([2span, heads, d]), divided by the scores' `scale` and cut
+    /// to the `rows` S reads, every pair (query or key, row), then the row
+    /// of each (i, j) gathered through `index`.
     fn relative_term(
         &mut self,
         x: Value,
-        table: Value,
+        (table, scale): (Value, Value),
         rows: RowBounds,
         proj: &str,
         index: Value,
@@ -357,6 +378,12 @@ impl Builder<'_> {
             &format!("{name}.positions.heads_first"),
             Op::Transpose { perm: vec![1, 0, 2] },
             &[positions],
+        )?;
+        let positions = self.binary(
+            &format!("{name}.positions.scaled"),
+            BinaryOp::Div,
+            positions,
+            scale,
         )?;
         // The whole projected table is computed from constants (runtimes
         // fold it at load); the cut is taken after it, so it stays so. Cut
