@@ -25,6 +25,17 @@ fn config_with_window(local_attention: usize) -> BertConfig {
     BertConfig::from_json_str(&json.to_string(), "test").unwrap()
 }
 
+/// How many sliding layers `block_sliding_attention` rewrote in `c`.
+fn blocked_layers(c: &bertc::pipeline::Compiled) -> usize {
+    c.report
+        .passes
+        .iter()
+        .find(|r| r.pass == "block_sliding_attention")
+        .expect("the pass ran")
+        .report
+        .matches
+}
+
 fn compiled(config: &BertConfig, options: &PipelineOptions) -> bertc::pipeline::Compiled {
     let weights = fixture(&format!("family2/{CASE}/model.safetensors"));
     let opts = BuildOptions {
@@ -50,16 +61,8 @@ fn the_band_form_computes_the_masked_form_at_every_length() {
                 ..at_level(Level::O2)
             };
             let banded = compiled(&config, &options);
-            let run = banded
-                .report
-                .passes
-                .iter()
-                .find(|r| r.pass == "block_sliding_attention")
-                .expect("the pass ran");
-            assert_eq!(
-                run.report.matches, sliding,
-                "window {window}: sliding layers blocked"
-            );
+            let blocked = blocked_layers(&banded);
+            assert_eq!(blocked, sliding, "window {window}: sliding layers blocked");
             // No [S, S] value in a sliding layer, nor the [S, S] window mask
             // they shared (global layers keep their scores).
             let g = banded.graph();
@@ -114,13 +117,8 @@ fn only_sliding_layers_are_blocked() {
         BertConfig::from_json_str(&json.to_string(), "test").unwrap()
     };
     let c = compiled(&all_global, &at_level(Level::O2));
-    let run = c
-        .report
-        .passes
-        .iter()
-        .find(|r| r.pass == "block_sliding_attention")
-        .unwrap();
-    assert_eq!(run.report.matches, 0);
+    let blocked = blocked_layers(&c);
+    assert_eq!(blocked, 0);
     let attention = c
         .graph()
         .node_ids()
@@ -147,13 +145,8 @@ fn a_window_too_wide_to_block_keeps_the_masked_form() {
             ..at_level(Level::O2)
         };
         let masked = compiled(&config, &options);
-        let run = masked
-            .report
-            .passes
-            .iter()
-            .find(|r| r.pass == "block_sliding_attention")
-            .expect("the pass ran");
-        assert_eq!(run.report.matches, 0, "window {window}: nothing blocked");
+        let blocked = blocked_layers(&masked);
+        assert_eq!(blocked, 0, "window {window}: nothing blocked");
         let inputs = inputs_for_seed(full.graph(), 3, 20, 7);
         let expected = run_tract(&full.to_bytes().unwrap(), &inputs);
         let actual = run_onnxruntime(&masked.to_bytes().unwrap(), &inputs);
@@ -162,14 +155,6 @@ fn a_window_too_wide_to_block_keeps_the_masked_form() {
     // The widest blocked reach is still blocked.
     let config = config_with_window(2 * MAX_BLOCKED_REACH);
     let c = compiled(&config, &at_level(Level::O2));
-    let run = c
-        .report
-        .passes
-        .iter()
-        .find(|r| r.pass == "block_sliding_attention")
-        .unwrap();
-    assert!(
-        run.report.matches > 0,
-        "a reach of {MAX_BLOCKED_REACH} is blocked"
-    );
+    let blocked = blocked_layers(&c);
+    assert!(blocked > 0, "a reach of {MAX_BLOCKED_REACH} is blocked");
 }
