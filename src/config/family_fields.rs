@@ -3,14 +3,13 @@
 //! named back as the family's file spells the field, and the rules the
 //! family-only fields must satisfy.
 
+use super::fields::Fields;
+use super::{BertConfig, ConfigError, MAX_LAYERS};
 use crate::family::{ConfigAdapter, ConfigValue, Family, LayerPath, Positions, MPNET_BUCKETS};
 
 /// The farthest relative distance DeBERTa's configs may set (span or log
 /// range): the graph holds a lookup entry per distance each way.
-pub const MAX_RELATIVE_DISTANCE: usize = 1 << 16;
-
-use super::fields::Fields;
-use super::{BertConfig, ConfigError, MAX_LAYERS};
+const MAX_RELATIVE_DISTANCE: usize = 1 << 16;
 
 type RawFields = serde_json::Map<String, serde_json::Value>;
 
