@@ -35,6 +35,7 @@ mod quantize_attention;
 mod quantize_int8;
 mod quantize_int8_onnxruntime;
 mod quantize_int8_qdq;
+mod quantize_relative_products;
 mod query_key_mask;
 mod remove_identities;
 mod rotary;
@@ -78,6 +79,7 @@ pub use quantize_int8_onnxruntime::{
     OUTLIER_CHANNEL_SPREAD, OUTLIER_ROW_SPREAD, SMOOTHING_ALPHA_ONNXRUNTIME,
 };
 pub use quantize_int8_qdq::{outlier_channels, QuantizeInt8Qdq, OUTLIER_RANGE_FACTOR};
+pub use quantize_relative_products::QuantizeRelativeProducts;
 pub use remove_identities::RemoveIdentities;
 pub use split_packed_linear::SplitPackedLinear;
 pub use to_fp16::ToFp16;

@@ -261,3 +261,21 @@ impl SharedInts {
         Ok(c)
     }
 }
+
+/// Whether `v` is computed from constants only: no graph input reaches it
+/// (runtimes fold such a value once, at load).
+pub fn computed_from_constants(g: &Graph, v: Value) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![v.node];
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        match g.node(id).op {
+            Op::Input => return false,
+            Op::Constant(_) => {}
+            _ => stack.extend(g.inputs_of(id).into_iter().flatten().map(|v| v.node)),
+        }
+    }
+    true
+}

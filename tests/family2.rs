@@ -510,14 +510,12 @@ fn through_the_gate_with(
         ..at_level(Level::O2)
     };
     // Cases that lose enough more in int8 attention that auto keeps more
-    // Linears f32: DeBERTa v1's classifier (two logits per sequence, the
-    // row cosine that turns fastest; 0.986 all quantized in onnxruntime's
-    // form), ModernBERT's token classifier (five logits per token; 0.981),
+    // Linears f32: ModernBERT's token classifier (five logits per token;
+    // 0.981 all quantized in onnxruntime's form),
     // and in OpenVINO's static form, whose V is clipped where a gate input
     // exceeds the calibrated range, nomic-mlm and gte-cls (one each);
     // ModernBERT's and Jina's classifiers pass it all quantized there.
     let most = match (case, attention, target) {
-        ("deberta-v1-cls", true, Target::Onnxruntime) => 2,
         ("modernbert-tok", true, Target::Onnxruntime) => 1,
         ("deberta-v1-cls" | "nomic-mlm" | "gte-cls", true, Target::Openvino) => 1,
         ("modernbert-tok" | "jina-v3-cls", true, Target::Openvino) => 0,
@@ -764,7 +762,8 @@ fn every_int8_form_quantizes_the_bias_free_linears() {
 
 /// `--quantize-attention`: in onnxruntime's dynamic form, every layer that
 /// scores all the keys gets its Q·Kᵀ and P·V as integer products (two
-/// MatMulInteger on run-time operands), ModernBERT's sliding layers (a few
+/// MatMulInteger on run-time operands; DeBERTa's c2p and p2c products
+/// against the position table one more each), ModernBERT's sliding layers (a few
 /// keys per block after `block_sliding_attention`) keep their f32
 /// `Attention`, and every case holds the same gate as without it, keeping
 /// no more Linears f32 under `--quantize-skip auto` but in two cases (one
@@ -790,6 +789,12 @@ fn int8_attention_quantizes_every_full_attention_through_the_gate() {
         let sliding = (0..layers)
             .filter(|&i| config.layer_attention(i) == bertc::config::LayerAttention::SlidingAttention)
             .count();
+        // DeBERTa's relative terms, each a product against its table.
+        let relative = config
+            .disentangled
+            .as_ref()
+            .filter(|d| d.relative_attention)
+            .map_or(0, |d| usize::from(d.c2p()) + usize::from(d.p2c()));
         let static_ = Form::Int8Static(CalibrationMethod::MinMax);
         for (form, target) in [
             (Form::Int8Dynamic, Target::Onnxruntime),
@@ -800,22 +805,29 @@ fn int8_attention_quantizes_every_full_attention_through_the_gate() {
             let g = c.graph();
             let h = g.op_histogram();
             assert_eq!(int8_weights(g) + kept, int8_linears, "{what}");
-            let products = match target {
-                // Integer products of two run-time operands.
+            let (products, expected) = match target {
+                // Integer products of two run-time operands; DeBERTa's
+                // relative products (the table's side quantized from
+                // constants, at load) only in this form.
                 Target::Onnxruntime => {
                     let attention = h.get("Attention").copied().unwrap_or(0);
                     assert_eq!(attention, sliding, "{what}: {h:?}");
-                    g.node_ids()
+                    let products = g
+                        .node_ids()
                         .filter(|&id| g.node(id).op == Op::MatMulInteger && computed(g, id, false))
-                        .count()
+                        .count();
+                    (products, 2 * (layers - sliding) + relative * layers)
                 }
                 // MatMuls of two dequantized run-time operands.
-                _ => g
-                    .node_ids()
-                    .filter(|&id| g.node(id).op == Op::MatMul && computed(g, id, true))
-                    .count(),
+                _ => {
+                    let products = g
+                        .node_ids()
+                        .filter(|&id| g.node(id).op == Op::MatMul && computed(g, id, true))
+                        .count();
+                    (products, 2 * (layers - sliding))
+                }
             };
-            assert_eq!(products, 2 * (layers - sliding), "{what}: {h:?}");
+            assert_eq!(products, expected, "{what}: {h:?}");
         }
     }
 }

@@ -778,6 +778,117 @@ fn quantize_attention_keeps_spread_attention_and_leaves_short_keys() {
     }
 }
 
+/// `quantize_relative_products` (run by `--quantize-attention` in
+/// onnxruntime's form, not by name): a product of run-time heads against
+/// the rows of a table computed from constants, cut by run-time bounds
+/// (DeBERTa's c2p and p2c), becomes an integer product whose every
+/// column — every table row — keeps its precision, rows a thousand times
+/// smaller than others included (one scale for the table would round them
+/// to zero); a table that depends on an input is left alone.
+#[test]
+fn quantize_relative_products_keeps_every_table_row() {
+    use bertc::ir::{BinaryOp, DType, Shape, Tensor};
+    use bertc::passes::{DeadNodeElimination, QuantizeRelativeProducts};
+    use bertc::runtime::{HostTensor, NamedTensors};
+    let (heads, rows, d, s) = (2usize, 9usize, 8usize, 5usize);
+    let mut state = 11u64;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    };
+    // Row r of each head at magnitude 10^(r mod 4 − 1): 0.1 to 100.
+    let table: Vec<f32> = (0..heads * rows * d)
+        .map(|i| next() * 10f32.powi(((i / d) % rows % 4) as i32 - 1))
+        .collect();
+    let x: Vec<f32> = (0..heads * s * d).map(|_| next()).collect();
+    let graph = |table_from_input: bool| {
+        let mut g = Graph::new();
+        let x = g
+            .add_input("x", DType::F32, Shape::fixed(&[1, heads, s, d]))
+            .unwrap();
+        // The rows read, from x's length as DeBERTa's lookups give them:
+        // [S − 4, S + 3) = [1, 8) of 9.
+        let shape = g.add("x_shape", Op::Shape, &[x]).unwrap();
+        let int = |g: &mut Graph, name: &str, v: i64| g.add_const(name, Tensor::vec_i64(&[v])).unwrap();
+        let (two, three, four) = (
+            int(&mut g, "two", 2),
+            int(&mut g, "three", 3),
+            int(&mut g, "four", 4),
+        );
+        let zero = int(&mut g, "zero", 0);
+        let length = g.add("length", Op::Slice, &[shape, two, three, zero]).unwrap();
+        let first = g
+            .add("first", Op::Binary(BinaryOp::Sub), &[length, four])
+            .unwrap();
+        let end = g.add("end", Op::Binary(BinaryOp::Add), &[length, three]).unwrap();
+        let t = g
+            .add_const("table", Tensor::from_f32(vec![heads, rows, d], &table))
+            .unwrap();
+        // Computed from constants (as DeBERTa's scaled projection), or not.
+        let divisor = match table_from_input {
+            false => g.add_const("scale", Tensor::scalar_f32(2.0)).unwrap(),
+            true => g.add_input("scale", DType::F32, Shape::fixed(&[])).unwrap(),
+        };
+        let t = g
+            .add("table.scaled", Op::Binary(BinaryOp::Div), &[t, divisor])
+            .unwrap();
+        let axis = g.add_const("rows_axis", Tensor::vec_i64(&[1])).unwrap();
+        let cut = g
+            .add("table.rows_read", Op::Slice, &[t, first, end, axis])
+            .unwrap();
+        let t = g
+            .add("table.transpose", Op::Transpose { perm: vec![0, 2, 1] }, &[cut])
+            .unwrap();
+        let out = g.add("all_rows", Op::MatMul, &[x, t]).unwrap();
+        g.set_output("all_rows", out);
+        g
+    };
+    let mut from_input = graph(true);
+    let runs = PassManager::new()
+        .with(QuantizeRelativeProducts)
+        .run(&mut from_input)
+        .unwrap();
+    assert_eq!(runs[0].report.matches, 0, "a table read from an input");
+
+    let before = graph(false);
+    let mut after = before.clone();
+    let runs = PassManager::new()
+        .with(QuantizeRelativeProducts)
+        .with(DeadNodeElimination)
+        .verify_each(true)
+        .run(&mut after)
+        .unwrap();
+    assert_eq!(runs[0].report.matches, 1);
+    let h = after.op_histogram();
+    assert_eq!(h.get("MatMul"), None, "{h:?}");
+    assert_eq!(h.get("MatMulInteger"), Some(&1), "{h:?}");
+    let (first, end) = (1, 8);
+    let mut inputs = NamedTensors::new();
+    inputs.insert("x".into(), HostTensor::f32(vec![1, heads, s, d], x.clone()));
+    let reference = run_onnxruntime(&export_bytes(&before, ExportOptions::default()).unwrap(), &inputs);
+    let read = (end - first) as usize;
+    assert_eq!(reference["all_rows"].shape, vec![1, heads, s, read]);
+    let bytes = export_bytes(&after, ExportOptions::default()).unwrap();
+    for (runtime, actual) in [
+        ("tract", run_tract(&bytes, &inputs)),
+        ("onnxruntime", run_onnxruntime(&bytes, &inputs)),
+    ] {
+        let (a, e) = (actual["all_rows"].to_f32(), reference["all_rows"].to_f32());
+        // Each column (one table row against every query of a head).
+        let column = |v: &[f32], h: usize, c: usize| -> Vec<f32> {
+            (0..s).map(|i| v[(h * s + i) * read + c]).collect()
+        };
+        let worst = (0..heads)
+            .flat_map(|h| (0..read).map(move |c| (h, c)))
+            .map(|(h, c)| bertc::quantize::cosine(&column(&a, h, c), &column(&e, h, c)))
+            .fold(f64::INFINITY, nan_is_worst);
+        eprintln!("`quantize_relative_products` in {runtime}: worst column cosine {worst:.6}");
+        assert!(worst >= 0.999, "{runtime}: worst column cosine {worst}");
+    }
+}
+
 /// The worst cosine of any last-axis row of any output.
 fn worst_row_cosine(actual: &bertc::runtime::NamedTensors, reference: &bertc::runtime::NamedTensors) -> f64 {
     let mut worst = f64::INFINITY;

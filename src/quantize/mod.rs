@@ -156,8 +156,12 @@ pub fn precision_passes(
                     &calibrated.row_spread,
                 )),
             });
+            // DeBERTa's relative products with the attention's own: both
+            // are the attention's products the flag asks for.
             match precision.attention {
-                true => pm.with(QuantizeAttention { static_ranges: None }),
+                true => pm
+                    .with(QuantizeAttention { static_ranges: None })
+                    .with(crate::passes::QuantizeRelativeProducts),
                 false => pm,
             }
         }
