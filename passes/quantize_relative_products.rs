@@ -1,7 +1,8 @@
-//! `quantize_relative_products` (`--quantize-attention`, onnxruntime's
-//! dynamic int8 form): DeBERTa's relative terms' products — a query's or
-//! key's heads against the rows of a projected position table — as 8-bit
-//! integer products:
+//! `quantize_relative_products` (onnxruntime's dynamic int8 form): DeBERTa's
+//! relative terms' products — a query's or key's heads against the rows of
+//! a projected position table — as 8-bit integer products, as the linears'
+//! products against their weights are (the tables are weights too: the
+//! relative embeddings through the layer's key and query projections):
 //!
 //! ```text
 //! x  [B, h, S, d] · T[:, rows, :]ᵀ          T [h, R, d], computed from constants
@@ -12,11 +13,12 @@
 //! Cast<f32>(MatMulInteger(xq, tq[:, rows, :]ᵀ, xz)) · (xs · a[:, rows, :]ᵀ / 127)
 //! ```
 //!
-//! Why. With the attention's own products in int8 (`quantize_attention`),
-//! DeBERTa-v3-base's int8 run at S=512 still spent 86 ms of ~590 in these
-//! f32 products (onnxruntime 1.32, Zen 4, 2 threads, `ort_profile.py`),
-//! so the int8 file stayed at 0.50× of the f32 one; in u8 × s8 they run in
-//! the linears' kernels (0.45× measured on the same file).
+//! Why. Left f32, they were what kept DeBERTa's int8 file from halving its
+//! time: DeBERTa-v3-base at S=512 spent 86 ms of ~590 in them with the
+//! attention's own products int8 (onnxruntime 1.32, Zen 4, 2 threads,
+//! `ort_profile.py`). In u8 × s8 (one interleaved run, int8 / fp32): S=512
+//! 0.50 → 0.46, S=128 0.37 → 0.36, B=8 S=64 0.39 → 0.34; with
+//! `--quantize-attention` S=512 0.49 → 0.46.
 //!
 //! Why per row: the table's rows are positions, whose projections differ
 //! in size; one scale for the whole table cost deberta-v3-cls's worst row
@@ -37,7 +39,11 @@ use super::pattern::{computed_from_constants, constant, input};
 use super::quantize_int8::MIN_ABSMAX;
 use super::{Pass, PassReport};
 
-pub struct QuantizeRelativeProducts;
+pub struct QuantizeRelativeProducts {
+    /// `--quantize-skip`'s patterns: a product whose name contains one
+    /// (`encoder.layer.3.attention`, `c2p`) stays f32, as a Linear would.
+    pub skip: Vec<String>,
+}
 
 impl Pass for QuantizeRelativeProducts {
     fn name(&self) -> &'static str {
@@ -45,7 +51,15 @@ impl Pass for QuantizeRelativeProducts {
     }
 
     fn run(&self, g: &mut Graph) -> Result<PassReport, IrError> {
-        let matches: Vec<Match> = g.node_ids().filter_map(|id| match_at(g, id)).collect();
+        let kept = |g: &Graph, m: &Match| {
+            let name = &g.node(m.product).name;
+            self.skip.iter().any(|p| name.contains(p.as_str()))
+        };
+        let matches: Vec<Match> = g
+            .node_ids()
+            .filter_map(|id| match_at(g, id))
+            .filter(|m| !kept(g, m))
+            .collect();
         let before = g.node_count();
         // One quantized table per table: p2c and c2p of one layer read
         // different tables, but a table read twice is quantized once.

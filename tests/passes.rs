@@ -778,13 +778,14 @@ fn quantize_attention_keeps_spread_attention_and_leaves_short_keys() {
     }
 }
 
-/// `quantize_relative_products` (run by `--quantize-attention` in
-/// onnxruntime's form, not by name): a product of run-time heads against
+/// `quantize_relative_products` (run by onnxruntime's dynamic int8 form,
+/// not by name): a product of run-time heads against
 /// the rows of a table computed from constants, cut by run-time bounds
 /// (DeBERTa's c2p and p2c), becomes an integer product whose every
 /// column — every table row — keeps its precision, rows a thousand times
 /// smaller than others included (one scale for the table would round them
-/// to zero); a table that depends on an input is left alone.
+/// to zero); a table that depends on an input, or a product a
+/// `--quantize-skip` pattern names, is left alone.
 #[test]
 fn quantize_relative_products_keeps_every_table_row() {
     use bertc::ir::{BinaryOp, DType, Shape, Tensor};
@@ -846,16 +847,21 @@ fn quantize_relative_products_keeps_every_table_row() {
         g
     };
     let mut from_input = graph(true);
-    let runs = PassManager::new()
-        .with(QuantizeRelativeProducts)
-        .run(&mut from_input)
-        .unwrap();
+    let none = || QuantizeRelativeProducts { skip: Vec::new() };
+    let runs = PassManager::new().with(none()).run(&mut from_input).unwrap();
     assert_eq!(runs[0].report.matches, 0, "a table read from an input");
+    // `--quantize-skip` naming the product keeps it f32.
+    let mut skipped = graph(false);
+    let skip = QuantizeRelativeProducts {
+        skip: vec!["all_rows".into()],
+    };
+    let runs = PassManager::new().with(skip).run(&mut skipped).unwrap();
+    assert_eq!(runs[0].report.matches, 0, "a product --quantize-skip names");
 
     let before = graph(false);
     let mut after = before.clone();
     let runs = PassManager::new()
-        .with(QuantizeRelativeProducts)
+        .with(none())
         .with(DeadNodeElimination)
         .verify_each(true)
         .run(&mut after)

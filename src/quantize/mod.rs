@@ -156,14 +156,13 @@ pub fn precision_passes(
                     &calibrated.row_spread,
                 )),
             });
-            // DeBERTa's relative products with the attention's own: both
-            // are the attention's products the flag asks for.
-            match precision.attention {
-                true => pm
-                    .with(QuantizeAttention { static_ranges: None })
-                    .with(crate::passes::QuantizeRelativeProducts),
+            let pm = match precision.attention {
+                true => pm.with(QuantizeAttention { static_ranges: None }),
                 false => pm,
-            }
+            };
+            // DeBERTa's c2p and p2c: products against constant tables,
+            // int8 like the linears' products against their weights.
+            pm.with(crate::passes::QuantizeRelativeProducts { skip: skip.to_vec() })
         }
         Form::Int8Dynamic => PassManager::new().with(QuantizeInt8 {
             activations: ActivationScales::Dynamic,
