@@ -79,7 +79,7 @@ pub use quantize_int8_onnxruntime::{
     OUTLIER_CHANNEL_SPREAD, OUTLIER_ROW_SPREAD, SMOOTHING_ALPHA_ONNXRUNTIME,
 };
 pub use quantize_int8_qdq::{outlier_channels, QuantizeInt8Qdq, OUTLIER_RANGE_FACTOR};
-pub use quantize_relative_products::QuantizeRelativeProducts;
+pub use quantize_relative_products::{relative_product_names, QuantizeRelativeProducts};
 pub use remove_identities::RemoveIdentities;
 pub use split_packed_linear::SplitPackedLinear;
 pub use to_fp16::ToFp16;

@@ -41,7 +41,8 @@ use super::{Pass, PassReport};
 
 pub struct QuantizeRelativeProducts {
     /// `--quantize-skip`'s patterns: a product whose name contains one
-    /// (`encoder.layer.3.attention`, `c2p`) stays f32, as a Linear would.
+    /// (`c2p.all_rows`, `layer.3.attention.self.p2c`) stays f32, as a
+    /// Linear would.
     pub skip: Vec<String>,
 }
 
@@ -88,6 +89,15 @@ impl Pass for QuantizeRelativeProducts {
             nodes_removed: 0,
         })
     }
+}
+
+/// The names of the products the pass rewrites (the MatMuls), which
+/// `--quantize-skip` patterns may name.
+pub fn relative_product_names(g: &Graph) -> Vec<String> {
+    g.node_ids()
+        .filter_map(|id| match_at(g, id))
+        .map(|m| g.node(m.product).name.clone())
+        .collect()
 }
 
 struct Match {

@@ -766,6 +766,59 @@ fn every_int8_form_quantizes_the_bias_free_linears() {
     }
 }
 
+/// DeBERTa's relative products are int8 in onnxruntime's dynamic form, and
+/// `--quantize-skip` can name them as it names Linears: `c2p.all_rows` (a
+/// product's name) keeps each layer's c2p product f32, its p2c int8; where
+/// no form makes them int8 (tract's), the same pattern names nothing and is
+/// refused as a typo.
+#[test]
+fn quantize_skip_names_deberta_s_relative_products() {
+    use bertc::ir::{Graph, NodeId, Op};
+    use bertc::quantize::Skip;
+    let case = "deberta-v3-base";
+    let config = BertConfig::from_path(&case_dir(case).join("config.json")).unwrap();
+    let layers = config.num_hidden_layers;
+    // MatMulInteger whose right operand is no constant: the relative
+    // products (the attention stays f32 without --quantize-attention).
+    let relative = |g: &Graph| {
+        let computed =
+            |id: NodeId| g.inputs_of(id)[1].is_some_and(|v| !matches!(g.node(v.node).op, Op::Constant(_)));
+        g.node_ids()
+            .filter(|&id| g.node(id).op == Op::MatMulInteger && computed(id))
+            .count()
+    };
+    let options = |skip: &[&str], target: Target| PipelineOptions {
+        precision: Precision {
+            skip: Skip::Layers(skip.iter().map(|s| s.to_string()).collect()),
+            ..Precision::new(Form::Int8Dynamic)
+        },
+        target,
+        ..at_level(Level::O2)
+    };
+    let all = compiled(case, &options(&[], Target::Onnxruntime));
+    assert_eq!(relative(all.graph()), 2 * layers, "c2p and p2c in every layer");
+    let skipped = compiled(case, &options(&["c2p.all_rows"], Target::Onnxruntime));
+    assert_eq!(relative(skipped.graph()), layers, "p2c only");
+    let opts = BuildOptions {
+        weights: Some(case_dir(case).join("model.safetensors")),
+        ..Default::default()
+    };
+    let refused = compile(
+        test_session(),
+        &config,
+        opts,
+        &options(&["c2p.all_rows"], Target::Portable),
+    );
+    match refused {
+        Err(e) => assert!(
+            e.to_string()
+                .contains("--quantize-skip `c2p.all_rows` matches none"),
+            "{e}"
+        ),
+        Ok(_) => panic!("`c2p.all_rows` accepted where no product is int8"),
+    }
+}
+
 /// `--quantize-attention`: in onnxruntime's dynamic form, every layer that
 /// scores all the keys gets its Q·Kᵀ and P·V as integer products (two
 /// MatMulInteger on run-time operands; DeBERTa's c2p and p2c products,

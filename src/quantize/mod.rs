@@ -74,7 +74,11 @@ pub fn apply(
         Skip::Layers(patterns) => {
             // A pattern that names no layer is a typo, not a choice: it
             // would quantize everything silently.
-            let names = crate::passes::linear_layer_names(g);
+            let mut names = crate::passes::linear_layer_names(g);
+            // DeBERTa's relative products, where the form makes them int8.
+            if precision.form == Form::Int8Dynamic && target == Target::Onnxruntime {
+                names.extend(crate::passes::relative_product_names(g));
+            }
             if let Some(p) = patterns
                 .iter()
                 .find(|p| !names.iter().any(|n| n.contains(p.as_str())))
