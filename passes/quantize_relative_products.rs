@@ -62,18 +62,10 @@ impl Pass for QuantizeRelativeProducts {
             .filter(|m| !kept(g, m))
             .collect();
         let before = g.node_count();
-        // One quantized table per table: p2c and c2p of one layer read
-        // different tables, but a table read twice is quantized once.
-        let mut quantized_tables: Vec<(Value, QuantizedTable)> = Vec::new();
+        // Each table is read by one product (every term projects the
+        // shared table through its own Linear).
         for m in &matches {
-            let table = match quantized_tables.iter().find(|(t, _)| *t == m.table) {
-                Some((_, q)) => *q,
-                None => {
-                    let q = quantize_table(g, m)?;
-                    quantized_tables.push((m.table, q));
-                    q
-                }
-            };
+            let table = quantize_table(g, m)?;
             let out = rewrite(g, m, table)?;
             g.replace_uses(
                 Value {
@@ -147,7 +139,6 @@ fn match_at(g: &Graph, id: NodeId) -> Option<Match> {
 }
 
 /// T as s8 with one scale per head and row, both [h, R, ·].
-#[derive(Clone, Copy)]
 struct QuantizedTable {
     values: Value,
     scales: Value,

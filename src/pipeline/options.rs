@@ -105,12 +105,15 @@ pub enum OptionError {
     EmptySkipPattern,
     #[error(
         "--quantize-skip `{pattern}` matches none of the model's {count} linear layers (they are named like \
-         {examples}); nothing was written"
+         {examples}){products}; nothing was written"
     )]
     SkipMatchesNothing {
         pattern: String,
         count: usize,
         examples: String,
+        /// The other products the form quantizes, when it has any:
+        /// ", nor its N relative-position products (named like …)".
+        products: String,
     },
     #[error("--target openvino takes int8 as calibrated QuantizeLinear/DequantizeLinear pairs: use --quantize static")]
     OpenvinoNeedsStatic,

@@ -74,20 +74,28 @@ pub fn apply(
         Skip::Layers(patterns) => {
             // A pattern that names no layer is a typo, not a choice: it
             // would quantize everything silently.
-            let mut names = crate::passes::linear_layer_names(g);
-            // DeBERTa's relative products, where the form makes them int8.
-            if precision.form == Form::Int8Dynamic && target == Target::Onnxruntime {
-                names.extend(crate::passes::relative_product_names(g));
-            }
-            if let Some(p) = patterns
-                .iter()
-                .find(|p| !names.iter().any(|n| n.contains(p.as_str())))
-            {
-                let examples: Vec<&str> = names.iter().take(3).map(String::as_str).collect();
+            let linears = crate::passes::linear_layer_names(g);
+            // DeBERTa's relative products, where the form makes them int8
+            // (precision_passes' onnxruntime dynamic form).
+            let products = match (precision.form, target) {
+                (Form::Int8Dynamic, Target::Onnxruntime) => crate::passes::relative_product_names(g),
+                _ => Vec::new(),
+            };
+            let named = |p: &String| linears.iter().chain(&products).any(|n| n.contains(p.as_str()));
+            if let Some(p) = patterns.iter().find(|p| !named(p)) {
+                let examples: Vec<&str> = linears.iter().take(3).map(String::as_str).collect();
+                let products = match products.first() {
+                    Some(first) => format!(
+                        ", nor its {} relative-position products (named like {first})",
+                        products.len()
+                    ),
+                    None => String::new(),
+                };
                 return Err(crate::pipeline::OptionError::SkipMatchesNothing {
                     pattern: p.clone(),
-                    count: names.len(),
+                    count: linears.len(),
                     examples: examples.join(", "),
+                    products,
                 }
                 .into());
             }
