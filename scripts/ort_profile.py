@@ -12,6 +12,9 @@ For each file: B×S inputs (ids in 5..1000, a full attention mask, token types 0
 products against constant weights: two files of one model do the same linear products, so
 floor / (the other file's total) is the best ratio any rewrite of everything else can reach.
 Node names have their layer index replaced by N, so "encoder.layer.N.attention.self" sums the layers.
+--kept REGEX (repeatable) names the other kernels no rewrite removes — matched against the
+"node [op]" key of --by node, e.g. '\[Attention\]' or 'LayerNorm' — and prints their time and their
+share of everything beside the products: the README's fp32 floor scales "the rest" by that share.
 
 Run it on a quiet machine (or at autogroup nice -20): the profile is a sequence, not interleaved.
 """
@@ -90,7 +93,10 @@ def main():
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--by", choices=["op", "node"], default="op")
     p.add_argument("--top", type=int, default=20)
+    p.add_argument("--kept", action="append", default=[], metavar="REGEX",
+                   help="kernels (their 'node [op]' key) no rewrite removes; repeatable")
     a = p.parse_args()
+    kept_patterns = [re.compile(k) for k in a.kept]
     print(f"onnxruntime {ort.__version__}, B={a.batch}, S={a.seq}, {a.threads} threads, {a.runs} profiled runs")
     for path in a.models:
         kernels, runs, wall = profile(path, a)
@@ -98,12 +104,16 @@ def main():
         by = collections.Counter()
         count = collections.Counter()
         floor = 0.0
+        kept = 0.0
         for e in kernels:
             node = e["name"][: -len("_kernel_time")]
             op = e["args"]["op_name"]
+            node_key = f"{LAYER.sub('layer.N', node)} [{op}]"
             if op in PRODUCTS and any(node == n or node.startswith(n) for n in linear):
                 floor += e["dur"]
-            key = op if a.by == "op" else f"{LAYER.sub('layer.N', node)} [{op}]"
+            elif any(k.search(node_key) for k in kept_patterns):
+                kept += e["dur"]
+            key = op if a.by == "op" else node_key
             by[key] += e["dur"]
             count[key] += 1
         total = sum(by.values())
@@ -111,6 +121,10 @@ def main():
               f"{len(kernels) // runs} kernels per run")
         print(f"  linear floor (products against weights): {floor / runs / 1e3:.1f} ms "
               f"({100 * floor / total:.1f} % of the kernel time)")
+        if kept_patterns:
+            rest = total - floor
+            print(f"  kept beside them (--kept): {kept / runs / 1e3:.1f} ms of the rest's "
+                  f"{rest / runs / 1e3:.1f} ms ({100 * kept / rest:.1f} %)")
         for k, v in by.most_common(a.top):
             print(f"  {k:60s} {v / runs / 1e3:8.2f} ms {100 * v / total:5.1f} %  x{count[k] // runs}")
 
