@@ -68,8 +68,10 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=7)
     a = p.parse_args()
-    if a.rows % 4:
-        p.error("--rows must be a multiple of 4 (the chains cut it in 2 and 4)")
+    if a.rows < 4 or a.rows % 4:
+        p.error("--rows must be a positive multiple of 4 (the chains cut it in 2 and 4)")
+    if min(a.k, a.n, a.pairs, a.threads, a.rounds) < 1:
+        p.error("--k, --n, --pairs, --threads and --rounds must be at least 1")
     cases = {
         "warm (1 pair)": (chain(a, 1, 1, np.random.default_rng(0)), 1),
         f"cold ({a.pairs} pairs)": (chain(a, a.pairs, 1, np.random.default_rng(0)), a.pairs),

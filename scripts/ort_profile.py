@@ -84,6 +84,13 @@ def profile(path, a):
     return kernels, runs, float(np.median(walls)) * 1e3
 
 
+def regex(text):
+    try:
+        return re.compile(text)
+    except re.error as e:
+        raise argparse.ArgumentTypeError(f"not a regular expression ({e}): {text!r}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("models", nargs="+")
@@ -93,10 +100,10 @@ def main():
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--by", choices=["op", "node"], default="op")
     p.add_argument("--top", type=int, default=20)
-    p.add_argument("--kept", action="append", default=[], metavar="REGEX",
+    p.add_argument("--kept", action="append", default=[], metavar="REGEX", type=regex,
                    help="kernels (their 'node [op]' key) no rewrite removes; repeatable")
     a = p.parse_args()
-    kept_patterns = [re.compile(k) for k in a.kept]
+    kept_patterns = a.kept
     print(f"onnxruntime {ort.__version__}, B={a.batch}, S={a.seq}, {a.threads} threads, {a.runs} profiled runs")
     for path in a.models:
         kernels, runs, wall = profile(path, a)
